@@ -1,0 +1,68 @@
+//! Errors of the native core. Each variant says what failed and, where there is
+//! one, what the caller can do about it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A system call failed; `op` names it, `errno` is the raw error number.
+    Os { op: &'static str, errno: i32 },
+    /// An argument was out of range; the message names it.
+    InvalidArgument(String),
+    /// The operation needs a privilege or kernel feature that is absent.
+    NotPermitted(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The errno of the last failed libc call, tagged with the operation name.
+    pub fn last_os(op: &'static str) -> Self {
+        Error::Os {
+            op,
+            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        }
+    }
+
+    /// A stable short code for the TypeScript layer (`EINVAL`, `EPERM`, `ENOMEM`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Os { errno, .. } => errno_name(*errno),
+            Error::InvalidArgument(_) => "EINVAL",
+            Error::NotPermitted(_) => "EPERM",
+        }
+    }
+}
+
+fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EINVAL => "EINVAL",
+        libc::EBUSY => "EBUSY",
+        libc::EAGAIN => "EAGAIN",
+        libc::EBADF => "EBADF",
+        libc::ENOSYS => "ENOSYS",
+        libc::EADDRINUSE => "EADDRINUSE",
+        _ => "EIO",
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os { op, errno } => write!(
+                f,
+                "{op} failed: {} ({})",
+                std::io::Error::from_raw_os_error(*errno),
+                errno_name(*errno)
+            ),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::NotPermitted(m) => write!(f, "not permitted: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,12 @@
+//! storkit-core: the native capabilities storkit needs that Node 20 lacks.
+//!
+//! This crate has no napi dependency (the binding lives in `storkit-napi`), so
+//! everything here is testable with plain `cargo test`. `unsafe` is confined to
+//! small functions, each with a `// SAFETY:` note.
+
+pub mod cpu;
+pub mod crc;
+pub mod error;
+pub mod time;
+
+pub use error::{Error, Result};

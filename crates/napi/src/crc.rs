@@ -1,0 +1,20 @@
+use napi::bindgen_prelude::Uint8Array;
+use napi_derive::napi;
+
+/// CRC32C of `data` continuing from `seed` (0 to start).
+#[napi(js_name = "crc32c")]
+pub fn crc32c(data: &[u8], seed: Option<u32>) -> u32 {
+    storkit_core::crc::crc32c(seed.unwrap_or(0), data)
+}
+
+/// CRC32C over several buffers as if concatenated.
+#[napi(js_name = "crc32cList")]
+pub fn crc32c_list(bufs: Vec<Uint8Array>, seed: Option<u32>) -> u32 {
+    storkit_core::crc::crc32c_list(seed.unwrap_or(0), bufs.iter().map(|b| &b[..]))
+}
+
+/// Whether CRC32C runs on the CPU's CRC32 instruction.
+#[napi(js_name = "crc32cHardware")]
+pub fn crc32c_hardware() -> bool {
+    storkit_core::crc::hardware_accelerated()
+}
