@@ -11,6 +11,8 @@ pub enum Error {
     InvalidArgument(String),
     /// The operation needs a privilege or kernel feature that is absent.
     NotPermitted(String),
+    /// A handle, file or object does not exist (or no longer does).
+    NotFound(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -30,6 +32,7 @@ impl Error {
             Error::Os { errno, .. } => errno_name(*errno),
             Error::InvalidArgument(_) => "EINVAL",
             Error::NotPermitted(_) => "EPERM",
+            Error::NotFound(_) => "ENOENT",
         }
     }
 }
@@ -61,6 +64,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::NotPermitted(m) => write!(f, "not permitted: {m}"),
+            Error::NotFound(m) => write!(f, "not found: {m}"),
         }
     }
 }

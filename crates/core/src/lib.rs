@@ -7,6 +7,10 @@
 pub mod cpu;
 pub mod crc;
 pub mod error;
+pub mod iova;
+pub mod mem;
+pub mod mmio;
+pub mod registry;
 pub mod time;
 
 pub use error::{Error, Result};
