@@ -24,6 +24,87 @@ export declare function crc32cList(bufs: Array<Uint8Array>, seed?: number | unde
 /** The CPU the calling thread is running on now. */
 export declare function currentCpu(): number
 
+/** Free 2 MiB hugepages reserved on the system. */
+export declare function hugepagesFree(): number
+
+/** Create a DMA region of at least `size` bytes; `hugepages` is "auto", "require" or "never". */
+export declare function memCreateDma(size: number, hugepages: string): number
+
+/** Create an anonymous shared region (stands in for a device BAR). */
+export declare function memCreateShared(size: number): number
+
+export declare function memInfo(handle: number): MemInfo
+
+export interface MemInfo {
+  size: number
+  pageSize: number
+  /** "hugepage-2m", "locked-4k", "unlocked-4k", "shared-anon" or "file". */
+  backing: string
+  /** Why the region is not on hugepages / not locked, when it is not. */
+  note?: string
+  /** The memfd or file descriptor behind the mapping. */
+  fd: number
+  /** "physical" (or "iova" later), absent when IO addresses are unavailable. */
+  ioSpace?: string
+  /** Why there are no IO addresses, with its code. */
+  ioError?: string
+}
+
+/** IO address of one byte of the region. */
+export declare function memIoAddress(handle: number, offset: number): number
+
+/**
+ * IO address of each page of the region (one call per region; lookups are then JS
+ * arithmetic). Throws EPERM where physical addresses are not readable.
+ */
+export declare function memIoTable(handle: number): Float64Array
+
+/** Map `length` bytes (0 = to the end) of a file at `offset` (4 KiB aligned). */
+export declare function memMapFile(path: string, offset: number, length: number): number
+
+/** Drop the owner's reference; the memory goes when the last view closes too. */
+export declare function memRelease(handle: number): boolean
+
+export declare function memState(handle: number): MemState
+
+export interface MemState {
+  owned: boolean
+  views: number
+  live: boolean
+}
+
+export declare function memStats(): MemStats
+
+export interface MemStats {
+  /** Mappings ever created / unmapped in this process. */
+  created: number
+  freed: number
+  bytesMapped: number
+  /** Handles still owned, and views open, process-wide. */
+  owned: number
+  views: number
+}
+
+/**
+ * Open a view of a live region in the calling worker: `{ buffer, view }`, where `buffer`
+ * is an ArrayBuffer over the region's bytes and `view` the id `memViewClose` takes.
+ */
+export declare function memView(handle: number): { buffer: ArrayBuffer; view: number }
+
+/** Detach `buffer` and close its view. Returns false if the view was already closed. */
+export declare function memViewClose(buffer: ArrayBuffer, view: number): boolean
+
+/** Write a doorbell: a full fence, then a volatile 32-bit store. */
+export declare function mmioDoorbell32(handle: number, offset: number, value: number): void
+
+export declare function mmioRead32(handle: number, offset: number): number
+
+export declare function mmioRead64(handle: number, offset: number): bigint
+
+export declare function mmioWrite32(handle: number, offset: number, value: number): void
+
+export declare function mmioWrite64(handle: number, offset: number, value: bigint): void
+
 /** Pin the calling thread (main thread or worker) to exactly these CPUs. */
 export declare function pinThread(cpus: Array<number>): void
 

@@ -8,6 +8,7 @@
 
 mod cpu;
 mod crc;
+mod mem;
 mod time;
 
 use napi::{Error, Status};
