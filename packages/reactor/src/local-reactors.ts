@@ -1,0 +1,31 @@
+import type { Thread } from './thread.js';
+
+/** What this isolate knows about the reactors it runs (one in a worker, N in the test harness). */
+export interface LocalReactor {
+  readonly index: number;
+  readonly threads: readonly Thread[];
+}
+
+const reactors: LocalReactor[] = [];
+
+/** @internal */
+export function addLocalReactor(r: LocalReactor): void {
+  reactors.push(r);
+  reactors.sort((a, b) => a.index - b.index);
+}
+
+/** @internal */
+export function removeLocalReactor(r: LocalReactor): void {
+  const i = reactors.indexOf(r);
+  if (i >= 0) reactors.splice(i, 1);
+}
+
+/** The reactors running in this isolate, by index. */
+export function localReactors(): readonly LocalReactor[] {
+  return reactors;
+}
+
+/** Every live thread of this isolate, reactor by reactor, in creation order. */
+export function* localThreads(): Generator<Thread> {
+  for (const r of reactors) yield* r.threads;
+}

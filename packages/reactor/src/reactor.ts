@@ -1,0 +1,112 @@
+import type { Clock } from './clock.js';
+import { ReactorError } from './errors.js';
+import { addLocalReactor, type LocalReactor, removeLocalReactor } from './local-reactors.js';
+import { Thread, type ThreadHost } from './thread.js';
+
+/** Something polled once per reactor iteration before the threads (inbound rings). */
+export type ReactorSource = (now: number) => number;
+
+export interface ReactorOptions {
+  index: number;
+  clock: Clock;
+  /** Hands out thread ids unique across every reactor of the app. */
+  allocThreadId: () => number;
+}
+
+/**
+ * The per-core scheduler state (SPDK's struct spdk_reactor) without the loop that drives it: the
+ * worker loop calls poll() in real runs, the test harness calls it directly. One iteration polls
+ * the sources (inbound rings) and then every thread once.
+ */
+export class Reactor implements ThreadHost, LocalReactor {
+  readonly index: number;
+  readonly clock: Clock;
+  readonly threads: Thread[] = [];
+  busyTicks = 0;
+  idleTicks = 0;
+  iterations = 0;
+  /** Thread by (id & 0xffff): how ring records, which carry 16 bits of thread id, find their target. */
+  readonly byTag: (Thread | undefined)[] = new Array(0x10000).fill(undefined);
+  readonly #sources: ReactorSource[] = [];
+  readonly #allocThreadId: () => number;
+  #closed = false;
+  lastNow = 0;
+
+  constructor(opts: ReactorOptions) {
+    this.index = opts.index;
+    this.clock = opts.clock;
+    this.#allocThreadId = opts.allocThreadId;
+    addLocalReactor(this);
+  }
+
+  /** Create a thread on this reactor (spdk_thread_create pinned here). */
+  createThread(name: string): Thread {
+    if (this.#closed) throw new ReactorError('ESHUTDOWN', `reactor ${this.index} is closed`);
+    let id = this.#allocThreadId();
+    // Ids are unique app-wide, so a tag clash means an old thread still lives: take the next id.
+    for (let tries = 0; this.byTag[id & 0xffff] !== undefined; tries++) {
+      if (tries > 0x10000) throw new ReactorError('EINVAL', `reactor ${this.index}: 65536 threads alive`);
+      id = this.#allocThreadId();
+    }
+    const t = new Thread(this, id, name);
+    this.threads.push(t);
+    this.byTag[id & 0xffff] = t;
+    return t;
+  }
+
+  /** The live thread with this id, if it runs here. */
+  thread(id: number): Thread | undefined {
+    const t = this.byTag[id & 0xffff];
+    return t !== undefined && t.id === id ? t : undefined;
+  }
+
+  addSource(s: ReactorSource): void {
+    this.#sources.push(s);
+  }
+
+  /** One iteration at `now`: sources, then every thread once. Returns > 0 when anything did work. */
+  poll(now = this.clock.now()): number {
+    this.lastNow = now;
+    let busy = 0;
+    const src = this.#sources;
+    for (let i = 0; i < src.length; i++) busy += src[i](now);
+    const ts = this.threads;
+    // Exited threads are removed from the array during the loop: walk it backwards-safe by index.
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i];
+      busy += t.poll(now);
+      if (ts[i] !== t) i--;
+    }
+    const end = this.clock.now();
+    if (busy > 0) this.busyTicks += end - now;
+    else this.idleTicks += end - now;
+    this.iterations++;
+    return busy;
+  }
+
+  /** The earliest timed-poller deadline over all threads, in ticks (Infinity when none). */
+  nextDeadline(): number {
+    let d = Number.POSITIVE_INFINITY;
+    for (const t of this.threads) d = Math.min(d, t.nextDeadline());
+    return d;
+  }
+
+  /** Whether any thread has queued messages or a running active poller. */
+  hasLocalWork(): boolean {
+    for (const t of this.threads) if (t.pendingMessages > 0 || t.hasActivePollers) return true;
+    return false;
+  }
+
+  /** @internal */
+  _threadExited(t: Thread): void {
+    const i = this.threads.indexOf(t);
+    if (i >= 0) this.threads.splice(i, 1);
+    if (this.byTag[t.id & 0xffff] === t) this.byTag[t.id & 0xffff] = undefined;
+  }
+
+  /** Forget this reactor in its isolate (after its threads have exited). */
+  close(): void {
+    this.#closed = true;
+    removeLocalReactor(this);
+  }
+}
