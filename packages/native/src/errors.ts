@@ -15,9 +15,13 @@ export function native<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const m = CODE.exec(msg);
-    if (m) throw new NativeError(msg.slice(m[0].length), m[1], { cause: e });
-    throw e;
+    throw toNativeError(e);
   }
+}
+
+/** The NativeError for a `[CODE] message` error from the addon; anything else unchanged. */
+export function toNativeError(e: unknown): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = CODE.exec(msg);
+  return m ? new NativeError(msg.slice(m[0].length), m[1], { cause: e }) : e;
 }

@@ -1,4 +1,15 @@
 export { cpuCount, currentCpu, pinThread, threadAffinity, threadId } from './cpu.js';
 export { crc32c, crc32cHardware, crc32cList } from './crc.js';
+export {
+  type AddressSpace,
+  type DmaBacking,
+  DmaRegion,
+  type DmaRegionOptions,
+  type HugepageMode,
+} from './dma.js';
 export { NativeError } from './errors.js';
+export { type DmaAddr, DmaAllocator, type DmaAllocatorOptions } from './malloc.js';
+export { MmioRegion } from './mmio.js';
+export { DmaPool, type DmaPoolOptions } from './pool.js';
+export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
 export { tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';

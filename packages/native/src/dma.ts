@@ -1,0 +1,92 @@
+import { binding } from './binding.js';
+import { NativeError, native } from './errors.js';
+import { checkedSize, MappedRegion } from './region.js';
+
+/** `auto`: hugepages if reserved, else locked 4 KiB pages; `require`: fail (ENOMEM) without; `never`. */
+export type HugepageMode = 'auto' | 'require' | 'never';
+
+/** What backs a DMA region. `unlocked-4k` means mlock was refused (see `note`). */
+export type DmaBacking = 'hugepage-2m' | 'locked-4k' | 'unlocked-4k';
+
+/** The address space IO addresses live in: physical today, a VFIO IOVA later. */
+export type AddressSpace = 'physical' | 'iova';
+
+export interface DmaRegionOptions {
+  hugepages?: HugepageMode;
+}
+
+/**
+ * DMA-able memory (SPDK's hugepage memory): pinned, zeroed, shared by every worker through
+ * its handle, with the IO address of every byte. Create it once, post `handle` to the
+ * workers that need it, and `DmaRegion.attach(handle)` there.
+ */
+export class DmaRegion extends MappedRegion {
+  readonly backing: DmaBacking;
+  readonly pageSize: number;
+  /** Why the region is not on hugepages, or not locked, when it is not. */
+  readonly note: string | undefined;
+  /** The memfd behind the region (for sharing with other processes, e.g. vhost-user). */
+  readonly fd: number;
+  /** Where IO addresses come from, or null when they are unavailable (see `ioAddress`). */
+  readonly addressSpace: AddressSpace | null;
+  readonly #ioError: string | undefined;
+  #ioTable: Float64Array | undefined;
+  readonly #pageShift: number;
+
+  private constructor(handle: number, owner: boolean) {
+    super(handle, owner);
+    const info = native(() => binding.memInfo(handle));
+    this.backing = info.backing as DmaBacking;
+    this.pageSize = info.pageSize;
+    this.note = info.note ?? undefined;
+    this.fd = info.fd;
+    this.addressSpace = (info.ioSpace as AddressSpace | undefined) ?? null;
+    this.#ioError = info.ioError ?? undefined;
+    this.#pageShift = 31 - Math.clz32(info.pageSize);
+  }
+
+  /** Allocate a new region of at least `size` bytes (rounded up to its page size). */
+  static create(size: number, options: DmaRegionOptions = {}): DmaRegion {
+    checkedSize('size', size);
+    const h = native(() => binding.memCreateDma(size, options.hugepages ?? 'auto'));
+    return new DmaRegion(h, true);
+  }
+
+  /** Open this worker's view of a region another worker created (it must not be released yet). */
+  static attach(handle: number): DmaRegion {
+    return new DmaRegion(handle, false);
+  }
+
+  /**
+   * The IO address of byte `offset` (physical address today). Throws NativeError `EPERM`
+   * where physical addresses are not readable (not root), `EINVAL` for a bad offset.
+   * The page table is fetched once per region; lookups are then arithmetic.
+   */
+  ioAddress(offset: number): number {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= this.size) {
+      throw new NativeError(`offset ${offset} is outside the region (${this.size} bytes)`, 'EINVAL');
+    }
+    const table = this.#ioTable ?? this.#loadIoTable();
+    const page = Math.floor(offset / this.pageSize);
+    return table[page] + (offset - page * this.pageSize);
+  }
+
+  /** The IO address of each page, in page order. */
+  ioPages(): Float64Array {
+    return (this.#ioTable ?? this.#loadIoTable()).slice();
+  }
+
+  #loadIoTable(): Float64Array {
+    if (this.#ioError !== undefined) {
+      const m = /^\[([A-Z]+)\] (.*)$/s.exec(this.#ioError);
+      throw new NativeError(m ? m[2] : this.#ioError, m ? m[1] : 'EIO');
+    }
+    this.#ioTable = native(() => binding.memIoTable(this.handle));
+    return this.#ioTable;
+  }
+
+  /** log2 of the page size. */
+  get pageShift(): number {
+    return this.#pageShift;
+  }
+}
