@@ -1,6 +1,12 @@
 import { requireThread } from './current.js';
 import { ReactorError } from './errors.js';
-import { type IoChannel, type IoDevice, lookupDevice, maybeFinishUnregister } from './io-channel.js';
+import {
+  type AnyDevice,
+  type IoChannel,
+  type IoDevice,
+  lookupDevice,
+  maybeFinishUnregister,
+} from './io-channel.js';
 import { localThreads } from './local-reactors.js';
 import type { Thread } from './thread.js';
 
@@ -96,10 +102,13 @@ export class ChannelIter<C = unknown, A = unknown> {
   }
 }
 
-function visit(it: ChannelIter<never, never>): void {
+// biome-ignore lint/suspicious/noExplicitAny: walks of every context type share these two messages
+type AnyIter = ChannelIter<any, any>;
+
+function visit(it: AnyIter): void {
   it._visit();
 }
-function complete(it: ChannelIter<never, never>): void {
+function complete(it: AnyIter): void {
   it._complete();
 }
 

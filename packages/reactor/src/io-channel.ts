@@ -12,6 +12,12 @@ export interface IoDeviceOps<C> {
   destroy?(ch: IoChannel<C>): void;
 }
 
+// The registries hold devices and channels of every context type; each is only ever used with its own.
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export type AnyDevice = IoDevice<any>;
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export type AnyChannel = IoChannel<any>;
+
 /** @internal */
 export class IoDevice<C = unknown> {
   readonly key: object;
@@ -31,8 +37,8 @@ export class IoDevice<C = unknown> {
 
 // The registry is per isolate: in a worker it holds that reactor's devices; in the test harness it
 // is shared by all simulated reactors, exactly as every worker sees "its own" copy of a device.
-const byKey = new Map<object, IoDevice<never>>();
-const byName = new Map<string, IoDevice<never>>();
+const byKey = new Map<object, AnyDevice>();
+const byName = new Map<string, AnyDevice>();
 
 /** A thread's handle on an io_device (spdk_io_channel); ref-counted per thread. */
 export class IoChannel<C = unknown> {
@@ -72,7 +78,7 @@ export class IoChannel<C = unknown> {
   }
 }
 
-function releaseChannel(ch: IoChannel<never>): void {
+function releaseChannel(ch: AnyChannel): void {
   if (--ch.ref > 0) return;
   const dev = ch.dev;
   ch.thread.channels.delete(dev.key);
@@ -83,7 +89,7 @@ function releaseChannel(ch: IoChannel<never>): void {
 }
 
 /** @internal */
-export function maybeFinishUnregister(dev: IoDevice<never>): void {
+export function maybeFinishUnregister(dev: AnyDevice): void {
   if (!dev.unregistering || dev.channelCount > 0 || dev.iterCount > 0) return;
   const t = dev.unregisterThread;
   const done = dev.unregisterDone;
@@ -130,7 +136,7 @@ export function ioDeviceByName(name: string): object | undefined {
 }
 
 /** @internal */
-export function lookupDevice(device: object): IoDevice<never> {
+export function lookupDevice(device: object): AnyDevice {
   const dev = byKey.get(device);
   if (dev === undefined) throw new ReactorError('ENODEV', 'io_device is not registered');
   return dev;

@@ -2,7 +2,7 @@ import { type Clock, usToTicksOf } from './clock.js';
 import { getThread, setCurrentThread } from './current.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import { ReactorError } from './errors.js';
-import type { IoChannel } from './io-channel.js';
+import type { AnyChannel } from './io-channel.js';
 import { type MsgFn, MsgQueue } from './msg-queue.js';
 import { Poller, type PollerFn, PollerState } from './poller.js';
 
@@ -35,10 +35,7 @@ export class Thread {
   busyTicks = 0;
   idleTicks = 0;
   /** @internal */ state: ThreadState = ThreadState.Running;
-  /** @internal the io_channels held here, by device */ readonly channels = new Map<
-    object,
-    IoChannel<never>
-  >();
+  /** @internal the io_channels held here, by device */ readonly channels = new Map<object, AnyChannel>();
   /** @internal forEachChannel walks in progress that still have to visit this thread */ pendingIters = 0;
   readonly #queue = new MsgQueue();
   readonly #active: Poller[] = [];
