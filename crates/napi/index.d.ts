@@ -62,7 +62,10 @@ export declare function memIoTable(handle: number): Float64Array
 /** Map `length` bytes (0 = to the end) of a file at `offset` (4 KiB aligned). */
 export declare function memMapFile(path: string, offset: number, length: number): number
 
-/** Drop the owner's reference; the memory goes when the last view closes too. */
+/**
+ * Drop the owner's reference; the memory goes when the last view closes too.
+ * Call it from the worker that created the region.
+ */
 export declare function memRelease(handle: number): boolean
 
 export declare function memState(handle: number): MemState

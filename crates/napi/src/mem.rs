@@ -27,13 +27,45 @@ fn size_arg(name: &str, v: f64) -> napi::Result<usize> {
     Ok(v as usize)
 }
 
-/// Release ownership when the creating worker's environment is torn down, so a worker
-/// that exits without closing its regions cannot leak them. Release is idempotent.
+// Teardown backstops: when a worker's environment goes away, whatever it still owns is
+// released and whatever views it still has are closed (both idempotent). The hooks are
+// raw (function, id) pairs, ids are never reused, so an explicit release/close removes
+// exactly its own hook and nothing accumulates in a long-lived worker.
+unsafe extern "C" fn release_at_teardown(arg: *mut c_void) {
+    registry::release(arg as usize as u32);
+}
+
+unsafe extern "C" fn close_at_teardown(arg: *mut c_void) {
+    registry::close_view(arg as usize as u32);
+}
+
+type Hook = unsafe extern "C" fn(*mut c_void);
+
+fn add_hook(env: &Env, hook: Hook, id: u32) -> napi::Result<()> {
+    // SAFETY: env is the live env of this call; the hook only touches the registry.
+    let status = unsafe {
+        sys::napi_add_env_cleanup_hook(env.raw(), Some(hook), id as usize as *mut c_void)
+    };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            Status::GenericFailure,
+            format!("napi_add_env_cleanup_hook failed ({status})"),
+        ));
+    }
+    Ok(())
+}
+
+fn remove_hook(env: &Env, hook: Hook, id: u32) {
+    // SAFETY: removing a (hook, id) pair this env never added is a no-op in Node.
+    unsafe { sys::napi_remove_env_cleanup_hook(env.raw(), Some(hook), id as usize as *mut c_void) };
+}
+
 fn register_owned(env: &Env, m: Mapping) -> napi::Result<u32> {
     let h = registry::register(m);
-    env.add_env_cleanup_hook(h, |h| {
+    if let Err(e) = add_hook(env, release_at_teardown, h) {
         registry::release(h);
-    })?;
+        return Err(e);
+    }
     Ok(h)
 }
 
@@ -74,8 +106,10 @@ pub fn mem_map_file(env: Env, path: String, offset: f64, length: f64) -> napi::R
 }
 
 /// Drop the owner's reference; the memory goes when the last view closes too.
+/// Call it from the worker that created the region.
 #[napi]
-pub fn mem_release(handle: u32) -> bool {
+pub fn mem_release(env: Env, handle: u32) -> bool {
+    remove_hook(&env, release_at_teardown, handle);
     registry::release(handle)
 }
 
@@ -180,9 +214,10 @@ pub fn mem_view<'env>(env: &'env Env, handle: u32) -> napi::Result<Object<'env>>
         ));
     }
     // Close the view if this worker is torn down before the finalizer runs.
-    env.add_env_cleanup_hook(view, |v| {
-        registry::close_view(v);
-    })?;
+    if let Err(e) = add_hook(env, close_at_teardown, view) {
+        registry::close_view(view);
+        return Err(e);
+    }
     let mut obj = Object::new(env)?;
     // SAFETY: raw is the ArrayBuffer just created in this env.
     obj.set("buffer", unsafe {
@@ -194,11 +229,12 @@ pub fn mem_view<'env>(env: &'env Env, handle: u32) -> napi::Result<Object<'env>>
 
 /// Detach `buffer` and close its view. Returns false if the view was already closed.
 #[napi]
-pub fn mem_view_close(buffer: ArrayBuffer, view: u32) -> napi::Result<bool> {
+pub fn mem_view_close(env: Env, buffer: ArrayBuffer, view: u32) -> napi::Result<bool> {
     let Some(m) = registry::view_mapping(view) else {
         return Ok(false);
     };
     if buffer.is_empty() && buffer.is_detached()? {
+        remove_hook(&env, close_at_teardown, view);
         return Ok(registry::close_view(view));
     }
     if buffer.as_ptr() != m.as_ptr().cast_const() {
@@ -208,6 +244,7 @@ pub fn mem_view_close(buffer: ArrayBuffer, view: u32) -> napi::Result<bool> {
     }
     drop(m);
     buffer.detach()?;
+    remove_hook(&env, close_at_teardown, view);
     Ok(registry::close_view(view))
 }
 
