@@ -169,6 +169,23 @@ describe('native: DMA regions', () => {
       expect(readFileSync('/proc/meminfo', 'utf8')).to.match(/HugePages_Rsvd:\s+\d+/);
     });
 
+    it('shares a hugepage region with a worker', async () => {
+      writeFileSync(NR, String(Math.max(Number(saved), 2)));
+      using r = DmaRegion.create(2 * 1024 * 1024, { hugepages: 'require' });
+      r.bytes[1_500_000] = 77;
+      const w = startWorker(
+        `const v = n.DmaRegion.attach(data.h);
+         v.bytes[2_000_000] = v.bytes[1_500_000] + 1;
+         port.postMessage({ backing: v.backing, io: v.ioAddress(4096) });
+         v.close();`,
+        { h: r.handle },
+      );
+      const m = await nextMessage<{ backing: string; io: number }>(w);
+      await exited(w);
+      expect(m).to.deep.equal({ backing: 'hugepage-2m', io: r.ioAddress(4096) });
+      expect(r.bytes[2_000_000]).to.equal(78);
+    });
+
     it('falls back to locked 4 KiB pages when none are reserved, and says so', () => {
       writeFileSync(NR, '0');
       expect(hugepagesFree(), 'pages in use elsewhere become surplus, none stay free').to.equal(0);
