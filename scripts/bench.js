@@ -3,10 +3,16 @@
 // child process each so suites cannot disturb each other's heap or JIT state.
 // `npm run bench -- FILTER` runs only suites whose path contains FILTER.
 import { spawnSync } from 'node:child_process';
-import { globSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const filter = process.argv[2] ?? '';
-const suites = globSync('{packages,examples}/*/dist/bench/*.bench.js')
+// fs.globSync needs Node 22; Node 20 is the floor.
+const suites = ['packages', 'examples']
+  .filter((top) => existsSync(top))
+  .flatMap((top) => readdirSync(top).map((p) => join(top, p, 'dist', 'bench')))
+  .filter((dir) => existsSync(dir))
+  .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.bench.js')).map((f) => join(dir, f)))
   .filter((f) => f.includes(filter))
   .sort();
 if (suites.length === 0) {
