@@ -1,0 +1,967 @@
+/**
+ * The protocol engine of one iSCSI connection: bytes in (`receive`), PDUs out through a `PduSink`.
+ * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
+ */
+import { DataDirection, Nexus, ScsiTask, Status } from '@storkit/scsi';
+import { ChapExchange } from './chap.js';
+import { IscsiError } from './errors.js';
+import { encodeText, type KeyPairs, negotiate, parseText, SessionParams, TextError } from './keys.js';
+import {
+  BHS_LENGTH,
+  CmdFlag,
+  DigestResult,
+  encodePdu,
+  F,
+  FLAG_FINAL,
+  IOp,
+  LoginFlag,
+  LoginStatus,
+  Pdu,
+  PduParser,
+  RejectReason,
+  RESERVED_TAG,
+  ResFlag,
+  Stage,
+  set16,
+  set32,
+  TOp,
+} from './pdu.js';
+import { Session } from './session.js';
+import type { IscsiTarget, TargetNode } from './target.js';
+
+/** Where the engine's output goes: one call per PDU, in order. */
+export interface PduSink {
+  write(pdu: Uint8Array): void;
+  /** Flush what was written, then close the transport. */
+  close(): void;
+}
+
+export interface ConnectionInfo {
+  portalGroupTag: number;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export type ConnectionState = 'login' | 'full' | 'closing' | 'closed';
+
+/** Largest text accepted during login and for Text requests (RFC 7143: 8192 by default). */
+const LOGIN_MAX_SEGMENT = 65536;
+const TEXT_LIMIT = 65536;
+
+/** A SCSI command and its iSCSI transfer state; pooled per connection. */
+class IscsiCmd extends ScsiTask {
+  conn: Connection | null = null;
+  readonly cdbBuf = new Uint8Array(16);
+  itt = 0;
+  cmdSn = 0;
+  edtl = 0;
+  isWrite = false;
+  isRead = false;
+  received = 0;
+  /** End of the unsolicited (immediate + unsolicited Data-Out) part of the data. */
+  firstBurstEnd = 0;
+  unsolicitedDone = false;
+  unsolDataSn = 0;
+  nextR2tOffset = 0;
+  r2tSn = 0;
+  executing = false;
+  readonly r2ts: R2t[] = [];
+}
+
+class R2t {
+  ttt = 0;
+  offset = 0;
+  length = 0;
+  received = 0;
+  dataSn = 0;
+}
+
+export class Connection {
+  readonly target: IscsiTarget;
+  readonly info: ConnectionInfo;
+  state: ConnectionState = 'login';
+  session: Session | null = null;
+  cid = 0;
+  readonly #sink: PduSink;
+  readonly #parser: PduParser;
+  readonly #bhs = new Uint8Array(BHS_LENGTH);
+  #statSn = 1;
+  #headerDigest = false;
+  #dataDigest = false;
+  /** The peer's MaxRecvDataSegmentLength: largest data segment we may send. */
+  #maxSend = 8192;
+  readonly #cmds = new Map<number, IscsiCmd>();
+  readonly #free: IscsiCmd[] = [];
+  readonly #onPdu = (p: Pdu, d: number) => this.#handle(p, d);
+  readonly #taskDone = (t: ScsiTask) => this.#complete(t as IscsiCmd);
+  #nextTtt = 1;
+  // Login state.
+  #login: LoginState | null = new LoginState();
+  // Text request continuation: pending request text and pending response text.
+  #textIn: Uint8Array[] = [];
+  #textOut: Uint8Array | null = null;
+  #textOutTtt = 0;
+  // NOP-In keepalive.
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #lastRx = Date.now();
+  #pingTtt = 0;
+  #pingAt = 0;
+  readonly stats = { pdusIn: 0, pdusOut: 0, rejects: 0 };
+
+  constructor(target: IscsiTarget, sink: PduSink, info: ConnectionInfo) {
+    this.target = target;
+    this.#sink = sink;
+    this.info = info;
+    this.#parser = new PduParser({ maxDataSegment: LOGIN_MAX_SEGMENT, headerDigest: false, dataDigest: false });
+  }
+
+  /** Bytes from the transport. Protocol errors end this connection only. */
+  receive(chunk: Uint8Array): void {
+    if (this.state === 'closed') return;
+    this.#lastRx = Date.now();
+    try {
+      this.#parser.push(chunk, this.#onPdu);
+    } catch (e) {
+      if (!(e instanceof IscsiError)) throw e;
+      this.drop(e.message);
+    }
+  }
+
+  /** The transport went away (or `drop` finished): release everything. */
+  closed(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    for (const c of this.#cmds.values()) c.conn = null;
+    this.#cmds.clear();
+    this.target.connections.delete(this);
+    this.session?.connectionGone(this);
+  }
+
+  /** Ends this connection at once (protocol error, reinstatement, reset). */
+  drop(_why: string): void {
+    if (this.state === 'closed') return;
+    this.#sink.close();
+    this.closed();
+  }
+
+  describe(): object {
+    const s = this.session;
+    return {
+      id: this.cid,
+      cid: this.cid,
+      tsih: s?.tsih ?? 0,
+      initiator_addr: this.info.remoteAddress,
+      target_addr: this.info.localAddress,
+      target_node_name: s?.node?.name ?? '',
+      initiator_name: s?.initiatorName ?? '',
+      state: this.state,
+    };
+  }
+
+  /** Re-runs a PDU stashed by the session until its CmdSN came up. */
+  replay(bytes: Uint8Array): void {
+    if (this.state !== 'full') return;
+    const p = new Pdu();
+    p.buf = bytes;
+    p.off = 0;
+    p.ahsLength = bytes[F.TotalAhsLength] * 4;
+    p.dataLength = (bytes[5] << 16) | (bytes[6] << 8) | bytes[7];
+    p.dataOff = BHS_LENGTH + p.ahsLength;
+    this.#dispatchOrdered(p);
+  }
+
+  // ---- receive dispatch
+
+  #handle(p: Pdu, digest: number): void {
+    this.stats.pdusIn++;
+    if (this.state === 'closed' || this.state === 'closing') return;
+    if (digest === DigestResult.DataError) {
+      this.#reject(p, RejectReason.DataDigestError);
+      return this.drop('data digest error');
+    }
+    if (this.state === 'login') return this.#loginPdu(p);
+    switch (p.opcode) {
+      case IOp.DataOut:
+        return this.#dataOut(p);
+      case IOp.NopOut:
+        if (p.itt === RESERVED_TAG) return this.#nopReply(p);
+        return this.#ordered(p);
+      case IOp.ScsiCommand:
+      case IOp.TaskMgmt:
+      case IOp.Text:
+      case IOp.Logout:
+        return this.#ordered(p);
+      case IOp.Snack:
+        return this.#reject(p, RejectReason.SnackReject);
+      default:
+        this.#reject(p, RejectReason.ProtocolError);
+        return this.drop(`unknown opcode 0x${p.opcode.toString(16)}`);
+    }
+  }
+
+  /** CmdSN ordering for non-immediate requests (RFC 7143 3.2.2.1). */
+  #ordered(p: Pdu): void {
+    const s = this.session!;
+    if (p.immediate) return this.#dispatchOrdered(p);
+    const cmdSn = p.u32(F.CmdSn);
+    const where = s.classify(cmdSn);
+    if (where < 0) return;
+    if (where > 0) return s.stash(cmdSn, this, p.buf.subarray(p.off, p.dataOff + p.dataLength));
+    s.advance();
+    this.#dispatchOrdered(p);
+  }
+
+  #dispatchOrdered(p: Pdu): void {
+    switch (p.opcode) {
+      case IOp.ScsiCommand:
+        return this.#scsiCommand(p);
+      case IOp.NopOut:
+        return this.#nopOut(p);
+      case IOp.TaskMgmt:
+        return this.#taskMgmt(p);
+      case IOp.Text:
+        return this.#text(p);
+      case IOp.Logout:
+        return this.#logout(p);
+    }
+  }
+
+  // ---- output helpers
+
+  #hdr(op: number, flags: number): Uint8Array {
+    const b = this.#bhs;
+    b.fill(0);
+    b[0] = op;
+    b[1] = flags;
+    return b;
+  }
+
+  #sn(b: Uint8Array, statSn: boolean): void {
+    const s = this.session;
+    if (statSn) set32(b, F.StatSn, this.#statSn++ >>> 0);
+    else set32(b, F.StatSn, this.#statSn >>> 0);
+    set32(b, F.ExpCmdSn, s ? s.expCmdSn : 0);
+    set32(b, F.MaxCmdSn, s ? s.maxCmdSn : 0);
+  }
+
+  #send(b: Uint8Array, data: Uint8Array | null, off = 0, len = data ? data.length : 0): void {
+    if (this.state === 'closed') return;
+    this.stats.pdusOut++;
+    this.#sink.write(encodePdu(b, data, off, len, { headerDigest: this.#headerDigest, dataDigest: this.#dataDigest }));
+  }
+
+  #reject(p: Pdu, reason: number): void {
+    this.stats.rejects++;
+    const b = this.#hdr(TOp.Reject, FLAG_FINAL);
+    b[2] = reason;
+    set32(b, F.Itt, RESERVED_TAG);
+    this.#sn(b, true);
+    // The rejected PDU's header goes back as data; copy it first, #bhs is being filled.
+    this.#send(b, p.bhs().slice());
+  }
+
+  // ---- login
+
+  #loginPdu(p: Pdu): void {
+    const L = this.#login!;
+    if (p.opcode !== IOp.Login) return this.drop('non-login PDU before login completed');
+    const flags = p.flags;
+    const csg = (flags >>> 2) & 3;
+    const nsg = flags & 3;
+    const transit = (flags & LoginFlag.Transit) !== 0;
+    if (L.first) {
+      L.first = false;
+      L.isid = Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex');
+      L.tsih = p.u16(14);
+      L.itt = p.itt;
+      L.cmdSn = p.u32(F.CmdSn);
+      this.cid = p.u16(20);
+      this.#statSn = (p.u32(F.ExpStatSn) || 1) >>> 0;
+      if (p.byte(3) > 0) return this.#loginFail(p, LoginStatus.UnsupportedVersion);
+    } else if (Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex') !== L.isid || p.itt !== L.itt) {
+      return this.#loginFail(p, LoginStatus.InitiatorError);
+    }
+    if ((flags & LoginFlag.Continue) !== 0 && transit) return this.#loginFail(p, LoginStatus.InitiatorError);
+    L.text.push(p.data().slice());
+    if (flags & LoginFlag.Continue) return this.#loginRespond(p, csg, 0, false, []);
+    let pairs: KeyPairs;
+    try {
+      pairs = parseText(Buffer.concat(L.text));
+    } catch (e) {
+      if (e instanceof TextError) return this.#loginFail(p, LoginStatus.InitiatorError);
+      throw e;
+    }
+    L.text = [];
+    const keys = new Map(pairs);
+    if (!L.identified) {
+      const st = this.#identify(keys);
+      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+    }
+    if (csg !== L.stage && !(L.stage === Stage.Security && csg === Stage.Operational)) {
+      return this.#loginFail(p, LoginStatus.InitiatorError);
+    }
+    if (transit && (nsg <= csg || nsg === 2)) return this.#loginFail(p, LoginStatus.InitiatorError);
+    const answer: KeyPairs = [];
+    if (!L.targetDeclared && L.node) {
+      L.targetDeclared = true;
+      answer.push(['TargetPortalGroupTag', String(this.info.portalGroupTag)]);
+      if (L.node.params.alias_name) answer.push(['TargetAlias', L.node.params.alias_name]);
+    }
+    if (csg === Stage.Security) {
+      const st = this.#security(keys, answer);
+      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+    } else {
+      if (L.stage === Stage.Security && this.#authRequired()) return this.#loginFail(p, LoginStatus.AuthenticationFailure);
+      L.stage = Stage.Operational;
+      const st = this.#operational(pairs, answer);
+      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+    }
+    // Leaving the security stage needs finished authentication; otherwise stay (T=0).
+    const canTransit = transit && (csg !== Stage.Security || L.authDone);
+    if (!canTransit) return this.#loginRespond(p, csg, nsg, false, answer);
+    if (nsg === Stage.Operational) {
+      L.stage = Stage.Operational;
+      return this.#loginRespond(p, csg, nsg, true, answer);
+    }
+    this.#finishLogin(p, csg, answer);
+  }
+
+  /** First login request: who is the initiator and which target does it want. */
+  #identify(keys: Map<string, string>): number {
+    const L = this.#login!;
+    L.identified = true;
+    const iname = keys.get('InitiatorName');
+    if (!iname) return LoginStatus.MissingParameter;
+    L.initiatorName = iname;
+    const st = keys.get('SessionType') ?? 'Normal';
+    if (st !== 'Normal' && st !== 'Discovery') return LoginStatus.SessionTypeNotSupported;
+    L.discovery = st === 'Discovery';
+    if (L.discovery) return LoginStatus.Success;
+    const tname = keys.get('TargetName');
+    if (!tname) return LoginStatus.MissingParameter;
+    const node = this.target.nodes.get(tname);
+    if (!node) return LoginStatus.NotFound;
+    if (!this.target.permitted(node, this.info.portalGroupTag, iname, this.info.remoteAddress)) {
+      return LoginStatus.AuthorizationFailure;
+    }
+    L.node = node;
+    return LoginStatus.Success;
+  }
+
+  #authPolicy() {
+    const L = this.#login!;
+    if (L.discovery) return this.target.discoveryAuth;
+    const a = L.node!.auth;
+    const o = this.target.options;
+    // A node without its own CHAP settings follows the global ones (SPDK's behaviour).
+    if (!a.disable_chap && !a.require_chap) {
+      return { disable_chap: o.disable_chap, require_chap: o.require_chap, mutual_chap: o.mutual_chap, chap_group: a.chap_group || o.chap_group };
+    }
+    return a;
+  }
+
+  #authRequired(): boolean {
+    return this.#authPolicy().require_chap;
+  }
+
+  #security(keys: Map<string, string>, answer: KeyPairs): number {
+    const L = this.#login!;
+    const pol = this.#authPolicy();
+    if (!L.chap && !L.authDone) {
+      const offered = keys.get('AuthMethod');
+      if (offered === undefined) {
+        if (pol.require_chap) return LoginStatus.AuthenticationFailure;
+        return LoginStatus.Success;
+      }
+      const canChap = !pol.disable_chap && this.target.authGroups.size > 0;
+      let choice = '';
+      for (const m of offered.split(',')) {
+        if (m === 'CHAP' && canChap) choice = 'CHAP';
+        else if (m === 'None' && !pol.require_chap) choice = 'None';
+        if (choice) break;
+      }
+      if (!choice) {
+        answer.push(['AuthMethod', 'Reject']);
+        return LoginStatus.AuthenticationFailure;
+      }
+      answer.push(['AuthMethod', choice]);
+      if (choice === 'None') L.authDone = true;
+      else L.chap = new ChapExchange(this.target.chapLookup(pol.chap_group), pol.mutual_chap);
+      if (!L.chap || !keys.has('CHAP_A')) return LoginStatus.Success;
+    }
+    if (L.chap && !L.authDone) {
+      const r = L.chap.step(keys);
+      if (!r.ok) return r.reason === 'auth' ? LoginStatus.AuthenticationFailure : LoginStatus.InitiatorError;
+      answer.push(...r.answer);
+      if (r.done) L.authDone = true;
+    }
+    return LoginStatus.Success;
+  }
+
+  #operational(pairs: KeyPairs, answer: KeyPairs): number {
+    const L = this.#login!;
+    const leading = L.tsih === 0;
+    const limits = this.target.limits;
+    const r = negotiate(pairs, L.params, limits, L.settled, leading, L.discovery);
+    if (r === null) return LoginStatus.InitiatorError;
+    answer.push(...r);
+    if (!L.mrdslDeclared) {
+      L.mrdslDeclared = true;
+      answer.push(['MaxRecvDataSegmentLength', String(limits.maxRecvDataSegmentLength)]);
+    }
+    return LoginStatus.Success;
+  }
+
+  #finishLogin(p: Pdu, csg: number, answer: KeyPairs): void {
+    const L = this.#login!;
+    const t = this.target;
+    let session: Session;
+    if (L.tsih === 0) {
+      if (t.sessions.size >= t.options.max_sessions) return this.#loginFail(p, LoginStatus.OutOfResources);
+      // Session reinstatement: same initiator port to the same target replaces the old session.
+      for (const old of [...t.sessions.values()]) {
+        if (old.isid === L.isid && old.initiatorName === L.initiatorName && old.node === L.node) old.drop();
+      }
+      const tsih = t.allocTsih();
+      if (tsih === 0) return this.#loginFail(p, LoginStatus.OutOfResources);
+      const nexus = L.node
+        ? new Nexus(L.initiatorName, `${L.initiatorName},i,0x${L.isid}`, L.node.name, this.info.portalGroupTag)
+        : null;
+      session = new Session(t, tsih, L.isid, L.initiatorName, L.node, L.params, nexus, this.info.portalGroupTag, L.cmdSn);
+      t.sessions.set(tsih, session);
+    } else {
+      const s = t.sessions.get(L.tsih);
+      if (!s || s.discovery !== L.discovery) return this.#loginFail(p, LoginStatus.SessionDoesNotExist);
+      if (s.isid !== L.isid || s.initiatorName !== L.initiatorName || s.node !== L.node) {
+        return this.#loginFail(p, LoginStatus.InitiatorError);
+      }
+      // Connection reinstatement: a login with a CID in use replaces that connection.
+      for (const c of [...s.conns]) if (c.cid === this.cid) c.drop('connection reinstated');
+      if (s.conns.size >= s.params.maxConnections) return this.#loginFail(p, LoginStatus.TooManyConnections);
+      session = s;
+      // Connection-wide keys of this login apply to this connection only.
+      s.params.maxSendDataSegment = L.params.maxSendDataSegment;
+    }
+    session.conns.add(this);
+    this.session = session;
+    this.#loginRespond(p, csg, Stage.FullFeature, true, answer, session.tsih);
+    this.#enterFullFeature(L.params);
+  }
+
+  #enterFullFeature(params: SessionParams): void {
+    this.state = 'full';
+    this.#headerDigest = params.headerDigest;
+    this.#dataDigest = params.dataDigest;
+    this.#maxSend = params.maxSendDataSegment;
+    this.#parser.limits.headerDigest = params.headerDigest;
+    this.#parser.limits.dataDigest = params.dataDigest;
+    this.#parser.limits.maxDataSegment = this.target.options.max_recv_data_segment_length;
+    this.#login = null;
+    this.#startKeepalive();
+  }
+
+  #loginRespond(p: Pdu, csg: number, nsg: number, transit: boolean, answer: KeyPairs, tsih = 0): void {
+    const L = this.#login!;
+    const b = this.#hdr(TOp.LoginResponse, (transit ? LoginFlag.Transit : 0) | (csg << 2) | (transit ? nsg : 0));
+    b.set(p.buf.subarray(p.off + 8, p.off + 14), 8);
+    set16(b, 14, tsih);
+    set32(b, F.Itt, L.itt);
+    set32(b, F.StatSn, this.#statSn++ >>> 0);
+    set32(b, F.ExpCmdSn, L.cmdSn);
+    set32(b, F.MaxCmdSn, (L.cmdSn + (L.node ? L.node.params.queue_depth : 1) - 1) >>> 0);
+    this.#send(b, encodeText(answer));
+  }
+
+  #loginFail(p: Pdu, status: number): void {
+    const L = this.#login;
+    const b = this.#hdr(TOp.LoginResponse, 0);
+    b.set(p.buf.subarray(p.off + 8, p.off + 14), 8);
+    set32(b, F.Itt, p.itt);
+    set32(b, F.StatSn, this.#statSn++ >>> 0);
+    set32(b, F.ExpCmdSn, L?.cmdSn ?? 0);
+    set32(b, F.MaxCmdSn, L?.cmdSn ?? 0);
+    b[36] = status >>> 8;
+    b[37] = status & 0xff;
+    this.#send(b, null);
+    this.state = 'closing';
+    this.#sink.close();
+    this.closed();
+  }
+
+  // ---- full feature phase: SCSI commands
+
+  #allocCmd(): IscsiCmd {
+    const c = this.#free.pop() ?? new IscsiCmd();
+    c.reset();
+    c.conn = this;
+    c.received = 0;
+    c.unsolicitedDone = false;
+    c.unsolDataSn = 0;
+    c.r2tSn = 0;
+    c.executing = false;
+    c.r2ts.length = 0;
+    c.onDone = this.#taskDone;
+    return c;
+  }
+
+  #release(c: IscsiCmd): void {
+    c.conn = null;
+    if (this.#free.length < 256) this.#free.push(c);
+  }
+
+  #scsiCommand(p: Pdu): void {
+    const s = this.session!;
+    if (s.discovery || !s.node) return this.#reject(p, RejectReason.ProtocolError);
+    const itt = p.itt;
+    if (this.#cmds.has(itt)) return this.#reject(p, RejectReason.TaskInProgress);
+    const flags = p.flags;
+    const c = this.#allocCmd();
+    c.itt = itt;
+    c.cmdSn = p.u32(F.CmdSn);
+    c.edtl = p.u32(F.Word20);
+    c.isWrite = (flags & CmdFlag.Write) !== 0;
+    c.isRead = (flags & CmdFlag.Read) !== 0;
+    if (p.ahsLength > 0) c.cdb = p.cdb();
+    else {
+      for (let i = 0; i < 16; i++) c.cdbBuf[i] = p.buf[p.off + F.Cdb + i];
+      c.cdb = c.cdbBuf;
+    }
+    c.lun = p.lun;
+    c.nexus = s.nexus;
+    c.expectedLength = c.edtl;
+    c.direction = c.isWrite ? DataDirection.Write : c.isRead ? DataDirection.Read : DataDirection.None;
+    const dlen = p.dataLength;
+    if (dlen > 0 && (!c.isWrite || !s.params.immediateData || dlen > c.edtl || dlen > s.params.firstBurstLength)) {
+      this.#release(c);
+      this.#reject(p, RejectReason.ProtocolError);
+      return this.drop('bad immediate data');
+    }
+    this.#cmds.set(itt, c);
+    if (!c.isWrite || c.edtl === 0) return this.#execute(c);
+    const buf = c.ensureDataOut(c.edtl);
+    if (dlen > 0) buf.set(p.data(), 0);
+    c.received = dlen;
+    c.firstBurstEnd = s.params.initialR2T ? dlen : Math.min(s.params.firstBurstLength, c.edtl);
+    c.unsolicitedDone = c.received >= c.firstBurstEnd || (flags & FLAG_FINAL) !== 0;
+    c.nextR2tOffset = c.unsolicitedDone ? c.received : c.firstBurstEnd;
+    this.#progressWrite(c);
+  }
+
+  /** After more data arrived: execute when complete, else keep R2Ts outstanding. */
+  #progressWrite(c: IscsiCmd): void {
+    if (c.received >= c.edtl) return this.#execute(c);
+    if (!c.unsolicitedDone) return;
+    const s = this.session!;
+    while (c.r2ts.length < s.params.maxOutstandingR2T && c.nextR2tOffset < c.edtl) {
+      const r = new R2t();
+      r.ttt = this.#ttt();
+      r.offset = c.nextR2tOffset;
+      r.length = Math.min(s.params.maxBurstLength, c.edtl - r.offset);
+      c.nextR2tOffset += r.length;
+      c.r2ts.push(r);
+      const b = this.#hdr(TOp.R2t, FLAG_FINAL);
+      b.set(this.#lunBytes(c.lun), F.Lun);
+      set32(b, F.Itt, c.itt);
+      set32(b, F.Word20, r.ttt);
+      this.#sn(b, false);
+      set32(b, F.DataSn, c.r2tSn++);
+      set32(b, F.BufferOffset, r.offset);
+      set32(b, F.DesiredLength, r.length);
+      this.#send(b, null);
+    }
+  }
+
+  #ttt(): number {
+    const t = this.#nextTtt;
+    this.#nextTtt = this.#nextTtt >= 0x7fffffff ? 1 : this.#nextTtt + 1;
+    return t;
+  }
+
+  #lunBytes(lun: number): Uint8Array {
+    const b = new Uint8Array(8);
+    b[0] = lun > 255 ? 0x40 | (lun >>> 8) : 0;
+    b[1] = lun & 0xff;
+    return b;
+  }
+
+  #dataOut(p: Pdu): void {
+    const c = this.#cmds.get(p.itt);
+    if (!c || c.executing || !c.isWrite) return this.#reject(p, RejectReason.InvalidPduField);
+    const ttt = p.u32(F.Word20);
+    const off = p.u32(F.BufferOffset);
+    const len = p.dataLength;
+    const dsn = p.u32(F.DataSn);
+    let r: R2t | undefined;
+    if (ttt === RESERVED_TAG) {
+      if (c.unsolicitedDone || dsn !== c.unsolDataSn || off !== c.received || off + len > c.firstBurstEnd) {
+        return this.#protocolError(p, 'unsolicited Data-Out out of sequence');
+      }
+      c.unsolDataSn++;
+    } else {
+      r = c.r2ts.find((x) => x.ttt === ttt);
+      if (!r) return this.#reject(p, RejectReason.InvalidPduField);
+      if (dsn !== r.dataSn || off !== r.offset + r.received || r.received + len > r.length) {
+        return this.#protocolError(p, 'Data-Out DataSN or offset out of sequence');
+      }
+      r.dataSn++;
+      r.received += len;
+    }
+    c.dataOut.set(p.data(), off);
+    c.received += len;
+    if (r && r.received === r.length) c.r2ts.splice(c.r2ts.indexOf(r), 1);
+    if (!r && ((p.flags & FLAG_FINAL) !== 0 || c.received >= c.firstBurstEnd)) {
+      c.unsolicitedDone = true;
+      if (c.nextR2tOffset < c.received) c.nextR2tOffset = c.received;
+    }
+    this.#progressWrite(c);
+  }
+
+  #protocolError(p: Pdu, why: string): void {
+    this.#reject(p, RejectReason.ProtocolError);
+    this.drop(why);
+  }
+
+  #execute(c: IscsiCmd): void {
+    c.executing = true;
+    c.dataOutLength = c.isWrite ? c.received : 0;
+    this.session!.node!.device.execute(c);
+  }
+
+  #complete(c: IscsiCmd): void {
+    if (c.conn !== this || this.state === 'closed') return;
+    if (this.#cmds.get(c.itt) === c) this.#cmds.delete(c.itt);
+    if (c.aborted) return this.#release(c);
+    const total = c.isRead ? Math.min(c.dataInLength, c.edtl) : 0;
+    let resFlags = 0;
+    let residual = 0;
+    if (c.status === Status.Good || c.transferLength !== 0 || c.isWrite) {
+      if (c.transferLength > c.edtl) {
+        resFlags = ResFlag.Overflow;
+        residual = c.transferLength - c.edtl;
+      } else if (c.transferLength < c.edtl) {
+        resFlags = ResFlag.Underflow;
+        residual = c.edtl - c.transferLength;
+      }
+    }
+    const collapse = c.status === Status.Good && c.senseLength === 0 && total > 0;
+    const dataSn = this.#sendDataIn(c, total, collapse, resFlags, residual);
+    if (!collapse) this.#sendResponse(c, resFlags, residual, dataSn);
+    this.#release(c);
+  }
+
+  #sendDataIn(c: IscsiCmd, total: number, collapse: boolean, resFlags: number, residual: number): number {
+    const s = this.session!;
+    const seg = this.#maxSend;
+    const burst = s.params.maxBurstLength;
+    let off = 0;
+    let dataSn = 0;
+    while (off < total) {
+      const n = Math.min(seg, total - off, burst - (off % burst));
+      const last = off + n === total;
+      let flags = last || (off + n) % burst === 0 ? FLAG_FINAL : 0;
+      if (last && collapse) flags |= ResFlag.Status | resFlags;
+      const b = this.#hdr(TOp.DataIn, flags);
+      if (last && collapse) b[3] = c.status;
+      set32(b, F.Itt, c.itt);
+      set32(b, F.Word20, RESERVED_TAG);
+      this.#sn(b, last && collapse);
+      set32(b, F.DataSn, dataSn++);
+      set32(b, F.BufferOffset, off);
+      if (last && collapse) set32(b, F.ResidualCount, residual);
+      this.#send(b, c.dataIn, off, n);
+      off += n;
+    }
+    return dataSn;
+  }
+
+  #sendResponse(c: IscsiCmd, resFlags: number, residual: number, dataSn: number): void {
+    const b = this.#hdr(TOp.ScsiResponse, FLAG_FINAL | resFlags);
+    b[2] = 0;
+    b[3] = c.status;
+    set32(b, F.Itt, c.itt);
+    this.#sn(b, true);
+    set32(b, F.DataSn, dataSn);
+    set32(b, F.ResidualCount, residual);
+    if (c.senseLength > 0) {
+      const d = new Uint8Array(2 + c.senseLength);
+      d[0] = c.senseLength >>> 8;
+      d[1] = c.senseLength & 0xff;
+      d.set(c.sense.subarray(0, c.senseLength), 2);
+      this.#send(b, d);
+    } else this.#send(b, null);
+  }
+
+  // ---- NOP, text, logout, task management
+
+  #nopOut(p: Pdu): void {
+    const b = this.#hdr(TOp.NopIn, FLAG_FINAL);
+    b.set(p.buf.subarray(p.off + F.Lun, p.off + F.Lun + 8), F.Lun);
+    set32(b, F.Itt, p.itt);
+    set32(b, F.Word20, RESERVED_TAG);
+    this.#sn(b, true);
+    this.#send(b, p.data().slice());
+  }
+
+  /** NOP-Out answering our NOP-In ping (ITT reserved): no response, just clears the ping. */
+  #nopReply(p: Pdu): void {
+    if (p.u32(F.Word20) === this.#pingTtt) this.#pingTtt = 0;
+  }
+
+  #startKeepalive(): void {
+    const o = this.target.options;
+    if (o.nop_in_interval <= 0) return;
+    const periodMs = Math.min(o.nop_in_interval * 1000, 1000);
+    this.#timer = setInterval(() => this.#keepalive(), periodMs);
+    this.#timer.unref?.();
+  }
+
+  #keepalive(): void {
+    const o = this.target.options;
+    const now = Date.now();
+    if (this.#pingTtt !== 0) {
+      if (now - this.#pingAt > o.nop_timeout * 1000) this.drop('NOP-In ping timed out');
+      return;
+    }
+    if (now - this.#lastRx < o.nop_in_interval * 1000) return;
+    this.sendPing();
+  }
+
+  /** Sends a NOP-In that asks the initiator for a NOP-Out (liveness check). */
+  sendPing(): void {
+    this.#pingTtt = this.#ttt();
+    this.#pingAt = Date.now();
+    const b = this.#hdr(TOp.NopIn, FLAG_FINAL);
+    set32(b, F.Itt, RESERVED_TAG);
+    set32(b, F.Word20, this.#pingTtt);
+    this.#sn(b, false);
+    this.#send(b, null);
+  }
+
+  /** Asks the initiator to log out (Async Message, AsyncEvent 1) within `seconds`. */
+  requestLogout(seconds = 5): void {
+    const b = this.#hdr(TOp.AsyncMessage, FLAG_FINAL);
+    set32(b, F.Itt, RESERVED_TAG);
+    this.#sn(b, false);
+    b[36] = 1;
+    set16(b, 40, 0);
+    set16(b, 42, 0);
+    set16(b, 44, seconds);
+    this.#send(b, null);
+  }
+
+  #text(p: Pdu): void {
+    const ttt = p.u32(F.Word20);
+    const flags = p.flags;
+    if (ttt !== RESERVED_TAG && this.#textOut && ttt === this.#textOutTtt) {
+      return this.#sendTextChunk(p.itt);
+    }
+    this.#textOut = null;
+    this.#textIn.push(p.data().slice());
+    const size = this.#textIn.reduce((a, b) => a + b.length, 0);
+    if (size > TEXT_LIMIT) {
+      this.#textIn = [];
+      return this.#reject(p, RejectReason.ProtocolError);
+    }
+    if (flags & LoginFlag.Continue) {
+      const b = this.#hdr(TOp.TextResponse, 0);
+      set32(b, F.Itt, p.itt);
+      set32(b, F.Word20, this.#ttt());
+      this.#sn(b, true);
+      return this.#send(b, null);
+    }
+    let pairs: KeyPairs;
+    try {
+      pairs = parseText(Buffer.concat(this.#textIn));
+    } catch {
+      this.#textIn = [];
+      return this.#reject(p, RejectReason.ProtocolError);
+    }
+    this.#textIn = [];
+    const answer: KeyPairs = [];
+    for (const [k, v] of pairs) {
+      if (k === 'SendTargets') answer.push(...this.#sendTargets(v));
+      else answer.push([k, 'NotUnderstood']);
+    }
+    this.#textOut = encodeText(answer);
+    this.#textOutTtt = this.#ttt();
+    this.#sendTextChunk(p.itt);
+  }
+
+  #sendTextChunk(itt: number): void {
+    const out = this.#textOut!;
+    const n = Math.min(out.length, this.#maxSend);
+    const last = n === out.length;
+    const b = this.#hdr(TOp.TextResponse, last ? FLAG_FINAL : LoginFlag.Continue);
+    set32(b, F.Itt, itt);
+    set32(b, F.Word20, last ? RESERVED_TAG : this.#textOutTtt);
+    this.#sn(b, true);
+    this.#send(b, out, 0, n);
+    this.#textOut = last ? null : out.subarray(n);
+  }
+
+  #sendTargets(v: string): KeyPairs {
+    const s = this.session!;
+    const out: KeyPairs = [];
+    const t = this.target;
+    let nodes: TargetNode[];
+    if (v === 'All') nodes = s.discovery ? [...t.nodes.values()] : s.node ? [s.node] : [];
+    else if (v === '') nodes = s.node ? [s.node] : [];
+    else nodes = [...t.nodes.values()].filter((n) => n.name === v);
+    for (const n of nodes) {
+      const maps = n.params.pg_ig_maps.filter((m) => {
+        const g = t.initiatorGroups.get(m.ig_tag);
+        return g !== undefined && t.permitted(n, m.pg_tag, s.initiatorName, this.info.remoteAddress);
+      });
+      if (maps.length === 0) continue;
+      out.push(['TargetName', n.name]);
+      for (const m of maps) {
+        for (const portal of t.portalGroups.get(m.pg_tag)?.portals ?? []) {
+          const any = portal.host === '0.0.0.0' || portal.host === '::' || portal.host === '[::]';
+          const host = any ? this.info.localAddress : portal.host;
+          const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+          out.push(['TargetAddress', `${h}:${portal.port},${m.pg_tag}`]);
+        }
+      }
+    }
+    return out;
+  }
+
+  #logout(p: Pdu): void {
+    const reason = p.flags & 0x7f;
+    const cid = p.u16(20);
+    let response = 0;
+    const s = this.session!;
+    if (reason === 2) response = 2;
+    else if (reason === 1 && cid !== this.cid) {
+      const other = [...s.conns].find((c) => c.cid === cid);
+      if (other) other.drop('logged out by another connection');
+      else response = 1;
+    } else if (reason > 2) return this.#reject(p, RejectReason.ProtocolError);
+    const b = this.#hdr(TOp.LogoutResponse, FLAG_FINAL);
+    b[2] = response;
+    set32(b, F.Itt, p.itt);
+    this.#sn(b, true);
+    set16(b, 40, s.params.defaultTime2Wait);
+    set16(b, 42, s.params.defaultTime2Retain);
+    this.#send(b, null);
+    if (response !== 0 || (reason === 1 && cid !== this.cid)) return;
+    if (reason === 0) {
+      for (const c of [...s.conns]) if (c !== this) c.drop('session logged out');
+    }
+    this.state = 'closing';
+    this.#sink.close();
+    this.closed();
+  }
+
+  #taskMgmt(p: Pdu): void {
+    const s = this.session!;
+    const fn = p.flags & 0x7f;
+    let response = 0;
+    let cold = false;
+    if (s.discovery || !s.node) response = 5;
+    else {
+      const dev = s.node.device;
+      const lun = p.lun;
+      switch (fn) {
+        case 1:
+          response = this.#abortTask(p.u32(F.Word20), p.u32(32));
+          break;
+        case 2:
+        case 4:
+          if (!dev.lun(lun)) response = 2;
+          else this.#abortWhere((c) => c.lun === lun, fn === 4);
+          break;
+        case 5: {
+          const l = dev.lun(lun);
+          if (!l) response = 2;
+          else {
+            this.#abortWhere((c) => c.lun === lun, true);
+            l.resetLun(s.nexus);
+          }
+          break;
+        }
+        case 6:
+        case 7:
+          this.#abortWhere(() => true, true);
+          dev.resetTarget(s.nexus);
+          cold = fn === 7;
+          break;
+        case 8:
+          response = 4;
+          break;
+        default:
+          response = 5;
+      }
+    }
+    const b = this.#hdr(TOp.TaskMgmtResponse, FLAG_FINAL);
+    b[2] = response;
+    set32(b, F.Itt, p.itt);
+    this.#sn(b, true);
+    this.#send(b, null);
+    if (cold) {
+      // TARGET COLD RESET ends every session of the target node after the response.
+      for (const other of [...this.target.sessions.values()]) if (other.node === s.node) other.drop();
+    }
+  }
+
+  #abortTask(rtt: number, refCmdSn: number): number {
+    for (const conn of this.session!.conns) {
+      const c = conn.#cmds.get(rtt);
+      if (c) {
+        c.aborted = true;
+        conn.#cmds.delete(rtt);
+        if (!c.executing) conn.#release(c);
+        return 0;
+      }
+    }
+    // Not found: already completed (RefCmdSN below ExpCmdSN) or never received.
+    const before = ((this.session!.expCmdSn - refCmdSn) >>> 0) - 1 < 0x80000000;
+    return before ? 0 : 1;
+  }
+
+  /** Aborts this session's matching tasks; `allSessions` extends to other sessions on the node. */
+  #abortWhere(match: (c: IscsiCmd) => boolean, allSessions: boolean): void {
+    const s = this.session!;
+    const sessions = allSessions ? [...this.target.sessions.values()].filter((x) => x.node === s.node) : [s];
+    for (const sess of sessions) {
+      for (const conn of sess.conns) {
+        for (const [itt, c] of conn.#cmds) {
+          if (!match(c)) continue;
+          c.aborted = true;
+          conn.#cmds.delete(itt);
+          if (!c.executing) conn.#release(c);
+        }
+      }
+    }
+  }
+
+  /** Statistics of the data-out buffer accounting: exposed for tests. */
+  get outstanding(): number {
+    return this.#cmds.size;
+  }
+}
+
+/** State of a connection's login phase. */
+class LoginState {
+  first = true;
+  identified = false;
+  stage: number = Stage.Security;
+  isid = '';
+  tsih = 0;
+  itt = 0;
+  cmdSn = 0;
+  initiatorName = '';
+  discovery = false;
+  node: TargetNode | null = null;
+  chap: ChapExchange | null = null;
+  authDone = false;
+  targetDeclared = false;
+  mrdslDeclared = false;
+  readonly params = new SessionParams();
+  readonly settled = new Set<string>();
+  text: Uint8Array[] = [];
+}

@@ -1,0 +1,101 @@
+import type { Nexus } from '@storkit/scsi';
+import type { Connection } from './connection.js';
+import { SessionParams } from './keys.js';
+import type { IscsiTarget, TargetNode } from './target.js';
+
+/** A command PDU that arrived ahead of ExpCmdSN on another connection: a copy, run in order. */
+interface Stashed {
+  conn: Connection;
+  bytes: Uint8Array;
+}
+
+/**
+ * An iSCSI session: one I_T nexus, one CmdSN space shared by its connections (RFC 7143 4.2.2.1),
+ * negotiated session-wide parameters.
+ */
+export class Session {
+  readonly target: IscsiTarget;
+  readonly tsih: number;
+  /** ISID as 12 hex digits. */
+  readonly isid: string;
+  readonly initiatorName: string;
+  readonly node: TargetNode | null;
+  readonly params: SessionParams;
+  readonly nexus: Nexus | null;
+  readonly portalGroupTag: number;
+  readonly conns = new Set<Connection>();
+  readonly queueDepth: number;
+  expCmdSn: number;
+  readonly #stash = new Map<number, Stashed>();
+  #ended = false;
+
+  constructor(
+    target: IscsiTarget,
+    tsih: number,
+    isid: string,
+    initiatorName: string,
+    node: TargetNode | null,
+    params: SessionParams,
+    nexus: Nexus | null,
+    portalGroupTag: number,
+    expCmdSn: number,
+  ) {
+    this.target = target;
+    this.tsih = tsih;
+    this.isid = isid;
+    this.initiatorName = initiatorName;
+    this.node = node;
+    this.params = params;
+    this.nexus = nexus;
+    this.portalGroupTag = portalGroupTag;
+    this.expCmdSn = expCmdSn >>> 0;
+    this.queueDepth = node ? node.params.queue_depth : 1;
+  }
+
+  get discovery(): boolean {
+    return this.node === null;
+  }
+
+  get maxCmdSn(): number {
+    return (this.expCmdSn + this.queueDepth - 1) >>> 0;
+  }
+
+  /**
+   * Where a non-immediate CmdSN falls: 0 = next in order, 1 = ahead but inside the window
+   * (stashed until its turn), -1 = outside the window (RFC 7143 3.2.2.1: silently ignored).
+   */
+  classify(cmdSn: number): -1 | 0 | 1 {
+    const d = (cmdSn - this.expCmdSn) >>> 0;
+    if (d === 0) return 0;
+    return d < this.queueDepth ? 1 : -1;
+  }
+
+  /** The command with the expected CmdSN was taken: advance, then run any stashed successors. */
+  advance(): void {
+    this.expCmdSn = (this.expCmdSn + 1) >>> 0;
+    let next = this.#stash.get(this.expCmdSn);
+    while (next) {
+      this.#stash.delete(this.expCmdSn);
+      next.conn.replay(next.bytes);
+      next = this.#stash.get(this.expCmdSn);
+    }
+  }
+
+  stash(cmdSn: number, conn: Connection, pdu: Uint8Array): void {
+    if (!this.#stash.has(cmdSn)) this.#stash.set(cmdSn, { conn, bytes: pdu.slice() });
+  }
+
+  /** Drops every connection of the session (reinstatement, target removal, cold reset). */
+  drop(): void {
+    for (const c of [...this.conns]) c.drop('session dropped');
+  }
+
+  connectionGone(c: Connection): void {
+    this.conns.delete(c);
+    for (const [sn, s] of this.#stash) if (s.conn === c) this.#stash.delete(sn);
+    if (this.conns.size > 0 || this.#ended) return;
+    this.#ended = true;
+    if (this.nexus && this.node) this.node.device.nexusLost(this.nexus);
+    if (this.target.sessions.get(this.tsih) === this) this.target.sessions.delete(this.tsih);
+  }
+}

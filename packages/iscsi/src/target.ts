@@ -1,0 +1,233 @@
+import type { BlockBackend } from '@storkit/scsi';
+import { ScsiDevice } from '@storkit/scsi';
+import type { ChapSecret } from './chap.js';
+import {
+  type AuthGroupParams,
+  checkChapFlags,
+  type DiscoveryAuthParams,
+  fullTargetName,
+  type InitiatorGroupParams,
+  type IscsiOptions,
+  initiatorAllowed,
+  type PortalGroupParams,
+  resolveOptions,
+  type TargetNodeParams,
+} from './config.js';
+import { Connection, type ConnectionInfo, type PduSink } from './connection.js';
+import { IscsiError } from './errors.js';
+import type { TargetLimits } from './keys.js';
+import type { Session } from './session.js';
+
+/** Looks a block device up by bdev name (the bdev layer's job; a map until it lands). */
+export type BdevLookup = (name: string) => BlockBackend | undefined;
+
+export interface AuthPolicy {
+  disable_chap: boolean;
+  require_chap: boolean;
+  mutual_chap: boolean;
+  chap_group: number;
+}
+
+/** A configured target node: its SCSI device and access rules. */
+export class TargetNode {
+  readonly name: string;
+  readonly params: TargetNodeParams;
+  readonly device: ScsiDevice;
+  readonly auth: AuthPolicy;
+
+  constructor(name: string, params: TargetNodeParams, device: ScsiDevice) {
+    this.name = name;
+    this.params = params;
+    this.device = device;
+    this.auth = {
+      disable_chap: params.disable_chap ?? false,
+      require_chap: params.require_chap ?? false,
+      mutual_chap: params.mutual_chap ?? false,
+      chap_group: params.chap_group ?? 0,
+    };
+  }
+}
+
+export interface IscsiStats {
+  invalid: number;
+  running: number;
+  exiting: number;
+  exited: number;
+}
+
+/**
+ * The iSCSI target: options, portal/initiator/auth groups, target nodes and live sessions. Methods
+ * mirror SPDK's iscsi_* RPCs. Transports create one `Connection` per accepted socket with `accept`.
+ */
+export class IscsiTarget {
+  options: IscsiOptions;
+  readonly portalGroups = new Map<number, PortalGroupParams>();
+  readonly initiatorGroups = new Map<number, InitiatorGroupParams>();
+  readonly authGroups = new Map<number, AuthGroupParams>();
+  readonly nodes = new Map<string, TargetNode>();
+  readonly sessions = new Map<number, Session>();
+  readonly connections = new Set<Connection>();
+  discoveryAuth: AuthPolicy = { disable_chap: false, require_chap: false, mutual_chap: false, chap_group: 0 };
+  readonly #bdevs: BdevLookup;
+  #nextTsih = 1;
+
+  constructor(bdevs: BdevLookup, options: Partial<IscsiOptions> = {}) {
+    this.#bdevs = bdevs;
+    this.options = resolveOptions(options);
+  }
+
+  /** iscsi_set_options (before any session exists). */
+  setOptions(p: Partial<IscsiOptions>): void {
+    this.options = resolveOptions({ ...this.options, ...p });
+  }
+
+  /** iscsi_set_discovery_auth */
+  setDiscoveryAuth(p: DiscoveryAuthParams): void {
+    const next = { ...this.discoveryAuth, ...p };
+    checkChapFlags(next);
+    if (next.chap_group && !this.authGroups.has(next.chap_group)) {
+      throw new IscsiError('ENOENT_GROUP', `auth group ${next.chap_group} does not exist`);
+    }
+    this.discoveryAuth = next;
+  }
+
+  createPortalGroup(p: PortalGroupParams): void {
+    if (this.portalGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `portal group ${p.tag} exists`);
+    if (!Number.isInteger(p.tag) || p.tag < 1 || p.tag > 0xffff) {
+      throw new IscsiError('EINVAL_CONFIG', `portal group tag ${p.tag} out of range 1..65535`);
+    }
+    if (p.portals.length === 0) throw new IscsiError('EINVAL_CONFIG', 'portal group needs at least one portal');
+    this.portalGroups.set(p.tag, p);
+  }
+
+  createInitiatorGroup(p: InitiatorGroupParams): void {
+    if (this.initiatorGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `initiator group ${p.tag} exists`);
+    if (p.initiators.length === 0 || p.netmasks.length === 0) {
+      throw new IscsiError('EINVAL_CONFIG', 'initiator group needs initiators and netmasks');
+    }
+    this.initiatorGroups.set(p.tag, p);
+  }
+
+  createAuthGroup(p: AuthGroupParams): void {
+    if (this.authGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `auth group ${p.tag} exists`);
+    for (const s of p.secrets) {
+      if (!s.user || !s.secret) throw new IscsiError('EINVAL_CONFIG', 'CHAP secret needs user and secret');
+      if ((s.muser === undefined) !== (s.msecret === undefined)) {
+        throw new IscsiError('EINVAL_CONFIG', 'mutual CHAP needs both muser and msecret');
+      }
+    }
+    this.authGroups.set(p.tag, { tag: p.tag, secrets: [...p.secrets] });
+  }
+
+  /** iscsi_create_target_node */
+  createTargetNode(p: TargetNodeParams): TargetNode {
+    const name = fullTargetName(this.options.node_base, p.name);
+    if (this.nodes.has(name)) throw new IscsiError('EEXIST_TARGET', `target node ${name} exists`);
+    checkChapFlags(p);
+    for (const m of p.pg_ig_maps) {
+      if (!this.portalGroups.has(m.pg_tag)) throw new IscsiError('ENOENT_GROUP', `portal group ${m.pg_tag} not found`);
+      if (!this.initiatorGroups.has(m.ig_tag)) {
+        throw new IscsiError('ENOENT_GROUP', `initiator group ${m.ig_tag} not found`);
+      }
+    }
+    if (p.chap_group && !this.authGroups.has(p.chap_group)) {
+      throw new IscsiError('ENOENT_GROUP', `auth group ${p.chap_group} not found`);
+    }
+    if (!Number.isInteger(p.queue_depth) || p.queue_depth < 1 || p.queue_depth > this.options.max_queue_depth) {
+      throw new IscsiError('EINVAL_CONFIG', `queue_depth must be 1..${this.options.max_queue_depth}`);
+    }
+    const device = new ScsiDevice(name);
+    for (const l of p.luns) {
+      const b = this.#bdevs(l.bdev_name);
+      if (!b) throw new IscsiError('EINVAL_CONFIG', `bdev ${l.bdev_name} not found`);
+      device.addLun(l.lun_id, b);
+    }
+    const node = new TargetNode(name, p, device);
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  /** iscsi_delete_target_node: sessions to it are asked to log out, then dropped. */
+  deleteTargetNode(name: string): void {
+    const full = fullTargetName(this.options.node_base, name);
+    const node = this.nodes.get(full);
+    if (!node) throw new IscsiError('ENOENT_TARGET', `target node ${full} not found`);
+    this.nodes.delete(full);
+    for (const s of this.sessions.values()) if (s.node === node) s.drop();
+  }
+
+  /** Starts the protocol engine for one new transport connection. */
+  accept(sink: PduSink, info: ConnectionInfo): Connection {
+    const c = new Connection(this, sink, info);
+    this.connections.add(c);
+    return c;
+  }
+
+  // ---- used by the engine
+
+  get limits(): TargetLimits {
+    const o = this.options;
+    return {
+      maxConnections: o.max_connections_per_session,
+      initialR2T: false,
+      immediateData: o.immediate_data,
+      maxBurstLength: o.max_burst_length,
+      firstBurstLength: o.first_burst_length,
+      defaultTime2Wait: o.default_time2wait,
+      defaultTime2Retain: o.default_time2retain,
+      maxOutstandingR2T: o.max_r2t_per_connection,
+      errorRecoveryLevel: o.error_recovery_level,
+      maxRecvDataSegmentLength: o.max_recv_data_segment_length,
+    };
+  }
+
+  allocTsih(): number {
+    for (let i = 0; i < 0xffff; i++) {
+      const t = this.#nextTsih;
+      this.#nextTsih = (this.#nextTsih % 0xffff) + 1;
+      if (!this.sessions.has(t)) return t;
+    }
+    return 0;
+  }
+
+  /** Whether `initiator` at `addr` may use `node` through portal group `pgTag`. */
+  permitted(node: TargetNode, pgTag: number, initiator: string, addr: string): boolean {
+    for (const m of node.params.pg_ig_maps) {
+      if (m.pg_tag !== pgTag) continue;
+      const g = this.initiatorGroups.get(m.ig_tag);
+      if (g && initiatorAllowed(g, initiator, addr)) return true;
+    }
+    return false;
+  }
+
+  chapLookup(group: number): (user: string) => ChapSecret | undefined {
+    return (user) => {
+      const groups = group ? [this.authGroups.get(group)] : [...this.authGroups.values()];
+      for (const g of groups) for (const s of g?.secrets ?? []) if (s.user === user) return s;
+      return undefined;
+    };
+  }
+
+  /** iscsi_get_connections */
+  getConnections(): object[] {
+    return [...this.connections].filter((c) => c.session).map((c) => c.describe());
+  }
+
+  /** iscsi_get_stats */
+  getStats(): IscsiStats {
+    let running = 0;
+    let exiting = 0;
+    let invalid = 0;
+    for (const c of this.connections) {
+      if (c.state === 'full') running++;
+      else if (c.state === 'closing') exiting++;
+      else invalid++;
+    }
+    return { invalid, running, exiting, exited: 0 };
+  }
+
+  /** Closes every connection (shutdown). */
+  close(): void {
+    for (const c of [...this.connections]) c.drop('target shutdown');
+  }
+}
