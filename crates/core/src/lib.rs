@@ -12,5 +12,6 @@ pub mod mem;
 pub mod mmio;
 pub mod registry;
 pub mod time;
+pub mod uring;
 
 pub use error::{Error, Result};
