@@ -1,0 +1,20 @@
+export { type BackendDone, BackendStatus, type NamespaceBackend } from './backend.js';
+export { Controller } from './controller.js';
+export { NvmfError, type NvmfErrorCode } from './errors.js';
+export {
+  TCP_DEFAULTS,
+  type TcpTransportOptions,
+  type TcpTransportParams,
+  tcpTransportOptions,
+} from './options.js';
+export { RamBackend, type RamBackendOptions } from './ram-backend.js';
+export {
+  type CreateSubsystemParams,
+  type ListenAddress,
+  Namespace,
+  type NamespaceParams,
+  Subsystem,
+  validateNqn,
+} from './subsystem.js';
+export { NvmfTarget, type ReferralParams, type TargetOptions } from './target.js';
+export { type QpairOwner, type QpairStats, TcpQpair } from './tcp-qpair.js';

@@ -1,0 +1,82 @@
+// A target-side command in flight. Each qpair preallocates max_queue_depth of them; a request keeps
+// its SQE copy, its data buffer (grown once to the largest transfer seen, then reused) and the
+// completion fields, so steady-state I/O allocates nothing.
+
+import { SQE_SIZE } from '@storkit/nvme/spec';
+
+import type { TcpQpair } from './tcp-qpair.js';
+
+export const ReqState = {
+  Free: 0,
+  /** Command received, waiting for H2CData (R2T sent). */
+  AwaitH2C: 1,
+  /** Fused first command waiting for its second. */
+  AwaitFused: 2,
+  /** Being executed (backend I/O or held AER). */
+  Executing: 3,
+} as const;
+export type ReqState = (typeof ReqState)[keyof typeof ReqState];
+
+export class Request {
+  readonly idx: number;
+  readonly sqe = new Uint8Array(SQE_SIZE);
+  readonly sqeDv = new DataView(this.sqe.buffer);
+  state: ReqState = ReqState.Free;
+  cid = 0;
+  opcode = 0;
+  nsid = 0;
+  /** Data buffer; `iov[0]` is a view of its first `dataLen` bytes. */
+  buf: Uint8Array;
+  readonly iov: Uint8Array[];
+  /** Length of the data transfer (SGL length), either direction. */
+  dataLen = 0;
+  /** Direction of the transfer: 1 host to controller, 2 controller to host, 0 none. */
+  dir = 0;
+  /** Bytes of host data received so far (in-capsule or H2CData). */
+  h2cRecv = 0;
+  /** Bytes of data to return with C2HData on success. */
+  c2hLen = 0;
+  status = 0;
+  dw0 = 0;
+  dw1 = 0;
+  /** Set once a data digest error was seen: the command completes with Transient Transport Error. */
+  digestError = false;
+  /** The other half of a fused Compare and Write. */
+  fused: Request | null = null;
+  /** Outstanding backend operations (DSM issues one per range). */
+  pendingOps = 0;
+  /** Submission time (performance.now), for abort and stats. */
+  started = 0;
+
+  /** The qpair that owns this request (fixed for its life). */
+  readonly qp: TcpQpair;
+
+  constructor(qp: TcpQpair, idx: number, bufSize: number) {
+    this.qp = qp;
+    this.idx = idx;
+    this.buf = new Uint8Array(bufSize);
+    this.iov = [this.buf.subarray(0, 0)];
+  }
+
+  /** Make the data buffer hold `n` bytes and point iov[0] at exactly them. */
+  setDataLen(n: number): void {
+    if (n > this.buf.length) this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
+    this.dataLen = n;
+    const v = this.iov[0];
+    if (v.length !== n || v.buffer !== this.buf.buffer) this.iov[0] = this.buf.subarray(0, n);
+  }
+
+  reset(): void {
+    this.state = ReqState.Free;
+    this.dataLen = 0;
+    this.dir = 0;
+    this.h2cRecv = 0;
+    this.c2hLen = 0;
+    this.status = 0;
+    this.dw0 = 0;
+    this.dw1 = 0;
+    this.digestError = false;
+    this.fused = null;
+    this.pendingOps = 0;
+  }
+}

@@ -1,0 +1,419 @@
+// The NVMe-oF target: transports, subsystems (plus the discovery subsystem), listeners and
+// referrals, and Fabrics Connect. Method names and parameters mirror SPDK's nvmf_* RPCs one to
+// one, so the RPC layer only has to route JSON to them.
+
+import {
+  AdrFam,
+  bytesToUuid,
+  CONNECT_DATA_SIZE,
+  CommandSpecificStatus,
+  ConnectDataOff,
+  ConnectOff,
+  CSTS,
+  DISCOVERY_NQN,
+  type DiscoveryEntry,
+  DYNAMIC_CNTLID,
+  encodeDiscoveryLog,
+  GenericStatus,
+  makeStatus,
+  NQN_FIELD_SIZE,
+  Sct,
+  SubType,
+  TrType,
+} from '@storkit/nvme/spec';
+
+import type { NamespaceBackend } from './backend.js';
+import { Controller, type ControllerHost } from './controller.js';
+import { invalid, NvmfError } from './errors.js';
+import { type TcpTransportOptions, type TcpTransportParams, tcpTransportOptions } from './options.js';
+import type { Request } from './request.js';
+import {
+  type CreateSubsystemParams,
+  type ListenAddress,
+  type NamespaceParams,
+  Subsystem,
+} from './subsystem.js';
+import { TcpListener } from './tcp-listener.js';
+import type { QpairOwner, TcpQpair } from './tcp-qpair.js';
+
+export interface TargetOptions {
+  /** Finds the backend for nvmf_subsystem_add_ns's bdev_name (the bdev layer, later). */
+  resolveBdev?: (name: string) => NamespaceBackend | undefined;
+}
+
+export interface ReferralParams {
+  address: ListenAddress;
+  subnqn?: string;
+  secure_channel?: boolean;
+}
+
+const S_SEQ = makeStatus(Sct.Generic, GenericStatus.CommandSequenceError, true);
+
+function invalidParam(iattr: 0 | 1, ipo: number, r: Request): number {
+  r.dw0 = (iattr | (ipo << 16)) >>> 0;
+  return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidParameters, true);
+}
+
+function nqnAt(b: Uint8Array, off: number): string {
+  let s = '';
+  for (let i = off; i < off + NQN_FIELD_SIZE && b[i] !== 0; i++) s += String.fromCharCode(b[i]);
+  return s;
+}
+
+export class NvmfTarget implements QpairOwner, ControllerHost {
+  #options: TcpTransportOptions | undefined;
+  readonly subsystems = new Map<string, Subsystem>();
+  readonly discovery: Subsystem;
+  readonly referrals: ReferralParams[] = [];
+  readonly #listeners = new Map<string, TcpListener>();
+  readonly #backends = new Map<string, NamespaceBackend>();
+  readonly #resolve: (name: string) => NamespaceBackend | undefined;
+  readonly qpairs = new Set<TcpQpair>();
+  #genctr = 0;
+  readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0 };
+
+  constructor(o: TargetOptions = {}) {
+    this.#resolve = o.resolveBdev ?? ((n) => this.#backends.get(n));
+    this.discovery = new Subsystem({ nqn: DISCOVERY_NQN, allow_any_host: true }, 'Discovery');
+    this.subsystems.set(DISCOVERY_NQN, this.discovery);
+  }
+
+  get options(): TcpTransportOptions {
+    if (!this.#options)
+      throw new NvmfError('ERR_NVMF_NO_TRANSPORT', 'no TCP transport: call nvmf_create_transport first');
+    return this.#options;
+  }
+
+  /** Make a backend findable by name (stands in for the bdev layer's registry). */
+  registerBackend(b: NamespaceBackend): void {
+    this.#backends.set(b.name, b);
+  }
+
+  // ---- RPC surface ----
+
+  nvmf_create_transport(p: TcpTransportParams): void {
+    if (this.#options) throw new NvmfError('ERR_NVMF_EXISTS', 'transport TCP already exists');
+    this.#options = tcpTransportOptions(p);
+  }
+
+  nvmf_get_transports(): object[] {
+    return this.#options ? [{ ...this.#options, trtype: 'TCP' }] : [];
+  }
+
+  nvmf_create_subsystem(p: CreateSubsystemParams): void {
+    if (this.subsystems.has(p.nqn))
+      throw new NvmfError('ERR_NVMF_EXISTS', `subsystem ${p.nqn} already exists`);
+    this.subsystems.set(p.nqn, new Subsystem(p));
+    this.#changed();
+  }
+
+  async nvmf_delete_subsystem(p: { nqn: string }): Promise<void> {
+    const s = this.#subsystem(p.nqn);
+    if (s === this.discovery) throw invalid('the discovery subsystem cannot be deleted');
+    for (const c of [...s.controllers.values()]) c.destroy('subsystem deleted');
+    for (const l of [...s.listeners])
+      await this.nvmf_subsystem_remove_listener({ nqn: s.nqn, listen_address: l });
+    this.subsystems.delete(p.nqn);
+    this.#changed();
+  }
+
+  nvmf_subsystem_add_ns(p: { nqn: string; namespace: NamespaceParams }): number {
+    const s = this.#subsystem(p.nqn);
+    const b = this.#resolve(p.namespace.bdev_name);
+    if (!b) throw new NvmfError('ERR_NVMF_NOT_FOUND', `no bdev named '${p.namespace.bdev_name}'`);
+    return s.addNamespace(p.namespace, b);
+  }
+
+  nvmf_subsystem_remove_ns(p: { nqn: string; nsid: number }): void {
+    this.#subsystem(p.nqn).removeNamespace(p.nsid);
+  }
+
+  nvmf_subsystem_add_host(p: { nqn: string; host: string }): void {
+    this.#subsystem(p.nqn).hosts.add(p.host);
+    this.#changed();
+  }
+
+  nvmf_subsystem_remove_host(p: { nqn: string; host: string }): void {
+    const s = this.#subsystem(p.nqn);
+    if (!s.hosts.delete(p.host)) throw new NvmfError('ERR_NVMF_NOT_FOUND', `host ${p.host} not in ${p.nqn}`);
+    for (const c of [...s.controllers.values()])
+      if (c.hostnqn === p.host && !s.allowAnyHost) c.destroy('host removed');
+    this.#changed();
+  }
+
+  nvmf_subsystem_allow_any_host(p: { nqn: string; allow_any_host: boolean }): void {
+    this.#subsystem(p.nqn).allowAnyHost = p.allow_any_host;
+    this.#changed();
+  }
+
+  /** Start listening (shared between subsystems on the same address). Resolves once bound. */
+  async nvmf_subsystem_add_listener(p: { nqn: string; listen_address: ListenAddress }): Promise<void> {
+    const s = this.#subsystem(p.nqn);
+    const a = this.#address(p.listen_address);
+    if (s.listensOn(a))
+      throw new NvmfError('ERR_NVMF_EXISTS', `${p.nqn} already listens on ${a.traddr}:${a.trsvcid}`);
+    const key = `${a.traddr}:${a.trsvcid}`;
+    let l = this.#listeners.get(key);
+    if (!l) {
+      l = new TcpListener(this, a.traddr, Number(a.trsvcid));
+      await l.start();
+      this.#listeners.set(key, l);
+    }
+    l.refs++;
+    s.listeners.push(a);
+    this.#changed();
+  }
+
+  async nvmf_subsystem_remove_listener(p: { nqn: string; listen_address: ListenAddress }): Promise<void> {
+    const s = this.#subsystem(p.nqn);
+    const a = this.#address(p.listen_address);
+    const i = s.listeners.findIndex((l) => l.traddr === a.traddr && String(l.trsvcid) === a.trsvcid);
+    if (i < 0)
+      throw new NvmfError('ERR_NVMF_NOT_FOUND', `${p.nqn} does not listen on ${a.traddr}:${a.trsvcid}`);
+    s.listeners.splice(i, 1);
+    const key = `${a.traddr}:${a.trsvcid}`;
+    const l = this.#listeners.get(key)!;
+    if (--l.refs === 0) {
+      this.#listeners.delete(key);
+      await l.stop();
+    }
+    this.#changed();
+  }
+
+  nvmf_subsystem_get_listeners(p: { nqn: string }): object[] {
+    return this.#subsystem(p.nqn).listeners.map((l) => ({ address: { ...l }, ana_state: 'optimized' }));
+  }
+
+  nvmf_discovery_add_referral(p: ReferralParams): void {
+    const a = this.#address(p.address);
+    if (this.referrals.some((r) => r.address.traddr === a.traddr && r.address.trsvcid === a.trsvcid))
+      throw new NvmfError('ERR_NVMF_EXISTS', 'referral exists');
+    this.referrals.push({ ...p, address: a });
+    this.#changed();
+  }
+
+  nvmf_discovery_remove_referral(p: ReferralParams): void {
+    const i = this.referrals.findIndex(
+      (r) => r.address.traddr === p.address.traddr && r.address.trsvcid === String(p.address.trsvcid),
+    );
+    if (i < 0) throw new NvmfError('ERR_NVMF_NOT_FOUND', 'no such referral');
+    this.referrals.splice(i, 1);
+    this.#changed();
+  }
+
+  nvmf_get_subsystems(): object[] {
+    return [...this.subsystems.values()].map((s) => ({
+      nqn: s.nqn,
+      subtype: s.subtype,
+      listen_addresses: s.listeners.map((l) => ({ ...l })),
+      allow_any_host: s.allowAnyHost,
+      hosts: [...s.hosts].map((nqn) => ({ nqn })),
+      ...(s.subtype === 'NVMe'
+        ? {
+            serial_number: s.serialNumber,
+            model_number: s.modelNumber,
+            max_namespaces: s.maxNamespaces,
+            min_cntlid: s.minCntlid,
+            max_cntlid: s.maxCntlid,
+            namespaces: [...s.namespaces.values()].map((n) => ({
+              nsid: n.nsid,
+              bdev_name: n.backend.name,
+              name: n.backend.name,
+              nguid: Buffer.from(n.nguid).toString('hex').toUpperCase(),
+              uuid: bytesToUuid(n.uuid),
+            })),
+          }
+        : {}),
+    }));
+  }
+
+  nvmf_subsystem_get_controllers(p: { nqn: string }): object[] {
+    return [...this.#subsystem(p.nqn).controllers.values()].map((c) => ({
+      cntlid: c.cntlid,
+      hostnqn: c.hostnqn,
+      hostid: bytesToUuid(c.hostid),
+      num_io_qpairs: c.qpairs.size - (c.qpairs.has(0) ? 1 : 0),
+    }));
+  }
+
+  nvmf_subsystem_get_qpairs(p: { nqn: string }): object[] {
+    const out: object[] = [];
+    for (const c of this.#subsystem(p.nqn).controllers.values())
+      for (const q of c.qpairs.values())
+        out.push({
+          cntlid: c.cntlid,
+          qid: q.qid,
+          state: 'active',
+          listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: q.local.traddr, trsvcid: q.local.trsvcid },
+          peer_address: {
+            trtype: 'TCP',
+            adrfam: 'IPv4',
+            traddr: q.peer.split(':')[0],
+            trsvcid: q.peer.split(':')[1],
+          },
+        });
+    return out;
+  }
+
+  nvmf_get_stats(): object {
+    let completed = 0;
+    let admin = 0;
+    let io = 0;
+    for (const q of this.qpairs) {
+      completed += q.qid > 0 ? q.stats.commands : 0;
+      if (q.qid === 0) admin++;
+      else if (q.qid > 0) io++;
+    }
+    return {
+      tick_rate: 1_000_000,
+      poll_groups: [
+        {
+          name: 'nvmf_tgt_poll_group_000',
+          admin_qpairs: this.counters.adminQpairs,
+          io_qpairs: this.counters.ioQpairs,
+          current_admin_qpairs: admin,
+          current_io_qpairs: io,
+          pending_bdev_io: 0,
+          completed_nvme_io: completed,
+          transports: [{ trtype: 'TCP' }],
+        },
+      ],
+    };
+  }
+
+  /** Stop every listener and drop every connection. */
+  async close(): Promise<void> {
+    for (const s of this.subsystems.values())
+      for (const c of [...s.controllers.values()]) c.destroy('target shutdown');
+    for (const q of [...this.qpairs]) q.close();
+    await Promise.all([...this.#listeners.values()].map((l) => l.stop()));
+    this.#listeners.clear();
+  }
+
+  /** The port a listener got (for listeners created with trsvcid 0 in tests). */
+  boundPort(traddr: string, trsvcid: string | number): number | undefined {
+    return this.#listeners.get(`${traddr}:${trsvcid}`)?.port;
+  }
+
+  #subsystem(nqn: string): Subsystem {
+    const s = this.subsystems.get(nqn);
+    if (!s) throw new NvmfError('ERR_NVMF_NOT_FOUND', `no subsystem ${nqn}`);
+    return s;
+  }
+
+  #address(a: ListenAddress): ListenAddress {
+    if (String(a.trtype).toUpperCase() !== 'TCP') throw invalid(`unsupported trtype '${a.trtype}'`);
+    const adrfam = (a.adrfam ?? 'IPv4').toLowerCase();
+    if (adrfam !== 'ipv4' && adrfam !== 'ipv6') throw invalid(`unsupported adrfam '${a.adrfam}'`);
+    const port = Number(a.trsvcid);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`invalid trsvcid '${a.trsvcid}'`);
+    this.options; // a listener needs the transport
+    return {
+      trtype: 'TCP',
+      adrfam: adrfam === 'ipv4' ? 'IPv4' : 'IPv6',
+      traddr: a.traddr,
+      trsvcid: String(a.trsvcid),
+    };
+  }
+
+  #changed(): void {
+    this.#genctr++;
+    for (const c of this.discovery.controllers.values()) c.discoveryChanged();
+  }
+
+  // ---- QpairOwner / ControllerHost ----
+
+  qpairOpened(qp: TcpQpair): void {
+    this.qpairs.add(qp);
+  }
+
+  qpairClosed(qp: TcpQpair): void {
+    this.qpairs.delete(qp);
+    this.counters.closedQpairs++;
+    qp.ctrlr?.qpairClosed(qp);
+  }
+
+  controllerGone(_c: Controller): void {}
+
+  connect(qp: TcpQpair, r: Request): void {
+    r.status = this.#connect(qp, r);
+  }
+
+  #connect(qp: TcpQpair, r: Request): number {
+    const dv = r.sqeDv;
+    if (r.dataLen < CONNECT_DATA_SIZE)
+      return makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid, true);
+    if (dv.getUint16(ConnectOff.recfmt, true) !== 0)
+      return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectIncompatibleFormat, true);
+    const qid = dv.getUint16(ConnectOff.qid, true);
+    const sqsize = dv.getUint16(ConnectOff.sqsize, true);
+    const kato = dv.getUint32(ConnectOff.kato, true);
+    const d = r.buf;
+    const ddv = new DataView(d.buffer, d.byteOffset, CONNECT_DATA_SIZE);
+    const cntlid = ddv.getUint16(ConnectDataOff.cntlid, true);
+    const subnqn = nqnAt(d, ConnectDataOff.subnqn);
+    const hostnqn = nqnAt(d, ConnectDataOff.hostnqn);
+    const s = this.subsystems.get(subnqn);
+    if (!s || (s !== this.discovery && !s.listensOn(qp.local)))
+      return invalidParam(1, ConnectDataOff.subnqn, r);
+    if (!s.hostAllowed(hostnqn))
+      return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidHost, true);
+    const depth = qid === 0 ? this.options.max_aq_depth : this.options.max_queue_depth;
+    if (sqsize === 0 || sqsize >= depth) return invalidParam(0, ConnectOff.sqsize, r);
+    if (qid === 0) {
+      if (cntlid !== DYNAMIC_CNTLID) return invalidParam(1, ConnectDataOff.cntlid, r);
+      const id = s.allocCntlid();
+      if (id === undefined)
+        return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectControllerBusy, true);
+      const c = new Controller(this, s, id, hostnqn, d.slice(0, 16), kato);
+      s.controllers.set(id, c);
+      c.qpairs.set(0, qp);
+      qp.attach(c, 0, sqsize);
+      this.counters.adminQpairs++;
+      r.dw0 = id;
+      return 0;
+    }
+    const c = s.controllers.get(cntlid);
+    if (!c) return invalidParam(1, ConnectDataOff.cntlid, r);
+    if (c.hostnqn !== hostnqn) return invalidParam(1, ConnectDataOff.hostnqn, r);
+    if (!(c.csts & CSTS.RDY)) return S_SEQ;
+    if (qid > c.ioQueueLimit || c.qpairs.has(qid)) return invalidParam(0, ConnectOff.qid, r);
+    c.qpairs.set(qid, qp);
+    qp.attach(c, qid, sqsize);
+    this.counters.ioQpairs++;
+    r.dw0 = c.cntlid;
+    return 0;
+  }
+
+  discoveryLog(hostnqn: string): Uint8Array {
+    const entries: DiscoveryEntry[] = [];
+    const entry = (a: ListenAddress, subtype: number, subnqn: string, portid: number): DiscoveryEntry => ({
+      trtype: TrType.Tcp,
+      adrfam: a.adrfam === 'IPv6' ? AdrFam.IPv6 : AdrFam.IPv4,
+      subtype,
+      treq: 0x2, // secure channel not required
+      portid,
+      cntlid: DYNAMIC_CNTLID,
+      asqsz: this.options.max_aq_depth,
+      trsvcid: String(a.trsvcid),
+      subnqn,
+      traddr: a.traddr,
+      sectype: 0,
+    });
+    const ports = new Map<string, number>();
+    const portOf = (a: ListenAddress): number => {
+      const k = `${a.traddr}:${a.trsvcid}`;
+      if (!ports.has(k)) ports.set(k, ports.size);
+      return ports.get(k)!;
+    };
+    for (const s of this.subsystems.values()) {
+      if (s === this.discovery || !s.hostAllowed(hostnqn)) continue;
+      for (const a of s.listeners) entries.push(entry(a, SubType.Nvme, s.nqn, portOf(a)));
+    }
+    for (const a of this.discovery.listeners)
+      entries.push(entry(a, SubType.CurrentDiscovery, DISCOVERY_NQN, portOf(a)));
+    for (const r of this.referrals)
+      entries.push(entry(r.address, SubType.Referral, r.subnqn ?? DISCOVERY_NQN, portOf(r.address)));
+    return encodeDiscoveryLog(this.#genctr, entries);
+  }
+}

@@ -1,0 +1,628 @@
+// The NVMe/TCP qpair protocol engine of the target: bytes in (`receive`), PDUs out through a
+// TxSink. It knows nothing about sockets, so the node:net adapter today and a reactor's native
+// socket poller later host it the same way. One connection = one qpair (admin or I/O).
+
+import { crc32c } from '@storkit/native';
+import {
+  AdminOpcode,
+  CH_SIZE,
+  CommandSpecificStatus,
+  cqeWrite,
+  DataOff,
+  DIGEST_SIZE,
+  encodeDataHeader,
+  encodeIcResp,
+  encodeTermReq,
+  FabricsType,
+  Fes,
+  Fuse,
+  GenericStatus,
+  HLEN,
+  IcDigest,
+  IcOff,
+  makeStatus,
+  NvmeTcpProtocolError,
+  PduFlag,
+  PduType,
+  putHeaderDigest,
+  Sct,
+  SglId,
+  SqeOff,
+  TERM_REQ_MAX_DATA,
+  writeCh,
+} from '@storkit/nvme/spec';
+import { copyBytes, type PduHandler, PduReader, TxQueue, type TxSink } from '@storkit/nvme/tcp';
+
+import type { Controller } from './controller.js';
+import { executeFused, executeIo } from './io.js';
+import type { TcpTransportOptions } from './options.js';
+import { ReqState, Request } from './request.js';
+
+/** What a qpair needs from the target that accepted it. */
+export interface QpairOwner {
+  readonly options: TcpTransportOptions;
+  /** Execute a Fabrics Connect: set req status/dw0 and, on success, `qp.attach(ctrlr, qid, sqsize)`. */
+  connect(qp: TcpQpair, req: Request): void;
+  /** The qpair is gone (closed by either side). */
+  qpairClosed(qp: TcpQpair): void;
+}
+
+export interface QpairStats {
+  commands: number;
+  bytesIn: number;
+  bytesOut: number;
+  r2ts: number;
+  termReqs: number;
+  digestErrors: number;
+}
+
+enum Phase {
+  AwaitIcReq,
+  Running,
+  Closed,
+}
+
+/** Admin capsules (Connect data) may carry more in-capsule data than I/O ones: Linux sends 8 KiB. */
+const ADMIN_ICD = 8192;
+const MIN_MAXH2CDATA = 4096;
+
+let nextQpairId = 1;
+
+export class TcpQpair implements PduHandler {
+  readonly id = nextQpairId++;
+  readonly owner: QpairOwner;
+  readonly peer: string;
+  /** The local address the host connected to (traddr, trsvcid), for listener checks. */
+  readonly local: { traddr: string; trsvcid: string };
+  ctrlr: Controller | null = null;
+  qid = -1;
+  sqsize = 0;
+  hdgst = false;
+  ddgst = false;
+  readonly maxh2cdata: number;
+  readonly stats: QpairStats = {
+    commands: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    r2ts: 0,
+    termReqs: 0,
+    digestErrors: 0,
+  };
+
+  readonly #reader: PduReader;
+  readonly #tx: TxQueue;
+  readonly #close: () => void;
+  readonly #reqs: Request[];
+  readonly #free: Int32Array;
+  #nfree: number;
+  readonly #byCid = new Map<number, Request>();
+  #phase = Phase.AwaitIcReq;
+  #sqhd = 0;
+  #cpdaPad = 0;
+  // The request and base offset the current PDU's data goes to.
+  #rxReq: Request | null = null;
+  #rxType = 0;
+  #rxBase = 0;
+  #fusedFirst: Request | null = null;
+  #flushScheduled = false;
+  #closeAfterFlush = false;
+  readonly #flushFn = (): void => {
+    this.#flushScheduled = false;
+    this.#tx.flush();
+    if (this.#closeAfterFlush) this.close();
+  };
+
+  constructor(
+    owner: QpairOwner,
+    sink: TxSink,
+    close: () => void,
+    peer: string,
+    local: { traddr: string; trsvcid: string },
+  ) {
+    this.owner = owner;
+    this.peer = peer;
+    this.local = local;
+    this.#close = close;
+    const o = owner.options;
+    this.maxh2cdata = Math.max(MIN_MAXH2CDATA, o.io_unit_size & ~3);
+    const depth = Math.max(o.max_queue_depth, o.max_aq_depth);
+    const icd = Math.max(o.in_capsule_data_size, ADMIN_ICD);
+    // Largest inbound PDU: a capsule with in-capsule data or an H2CData of MAXH2CDATA, digests, padding.
+    this.#reader = new PduReader(this, Math.max(HLEN.CapsuleCmd + icd, HLEN.H2CData + this.maxh2cdata) + 512);
+    this.#tx = new TxQueue((b, release) => {
+      this.stats.bytesOut += b.length;
+      sink(b, release);
+    }, this.#c2hChunk() + 4096);
+    this.#reqs = [];
+    this.#free = new Int32Array(depth);
+    for (let i = 0; i < depth; i++) {
+      this.#reqs.push(new Request(this, i, o.in_capsule_data_size || 4096));
+      this.#free[i] = depth - 1 - i;
+    }
+    this.#nfree = depth;
+  }
+
+  #c2hChunk(): number {
+    return Math.min(this.owner.options.io_unit_size, 128 * 1024);
+  }
+
+  get closed(): boolean {
+    return this.#phase === Phase.Closed;
+  }
+
+  /** Requests currently in use. */
+  get outstanding(): number {
+    return this.#reqs.length - this.#nfree;
+  }
+
+  /** Bytes from the connection. Protocol errors end this connection with a C2HTermReq. */
+  receive(bytes: Uint8Array): void {
+    if (this.#phase === Phase.Closed) return;
+    this.stats.bytesIn += bytes.length;
+    try {
+      this.#reader.push(bytes);
+    } catch (e) {
+      if (!(e instanceof NvmeTcpProtocolError)) throw e;
+      this.#fatal(e.fes, e.fei, this.#reader.errorHeader);
+      return;
+    }
+    this.#scheduleFlush();
+  }
+
+  /** The connection went away (host vanished or closed it). In-flight backend I/O completes into the void. */
+  peerClosed(): void {
+    if (this.#phase === Phase.Closed) return;
+    this.#phase = Phase.Closed;
+    this.#reader.stopped = true;
+    this.#tx.close();
+    this.owner.qpairClosed(this);
+  }
+
+  /** Close from our side (KATO expiry, Disconnect, controller teardown). */
+  close(): void {
+    if (this.#phase === Phase.Closed) return;
+    this.#tx.flush();
+    this.peerClosed();
+    this.#close();
+  }
+
+  /** Called by the target's Connect handling on success. */
+  attach(ctrlr: Controller, qid: number, sqsize: number): void {
+    this.ctrlr = ctrlr;
+    this.qid = qid;
+    this.sqsize = sqsize;
+  }
+
+  findByCid(cid: number): Request | undefined {
+    return this.#byCid.get(cid);
+  }
+
+  // ---- receive side (PduHandler) ----
+
+  onPduHeader(type: number, _flags: number, dv: DataView, off: number, dataLen: number): void {
+    if (this.#phase === Phase.AwaitIcReq) {
+      if (type !== PduType.ICReq) this.#seqError('expected ICReq');
+      this.#onIcReq(dv, off);
+      return;
+    }
+    this.#rxReq = null;
+    this.#rxType = type;
+    switch (type) {
+      case PduType.CapsuleCmd:
+        this.#onCapsuleHeader(dv, off, dataLen);
+        return;
+      case PduType.H2CData:
+        this.#onH2CDataHeader(dv, off, dataLen);
+        return;
+      case PduType.H2CTermReq:
+        this.stats.termReqs++;
+        this.#reader.stopped = true;
+        this.#closeAfterFlush = true;
+        return;
+      case PduType.ICReq:
+        this.#seqError('second ICReq');
+        return;
+      default:
+        throw new NvmeTcpProtocolError(
+          'ERR_NVME_TCP_PDU_HEADER',
+          Fes.InvalidHeaderField,
+          0,
+          `PDU type ${type} is not host-to-controller`,
+        );
+    }
+  }
+
+  onPduData(buf: Uint8Array, start: number, end: number, dataOffset: number): void {
+    const r = this.#rxReq;
+    if (r) copyBytes(buf, start, end, r.buf, this.#rxBase + dataOffset);
+  }
+
+  onPduEnd(digestOk: boolean): void {
+    const r = this.#rxReq;
+    this.#rxReq = null;
+    if (this.#rxType === PduType.H2CTermReq) return;
+    if (!r) return;
+    if (!digestOk) {
+      this.stats.digestErrors++;
+      r.digestError = true;
+    }
+    if (this.#rxType === PduType.CapsuleCmd) this.#onCapsule(r);
+    else if (this.#rxType === PduType.H2CData && r.h2cRecv === r.dataLen) this.#dataReady(r);
+  }
+
+  #seqError(msg: string): never {
+    throw new NvmeTcpProtocolError('ERR_NVME_TCP_PDU_SEQUENCE', Fes.PduSequenceError, 0, msg);
+  }
+
+  #onIcReq(dv: DataView, off: number): void {
+    if (dv.getUint32(off + 4, true) !== HLEN.ICReq)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_HEADER',
+        Fes.InvalidHeaderField,
+        4,
+        'ICReq PLEN must be 128',
+      );
+    if (dv.getUint16(off + IcOff.pfv, true) !== 0)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_UNSUPPORTED',
+        Fes.InvalidHeaderField,
+        IcOff.pfv,
+        'unsupported PDU format version',
+      );
+    const hpda = dv.getUint8(off + IcOff.hpda);
+    if (hpda > 31)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_HEADER',
+        Fes.InvalidHeaderField,
+        IcOff.hpda,
+        'HPDA above 31',
+      );
+    const dgst = dv.getUint8(off + IcOff.dgst);
+    this.hdgst = (dgst & IcDigest.Header) !== 0;
+    this.ddgst = (dgst & IcDigest.Data) !== 0;
+    // C2HData PDO must be a multiple of (HPDA+1)*4: pad after the header (and its digest).
+    const align = (hpda + 1) * 4;
+    const hEnd = HLEN.C2HData + (this.hdgst ? DIGEST_SIZE : 0);
+    this.#cpdaPad = (align - (hEnd % align)) % align;
+    const o = this.#tx.reserve(HLEN.ICResp);
+    encodeIcResp(this.#tx.dv, o, {
+      cpda: 0,
+      hdgst: this.hdgst,
+      ddgst: this.ddgst,
+      maxh2cdata: this.maxh2cdata,
+    });
+    this.#tx.commit(HLEN.ICResp);
+    this.#phase = Phase.Running;
+    this.#reader.hdgst = this.hdgst;
+    this.#reader.ddgst = this.ddgst;
+  }
+
+  #onCapsuleHeader(dv: DataView, off: number, dataLen: number): void {
+    const limit =
+      this.qid > 0
+        ? this.owner.options.in_capsule_data_size
+        : Math.max(this.owner.options.in_capsule_data_size, ADMIN_ICD);
+    if (dataLen > limit)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_DATA_LIMIT',
+        Fes.DataTransferLimitExceeded,
+        0,
+        `${dataLen} bytes of in-capsule data, limit ${limit}`,
+      );
+    if (this.#nfree === 0)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_SEQUENCE',
+        Fes.PduSequenceError,
+        0,
+        'more commands than the queue holds',
+      );
+    const r = this.#reqs[this.#free[--this.#nfree]];
+    const s = off + CH_SIZE;
+    for (let i = 0; i < 64; i += 4) r.sqeDv.setUint32(i, dv.getUint32(s + i, true), true);
+    r.state = ReqState.Executing;
+    r.setDataLen(dataLen);
+    r.h2cRecv = dataLen;
+    this.#rxReq = r;
+    this.#rxBase = 0;
+  }
+
+  #onH2CDataHeader(dv: DataView, off: number, dataLen: number): void {
+    const ttag = dv.getUint16(off + DataOff.ttag, true);
+    const r = ttag < this.#reqs.length ? this.#reqs[ttag] : undefined;
+    if (!r || r.state !== ReqState.AwaitH2C)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_HEADER',
+        Fes.InvalidHeaderField,
+        DataOff.ttag,
+        `H2CData for unknown TTAG ${ttag}`,
+      );
+    if (dv.getUint16(off + DataOff.cccid, true) !== r.cid)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_HEADER',
+        Fes.InvalidHeaderField,
+        DataOff.cccid,
+        'H2CData CCCID does not match TTAG',
+      );
+    const datao = dv.getUint32(off + DataOff.datao, true);
+    const datal = dv.getUint32(off + DataOff.datal, true);
+    if (datal !== dataLen)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_PDU_HEADER',
+        Fes.InvalidHeaderField,
+        DataOff.datal,
+        'DATAL does not match PLEN',
+      );
+    if (datal > this.maxh2cdata)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_DATA_LIMIT',
+        Fes.DataTransferLimitExceeded,
+        0,
+        `H2CData of ${datal} > MAXH2CDATA`,
+      );
+    if (datao !== r.h2cRecv)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_DATA_RANGE',
+        Fes.DataTransferOutOfRange,
+        DataOff.datao,
+        'H2CData out of order',
+      );
+    if (datal === 0 || datao + datal > r.dataLen)
+      throw new NvmeTcpProtocolError(
+        'ERR_NVME_TCP_DATA_RANGE',
+        Fes.DataTransferOutOfRange,
+        DataOff.datal,
+        'H2CData beyond the R2T',
+      );
+    r.h2cRecv += datal;
+    this.#rxReq = r;
+    this.#rxBase = datao;
+  }
+
+  // ---- command handling ----
+
+  #onCapsule(r: Request): void {
+    const dv = r.sqeDv;
+    const icd = r.dataLen;
+    r.opcode = dv.getUint8(0);
+    r.cid = dv.getUint16(2, true);
+    r.nsid = dv.getUint32(4, true);
+    r.started = performance.now();
+    this.stats.commands++;
+    this.#sqhd = this.sqsize > 0 ? (this.#sqhd + 1) % (this.sqsize + 1) : 0;
+    if (this.#byCid.has(r.cid)) {
+      // Answer on the conflicting CID without touching the command that owns it.
+      r.dataLen = 0;
+      return this.#completeDetached(r, makeStatus(Sct.Generic, GenericStatus.CommandIdConflict));
+    }
+    this.#byCid.set(r.cid, r);
+    const fuse = dv.getUint8(1) & 3;
+    if (this.#fusedFirst && fuse !== Fuse.Second) {
+      const f = this.#fusedFirst;
+      this.#fusedFirst = null;
+      this.complete(f, makeStatus(Sct.Generic, GenericStatus.AbortedMissingFused));
+    }
+    if (this.ctrlr === null && !(r.opcode === AdminOpcode.Fabrics && dv.getUint8(4) === FabricsType.Connect))
+      return this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+    // Data direction: opcode bits 1:0, or the fabrics command type's for fabrics commands.
+    const dir = r.opcode === AdminOpcode.Fabrics ? dv.getUint8(4) & 3 : r.opcode & 3;
+    r.dir = dir === 3 ? 0 : dir;
+    const sglId = dv.getUint8(SqeOff.sglId);
+    const sglLen = dv.getUint32(SqeOff.sglLength, true);
+    if (fuse === Fuse.First || fuse === Fuse.Second) {
+      if (this.qid === 0 || r.opcode !== (fuse === Fuse.First ? 0x05 : 0x01))
+        return this.complete(r, makeStatus(Sct.Generic, GenericStatus.InvalidField));
+      if (fuse === Fuse.Second) {
+        const f = this.#fusedFirst;
+        if (!f) return this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedMissingFused));
+        this.#fusedFirst = null;
+        f.fused = r;
+        r.fused = f;
+      } else {
+        this.#fusedFirst = r;
+      }
+    }
+    if (icd > 0) {
+      if (sglId !== SglId.InCapsuleData || r.dir !== 1)
+        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
+      if (dv.getUint32(SqeOff.sglAddress, true) !== 0 || sglLen !== icd)
+        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+    } else if (r.dir !== 0 && sglLen > 0) {
+      if (sglId !== SglId.TransportDataBlock)
+        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
+      if (sglLen > this.owner.options.max_io_size)
+        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+      r.setDataLen(sglLen);
+      if (r.dir === 1) {
+        r.h2cRecv = 0;
+        return this.#sendR2T(r);
+      }
+      r.h2cRecv = sglLen;
+    }
+    this.#dataReady(r);
+  }
+
+  // A command rejected before execution; a fused partner fails with it.
+  #failEarly(r: Request, status: number): void {
+    if (this.#fusedFirst === r) this.#fusedFirst = null;
+    const f = r.fused;
+    if (f) {
+      f.fused = null;
+      r.fused = null;
+      if (f.state !== ReqState.AwaitH2C)
+        this.complete(f, makeStatus(Sct.Generic, GenericStatus.AbortedFailedFused));
+    }
+    this.complete(r, status);
+  }
+
+  #dataReady(r: Request): void {
+    if ((r.sqeDv.getUint8(1) & 3) === Fuse.First && r.fused === null) {
+      r.state = ReqState.AwaitFused;
+      return;
+    }
+    if (r.fused) return this.#fusedReady(r);
+    this.#execute(r);
+  }
+
+  // Both halves of a fused Compare and Write execute together once both have all their data.
+  #fusedReady(r: Request): void {
+    const first = (r.sqeDv.getUint8(1) & 3) === Fuse.First ? r : r.fused!;
+    const second = first.fused!;
+    if (first.h2cRecv !== first.dataLen || second.h2cRecv !== second.dataLen) {
+      if (r.h2cRecv === r.dataLen) r.state = ReqState.AwaitFused;
+      return;
+    }
+    first.state = ReqState.Executing;
+    second.state = ReqState.Executing;
+    if (first.digestError || second.digestError) {
+      this.complete(first, makeStatus(Sct.Generic, GenericStatus.TransientTransportError));
+      this.complete(second, makeStatus(Sct.Generic, GenericStatus.AbortedFailedFused));
+      return;
+    }
+    executeFused(this, first, second);
+  }
+
+  #execute(r: Request): void {
+    r.state = ReqState.Executing;
+    if (r.digestError)
+      return this.complete(r, makeStatus(Sct.Generic, GenericStatus.TransientTransportError));
+    if (r.opcode === AdminOpcode.Fabrics && r.sqeDv.getUint8(4) === FabricsType.Connect) {
+      if (this.ctrlr !== null)
+        return this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+      this.owner.connect(this, r);
+      return this.complete(r, r.status);
+    }
+    const c = this.ctrlr!;
+    if (this.qid === 0) c.executeAdmin(this, r);
+    else if (r.opcode === AdminOpcode.Fabrics) this.#ioFabrics(r);
+    else executeIo(this, c, r);
+  }
+
+  #ioFabrics(r: Request): void {
+    if (r.sqeDv.getUint8(4) === FabricsType.Disconnect) {
+      this.#closeAfterFlush = true;
+      return this.complete(r, 0);
+    }
+    this.complete(r, makeStatus(Sct.Generic, GenericStatus.InvalidOpcode));
+  }
+
+  #sendR2T(r: Request): void {
+    r.state = ReqState.AwaitH2C;
+    this.stats.r2ts++;
+    const hd = this.hdgst ? DIGEST_SIZE : 0;
+    const len = HLEN.R2T + hd;
+    const tx = this.#tx;
+    const o = tx.reserve(len);
+    writeCh(tx.dv, o, PduType.R2T, this.hdgst ? PduFlag.HDGSTF : 0, HLEN.R2T, 0, len);
+    encodeDataHeader(tx.dv, o, r.cid, r.idx, 0, r.dataLen);
+    if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.R2T);
+    tx.commit(len);
+    this.#scheduleFlush();
+  }
+
+  // ---- completion side ----
+
+  /**
+   * Finish a command: `status` (and r.dw0/dw1) go to the host, with r.c2hLen bytes of r.buf as
+   * C2HData first when it succeeded. Frees the request.
+   */
+  complete(r: Request, status: number): void {
+    r.status = status;
+    if (this.#phase === Phase.Closed) return this.#release(r);
+    const ok = status === 0;
+    if (ok && r.c2hLen > 0) {
+      const n = Math.min(r.c2hLen, r.dataLen);
+      if (this.#sendC2H(r, n)) return this.#release(r);
+    }
+    this.#sendResp(r, status);
+    this.#release(r);
+  }
+
+  // Completion for a capsule that never owned its CID (CID conflict): answer without unmapping it.
+  #completeDetached(r: Request, status: number): void {
+    if (this.#phase !== Phase.Closed) this.#sendResp(r, status);
+    r.reset();
+    this.#free[this.#nfree++] = r.idx;
+  }
+
+  #sendResp(r: Request, status: number): void {
+    const hd = this.hdgst ? DIGEST_SIZE : 0;
+    const len = HLEN.CapsuleResp + hd;
+    const tx = this.#tx;
+    const o = tx.reserve(len);
+    writeCh(tx.dv, o, PduType.CapsuleResp, this.hdgst ? PduFlag.HDGSTF : 0, HLEN.CapsuleResp, 0, len);
+    cqeWrite(tx.dv, o + CH_SIZE, r.dw0, r.dw1, this.#sqhd, Math.max(this.qid, 0), r.cid, status);
+    if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.CapsuleResp);
+    tx.commit(len);
+    this.#scheduleFlush();
+  }
+
+  // Send n bytes as C2HData PDUs; returns true when the last one carried SUCCESS (no CapsuleResp).
+  #sendC2H(r: Request, n: number): boolean {
+    const chunk = this.#c2hChunk();
+    const hd = this.hdgst ? DIGEST_SIZE : 0;
+    const dd = this.ddgst ? DIGEST_SIZE : 0;
+    const pdo = HLEN.C2HData + hd + this.#cpdaPad;
+    const success = this.owner.options.c2h_success;
+    const tx = this.#tx;
+    for (let off = 0; off < n; off += chunk) {
+      const len = Math.min(chunk, n - off);
+      const last = off + len === n;
+      const plen = pdo + len + dd;
+      const o = tx.reserve(plen);
+      let flags = (hd ? PduFlag.HDGSTF : 0) | (dd ? PduFlag.DDGSTF : 0);
+      if (last) flags |= PduFlag.LAST_PDU | (success ? PduFlag.SUCCESS : 0);
+      writeCh(tx.dv, o, PduType.C2HData, flags, HLEN.C2HData, pdo, plen);
+      encodeDataHeader(tx.dv, o, r.cid, 0, off, len);
+      if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.C2HData);
+      for (let i = HLEN.C2HData + hd; i < pdo; i++) tx.bytes[o + i] = 0;
+      copyBytes(r.buf, off, off + len, tx.bytes, o + pdo);
+      if (dd) tx.dv.setUint32(o + pdo + len, crc32c(tx.bytes.subarray(o + pdo, o + pdo + len)), true);
+      tx.commit(plen);
+    }
+    this.#scheduleFlush();
+    return success;
+  }
+
+  #release(r: Request): void {
+    if (this.#byCid.get(r.cid) === r) this.#byCid.delete(r.cid);
+    r.reset();
+    this.#free[this.#nfree++] = r.idx;
+  }
+
+  /** Queue a Disconnect-style close once pending output is flushed. */
+  closeAfterFlush(): void {
+    this.#closeAfterFlush = true;
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushFn);
+    }
+  }
+
+  #fatal(fes: number, fei: number, header: Uint8Array | null): void {
+    if (this.#phase === Phase.Closed) return;
+    this.stats.termReqs++;
+    const data = header ? Math.min(header.length, TERM_REQ_MAX_DATA) : 0;
+    const tx = this.#tx;
+    const o = tx.reserve(HLEN.TermReq + data);
+    encodeTermReq(tx.dv, o, PduType.C2HTermReq, fes, fei, data);
+    if (header) copyBytes(header, 0, data, tx.bytes, o + HLEN.TermReq);
+    tx.commit(HLEN.TermReq + data);
+    this.close();
+  }
+
+  /** Abort a command that has not reached the backend (waiting for data or its fused partner). */
+  tryAbort(cid: number): boolean {
+    const r = this.#byCid.get(cid);
+    if (!r || (r.state !== ReqState.AwaitFused && r.state !== ReqState.AwaitH2C)) return false;
+    if (r.state === ReqState.AwaitH2C) return false; // its H2CData is still coming; aborting would desync the stream
+    if (this.#fusedFirst === r) this.#fusedFirst = null;
+    this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedByRequest));
+    return true;
+  }
+
+  static readonly ConnectStatus = CommandSpecificStatus;
+}
