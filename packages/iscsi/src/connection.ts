@@ -2,7 +2,7 @@
  * The protocol engine of one iSCSI connection: bytes in (`receive`), PDUs out through a `PduSink`.
  * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
  */
-import { DataDirection, Nexus, ScsiTask, Status } from '@storkit/scsi';
+import { Asc, DataDirection, Nexus, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
 import { ChapExchange } from './chap.js';
 import { IscsiError } from './errors.js';
 import { encodeText, type KeyPairs, negotiate, parseText, SessionParams, TextError } from './keys.js';
@@ -598,14 +598,14 @@ export class Connection {
     let r: R2t | undefined;
     if (ttt === RESERVED_TAG) {
       if (c.unsolicitedDone || dsn !== c.unsolDataSn || off !== c.received || off + len > c.firstBurstEnd) {
-        return this.#protocolError(p, 'unsolicited Data-Out out of sequence');
+        return this.#dataSequenceError(c);
       }
       c.unsolDataSn++;
     } else {
       r = c.r2ts.find((x) => x.ttt === ttt);
       if (!r) return this.#reject(p, RejectReason.InvalidPduField);
       if (dsn !== r.dataSn || off !== r.offset + r.received || r.received + len > r.length) {
-        return this.#protocolError(p, 'Data-Out DataSN or offset out of sequence');
+        return this.#dataSequenceError(c);
       }
       r.dataSn++;
       r.received += len;
@@ -620,9 +620,17 @@ export class Connection {
     this.#progressWrite(c);
   }
 
-  #protocolError(p: Pdu, why: string): void {
-    this.#reject(p, RejectReason.ProtocolError);
-    this.drop(why);
+  /**
+   * Data-Out out of sequence (wrong DataSN or offset). At ErrorRecoveryLevel 0 nothing can be
+   * retransmitted: end the task with CHECK CONDITION (ABORTED COMMAND, DATA PHASE ERROR) and keep
+   * the connection; later Data-Out PDUs for it are rejected as unknown tasks.
+   */
+  #dataSequenceError(c: IscsiCmd): void {
+    c.status = Status.CheckCondition;
+    c.senseLength = writeFixedSense(c.sense, SenseKey.AbortedCommand, Asc.DataPhaseError);
+    c.transferLength = c.edtl;
+    c.isRead = false;
+    this.#complete(c);
   }
 
   #execute(c: IscsiCmd): void {

@@ -42,6 +42,7 @@ const Step = {
   Caw: 8,
   LbaHole: 9,
   LbaData: 10,
+  TailRead: 11,
 } as const;
 
 const WS_CHUNK = 1024 * 1024;
@@ -318,15 +319,41 @@ export class LogicalUnit {
     if (!this.#checkRw(task, op !== Op.Write6)) return;
     const { lba, count, flags } = this.#rw;
     if (isWv && (flags & RwFlag.ByteCheck) === 0x04) return this.#fail(task, Asc.InvalidFieldInCdb);
-    if (!this.#checkDataOut(task, count * this.backend.blockSize)) return;
+    const bs = this.backend.blockSize;
+    task.transferLength = count * bs;
     if (this.#writeProtected(task)) return;
-    if (count === 0) return this.#finish(task);
-    task.iov[0] = task.dataOut.subarray(0, task.dataOutLength);
+    // The transport may deliver less or more than the CDB asks (iSCSI EDTL != transfer length):
+    // write only what both cover (FCP-4 9.4.2 a), a partial last block by read-modify-write.
+    const bytes = Math.min(task.dataOutLength, count * bs);
+    if (bytes === 0) return this.#finish(task);
     const fua = op !== Op.Write6 && ((flags & RwFlag.Fua) !== 0 || isWv);
-    task.step = fua && this.#wce ? Step.WriteThenFlush : Step.Write;
     task.cursor = lba;
-    task.end = count;
-    this.backend.writev(task.iov, lba, count, task.io);
+    task.end = Math.ceil(bytes / bs);
+    task.pending = fua && this.#wce ? 1 : 0;
+    if (bytes % bs !== 0) {
+      task.iov[0] = task.ensureDataIn(bs).subarray(0, bs);
+      task.step = Step.TailRead;
+      return this.backend.readv(task.iov, lba + task.end - 1, 1, task.io);
+    }
+    this.#writeNow(task);
+  }
+
+  #writeNow(task: ScsiTask): void {
+    task.iov[0] = task.dataOut.subarray(0, task.end * this.backend.blockSize);
+    task.step = task.pending ? Step.WriteThenFlush : Step.Write;
+    this.backend.writev(task.iov, task.cursor, task.end, task.io);
+  }
+
+  /** The old last block was read: lay the partial data over it, then write everything. */
+  #writeTail(task: ScsiTask): void {
+    const bs = this.backend.blockSize;
+    const at = (task.end - 1) * bs;
+    const have = task.dataOutLength - at;
+    const merged = task.dataIn;
+    merged.set(task.dataOut.subarray(at, at + have), 0);
+    growKeep(task, task.end * bs);
+    task.dataOut.set(merged.subarray(0, bs), at);
+    this.#writeNow(task);
   }
 
   #verify(task: ScsiTask): void {
@@ -364,7 +391,9 @@ export class LogicalUnit {
     const { lba, count } = this.#rw;
     if (count > Limits.maxCompareAndWrite) return this.#fail(task, Asc.InvalidFieldInCdb);
     const bytes = count * this.backend.blockSize;
-    if (!this.#checkDataOut(task, 2 * bytes)) return;
+    task.transferLength = 2 * bytes;
+    // A data-out size that disagrees with NUMBER OF LOGICAL BLOCKS means the CDB field is wrong.
+    if (task.dataOutLength !== 2 * bytes) return this.#fail(task, Asc.InvalidFieldInCdb);
     if (this.#writeProtected(task)) return;
     if (count === 0) return this.#finish(task);
     task.iov[0] = task.dataOut.subarray(0, bytes);
@@ -390,15 +419,12 @@ export class LogicalUnit {
     if (!this.#checkDataOut(task, ndob ? 0 : bs)) return;
     if (this.#writeProtected(task)) return;
     if (count === 0) return this.#finish(task);
-    const zero = ndob || isZero(task.dataOut, bs);
     task.cursor = rw.lba;
     task.end = rw.lba + count;
     task.step = Step.Done;
-    if (zero) {
-      if (unmap) this.backend.unmap(rw.lba, count, task.io);
-      else this.backend.writeZeroes(rw.lba, count, task.io);
-      return;
-    }
+    // UNMAP asks for deallocation whatever the data (LBPRZ: deallocated blocks read as zeroes).
+    if (unmap) return this.backend.unmap(rw.lba, count, task.io);
+    if (ndob || isZero(task.dataOut, bs)) return this.backend.writeZeroes(rw.lba, count, task.io);
     // Replicate the block into a chunk-sized pattern once, then write the range chunk by chunk.
     const chunk = Math.min(WS_CHUNK, count * bs);
     const buf = task.ensureDataIn(chunk);
@@ -481,6 +507,8 @@ export class LogicalUnit {
         return this.backend.flush(task.cursor, task.end, task.io);
       case Step.Verify:
         return this.#verifyCompare(task);
+      case Step.TailRead:
+        return this.#writeTail(task);
       case Step.OrRead: {
         const buf = task.iov[0];
         const d = task.dataOut;
@@ -512,7 +540,7 @@ export class LogicalUnit {
     task.step = Step.Done;
     if (st === IoStatus.Miscompare) this.#check(task, SenseKey.Miscompare, Asc.MiscompareDuringVerify, info);
     else if (st === IoStatus.WriteProtect) this.#check(task, SenseKey.DataProtect, Asc.WriteProtected);
-    else if (step === Step.Read || step === Step.Verify || step === Step.OrRead)
+    else if (step === Step.Read || step === Step.Verify || step === Step.OrRead || step === Step.TailRead)
       this.#check(task, SenseKey.MediumError, Asc.UnrecoveredReadError);
     else this.#check(task, SenseKey.MediumError, Asc.WriteError);
     this.#finish(task);
@@ -893,7 +921,7 @@ export class LogicalUnit {
         if (mine === undefined || key !== mine) return conflict();
         if (r.type === 0 || !r.isHolder(n)) return this.#finish(task);
         if (scope !== 0 || r.type !== type) return this.#fail(task, Asc.InvalidReleaseOfPr);
-        for (const x of r.release()) this.#queueUa(x, Asc.ReservationsReleased);
+        for (const x of r.release(n)) this.#queueUa(x, Asc.ReservationsReleased);
         return this.#finish(task);
       case 3:
         if (mine === undefined || key !== mine) return conflict();
@@ -934,6 +962,13 @@ export class LogicalUnit {
     }
     this.#finish(task);
   }
+}
+
+/** Grows the task's data-out buffer keeping its contents. */
+function growKeep(task: ScsiTask, n: number): void {
+  if (task.dataOut.length >= n) return;
+  const old = task.dataOut;
+  task.ensureDataOut(n).set(old.subarray(0, task.dataOutLength));
 }
 
 function isZero(b: Uint8Array, n: number): boolean {

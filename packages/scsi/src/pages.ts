@@ -8,7 +8,7 @@ export const Limits = {
   maxCompareAndWrite: 255,
   /** MAXIMUM TRANSFER LENGTH (blocks) for reads and writes. */
   maxTransferBytes: 8 * 1024 * 1024,
-  maxUnmapBlocks: 0x400000,
+  maxUnmapBlocks: 0x100000,
   maxUnmapDescriptors: 256,
   maxWriteSameBlocks: 0x400000,
 } as const;
@@ -280,5 +280,5 @@ export function cdbUsage(info: OpcodeInfo, buf: Uint8Array, off: number): void {
   buf[off] = info.op;
   for (let i = 1; i < info.len - 1; i++) buf[off + i] = 0xff;
   buf[off + info.len - 1] = 0x00;
-  if (info.sa >= 0) buf[off + 1] = info.op === Op.PersistentReserveIn || info.op === Op.PersistentReserveOut ? 0x1f : 0x1f;
+  if (info.sa >= 0) buf[off + 1] = 0x1f;
 }

@@ -82,7 +82,7 @@ export class Reservations {
       if (this.keys.size === 0) this.#clearReservation();
       return [];
     }
-    if (this.holder?.id === n.id) return this.release();
+    if (this.holder?.id === n.id) return this.release(n);
     return [];
   }
 
@@ -92,14 +92,13 @@ export class Reservations {
     this.key = allRegistrants(type) ? 0n : key;
   }
 
-  /** Releases the reservation; returns the registrants that must see RESERVATIONS RELEASED. */
-  release(): Nexus[] {
+  /** Releases the reservation; returns the registrants (other than `by`) to see RESERVATIONS RELEASED. */
+  release(by: Nexus): Nexus[] {
     const t = this.type;
-    const holder = this.holder;
     this.#clearReservation();
     if (t === PrType.WriteExclusive || t === PrType.ExclusiveAccess) return [];
     const out: Nexus[] = [];
-    for (const r of this.keys.values()) if (r.nexus.id !== holder?.id) out.push(r.nexus);
+    for (const r of this.keys.values()) if (r.nexus.id !== by.id) out.push(r.nexus);
     return out;
   }
 

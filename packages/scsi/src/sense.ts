@@ -48,6 +48,7 @@ export const Asc = {
   UnrecoveredReadError: 0x1100,
   WriteError: 0x0c00,
   CommandsClearedByAnotherInitiator: 0x2f00,
+  DataPhaseError: 0x4b00,
 } as const;
 
 export const SENSE_FIXED_LENGTH = 18;
