@@ -9,6 +9,37 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class Uring {
+  /** A ring with `entries` submission slots. */
+  constructor(entries: number)
+  /** Submission slots (a power of two). */
+  get sqEntries(): number
+  /** Submitted I/Os whose completions have not been reaped. */
+  get inflight(): number
+  /**
+   * Let the ring do I/O into a mapping (by handle); returns its slot. The ring keeps
+   * the mapping alive until `removeRegion` or `close`.
+   */
+  addRegion(handle: number): number
+  /** Forget a region slot (EBUSY while I/O is in flight). */
+  removeRegion(slot: number): void
+  /**
+   * Submit the first `count` descriptors of `descs`; returns how many were accepted
+   * (fewer when the ring is full: retry the rest after reaping). A bad descriptor
+   * throws EINVAL and nothing of the batch is submitted.
+   */
+  submit(descs: Float64Array, count: number): number
+  /**
+   * Copy ready completions into `out` as (user data, result) pairs; returns how many.
+   * No syscall.
+   */
+  reap(out: Float64Array): number
+  /** Block until `min` completions are ready (tests, shutdown; pollers use `reap`). */
+  wait(min: number): void
+  /** Wait for in-flight I/O, then release the ring and its regions. Idempotent. */
+  close(): void
+}
+
 /** Number of configured CPUs. */
 export declare function cpuCount(): number
 

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Uring = nativeBinding.Uring
 module.exports.cpuCount = nativeBinding.cpuCount
 module.exports.crc32c = nativeBinding.crc32c
 module.exports.crc32cHardware = nativeBinding.crc32cHardware

@@ -10,6 +10,7 @@ mod cpu;
 mod crc;
 mod mem;
 mod time;
+mod uring;
 
 use napi::{Error, Status};
 
