@@ -1,0 +1,372 @@
+// An NVMe controller reached over NVMe/TCP: the admin queue, controller enable through properties,
+// identify, features, log pages, keep alive, asynchronous events, I/O qpair creation, command
+// timeouts (abort, then reset) and controller reset with reconnect. Admin work returns promises;
+// I/O goes through HostQpair's polled, allocation-free path.
+
+import { randomUUID } from 'node:crypto';
+
+import { AdminOpcode, Cns, DISCOVERY_NQN, DYNAMIC_CNTLID, FabricsType, Feature, LogPage } from '../spec/constants.js';
+import { NvmeStatusError } from '../spec/errors.js';
+import { CC, CSTS, decodeCap, Prop, versionString } from '../spec/fabrics.js';
+import {
+  decodeIdentifyController,
+  decodeIdentifyNamespace,
+  decodeNamespaceDescriptors,
+  decodeNamespaceList,
+  type IdentifyController,
+  type IdentifyNamespace,
+  IDENTIFY_SIZE,
+  type NamespaceDescriptors,
+  uuidToBytes,
+} from '../spec/identify.js';
+import {
+  DISCOVERY_ENTRY_SIZE,
+  DISCOVERY_HEADER_SIZE,
+  type DiscoveryEntry,
+  decodeDiscoveryEntry,
+  decodeDiscoveryLogHeader,
+  getLogPageCdws,
+} from '../spec/log.js';
+import { statusSc, statusSct } from '../spec/sqe.js';
+import { type CommandSpec, HostQpair } from './qpair.js';
+import { parseTransportId, type TransportId } from './trid.js';
+
+export interface ControllerOptions {
+  hostnqn?: string;
+  /** Host identifier (UUID text); random per process by default. */
+  hostid?: string;
+  hdgst?: boolean;
+  ddgst?: boolean;
+  /** Keep alive timeout in ms (0 = none). Default 10000 (0 for discovery controllers). */
+  kato?: number;
+  adminDepth?: number;
+  /** Per-command timeout in ms for every queue (0 = none); expiry aborts, a failed abort resets. */
+  timeoutMs?: number;
+}
+
+export interface IoQpairOptions {
+  /** Queue entries (default 128, capped by the controller's MQES). */
+  depth?: number;
+}
+
+export interface AdminResult {
+  status: number;
+  dw0: number;
+  dw1: number;
+}
+
+const DEFAULT_HOSTID = randomUUID();
+const defaultHostnqn = (hostid: string) => `nqn.2014-08.org.nvmexpress:uuid:${hostid}`;
+
+export class NvmeController {
+  readonly trid: TransportId;
+  readonly hostnqn: string;
+  readonly hostid: Uint8Array;
+  readonly #opts: ControllerOptions;
+  admin: HostQpair;
+  cntlid = 0;
+  cdata!: IdentifyController;
+  /** Queue entries the controller supports (CAP.MQES + 1). */
+  maxQueueEntries = 0;
+  version = '';
+  readonly ioQpairs = new Set<HostQpair>();
+  #nextQid = 1;
+  #kaTimer: NodeJS.Timeout | undefined;
+  #aerHandlers: ((dw0: number) => void)[] = [];
+  #closed = false;
+  #resetting: Promise<void> | null = null;
+  /** Resets done so far (timeouts, failures, or explicit). */
+  resets = 0;
+  readonly events: { aer: number; timeouts: number; aborts: number } = { aer: 0, timeouts: 0, aborts: 0 };
+
+  private constructor(trid: TransportId, o: ControllerOptions) {
+    this.trid = trid;
+    this.#opts = o;
+    const hostid = o.hostid ?? DEFAULT_HOSTID;
+    this.hostid = uuidToBytes(hostid);
+    this.hostnqn = o.hostnqn ?? trid.hostnqn ?? defaultHostnqn(hostid);
+    this.admin = this.#newAdmin();
+  }
+
+  get isDiscovery(): boolean {
+    return this.trid.subnqn === DISCOVERY_NQN;
+  }
+
+  get #kato(): number {
+    return this.#opts.kato ?? (this.isDiscovery ? 0 : 10000);
+  }
+
+  #newAdmin(): HostQpair {
+    const qp = new HostQpair({
+      traddr: this.trid.traddr,
+      trsvcid: this.trid.trsvcid,
+      qid: 0,
+      depth: this.#opts.adminDepth ?? 32,
+      hdgst: this.#opts.hdgst,
+      ddgst: this.#opts.ddgst,
+      maxTransfer: 1 << 20,
+      inCapsuleData: 8192,
+      timeoutMs: this.#opts.timeoutMs ?? 0,
+      autoPoll: true,
+    });
+    qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    return qp;
+  }
+
+  /** Connect to the controller named by `trid` (SPDK syntax), enable it and identify it. */
+  static async connect(trid: string | TransportId, o: ControllerOptions = {}): Promise<NvmeController> {
+    const c = new NvmeController(typeof trid === 'string' ? parseTransportId(trid) : trid, o);
+    await c.#bringUp();
+    return c;
+  }
+
+  async #bringUp(): Promise<void> {
+    await this.admin.open();
+    this.cntlid = await this.admin.connect(this.trid.subnqn, this.hostnqn, this.hostid, DYNAMIC_CNTLID, this.#kato);
+    const capLo = await this.getProperty(Prop.CAP, 8);
+    const cap = decodeCap(capLo[0], capLo[1]);
+    this.maxQueueEntries = cap.maxQueueEntries;
+    this.version = versionString((await this.getProperty(Prop.VS, 4))[0]);
+    await this.setProperty(Prop.CC, CC.enabled);
+    const deadline = Date.now() + Math.max(cap.timeout, 1) * 500;
+    for (;;) {
+      const [csts] = await this.getProperty(Prop.CSTS, 4);
+      if (csts & CSTS.CFS) throw new Error('controller fatal status while enabling');
+      if (csts & CSTS.RDY) break;
+      if (Date.now() > deadline) throw new Error('controller did not become ready');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.cdata = await this.identifyController();
+    if (this.#kato > 0) {
+      this.#kaTimer = setInterval(() => this.#keepAlive(), Math.max(100, this.#kato / 2));
+      this.#kaTimer.unref();
+    }
+    if (!this.isDiscovery) {
+      await this.setFeatures(Feature.AsyncEventConfig, 1 << 8);
+      for (let i = 0; i < Math.min(this.cdata.aerLimit, 4); i++) this.#submitAer();
+    }
+  }
+
+  #keepAlive(): void {
+    this.admin.submit({ opcode: AdminOpcode.KeepAlive }, () => {}, undefined);
+  }
+
+  #submitAer(): void {
+    this.admin.submit(
+      { opcode: AdminOpcode.AsyncEventRequest },
+      (_c, status, dw0) => {
+        if (status !== 0 || this.#closed) return;
+        this.events.aer++;
+        for (const h of this.#aerHandlers) h(dw0);
+        this.#submitAer();
+      },
+      undefined,
+    );
+  }
+
+  /** Called with each Asynchronous Event's DW0 (type bits 2:0, info 15:8, log page 23:16). */
+  onAsyncEvent(h: (dw0: number) => void): void {
+    this.#aerHandlers.push(h);
+  }
+
+  /** Submit an admin command; resolves with the raw result (never rejects on NVMe status). */
+  adminRaw(spec: CommandSpec): Promise<AdminResult> {
+    return new Promise((resolve, reject) => {
+      const ok = this.admin.submit(spec, (_c, status, dw0, dw1) => resolve({ status, dw0, dw1 }), undefined);
+      if (!ok) reject(this.admin.failed ?? new Error('admin queue full'));
+    });
+  }
+
+  /** Submit an admin command; rejects with NvmeStatusError when it fails. */
+  async adminCommand(spec: CommandSpec, what: string): Promise<AdminResult> {
+    const r = await this.adminRaw(spec);
+    if (r.status !== 0)
+      throw new NvmeStatusError(r.status, `${what} failed: sct ${statusSct(r.status)} sc 0x${statusSc(r.status).toString(16)}`);
+    return r;
+  }
+
+  async getProperty(ofst: number, size: 4 | 8): Promise<[number, number]> {
+    const r = await this.adminCommand(
+      { opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertyGet, cdw10: size === 8 ? 1 : 0, cdw11: ofst },
+      `Property Get 0x${ofst.toString(16)}`,
+    );
+    return [r.dw0, r.dw1];
+  }
+
+  async setProperty(ofst: number, value: number): Promise<void> {
+    await this.adminCommand(
+      { opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertySet, cdw10: 0, cdw11: ofst, cdw12: value },
+      `Property Set 0x${ofst.toString(16)}`,
+    );
+  }
+
+  async #identify(cns: number, nsid: number, cdw11 = 0): Promise<Uint8Array> {
+    const buf = new Uint8Array(IDENTIFY_SIZE);
+    await this.adminCommand({ opcode: AdminOpcode.Identify, nsid, cdw10: cns, cdw11, buf }, `Identify CNS ${cns}`);
+    return buf;
+  }
+
+  async identifyController(): Promise<IdentifyController> {
+    return decodeIdentifyController(await this.#identify(Cns.Controller, 0));
+  }
+
+  async identifyNamespace(nsid: number): Promise<IdentifyNamespace> {
+    return decodeIdentifyNamespace(await this.#identify(Cns.Namespace, nsid));
+  }
+
+  async activeNamespaces(): Promise<number[]> {
+    return decodeNamespaceList(await this.#identify(Cns.ActiveNamespaceList, 0));
+  }
+
+  async namespaceDescriptors(nsid: number): Promise<NamespaceDescriptors> {
+    return decodeNamespaceDescriptors(await this.#identify(Cns.NamespaceDescriptorList, nsid));
+  }
+
+  /** Read `length` bytes (multiple of 4) of log page `lid` from byte `offset`. */
+  async getLogPage(lid: number, length: number, offset = 0, nsid = 0xffffffff): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    const { cdw10, cdw11 } = getLogPageCdws(lid, length);
+    await this.adminCommand(
+      { opcode: AdminOpcode.GetLogPage, nsid, cdw10, cdw11, cdw12: offset >>> 0, cdw13: Math.floor(offset / 2 ** 32), buf },
+      `Get Log Page 0x${lid.toString(16)}`,
+    );
+    return buf;
+  }
+
+  async getFeatures(fid: number): Promise<number> {
+    return (await this.adminCommand({ opcode: AdminOpcode.GetFeatures, cdw10: fid }, `Get Features 0x${fid.toString(16)}`)).dw0;
+  }
+
+  async setFeatures(fid: number, value: number): Promise<number> {
+    return (
+      await this.adminCommand({ opcode: AdminOpcode.SetFeatures, cdw10: fid, cdw11: value }, `Set Features 0x${fid.toString(16)}`)
+    ).dw0;
+  }
+
+  /** Discovery log entries (on a discovery controller). */
+  async discoveryLog(): Promise<DiscoveryEntry[]> {
+    const head = decodeDiscoveryLogHeader(await this.getLogPage(LogPage.Discovery, DISCOVERY_HEADER_SIZE));
+    if (head.numrec === 0) return [];
+    const page = await this.getLogPage(LogPage.Discovery, DISCOVERY_HEADER_SIZE + head.numrec * DISCOVERY_ENTRY_SIZE);
+    const n = Math.min(head.numrec, decodeDiscoveryLogHeader(page).numrec);
+    return Array.from({ length: n }, (_, i) => decodeDiscoveryEntry(page, DISCOVERY_HEADER_SIZE + i * DISCOVERY_ENTRY_SIZE));
+  }
+
+  /** Abort command `cid` on queue `sqid`; resolves true if the controller aborted it. */
+  async abort(sqid: number, cid: number): Promise<boolean> {
+    this.events.aborts++;
+    const r = await this.adminRaw({ opcode: AdminOpcode.Abort, cdw10: (sqid | (cid << 16)) >>> 0 });
+    return r.status === 0 && (r.dw0 & 1) === 0;
+  }
+
+  #timedOut(q: HostQpair, cid: number, opcode: number): void {
+    this.events.timeouts++;
+    // A stuck admin command (or Abort itself) cannot be aborted through the admin queue: reset.
+    if (q.qid === 0 || opcode === AdminOpcode.Abort) {
+      void this.reset().catch(() => {});
+      return;
+    }
+    void this.abort(q.qid, cid).then(
+      (aborted) => {
+        if (!aborted) return this.reset();
+      },
+      () => this.reset(),
+    ).catch(() => {});
+  }
+
+  /** Create and connect an I/O qpair (polled with processCompletions). */
+  async allocIoQpair(o: IoQpairOptions = {}): Promise<HostQpair> {
+    if (this.isDiscovery) throw new Error('a discovery controller has no I/O queues');
+    const depth = Math.min(o.depth ?? 128, this.maxQueueEntries);
+    const qp = new HostQpair({
+      traddr: this.trid.traddr,
+      trsvcid: this.trid.trsvcid,
+      qid: this.#nextQid++,
+      depth,
+      hdgst: this.#opts.hdgst,
+      ddgst: this.#opts.ddgst,
+      maxTransfer: this.maxTransferSize,
+      inCapsuleData: Math.max(0, this.cdata.ioccsz * 16 - 64),
+      timeoutMs: this.#opts.timeoutMs ?? 0,
+    });
+    qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    await this.#connectIo(qp);
+    this.ioQpairs.add(qp);
+    return qp;
+  }
+
+  async #connectIo(qp: HostQpair): Promise<void> {
+    await qp.open();
+    await qp.connect(this.trid.subnqn, this.hostnqn, this.hostid, this.cntlid, 0);
+  }
+
+  /** Largest transfer per command in bytes (from MDTS; 1 MiB when unlimited). */
+  get maxTransferSize(): number {
+    return this.cdata.mdts ? 4096 * 2 ** this.cdata.mdts : 1 << 20;
+  }
+
+  /** Disconnect an I/O qpair (Fabrics Disconnect, then close). */
+  async freeIoQpair(qp: HostQpair): Promise<void> {
+    this.ioQpairs.delete(qp);
+    let done = false;
+    if (qp.connected && qp.submit({ opcode: AdminOpcode.Fabrics, fctype: FabricsType.Disconnect }, () => (done = true), undefined)) {
+      const until = Date.now() + 1000;
+      while (!done && qp.connected && Date.now() < until) {
+        await new Promise((r) => setImmediate(r));
+        qp.processCompletions();
+      }
+    }
+    qp.close();
+  }
+
+  /**
+   * Controller reset: drop every queue (outstanding commands complete with Aborted - SQ Deletion),
+   * connect a new admin queue and enable the controller again, then reconnect each I/O qpair in place.
+   */
+  reset(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('controller closed'));
+    this.#resetting ??= this.#doReset().finally(() => {
+      this.#resetting = null;
+    });
+    return this.#resetting;
+  }
+
+  async #doReset(): Promise<void> {
+    this.resets++;
+    if (this.#kaTimer) clearInterval(this.#kaTimer);
+    for (const q of this.ioQpairs) q.close();
+    this.admin.close();
+    this.admin = this.#newAdmin();
+    await this.#bringUp();
+    for (const q of this.ioQpairs) await this.#connectIo(q);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#kaTimer) clearInterval(this.#kaTimer);
+    for (const q of [...this.ioQpairs]) q.close();
+    this.ioQpairs.clear();
+    if (this.admin.connected) {
+      // Shutdown notification, then Disconnect; best effort.
+      await this.adminRaw({ opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertySet, cdw11: Prop.CC, cdw12: CC.enabled | (CC.SHN_NORMAL << 14) }).catch(() => {});
+    }
+    this.admin.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Connect to a discovery controller, read its log, disconnect. */
+export async function discover(trid: string | TransportId, o: ControllerOptions = {}): Promise<DiscoveryEntry[]> {
+  const t = typeof trid === 'string' ? parseTransportId(trid) : trid;
+  const c = await NvmeController.connect({ ...t, subnqn: DISCOVERY_NQN }, o);
+  try {
+    return await c.discoveryLog();
+  } finally {
+    await c.close();
+  }
+}
+

@@ -1,0 +1,13 @@
+export { type AdminResult, type ControllerOptions, discover, type IoQpairOptions, NvmeController } from './host/controller.js';
+export {
+  type CommandSpec,
+  type Completion,
+  ConnectError,
+  HostQpair,
+  HostQpairError,
+  type HostQpairOptions,
+  STATUS_ABORTED_SQ_DELETION,
+  STATUS_TRANSPORT_ERROR,
+} from './host/qpair.js';
+export { formatTransportId, parseTransportId, type TransportId, TransportIdError } from './host/trid.js';
+export { NvmeStatusError, NvmeTcpProtocolError } from './spec/errors.js';
