@@ -1,12 +1,6 @@
 import { requireThread } from './current.js';
 import { ReactorError } from './errors.js';
-import {
-  type AnyDevice,
-  type IoChannel,
-  type IoDevice,
-  lookupDevice,
-  maybeFinishUnregister,
-} from './io-channel.js';
+import { type IoChannel, type IoDevice, lookupDevice, maybeFinishUnregister } from './io-channel.js';
 import { localThreads } from './local-reactors.js';
 import type { Thread } from './thread.js';
 
@@ -124,15 +118,26 @@ export function forEachChannel<C = unknown, A = undefined>(
   done: (status: number, arg: A) => void,
   arg?: A,
 ): void {
+  forEachChannelOn(-1, device, fn, done, arg as A);
+}
+
+/** @internal forEachChannel over the threads of one reactor (-1: every reactor of this isolate). */
+export function forEachChannelOn<C, A>(
+  reactor: number,
+  device: object,
+  fn: (it: ChannelIter<C, A>) => void,
+  done: (status: number, arg: A) => void,
+  arg: A,
+): void {
   const origin = requireThread('forEachChannel');
   const dev = lookupDevice(device) as IoDevice<C>;
   const threads: Thread[] = [];
   for (const t of localThreads()) {
-    if (t.channels.has(device)) {
+    if ((reactor < 0 || t.reactor === reactor) && t.channels.has(device)) {
       t.pendingIters++;
       threads.push(t);
     }
   }
   dev.iterCount++;
-  new ChannelIter<C, A>(dev, origin, threads, fn, done, arg as A)._start();
+  new ChannelIter<C, A>(dev, origin, threads, fn, done, arg)._start();
 }

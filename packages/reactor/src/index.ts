@@ -1,11 +1,24 @@
-// @storkit/reactor: the consumer API (threads, pollers, messages, io_channels).
-// Module authors who drive reactors themselves import '@storkit/reactor/module'; tests import
-// '@storkit/reactor/testing' for the deterministic harness.
+// @storkit/reactor: the consumer API. Module authors who drive reactors themselves import
+// '@storkit/reactor/module'; tests import '@storkit/reactor/testing' for the deterministic harness.
 export { defer, registerPoller } from './api.js';
+export { App, type AppOptions, type AppResult, startApp } from './app.js';
 export { type Clock, ManualClock, realClock } from './clock.js';
+export type { Codec } from './codec.js';
+export * as codec from './codec.js';
+export { parseCoreMask } from './cores.js';
 export { getThread } from './current.js';
 export { ReactorError, type ReactorErrorCode } from './errors.js';
 export { ChannelIter, forEachChannel } from './for-each-channel.js';
+export { type ChannelIterator, defineChannelIterator, forEachChannelGlobal } from './global-walk.js';
+export { defineHandler, type Handler } from './handlers.js';
+export type {
+  PollerInfo,
+  ReactorInfo,
+  ThreadInfo,
+  ThreadIoChannels,
+  ThreadPollers,
+  ThreadStats,
+} from './introspect.js';
 export {
   getIoChannel,
   IoChannel,
@@ -15,6 +28,19 @@ export {
   ioDeviceRegister,
   ioDeviceUnregister,
 } from './io-channel.js';
+export type { LoopOptions } from './loop.js';
 export type { MsgFn } from './msg-queue.js';
 export { POLLER_BUSY, POLLER_IDLE, Poller, type PollerFn } from './poller.js';
+export {
+  appReport,
+  appStop,
+  createThread,
+  reactorCore,
+  reactorCount,
+  reactorIndex,
+  wakeReactor,
+} from './runtime.js';
+export { APP_THREAD, reactorThread, send, type ThreadRef, trySend } from './send.js';
+export { defineSubsystem, type Subsystem } from './subsystem.js';
 export { MSG_BATCH, Thread } from './thread.js';
+export type { ReactorSnapshot } from './worker-protocol.js';

@@ -4,20 +4,30 @@ import type { Thread } from './thread.js';
 export interface LocalReactor {
   readonly index: number;
   readonly threads: readonly Thread[];
+  /** The live thread with this id, if it runs on this reactor. */
+  thread(id: number): Thread | undefined;
 }
 
 const reactors: LocalReactor[] = [];
+const byIndex: (LocalReactor | undefined)[] = [];
 
 /** @internal */
 export function addLocalReactor(r: LocalReactor): void {
   reactors.push(r);
   reactors.sort((a, b) => a.index - b.index);
+  byIndex[r.index] = r;
 }
 
 /** @internal */
 export function removeLocalReactor(r: LocalReactor): void {
   const i = reactors.indexOf(r);
   if (i >= 0) reactors.splice(i, 1);
+  if (byIndex[r.index] === r) byIndex[r.index] = undefined;
+}
+
+/** The reactor with this index if it runs in this isolate. */
+export function localReactor(index: number): LocalReactor | undefined {
+  return byIndex[index];
 }
 
 /** The reactors running in this isolate, by index. */

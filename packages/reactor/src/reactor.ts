@@ -28,9 +28,14 @@ export class Reactor implements ThreadHost, LocalReactor {
   /** Thread by (id & 0xffff): how ring records, which carry 16 bits of thread id, find their target. */
   readonly byTag: (Thread | undefined)[] = new Array(0x10000).fill(undefined);
   readonly #sources: ReactorSource[] = [];
+  readonly #flushes: (() => void)[] = [];
   readonly #allocThreadId: () => number;
   #closed = false;
   lastNow = 0;
+  /** Set by the loop that drives this reactor while it sleeps on its doorbell. */
+  sleeping = false;
+  /** How to wake it; the loop installs its doorbell here. */
+  kick: () => void = () => {};
 
   constructor(opts: ReactorOptions) {
     this.index = opts.index;
@@ -39,12 +44,15 @@ export class Reactor implements ThreadHost, LocalReactor {
     addLocalReactor(this);
   }
 
-  /** Create a thread on this reactor (spdk_thread_create pinned here). */
-  createThread(name: string): Thread {
+  /**
+   * Create a thread on this reactor (spdk_thread_create pinned here). `id` is for the reserved ids
+   * of each reactor's first thread; others get the next free app-wide id.
+   */
+  createThread(name: string, id = this.#allocThreadId()): Thread {
     if (this.#closed) throw new ReactorError('ESHUTDOWN', `reactor ${this.index} is closed`);
-    let id = this.#allocThreadId();
     // Ids are unique app-wide, so a tag clash means an old thread still lives: take the next id.
-    for (let tries = 0; this.byTag[id & 0xffff] !== undefined; tries++) {
+    // Tag 0xffff is the ring's padding marker, never a thread.
+    for (let tries = 0; this.byTag[id & 0xffff] !== undefined || (id & 0xffff) === 0xffff; tries++) {
       if (tries > 0x10000) throw new ReactorError('EINVAL', `reactor ${this.index}: 65536 threads alive`);
       id = this.#allocThreadId();
     }
@@ -64,6 +72,11 @@ export class Reactor implements ThreadHost, LocalReactor {
     this.#sources.push(s);
   }
 
+  /** Run `f` at the end of every iteration (publishing outbound rings once per iteration). */
+  addFlush(f: () => void): void {
+    this.#flushes.push(f);
+  }
+
   /** One iteration at `now`: sources, then every thread once. Returns > 0 when anything did work. */
   poll(now = this.clock.now()): number {
     this.lastNow = now;
@@ -71,12 +84,14 @@ export class Reactor implements ThreadHost, LocalReactor {
     const src = this.#sources;
     for (let i = 0; i < src.length; i++) busy += src[i](now);
     const ts = this.threads;
-    // Exited threads are removed from the array during the loop: walk it backwards-safe by index.
+    // A thread that exits during its poll leaves the array: revisit the index it vacated.
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i];
       busy += t.poll(now);
       if (ts[i] !== t) i--;
     }
+    const fl = this.#flushes;
+    for (let i = 0; i < fl.length; i++) fl[i]();
     const end = this.clock.now();
     if (busy > 0) this.busyTicks += end - now;
     else this.idleTicks += end - now;
@@ -91,9 +106,15 @@ export class Reactor implements ThreadHost, LocalReactor {
     return d;
   }
 
-  /** Whether any thread has queued messages or a running active poller. */
-  hasLocalWork(): boolean {
-    for (const t of this.threads) if (t.pendingMessages > 0 || t.hasActivePollers) return true;
+  /** Whether any thread has messages queued. */
+  hasQueuedMessages(): boolean {
+    for (const t of this.threads) if (t.pendingMessages > 0) return true;
+    return false;
+  }
+
+  /** Whether any thread has a running active (period 0) poller. */
+  hasActivePollers(): boolean {
+    for (const t of this.threads) if (t.hasActivePollers) return true;
     return false;
   }
 

@@ -11,6 +11,10 @@ export interface ThreadHost {
   /** Reactor index (the SPDK lcore). */
   readonly index: number;
   readonly clock: Clock;
+  /** True while the reactor sleeps in interrupt mode: work queued from outside must kick it. */
+  readonly sleeping: boolean;
+  /** Wake the sleeping reactor. */
+  kick(): void;
   /** @internal called once when the thread has exited */
   _threadExited(t: Thread): void;
 }
@@ -77,6 +81,8 @@ export class Thread {
       throw new ReactorError('ESHUTDOWN', `thread ${this.name} (${this.id}) has exited`);
     }
     this.#queue.push(fn, arg);
+    // Only code outside the loop (a libuv callback, a management call) can find it asleep.
+    if (this.host.sleeping) this.host.kick();
   }
 
   /** Register a poller on this thread: every iteration when periodUs is 0, else every periodUs. */

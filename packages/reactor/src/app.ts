@@ -1,0 +1,191 @@
+import { EventEmitter } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+import { cpuCount } from '@storkit/native';
+import type { Remote } from 'comlink';
+
+import { Comlink, nodeEndpoint } from './comlink.js';
+import { parseCoreMask } from './cores.js';
+import { ReactorError } from './errors.js';
+import type { LoopOptions } from './loop.js';
+import { createMeshMemory } from './mesh.js';
+import type { ReactorApi, ReactorSnapshot, WorkerEvent, WorkerInit } from './worker-protocol.js';
+
+export interface AppOptions {
+  /** CPUs to run reactors on, one reactor each (reactor i on cores[i]). */
+  cores?: number[];
+  /** Or an SPDK core mask: "0x3", "[0,1]". Default: CPU 0 only. */
+  mask?: string;
+  /** Module (path or URL) every reactor imports; its default export runs on the app thread. */
+  main?: string | URL;
+  /** The argument main receives (structured-clone safe). */
+  mainArg?: unknown;
+  /** More modules every reactor imports first (handlers, io_devices, subsystems). */
+  modules?: (string | URL)[];
+  /** Slots per ring (power of two, multiple of 8); default 1024 (16 KiB per ordered pair). */
+  ringSlots?: number;
+  loop?: LoopOptions;
+  /** Pin each reactor to its CPU (default true). */
+  pin?: boolean;
+  /** Stop in order on SIGINT/SIGTERM (default true). */
+  signals?: boolean;
+  /** Receives appReport values (attached before main starts, so none is missed). */
+  onReport?: (value: unknown, reactor: number) => void;
+  /** How long threads get to exit at shutdown before being reported as leaked (default 5000). */
+  shutdownTimeoutMs?: number;
+}
+
+export interface AppResult {
+  /** 0 on an orderly stop (also after SIGINT/SIGTERM), the code given to appStop, 1 on failure. */
+  code: number;
+  /** Why the app failed, when it did. */
+  error?: string;
+  /** Threads that had not exited at the shutdown timeout, with what they still held. */
+  leaked: string[];
+}
+
+function toUrl(m: string | URL): string {
+  if (m instanceof URL) return m.href;
+  return /^[a-z]+:/i.test(m) ? m : pathToFileURL(m).href;
+}
+
+/** A running app: reactors in pinned workers, managed from the main thread. Emits 'report'. */
+export class App extends EventEmitter {
+  readonly cores: number[];
+  readonly reactors: Remote<ReactorApi>[];
+  readonly workers: Worker[];
+  /** Resolves when the app has shut down and every worker has ended. */
+  readonly done: Promise<AppResult>;
+  #resolve!: (r: AppResult) => void;
+  #stopping: Promise<AppResult> | null = null;
+  #signals: (() => void) | null = null;
+  readonly #timeoutMs: number;
+
+  /** @internal use startApp */
+  constructor(cores: number[], workers: Worker[], timeoutMs: number) {
+    super();
+    this.cores = cores;
+    this.workers = workers;
+    this.reactors = workers.map((w) => Comlink.wrap<ReactorApi>(nodeEndpoint(w)));
+    this.#timeoutMs = timeoutMs;
+    this.done = new Promise((r) => {
+      this.#resolve = r;
+    });
+  }
+
+  /** @internal */
+  _watch(signals: boolean): void {
+    for (const w of this.workers) {
+      w.on('message', (e: WorkerEvent) => {
+        if (e?.storkit === 'stop') void this.stop(e.rc);
+        else if (e?.storkit === 'fatal') void this.stop(1, e.message);
+        else if (e?.storkit === 'report') this.emit('report', e.value, e.reactor);
+      });
+      w.on('error', (e) => void this.stop(1, e.stack ?? e.message));
+      w.on('exit', (code) => {
+        if (this.#stopping === null) void this.stop(1, `reactor worker exited early with code ${code}`);
+      });
+    }
+    if (signals) {
+      const onSignal = () => void this.stop(0);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      this.#signals = () => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      };
+    }
+  }
+
+  /** Snapshots of every reactor (the data behind framework_get_reactors and thread_get_*). */
+  snapshot(): Promise<ReactorSnapshot[]> {
+    return Promise.all(this.reactors.map((r) => r.snapshot()));
+  }
+
+  /**
+   * Shut down in order: subsystems' fini in reverse order on every reactor, then every thread
+   * exits once its queue is drained and its pollers and channels are released, then the loops stop
+   * and the workers end. Idempotent: later calls get the first call's result.
+   */
+  stop(code = 0, error?: string): Promise<AppResult> {
+    if (this.#stopping !== null) return this.#stopping;
+    this.#stopping = this.#shutdown(code, error).then((r) => {
+      this.#signals?.();
+      this.#resolve(r);
+      return r;
+    });
+    return this.#stopping;
+  }
+
+  async #shutdown(code: number, error?: string): Promise<AppResult> {
+    const leaked: string[] = [];
+    const alive = this.workers.map((w) => w.threadId !== -1);
+    const live = this.reactors.filter((_, i) => alive[i]);
+    try {
+      await withTimeout(Promise.all(live.map((r) => r.fini())), this.#timeoutMs, 'subsystem fini');
+      const left = await withTimeout(
+        Promise.all(live.map((r) => r.drain(this.#timeoutMs))),
+        this.#timeoutMs * 2,
+        'thread drain',
+      );
+      for (const l of left) leaked.push(...l);
+      await withTimeout(Promise.all(live.map((r) => r.stopLoop())), this.#timeoutMs, 'loop stop');
+    } catch (e) {
+      code = code || 1;
+      error = error ?? (e instanceof Error ? e.message : String(e));
+    }
+    for (const r of this.reactors) r[Comlink.releaseProxy]();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    const result: AppResult = { code, leaked };
+    if (error !== undefined) result.error = error;
+    return result;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ReactorError('EWORKER', `${what} did not finish in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Start reactors on the given cores (spdk_app_start): one pinned worker each, joined by a full mesh
+ * of rings; every reactor imports `modules` and `main`, runs the subsystems' init, then main's
+ * default export runs on the app thread. Resolves once main has been started; `app.done` resolves
+ * after shutdown (appStop, app.stop, SIGINT/SIGTERM, or a failure).
+ */
+export async function startApp(opts: AppOptions): Promise<App> {
+  const cores = opts.cores ?? (opts.mask !== undefined ? parseCoreMask(opts.mask) : [0]);
+  if (cores.length === 0 || new Set(cores).size !== cores.length) {
+    throw new ReactorError('EINVAL', `cores must be distinct and non-empty: ${cores.join(',')}`);
+  }
+  const ncpu = cpuCount();
+  const bad = cores.find((c) => !Number.isInteger(c) || c < 0 || c >= ncpu);
+  if (bad !== undefined) throw new ReactorError('EINVAL', `core ${bad} does not exist (${ncpu} CPUs)`);
+  const sab = createMeshMemory(cores.length, opts.ringSlots ?? 1024);
+  const pin = opts.pin ?? true;
+  const modules = (opts.modules ?? []).map(toUrl);
+  const main = opts.main === undefined ? null : toUrl(opts.main);
+  const workers = cores.map((core, index) => {
+    const init: WorkerInit = { index, core: pin ? core : -1, sab, modules, main, loop: opts.loop ?? {} };
+    return new Worker(new URL('./reactor-worker.js', import.meta.url), { workerData: init });
+  });
+  const app = new App(cores, workers, opts.shutdownTimeoutMs ?? 5000);
+  if (opts.onReport) app.on('report', opts.onReport);
+  app._watch(opts.signals ?? true);
+  try {
+    await Promise.all(app.reactors.map((r) => r.ready()));
+    const errs = (await Promise.all(app.reactors.map((r) => r.init()))).filter((e) => e !== null);
+    if (errs.length > 0) {
+      void app.stop(1, `subsystem init failed: ${errs.join('; ')}`);
+      return app;
+    }
+    await app.reactors[0].runMain(opts.mainArg);
+  } catch (e) {
+    void app.stop(1, e instanceof Error ? e.message : String(e));
+  }
+  return app;
+}

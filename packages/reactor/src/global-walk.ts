@@ -1,0 +1,105 @@
+import { json } from './codec.js';
+import { requireThread } from './current.js';
+import { ReactorError } from './errors.js';
+import { type ChannelIter, forEachChannelOn } from './for-each-channel.js';
+import { defineHandler } from './handlers.js';
+import { ioDeviceByName } from './io-channel.js';
+import { localReactors } from './local-reactors.js';
+import { reactorCountOrLocal } from './runtime.js';
+import { reactorThread, send, type ThreadRef } from './send.js';
+
+/** A forEachChannel callback known by name in every worker, so a walk can run it anywhere. */
+export interface ChannelIterator<A> {
+  readonly name: string;
+  readonly fn: (it: ChannelIter<unknown, A>) => void;
+}
+
+const iterators = new Map<string, ChannelIterator<unknown>>();
+
+/**
+ * Define a named channel iterator. Like handlers, define it at the top level of a module every
+ * reactor worker imports.
+ */
+export function defineChannelIterator<A>(
+  name: string,
+  fn: (it: ChannelIter<unknown, A>) => void,
+): ChannelIterator<A> {
+  if (iterators.has(name)) throw new ReactorError('EEXIST', `channel iterator ${name} is already defined`);
+  const it: ChannelIterator<A> = { name, fn };
+  iterators.set(name, it as ChannelIterator<unknown>);
+  return it;
+}
+
+interface Step {
+  walk: number;
+  origin: ThreadRef;
+  iterator: string;
+  device: string;
+  reactor: number;
+  arg: unknown;
+}
+interface End {
+  walk: number;
+  status: number;
+  arg: unknown;
+}
+
+let nextWalk = 1;
+const pending = new Map<number, (status: number, arg: unknown) => void>();
+
+// Each step runs on the first thread of one reactor, which walks its own threads' channels to the
+// device of that name, then hands the walk to the next reactor; the last one reports to the origin.
+const stepHandler = defineHandler<Step>('storkit.walk.step', json<Step>(), (s) => {
+  const finish = (status: number) => {
+    const next = s.reactor + 1;
+    if (status !== 0 || next >= reactorCountOrLocal()) {
+      send(s.origin, endHandler, { walk: s.walk, status, arg: s.arg });
+    } else {
+      send(reactorThread(next), stepHandler, { ...s, reactor: next });
+    }
+  };
+  const dev = ioDeviceByName(s.device);
+  const it = iterators.get(s.iterator);
+  if (it === undefined) {
+    finish(-2); // -ENOENT: the iterator is not defined in this worker
+    return;
+  }
+  if (dev === undefined) {
+    requireThread('walk').sendMsg(finish, 0);
+    return;
+  }
+  forEachChannelOn(s.reactor, dev, it.fn, (status) => finish(status), s.arg);
+});
+
+const endHandler = defineHandler<End>('storkit.walk.end', json<End>(), (e) => {
+  const done = pending.get(e.walk);
+  pending.delete(e.walk);
+  done?.(e.status, e.arg);
+});
+
+/**
+ * forEachChannel across every reactor of the app (and of the test harness): visits, reactor by
+ * reactor, each thread holding a channel to the io_device registered under `deviceName` in that
+ * worker, running the named iterator there; then `done(status, arg)` runs on the calling thread.
+ * `arg` travels as JSON between workers (each reactor sees its own decoded copy).
+ */
+export function forEachChannelGlobal<A>(
+  deviceName: string,
+  iterator: ChannelIterator<A>,
+  arg: A,
+  done: (status: number, arg: A) => void,
+): void {
+  const origin = requireThread('forEachChannelGlobal');
+  if (localReactors().length === 0) throw new ReactorError('ENOENT', 'no reactor runs here');
+  const walk = (origin.reactor << 24) | (nextWalk++ & 0xffffff);
+  pending.set(walk, done as (status: number, arg: unknown) => void);
+  const step: Step = {
+    walk,
+    origin: { id: origin.id, reactor: origin.reactor },
+    iterator: iterator.name,
+    device: deviceName,
+    reactor: 0,
+    arg,
+  };
+  send(reactorThread(0), stepHandler, step);
+}

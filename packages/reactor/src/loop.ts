@@ -1,0 +1,156 @@
+import { setImmediate } from 'node:timers';
+
+import { ticksToUsOf, usToTicksOf } from './clock.js';
+import type { MeshEndpoint } from './mesh.js';
+import type { Reactor } from './reactor.js';
+
+// Node 20 has Atomics.waitAsync; TypeScript's ES2023 lib does not declare it.
+type WaitAsync = (
+  a: Int32Array,
+  i: number,
+  v: number,
+  timeoutMs?: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+export interface LoopOptions {
+  /** Longest run of iterations before yielding to libuv (sockets, timers, comlink calls). */
+  sliceUs?: number;
+  /** Sleep after this long without a busy iteration; false: poll forever (SPDK's polling mode). */
+  idleUs?: number | false;
+  /** Longest sleep while an active poller is registered (active pollers do not run while asleep). */
+  maxSleepUs?: number;
+}
+
+export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 1000, maxSleepUs: 10_000 } as const;
+
+/**
+ * Drives one reactor in a worker: iterations in bounded slices between setImmediate yields, and
+ * interrupt-mode sleep on the doorbell when idle. Sleep protocol (no lost wake-ups):
+ *   sleeper: v = bell; store sleeping = 1; if rings or queues hold work: clear and run;
+ *            else waitAsync(bell, v, until the next timed poller)
+ *   sender:  publish ring index; if sleeping == 1 and exchange(sleeping, 0) == 1: bell++, notify
+ * Both sides store then load with seq-cst Atomics, so either the sleeper sees the record or the
+ * sender sees the flag; a bell bumped before waitAsync starts makes it return at once.
+ */
+export class ReactorLoop {
+  readonly reactor: Reactor;
+  readonly mesh: MeshEndpoint;
+  readonly #sliceTicks: number;
+  readonly #idleTicks: number;
+  readonly #maxSleepUs: number;
+  #idleSince = 0;
+  #running = false;
+  #asleep = false;
+  #stopped: (() => void) | null = null;
+  slices = 0;
+  sleeps = 0;
+  /** Ticks spent asleep. */
+  sleptTicks = 0;
+  #sleepStart = 0;
+
+  constructor(reactor: Reactor, mesh: MeshEndpoint, opts: LoopOptions = {}) {
+    this.reactor = reactor;
+    this.mesh = mesh;
+    const c = reactor.clock;
+    this.#sliceTicks = usToTicksOf(c, opts.sliceUs ?? LOOP_DEFAULTS.sliceUs);
+    const idle = opts.idleUs ?? LOOP_DEFAULTS.idleUs;
+    this.#idleTicks = idle === false ? Number.POSITIVE_INFINITY : usToTicksOf(c, idle);
+    this.#maxSleepUs = opts.maxSleepUs ?? LOOP_DEFAULTS.maxSleepUs;
+    reactor.kick = () => this.wake();
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+  /** Whether the reactor waits on its doorbell now. */
+  get asleep(): boolean {
+    return this.#asleep;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#idleSince = this.reactor.clock.now();
+    setImmediate(this.#slice);
+  }
+
+  /** Stop after the current slice; resolves once the loop no longer runs. */
+  stop(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#stopped = resolve;
+      this.wake();
+    });
+  }
+
+  /** Wake the reactor from this worker (a libuv callback that fed an active poller). */
+  wake(): void {
+    if (this.#asleep) this.mesh.ring(this.mesh.self);
+  }
+
+  readonly #slice = (): void => {
+    if (this.#stopped !== null) {
+      this.#finish();
+      return;
+    }
+    this.slices++;
+    const r = this.reactor;
+    const clock = r.clock;
+    const start = clock.now();
+    let now = start;
+    do {
+      if (r.poll(now) > 0) this.#idleSince = now;
+      else if (now - this.#idleSince >= this.#idleTicks && this.#trySleep(now)) return;
+      now = clock.now();
+    } while (now - start < this.#sliceTicks);
+    setImmediate(this.#slice);
+  };
+
+  #trySleep(now: number): boolean {
+    const m = this.mesh;
+    const ctl = m.ctl;
+    const v = Atomics.load(ctl, m.bellIndex);
+    Atomics.store(ctl, m.sleepIndex, 1);
+    const r = this.reactor;
+    let timeoutUs = Number.POSITIVE_INFINITY;
+    const due = r.nextDeadline();
+    if (due !== Number.POSITIVE_INFINITY) timeoutUs = ticksToUsOf(r.clock, due - now);
+    if (r.hasActivePollers()) timeoutUs = Math.min(timeoutUs, this.#maxSleepUs);
+    if (timeoutUs <= 0 || m.hasInbound() || r.hasQueuedMessages() || m.backlog > 0) {
+      Atomics.store(ctl, m.sleepIndex, 0);
+      return false;
+    }
+    this.#asleep = true;
+    r.sleeping = true;
+    this.sleeps++;
+    this.#sleepStart = now;
+    const w = waitAsync(
+      ctl,
+      m.bellIndex,
+      v,
+      timeoutUs === Number.POSITIVE_INFINITY ? undefined : timeoutUs / 1000,
+    );
+    if (w.async) w.value.then(this.#onWake);
+    else this.#onWake();
+    return true;
+  }
+
+  readonly #onWake = (): void => {
+    Atomics.store(this.mesh.ctl, this.mesh.sleepIndex, 0);
+    this.#asleep = false;
+    this.reactor.sleeping = false;
+    const now = this.reactor.clock.now();
+    this.sleptTicks += now - this.#sleepStart;
+    this.#idleSince = now;
+    // Continue from a macrotask so libuv gets its turn between a wake-up and the next slice.
+    setImmediate(this.#slice);
+  };
+
+  #finish(): void {
+    this.#running = false;
+    const done = this.#stopped!;
+    this.#stopped = null;
+    done();
+  }
+}

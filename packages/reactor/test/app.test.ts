@@ -1,0 +1,140 @@
+import { expect } from 'chai';
+
+import { type App, type AppResult, startApp } from '../src/index.js';
+import type { Scenario } from './fixtures/app-traffic.js';
+
+const MAIN = new URL('./fixtures/app-traffic.js', import.meta.url);
+
+interface Run {
+  app: App;
+  reports: unknown[];
+  next(pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+}
+
+async function run(scenario: Scenario, loop: Parameters<typeof startApp>[0]['loop'] = {}): Promise<Run> {
+  const reports: unknown[] = [];
+  const waiters: {
+    pred: (r: Record<string, unknown>) => boolean;
+    resolve: (r: Record<string, unknown>) => void;
+  }[] = [];
+  const onReport = (v: unknown) => {
+    reports.push(v);
+    for (const w of [...waiters]) {
+      if (w.pred(v as Record<string, unknown>)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(v as Record<string, unknown>);
+      }
+    }
+  };
+  const app = await startApp({
+    cores: [0, 1],
+    main: MAIN,
+    mainArg: scenario,
+    loop,
+    signals: false,
+    onReport,
+  });
+  return {
+    app,
+    reports,
+    next: (pred) =>
+      new Promise((resolve, reject) => {
+        const hit = (reports as Record<string, unknown>[]).find(pred);
+        if (hit) return resolve(hit);
+        waiters.push({ pred, resolve });
+        void app.done.then((r) => reject(new Error(`app ended first: ${JSON.stringify(r)}`)));
+      }),
+  };
+}
+
+function expectClean(r: AppResult): void {
+  expect(r.error).to.equal(undefined);
+  expect(r.leaked).to.deep.equal([]);
+  expect(r.code).to.equal(0);
+}
+
+describe('startApp: reactors in pinned workers', function () {
+  this.timeout(60_000);
+
+  it('streams 2 M messages between two reactors in order, checksummed, then stops via appStop', async () => {
+    const n = 2_000_000;
+    const { app, next } = await run({ kind: 'stream', count: n });
+    const r = await next((x) => x.kind === 'stream');
+    expect(r.count).to.equal(n);
+    expect(r.outOfOrder).to.equal(0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum = (sum + i) | 0;
+    expect(r.sum).to.equal(sum);
+    expectClean(await app.done);
+    expect(app.workers.every((w) => w.threadId === -1)).to.equal(true);
+  });
+
+  it('loses no wake-up: 5000 ping-pongs with both reactors sleeping whenever idle', async () => {
+    const { app, next } = await run({ kind: 'pingpong', count: 5000 }, { idleUs: 0 });
+    const r = await next((x) => x.kind === 'pingpong');
+    expect(r.rounds).to.equal(5000);
+    const snaps = await app.snapshot();
+    // Each side went to sleep between messages many times and was woken by the other.
+    for (const s of snaps) expect(s.reactor.sleeps).to.be.greaterThan(100);
+    expectClean(await app.stop(0));
+  });
+
+  it('a timed poller wakes a sleeping reactor on time', async () => {
+    const { app, next } = await run({ kind: 'timer', periodUs: 5000, durationUs: 200_000 });
+    const r = await next((x) => x.kind === 'timer');
+    // 200 ms / 5 ms = 40 runs; a loaded 2-core machine may delay some.
+    expect(r.runs as number).to.be.within(20, 41);
+    const snaps = await app.snapshot();
+    expect(snaps[0].reactor.sleeps).to.be.greaterThan(10);
+    expectClean(await app.stop(0));
+  });
+
+  it('forEachChannelGlobal visits the device instance of every reactor, then completes on the app thread', async () => {
+    const { app, next } = await run({ kind: 'walk' });
+    const r = await next((x) => x.kind === 'walk');
+    expect(r.status).to.equal(0);
+    expect(r.visited).to.deep.equal(['0:app_thread', '1:reactor_1']);
+    const snaps = await app.snapshot();
+    expect(snaps.map((s) => s.channels[0].io_channels)).to.deep.equal([
+      [{ name: 'test.counter', ref: 1 }],
+      [{ name: 'test.counter', ref: 1 }],
+    ]);
+    expectClean(await app.stop(0));
+  });
+
+  it('shuts down with messages in flight: fini in reverse order on every reactor, nothing leaked', async () => {
+    const { app, next, reports } = await run({ kind: 'idle' });
+    await next((x) => x.kind === 'idle');
+    await new Promise((r) => setTimeout(r, 150));
+    const snaps = await app.snapshot();
+    expect(snaps[0].reactor.messages_out).to.be.greaterThan(0);
+    expect(snaps[0].pollers[0].active_pollers.map((p) => p.name)).to.include('traffic');
+    expectClean(await app.stop(0));
+    const fini = (reports as Record<string, unknown>[]).filter((x) => 'fini' in x || x.kind === 'traffic');
+    for (const r of [0, 1]) {
+      const order = fini.filter((x) => x.reactor === r).map((x) => (x.fini as string) ?? x.kind);
+      expect(order).to.deep.equal(['traffic', 'second', 'first']);
+    }
+    const traffic = fini.filter((x) => x.kind === 'traffic');
+    for (const t of traffic) expect(t.got as number).to.be.greaterThan(0);
+    expect(app.workers.every((w) => w.threadId === -1)).to.equal(true);
+  });
+
+  it('a main that throws stops the app with code 1', async () => {
+    const app = await startApp({ cores: [0, 1], main: MAIN, mainArg: { kind: 'throw' }, signals: false });
+    const r = await app.done;
+    expect(r.code).to.equal(1);
+    expect(r.error).to.match(/main failed on purpose/);
+  });
+
+  it('rejects bad core selections with EINVAL before starting anything', async () => {
+    for (const opts of [{ cores: [0, 0] }, { cores: [99] }, { mask: '0x0' }, { mask: 'zz' }]) {
+      try {
+        await startApp({ ...opts, signals: false });
+        expect.fail(`accepted ${JSON.stringify(opts)}`);
+      } catch (e) {
+        expect(e).to.have.property('code', 'EINVAL');
+      }
+    }
+  });
+});
