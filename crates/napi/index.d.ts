@@ -40,6 +40,35 @@ export declare class Uring {
   close(): void
 }
 
+/** One vhost-user connection (either side). `recv()` never blocks. */
+export declare class VhostConnection {
+  /** Connect to a backend listening on `path`. */
+  static connect(path: string): VhostConnection
+  /**
+   * The next whole message, or null when none is complete; `closed` turns true when the
+   * peer hung up. A malformed message throws EINVAL: drop the connection then.
+   */
+  recv(): VhostMessage | null
+  /** Send a message with `fds` attached (the caller keeps its fds). */
+  send(msg: VhostMessage): void
+  /** True once the peer hung up or `close()` ran. */
+  get closed(): boolean
+  /** The socket's fd (diagnostics). */
+  get fd(): number
+  /** Close the connection. Idempotent. */
+  close(): void
+}
+
+/** A listening vhost-user socket. `accept()` never blocks. */
+export declare class VhostListener {
+  /** Bind and listen on `path` (a stale socket file there is replaced). */
+  constructor(path: string)
+  /** The next pending connection, or null. */
+  accept(): VhostConnection | null
+  /** Stop listening and remove the socket file. Idempotent. */
+  close(): void
+}
+
 /** Number of configured CPUs. */
 export declare function cpuCount(): number
 
@@ -156,3 +185,77 @@ export declare function ticks(): number
 
 /** "tsc" or "monotonic". */
 export declare function tickSource(): string
+
+/** Close an fd received in a message or made by `vhostEventfd`. */
+export declare function vhostCloseFd(fd: number): void
+
+export interface VhostConfig {
+  offset: number
+  size: number
+  flags: number
+  data: Buffer
+}
+
+/** A new nonblocking eventfd (the caller owns it; close with `vhostCloseFd`). */
+export declare function vhostEventfd(): number
+
+/** Read and reset an eventfd: 0 when it was not signalled. */
+export declare function vhostEventfdRead(fd: number): number
+
+/** Signal an eventfd (a vring call or kick). */
+export declare function vhostEventfdWrite(fd: number): void
+
+export interface VhostInflight {
+  mmapSize: number
+  mmapOffset: number
+  numQueues: number
+  queueSize: number
+}
+
+export interface VhostMappedRegion {
+  /** Registry handle (open a view with the usual region machinery). */
+  handle: number
+  /** Offset of the region's first byte inside the mapping. */
+  delta: number
+}
+
+/**
+ * Map `size` bytes of a memory region's fd at `offset` (shared, writable) and register
+ * the mapping; the caller still owns and closes `fd`.
+ */
+export declare function vhostMapRegion(fd: number, offset: number, size: number): VhostMappedRegion
+
+export interface VhostMemRegion {
+  guestPhysAddr: number
+  memorySize: number
+  userspaceAddr: number
+  mmapOffset: number
+}
+
+/**
+ * One vhost-user message. Exactly the fields of the request's payload are set:
+ * `value` (u64 payloads: features, acks), `index`+`num` (vring state), `index`+`nofd`
+ * (kick/call/err), `addr` (with `index`), `regions` (memory table, or one region for
+ * ADD/REM_MEM_REG), `config`, `inflight`.
+ */
+export interface VhostMessage {
+  request: number
+  flags: number
+  fds: Array<number>
+  value?: bigint
+  index?: number
+  num?: number
+  nofd?: boolean
+  addr?: VhostVringAddr
+  regions?: Array<VhostMemRegion>
+  config?: VhostConfig
+  inflight?: VhostInflight
+}
+
+export interface VhostVringAddr {
+  flags: number
+  desc: number
+  used: number
+  avail: number
+  log: number
+}

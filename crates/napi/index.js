@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Uring = nativeBinding.Uring
+module.exports.VhostConnection = nativeBinding.VhostConnection
+module.exports.VhostListener = nativeBinding.VhostListener
 module.exports.cpuCount = nativeBinding.cpuCount
 module.exports.crc32c = nativeBinding.crc32c
 module.exports.crc32cHardware = nativeBinding.crc32cHardware
@@ -864,3 +866,8 @@ module.exports.threadId = nativeBinding.threadId
 module.exports.tickRate = nativeBinding.tickRate
 module.exports.ticks = nativeBinding.ticks
 module.exports.tickSource = nativeBinding.tickSource
+module.exports.vhostCloseFd = nativeBinding.vhostCloseFd
+module.exports.vhostEventfd = nativeBinding.vhostEventfd
+module.exports.vhostEventfdRead = nativeBinding.vhostEventfdRead
+module.exports.vhostEventfdWrite = nativeBinding.vhostEventfdWrite
+module.exports.vhostMapRegion = nativeBinding.vhostMapRegion

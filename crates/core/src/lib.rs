@@ -13,5 +13,7 @@ pub mod mmio;
 pub mod registry;
 pub mod time;
 pub mod uring;
+pub mod vhost_msg;
+pub mod vhost_sock;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ mod crc;
 mod mem;
 mod time;
 mod uring;
+mod vhost;
 
 use napi::{Error, Status};
 

@@ -60,7 +60,7 @@ fn remove_hook(env: &Env, hook: Hook, id: u32) {
     unsafe { sys::napi_remove_env_cleanup_hook(env.raw(), Some(hook), id as usize as *mut c_void) };
 }
 
-fn register_owned(env: &Env, m: Mapping) -> napi::Result<u32> {
+pub(crate) fn register_owned(env: &Env, m: Mapping) -> napi::Result<u32> {
     let h = registry::register(m);
     if let Err(e) = add_hook(env, release_at_teardown, h) {
         registry::release(h);
