@@ -63,8 +63,8 @@ export class ScsiDevice {
   }
 
   /** TARGET WARM/COLD RESET: every LUN resets. */
-  resetTarget(by: Nexus | null): void {
-    for (const l of this.#luns.values()) l.resetLun(by);
+  resetTarget(): void {
+    for (const l of this.#luns.values()) l.resetLun();
   }
 
   #reportLuns(task: ScsiTask): void {

@@ -136,11 +136,13 @@ export class LogicalUnit {
     this.#nexuses.delete(n.id);
   }
 
-  /** LUN RESET / target reset: clears SPC-2 reservations, signals everyone (SAM-5 6.3.3). */
-  resetLun(by: Nexus | null): void {
+  /**
+   * LUN RESET / target reset: clears SPC-2 reservations and raises a unit attention on every I_T
+   * nexus, the one that asked for the reset included (SAM-5 6.3.3).
+   */
+  resetLun(): void {
     this.reservations.legacyHolder = null;
     this.unitAttention(Asc.PowerOnReset, null);
-    if (by) this.#ua.get(by.id)?.splice(0);
   }
 
   #queueUa(n: Nexus, asc: number): void {
