@@ -1,0 +1,306 @@
+import { randomBytes } from 'node:crypto';
+
+import { type Completion, type HostQpair, NvmeController, discover } from '@storkit/nvme';
+import {
+  AdminOpcode,
+  CommandSpecificStatus,
+  decodeChangedNamespaceLog,
+  decodeErrorLogEntry,
+  decodeHealthLog,
+  Feature,
+  GenericStatus,
+  LogPage,
+  MediaStatus,
+  makeStatus,
+  Sct,
+  SubType,
+} from '@storkit/nvme/spec';
+import { expect } from 'chai';
+
+import { type BackendDone, BackendStatus } from '../src/backend.js';
+import { RamBackend } from '../src/ram-backend.js';
+import { type Fixture, NQN, pollUntil, startTarget } from './helpers.js';
+
+interface Result {
+  status: number;
+  dw0: number;
+}
+
+// Run one polled I/O to completion.
+async function io(qp: HostQpair, submit: (cb: Completion<Result>, r: Result) => boolean): Promise<number> {
+  const r: Result = { status: -1, dw0: 0 };
+  const cb: Completion<Result> = (ctx, status, dw0) => {
+    ctx.status = status;
+    ctx.dw0 = dw0;
+  };
+  expect(submit(cb, r)).to.equal(true);
+  await pollUntil(() => qp.processCompletions(), () => r.status !== -1);
+  return r.status;
+}
+
+const S = {
+  invalidNs: makeStatus(Sct.Generic, GenericStatus.InvalidNamespaceOrFormat, true),
+  lbaRange: makeStatus(Sct.Generic, GenericStatus.LbaOutOfRange, true),
+  compareFailure: makeStatus(Sct.Media, MediaStatus.CompareFailure),
+};
+
+describe('nvmf/nvme: host ↔ target over loopback', function () {
+  this.timeout(30000);
+
+  for (const [hdgst, ddgst, icd] of [
+    [false, false, 4096],
+    [true, true, 4096],
+    [true, false, 0],
+    [false, true, 0],
+  ] as const) {
+    it(`keeps data intact (hdgst=${hdgst} ddgst=${ddgst} in-capsule=${icd})`, async () => {
+      // A small MAXH2CDATA forces several H2CData PDUs per R2T; a small io unit several C2HData.
+      const f = await startTarget({ in_capsule_data_size: icd, io_unit_size: 8192 }, { blocks: 4096 });
+      const c = await NvmeController.connect(f.trid, { hdgst, ddgst });
+      try {
+        const qp = await c.allocIoQpair({ depth: 16 });
+        expect(qp.hdgst).to.equal(hdgst);
+        expect(qp.ddgst).to.equal(ddgst);
+        const model = new Uint8Array(f.ram.data.length);
+        let inflight = 0;
+        let failures = 0;
+        const done: Completion<null> = (_c, st) => {
+          inflight--;
+          if (st !== 0) failures++;
+        };
+        for (let i = 0; i < 120; i++) {
+          const nlb = 1 + ((i * 37) % 64);
+          const lba = (i * 523) % (4096 - nlb);
+          const data = randomBytes(nlb * 512);
+          model.set(data, lba * 512);
+          inflight++;
+          expect(qp.write(1, lba, nlb, data, done, null)).to.equal(true);
+          await pollUntil(() => qp.processCompletions(), () => inflight === 0);
+        }
+        expect(failures).to.equal(0);
+        expect(Buffer.compare(f.ram.data, model)).to.equal(0);
+        // And the other way: blocks written on the backend read back identically through the host.
+        f.ram.data.set(randomBytes(65536), 100 * 512);
+        const back = new Uint8Array(65536);
+        expect(await io(qp, (cb, r) => qp.read(1, 100, 128, back, cb, r))).to.equal(0);
+        expect(Buffer.compare(back, f.ram.data.subarray(100 * 512, 228 * 512))).to.equal(0);
+        // Many in flight at once, mixed reads and writes.
+        const bufs = Array.from({ length: 16 }, () => new Uint8Array(4096));
+        for (let k = 0; k < 16; k++) {
+          inflight++;
+          if (k % 2) qp.read(1, k * 8, 8, bufs[k], done, null);
+          else qp.write(1, k * 8, 8, bufs[k].fill(k), done, null);
+        }
+        await pollUntil(() => qp.processCompletions(), () => inflight === 0);
+        expect(failures).to.equal(0);
+        expect(f.ram.data[0]).to.equal(0);
+        expect(f.ram.data[2 * 8 * 512]).to.equal(2);
+      } finally {
+        await c.close();
+        await f.tgt.close();
+      }
+    });
+  }
+
+  describe('with one target', () => {
+    let f: Fixture;
+    let c: NvmeController;
+    let qp: HostQpair;
+    before(async () => {
+      f = await startTarget({}, { blocks: 2048 });
+      c = await NvmeController.connect(f.trid, {});
+      qp = await c.allocIoQpair({ depth: 32 });
+    });
+    after(async () => {
+      await c.close();
+      await f.tgt.close();
+    });
+
+    it('identifies controller and namespaces as configured', async () => {
+      expect(c.cdata.serialNumber).to.equal('SPDK00000000000001');
+      expect(c.cdata.modelNumber).to.equal('storkit test');
+      expect(c.cdata.subnqn).to.equal(NQN);
+      expect(c.cdata.cntlid).to.equal(c.cntlid);
+      expect(c.cdata.oncs & 0xd).to.equal(0xd);
+      expect(c.cdata.fuses).to.equal(1);
+      expect(c.cdata.ioccsz).to.equal((64 + 4096) / 16);
+      expect(c.version).to.equal('1.3');
+      expect(await c.activeNamespaces()).to.deep.equal([1]);
+      const ns = await c.identifyNamespace(1);
+      expect([ns.nsze, ns.blockSize]).to.deep.equal([2048, 512]);
+      const d = await c.namespaceDescriptors(1);
+      expect(d.uuid?.length).to.equal(16);
+      expect(d.csi).to.equal(0);
+      // An inactive nsid gives zeroes; nsid 0 is invalid.
+      expect((await c.identifyNamespace(5)).nsze).to.equal(0);
+      const r = await c.adminRaw({ opcode: AdminOpcode.Identify, nsid: 0, cdw10: 0, buf: new Uint8Array(4096) });
+      expect(r.status).to.equal(S.invalidNs);
+      const bad = await c.adminRaw({ opcode: AdminOpcode.Identify, cdw10: 0x42, buf: new Uint8Array(4096) });
+      expect(bad.status).to.equal(makeStatus(Sct.Generic, GenericStatus.InvalidField, true));
+    });
+
+    it('runs write zeroes, deallocate, flush, compare and fused compare-and-write', async () => {
+      const data = new Uint8Array(4096).fill(0xab);
+      expect(await io(qp, (cb, r) => qp.write(1, 8, 8, data, cb, r))).to.equal(0);
+      expect(await io(qp, (cb, r) => qp.compare(1, 8, 8, data, cb, r))).to.equal(0);
+      const other = new Uint8Array(4096).fill(0xcd);
+      expect(await io(qp, (cb, r) => qp.compare(1, 8, 8, other, cb, r))).to.equal(S.compareFailure);
+      // Fused: miscompare leaves the blocks alone, a match writes.
+      expect(await io(qp, (cb, r) => qp.compareAndWrite(1, 8, 8, other, other, cb, r))).to.equal(S.compareFailure);
+      expect(f.ram.data[8 * 512]).to.equal(0xab);
+      expect(await io(qp, (cb, r) => qp.compareAndWrite(1, 8, 8, data, other, cb, r))).to.equal(0);
+      expect(f.ram.data[8 * 512]).to.equal(0xcd);
+      expect(f.ram.counts.compareAndWrite).to.equal(1);
+      expect(await io(qp, (cb, r) => qp.writeZeroes(1, 8, 4, cb, r))).to.equal(0);
+      expect(f.ram.data.subarray(8 * 512, 12 * 512).every((b) => b === 0)).to.equal(true);
+      expect(f.ram.data[12 * 512]).to.equal(0xcd);
+      expect(await io(qp, (cb, r) => qp.deallocate(1, [[12, 2], [14, 2]], cb, r))).to.equal(0);
+      expect(f.ram.data.subarray(12 * 512, 16 * 512).every((b) => b === 0)).to.equal(true);
+      expect(f.ram.counts.unmap).to.equal(2);
+      expect(await io(qp, (cb, r) => qp.flush(1, cb, r))).to.equal(0);
+    });
+
+    it('answers unknown namespaces and I/O beyond the end with the right status', async () => {
+      const b = new Uint8Array(512);
+      expect(await io(qp, (cb, r) => qp.read(1, 2048, 1, b, cb, r))).to.equal(S.lbaRange);
+      expect(await io(qp, (cb, r) => qp.read(1, 2047, 2, new Uint8Array(1024), cb, r))).to.equal(S.lbaRange);
+      expect(await io(qp, (cb, r) => qp.write(9, 0, 1, b, cb, r))).to.equal(S.invalidNs);
+      expect(await io(qp, (cb, r) => qp.writeZeroes(1, 2040, 16, cb, r))).to.equal(S.lbaRange);
+      expect(await io(qp, (cb, r) => qp.deallocate(1, [[2047, 5]], cb, r))).to.equal(S.lbaRange);
+      // The data length must match the blocks.
+      expect(await io(qp, (cb, r) => qp.read(1, 0, 2, b, cb, r))).to.equal(
+        makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid, true),
+      );
+      // Failures land in the error log, newest first.
+      const log = await c.getLogPage(LogPage.Error, 64);
+      const e = decodeErrorLogEntry(log, 0);
+      expect(e.status).to.equal(makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid, true));
+      expect(e.sqid).to.equal(qp.qid);
+    });
+
+    it('serves log pages and features', async () => {
+      const h = decodeHealthLog(await c.getLogPage(LogPage.Health, 512));
+      expect(h.hostWriteCommands).to.be.greaterThan(0);
+      const fw = await c.getLogPage(LogPage.FirmwareSlot, 512);
+      expect(fw[0]).to.equal(1);
+      const bad = await c.adminRaw({ opcode: AdminOpcode.GetLogPage, cdw10: 0x3f | (127 << 16), buf: new Uint8Array(512) });
+      expect(bad.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.InvalidLogPage, true));
+      const nq = await c.setFeatures(Feature.NumberOfQueues, (3 << 16) | 3);
+      expect(nq & 0xffff).to.equal(126);
+      expect(await c.getFeatures(Feature.KeepAliveTimer)).to.equal(10000);
+      await c.setFeatures(Feature.KeepAliveTimer, 20000);
+      expect(await c.getFeatures(Feature.KeepAliveTimer)).to.equal(20000);
+    });
+
+    it('notices namespaces added and removed while connected (AER + changed namespace list)', async () => {
+      const events: number[] = [];
+      c.onAsyncEvent((dw0) => events.push(dw0));
+      f.tgt.registerBackend(new RamBackend({ name: 'Malloc1', blockSize: 4096, numBlocks: 64 }));
+      const nsid = f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { bdev_name: 'Malloc1' } });
+      expect(nsid).to.equal(2);
+      await pollUntil(() => {}, () => events.length === 1);
+      expect(events[0]).to.equal(0x00040002);
+      expect(decodeChangedNamespaceLog(await c.getLogPage(LogPage.ChangedNamespaceList, 4096))).to.deep.equal([2]);
+      expect(await c.activeNamespaces()).to.deep.equal([1, 2]);
+      const buf = new Uint8Array(4096).fill(7);
+      expect(await io(qp, (cb, r) => qp.write(2, 63, 1, buf, cb, r))).to.equal(0);
+      f.tgt.nvmf_subsystem_remove_ns({ nqn: NQN, nsid: 2 });
+      await pollUntil(() => {}, () => events.length === 2);
+      expect(await io(qp, (cb, r) => qp.read(2, 0, 1, buf, cb, r))).to.equal(S.invalidNs);
+      expect(await c.activeNamespaces()).to.deep.equal([1]);
+    });
+
+    it('discovers subsystems, the discovery subsystem and referrals', async () => {
+      f.tgt.nvmf_discovery_add_referral({ address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '10.0.0.9', trsvcid: '4420' } });
+      const entries = await discover(f.trid);
+      expect(entries.map((e) => [e.subtype, e.subnqn, e.traddr, e.trsvcid])).to.deep.equal([
+        [SubType.Nvme, NQN, '127.0.0.1', String(f.port)],
+        [SubType.CurrentDiscovery, 'nqn.2014-08.org.nvmexpress.discovery', '127.0.0.1', String(f.port)],
+        [SubType.Referral, 'nqn.2014-08.org.nvmexpress.discovery', '10.0.0.9', '4420'],
+      ]);
+      const subs = f.tgt.nvmf_get_subsystems() as { nqn: string }[];
+      expect(subs.map((s) => s.nqn)).to.include(NQN);
+      expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(1);
+      expect(f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN })).to.have.length(2);
+    });
+
+    it('resets the controller and reconnects its I/O qpairs in place', async () => {
+      const before = c.cntlid;
+      await c.reset();
+      expect(c.cntlid).to.not.equal(before);
+      const b = new Uint8Array(512).fill(9);
+      expect(await io(qp, (cb, r) => qp.write(1, 1, 1, b, cb, r))).to.equal(0);
+      expect(f.ram.data[512]).to.equal(9);
+      expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(1);
+    });
+  });
+
+  it('refuses hosts not allowed, unknown subsystems and static controller IDs', async () => {
+    const f = await startTarget();
+    try {
+      f.tgt.nvmf_subsystem_allow_any_host({ nqn: NQN, allow_any_host: false });
+      await NvmeController.connect(f.trid, {}).then(
+        () => expect.fail('connected'),
+        (e) => expect(e.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidHost, true)),
+      );
+      f.tgt.nvmf_subsystem_add_host({ nqn: NQN, host: 'nqn.2024-01.io.example:host1' });
+      const ok = await NvmeController.connect(f.trid, { hostnqn: 'nqn.2024-01.io.example:host1' });
+      await ok.close();
+      await NvmeController.connect(f.trid.replace('cnode1', 'cnode9'), {}).then(
+        () => expect.fail('connected'),
+        (e) => {
+          expect(e.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidParameters, true));
+          expect(e.dw0 >>> 16).to.equal(256);
+        },
+      );
+    } finally {
+      await f.tgt.close();
+    }
+  });
+
+  it('tears a controller down when its keep alive timer expires', async () => {
+    const f = await startTarget();
+    try {
+      const { HostQpair } = await import('@storkit/nvme');
+      const admin = new HostQpair({ traddr: '127.0.0.1', trsvcid: String(f.port), qid: 0, depth: 4, autoPoll: true });
+      await admin.open();
+      await admin.connect(NQN, 'nqn.2024-01.io.example:ka', new Uint8Array(16).fill(1), 0xffff, 200);
+      expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(1);
+      const t0 = Date.now();
+      await pollUntil(() => {}, () => admin.failed !== null, 3000);
+      expect(Date.now() - t0).to.be.within(100, 1500);
+      expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(0);
+    } finally {
+      await f.tgt.close();
+    }
+  });
+
+  it('aborts an outstanding AER, and a command stuck in the backend times out, aborts, then resets', async () => {
+    const f = await startTarget();
+    // A namespace whose reads of LBA 7 never complete (a hung device).
+    const hung = new RamBackend({ name: 'Hung0', blockSize: 512, numBlocks: 64 });
+    const realRead = hung.read.bind(hung);
+    hung.read = <C>(iovs: readonly Uint8Array[], off: number, n: number, done: BackendDone<C>, ctx: C): void => {
+      if (off !== 7) realRead(iovs, off, n, done, ctx);
+    };
+    f.tgt.registerBackend(hung);
+    f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 2, bdev_name: 'Hung0' } });
+    const c = await NvmeController.connect(f.trid, { timeoutMs: 300 });
+    try {
+      // The controller keeps 4 AERs outstanding with CIDs from the admin queue; abort one by probing.
+      let aborted = false;
+      for (let cid = 0; cid < 32 && !aborted; cid++) aborted = await c.abort(0, cid);
+      expect(aborted).to.equal(true);
+      const qp = await c.allocIoQpair({ depth: 8 });
+      const st = await io(qp, (cb, r) => qp.read(2, 7, 1, new Uint8Array(512), cb, r));
+      expect(st).to.equal(makeStatus(Sct.Generic, GenericStatus.AbortedSqDeletion));
+      expect(c.events.timeouts).to.be.greaterThan(0);
+      await pollUntil(() => {}, () => c.resets === 1 && qp.connected);
+      expect(await io(qp, (cb, r) => qp.read(2, 6, 1, new Uint8Array(512), cb, r))).to.equal(0);
+    } finally {
+      await c.close();
+      await f.tgt.close();
+    }
+    expect(BackendStatus.Success).to.equal(0);
+  });
+});
