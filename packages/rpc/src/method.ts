@@ -1,0 +1,35 @@
+import type { ObjectSchema } from './schema.js';
+
+/**
+ * When a method may be called (SPDK's SPDK_RPC_STARTUP / SPDK_RPC_RUNTIME): `startup` methods only
+ * before framework_start_init (e.g. iscsi_set_options), `runtime` only after, `both` any time.
+ */
+export type MethodState = 'startup' | 'runtime' | 'both';
+
+/** What a method is, without its implementation: enough for validation, rpc_get_methods and `--help`. */
+export interface MethodSpec {
+  readonly name: string;
+  readonly description: string;
+  /** Omitted: the method takes no params (and rejects any). */
+  readonly params?: ObjectSchema;
+  /** Default `runtime`. */
+  readonly state?: MethodState;
+  /** Params that `storkit rpc` takes positionally, in order (rpc.py style). */
+  readonly positional?: readonly string[];
+  /** Deprecated names that still answer (SPDK keeps old names as aliases). */
+  readonly aliases?: readonly string[];
+}
+
+export interface MethodContext {
+  /** The server's state when the call arrived. */
+  readonly state: 'startup' | 'runtime';
+}
+
+export interface MethodDef<P = Record<string, unknown>> extends MethodSpec {
+  /**
+   * Runs with validated params (defaults filled). Returns the result (or a promise of it); throws
+   * RpcError (or any error with an errno-style `code`) to fail. Must leave nothing half-created on
+   * failure: validate and look things up first, then create.
+   */
+  handler(params: P, ctx: MethodContext): unknown;
+}

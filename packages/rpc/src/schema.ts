@@ -1,0 +1,207 @@
+/**
+ * A small schema language for RPC params: enough to validate every SPDK method's params, name the
+ * offending field in the error, fill defaults, and generate `storkit rpc METHOD --help`.
+ * (SPDK keeps the same facts in schema/schema.yaml.)
+ */
+import { RpcError } from './errors.js';
+
+interface Base {
+  description?: string;
+}
+export interface StringSchema extends Base {
+  type: 'string';
+  enum?: readonly string[];
+  minLength?: number;
+  maxLength?: number;
+  pattern?: RegExp;
+  /** Case-insensitive enum match (SPDK accepts `tcp` and `TCP` for trtype); the canonical spelling is kept. */
+  ignoreCase?: boolean;
+}
+export interface IntegerSchema extends Base {
+  type: 'integer';
+  min?: number;
+  max?: number;
+}
+export interface NumberSchema extends Base {
+  type: 'number';
+  min?: number;
+  max?: number;
+}
+export interface BooleanSchema extends Base {
+  type: 'boolean';
+}
+export interface ArraySchema extends Base {
+  type: 'array';
+  items: Schema;
+  minItems?: number;
+  maxItems?: number;
+}
+export interface Field {
+  schema: Schema;
+  required?: boolean;
+  default?: unknown;
+}
+export interface ObjectSchema extends Base {
+  type: 'object';
+  properties: Readonly<Record<string, Field>>;
+  /** Accept (and keep) keys not listed. SPDK rejects unknown keys, so the default is false. */
+  additional?: boolean;
+}
+export interface AnySchema extends Base {
+  type: 'any';
+}
+export type Schema =
+  | StringSchema
+  | IntegerSchema
+  | NumberSchema
+  | BooleanSchema
+  | ArraySchema
+  | ObjectSchema
+  | AnySchema;
+
+const MAX_DEPTH = 32;
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+function fail(path: string, msg: string): never {
+  throw RpcError.invalidParams(`${path || 'params'}: ${msg}`);
+}
+
+/**
+ * Check `value` against `schema`; returns the value with defaults filled in (a new object for
+ * objects, so the caller's input is never mutated). Throws RpcError(-32602) naming the bad field.
+ */
+export function validate(schema: Schema, value: unknown, path = '', depth = 0): unknown {
+  if (depth > MAX_DEPTH) fail(path, 'nested too deeply');
+  switch (schema.type) {
+    case 'any':
+      return value;
+    case 'string': {
+      if (typeof value !== 'string') fail(path, `expected a string, got ${typeName(value)}`);
+      if (schema.minLength !== undefined && value.length < schema.minLength)
+        fail(path, `must be at least ${schema.minLength} characters`);
+      if (schema.maxLength !== undefined && value.length > schema.maxLength)
+        fail(path, `must be at most ${schema.maxLength} characters`);
+      if (schema.pattern && !schema.pattern.test(value)) fail(path, `'${value}' has the wrong form`);
+      if (schema.enum) {
+        const hit = schema.ignoreCase
+          ? schema.enum.find((e) => e.toLowerCase() === value.toLowerCase())
+          : schema.enum.find((e) => e === value);
+        if (hit === undefined) fail(path, `'${value}' is not one of ${schema.enum.join(', ')}`);
+        return hit;
+      }
+      return value;
+    }
+    case 'integer':
+    case 'number': {
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        fail(
+          path,
+          `expected ${schema.type === 'integer' ? 'an integer' : 'a number'}, got ${typeName(value)}`,
+        );
+      if (schema.type === 'integer' && !Number.isSafeInteger(value))
+        fail(path, `expected an integer, got ${value}`);
+      if (schema.min !== undefined && value < schema.min)
+        fail(path, `${value} is below the minimum ${schema.min}`);
+      if (schema.max !== undefined && value > schema.max)
+        fail(path, `${value} is above the maximum ${schema.max}`);
+      return value;
+    }
+    case 'boolean':
+      if (typeof value !== 'boolean') fail(path, `expected a boolean, got ${typeName(value)}`);
+      return value;
+    case 'array': {
+      if (!Array.isArray(value)) fail(path, `expected an array, got ${typeName(value)}`);
+      if (schema.minItems !== undefined && value.length < schema.minItems)
+        fail(path, `needs at least ${schema.minItems} items`);
+      if (schema.maxItems !== undefined && value.length > schema.maxItems)
+        fail(path, `takes at most ${schema.maxItems} items`);
+      return value.map((v, i) => validate(schema.items, v, `${path}[${i}]`, depth + 1));
+    }
+    case 'object': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        fail(path, `expected an object, got ${typeName(value)}`);
+      const src = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(src)) {
+        const f = schema.properties[key];
+        const p = path ? `${path}.${key}` : key;
+        if (!f) {
+          if (!schema.additional) fail(p, 'unknown parameter');
+          out[key] = src[key];
+          continue;
+        }
+        out[key] = validate(f.schema, src[key], p, depth + 1);
+      }
+      for (const [key, f] of Object.entries(schema.properties)) {
+        if (key in out) continue;
+        if (f.required) fail(path ? `${path}.${key}` : key, 'required parameter missing');
+        if (f.default !== undefined) out[key] = structuredClone(f.default);
+      }
+      return out;
+    }
+  }
+}
+
+/** One line per parameter, for `--help`. */
+export function describeParams(schema: ObjectSchema | undefined): string[] {
+  if (!schema) return ['  (no parameters)'];
+  const lines: string[] = [];
+  for (const [name, f] of Object.entries(schema.properties)) {
+    const t = schemaType(f.schema);
+    const req = f.required
+      ? 'required'
+      : f.default !== undefined
+        ? `default ${JSON.stringify(f.default)}`
+        : 'optional';
+    lines.push(
+      `  --${name.replaceAll('_', '-')} ${t}  (${req})${f.schema.description ? `  ${f.schema.description}` : ''}`,
+    );
+  }
+  return lines.length ? lines : ['  (no parameters)'];
+}
+
+export function schemaType(s: Schema): string {
+  switch (s.type) {
+    case 'string':
+      return s.enum ? s.enum.join('|') : 'STRING';
+    case 'integer':
+      return 'INT';
+    case 'number':
+      return 'NUM';
+    case 'boolean':
+      return 'BOOL';
+    case 'array':
+      return `[${schemaType(s.items)}...]`;
+    case 'object':
+      return 'JSON';
+    case 'any':
+      return 'JSON';
+  }
+}
+
+// Terse builders keep method definitions readable: `obj({ name: req(str()), block_size: opt(int({min: 512}), 512) })`.
+export const str = (o: Omit<StringSchema, 'type'> = {}): StringSchema => ({ type: 'string', ...o });
+export const int = (o: Omit<IntegerSchema, 'type'> = {}): IntegerSchema => ({ type: 'integer', ...o });
+export const num = (o: Omit<NumberSchema, 'type'> = {}): NumberSchema => ({ type: 'number', ...o });
+export const bool = (o: Omit<BooleanSchema, 'type'> = {}): BooleanSchema => ({ type: 'boolean', ...o });
+export const arr = (items: Schema, o: Omit<ArraySchema, 'type' | 'items'> = {}): ArraySchema => ({
+  type: 'array',
+  items,
+  ...o,
+});
+export const obj = (
+  properties: Record<string, Field>,
+  o: Omit<ObjectSchema, 'type' | 'properties'> = {},
+): ObjectSchema => ({
+  type: 'object',
+  properties,
+  ...o,
+});
+export const any = (o: Omit<AnySchema, 'type'> = {}): AnySchema => ({ type: 'any', ...o });
+export const req = (schema: Schema): Field => ({ schema, required: true });
+export const opt = (schema: Schema, dflt?: unknown): Field => ({ schema, default: dflt });

@@ -1,0 +1,249 @@
+import { existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+
+import { RpcCode, RpcError, toRpcError } from './errors.js';
+import { JsonFramer } from './framing.js';
+import type { MethodContext, MethodDef, MethodSpec } from './method.js';
+import { validate } from './schema.js';
+
+export interface RpcServerOptions {
+  /** Largest single request (or batch) in bytes; a larger one is answered with a parse error and the connection closed. */
+  maxRequestBytes?: number;
+  /** Largest batch (number of requests). */
+  maxBatch?: number;
+  /** Called for each request (method name) at debug level; never on the I/O path. */
+  log?: (line: string) => void;
+}
+
+interface JsonRpcResponse {
+  jsonrpc: '2.0';
+  id: unknown;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+const DEFAULT_MAX_REQUEST = 4 << 20;
+
+/**
+ * A JSON-RPC 2.0 server in SPDK's style: Unix socket (and optionally loopback TCP), back-to-back
+ * JSON framing, batches, params validated against each method's schema before the handler runs,
+ * startup/runtime method states. Requests on one connection are answered in order; connections
+ * are independent. No input closes anything but the offending connection.
+ */
+export class RpcServer {
+  readonly #methods = new Map<string, MethodDef<never>>();
+  readonly #servers: net.Server[] = [];
+  readonly #sockets = new Set<net.Socket>();
+  readonly #unixPaths: string[] = [];
+  readonly #maxRequest: number;
+  readonly #maxBatch: number;
+  readonly #log: (line: string) => void;
+  #state: 'startup' | 'runtime' = 'runtime';
+
+  constructor(opts: RpcServerOptions = {}) {
+    this.#maxRequest = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
+    this.#maxBatch = opts.maxBatch ?? 1024;
+    this.#log = opts.log ?? (() => {});
+  }
+
+  get state(): 'startup' | 'runtime' {
+    return this.#state;
+  }
+
+  /** `startup` holds runtime methods back until framework_start_init moves to `runtime`. */
+  setState(s: 'startup' | 'runtime'): void {
+    this.#state = s;
+  }
+
+  register<P>(def: MethodDef<P>): void {
+    for (const n of [def.name, ...(def.aliases ?? [])]) {
+      if (this.#methods.has(n)) throw new Error(`RPC method '${n}' registered twice`);
+      this.#methods.set(n, def as MethodDef<never>);
+    }
+  }
+
+  /** Specs of every method (one entry per method, aliases not repeated). */
+  methods(): MethodSpec[] {
+    return [...new Set(this.#methods.values())];
+  }
+
+  has(name: string): boolean {
+    return this.#methods.has(name);
+  }
+
+  /** Listen on a Unix socket path. A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE. */
+  async listenUnix(path: string): Promise<void> {
+    if (existsSync(path)) {
+      if (await isLive(path))
+        throw Object.assign(new Error(`${path} is in use by a running server`), { code: 'EADDRINUSE' });
+      unlinkSync(path);
+    }
+    await this.#listen({ path });
+    this.#unixPaths.push(path);
+  }
+
+  /** Listen on TCP; only loopback addresses are accepted (the control plane has no authentication). */
+  async listenTcp(host: string, port: number): Promise<number> {
+    if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host))
+      throw new Error(`RPC over TCP is loopback-only; '${host}' is not a loopback address`);
+    const srv = await this.#listen({ host, port });
+    return (srv.address() as net.AddressInfo).port;
+  }
+
+  async #listen(opts: net.ListenOptions): Promise<net.Server> {
+    const srv = net.createServer((s) => this.#accept(s));
+    await new Promise<void>((res, rej) => {
+      srv.once('error', rej);
+      srv.listen(opts, () => {
+        srv.off('error', rej);
+        res();
+      });
+    });
+    this.#servers.push(srv);
+    return srv;
+  }
+
+  /** Stop listening, drop connections, remove socket files. */
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await Promise.all(this.#servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
+    this.#servers.length = 0;
+    for (const p of this.#unixPaths.splice(0)) {
+      try {
+        unlinkSync(p);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  #accept(sock: net.Socket): void {
+    this.#sockets.add(sock);
+    const framer = new JsonFramer(this.#maxRequest);
+    let chain: Promise<void> = Promise.resolve();
+    sock.on('data', (chunk) => {
+      for (const f of framer.push(chunk)) {
+        if (f.kind === 'error') {
+          const msg =
+            f.reason === 'too-large' ? `request larger than ${this.#maxRequest} bytes` : 'Parse error';
+          write(sock, errorResponse(null, new RpcError(RpcCode.ParseError, msg)));
+          sock.end();
+          sock.pause();
+          return;
+        }
+        // Answer in order per connection; each request waits for the previous one's answer.
+        chain = chain.then(async () => {
+          const out = await this.handleText(f.text);
+          if (out !== undefined) write(sock, out);
+        });
+      }
+    });
+    sock.on('error', () => {}); // a client that vanishes is not our error
+    sock.on('close', () => this.#sockets.delete(sock));
+  }
+
+  /** Handle one framed request text (single or batch). Resolves to the response, or undefined when nothing is owed. */
+  async handleText(text: string): Promise<JsonRpcResponse | JsonRpcResponse[] | undefined> {
+    let req: unknown;
+    try {
+      req = JSON.parse(text);
+    } catch {
+      return errorResponse(null, new RpcError(RpcCode.ParseError, 'Parse error'));
+    }
+    if (Array.isArray(req)) {
+      if (req.length === 0)
+        return errorResponse(null, new RpcError(RpcCode.InvalidRequest, 'Invalid request: empty batch'));
+      if (req.length > this.#maxBatch)
+        return errorResponse(
+          null,
+          new RpcError(RpcCode.InvalidRequest, `Invalid request: batch over ${this.#maxBatch}`),
+        );
+      const all = await Promise.all(req.map((r) => this.handleOne(r)));
+      const out = all.filter((r): r is JsonRpcResponse => r !== undefined);
+      return out.length ? out : undefined;
+    }
+    return this.handleOne(req);
+  }
+
+  /** Handle one parsed request object. */
+  async handleOne(req: unknown): Promise<JsonRpcResponse | undefined> {
+    if (typeof req !== 'object' || req === null || Array.isArray(req))
+      return errorResponse(null, new RpcError(RpcCode.InvalidRequest, 'Invalid request: not an object'));
+    const r = req as Record<string, unknown>;
+    const hasId = 'id' in r;
+    const id = r.id ?? null;
+    if (hasId && id !== null && typeof id !== 'string' && typeof id !== 'number')
+      return errorResponse(
+        null,
+        new RpcError(RpcCode.InvalidRequest, 'Invalid request: id must be a string, number or null'),
+      );
+    if (r.jsonrpc !== '2.0')
+      return errorResponse(
+        id,
+        new RpcError(RpcCode.InvalidRequest, "Invalid request: jsonrpc must be '2.0'"),
+      );
+    if (typeof r.method !== 'string')
+      return errorResponse(
+        id,
+        new RpcError(RpcCode.InvalidRequest, 'Invalid request: method must be a string'),
+      );
+    const res = await this.call(r.method, r.params);
+    if (!hasId) return undefined; // a notification: no answer, even on error
+    return res.error ? errorResponse(id, res.error) : { jsonrpc: '2.0', id, result: res.result };
+  }
+
+  /** Call a method in-process with the same validation as over the wire (used by config loading). */
+  async call(method: string, params: unknown): Promise<{ result?: unknown; error?: RpcError }> {
+    const def = this.#methods.get(method);
+    if (!def) return { error: new RpcError(RpcCode.MethodNotFound, `Method not found: ${method}`) };
+    const allowed = def.state ?? 'runtime';
+    if (allowed !== 'both' && allowed !== this.#state) {
+      const msg =
+        allowed === 'runtime'
+          ? `Method '${method}' may only be called after the framework is initialized (framework_start_init)`
+          : `Method '${method}' may only be called before framework_start_init (start with --wait-for-rpc)`;
+      return { error: new RpcError(RpcCode.InvalidState, msg) };
+    }
+    let p: unknown;
+    try {
+      if (params !== undefined && params !== null && (typeof params !== 'object' || Array.isArray(params)))
+        throw RpcError.invalidParams('params must be an object');
+      if (!def.params) {
+        if (params && Object.keys(params).length)
+          throw RpcError.invalidParams(`${method} takes no parameters`);
+        p = {};
+      } else p = validate(def.params, params ?? {});
+    } catch (e) {
+      return { error: toRpcError(e) };
+    }
+    this.#log(`rpc ${method}`);
+    try {
+      const ctx: MethodContext = { state: this.#state };
+      const result = await def.handler(p as never, ctx);
+      return { result: result === undefined ? true : result };
+    } catch (e) {
+      return { error: toRpcError(e) };
+    }
+  }
+}
+
+function errorResponse(id: unknown, e: RpcError): JsonRpcResponse {
+  const error: JsonRpcResponse['error'] = { code: e.code, message: e.message };
+  if (e.data !== undefined) error.data = e.data;
+  return { jsonrpc: '2.0', id, error };
+}
+
+function write(sock: net.Socket, msg: unknown): void {
+  if (!sock.destroyed && sock.writable) sock.write(`${JSON.stringify(msg)}\n`);
+}
+
+function isLive(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const c = net.connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      res(true);
+    });
+    c.once('error', () => res(false));
+  });
+}
