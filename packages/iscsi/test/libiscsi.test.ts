@@ -1,0 +1,85 @@
+import { expect } from 'chai';
+import { parseCunit, runTool } from './cunit.js';
+import { type Served, serveRamLun } from './fixtures.js';
+
+/**
+ * libiscsi (a real initiator, Debian's libiscsi-bin) against the target served from this process.
+ * The default run covers a subset of iscsi-test-cu per block size; STORKIT_ISCSI_FULL=1 runs the
+ * whole suite (--test=ALL, multipath form included) for both block sizes.
+ */
+const FULL = process.env.STORKIT_ISCSI_FULL === '1';
+const FAST_FAMILIES = [
+  'ALL.Inquiry',
+  'ALL.ReadCapacity16',
+  'ALL.Read10',
+  'ALL.Write16',
+  'ALL.WriteSame16',
+  'ALL.Unmap',
+  'ALL.CompareAndWrite',
+  'ALL.ProutReserve',
+  'ALL.Reserve6',
+  'ALL.iSCSIResiduals',
+  'ALL.iSCSIcmdsn',
+  'ALL.MultipathIO',
+];
+
+/** 64 MiB for 4 KiB blocks: Read10.Async reads 8000 blocks whatever the block size. */
+const SIZES: [number, number][] = [
+  [512, 16 << 20],
+  [4096, 64 << 20],
+];
+
+for (const [bs, bytes] of SIZES) {
+  describe(`iscsi: libiscsi peer, ${bs}-byte blocks`, function () {
+    this.timeout(FULL ? 600_000 : 180_000);
+    let s: Served;
+    before(async () => {
+      s = await serveRamLun(bs, bytes);
+    });
+    after(async () => {
+      await s.close();
+    });
+
+    it('iscsi-ls discovers the target and its portal', async () => {
+      const r = await runTool('iscsi-ls', [`iscsi://127.0.0.1:${s.port}`], 20_000);
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.include(`Target:${s.iqn} Portal:127.0.0.1:${s.port},1`);
+    });
+
+    it('iscsi-inq and iscsi-readcapacity16 agree with the LUN served', async () => {
+      const inq = await runTool('iscsi-inq', [s.url], 20_000);
+      expect(inq.code, inq.out).to.equal(0);
+      expect(inq.out).to.match(/Vendor:STORKIT/);
+      expect(inq.out).to.match(/Peripheral Device Type:DIRECT_ACCESS/);
+      const cap = await runTool('iscsi-readcapacity16', [s.url], 20_000);
+      expect(cap.code, cap.out).to.equal(0);
+      expect(cap.out).to.include(`RETURNED LOGICAL BLOCK ADDRESS:${bytes / bs - 1}`);
+      expect(cap.out).to.include(`LOGICAL BLOCK LENGTH IN BYTES:${bs}`);
+      expect(cap.out).to.include(`Total size:${bytes}`);
+    });
+
+    const families = FULL ? ['ALL'] : FAST_FAMILIES;
+    it(`iscsi-test-cu --dataloss (${FULL ? 'ALL' : `${families.length} families`}): no failures`, async () => {
+      const started = Date.now();
+      let total = { total: 0, passed: 0, skipped: 0, failed: 0, failedNames: [] as string[] };
+      for (const f of families) {
+        const r = await runTool('iscsi-test-cu', ['--dataloss', `--test=${f}`, s.url, s.url], 900_000);
+        const p = parseCunit(r.out);
+        expect(p.total, `${f}: no tests parsed\n${r.out.slice(-2000)}`).to.be.greaterThan(0);
+        expect(p.summaryFailed, `${f}: CUnit summary`).to.equal(p.failed);
+        total = {
+          total: total.total + p.total,
+          passed: total.passed + p.passed,
+          skipped: total.skipped + p.skipped,
+          failed: total.failed + p.failed,
+          failedNames: [...total.failedNames, ...p.failedNames],
+        };
+      }
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      console.log(
+        `      libiscsi ${bs}B: ${total.total} tests, ${total.passed} really passed, ${total.skipped} skipped, ${total.failed} failed (${secs} s)`,
+      );
+      expect(total.failedNames).to.deep.equal([]);
+    });
+  });
+}
