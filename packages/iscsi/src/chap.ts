@@ -27,12 +27,18 @@ export function decodeBinary(v: string): Uint8Array | null {
 }
 
 export function chapResponse(id: number, secret: string, challenge: Uint8Array): Uint8Array {
-  return createHash('md5').update(Buffer.from([id & 0xff])).update(secret).update(challenge).digest();
+  return createHash('md5')
+    .update(Buffer.from([id & 0xff]))
+    .update(secret)
+    .update(challenge)
+    .digest();
 }
 
 export const ChapState = { Start: 0, ChallengeSent: 1, Done: 2 } as const;
 
-export type ChapResult = { ok: true; answer: KeyPairs; done: boolean } | { ok: false; reason: 'auth' | 'initiator' };
+export type ChapResult =
+  | { ok: true; answer: KeyPairs; done: boolean }
+  | { ok: false; reason: 'auth' | 'initiator' };
 
 /** One CHAP exchange on one login. */
 export class ChapExchange {
@@ -87,7 +93,8 @@ export class ChapExchange {
     // Mutual CHAP: answer the initiator's challenge, which must differ from ours (RFC 7143 12.1.3).
     const id = Number(ci);
     const ch = cc === undefined ? null : decodeBinary(cc);
-    if (!Number.isInteger(id) || id < 0 || id > 255 || !ch || ch.length === 0) return { ok: false, reason: 'initiator' };
+    if (!Number.isInteger(id) || id < 0 || id > 255 || !ch || ch.length === 0)
+      return { ok: false, reason: 'initiator' };
     if (Buffer.from(ch).equals(Buffer.from(this.#challenge)) || !sec.msecret || !sec.muser) {
       return { ok: false, reason: 'auth' };
     }

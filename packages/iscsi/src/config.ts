@@ -107,7 +107,8 @@ export function resolveOptions(p: Partial<IscsiOptions>): IscsiOptions {
   for (const [k, v] of Object.entries(p)) {
     if (!(k in DEFAULT_OPTIONS)) throw new IscsiError('EINVAL_CONFIG', `unknown iscsi option '${k}'`);
     const def = DEFAULT_OPTIONS[k as keyof IscsiOptions];
-    if (typeof v !== typeof def) throw new IscsiError('EINVAL_CONFIG', `iscsi option '${k}' must be a ${typeof def}`);
+    if (typeof v !== typeof def)
+      throw new IscsiError('EINVAL_CONFIG', `iscsi option '${k}' must be a ${typeof def}`);
     (o as unknown as Record<string, unknown>)[k] = v;
   }
   range('max_queue_depth', o.max_queue_depth, 1, 4096);
@@ -132,7 +133,11 @@ function range(name: string, v: number, lo: number, hi: number): void {
   }
 }
 
-export function checkChapFlags(p: { disable_chap?: boolean; require_chap?: boolean; mutual_chap?: boolean }): void {
+export function checkChapFlags(p: {
+  disable_chap?: boolean;
+  require_chap?: boolean;
+  mutual_chap?: boolean;
+}): void {
   if (p.disable_chap && (p.require_chap || p.mutual_chap)) {
     throw new IscsiError('EINVAL_CONFIG', 'disable_chap cannot be combined with require_chap or mutual_chap');
   }
@@ -167,7 +172,7 @@ function netmaskMatch(mask: string, addr: string): boolean {
   const bits = bitsS === undefined ? 32 : Number(bitsS);
   if (!(bits >= 0 && bits <= 32)) return false;
   const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((ip4(net) & m) >>> 0) === ((ip4(a) & m) >>> 0);
+  return (ip4(net) & m) >>> 0 === (ip4(a) & m) >>> 0;
 }
 
 function ip4(s: string): number {

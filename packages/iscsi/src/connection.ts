@@ -18,8 +18,8 @@ import {
   LoginStatus,
   Pdu,
   PduParser,
-  RejectReason,
   RESERVED_TAG,
+  RejectReason,
   ResFlag,
   Stage,
   set16,
@@ -114,7 +114,11 @@ export class Connection {
     this.target = target;
     this.#sink = sink;
     this.info = info;
-    this.#parser = new PduParser({ maxDataSegment: LOGIN_MAX_SEGMENT, headerDigest: false, dataDigest: false });
+    this.#parser = new PduParser({
+      maxDataSegment: LOGIN_MAX_SEGMENT,
+      headerDigest: false,
+      dataDigest: false,
+    });
   }
 
   /** Bytes from the transport. Protocol errors end this connection only. */
@@ -181,52 +185,87 @@ export class Connection {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (digest === DigestResult.DataError) {
       this.#reject(p, RejectReason.DataDigestError);
-      return this.drop('data digest error');
+      this.drop('data digest error');
+      return;
     }
-    if (this.state === 'login') return this.#loginPdu(p);
+    if (this.state === 'login') {
+      this.#loginPdu(p);
+      return;
+    }
     switch (p.opcode) {
-      case IOp.DataOut:
-        return this.#dataOut(p);
+      case IOp.DataOut: {
+        this.#dataOut(p);
+        return;
+      }
       case IOp.NopOut:
-        if (p.itt === RESERVED_TAG) return this.#nopReply(p);
-        return this.#ordered(p);
+        if (p.itt === RESERVED_TAG) {
+          this.#nopReply(p);
+          return;
+        }
+        {
+          this.#ordered(p);
+          return;
+        }
       case IOp.ScsiCommand:
       case IOp.TaskMgmt:
       case IOp.Text:
-      case IOp.Logout:
-        return this.#ordered(p);
-      case IOp.Snack:
-        return this.#reject(p, RejectReason.SnackReject);
+      case IOp.Logout: {
+        this.#ordered(p);
+        return;
+      }
+      case IOp.Snack: {
+        this.#reject(p, RejectReason.SnackReject);
+        return;
+      }
       default:
         this.#reject(p, RejectReason.ProtocolError);
-        return this.drop(`unknown opcode 0x${p.opcode.toString(16)}`);
+        {
+          this.drop(`unknown opcode 0x${p.opcode.toString(16)}`);
+          return;
+        }
     }
   }
 
   /** CmdSN ordering for non-immediate requests (RFC 7143 3.2.2.1). */
   #ordered(p: Pdu): void {
     const s = this.session!;
-    if (p.immediate) return this.#dispatchOrdered(p);
+    if (p.immediate) {
+      this.#dispatchOrdered(p);
+      return;
+    }
     const cmdSn = p.u32(F.CmdSn);
     const where = s.classify(cmdSn);
     if (where < 0) return;
-    if (where > 0) return s.stash(cmdSn, this, p.buf.subarray(p.off, p.dataOff + p.dataLength));
+    if (where > 0) {
+      s.stash(cmdSn, this, p.buf.subarray(p.off, p.dataOff + p.dataLength));
+      return;
+    }
     s.advance();
     this.#dispatchOrdered(p);
   }
 
   #dispatchOrdered(p: Pdu): void {
     switch (p.opcode) {
-      case IOp.ScsiCommand:
-        return this.#scsiCommand(p);
-      case IOp.NopOut:
-        return this.#nopOut(p);
-      case IOp.TaskMgmt:
-        return this.#taskMgmt(p);
-      case IOp.Text:
-        return this.#text(p);
-      case IOp.Logout:
-        return this.#logout(p);
+      case IOp.ScsiCommand: {
+        this.#scsiCommand(p);
+        return;
+      }
+      case IOp.NopOut: {
+        this.#nopOut(p);
+        return;
+      }
+      case IOp.TaskMgmt: {
+        this.#taskMgmt(p);
+        return;
+      }
+      case IOp.Text: {
+        this.#text(p);
+        return;
+      }
+      case IOp.Logout: {
+        this.#logout(p);
+        return;
+      }
     }
   }
 
@@ -251,7 +290,9 @@ export class Connection {
   #send(b: Uint8Array, data: Uint8Array | null, off = 0, len = data ? data.length : 0): void {
     if (this.state === 'closed') return;
     this.stats.pdusOut++;
-    this.#sink.write(encodePdu(b, data, off, len, { headerDigest: this.#headerDigest, dataDigest: this.#dataDigest }));
+    this.#sink.write(
+      encodePdu(b, data, off, len, { headerDigest: this.#headerDigest, dataDigest: this.#dataDigest }),
+    );
   }
 
   #reject(p: Pdu, reason: number): void {
@@ -268,7 +309,10 @@ export class Connection {
 
   #loginPdu(p: Pdu): void {
     const L = this.#login!;
-    if (p.opcode !== IOp.Login) return this.drop('non-login PDU before login completed');
+    if (p.opcode !== IOp.Login) {
+      this.drop('non-login PDU before login completed');
+      return;
+    }
     const flags = p.flags;
     const csg = (flags >>> 2) & 3;
     const nsg = flags & 3;
@@ -281,30 +325,53 @@ export class Connection {
       L.cmdSn = p.u32(F.CmdSn);
       this.cid = p.u16(20);
       this.#statSn = (p.u32(F.ExpStatSn) || 1) >>> 0;
-      if (p.byte(3) > 0) return this.#loginFail(p, LoginStatus.UnsupportedVersion);
-    } else if (Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex') !== L.isid || p.itt !== L.itt) {
-      return this.#loginFail(p, LoginStatus.InitiatorError);
+      if (p.byte(3) > 0) {
+        this.#loginFail(p, LoginStatus.UnsupportedVersion);
+        return;
+      }
+    } else if (
+      Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex') !== L.isid ||
+      p.itt !== L.itt
+    ) {
+      this.#loginFail(p, LoginStatus.InitiatorError);
+      return;
     }
-    if ((flags & LoginFlag.Continue) !== 0 && transit) return this.#loginFail(p, LoginStatus.InitiatorError);
+    if ((flags & LoginFlag.Continue) !== 0 && transit) {
+      this.#loginFail(p, LoginStatus.InitiatorError);
+      return;
+    }
     L.text.push(p.data().slice());
-    if (flags & LoginFlag.Continue) return this.#loginRespond(p, csg, 0, false, []);
+    if (flags & LoginFlag.Continue) {
+      this.#loginRespond(p, csg, 0, false, []);
+      return;
+    }
     let pairs: KeyPairs;
     try {
       pairs = parseText(Buffer.concat(L.text));
     } catch (e) {
-      if (e instanceof TextError) return this.#loginFail(p, LoginStatus.InitiatorError);
+      if (e instanceof TextError) {
+        this.#loginFail(p, LoginStatus.InitiatorError);
+        return;
+      }
       throw e;
     }
     L.text = [];
     const keys = new Map(pairs);
     if (!L.identified) {
       const st = this.#identify(keys);
-      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+      if (st !== LoginStatus.Success) {
+        this.#loginFail(p, st);
+        return;
+      }
     }
     if (csg !== L.stage && !(L.stage === Stage.Security && csg === Stage.Operational)) {
-      return this.#loginFail(p, LoginStatus.InitiatorError);
+      this.#loginFail(p, LoginStatus.InitiatorError);
+      return;
     }
-    if (transit && (nsg <= csg || nsg === 2)) return this.#loginFail(p, LoginStatus.InitiatorError);
+    if (transit && (nsg <= csg || nsg === 2)) {
+      this.#loginFail(p, LoginStatus.InitiatorError);
+      return;
+    }
     const answer: KeyPairs = [];
     if (!L.targetDeclared && L.node) {
       L.targetDeclared = true;
@@ -313,19 +380,32 @@ export class Connection {
     }
     if (csg === Stage.Security) {
       const st = this.#security(keys, answer);
-      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+      if (st !== LoginStatus.Success) {
+        this.#loginFail(p, st);
+        return;
+      }
     } else {
-      if (L.stage === Stage.Security && this.#authRequired()) return this.#loginFail(p, LoginStatus.AuthenticationFailure);
+      if (L.stage === Stage.Security && this.#authRequired()) {
+        this.#loginFail(p, LoginStatus.AuthenticationFailure);
+        return;
+      }
       L.stage = Stage.Operational;
       const st = this.#operational(pairs, answer);
-      if (st !== LoginStatus.Success) return this.#loginFail(p, st);
+      if (st !== LoginStatus.Success) {
+        this.#loginFail(p, st);
+        return;
+      }
     }
     // Leaving the security stage needs finished authentication; otherwise stay (T=0).
     const canTransit = transit && (csg !== Stage.Security || L.authDone);
-    if (!canTransit) return this.#loginRespond(p, csg, nsg, false, answer);
+    if (!canTransit) {
+      this.#loginRespond(p, csg, nsg, false, answer);
+      return;
+    }
     if (nsg === Stage.Operational) {
       L.stage = Stage.Operational;
-      return this.#loginRespond(p, csg, nsg, true, answer);
+      this.#loginRespond(p, csg, nsg, true, answer);
+      return;
     }
     this.#finishLogin(p, csg, answer);
   }
@@ -359,7 +439,12 @@ export class Connection {
     const o = this.target.options;
     // A node without its own CHAP settings follows the global ones (SPDK's behaviour).
     if (!a.disable_chap && !a.require_chap) {
-      return { disable_chap: o.disable_chap, require_chap: o.require_chap, mutual_chap: o.mutual_chap, chap_group: a.chap_group || o.chap_group };
+      return {
+        disable_chap: o.disable_chap,
+        require_chap: o.require_chap,
+        mutual_chap: o.mutual_chap,
+        chap_group: a.chap_group || o.chap_group,
+      };
     }
     return a;
   }
@@ -421,27 +506,55 @@ export class Connection {
     const t = this.target;
     let session: Session;
     if (L.tsih === 0) {
-      if (t.sessions.size >= t.options.max_sessions) return this.#loginFail(p, LoginStatus.OutOfResources);
+      if (t.sessions.size >= t.options.max_sessions) {
+        this.#loginFail(p, LoginStatus.OutOfResources);
+        return;
+      }
       // Session reinstatement: same initiator port to the same target replaces the old session.
       for (const old of [...t.sessions.values()]) {
         if (old.isid === L.isid && old.initiatorName === L.initiatorName && old.node === L.node) old.drop();
       }
       const tsih = t.allocTsih();
-      if (tsih === 0) return this.#loginFail(p, LoginStatus.OutOfResources);
+      if (tsih === 0) {
+        this.#loginFail(p, LoginStatus.OutOfResources);
+        return;
+      }
       const nexus = L.node
-        ? new Nexus(L.initiatorName, `${L.initiatorName},i,0x${L.isid}`, L.node.name, this.info.portalGroupTag)
+        ? new Nexus(
+            L.initiatorName,
+            `${L.initiatorName},i,0x${L.isid}`,
+            L.node.name,
+            this.info.portalGroupTag,
+          )
         : null;
-      session = new Session(t, tsih, L.isid, L.initiatorName, L.node, L.params, nexus, this.info.portalGroupTag, L.cmdSn);
+      session = new Session(
+        t,
+        tsih,
+        L.isid,
+        L.initiatorName,
+        L.node,
+        L.params,
+        nexus,
+        this.info.portalGroupTag,
+        L.cmdSn,
+      );
       t.sessions.set(tsih, session);
     } else {
       const s = t.sessions.get(L.tsih);
-      if (!s || s.discovery !== L.discovery) return this.#loginFail(p, LoginStatus.SessionDoesNotExist);
+      if (!s || s.discovery !== L.discovery) {
+        this.#loginFail(p, LoginStatus.SessionDoesNotExist);
+        return;
+      }
       if (s.isid !== L.isid || s.initiatorName !== L.initiatorName || s.node !== L.node) {
-        return this.#loginFail(p, LoginStatus.InitiatorError);
+        this.#loginFail(p, LoginStatus.InitiatorError);
+        return;
       }
       // Connection reinstatement: a login with a CID in use replaces that connection.
       for (const c of [...s.conns]) if (c.cid === this.cid) c.drop('connection reinstated');
-      if (s.conns.size >= s.params.maxConnections) return this.#loginFail(p, LoginStatus.TooManyConnections);
+      if (s.conns.size >= s.params.maxConnections) {
+        this.#loginFail(p, LoginStatus.TooManyConnections);
+        return;
+      }
       session = s;
       // Connection-wide keys of this login apply to this connection only.
       s.params.maxSendDataSegment = L.params.maxSendDataSegment;
@@ -466,7 +579,10 @@ export class Connection {
 
   #loginRespond(p: Pdu, csg: number, nsg: number, transit: boolean, answer: KeyPairs, tsih = 0): void {
     const L = this.#login!;
-    const b = this.#hdr(TOp.LoginResponse, (transit ? LoginFlag.Transit : 0) | (csg << 2) | (transit ? nsg : 0));
+    const b = this.#hdr(
+      TOp.LoginResponse,
+      (transit ? LoginFlag.Transit : 0) | (csg << 2) | (transit ? nsg : 0),
+    );
     b.set(p.buf.subarray(p.off + 8, p.off + 14), 8);
     set16(b, 14, tsih);
     set32(b, F.Itt, L.itt);
@@ -515,9 +631,15 @@ export class Connection {
 
   #scsiCommand(p: Pdu): void {
     const s = this.session!;
-    if (s.discovery || !s.node) return this.#reject(p, RejectReason.ProtocolError);
+    if (s.discovery || !s.node) {
+      this.#reject(p, RejectReason.ProtocolError);
+      return;
+    }
     const itt = p.itt;
-    if (this.#cmds.has(itt)) return this.#reject(p, RejectReason.TaskInProgress);
+    if (this.#cmds.has(itt)) {
+      this.#reject(p, RejectReason.TaskInProgress);
+      return;
+    }
     const flags = p.flags;
     const c = this.#allocCmd();
     c.itt = itt;
@@ -535,13 +657,20 @@ export class Connection {
     c.expectedLength = c.edtl;
     c.direction = c.isWrite ? DataDirection.Write : c.isRead ? DataDirection.Read : DataDirection.None;
     const dlen = p.dataLength;
-    if (dlen > 0 && (!c.isWrite || !s.params.immediateData || dlen > c.edtl || dlen > s.params.firstBurstLength)) {
+    if (
+      dlen > 0 &&
+      (!c.isWrite || !s.params.immediateData || dlen > c.edtl || dlen > s.params.firstBurstLength)
+    ) {
       this.#release(c);
       this.#reject(p, RejectReason.ProtocolError);
-      return this.drop('bad immediate data');
+      this.drop('bad immediate data');
+      return;
     }
     this.#cmds.set(itt, c);
-    if (!c.isWrite || c.edtl === 0) return this.#execute(c);
+    if (!c.isWrite || c.edtl === 0) {
+      this.#execute(c);
+      return;
+    }
     const buf = c.ensureDataOut(c.edtl);
     if (dlen > 0) buf.set(p.data(), 0);
     c.received = dlen;
@@ -553,7 +682,10 @@ export class Connection {
 
   /** After more data arrived: execute when complete, else keep R2Ts outstanding. */
   #progressWrite(c: IscsiCmd): void {
-    if (c.received >= c.edtl) return this.#execute(c);
+    if (c.received >= c.edtl) {
+      this.#execute(c);
+      return;
+    }
     if (!c.unsolicitedDone) return;
     const s = this.session!;
     while (c.r2ts.length < s.params.maxOutstandingR2T && c.nextR2tOffset < c.edtl) {
@@ -590,7 +722,10 @@ export class Connection {
 
   #dataOut(p: Pdu): void {
     const c = this.#cmds.get(p.itt);
-    if (!c || c.executing || !c.isWrite) return this.#reject(p, RejectReason.InvalidPduField);
+    if (!c || c.executing || !c.isWrite) {
+      this.#reject(p, RejectReason.InvalidPduField);
+      return;
+    }
     const ttt = p.u32(F.Word20);
     const off = p.u32(F.BufferOffset);
     const len = p.dataLength;
@@ -598,14 +733,19 @@ export class Connection {
     let r: R2t | undefined;
     if (ttt === RESERVED_TAG) {
       if (c.unsolicitedDone || dsn !== c.unsolDataSn || off !== c.received || off + len > c.firstBurstEnd) {
-        return this.#dataSequenceError(c);
+        this.#dataSequenceError(c);
+        return;
       }
       c.unsolDataSn++;
     } else {
       r = c.r2ts.find((x) => x.ttt === ttt);
-      if (!r) return this.#reject(p, RejectReason.InvalidPduField);
+      if (!r) {
+        this.#reject(p, RejectReason.InvalidPduField);
+        return;
+      }
       if (dsn !== r.dataSn || off !== r.offset + r.received || r.received + len > r.length) {
-        return this.#dataSequenceError(c);
+        this.#dataSequenceError(c);
+        return;
       }
       r.dataSn++;
       r.received += len;
@@ -642,7 +782,10 @@ export class Connection {
   #complete(c: IscsiCmd): void {
     if (c.conn !== this || this.state === 'closed') return;
     if (this.#cmds.get(c.itt) === c) this.#cmds.delete(c.itt);
-    if (c.aborted) return this.#release(c);
+    if (c.aborted) {
+      this.#release(c);
+      return;
+    }
     const total = c.isRead ? Math.min(c.dataInLength, c.edtl) : 0;
     let resFlags = 0;
     let residual = 0;
@@ -765,28 +908,32 @@ export class Connection {
     const ttt = p.u32(F.Word20);
     const flags = p.flags;
     if (ttt !== RESERVED_TAG && this.#textOut && ttt === this.#textOutTtt) {
-      return this.#sendTextChunk(p.itt);
+      this.#sendTextChunk(p.itt);
+      return;
     }
     this.#textOut = null;
     this.#textIn.push(p.data().slice());
     const size = this.#textIn.reduce((a, b) => a + b.length, 0);
     if (size > TEXT_LIMIT) {
       this.#textIn = [];
-      return this.#reject(p, RejectReason.ProtocolError);
+      this.#reject(p, RejectReason.ProtocolError);
+      return;
     }
     if (flags & LoginFlag.Continue) {
       const b = this.#hdr(TOp.TextResponse, 0);
       set32(b, F.Itt, p.itt);
       set32(b, F.Word20, this.#ttt());
       this.#sn(b, true);
-      return this.#send(b, null);
+      this.#send(b, null);
+      return;
     }
     let pairs: KeyPairs;
     try {
       pairs = parseText(Buffer.concat(this.#textIn));
     } catch {
       this.#textIn = [];
-      return this.#reject(p, RejectReason.ProtocolError);
+      this.#reject(p, RejectReason.ProtocolError);
+      return;
     }
     this.#textIn = [];
     const answer: KeyPairs = [];
@@ -848,7 +995,10 @@ export class Connection {
       const other = [...s.conns].find((c) => c.cid === cid);
       if (other) other.drop('logged out by another connection');
       else response = 1;
-    } else if (reason > 2) return this.#reject(p, RejectReason.ProtocolError);
+    } else if (reason > 2) {
+      this.#reject(p, RejectReason.ProtocolError);
+      return;
+    }
     const b = this.#hdr(TOp.LogoutResponse, FLAG_FINAL);
     b[2] = response;
     set32(b, F.Itt, p.itt);
@@ -888,14 +1038,14 @@ export class Connection {
           if (!l) response = 2;
           else {
             this.#abortWhere((c) => c.lun === lun, true);
-            l.resetLun(s.nexus);
+            l.resetLun();
           }
           break;
         }
         case 6:
         case 7:
           this.#abortWhere(() => true, true);
-          dev.resetTarget(s.nexus);
+          dev.resetTarget();
           cold = fn === 7;
           break;
         case 8:

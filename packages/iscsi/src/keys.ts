@@ -26,7 +26,8 @@ export function parseText(data: Uint8Array): KeyPairs {
     if (i > start) {
       const s = Buffer.from(data.buffer, data.byteOffset + start, i - start).toString('utf8');
       const eq = s.indexOf('=');
-      if (eq <= 0 || eq > MAX_KEY_NAME) throw new TextError('malformed', `malformed key=value text '${s.slice(0, 80)}'`);
+      if (eq <= 0 || eq > MAX_KEY_NAME)
+        throw new TextError('malformed', `malformed key=value text '${s.slice(0, 80)}'`);
       const k = s.slice(0, eq);
       if (seen.has(k)) throw new TextError('repeated', `key ${k} repeated`);
       seen.add(k);
@@ -83,7 +84,17 @@ export interface TargetLimits {
   maxRecvDataSegmentLength: number;
 }
 
-type Kind = 'digest' | 'and' | 'or' | 'min' | 'max' | 'declare' | 'fixedNo' | 'irrelevant' | 'level' | 'report';
+type Kind =
+  | 'digest'
+  | 'and'
+  | 'or'
+  | 'min'
+  | 'max'
+  | 'declare'
+  | 'fixedNo'
+  | 'irrelevant'
+  | 'level'
+  | 'report';
 
 interface KeyDef {
   kind: Kind;

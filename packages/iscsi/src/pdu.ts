@@ -184,7 +184,8 @@ export class Pdu {
     if (this.ahsLength === 0) return this.buf.subarray(this.off + F.Cdb, this.off + F.Cdb + 16);
     const a = this.off + BHS_LENGTH;
     const ahsLen = get16(this.buf, a);
-    if (this.buf[a + 2] !== 1 || ahsLen < 1) return this.buf.subarray(this.off + F.Cdb, this.off + F.Cdb + 16);
+    if (this.buf[a + 2] !== 1 || ahsLen < 1)
+      return this.buf.subarray(this.off + F.Cdb, this.off + F.Cdb + 16);
     const out = new Uint8Array(16 + ahsLen - 1);
     out.set(this.buf.subarray(this.off + F.Cdb, this.off + F.Cdb + 16));
     out.set(this.buf.subarray(a + 4, a + 4 + ahsLen - 1), 16);

@@ -1,6 +1,6 @@
 import type { Nexus } from '@storkit/scsi';
 import type { Connection } from './connection.js';
-import { SessionParams } from './keys.js';
+import type { SessionParams } from './keys.js';
 import type { IscsiTarget, TargetNode } from './target.js';
 
 /** A command PDU that arrived ahead of ExpCmdSN on another connection: a copy, run in order. */

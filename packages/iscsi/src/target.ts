@@ -96,12 +96,14 @@ export class IscsiTarget {
     if (!Number.isInteger(p.tag) || p.tag < 1 || p.tag > 0xffff) {
       throw new IscsiError('EINVAL_CONFIG', `portal group tag ${p.tag} out of range 1..65535`);
     }
-    if (p.portals.length === 0) throw new IscsiError('EINVAL_CONFIG', 'portal group needs at least one portal');
+    if (p.portals.length === 0)
+      throw new IscsiError('EINVAL_CONFIG', 'portal group needs at least one portal');
     this.portalGroups.set(p.tag, p);
   }
 
   createInitiatorGroup(p: InitiatorGroupParams): void {
-    if (this.initiatorGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `initiator group ${p.tag} exists`);
+    if (this.initiatorGroups.has(p.tag))
+      throw new IscsiError('EEXIST_GROUP', `initiator group ${p.tag} exists`);
     if (p.initiators.length === 0 || p.netmasks.length === 0) {
       throw new IscsiError('EINVAL_CONFIG', 'initiator group needs initiators and netmasks');
     }
@@ -125,7 +127,8 @@ export class IscsiTarget {
     if (this.nodes.has(name)) throw new IscsiError('EEXIST_TARGET', `target node ${name} exists`);
     checkChapFlags(p);
     for (const m of p.pg_ig_maps) {
-      if (!this.portalGroups.has(m.pg_tag)) throw new IscsiError('ENOENT_GROUP', `portal group ${m.pg_tag} not found`);
+      if (!this.portalGroups.has(m.pg_tag))
+        throw new IscsiError('ENOENT_GROUP', `portal group ${m.pg_tag} not found`);
       if (!this.initiatorGroups.has(m.ig_tag)) {
         throw new IscsiError('ENOENT_GROUP', `initiator group ${m.ig_tag} not found`);
       }
@@ -133,7 +136,11 @@ export class IscsiTarget {
     if (p.chap_group && !this.authGroups.has(p.chap_group)) {
       throw new IscsiError('ENOENT_GROUP', `auth group ${p.chap_group} not found`);
     }
-    if (!Number.isInteger(p.queue_depth) || p.queue_depth < 1 || p.queue_depth > this.options.max_queue_depth) {
+    if (
+      !Number.isInteger(p.queue_depth) ||
+      p.queue_depth < 1 ||
+      p.queue_depth > this.options.max_queue_depth
+    ) {
       throw new IscsiError('EINVAL_CONFIG', `queue_depth must be 1..${this.options.max_queue_depth}`);
     }
     const device = new ScsiDevice(name);

@@ -48,7 +48,11 @@ export function parseCunit(out: string): SuiteResult {
 }
 
 /** Runs a command without blocking the event loop (the target lives in this process). */
-export function runTool(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; out: string }> {
+export function runTool(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

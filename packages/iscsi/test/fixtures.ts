@@ -12,7 +12,11 @@ export interface Served {
 }
 
 /** A target on 127.0.0.1 (a free port) with one RAM LUN, as SPDK's JSON config would set it up. */
-export async function serveRamLun(blockSize: number, bytes: number, node: Partial<TargetNodeParams> = {}): Promise<Served> {
+export async function serveRamLun(
+  blockSize: number,
+  bytes: number,
+  node: Partial<TargetNodeParams> = {},
+): Promise<Served> {
   const ram = new RamBackend({ name: 'Malloc0', blockSize, numBlocks: bytes / blockSize });
   const target = new IscsiTarget((n) => (n === 'Malloc0' ? ram : undefined), { max_queue_depth: 128 });
   target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '0' }] });

@@ -11,16 +11,11 @@ const FULL = process.env.STORKIT_ISCSI_FULL === '1';
 const FAST_FAMILIES = [
   'ALL.Inquiry',
   'ALL.ReadCapacity16',
-  'ALL.Read10',
   'ALL.Write16',
-  'ALL.WriteSame16',
   'ALL.Unmap',
-  'ALL.CompareAndWrite',
-  'ALL.ProutReserve',
-  'ALL.Reserve6',
   'ALL.iSCSIResiduals',
+  'ALL.ProutReserve',
   'ALL.iSCSIcmdsn',
-  'ALL.MultipathIO',
 ];
 
 /** 64 MiB for 4 KiB blocks: Read10.Async reads 8000 blocks whatever the block size. */

@@ -41,9 +41,15 @@ export class ScsiDevice {
 
   execute(task: ScsiTask): void {
     const op = task.cdb[0];
-    if (op === Op.ReportLuns) return this.#reportLuns(task);
+    if (op === Op.ReportLuns) {
+      this.#reportLuns(task);
+      return;
+    }
     const lun = this.#luns.get(task.lun);
-    if (lun) return lun.execute(task);
+    if (lun) {
+      lun.execute(task);
+      return;
+    }
     if (op === Op.Inquiry) {
       const n = absentLunInquiry(task.ensureDataIn(96));
       task.dataInLength = task.transferLength = Math.min(n, allocationLength(task.cdb));
@@ -73,7 +79,8 @@ export class ScsiDevice {
     if (alloc < 16 || cdb[2] > 2) {
       task.status = Status.CheckCondition;
       task.senseLength = writeFixedSense(task.sense, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb);
-      return task.onDone(task);
+      task.onDone(task);
+      return;
     }
     const ids = [...this.#luns.keys()].sort((a, b) => a - b);
     const n = 8 + ids.length * 8;

@@ -5,5 +5,5 @@ export { MAX_LUNS, ScsiDevice } from './device.js';
 export { ScsiError, type ScsiErrorCode } from './errors.js';
 export { LogicalUnit } from './lun.js';
 export { RamBackend, type RamBackendOptions } from './ram.js';
-export { Asc, ascOf, SenseKey, senseKeyOf, Status, writeFixedSense } from './sense.js';
+export { Asc, ascOf, SenseKey, Status, senseKeyOf, writeFixedSense } from './sense.js';
 export { DataDirection, Nexus, ScsiTask } from './task.js';

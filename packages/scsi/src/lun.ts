@@ -115,11 +115,15 @@ export class LogicalUnit {
     if (!this.#nexuses.has(n.id)) this.#nexuses.set(n.id, n);
     task.ioHandler = this.#onIo;
     const op = task.cdb[0];
-    if (!skipsUnitAttention(op) && this.#reportUnitAttention(task)) return this.#finish(task);
+    if (!skipsUnitAttention(op) && this.#reportUnitAttention(task)) {
+      this.#finish(task);
+      return;
+    }
     const access = accessOf(op);
     if (access !== Access.Free && this.reservations.conflicts(n, access)) {
       task.status = Status.ReservationConflict;
-      return this.#finish(task);
+      this.#finish(task);
+      return;
     }
     this.#dispatch(task, op);
   }
@@ -162,73 +166,124 @@ export class LogicalUnit {
     switch (op) {
       case Op.TestUnitReady:
       case Op.StartStopUnit:
-      case Op.PreventAllow:
-        return this.#finish(task);
-      case Op.RequestSense:
-        return this.#requestSense(task);
-      case Op.Inquiry:
-        return this.#inquiry(task);
-      case Op.ReadCapacity10:
-        return this.#readCapacity10(task);
-      case Op.ServiceActionIn16:
-        return this.#serviceActionIn(task);
+      case Op.PreventAllow: {
+        this.#finish(task);
+        return;
+      }
+      case Op.RequestSense: {
+        this.#requestSense(task);
+        return;
+      }
+      case Op.Inquiry: {
+        this.#inquiry(task);
+        return;
+      }
+      case Op.ReadCapacity10: {
+        this.#readCapacity10(task);
+        return;
+      }
+      case Op.ServiceActionIn16: {
+        this.#serviceActionIn(task);
+        return;
+      }
       case Op.MaintenanceIn:
-        if ((task.cdb[1] & 0x1f) === SaMaintIn.ReportSupportedOpcodes) return this.#reportOpcodes(task);
-        return this.#invalidField(task);
+        if ((task.cdb[1] & 0x1f) === SaMaintIn.ReportSupportedOpcodes) {
+          this.#reportOpcodes(task);
+          return;
+        }
+        {
+          this.#invalidField(task);
+          return;
+        }
       case Op.ModeSense6:
-      case Op.ModeSense10:
-        return this.#modeSense(task);
+      case Op.ModeSense10: {
+        this.#modeSense(task);
+        return;
+      }
       case Op.ModeSelect6:
-      case Op.ModeSelect10:
-        return this.#modeSelect(task);
+      case Op.ModeSelect10: {
+        this.#modeSelect(task);
+        return;
+      }
       case Op.Read6:
       case Op.Read10:
       case Op.Read12:
-      case Op.Read16:
-        return this.#read(task);
+      case Op.Read16: {
+        this.#read(task);
+        return;
+      }
       case Op.Write6:
       case Op.Write10:
       case Op.Write12:
       case Op.Write16:
       case Op.WriteVerify10:
       case Op.WriteVerify12:
-      case Op.WriteVerify16:
-        return this.#write(task);
+      case Op.WriteVerify16: {
+        this.#write(task);
+        return;
+      }
       case Op.Verify10:
       case Op.Verify12:
-      case Op.Verify16:
-        return this.#verify(task);
-      case Op.OrWrite16:
-        return this.#orWrite(task);
-      case Op.CompareAndWrite:
-        return this.#compareAndWrite(task);
+      case Op.Verify16: {
+        this.#verify(task);
+        return;
+      }
+      case Op.OrWrite16: {
+        this.#orWrite(task);
+        return;
+      }
+      case Op.CompareAndWrite: {
+        this.#compareAndWrite(task);
+        return;
+      }
       case Op.WriteSame10:
-      case Op.WriteSame16:
-        return this.#writeSame(task);
-      case Op.Unmap:
-        return this.#unmap(task);
+      case Op.WriteSame16: {
+        this.#writeSame(task);
+        return;
+      }
+      case Op.Unmap: {
+        this.#unmap(task);
+        return;
+      }
       case Op.SyncCache10:
-      case Op.SyncCache16:
-        return this.#syncCache(task);
+      case Op.SyncCache16: {
+        this.#syncCache(task);
+        return;
+      }
       case Op.PreFetch10:
-      case Op.PreFetch16:
-        return this.#preFetch(task);
+      case Op.PreFetch16: {
+        this.#preFetch(task);
+        return;
+      }
       case Op.ReadDefectData10:
-      case Op.ReadDefectData12:
-        return this.#readDefectData(task);
+      case Op.ReadDefectData12: {
+        this.#readDefectData(task);
+        return;
+      }
       case Op.Reserve6:
-      case Op.Reserve10:
-        return this.#reserve(task);
+      case Op.Reserve10: {
+        this.#reserve(task);
+        return;
+      }
       case Op.Release6:
-      case Op.Release10:
-        return this.#release(task);
-      case Op.PersistentReserveIn:
-        return this.#prIn(task);
-      case Op.PersistentReserveOut:
-        return this.#prOut(task);
+      case Op.Release10: {
+        this.#release(task);
+        return;
+      }
+      case Op.PersistentReserveIn: {
+        this.#prIn(task);
+        return;
+      }
+      case Op.PersistentReserveOut: {
+        this.#prOut(task);
+        return;
+      }
       default:
         this.#check(task, SenseKey.IllegalRequest, Asc.InvalidOpcode);
-        return this.#finish(task);
+        {
+          this.#finish(task);
+          return;
+        }
     }
   }
 
@@ -308,7 +363,10 @@ export class LogicalUnit {
     const { lba, count } = this.#rw;
     const bytes = count * this.backend.blockSize;
     task.transferLength = bytes;
-    if (count === 0) return this.#finish(task);
+    if (count === 0) {
+      this.#finish(task);
+      return;
+    }
     task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
     task.dataInLength = bytes;
     task.step = Step.Read;
@@ -320,14 +378,20 @@ export class LogicalUnit {
     const isWv = op === Op.WriteVerify10 || op === Op.WriteVerify12 || op === Op.WriteVerify16;
     if (!this.#checkRw(task, op !== Op.Write6)) return;
     const { lba, count, flags } = this.#rw;
-    if (isWv && (flags & RwFlag.ByteCheck) === 0x04) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (isWv && (flags & RwFlag.ByteCheck) === 0x04) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const bs = this.backend.blockSize;
     task.transferLength = count * bs;
     if (this.#writeProtected(task)) return;
     // The transport may deliver less or more than the CDB asks (iSCSI EDTL != transfer length):
     // write only what both cover (FCP-4 9.4.2 a), a partial last block by read-modify-write.
     const bytes = Math.min(task.dataOutLength, count * bs);
-    if (bytes === 0) return this.#finish(task);
+    if (bytes === 0) {
+      this.#finish(task);
+      return;
+    }
     const fua = op !== Op.Write6 && ((flags & RwFlag.Fua) !== 0 || isWv);
     task.cursor = lba;
     task.end = Math.ceil(bytes / bs);
@@ -335,7 +399,8 @@ export class LogicalUnit {
     if (bytes % bs !== 0) {
       task.iov[0] = task.ensureDataIn(bs).subarray(0, bs);
       task.step = Step.TailRead;
-      return this.backend.readv(task.iov, lba + task.end - 1, 1, task.io);
+      this.backend.readv(task.iov, lba + task.end - 1, 1, task.io);
+      return;
     }
     this.#writeNow(task);
   }
@@ -363,10 +428,16 @@ export class LogicalUnit {
     const { lba, count, flags } = this.#rw;
     const bytchk = (flags & RwFlag.ByteCheck) >>> 1;
     const bs = this.backend.blockSize;
-    if (bytchk === 2) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (bytchk === 2) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const need = bytchk === 0 ? 0 : bytchk === 1 ? count * bs : count === 0 ? 0 : bs;
     if (!this.#checkDataOut(task, need)) return;
-    if (count === 0 || bytchk === 0) return this.#finish(task);
+    if (count === 0 || bytchk === 0) {
+      this.#finish(task);
+      return;
+    }
     const bytes = count * bs;
     task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
     task.step = Step.Verify;
@@ -380,7 +451,10 @@ export class LogicalUnit {
     const bytes = count * this.backend.blockSize;
     if (!this.#checkDataOut(task, bytes)) return;
     if (this.#writeProtected(task)) return;
-    if (count === 0) return this.#finish(task);
+    if (count === 0) {
+      this.#finish(task);
+      return;
+    }
     task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
     task.step = Step.OrRead;
     task.cursor = lba;
@@ -391,13 +465,22 @@ export class LogicalUnit {
   #compareAndWrite(task: ScsiTask): void {
     if (!this.#checkRw(task, true)) return;
     const { lba, count } = this.#rw;
-    if (count > Limits.maxCompareAndWrite) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (count > Limits.maxCompareAndWrite) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const bytes = count * this.backend.blockSize;
     task.transferLength = 2 * bytes;
     // A data-out size that disagrees with NUMBER OF LOGICAL BLOCKS means the CDB field is wrong.
-    if (task.dataOutLength !== 2 * bytes) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (task.dataOutLength !== 2 * bytes) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     if (this.#writeProtected(task)) return;
-    if (count === 0) return this.#finish(task);
+    if (count === 0) {
+      this.#finish(task);
+      return;
+    }
     task.iov[0] = task.dataOut.subarray(0, bytes);
     // A second one-element scatter list for the write half lives in the task's data-in slot.
     task.dataInLength = 0;
@@ -412,21 +495,39 @@ export class LogicalUnit {
     const flags = rw.flags;
     const nb = this.backend.numBlocks;
     const bs = this.backend.blockSize;
-    if (flags & (RwFlag.WsAnchor | RwFlag.WsPbdata | RwFlag.WsLbdata)) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (flags & (RwFlag.WsAnchor | RwFlag.WsPbdata | RwFlag.WsLbdata)) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const ndob = cdb[0] === Op.WriteSame16 && (flags & RwFlag.WsNdob) !== 0;
     const unmap = (flags & RwFlag.WsUnmap) !== 0;
-    if (unmap && !this.backend.unmapSupported) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (unmap && !this.backend.unmapSupported) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const count = rw.count === 0 ? nb - rw.lba : rw.count;
-    if (count > Limits.maxWriteSameBlocks) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (count > Limits.maxWriteSameBlocks) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     if (!this.#checkDataOut(task, ndob ? 0 : bs)) return;
     if (this.#writeProtected(task)) return;
-    if (count === 0) return this.#finish(task);
+    if (count === 0) {
+      this.#finish(task);
+      return;
+    }
     task.cursor = rw.lba;
     task.end = rw.lba + count;
     task.step = Step.Done;
     // UNMAP asks for deallocation whatever the data (LBPRZ: deallocated blocks read as zeroes).
-    if (unmap) return this.backend.unmap(rw.lba, count, task.io);
-    if (ndob || isZero(task.dataOut, bs)) return this.backend.writeZeroes(rw.lba, count, task.io);
+    if (unmap) {
+      this.backend.unmap(rw.lba, count, task.io);
+      return;
+    }
+    if (ndob || isZero(task.dataOut, bs)) {
+      this.backend.writeZeroes(rw.lba, count, task.io);
+      return;
+    }
     // Replicate the block into a chunk-sized pattern once, then write the range chunk by chunk.
     const chunk = Math.min(WS_CHUNK, count * bs);
     const buf = task.ensureDataIn(chunk);
@@ -440,7 +541,8 @@ export class LogicalUnit {
     const n = Math.min(task.end - task.cursor, WS_CHUNK / bs);
     if (n <= 0) {
       task.step = Step.Done;
-      return this.#finish(task);
+      this.#finish(task);
+      return;
     }
     task.iov[0] = task.dataIn.subarray(0, n * bs);
     const at = task.cursor;
@@ -450,22 +552,43 @@ export class LogicalUnit {
 
   #unmap(task: ScsiTask): void {
     const cdb = task.cdb;
-    if (!this.backend.unmapSupported) return this.#fail(task, Asc.InvalidOpcode);
-    if (cdb[1] & 0x01) return this.#fail(task, Asc.InvalidFieldInCdb);
+    if (!this.backend.unmapSupported) {
+      this.#fail(task, Asc.InvalidOpcode);
+      return;
+    }
+    if (cdb[1] & 0x01) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return;
+    }
     const plen = be16(cdb, 7);
     if (!this.#checkDataOut(task, plen)) return;
-    if (plen === 0) return this.#finish(task);
-    if (plen < 8) return this.#fail(task, Asc.ParameterListLengthError);
+    if (plen === 0) {
+      this.#finish(task);
+      return;
+    }
+    if (plen < 8) {
+      this.#fail(task, Asc.ParameterListLengthError);
+      return;
+    }
     const d = task.dataOut;
     const bdl = be16(d, 2);
     const n = Math.floor(Math.min(bdl, plen - 8) / 16);
-    if (n > Limits.maxUnmapDescriptors) return this.#fail(task, Asc.InvalidFieldInParameterList);
+    if (n > Limits.maxUnmapDescriptors) {
+      this.#fail(task, Asc.InvalidFieldInParameterList);
+      return;
+    }
     const nb = this.backend.numBlocks;
     for (let i = 0; i < n; i++) {
       const lba = be64(d, 8 + i * 16);
       const cnt = be32(d, 16 + i * 16);
-      if (lba + cnt > nb) return this.#fail(task, Asc.LbaOutOfRange);
-      if (cnt > Limits.maxUnmapBlocks) return this.#fail(task, Asc.InvalidFieldInParameterList);
+      if (lba + cnt > nb) {
+        this.#fail(task, Asc.LbaOutOfRange);
+        return;
+      }
+      if (cnt > Limits.maxUnmapBlocks) {
+        this.#fail(task, Asc.InvalidFieldInParameterList);
+        return;
+      }
     }
     if (this.#writeProtected(task)) return;
     task.step = Step.Fanout;
@@ -502,34 +625,55 @@ export class LogicalUnit {
   }
 
   #ioDone(task: ScsiTask, st: number, info: number): void {
-    if (st !== IoStatus.Success) return this.#ioFailed(task, st, info);
+    if (st !== IoStatus.Success) {
+      this.#ioFailed(task, st, info);
+      return;
+    }
     switch (task.step) {
       case Step.WriteThenFlush:
         task.step = Step.Done;
-        return this.backend.flush(task.cursor, task.end, task.io);
-      case Step.Verify:
-        return this.#verifyCompare(task);
-      case Step.TailRead:
-        return this.#writeTail(task);
+        {
+          this.backend.flush(task.cursor, task.end, task.io);
+          return;
+        }
+      case Step.Verify: {
+        this.#verifyCompare(task);
+        return;
+      }
+      case Step.TailRead: {
+        this.#writeTail(task);
+        return;
+      }
       case Step.OrRead: {
         const buf = task.iov[0];
         const d = task.dataOut;
         for (let i = 0; i < buf.length; i++) buf[i] |= d[i];
         task.step = Step.Done;
-        return this.backend.writev(task.iov, task.cursor, task.end, task.io);
+        this.backend.writev(task.iov, task.cursor, task.end, task.io);
+        return;
       }
-      case Step.WriteSame:
-        return this.#writeSameNext(task);
+      case Step.WriteSame: {
+        this.#writeSameNext(task);
+        return;
+      }
       case Step.Fanout:
         if (--task.pending > 0) return;
         task.step = Step.Done;
-        return this.#finish(task);
+        {
+          this.#finish(task);
+          return;
+        }
       case Step.LbaHole:
-      case Step.LbaData:
-        return this.#lbaStatusStep(task, info);
+      case Step.LbaData: {
+        this.#lbaStatusStep(task, info);
+        return;
+      }
       default:
         task.step = Step.Done;
-        return this.#finish(task);
+        {
+          this.#finish(task);
+          return;
+        }
     }
   }
 
@@ -569,22 +713,35 @@ export class LogicalUnit {
     const cdb = task.cdb;
     const alloc = allocationLength(cdb);
     const buf = task.ensureDataIn(1024);
-    if (cdb[1] & 0x02) return this.#invalidField(task);
+    if (cdb[1] & 0x02) {
+      this.#invalidField(task);
+      return;
+    }
     if ((cdb[1] & 0x01) === 0) {
-      if (cdb[2] !== 0) return this.#invalidField(task);
-      return this.#dataIn(task, standardInquiry(buf), alloc);
+      if (cdb[2] !== 0) {
+        this.#invalidField(task);
+        return;
+      }
+      this.#dataIn(task, standardInquiry(buf), alloc);
+      return;
     }
     const n = vpdPage(cdb[2], this.backend, task.nexus, buf);
-    if (n < 0) return this.#invalidField(task);
+    if (n < 0) {
+      this.#invalidField(task);
+      return;
+    }
     this.#dataIn(task, n, alloc);
   }
 
   #readCapacity10(task: ScsiTask): void {
     const cdb = task.cdb;
-    if ((cdb[8] & 1) === 0 && be32(cdb, 2) !== 0) return this.#invalidField(task);
+    if ((cdb[8] & 1) === 0 && be32(cdb, 2) !== 0) {
+      this.#invalidField(task);
+      return;
+    }
     const b = task.ensureDataIn(8);
     const last = this.backend.numBlocks - 1;
-    put32(b, 0, last > 0xffffffff ? 0xffffffff : last);
+    put32(b, 0, Math.min(last, 0xffffffff));
     put32(b, 4, this.backend.blockSize);
     this.#dataIn(task, 8, 8);
   }
@@ -599,29 +756,39 @@ export class LogicalUnit {
       put64(b, 0, this.backend.numBlocks - 1);
       put32(b, 8, this.backend.blockSize);
       if (this.backend.unmapSupported) b[14] = 0xc0; // LBPME, LBPRZ
-      return this.#dataIn(task, 32, alloc);
+      this.#dataIn(task, 32, alloc);
+      return;
     }
     if (sa === SaIn16.GetLbaStatus) {
       const lba = be64(cdb, 2);
-      if (lba >= this.backend.numBlocks) return this.#fail(task, Asc.LbaOutOfRange);
+      if (lba >= this.backend.numBlocks) {
+        this.#fail(task, Asc.LbaOutOfRange);
+        return;
+      }
       if (alloc < 24 && alloc !== 0) {
         // Too small for one descriptor: return the header only.
       }
       task.cursor = lba;
       if (!this.backend.seekHole || !this.backend.seekData || !this.backend.unmapSupported) {
-        return this.#lbaStatusDone(task, this.backend.numBlocks, 0);
+        this.#lbaStatusDone(task, this.backend.numBlocks, 0);
+        return;
       }
       task.step = Step.LbaHole;
-      return this.backend.seekHole(lba, task.io);
+      this.backend.seekHole(lba, task.io);
+      return;
     }
     this.#invalidField(task);
   }
 
   #lbaStatusStep(task: ScsiTask, at: number): void {
     if (task.step === Step.LbaHole) {
-      if (at > task.cursor) return this.#lbaStatusDone(task, at, 0);
+      if (at > task.cursor) {
+        this.#lbaStatusDone(task, at, 0);
+        return;
+      }
       task.step = Step.LbaData;
-      return this.backend.seekData!(task.cursor, task.io);
+      this.backend.seekData!(task.cursor, task.io);
+      return;
     }
     this.#lbaStatusDone(task, at, 1);
   }
@@ -645,8 +812,14 @@ export class LogicalUnit {
     const pc = cdb[2] >>> 6;
     const page = cdb[2] & 0x3f;
     const subpage = cdb[3];
-    if (pc === PageControl.Saved) return this.#fail(task, Asc.SavingParametersNotSupported);
-    if (subpage !== 0 && !(page === ModePage.All && subpage === 0xff)) return this.#invalidField(task);
+    if (pc === PageControl.Saved) {
+      this.#fail(task, Asc.SavingParametersNotSupported);
+      return;
+    }
+    if (subpage !== 0 && !(page === ModePage.All && subpage === 0xff)) {
+      this.#invalidField(task);
+      return;
+    }
     const b = task.ensureDataIn(512);
     const hdr = ten ? 8 : 4;
     b.fill(0, 0, hdr);
@@ -659,7 +832,7 @@ export class LogicalUnit {
         put64(b, o, nb);
         put32(b, o + 12, this.backend.blockSize);
       } else {
-        put32(b, o, nb > 0xffffffff ? 0xffffffff : nb);
+        put32(b, o, Math.min(nb, 0xffffffff));
         put32(b, o + 4, this.backend.blockSize & 0xffffff);
       }
       o += bdl;
@@ -672,7 +845,10 @@ export class LogicalUnit {
       for (const p of MODE_PAGES) o += modePage(p, pc, this.#wce, b, o);
     } else {
       const n = modePage(page, pc, this.#wce, b, o);
-      if (n < 0) return this.#invalidField(task);
+      if (n < 0) {
+        this.#invalidField(task);
+        return;
+      }
       o += n;
     }
     const dsp = (this.backend.readOnly ? 0x80 : 0) | 0x10; // WP, DPOFUA
@@ -689,28 +865,49 @@ export class LogicalUnit {
   #modeSelect(task: ScsiTask): void {
     const cdb = task.cdb;
     const ten = cdb[0] === Op.ModeSelect10;
-    if (cdb[1] & 0x01) return this.#invalidField(task);
+    if (cdb[1] & 0x01) {
+      this.#invalidField(task);
+      return;
+    }
     const plen = ten ? be16(cdb, 7) : cdb[4];
     if (!this.#checkDataOut(task, plen)) return;
-    if (plen === 0) return this.#finish(task);
+    if (plen === 0) {
+      this.#finish(task);
+      return;
+    }
     const d = task.dataOut;
     const hdr = ten ? 8 : 4;
-    if (plen < hdr) return this.#fail(task, Asc.ParameterListLengthError);
+    if (plen < hdr) {
+      this.#fail(task, Asc.ParameterListLengthError);
+      return;
+    }
     const bdl = ten ? be16(d, 6) : d[3];
     let o = hdr + bdl;
-    if (o > plen) return this.#fail(task, Asc.ParameterListLengthError);
+    if (o > plen) {
+      this.#fail(task, Asc.ParameterListLengthError);
+      return;
+    }
     const cur = new Uint8Array(32);
     const mask = new Uint8Array(32);
     let wce = this.#wce;
     while (o < plen) {
       const page = d[o] & 0x3f;
-      if (d[o] & 0x40 || o + 2 > plen) return this.#fail(task, Asc.InvalidFieldInParameterList);
+      if (d[o] & 0x40 || o + 2 > plen) {
+        this.#fail(task, Asc.InvalidFieldInParameterList);
+        return;
+      }
       const len = d[o + 1] + 2;
       const n = modePage(page, PageControl.Current, this.#wce, cur, 0);
       modePage(page, PageControl.Changeable, this.#wce, mask, 0);
-      if (n < 0 || n !== len || o + len > plen) return this.#fail(task, Asc.InvalidFieldInParameterList);
+      if (n < 0 || n !== len || o + len > plen) {
+        this.#fail(task, Asc.InvalidFieldInParameterList);
+        return;
+      }
       for (let i = 2; i < len; i++) {
-        if ((d[o + i] ^ cur[i]) & ~mask[i]) return this.#fail(task, Asc.InvalidFieldInParameterList);
+        if ((d[o + i] ^ cur[i]) & ~mask[i]) {
+          this.#fail(task, Asc.InvalidFieldInParameterList);
+          return;
+        }
       }
       if (page === ModePage.Caching) wce = (d[o + 2] & 0x04) !== 0;
       o += len;
@@ -744,19 +941,33 @@ export class LogicalUnit {
         o += size;
       }
       put32(b, 0, o - 4);
-      return this.#dataIn(task, o, alloc);
+      this.#dataIn(task, o, alloc);
+      return;
     }
-    if (options > 3) return this.#invalidField(task);
+    if (options > 3) {
+      this.#invalidField(task);
+      return;
+    }
     const op = cdb[3];
     const sa = be16(cdb, 4);
     const hasSa = SUPPORTED_OPCODES.some((i) => i.op === op && i.sa >= 0);
-    if (options === 1 && hasSa) return this.#invalidField(task);
-    if (options === 2 && !hasSa && SUPPORTED_OPCODES.some((i) => i.op === op)) return this.#invalidField(task);
-    const info = SUPPORTED_OPCODES.find((i) => i.op === op && (options === 1 ? i.sa < 0 : options === 2 ? i.sa === sa : i.sa < 0 || i.sa === sa));
+    if (options === 1 && hasSa) {
+      this.#invalidField(task);
+      return;
+    }
+    if (options === 2 && !hasSa && SUPPORTED_OPCODES.some((i) => i.op === op)) {
+      this.#invalidField(task);
+      return;
+    }
+    const info = SUPPORTED_OPCODES.find(
+      (i) =>
+        i.op === op && (options === 1 ? i.sa < 0 : options === 2 ? i.sa === sa : i.sa < 0 || i.sa === sa),
+    );
     b.fill(0, 0, 4);
     if (!info) {
       b[1] = 0x01; // not supported
-      return this.#dataIn(task, 4, alloc);
+      this.#dataIn(task, 4, alloc);
+      return;
     }
     b[1] = 0x03 | (rctd ? 0x80 : 0);
     put16(b, 2, info.len);
@@ -794,10 +1005,14 @@ export class LogicalUnit {
   #reserve(task: ScsiTask): void {
     const r = this.reservations;
     const n = task.nexus!;
-    if (task.cdb[0] === Op.Reserve10 && task.cdb[1] & 0x12) return this.#invalidField(task);
+    if (task.cdb[0] === Op.Reserve10 && task.cdb[1] & 0x12) {
+      this.#invalidField(task);
+      return;
+    }
     if ((r.legacyHolder && r.legacyHolder.id !== n.id) || r.keys.size > 0 || r.type !== 0) {
       task.status = Status.ReservationConflict;
-      return this.#finish(task);
+      this.#finish(task);
+      return;
     }
     r.legacyHolder = n;
     this.#finish(task);
@@ -833,15 +1048,20 @@ export class LogicalUnit {
           o += 8;
         }
         put32(b, 4, o - 8);
-        return this.#dataIn(task, o, alloc);
+        this.#dataIn(task, o, alloc);
+        return;
       }
       case 1: {
-        if (r.type === 0) return this.#dataIn(task, 8, alloc);
+        if (r.type === 0) {
+          this.#dataIn(task, 8, alloc);
+          return;
+        }
         b.fill(0, 8, 24);
         put32(b, 4, 16);
         putKey(b, 8, r.allRegistrantsType() ? 0n : r.key);
         b[21] = r.type & 0x0f;
-        return this.#dataIn(task, 24, alloc);
+        this.#dataIn(task, 24, alloc);
+        return;
       }
       case 2:
         b.fill(0, 0, 8);
@@ -850,7 +1070,10 @@ export class LogicalUnit {
         b[3] = 0x80; // TMV: the type mask is valid
         b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;
         b[5] = 0x01;
-        return this.#dataIn(task, 8, alloc);
+        {
+          this.#dataIn(task, 8, alloc);
+          return;
+        }
       case 3: {
         let o = 8;
         for (const e of r.keys.values()) {
@@ -872,10 +1095,13 @@ export class LogicalUnit {
           o = need;
         }
         put32(b, 4, o - 8);
-        return this.#dataIn(task, o, alloc);
+        this.#dataIn(task, o, alloc);
+        return;
       }
-      default:
-        return this.#invalidField(task);
+      default: {
+        this.#invalidField(task);
+        return;
+      }
     }
   }
 
@@ -886,14 +1112,23 @@ export class LogicalUnit {
     const scope = cdb[2] >>> 4;
     const type = cdb[2] & 0x0f;
     const plen = be32(cdb, 5);
-    if (sa > 6) return this.#invalidField(task);
+    if (sa > 6) {
+      this.#invalidField(task);
+      return;
+    }
     if (!this.#checkDataOut(task, plen)) return;
-    if (plen !== 24) return this.#fail(task, Asc.ParameterListLengthError);
+    if (plen !== 24) {
+      this.#fail(task, Asc.ParameterListLengthError);
+      return;
+    }
     const d = task.dataOut;
     const key = readKey(d, 0);
     const sark = readKey(d, 8);
     const flags = d[20];
-    if (flags & 0x0d) return this.#fail(task, Asc.InvalidFieldInParameterList);
+    if (flags & 0x0d) {
+      this.#fail(task, Asc.InvalidFieldInParameterList);
+      return;
+    }
     const r = this.reservations;
     const n = task.nexus!;
     const mine = r.keyOf(n);
@@ -904,33 +1139,70 @@ export class LogicalUnit {
     switch (sa) {
       case 0:
       case 6: {
-        if (sa === 0 && (mine === undefined ? key !== 0n : key !== mine)) return conflict();
+        if (sa === 0 && (mine === undefined ? key !== 0n : key !== mine)) {
+          conflict();
+          return;
+        }
         if (sark === 0n) {
           if (mine !== undefined) for (const x of r.unregister(n)) this.#queueUa(x, Asc.ReservationsReleased);
         } else r.register(n, sark);
-        return this.#finish(task);
+        this.#finish(task);
+        return;
       }
       case 1:
-        if (mine === undefined || key !== mine) return conflict();
-        if (scope !== 0 || !validPrType(type)) return this.#invalidField(task);
+        if (mine === undefined || key !== mine) {
+          conflict();
+          return;
+        }
+        if (scope !== 0 || !validPrType(type)) {
+          this.#invalidField(task);
+          return;
+        }
         if (r.type !== 0) {
-          if (!r.isHolder(n) || r.type !== type) return conflict();
-          return this.#finish(task);
+          if (!r.isHolder(n) || r.type !== type) {
+            conflict();
+            return;
+          }
+          this.#finish(task);
+          return;
         }
         r.reserve(n, type, mine);
-        return this.#finish(task);
+        {
+          this.#finish(task);
+          return;
+        }
       case 2:
-        if (mine === undefined || key !== mine) return conflict();
-        if (r.type === 0 || !r.isHolder(n)) return this.#finish(task);
-        if (scope !== 0 || r.type !== type) return this.#fail(task, Asc.InvalidReleaseOfPr);
+        if (mine === undefined || key !== mine) {
+          conflict();
+          return;
+        }
+        if (r.type === 0 || !r.isHolder(n)) {
+          this.#finish(task);
+          return;
+        }
+        if (scope !== 0 || r.type !== type) {
+          this.#fail(task, Asc.InvalidReleaseOfPr);
+          return;
+        }
         for (const x of r.release(n)) this.#queueUa(x, Asc.ReservationsReleased);
-        return this.#finish(task);
+        {
+          this.#finish(task);
+          return;
+        }
       case 3:
-        if (mine === undefined || key !== mine) return conflict();
+        if (mine === undefined || key !== mine) {
+          conflict();
+          return;
+        }
         for (const x of r.clear(n)) this.#queueUa(x, Asc.ReservationsPreempted);
-        return this.#finish(task);
-      default:
-        return this.#preempt(task, key, sark, scope, type, mine, conflict);
+        {
+          this.#finish(task);
+          return;
+        }
+      default: {
+        this.#preempt(task, key, sark, scope, type, mine, conflict);
+        return;
+      }
     }
   }
 
@@ -945,15 +1217,28 @@ export class LogicalUnit {
   ): void {
     const r = this.reservations;
     const n = task.nexus!;
-    if (mine === undefined || key !== mine) return conflict();
-    if (r.type === 0 || (!r.allRegistrantsType() && r.key !== sark)) {
-      if (sark === 0n) return this.#fail(task, Asc.InvalidFieldInParameterList);
-      const gone = r.removeKeys(n, sark, false);
-      if (gone.length === 0 && r.type === 0) return conflict();
-      for (const x of gone) this.#queueUa(x, Asc.RegistrationsPreempted);
-      return this.#finish(task);
+    if (mine === undefined || key !== mine) {
+      conflict();
+      return;
     }
-    if (scope !== 0 || !validPrType(type)) return this.#invalidField(task);
+    if (r.type === 0 || (!r.allRegistrantsType() && r.key !== sark)) {
+      if (sark === 0n) {
+        this.#fail(task, Asc.InvalidFieldInParameterList);
+        return;
+      }
+      const gone = r.removeKeys(n, sark, false);
+      if (gone.length === 0 && r.type === 0) {
+        conflict();
+        return;
+      }
+      for (const x of gone) this.#queueUa(x, Asc.RegistrationsPreempted);
+      this.#finish(task);
+      return;
+    }
+    if (scope !== 0 || !validPrType(type)) {
+      this.#invalidField(task);
+      return;
+    }
     const all = r.allRegistrantsType() && sark === 0n;
     const gone = r.removeKeys(n, sark, all);
     for (const x of gone) this.#queueUa(x, Asc.RegistrationsPreempted);

@@ -108,7 +108,13 @@ function blockLimits(info: BlockBackendInfo, buf: Uint8Array): number {
   return 64;
 }
 
-function designator(buf: Uint8Array, off: number, hdr0: number, hdr1: number, body: Uint8Array | string): number {
+function designator(
+  buf: Uint8Array,
+  off: number,
+  hdr0: number,
+  hdr1: number,
+  body: Uint8Array | string,
+): number {
   buf[off] = hdr0;
   buf[off + 1] = hdr1;
   buf[off + 2] = 0;

@@ -42,7 +42,7 @@ export class RamBackend implements BlockBackend {
   readonly #drain = () => this.#complete();
 
   constructor(opts: RamBackendOptions) {
-    if (!Number.isInteger(opts.blockSize) || opts.blockSize < 512 || (opts.blockSize & (opts.blockSize - 1))) {
+    if (!Number.isInteger(opts.blockSize) || opts.blockSize < 512 || opts.blockSize & (opts.blockSize - 1)) {
       throw new ScsiError('EINVAL_BLOCK_SIZE', `block size ${opts.blockSize} is not a power of two >= 512`);
     }
     if (!Number.isInteger(opts.numBlocks) || opts.numBlocks <= 0) {
@@ -61,7 +61,10 @@ export class RamBackend implements BlockBackend {
   }
 
   readv(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
-    if (!this.#inRange(offset, count)) return this.#post(cb, IoStatus.Failed, 0);
+    if (!this.#inRange(offset, count)) {
+      this.#post(cb, IoStatus.Failed, 0);
+      return;
+    }
     let pos = offset * this.blockSize;
     let left = count * this.blockSize;
     for (let i = 0; i < iov.length && left > 0; i++) {
@@ -75,23 +78,41 @@ export class RamBackend implements BlockBackend {
   }
 
   writev(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
-    if (this.readOnly) return this.#post(cb, IoStatus.WriteProtect, 0);
-    if (!this.#inRange(offset, count)) return this.#post(cb, IoStatus.Failed, 0);
+    if (this.readOnly) {
+      this.#post(cb, IoStatus.WriteProtect, 0);
+      return;
+    }
+    if (!this.#inRange(offset, count)) {
+      this.#post(cb, IoStatus.Failed, 0);
+      return;
+    }
     this.#copyIn(iov, offset, count);
     this.#post(cb, IoStatus.Success, 0);
   }
 
   unmap(offset: Lba, count: Lba, cb: IoCallback): void {
-    if (this.readOnly) return this.#post(cb, IoStatus.WriteProtect, 0);
-    if (!this.#inRange(offset, count)) return this.#post(cb, IoStatus.Failed, 0);
+    if (this.readOnly) {
+      this.#post(cb, IoStatus.WriteProtect, 0);
+      return;
+    }
+    if (!this.#inRange(offset, count)) {
+      this.#post(cb, IoStatus.Failed, 0);
+      return;
+    }
     this.data.fill(0, offset * this.blockSize, (offset + count) * this.blockSize);
     this.#mapped.fill(0, offset, offset + count);
     this.#post(cb, IoStatus.Success, 0);
   }
 
   writeZeroes(offset: Lba, count: Lba, cb: IoCallback): void {
-    if (this.readOnly) return this.#post(cb, IoStatus.WriteProtect, 0);
-    if (!this.#inRange(offset, count)) return this.#post(cb, IoStatus.Failed, 0);
+    if (this.readOnly) {
+      this.#post(cb, IoStatus.WriteProtect, 0);
+      return;
+    }
+    if (!this.#inRange(offset, count)) {
+      this.#post(cb, IoStatus.Failed, 0);
+      return;
+    }
     this.data.fill(0, offset * this.blockSize, (offset + count) * this.blockSize);
     this.#mapped.fill(1, offset, offset + count);
     this.#post(cb, IoStatus.Success, 0);
@@ -102,8 +123,14 @@ export class RamBackend implements BlockBackend {
   }
 
   compareAndWritev(compare: IoVec, write: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
-    if (this.readOnly) return this.#post(cb, IoStatus.WriteProtect, 0);
-    if (!this.#inRange(offset, count)) return this.#post(cb, IoStatus.Failed, 0);
+    if (this.readOnly) {
+      this.#post(cb, IoStatus.WriteProtect, 0);
+      return;
+    }
+    if (!this.#inRange(offset, count)) {
+      this.#post(cb, IoStatus.Failed, 0);
+      return;
+    }
     // Compare and write happen in one synchronous step: nothing else can run in between.
     let pos = offset * this.blockSize;
     const end = pos + count * this.blockSize;
@@ -112,7 +139,10 @@ export class RamBackend implements BlockBackend {
       const b = compare[i];
       const n = Math.min(b.length, end - pos);
       for (let j = 0; j < n; j++) {
-        if (b[j] !== this.data[pos + j]) return this.#post(cb, IoStatus.Miscompare, rel + j);
+        if (b[j] !== this.data[pos + j]) {
+          this.#post(cb, IoStatus.Miscompare, rel + j);
+          return;
+        }
       }
       pos += n;
       rel += n;

@@ -42,7 +42,10 @@ export function run(
   });
 }
 
-export function makeDevice(blockSize = 512, numBlocks = 2048): { dev: ScsiDevice; ram: RamBackend; lun: LogicalUnit } {
+export function makeDevice(
+  blockSize = 512,
+  numBlocks = 2048,
+): { dev: ScsiDevice; ram: RamBackend; lun: LogicalUnit } {
   const ram = new RamBackend({ name: 'Malloc0', blockSize, numBlocks });
   const dev = new ScsiDevice('iqn.2016-06.io.spdk:test');
   const lun = dev.addLun(0, ram);
@@ -50,7 +53,12 @@ export function makeDevice(blockSize = 512, numBlocks = 2048): { dev: ScsiDevice
 }
 
 export function nexus(n = 1): Nexus {
-  return new Nexus(`iqn.test:init${n}`, `iqn.test:init${n},i,0x00023d00000${n}`, 'iqn.2016-06.io.spdk:test', 1);
+  return new Nexus(
+    `iqn.test:init${n}`,
+    `iqn.test:init${n},i,0x00023d00000${n}`,
+    'iqn.2016-06.io.spdk:test',
+    1,
+  );
 }
 
 export function be32(b: Uint8Array, o: number): number {
@@ -58,7 +66,18 @@ export function be32(b: Uint8Array, o: number): number {
 }
 
 export function rw10(op: number, lba: number, count: number, flags = 0): number[] {
-  return [op, flags, lba >>> 24, (lba >>> 16) & 0xff, (lba >>> 8) & 0xff, lba & 0xff, 0, count >>> 8, count & 0xff, 0];
+  return [
+    op,
+    flags,
+    lba >>> 24,
+    (lba >>> 16) & 0xff,
+    (lba >>> 8) & 0xff,
+    lba & 0xff,
+    0,
+    count >>> 8,
+    count & 0xff,
+    0,
+  ];
 }
 
 export function rw16(op: number, lba: number, count: number, flags = 0): number[] {

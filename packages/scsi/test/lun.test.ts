@@ -34,7 +34,24 @@ describe('scsi: logical unit commands', () => {
     const r10 = await run(dev, nexus(), [Op.ReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(be32(r10.data, 0)).to.equal(999);
     expect(be32(r10.data, 4)).to.equal(4096);
-    const r16 = await run(dev, nexus(), [Op.ServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]);
+    const r16 = await run(dev, nexus(), [
+      Op.ServiceActionIn16,
+      0x10,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      32,
+      0,
+      0,
+    ]);
     expect(be32(r16.data, 4)).to.equal(999);
     expect(r16.data[14] & 0x80).to.equal(0x80);
   });
@@ -52,7 +69,11 @@ describe('scsi: logical unit commands', () => {
   it('rejects I/O beyond the end with LBA OUT OF RANGE and an unknown opcode with INVALID OPCODE', async () => {
     const { dev } = makeDevice(512, 100);
     const r = await run(dev, nexus(), rw10(Op.Read10, 99, 2));
-    expect([r.status, r.key, r.asc]).to.deep.equal([Status.CheckCondition, SenseKey.IllegalRequest, Asc.LbaOutOfRange]);
+    expect([r.status, r.key, r.asc]).to.deep.equal([
+      Status.CheckCondition,
+      SenseKey.IllegalRequest,
+      Asc.LbaOutOfRange,
+    ]);
     const o = await run(dev, nexus(), [0xd7, 0, 0, 0, 0, 0]);
     expect(o.asc).to.equal(Asc.InvalidOpcode);
   });
@@ -96,7 +117,24 @@ describe('scsi: logical unit commands', () => {
     expect(u.status).to.equal(Status.Good);
     expect(ram.data[512]).to.equal(0);
     expect(ram.data[0]).to.equal(9);
-    const s = await run(dev, nexus(), [Op.ServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 64, 0, 0]);
+    const s = await run(dev, nexus(), [
+      Op.ServiceActionIn16,
+      0x12,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      1,
+      0,
+      0,
+      0,
+      64,
+      0,
+      0,
+    ]);
     expect(s.data[20] & 0x0f).to.equal(1);
     expect(be32(s.data, 16)).to.equal(2);
   });
@@ -148,7 +186,9 @@ describe('scsi: logical unit commands', () => {
     const resA = new Uint8Array(24);
     resA[7] = 0xa;
     expect((await run(dev, a, prOut(1, 1), resA)).status).to.equal(Status.Good);
-    expect((await run(dev, b, rw10(Op.Write10, 0, 1), new Uint8Array(512))).status).to.equal(Status.ReservationConflict);
+    expect((await run(dev, b, rw10(Op.Write10, 0, 1), new Uint8Array(512))).status).to.equal(
+      Status.ReservationConflict,
+    );
     expect((await run(dev, b, rw10(Op.Read10, 0, 1))).status).to.equal(Status.Good);
     const keys = await run(dev, b, [Op.PersistentReserveIn, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
     expect(be32(keys.data, 4)).to.equal(8);

@@ -34,7 +34,8 @@ describe('scsi: RAM backend', () => {
 
   it('seekData/seekHole follow writes and unmaps', async () => {
     const ram = new RamBackend({ name: 'r', blockSize: 512, numBlocks: 8 });
-    const call = (f: (cb: (s: number, i: number) => void) => void) => new Promise<number>((r) => f((_s, i) => r(i)));
+    const call = (f: (cb: (s: number, i: number) => void) => void) =>
+      new Promise<number>((r) => f((_s, i) => r(i)));
     await call((cb) => ram.writev([new Uint8Array(1024)], 3, 2, cb));
     expect(await call((cb) => ram.seekData(0, cb))).to.equal(3);
     expect(await call((cb) => ram.seekHole(3, cb))).to.equal(5);
