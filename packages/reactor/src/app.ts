@@ -8,6 +8,7 @@ import type { Remote } from 'comlink';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { parseCoreMask } from './cores.js';
 import { ReactorError } from './errors.js';
+import type { ReactorInfo, ThreadIoChannels, ThreadPollers, ThreadStats } from './introspect.js';
 import type { LoopOptions } from './loop.js';
 import { createMeshMemory } from './mesh.js';
 import type { ReactorApi, ReactorSnapshot, WorkerEvent, WorkerInit } from './worker-protocol.js';
@@ -101,6 +102,30 @@ export class App extends EventEmitter {
   /** Snapshots of every reactor (the data behind framework_get_reactors and thread_get_*). */
   snapshot(): Promise<ReactorSnapshot[]> {
     return Promise.all(this.reactors.map((r) => r.snapshot()));
+  }
+
+  /** The answer of SPDK's framework_get_reactors. */
+  async getReactors(): Promise<{ tick_rate: number; reactors: ReactorInfo[] }> {
+    const s = await this.snapshot();
+    return { tick_rate: s[0]?.tickRate ?? 0, reactors: s.map((x) => x.reactor) };
+  }
+
+  /** The answer of SPDK's thread_get_stats. */
+  async getThreadStats(): Promise<{ tick_rate: number; threads: ThreadStats[] }> {
+    const s = await this.snapshot();
+    return { tick_rate: s[0]?.tickRate ?? 0, threads: s.flatMap((x) => x.threads) };
+  }
+
+  /** The answer of SPDK's thread_get_pollers. */
+  async getPollers(): Promise<{ tick_rate: number; threads: ThreadPollers[] }> {
+    const s = await this.snapshot();
+    return { tick_rate: s[0]?.tickRate ?? 0, threads: s.flatMap((x) => x.pollers) };
+  }
+
+  /** The answer of SPDK's thread_get_io_channels. */
+  async getIoChannels(): Promise<{ tick_rate: number; threads: ThreadIoChannels[] }> {
+    const s = await this.snapshot();
+    return { tick_rate: s[0]?.tickRate ?? 0, threads: s.flatMap((x) => x.channels) };
   }
 
   /**

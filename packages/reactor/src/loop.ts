@@ -22,7 +22,7 @@ export interface LoopOptions {
   maxSleepUs?: number;
 }
 
-export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 1000, maxSleepUs: 10_000 } as const;
+export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 500, maxSleepUs: 10_000 } as const;
 
 /**
  * Drives one reactor in a worker: iterations in bounded slices between setImmediate yields, and
@@ -142,7 +142,9 @@ export class ReactorLoop {
     this.reactor.sleeping = false;
     const now = this.reactor.clock.now();
     this.sleptTicks += now - this.#sleepStart;
-    this.#idleSince = now;
+    // Eligible to sleep again at once: a timer that finds nothing to do costs one iteration, not a
+    // whole idle period of spinning. A busy iteration after the wake restarts the idle period.
+    this.#idleSince = now - this.#idleTicks;
     // Continue from a macrotask so libuv gets its turn between a wake-up and the next slice.
     setImmediate(this.#slice);
   };

@@ -172,12 +172,18 @@ export class MeshEndpoint implements RemoteTransport {
     let n = 0;
     let cur: unknown = null;
     const byTag = r.byTag;
+    // Runs of one message kind are the common case: remember the last handler looked up.
+    let lastId = 0;
+    let last: Handler<unknown> | undefined;
     while (n < RX_BATCH) {
       const off = c.read();
       if (off < 0) break;
       n++;
       const w = c.words;
-      const h = lookupHandler(w[off]);
+      const id = w[off];
+      const h = id === lastId && last !== undefined ? last : lookupHandler(id);
+      lastId = id;
+      last = h;
       const t = byTag[c.tag];
       if (h === undefined || t === undefined || t.exited) {
         this.#drop(c.tag, w[off], h);

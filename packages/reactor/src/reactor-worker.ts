@@ -2,7 +2,7 @@
 // answer management calls from the main thread through comlink.
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { pinThread, tickRate } from '@storkit/native';
+import { pinThread, threadId, tickRate } from '@storkit/native';
 
 import { realClock } from './clock.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
@@ -21,6 +21,7 @@ const port = parentPort!;
 const post = (e: WorkerEvent) => port.postMessage(e);
 
 if (init.core >= 0) pinThread(init.core);
+const tid = threadId();
 const mesh = new MeshEndpoint(init.sab, init.index);
 const reactor = new Reactor({
   index: init.index,
@@ -138,6 +139,7 @@ const api: ReactorApi = {
     });
     return {
       tickRate,
+      tid,
       reactor: info,
       threads: reactor.threads.map((t) => threadStats(t, init.core)),
       pollers: reactor.threads.map(threadPollers),

@@ -17,6 +17,8 @@ export interface WorkerInit {
 /** A snapshot of one reactor for the introspection RPCs. */
 export interface ReactorSnapshot {
   tickRate: number;
+  /** Kernel thread id of the worker (/proc/self/task/<tid>), for CPU accounting. */
+  tid: number;
   reactor: ReactorInfo;
   threads: ThreadStats[];
   pollers: ThreadPollers[];

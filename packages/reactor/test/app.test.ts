@@ -120,6 +120,36 @@ describe('startApp: reactors in pinned workers', function () {
     expect(app.workers.every((w) => w.threadId === -1)).to.equal(true);
   });
 
+  it('answers framework_get_reactors / thread_get_stats / thread_get_pollers / thread_get_io_channels', async () => {
+    const { app, next } = await run({ kind: 'timer', periodUs: 5000, durationUs: 600_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const reactors = await app.getReactors();
+    expect(reactors.tick_rate).to.be.greaterThan(0);
+    expect(reactors.reactors.map((r) => r.lcore)).to.deep.equal([0, 1]);
+    expect(reactors.reactors.map((r) => r.lw_threads.map((t) => t.name))).to.deep.equal([
+      ['app_thread'],
+      ['reactor_1'],
+    ]);
+    expect(reactors.reactors[1].lw_threads[0].cpumask).to.equal('0x2');
+    const stats = await app.getThreadStats();
+    expect(stats.threads.map((t) => [t.id, t.timed_pollers_count])).to.deep.equal([
+      [1, 2],
+      [2, 0],
+    ]);
+    const pollers = await app.getPollers();
+    const tick = pollers.threads[0].timed_pollers.find((p) => p.name === 'tick')!;
+    expect(tick.run_count).to.be.greaterThan(0);
+    expect(tick.period_ticks).to.equal(Math.round((5000 * pollers.tick_rate) / 1e6));
+    const chans = await app.getIoChannels();
+    expect(chans.threads.map((t) => t.io_channels)).to.deep.equal([
+      [{ name: 'test.counter', ref: 1 }],
+      [{ name: 'test.counter', ref: 1 }],
+    ]);
+    const done = next((x) => x.kind === 'timer');
+    void done.catch(() => {});
+    expectClean(await app.stop(0));
+  });
+
   it('a main that throws stops the app with code 1', async () => {
     const app = await startApp({ cores: [0, 1], main: MAIN, mainArg: { kind: 'throw' }, signals: false });
     const r = await app.done;
