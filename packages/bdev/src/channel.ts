@@ -1,0 +1,157 @@
+import {
+  type IoChannel,
+  POLLER_BUSY,
+  POLLER_IDLE,
+  type Poller,
+  registerPoller,
+  type Thread,
+} from '@storkit/reactor';
+import type { Bdev } from './bdev.js';
+import { BdevIo, Queue } from './bdev-io.js';
+import { IoQueue } from './io-queue.js';
+import { WaitQueue } from './io-wait.js';
+import type { RangeLock } from './range-lock.js';
+import { Histogram, IoStat } from './stats.js';
+
+/** bdev_ios per channel, sized up front (SPDK's bdev_io_cache_size); see setBdevOptions. */
+export const bdevOptions = { ioPoolSize: 1024, timeoutPollUs: 1000 };
+
+/** @internal per-thread bdev-layer state: deferred completions, shared by the thread's bdev channels. */
+export class ThreadCtx {
+  readonly thread: Thread;
+  readonly deferred = new IoQueue(Queue.DEFERRED);
+  refs = 0;
+  poller: Poller | null = null;
+  run: (io: BdevIo) => void;
+  constructor(thread: Thread, run: (io: BdevIo) => void) {
+    this.thread = thread;
+    this.run = run;
+  }
+}
+
+const threadCtxs = new Map<Thread, ThreadCtx>();
+
+/** @internal */
+export function acquireThreadCtx(t: Thread, run: (io: BdevIo) => void): ThreadCtx {
+  let c = threadCtxs.get(t);
+  if (c === undefined) {
+    const ctx = new ThreadCtx(t, run);
+    c = ctx;
+    threadCtxs.set(t, c);
+    c.poller = registerPoller(() => drainDeferred(ctx), 0, 'bdev_deferred');
+  }
+  c.refs++;
+  return c;
+}
+
+/** @internal */
+export function releaseThreadCtx(c: ThreadCtx): void {
+  if (--c.refs > 0) return;
+  c.poller?.unregister();
+  c.poller = null;
+  threadCtxs.delete(c.thread);
+}
+
+function drainDeferred(c: ThreadCtx): number {
+  const q = c.deferred;
+  if (q.head === null) return POLLER_IDLE;
+  // Only what is queued now: completions they cause wait for the next poll.
+  let n = q.length;
+  while (n-- > 0) {
+    const io = q.shift();
+    if (io === null) break;
+    c.run(io);
+  }
+  return POLLER_BUSY;
+}
+
+/**
+ * A bdev's per-thread channel context (spdk_bdev_channel): the bdev_io pool, the module's channel,
+ * the queues of I/O held back by the bdev layer, range locks, and statistics.
+ */
+export class BdevChannel {
+  readonly bdev: Bdev;
+  readonly thread: Thread;
+  readonly moduleCh: IoChannel<unknown>;
+  readonly tctx: ThreadCtx;
+  readonly #free: BdevIo[] = [];
+  #freeCount = 0;
+  readonly poolSize: number;
+  readonly ioWait = new WaitQueue();
+  readonly nomemQueue = new IoQueue(Queue.NOMEM);
+  readonly qosQueue = new IoQueue(Queue.QOS);
+  readonly lockedQueue = new IoQueue(Queue.LOCKED);
+  /** Range locks held or being acquired, as this channel knows them. */
+  readonly locks: RangeLock[] = [];
+  /** Outstanding I/O (taken from the pool, not yet completed), oldest first. */
+  oHead: BdevIo | null = null;
+  oTail: BdevIo | null = null;
+  /** I/O handed to the module and not completed. */
+  inModule = 0;
+  /** Resets freezing this channel (I/O submitted meanwhile is aborted). */
+  frozen = 0;
+  readonly stat = new IoStat();
+  histogram: Histogram | null = null;
+  qosPoller: Poller | null = null;
+  timeoutPoller: Poller | null = null;
+  /** Destroyed by its last put while I/O was in flight: released when that I/O is done. */
+  zombie = false;
+  nomemRetryPending = false;
+
+  constructor(bdev: Bdev, thread: Thread, tctx: ThreadCtx, resume: (io: BdevIo) => void) {
+    this.bdev = bdev;
+    this.thread = thread;
+    this.tctx = tctx;
+    this.moduleCh = bdev.fn.getIoChannel();
+    this.poolSize = bdevOptions.ioPoolSize;
+    for (let i = 0; i < this.poolSize; i++) {
+      this.#free.push(new BdevIo(bdev, this, bdev.fn.createIoCtx?.(), resume));
+    }
+    this.#freeCount = this.poolSize;
+    if (bdev.histogramEnabled) this.histogram = new Histogram();
+    for (const l of bdev.locks) this.locks.push(l);
+  }
+
+  get freeCount(): number {
+    return this.#freeCount;
+  }
+
+  /** Outstanding I/O count (user and internal). */
+  get outstandingCount(): number {
+    return this.poolSize - this.#freeCount;
+  }
+
+  /** A clean bdev_io from the pool, on the outstanding list; null when the pool is empty. */
+  getIo(): BdevIo | null {
+    if (this.#freeCount === 0) return null;
+    const io = this.#free[--this.#freeCount];
+    io.outstanding = true;
+    io.oNext = null;
+    io.oPrev = this.oTail;
+    if (this.oTail === null) this.oHead = io;
+    else this.oTail.oNext = io;
+    this.oTail = io;
+    return io;
+  }
+
+  /** Back to the pool (off the outstanding list). */
+  putIo(io: BdevIo): void {
+    if (io.oPrev === null) this.oHead = io.oNext;
+    else io.oPrev.oNext = io.oNext;
+    if (io.oNext === null) this.oTail = io.oPrev;
+    else io.oNext.oPrev = io.oPrev;
+    io.oNext = null;
+    io.oPrev = null;
+    io.outstanding = false;
+    io.clear();
+    this.#free[this.#freeCount++] = io;
+  }
+
+  /** Run queueIoWait entries while bdev_ios are free (spdk_bdev_free_io's io_wait pass). */
+  runIoWaits(): void {
+    while (this.#freeCount > 0 && this.ioWait.head !== null) {
+      const e = this.ioWait.shift();
+      if (e !== null) e.cb(e.cbArg);
+    }
+  }
+}

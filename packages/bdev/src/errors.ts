@@ -1,0 +1,22 @@
+/** Stable error codes of the bdev layer (errno names, as SPDK returns them). */
+export type BdevErrorCode =
+  | 'EINVAL'
+  | 'ENODEV'
+  | 'EEXIST'
+  | 'EBUSY'
+  | 'EPERM'
+  | 'ENOENT'
+  | 'ENOTSUP'
+  | 'ENOMEM'
+  | 'ENOTHREAD'
+  | 'EIO';
+
+/** Every error the bdev layer throws. A synchronous throw means the callback never runs. */
+export class BdevError extends Error {
+  override name = 'BdevError';
+  readonly code: BdevErrorCode;
+  constructor(code: BdevErrorCode, message: string) {
+    super(`[${code}] ${message}`);
+    this.code = code;
+  }
+}

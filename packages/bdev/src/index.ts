@@ -1,0 +1,45 @@
+// @storkit/bdev: the consumer API (SPDK's bdev.h). Module authors import '@storkit/bdev/module';
+// the built-in modules' create/delete functions are in '@storkit/bdev/modules'.
+export type { Bdev } from './bdev.js';
+export type { BdevIo } from './bdev-io.js';
+export type { BdevChannel } from './channel.js';
+export {
+  bdevChannelStat,
+  bdevEnableHistogram,
+  bdevGetIostat,
+  bdevGetQosLimits,
+  bdevSetQosLimit,
+  bdevSetTimeout,
+  type QosParams,
+} from './control.js';
+export type { BdevDesc, BdevEventCb, BdevTimeoutCb } from './desc.js';
+export { BdevError, type BdevErrorCode } from './errors.js';
+export {
+  bdevAbort,
+  bdevCompareAndWritev,
+  bdevComparev,
+  bdevFlush,
+  bdevRead,
+  bdevReadv,
+  bdevReset,
+  bdevUnmap,
+  bdevWrite,
+  bdevWritev,
+  bdevWriteZeroes,
+  queueIoWait,
+} from './io.js';
+export { IoWaitEntry } from './io-wait.js';
+export type { QosLimits } from './qos.js';
+export {
+  bdevAliasAdd,
+  bdevAliasDel,
+  bdevClose,
+  bdevGetAll,
+  bdevGetByName,
+  bdevGetIoChannel,
+  bdevOpenExt,
+  getBdevOptions,
+  setBdevOptions,
+} from './registry.js';
+export { Histogram, IoStat, type IoStatJson } from './stats.js';
+export { BdevEvent, type Blocks, ENOMEM, IO_TYPE_NAMES, type IoCb, IoStatus, IoType } from './types.js';

@@ -1,0 +1,14 @@
+// @storkit/bdev/module: for bdev module authors (SPDK's bdev_module.h).
+export { Bdev, type BdevFnTable, type BdevInit, type BdevModule } from './bdev.js';
+export { BdevIo } from './bdev-io.js';
+export * from './index.js';
+export { bdevIoComplete, iovsEqual } from './io-path.js';
+export {
+  bdevModuleClaimBdev,
+  bdevModuleRegister,
+  bdevModuleReleaseBdev,
+  bdevNotifyBlockcntChange,
+  bdevRegister,
+  bdevUnregister,
+  bdevUnregisterByName,
+} from './registry.js';

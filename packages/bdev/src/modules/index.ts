@@ -1,0 +1,7 @@
+// @storkit/bdev/modules: the built-in bdev modules' create/delete functions, with SPDK's RPC
+// method and parameter names. Each create returns { name, replay }: run the same function with
+// `replay` on every other reactor (same uuid, shared memory handles) to create that reactor's
+// instance of the bdev.
+export { bdevMallocCreate, bdevMallocDelete, type MallocCreateParams, mallocModule } from './malloc.js';
+export { bdevNullCreate, bdevNullDelete, bdevNullResize, type NullCreateParams, nullModule } from './null.js';
+export type { Created } from './params.js';

@@ -1,0 +1,172 @@
+// bdev_malloc: a RAM disk in a DmaRegion. Every reactor's instance of the bdev maps the same
+// region (created by the first, attached by handle on the others), so the data is shared.
+import { DmaRegion } from '@storkit/native';
+import type { IoChannel } from '@storkit/reactor';
+import type { Bdev, BdevModule } from '../bdev.js';
+import type { BdevIo } from '../bdev-io.js';
+import { BdevError } from '../errors.js';
+import { bdevIoComplete } from '../io-path.js';
+import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
+import { IoStatus, IoType } from '../types.js';
+import { moduleChannel } from './channel-device.js';
+import { type Created, ParamReader } from './params.js';
+import { copyFromIovs, copyToIovs, equalsIovs, ViewCache } from './view-cache.js';
+
+/** bdev_malloc_create params (SPDK schema), plus storkit's shared region handle. */
+export interface MallocCreateParams {
+  name?: string;
+  num_blocks: number;
+  block_size: number;
+  physical_block_size?: number;
+  uuid?: string;
+  optimal_io_boundary?: number;
+  md_size?: number;
+  md_interleave?: boolean;
+  dif_type?: number;
+  dif_is_head_of_md?: boolean;
+  /** storkit: the DmaRegion holding the data, made by the reactor that created the bdev first. */
+  storkit_region?: number;
+}
+
+const KNOWN = [
+  'name',
+  'num_blocks',
+  'block_size',
+  'physical_block_size',
+  'uuid',
+  'optimal_io_boundary',
+  'md_size',
+  'md_interleave',
+  'dif_type',
+  'dif_is_head_of_md',
+  'storkit_region',
+] as const;
+
+export const mallocModule: BdevModule = { name: 'malloc' };
+bdevModuleRegister(mallocModule);
+
+class MallocDisk {
+  readonly region: DmaRegion;
+  readonly bytes: Uint8Array;
+  readonly cache: ViewCache;
+  constructor(region: DmaRegion, blockSize: number, numBlocks: number) {
+    this.region = region;
+    this.bytes = region.bytes.subarray(0, blockSize * numBlocks);
+    this.cache = new ViewCache(this.bytes, blockSize, numBlocks);
+  }
+}
+
+let nextIndex = 0;
+
+function submit(_ch: IoChannel<unknown>, io: BdevIo): void {
+  const d = io.bdev.ctxt as MallocDisk;
+  const off = io.offsetBlocks * io.bdev.blockSize;
+  switch (io.type) {
+    case IoType.READ:
+      copyToIovs(d.cache, off, io.iovs);
+      break;
+    case IoType.WRITE:
+      copyFromIovs(d.bytes, off, io.iovs);
+      break;
+    case IoType.WRITE_ZEROES:
+    case IoType.UNMAP:
+      d.bytes.fill(0, off, off + io.numBlocks * io.bdev.blockSize);
+      break;
+    case IoType.COMPARE:
+      bdevIoComplete(io, equalsIovs(d.bytes, off, io.iovs) ? IoStatus.SUCCESS : IoStatus.MISCOMPARE);
+      return;
+    case IoType.FLUSH:
+    case IoType.RESET:
+      break;
+    default:
+      bdevIoComplete(io, IoStatus.FAILED);
+      return;
+  }
+  bdevIoComplete(io, IoStatus.SUCCESS);
+}
+
+const SUPPORTED = new Set<IoType>([
+  IoType.READ,
+  IoType.WRITE,
+  IoType.WRITE_ZEROES,
+  IoType.UNMAP,
+  IoType.FLUSH,
+  IoType.RESET,
+  IoType.COMPARE,
+]);
+
+/**
+ * bdev_malloc_create on this reactor. Without `storkit_region` a new region is made (zeroed);
+ * `replay` carries its handle and the uuid for the other reactors.
+ */
+export function bdevMallocCreate(params: MallocCreateParams): Created<MallocCreateParams> {
+  const r = new ParamReader('bdev_malloc_create', params);
+  r.only(KNOWN);
+  const blockSize = r.blockSize();
+  const numBlocks = r.int('num_blocks', { min: 1 });
+  const name = r.str('name', undefined) ?? `Malloc${nextIndex++}`;
+  const uuid = r.uuid('uuid');
+  const boundary = r.int('optimal_io_boundary', { min: 0, def: 0 });
+  const pbs = r.int('physical_block_size', { min: 0, def: 0 });
+  if (pbs !== 0 && (pbs < blockSize || pbs % blockSize !== 0))
+    r.fail(`physical_block_size ${pbs} must be a multiple of block_size`);
+  if (r.int('md_size', { min: 0, def: 0 }) !== 0 || r.int('dif_type', { min: 0, max: 3, def: 0 }) !== 0) {
+    throw new BdevError(
+      'ENOTSUP',
+      'bdev_malloc_create: metadata and DIF are not supported yet (md_size and dif_type must be 0)',
+    );
+  }
+  if (bdevGetByName(name) !== undefined)
+    throw new BdevError('EEXIST', `bdev_malloc_create: bdev ${name} exists`);
+  const handle = r.p.storkit_region as number | undefined;
+  const region =
+    handle === undefined
+      ? DmaRegion.create(numBlocks * blockSize)
+      : DmaRegion.attach(r.int('storkit_region', { min: 0 }));
+  if (region.size < numBlocks * blockSize) {
+    region.close();
+    r.fail(`storkit_region ${handle} holds ${region.size} bytes, the bdev needs ${numBlocks * blockSize}`);
+  }
+  const disk = new MallocDisk(region, blockSize, numBlocks);
+  let bdev: Bdev;
+  try {
+    bdev = bdevRegister({
+      name,
+      uuid,
+      productName: 'Malloc disk',
+      blockSize,
+      numBlocks,
+      writeCache: false,
+      optimalIoBoundary: boundary,
+      splitOnOptimalIoBoundary: boundary > 0,
+      module: mallocModule,
+      ctxt: disk,
+      fn: {
+        submitRequest: submit,
+        ioTypeSupported: (t) => SUPPORTED.has(t),
+        getIoChannel: () => moduleChannel('bdev_malloc'),
+        destruct: (done) => {
+          disk.region.close();
+          done();
+        },
+        dumpInfoJson: () => ({ storkit_region: region.handle, backing: region.backing }),
+      },
+    });
+  } catch (e) {
+    region.close();
+    throw e;
+  }
+  const replay: MallocCreateParams = { ...params, name, uuid: bdev.uuid, storkit_region: region.handle };
+  return { name, replay };
+}
+
+/** bdev_malloc_delete: hot-remove the bdev; `done(null)` once it is gone on this reactor. */
+export function bdevMallocDelete(params: { name: string }, done?: (err: BdevError | null) => void): void {
+  const r = new ParamReader('bdev_malloc_delete', params);
+  r.only(['name']);
+  const name = r.str('name');
+  const b = bdevGetByName(name);
+  if (b === undefined || b.module !== mallocModule)
+    throw new BdevError('ENODEV', `bdev_malloc_delete: no malloc bdev ${name}`);
+  bdevUnregister(b, done);
+}

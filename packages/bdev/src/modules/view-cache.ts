@@ -1,0 +1,59 @@
+/**
+ * Views into a large buffer, cached direct-mapped by block offset: copying between a backing
+ * region and caller buffers needs a view of the region at the I/O's offset, and making one per
+ * I/O would allocate on the hot path. After warm-up, repeated (offset, length) pairs reuse views.
+ */
+export class ViewCache {
+  readonly #bytes: Uint8Array;
+  readonly #shift: number;
+  readonly #mask: number;
+  readonly #views: (Uint8Array | undefined)[];
+
+  constructor(bytes: Uint8Array, blockSize: number, numBlocks: number, maxEntries = 1 << 16) {
+    this.#bytes = bytes;
+    this.#shift = 31 - Math.clz32(blockSize);
+    let n = 1;
+    while (n < numBlocks && n < maxEntries) n <<= 1;
+    this.#mask = n - 1;
+    this.#views = new Array(n).fill(undefined);
+  }
+
+  /** A view of `len` bytes at byte `off`. */
+  view(off: number, len: number): Uint8Array {
+    const i = (off >>> this.#shift) & this.#mask;
+    const v = this.#views[i];
+    const base = this.#bytes.byteOffset + off;
+    if (v !== undefined && v.byteOffset === base && v.length === len) return v;
+    const nv = this.#bytes.subarray(off, off + len);
+    this.#views[i] = nv;
+    return nv;
+  }
+}
+
+/** Copy `region[off ..]` into the scatter list. */
+export function copyToIovs(cache: ViewCache, off: number, iovs: readonly Uint8Array[]): void {
+  for (let i = 0; i < iovs.length; i++) {
+    const d = iovs[i];
+    d.set(cache.view(off, d.length));
+    off += d.length;
+  }
+}
+
+/** Copy the scatter list into `region[off ..]`. */
+export function copyFromIovs(bytes: Uint8Array, off: number, iovs: readonly Uint8Array[]): void {
+  for (let i = 0; i < iovs.length; i++) {
+    const s = iovs[i];
+    bytes.set(s, off);
+    off += s.length;
+  }
+}
+
+/** Whether region[off ..] equals the scatter list. */
+export function equalsIovs(bytes: Uint8Array, off: number, iovs: readonly Uint8Array[]): boolean {
+  for (let i = 0; i < iovs.length; i++) {
+    const s = iovs[i];
+    for (let j = 0; j < s.length; j++) if (bytes[off + j] !== s[j]) return false;
+    off += s.length;
+  }
+  return true;
+}

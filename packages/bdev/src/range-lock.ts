@@ -1,0 +1,167 @@
+// LBA range locks for compare-and-write (SPDK's bdev_lock_lba_range): a lock is taken on every
+// channel of the bdev, on every reactor, by a named channel walk. On each channel it first waits
+// for overlapping writes already in flight and for earlier overlapping locks; from then on the
+// channel holds back new overlapping writes (except the lock owner's) until the unlock walk.
+// Every walk visits channels in the same order, so overlapping lockers cannot deadlock.
+import { type ChannelIter, defineChannelIterator, forEachChannelGlobal } from '@storkit/reactor';
+import type { BdevIo } from './bdev-io.js';
+import type { BdevChannel } from './channel.js';
+import { cawStep, finishIo, submitLocked } from './io-path.js';
+import { isWriteType } from './types.js';
+
+/** A locked range as one channel sees it. */
+export interface RangeLock {
+  readonly id: number;
+  readonly offset: number;
+  readonly num: number;
+  /** The walk step waiting on this channel for conflicts to clear. */
+  waitIt: ChannelIter<unknown, LockArg> | null;
+  /**
+   * Holds back other writers. False while the lock waits behind an earlier overlapping lock
+   * (it holds nothing yet, and must not stall that lock's own writes).
+   */
+  blocking: boolean;
+}
+
+interface LockArg {
+  bdev: string;
+  id: number;
+  offset: number;
+  num: number;
+}
+
+let seq = 1;
+const pendingLock = new Map<number, BdevIo>();
+const pendingUnlock = new Map<number, BdevIo>();
+
+function overlaps(aOff: number, aNum: number, bOff: number, bNum: number): boolean {
+  return aOff < bOff + bNum && bOff < aOff + aNum;
+}
+
+/** @internal Whether a write must wait for a lock it does not own. */
+export function blockedByLock(ch: BdevChannel, io: BdevIo): boolean {
+  const locks = ch.locks;
+  for (let i = 0; i < locks.length; i++) {
+    const l = locks[i];
+    if (l.blocking && l.id !== io.lockOwner && overlaps(l.offset, l.num, io.offsetBlocks, io.numBlocks))
+      return true;
+  }
+  return false;
+}
+
+const NONE = 0;
+const LOCK = 1;
+const WRITES = 2;
+
+/** What `l` waits for on this channel: an earlier overlapping lock, writes in flight, or nothing. */
+function conflicts(ch: BdevChannel, l: RangeLock): number {
+  for (const o of ch.locks) {
+    if (o === l) break;
+    if (overlaps(o.offset, o.num, l.offset, l.num)) return LOCK;
+  }
+  for (let io = ch.oHead; io !== null; io = io.oNext) {
+    if (
+      io.pastLock &&
+      io.lockOwner !== l.id &&
+      isWriteType(io.type) &&
+      overlaps(io.offsetBlocks, io.numBlocks, l.offset, l.num)
+    ) {
+      return WRITES;
+    }
+  }
+  return NONE;
+}
+
+const lockIter = defineChannelIterator<LockArg>('storkit.bdev.range_lock', (it) => {
+  const ch = it.ctx as BdevChannel;
+  const a = it.arg;
+  const l: RangeLock = { id: a.id, offset: a.offset, num: a.num, waitIt: null, blocking: true };
+  ch.locks.push(l);
+  const c = conflicts(ch, l);
+  if (c !== NONE) {
+    l.blocking = c === WRITES;
+    l.waitIt = it;
+    return;
+  }
+  held(ch, l, it);
+});
+
+const unlockIter = defineChannelIterator<LockArg>('storkit.bdev.range_unlock', (it) => {
+  const ch = it.ctx as BdevChannel;
+  const id = it.arg.id;
+  const i = ch.locks.findIndex((l) => l.id === id);
+  if (i >= 0) ch.locks.splice(i, 1);
+  const j = ch.bdev.locks.findIndex((l) => l.id === id);
+  if (j >= 0) ch.bdev.locks.splice(j, 1);
+  let n = ch.lockedQueue.length;
+  while (n-- > 0) {
+    const io = ch.lockedQueue.shift();
+    if (io !== null) submitLocked(io);
+  }
+  recheckLocks(ch);
+  it.continue(0);
+});
+
+/** @internal Let waiting lock steps on this channel go on when their conflicts cleared. */
+export function recheckLocks(ch: BdevChannel): void {
+  for (const l of ch.locks) {
+    if (l.waitIt === null) continue;
+    const c = conflicts(ch, l);
+    if (c !== NONE) {
+      l.blocking = c === WRITES;
+      continue;
+    }
+    const it = l.waitIt;
+    l.waitIt = null;
+    held(ch, l, it);
+  }
+}
+
+function held(ch: BdevChannel, l: RangeLock, it: ChannelIter<unknown, LockArg>): void {
+  l.blocking = true;
+  if (!ch.bdev.locks.some((x) => x.id === l.id)) ch.bdev.locks.push({ ...l, waitIt: null });
+  it.continue(0);
+}
+
+/** @internal Lock io's range on every channel; then cawLocked(io). */
+export function rangeLockAcquire(io: BdevIo): void {
+  const id = io.ch.thread.reactor * 2 ** 32 + seq++;
+  io.lockOwner = id;
+  pendingLock.set(id, io);
+  forEachChannelGlobal(
+    io.bdev.ioDeviceName,
+    lockIter,
+    { bdev: io.bdev.name, id, offset: io.offsetBlocks, num: io.numBlocks },
+    lockDone,
+  );
+}
+
+function lockDone(_status: number, arg: LockArg): void {
+  const io = pendingLock.get(arg.id);
+  if (io === undefined) return;
+  pendingLock.delete(arg.id);
+  cawLocked(io);
+}
+
+/** @internal */
+export function cawLocked(io: BdevIo): void {
+  cawStep(io);
+}
+
+/** @internal Drop io's lock everywhere; then finish io with its childStatus. */
+export function lockRelease(io: BdevIo): void {
+  pendingUnlock.set(io.lockOwner, io);
+  forEachChannelGlobal(
+    io.bdev.ioDeviceName,
+    unlockIter,
+    { bdev: io.bdev.name, id: io.lockOwner, offset: 0, num: 0 },
+    unlockDone,
+  );
+}
+
+function unlockDone(_status: number, arg: LockArg): void {
+  const io = pendingUnlock.get(arg.id);
+  if (io === undefined) return;
+  pendingUnlock.delete(arg.id);
+  finishIo(io, io.childStatus);
+}

@@ -1,0 +1,62 @@
+/** The kinds of bdev I/O (spdk_bdev_io_type). */
+export const IoType = {
+  READ: 1,
+  WRITE: 2,
+  UNMAP: 3,
+  FLUSH: 4,
+  RESET: 5,
+  WRITE_ZEROES: 6,
+  COMPARE: 7,
+  COMPARE_AND_WRITE: 8,
+  ABORT: 9,
+} as const;
+export type IoType = (typeof IoType)[keyof typeof IoType];
+
+export const IO_TYPE_NAMES: Record<IoType, string> = {
+  1: 'read',
+  2: 'write',
+  3: 'unmap',
+  4: 'flush',
+  5: 'reset',
+  6: 'write_zeroes',
+  7: 'compare',
+  8: 'compare_and_write',
+  9: 'abort',
+};
+
+/** How an I/O ended (spdk_bdev_io_status, same numbers). */
+export const IoStatus = {
+  SUCCESS: 1,
+  PENDING: 0,
+  FAILED: -1,
+  NOMEM: -4,
+  MISCOMPARE: -5,
+  ABORTED: -7,
+} as const;
+export type IoStatus = (typeof IoStatus)[keyof typeof IoStatus];
+
+/**
+ * What a submit function returns when no bdev_io is free on the channel: nothing was submitted,
+ * the callback will not run; call queueIoWait to be told when one is back (-ENOMEM).
+ */
+export const ENOMEM = -12;
+
+/** An I/O completion callback: (status, the cbArg given at submit). Module-level functions, not closures. */
+export type IoCb<A = unknown> = (status: IoStatus, arg: A) => void;
+
+/** Events a descriptor's owner is told about (spdk_bdev_event_type). */
+export const BdevEvent = {
+  REMOVE: 'remove',
+  RESIZE: 'resize',
+} as const;
+export type BdevEvent = (typeof BdevEvent)[keyof typeof BdevEvent];
+
+/** A block address or count (LBA units, never bytes). */
+export type Blocks = number;
+
+/** True for the I/O types that change the medium (and so wait for range locks). */
+export function isWriteType(t: IoType): boolean {
+  return (
+    t === IoType.WRITE || t === IoType.WRITE_ZEROES || t === IoType.UNMAP || t === IoType.COMPARE_AND_WRITE
+  );
+}

@@ -1,0 +1,74 @@
+import type { IoChannel } from '@storkit/reactor';
+import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+import {
+  type BdevChannel,
+  type BdevDesc,
+  bdevClose,
+  bdevGetIoChannel,
+  bdevOpenExt,
+  type IoStatus,
+} from '../src/index.js';
+
+export interface Done {
+  status: IoStatus | null;
+  n: number;
+}
+
+/** A completion recorder: pass `record` as cb and a Done as cbArg. */
+export function record(status: IoStatus, d: Done): void {
+  d.status = status;
+  d.n++;
+}
+
+export function done(): Done {
+  return { status: null, n: 0 };
+}
+
+export function harness(reactors = 1): TestHarness {
+  return createTestHarness({ reactors });
+}
+
+export interface Opened {
+  desc: BdevDesc;
+  ch: IoChannel<BdevChannel>;
+  events: string[];
+  close(): void;
+}
+
+/** Open `name` on the current thread and get its channel; close() puts and closes. */
+export function open(name: string, write = true): Opened {
+  const events: string[] = [];
+  const desc = bdevOpenExt(name, write, (t) => events.push(t));
+  const ch = bdevGetIoChannel(desc);
+  return {
+    desc,
+    ch,
+    events,
+    close() {
+      ch.put();
+      bdevClose(desc);
+    },
+  };
+}
+
+export function pattern(len: number, seed: number): Uint8Array {
+  const b = new Uint8Array(len);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+/** Poll until `pred` holds, advancing the fake clock by `stepUs` per round. */
+export function until(h: TestHarness, pred: () => boolean, stepUs = 10, maxRounds = 1_000_000): void {
+  for (let i = 0; i < maxRounds; i++) {
+    if (pred()) return;
+    h.pollOnce();
+    h.advanceTime(stepUs);
+  }
+  throw new Error('condition not reached');
+}
