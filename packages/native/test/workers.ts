@@ -17,8 +17,13 @@ import(workerData.__mod).then(async (n) => {
   const data = workerData; const port = parentPort;
   ${body}
 }).catch((e) => { parentPort.postMessage({ error: String(e && e.stack || e) }); });`;
-  return new Worker(src, { eval: true, workerData: { ...(data as object), __mod: NATIVE } });
+  const w = new Worker(src, { eval: true, workerData: { ...(data as object), __mod: NATIVE } });
+  // Listen from the start: a worker may exit before the test gets around to awaiting it.
+  exits.set(w, new Promise((resolve) => w.once('exit', resolve)));
+  return w;
 }
+
+const exits = new WeakMap<Worker, Promise<number>>();
 
 /** The next message from a worker; rejects on an error message, error event or early exit. */
 export function nextMessage<T>(w: Worker): Promise<T> {
@@ -43,8 +48,11 @@ export function nextMessage<T>(w: Worker): Promise<T> {
   });
 }
 
+/** Resolves with the exit code, even if the worker exited before this was called. */
 export function exited(w: Worker): Promise<number> {
-  return new Promise((resolve) => w.once('exit', resolve));
+  const p = exits.get(w);
+  if (!p) throw new Error('exited() needs a worker from startWorker()');
+  return p;
 }
 
 setFlagsFromString('--expose-gc');
