@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { decodeBinary } from '../src/chap.js';
+import { negotiate, parseText, SessionParams, type TargetLimits, TextError } from '../src/keys.js';
+
+const OURS: TargetLimits = {
+  maxConnections: 2,
+  initialR2T: false,
+  immediateData: true,
+  maxBurstLength: 1 << 20,
+  firstBurstLength: 8192,
+  defaultTime2Wait: 2,
+  defaultTime2Retain: 20,
+  maxOutstandingR2T: 4,
+  errorRecoveryLevel: 0,
+  maxRecvDataSegmentLength: 65536,
+};
+
+function neg(pairs: [string, string][], leading = true, discovery = false) {
+  const p = new SessionParams();
+  const r = negotiate(pairs, p, OURS, new Set(), leading, discovery);
+  return { p, r: r === null ? null : new Map(r) };
+}
+
+describe('iscsi: text keys', () => {
+  it('parses key=value pairs and refuses a repeated key or a missing =', () => {
+    expect(parseText(Buffer.from('A=1\0B=x=y\0'))).to.deep.equal([
+      ['A', '1'],
+      ['B', 'x=y'],
+    ]);
+    expect(() => parseText(Buffer.from('A=1\0A=2\0'))).to.throw(TextError);
+    expect(() => parseText(Buffer.from('novalue\0'))).to.throw(TextError);
+  });
+
+  it('negotiates each key with its RFC 7143 function', () => {
+    const { p, r } = neg([
+      ['MaxConnections', '8'],
+      ['InitialR2T', 'No'],
+      ['ImmediateData', 'Yes'],
+      ['MaxBurstLength', '262144'],
+      ['FirstBurstLength', '0x10000'],
+      ['DefaultTime2Wait', '0'],
+      ['DefaultTime2Retain', '60'],
+      ['MaxOutstandingR2T', '16'],
+      ['ErrorRecoveryLevel', '2'],
+      ['HeaderDigest', 'CRC32C,None'],
+      ['DataDigest', 'None'],
+      ['MaxRecvDataSegmentLength', '262144'],
+      ['IFMarker', 'No'],
+    ]);
+    expect(Object.fromEntries(r!)).to.deep.equal({
+      MaxConnections: '2',
+      InitialR2T: 'No',
+      ImmediateData: 'Yes',
+      MaxBurstLength: '262144',
+      FirstBurstLength: '8192',
+      DefaultTime2Wait: '2',
+      DefaultTime2Retain: '20',
+      MaxOutstandingR2T: '4',
+      ErrorRecoveryLevel: '0',
+      HeaderDigest: 'CRC32C',
+      DataDigest: 'None',
+      IFMarker: 'No',
+    });
+    expect(p.headerDigest).to.equal(true);
+    expect(p.maxSendDataSegment).to.equal(262144);
+  });
+
+  it('answers Reject for values out of range or malformed, NotUnderstood for unknown keys', () => {
+    const { r } = neg([
+      ['MaxBurstLength', '100'],
+      ['MaxConnections', '0'],
+      ['ImmediateData', 'maybe'],
+      ['HeaderDigest', 'MD5'],
+      ['Y-unknown', 'x'],
+    ]);
+    expect(r!.get('MaxBurstLength')).to.equal('Reject');
+    expect(r!.get('MaxConnections')).to.equal('Reject');
+    expect(r!.get('ImmediateData')).to.equal('Reject');
+    expect(r!.get('HeaderDigest')).to.equal('Reject');
+    expect(r!.get('Y-unknown')).to.equal('NotUnderstood');
+  });
+
+  it('treats a key negotiated twice in one login as an error and session keys on a non-leading login as Irrelevant', () => {
+    const p = new SessionParams();
+    const settled = new Set<string>();
+    expect(negotiate([['MaxBurstLength', '4096']], p, OURS, settled, true, false)).to.not.equal(null);
+    expect(negotiate([['MaxBurstLength', '8192']], p, OURS, settled, true, false)).to.equal(null);
+    expect(neg([['MaxBurstLength', '4096']], false).r!.get('MaxBurstLength')).to.equal('Irrelevant');
+  });
+
+  it('decodes CHAP binary values in hex and base64', () => {
+    expect([...decodeBinary('0x0a0B')!]).to.deep.equal([10, 11]);
+    expect([...decodeBinary('0bAQI=')!]).to.deep.equal([1, 2]);
+    expect(decodeBinary('1234')).to.equal(null);
+  });
+});
