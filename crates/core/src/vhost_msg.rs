@@ -140,19 +140,26 @@ fn body_kind(request: u32, reply: bool) -> Kind {
             Kind::U64
         }
         (SET_FEATURES | SET_PROTOCOL_FEATURES | SET_STATUS | SET_LOG_BASE, _) => Kind::U64,
+        // REPLY_ACK: any other request is acknowledged with a u64.
+        (
+            SET_VRING_NUM | SET_VRING_BASE | SET_VRING_ENABLE | SET_CONFIG | SET_INFLIGHT_FD,
+            true,
+        ) => Kind::U64,
         (GET_STATUS, false) => Kind::Empty,
         (GET_STATUS, true) => Kind::U64,
         (SET_OWNER | RESET_OWNER | RESET_DEVICE, false) => Kind::Empty,
         (SET_MEM_TABLE, false) => Kind::Memory,
         (ADD_MEM_REG | REM_MEM_REG, false) => Kind::Region,
-        (SET_VRING_NUM | SET_VRING_BASE | SET_VRING_ENABLE | GET_VRING_BASE, _) => Kind::State,
+        (SET_VRING_NUM | SET_VRING_BASE | SET_VRING_ENABLE, false) | (GET_VRING_BASE, _) => {
+            Kind::State
+        }
         (SET_VRING_ADDR, false) => Kind::Addr,
         (
             SET_VRING_KICK | SET_VRING_CALL | SET_VRING_ERR | SET_LOG_FD | SET_BACKEND_REQ_FD,
             false,
         ) => Kind::VringFd,
-        (GET_CONFIG | SET_CONFIG, _) => Kind::Config,
-        (GET_INFLIGHT_FD | SET_INFLIGHT_FD, _) => Kind::Inflight,
+        (SET_CONFIG, false) | (GET_CONFIG, _) => Kind::Config,
+        (SET_INFLIGHT_FD, false) | (GET_INFLIGHT_FD, _) => Kind::Inflight,
         // Any request may be acknowledged with a u64 (REPLY_ACK).
         (_, true) => Kind::U64,
         _ => Kind::Unknown,
@@ -503,6 +510,18 @@ mod tests {
                 num_queues: 2,
                 queue_size: 128,
             }),
+            0,
+        );
+    }
+
+    #[test]
+    fn acks_are_u64_even_for_vring_requests() {
+        roundtrip(req::SET_VRING_NUM, FLAG_REPLY, Body::U64(0), 0);
+        roundtrip(req::SET_CONFIG, FLAG_REPLY, Body::U64(1), 0);
+        roundtrip(
+            req::GET_VRING_BASE,
+            FLAG_REPLY,
+            Body::State { index: 1, num: 7 },
             0,
         );
     }

@@ -1,0 +1,661 @@
+import { POLLER_BUSY, POLLER_IDLE, type Poller, registerPoller } from '@storkit/reactor';
+
+import type { VirtioDevice } from './device.js';
+import { VhostError } from './errors.js';
+import { GuestMemory, MAX_MEM_SLOTS } from './memory.js';
+import {
+  closeFd,
+  eventfdWrite,
+  listen,
+  type NativeConnection,
+  type NativeListener,
+  type VhostMessage,
+} from './native.js';
+import { bits, Feature, hasBit, MsgFlag, ProtocolFeature, Req } from './spec.js';
+import { SplitQueue } from './virtqueue.js';
+
+/** SPDK's vhost_controller_set_coalescing parameters. */
+export interface Coalescing {
+  /** Longest an interrupt is held back, in microseconds (0: no coalescing). */
+  delayBaseUs: number;
+  /** Coalesce only on queues doing more than this many requests per second. */
+  iopsThreshold: number;
+}
+
+export interface ControllerOptions {
+  name: string;
+  socketPath: string;
+  cpumask?: string;
+  device: VirtioDevice;
+}
+
+/** Requests one queue takes per poll (SPDK's MAX_PKT_BURST). */
+export const QUEUE_BURST = 32;
+/** Control messages handled per control poll. */
+const CONTROL_BURST = 32;
+/** Control socket poll period. */
+const CONTROL_PERIOD_US = 200;
+/** IOPS measurement window for coalescing. */
+const RATE_PERIOD_US = 10_000;
+
+const TRANSPORT_FEATURES = bits(
+  Feature.Version1,
+  Feature.RingIndirectDesc,
+  Feature.RingEventIdx,
+  Feature.ProtocolFeatures,
+);
+const PROTOCOL_FEATURES = bits(
+  ProtocolFeature.Mq,
+  ProtocolFeature.ReplyAck,
+  ProtocolFeature.Config,
+  ProtocolFeature.ConfigureMemSlots,
+);
+
+/** Requests whose reply is their own (REPLY_ACK adds no ack to them). */
+const HAS_REPLY = new Set<number>([
+  Req.GetFeatures,
+  Req.GetProtocolFeatures,
+  Req.GetVringBase,
+  Req.GetQueueNum,
+  Req.GetConfig,
+  Req.GetMaxMemSlots,
+  Req.GetInflightFd,
+  Req.GetStatus,
+]);
+
+interface Retired {
+  queues: SplitQueue[];
+  mem: GuestMemory;
+}
+
+interface VringSetup {
+  num: number;
+  /** Frontend user addresses (translated to guest addresses when the ring starts). */
+  desc: number;
+  avail: number;
+  used: number;
+  addrSet: boolean;
+  kicked: boolean;
+}
+
+export interface ControllerStats {
+  connections: number;
+  disconnects: number;
+  protocolErrors: number;
+  requests: number;
+  badChains: number;
+  interrupts: number;
+}
+
+/**
+ * One vhost-user controller: a listening socket, the frontend connected to it, the vhost-user
+ * protocol state machine, guest memory and the virtqueues; a VirtioDevice (blk, scsi) serves the
+ * requests. Polled from two pollers on its reactor thread: the queues every iteration, the
+ * control socket every CONTROL_PERIOD_US. A frontend that breaks the protocol is disconnected; a
+ * guest that breaks its rings gets the queue marked broken; the controller keeps listening, and
+ * other controllers never notice.
+ */
+export class VhostController {
+  readonly name: string;
+  readonly socketPath: string;
+  readonly cpumask: string;
+  readonly device: VirtioDevice;
+  readonly coalescing: Coalescing = { delayBaseUs: 0, iopsThreshold: 0 };
+  readonly stats: ControllerStats = {
+    connections: 0,
+    disconnects: 0,
+    protocolErrors: 0,
+    requests: 0,
+    badChains: 0,
+    interrupts: 0,
+  };
+  /** Why the last connection ended or a queue broke (diagnostics, tests). */
+  lastError: string | null = null;
+
+  #listener: NativeListener | null;
+  #conn: NativeConnection | null = null;
+  #mem = new GuestMemory();
+  #queues: SplitQueue[] = [];
+  #setup: VringSetup[] = [];
+  #retired: Retired[] = [];
+  #features = 0n;
+  #protocol = 0n;
+  #owner = false;
+  /** A GET_VRING_BASE waiting for its queue's in-flight requests. */
+  #waitBase: { index: number } | null = null;
+  #pollers: Poller[] = [];
+  /** Per queue: an interrupt held back by coalescing; requests seen at the last rate sample; rate. */
+  #held: boolean[] = [];
+  #lastCount: number[] = [];
+  #rate: number[] = [];
+  #config = new Uint8Array(256);
+  #closed = false;
+
+  constructor(opts: ControllerOptions) {
+    this.name = opts.name;
+    this.socketPath = opts.socketPath;
+    this.cpumask = opts.cpumask ?? '';
+    this.device = opts.device;
+    this.#listener = listen(opts.socketPath);
+    this.#resetQueues();
+  }
+
+  /** Features offered in GET_FEATURES. */
+  get offeredFeatures(): bigint {
+    return TRANSPORT_FEATURES | this.device.deviceFeatures();
+  }
+
+  get features(): bigint {
+    return this.#features;
+  }
+
+  get connected(): boolean {
+    return this.#conn !== null;
+  }
+
+  get memory(): GuestMemory {
+    return this.#mem;
+  }
+
+  get queues(): readonly SplitQueue[] {
+    return this.#queues;
+  }
+
+  /** Requests handed to the device and not completed, over every queue (also retired ones). */
+  get inflight(): number {
+    let n = 0;
+    for (const q of this.#queues) n += q.inflight;
+    for (const r of this.#retired) for (const q of r.queues) n += q.inflight;
+    return n;
+  }
+
+  /** Register the pollers on the current reactor thread. */
+  start(): void {
+    if (this.#pollers.length > 0) return;
+    this.#pollers.push(registerPoller(() => this.pollQueues(), 0, `vhost_${this.name}_queues`));
+    this.#pollers.push(
+      registerPoller(() => this.pollControl(), CONTROL_PERIOD_US, `vhost_${this.name}_ctrl`),
+    );
+    this.#pollers.push(registerPoller(() => this.#sampleRates(), RATE_PERIOD_US, `vhost_${this.name}_rate`));
+  }
+
+  setCoalescing(c: Coalescing): void {
+    if (
+      !Number.isInteger(c.delayBaseUs) ||
+      c.delayBaseUs < 0 ||
+      !Number.isInteger(c.iopsThreshold) ||
+      c.iopsThreshold < 0
+    ) {
+      throw new VhostError('EINVAL', 'delay_base_us and iops_threshold must be non-negative integers');
+    }
+    this.coalescing.delayBaseUs = c.delayBaseUs;
+    this.coalescing.iopsThreshold = c.iopsThreshold;
+    const hadTimer = this.#pollers.length > 3;
+    if (hadTimer) this.#pollers.pop()?.unregister();
+    if (this.#pollers.length > 0 && c.delayBaseUs > 0) {
+      this.#pollers.push(
+        registerPoller(() => this.#flushHeld(), c.delayBaseUs, `vhost_${this.name}_coalesce`),
+      );
+    }
+    if (c.delayBaseUs === 0) this.#flushHeld();
+  }
+
+  /** Stop serving: drop the frontend, stop listening, unregister pollers (on the controller's thread). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#disconnect('controller deleted');
+    this.#listener?.close();
+    this.#listener = null;
+    for (const p of this.#pollers) p.unregister();
+    this.#pollers = [];
+    this.#releaseRetired();
+  }
+
+  // ---- queues ----------------------------------------------------------------------------
+
+  /** One pass over the queues: take new requests, publish completions, signal the driver. */
+  pollQueues(): number {
+    let work = 0;
+    const qs = this.#queues;
+    for (let i = 0; i < qs.length; i++) {
+      const q = qs[i];
+      if (!q.running) continue;
+      if (q.enabled) work += this.device.processQueue(q, QUEUE_BURST);
+      if (q.broken !== null) this.#queueBroke(q);
+      if (q.publish()) {
+        if (this.coalescing.delayBaseUs > 0 && this.#rate[i] > this.coalescing.iopsThreshold)
+          this.#held[i] = true;
+        else q.signal();
+        work++;
+      }
+    }
+    if (this.#retired.length > 0) this.#releaseRetired();
+    return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  #queueBroke(q: SplitQueue): void {
+    this.lastError = q.broken;
+    q.broken = null;
+    if (q.errFd >= 0) eventfdWrite(q.errFd);
+  }
+
+  #flushHeld(): number {
+    let n = 0;
+    for (let i = 0; i < this.#held.length; i++) {
+      if (!this.#held[i]) continue;
+      this.#held[i] = false;
+      this.#queues[i]?.signal();
+      n++;
+    }
+    return n > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  #sampleRates(): number {
+    for (let i = 0; i < this.#queues.length; i++) {
+      const r = this.#queues[i].stats.requests;
+      this.#rate[i] = ((r - this.#lastCount[i]) * 1e6) / RATE_PERIOD_US;
+      this.#lastCount[i] = r;
+    }
+    return POLLER_IDLE;
+  }
+
+  #releaseRetired(): void {
+    this.#retired = this.#retired.filter((r) => {
+      if (r.queues.some((q) => q.inflight > 0)) return true;
+      r.mem.clear();
+      return false;
+    });
+  }
+
+  #resetQueues(): void {
+    const n = this.#queueCount();
+    this.#queues = [];
+    this.#setup = [];
+    this.#held = [];
+    this.#lastCount = [];
+    this.#rate = [];
+    for (let i = 0; i < n; i++) {
+      this.#queues.push(new SplitQueue(i));
+      this.#setup.push({ num: 0, desc: 0, avail: 0, used: 0, addrSet: false, kicked: false });
+      this.#held.push(false);
+      this.#lastCount.push(0);
+      this.#rate.push(0);
+    }
+  }
+
+  #queueCount(): number {
+    // virtio-scsi adds its control and event queues to the request queues.
+    return this.device.kind === 'scsi' ? this.device.maxQueues + 2 : this.device.maxQueues;
+  }
+
+  // ---- control socket --------------------------------------------------------------------
+
+  /** Accept a frontend and handle its pending messages. */
+  pollControl(): number {
+    if (this.#listener === null) return POLLER_IDLE;
+    let work = 0;
+    try {
+      for (let k = 0; k < 4; k++) {
+        const c = this.#listener.accept();
+        if (c === null) break;
+        work++;
+        if (this.#conn !== null) {
+          c.close(); // One frontend at a time.
+        } else {
+          this.#conn = c;
+          this.stats.connections++;
+        }
+      }
+    } catch (e) {
+      this.lastError = `accept: ${(e as Error).message}`;
+    }
+    for (let k = 0; k < CONTROL_BURST && this.#conn !== null; k++) {
+      if (this.#waitBase !== null && !this.#finishVringBase()) break;
+      let m: VhostMessage | null;
+      try {
+        m = this.#conn.recv();
+      } catch (e) {
+        this.stats.protocolErrors++;
+        this.#disconnect((e as Error).message);
+        break;
+      }
+      if (m === null) {
+        if (this.#conn.closed) this.#disconnect('frontend closed the connection');
+        break;
+      }
+      work++;
+      this.#dispatch(m);
+    }
+    if (this.#waitBase !== null) this.#finishVringBase();
+    return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  #dispatch(m: VhostMessage): void {
+    const fds = m.fds;
+    let ok = true;
+    try {
+      ok = this.#handle(m);
+    } catch (e) {
+      const err = e as Error;
+      this.lastError = `request ${m.request}: ${err.message}`;
+      if (!(e instanceof VhostError) || e.code === 'EPROTO') {
+        this.stats.protocolErrors++;
+        for (const fd of fds) closeFd(fd);
+        this.#disconnect(this.lastError);
+        return;
+      }
+      ok = false;
+    }
+    if (
+      this.#conn !== null &&
+      !HAS_REPLY.has(m.request) &&
+      m.flags & MsgFlag.NeedReply &&
+      hasBit(this.#protocol, ProtocolFeature.ReplyAck)
+    ) {
+      this.#send({ request: m.request, flags: MsgFlag.Reply, fds: [], value: ok ? 0n : 1n });
+    }
+  }
+
+  #send(m: VhostMessage): void {
+    const c = this.#conn;
+    if (c === null) return;
+    try {
+      c.send(m);
+    } catch (e) {
+      this.#disconnect(`send: ${(e as Error).message}`);
+    }
+  }
+
+  #reply(req: number, fields: Partial<VhostMessage>): void {
+    this.#send({ request: req, flags: MsgFlag.Reply, fds: [], ...fields });
+  }
+
+  #vring(m: VhostMessage): number {
+    const i = m.index ?? -1;
+    if (i < 0 || i >= this.#queues.length) {
+      for (const fd of m.fds) closeFd(fd);
+      throw new VhostError('EPROTO', `vring index ${i} out of range (${this.#queues.length} queues)`);
+    }
+    return i;
+  }
+
+  /** Handle one message; false = failed (acked as failure when the frontend asked for acks). */
+  #handle(m: VhostMessage): boolean {
+    switch (m.request) {
+      case Req.GetFeatures:
+        this.#reply(m.request, { value: this.offeredFeatures });
+        return true;
+      case Req.SetFeatures: {
+        const f = m.value ?? 0n;
+        if ((f & ~this.offeredFeatures) !== 0n)
+          throw new VhostError('EPROTO', `features 0x${f.toString(16)} not offered`);
+        this.#features = f;
+        for (const q of this.#queues) {
+          q.eventIdx = hasBit(f, Feature.RingEventIdx);
+          q.indirect = hasBit(f, Feature.RingIndirectDesc);
+        }
+        return true;
+      }
+      case Req.GetProtocolFeatures:
+        this.#reply(m.request, { value: PROTOCOL_FEATURES });
+        return true;
+      case Req.SetProtocolFeatures: {
+        const f = m.value ?? 0n;
+        if ((f & ~PROTOCOL_FEATURES) !== 0n)
+          throw new VhostError('EPROTO', `protocol features 0x${f.toString(16)} not offered`);
+        this.#protocol = f;
+        return true;
+      }
+      case Req.SetOwner:
+        this.#owner = true;
+        return true;
+      case Req.ResetOwner:
+        this.#stopAll();
+        this.#owner = false;
+        return true;
+      case Req.GetQueueNum:
+        this.#reply(m.request, { value: BigInt(this.#queues.length) });
+        return true;
+      case Req.GetMaxMemSlots:
+        this.#reply(m.request, { value: BigInt(MAX_MEM_SLOTS) });
+        return true;
+      case Req.SetMemTable:
+        return this.#setMemTable(m);
+      case Req.AddMemReg:
+        return this.#addMemReg(m);
+      case Req.RemMemReg:
+        return this.#remMemReg(m);
+      case Req.SetVringNum: {
+        const i = this.#vring(m);
+        this.#setup[i].num = m.num ?? 0;
+        return true;
+      }
+      case Req.SetVringAddr: {
+        const i = this.#vring(m);
+        const a = m.addr;
+        if (a === undefined) throw new VhostError('EPROTO', 'SET_VRING_ADDR without addresses');
+        const s = this.#setup[i];
+        s.desc = a.desc;
+        s.avail = a.avail;
+        s.used = a.used;
+        s.addrSet = true;
+        return true;
+      }
+      case Req.SetVringBase: {
+        const i = this.#vring(m);
+        const q = this.#queues[i];
+        if (q.running) throw new VhostError('EPROTO', `SET_VRING_BASE on running queue ${i}`);
+        q.lastAvail = (m.num ?? 0) & 0xffff;
+        q.usedIdx = q.lastAvail;
+        return true;
+      }
+      case Req.GetVringBase: {
+        const i = this.#vring(m);
+        // No new requests; those in flight complete into the ring, then it stops.
+        this.#queues[i].draining = true;
+        this.#setup[i].kicked = false;
+        this.#waitBase = { index: i };
+        this.#finishVringBase();
+        return true;
+      }
+      case Req.SetVringKick:
+        return this.#setKick(m);
+      case Req.SetVringCall:
+      case Req.SetVringErr: {
+        const i = this.#vring(m);
+        const q = this.#queues[i];
+        const fd = m.nofd ? -1 : m.fds[0];
+        if (m.request === Req.SetVringCall) {
+          closeFd(q.callFd);
+          q.callFd = fd;
+        } else {
+          closeFd(q.errFd);
+          q.errFd = fd;
+        }
+        return true;
+      }
+      case Req.SetVringEnable: {
+        const i = this.#vring(m);
+        this.#queues[i].enabled = (m.num ?? 0) !== 0;
+        return true;
+      }
+      case Req.GetConfig: {
+        const c = m.config;
+        if (c === undefined) throw new VhostError('EPROTO', 'GET_CONFIG without payload');
+        const n = this.device.readConfig(this.#config);
+        const data = Buffer.alloc(c.size);
+        if (c.offset < n) data.set(this.#config.subarray(c.offset, Math.min(n, c.offset + c.size)));
+        this.#reply(m.request, { config: { offset: c.offset, size: c.size, flags: c.flags, data } });
+        return true;
+      }
+      case Req.SetConfig: {
+        const c = m.config;
+        if (c === undefined) throw new VhostError('EPROTO', 'SET_CONFIG without payload');
+        this.device.writeConfig(c.offset, c.data);
+        return true;
+      }
+      default:
+        // Not negotiated (log, inflight, backend channel, status...): refuse, keep the fds closed.
+        for (const fd of m.fds) closeFd(fd);
+        return false;
+    }
+  }
+
+  #finishVringBase(): boolean {
+    const w = this.#waitBase;
+    if (w === null) return true;
+    const q = this.#queues[w.index];
+    if (q.inflight > 0) return false;
+    this.#waitBase = null;
+    if (q.publish()) q.signal();
+    q.stop();
+    // The ring is stopped: the kick fd goes (the spec), the indices are the reply.
+    closeFd(q.kickFd);
+    q.kickFd = -1;
+    this.#reply(Req.GetVringBase, { index: w.index, num: q.lastAvail });
+    return true;
+  }
+
+  #setKick(m: VhostMessage): boolean {
+    const i = this.#vring(m);
+    const q = this.#queues[i];
+    closeFd(q.kickFd);
+    q.kickFd = m.nofd ? -1 : m.fds[0];
+    const s = this.#setup[i];
+    s.kicked = true;
+    // Without protocol features a ring is enabled as soon as it starts.
+    if (!hasBit(this.#features, Feature.ProtocolFeatures)) q.enabled = true;
+    return this.#startQueue(i);
+  }
+
+  #startQueue(i: number): boolean {
+    const q = this.#queues[i];
+    const s = this.#setup[i];
+    if (!s.kicked || !s.addrSet) return false;
+    const desc = this.#mem.uvaToGpa(s.desc, 16 * s.num);
+    const avail = this.#mem.uvaToGpa(s.avail, 6 + 2 * s.num);
+    const used = this.#mem.uvaToGpa(s.used, 6 + 8 * s.num);
+    if (desc < 0 || avail < 0 || used < 0) {
+      this.lastError = `queue ${i}: ring not in guest memory`;
+      q.running = false;
+      return false;
+    }
+    q.eventIdx = hasBit(this.#features, Feature.RingEventIdx);
+    q.indirect = hasBit(this.#features, Feature.RingIndirectDesc);
+    const why = q.start(this.#mem, s.num, { desc, avail, used });
+    if (why !== null) {
+      this.lastError = why;
+      return false;
+    }
+    this.device.queueStarted(q, this.#features);
+    return true;
+  }
+
+  #setMemTable(m: VhostMessage): boolean {
+    const regions = m.regions ?? [];
+    const mem = new GuestMemory();
+    try {
+      regions.forEach((r, k) => {
+        mem.addFromFd(m.fds[k], r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset);
+      });
+    } catch (e) {
+      mem.clear();
+      throw e;
+    } finally {
+      for (const fd of m.fds) closeFd(fd);
+    }
+    this.#replaceMemory(mem);
+    return true;
+  }
+
+  /** Swap in new memory; requests in flight keep the old mapping until they complete. */
+  #replaceMemory(mem: GuestMemory): void {
+    const old = this.#mem;
+    this.#mem = mem;
+    this.#retired.push({ queues: [...this.#queues], mem: old });
+    // Running rings are re-located in the new table.
+    for (let i = 0; i < this.#queues.length; i++) if (this.#queues[i].running) this.#startQueue(i);
+    this.#releaseRetired();
+  }
+
+  #addMemReg(m: VhostMessage): boolean {
+    const r = m.regions?.[0];
+    const fd = m.fds[0];
+    try {
+      if (r === undefined) throw new VhostError('EPROTO', 'ADD_MEM_REG without a region');
+      this.#mem.addFromFd(fd, r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset);
+    } finally {
+      closeFd(fd);
+    }
+    for (let i = 0; i < this.#queues.length; i++)
+      if (this.#setup[i].kicked && !this.#queues[i].running) this.#startQueue(i);
+    return true;
+  }
+
+  #remMemReg(m: VhostMessage): boolean {
+    for (const fd of m.fds) closeFd(fd);
+    const r = m.regions?.[0];
+    if (r === undefined) throw new VhostError('EPROTO', 'REM_MEM_REG without a region');
+    const gone = this.#mem.detach(r.guestPhysAddr, r.memorySize);
+    if (gone === null) return false;
+    // In-flight requests may still use it: unmap once they are done.
+    const mem = new GuestMemory();
+    mem.adopt(gone);
+    this.#retired.push({ queues: [...this.#queues], mem });
+    for (let i = 0; i < this.#queues.length; i++) if (this.#queues[i].running) this.#startQueue(i);
+    this.#releaseRetired();
+    return true;
+  }
+
+  #stopAll(): void {
+    for (const q of this.#queues) {
+      q.stop();
+      closeFd(q.kickFd);
+      closeFd(q.callFd);
+      closeFd(q.errFd);
+      q.kickFd = q.callFd = q.errFd = -1;
+    }
+    this.#retired.push({ queues: this.#queues, mem: this.#mem });
+    this.#mem = new GuestMemory();
+    this.#resetQueues();
+    this.device.reset();
+    this.#waitBase = null;
+    this.#releaseRetired();
+  }
+
+  #disconnect(why: string): void {
+    if (this.#conn === null) return;
+    this.lastError = why;
+    this.stats.disconnects++;
+    this.#conn.close();
+    this.#conn = null;
+    this.#stopAll();
+    this.#features = 0n;
+    this.#protocol = 0n;
+    this.#owner = false;
+  }
+
+  /** What vhost_get_controllers reports. */
+  info(): Record<string, unknown> {
+    return {
+      ctrlr: this.name,
+      cpumask: this.cpumask,
+      socket: this.socketPath,
+      connected: this.connected,
+      owner: this.#owner,
+      delay_base_us: this.coalescing.delayBaseUs,
+      iops_threshold: this.coalescing.iopsThreshold,
+      queues: this.#queues.map((q) => ({
+        index: q.index,
+        size: q.size,
+        running: q.running,
+        enabled: q.enabled,
+        requests: q.stats.requests,
+        bad_chains: q.stats.badChains,
+        interrupts: q.stats.interrupts,
+        inflight: q.inflight,
+      })),
+    };
+  }
+}

@@ -1,0 +1,27 @@
+/** Stable error codes of the vhost layer. */
+export type VhostErrorCode =
+  /** A parameter is out of range or malformed. */
+  | 'EINVAL'
+  /** A controller or target with that name already exists. */
+  | 'EEXIST'
+  /** No such controller, target or backend. */
+  | 'ENOENT'
+  /** The controller is serving a frontend, or I/O is outstanding. */
+  | 'EBUSY'
+  /** The frontend broke the vhost-user protocol; the connection is dropped. */
+  | 'EPROTO'
+  /** The guest broke the virtio ring rules; the queue (device) is marked broken. */
+  | 'EBROKEN'
+  /** The peer went away. */
+  | 'ENOTCONN'
+  /** A native call failed (the message carries its own errno code). */
+  | 'ENATIVE';
+
+export class VhostError extends Error {
+  readonly code: VhostErrorCode;
+  constructor(code: VhostErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VhostError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,64 @@
+import { RamBackend } from '@storkit/scsi';
+import { IoStatus } from '@storkit/scsi/backend';
+import { expect } from 'chai';
+
+import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
+import { harness, io, pattern, pumper, sockPath, until } from './helpers.js';
+
+describe('virtio-user initiator against the vhost-blk controller (one process)', () => {
+  it('writes, reads back, flushes, discards and zeroes through the rings on several queues', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 8192 });
+    const path = sockPath('blk');
+    const ctrl = new VhostController({
+      name: 'vhost.0',
+      socketPath: path,
+      device: new BlkDevice(ram, { numQueues: 2 }),
+    });
+    ctrl.start();
+    try {
+      const dev = await VirtioUserBlk.attach({
+        path,
+        name: 'VirtioUser0',
+        numQueues: 2,
+        queueSize: 16,
+        pump: pumper(h),
+      });
+      expect(dev.queueCount).to.equal(2);
+      expect(dev.numBlocks).to.equal(8192);
+      expect(dev.blockSize).to.equal(512);
+      expect(ctrl.connected).to.equal(true);
+      const data = pattern(8192, 1);
+      expect(
+        await io(h, (cb) => dev.writev([data.subarray(0, 4096), data.subarray(4096)], 100, 16, cb)),
+      ).to.equal(IoStatus.Success);
+      expect(Buffer.from(ram.data.subarray(100 * 512, 116 * 512)).equals(Buffer.from(data))).to.equal(true);
+      const back = new Uint8Array(8192);
+      expect(await io(h, (cb) => dev.readv([back], 100, 16, cb))).to.equal(IoStatus.Success);
+      expect(Buffer.from(back).equals(Buffer.from(data))).to.equal(true);
+      expect(await io(h, (cb) => dev.flush(0, 0, cb))).to.equal(IoStatus.Success);
+      expect(await io(h, (cb) => dev.writeZeroes(100, 8, cb))).to.equal(IoStatus.Success);
+      expect(ram.data.subarray(100 * 512, 108 * 512).every((b) => b === 0)).to.equal(true);
+      expect(await io(h, (cb) => dev.unmap(108, 8, cb))).to.equal(IoStatus.Success);
+      // Many at once: more than a queue's depth, spread over both queues.
+      let done = 0;
+      let failed = 0;
+      for (let i = 0; i < 24; i++) {
+        const b = pattern(512, i + 10);
+        dev.writev([b], 1000 + i, 1, (s) => {
+          done++;
+          if (s !== IoStatus.Success && s !== IoStatus.NoMem) failed++;
+        });
+      }
+      await until(h, () => done === 24, 'batch');
+      expect(failed).to.equal(0);
+      expect(ctrl.queues[0].stats.requests).to.be.greaterThan(0);
+      expect(ctrl.queues[1].stats.requests).to.be.greaterThan(0);
+      dev.detach();
+      await until(h, () => !ctrl.connected, 'disconnect');
+    } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
