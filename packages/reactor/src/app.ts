@@ -60,8 +60,16 @@ export class App extends EventEmitter {
   readonly done: Promise<AppResult>;
   #resolve!: (r: AppResult) => void;
   #stopping: Promise<AppResult> | null = null;
+  #terminating = false;
+  #lateError: string | undefined;
   #signals: (() => void) | null = null;
   readonly #timeoutMs: number;
+  // Rejects when a worker fails or exits before the shutdown is through: every shutdown step races
+  // it, so a dead reactor ends the wait at once instead of at the timeout.
+  #died!: (reason: Error) => void;
+  readonly #death = new Promise<never>((_, reject) => {
+    this.#died = reject;
+  });
 
   /** @internal use startApp */
   constructor(cores: number[], workers: Worker[], timeoutMs: number) {
@@ -73,6 +81,12 @@ export class App extends EventEmitter {
     this.done = new Promise((r) => {
       this.#resolve = r;
     });
+    this.#death.catch(() => {});
+  }
+
+  #fail(message: string): void {
+    this.#died(new ReactorError('EWORKER', message));
+    void this.stop(1, message);
   }
 
   /** @internal */
@@ -80,12 +94,12 @@ export class App extends EventEmitter {
     for (const w of this.workers) {
       w.on('message', (e: WorkerEvent) => {
         if (e?.storkit === 'stop') void this.stop(e.rc);
-        else if (e?.storkit === 'fatal') void this.stop(1, e.message);
+        else if (e?.storkit === 'fatal') this.#fail(e.message);
         else if (e?.storkit === 'report') this.emit('report', e.value, e.reactor);
       });
-      w.on('error', (e) => void this.stop(1, e.stack ?? e.message));
+      w.on('error', (e) => this.#fail(e.stack ?? e.message));
       w.on('exit', (code) => {
-        if (this.#stopping === null) void this.stop(1, `reactor worker exited early with code ${code}`);
+        if (!this.#terminating) this.#fail(`reactor worker exited early with code ${code}`);
       });
     }
     if (signals) {
@@ -134,7 +148,10 @@ export class App extends EventEmitter {
    * and the workers end. Idempotent: later calls get the first call's result.
    */
   stop(code = 0, error?: string): Promise<AppResult> {
-    if (this.#stopping !== null) return this.#stopping;
+    if (this.#stopping !== null) {
+      if (error !== undefined) this.#lateError ??= error;
+      return this.#stopping;
+    }
     this.#stopping = this.#shutdown(code, error).then((r) => {
       this.#signals?.();
       this.#resolve(r);
@@ -148,32 +165,33 @@ export class App extends EventEmitter {
     const alive = this.workers.map((w) => w.threadId !== -1);
     const live = this.reactors.filter((_, i) => alive[i]);
     try {
-      await withTimeout(Promise.all(live.map((r) => r.fini())), this.#timeoutMs, 'subsystem fini');
-      const left = await withTimeout(
-        Promise.all(live.map((r) => r.drain(this.#timeoutMs))),
-        this.#timeoutMs * 2,
-        'thread drain',
-      );
+      const ms = this.#timeoutMs;
+      await withTimeout(Promise.all(live.map((r) => r.fini())), ms, 'subsystem fini', this.#death);
+      const drained = Promise.all(live.map((r) => r.drain(ms)));
+      const left = await withTimeout(drained, ms * 2, 'thread drain', this.#death);
       for (const l of left) leaked.push(...l);
-      await withTimeout(Promise.all(live.map((r) => r.stopLoop())), this.#timeoutMs, 'loop stop');
+      await withTimeout(Promise.all(live.map((r) => r.stopLoop())), ms, 'loop stop', this.#death);
     } catch (e) {
       code = code || 1;
       error = error ?? (e instanceof Error ? e.message : String(e));
     }
+    this.#terminating = true;
     for (const r of this.reactors) r[Comlink.releaseProxy]();
     await Promise.all(this.workers.map((w) => w.terminate()));
+    error ??= this.#lateError;
+    if (error !== undefined) code = code || 1;
     const result: AppResult = { code, leaked };
     if (error !== undefined) result.error = error;
     return result;
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, death: Promise<never>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ReactorError('EWORKER', `${what} did not finish in ${ms} ms`)), ms);
   });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return Promise.race([p, t, death]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -30,6 +30,7 @@ export {
 } from './io-channel.js';
 export type { LoopOptions } from './loop.js';
 export type { MsgFn } from './msg-queue.js';
+export { type OffloadOptions, OffloadPool } from './offload.js';
 export { POLLER_BUSY, POLLER_IDLE, Poller, type PollerFn } from './poller.js';
 export {
   appReport,
