@@ -835,7 +835,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.Uring = nativeBinding.Uring
 module.exports.VhostConnection = nativeBinding.VhostConnection
 module.exports.VhostListener = nativeBinding.VhostListener
 module.exports.cpuCount = nativeBinding.cpuCount
@@ -866,6 +865,16 @@ module.exports.threadId = nativeBinding.threadId
 module.exports.tickRate = nativeBinding.tickRate
 module.exports.ticks = nativeBinding.ticks
 module.exports.tickSource = nativeBinding.tickSource
+module.exports.uringAddRegion = nativeBinding.uringAddRegion
+module.exports.uringClose = nativeBinding.uringClose
+module.exports.uringCreate = nativeBinding.uringCreate
+module.exports.uringExchange = nativeBinding.uringExchange
+module.exports.uringInflight = nativeBinding.uringInflight
+module.exports.uringReap = nativeBinding.uringReap
+module.exports.uringRemoveRegion = nativeBinding.uringRemoveRegion
+module.exports.uringSqEntries = nativeBinding.uringSqEntries
+module.exports.uringSubmit = nativeBinding.uringSubmit
+module.exports.uringWait = nativeBinding.uringWait
 module.exports.vhostCloseFd = nativeBinding.vhostCloseFd
 module.exports.vhostEventfd = nativeBinding.vhostEventfd
 module.exports.vhostEventfdRead = nativeBinding.vhostEventfdRead

@@ -108,6 +108,10 @@ impl Ring {
         self.ring.params().sq_entries()
     }
 
+    pub fn cq_entries(&self) -> u32 {
+        self.ring.params().cq_entries()
+    }
+
     pub fn inflight(&self) -> u32 {
         self.inflight
     }

@@ -26,7 +26,7 @@ export type UringCompletion = (userData: number, result: number) => void;
  * completes exactly once through `reap`; errors of the I/O itself are negative results.
  */
 export class Uring {
-  readonly #ring: InstanceType<typeof binding.Uring>;
+  readonly #ring: ReturnType<typeof binding.uringCreate>;
   readonly #descs: Float64Array;
   readonly #cq: Float64Array;
   #prepared = 0;
@@ -39,23 +39,27 @@ export class Uring {
 
   constructor(entries = 128) {
     try {
-      this.#ring = new binding.Uring(entries);
+      this.#ring = binding.uringCreate(entries);
     } catch (e) {
       throw toNativeError(e);
     }
-    this.batchSize = this.#ring.sqEntries;
-    this.#descs = new Float64Array(this.batchSize * DESC_WORDS);
-    this.#cq = new Float64Array(this.batchSize * 2 * 2);
+    this.batchSize = binding.uringSqEntries(this.#ring);
+    // Descriptors and completions live in the ring's own exchange buffer, so submit and
+    // reap pass no arrays across napi.
+    const exchange = binding.uringExchange(this.#ring);
+    const descWords = this.batchSize * DESC_WORDS;
+    this.#descs = new Float64Array(exchange, 0, descWords);
+    this.#cq = new Float64Array(exchange, descWords * 8);
   }
 
   /** Let the ring do I/O into `region`; returns the slot to name it by. */
   addRegion(region: MappedRegion): number {
-    return native(() => this.#ring.addRegion(region.handle));
+    return native(() => binding.uringAddRegion(this.#ring, region.handle));
   }
 
   /** Forget a region slot. Throws EBUSY while I/O is in flight. */
   removeRegion(slot: number): void {
-    native(() => this.#ring.removeRegion(slot));
+    native(() => binding.uringRemoveRegion(this.#ring, slot));
   }
 
   /** Prepare a read of `len` bytes at `fileOffset` into (slot, offset). False if the batch is full. */
@@ -116,7 +120,7 @@ export class Uring {
     if (n === 0) return 0;
     let accepted: number;
     try {
-      accepted = this.#ring.submit(this.#descs, n);
+      accepted = binding.uringSubmit(this.#ring, n);
     } catch (e) {
       this.#prepared = 0;
       throw toNativeError(e);
@@ -140,7 +144,7 @@ export class Uring {
         total++;
         onComplete(cq[i], cq[i + 1]);
       }
-      const n = this.#ring.reap(cq);
+      const n = binding.uringReap(this.#ring);
       this.#cqNext = 0;
       this.#cqEnd = n;
       if (n === 0) return total;
@@ -149,19 +153,19 @@ export class Uring {
 
   /** Block the thread until `min` completions are ready (tests and shutdown, not pollers). */
   wait(min = 1): void {
-    native(() => this.#ring.wait(min));
+    native(() => binding.uringWait(this.#ring, min));
   }
 
   /** Submitted I/Os not yet reaped. */
   get inflight(): number {
-    return this.#ring.inflight;
+    return binding.uringInflight(this.#ring);
   }
 
   /** Wait for in-flight I/O to finish, then release the ring and its regions. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#ring.close();
+    binding.uringClose(this.#ring);
   }
 
   [Symbol.dispose](): void {
