@@ -12,7 +12,7 @@ export const Queue = { NONE: 0, NOMEM: 1, QOS: 2, LOCKED: 3, DEFERRED: 4, RESET:
 export type Queue = (typeof Queue)[keyof typeof Queue];
 
 /** What an internal parent I/O is doing with its children. */
-export const Role = { NONE: 0, SPLIT: 1, CAW: 2, COMPARE_EMU: 3, ABORT: 4 } as const;
+export const Role = { NONE: 0, SPLIT: 1, CAW: 2, COMPARE_EMU: 3, ABORT: 4, LOCK: 5 } as const;
 export type Role = (typeof Role)[keyof typeof Role];
 
 /**

@@ -2,7 +2,8 @@
 export { Bdev, type BdevFnTable, type BdevInit, type BdevModule } from './bdev.js';
 export { BdevIo } from './bdev-io.js';
 export * from './index.js';
-export { bdevIoComplete, iovsEqual } from './io-path.js';
+export { bdevIoComplete, iovsEqual, nowTicks } from './io-path.js';
+export { bdevLockLbaRange, bdevUnlockLbaRange } from './range-lock.js';
 export {
   bdevModuleClaimBdev,
   bdevModuleRegister,

@@ -4,10 +4,10 @@
 // channel holds back new overlapping writes (except the lock owner's) until the unlock walk.
 // Every walk visits channels in the same order, so overlapping lockers cannot deadlock.
 import { type ChannelIter, defineChannelIterator, forEachChannelGlobal } from '@storkit/reactor';
-import type { BdevIo } from './bdev-io.js';
+import { type BdevIo, Role } from './bdev-io.js';
 import type { BdevChannel } from './channel.js';
 import { cawStep, finishIo, submitLocked } from './io-path.js';
-import { isWriteType } from './types.js';
+import { type IoCb, IoStatus, IoType, isWriteType } from './types.js';
 
 /** A locked range as one channel sees it. */
 export interface RangeLock {
@@ -145,6 +145,10 @@ function lockDone(_status: number, arg: LockArg): void {
 
 /** @internal */
 export function cawLocked(io: BdevIo): void {
+  if (io.role === Role.LOCK) {
+    io.cb?.(IoStatus.SUCCESS, io.cbArg);
+    return;
+  }
   cawStep(io);
 }
 
@@ -163,5 +167,45 @@ function unlockDone(_status: number, arg: LockArg): void {
   const io = pendingUnlock.get(arg.id);
   if (io === undefined) return;
   pendingUnlock.delete(arg.id);
+  if (io.role === Role.LOCK) {
+    const cb = io.cb;
+    const cbArg = io.cbArg;
+    io.ch.putIo(io);
+    cb?.(IoStatus.SUCCESS, cbArg);
+    if (io.ch.ioWait.head !== null) io.ch.runIoWaits();
+    return;
+  }
   finishIo(io, io.childStatus);
+}
+
+/**
+ * Lock blocks [offset, offset+num) of the bdev against writers on every channel and reactor
+ * (SPDK's bdev_lock_lba_range, for modules such as raid rebuild). `ch` is a channel of `bdev` on
+ * the current thread. `cb(SUCCESS, arg)` runs once the range is held; the returned handle goes to
+ * bdevUnlockLbaRange. Returns null when the channel has no free bdev_io (retry later).
+ */
+export function bdevLockLbaRange<A>(
+  ch: BdevChannel,
+  offset: number,
+  num: number,
+  cb: IoCb<A>,
+  arg: A,
+): BdevIo | null {
+  const io = ch.getIo();
+  if (io === null) return null;
+  io.type = IoType.WRITE;
+  io.role = Role.LOCK;
+  io.offsetBlocks = offset;
+  io.numBlocks = num;
+  io.cb = cb as IoCb<unknown>;
+  io.cbArg = arg;
+  rangeLockAcquire(io);
+  return io;
+}
+
+/** Release a range locked by bdevLockLbaRange; `cb(SUCCESS, arg)` once every channel let go. */
+export function bdevUnlockLbaRange<A>(lock: BdevIo, cb: IoCb<A>, arg: A): void {
+  lock.cb = cb as IoCb<unknown>;
+  lock.cbArg = arg;
+  lockRelease(lock);
 }

@@ -72,3 +72,12 @@ export function until(h: TestHarness, pred: () => boolean, stepUs = 10, maxRound
   }
   throw new Error('condition not reached');
 }
+
+/** Submit one I/O through `submit(cb, arg)` and poll (advancing fake time) until it completes. */
+export function run(h: TestHarness, submit: (cb: typeof record, d: Done) => number, stepUs = 10): IoStatus {
+  const d = done();
+  const rc = submit(record, d);
+  if (rc !== 0) throw new Error(`submit returned ${rc}`);
+  until(h, () => d.n > 0, stepUs);
+  return d.status as IoStatus;
+}

@@ -2,6 +2,37 @@
 // method and parameter names. Each create returns { name, replay }: run the same function with
 // `replay` on every other reactor (same uuid, shared memory handles) to create that reactor's
 // instance of the bdev.
+
+export {
+  bdevDelayCreate,
+  bdevDelayDelete,
+  bdevDelayUpdateLatency,
+  type DelayCreateParams,
+  delayModule,
+} from './delay.js';
+export {
+  bdevErrorCreate,
+  bdevErrorDelete,
+  bdevErrorInjectError,
+  type ErrorInjectParams,
+  errorModule,
+} from './error.js';
 export { bdevMallocCreate, bdevMallocDelete, type MallocCreateParams, mallocModule } from './malloc.js';
 export { bdevNullCreate, bdevNullDelete, bdevNullResize, type NullCreateParams, nullModule } from './null.js';
 export type { Created } from './params.js';
+export {
+  bdevPassthruCreate,
+  bdevPassthruDelete,
+  type PassthruCreateParams,
+  passthruModule,
+} from './passthru.js';
+export {
+  bdevRaidAddBaseBdev,
+  bdevRaidCreate,
+  bdevRaidDelete,
+  bdevRaidGetBdevs,
+  bdevRaidRemoveBaseBdev,
+  type RaidCreateParams,
+  raidModule,
+} from './raid.js';
+export { bdevSplitCreate, bdevSplitDelete, type SplitCreateParams, splitModule } from './split.js';

@@ -1,0 +1,169 @@
+import type { TestHarness } from '@storkit/reactor/testing';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  bdevAbort,
+  bdevClose,
+  bdevGetByName,
+  bdevGetIoChannel,
+  bdevOpenExt,
+  bdevRead,
+  bdevReadv,
+  bdevSetTimeout,
+  bdevUnmap,
+  bdevWrite,
+  bdevWritev,
+  IoStatus,
+} from '../src/index.js';
+import {
+  bdevDelayCreate,
+  bdevDelayDelete,
+  bdevDelayUpdateLatency,
+  bdevErrorCreate,
+  bdevErrorDelete,
+  bdevErrorInjectError,
+  bdevMallocCreate,
+  bdevMallocDelete,
+  bdevPassthruCreate,
+  bdevPassthruDelete,
+  bdevRaidAddBaseBdev,
+  bdevRaidCreate,
+  bdevRaidDelete,
+  bdevRaidGetBdevs,
+  bdevSplitCreate,
+  bdevSplitDelete,
+} from '../src/modules/index.js';
+import { harness, open, pattern, run, until } from './helpers.js';
+
+function writeRead(h: TestHarness, name: string, offset: number, blocks: number, seed: number): void {
+  const o = open(name);
+  const bs = o.desc.bdev.blockSize;
+  const data = pattern(blocks * bs, seed);
+  expect(run(h, (cb, d) => bdevWrite(o.desc, o.ch, data, offset, blocks, cb, d))).to.equal(IoStatus.SUCCESS);
+  const back = new Uint8Array(blocks * bs);
+  expect(run(h, (cb, d) => bdevRead(o.desc, o.ch, back, offset, blocks, cb, d))).to.equal(IoStatus.SUCCESS);
+  expect(Buffer.from(back).equals(Buffer.from(data))).to.equal(true);
+  o.close();
+}
+
+function readBlocks(h: TestHarness, name: string, offset: number, blocks: number): Uint8Array {
+  const o = open(name, false);
+  const back = new Uint8Array(blocks * o.desc.bdev.blockSize);
+  expect(run(h, (cb, d) => bdevRead(o.desc, o.ch, back, offset, blocks, cb, d))).to.equal(IoStatus.SUCCESS);
+  o.close();
+  return back;
+}
+
+function teardown(h: TestHarness, del: ((cb: () => void) => void)[]): void {
+  for (const f of del) {
+    let ok = false;
+    f(() => {
+      ok = true;
+    });
+    until(h, () => ok);
+  }
+  h.close();
+}
+
+describe('bdev modules', () => {
+  it('split: parts map onto the base; a config waits for its base (examine)', () => {
+    const h = harness();
+    expect(bdevSplitCreate({ base_bdev: 'SB', split_count: 4 })).to.deep.equal([]);
+    bdevMallocCreate({ name: 'SB', num_blocks: 64, block_size: 512 });
+    h.pollThreads();
+    expect(bdevGetByName('SBp3')?.numBlocks).to.equal(16);
+    expect(() =>
+      bdevWrite(open('SB').desc, null as never, new Uint8Array(512), 0, 1, () => {}, null),
+    ).to.throw(/EPERM|claimed/);
+    writeRead(h, 'SBp1', 2, 3, 11);
+    const base = readBlocks(h, 'SB', 18, 3);
+    expect(Buffer.from(base).equals(Buffer.from(pattern(1536, 11)))).to.equal(true);
+    expect(() => bdevSplitCreate({ base_bdev: 'SB', split_count: 0 })).to.throw(/split_count must be >= 1/);
+    teardown(h, [
+      (cb) => bdevSplitDelete({ base_bdev: 'SB' }, cb),
+      (cb) => bdevMallocDelete({ name: 'SB' }, cb),
+    ]);
+  });
+
+  it('passthru forwards unchanged and goes away with its base', () => {
+    const h = harness();
+    bdevMallocCreate({ name: 'PB', num_blocks: 32, block_size: 4096 });
+    bdevPassthruCreate({ base_bdev_name: 'PB', name: 'PT' });
+    writeRead(h, 'PT', 5, 2, 3);
+    expect(Buffer.from(readBlocks(h, 'PB', 5, 2)).equals(Buffer.from(pattern(8192, 3)))).to.equal(true);
+    let gone = false;
+    bdevMallocDelete({ name: 'PB' }, () => {
+      gone = true;
+    });
+    until(h, () => gone);
+    expect(bdevGetByName('PT')).to.equal(undefined);
+    teardown(h, [(cb) => bdevPassthruDelete({ name: 'PT' }, cb)]);
+  });
+
+  it('delay: average and p99 latencies, update_latency, and abort of a delayed I/O after a timeout', () => {
+    const h = harness();
+    bdevMallocCreate({ name: 'DB', num_blocks: 64, block_size: 512 });
+    bdevDelayCreate({
+      base_bdev_name: 'DB',
+      name: 'DL',
+      avg_read_latency: 100,
+      p99_read_latency: 1000,
+      avg_write_latency: 200,
+      p99_write_latency: 2000,
+    });
+    expect(() =>
+      bdevDelayCreate({
+        base_bdev_name: 'DB',
+        name: 'X',
+        avg_read_latency: 10,
+        p99_read_latency: 5,
+        avg_write_latency: 0,
+        p99_write_latency: 0,
+      }),
+    ).to.throw(/p99_read_latency/);
+    const o = open('DL');
+    const buf = new Uint8Array(512);
+    const lat: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const t0 = h.nowUs;
+      run(h, (cb, d) => bdevRead(o.desc, o.ch, buf, i % 64, 1, cb, d), 10);
+      lat.push(h.nowUs - t0);
+    }
+    expect(lat.slice(0, 99).every((l) => l >= 100 && l <= 120)).to.equal(true);
+    expect(lat[99]).to.be.within(1000, 1020);
+    const t0 = h.nowUs;
+    run(h, (cb, d) => bdevWrite(o.desc, o.ch, buf, 0, 1, cb, d), 10);
+    expect(h.nowUs - t0).to.be.within(200, 220);
+    bdevDelayUpdateLatency({ delay_bdev_name: 'DL', latency_type: 'avg_write', latency_us: 50 });
+    const t1 = h.nowUs;
+    run(h, (cb, d) => bdevWrite(o.desc, o.ch, buf, 0, 1, cb, d), 10);
+    expect(h.nowUs - t1).to.be.within(50, 70);
+    expect(() =>
+      bdevDelayUpdateLatency({ delay_bdev_name: 'DL', latency_type: 'avg_read', latency_us: 5000 }),
+    ).to.throw(/p99_read/);
+    o.close();
+    // Timeout + abort: a read delayed 50 ms, timeout 5 ms.
+    bdevDelayUpdateLatency({ delay_bdev_name: 'DL', latency_type: 'p99_read', latency_us: 50_000 });
+    bdevDelayUpdateLatency({ delay_bdev_name: 'DL', latency_type: 'avg_read', latency_us: 50_000 });
+    const desc = bdevOpenExt('DL', false, () => {});
+    const timedOut: unknown[] = [];
+    const aborts: IoStatus[] = [];
+    const res = { status: 0 as number };
+    bdevSetTimeout(desc, 5000, (_c, io) => {
+      timedOut.push(io.cbArg);
+      bdevAbort(desc, ch, io.cbArg, (st: IoStatus) => aborts.push(st), null);
+    });
+    const ch = bdevGetIoChannel(desc);
+    const t2 = h.nowUs;
+    bdevRead(desc, ch, buf, 0, 1, (st: IoStatus, r: typeof res) => (r.status = st), res);
+    until(h, () => res.status !== 0, 100);
+    h.pollThreads();
+    expect(res.status).to.equal(IoStatus.ABORTED);
+    expect(timedOut).to.deep.equal([res]);
+    expect(aborts).to.deep.equal([IoStatus.SUCCESS]);
+    expect(h.nowUs - t2).to.be.within(5000, 7000);
+    ch.put();
+    bdevClose(desc);
+    teardown(h, [(cb) => bdevDelayDelete({ name: 'DL' }, cb), (cb) => bdevMallocDelete({ name: 'DB' }, cb)]);
+  });
+});
