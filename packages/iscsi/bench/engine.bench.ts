@@ -20,7 +20,8 @@ let pdusOut = 0;
 let resolveBatch: (() => void) | null = null;
 const conn = target.accept(
   {
-    write: () => {
+    write: (_pdu, flushed) => {
+      flushed();
       if (++pdusOut === BATCH && resolveBatch) resolveBatch();
     },
     close: () => {},

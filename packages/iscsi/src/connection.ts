@@ -3,6 +3,7 @@
  * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
  */
 import { Asc, DataDirection, Nexus, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
+import { TxArena } from './arena.js';
 import { ChapExchange } from './chap.js';
 import { IscsiError } from './errors.js';
 import { encodeText, type KeyPairs, negotiate, parseText, SessionParams, TextError } from './keys.js';
@@ -10,7 +11,7 @@ import {
   BHS_LENGTH,
   CmdFlag,
   DigestResult,
-  encodePdu,
+  encodePduInto,
   F,
   FLAG_FINAL,
   IOp,
@@ -18,6 +19,7 @@ import {
   LoginStatus,
   Pdu,
   PduParser,
+  pduLength,
   RESERVED_TAG,
   RejectReason,
   ResFlag,
@@ -29,9 +31,12 @@ import {
 import { Session } from './session.js';
 import type { IscsiTarget, TargetNode } from './target.js';
 
-/** Where the engine's output goes: one call per PDU, in order. */
+/**
+ * Where the engine's output goes: one call per PDU, in order. `flushed` must be called once per
+ * write, in write order, when the sink no longer needs the bytes (they are then reused).
+ */
 export interface PduSink {
-  write(pdu: Uint8Array): void;
+  write(pdu: Uint8Array, flushed: () => void): void;
   /** Flush what was written, then close the transport. */
   close(): void;
 }
@@ -87,9 +92,11 @@ export class Connection {
   readonly #sink: PduSink;
   readonly #parser: PduParser;
   readonly #bhs = new Uint8Array(BHS_LENGTH);
+  readonly #tx = new TxArena();
+  readonly #flushed = () => this.#tx.release();
   #statSn = 1;
-  #headerDigest = false;
-  #dataDigest = false;
+  /** Digests of what we send: off during login, as negotiated afterwards. */
+  readonly #txOpts = { headerDigest: false, dataDigest: false };
   /** The peer's MaxRecvDataSegmentLength: largest data segment we may send. */
   #maxSend = 8192;
   readonly #cmds = new Map<number, IscsiCmd>();
@@ -290,9 +297,9 @@ export class Connection {
   #send(b: Uint8Array, data: Uint8Array | null, off = 0, len = data ? data.length : 0): void {
     if (this.state === 'closed') return;
     this.stats.pdusOut++;
-    this.#sink.write(
-      encodePdu(b, data, off, len, { headerDigest: this.#headerDigest, dataDigest: this.#dataDigest }),
-    );
+    const out = this.#tx.alloc(pduLength(len, this.#txOpts));
+    encodePduInto(out, b, data, off, len, this.#txOpts);
+    this.#sink.write(out, this.#flushed);
   }
 
   #reject(p: Pdu, reason: number): void {
@@ -567,8 +574,8 @@ export class Connection {
 
   #enterFullFeature(params: SessionParams): void {
     this.state = 'full';
-    this.#headerDigest = params.headerDigest;
-    this.#dataDigest = params.dataDigest;
+    this.#txOpts.headerDigest = params.headerDigest;
+    this.#txOpts.dataDigest = params.dataDigest;
     this.#maxSend = params.maxSendDataSegment;
     this.#parser.limits.headerDigest = params.headerDigest;
     this.#parser.limits.dataDigest = params.dataDigest;

@@ -334,10 +334,44 @@ export interface EncodeOptions {
   dataDigest: boolean;
 }
 
+/** On-wire size of a PDU with `dataLen` bytes of data. */
+export function pduLength(dataLen: number, opts: EncodeOptions): number {
+  const hd = opts.headerDigest ? DIGEST_LENGTH : 0;
+  const dd = opts.dataDigest && dataLen > 0 ? DIGEST_LENGTH : 0;
+  return BHS_LENGTH + hd + pad4(dataLen) + dd;
+}
+
 /**
- * Serialises a PDU: `bhs` (48 bytes, DataSegmentLength filled in here) plus `data` (optionally a
- * sub-range), padding and digests, into one freshly allocated buffer the transport may keep.
+ * Serialises a PDU into `out` (exactly `pduLength` bytes): `bhs` (48 bytes, DataSegmentLength
+ * filled in here) plus `data` (a sub-range), padding and digests.
  */
+export function encodePduInto(
+  out: Uint8Array,
+  bhs: Uint8Array,
+  data: Uint8Array | null,
+  dataOff: number,
+  dataLen: number,
+  opts: EncodeOptions,
+): void {
+  const padded = pad4(dataLen);
+  bhs[4] = 0;
+  bhs[5] = (dataLen >>> 16) & 0xff;
+  bhs[6] = (dataLen >>> 8) & 0xff;
+  bhs[7] = dataLen & 0xff;
+  out.set(bhs.subarray(0, BHS_LENGTH), 0);
+  let o = BHS_LENGTH;
+  if (opts.headerDigest) {
+    writeLe32(out, o, crc32c(out.subarray(0, BHS_LENGTH)));
+    o += DIGEST_LENGTH;
+  }
+  if (dataLen > 0 && data) {
+    out.set(data.subarray(dataOff, dataOff + dataLen), o);
+    out.fill(0, o + dataLen, o + padded);
+    if (opts.dataDigest) writeLe32(out, o + padded, crc32c(out.subarray(o, o + padded)));
+  }
+}
+
+/** `encodePduInto` a freshly allocated buffer (control path and tests). */
 export function encodePdu(
   bhs: Uint8Array,
   data: Uint8Array | null,
@@ -345,24 +379,7 @@ export function encodePdu(
   dataLen: number,
   opts: EncodeOptions,
 ): Uint8Array {
-  const hd = opts.headerDigest ? DIGEST_LENGTH : 0;
-  const padded = pad4(dataLen);
-  const dd = opts.dataDigest && dataLen > 0 ? DIGEST_LENGTH : 0;
-  const out = Buffer.allocUnsafe(BHS_LENGTH + hd + padded + dd);
-  bhs[4] = 0;
-  bhs[5] = (dataLen >>> 16) & 0xff;
-  bhs[6] = (dataLen >>> 8) & 0xff;
-  bhs[7] = dataLen & 0xff;
-  out.set(bhs.subarray(0, BHS_LENGTH), 0);
-  let o = BHS_LENGTH;
-  if (hd) {
-    writeLe32(out, o, crc32c(out.subarray(0, BHS_LENGTH)));
-    o += hd;
-  }
-  if (dataLen > 0 && data) {
-    out.set(data.subarray(dataOff, dataOff + dataLen), o);
-    out.fill(0, o + dataLen, o + padded);
-    if (dd) writeLe32(out, o + padded, crc32c(out.subarray(o, o + padded)));
-  }
+  const out = Buffer.allocUnsafe(pduLength(dataLen, opts));
+  encodePduInto(out, bhs, data, dataOff, dataLen, opts);
   return out;
 }

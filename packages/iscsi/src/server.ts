@@ -16,11 +16,26 @@ export interface ListeningPortal {
 
 class SocketSink implements PduSink {
   readonly #sock: Socket;
+  #corked = false;
+  readonly #uncork = () => {
+    this.#corked = false;
+    this.#sock.uncork();
+  };
   constructor(sock: Socket) {
     this.#sock = sock;
   }
-  write(pdu: Uint8Array): void {
-    if (!this.#sock.destroyed) this.#sock.write(pdu);
+  write(pdu: Uint8Array, flushed: () => void): void {
+    if (this.#sock.destroyed) {
+      flushed();
+      return;
+    }
+    // PDUs produced in one tick leave in one writev.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#sock.cork();
+      process.nextTick(this.#uncork);
+    }
+    this.#sock.write(pdu, flushed);
   }
   close(): void {
     if (!this.#sock.destroyed) this.#sock.end();

@@ -34,7 +34,10 @@ export class TestInitiator {
   constructor(target: IscsiTarget, remote = '127.0.0.1') {
     this.conn = target.accept(
       {
-        write: (b) => this.#parser.push(b, (p) => this.got.push(copy(p.bhs(), p.data()))),
+        write: (b, flushed) => {
+          this.#parser.push(b, (p) => this.got.push(copy(p.bhs(), p.data())));
+          flushed();
+        },
         close: () => {
           this.closed = true;
         },
