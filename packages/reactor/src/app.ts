@@ -186,6 +186,8 @@ export class App extends EventEmitter {
   }
 }
 
+const ENDED: unique symbol = Symbol('ended');
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, death: Promise<never>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
@@ -219,14 +221,18 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const app = new App(cores, workers, opts.shutdownTimeoutMs ?? 5000);
   if (opts.onReport) app.on('report', opts.onReport);
   app._watch(opts.signals ?? true);
+  // A failure during startup ends the app (and its workers) at once: stop waiting for them then.
+  const ended = app.done.then(() => ENDED);
   try {
-    await Promise.all(app.reactors.map((r) => r.ready()));
-    const errs = (await Promise.all(app.reactors.map((r) => r.init()))).filter((e) => e !== null);
+    if ((await Promise.race([Promise.all(app.reactors.map((r) => r.ready())), ended])) === ENDED) return app;
+    const inits = await Promise.race([Promise.all(app.reactors.map((r) => r.init())), ended]);
+    if (inits === ENDED) return app;
+    const errs = (inits as (string | null)[]).filter((e) => e !== null);
     if (errs.length > 0) {
       void app.stop(1, `subsystem init failed: ${errs.join('; ')}`);
       return app;
     }
-    await app.reactors[0].runMain(opts.mainArg);
+    await Promise.race([app.reactors[0].runMain(opts.mainArg), ended]);
   } catch (e) {
     void app.stop(1, e instanceof Error ? e.message : String(e));
   }
