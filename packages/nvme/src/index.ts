@@ -1,4 +1,10 @@
-export { type AdminResult, type ControllerOptions, discover, type IoQpairOptions, NvmeController } from './host/controller.js';
+export {
+  type AdminResult,
+  type ControllerOptions,
+  discover,
+  type IoQpairOptions,
+  NvmeController,
+} from './host/controller.js';
 export {
   type CommandSpec,
   type Completion,

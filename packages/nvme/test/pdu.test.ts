@@ -1,7 +1,7 @@
 import { crc32c } from '@storkit/native';
 import { expect } from 'chai';
 import fc from 'fast-check';
-
+import { parseTransportId } from '../src/host/trid.js';
 import {
   CH_SIZE,
   cqeCid,
@@ -37,7 +37,6 @@ import {
   writeCh,
   writeU64,
 } from '../src/spec/index.js';
-import { parseTransportId } from '../src/host/trid.js';
 import { type PduHandler, PduReader } from '../src/tcp/reader.js';
 
 interface Seen {
@@ -118,13 +117,13 @@ describe('nvme spec: SQE/CQE layout', () => {
           sqeInit(dv, 8, op, 0x40, cid, nsid);
           writeU64(dv, 8 + 40, slba);
           dv.setUint16(8 + 48, nlb - 1, true);
-          expect([sqeOpcode(dv, 8), sqeCid(dv, 8), sqeNsid(dv, 8), sqeSlba(dv, 8), sqeNlb(dv, 8)]).to.deep.equal([
-            op,
-            cid,
-            nsid,
-            slba,
-            nlb,
-          ]);
+          expect([
+            sqeOpcode(dv, 8),
+            sqeCid(dv, 8),
+            sqeNsid(dv, 8),
+            sqeSlba(dv, 8),
+            sqeNlb(dv, 8),
+          ]).to.deep.equal([op, cid, nsid, slba, nlb]);
           expect(readU64(dv, 48)).to.equal(slba);
         },
       ),
@@ -205,9 +204,17 @@ describe('nvme spec: identify structures', () => {
 
 describe('nvme host: transport ID strings', () => {
   it('parses SPDK syntax with case-insensitive keys', () => {
-    expect(parseTransportId('trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.2016-06.io.spdk:cnode1')).to.deep.equal(
-      { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420', subnqn: 'nqn.2016-06.io.spdk:cnode1' },
-    );
+    expect(
+      parseTransportId(
+        'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.2016-06.io.spdk:cnode1',
+      ),
+    ).to.deep.equal({
+      trtype: 'TCP',
+      adrfam: 'IPv4',
+      traddr: '127.0.0.1',
+      trsvcid: '4420',
+      subnqn: 'nqn.2016-06.io.spdk:cnode1',
+    });
     expect(parseTransportId('TRTYPE:tcp TrAddr:10.0.0.1').trsvcid).to.equal('4420');
     expect(() => parseTransportId('trtype:RDMA traddr:1.2.3.4')).to.throw(/unsupported trtype/);
     expect(() => parseTransportId('trtype:TCP')).to.throw(/traddr/);
@@ -221,22 +228,30 @@ describe('nvme tcp: PDU reader', () => {
 
   it('reassembles PDUs split across and packed within reads, with and without digests', () => {
     fc.assert(
-      fc.property(streamArb, fc.boolean(), fc.boolean(), fc.array(fc.nat(), { maxLength: 12 }), (pdus, hd, dd, cuts) => {
-        const wire = concat(pdus.map(([p, c2h], i) => dataPdu(c2h ? PduType.C2HData : PduType.H2CData, p, hd, dd, i)));
-        const col = new Collector();
-        const rd = new PduReader(col, 1 << 20);
-        rd.hdgst = hd;
-        rd.ddgst = dd;
-        for (const piece of split(wire, cuts)) rd.push(piece);
-        expect(rd.idle).to.equal(true);
-        expect(col.pdus.length).to.equal(pdus.length);
-        col.pdus.forEach((s, i) => {
-          expect(s.type).to.equal(pdus[i][1] ? PduType.C2HData : PduType.H2CData);
-          expect(s.data).to.deep.equal(Array.from(pdus[i][0]));
-          expect(s.digestOk).to.equal(true);
-          expect(new DataView(Uint8Array.from(s.header).buffer).getUint16(DataOff.cccid, true)).to.equal(i);
-        });
-      }),
+      fc.property(
+        streamArb,
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (pdus, hd, dd, cuts) => {
+          const wire = concat(
+            pdus.map(([p, c2h], i) => dataPdu(c2h ? PduType.C2HData : PduType.H2CData, p, hd, dd, i)),
+          );
+          const col = new Collector();
+          const rd = new PduReader(col, 1 << 20);
+          rd.hdgst = hd;
+          rd.ddgst = dd;
+          for (const piece of split(wire, cuts)) rd.push(piece);
+          expect(rd.idle).to.equal(true);
+          expect(col.pdus.length).to.equal(pdus.length);
+          col.pdus.forEach((s, i) => {
+            expect(s.type).to.equal(pdus[i][1] ? PduType.C2HData : PduType.H2CData);
+            expect(s.data).to.deep.equal(Array.from(pdus[i][0]));
+            expect(s.digestOk).to.equal(true);
+            expect(new DataView(Uint8Array.from(s.header).buffer).getUint16(DataOff.cccid, true)).to.equal(i);
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -91,25 +91,47 @@ export function executeIo(qp: TcpQpair, ctrlr: Controller, r: Request): void {
   let s: number;
   switch (r.opcode) {
     case IoOpcode.Read:
-      if ((s = check(r, ns, true))) return fail(qp, ctrlr, r, s);
+      if ((s = check(r, ns, true))) {
+        fail(qp, ctrlr, r, s);
+        return;
+      }
       r.c2hLen = r.dataLen;
-      return ns!.backend.read(r.iov, slba, nlb, onDone, r);
+      ns!.backend.read(r.iov, slba, nlb, onDone, r);
+      return;
     case IoOpcode.Write:
-      if ((s = check(r, ns, true))) return fail(qp, ctrlr, r, s);
-      return ns!.backend.write(r.iov, slba, nlb, onDone, r);
+      if ((s = check(r, ns, true))) {
+        fail(qp, ctrlr, r, s);
+        return;
+      }
+      ns!.backend.write(r.iov, slba, nlb, onDone, r);
+      return;
     case IoOpcode.Compare:
-      if ((s = check(r, ns, true))) return fail(qp, ctrlr, r, s);
-      return ns!.backend.compare(r.iov, slba, nlb, onDone, r);
+      if ((s = check(r, ns, true))) {
+        fail(qp, ctrlr, r, s);
+        return;
+      }
+      ns!.backend.compare(r.iov, slba, nlb, onDone, r);
+      return;
     case IoOpcode.WriteZeroes:
-      if ((s = check(r, ns, false))) return fail(qp, ctrlr, r, s);
-      return ns!.backend.writeZeroes(slba, nlb, onDone, r);
+      if ((s = check(r, ns, false))) {
+        fail(qp, ctrlr, r, s);
+        return;
+      }
+      ns!.backend.writeZeroes(slba, nlb, onDone, r);
+      return;
     case IoOpcode.Flush:
-      if (!ns) return fail(qp, ctrlr, r, S_INVALID_NS);
-      return ns.backend.flush(0, ns.backend.numBlocks, onDone, r);
+      if (!ns) {
+        fail(qp, ctrlr, r, S_INVALID_NS);
+        return;
+      }
+      ns.backend.flush(0, ns.backend.numBlocks, onDone, r);
+      return;
     case IoOpcode.DatasetManagement:
-      return dsm(qp, ctrlr, r, ns);
+      dsm(qp, ctrlr, r, ns);
+      return;
     default:
-      return fail(qp, ctrlr, r, S_INVALID_OPCODE);
+      fail(qp, ctrlr, r, S_INVALID_OPCODE);
+      return;
   }
 }
 
@@ -121,20 +143,30 @@ function fail(qp: TcpQpair, ctrlr: Controller, r: Request, status: number): void
 // Dataset Management: each range (16 bytes: attributes, length in blocks, starting LBA) with the
 // Deallocate attribute becomes one unmap; without it the hint needs no action.
 function dsm(qp: TcpQpair, ctrlr: Controller, r: Request, ns: Namespace | undefined): void {
-  if (!ns) return fail(qp, ctrlr, r, S_INVALID_NS);
+  if (!ns) {
+    fail(qp, ctrlr, r, S_INVALID_NS);
+    return;
+  }
   const dv = r.sqeDv;
   const nr = (dv.getUint32(SqeOff.cdw10, true) & 0xff) + 1;
   const attr = dv.getUint32(SqeOff.cdw11, true);
-  if (nr * 16 > r.dataLen) return fail(qp, ctrlr, r, S_SGL_LEN);
+  if (nr * 16 > r.dataLen) {
+    fail(qp, ctrlr, r, S_SGL_LEN);
+    return;
+  }
   const data = new DataView(r.buf.buffer, r.buf.byteOffset, nr * 16);
   for (let i = 0; i < nr; i++) {
     const len = data.getUint32(16 * i + 4, true);
     const slba = readU64(data, 16 * i + 8);
-    if (slba + len > ns.backend.numBlocks) return fail(qp, ctrlr, r, S_LBA_RANGE);
+    if (slba + len > ns.backend.numBlocks) {
+      fail(qp, ctrlr, r, S_LBA_RANGE);
+      return;
+    }
   }
   if (!(attr & DsmAttribute.Deallocate)) {
     r.pendingOps = 1;
-    return qp.complete(r, 0);
+    qp.complete(r, 0);
+    return;
   }
   r.pendingOps = 1; // guard: no completion can land before all ranges are submitted
   for (let i = 0; i < nr; i++) {

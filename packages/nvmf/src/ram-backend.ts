@@ -143,7 +143,10 @@ export class RamBackend implements NamespaceBackend {
   }
 
   compare<C>(iovs: readonly Uint8Array[], off: number, n: number, done: BackendDone<C>, ctx: C): void {
-    if (!this.#inRange(off, n)) return this.#complete(done, ctx, BackendStatus.Failed);
+    if (!this.#inRange(off, n)) {
+      this.#complete(done, ctx, BackendStatus.Failed);
+      return;
+    }
     this.counts.compare++;
     this.#complete(done, ctx, this.#same(iovs, off, n) ? BackendStatus.Success : BackendStatus.Miscompare);
   }
@@ -156,9 +159,15 @@ export class RamBackend implements NamespaceBackend {
     done: BackendDone<C>,
     ctx: C,
   ): void {
-    if (!this.#inRange(off, n)) return this.#complete(done, ctx, BackendStatus.Failed);
+    if (!this.#inRange(off, n)) {
+      this.#complete(done, ctx, BackendStatus.Failed);
+      return;
+    }
     // Compare and write happen in this one synchronous step, so no other write can come between.
-    if (!this.#same(cmp, off, n)) return this.#complete(done, ctx, BackendStatus.Miscompare);
+    if (!this.#same(cmp, off, n)) {
+      this.#complete(done, ctx, BackendStatus.Miscompare);
+      return;
+    }
     this.#copy(wr, off, n, true);
     this.counts.compareAndWrite++;
     this.#complete(done, ctx, BackendStatus.Success);

@@ -392,7 +392,8 @@ export class TcpQpair implements PduHandler {
     if (this.#byCid.has(r.cid)) {
       // Answer on the conflicting CID without touching the command that owns it.
       r.dataLen = 0;
-      return this.#completeDetached(r, makeStatus(Sct.Generic, GenericStatus.CommandIdConflict));
+      this.#completeDetached(r, makeStatus(Sct.Generic, GenericStatus.CommandIdConflict));
+      return;
     }
     this.#byCid.set(r.cid, r);
     const fuse = dv.getUint8(1) & 3;
@@ -401,19 +402,29 @@ export class TcpQpair implements PduHandler {
       this.#fusedFirst = null;
       this.complete(f, makeStatus(Sct.Generic, GenericStatus.AbortedMissingFused));
     }
-    if (this.ctrlr === null && !(r.opcode === AdminOpcode.Fabrics && dv.getUint8(4) === FabricsType.Connect))
-      return this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+    if (
+      this.ctrlr === null &&
+      !(r.opcode === AdminOpcode.Fabrics && dv.getUint8(4) === FabricsType.Connect)
+    ) {
+      this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+      return;
+    }
     // Data direction: opcode bits 1:0, or the fabrics command type's for fabrics commands.
     const dir = r.opcode === AdminOpcode.Fabrics ? dv.getUint8(4) & 3 : r.opcode & 3;
     r.dir = dir === 3 ? 0 : dir;
     const sglId = dv.getUint8(SqeOff.sglId);
     const sglLen = dv.getUint32(SqeOff.sglLength, true);
     if (fuse === Fuse.First || fuse === Fuse.Second) {
-      if (this.qid === 0 || r.opcode !== (fuse === Fuse.First ? 0x05 : 0x01))
-        return this.complete(r, makeStatus(Sct.Generic, GenericStatus.InvalidField));
+      if (this.qid === 0 || r.opcode !== (fuse === Fuse.First ? 0x05 : 0x01)) {
+        this.complete(r, makeStatus(Sct.Generic, GenericStatus.InvalidField));
+        return;
+      }
       if (fuse === Fuse.Second) {
         const f = this.#fusedFirst;
-        if (!f) return this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedMissingFused));
+        if (!f) {
+          this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedMissingFused));
+          return;
+        }
         this.#fusedFirst = null;
         f.fused = r;
         r.fused = f;
@@ -422,19 +433,28 @@ export class TcpQpair implements PduHandler {
       }
     }
     if (icd > 0) {
-      if (sglId !== SglId.InCapsuleData || r.dir !== 1)
-        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
-      if (dv.getUint32(SqeOff.sglAddress, true) !== 0 || sglLen !== icd)
-        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+      if (sglId !== SglId.InCapsuleData || r.dir !== 1) {
+        this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
+        return;
+      }
+      if (dv.getUint32(SqeOff.sglAddress, true) !== 0 || sglLen !== icd) {
+        this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+        return;
+      }
     } else if (r.dir !== 0 && sglLen > 0) {
-      if (sglId !== SglId.TransportDataBlock)
-        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
-      if (sglLen > this.owner.options.max_io_size)
-        return this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+      if (sglId !== SglId.TransportDataBlock) {
+        this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.SglDescriptorTypeInvalid));
+        return;
+      }
+      if (sglLen > this.owner.options.max_io_size) {
+        this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
+        return;
+      }
       r.setDataLen(sglLen);
       if (r.dir === 1) {
         r.h2cRecv = 0;
-        return this.#sendR2T(r);
+        this.#sendR2T(r);
+        return;
       }
       r.h2cRecv = sglLen;
     }
@@ -459,7 +479,10 @@ export class TcpQpair implements PduHandler {
       r.state = ReqState.AwaitFused;
       return;
     }
-    if (r.fused) return this.#fusedReady(r);
+    if (r.fused) {
+      this.#fusedReady(r);
+      return;
+    }
     this.#execute(r);
   }
 
@@ -483,13 +506,18 @@ export class TcpQpair implements PduHandler {
 
   #execute(r: Request): void {
     r.state = ReqState.Executing;
-    if (r.digestError)
-      return this.complete(r, makeStatus(Sct.Generic, GenericStatus.TransientTransportError));
+    if (r.digestError) {
+      this.complete(r, makeStatus(Sct.Generic, GenericStatus.TransientTransportError));
+      return;
+    }
     if (r.opcode === AdminOpcode.Fabrics && r.sqeDv.getUint8(4) === FabricsType.Connect) {
-      if (this.ctrlr !== null)
-        return this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+      if (this.ctrlr !== null) {
+        this.complete(r, makeStatus(Sct.Generic, GenericStatus.CommandSequenceError));
+        return;
+      }
       this.owner.connect(this, r);
-      return this.complete(r, r.status);
+      this.complete(r, r.status);
+      return;
     }
     const c = this.ctrlr!;
     if (this.qid === 0) c.executeAdmin(this, r);
@@ -500,7 +528,8 @@ export class TcpQpair implements PduHandler {
   #ioFabrics(r: Request): void {
     if (r.sqeDv.getUint8(4) === FabricsType.Disconnect) {
       this.#closeAfterFlush = true;
-      return this.complete(r, 0);
+      this.complete(r, 0);
+      return;
     }
     this.complete(r, makeStatus(Sct.Generic, GenericStatus.InvalidOpcode));
   }
@@ -527,11 +556,17 @@ export class TcpQpair implements PduHandler {
    */
   complete(r: Request, status: number): void {
     r.status = status;
-    if (this.#phase === Phase.Closed) return this.#release(r);
+    if (this.#phase === Phase.Closed) {
+      this.#release(r);
+      return;
+    }
     const ok = status === 0;
     if (ok && r.c2hLen > 0) {
       const n = Math.min(r.c2hLen, r.dataLen);
-      if (this.#sendC2H(r, n)) return this.#release(r);
+      if (this.#sendC2H(r, n)) {
+        this.#release(r);
+        return;
+      }
     }
     this.#sendResp(r, status);
     this.#release(r);

@@ -77,13 +77,21 @@ class RawHost implements PduHandler {
     this.sock.write(b);
   }
   async waitPdu(type: number): Promise<Pdu> {
-    await pollUntil(() => {}, () => this.pdus.some((p) => p.type === type) || this.closed, 3000);
+    await pollUntil(
+      () => {},
+      () => this.pdus.some((p) => p.type === type) || this.closed,
+      3000,
+    );
     const p = this.pdus.find((q) => q.type === type);
     if (!p) throw new Error(`no PDU of type ${type} (closed=${this.closed})`);
     return p;
   }
   async waitClosed(): Promise<void> {
-    await pollUntil(() => {}, () => this.closed, 3000);
+    await pollUntil(
+      () => {},
+      () => this.closed,
+      3000,
+    );
   }
   async ic(hd = false, dd = false): Promise<void> {
     const b = new Uint8Array(HLEN.ICReq);
@@ -99,10 +107,12 @@ class RawHost implements PduHandler {
     new DataView(data.buffer).setUint16(ConnectDataOff.cntlid, 0xffff, true);
     data.set(Buffer.from(NQN), ConnectDataOff.subnqn);
     data.set(Buffer.from('nqn.2024-01.io.example:raw'), ConnectDataOff.hostnqn);
-    this.send(capsule(0x7f, 1, 0, data, (dv, s) => {
-      dv.setUint8(s + 4, 1);
-      dv.setUint16(s + 44, 31, true);
-    }));
+    this.send(
+      capsule(0x7f, 1, 0, data, (dv, s) => {
+        dv.setUint8(s + 4, 1);
+        dv.setUint16(s + 44, 31, true);
+      }),
+    );
     const r = await this.waitPdu(PduType.CapsuleResp);
     expect(cqeStatus(new DataView(r.header.buffer), CH_SIZE)).to.equal(0);
     this.pdus.length = 0;
@@ -122,7 +132,15 @@ function capsule(
   const plen = HLEN.CapsuleCmd + hd + n;
   const b = new Uint8Array(plen);
   const dv = new DataView(b.buffer);
-  writeCh(dv, 0, PduType.CapsuleCmd, hd ? PduFlag.HDGSTF : 0, HLEN.CapsuleCmd, n ? HLEN.CapsuleCmd + hd : 0, plen);
+  writeCh(
+    dv,
+    0,
+    PduType.CapsuleCmd,
+    hd ? PduFlag.HDGSTF : 0,
+    HLEN.CapsuleCmd,
+    n ? HLEN.CapsuleCmd + hd : 0,
+    plen,
+  );
   sqeInit(dv, CH_SIZE, opcode, 0x40, cid, nsid);
   sqeSetSgl(dv, CH_SIZE, 0, o.sglLen ?? n, n ? SglId.InCapsuleData : SglId.TransportDataBlock);
   fill?.(dv, CH_SIZE);
@@ -157,11 +175,17 @@ describe('nvmf: hostile and broken hosts', function () {
         w.fill(ios & 0xff);
         let st = -1;
         qp.write(1, 0, 8, w, (_c, s) => (st = s), null);
-        await pollUntil(() => qp.processCompletions(), () => st !== -1);
+        await pollUntil(
+          () => qp.processCompletions(),
+          () => st !== -1,
+        );
         if (st !== 0) failures++;
         st = -1;
         qp.read(1, 0, 8, r, (_c, s) => (st = s), null);
-        await pollUntil(() => qp.processCompletions(), () => st !== -1);
+        await pollUntil(
+          () => qp.processCompletions(),
+          () => st !== -1,
+        );
         if (st !== 0 || r[4095] !== (ios & 0xff)) failures++;
         ios++;
         await new Promise((res) => setTimeout(res, 1));
@@ -231,7 +255,10 @@ describe('nvmf: hostile and broken hosts', function () {
     await h.ic(false, true);
     const data = new Uint8Array(CONNECT_DATA_SIZE);
     const b = new Uint8Array(HLEN.CapsuleCmd + data.length + 4);
-    b.set(capsule(0x7f, 2, 0, data, (dv, s) => dv.setUint8(s + 4, 1)), 0);
+    b.set(
+      capsule(0x7f, 2, 0, data, (dv, s) => dv.setUint8(s + 4, 1)),
+      0,
+    );
     const dv = new DataView(b.buffer);
     writeCh(dv, 0, PduType.CapsuleCmd, PduFlag.DDGSTF, HLEN.CapsuleCmd, HLEN.CapsuleCmd, b.length);
     dv.setUint32(b.length - 4, 0x12345678, true);
@@ -291,7 +318,10 @@ describe('nvmf: hostile and broken hosts', function () {
     h.send(d.subarray(0, 300));
     await new Promise((r) => setTimeout(r, 20));
     h.sock.destroy();
-    await pollUntil(() => {}, () => f.tgt.qpairs.size === before - 1);
+    await pollUntil(
+      () => {},
+      () => f.tgt.qpairs.size === before - 1,
+    );
   });
 
   it('truncated PDUs followed by a close leave nothing behind', async () => {
@@ -303,7 +333,10 @@ describe('nvmf: hostile and broken hosts', function () {
       h.sock.destroy();
       await h.waitClosed();
     }
-    await pollUntil(() => {}, () => f.tgt.qpairs.size === 2);
+    await pollUntil(
+      () => {},
+      () => f.tgt.qpairs.size === 2,
+    );
   });
 
   it('I/O commands before Connect, and unknown opcodes, get a status, not a disconnect', async () => {
@@ -326,16 +359,22 @@ describe('nvmf: hostile and broken hosts', function () {
 
   it('fuzz: random bytes after a good ICReq never take the target down', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 1, maxLength: 200 }), { minLength: 1, maxLength: 4 }), async (chunks) => {
-        const h = new RawHost(f.port);
-        await h.ic();
-        for (const c of chunks) h.send(c);
-        await new Promise((r) => setTimeout(r, 5));
-        h.sock.destroy();
-        await h.waitClosed();
-      }),
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 200 }), { minLength: 1, maxLength: 4 }),
+        async (chunks) => {
+          const h = new RawHost(f.port);
+          await h.ic();
+          for (const c of chunks) h.send(c);
+          await new Promise((r) => setTimeout(r, 5));
+          h.sock.destroy();
+          await h.waitClosed();
+        },
+      ),
       { numRuns: 40 },
     );
-    await pollUntil(() => {}, () => f.tgt.qpairs.size === 2);
+    await pollUntil(
+      () => {},
+      () => f.tgt.qpairs.size === 2,
+    );
   });
 });

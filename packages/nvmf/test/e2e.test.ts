@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { type Completion, type HostQpair, NvmeController, discover } from '@storkit/nvme';
+import { type Completion, discover, type HostQpair, NvmeController } from '@storkit/nvme';
 import {
   AdminOpcode,
   CommandSpecificStatus,
@@ -34,7 +34,10 @@ async function io(qp: HostQpair, submit: (cb: Completion<Result>, r: Result) => 
     ctx.dw0 = dw0;
   };
   expect(submit(cb, r)).to.equal(true);
-  await pollUntil(() => qp.processCompletions(), () => r.status !== -1);
+  await pollUntil(
+    () => qp.processCompletions(),
+    () => r.status !== -1,
+  );
   return r.status;
 }
 
@@ -75,7 +78,10 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
           model.set(data, lba * 512);
           inflight++;
           expect(qp.write(1, lba, nlb, data, done, null)).to.equal(true);
-          await pollUntil(() => qp.processCompletions(), () => inflight === 0);
+          await pollUntil(
+            () => qp.processCompletions(),
+            () => inflight === 0,
+          );
         }
         expect(failures).to.equal(0);
         expect(Buffer.compare(f.ram.data, model)).to.equal(0);
@@ -91,7 +97,10 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
           if (k % 2) qp.read(1, k * 8, 8, bufs[k], done, null);
           else qp.write(1, k * 8, 8, bufs[k].fill(k), done, null);
         }
-        await pollUntil(() => qp.processCompletions(), () => inflight === 0);
+        await pollUntil(
+          () => qp.processCompletions(),
+          () => inflight === 0,
+        );
         expect(failures).to.equal(0);
         expect(f.ram.data[0]).to.equal(0);
         expect(f.ram.data[2 * 8 * 512]).to.equal(2);
@@ -133,7 +142,12 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(d.csi).to.equal(0);
       // An inactive nsid gives zeroes; nsid 0 is invalid.
       expect((await c.identifyNamespace(5)).nsze).to.equal(0);
-      const r = await c.adminRaw({ opcode: AdminOpcode.Identify, nsid: 0, cdw10: 0, buf: new Uint8Array(4096) });
+      const r = await c.adminRaw({
+        opcode: AdminOpcode.Identify,
+        nsid: 0,
+        cdw10: 0,
+        buf: new Uint8Array(4096),
+      });
       expect(r.status).to.equal(S.invalidNs);
       const bad = await c.adminRaw({ opcode: AdminOpcode.Identify, cdw10: 0x42, buf: new Uint8Array(4096) });
       expect(bad.status).to.equal(makeStatus(Sct.Generic, GenericStatus.InvalidField, true));
@@ -146,7 +160,9 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       const other = new Uint8Array(4096).fill(0xcd);
       expect(await io(qp, (cb, r) => qp.compare(1, 8, 8, other, cb, r))).to.equal(S.compareFailure);
       // Fused: miscompare leaves the blocks alone, a match writes.
-      expect(await io(qp, (cb, r) => qp.compareAndWrite(1, 8, 8, other, other, cb, r))).to.equal(S.compareFailure);
+      expect(await io(qp, (cb, r) => qp.compareAndWrite(1, 8, 8, other, other, cb, r))).to.equal(
+        S.compareFailure,
+      );
       expect(f.ram.data[8 * 512]).to.equal(0xab);
       expect(await io(qp, (cb, r) => qp.compareAndWrite(1, 8, 8, data, other, cb, r))).to.equal(0);
       expect(f.ram.data[8 * 512]).to.equal(0xcd);
@@ -154,7 +170,19 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(await io(qp, (cb, r) => qp.writeZeroes(1, 8, 4, cb, r))).to.equal(0);
       expect(f.ram.data.subarray(8 * 512, 12 * 512).every((b) => b === 0)).to.equal(true);
       expect(f.ram.data[12 * 512]).to.equal(0xcd);
-      expect(await io(qp, (cb, r) => qp.deallocate(1, [[12, 2], [14, 2]], cb, r))).to.equal(0);
+      expect(
+        await io(qp, (cb, r) =>
+          qp.deallocate(
+            1,
+            [
+              [12, 2],
+              [14, 2],
+            ],
+            cb,
+            r,
+          ),
+        ),
+      ).to.equal(0);
       expect(f.ram.data.subarray(12 * 512, 16 * 512).every((b) => b === 0)).to.equal(true);
       expect(f.ram.counts.unmap).to.equal(2);
       expect(await io(qp, (cb, r) => qp.flush(1, cb, r))).to.equal(0);
@@ -183,8 +211,14 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(h.hostWriteCommands).to.be.greaterThan(0);
       const fw = await c.getLogPage(LogPage.FirmwareSlot, 512);
       expect(fw[0]).to.equal(1);
-      const bad = await c.adminRaw({ opcode: AdminOpcode.GetLogPage, cdw10: 0x3f | (127 << 16), buf: new Uint8Array(512) });
-      expect(bad.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.InvalidLogPage, true));
+      const bad = await c.adminRaw({
+        opcode: AdminOpcode.GetLogPage,
+        cdw10: 0x3f | (127 << 16),
+        buf: new Uint8Array(512),
+      });
+      expect(bad.status).to.equal(
+        makeStatus(Sct.CommandSpecific, CommandSpecificStatus.InvalidLogPage, true),
+      );
       const nq = await c.setFeatures(Feature.NumberOfQueues, (3 << 16) | 3);
       expect(nq & 0xffff).to.equal(126);
       expect(await c.getFeatures(Feature.KeepAliveTimer)).to.equal(10000);
@@ -198,20 +232,30 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       f.tgt.registerBackend(new RamBackend({ name: 'Malloc1', blockSize: 4096, numBlocks: 64 }));
       const nsid = f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { bdev_name: 'Malloc1' } });
       expect(nsid).to.equal(2);
-      await pollUntil(() => {}, () => events.length === 1);
+      await pollUntil(
+        () => {},
+        () => events.length === 1,
+      );
       expect(events[0]).to.equal(0x00040002);
-      expect(decodeChangedNamespaceLog(await c.getLogPage(LogPage.ChangedNamespaceList, 4096))).to.deep.equal([2]);
+      expect(decodeChangedNamespaceLog(await c.getLogPage(LogPage.ChangedNamespaceList, 4096))).to.deep.equal(
+        [2],
+      );
       expect(await c.activeNamespaces()).to.deep.equal([1, 2]);
       const buf = new Uint8Array(4096).fill(7);
       expect(await io(qp, (cb, r) => qp.write(2, 63, 1, buf, cb, r))).to.equal(0);
       f.tgt.nvmf_subsystem_remove_ns({ nqn: NQN, nsid: 2 });
-      await pollUntil(() => {}, () => events.length === 2);
+      await pollUntil(
+        () => {},
+        () => events.length === 2,
+      );
       expect(await io(qp, (cb, r) => qp.read(2, 0, 1, buf, cb, r))).to.equal(S.invalidNs);
       expect(await c.activeNamespaces()).to.deep.equal([1]);
     });
 
     it('discovers subsystems, the discovery subsystem and referrals', async () => {
-      f.tgt.nvmf_discovery_add_referral({ address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '10.0.0.9', trsvcid: '4420' } });
+      f.tgt.nvmf_discovery_add_referral({
+        address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '10.0.0.9', trsvcid: '4420' },
+      });
       const entries = await discover(f.trid);
       expect(entries.map((e) => [e.subtype, e.subnqn, e.traddr, e.trsvcid])).to.deep.equal([
         [SubType.Nvme, NQN, '127.0.0.1', String(f.port)],
@@ -241,7 +285,10 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       f.tgt.nvmf_subsystem_allow_any_host({ nqn: NQN, allow_any_host: false });
       await NvmeController.connect(f.trid, {}).then(
         () => expect.fail('connected'),
-        (e) => expect(e.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidHost, true)),
+        (e) =>
+          expect(e.status).to.equal(
+            makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidHost, true),
+          ),
       );
       f.tgt.nvmf_subsystem_add_host({ nqn: NQN, host: 'nqn.2024-01.io.example:host1' });
       const ok = await NvmeController.connect(f.trid, { hostnqn: 'nqn.2024-01.io.example:host1' });
@@ -249,7 +296,9 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       await NvmeController.connect(f.trid.replace('cnode1', 'cnode9'), {}).then(
         () => expect.fail('connected'),
         (e) => {
-          expect(e.status).to.equal(makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidParameters, true));
+          expect(e.status).to.equal(
+            makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectInvalidParameters, true),
+          );
           expect(e.dw0 >>> 16).to.equal(256);
         },
       );
@@ -262,12 +311,22 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
     const f = await startTarget();
     try {
       const { HostQpair } = await import('@storkit/nvme');
-      const admin = new HostQpair({ traddr: '127.0.0.1', trsvcid: String(f.port), qid: 0, depth: 4, autoPoll: true });
+      const admin = new HostQpair({
+        traddr: '127.0.0.1',
+        trsvcid: String(f.port),
+        qid: 0,
+        depth: 4,
+        autoPoll: true,
+      });
       await admin.open();
       await admin.connect(NQN, 'nqn.2024-01.io.example:ka', new Uint8Array(16).fill(1), 0xffff, 200);
       expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(1);
       const t0 = Date.now();
-      await pollUntil(() => {}, () => admin.failed !== null, 3000);
+      await pollUntil(
+        () => {},
+        () => admin.failed !== null,
+        3000,
+      );
       expect(Date.now() - t0).to.be.within(100, 1500);
       expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(0);
     } finally {
@@ -280,7 +339,13 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
     // A namespace whose reads of LBA 7 never complete (a hung device).
     const hung = new RamBackend({ name: 'Hung0', blockSize: 512, numBlocks: 64 });
     const realRead = hung.read.bind(hung);
-    hung.read = <C>(iovs: readonly Uint8Array[], off: number, n: number, done: BackendDone<C>, ctx: C): void => {
+    hung.read = <C>(
+      iovs: readonly Uint8Array[],
+      off: number,
+      n: number,
+      done: BackendDone<C>,
+      ctx: C,
+    ): void => {
       if (off !== 7) realRead(iovs, off, n, done, ctx);
     };
     f.tgt.registerBackend(hung);
@@ -295,7 +360,10 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       const st = await io(qp, (cb, r) => qp.read(2, 7, 1, new Uint8Array(512), cb, r));
       expect(st).to.equal(makeStatus(Sct.Generic, GenericStatus.AbortedSqDeletion));
       expect(c.events.timeouts).to.be.greaterThan(0);
-      await pollUntil(() => {}, () => c.resets === 1 && qp.connected);
+      await pollUntil(
+        () => {},
+        () => c.resets === 1 && qp.connected,
+      );
       expect(await io(qp, (cb, r) => qp.read(2, 6, 1, new Uint8Array(512), cb, r))).to.equal(0);
     } finally {
       await c.close();

@@ -1,10 +1,9 @@
 // Test fixtures: a target with RAM namespaces on a free loopback port.
 
 import net from 'node:net';
-
+import type { TcpTransportParams } from '../src/options.js';
 import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
-import type { TcpTransportParams } from '../src/options.js';
 
 export const NQN = 'nqn.2016-06.io.spdk:cnode1';
 
@@ -31,7 +30,12 @@ export async function startTarget(
   tgt.nvmf_create_transport({ trtype: 'TCP', ...transport });
   const ram = new RamBackend({ name: 'Malloc0', blockSize: o.blockSize ?? 512, numBlocks: o.blocks ?? 8192 });
   tgt.registerBackend(ram);
-  tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true, serial_number: 'SPDK00000000000001', model_number: 'storkit test' });
+  tgt.nvmf_create_subsystem({
+    nqn: NQN,
+    allow_any_host: true,
+    serial_number: 'SPDK00000000000001',
+    model_number: 'storkit test',
+  });
   tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } });
   const port = o.port ?? (await freePort());
   const listen_address = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };

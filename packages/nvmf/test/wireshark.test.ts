@@ -12,17 +12,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { NvmeController } from '@storkit/nvme';
-import { CH_SIZE, encodeIcReq, HLEN, PduFlag, PduType, putHeaderDigest, SglId, sqeInit, sqeSetSgl, writeCh } from '@storkit/nvme/spec';
+import {
+  CH_SIZE,
+  encodeIcReq,
+  HLEN,
+  PduFlag,
+  PduType,
+  putHeaderDigest,
+  SglId,
+  sqeInit,
+  sqeSetSgl,
+  writeCh,
+} from '@storkit/nvme/spec';
 import { expect } from 'chai';
 
-import { freePort, NQN, pollUntil, startTarget } from './helpers.js';
+import { freePort, pollUntil, startTarget } from './helpers.js';
 
 // What counts as a problem: malformed, expert info of warning or worse, or a digest the dissector
 // recomputed and found wrong (reported as a status field, not as expert info).
-const PROBLEMS = '_ws.malformed || _ws.expert.severity >= warning || nvme-tcp.hdgst.status == 0 || nvme-tcp.ddgst.status == 0';
+const PROBLEMS =
+  '_ws.malformed || _ws.expert.severity >= warning || nvme-tcp.hdgst.status == 0 || nvme-tcp.ddgst.status == 0';
 
 function tshark(args: string[]): string {
-  return execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
+  return execFileSync('tshark', args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 64 << 20,
+  });
 }
 
 async function session(trid: string, digests: boolean): Promise<void> {
@@ -39,7 +55,10 @@ async function session(trid: string, digests: boolean): Promise<void> {
     qp.write(1, 8, 128, new Uint8Array(65536).fill(2), done, null); // R2T, several H2CData
     qp.read(1, 0, 136, new Uint8Array(136 * 512), done, null); // several C2HData
     qp.writeZeroes(1, 200, 8, done, null);
-    await pollUntil(() => qp.processCompletions(), () => n === 4);
+    await pollUntil(
+      () => qp.processCompletions(),
+      () => n === 4,
+    );
     await c.freeIoQpair(qp);
   } finally {
     await c.close();
@@ -73,7 +92,7 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
   let dir: string;
   let cap: ChildProcess | undefined;
 
-  before(function () {
+  before(() => {
     try {
       execFileSync('tshark', ['--version'], { stdio: 'ignore' });
     } catch {
@@ -99,7 +118,11 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
     cap.stderr!.on('data', (d) => {
       err += d;
     });
-    await pollUntil(() => {}, () => err.includes('Capturing on') || cap!.exitCode !== null, 15000);
+    await pollUntil(
+      () => {},
+      () => err.includes('Capturing on') || cap!.exitCode !== null,
+      15000,
+    );
     expect(err, err).to.include('Capturing on');
     // tshark says "Capturing on" before dumpcap really captures: probe the other port with bare
     // TCP connections until packets show up in the file, so the sessions below are captured whole.
@@ -138,7 +161,15 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
     ];
     const decode = decodeFor(f.port);
     const flagged = (port: number) =>
-      tshark([...decodeFor(port), '-Y', `tcp.port==${port} && (${PROBLEMS})`, '-T', 'fields', '-e', 'frame.number'])
+      tshark([
+        ...decodeFor(port),
+        '-Y',
+        `tcp.port==${port} && (${PROBLEMS})`,
+        '-T',
+        'fields',
+        '-e',
+        'frame.number',
+      ])
         .split('\n')
         .filter(Boolean);
     const bad1 = flagged(f.port);
@@ -147,12 +178,20 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
     expect(flagged(bad.port).length, 'the bad header digest is flagged').to.be.greaterThan(0);
 
     // The dissector really decoded NVMe/TCP: count PDUs by type in the good sessions.
-    const types = tshark([...decode, '-Y', `tcp.port==${f.port} && nvme-tcp`, '-T', 'fields', '-e', 'nvme-tcp.type'])
+    const types = tshark([
+      ...decode,
+      '-Y',
+      `tcp.port==${f.port} && nvme-tcp`,
+      '-T',
+      'fields',
+      '-e',
+      'nvme-tcp.type',
+    ])
       .split(/[\n,]/)
       .filter(Boolean)
       .map(Number);
     const count = (t: number) => types.filter((x) => x === t).length;
-    expect(count(PduType.ICReq), types.join(" ")).to.equal(4); // two sessions, each an admin and an I/O queue
+    expect(count(PduType.ICReq), types.join(' ')).to.equal(4); // two sessions, each an admin and an I/O queue
     expect(count(PduType.ICResp)).to.equal(count(PduType.ICReq));
     expect(count(PduType.CapsuleCmd)).to.be.greaterThan(20);
     expect(count(PduType.CapsuleResp)).to.be.greaterThan(15);
@@ -160,7 +199,17 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
     expect(count(PduType.H2CData)).to.equal(8); // 64 KiB in 16 KiB PDUs, twice
     expect(count(PduType.C2HData)).to.be.greaterThan(8);
     // Digest verdicts (1 = good, 0 = bad): many checked, all good (bad ones are in PROBLEMS above).
-    const verdicts = tshark([...decode, '-Y', `tcp.port==${f.port}`, '-T', 'fields', '-e', 'nvme-tcp.hdgst.status', '-e', 'nvme-tcp.ddgst.status'])
+    const verdicts = tshark([
+      ...decode,
+      '-Y',
+      `tcp.port==${f.port}`,
+      '-T',
+      'fields',
+      '-e',
+      'nvme-tcp.hdgst.status',
+      '-e',
+      'nvme-tcp.ddgst.status',
+    ])
       .split(/[\n\t,]/)
       .filter(Boolean);
     expect(verdicts.length).to.be.greaterThan(20);

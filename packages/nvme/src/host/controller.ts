@@ -5,7 +5,15 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { AdminOpcode, Cns, DISCOVERY_NQN, DYNAMIC_CNTLID, FabricsType, Feature, LogPage } from '../spec/constants.js';
+import {
+  AdminOpcode,
+  Cns,
+  DISCOVERY_NQN,
+  DYNAMIC_CNTLID,
+  FabricsType,
+  Feature,
+  LogPage,
+} from '../spec/constants.js';
 import { NvmeStatusError } from '../spec/errors.js';
 import { CC, CSTS, decodeCap, Prop, versionString } from '../spec/fabrics.js';
 import {
@@ -13,9 +21,9 @@ import {
   decodeIdentifyNamespace,
   decodeNamespaceDescriptors,
   decodeNamespaceList,
+  IDENTIFY_SIZE,
   type IdentifyController,
   type IdentifyNamespace,
-  IDENTIFY_SIZE,
   type NamespaceDescriptors,
   uuidToBytes,
 } from '../spec/identify.js';
@@ -122,7 +130,13 @@ export class NvmeController {
 
   async #bringUp(): Promise<void> {
     await this.admin.open();
-    this.cntlid = await this.admin.connect(this.trid.subnqn, this.hostnqn, this.hostid, DYNAMIC_CNTLID, this.#kato);
+    this.cntlid = await this.admin.connect(
+      this.trid.subnqn,
+      this.hostnqn,
+      this.hostid,
+      DYNAMIC_CNTLID,
+      this.#kato,
+    );
     const capLo = await this.getProperty(Prop.CAP, 8);
     const cap = decodeCap(capLo[0], capLo[1]);
     this.maxQueueEntries = cap.maxQueueEntries;
@@ -181,13 +195,21 @@ export class NvmeController {
   async adminCommand(spec: CommandSpec, what: string): Promise<AdminResult> {
     const r = await this.adminRaw(spec);
     if (r.status !== 0)
-      throw new NvmeStatusError(r.status, `${what} failed: sct ${statusSct(r.status)} sc 0x${statusSc(r.status).toString(16)}`);
+      throw new NvmeStatusError(
+        r.status,
+        `${what} failed: sct ${statusSct(r.status)} sc 0x${statusSc(r.status).toString(16)}`,
+      );
     return r;
   }
 
   async getProperty(ofst: number, size: 4 | 8): Promise<[number, number]> {
     const r = await this.adminCommand(
-      { opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertyGet, cdw10: size === 8 ? 1 : 0, cdw11: ofst },
+      {
+        opcode: AdminOpcode.Fabrics,
+        fctype: FabricsType.PropertyGet,
+        cdw10: size === 8 ? 1 : 0,
+        cdw11: ofst,
+      },
       `Property Get 0x${ofst.toString(16)}`,
     );
     return [r.dw0, r.dw1];
@@ -202,7 +224,10 @@ export class NvmeController {
 
   async #identify(cns: number, nsid: number, cdw11 = 0): Promise<Uint8Array> {
     const buf = new Uint8Array(IDENTIFY_SIZE);
-    await this.adminCommand({ opcode: AdminOpcode.Identify, nsid, cdw10: cns, cdw11, buf }, `Identify CNS ${cns}`);
+    await this.adminCommand(
+      { opcode: AdminOpcode.Identify, nsid, cdw10: cns, cdw11, buf },
+      `Identify CNS ${cns}`,
+    );
     return buf;
   }
 
@@ -227,19 +252,35 @@ export class NvmeController {
     const buf = new Uint8Array(length);
     const { cdw10, cdw11 } = getLogPageCdws(lid, length);
     await this.adminCommand(
-      { opcode: AdminOpcode.GetLogPage, nsid, cdw10, cdw11, cdw12: offset >>> 0, cdw13: Math.floor(offset / 2 ** 32), buf },
+      {
+        opcode: AdminOpcode.GetLogPage,
+        nsid,
+        cdw10,
+        cdw11,
+        cdw12: offset >>> 0,
+        cdw13: Math.floor(offset / 2 ** 32),
+        buf,
+      },
       `Get Log Page 0x${lid.toString(16)}`,
     );
     return buf;
   }
 
   async getFeatures(fid: number): Promise<number> {
-    return (await this.adminCommand({ opcode: AdminOpcode.GetFeatures, cdw10: fid }, `Get Features 0x${fid.toString(16)}`)).dw0;
+    return (
+      await this.adminCommand(
+        { opcode: AdminOpcode.GetFeatures, cdw10: fid },
+        `Get Features 0x${fid.toString(16)}`,
+      )
+    ).dw0;
   }
 
   async setFeatures(fid: number, value: number): Promise<number> {
     return (
-      await this.adminCommand({ opcode: AdminOpcode.SetFeatures, cdw10: fid, cdw11: value }, `Set Features 0x${fid.toString(16)}`)
+      await this.adminCommand(
+        { opcode: AdminOpcode.SetFeatures, cdw10: fid, cdw11: value },
+        `Set Features 0x${fid.toString(16)}`,
+      )
     ).dw0;
   }
 
@@ -247,9 +288,14 @@ export class NvmeController {
   async discoveryLog(): Promise<DiscoveryEntry[]> {
     const head = decodeDiscoveryLogHeader(await this.getLogPage(LogPage.Discovery, DISCOVERY_HEADER_SIZE));
     if (head.numrec === 0) return [];
-    const page = await this.getLogPage(LogPage.Discovery, DISCOVERY_HEADER_SIZE + head.numrec * DISCOVERY_ENTRY_SIZE);
+    const page = await this.getLogPage(
+      LogPage.Discovery,
+      DISCOVERY_HEADER_SIZE + head.numrec * DISCOVERY_ENTRY_SIZE,
+    );
     const n = Math.min(head.numrec, decodeDiscoveryLogHeader(page).numrec);
-    return Array.from({ length: n }, (_, i) => decodeDiscoveryEntry(page, DISCOVERY_HEADER_SIZE + i * DISCOVERY_ENTRY_SIZE));
+    return Array.from({ length: n }, (_, i) =>
+      decodeDiscoveryEntry(page, DISCOVERY_HEADER_SIZE + i * DISCOVERY_ENTRY_SIZE),
+    );
   }
 
   /** Abort command `cid` on queue `sqid`; resolves true if the controller aborted it. */
@@ -266,12 +312,14 @@ export class NvmeController {
       void this.reset().catch(() => {});
       return;
     }
-    void this.abort(q.qid, cid).then(
-      (aborted) => {
-        if (!aborted) return this.reset();
-      },
-      () => this.reset(),
-    ).catch(() => {});
+    void this.abort(q.qid, cid)
+      .then(
+        (aborted) => {
+          if (!aborted) return this.reset();
+        },
+        () => this.reset(),
+      )
+      .catch(() => {});
   }
 
   /** Create and connect an I/O qpair (polled with processCompletions). */
@@ -309,7 +357,14 @@ export class NvmeController {
   async freeIoQpair(qp: HostQpair): Promise<void> {
     this.ioQpairs.delete(qp);
     let done = false;
-    if (qp.connected && qp.submit({ opcode: AdminOpcode.Fabrics, fctype: FabricsType.Disconnect }, () => (done = true), undefined)) {
+    if (
+      qp.connected &&
+      qp.submit(
+        { opcode: AdminOpcode.Fabrics, fctype: FabricsType.Disconnect },
+        () => (done = true),
+        undefined,
+      )
+    ) {
       const until = Date.now() + 1000;
       while (!done && qp.connected && Date.now() < until) {
         await new Promise((r) => setImmediate(r));
@@ -349,7 +404,12 @@ export class NvmeController {
     this.ioQpairs.clear();
     if (this.admin.connected) {
       // Shutdown notification, then Disconnect; best effort.
-      await this.adminRaw({ opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertySet, cdw11: Prop.CC, cdw12: CC.enabled | (CC.SHN_NORMAL << 14) }).catch(() => {});
+      await this.adminRaw({
+        opcode: AdminOpcode.Fabrics,
+        fctype: FabricsType.PropertySet,
+        cdw11: Prop.CC,
+        cdw12: CC.enabled | (CC.SHN_NORMAL << 14),
+      }).catch(() => {});
     }
     this.admin.close();
   }
@@ -360,7 +420,10 @@ export class NvmeController {
 }
 
 /** Connect to a discovery controller, read its log, disconnect. */
-export async function discover(trid: string | TransportId, o: ControllerOptions = {}): Promise<DiscoveryEntry[]> {
+export async function discover(
+  trid: string | TransportId,
+  o: ControllerOptions = {},
+): Promise<DiscoveryEntry[]> {
   const t = typeof trid === 'string' ? parseTransportId(trid) : trid;
   const c = await NvmeController.connect({ ...t, subnqn: DISCOVERY_NQN }, o);
   try {
@@ -369,4 +432,3 @@ export async function discover(trid: string | TransportId, o: ControllerOptions 
     await c.close();
   }
 }
-

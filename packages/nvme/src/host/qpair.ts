@@ -201,18 +201,31 @@ export class HostQpair implements PduHandler {
         resolve(s);
       });
       s.once('error', (e) =>
-        reject(new HostQpairError('ERR_NVME_QPAIR_CONNECT', `cannot connect to ${this.#opts.traddr}:${this.#opts.trsvcid}: ${e.message}`, { cause: e })),
+        reject(
+          new HostQpairError(
+            'ERR_NVME_QPAIR_CONNECT',
+            `cannot connect to ${this.#opts.traddr}:${this.#opts.trsvcid}: ${e.message}`,
+            { cause: e },
+          ),
+        ),
       );
     });
     this.#sock = sock;
     sock.on('data', (b: Buffer) => this.#receive(b));
     sock.on('error', (e) => this.#fail(e));
-    sock.on('close', () => this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: connection closed`)));
+    sock.on('close', () =>
+      this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: connection closed`)),
+    );
     const ic = new Promise<void>((resolve, reject) => {
       this.#icResolve = resolve;
-      const t = setTimeout(() => reject(new HostQpairError('ERR_NVME_QPAIR_CONNECT', 'no ICResp within 5 s')), 5000);
+      const t = setTimeout(
+        () => reject(new HostQpairError('ERR_NVME_QPAIR_CONNECT', 'no ICResp within 5 s')),
+        5000,
+      );
       t.unref();
-      sock.once('close', () => reject(this.#failed ?? new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'closed during ICReq')));
+      sock.once('close', () =>
+        reject(this.#failed ?? new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'closed during ICReq')),
+      );
     });
     const o = this.#tx.reserve(HLEN.ICReq);
     encodeIcReq(this.#tx.dv, o, { hpda: 0, hdgst: this.hdgst, ddgst: this.ddgst, maxr2t: 1 });
@@ -240,7 +253,8 @@ export class HostQpair implements PduHandler {
     this.#reader.stopped = true;
     this.#tx.close();
     if (!this.#failed) this.#failed = e;
-    for (const r of this.#reqs) if (r.state === ST_INFLIGHT) this.#finish(r, STATUS_ABORTED_SQ_DELETION, 0, 0);
+    for (const r of this.#reqs)
+      if (r.state === ST_INFLIGHT) this.#finish(r, STATUS_ABORTED_SQ_DELETION, 0, 0);
     if (report && wasOpen) this.onFailure?.(this, e);
   }
 
@@ -268,7 +282,12 @@ export class HostQpair implements PduHandler {
   }
 
   /** Dataset Management with Deallocate over `ranges` of [lba, blocks]. */
-  deallocate<C>(nsid: number, ranges: readonly (readonly [number, number])[], cb: Completion<C>, ctx: C): boolean {
+  deallocate<C>(
+    nsid: number,
+    ranges: readonly (readonly [number, number])[],
+    cb: Completion<C>,
+    ctx: C,
+  ): boolean {
     if (ranges.length < 1 || ranges.length > 256) throw new RangeError('1-256 ranges');
     const data = new Uint8Array(16 * ranges.length);
     const dv = new DataView(data.buffer);
@@ -470,7 +489,9 @@ export class HostQpair implements PduHandler {
     } catch (e) {
       if (!(e instanceof NvmeTcpProtocolError)) throw e;
       this.#sendTermReq(e.fes, e.fei, this.#reader.errorHeader);
-      this.#fail(new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `qpair ${this.qid}: ${e.message}`, { cause: e }));
+      this.#fail(
+        new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `qpair ${this.qid}: ${e.message}`, { cause: e }),
+      );
     }
     this.#scheduleFlush();
   }
@@ -503,12 +524,14 @@ export class HostQpair implements PduHandler {
     switch (type) {
       case PduType.ICResp: {
         if (!this.#icResolve) this.#proto(Fes.PduSequenceError, 0, 'unexpected ICResp');
-        if (dv.getUint16(off + IcOff.pfv, true) !== 0) this.#proto(Fes.InvalidHeaderField, IcOff.pfv, 'bad PFV');
+        if (dv.getUint16(off + IcOff.pfv, true) !== 0)
+          this.#proto(Fes.InvalidHeaderField, IcOff.pfv, 'bad PFV');
         const dgst = dv.getUint8(off + IcOff.dgst);
         this.hdgst = this.hdgst && (dgst & IcDigest.Header) !== 0;
         this.ddgst = this.ddgst && (dgst & IcDigest.Data) !== 0;
         this.maxh2cdata = dv.getUint32(off + IcOff.maxh2cdata, true);
-        if (this.maxh2cdata < 4096 || this.maxh2cdata % 4) this.#proto(Fes.InvalidHeaderField, IcOff.maxh2cdata, 'bad MAXH2CDATA');
+        if (this.maxh2cdata < 4096 || this.maxh2cdata % 4)
+          this.#proto(Fes.InvalidHeaderField, IcOff.maxh2cdata, 'bad MAXH2CDATA');
         this.#reader.hdgst = this.hdgst;
         this.#reader.ddgst = this.ddgst;
         return;
@@ -524,10 +547,17 @@ export class HostQpair implements PduHandler {
         const r = this.#reqFor(dv.getUint16(off + DataOff.cccid, true), DataOff.cccid);
         const datao = dv.getUint32(off + DataOff.datao, true);
         const datal = dv.getUint32(off + DataOff.datal, true);
-        if (r.dir !== 2) this.#proto(Fes.InvalidHeaderField, DataOff.cccid, 'C2HData for a command without read data');
-        if (datal !== dataLen) this.#proto(Fes.InvalidHeaderField, DataOff.datal, 'DATAL does not match PLEN');
+        if (r.dir !== 2)
+          this.#proto(Fes.InvalidHeaderField, DataOff.cccid, 'C2HData for a command without read data');
+        if (datal !== dataLen)
+          this.#proto(Fes.InvalidHeaderField, DataOff.datal, 'DATAL does not match PLEN');
         if (datao !== r.c2hRecv || datao + datal > r.len)
-          throw new NvmeTcpProtocolError('ERR_NVME_TCP_DATA_RANGE', Fes.DataTransferOutOfRange, DataOff.datao, 'C2HData out of range');
+          throw new NvmeTcpProtocolError(
+            'ERR_NVME_TCP_DATA_RANGE',
+            Fes.DataTransferOutOfRange,
+            DataOff.datao,
+            'C2HData out of range',
+          );
         if (flags & PduFlag.SUCCESS && !(flags & PduFlag.LAST_PDU))
           this.#proto(Fes.InvalidHeaderField, 1, 'SUCCESS without LAST_PDU');
         r.c2hRecv += datal;
@@ -540,7 +570,12 @@ export class HostQpair implements PduHandler {
         const r2to = dv.getUint32(off + DataOff.r2to, true);
         const r2tl = dv.getUint32(off + DataOff.r2tl, true);
         if (r.dir !== 1 || r2tl === 0 || r2to + r2tl > r.len)
-          throw new NvmeTcpProtocolError('ERR_NVME_TCP_DATA_RANGE', Fes.DataTransferOutOfRange, DataOff.r2to, 'R2T out of range');
+          throw new NvmeTcpProtocolError(
+            'ERR_NVME_TCP_DATA_RANGE',
+            Fes.DataTransferOutOfRange,
+            DataOff.r2to,
+            'R2T out of range',
+          );
         this.stats.r2ts++;
         this.#sendH2C(r, dv.getUint16(off + DataOff.ttag, true), r2to, r2tl);
         return;
@@ -548,7 +583,9 @@ export class HostQpair implements PduHandler {
       case PduType.C2HTermReq: {
         const fes = dv.getUint16(off + TermOff.fes, true);
         this.#reader.stopped = true;
-        queueMicrotask(() => this.#fail(new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `target sent C2HTermReq (FES ${fes})`)));
+        queueMicrotask(() =>
+          this.#fail(new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `target sent C2HTermReq (FES ${fes})`)),
+        );
         return;
       }
       default:
@@ -590,7 +627,15 @@ export class HostQpair implements PduHandler {
       const plen = pdo + n + dd;
       const o = tx.reserve(plen);
       const last = p + n === end;
-      writeCh(tx.dv, o, PduType.H2CData, (hd ? PduFlag.HDGSTF : 0) | (dd ? PduFlag.DDGSTF : 0) | (last ? PduFlag.LAST_PDU : 0), HLEN.H2CData, pdo, plen);
+      writeCh(
+        tx.dv,
+        o,
+        PduType.H2CData,
+        (hd ? PduFlag.HDGSTF : 0) | (dd ? PduFlag.DDGSTF : 0) | (last ? PduFlag.LAST_PDU : 0),
+        HLEN.H2CData,
+        pdo,
+        plen,
+      );
       encodeDataHeader(tx.dv, o, r.cid, ttag, p, n);
       if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.H2CData);
       copyBytes(buf, p, p + n, tx.bytes, o + pdo);
@@ -603,12 +648,19 @@ export class HostQpair implements PduHandler {
   // ---- fabrics Connect for this queue ----
 
   /** Fabrics Connect; resolves to the controller ID. */
-  connect(subnqn: string, hostnqn: string, hostid: Uint8Array, cntlid: number, kato: number): Promise<number> {
+  connect(
+    subnqn: string,
+    hostnqn: string,
+    hostid: Uint8Array,
+    cntlid: number,
+    kato: number,
+  ): Promise<number> {
     const data = new Uint8Array(CONNECT_DATA_SIZE);
     data.set(hostid.subarray(0, 16), ConnectDataOff.hostid);
     new DataView(data.buffer).setUint16(ConnectDataOff.cntlid, cntlid, true);
     for (let i = 0; i < subnqn.length && i < 255; i++) data[ConnectDataOff.subnqn + i] = subnqn.charCodeAt(i);
-    for (let i = 0; i < hostnqn.length && i < 255; i++) data[ConnectDataOff.hostnqn + i] = hostnqn.charCodeAt(i);
+    for (let i = 0; i < hostnqn.length && i < 255; i++)
+      data[ConnectDataOff.hostnqn + i] = hostnqn.charCodeAt(i);
     this.#auto = true;
     return new Promise<number>((resolve, reject) => {
       const ok = this.submit(
@@ -640,7 +692,6 @@ export class HostQpair implements PduHandler {
   }
 }
 
-
 /** Fields of a command for `HostQpair.submit`. */
 export interface CommandSpec {
   opcode: number;
@@ -670,7 +721,9 @@ export class ConnectError extends Error {
   /** For Connect Invalid Parameters: IATTR (bit 0) and IPO (bits 31:16). */
   readonly dw0: number;
   constructor(status: number, dw0: number) {
-    super(`Fabrics Connect failed: status 0x${status.toString(16)} (sct ${(status >> 8) & 7}, sc 0x${(status & 0xff).toString(16)})`);
+    super(
+      `Fabrics Connect failed: status 0x${status.toString(16)} (sct ${(status >> 8) & 7}, sc 0x${(status & 0xff).toString(16)})`,
+    );
     this.status = status;
     this.dw0 = dw0;
   }

@@ -27,14 +27,16 @@ export function parseTransportId(s: string): TransportId {
     kv.set(tok.slice(0, i).toLowerCase(), tok.slice(i + 1));
   }
   const trtype = (kv.get('trtype') ?? '').toUpperCase();
-  if (trtype !== 'TCP') throw new TransportIdError(`unsupported trtype '${kv.get('trtype') ?? ''}' (only TCP)`);
+  if (trtype !== 'TCP')
+    throw new TransportIdError(`unsupported trtype '${kv.get('trtype') ?? ''}' (only TCP)`);
   const adrfam = (kv.get('adrfam') ?? 'IPv4').toLowerCase();
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6') throw new TransportIdError(`unsupported adrfam '${adrfam}'`);
   const traddr = kv.get('traddr');
   if (!traddr) throw new TransportIdError('transport ID needs traddr');
   const trsvcid = kv.get('trsvcid') ?? '4420';
   const port = Number(trsvcid);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TransportIdError(`invalid trsvcid '${trsvcid}'`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new TransportIdError(`invalid trsvcid '${trsvcid}'`);
   return {
     trtype: 'TCP',
     adrfam: adrfam === 'ipv4' ? 'IPv4' : 'IPv6',

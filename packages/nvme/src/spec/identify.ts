@@ -302,9 +302,9 @@ export function encodeNamespaceDescriptors(d: NamespaceDescriptors, out: Uint8Ar
     out.set(v, o + 4);
     o += 4 + v.length;
   };
-  if (d.eui64 && d.eui64.some((x) => x !== 0)) put(NidType.Eui64, d.eui64);
-  if (d.nguid && d.nguid.some((x) => x !== 0)) put(NidType.Nguid, d.nguid);
-  if (d.uuid && d.uuid.some((x) => x !== 0)) put(NidType.Uuid, d.uuid);
+  if (d.eui64?.some((x) => x !== 0)) put(NidType.Eui64, d.eui64);
+  if (d.nguid?.some((x) => x !== 0)) put(NidType.Nguid, d.nguid);
+  if (d.uuid?.some((x) => x !== 0)) put(NidType.Uuid, d.uuid);
   if (d.csi !== undefined) put(NidType.Csi, Uint8Array.of(d.csi));
 }
 

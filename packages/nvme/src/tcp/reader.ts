@@ -49,7 +49,6 @@ export class PduReader {
   readonly #stageDv = new DataView(this.#stage.buffer);
   #staged = 0;
   #state = State.Header;
-  #need = CH_SIZE;
   #skip = 0;
   #dataLen = 0;
   #dataDone = 0;
