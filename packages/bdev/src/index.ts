@@ -13,6 +13,7 @@ export {
   type QosParams,
 } from './control.js';
 export type { BdevDesc, BdevEventCb, BdevTimeoutCb } from './desc.js';
+export { bdevRegisterDmaRegion, bdevUnregisterDmaRegion } from './dma-buffers.js';
 export { BdevError, type BdevErrorCode } from './errors.js';
 export {
   bdevAbort,

@@ -36,3 +36,14 @@ export {
   raidModule,
 } from './raid.js';
 export { bdevSplitCreate, bdevSplitDelete, type SplitCreateParams, splitModule } from './split.js';
+export {
+  type AioCreateParams,
+  aioModule,
+  bdevAioCreate,
+  bdevAioDelete,
+  bdevUringCreate,
+  bdevUringDelete,
+  type FileCreated,
+  type UringCreateParams,
+  uringModule,
+} from './uring.js';
