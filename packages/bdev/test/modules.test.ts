@@ -1,6 +1,5 @@
 import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
-import fc from 'fast-check';
 import {
   bdevAbort,
   bdevClose,
@@ -8,28 +7,18 @@ import {
   bdevGetIoChannel,
   bdevOpenExt,
   bdevRead,
-  bdevReadv,
   bdevSetTimeout,
-  bdevUnmap,
   bdevWrite,
-  bdevWritev,
   IoStatus,
 } from '../src/index.js';
 import {
   bdevDelayCreate,
   bdevDelayDelete,
   bdevDelayUpdateLatency,
-  bdevErrorCreate,
-  bdevErrorDelete,
-  bdevErrorInjectError,
   bdevMallocCreate,
   bdevMallocDelete,
   bdevPassthruCreate,
   bdevPassthruDelete,
-  bdevRaidAddBaseBdev,
-  bdevRaidCreate,
-  bdevRaidDelete,
-  bdevRaidGetBdevs,
   bdevSplitCreate,
   bdevSplitDelete,
 } from '../src/modules/index.js';

@@ -201,17 +201,24 @@ function submit(chan: IoChannel<unknown>, io: BdevIo): void {
   c.bounce = -1;
   switch (io.type) {
     case IoType.FLUSH:
-      if (!room(ch, 1)) return bdevIoComplete(io, IoStatus.NOMEM);
+      if (!room(ch, 1)) {
+        bdevIoComplete(io, IoStatus.NOMEM);
+        return;
+      }
       c.remaining = 1;
       ring.fsync(d.fd, takeUd(ch, io));
       return;
     case IoType.RESET:
-      return bdevIoComplete(io, IoStatus.SUCCESS);
+      bdevIoComplete(io, IoStatus.SUCCESS);
+      return;
     case IoType.WRITE_ZEROES: {
       ch.ensureZero();
       const total = io.numBlocks * bs;
       const n = Math.ceil(total / BOUNCE_SLOT);
-      if (!room(ch, n)) return bdevIoComplete(io, IoStatus.NOMEM);
+      if (!room(ch, n)) {
+        bdevIoComplete(io, IoStatus.NOMEM);
+        return;
+      }
       c.remaining = n;
       for (let done = 0; done < total; done += BOUNCE_SLOT) {
         ring.write(d.fd, ch.zeroSlot, 0, Math.min(BOUNCE_SLOT, total - done), fileOff + done, takeUd(ch, io));
@@ -222,11 +229,15 @@ function submit(chan: IoChannel<unknown>, io: BdevIo): void {
     case IoType.WRITE:
       break;
     default:
-      return bdevIoComplete(io, IoStatus.FAILED);
+      bdevIoComplete(io, IoStatus.FAILED);
+      return;
   }
   const isRead = io.type === IoType.READ;
   if (direct(ch, d, io)) {
-    if (!room(ch, io.iovs.length)) return bdevIoComplete(io, IoStatus.NOMEM);
+    if (!room(ch, io.iovs.length)) {
+      bdevIoComplete(io, IoStatus.NOMEM);
+      return;
+    }
     c.remaining = io.iovs.length;
     for (const v of io.iovs) {
       const slot = ch.slotOf(v);
@@ -238,7 +249,10 @@ function submit(chan: IoChannel<unknown>, io: BdevIo): void {
   }
   // Bounce: one aligned DMA slot for the whole I/O (the bdev is limited to BOUNCE_SLOT per I/O).
   ch.ensureBounce();
-  if (ch.bounceFree.length === 0 || !room(ch, 1)) return bdevIoComplete(io, IoStatus.NOMEM);
+  if (ch.bounceFree.length === 0 || !room(ch, 1)) {
+    bdevIoComplete(io, IoStatus.NOMEM);
+    return;
+  }
   const b = ch.bounceFree.pop() as number;
   c.bounce = b;
   c.remaining = 1;
