@@ -10,4 +10,5 @@ export type { VirtioDevice } from './device.js';
 export { VhostError, type VhostErrorCode } from './errors.js';
 export { FRONTEND_UVA_BASE, type FrontendOptions, VhostUserFrontend } from './frontend.js';
 export { GuestMemory, type GuestRegion, MAX_MEM_SLOTS } from './memory.js';
+export { type ScsiDeviceOptions, type ScsiTargetInfo, VhostScsiDevice } from './scsi.js';
 export { VirtioUserBlk, type VirtioUserBlkOptions } from './virtio-user-blk.js';

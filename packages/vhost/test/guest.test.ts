@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { RamBackend } from '@storkit/scsi';
 import { expect } from 'chai';
 
-import { BlkDevice, VhostController } from '../src/index.js';
+import { BlkDevice, VhostController, VhostScsiDevice } from '../src/index.js';
 import { bootGuest, type GuestRun } from './guest.js';
 import { harness, pattern, sockPath, until } from './helpers.js';
 
@@ -59,6 +59,40 @@ describe('a QEMU guest (TCG) on a storkit vhost-user-blk disk', function () {
       expect(ctrl.stats.connections).to.equal(2);
       expect(ctrl.stats.protocolErrors).to.equal(0);
       expect(ctrl.queues.length).to.equal(2);
+    } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
+
+describe('a QEMU guest (TCG) on a storkit vhost-user-scsi disk', function () {
+  this.timeout(240_000);
+
+  it('finds the LUN through the shared SCSI layer, reads, writes and verifies; the host sees the bytes', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc1', blockSize: 512, numBlocks: 32768 });
+    ram.data.set(pattern(8 << 20, 43));
+    const head = md5(ram.data.subarray(0, 8 << 20));
+    const path = sockPath('guest-scsi');
+    const dev = new VhostScsiDevice({ name: 'vhost.1' });
+    dev.addTarget(0, ram);
+    const ctrl = new VhostController({ name: 'vhost.1', socketPath: path, device: dev });
+    ctrl.start();
+    try {
+      let run: GuestRun | null = null;
+      bootGuest({ socket: path, type: 'scsi', workload: 'rw.sh' }).done.then((r) => {
+        run = r;
+      });
+      await until(h, () => run !== null, 'guest', 200_000);
+      const r = run as unknown as GuestRun;
+      expect(r.results, r.log.slice(-3000)).to.include('END rc=0');
+      expect(field(r, 'dev=')).to.equal(`/dev/sda size=${16 << 20} lbs=512`);
+      expect(field(r, 'md5 head:')).to.equal(head);
+      const pat = guestPattern();
+      expect(field(r, 'verify OK md5=')).to.equal(md5(pat));
+      expect(Buffer.from(ram.data.subarray(4 << 20, 8 << 20)).equals(pat)).to.equal(true);
+      expect(ctrl.stats.protocolErrors).to.equal(0);
     } finally {
       ctrl.close();
       h.close();
