@@ -54,6 +54,7 @@ for (const [bs, bytes] of SIZES) {
     });
 
     const families = FULL ? ['ALL'] : FAST_FAMILIES;
+    // Besides these, ALL.ReadOnly runs against LUN 1 and ALL.iSCSIResiduals with header digests.
     it(`iscsi-test-cu --dataloss (${FULL ? 'ALL' : `${families.length} families`}): no failures`, async () => {
       const started = Date.now();
       let total = { total: 0, passed: 0, skipped: 0, failed: 0, failedNames: [] as string[] };
@@ -62,6 +63,10 @@ for (const [bs, bytes] of SIZES) {
         const p = parseCunit(r.out);
         expect(p.total, `${f}: no tests parsed\n${r.out.slice(-2000)}`).to.be.greaterThan(0);
         expect(p.summaryFailed, `${f}: CUnit summary`).to.equal(p.failed);
+        if (FULL)
+          console.log(
+            `      ${f} ${bs}B: ${p.total} tests, ${p.passed} really passed, ${p.skipped} skipped, ${p.failed} failed`,
+          );
         total = {
           total: total.total + p.total,
           passed: total.passed + p.passed,
@@ -69,6 +74,24 @@ for (const [bs, bytes] of SIZES) {
           failed: total.failed + p.failed,
           failedNames: [...total.failedNames, ...p.failedNames],
         };
+      }
+      // Forms that need another LUN or URL: the write-protected LUN, and CRC32C header digests.
+      const extra: [string, string][] = [
+        ['ALL.ReadOnly', s.roUrl],
+        ['ALL.iSCSIResiduals', `${s.url}?header_digest=crc32c`],
+      ];
+      for (const [f, url] of extra) {
+        const r = await runTool('iscsi-test-cu', ['--dataloss', `--test=${f}`, url], 300_000);
+        const p = parseCunit(r.out);
+        expect(p.total, `${f}: no tests parsed\n${r.out.slice(-2000)}`).to.be.greaterThan(0);
+        console.log(
+          `      ${f} on ${url.split('/').pop()}: ${p.passed} really passed, ${p.skipped} skipped, ${p.failed} failed`,
+        );
+        total.total += p.total;
+        total.passed += p.passed;
+        total.skipped += p.skipped;
+        total.failed += p.failed;
+        total.failedNames.push(...p.failedNames.map((n) => `${n} (${url})`));
       }
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       console.log(

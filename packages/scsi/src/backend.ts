@@ -46,6 +46,11 @@ export interface BlockBackendInfo {
   readonly optimalIoBoundary: number;
   /** Rejects writes (served as write protected). */
   readonly readOnly?: boolean;
+  /**
+   * Largest `writev` (in blocks) the backend completes atomically: no reader or writer sees part of
+   * it. 0 or absent: no guarantee (WRITE ATOMIC is then not offered).
+   */
+  readonly atomicWriteBlocks?: number;
 }
 
 export interface BlockBackend extends BlockBackendInfo {

@@ -39,6 +39,7 @@ export const Op = {
   Verify16: 0x8f,
   PreFetch16: 0x90,
   SyncCache16: 0x91,
+  WriteAtomic16: 0x9c,
   WriteSame16: 0x93,
   ServiceActionIn16: 0x9e,
   ReportLuns: 0xa0,
@@ -141,6 +142,14 @@ export function decodeRw(cdb: Uint8Array, out: RwFields): boolean {
       out.group = cdb[10];
       return true;
     default:
+      if (op === Op.WriteAtomic16) {
+        // SBC-4: ATOMIC BOUNDARY in bytes 10-11, a 16-bit TRANSFER LENGTH in bytes 12-13.
+        out.lba = be64(cdb, 2);
+        out.count = be16(cdb, 12);
+        out.flags = cdb[1];
+        out.group = cdb[14];
+        return true;
+      }
       if (op === Op.CompareAndWrite) {
         out.lba = be64(cdb, 2);
         out.count = cdb[13];

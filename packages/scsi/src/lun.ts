@@ -216,6 +216,7 @@ export class LogicalUnit {
       case Op.Write10:
       case Op.Write12:
       case Op.Write16:
+      case Op.WriteAtomic16:
       case Op.WriteVerify10:
       case Op.WriteVerify12:
       case Op.WriteVerify16: {
@@ -378,6 +379,7 @@ export class LogicalUnit {
     const isWv = op === Op.WriteVerify10 || op === Op.WriteVerify12 || op === Op.WriteVerify16;
     if (!this.#checkRw(task, op !== Op.Write6)) return;
     const { lba, count, flags } = this.#rw;
+    if (op === Op.WriteAtomic16 && !this.#atomicOk(task, count)) return;
     if (isWv && (flags & RwFlag.ByteCheck) === 0x04) {
       this.#fail(task, Asc.InvalidFieldInCdb);
       return;
@@ -403,6 +405,20 @@ export class LogicalUnit {
       return;
     }
     this.#writeNow(task);
+  }
+
+  /** WRITE ATOMIC: only when the backend guarantees it, within its size, no ATOMIC BOUNDARY. */
+  #atomicOk(task: ScsiTask, count: number): boolean {
+    const max = this.backend.atomicWriteBlocks ?? 0;
+    if (max === 0) {
+      this.#fail(task, Asc.InvalidOpcode);
+      return false;
+    }
+    if (count > max || be16(task.cdb, 10) !== 0) {
+      this.#fail(task, Asc.InvalidFieldInCdb);
+      return false;
+    }
+    return true;
   }
 
   #writeNow(task: ScsiTask): void {
@@ -449,8 +465,8 @@ export class LogicalUnit {
     if (!this.#checkRw(task, true)) return;
     const { lba, count } = this.#rw;
     const bytes = count * this.backend.blockSize;
-    if (!this.#checkDataOut(task, bytes)) return;
     if (this.#writeProtected(task)) return;
+    if (!this.#checkDataOut(task, bytes)) return;
     if (count === 0) {
       this.#finish(task);
       return;
@@ -471,12 +487,12 @@ export class LogicalUnit {
     }
     const bytes = count * this.backend.blockSize;
     task.transferLength = 2 * bytes;
+    if (this.#writeProtected(task)) return;
     // A data-out size that disagrees with NUMBER OF LOGICAL BLOCKS means the CDB field is wrong.
     if (task.dataOutLength !== 2 * bytes) {
       this.#fail(task, Asc.InvalidFieldInCdb);
       return;
     }
-    if (this.#writeProtected(task)) return;
     if (count === 0) {
       this.#finish(task);
       return;
@@ -510,8 +526,8 @@ export class LogicalUnit {
       this.#fail(task, Asc.InvalidFieldInCdb);
       return;
     }
-    if (!this.#checkDataOut(task, ndob ? 0 : bs)) return;
     if (this.#writeProtected(task)) return;
+    if (!this.#checkDataOut(task, ndob ? 0 : bs)) return;
     if (count === 0) {
       this.#finish(task);
       return;

@@ -105,6 +105,8 @@ function blockLimits(info: BlockBackendInfo, buf: Uint8Array): number {
     put32(buf, 28, 1); // OPTIMAL UNMAP GRANULARITY
   }
   put64(buf, 36, Limits.maxWriteSameBlocks);
+  const atomic = Math.min(info.atomicWriteBlocks ?? 0, Limits.maxTransferBytes / info.blockSize);
+  put32(buf, 44, atomic); // MAXIMUM ATOMIC TRANSFER LENGTH (alignment and granularity: none)
   return 64;
 }
 
@@ -259,6 +261,7 @@ export const SUPPORTED_OPCODES: readonly OpcodeInfo[] = [
   { op: Op.Read16, sa: -1, len: SIXTEEN },
   { op: Op.CompareAndWrite, sa: -1, len: SIXTEEN },
   { op: Op.Write16, sa: -1, len: SIXTEEN },
+  { op: Op.WriteAtomic16, sa: -1, len: SIXTEEN },
   { op: Op.OrWrite16, sa: -1, len: SIXTEEN },
   { op: Op.WriteVerify16, sa: -1, len: SIXTEEN },
   { op: Op.Verify16, sa: -1, len: SIXTEEN },

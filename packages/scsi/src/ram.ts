@@ -10,6 +10,7 @@ export interface RamBackendOptions {
   unmapSupported?: boolean;
   optimalIoBoundary?: number;
   readOnly?: boolean;
+  atomicWriteBlocks?: number;
 }
 
 const QUEUE_SIZE = 1024;
@@ -28,6 +29,8 @@ export class RamBackend implements BlockBackend {
   readonly unmapSupported: boolean;
   readonly optimalIoBoundary: number;
   readonly readOnly: boolean;
+  /** Data moves in one synchronous copy at submit, so any write is atomic. */
+  readonly atomicWriteBlocks: number;
   /** The medium; exposed so tests can compare what initiators see with what is stored. */
   readonly data: Uint8Array;
   /** One byte per block: 1 when written since the last deallocation (thin provisioning state). */
@@ -56,6 +59,7 @@ export class RamBackend implements BlockBackend {
     this.unmapSupported = opts.unmapSupported ?? true;
     this.optimalIoBoundary = opts.optimalIoBoundary ?? 0;
     this.readOnly = opts.readOnly ?? false;
+    this.atomicWriteBlocks = opts.atomicWriteBlocks ?? 256;
     this.data = new Uint8Array(opts.blockSize * opts.numBlocks);
     this.#mapped = new Uint8Array(opts.numBlocks);
   }
