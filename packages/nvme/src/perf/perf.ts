@@ -1,0 +1,149 @@
+// The engine behind `storkit nvme-perf` (SPDK's perf): keeps `queueDepth` I/Os in flight on one
+// polled qpair for `seconds`, resubmitting from the completion callback. Contexts, buffers and the
+// latency histogram are allocated up front; the loop itself allocates nothing.
+
+import { ticks, ticksToUs } from '@storkit/native';
+
+import type { NvmeController } from '../host/controller.js';
+import type { Completion, HostQpair } from '../host/qpair.js';
+import { LatencyHistogram } from './histogram.js';
+
+export type Workload = 'read' | 'write' | 'randread' | 'randwrite' | 'rw' | 'randrw';
+
+export interface PerfOptions {
+  nsid?: number;
+  queueDepth: number;
+  ioSize: number;
+  workload: Workload;
+  /** Percentage of reads for rw/randrw. */
+  readPercent?: number;
+  seconds: number;
+  /** Seconds to run before counting. */
+  warmup?: number;
+}
+
+export interface PerfResult {
+  ios: number;
+  reads: number;
+  writes: number;
+  errors: number;
+  seconds: number;
+  iops: number;
+  mibps: number;
+  avgUs: number;
+  minUs: number;
+  maxUs: number;
+  histogram: LatencyHistogram;
+}
+
+class Ctx {
+  readonly buf: Uint8Array;
+  start = 0;
+  isRead = false;
+  constructor(size: number, fill: number) {
+    this.buf = new Uint8Array(size).fill(fill);
+  }
+}
+
+// xorshift32: a fast, allocation-free PRNG for offsets and the read/write mix.
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+}
+
+export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptions): Promise<PerfResult> {
+  const nsid = o.nsid ?? 1;
+  const ns = await ctrlr.identifyNamespace(nsid);
+  if (ns.nsze === 0) throw new Error(`namespace ${nsid} is not active`);
+  if (o.ioSize % ns.blockSize)
+    throw new Error(`I/O size ${o.ioSize} is not a multiple of the ${ns.blockSize}-byte block`);
+  if (o.ioSize > ctrlr.maxTransferSize)
+    throw new Error(`I/O size ${o.ioSize} exceeds MDTS (${ctrlr.maxTransferSize})`);
+  const nlb = o.ioSize / ns.blockSize;
+  const slots = Math.floor(ns.nsze / nlb);
+  const random = o.workload.startsWith('rand');
+  const readPct =
+    o.workload === 'read' || o.workload === 'randread'
+      ? 100
+      : o.workload === 'write' || o.workload === 'randwrite'
+        ? 0
+        : (o.readPercent ?? 50);
+  const rand = rng(0x9e3779b9);
+  const hist = new LatencyHistogram();
+  let seq = 0;
+  let counting = (o.warmup ?? 0) === 0;
+  let stopping = false;
+  let inflight = 0;
+  let ios = 0;
+  let reads = 0;
+  let writes = 0;
+  let errors = 0;
+  let retry = 0;
+
+  const submit = (c: Ctx): boolean => {
+    const slot = random ? Math.floor(rand() * slots) : seq++ % slots;
+    c.isRead = readPct === 100 || (readPct > 0 && rand() * 100 < readPct);
+    c.start = ticks();
+    return c.isRead
+      ? qp.read(nsid, slot * nlb, nlb, c.buf, done, c)
+      : qp.write(nsid, slot * nlb, nlb, c.buf, done, c);
+  };
+  const done: Completion<Ctx> = (c, status) => {
+    inflight--;
+    if (counting) {
+      hist.record(ticksToUs(ticks() - c.start));
+      ios++;
+      if (status !== 0) errors++;
+      else if (c.isRead) reads++;
+      else writes++;
+    }
+    if (!stopping) {
+      if (submit(c)) inflight++;
+      else retry++;
+    }
+  };
+
+  const ctxs = Array.from({ length: o.queueDepth }, (_, i) => new Ctx(o.ioSize, i & 0xff));
+  for (const c of ctxs) if (submit(c)) inflight++;
+  const warmupEnd = performance.now() + (o.warmup ?? 0) * 1000;
+  let t0 = performance.now();
+  let end = t0 + o.seconds * 1000 + (o.warmup ?? 0) * 1000;
+  // Poll: socket data arrives through the event loop, so yield between polls with setImmediate.
+  await new Promise<void>((resolve) => {
+    const loop = (): void => {
+      qp.processCompletions(0);
+      const now = performance.now();
+      if (!counting && now >= warmupEnd) {
+        counting = true;
+        t0 = now;
+        end = now + o.seconds * 1000;
+      }
+      if (!stopping && now >= end) stopping = true;
+      if (stopping && inflight === 0) return resolve();
+      if (qp.failed) return resolve();
+      setImmediate(loop);
+    };
+    setImmediate(loop);
+  });
+  if (qp.failed) throw qp.failed;
+  void retry;
+  const secs = (performance.now() - t0) / 1000;
+  return {
+    ios,
+    reads,
+    writes,
+    errors,
+    seconds: secs,
+    iops: ios / secs,
+    mibps: (ios * o.ioSize) / secs / (1 << 20),
+    avgUs: hist.mean,
+    minUs: hist.min,
+    maxUs: hist.max,
+    histogram: hist,
+  };
+}
