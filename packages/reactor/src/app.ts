@@ -24,7 +24,11 @@ export interface AppOptions {
   mainArg?: unknown;
   /** More modules every reactor imports first (handlers, io_devices, subsystems). */
   modules?: (string | URL)[];
-  /** Slots per ring (power of two, multiple of 8); default 1024 (16 KiB per ordered pair). */
+  /**
+   * Slots per ring (power of two, multiple of 8). Default 4096 (64 KiB per ordered pair) up to 8
+   * reactors, 1024 above (the mesh has n*(n-1) rings): a deeper ring rides out a peer descheduled
+   * on a busy machine.
+   */
   ringSlots?: number;
   loop?: LoopOptions;
   /** Pin each reactor to its CPU (default true). */
@@ -210,7 +214,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const ncpu = cpuCount();
   const bad = cores.find((c) => !Number.isInteger(c) || c < 0 || c >= ncpu);
   if (bad !== undefined) throw new ReactorError('EINVAL', `core ${bad} does not exist (${ncpu} CPUs)`);
-  const sab = createMeshMemory(cores.length, opts.ringSlots ?? 1024);
+  const sab = createMeshMemory(cores.length, opts.ringSlots ?? (cores.length <= 8 ? 4096 : 1024));
   const pin = opts.pin ?? true;
   const modules = (opts.modules ?? []).map(toUrl);
   const main = opts.main === undefined ? null : toUrl(opts.main);

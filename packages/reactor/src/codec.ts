@@ -1,5 +1,3 @@
-import { ReactorError } from './errors.js';
-
 /**
  * How a message payload travels in a ring record: `words(v)` body words, written by `encode` at a
  * word offset (`bytes` views the same memory, byte offset = 4 * word offset) and read back by
@@ -161,13 +159,4 @@ export function json<T>(): Codec<T> {
     },
     decode: (w, off, b) => JSON.parse(utf8.decode(w, off, b)) as T,
   };
-}
-
-/** Check a value against a fixed codec's size before it reaches a ring. */
-export function checkWords(c: Codec<unknown>, v: unknown, max: number): number {
-  const n = c.words(v);
-  if (!(n >= 0 && n <= max)) {
-    throw new ReactorError('EMSGSIZE', `${c.name} payload of ${n} words exceeds ${max} words`);
-  }
-  return n;
 }
