@@ -263,4 +263,122 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(i.closed).to.equal(true);
     expect(target.sessions.size).to.equal(0);
   });
+
+  it('adds a second connection to a session (MC/S) sharing one CmdSN space', async () => {
+    const { target, iqn } = ramTarget();
+    const a = new TestInitiator(target);
+    const r = a.loginNormal(iqn, [['MaxConnections', '2']], 9);
+    const tsih = (r.bhs[14] << 8) | r.bhs[15];
+    const b = new TestInitiator(target);
+    const r2 = b.login(
+      [
+        ['InitiatorName', 'iqn.test:init'],
+        ['TargetName', iqn],
+      ],
+      1,
+      3,
+      true,
+      9,
+      tsih,
+      1,
+    );
+    expect((r2.bhs[36] << 8) | r2.bhs[37]).to.equal(0);
+    expect(target.sessions.size).to.equal(1);
+    // CmdSN 1 goes out on connection b, CmdSN 2 (sent first) on a: a's command waits for b's.
+    a.cmdSn = 2;
+    a.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(a.take()).to.deep.equal([]);
+    b.cmdSn = 1;
+    b.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(b.take().map((g) => g.opcode)).to.deep.equal([TOp.ScsiResponse]);
+    expect(a.take().map((g) => g.opcode)).to.deep.equal([TOp.ScsiResponse]);
+    const c = new TestInitiator(target);
+    const r3 = c.login(
+      [
+        ['InitiatorName', 'iqn.test:init'],
+        ['TargetName', iqn],
+      ],
+      1,
+      3,
+      true,
+      9,
+      tsih,
+      2,
+    );
+    expect((r3.bhs[36] << 8) | r3.bhs[37]).to.equal(LoginStatus.TooManyConnections);
+  });
+
+  it('ABORT TASK of a write waiting for data answers Function Complete and never completes the task', async () => {
+    const { target, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn, [
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'No'],
+    ]);
+    const itt = i.itt;
+    i.scsi(WRITE10(0, 1), { write: new Uint8Array(512) });
+    expect(i.take()[0].opcode).to.equal(TOp.R2t);
+    const t = new Uint8Array(BHS_LENGTH);
+    t[0] = 0x42;
+    t[1] = 0x81;
+    put32(t, 16, 0x99);
+    put32(t, 20, itt);
+    put32(t, 24, i.cmdSn);
+    put32(t, 32, i.cmdSn - 1);
+    i.send(t);
+    await tick();
+    const [rsp] = i.take();
+    expect(rsp.opcode).to.equal(TOp.TaskMgmtResponse);
+    expect(rsp.bhs[2]).to.equal(0);
+    expect(i.conn.outstanding).to.equal(0);
+  });
+
+  it('LUN RESET answers and leaves a unit attention for the next command', async () => {
+    const { target, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn);
+    i.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    i.take();
+    const t = new Uint8Array(BHS_LENGTH);
+    t[0] = 0x42;
+    t[1] = 0x85;
+    put32(t, 16, 0x98);
+    put32(t, 20, 0xffffffff);
+    put32(t, 24, i.cmdSn);
+    i.send(t);
+    expect(i.take()[0].bhs[2]).to.equal(0);
+    i.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    const [ua] = i.take();
+    expect(ua.bhs[3]).to.equal(0x02);
+    expect(ua.data[2 + 2] & 0x0f).to.equal(0x06);
+    expect(ua.data[2 + 12]).to.equal(0x29);
+  });
+
+  it("pings with NOP-In and accepts the initiator's NOP-Out answer; asks for logout with an Async Message", () => {
+    const { target, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn);
+    i.conn.sendPing();
+    const [ping] = i.take();
+    expect(ping.opcode).to.equal(TOp.NopIn);
+    expect(ping.u32(16)).to.equal(0xffffffff);
+    const ttt = ping.u32(20);
+    expect(ttt).to.not.equal(0xffffffff);
+    const b = new Uint8Array(BHS_LENGTH);
+    b[0] = 0x40;
+    b[1] = 0x80;
+    put32(b, 16, 0xffffffff);
+    put32(b, 20, ttt);
+    put32(b, 24, i.cmdSn);
+    i.send(b);
+    expect(i.take()).to.deep.equal([]);
+    i.conn.requestLogout(3);
+    const [am] = i.take();
+    expect(am.opcode).to.equal(TOp.AsyncMessage);
+    expect(am.bhs[36]).to.equal(1);
+  });
 });
