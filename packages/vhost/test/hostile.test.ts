@@ -1,0 +1,275 @@
+import { connect as netConnect } from 'node:net';
+
+import { RamBackend } from '@storkit/scsi';
+import { type BlockBackend, type IoCallback, IoStatus } from '@storkit/scsi/backend';
+import { expect } from 'chai';
+import fc from 'fast-check';
+
+import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
+import { Blk, Req, Vring } from '../src/spec.js';
+import { MAX_SEGMENTS } from '../src/virtqueue.js';
+import { harness, io, pattern, pumper, sockPath, until } from './helpers.js';
+import { DATA, MockBlk } from './mock.js';
+
+/** A backend whose completions wait until the test releases them (I/O "in flight" for as long as needed). */
+class HeldBackend extends RamBackend {
+  held: (() => void)[] = [];
+  override readv(iov: Uint8Array[], off: number, n: number, cb: IoCallback): void {
+    super.readv(iov, off, n, (s, i) => this.held.push(() => cb(s, i)));
+  }
+  release(): void {
+    for (const f of this.held.splice(0)) f();
+  }
+}
+
+describe('hostile frontends and guests', () => {
+  let h: ReturnType<typeof harness>;
+  let ram: RamBackend;
+  let ctrl: VhostController;
+  let other: VhostController;
+  let otherDev: VirtioUserBlk;
+  let path: string;
+
+  beforeEach(async () => {
+    h = harness();
+    ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 2048 });
+    path = sockPath('hostile');
+    ctrl = new VhostController({ name: 'bad', socketPath: path, device: new BlkDevice(ram) });
+    ctrl.start();
+    // A second, well-behaved controller that must keep serving throughout.
+    const otherPath = sockPath('good');
+    other = new VhostController({
+      name: 'good',
+      socketPath: otherPath,
+      device: new BlkDevice(new RamBackend({ name: 'Malloc1', blockSize: 512, numBlocks: 2048 })),
+    });
+    other.start();
+    otherDev = await VirtioUserBlk.attach({ path: otherPath, name: 'Good0', queueSize: 8, pump: pumper(h) });
+  });
+
+  afterEach(async () => {
+    // The other controller still serves.
+    const b = pattern(4096, 9);
+    expect(await io(h, (cb) => otherDev.writev([b], 8, 8, cb))).to.equal(IoStatus.Success);
+    const back = new Uint8Array(4096);
+    expect(await io(h, (cb) => otherDev.readv([back], 8, 8, cb))).to.equal(IoStatus.Success);
+    expect(Buffer.from(back).equals(Buffer.from(b))).to.equal(true);
+    expect(other.stats.protocolErrors).to.equal(0);
+    otherDev.detach();
+    ctrl.close();
+    other.close();
+    h.close();
+  });
+
+  async function wellFormedWorks(m: MockBlk): Promise<void> {
+    m.mem.set(pattern(512, 3), DATA + 4096);
+    m.q.add(m.request(Blk.T.Out, 5, 512));
+    const [[, len]] = await m.complete(1);
+    expect(len).to.equal(1);
+    expect(m.status()).to.equal(Blk.S.Ok);
+    expect(Buffer.from(ram.data.subarray(5 * 512, 6 * 512)).equals(Buffer.from(pattern(512, 3)))).to.equal(
+      true,
+    );
+  }
+
+  it('a descriptor outside guest memory completes with length 0; the queue keeps working', async () => {
+    const m = await MockBlk.open(h, path);
+    const segs = m.request(Blk.T.In, 0, 4096);
+    segs[1] = { addr: (1 << 20) - 100, len: 4096, write: true }; // crosses the end of memory
+    m.q.add(segs);
+    const segs2 = m.request(Blk.T.In, 0, 512, 1);
+    segs2[1] = { addr: 2 ** 52, len: 512, write: true };
+    m.q.add(segs2);
+    const used = await m.complete(2);
+    expect(used.map((u) => u[1])).to.deep.equal([0, 0]);
+    expect(ctrl.queues[0].stats.badChains).to.equal(2);
+    await wellFormedWorks(m);
+    m.close();
+  });
+
+  it('a loop in a chain, an oversized chain and a next index past the table complete with length 0', async () => {
+    const m = await MockBlk.open(h, path, { queueSize: 256 });
+    // Loop: 0 -> 1 -> 0.
+    m.header(DATA, Blk.T.In, 0);
+    m.q.writeDesc(0, DATA, 16, Vring.DescFNext, 1);
+    m.q.writeDesc(1, DATA + 4096, 512, Vring.DescFNext | Vring.DescFWrite, 0);
+    m.q.offer(0);
+    // Next index beyond the table.
+    m.q.writeDesc(2, DATA, 16, Vring.DescFNext, 4000);
+    m.q.offer(2);
+    // Longer than MAX_SEGMENTS: a straight chain of 200 one-byte buffers.
+    for (let i = 10; i < 10 + 200; i++)
+      m.q.writeDesc(i, DATA + 4096 + i, 1, Vring.DescFNext | Vring.DescFWrite, i + 1);
+    m.q.writeDesc(210, DATA + 512, 1, Vring.DescFWrite, 0);
+    m.q.offer(10);
+    const used = await m.complete(3);
+    expect(used.map((u) => u[1])).to.deep.equal([0, 0, 0]);
+    expect(MAX_SEGMENTS).to.be.lessThan(200);
+    expect(ctrl.queues[0].running).to.equal(true);
+    m.close();
+  });
+
+  it('bad indirect tables (outside memory, nested, not a multiple of 16) complete with length 0', async () => {
+    const m = await MockBlk.open(h, path);
+    m.q.writeDesc(0, (1 << 20) - 16, 48, Vring.DescFIndirect, 0);
+    m.q.offer(0);
+    const t = DATA + 0x8000;
+    m.q.dv.setBigUint64(t, BigInt(t), true);
+    m.q.dv.setUint32(t + 8, 16, true);
+    m.q.dv.setUint16(t + 12, Vring.DescFIndirect, true);
+    m.q.writeDesc(1, t, 16, Vring.DescFIndirect, 0);
+    m.q.offer(1);
+    m.q.writeDesc(2, t, 20, Vring.DescFIndirect, 0);
+    m.q.offer(2);
+    const used = await m.complete(3);
+    expect(used.map((u) => u[1])).to.deep.equal([0, 0, 0]);
+    // A good indirect request still works.
+    m.mem.set(pattern(512, 4), DATA + 4096);
+    m.q.addIndirect(m.request(Blk.T.Out, 9, 512), DATA + 0x9000);
+    const [[, len]] = await m.complete(1);
+    expect(len).to.equal(1);
+    expect(Buffer.from(ram.data.subarray(9 * 512, 10 * 512)).equals(Buffer.from(pattern(512, 4)))).to.equal(
+      true,
+    );
+    m.close();
+  });
+
+  it('a bad avail index or head marks the queue broken; the controller serves the next frontend', async () => {
+    let m = await MockBlk.open(h, path);
+    m.q.setAvailIdx(100); // 100 entries ahead of a 16-entry ring
+    await until(h, () => ctrl.lastError?.includes('avail index') === true, 'broken queue');
+    expect(ctrl.queues[0].running).to.equal(false);
+    m.close();
+    await until(h, () => !ctrl.connected, 'disconnect');
+    m = await MockBlk.open(h, path);
+    m.q.offer(999); // head beyond the table
+    m.q.kick();
+    await until(h, () => ctrl.lastError?.includes('descriptor 999') === true, 'broken queue');
+    m.close();
+    await until(h, () => !ctrl.connected, 'disconnect');
+    m = await MockBlk.open(h, path);
+    await wellFormedWorks(m);
+    m.close();
+  });
+
+  it('a ring in unmapped memory is refused and nothing is touched', async () => {
+    const m = await MockBlk.open(h, path);
+    // Queue 0 again, rings far outside the announced memory (frontend addresses).
+    await m.fe.stopQueue(0);
+    const err = await m.fe.startQueue(0, 16, 0x7000_0000, 0x7000_1000, 0x7000_2000).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/refused request 12/);
+    expect(ctrl.queues[0].running).to.equal(false);
+    expect(ctrl.lastError).to.match(/ring not in guest memory/);
+    m.close();
+  });
+
+  it('garbage on the socket, bad vring indices and oversized payloads drop the connection, never the controller', async () => {
+    for (const bytes of [
+      Buffer.alloc(64, 0xff),
+      Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0, 0]), // 64 KiB payload announced
+      Buffer.from([8, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 99, 0, 0, 0, 16, 0, 0, 0]), // SET_VRING_NUM on vring 99
+      Buffer.from([5, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]), // SET_MEM_TABLE, 1 region, no fd
+    ]) {
+      const before = ctrl.stats.protocolErrors;
+      const s = netConnect(path).on('error', () => {});
+      await new Promise((r) => s.once('connect', r));
+      s.write(bytes);
+      await until(h, () => ctrl.stats.protocolErrors > before, 'protocol error');
+      s.destroy();
+      await until(h, () => !ctrl.connected, 'disconnect');
+    }
+    const m = await MockBlk.open(h, path);
+    await wellFormedWorks(m);
+    m.close();
+  });
+
+  it('fuzzed message streams never crash the controller', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 12, maxLength: 60 }), { minLength: 1, maxLength: 6 }),
+        async (msgs) => {
+          const s = netConnect(path).on('error', () => {});
+          await new Promise((r) => s.once('connect', r));
+          for (const m of msgs) {
+            m[4] = (m[4] & ~3) | 1; // version 1, so the decoder gets past the header
+            s.write(m);
+          }
+          for (let i = 0; i < 20; i++) {
+            h.advanceTime(250);
+            h.pollOnce();
+            await new Promise((r) => setImmediate(r));
+          }
+          s.destroy();
+          await until(h, () => !ctrl.connected, 'disconnect');
+        },
+      ),
+      { numRuns: 25 },
+    );
+    const m = await MockBlk.open(h, path);
+    await wellFormedWorks(m);
+    m.close();
+  });
+
+  it('disconnect mid-I/O: requests finish into retained memory, which is unmapped once they are done', async () => {
+    ctrl.close();
+    const held = new HeldBackend({ name: 'Held', blockSize: 512, numBlocks: 2048 });
+    ctrl = new VhostController({
+      name: 'held',
+      socketPath: path,
+      device: new BlkDevice(held as BlockBackend),
+    });
+    ctrl.start();
+    const m = await MockBlk.open(h, path);
+    m.q.add(m.request(Blk.T.In, 0, 4096));
+    m.q.kick();
+    await until(h, () => held.held.length === 1, 'request at the backend');
+    expect(ctrl.inflight).to.equal(1);
+    m.close();
+    await until(h, () => !ctrl.connected, 'disconnect');
+    expect(ctrl.inflight).to.equal(1);
+    held.release();
+    await until(h, () => ctrl.inflight === 0, 'drain');
+    const m2 = await MockBlk.open(h, path);
+    m2.mem.set(pattern(512, 3), DATA + 4096);
+    m2.q.add(m2.request(Blk.T.Out, 5, 512));
+    const [[, len]] = await m2.complete(1);
+    expect(len).to.equal(1);
+    m2.close();
+  });
+
+  it('GET_VRING_BASE waits for in-flight I/O and answers the last avail index', async () => {
+    ctrl.close();
+    const held = new HeldBackend({ name: 'Held', blockSize: 512, numBlocks: 2048 });
+    ctrl = new VhostController({
+      name: 'held',
+      socketPath: path,
+      device: new BlkDevice(held as BlockBackend),
+    });
+    ctrl.start();
+    const m = await MockBlk.open(h, path);
+    m.q.add(m.request(Blk.T.In, 0, 512));
+    m.q.add(m.request(Blk.T.In, 1, 512, 1));
+    m.q.kick();
+    await until(h, () => held.held.length === 2, 'requests at the backend');
+    let base = -1;
+    m.fe.stopQueue(0).then((b) => {
+      base = b;
+    });
+    for (let i = 0; i < 10; i++) {
+      h.advanceTime(250);
+      h.pollOnce();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(base).to.equal(-1);
+    held.release();
+    await until(h, () => base !== -1, 'GET_VRING_BASE reply');
+    expect(base).to.equal(2);
+    // Both completions reached the used ring before the reply.
+    expect(m.q.usedIdx()).to.equal(2);
+    expect(Req.GetVringBase).to.equal(11);
+    m.close();
+  });
+});
