@@ -101,6 +101,7 @@ export class Connection {
   #maxSend = 8192;
   readonly #cmds = new Map<number, IscsiCmd>();
   readonly #free: IscsiCmd[] = [];
+  readonly #r2tPool: R2t[] = [];
   readonly #onPdu = (p: Pdu, d: number) => this.#handle(p, d);
   readonly #taskDone = (t: ScsiTask) => this.#complete(t as IscsiCmd);
   #nextTtt = 1;
@@ -626,13 +627,14 @@ export class Connection {
     c.unsolDataSn = 0;
     c.r2tSn = 0;
     c.executing = false;
-    c.r2ts.length = 0;
+    this.#freeR2ts(c);
     c.onDone = this.#taskDone;
     return c;
   }
 
   #release(c: IscsiCmd): void {
     c.conn = null;
+    this.#freeR2ts(c);
     if (this.#free.length < 256) this.#free.push(c);
   }
 
@@ -696,14 +698,16 @@ export class Connection {
     if (!c.unsolicitedDone) return;
     const s = this.session!;
     while (c.r2ts.length < s.params.maxOutstandingR2T && c.nextR2tOffset < c.edtl) {
-      const r = new R2t();
+      const r = this.#r2tPool.pop() ?? new R2t();
+      r.received = 0;
+      r.dataSn = 0;
       r.ttt = this.#ttt();
       r.offset = c.nextR2tOffset;
       r.length = Math.min(s.params.maxBurstLength, c.edtl - r.offset);
       c.nextR2tOffset += r.length;
       c.r2ts.push(r);
       const b = this.#hdr(TOp.R2t, FLAG_FINAL);
-      b.set(this.#lunBytes(c.lun), F.Lun);
+      putLun(b, c.lun);
       set32(b, F.Itt, c.itt);
       set32(b, F.Word20, r.ttt);
       this.#sn(b, false);
@@ -720,11 +724,9 @@ export class Connection {
     return t;
   }
 
-  #lunBytes(lun: number): Uint8Array {
-    const b = new Uint8Array(8);
-    b[0] = lun > 255 ? 0x40 | (lun >>> 8) : 0;
-    b[1] = lun & 0xff;
-    return b;
+  #freeR2ts(c: IscsiCmd): void {
+    for (const r of c.r2ts) this.#r2tPool.push(r);
+    c.r2ts.length = 0;
   }
 
   #dataOut(p: Pdu): void {
@@ -745,7 +747,7 @@ export class Connection {
       }
       c.unsolDataSn++;
     } else {
-      r = c.r2ts.find((x) => x.ttt === ttt);
+      r = findR2t(c.r2ts, ttt);
       if (!r) {
         this.#reject(p, RejectReason.InvalidPduField);
         return;
@@ -759,7 +761,10 @@ export class Connection {
     }
     c.dataOut.set(p.data(), off);
     c.received += len;
-    if (r && r.received === r.length) c.r2ts.splice(c.r2ts.indexOf(r), 1);
+    if (r && r.received === r.length) {
+      c.r2ts.splice(c.r2ts.indexOf(r), 1);
+      this.#r2tPool.push(r);
+    }
     if (!r && ((p.flags & FLAG_FINAL) !== 0 || c.received >= c.firstBurstEnd)) {
       c.unsolicitedDone = true;
       if (c.nextR2tOffset < c.received) c.nextR2tOffset = c.received;
@@ -1108,6 +1113,17 @@ export class Connection {
   get outstanding(): number {
     return this.#cmds.size;
   }
+}
+
+function findR2t(list: R2t[], ttt: number): R2t | undefined {
+  for (let i = 0; i < list.length; i++) if (list[i].ttt === ttt) return list[i];
+  return undefined;
+}
+
+/** LUN field, single-level addressing (peripheral below 256, flat above). */
+function putLun(b: Uint8Array, lun: number): void {
+  b[F.Lun] = lun > 255 ? 0x40 | (lun >>> 8) : 0;
+  b[F.Lun + 1] = lun & 0xff;
 }
 
 /** State of a connection's login phase. */

@@ -368,7 +368,7 @@ export class LogicalUnit {
       this.#finish(task);
       return;
     }
-    task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
+    task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
     task.dataInLength = bytes;
     task.step = Step.Read;
     this.backend.readv(task.iov, lba, count, task.io);
@@ -455,7 +455,7 @@ export class LogicalUnit {
       return;
     }
     const bytes = count * bs;
-    task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
+    task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
     task.step = Step.Verify;
     task.cursor = bytchk;
     this.backend.readv(task.iov, lba, count, task.io);
@@ -471,7 +471,7 @@ export class LogicalUnit {
       this.#finish(task);
       return;
     }
-    task.iov[0] = task.ensureDataIn(bytes).subarray(0, bytes);
+    task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
     task.step = Step.OrRead;
     task.cursor = lba;
     task.end = count;
@@ -1265,6 +1265,11 @@ export class LogicalUnit {
     }
     this.#finish(task);
   }
+}
+
+/** `buf` itself when it is exactly `n` bytes (the steady state for same-size I/O), else a view. */
+function exact(buf: Uint8Array, n: number): Uint8Array {
+  return buf.length === n ? buf : buf.subarray(0, n);
 }
 
 /** Grows the task's data-out buffer keeping its contents. */
