@@ -4,6 +4,8 @@
 
 import { randomUUID } from 'node:crypto';
 
+import { copyBytes } from '@storkit/nvme/tcp';
+
 import { type BackendDone, BackendStatus, type NamespaceBackend } from './backend.js';
 
 export interface RamBackendOptions {
@@ -90,8 +92,8 @@ export class RamBackend implements NamespaceBackend {
     for (const v of iovs) {
       const len = Math.min(v.length, end - p);
       if (len <= 0) break;
-      if (toDevice) this.data.set(len === v.length ? v : v.subarray(0, len), p);
-      else v.set(this.data.subarray(p, p + len));
+      if (toDevice) copyBytes(v, 0, len, this.data, p);
+      else copyBytes(this.data, p, p + len, v, 0);
       p += len;
     }
     return p === end;

@@ -346,7 +346,8 @@ export class HostQpair implements PduHandler {
     const r = this.#reqs[this.#free[--this.#nfree]];
     const len = buf ? buf.length : 0;
     const icd = dir === 1 && len <= this.#icd && len > 0 ? len : 0;
-    const { o, dv } = this.#beginCapsule(icd);
+    const o = this.#beginCapsule(icd);
+    const dv = this.#tx.dv;
     const s = o + CH_SIZE;
     sqeInit(dv, s, opcode, PSDT_SGL | fuse, r.cid, nsid);
     writeU64(dv, s + SqeOff.cdw10, lba);
@@ -363,7 +364,8 @@ export class HostQpair implements PduHandler {
     const len = buf ? buf.length : 0;
     const dir = buf ? (c.dir ?? 2) : 0;
     const icd = dir === 1 && len > 0 && len <= (c.inCapsuleLimit ?? this.#icd) ? len : 0;
-    const { o, dv } = this.#beginCapsule(icd);
+    const o = this.#beginCapsule(icd);
+    const dv = this.#tx.dv;
     const s = o + CH_SIZE;
     sqeInit(dv, s, c.opcode, PSDT_SGL | (c.fuse ?? 0), r.cid, c.nsid ?? 0);
     if (c.fctype !== undefined) dv.setUint8(s + SqeOff.fctype, c.fctype);
@@ -379,9 +381,9 @@ export class HostQpair implements PduHandler {
     return HLEN.CapsuleCmd + hd + icd + (icd > 0 && this.ddgst ? DIGEST_SIZE : 0);
   }
 
-  #beginCapsule(icd: number): { o: number; dv: DataView } {
-    const o = this.#tx.reserve(this.#capsuleLen(icd));
-    return { o, dv: this.#tx.dv };
+  // Reserve room for a capsule; the SQE is then written through this.#tx.dv at the returned offset.
+  #beginCapsule(icd: number): number {
+    return this.#tx.reserve(this.#capsuleLen(icd));
   }
 
   #finishCapsule(

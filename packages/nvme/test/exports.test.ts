@@ -1,0 +1,49 @@
+// The package's public surface: exactly these entry points, each with what consumers use.
+
+import { readFileSync } from 'node:fs';
+
+import { expect } from 'chai';
+
+import { LatencyHistogram } from '../src/perf/index.js';
+
+describe('nvme: package exports and tools', () => {
+  it('exports the host API, the wire format, the TCP framing and the perf engine, nothing else', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './spec', './tcp', './perf']);
+    const host = await import('@storkit/nvme');
+    for (const k of ['NvmeController', 'HostQpair', 'discover', 'parseTransportId', 'NvmeStatusError'])
+      expect(host).to.have.property(k);
+    const spec = await import('@storkit/nvme/spec');
+    for (const k of [
+      'PduType',
+      'AdminOpcode',
+      'IoOpcode',
+      'GenericStatus',
+      'encodeIdentifyController',
+      'encodeDiscoveryLog',
+    ])
+      expect(spec).to.have.property(k);
+    const tcp = await import('@storkit/nvme/tcp');
+    expect(Object.keys(tcp).sort()).to.deep.equal(['PduReader', 'TxQueue', 'copyBytes']);
+    const perf = await import('@storkit/nvme/perf');
+    expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);
+  });
+
+  it('latency histogram: percentiles within a bucket (~3%) of the exact ones', () => {
+    const h = new LatencyHistogram();
+    const xs: number[] = [];
+    for (let i = 1; i <= 10000; i++) {
+      const v = ((i * 7919) % 5000) + 0.5;
+      xs.push(v);
+      h.record(v);
+    }
+    xs.sort((a, b) => a - b);
+    for (const p of [1, 50, 90, 99, 99.9]) {
+      const exact = xs[Math.ceil((p / 100) * xs.length) - 1];
+      expect(h.percentile(p)).to.be.within(exact, exact * 1.07);
+    }
+    expect(h.min).to.equal(0.5);
+    expect(h.max).to.equal(4999.5);
+    expect(h.mean).to.be.closeTo(xs.reduce((a, b) => a + b) / xs.length, 1e-6);
+  });
+});

@@ -1,0 +1,77 @@
+// `storkit nvme-identify` and `storkit nvme-perf` against a target in this process.
+
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { expect } from 'chai';
+
+import { type Fixture, startTarget } from './helpers.js';
+
+const main = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
+const run = promisify(execFile);
+
+describe('cli: nvme-identify and nvme-perf', function () {
+  this.timeout(30000);
+  let f: Fixture;
+  before(async () => {
+    f = await startTarget({}, { blocks: 16384 });
+  });
+  after(async () => {
+    await f.tgt.close();
+  });
+
+  it('nvme-identify prints controller and namespace data, and the discovery log', async () => {
+    const r = await run(process.execPath, [main, 'nvme-identify', '-r', f.trid, '--hdgst']);
+    expect(r.stdout).to.match(/Serial Number: +SPDK00000000000001/);
+    expect(r.stdout).to.match(/Model Number: +storkit test/);
+    expect(r.stdout).to.match(/Namespace ID:1\nSize \(in LBAs\): +16384 \(8 MiB\)/);
+    const d = await run(process.execPath, [main, 'nvme-identify', '-r', f.trid.replace(/ subnqn:\S+/, '')]);
+    expect(d.stdout).to.match(/Number of Records: 2/);
+    expect(d.stdout).to.match(/subtype nvme subsystem trtype TCP traddr 127\.0\.0\.1/);
+  });
+
+  it('nvme-perf runs a mixed workload and prints IOPS, MiB/s, latency and percentiles', async () => {
+    const r = await run(process.execPath, [
+      main,
+      'nvme-perf',
+      '-r',
+      f.trid,
+      '-q',
+      '16',
+      '-o',
+      '4096',
+      '-w',
+      'rw',
+      '-M',
+      '70',
+      '-t',
+      '1',
+    ]);
+    const total = /Total\s+:\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)/.exec(r.stdout);
+    expect(total, r.stdout).to.not.equal(null);
+    const [iops, mibps, avg, min, max] = total!.slice(1).map(Number);
+    expect(iops).to.be.greaterThan(100);
+    expect(mibps).to.be.closeTo((iops * 4096) / 2 ** 20, 0.1);
+    expect(min).to.be.at.most(avg);
+    expect(avg).to.be.at.most(max);
+    expect(r.stdout).to.match(/99\.00000% : +[\d.]+us/);
+    const io = /I\/Os: (\d+) \((\d+) reads, (\d+) writes, 0 errors\)/.exec(r.stdout)!;
+    const reads = Number(io[2]) / Number(io[1]);
+    expect(reads).to.be.within(0.6, 0.8);
+    expect(f.ram.counts.write).to.be.greaterThan(0);
+  });
+
+  it('rejects bad options with usage and exit code 2', async () => {
+    const e = await run(process.execPath, [main, 'nvme-perf', '-r', f.trid, '-w', 'sideways']).catch(
+      (x) => x,
+    );
+    expect(e.code).to.equal(2);
+    expect(e.stderr).to.match(/-w takes/);
+    const t = await run(process.execPath, [main, 'nvme-identify', '-r', 'trtype:RDMA traddr:1.2.3.4']).catch(
+      (x) => x,
+    );
+    expect(t.code).to.not.equal(0);
+    expect(t.stderr).to.match(/unsupported trtype/);
+  });
+});
