@@ -10,6 +10,7 @@ import type { Bdev } from './bdev.js';
 import { BdevIo, Queue } from './bdev-io.js';
 import { IoQueue } from './io-queue.js';
 import { WaitQueue } from './io-wait.js';
+import { QosShare } from './qos.js';
 import type { RangeLock } from './range-lock.js';
 import { Histogram, IoStat } from './stats.js';
 
@@ -93,6 +94,7 @@ export class BdevChannel {
   readonly stat = new IoStat();
   histogram: Histogram | null = null;
   qosPoller: Poller | null = null;
+  readonly qosShare = new QosShare();
   timeoutPoller: Poller | null = null;
   /** Destroyed by its last put while I/O was in flight: released when that I/O is done. */
   zombie = false;

@@ -11,6 +11,7 @@ import {
   QOS_SLICE_US,
   type QosLimits,
   qosAdmit,
+  qosWaiting,
   setQosState,
   validateQosLimits,
 } from './qos.js';
@@ -43,6 +44,8 @@ function abortOne(a: BdevIo, io: BdevIo): void {
     const q =
       io.queue === Queue.QOS ? ch.qosQueue : io.queue === Queue.NOMEM ? ch.nomemQueue : ch.lockedQueue;
     q.remove(io);
+    const qs = ch.bdev.qos;
+    if (qs !== null && ch.qosQueue.head === null) qosWaiting(qs, ch.qosShare, false);
     if (io.inModule) {
       io.inModule = false;
       ch.inModule--;
@@ -138,11 +141,12 @@ function qosRelease(ch: BdevChannel): number {
   let n = 0;
   const now = nowTicks(ch);
   for (let io = ch.qosQueue.head; io !== null; io = ch.qosQueue.head) {
-    if (q?.enabled && !qosAdmit(q, io, now)) break;
+    if (q?.enabled && !qosAdmit(q, io, now, ch.qosShare)) break;
     ch.qosQueue.shift();
     submitPastQos(io);
     n++;
   }
+  if (q !== null && ch.qosQueue.head === null) qosWaiting(q, ch.qosShare, false);
   return n;
 }
 

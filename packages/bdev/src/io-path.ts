@@ -5,7 +5,7 @@ import { POLLER_IDLE } from '@storkit/reactor';
 import { type BdevIo, Queue, Role } from './bdev-io.js';
 import type { BdevChannel } from './channel.js';
 import { BdevError } from './errors.js';
-import { qosAdmit, qosApplies } from './qos.js';
+import { qosAdmit, qosApplies, qosWaiting } from './qos.js';
 import { blockedByLock, cawLocked, lockRelease, rangeLockAcquire, recheckLocks } from './range-lock.js';
 import { resetFinish } from './reset.js';
 import { IoStatus, IoType, isWriteType } from './types.js';
@@ -25,8 +25,9 @@ export function submitIo(io: BdevIo): void {
   }
   const q = io.bdev.qos;
   if (q !== null && qosApplies(io.type)) {
-    if (ch.qosQueue.head !== null || !qosAdmit(q, io, io.submitTick)) {
+    if (ch.qosQueue.head !== null || !qosAdmit(q, io, io.submitTick, ch.qosShare)) {
       ch.qosQueue.push(io);
+      qosWaiting(q, ch.qosShare, true);
       return;
     }
   }

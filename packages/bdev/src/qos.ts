@@ -23,6 +23,8 @@ const IOS = 1;
 const RW = 2;
 const RD = 3;
 const WR = 4;
+/** Channels (on any reactor) with I/O waiting for budget: the budget is shared fairly among them. */
+const ACTIVE = 5;
 const WORDS = 8;
 export const QOS_SLICE_US = 1000;
 const SLICES_PER_SEC = 1_000_000 / QOS_SLICE_US;
@@ -36,6 +38,8 @@ export class QosState {
   readonly limits = [0, 0, 0, 0];
   sliceTicks = 0;
   lastSlice = -1;
+  /** Budget of the current slice per limit (for fair shares). */
+  readonly slice = [0, 0, 0, 0];
 
   constructor(words: Int32Array, region: DmaRegion | null) {
     this.words = words;
@@ -97,37 +101,76 @@ function perSlice(limit: number, s: number): number {
   return Math.floor((limit * (k + 1)) / SLICES_PER_SEC) - Math.floor((limit * k) / SLICES_PER_SEC);
 }
 
+/** Most slices one refill credits: a late poller loses nothing; an idle bdev bursts 10 ms at most. */
+const MAX_CATCH_UP = 10;
+
 function refill(q: QosState, slice: number): void {
   q.lastSlice = slice;
+  for (let i = 0; i < 4; i++) q.slice[i] = q.limits[i] === 0 ? 0 : perSlice(q.limits[i], slice);
   const w = q.words;
   const e = slice | 0;
   const old = Atomics.load(w, EPOCH);
   if (old === e || Atomics.compareExchange(w, EPOCH, old, e) !== old) return;
+  let k = (e - old) | 0;
+  if (k < 1 || k > MAX_CATCH_UP) k = k < 1 ? 1 : MAX_CATCH_UP;
   for (let i = 0; i < 4; i++) {
     const lim = q.limits[i];
     if (lim === 0) continue;
-    const add = perSlice(lim, slice);
+    let add = 0;
+    for (let j = 0; j < k; j++) add += perSlice(lim, slice - j);
     for (;;) {
       const cur = Atomics.load(w, IOS + i);
+      // Unused budget is dropped; debt carries over, so the long-run rate is exact.
       const next = Math.min(cur, 0) + add;
       if (Atomics.compareExchange(w, IOS + i, cur, next) === cur) break;
     }
   }
 }
 
-/** @internal Take io's cost from the shared budget; false (nothing taken) when a limit is spent. */
-export function qosAdmit(q: QosState, io: BdevIo, now: number): boolean {
+/** @internal Per-channel QoS bookkeeping: what it took in the current slice, whether it waits. */
+export class QosShare {
+  slice = -1;
+  ios = 0;
+  bytes = 0;
+  waiting = false;
+}
+
+/** @internal The channel has I/O waiting (or no longer): counted in the shared ACTIVE word. */
+export function qosWaiting(q: QosState, share: QosShare, waiting: boolean): void {
+  if (share.waiting === waiting) return;
+  share.waiting = waiting;
+  Atomics.add(q.words, ACTIVE, waiting ? 1 : -1);
+}
+
+/**
+ * @internal Take io's cost from the shared budget; false (nothing taken) when a limit is spent,
+ * or when this channel already took its fair share of the slice while others wait.
+ */
+export function qosAdmit(q: QosState, io: BdevIo, now: number, share: QosShare): boolean {
   const slice = Math.floor(now / q.sliceTicks);
   if (slice !== q.lastSlice) refill(q, slice);
   const w = q.words;
   const l = q.limits;
   const isRead = io.type === IoType.READ;
   const isWrite = io.type === IoType.WRITE;
+  if (share.slice !== slice) {
+    share.slice = slice;
+    share.ios = 0;
+    share.bytes = 0;
+  }
+  const active = Atomics.load(w, ACTIVE);
+  if (active > 1) {
+    if (l[0] > 0 && share.ios >= Math.ceil(q.slice[0] / active)) return false;
+    const bl = Math.max(q.slice[1], isRead ? q.slice[2] : 0, isWrite ? q.slice[3] : 0);
+    if (bl > 0 && share.bytes >= Math.ceil(bl / active)) return false;
+  }
   if (l[0] > 0 && Atomics.load(w, IOS) <= 0) return false;
   if ((isRead || isWrite) && l[1] > 0 && Atomics.load(w, RW) <= 0) return false;
   if (isRead && l[2] > 0 && Atomics.load(w, RD) <= 0) return false;
   if (isWrite && l[3] > 0 && Atomics.load(w, WR) <= 0) return false;
   const bytes = io.numBlocks * io.bdev.blockSize;
+  share.ios++;
+  share.bytes += bytes;
   if (l[0] > 0) Atomics.sub(w, IOS, 1);
   if ((isRead || isWrite) && l[1] > 0) Atomics.sub(w, RW, bytes);
   if (isRead && l[2] > 0) Atomics.sub(w, RD, bytes);

@@ -16,6 +16,7 @@ import { startQosPoller, startTimeoutPoller } from './control.js';
 import { BdevDesc, type BdevEventCb } from './desc.js';
 import { BdevError } from './errors.js';
 import { resumeIo, runDeferred, setReleaseZombie } from './io-path.js';
+import { qosWaiting } from './qos.js';
 import { BdevEvent } from './types.js';
 
 const byName = new Map<string, Bdev>();
@@ -90,6 +91,7 @@ function createChannel(bdev: Bdev, thread: Thread): BdevChannel {
 
 function destroyChannel(ch: BdevChannel): void {
   ch.bdev.retiredStat.add(ch.stat);
+  if (ch.bdev.qos !== null) qosWaiting(ch.bdev.qos, ch.qosShare, false);
   ch.qosPoller?.unregister();
   ch.qosPoller = null;
   ch.timeoutPoller?.unregister();

@@ -5,6 +5,7 @@ import type { BdevIo } from './bdev-io.js';
 import type { BdevChannel } from './channel.js';
 import { completeUser, deferComplete, submitToModule } from './io-path.js';
 import type { IoQueue } from './io-queue.js';
+import { qosWaiting } from './qos.js';
 import { IoStatus, IoType } from './types.js';
 
 interface ResetArg {
@@ -24,6 +25,7 @@ export function abortQueued(ch: BdevChannel): void {
       io = q.shift();
     }
   }
+  if (ch.bdev.qos !== null) qosWaiting(ch.bdev.qos, ch.qosShare, false);
 }
 
 const freezeIter = defineChannelIterator<ResetArg>('storkit.bdev.reset_freeze', (it) => {
