@@ -11,4 +11,10 @@ export { VhostError, type VhostErrorCode } from './errors.js';
 export { FRONTEND_UVA_BASE, type FrontendOptions, VhostUserFrontend } from './frontend.js';
 export { GuestMemory, type GuestRegion, MAX_MEM_SLOTS } from './memory.js';
 export { type ScsiDeviceOptions, type ScsiTargetInfo, VhostScsiDevice } from './scsi.js';
+export {
+  type CreateBlkParams,
+  type CreateScsiParams,
+  VhostTarget,
+  type VhostTargetOptions,
+} from './target.js';
 export { VirtioUserBlk, type VirtioUserBlkOptions } from './virtio-user-blk.js';
