@@ -50,15 +50,18 @@ const S = {
 describe('nvmf/nvme: host ↔ target over loopback', function () {
   this.timeout(30000);
 
-  for (const [hdgst, ddgst, icd] of [
-    [false, false, 4096],
-    [true, true, 4096],
-    [true, false, 0],
-    [false, true, 0],
+  for (const [hdgst, ddgst, icd, c2h_success] of [
+    [false, false, 4096, true],
+    [true, true, 4096, false],
+    [true, false, 0, true],
+    [false, true, 0, false],
   ] as const) {
-    it(`keeps data intact (hdgst=${hdgst} ddgst=${ddgst} in-capsule=${icd})`, async () => {
+    it(`keeps data intact (hdgst=${hdgst} ddgst=${ddgst} in-capsule=${icd} c2h_success=${c2h_success})`, async () => {
       // A small MAXH2CDATA forces several H2CData PDUs per R2T; a small io unit several C2HData.
-      const f = await startTarget({ in_capsule_data_size: icd, io_unit_size: 8192 }, { blocks: 4096 });
+      const f = await startTarget(
+        { in_capsule_data_size: icd, io_unit_size: 8192, c2h_success },
+        { blocks: 4096 },
+      );
       const c = await NvmeController.connect(f.trid, { hdgst, ddgst });
       try {
         const qp = await c.allocIoQpair({ depth: 16 });
@@ -302,6 +305,19 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
           expect(e.dw0 >>> 16).to.equal(256);
         },
       );
+    } finally {
+      await f.tgt.close();
+    }
+  });
+
+  it('keeps a controller alive with the host Keep Alive commands', async () => {
+    const f = await startTarget();
+    try {
+      const c = await NvmeController.connect(f.trid, { kato: 300 });
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(c.admin.connected).to.equal(true);
+      expect(f.tgt.nvmf_subsystem_get_controllers({ nqn: NQN })).to.have.length(1);
+      await c.close();
     } finally {
       await f.tgt.close();
     }
