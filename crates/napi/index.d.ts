@@ -171,25 +171,30 @@ export declare function uringAddRegion(r: ExternalObject<UringHandle>, handle: n
 /** Wait for in-flight I/O, then release the ring and its regions. Idempotent. */
 export declare function uringClose(r: ExternalObject<UringHandle>): void
 
+/**
+ * The ring's completion queue, read-only: `{ buffer, head, tail, mask, entries, cqes }`,
+ * where `buffer` maps the kernel's CQ ring and the others are byte offsets in it (head,
+ * tail, mask: u32 words; cqes: 16-byte entries, user data u64 LE then result i32).
+ * Writing to `buffer` faults: it is PROT_READ. It stays valid after the ring closes.
+ */
+export declare function uringCompletions(r: ExternalObject<UringHandle>): { buffer: ArrayBuffer; head: number; tail: number; mask: number; entries: number; cqes: number }
+
+/** Report that JS has read completions up to CQ index `head` (frees their CQ slots). */
+export declare function uringConsumed(r: ExternalObject<UringHandle>, head: number): void
+
 /** A ring with `entries` submission slots. */
 export declare function uringCreate(entries: number): ExternalObject<UringHandle>
 
 /**
- * The exchange buffer as an ArrayBuffer: descriptors at word 0 (`DESC_WORDS` each), then
- * completions (`CQE_WORDS` each) at word `sqEntries * DESC_WORDS`. Call once per ring.
+ * The descriptor exchange buffer as an ArrayBuffer (`DESC_WORDS` f64 words per
+ * descriptor). Call once per ring.
  */
 export declare function uringExchange(r: ExternalObject<UringHandle>): ArrayBuffer
 
-/** Submitted I/Os whose completions have not been reaped. */
+/** Submitted I/Os whose completions have not been consumed. */
 export declare function uringInflight(r: ExternalObject<UringHandle>): number
 
-/**
- * Copy ready completions into the exchange buffer as (user data, result) pairs; returns
- * how many. No syscall.
- */
-export declare function uringReap(r: ExternalObject<UringHandle>): number
-
-/** Forget a region slot (EBUSY while I/O is in flight). */
+/** Forget a region slot (EBUSY while the kernel still has I/O of this ring). */
 export declare function uringRemoveRegion(r: ExternalObject<UringHandle>, slot: number): void
 
 /** Submission slots (a power of two). */
@@ -202,7 +207,7 @@ export declare function uringSqEntries(r: ExternalObject<UringHandle>): number
  */
 export declare function uringSubmit(r: ExternalObject<UringHandle>, count: number): number
 
-/** Block until `min` completions are ready (tests, shutdown; pollers use `uringReap`). */
+/** Block until `min` completions are ready (tests, shutdown; pollers read the CQ). */
 export declare function uringWait(r: ExternalObject<UringHandle>, min: number): void
 
 /** Close an fd received in a message or made by `vhostEventfd`. */

@@ -28,12 +28,17 @@ export type UringCompletion = (userData: number, result: number) => void;
 export class Uring {
   readonly #ring: ReturnType<typeof binding.uringCreate>;
   readonly #descs: Float64Array;
-  readonly #cq: Float64Array;
+  // The kernel's completion queue, mapped read-only (a write would fault): u32 and i32
+  // views, the word index of the tail, the mask, and the word index of CQE 0.
+  readonly #cqU32: Uint32Array;
+  readonly #cqI32: Int32Array;
+  readonly #tailWord: number;
+  readonly #mask: number;
+  readonly #cqeWord: number;
+  // CQ index of the next completion to deliver (wrapping u32, like the kernel's).
+  #head: number;
   #prepared = 0;
   #closed = false;
-  // Completions copied out of the kernel but not yet delivered (a callback threw).
-  #cqNext = 0;
-  #cqEnd = 0;
   /** Most I/Os one batch can hold (the submission queue size). */
   readonly batchSize: number;
 
@@ -44,12 +49,15 @@ export class Uring {
       throw toNativeError(e);
     }
     this.batchSize = binding.uringSqEntries(this.#ring);
-    // Descriptors and completions live in the ring's own exchange buffer, so submit and
-    // reap pass no arrays across napi.
-    const exchange = binding.uringExchange(this.#ring);
-    const descWords = this.batchSize * DESC_WORDS;
-    this.#descs = new Float64Array(exchange, 0, descWords);
-    this.#cq = new Float64Array(exchange, descWords * 8);
+    // Descriptors live in the ring's own exchange buffer, so submit passes no array.
+    this.#descs = new Float64Array(binding.uringExchange(this.#ring));
+    const cq = binding.uringCompletions(this.#ring);
+    this.#cqU32 = new Uint32Array(cq.buffer);
+    this.#cqI32 = new Int32Array(cq.buffer);
+    this.#tailWord = cq.tail >>> 2;
+    this.#mask = this.#cqU32[cq.mask >>> 2];
+    this.#cqeWord = cq.cqes >>> 2;
+    this.#head = Atomics.load(this.#cqU32, cq.head >>> 2);
   }
 
   /** Let the ring do I/O into `region`; returns the slot to name it by. */
@@ -131,24 +139,33 @@ export class Uring {
   }
 
   /**
-   * Deliver ready completions to `onComplete`; returns how many. No syscall. If a callback
-   * throws, the exception propagates and the completions after it are delivered by the
-   * next `reap`, none lost or repeated.
+   * Deliver ready completions to `onComplete`; returns how many. Reads the kernel's
+   * completion queue directly: an idle poll is one Atomics.load, no napi call; a
+   * non-empty one makes one napi call to hand the consumed slots back. If a callback
+   * throws, the exception propagates and later completions come with the next `reap`,
+   * none lost or repeated.
    */
   reap(onComplete: UringCompletion): number {
-    const cq = this.#cq;
-    let total = 0;
-    for (;;) {
-      while (this.#cqNext < this.#cqEnd) {
-        const i = 2 * this.#cqNext++;
-        total++;
-        onComplete(cq[i], cq[i + 1]);
+    const tail = Atomics.load(this.#cqU32, this.#tailWord);
+    let head = this.#head;
+    if (head === tail) return 0;
+    const u32 = this.#cqU32;
+    const i32 = this.#cqI32;
+    let n = 0;
+    try {
+      while (head !== tail) {
+        const w = this.#cqeWord + (head & this.#mask) * 4; // 16-byte CQE: u64 user data, i32 res
+        const ud = u32[w] + u32[w + 1] * 4294967296;
+        const res = i32[w + 2];
+        head = (head + 1) >>> 0;
+        this.#head = head;
+        n++;
+        onComplete(ud, res);
       }
-      const n = binding.uringReap(this.#ring);
-      this.#cqNext = 0;
-      this.#cqEnd = n;
-      if (n === 0) return total;
+    } finally {
+      binding.uringConsumed(this.#ring, this.#head);
     }
+    return n;
   }
 
   /** Block the thread until `min` completions are ready (tests and shutdown, not pollers). */

@@ -1,4 +1,14 @@
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -105,10 +115,23 @@ describe('native: io_uring', () => {
       .with.property('code', 'EINVAL');
     ring.read(999_999, slot, 0, 512, 0, 4);
     ring.submit();
-    expect(() => ring.removeRegion(slot))
-      .to.throw(NativeError)
-      .with.property('code', 'EBUSY');
     expect(waitAll(ring, 1)).to.deep.equal([[4, -9]]);
+    // A read from an empty FIFO stays in the kernel until someone writes to it.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fd = openSync(fifo, constants.O_RDWR);
+    try {
+      ring.read(fd, slot, 0, 64, 0, 5);
+      ring.submit();
+      expect(() => ring.removeRegion(slot))
+        .to.throw(NativeError)
+        .with.property('code', 'EBUSY');
+      writeSync(fd, 'abc');
+      expect(waitAll(ring, 1)).to.deep.equal([[5, 3]]);
+      expect([...region.bytes.subarray(0, 3)]).to.deep.equal([97, 98, 99]);
+    } finally {
+      closeSync(fd);
+    }
     ring.removeRegion(slot);
     expect(() => new Uring(0))
       .to.throw(NativeError)
@@ -131,6 +154,25 @@ describe('native: io_uring', () => {
     expect(done.map((d) => d[0])).to.deep.equal([...Array(cap).keys()]);
     expect(ring.submit()).to.equal(ring.batchSize);
     expect(waitAll(ring, ring.batchSize).map((d) => d[0])).to.deep.equal([8, 9, 10, 11]);
+  });
+
+  it('delivers every completion exactly once across many wraps of the queues', () => {
+    using ring = new Uring(4);
+    const seen = new Uint8Array(5000);
+    let next = 0;
+    let done = 0;
+    while (done < seen.length) {
+      while (next < seen.length && ring.prepared < ring.batchSize) ring.nop(next++);
+      ring.submit();
+      const n = ring.reap((u, r) => {
+        expect(r).to.equal(0);
+        seen[u]++;
+      });
+      done += n;
+      if (n === 0 && ring.inflight > 0) ring.wait(1);
+    }
+    expect(seen.every((c) => c === 1)).to.equal(true);
+    expect(ring.inflight).to.equal(0);
   });
 
   it('delivers the rest of a batch on the next reap when a callback throws', () => {
