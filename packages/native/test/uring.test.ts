@@ -16,6 +16,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 
 import { DmaRegion, NativeError, regionState, Uring } from '../src/index.js';
+import { exited, nextMessage, startWorker } from './workers.js';
 
 type Done = [userData: number, result: number];
 
@@ -154,6 +155,39 @@ describe('native: io_uring', () => {
     expect(done.map((d) => d[0])).to.deep.equal([...Array(cap).keys()]);
     expect(ring.submit()).to.equal(ring.batchSize);
     expect(waitAll(ring, ring.batchSize).map((d) => d[0])).to.deep.equal([8, 9, 10, 11]);
+  });
+
+  it('runs one ring per worker, doing I/O into a region the main thread owns', async () => {
+    const path = join(dir, 'per-worker');
+    writeFileSync(path, Buffer.alloc(8192));
+    using region = DmaRegion.create(8192, { hugepages: 'never' });
+    region.bytes.fill(1, 0, 4096);
+    region.bytes.fill(2, 4096, 8192);
+    const body = `
+      const { openSync, closeSync } = require('node:fs');
+      const r = n.DmaRegion.attach(data.h);
+      const ring = new n.Uring(4);
+      const slot = ring.addRegion(r);
+      const fd = openSync(data.path, 'r+');
+      ring.write(fd, slot, data.id * 4096, 4096, data.id * 4096, data.id);
+      ring.submit();
+      let res = null;
+      while (res === null) { ring.wait(1); ring.reap((u, v) => { res = [u, v]; }); }
+      closeSync(fd);
+      ring.close();
+      r.close();
+      port.postMessage(res);`;
+    const ws = [0, 1].map((id) => startWorker(body, { h: region.handle, id, path }));
+    const res = await Promise.all(ws.map((w) => nextMessage<number[]>(w)));
+    await Promise.all(ws.map(exited));
+    expect(res).to.deep.equal([
+      [0, 4096],
+      [1, 4096],
+    ]);
+    const onDisk = readFileSync(path);
+    expect(onDisk.subarray(0, 4096).every((b) => b === 1)).to.equal(true);
+    expect(onDisk.subarray(4096).every((b) => b === 2)).to.equal(true);
+    expect(regionState(region.handle).views).to.equal(1);
   });
 
   it('delivers every completion exactly once across many wraps of the queues', () => {
