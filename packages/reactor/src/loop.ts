@@ -102,7 +102,7 @@ export class ReactorLoop {
     do {
       if (r.poll(now) > 0) this.#idleSince = now;
       else if (now - this.#idleSince >= this.#idleTicks && this.#trySleep(now)) return;
-      now = clock.now();
+      now = r.lastEnd;
     } while (now - start < this.#sliceTicks);
     setImmediate(this.#slice);
   };

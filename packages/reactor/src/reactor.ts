@@ -32,6 +32,8 @@ export class Reactor implements ThreadHost, LocalReactor {
   readonly #allocThreadId: () => number;
   #closed = false;
   lastNow = 0;
+  /** Clock reading at the end of the last iteration. */
+  lastEnd = 0;
   /** Set by the loop that drives this reactor while it sleeps on its doorbell. */
   sleeping = false;
   /** How to wake it; the loop installs its doorbell here. */
@@ -84,15 +86,22 @@ export class Reactor implements ThreadHost, LocalReactor {
     const src = this.#sources;
     for (let i = 0; i < src.length; i++) busy += src[i](now);
     const ts = this.threads;
+    // One clock read per thread (SPDK passes each thread's end time on as the next one's start):
+    // the reactor's own accounting and the loop's next iteration reuse the last reading.
+    let t0 = now;
+    let polled = 0;
     // A thread that exits during its poll leaves the array: revisit the index it vacated.
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i];
-      busy += t.poll(now);
+      busy += t.poll(t0);
+      t0 = t.lastEnd;
+      polled++;
       if (ts[i] !== t) i--;
     }
     const fl = this.#flushes;
     for (let i = 0; i < fl.length; i++) fl[i]();
-    const end = this.clock.now();
+    const end = polled > 0 ? t0 : this.clock.now();
+    this.lastEnd = end;
     if (busy > 0) this.busyTicks += end - now;
     else this.idleTicks += end - now;
     this.iterations++;

@@ -38,6 +38,8 @@ export class Thread {
   readonly host: ThreadHost;
   busyTicks = 0;
   idleTicks = 0;
+  /** Clock reading at the end of the last poll: the reactor starts the next thread from it. */
+  lastEnd = 0;
   /** @internal */ state: ThreadState = ThreadState.Running;
   /** @internal the io_channels held here, by device */ readonly channels = new Map<object, AnyChannel>();
   /** @internal forEachChannel walks in progress that still have to visit this thread */ pendingIters = 0;
@@ -138,9 +140,10 @@ export class Thread {
     } finally {
       setCurrentThread(prev);
     }
-    const spent = this.host.clock.now() - now;
-    if (busy > 0) this.busyTicks += spent;
-    else this.idleTicks += spent;
+    const end = this.host.clock.now();
+    this.lastEnd = end;
+    if (busy > 0) this.busyTicks += end - now;
+    else this.idleTicks += end - now;
     if (this.state === ThreadState.Exiting && this.exitBlocker() === '') this.#finishExit();
     return busy;
   }
