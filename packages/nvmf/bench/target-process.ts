@@ -27,6 +27,7 @@ process.on('message', (m) => {
     void tgt.close().then(() => process.exit(0));
   }
 });
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void tgt.close().then(() => process.exit(0)));
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => void tgt.close().then(() => process.exit(0)));
 process.send?.('ready');
 if (!process.send) console.log(`target listening on 127.0.0.1:${port} (subnqn ${nqn}), pinned to CPU ${cpu}`);
