@@ -1,10 +1,11 @@
 import type { Command } from './command.js';
+import { bdevperf } from './commands/bdevperf.js';
 import { demo } from './commands/demo.js';
 import { nvmeIdentify } from './commands/nvme-identify.js';
 import { nvmePerf } from './commands/nvme-perf.js';
 
 /** Every subcommand. Later packages add theirs here (tgt, rpc, bdevperf, nvme-perf, ...). */
-export const commands: readonly Command[] = [demo, nvmeIdentify, nvmePerf];
+export const commands: readonly Command[] = [bdevperf, demo, nvmeIdentify, nvmePerf];
 
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);

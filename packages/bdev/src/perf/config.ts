@@ -1,0 +1,71 @@
+// Apply the bdev subsystem of an SPDK JSON config on this reactor, and replay it on others.
+import type { Bdev } from '../bdev.js';
+import { bdevSetQosLimit, type QosParams } from '../control.js';
+import { BdevError } from '../errors.js';
+import {
+  bdevAioCreate,
+  bdevDelayCreate,
+  bdevErrorCreate,
+  bdevMallocCreate,
+  bdevNullCreate,
+  bdevPassthruCreate,
+  bdevRaidCreate,
+  bdevSplitCreate,
+  bdevUringCreate,
+} from '../modules/index.js';
+import { bdevGetByName, setBdevOptions } from '../registry.js';
+
+/** One `{method, params}` entry of a config's bdev subsystem. */
+export interface ConfigCall {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+type Apply = (p: never) => { replay: unknown } | unknown;
+
+const METHODS: Record<string, Apply> = {
+  bdev_set_options: (p: Record<string, unknown>) => {
+    const o: { bdev_io_cache_size?: number } = {};
+    if (typeof p.bdev_io_cache_size === 'number') o.bdev_io_cache_size = p.bdev_io_cache_size;
+    setBdevOptions(o);
+    return p;
+  },
+  bdev_malloc_create: (p: never) => bdevMallocCreate(p).replay,
+  bdev_null_create: (p: never) => bdevNullCreate(p).replay,
+  bdev_aio_create: (p: never) => bdevAioCreate(p).replay,
+  bdev_uring_create: (p: never) => bdevUringCreate(p).replay,
+  bdev_split_create: (p: never) => {
+    bdevSplitCreate(p);
+    return p;
+  },
+  bdev_delay_create: (p: never) => bdevDelayCreate(p).replay,
+  bdev_error_create: (p: never) => bdevErrorCreate(p).replay,
+  bdev_passthru_create: (p: never) => bdevPassthruCreate(p).replay,
+  bdev_raid_create: (p: never) => bdevRaidCreate(p).replay,
+  bdev_set_qos_limit: (p: QosParams) => {
+    const b: Bdev | undefined = bdevGetByName(p.name);
+    if (b === undefined) throw new BdevError('ENODEV', `bdev_set_qos_limit: no bdev ${p.name}`);
+    return bdevSetQosLimit(b, p);
+  },
+};
+
+/** The `bdev` subsystem's calls of an SPDK JSON config (other subsystems are ignored here). */
+export function bdevCalls(config: unknown): ConfigCall[] {
+  const subs = (config as { subsystems?: { subsystem: string; config?: ConfigCall[] }[] })?.subsystems;
+  if (!Array.isArray(subs)) throw new BdevError('EINVAL', 'config has no "subsystems" array');
+  const bdev = subs.find((s) => s.subsystem === 'bdev');
+  return bdev?.config ?? [];
+}
+
+/** Run each call here; returns the calls to replay on other reactors (with shared handles, uuids). */
+export function applyBdevConfig(calls: readonly ConfigCall[]): ConfigCall[] {
+  const out: ConfigCall[] = [];
+  for (const c of calls) {
+    const f = METHODS[c.method];
+    if (f === undefined)
+      throw new BdevError('ENOTSUP', `config method ${c.method} is not supported by the bdev layer`);
+    const replay = (f as (p: unknown) => unknown)(c.params ?? {});
+    out.push({ method: c.method, params: replay as Record<string, unknown> });
+  }
+  return out;
+}

@@ -1,0 +1,292 @@
+// One bdevperf job: a bdev driven at a queue depth from the current thread. Tasks, buffers and
+// callbacks are made up front; the I/O path allocates nothing.
+import { DmaRegion } from '@storkit/native';
+import type { IoChannel } from '@storkit/reactor';
+import type { BdevChannel } from '../channel.js';
+import type { BdevDesc } from '../desc.js';
+import { bdevRegisterDmaRegion, bdevUnregisterDmaRegion } from '../dma-buffers.js';
+import { bdevFlush, bdevRead, bdevUnmap, bdevWrite, bdevWriteZeroes, queueIoWait } from '../io.js';
+import { IoWaitEntry } from '../io-wait.js';
+import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '../registry.js';
+import { ENOMEM, IoStatus } from '../types.js';
+
+export type Workload =
+  | 'randread'
+  | 'randwrite'
+  | 'read'
+  | 'write'
+  | 'rw'
+  | 'randrw'
+  | 'verify'
+  | 'unmap'
+  | 'flush'
+  | 'write_zeroes';
+export const WORKLOADS: readonly Workload[] = [
+  'randread',
+  'randwrite',
+  'read',
+  'write',
+  'rw',
+  'randrw',
+  'verify',
+  'unmap',
+  'flush',
+  'write_zeroes',
+];
+
+export interface JobOptions {
+  bdev: string;
+  queueDepth: number;
+  ioSize: number;
+  workload: Workload;
+  /** Percent reads for rw / randrw. */
+  rwmix: number;
+  seed: number;
+}
+
+/** Counters a job reports (plain numbers: they travel as JSON). */
+export interface JobStats {
+  name: string;
+  reactor: number;
+  ios: number;
+  bytes: number;
+  errors: number;
+  miscompares: number;
+  latTicks: number;
+  minTicks: number;
+  maxTicks: number;
+  timeouts: number;
+}
+
+const OP_READ = 0;
+const OP_WRITE = 1;
+const OP_OTHER = 2;
+
+class Task {
+  readonly job: Job;
+  readonly buf: Uint8Array;
+  readonly rbuf: Uint8Array | null;
+  readonly wait: IoWaitEntry;
+  offset = 0;
+  op = OP_READ;
+  /** verify: 0 = writing, 1 = reading back. */
+  phase = 0;
+  start = 0;
+  constructor(job: Job, buf: Uint8Array, rbuf: Uint8Array | null) {
+    this.job = job;
+    this.buf = buf;
+    this.rbuf = rbuf;
+    this.wait = new IoWaitEntry((t) => submitTask(t as Task), this);
+    this.wait.cbArg = this;
+  }
+}
+
+export class Job {
+  readonly opts: JobOptions;
+  readonly desc: BdevDesc;
+  readonly ch: IoChannel<BdevChannel>;
+  readonly region: DmaRegion;
+  readonly blocks: number;
+  readonly span: number;
+  readonly tasks: Task[] = [];
+  readonly stats: JobStats;
+  readonly #now: () => number;
+  running = false;
+  outstanding = 0;
+  #seq = 0;
+  #rng: number;
+  #onIdle: (() => void) | null = null;
+
+  constructor(opts: JobOptions, reactor: number) {
+    this.opts = opts;
+    this.desc = bdevOpenExt(opts.bdev, opts.workload !== 'randread' && opts.workload !== 'read', () => {
+      this.running = false;
+    });
+    const bs = this.desc.bdev.blockSize;
+    if (opts.ioSize % bs !== 0)
+      throw new Error(`io size ${opts.ioSize} is not a multiple of ${opts.bdev}'s block size ${bs}`);
+    this.blocks = opts.ioSize / bs;
+    this.span = Math.floor(this.desc.bdev.numBlocks / this.blocks);
+    if (this.span < 1) throw new Error(`${opts.bdev} is smaller than one I/O`);
+    if (opts.workload === 'verify' && this.span < opts.queueDepth) {
+      throw new Error(
+        `verify needs ${opts.bdev} to hold queue depth (${opts.queueDepth}) I/Os, it holds ${this.span}`,
+      );
+    }
+    this.ch = bdevGetIoChannel(this.desc);
+    this.#now = () => this.ch.thread.host.clock.now();
+    const verify = opts.workload === 'verify';
+    const per = opts.ioSize * (verify ? 2 : 1);
+    this.region = DmaRegion.create(Math.max(4096, per * opts.queueDepth));
+    bdevRegisterDmaRegion(this.region);
+    for (let i = 0; i < opts.queueDepth; i++) {
+      const b = this.region.bytes.subarray(i * per, i * per + opts.ioSize);
+      const r = verify ? this.region.bytes.subarray(i * per + opts.ioSize, (i + 1) * per) : null;
+      if (!verify) b.fill(0xa5);
+      this.tasks.push(new Task(this, b, r));
+    }
+    this.#rng = (opts.seed ^ (reactor * 0x9e3779b9)) >>> 0 || 1;
+    this.stats = {
+      name: opts.bdev,
+      reactor,
+      ios: 0,
+      bytes: 0,
+      errors: 0,
+      miscompares: 0,
+      latTicks: 0,
+      minTicks: Number.MAX_SAFE_INTEGER,
+      maxTicks: 0,
+      timeouts: 0,
+    };
+  }
+
+  /** xorshift32 */
+  rand(): number {
+    let x = this.#rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#rng = x >>> 0;
+    return this.#rng;
+  }
+
+  nextOffset(random: boolean): number {
+    if (random) return (this.rand() % this.span) * this.blocks;
+    const o = (this.#seq++ % this.span) * this.blocks;
+    return o;
+  }
+
+  start(): void {
+    this.running = true;
+    for (let i = 0; i < this.tasks.length; i++) {
+      const t = this.tasks[i];
+      if (this.opts.workload === 'verify') t.offset = (i % this.span) * this.blocks;
+      startTask(t);
+    }
+  }
+
+  now(): number {
+    return this.#now();
+  }
+
+  /** Stop submitting; `done` runs once every I/O in flight has completed. */
+  stop(done: () => void): void {
+    this.running = false;
+    if (this.outstanding === 0) this.ch.thread.sendMsg(done);
+    else this.#onIdle = done;
+  }
+
+  /** @internal */
+  idle(): void {
+    const f = this.#onIdle;
+    this.#onIdle = null;
+    if (f !== null) f();
+  }
+
+  close(): void {
+    this.ch.put();
+    bdevClose(this.desc);
+    bdevUnregisterDmaRegion(this.region);
+    this.region.close();
+  }
+}
+
+function fillPattern(buf: Uint8Array, offset: number): void {
+  // A pattern tied to the offset: 4 bytes of offset-derived words.
+  let x = (offset * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < buf.length; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    buf[i] = x;
+    buf[i + 1] = x >>> 8;
+    buf[i + 2] = x >>> 16;
+    buf[i + 3] = x >>> 24;
+  }
+}
+
+function startTask(t: Task): void {
+  const j = t.job;
+  const w = j.opts.workload;
+  switch (w) {
+    case 'randread':
+      t.op = OP_READ;
+      t.offset = j.nextOffset(true);
+      break;
+    case 'read':
+      t.op = OP_READ;
+      t.offset = j.nextOffset(false);
+      break;
+    case 'randwrite':
+      t.op = OP_WRITE;
+      t.offset = j.nextOffset(true);
+      break;
+    case 'write':
+      t.op = OP_WRITE;
+      t.offset = j.nextOffset(false);
+      break;
+    case 'rw':
+    case 'randrw':
+      t.op = j.rand() % 100 < j.opts.rwmix ? OP_READ : OP_WRITE;
+      t.offset = j.nextOffset(w === 'randrw');
+      break;
+    case 'verify':
+      t.op = t.phase === 0 ? OP_WRITE : OP_READ;
+      if (t.phase === 0) fillPattern(t.buf, t.offset + j.stats.ios);
+      break;
+    default:
+      t.op = OP_OTHER;
+      t.offset = j.nextOffset(true);
+  }
+  t.start = j.now();
+  submitTask(t);
+}
+
+function submitTask(t: Task): void {
+  const j = t.job;
+  const n = j.blocks;
+  let rc: number;
+  if (t.op === OP_READ) rc = bdevRead(j.desc, j.ch, t.rbuf ?? t.buf, t.offset, n, taskDone, t);
+  else if (t.op === OP_WRITE) rc = bdevWrite(j.desc, j.ch, t.buf, t.offset, n, taskDone, t);
+  else if (j.opts.workload === 'unmap') rc = bdevUnmap(j.desc, j.ch, t.offset, n, taskDone, t);
+  else if (j.opts.workload === 'flush') rc = bdevFlush(j.desc, j.ch, t.offset, n, taskDone, t);
+  else rc = bdevWriteZeroes(j.desc, j.ch, t.offset, n, taskDone, t);
+  if (rc === ENOMEM) {
+    queueIoWait(j.ch, t.wait);
+    return;
+  }
+  j.outstanding++;
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function taskDone(status: IoStatus, t: Task): void {
+  const j = t.job;
+  j.outstanding--;
+  const s = j.stats;
+  const lat = j.now() - t.start;
+  if (status !== IoStatus.SUCCESS) s.errors++;
+  else if (j.opts.workload === 'verify' && t.phase === 1 && !equal(t.buf, t.rbuf as Uint8Array))
+    s.miscompares++;
+  if (j.opts.workload === 'verify') {
+    if (t.phase === 0) {
+      t.phase = 1;
+      t.start = j.now();
+      if (j.running) submitTask(t);
+      else if (j.outstanding === 0) j.idle();
+      return;
+    }
+    t.phase = 0;
+    t.offset = (t.offset + j.tasks.length * j.blocks) % (j.span * j.blocks);
+  }
+  s.ios++;
+  s.bytes += j.opts.ioSize;
+  s.latTicks += lat;
+  if (lat < s.minTicks) s.minTicks = lat;
+  if (lat > s.maxTicks) s.maxTicks = lat;
+  if (j.running) startTask(t);
+  else if (j.outstanding === 0) j.idle();
+}
