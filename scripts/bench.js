@@ -12,7 +12,11 @@ const suites = ['packages', 'examples']
   .filter((top) => existsSync(top))
   .flatMap((top) => readdirSync(top).map((p) => join(top, p, 'dist', 'bench')))
   .filter((dir) => existsSync(dir))
-  .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.bench.js')).map((f) => join(dir, f)))
+  .flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.bench.js'))
+      .map((f) => join(dir, f)),
+  )
   .filter((f) => f.includes(filter))
   .sort();
 if (suites.length === 0) {
