@@ -99,3 +99,57 @@ describe('a QEMU guest (TCG) on a storkit vhost-user-scsi disk', function () {
     }
   });
 });
+
+describe('target restart with the guest reconnecting', function () {
+  this.timeout(240_000);
+
+  it('the guest keeps its disk across a restart of the storkit controller (QEMU reconnect=1)', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc2', blockSize: 512, numBlocks: 32768 });
+    const path = sockPath('guest-restart');
+    const make = () => {
+      const c = new VhostController({
+        name: 'vhost.2',
+        socketPath: path,
+        device: new BlkDevice(ram, { numQueues: 2 }),
+      });
+      c.start();
+      return c;
+    };
+    let ctrl = make();
+    let paused = false;
+    let run: GuestRun | null = null;
+    try {
+      bootGuest({
+        socket: path,
+        type: 'blk',
+        workload: 'restart.sh',
+        reconnect: true,
+        onResult: (l) => {
+          if (l === 'PAUSE') paused = true;
+        },
+      }).done.then((r) => {
+        run = r;
+      });
+      await until(h, () => paused || run !== null, 'guest PAUSE', 200_000);
+      expect(run === null ? '' : (run as unknown as GuestRun).log.slice(-2000)).to.equal('');
+      // Target restart: the controller goes away (socket removed), then comes back on the same path.
+      ctrl.close();
+      await new Promise((r) => setTimeout(r, 300));
+      ctrl = make();
+      await until(h, () => run !== null, 'guest', 200_000);
+      const r = run as unknown as GuestRun;
+      expect(r.results, r.log.slice(-3000)).to.include('verify OK');
+      expect(r.results).to.include('END rc=0');
+      expect(ctrl.stats.connections).to.equal(1);
+      let s = '';
+      for (let i = 0; i < 2048; i++) s += `${`after-restart ${i}`.padEnd(511)}\n`;
+      expect(Buffer.from(ram.data.subarray(2 << 20, 3 << 20)).equals(Buffer.from(s, 'latin1'))).to.equal(
+        true,
+      );
+    } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
