@@ -42,6 +42,9 @@ export interface PollerInfo {
   run_count: number;
   busy_count: number;
   period_ticks?: number;
+  /** storkit extras, present when the reactor times its pollers (loop option pollerTicks) */
+  busy_ticks?: number;
+  idle_ticks?: number;
 }
 export interface ThreadPollers {
   name: string;
@@ -107,6 +110,10 @@ export function threadStats(t: Thread, core: number): ThreadStats {
 function pollerInfo(p: Poller, state: PollerInfo['state']): PollerInfo {
   const info: PollerInfo = { name: p.name, state, run_count: p.runCount, busy_count: p.busyCount };
   if (p.timed) info.period_ticks = p.periodTicks;
+  if (p.thread.host.pollerTicks) {
+    info.busy_ticks = p.busyTicks;
+    info.idle_ticks = p.idleTicks;
+  }
   return info;
 }
 

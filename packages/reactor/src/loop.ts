@@ -20,6 +20,8 @@ export interface LoopOptions {
   idleUs?: number | false;
   /** Longest sleep while an active poller is registered (active pollers do not run while asleep). */
   maxSleepUs?: number;
+  /** Account busy/idle ticks per poller (two clock reads per poller run; default off). */
+  pollerTicks?: boolean;
 }
 
 export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 500, maxSleepUs: 10_000 } as const;
@@ -58,6 +60,7 @@ export class ReactorLoop {
     this.#idleTicks = idle === false ? Number.POSITIVE_INFINITY : usToTicksOf(c, idle);
     this.#maxSleepUs = opts.maxSleepUs ?? LOOP_DEFAULTS.maxSleepUs;
     reactor.kick = () => this.wake();
+    reactor.pollerTicks = opts.pollerTicks ?? false;
   }
 
   get running(): boolean {

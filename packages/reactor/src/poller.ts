@@ -29,6 +29,9 @@ export class Poller {
   /** @internal whether the thread's active list holds it */ listed = false;
   runCount = 0;
   busyCount = 0;
+  /** Ticks spent in runs that reported busy / idle; counted only when the reactor times pollers. */
+  busyTicks = 0;
+  idleTicks = 0;
 
   /** @internal use registerPoller / thread.registerPoller */
   constructor(

@@ -36,6 +36,8 @@ export class Reactor implements ThreadHost, LocalReactor {
   lastEnd = 0;
   /** Set by the loop that drives this reactor while it sleeps on its doorbell. */
   sleeping = false;
+  /** Time each poller run (see ThreadHost.pollerTicks); off by default. */
+  pollerTicks = false;
   /** How to wake it; the loop installs its doorbell here. */
   kick: () => void = () => {};
 

@@ -13,6 +13,8 @@ export interface TestHarnessOptions {
   tickRate?: number;
   /** pollThreads() gives up with EBUSYLOOP after this many rounds in which something stayed busy. */
   maxRounds?: number;
+  /** Time every poller run into poller.busyTicks / idleTicks. */
+  pollerTicks?: boolean;
 }
 
 /**
@@ -35,7 +37,9 @@ export class TestHarness {
     this.clock = new ManualClock(opts.tickRate ?? 1_000_000);
     this.#maxRounds = opts.maxRounds ?? 100_000;
     for (let i = 0; i < n; i++) {
-      this.reactors.push(new Reactor({ index: i, clock: this.clock, allocThreadId: () => this.#nextId++ }));
+      const r = new Reactor({ index: i, clock: this.clock, allocThreadId: () => this.#nextId++ });
+      r.pollerTicks = opts.pollerTicks ?? false;
+      this.reactors.push(r);
     }
     for (let i = 0; i < n; i++) this.createThread(i === 0 ? 'app_thread' : `reactor_${i}`, i);
     this.setThread(0);

@@ -15,6 +15,8 @@ export interface ThreadHost {
   readonly sleeping: boolean;
   /** Wake the sleeping reactor. */
   kick(): void;
+  /** Time every poller run (two clock reads each) into poller.busyTicks / idleTicks. */
+  readonly pollerTicks: boolean;
   /** @internal called once when the thread has exited */
   _threadExited(t: Thread): void;
 }
@@ -229,13 +231,14 @@ export class Thread {
     // Pollers registered during this pass wait for the next one; removals are compacted after it.
     const n = list.length;
     let busy = 0;
+    const timing = this.host.pollerTicks;
     this.#iterating = true;
     try {
       for (let i = 0; i < n; i++) {
         const p = list[i];
         if (p.state !== PollerState.Running) continue;
         p.runCount++;
-        if (p.fn() > 0) {
+        if ((timing ? this.#timedRun(p) : p.fn()) > 0) {
           p.busyCount++;
           busy++;
         }
@@ -266,7 +269,7 @@ export class Thread {
     while (p !== undefined && p.deadline <= now) {
       heap.pop();
       p.runCount++;
-      if (p.fn() > 0) {
+      if ((this.host.pollerTicks ? this.#timedRun(p) : p.fn()) > 0) {
         p.busyCount++;
         busy++;
       }
@@ -278,6 +281,17 @@ export class Thread {
       p = heap.peek();
     }
     return busy;
+  }
+
+  // Kept out of the default path: two clock reads per poller run cost more than most pollers.
+  #timedRun(p: Poller): number {
+    const clock = this.host.clock;
+    const t0 = clock.now();
+    const rc = p.fn();
+    const dt = clock.now() - t0;
+    if (rc > 0) p.busyTicks += dt;
+    else p.idleTicks += dt;
+    return rc;
   }
 
   #finishExit(): void {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 
 import { getThread, POLLER_BUSY, POLLER_IDLE, ReactorError, registerPoller } from '../src/index.js';
+import { threadPollers } from '../src/module.js';
 import { createTestHarness } from '../src/testing.js';
 
 function rec<T>(log: T[], v: T, rc: number): number {
@@ -318,6 +319,43 @@ describe('Pollers', () => {
       ),
       { numRuns: 100 },
     );
+  });
+
+  it('times poller runs into busy and idle ticks when asked', () => {
+    const h = createTestHarness({ pollerTicks: true });
+    let work = 0;
+    const p = registerPoller(
+      () => {
+        h.advanceTime(work);
+        return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+      },
+      0,
+      'timed',
+    );
+    work = 7;
+    h.pollOnce();
+    work = 0;
+    h.pollOnce();
+    expect([p.busyTicks, p.idleTicks]).to.deep.equal([7, 0]);
+    const q = registerPoller(
+      () => {
+        h.advanceTime(3);
+        return POLLER_IDLE;
+      },
+      10,
+      'periodic',
+    );
+    h.advanceTime(10);
+    h.pollOnce();
+    expect([q.busyTicks, q.idleTicks]).to.deep.equal([0, 3]);
+    expect(threadPollers(h.threads[0]).timed_pollers[0]).to.include({
+      name: 'periodic',
+      idle_ticks: 3,
+      period_ticks: 10,
+    });
+    p.unregister();
+    q.unregister();
+    h.close();
   });
 
   it('busy loop detection in pollThreads', () => {
