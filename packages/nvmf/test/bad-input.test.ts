@@ -93,9 +93,9 @@ class RawHost implements PduHandler {
       3000,
     );
   }
-  async ic(hd = false, dd = false): Promise<void> {
+  async ic(hd = false, dd = false, hpda = 0): Promise<void> {
     const b = new Uint8Array(HLEN.ICReq);
-    encodeIcReq(new DataView(b.buffer), 0, { hpda: 0, hdgst: hd, ddgst: dd, maxr2t: 1 });
+    encodeIcReq(new DataView(b.buffer), 0, { hpda, hdgst: hd, ddgst: dd, maxr2t: 1 });
     this.send(b);
     await this.waitPdu(PduType.ICResp);
     this.reader.hdgst = hd;
@@ -354,6 +354,35 @@ describe('nvmf: hostile and broken hosts', function () {
       makeStatus(Sct.Generic, GenericStatus.InvalidOpcode, true),
     );
     expect(h.closed).to.equal(false);
+    h.sock.destroy();
+  });
+
+  it('honours HPDA: C2HData data starts at the requested alignment', async () => {
+    const h = new RawHost(f.port);
+    await h.ic(true, false, 7);
+    // Connect with header digests: build the capsule with HDGSTF and its digest.
+    const data = new Uint8Array(CONNECT_DATA_SIZE);
+    new DataView(data.buffer).setUint16(ConnectDataOff.cntlid, 0xffff, true);
+    data.set(Buffer.from(NQN), ConnectDataOff.subnqn);
+    data.set(Buffer.from('nqn.2024-01.io.example:raw'), ConnectDataOff.hostnqn);
+    const c = capsule(
+      0x7f,
+      1,
+      0,
+      data,
+      (dv, s) => {
+        dv.setUint8(s + 4, 1);
+        dv.setUint16(s + 44, 31, true);
+      },
+      { hd: true },
+    );
+    h.send(c);
+    await h.waitPdu(PduType.CapsuleResp);
+    h.send(capsule(0x06, 2, 0, null, (dv, s) => dv.setUint32(s + 40, 1, true), { sglLen: 4096, hd: true }));
+    const d = await h.waitPdu(PduType.C2HData);
+    expect(d.header[3]).to.equal(32); // PDO: 24-byte header + 4-byte digest, padded to 32
+    expect(d.data.length).to.equal(4096);
+    expect(Buffer.from(d.data.slice(4, 24)).toString()).to.match(/^SPDK00000000000001/);
     h.sock.destroy();
   });
 

@@ -271,6 +271,42 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN })).to.have.length(2);
     });
 
+    it('pads C2HData to the host PDU data alignment (HPDA)', async () => {
+      const q2 = await c.allocIoQpair({ depth: 4, hpda: 7 });
+      f.ram.data.fill(0x5a, 0, 8192);
+      const b = new Uint8Array(8192);
+      expect(await io(q2, (cb, r) => q2.read(1, 0, 16, b, cb, r))).to.equal(0);
+      expect(b.every((x) => x === 0x5a)).to.equal(true);
+      await c.freeIoQpair(q2);
+    });
+
+    it('completes I/O already in flight when its namespace is removed', async () => {
+      f.tgt.registerBackend(new RamBackend({ name: 'Gone0', blockSize: 512, numBlocks: 64 }));
+      const nsid = f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { bdev_name: 'Gone0' } });
+      const bufs = Array.from({ length: 8 }, () => new Uint8Array(512));
+      let n = 0;
+      let bad = 0;
+      for (const b of bufs)
+        qp.read(
+          nsid,
+          0,
+          1,
+          b,
+          (_c, st) => {
+            n++;
+            if (st !== 0 && st !== S.invalidNs) bad++;
+          },
+          null,
+        );
+      f.tgt.nvmf_subsystem_remove_ns({ nqn: NQN, nsid });
+      await pollUntil(
+        () => qp.processCompletions(),
+        () => n === 8,
+      );
+      expect(bad).to.equal(0);
+      expect(await io(qp, (cb, r) => qp.read(nsid, 0, 1, bufs[0], cb, r))).to.equal(S.invalidNs);
+    });
+
     it('resets the controller and reconnects its I/O qpairs in place', async () => {
       const before = c.cntlid;
       await c.reset();

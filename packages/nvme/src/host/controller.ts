@@ -55,6 +55,8 @@ export interface ControllerOptions {
 export interface IoQpairOptions {
   /** Queue entries (default 128, capped by the controller's MQES). */
   depth?: number;
+  /** Host PDU data alignment (ICReq HPDA, 0-31). */
+  hpda?: number;
 }
 
 export interface AdminResult {
@@ -336,6 +338,7 @@ export class NvmeController {
       maxTransfer: this.maxTransferSize,
       inCapsuleData: Math.max(0, this.cdata.ioccsz * 16 - 64),
       timeoutMs: this.#opts.timeoutMs ?? 0,
+      hpda: o.hpda ?? 0,
     });
     qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
     await this.#connectIo(qp);

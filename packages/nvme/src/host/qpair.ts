@@ -56,6 +56,8 @@ export interface HostQpairOptions {
   timeoutMs?: number;
   /** Run completions as soon as they arrive (admin queue) instead of waiting for processCompletions. */
   autoPoll?: boolean;
+  /** Host PDU data alignment asked of the target: C2HData data starts at a multiple of (hpda+1)*4. */
+  hpda?: number;
 }
 
 export class HostQpairError extends Error {
@@ -228,7 +230,12 @@ export class HostQpair implements PduHandler {
       );
     });
     const o = this.#tx.reserve(HLEN.ICReq);
-    encodeIcReq(this.#tx.dv, o, { hpda: 0, hdgst: this.hdgst, ddgst: this.ddgst, maxr2t: 1 });
+    encodeIcReq(this.#tx.dv, o, {
+      hpda: this.#opts.hpda ?? 0,
+      hdgst: this.hdgst,
+      ddgst: this.ddgst,
+      maxr2t: 1,
+    });
     this.#tx.commit(HLEN.ICReq);
     this.#tx.flush();
     await ic;
