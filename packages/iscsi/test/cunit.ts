@@ -66,3 +66,35 @@ export function runTool(
     });
   });
 }
+
+/** Starts `tshark -w`; resolves once it is capturing. `stop` ends it (SIGINT) and waits. */
+export async function startCapture(
+  iface: string,
+  filter: string,
+  file: string,
+): Promise<{ stop(): Promise<void> }> {
+  const child = spawn('tshark', ['-i', iface, '-f', filter, '-w', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const closed = new Promise<void>((r) => child.on('close', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`tshark did not start capturing: ${err}`)), 20_000);
+    child.on('error', reject);
+    child.stderr.on('data', (b) => {
+      err += b;
+      if (err.includes('Capture started') || err.includes('Capturing on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  // "Capturing on" precedes the first packet by a moment.
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    stop: async () => {
+      child.kill('SIGINT');
+      await closed;
+    },
+  };
+}

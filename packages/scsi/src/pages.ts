@@ -149,7 +149,7 @@ function deviceIdentification(info: BlockBackendInfo, nexus: Nexus | null, buf: 
     const rtp = new Uint8Array(4);
     put32(rtp, 0, nexus.targetPortId);
     // Relative target port (association: target port, protocol iSCSI, PIV).
-    o += designator(buf, o, 0x52, 0x94, rtp);
+    o += designator(buf, o, 0x51, 0x94, rtp);
     o += designator(buf, o, 0x53, 0x98, nexus.targetPort);
     // SCSI name string of the target device.
     o += designator(buf, o, 0x53, 0xa8, nexus.targetName);
