@@ -6,6 +6,7 @@ import { cpuCount } from '@storkit/native';
 import type { Remote } from 'comlink';
 
 import { Comlink, nodeEndpoint } from './comlink.js';
+import { ControlError } from './control.js';
 import { parseCoreMask } from './cores.js';
 import { ReactorError } from './errors.js';
 import type { ReactorInfo, ThreadIoChannels, ThreadPollers, ThreadStats } from './introspect.js';
@@ -115,6 +116,15 @@ export class App extends EventEmitter {
         process.off('SIGTERM', onSignal);
       };
     }
+  }
+
+  /** Run a control operation on reactor `i`'s first thread; rejects with ControlError (carrying the code). */
+  async control(i: number, name: string, params: unknown): Promise<unknown> {
+    const r = this.reactors[i];
+    if (r === undefined) throw new ReactorError('EINVAL', `no reactor ${i}`);
+    const res = await r.control(name, params);
+    if (!res.ok) throw new ControlError(i, res.code, res.message);
+    return res.value;
   }
 
   /** Snapshots of every reactor (the data behind framework_get_reactors and thread_get_*). */

@@ -6,13 +6,14 @@ import { pinThread, threadId, tickRate } from '@storkit/native';
 
 import { realClock } from './clock.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
+import { type ControlResult, runControl } from './control.js';
 import { reactorInfo, threadIoChannels, threadPollers, threadStats } from './introspect.js';
 import { ReactorLoop } from './loop.js';
 import { MeshEndpoint, ReactorRunState } from './mesh.js';
 import { Reactor } from './reactor.js';
 import { installRuntime } from './runtime.js';
 import { setTransport } from './send.js';
-import { localSubsystems } from './subsystem.js';
+import { localSubsystems, type Subsystem } from './subsystem.js';
 import type { Thread } from './thread.js';
 import type { ReactorApi, WorkerEvent, WorkerInit } from './worker-protocol.js';
 
@@ -33,6 +34,7 @@ setTransport(mesh);
 const first = reactor.createThread(init.index === 0 ? 'app_thread' : `reactor_${init.index}`, init.index + 1);
 const loop = new ReactorLoop(reactor, mesh, init.loop);
 let stopping = false;
+const initialised: Subsystem[] = [];
 
 installRuntime({
   index: init.index,
@@ -90,9 +92,16 @@ const api: ReactorApi = {
     loop.start();
   },
   init() {
-    const steps = localSubsystems()
-      .filter((s) => s.init)
-      .map((s) => (done: (err?: Error) => void) => s.init!(done));
+    // Count each subsystem as initialised once its init reported success: shutdown finishes only
+    // those, in reverse (a failed or never-run init has nothing to undo).
+    const steps = localSubsystems().map((s) => (done: (err?: Error) => void) => {
+      const ok = (err?: Error) => {
+        if (!err) initialised.push(s);
+        done(err);
+      };
+      if (s.init) s.init(ok);
+      else ok();
+    });
     return runSteps(steps);
   },
   async runMain(arg) {
@@ -110,7 +119,8 @@ const api: ReactorApi = {
   },
   async fini() {
     stopping = true;
-    const steps = [...localSubsystems()]
+    const steps = initialised
+      .splice(0)
       .reverse()
       .filter((s) => s.fini)
       .map((s) => (done: (err?: Error) => void) => s.fini!(() => done()));
@@ -126,6 +136,9 @@ const api: ReactorApi = {
     await loop.stop();
     mesh.setState(ReactorRunState.Stopped);
     reactor.close();
+  },
+  control(name, params) {
+    return onThread<ControlResult>(first, (done) => runControl(name, params, done));
   },
   snapshot() {
     const info = reactorInfo(reactor, {

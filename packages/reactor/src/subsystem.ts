@@ -3,8 +3,9 @@ import { ReactorError } from './errors.js';
 /**
  * A unit of startup and shutdown work (SPDK's spdk_subsystem), defined per worker at module load.
  * Every reactor runs `init` on its first thread, in definition order, before main starts; at
- * shutdown `fini` runs in reverse order. Each calls `done()` when finished (now or later), or
- * `done(err)` to fail: a failed init stops the app with exit code 1.
+ * shutdown `fini` runs in reverse order, for the subsystems whose init succeeded on that reactor.
+ * Each calls `done()` when finished (now or later), or `done(err)` to fail: a failed init stops the
+ * app with exit code 1.
  */
 export interface Subsystem {
   name: string;

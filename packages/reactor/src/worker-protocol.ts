@@ -1,3 +1,4 @@
+import type { ControlResult } from './control.js';
 import type { ReactorInfo, ThreadIoChannels, ThreadPollers, ThreadStats } from './introspect.js';
 import type { LoopOptions } from './loop.js';
 
@@ -44,6 +45,8 @@ export interface ReactorApi {
   /** Stop the poll loop (after every reactor drained). */
   stopLoop(): Promise<void>;
   snapshot(): ReactorSnapshot;
+  /** Run a control operation (defineControl) on the reactor's first thread. */
+  control(name: string, params: unknown): Promise<ControlResult>;
 }
 
 /** Messages a reactor worker posts to the main thread outside comlink. */

@@ -195,17 +195,24 @@ describe('startApp: reactors in pinned workers', function () {
     expect(app.workers.every((w) => w.threadId === -1)).to.equal(true);
   });
 
-  it('a subsystem whose init fails on one reactor stops the app with code 1', async () => {
+  it('a subsystem whose init fails on one reactor stops the app with code 1, finishing only what started', async () => {
+    const reports: Record<string, unknown>[] = [];
     const app = await startApp({
       cores: [0, 1],
       main: MAIN,
       mainArg: { kind: 'idle' },
       modules: [new URL('./fixtures/failing-subsystem.js', import.meta.url)],
       signals: false,
+      onReport: (v) => reports.push(v as Record<string, unknown>),
     });
     const r = await app.done;
     expect(r.code).to.equal(1);
     expect(r.error).to.match(/no disk on reactor 1/);
+    const fini = (reactor: number) =>
+      reports.filter((x) => x.reactor === reactor && typeof x.fini === 'string').map((x) => x.fini);
+    // Reactor 0 initialised everything; reactor 1 stopped at the failing subsystem.
+    expect(fini(0)).to.deep.equal(['second', 'first', 'after-failing', 'failing']);
+    expect(fini(1)).to.deep.equal([]);
   });
 
   it('rejects bad core selections with EINVAL before starting anything', async () => {
