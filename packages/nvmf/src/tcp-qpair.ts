@@ -54,6 +54,8 @@ export interface QpairStats {
   r2ts: number;
   termReqs: number;
   digestErrors: number;
+  /** Unexpected exceptions contained to this connection. */
+  internalErrors: number;
 }
 
 enum Phase {
@@ -81,6 +83,7 @@ export class TcpQpair implements PduHandler {
   ddgst = false;
   readonly maxh2cdata: number;
   readonly stats: QpairStats = {
+    internalErrors: 0,
     commands: 0,
     bytesIn: 0,
     bytesOut: 0,
@@ -162,12 +165,22 @@ export class TcpQpair implements PduHandler {
     try {
       this.#reader.push(bytes);
     } catch (e) {
-      if (!(e instanceof NvmeTcpProtocolError)) throw e;
-      this.#fatal(e.fes, e.fei, this.#reader.errorHeader);
+      if (e instanceof NvmeTcpProtocolError) {
+        this.#fatal(e.fes, e.fei, this.#reader.errorHeader);
+        return;
+      }
+      // A bug of ours must not take down every other connection: contain it to this one, and
+      // leave a trace (tests assert there are none).
+      this.stats.internalErrors++;
+      this.lastInternalError = e;
+      this.#fatal(Fes.InvalidHeaderField, 0, this.#reader.errorHeader);
       return;
     }
     this.#scheduleFlush();
   }
+
+  /** The last unexpected exception contained by `receive` (a bug if ever set). */
+  lastInternalError: unknown = undefined;
 
   /** The connection went away (host vanished or closed it). In-flight backend I/O completes into the void. */
   peerClosed(): void {
