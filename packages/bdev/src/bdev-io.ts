@@ -90,7 +90,7 @@ export class BdevIo {
     this.iovs = NO_IOVS;
     this.cmpIovs = NO_IOVS;
     this.iov1[0] = NO_BUF;
-    this.childIovs.length = 0;
+    if (this.childIovs.length !== 0) this.childIovs.length = 0;
     this.abortTarget = null;
     this.cb = null;
     this.cbArg = undefined;

@@ -23,6 +23,8 @@ export class ThreadCtx {
   readonly deferred = new IoQueue(Queue.DEFERRED);
   refs = 0;
   poller: Poller | null = null;
+  /** The tick count read once for a batch of completions (-1 outside one): one clock read per batch. */
+  batchNow = -1;
   run: (io: BdevIo) => void;
   constructor(thread: Thread, run: (io: BdevIo) => void) {
     this.thread = thread;
@@ -58,10 +60,15 @@ function drainDeferred(c: ThreadCtx): number {
   if (q.head === null) return POLLER_IDLE;
   // Only what is queued now: completions they cause wait for the next poll.
   let n = q.length;
-  while (n-- > 0) {
-    const io = q.shift();
-    if (io === null) break;
-    c.run(io);
+  c.batchNow = c.thread.host.clock.now();
+  try {
+    while (n-- > 0) {
+      const io = q.shift();
+      if (io === null) break;
+      c.run(io);
+    }
+  } finally {
+    c.batchNow = -1;
   }
   return POLLER_BUSY;
 }

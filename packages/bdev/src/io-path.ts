@@ -12,7 +12,26 @@ import { IoStatus, IoType, isWriteType } from './types.js';
 
 /** Current tick count of the channel's reactor (real ticks in a worker, fake in the harness). */
 export function nowTicks(ch: BdevChannel): number {
-  return ch.thread.host.clock.now();
+  const t = ch.tctx.batchNow;
+  return t >= 0 ? t : ch.thread.host.clock.now();
+}
+
+/**
+ * Run `fn(arg)` with one clock read shared by every completion and submission inside it (a
+ * module's completion poller reaping a batch). Latencies then have the batch's granularity.
+ */
+export function withBatchClock<A>(ch: BdevChannel, fn: (arg: A) => void, arg: A): void {
+  const c = ch.tctx;
+  if (c.batchNow >= 0) {
+    fn(arg);
+    return;
+  }
+  c.batchNow = ch.thread.host.clock.now();
+  try {
+    fn(arg);
+  } finally {
+    c.batchNow = -1;
+  }
 }
 
 /** @internal Entry for a freshly filled user bdev_io. */

@@ -6,6 +6,7 @@ import type { BdevChannel } from '../channel.js';
 import type { BdevDesc } from '../desc.js';
 import { bdevRegisterDmaRegion, bdevUnregisterDmaRegion } from '../dma-buffers.js';
 import { bdevFlush, bdevRead, bdevUnmap, bdevWrite, bdevWriteZeroes, queueIoWait } from '../io.js';
+import { nowTicks } from '../io-path.js';
 import { IoWaitEntry } from '../io-wait.js';
 import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '../registry.js';
 import { ENOMEM, IoStatus } from '../types.js';
@@ -114,7 +115,7 @@ export class Job {
       );
     }
     this.ch = bdevGetIoChannel(this.desc);
-    this.#now = () => this.ch.thread.host.clock.now();
+    this.#now = () => nowTicks(this.ch.ctx);
     const verify = opts.workload === 'verify';
     const per = opts.ioSize * (verify ? 2 : 1);
     this.region = DmaRegion.create(Math.max(4096, per * opts.queueDepth));
@@ -161,7 +162,7 @@ export class Job {
     for (let i = 0; i < this.tasks.length; i++) {
       const t = this.tasks[i];
       if (this.opts.workload === 'verify') t.offset = (i % this.span) * this.blocks;
-      startTask(t);
+      startTask(t, this.now());
     }
   }
 
@@ -205,7 +206,7 @@ function fillPattern(buf: Uint8Array, offset: number): void {
   }
 }
 
-function startTask(t: Task): void {
+function startTask(t: Task, now: number): void {
   const j = t.job;
   const w = j.opts.workload;
   switch (w) {
@@ -238,7 +239,7 @@ function startTask(t: Task): void {
       t.op = OP_OTHER;
       t.offset = j.nextOffset(true);
   }
-  t.start = j.now();
+  t.start = now;
   submitTask(t);
 }
 
@@ -267,14 +268,15 @@ function taskDone(status: IoStatus, t: Task): void {
   const j = t.job;
   j.outstanding--;
   const s = j.stats;
-  const lat = j.now() - t.start;
+  const now = j.now();
+  const lat = now - t.start;
   if (status !== IoStatus.SUCCESS) s.errors++;
   else if (j.opts.workload === 'verify' && t.phase === 1 && !equal(t.buf, t.rbuf as Uint8Array))
     s.miscompares++;
   if (j.opts.workload === 'verify') {
     if (t.phase === 0) {
       t.phase = 1;
-      t.start = j.now();
+      t.start = now;
       if (j.running) submitTask(t);
       else if (j.outstanding === 0) j.idle();
       return;
@@ -287,6 +289,6 @@ function taskDone(status: IoStatus, t: Task): void {
   s.latTicks += lat;
   if (lat < s.minTicks) s.minTicks = lat;
   if (lat > s.maxTicks) s.maxTicks = lat;
-  if (j.running) startTask(t);
+  if (j.running) startTask(t, now);
   else if (j.outstanding === 0) j.idle();
 }
