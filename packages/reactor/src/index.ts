@@ -43,6 +43,7 @@ export {
   wakeReactor,
 } from './runtime.js';
 export { APP_THREAD, reactorThread, send, type ThreadRef, trySend } from './send.js';
+export { createThreadOn } from './spawn.js';
 export { defineSubsystem, type Subsystem } from './subsystem.js';
 export { MSG_BATCH, Thread } from './thread.js';
 export type { ReactorSnapshot } from './worker-protocol.js';

@@ -5,6 +5,7 @@ import {
   type ChannelIter,
   type Codec,
   codec,
+  createThreadOn,
   defineChannelIterator,
   defineHandler,
   forEachChannelGlobal,
@@ -15,6 +16,7 @@ import {
   ReactorError,
   reactorThread,
   send,
+  type ThreadRef,
   trySend,
 } from '../src/index.js';
 import { createMeshMemory, handlerId, MeshEndpoint, Reactor } from '../src/module.js';
@@ -141,6 +143,36 @@ describe('handlers and send', () => {
     expect(() => a.send({ id: 2, reactor: 1 }, big, new Uint8Array(1000)))
       .to.throw(ReactorError)
       .with.property('code', 'EMSGSIZE');
+  });
+});
+
+describe('createThreadOn', () => {
+  it('creates a thread on another reactor and answers on the caller with a usable ref', () => {
+    const h = createTestHarness({ reactors: 2 });
+    const ran: number[] = [];
+    const hello = defineHandler('test.msg.hello', codec.none, () => ran.push(getThread()!.reactor));
+    let ref: ThreadRef | null = null;
+    let on: unknown = null;
+    h.setThread(0);
+    createThreadOn(1, 'poll_group_1', (err, t) => {
+      expect(err).to.equal(null);
+      ref = t;
+      on = getThread();
+      send(t!, hello, undefined);
+    });
+    h.pollThreads();
+    expect(on).to.equal(h.threads[0]);
+    expect(ref).to.deep.include({ reactor: 1 });
+    expect(h.reactors[1].threads.map((t) => t.name)).to.deep.equal(['reactor_1', 'poll_group_1']);
+    expect(ran).to.deep.equal([1]);
+    expect(() => createThreadOn(5, 'x', () => {}))
+      .to.throw(ReactorError)
+      .with.property('code', 'ENOENT');
+    // The harness only tracks threads it created itself: exit the new one by hand.
+    const t = h.reactors[1].threads[1];
+    t.sendMsg(() => t.exit());
+    h.pollThreads();
+    h.close();
   });
 });
 
