@@ -25,6 +25,8 @@ export class DriverQueue {
   availIdx = 0;
   lastUsed = 0;
   eventIdx = false;
+  /** false: a polling driver; it asks for no interrupts (NO_INTERRUPT / a used_event never reached). */
+  interrupts = true;
   #free: number[] = [];
   /** Descriptors of each in-flight head (to free them when it is used). */
   #chainLen: Uint16Array;
@@ -73,7 +75,8 @@ export class DriverQueue {
   /** Write descriptor `i` as is (tests build loops and wild pointers with it). */
   writeDesc(i: number, addr: number, len: number, flags: number, next: number): void {
     const o = this.descOff + 16 * i;
-    this.dv.setBigUint64(o, BigInt(addr), true);
+    this.dv.setUint32(o, addr % 2 ** 32, true);
+    this.dv.setUint32(o + 4, Math.floor(addr / 2 ** 32), true);
     this.dv.setUint32(o + 8, len, true);
     this.dv.setUint16(o + 12, flags, true);
     this.dv.setUint16(o + 14, next, true);
@@ -85,8 +88,9 @@ export class DriverQueue {
     this.availIdx = (this.availIdx + 1) & 0xffff;
   }
 
-  /** Publish the avail index. */
+  /** Publish the avail index (and the driver's interrupt wish). */
   kick(): void {
+    if (!this.interrupts && !this.eventIdx) this.dv.setUint16(this.availOff, Vring.AvailFNoInterrupt, true);
     this.dv.setUint16(this.availOff + 2, this.availIdx, true);
   }
 
@@ -143,7 +147,8 @@ export class DriverQueue {
     const len = this.dv.getUint32(o + 4, true);
     this.lastUsed = (this.lastUsed + 1) & 0xffff;
     if (id < this.size) this.#release(id);
-    if (this.eventIdx) this.dv.setUint16(this.availOff + 4 + 2 * this.size, this.lastUsed, true);
+    if (this.eventIdx && this.interrupts)
+      this.dv.setUint16(this.availOff + 4 + 2 * this.size, this.lastUsed, true);
     return [id, len];
   }
 

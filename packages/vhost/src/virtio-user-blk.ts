@@ -145,6 +145,7 @@ export class VirtioUserBlk implements BlockBackend {
       const base = qi * perQueue;
       const ring = new DriverQueue(this.#mem, 0, base, qsize);
       ring.eventIdx = hasBit(f, Feature.RingEventIdx);
+      ring.interrupts = false; // completions are polled
       const metaOff = base + ringBytes;
       const dataOff = metaOff + align(qsize * SLOT_META, PAGE);
       const q: Queue = { ring, kickFd: -1, free: [], slots: [], unpublished: 0, kicked: 0, metaOff, dataOff };
@@ -245,21 +246,12 @@ export class VirtioUserBlk implements BlockBackend {
     const t = meta + 64;
     const dv = q.ring.dv;
     let n = 0;
-    const desc = (addr: number, len: number, write: boolean) => {
-      const o = t + 16 * n;
-      dv.setUint32(o, addr, true);
-      dv.setUint32(o + 4, 0, true);
-      dv.setUint32(o + 8, len, true);
-      dv.setUint16(o + 12, Vring.DescFNext | (write ? Vring.DescFWrite : 0), true);
-      dv.setUint16(o + 14, n + 1, true);
-      n++;
-    };
-    desc(meta, Blk.HeaderSize, false);
+    n = tableEntry(dv, t, n, meta, Blk.HeaderSize, false);
     if (seg) {
       put64(mem, meta + 16, (lba * this.blockSize) / Blk.SectorSize);
       put32(mem, meta + 24, (count * this.blockSize) / Blk.SectorSize);
       put32(mem, meta + 28, 0);
-      desc(meta + 16, Blk.SegmentSize, false);
+      n = tableEntry(dv, t, n, meta + 16, Blk.SegmentSize, false);
     } else if (iov !== null) {
       if (out) {
         let off = data;
@@ -268,9 +260,9 @@ export class VirtioUserBlk implements BlockBackend {
           off += v.length;
         }
       }
-      desc(data, bytes, !out);
+      n = tableEntry(dv, t, n, data, bytes, !out);
     }
-    desc(meta + 32, 1, true);
+    n = tableEntry(dv, t, n, meta + 32, 1, true);
     dv.setUint16(t + 16 * (n - 1) + 12, Vring.DescFWrite, true);
     q.ring.writeDesc(slot, t, 16 * n, Vring.DescFIndirect, 0);
     const s = q.slots[slot];
@@ -322,6 +314,17 @@ export class VirtioUserBlk implements BlockBackend {
     this.#poller = null;
     this.frontend.close();
   }
+}
+
+/** Write entry `n` of an indirect table at `t` (chained to the next); returns n + 1. */
+function tableEntry(dv: DataView, t: number, n: number, addr: number, len: number, write: boolean): number {
+  const o = t + 16 * n;
+  dv.setUint32(o, addr, true);
+  dv.setUint32(o + 4, 0, true);
+  dv.setUint32(o + 8, len, true);
+  dv.setUint16(o + 12, Vring.DescFNext | (write ? Vring.DescFWrite : 0), true);
+  dv.setUint16(o + 14, n + 1, true);
+  return n + 1;
 }
 
 function align(n: number, a: number): number {

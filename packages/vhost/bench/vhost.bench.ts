@@ -1,0 +1,135 @@
+// vhost-blk, whole-run measurement: storkit's virtio-user initiator (this thread) against
+// (1) storkit's vhost-blk target on a RAM backend, polled by one reactor in a worker thread, and
+// (2) qemu-storage-daemon's vhost-user-blk export of a tmpfs file (same size), in the same run.
+// 4 KiB random reads and writes at QD 128. Also both sides polled by one thread (case 0), which
+// shows the per-core cost without cross-thread scheduling. Env: VHOST_BENCH_SECONDS (default 3).
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+import { createTestHarness } from '@storkit/reactor/testing';
+import { RamBackend } from '@storkit/scsi';
+import { IoStatus } from '@storkit/scsi/backend';
+
+import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
+
+const SECONDS = Number(process.env.VHOST_BENCH_SECONDS ?? 3);
+const MIB = 64;
+const QD = 128;
+const BS = 4096;
+
+const h = createTestHarness({ reactors: 1 });
+let last = performance.now();
+const pump = () => {
+  const now = performance.now();
+  h.advanceTime(Math.max(1, Math.round((now - last) * 1000)));
+  last = now;
+  h.pollOnce();
+};
+
+/** QD outstanding 4 KiB random I/Os for SECONDS; returns IOPS and mean latency (µs). */
+async function run(dev: VirtioUserBlk, write: boolean): Promise<{ iops: number; latUs: number }> {
+  const blocks = dev.numBlocks / (BS / dev.blockSize);
+  const bufs = Array.from({ length: QD }, () => new Uint8Array(BS).fill(0x5a));
+  let done = 0;
+  let errors = 0;
+  let latSum = 0;
+  let stop = false;
+  let active = 0;
+  const submit = (i: number) => {
+    const lba = Math.floor(Math.random() * blocks) * (BS / dev.blockSize);
+    const t0 = performance.now();
+    active++;
+    const cb = (s: IoStatus) => {
+      active--;
+      if (s === IoStatus.Success) {
+        done++;
+        latSum += performance.now() - t0;
+      } else if (s !== IoStatus.NoMem) errors++;
+      if (!stop) submit(i);
+    };
+    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cb);
+    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb);
+  };
+  for (let i = 0; i < QD; i++) submit(i);
+  const t0 = performance.now();
+  const d0 = done;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      for (let k = 0; k < 8; k++) pump();
+      if (performance.now() - t0 >= SECONDS * 1000) stop = true;
+      if (stop && active === 0) resolve();
+      else setImmediate(tick);
+    };
+    tick();
+  });
+  const secs = (performance.now() - t0) / 1000;
+  if (errors > 0) throw new Error(`${errors} I/O errors`);
+  return { iops: (done - d0) / secs, latUs: (latSum / Math.max(1, done)) * 1000 };
+}
+
+/** CPU seconds (user + system) of a process or thread from its /proc stat file. */
+function cpuOf(stat: string): number {
+  const f = readFileSync(stat, 'latin1');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+async function measure(name: string, path: string, stat: string): Promise<void> {
+  const dev = await VirtioUserBlk.attach({ path, name, queueSize: 128, maxTransfer: BS, pump });
+  for (const write of [false, true]) {
+    const c0 = cpuOf(stat);
+    const r = await run(dev, write);
+    const cpu = cpuOf(stat) - c0;
+    console.log(
+      `${name.padEnd(28)} 4 KiB ${write ? 'randwrite' : 'randread '} QD ${QD}: ${Math.round(r.iops / 1000)} k IOPS, ` +
+        `avg ${r.latUs.toFixed(0)} µs, target CPU ${(cpu / SECONDS).toFixed(2)} cores, ` +
+        `${Math.round((r.iops * SECONDS) / Math.max(cpu, 0.01) / 1000)} k IOPS per target CPU-second`,
+    );
+  }
+  dev.detach();
+}
+
+// 0. storkit initiator and target polled by the same thread (one core does both sides).
+{
+  const path = `/tmp/storkit-vhost-bench-1t-${process.pid}.sock`;
+  const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: (MIB << 20) / 512 });
+  const ctrl = new VhostController({ name: 'bench1t', socketPath: path, device: new BlkDevice(ram) });
+  ctrl.start();
+  await measure('storkit, one thread for both', path, `/proc/self/task/${process.pid}/stat`);
+  ctrl.close();
+}
+
+// 1. storkit target in a worker.
+const sPath = `/tmp/storkit-vhost-bench-${process.pid}.sock`;
+const worker = new Worker(new URL('./target-worker.js', import.meta.url), {
+  workerData: { path: sPath, mib: MIB },
+});
+const { tid } = (await new Promise((r) => worker.once('message', r))) as { tid: number };
+await measure('storkit vhost-blk (RAM)', sPath, `/proc/self/task/${tid}/stat`);
+worker.postMessage('stop');
+await new Promise((r) => worker.once('message', r));
+await worker.terminate();
+
+// 2. qemu-storage-daemon on a tmpfs file of the same size.
+const img = `/dev/shm/storkit-vhost-bench-${process.pid}.img`;
+const qPath = `/tmp/storkit-vhost-bench-qsd-${process.pid}.sock`;
+writeFileSync(img, Buffer.alloc(MIB << 20));
+const qsd = spawn(
+  'qemu-storage-daemon',
+  [
+    '--blockdev',
+    `driver=file,node-name=f,filename=${img}`,
+    '--export',
+    `type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=${qPath},writable=on`,
+  ],
+  { stdio: 'inherit' },
+);
+try {
+  for (let i = 0; i < 100 && !existsSync(qPath); i++) await new Promise((r) => setTimeout(r, 50));
+  await measure('qemu-storage-daemon (tmpfs)', qPath, `/proc/${qsd.pid}/stat`);
+} finally {
+  qsd.kill();
+  rmSync(img, { force: true });
+}
+h.close();
