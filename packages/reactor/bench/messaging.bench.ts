@@ -183,8 +183,16 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
     p99_ns: Math.round(ns(report.p99Ticks)),
     min_ns: Math.round(ns(report.minTicks)),
   };
+  // The same with both reactors sleeping whenever idle: every hop pays a doorbell wake-up.
+  const { report: w } = await reactorRun({ kind: 'rtt', rounds: 20_000, warmup: 2000 }, { idleUs: 0 });
   const rows = [
     fw,
+    {
+      name: 'framework, both asleep between hops (interrupt wake)',
+      p50_ns: Math.round(ns(w.p50Ticks)),
+      p99_ns: Math.round(ns(w.p99Ticks)),
+      min_ns: Math.round(ns(w.minTicks)),
+    },
     rttRow('postMessage (MessageChannel, awaited)', await postMessageRtt(20_000)),
     rttRow('comlink call', await comlinkRtt(20_000)),
     rttRow('piscina.run', await piscinaRtt(20_000)),
