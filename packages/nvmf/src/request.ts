@@ -45,8 +45,6 @@ export class Request {
   fused: Request | null = null;
   /** Outstanding backend operations (DSM issues one per range). */
   pendingOps = 0;
-  /** Submission time (performance.now), for abort and stats. */
-  started = 0;
 
   /** The qpair that owns this request (fixed for its life). */
   readonly qp: TcpQpair;

@@ -399,7 +399,6 @@ export class TcpQpair implements PduHandler {
     r.opcode = dv.getUint8(0);
     r.cid = dv.getUint16(2, true);
     r.nsid = dv.getUint32(4, true);
-    r.started = performance.now();
     this.stats.commands++;
     this.#sqhd = this.sqsize > 0 ? (this.#sqhd + 1) % (this.sqsize + 1) : 0;
     if (this.#byCid.has(r.cid)) {

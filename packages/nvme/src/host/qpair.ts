@@ -496,11 +496,12 @@ export class HostQpair implements PduHandler {
     try {
       this.#reader.push(b);
     } catch (e) {
-      if (!(e instanceof NvmeTcpProtocolError)) throw e;
-      this.#sendTermReq(e.fes, e.fei, this.#reader.errorHeader);
-      this.#fail(
-        new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `qpair ${this.qid}: ${e.message}`, { cause: e }),
-      );
+      // A protocol error ends the connection with an H2CTermReq; anything else (a bug) is also
+      // contained to this qpair rather than thrown out of the socket's data handler.
+      const p = e instanceof NvmeTcpProtocolError ? e : null;
+      this.#sendTermReq(p ? p.fes : Fes.InvalidHeaderField, p ? p.fei : 0, this.#reader.errorHeader);
+      const msg = e instanceof Error ? e.message : String(e);
+      this.#fail(new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `qpair ${this.qid}: ${msg}`, { cause: e }));
     }
     this.#scheduleFlush();
   }
