@@ -381,4 +381,25 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(am.opcode).to.equal(TOp.AsyncMessage);
     expect(am.bhs[36]).to.equal(1);
   });
+
+  it('regression: Data-Out with a wrong DataSN ends that task with CHECK CONDITION, the connection stays (iSCSIDataSnInvalid)', async () => {
+    const { target, ram, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn, [
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'No'],
+    ]);
+    i.scsi(WRITE10(0, 2), { write: new Uint8Array(1024) });
+    const [r2t] = i.take();
+    i.dataOut(r2t.u32(16), r2t.u32(20), 27, 0, new Uint8Array(512).fill(1), false);
+    const [rsp] = i.take();
+    expect(rsp.opcode).to.equal(TOp.ScsiResponse);
+    expect(rsp.bhs[3]).to.equal(0x02);
+    expect(rsp.data[2 + 2] & 0x0f, 'ABORTED COMMAND').to.equal(0x0b);
+    expect(ram.data[0]).to.equal(0);
+    expect(i.closed).to.equal(false);
+    i.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(i.take()[0].bhs[3]).to.equal(0);
+  });
 });

@@ -237,4 +237,68 @@ describe('scsi: logical unit commands', () => {
       { numRuns: 40 },
     );
   });
+
+  // Regressions found by libiscsi's suite.
+  it('regression: WRITE SAME with UNMAP deallocates even when the data block is not zero (UnmapUntilEnd)', async () => {
+    const { dev, ram } = makeDevice(512, 64);
+    await run(dev, nexus(), rw10(Op.Write10, 63, 1), new Uint8Array(512).fill(0xff));
+    const r = await run(dev, nexus(), rw10(Op.WriteSame10, 63, 0, 0x08), new Uint8Array(512).fill(0xff));
+    expect(r.status).to.equal(Status.Good);
+    expect(ram.data[63 * 512]).to.equal(0);
+  });
+
+  it('regression: COMPARE AND WRITE whose data-out disagrees with its block count is INVALID FIELD IN CDB', async () => {
+    const { dev } = makeDevice();
+    // 256 blocks do not fit the one-byte NUMBER OF LOGICAL BLOCKS: it reads 0, data says 256.
+    const cdb = [Op.CompareAndWrite, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    const r = await run(dev, nexus(), cdb, new Uint8Array(2 * 256 * 512));
+    expect([r.status, r.key, r.asc]).to.deep.equal([
+      Status.CheckCondition,
+      SenseKey.IllegalRequest,
+      Asc.InvalidFieldInCdb,
+    ]);
+  });
+
+  it('regression: releasing an all-registrants reservation does not raise a unit attention on the releaser', async () => {
+    const { dev } = makeDevice();
+    const a = nexus(1);
+    const reg = new Uint8Array(24);
+    reg[15] = 0xa;
+    await run(dev, a, [Op.PersistentReserveOut, 0, 0, 0, 0, 0, 0, 0, 24, 0], reg);
+    const key = new Uint8Array(24);
+    key[7] = 0xa;
+    expect((await run(dev, a, [Op.PersistentReserveOut, 1, 8, 0, 0, 0, 0, 0, 24, 0], key)).status).to.equal(
+      Status.Good,
+    );
+    expect((await run(dev, a, [Op.PersistentReserveOut, 2, 8, 0, 0, 0, 0, 0, 24, 0], key)).status).to.equal(
+      Status.Good,
+    );
+    expect((await run(dev, a, [Op.TestUnitReady, 0, 0, 0, 0, 0])).status).to.equal(Status.Good);
+  });
+
+  it('WRITE ATOMIC(16) writes within the backend guarantee and refuses an ATOMIC BOUNDARY', async () => {
+    const { dev, ram } = makeDevice();
+    const cdb = (lba: number, n: number, boundary = 0) => [
+      0x9c,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      lba,
+      0,
+      boundary,
+      0,
+      n,
+      0,
+      0,
+    ];
+    expect((await run(dev, nexus(), cdb(4, 2), new Uint8Array(1024).fill(3))).status).to.equal(Status.Good);
+    expect(ram.data[4 * 512]).to.equal(3);
+    const b = await run(dev, nexus(), cdb(4, 2, 1), new Uint8Array(1024));
+    expect(b.asc).to.equal(Asc.InvalidFieldInCdb);
+  });
 });
