@@ -422,7 +422,7 @@ export class LogicalUnit {
   }
 
   #writeNow(task: ScsiTask): void {
-    task.iov[0] = task.dataOut.subarray(0, task.end * this.backend.blockSize);
+    task.iov[0] = exact(task.dataOut, task.end * this.backend.blockSize);
     task.step = task.pending ? Step.WriteThenFlush : Step.Write;
     this.backend.writev(task.iov, task.cursor, task.end, task.io);
   }
