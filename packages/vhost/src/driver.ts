@@ -139,17 +139,26 @@ export class DriverQueue {
     return this.dv.getUint16(this.usedOff + 2, true);
   }
 
-  /** Take the next used element: [head, len], or null. Frees the chain's descriptors. */
-  takeUsed(): [number, number] | null {
-    if (this.usedIdx() === this.lastUsed) return null;
+  /** Length of the element `next()` returned last. */
+  usedLen = 0;
+
+  /** Take the next used element: its head (length in `usedLen`), or -1. Frees the chain's descriptors. */
+  next(): number {
+    if (this.usedIdx() === this.lastUsed) return -1;
     const o = this.usedOff + 4 + 8 * (this.lastUsed % this.size);
     const id = this.dv.getUint32(o, true);
-    const len = this.dv.getUint32(o + 4, true);
+    this.usedLen = this.dv.getUint32(o + 4, true);
     this.lastUsed = (this.lastUsed + 1) & 0xffff;
     if (id < this.size) this.#release(id);
     if (this.eventIdx && this.interrupts)
       this.dv.setUint16(this.availOff + 4 + 2 * this.size, this.lastUsed, true);
-    return [id, len];
+    return id;
+  }
+
+  /** Take the next used element as [head, len], or null (tests). */
+  takeUsed(): [number, number] | null {
+    const id = this.next();
+    return id < 0 ? null : [id, this.usedLen];
   }
 
   #release(head: number): void {

@@ -181,9 +181,9 @@ export class VirtioUserBlk implements BlockBackend {
         if (q.ring.deviceWantsKick(old)) eventfdWrite(q.kickFd);
         work++;
       }
-      for (let used = q.ring.takeUsed(); used !== null; used = q.ring.takeUsed()) {
+      for (let head = q.ring.next(); head >= 0; head = q.ring.next()) {
         work++;
-        this.#complete(q, used[0]);
+        this.#complete(q, head);
       }
     }
     if (this.#outstanding === 0 && this.#resetWaiters.length > 0) {
