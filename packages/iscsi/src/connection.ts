@@ -498,7 +498,11 @@ export class Connection {
   #operational(pairs: KeyPairs, answer: KeyPairs): number {
     const L = this.#login!;
     const leading = L.tsih === 0;
-    const limits = this.target.limits;
+    const limits = {
+      ...this.target.limits,
+      requireHeaderDigest: L.node?.params.header_digest === true,
+      requireDataDigest: L.node?.params.data_digest === true,
+    };
     const r = negotiate(pairs, L.params, limits, L.settled, leading, L.discovery);
     if (r === null) return LoginStatus.InitiatorError;
     answer.push(...r);
@@ -512,6 +516,12 @@ export class Connection {
   #finishLogin(p: Pdu, csg: number, answer: KeyPairs): void {
     const L = this.#login!;
     const t = this.target;
+    // A node that requires digests admits no connection that did not agree to CRC32C.
+    const np = L.node?.params;
+    if ((np?.header_digest && !L.params.headerDigest) || (np?.data_digest && !L.params.dataDigest)) {
+      this.#loginFail(p, LoginStatus.MissingParameter);
+      return;
+    }
     let session: Session;
     if (L.tsih === 0) {
       if (t.sessions.size >= t.options.max_sessions) {

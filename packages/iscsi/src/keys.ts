@@ -82,6 +82,9 @@ export interface TargetLimits {
   maxOutstandingR2T: number;
   errorRecoveryLevel: number;
   maxRecvDataSegmentLength: number;
+  /** The target node insists on CRC32C (SPDK's header_digest / data_digest node params). */
+  requireHeaderDigest?: boolean;
+  requireDataDigest?: boolean;
 }
 
 type Kind =
@@ -178,7 +181,8 @@ export function negotiate(
 function answer(k: string, v: string, def: KeyDef, p: SessionParams, ours: TargetLimits): string | null {
   switch (def.kind) {
     case 'digest': {
-      const choice = v.split(',').find((x) => x === 'CRC32C' || x === 'None');
+      const required = k === 'HeaderDigest' ? ours.requireHeaderDigest : ours.requireDataDigest;
+      const choice = v.split(',').find((x) => x === 'CRC32C' || (x === 'None' && !required));
       if (!choice) return 'Reject';
       if (k === 'HeaderDigest') p.headerDigest = choice === 'CRC32C';
       else p.dataDigest = choice === 'CRC32C';

@@ -149,7 +149,11 @@ export class IscsiTarget {
       if (!b) throw new IscsiError('EINVAL_CONFIG', `bdev ${l.bdev_name} not found`);
       device.addLun(l.lun_id, b);
     }
-    const node = new TargetNode(name, p, device);
+    const node = new TargetNode(
+      name,
+      { ...p, luns: p.luns.map((l) => ({ ...l })), pg_ig_maps: p.pg_ig_maps.map((m) => ({ ...m })) },
+      device,
+    );
     this.nodes.set(name, node);
     return node;
   }
@@ -161,6 +165,131 @@ export class IscsiTarget {
     if (!node) throw new IscsiError('ENOENT_TARGET', `target node ${full} not found`);
     this.nodes.delete(full);
     for (const s of this.sessions.values()) if (s.node === node) s.drop();
+  }
+
+  /** iscsi_get_options */
+  getOptions(): IscsiOptions {
+    return { ...this.options };
+  }
+
+  /** iscsi_get_portal_groups */
+  getPortalGroups(): PortalGroupParams[] {
+    return [...this.portalGroups.values()].map((g) => ({
+      tag: g.tag,
+      private: g.private ?? false,
+      portals: g.portals.map((p) => ({ ...p })),
+    }));
+  }
+
+  /** iscsi_get_initiator_groups */
+  getInitiatorGroups(): InitiatorGroupParams[] {
+    return [...this.initiatorGroups.values()].map((g) => ({
+      ...g,
+      initiators: [...g.initiators],
+      netmasks: [...g.netmasks],
+    }));
+  }
+
+  /** iscsi_get_auth_groups */
+  getAuthGroups(): AuthGroupParams[] {
+    return [...this.authGroups.values()].map((g) => ({
+      tag: g.tag,
+      secrets: g.secrets.map((x) => ({ ...x })),
+    }));
+  }
+
+  /** iscsi_get_target_nodes */
+  getTargetNodes(): object[] {
+    return [...this.nodes.values()].map((n) => ({
+      name: n.name,
+      alias_name: n.params.alias_name ?? '',
+      pg_ig_maps: n.params.pg_ig_maps.map((m) => ({ ...m })),
+      luns: [...n.device.luns].map((l) => ({ bdev_name: l.backend.name, lun_id: l.id })),
+      queue_depth: n.params.queue_depth,
+      ...n.auth,
+      header_digest: n.params.header_digest ?? false,
+      data_digest: n.params.data_digest ?? false,
+    }));
+  }
+
+  /** iscsi_delete_portal_group / iscsi_delete_initiator_group: refused while a node maps it. */
+  deletePortalGroup(tag: number): void {
+    if (!this.portalGroups.has(tag)) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
+    if ([...this.nodes.values()].some((n) => n.params.pg_ig_maps.some((m) => m.pg_tag === tag))) {
+      throw new IscsiError('EINVAL_CONFIG', `portal group ${tag} is mapped by a target node`);
+    }
+    this.portalGroups.delete(tag);
+  }
+
+  deleteInitiatorGroup(tag: number): void {
+    if (!this.initiatorGroups.has(tag))
+      throw new IscsiError('ENOENT_GROUP', `initiator group ${tag} not found`);
+    if ([...this.nodes.values()].some((n) => n.params.pg_ig_maps.some((m) => m.ig_tag === tag))) {
+      throw new IscsiError('EINVAL_CONFIG', `initiator group ${tag} is mapped by a target node`);
+    }
+    this.initiatorGroups.delete(tag);
+  }
+
+  /** iscsi_delete_auth_group: refused while discovery or a node uses it. */
+  deleteAuthGroup(tag: number): void {
+    if (!this.authGroups.has(tag)) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
+    const used =
+      this.discoveryAuth.chap_group === tag ||
+      [...this.nodes.values()].some((n) => n.auth.chap_group === tag);
+    if (used) throw new IscsiError('EINVAL_CONFIG', `auth group ${tag} is in use`);
+    this.authGroups.delete(tag);
+  }
+
+  /** iscsi_auth_group_add_secret */
+  authGroupAddSecret(tag: number, secret: ChapSecret): void {
+    const g = this.authGroups.get(tag);
+    if (!g) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
+    if (!secret.user || !secret.secret)
+      throw new IscsiError('EINVAL_CONFIG', 'CHAP secret needs user and secret');
+    if ((secret.muser === undefined) !== (secret.msecret === undefined)) {
+      throw new IscsiError('EINVAL_CONFIG', 'mutual CHAP needs both muser and msecret');
+    }
+    if (g.secrets.some((s) => s.user === secret.user)) {
+      throw new IscsiError('EEXIST_GROUP', `user ${secret.user} already in auth group ${tag}`);
+    }
+    g.secrets.push({ ...secret });
+  }
+
+  /** iscsi_auth_group_remove_secret */
+  authGroupRemoveSecret(tag: number, user: string): void {
+    const g = this.authGroups.get(tag);
+    if (!g) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
+    const i = g.secrets.findIndex((s) => s.user === user);
+    if (i < 0) throw new IscsiError('ENOENT_GROUP', `user ${user} not in auth group ${tag}`);
+    g.secrets.splice(i, 1);
+  }
+
+  /** iscsi_target_node_add_lun: initiators see REPORTED LUNS DATA HAS CHANGED. */
+  targetNodeAddLun(name: string, lun: { bdev_name: string; lun_id?: number }): void {
+    const node = this.#node(name);
+    const b = this.#bdevs(lun.bdev_name);
+    if (!b) throw new IscsiError('EINVAL_CONFIG', `bdev ${lun.bdev_name} not found`);
+    let id = lun.lun_id;
+    if (id === undefined) for (id = 0; node.device.lun(id); id++);
+    node.device.addLun(id, b);
+    node.params.luns.push({ bdev_name: lun.bdev_name, lun_id: id });
+  }
+
+  /** iscsi_target_node_set_auth */
+  targetNodeSetAuth(name: string, p: DiscoveryAuthParams): void {
+    const node = this.#node(name);
+    const next = { ...node.auth, ...p };
+    checkChapFlags(next);
+    if (next.chap_group && !this.authGroups.has(next.chap_group)) {
+      throw new IscsiError('ENOENT_GROUP', `auth group ${next.chap_group} not found`);
+    }
+    Object.assign(node.auth, next);
+  }
+
+  #node(name: string): TargetNode {
+    const node = this.nodes.get(fullTargetName(this.options.node_base, name));
+    if (!node) throw new IscsiError('ENOENT_TARGET', `target node ${name} not found`);
+    return node;
   }
 
   /** Starts the protocol engine for one new transport connection. */
