@@ -7,6 +7,31 @@ import net from 'node:net';
 import { NvmfError } from './errors.js';
 import { type QpairOwner, TcpQpair } from './tcp-qpair.js';
 
+/** Bytes one socket read may deliver (the per-connection receive buffer). */
+const RX_BUFFER = 256 * 1024;
+
+/**
+ * Give an accepted connection a socket that reads into `rx` (net's `onread`): no Buffer per read.
+ * Node offers `onread` only when constructing a socket, and the server constructs accepted ones, so
+ * the (still paused) handle moves to a new socket that has it. Falls back to the accepted socket
+ * (and 'data' events) if the handle is not where this Node version keeps it.
+ */
+function adopt(accepted: net.Socket, rx: Uint8Array, onRead: (n: number) => boolean): net.Socket {
+  const a = accepted as unknown as { _handle?: object | null };
+  const handle = a._handle;
+  if (!handle) return accepted;
+  a._handle = null;
+  accepted.destroy();
+  const s = new net.Socket({
+    handle,
+    readable: true,
+    writable: true,
+    onread: { buffer: rx, callback: onRead },
+  } as net.SocketConstructorOpts);
+  s.setNoDelay(true);
+  return s;
+}
+
 export interface ListenerOwner extends QpairOwner {
   qpairOpened(qp: TcpQpair): void;
 }
@@ -25,7 +50,7 @@ export class TcpListener {
     this.#owner = owner;
     this.#traddr = traddr;
     this.#trsvcid = trsvcid;
-    this.#server = net.createServer({ noDelay: true }, (s) => this.#accept(s));
+    this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.#accept(s));
   }
 
   start(): Promise<void> {
@@ -52,10 +77,16 @@ export class TcpListener {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #accept(sock: net.Socket): void {
-    this.#sockets.add(sock);
+  #accept(accepted: net.Socket): void {
     const local = { traddr: this.#traddr, trsvcid: String(this.#trsvcid) };
-    const qp = new TcpQpair(
+    let qp: TcpQpair | undefined;
+    const rx = new Uint8Array(RX_BUFFER);
+    const sock = adopt(accepted, rx, (n) => {
+      qp!.receive(rx, n);
+      return true;
+    });
+    this.#sockets.add(sock);
+    qp = new TcpQpair(
       this.#owner,
       (bytes, release) => {
         if (sock.destroyed) return release();
@@ -66,10 +97,13 @@ export class TcpListener {
       local,
     );
     this.#owner.qpairOpened(qp);
-    sock.on('data', (b: Buffer) => qp.receive(b));
+    if (sock === accepted) {
+      sock.on('data', (b: Buffer) => qp!.receive(b));
+      sock.resume();
+    }
     sock.on('close', () => {
       this.#sockets.delete(sock);
-      qp.peerClosed();
+      qp!.peerClosed();
     });
     // A reset or a vanished host shows up as an error followed by close; close does the cleanup.
     sock.on('error', () => {});

@@ -158,12 +158,13 @@ export class TcpQpair implements PduHandler {
     return this.#reqs.length - this.#nfree;
   }
 
-  /** Bytes from the connection. Protocol errors end this connection with a C2HTermReq. */
-  receive(bytes: Uint8Array): void {
+  /** The first `len` bytes of `bytes` came from the connection (valid only during the call).
+   * Protocol errors end this connection with a C2HTermReq. */
+  receive(bytes: Uint8Array, len = bytes.length): void {
     if (this.#phase === Phase.Closed) return;
-    this.stats.bytesIn += bytes.length;
+    this.stats.bytesIn += len;
     try {
-      this.#reader.push(bytes);
+      this.#reader.push(bytes, len);
     } catch (e) {
       if (e instanceof NvmeTcpProtocolError) {
         this.#fatal(e.fes, e.fei, this.#reader.errorHeader);

@@ -197,7 +197,13 @@ export class HostQpair implements PduHandler {
     this.#reader = this.#newReader();
     this.#tx = this.#newTx();
     const sock = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host: this.#opts.traddr, port: Number(this.#opts.trsvcid), noDelay: true });
+      const s = net.connect({
+        host: this.#opts.traddr,
+        port: Number(this.#opts.trsvcid),
+        noDelay: true,
+        // Every read lands in this qpair's one receive buffer: no Buffer per read.
+        onread: { buffer: this.#rxBuf, callback: this.#onRead },
+      });
       s.once('connect', () => {
         s.off('error', reject);
         resolve(s);
@@ -213,7 +219,6 @@ export class HostQpair implements PduHandler {
       );
     });
     this.#sock = sock;
-    sock.on('data', (b: Buffer) => this.#receive(b));
     sock.on('error', (e) => this.#fail(e));
     sock.on('close', () =>
       this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: connection closed`)),
@@ -492,9 +497,15 @@ export class HostQpair implements PduHandler {
 
   // ---- receive (PduHandler) ----
 
-  #receive(b: Uint8Array): void {
+  readonly #rxBuf = new Uint8Array(256 * 1024);
+  readonly #onRead = (n: number, buf: Uint8Array): boolean => {
+    this.#receive(buf, n);
+    return true;
+  };
+
+  #receive(b: Uint8Array, n: number): void {
     try {
-      this.#reader.push(b);
+      this.#reader.push(b, n);
     } catch (e) {
       // A protocol error ends the connection with an H2CTermReq; anything else (a bug) is also
       // contained to this qpair rather than thrown out of the socket's data handler.

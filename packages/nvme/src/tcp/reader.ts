@@ -65,17 +65,21 @@ export class PduReader {
   /** After a header error: the offending header bytes (for the TermReq that reports it). */
   errorHeader: Uint8Array | null = null;
 
-  /** Feed one read. Throws NvmeTcpProtocolError (and only that) on a protocol violation. */
-  push(buf: Uint8Array): void {
+  /**
+   * Feed one read: the first `len` bytes of `buf` (all of it by default, so a transport that reads
+   * into one fixed buffer passes it with the byte count and nothing is allocated per read).
+   * Throws NvmeTcpProtocolError (and only that) on a protocol violation.
+   */
+  push(buf: Uint8Array, len = buf.length): void {
     let pos = 0;
     try {
-      pos = this.#push(buf);
+      pos = this.#push(buf, len);
     } catch (e) {
       if (this.#state === State.Header) {
         const hlen = Math.min(hlenOf(this.#staged ? this.#stage[0] : buf[this.#errPos]) || 8, 128);
         this.errorHeader = this.#staged
           ? this.#stage.slice(0, Math.min(this.#staged, hlen))
-          : buf.slice(this.#errPos, Math.min(buf.length, this.#errPos + hlen));
+          : buf.slice(this.#errPos, Math.min(len, this.#errPos + hlen));
       }
       this.stopped = true;
       throw e;
@@ -85,10 +89,21 @@ export class PduReader {
 
   #errPos = 0;
 
-  #push(buf: Uint8Array): number {
+  // DataView of the last buffer read from: reused while a transport reads into the same buffer.
+  #dvBuf: Uint8Array | null = null;
+  #dv: DataView | null = null;
+
+  #viewOf(buf: Uint8Array): DataView {
+    if (this.#dvBuf !== buf) {
+      this.#dvBuf = buf;
+      this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    return this.#dv!;
+  }
+
+  #push(buf: Uint8Array, len: number): number {
     let dv: DataView | undefined;
     let pos = 0;
-    const len = buf.length;
     while (pos < len && !this.stopped) {
       switch (this.#state) {
         case State.Header: {
@@ -96,7 +111,7 @@ export class PduReader {
             const need = this.#headerSpan(buf, pos);
             this.#errPos = pos;
             if (len - pos >= need) {
-              dv ??= new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+              dv ??= this.#viewOf(buf);
               this.#header(buf, dv, pos);
               pos += need;
               break;
