@@ -32,7 +32,7 @@ export interface AppOptions {
    */
   ringSlots?: number;
   loop?: LoopOptions;
-  /** Pin each reactor to its CPU (default true). */
+  /** Pin each reactor to its CPU (default true). Unpinned, `cores` may repeat a CPU. */
   pin?: boolean;
   /** Stop in order on SIGINT/SIGTERM (default true). */
   signals?: boolean;
@@ -218,14 +218,15 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, death: Promise<
  */
 export async function startApp(opts: AppOptions): Promise<App> {
   const cores = opts.cores ?? (opts.mask !== undefined ? parseCoreMask(opts.mask) : [0]);
-  if (cores.length === 0 || new Set(cores).size !== cores.length) {
+  const pin = opts.pin ?? true;
+  // Unpinned reactors may share a core (more reactors than CPUs, for tests of bigger meshes).
+  if (cores.length === 0 || (pin && new Set(cores).size !== cores.length)) {
     throw new ReactorError('EINVAL', `cores must be distinct and non-empty: ${cores.join(',')}`);
   }
   const ncpu = cpuCount();
   const bad = cores.find((c) => !Number.isInteger(c) || c < 0 || c >= ncpu);
   if (bad !== undefined) throw new ReactorError('EINVAL', `core ${bad} does not exist (${ncpu} CPUs)`);
   const sab = createMeshMemory(cores.length, opts.ringSlots ?? (cores.length <= 8 ? 4096 : 1024));
-  const pin = opts.pin ?? true;
   const modules = (opts.modules ?? []).map(toUrl);
   const main = opts.main === undefined ? null : toUrl(opts.main);
   const workers = cores.map((core, index) => {

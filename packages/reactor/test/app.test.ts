@@ -13,7 +13,11 @@ interface Run {
   next(pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
-async function run(scenario: Scenario, loop: Parameters<typeof startApp>[0]['loop'] = {}): Promise<Run> {
+async function run(
+  scenario: Scenario,
+  loop: Parameters<typeof startApp>[0]['loop'] = {},
+  cores: number[] = [0, 1],
+): Promise<Run> {
   const reports: unknown[] = [];
   const waiters: {
     pred: (r: Record<string, unknown>) => boolean;
@@ -28,14 +32,9 @@ async function run(scenario: Scenario, loop: Parameters<typeof startApp>[0]['loo
       }
     }
   };
-  const app = await startApp({
-    cores: [0, 1],
-    main: MAIN,
-    mainArg: scenario,
-    loop,
-    signals: false,
-    onReport,
-  });
+  // Pinned when every reactor has its own CPU; bigger meshes share the two CPUs unpinned.
+  const pin = new Set(cores).size === cores.length;
+  const app = await startApp({ cores, pin, main: MAIN, mainArg: scenario, loop, signals: false, onReport });
   return {
     app,
     reports,
@@ -213,6 +212,26 @@ describe('startApp: reactors in pinned workers', function () {
     // Reactor 0 initialised everything; reactor 1 stopped at the failing subsystem.
     expect(fini(0)).to.deep.equal(['second', 'first', 'after-failing', 'failing']);
     expect(fini(1)).to.deep.equal([]);
+  });
+
+  it('full mesh of 4 (unpinned) reactors: every ordered pair carries its messages in order', async () => {
+    const { app, reports, next } = await run({ kind: 'mesh', count: 20_000 }, {}, [0, 1, 0, 1]);
+    for (let r = 0; r < 4; r++) await next((x) => x.kind === 'mesh' && x.reactor === r);
+    const mesh = (reports as Record<string, unknown>[]).filter((x) => x.kind === 'mesh');
+    expect(mesh.map((x) => [x.reactor, x.got, x.outOfOrder]).sort()).to.deep.equal([
+      [0, 60_000, 0],
+      [1, 60_000, 0],
+      [2, 60_000, 0],
+      [3, 60_000, 0],
+    ]);
+    expectClean(await app.stop(0));
+  });
+
+  it('walks channels across 4 reactors in reactor order', async () => {
+    const { app, next } = await run({ kind: 'walk' }, {}, [0, 1, 0, 1]);
+    const r = await next((x) => x.kind === 'walk');
+    expect(r.visited).to.deep.equal(['0:app_thread', '1:reactor_1', '2:reactor_2', '3:reactor_3']);
+    expectClean(await app.stop(0));
   });
 
   it('rejects bad core selections with EINVAL before starting anything', async () => {
