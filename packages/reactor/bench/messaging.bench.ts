@@ -213,4 +213,35 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
   console.table(rows.map((r) => ({ mode: r.mode, reactor0: r.cpu_pct[0], reactor1: r.cpu_pct[1] })));
 }
 
+// What yielding to libuv costs: iterations per second of an idle polling reactor against the
+// slice length (each slice ends with a setImmediate yield; longer slices also delay comlink calls).
+{
+  const rows: Record<string, unknown>[] = [];
+  for (const sliceUs of [50, 500, 5000]) {
+    const { extra } = await reactorRun(
+      { kind: 'idle', timerUs: 0 },
+      { idleUs: false, sliceUs },
+      async (snap) => {
+        const a = await snap();
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, 1000));
+        const b = await snap();
+        const s = (performance.now() - t0) / 1000;
+        return {
+          iterations: (b[1].iterations - a[1].iterations) / s,
+          slices: (b[1].slices - a[1].slices) / s,
+        };
+      },
+    );
+    const e = extra as { iterations: number; slices: number };
+    rows.push({
+      slice_us: sliceUs,
+      iterations_per_s: Math.round(e.iterations),
+      yields_per_s: Math.round(e.slices),
+    });
+  }
+  results.yield = rows;
+  console.table(rows);
+}
+
 console.log(JSON.stringify({ bench: 'reactor.messaging', date: new Date().toISOString(), results }));
