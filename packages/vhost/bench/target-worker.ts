@@ -2,13 +2,15 @@
 // one reactor thread spinning in this worker (SPDK's one target core). Stops on a message.
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { threadId } from '@storkit/native';
+import { cpuCount, pinThread, threadId } from '@storkit/native';
 import { createTestHarness } from '@storkit/reactor/testing';
 import { RamBackend } from '@storkit/scsi';
 
 import { BlkDevice, VhostController } from '../src/index.js';
 
 const { path, mib } = workerData as { path: string; mib: number };
+// The target's core: the last CPU (the initiator pins itself to CPU 0).
+if (cpuCount() > 1) pinThread(cpuCount() - 1);
 const h = createTestHarness({ reactors: 1 });
 const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: (mib << 20) / 512 });
 const ctrl = new VhostController({ name: 'bench', socketPath: path, device: new BlkDevice(ram) });

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
+import { cpuCount, pinThread } from '@storkit/native';
 import { createTestHarness } from '@storkit/reactor/testing';
 import { RamBackend } from '@storkit/scsi';
 import { IoStatus } from '@storkit/scsi/backend';
@@ -100,7 +101,8 @@ async function measure(name: string, path: string, stat: string): Promise<void> 
   ctrl.close();
 }
 
-// 1. storkit target in a worker.
+// 1. storkit target in a worker pinned to the last CPU, the initiator pinned to CPU 0.
+if (cpuCount() > 1) pinThread(0);
 const sPath = `/tmp/storkit-vhost-bench-${process.pid}.sock`;
 const worker = new Worker(new URL('./target-worker.js', import.meta.url), {
   workerData: { path: sPath, mib: MIB },
