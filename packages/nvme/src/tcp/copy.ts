@@ -1,5 +1,7 @@
-// memcpy between Uint8Arrays without creating subarray views: Buffer.prototype.copy accepts any
-// Uint8Array as source and target, so this allocates nothing and copies natively.
+// memcpy between Uint8Arrays by offsets. Buffer.prototype.copy accepts any Uint8Array as source and
+// target and copies natively; in Node 20 it still creates one short-lived view of the source when
+// copying part of it (lib/buffer.js _copyActual), the only allocation left on the data path. A
+// native copy in @storkit/native would remove it.
 
 const bufferCopy = Buffer.prototype.copy;
 
