@@ -173,7 +173,7 @@ export class HostQpair implements PduHandler {
         if (!s || s.destroyed) return release();
         s.write(b, release);
       },
-      Math.max(65536, 8192 + this.#icd + 256),
+      Math.max(256 * 1024, 8192 + this.#icd + 256),
     );
   }
 
