@@ -58,6 +58,8 @@ const TEXT_LIMIT = 65536;
 /** A SCSI command and its iSCSI transfer state; pooled per connection. */
 class IscsiCmd extends ScsiTask {
   conn: Connection | null = null;
+  /** Holds a CmdSN window slot until it finishes. */
+  windowed = false;
   readonly cdbBuf = new Uint8Array(16);
   itt = 0;
   cmdSn = 0;
@@ -147,7 +149,11 @@ export class Connection {
     this.state = 'closed';
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    for (const c of this.#cmds.values()) c.conn = null;
+    for (const c of this.#cmds.values()) {
+      // Executing commands give their window slot back when they complete.
+      if (!c.executing) this.#unwindow(c);
+      c.conn = null;
+    }
     this.#cmds.clear();
     this.target.connections.delete(this);
     this.session?.connectionGone(this);
@@ -183,7 +189,7 @@ export class Connection {
     p.ahsLength = bytes[F.TotalAhsLength] * 4;
     p.dataLength = (bytes[5] << 16) | (bytes[6] << 8) | bytes[7];
     p.dataOff = BHS_LENGTH + p.ahsLength;
-    this.#dispatchOrdered(p);
+    this.#dispatchOrdered(p, true);
   }
 
   // ---- receive dispatch
@@ -238,7 +244,7 @@ export class Connection {
   #ordered(p: Pdu): void {
     const s = this.session!;
     if (p.immediate) {
-      this.#dispatchOrdered(p);
+      this.#dispatchOrdered(p, false);
       return;
     }
     const cmdSn = p.u32(F.CmdSn);
@@ -248,14 +254,16 @@ export class Connection {
       s.stash(cmdSn, this, p.buf.subarray(p.off, p.dataOff + p.dataLength));
       return;
     }
-    s.advance();
-    this.#dispatchOrdered(p);
+    s.take();
+    this.#dispatchOrdered(p, true);
+    s.drain();
   }
 
-  #dispatchOrdered(p: Pdu): void {
+  /** `windowed`: the PDU took a CmdSN slot (non-immediate). */
+  #dispatchOrdered(p: Pdu, windowed: boolean): void {
     switch (p.opcode) {
       case IOp.ScsiCommand: {
-        this.#scsiCommand(p);
+        this.#scsiCommand(p, windowed);
         return;
       }
       case IOp.NopOut: {
@@ -637,18 +645,27 @@ export class Connection {
     c.unsolDataSn = 0;
     c.r2tSn = 0;
     c.executing = false;
+    c.windowed = false;
     this.#freeR2ts(c);
     c.onDone = this.#taskDone;
     return c;
   }
 
+  /** The command no longer holds a CmdSN window slot. */
+  #unwindow(c: IscsiCmd): void {
+    if (!c.windowed) return;
+    c.windowed = false;
+    if (this.session) this.session.inFlight--;
+  }
+
   #release(c: IscsiCmd): void {
+    this.#unwindow(c);
     c.conn = null;
     this.#freeR2ts(c);
     if (this.#free.length < 256) this.#free.push(c);
   }
 
-  #scsiCommand(p: Pdu): void {
+  #scsiCommand(p: Pdu, windowed: boolean): void {
     const s = this.session!;
     if (s.discovery || !s.node) {
       this.#reject(p, RejectReason.ProtocolError);
@@ -661,6 +678,10 @@ export class Connection {
     }
     const flags = p.flags;
     const c = this.#allocCmd();
+    if (windowed) {
+      c.windowed = true;
+      s.inFlight++;
+    }
     c.itt = itt;
     c.cmdSn = p.u32(F.CmdSn);
     c.edtl = p.u32(F.Word20);
@@ -802,6 +823,8 @@ export class Connection {
   }
 
   #complete(c: IscsiCmd): void {
+    // The slot reopens before the response goes out, so the response's MaxCmdSN shows it.
+    this.#unwindow(c);
     if (c.conn !== this || this.state === 'closed') return;
     if (this.#cmds.get(c.itt) === c) this.#cmds.delete(c.itt);
     if (c.aborted) {

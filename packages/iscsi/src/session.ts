@@ -56,8 +56,14 @@ export class Session {
     return this.node === null;
   }
 
+  /**
+   * SCSI commands taken from the CmdSN window and not yet finished. The window only reopens as they
+   * finish, which bounds the work (and memory) an initiator can queue (RFC 7143 3.2.2.1).
+   */
+  inFlight = 0;
+
   get maxCmdSn(): number {
-    return (this.expCmdSn + this.queueDepth - 1) >>> 0;
+    return (this.expCmdSn + this.queueDepth - 1 - this.inFlight) >>> 0;
   }
 
   /**
@@ -66,16 +72,21 @@ export class Session {
    */
   classify(cmdSn: number): -1 | 0 | 1 {
     const d = (cmdSn - this.expCmdSn) >>> 0;
-    if (d === 0) return 0;
-    return d < this.queueDepth ? 1 : -1;
+    if (d >= this.queueDepth - this.inFlight) return -1;
+    return d === 0 ? 0 : 1;
   }
 
-  /** The command with the expected CmdSN was taken: advance, then run any stashed successors. */
-  advance(): void {
+  /** The command with the expected CmdSN was taken: the window moves on. */
+  take(): void {
     this.expCmdSn = (this.expCmdSn + 1) >>> 0;
+  }
+
+  /** Runs stashed commands whose turn has come, in CmdSN order. */
+  drain(): void {
     let next = this.#stash.get(this.expCmdSn);
     while (next) {
       this.#stash.delete(this.expCmdSn);
+      this.take();
       next.conn.replay(next.bytes);
       next = this.#stash.get(this.expCmdSn);
     }

@@ -402,4 +402,28 @@ describe('iscsi: protocol engine (in memory)', () => {
     await tick();
     expect(i.take()[0].bhs[3]).to.equal(0);
   });
+
+  it('closes the CmdSN window while commands are in flight and reopens it as they finish', async () => {
+    const { target, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn, [
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'No'],
+    ]);
+    const r2ts = [];
+    for (let n = 0; n < 16; n++) {
+      i.scsi(WRITE10(n, 1), { write: new Uint8Array(512) });
+      r2ts.push(...i.take());
+    }
+    const last = r2ts[15];
+    expect(last.u32(32), 'MaxCmdSN = ExpCmdSN - 1: window closed').to.equal((last.u32(28) - 1) >>> 0);
+    i.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(i.take(), 'a command beyond MaxCmdSN is ignored').to.deep.equal([]);
+    i.dataOut(r2ts[0].u32(16), r2ts[0].u32(20), 0, 0, new Uint8Array(512), true);
+    await tick();
+    const [rsp] = i.take();
+    expect(rsp.opcode).to.equal(TOp.ScsiResponse);
+    expect(rsp.u32(32)).to.equal(rsp.u32(28));
+  });
 });
