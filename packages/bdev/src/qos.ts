@@ -101,8 +101,8 @@ function perSlice(limit: number, s: number): number {
   return Math.floor((limit * (k + 1)) / SLICES_PER_SEC) - Math.floor((limit * k) / SLICES_PER_SEC);
 }
 
-/** Most slices one refill credits: a late poller loses nothing; an idle bdev bursts 10 ms at most. */
-const MAX_CATCH_UP = 10;
+/** Most slices one refill credits and the bucket holds: an idle bdev bursts 20 ms worth at most. */
+const MAX_CATCH_UP = 20;
 
 function refill(q: QosState, slice: number): void {
   q.lastSlice = slice;
@@ -118,18 +118,22 @@ function refill(q: QosState, slice: number): void {
     if (lim === 0) continue;
     let add = 0;
     for (let j = 0; j < k; j++) add += perSlice(lim, slice - j);
+    const cap = MAX_CATCH_UP * perSlice(lim, slice);
     for (;;) {
       const cur = Atomics.load(w, IOS + i);
-      // Unused budget is dropped; debt carries over, so the long-run rate is exact.
-      const next = Math.min(cur, 0) + add;
+      // A bucket of MAX_CATCH_UP slices: budget not taken yet survives a few late pollers (on a
+      // busy machine a reactor can be off-CPU for milliseconds); debt carries over, so the
+      // long-run rate is exact.
+      const next = Math.min(cur + add, cap);
       if (Atomics.compareExchange(w, IOS + i, cur, next) === cur) break;
     }
   }
 }
 
-/** @internal Per-channel QoS bookkeeping: what it took in the current slice, whether it waits. */
+/** @internal Per-channel QoS bookkeeping: its fair-share allowance, whether it waits. */
 export class QosShare {
   slice = -1;
+  /** Allowance left (I/Os, bytes): refilled by a fair share per slice, spent per admitted I/O. */
   ios = 0;
   bytes = 0;
   waiting = false;
@@ -153,24 +157,38 @@ export function qosAdmit(q: QosState, io: BdevIo, now: number, share: QosShare):
   const l = q.limits;
   const isRead = io.type === IoType.READ;
   const isWrite = io.type === IoType.WRITE;
+  const active = Math.max(1, Atomics.load(w, ACTIVE));
+  const fairIos = Math.ceil(q.slice[0] / active);
+  const bl = Math.max(q.slice[1], isRead ? q.slice[2] : 0, isWrite ? q.slice[3] : 0);
+  const fairBytes = Math.ceil(bl / active);
   if (share.slice !== slice) {
+    // Each slice that passed adds a fair share to the channel's allowance (a bucket of
+    // MAX_CATCH_UP shares, so a poller that ran late catches up).
+    const k = share.slice < 0 ? 1 : Math.min(MAX_CATCH_UP, slice - share.slice);
     share.slice = slice;
-    share.ios = 0;
-    share.bytes = 0;
+    share.ios = Math.min(share.ios + k * fairIos, MAX_CATCH_UP * fairIos);
+    share.bytes = Math.min(share.bytes + k * fairBytes, MAX_CATCH_UP * fairBytes);
   }
-  const active = Atomics.load(w, ACTIVE);
   if (active > 1) {
-    if (l[0] > 0 && share.ios >= Math.ceil(q.slice[0] / active)) return false;
-    const bl = Math.max(q.slice[1], isRead ? q.slice[2] : 0, isWrite ? q.slice[3] : 0);
-    if (bl > 0 && share.bytes >= Math.ceil(bl / active)) return false;
+    // Past its fair share a channel may still take budget the others' shares leave over
+    // (work-conserving: a reactor that is off-CPU does not hold the rest back).
+    if (l[0] > 0 && share.ios <= 0 && Atomics.load(w, IOS) <= fairIos * (active - 1)) return false;
+    if (bl > 0 && share.bytes <= 0) {
+      const left = Math.min(
+        l[1] > 0 ? Atomics.load(w, RW) : Number.MAX_SAFE_INTEGER,
+        isRead && l[2] > 0 ? Atomics.load(w, RD) : Number.MAX_SAFE_INTEGER,
+        isWrite && l[3] > 0 ? Atomics.load(w, WR) : Number.MAX_SAFE_INTEGER,
+      );
+      if (left <= fairBytes * (active - 1)) return false;
+    }
   }
   if (l[0] > 0 && Atomics.load(w, IOS) <= 0) return false;
   if ((isRead || isWrite) && l[1] > 0 && Atomics.load(w, RW) <= 0) return false;
   if (isRead && l[2] > 0 && Atomics.load(w, RD) <= 0) return false;
   if (isWrite && l[3] > 0 && Atomics.load(w, WR) <= 0) return false;
   const bytes = io.numBlocks * io.bdev.blockSize;
-  share.ios++;
-  share.bytes += bytes;
+  share.ios--;
+  share.bytes -= bytes;
   if (l[0] > 0) Atomics.sub(w, IOS, 1);
   if ((isRead || isWrite) && l[1] > 0) Atomics.sub(w, RW, bytes);
   if (isRead && l[2] > 0) Atomics.sub(w, RD, bytes);

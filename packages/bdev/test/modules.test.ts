@@ -61,6 +61,11 @@ describe('bdev modules', () => {
     bdevMallocCreate({ name: 'SB', num_blocks: 64, block_size: 512 });
     h.pollThreads();
     expect(bdevGetByName('SBp3')?.numBlocks).to.equal(16);
+    // Part UUIDs derive from the base's (RFC 4122 v5), so every reactor and every reload agree.
+    const uuids = [0, 1, 2, 3].map((i) => bdevGetByName(`SBp${i}`)!.uuid);
+    expect(new Set(uuids).size).to.equal(4);
+    for (const u of uuids)
+      expect(u).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(() =>
       bdevWrite(open('SB').desc, null as never, new Uint8Array(512), 0, 1, () => {}, null),
     ).to.throw(/EPERM|claimed/);

@@ -14,6 +14,7 @@ import {
   requireThread,
 } from '../registry.js';
 import { IoType } from '../types.js';
+import { deriveUuid } from './derived-uuid.js';
 import { ParamReader } from './params.js';
 import {
   type BaseChannels,
@@ -90,6 +91,8 @@ function build(s: SplitBase): string[] {
     s.refs++;
     const b = bdevRegister({
       name,
+      // Derived, so every reactor's instance and every reload of the config agree.
+      uuid: deriveUuid(base.uuid, `split/${i}`),
       productName: 'Split Disk',
       blockSize: base.blockSize,
       numBlocks: partBlocks,

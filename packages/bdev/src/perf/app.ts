@@ -74,6 +74,7 @@ function startJobs(a: PerfArgs): { name: string; reactor: number }[] {
           workload: a.workload,
           rwmix: a.rwmix,
           seed: a.seed ?? 1,
+          part: { index: reactorIndex(), count: reactorCount() },
         },
         reactorIndex(),
       ),

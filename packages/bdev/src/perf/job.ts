@@ -43,6 +43,8 @@ export interface JobOptions {
   /** Percent reads for rw / randrw. */
   rwmix: number;
   seed: number;
+  /** verify: this job's share of the bdev when several reactors verify the same bdev. */
+  part?: { index: number; count: number };
 }
 
 /** Counters a job reports (plain numbers: they travel as JSON). */
@@ -53,6 +55,8 @@ export interface JobStats {
   bytes: number;
   errors: number;
   miscompares: number;
+  /** Block offset of the first miscompare (-1: none). */
+  firstMiscompare: number;
   latTicks: number;
   minTicks: number;
   maxTicks: number;
@@ -89,6 +93,8 @@ export class Job {
   readonly region: DmaRegion;
   readonly blocks: number;
   readonly span: number;
+  /** First I/O slot of this job's share (verify). */
+  readonly base: number;
   readonly tasks: Task[] = [];
   readonly stats: JobStats;
   readonly #now: () => number;
@@ -107,7 +113,10 @@ export class Job {
     if (opts.ioSize % bs !== 0)
       throw new Error(`io size ${opts.ioSize} is not a multiple of ${opts.bdev}'s block size ${bs}`);
     this.blocks = opts.ioSize / bs;
-    this.span = Math.floor(this.desc.bdev.numBlocks / this.blocks);
+    const slots = Math.floor(this.desc.bdev.numBlocks / this.blocks);
+    const part = opts.workload === 'verify' ? (opts.part ?? { index: 0, count: 1 }) : { index: 0, count: 1 };
+    this.span = Math.floor(slots / part.count);
+    this.base = part.index * this.span;
     if (this.span < 1) throw new Error(`${opts.bdev} is smaller than one I/O`);
     if (opts.workload === 'verify' && this.span < opts.queueDepth) {
       throw new Error(
@@ -134,6 +143,7 @@ export class Job {
       bytes: 0,
       errors: 0,
       miscompares: 0,
+      firstMiscompare: -1,
       latTicks: 0,
       minTicks: Number.MAX_SAFE_INTEGER,
       maxTicks: 0,
@@ -161,7 +171,7 @@ export class Job {
     this.running = true;
     for (let i = 0; i < this.tasks.length; i++) {
       const t = this.tasks[i];
-      if (this.opts.workload === 'verify') t.offset = (i % this.span) * this.blocks;
+      if (this.opts.workload === 'verify') t.offset = (this.base + (i % this.span)) * this.blocks;
       startTask(t, this.now());
     }
   }
@@ -271,18 +281,21 @@ function taskDone(status: IoStatus, t: Task): void {
   const now = j.now();
   const lat = now - t.start;
   if (status !== IoStatus.SUCCESS) s.errors++;
-  else if (j.opts.workload === 'verify' && t.phase === 1 && !equal(t.buf, t.rbuf as Uint8Array))
-    s.miscompares++;
+  else if (j.opts.workload === 'verify' && t.phase === 1 && !equal(t.buf, t.rbuf as Uint8Array)) {
+    if (s.miscompares++ === 0) s.firstMiscompare = t.offset;
+  }
   if (j.opts.workload === 'verify') {
     if (t.phase === 0) {
       t.phase = 1;
+      t.op = OP_READ;
       t.start = now;
       if (j.running) submitTask(t);
       else if (j.outstanding === 0) j.idle();
       return;
     }
     t.phase = 0;
-    t.offset = (t.offset + j.tasks.length * j.blocks) % (j.span * j.blocks);
+    const slot = t.offset / j.blocks - j.base;
+    t.offset = (j.base + ((slot + j.tasks.length) % j.span)) * j.blocks;
   }
   s.ios++;
   s.bytes += j.opts.ioSize;

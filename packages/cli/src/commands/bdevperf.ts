@@ -159,7 +159,8 @@ export function formatResults(r: Extract<PerfReport, { type: 'done' }>, mask: st
     row.push(f2(avg), f2(j.ios > 0 ? us(j.minTicks) : 0), f2(us(j.maxTicks)));
     lines.push(`Job: ${j.name} (Core Mask 0x${(1 << j.reactor).toString(16)})`);
     lines.push(`\t ${j.name.padEnd(22)}: ${row.map((c) => c.padStart(10)).join(' ')}`);
-    if (j.miscompares > 0) lines.push(`\t ${j.miscompares} miscompares`);
+    if (j.miscompares > 0)
+      lines.push(`\t ${j.miscompares} miscompares, the first at block ${j.firstMiscompare}`);
     ios += j.ios;
     bytes += j.bytes;
     fails += j.errors + j.miscompares;

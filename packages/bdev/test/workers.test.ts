@@ -1,0 +1,82 @@
+// bdevperf's engine in real reactor workers (startApp): bdevs replayed on every reactor from the
+// first one's params share their memory (malloc) and their QoS budget.
+
+import { startApp } from '@storkit/reactor';
+import { expect } from 'chai';
+import type { PerfArgs, PerfReport } from '../src/perf/app.js';
+
+async function perf(
+  args: PerfArgs,
+  mask: string,
+): Promise<{ code: number; done: Extract<PerfReport, { type: 'done' }> | null; errors: string[] }> {
+  let done: Extract<PerfReport, { type: 'done' }> | null = null;
+  const errors: string[] = [];
+  const app = await startApp({
+    mask,
+    main: new URL('../src/perf/app.js', import.meta.url),
+    mainArg: args,
+    pin: false,
+    loop: { idleUs: false },
+    signals: false,
+    onReport: (v) => {
+      const r = v as PerfReport | { type: 'error'; message: string };
+      if (r.type === 'done') done = r;
+      if (r.type === 'error') errors.push(r.message);
+    },
+  });
+  const res = await app.done;
+  return { code: res.code, done, errors };
+}
+
+const cfg = (calls: object[]) => ({ subsystems: [{ subsystem: 'bdev', config: calls }] });
+
+describe('bdev in reactor workers', function () {
+  this.timeout(60_000);
+
+  it('verify on one malloc bdev from two reactors: shared memory, no miscompares', async () => {
+    const r = await perf(
+      {
+        config: cfg([
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 4096, block_size: 512 } },
+        ]),
+        queueDepth: 16,
+        ioSize: 4096,
+        workload: 'verify',
+        rwmix: 50,
+        seconds: 2,
+      },
+      '0x3',
+    );
+    expect(r.errors).to.deep.equal([]);
+    expect(r.code).to.equal(0);
+    expect(r.done?.jobs.map((j) => j.reactor).sort()).to.deep.equal([0, 1]);
+    for (const j of r.done?.jobs ?? []) {
+      expect(j.ios).to.be.greaterThan(100);
+      expect(j.miscompares).to.equal(0);
+      expect(j.errors).to.equal(0);
+    }
+  });
+
+  it('QoS limits the sum over two reactor workers (shared counters), within 10%', async () => {
+    const r = await perf(
+      {
+        config: cfg([
+          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 65536, block_size: 4096 } },
+          { method: 'bdev_set_qos_limit', params: { name: 'Null0', rw_ios_per_sec: 20000 } },
+        ]),
+        queueDepth: 32,
+        ioSize: 4096,
+        workload: 'randread',
+        rwmix: 50,
+        seconds: 3,
+      },
+      '0x3',
+    );
+    expect(r.code).to.equal(0);
+    const jobs = r.done?.jobs ?? [];
+    expect(jobs).to.have.length(2);
+    const iops = jobs.reduce((a, j) => a + j.ios, 0) / (r.done?.seconds ?? 1);
+    expect(iops).to.be.within(18_000, 22_000);
+    expect(Math.min(...jobs.map((j) => j.ios))).to.be.greaterThan(jobs.reduce((a, j) => a + j.ios, 0) / 4);
+  });
+});
