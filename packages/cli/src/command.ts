@@ -5,6 +5,8 @@ export interface Command {
   readonly summary: string;
   /** Full usage text for `storkit <name> --help`. */
   readonly usage: string;
+  /** The command reads `--help` itself (e.g. `storkit rpc METHOD --help`). */
+  readonly handlesHelp?: boolean;
   /** Run with the arguments after the subcommand name; resolves to the process exit code. */
   run(argv: string[]): Promise<number>;
 }

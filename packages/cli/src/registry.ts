@@ -3,9 +3,11 @@ import { bdevperf } from './commands/bdevperf.js';
 import { demo } from './commands/demo.js';
 import { nvmeIdentify } from './commands/nvme-identify.js';
 import { nvmePerf } from './commands/nvme-perf.js';
+import { rpc } from './commands/rpc.js';
+import { tgt } from './commands/tgt.js';
 
 /** Every subcommand. Later packages add theirs here (tgt, rpc, bdevperf, nvme-perf, ...). */
-export const commands: readonly Command[] = [bdevperf, demo, nvmeIdentify, nvmePerf];
+export const commands: readonly Command[] = [bdevperf, demo, nvmeIdentify, nvmePerf, rpc, tgt];
 
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);

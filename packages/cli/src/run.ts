@@ -25,7 +25,7 @@ export async function runCli(argv: string[], out = process.stdout, err = process
     err.write(`storkit: unknown command '${name}'\n\n${help()}\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (!cmd.handlesHelp && (rest.includes('--help') || rest.includes('-h'))) {
     out.write(`${cmd.usage}\n`);
     return 0;
   }

@@ -27,8 +27,8 @@ const DEFAULT_MAX_REQUEST = 4 << 20;
 /**
  * A JSON-RPC 2.0 server in SPDK's style: Unix socket (and optionally loopback TCP), back-to-back
  * JSON framing, batches, params validated against each method's schema before the handler runs,
- * startup/runtime method states. Requests on one connection are answered in order; connections
- * are independent. No input closes anything but the offending connection.
+ * startup/runtime method states. Requests are dispatched in arrival order and answered as they
+ * complete (matched by id), so a waiting request holds up no other. No input closes anything but the offending connection.
  */
 export class RpcServer {
   readonly #methods = new Map<string, MethodDef<never>>();
@@ -120,7 +120,6 @@ export class RpcServer {
   #accept(sock: net.Socket): void {
     this.#sockets.add(sock);
     const framer = new JsonFramer(this.#maxRequest);
-    let chain: Promise<void> = Promise.resolve();
     sock.on('data', (chunk) => {
       for (const f of framer.push(chunk)) {
         if (f.kind === 'error') {
@@ -131,9 +130,9 @@ export class RpcServer {
           sock.pause();
           return;
         }
-        // Answer in order per connection; each request waits for the previous one's answer.
-        chain = chain.then(async () => {
-          const out = await this.handleText(f.text);
+        // As SPDK does: dispatch each request as soon as it is parsed, answer when it completes
+        // (answers carry ids). A request that waits (framework_wait_init) holds up no other.
+        void this.handleText(f.text).then((out) => {
           if (out !== undefined) write(sock, out);
         });
       }

@@ -1,0 +1,396 @@
+// The bdev subsystem on the main thread: RPC schemas (SPDK's names and params), creation replayed
+// on every reactor with rollback, and a journal of what was created for save_config.
+import { arr, bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+
+import type { ReactorControl } from './control.js';
+import type { AppSubsystem, ConfigEntry } from './subsystem.js';
+
+type P = Record<string, unknown>;
+
+const name = (d = 'bdev name') => str({ minLength: 1, description: d });
+const uuid = () =>
+  str({ pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, description: 'UUID' });
+const blockSize = () => int({ min: 512, max: 65536, description: 'block size in bytes (power of two)' });
+
+/** Create methods: schema, which params are positional for `storkit rpc`, how the created bdev is keyed. */
+const CREATES: { name: string; description: string; params: ReturnType<typeof obj>; positional: string[] }[] =
+  [
+    {
+      name: 'bdev_malloc_create',
+      description: 'Create a RAM disk shared by every reactor',
+      positional: ['num_blocks', 'block_size'],
+      params: obj({
+        name: opt(name()),
+        num_blocks: req(int({ min: 1, description: 'number of blocks' })),
+        block_size: req(blockSize()),
+        physical_block_size: opt(int({ min: 0 })),
+        uuid: opt(uuid()),
+        optimal_io_boundary: opt(int({ min: 0, description: 'split I/O at this many blocks' })),
+        md_size: opt(int({ min: 0, max: 0, description: 'metadata size (not supported: 0)' })),
+        md_interleave: opt(bool()),
+        dif_type: opt(int({ min: 0, max: 0, description: 'DIF type (not supported: 0)' })),
+        dif_is_head_of_md: opt(bool()),
+      }),
+    },
+    {
+      name: 'bdev_null_create',
+      description: 'Create a null bdev (reads return zeroes, writes are dropped)',
+      positional: ['name', 'num_blocks', 'block_size'],
+      params: obj({
+        name: req(name()),
+        num_blocks: req(int({ min: 1 })),
+        block_size: req(blockSize()),
+        physical_block_size: opt(int({ min: 0 })),
+        uuid: opt(uuid()),
+        md_size: opt(int({ min: 0, max: 0 })),
+        dif_type: opt(int({ min: 0, max: 0 })),
+        dif_is_head_of_md: opt(bool()),
+      }),
+    },
+    {
+      name: 'bdev_aio_create',
+      description: 'Create a file-backed bdev (io_uring, O_DIRECT where the filesystem allows)',
+      positional: ['filename', 'name', 'block_size'],
+      params: obj({
+        filename: req(str({ minLength: 1 })),
+        name: req(name()),
+        block_size: opt(blockSize()),
+        readonly: opt(bool()),
+        fallocate: opt(bool()),
+        uuid: opt(uuid()),
+      }),
+    },
+    {
+      name: 'bdev_uring_create',
+      description: 'Create an io_uring file-backed bdev',
+      positional: ['filename', 'name', 'block_size'],
+      params: obj({
+        filename: req(str({ minLength: 1 })),
+        name: req(name()),
+        block_size: opt(blockSize()),
+        uuid: opt(uuid()),
+      }),
+    },
+    {
+      name: 'bdev_split_create',
+      description: 'Split a bdev into equal parts',
+      positional: ['base_bdev', 'split_count'],
+      params: obj({
+        base_bdev: req(name('base bdev')),
+        split_count: req(int({ min: 1, max: 1024 })),
+        split_size_mb: opt(int({ min: 0 })),
+      }),
+    },
+    {
+      name: 'bdev_delay_create',
+      description: 'Add latency (microseconds) to a bdev',
+      positional: ['base_bdev_name', 'name'],
+      params: obj({
+        base_bdev_name: req(name('base bdev')),
+        name: req(name()),
+        avg_read_latency: req(int({ min: 0 })),
+        p99_read_latency: req(int({ min: 0 })),
+        avg_write_latency: req(int({ min: 0 })),
+        p99_write_latency: req(int({ min: 0 })),
+        uuid: opt(uuid()),
+      }),
+    },
+    {
+      name: 'bdev_error_create',
+      description: 'Create an error-injection bdev EE_<base_name> over a base bdev',
+      positional: ['base_name'],
+      params: obj({ base_name: req(name('base bdev')), uuid: opt(uuid()) }),
+    },
+    {
+      name: 'bdev_passthru_create',
+      description: 'Create a pass-through bdev over a base bdev',
+      positional: [],
+      params: obj({ base_bdev_name: req(name('base bdev')), name: req(name()), uuid: opt(uuid()) }),
+    },
+    {
+      name: 'bdev_raid_create',
+      description: 'Create a RAID bdev (raid0, raid1, concat)',
+      positional: [],
+      params: obj({
+        name: req(name()),
+        raid_level: req(str({ enum: ['raid0', '0', 'raid1', '1', 'concat'], ignoreCase: true })),
+        base_bdevs: req(arr(name('base bdev'), { minItems: 1 })),
+        strip_size_kb: opt(int({ min: 0 })),
+        uuid: opt(uuid()),
+        superblock: opt(bool({ description: 'on-disk superblock (not supported: false)' })),
+      }),
+    },
+  ];
+
+const DELETES: { name: string; key: string }[] = [
+  { name: 'bdev_malloc_delete', key: 'name' },
+  { name: 'bdev_null_delete', key: 'name' },
+  { name: 'bdev_aio_delete', key: 'name' },
+  { name: 'bdev_uring_delete', key: 'name' },
+  { name: 'bdev_split_delete', key: 'base_bdev' },
+  { name: 'bdev_delay_delete', key: 'name' },
+  { name: 'bdev_error_delete', key: 'name' },
+  { name: 'bdev_passthru_delete', key: 'name' },
+  { name: 'bdev_raid_delete', key: 'name' },
+];
+
+interface Created {
+  method: string;
+  /** Params to write back in save_config: what the user gave, plus the generated name and uuid. */
+  params: P;
+  names: string[];
+  /** For split: the base the parts came from (bdev_split_delete names it). */
+  base?: string;
+}
+
+/** storkit-internal handles (shared memory) never go into a saved config. */
+function publicParams(p: P): P {
+  return Object.fromEntries(Object.entries(p).filter(([k]) => !k.startsWith('storkit_')));
+}
+
+export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
+  const journal: Created[] = [];
+  const qos = new Map<string, P>();
+  let options: P | null = null;
+
+  /** Create on reactor 0, replay on the others; undo everywhere if any reactor fails. */
+  async function create(method: string, params: P): Promise<string[]> {
+    const first = (await ctl.call(0, 'bdev.create', { method, params })) as {
+      names: string[];
+      replay: P;
+      info?: P;
+    };
+    const done: number[] = [0];
+    try {
+      for (let i = 1; i < ctl.count; i++) {
+        await ctl.call(i, 'bdev.create', { method, params: first.replay });
+        done.push(i);
+      }
+    } catch (e) {
+      const del = DELETES.find((d) => d.name === method.replace(/_create$/, '_delete'));
+      const key = method === 'bdev_split_create' ? { base_bdev: params.base_bdev } : { name: first.names[0] };
+      if (del)
+        for (const i of done.reverse())
+          await ctl.call(i, 'bdev.delete', { method: del.name, params: key }).catch(() => {});
+      throw e;
+    }
+    const saved = publicParams(first.replay);
+    journal.push({
+      method,
+      params: saved,
+      names: first.names,
+      base: method === 'bdev_split_create' ? String(params.base_bdev) : undefined,
+    });
+    return first.names;
+  }
+
+  async function remove(method: string, key: string, params: P): Promise<void> {
+    const errs: string[] = [];
+    for (let i = ctl.count - 1; i >= 0; i--) {
+      await ctl.call(i, 'bdev.delete', { method, params }).catch((e: Error) => errs.push(e.message));
+    }
+    // A failure on every reactor (e.g. ENODEV) is the user's error; partial failure is ours to report.
+    if (errs.length === ctl.count) throw RpcError.errno('ENODEV', errs[0]);
+    const v = String(params[key]);
+    const idx = journal.findIndex((c) =>
+      key === 'base_bdev'
+        ? c.base === v
+        : c.names[0] === v && c.method.replace(/_create$/, '_delete') === method,
+    );
+    if (idx >= 0) {
+      for (const n of journal[idx].names) qos.delete(n);
+      journal.splice(idx, 1);
+    }
+    if (errs.length) throw new RpcError(-5, `deleted on some reactors only: ${errs.join('; ')}`);
+  }
+
+  async function broadcast(method: string, params: P): Promise<void> {
+    for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.update', { method, params });
+  }
+
+  const methods: MethodDef<never>[] = [];
+  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+
+  for (const c of CREATES) {
+    add<P>({
+      ...c,
+      async handler(p) {
+        const names = await create(c.name, p);
+        return c.name === 'bdev_split_create' ? names : names[0];
+      },
+    });
+  }
+  for (const d of DELETES) {
+    add<P>({
+      name: d.name,
+      description: `Delete a bdev made by ${d.name.replace(/_delete$/, '_create')}`,
+      positional: [d.key],
+      params: obj({ [d.key]: req(name()) }),
+      handler: (p) => remove(d.name, d.key, p),
+    });
+  }
+  add<P>({
+    name: 'bdev_null_resize',
+    description: 'Resize a null bdev (new_size in MiB)',
+    positional: ['name', 'new_size'],
+    params: obj({ name: req(name()), new_size: req(int({ min: 1 })) }),
+    async handler(p) {
+      await broadcast('bdev_null_resize', p);
+      const c = journal.find((x) => x.method === 'bdev_null_create' && x.names[0] === p.name);
+      if (c) c.params.num_blocks = ((p.new_size as number) * 1024 * 1024) / (c.params.block_size as number);
+      return true;
+    },
+  });
+  add<P>({
+    name: 'bdev_delay_update_latency',
+    description: 'Change one latency of a delay bdev',
+    positional: ['delay_bdev_name', 'latency_type', 'latency_us'],
+    params: obj({
+      delay_bdev_name: req(name()),
+      latency_type: req(str({ enum: ['avg_read', 'p99_read', 'avg_write', 'p99_write'] })),
+      latency_us: req(int({ min: 0 })),
+    }),
+    async handler(p) {
+      await broadcast('bdev_delay_update_latency', p);
+      const c = journal.find((x) => x.method === 'bdev_delay_create' && x.names[0] === p.delay_bdev_name);
+      if (c) c.params[`${p.latency_type}_latency`] = p.latency_us;
+      return true;
+    },
+  });
+  add<P>({
+    name: 'bdev_error_inject_error',
+    description: 'Make the next num I/Os of a type fail (or be corrupted) on an error bdev',
+    positional: ['name', 'io_type', 'error_type'],
+    params: obj({
+      name: req(name()),
+      io_type: req(str({ enum: ['all', 'read', 'write', 'unmap', 'flush', 'clear'] })),
+      error_type: req(str({ enum: ['failure', 'pending', 'corrupt_data', 'nomem'] })),
+      num: opt(int({ min: 0 })),
+      corrupt_offset: opt(int({ min: 0 })),
+      corrupt_value: opt(int({ min: 0, max: 255 })),
+    }),
+    handler: (p) => broadcast('bdev_error_inject_error', p),
+  });
+  add<P>({
+    name: 'bdev_raid_remove_base_bdev',
+    description: 'Remove a base bdev from its RAID bdev',
+    positional: ['name'],
+    params: obj({ name: req(name()) }),
+    handler: (p) => broadcast('bdev_raid_remove_base_bdev', p),
+  });
+  add<P>({
+    name: 'bdev_raid_get_bdevs',
+    description: 'List RAID bdevs by category',
+    positional: ['category'],
+    params: obj({ category: opt(str({ enum: ['all', 'online', 'configuring', 'offline'] }), 'all') }),
+    handler: (p) => ctl.call(0, 'bdev.raid_get_bdevs', p),
+  });
+  add<{ name?: string; timeout?: number }>({
+    name: 'bdev_get_bdevs',
+    description: 'List bdevs (or one by name)',
+    positional: ['name'],
+    params: obj({
+      name: opt(name()),
+      timeout: opt(int({ min: 0, description: 'ms to wait for the bdev (storkit: 0 only)' })),
+    }),
+    handler: (p) => ctl.call(0, 'bdev.get_bdevs', { name: p.name }),
+  });
+  add<{ name?: string }>({
+    name: 'bdev_get_iostat',
+    description: 'I/O statistics of bdevs, summed over every channel on every reactor',
+    positional: ['name'],
+    params: obj({ name: opt(name()) }),
+    async handler(p) {
+      const list = (await ctl.call(0, 'bdev.iostat', { name: p.name })) as { name: string; stat: P }[];
+      return {
+        tick_rate: ctl.tickRate,
+        ticks: ctl.ticks(),
+        bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
+      };
+    },
+  });
+  add<P>({
+    name: 'bdev_set_qos_limit',
+    description: 'Set QoS limits (0 = unlimited), enforced across every reactor',
+    positional: ['name'],
+    params: obj({
+      name: req(name()),
+      rw_ios_per_sec: opt(int({ min: 0 })),
+      rw_mbytes_per_sec: opt(int({ min: 0 })),
+      r_mbytes_per_sec: opt(int({ min: 0 })),
+      w_mbytes_per_sec: opt(int({ min: 0 })),
+    }),
+    async handler(p) {
+      const replay = (await ctl.call(0, 'bdev.set_qos', p)) as P;
+      for (let i = 1; i < ctl.count; i++) await ctl.call(i, 'bdev.set_qos', replay);
+      qos.set(String(p.name), publicParams(p));
+      return true;
+    },
+  });
+  add<{ name: string; enable: boolean }>({
+    name: 'bdev_enable_histogram',
+    description: 'Start or stop latency histograms for a bdev',
+    positional: ['name'],
+    params: obj({ name: req(name()), enable: req(bool()) }),
+    async handler(p) {
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.histogram', p);
+      return true;
+    },
+  });
+  add<{ name: string }>({
+    name: 'bdev_get_histogram',
+    description:
+      "A bdev's latency histogram: bucket counts over every channel (storkit form: tick_rate, buckets)",
+    positional: ['name'],
+    params: obj({ name: req(name()) }),
+    async handler(p) {
+      const [b] = (await ctl.call(0, 'bdev.iostat', { name: p.name })) as { histogram: number[] | null }[];
+      if (!b.histogram)
+        throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
+      return { tick_rate: ctl.tickRate, buckets: b.histogram };
+    },
+  });
+  add<P>({
+    name: 'bdev_set_options',
+    description: 'Set bdev layer options (before framework_start_init)',
+    state: 'startup',
+    params: obj({
+      bdev_io_pool_size: opt(
+        int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
+      ),
+      bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
+      bdev_auto_examine: opt(bool()),
+      iobuf_small_cache_size: opt(int({ min: 0 })),
+      iobuf_large_cache_size: opt(int({ min: 0 })),
+    }),
+    handler(p) {
+      options = { ...(options ?? {}), ...p };
+      return true;
+    },
+  });
+
+  return {
+    name: 'bdev',
+    dependsOn: [],
+    methods,
+    async start() {
+      if (options?.bdev_io_cache_size !== undefined)
+        for (let i = 0; i < ctl.count; i++)
+          await ctl.call(i, 'bdev.set_options', { bdev_io_cache_size: options.bdev_io_cache_size });
+    },
+    async writeConfig(): Promise<ConfigEntry[]> {
+      const out: ConfigEntry[] = [];
+      if (options) out.push({ method: 'bdev_set_options', params: { ...options } });
+      for (const c of journal) out.push({ method: c.method, params: { ...c.params } });
+      for (const [, p] of qos) out.push({ method: 'bdev_set_qos_limit', params: { ...p } });
+      return out;
+    },
+  };
+}
+
+/** camelCase stat fields to SPDK's snake_case. */
+function snake(o: P): P {
+  return Object.fromEntries(
+    Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
+  );
+}

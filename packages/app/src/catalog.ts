@@ -1,0 +1,30 @@
+import { type MethodSpec, RpcServer, registerBuiltins } from '@storkit/rpc';
+
+import { bdevSubsystem } from './bdev-subsystem.js';
+import type { ReactorControl } from './control.js';
+import { frameworkMethods } from './framework.js';
+import { VERSION } from './version.js';
+
+const idle: ReactorControl = {
+  count: 0,
+  tickRate: 1,
+  ticks: () => 0,
+  call: () => Promise.reject(new Error('catalog only')),
+};
+
+/** Every method the target answers, without starting anything: for `storkit rpc METHOD --help`. */
+export function methodCatalog(): MethodSpec[] {
+  const s = new RpcServer();
+  registerBuiltins(s, VERSION);
+  for (const m of frameworkMethods({
+    startInit: async () => {},
+    waitInit: async () => {},
+    snapshots: async () => [],
+    subsystems: () => [],
+    kill: () => {},
+    tickRate: 1,
+  }))
+    s.register(m);
+  for (const m of bdevSubsystem(idle).methods) s.register(m);
+  return s.methods();
+}

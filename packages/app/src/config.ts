@@ -1,0 +1,95 @@
+import type { RpcServer } from '@storkit/rpc';
+
+import type { Logger } from './log.js';
+import { type AppSubsystem, type ConfigEntry, FOREIGN_SUBSYSTEMS } from './subsystem.js';
+
+/** SPDK's JSON config: `{"subsystems":[{"subsystem":"bdev","config":[{"method":...,"params":...}]}]}`. */
+export interface SpdkConfig {
+  subsystems: { subsystem: string; config: ConfigEntry[] | null }[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parse and check the shape of a config file's text; errors say where (`subsystems[1].config[3].method`). */
+export function parseConfig(text: string, source = 'config'): SpdkConfig {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${source}: not valid JSON: ${(e as Error).message}`);
+  }
+  const where = (p: string) => `${source}: ${p}`;
+  if (typeof v !== 'object' || v === null || !Array.isArray((v as SpdkConfig).subsystems))
+    throw new ConfigError(where('expected an object with a "subsystems" array'));
+  const subs = (v as { subsystems: unknown[] }).subsystems;
+  subs.forEach((s, i) => {
+    const o = s as Record<string, unknown>;
+    if (typeof o !== 'object' || o === null || typeof o.subsystem !== 'string')
+      throw new ConfigError(where(`subsystems[${i}].subsystem must be a string`));
+    if (o.config !== null && o.config !== undefined && !Array.isArray(o.config))
+      throw new ConfigError(where(`subsystems[${i}].config must be an array or null`));
+    ((o.config as unknown[]) ?? []).forEach((e, j) => {
+      const entry = e as Record<string, unknown>;
+      const p = `subsystems[${i}].config[${j}]`;
+      if (typeof entry !== 'object' || entry === null || typeof entry.method !== 'string')
+        throw new ConfigError(where(`${p}.method must be a string`));
+      if (
+        entry.params !== undefined &&
+        (typeof entry.params !== 'object' || entry.params === null || Array.isArray(entry.params))
+      )
+        throw new ConfigError(where(`${p}.params must be an object`));
+    });
+  });
+  return v as SpdkConfig;
+}
+
+/**
+ * Run one pass of a config through the RPC server, as spdk_tgt's json_config loader does: the
+ * `startup` pass calls the startup-only methods (before framework_start_init), the `runtime` pass
+ * the rest. Each call goes through the same validation as over the socket. Sections of subsystems
+ * storkit does not have (sock, iobuf, accel, ...) are skipped with a notice.
+ */
+export async function applyConfig(
+  cfg: SpdkConfig,
+  server: RpcServer,
+  subsystems: readonly AppSubsystem[],
+  pass: 'startup' | 'runtime',
+  log: Logger,
+): Promise<number> {
+  const known = new Set(subsystems.map((s) => s.name));
+  const startupOnly = new Set(
+    subsystems.flatMap((s) =>
+      s.methods.filter((m) => (m.state ?? 'runtime') === 'startup').map((m) => m.name),
+    ),
+  );
+  let calls = 0;
+  for (const [i, section] of cfg.subsystems.entries()) {
+    if (!known.has(section.subsystem)) {
+      if (FOREIGN_SUBSYSTEMS.has(section.subsystem)) {
+        if (pass === 'startup')
+          log.notice('app', `config: skipping SPDK-internal subsystem '${section.subsystem}'`);
+        continue;
+      }
+      throw new ConfigError(`config: subsystems[${i}]: unknown subsystem '${section.subsystem}'`);
+    }
+    for (const [j, entry] of (section.config ?? []).entries()) {
+      if ((pass === 'startup') !== startupOnly.has(entry.method)) continue;
+      const r = await server.call(entry.method, entry.params ?? {});
+      if (r.error)
+        throw new ConfigError(
+          `config: ${section.subsystem} entry ${j} (${entry.method}) failed: ${r.error.message} (code ${r.error.code})`,
+        );
+      calls++;
+    }
+  }
+  return calls;
+}
+
+/** The current state of every subsystem, in SPDK's config format (save_config). */
+export async function saveConfig(subsystems: readonly AppSubsystem[]): Promise<SpdkConfig> {
+  const out: SpdkConfig = { subsystems: [] };
+  for (const s of subsystems) out.subsystems.push({ subsystem: s.name, config: await s.writeConfig() });
+  return out;
+}

@@ -1,0 +1,33 @@
+import { tickRate, ticks } from '@storkit/native';
+import type { App } from '@storkit/reactor';
+
+/** How main-thread subsystems reach the reactors: control operations by reactor index. */
+export interface ReactorControl {
+  readonly count: number;
+  readonly tickRate: number;
+  ticks(): number;
+  /** Run a control operation on reactor i; rejects with an error carrying its errno-style code. */
+  call(i: number, op: string, params: unknown): Promise<unknown>;
+}
+
+/** A ReactorControl over the app once it runs; calls before that fail with EBUSY. */
+export class AppControl implements ReactorControl {
+  app: App | null = null;
+  readonly tickRate = tickRate;
+
+  get count(): number {
+    return this.app?.reactors.length ?? 0;
+  }
+
+  ticks(): number {
+    return ticks();
+  }
+
+  call(i: number, op: string, params: unknown): Promise<unknown> {
+    if (this.app === null)
+      return Promise.reject(
+        Object.assign(new Error('reactors are not running yet (framework_start_init)'), { code: 'EBUSY' }),
+      );
+    return this.app.control(i, op, params);
+  }
+}

@@ -1,0 +1,40 @@
+import type { MethodDef } from '@storkit/rpc';
+
+/** One entry of an SPDK JSON config's subsystem section. */
+export interface ConfigEntry {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * What a subsystem contributes to the target app (SPDK's spdk_subsystem plus its RPCs): RPC
+ * methods, and a config writer that describes the current state as the calls that rebuild it.
+ */
+export interface AppSubsystem {
+  /** SPDK's subsystem name: `bdev`, `nvmf`, `iscsi`, `vhost_blk`, `vhost_scsi`, ... */
+  readonly name: string;
+  readonly dependsOn: readonly string[];
+  readonly methods: readonly MethodDef<never>[];
+  /** Runs once the reactors are up, before runtime methods (applies startup options). */
+  start?(): Promise<void>;
+  /** The calls that recreate this subsystem's current state, in an order that works on load. */
+  writeConfig(): Promise<ConfigEntry[]>;
+}
+
+/**
+ * Subsystems SPDK configs commonly carry that storkit has no counterpart for (their methods only
+ * tune SPDK internals: socket implementations, buffer pools, accel engines). Their sections are
+ * skipped with a notice so a config saved by spdk_tgt still loads here.
+ */
+export const FOREIGN_SUBSYSTEMS: ReadonlySet<string> = new Set([
+  'accel',
+  'iobuf',
+  'sock',
+  'vmd',
+  'keyring',
+  'scheduler',
+  'vfio_user_target',
+  'ublk',
+  'nbd',
+  'fsdev',
+]);

@@ -1,0 +1,144 @@
+// The target application (storkit tgt): reactors, subsystems, the RPC server, config load/save.
+import { type App, type AppResult, startApp } from '@storkit/reactor';
+import { RpcServer, registerBuiltins } from '@storkit/rpc';
+
+import { bdevSubsystem } from './bdev-subsystem.js';
+import { applyConfig, type SpdkConfig } from './config.js';
+import { AppControl } from './control.js';
+import { frameworkMethods } from './framework.js';
+import { Logger } from './log.js';
+import type { AppSubsystem } from './subsystem.js';
+import { VERSION } from './version.js';
+
+export interface TargetOptions {
+  /** Core mask (`0x3`, `[0,1]`) or list. */
+  mask?: string;
+  cores?: number[];
+  /** RPC Unix socket path. */
+  rpcSocket: string;
+  /** Also listen on loopback TCP. */
+  rpcTcp?: { host: string; port: number };
+  /** A parsed SPDK config to load. */
+  config?: SpdkConfig;
+  /** Hold runtime methods until framework_start_init. */
+  waitForRpc?: boolean;
+  log?: Logger;
+  /** Reactor loop options (tests use short idle thresholds). */
+  loop?: Parameters<typeof startApp>[0]['loop'];
+  /** Stop on SIGINT/SIGTERM (default true). */
+  signals?: boolean;
+}
+
+/** Modules every reactor imports: the reactor side of each subsystem. */
+const REACTOR_MODULES = [new URL('./reactor-modules/bdev.js', import.meta.url)];
+
+export class Target {
+  readonly server: RpcServer;
+  readonly log: Logger;
+  readonly subsystems: AppSubsystem[];
+  readonly #opts: TargetOptions;
+  readonly #ctl = new AppControl();
+  #init: Promise<void> | null = null;
+  #initWaiters: (() => void)[] = [];
+  #stopping: Promise<AppResult> | null = null;
+  #resolveDone!: (r: AppResult) => void;
+  /** Resolves once the target has stopped (RPC, signal, or failure). */
+  readonly done: Promise<AppResult>;
+
+  constructor(opts: TargetOptions) {
+    this.#opts = opts;
+    this.log = opts.log ?? new Logger();
+    this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l) });
+    this.subsystems = [bdevSubsystem(this.#ctl)];
+    this.done = new Promise((r) => {
+      this.#resolveDone = r;
+    });
+    registerBuiltins(this.server, VERSION);
+    for (const m of frameworkMethods({
+      startInit: () => this.startInit(),
+      waitInit: () =>
+        this.#ctl.app ? Promise.resolve() : new Promise<void>((r) => this.#initWaiters.push(r)),
+      snapshots: () => (this.#ctl.app ? this.#ctl.app.snapshot() : Promise.resolve([])),
+      subsystems: () => this.subsystems,
+      kill: (sig) => {
+        this.log.notice('app', `spdk_kill_instance ${sig}: shutting down`);
+        void this.stop(0);
+      },
+      tickRate: this.#ctl.tickRate,
+    }))
+      this.server.register(m);
+    for (const s of this.subsystems) for (const m of s.methods) this.server.register(m);
+  }
+
+  get app(): App | null {
+    return this.#ctl.app;
+  }
+
+  /** Listen for RPC, load the config's startup part, and (unless waitForRpc) initialize. */
+  async start(): Promise<void> {
+    this.server.setState('startup');
+    await this.server.listenUnix(this.#opts.rpcSocket);
+    if (this.#opts.rpcTcp) await this.server.listenTcp(this.#opts.rpcTcp.host, this.#opts.rpcTcp.port);
+    if (this.#opts.signals ?? true) {
+      const onSig = (sig: string) => {
+        this.log.notice('app', `${sig}: shutting down`);
+        void this.stop(0);
+      };
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      void this.done.then(() => {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      });
+    }
+    try {
+      if (this.#opts.config)
+        await applyConfig(this.#opts.config, this.server, this.subsystems, 'startup', this.log);
+      if (!this.#opts.waitForRpc) await this.startInit();
+      else this.log.notice('app', 'waiting for framework_start_init (--wait-for-rpc)');
+    } catch (e) {
+      await this.stop(1, e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  /** framework_start_init: start reactors, subsystems, then the config's runtime part. */
+  startInit(): Promise<void> {
+    this.#init ??= this.#doInit();
+    return this.#init;
+  }
+
+  async #doInit(): Promise<void> {
+    const app = await startApp({
+      mask: this.#opts.mask,
+      cores: this.#opts.cores,
+      modules: REACTOR_MODULES,
+      signals: false,
+      loop: this.#opts.loop,
+    });
+    this.#ctl.app = app;
+    void app.done.then((r) => {
+      if (this.#stopping === null) void this.stop(r.code || 1, r.error ?? 'reactors stopped');
+    });
+    for (const s of this.subsystems) await s.start?.();
+    this.server.setState('runtime');
+    this.log.notice('app', `reactors started on cores ${app.cores.join(',')}`);
+    if (this.#opts.config)
+      await applyConfig(this.#opts.config, this.server, this.subsystems, 'runtime', this.log);
+    for (const w of this.#initWaiters.splice(0)) w();
+  }
+
+  /** Orderly shutdown: stop answering RPC, stop reactors (subsystems fini, threads drain), remove the socket. */
+  stop(code = 0, error?: string): Promise<AppResult> {
+    this.#stopping ??= (async () => {
+      if (error) this.log.error('app', error);
+      await this.server.close();
+      const r: AppResult = this.#ctl.app ? await this.#ctl.app.stop(code, error) : { code, leaked: [] };
+      if (error && r.error === undefined) r.error = error;
+      if (code && !r.code) r.code = code;
+      this.#resolveDone(r);
+      return r;
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+
+import { ConfigError, Logger, type LogLevel, parseConfig, type SpdkConfig, Target } from '@storkit/app';
+
+import { type Command, UsageError } from '../command.js';
+import { DEFAULT_RPC_SOCKET } from './rpc.js';
+import { startLiveLine } from './tgt-live.js';
+
+const USAGE = `usage: storkit tgt [-m MASK] [-r SOCKET] [--json FILE | --default-config] [--wait-for-rpc]
+                   [--rpc-tcp HOST:PORT] [-L COMPONENT]... [--log-level LEVEL] [--no-stats]
+
+Runs the storkit target: one pinned reactor per core of MASK, every subsystem, and the
+JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
+  -m MASK           cores: 0x3, [0,1] (default 0x1)
+  -r SOCKET         RPC Unix socket (default ${DEFAULT_RPC_SOCKET})
+  --json FILE       load an SPDK-format JSON config at start
+  --default-config  the built-in default: a 256 MiB malloc bdev, Malloc0
+  --wait-for-rpc    hold initialization until framework_start_init (startup-only methods first)
+  --rpc-tcp H:P     also serve RPC on a loopback TCP address
+  -L COMPONENT      debug logs for a component (app, rpc, bdev, ...; 'all')
+  --log-level L     error|warn|notice|info|debug (default notice)
+  --no-stats        no live per-reactor load line`;
+
+/** The built-in default the main job runs: RAM-backed, no hardware needed. */
+export const DEFAULT_CONFIG: SpdkConfig = {
+  subsystems: [
+    {
+      subsystem: 'bdev',
+      config: [
+        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 524288, block_size: 512 } },
+      ],
+    },
+  ],
+};
+
+const LEVELS: LogLevel[] = ['error', 'warn', 'notice', 'info', 'debug'];
+
+export const tgt: Command = {
+  name: 'tgt',
+  summary: 'run the storage target (reactors, subsystems, JSON-RPC server)',
+  usage: USAGE,
+  async run(argv) {
+    let mask = '0x1';
+    let rpcSocket = DEFAULT_RPC_SOCKET;
+    let config: SpdkConfig | undefined;
+    let waitForRpc = false;
+    let rpcTcp: { host: string; port: number } | undefined;
+    let stats = true;
+    const log = new Logger();
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      const val = () => {
+        const v = argv[++i];
+        if (v === undefined) throw new UsageError(`${a} needs a value`);
+        return v;
+      };
+      if (a === '-m') mask = val();
+      else if (a === '-r') rpcSocket = val();
+      else if (a === '--json') {
+        const f = val();
+        let text: string;
+        try {
+          text = readFileSync(f, 'utf8');
+        } catch (e) {
+          throw new UsageError(`cannot read ${f}: ${(e as Error).message}`);
+        }
+        try {
+          config = parseConfig(text, f);
+        } catch (e) {
+          if (e instanceof ConfigError) throw new UsageError(e.message);
+          throw e;
+        }
+      } else if (a === '--default-config') config = DEFAULT_CONFIG;
+      else if (a === '--wait-for-rpc') waitForRpc = true;
+      else if (a === '--rpc-tcp') {
+        const m = /^(.+):(\d+)$/.exec(val());
+        if (!m) throw new UsageError('--rpc-tcp takes HOST:PORT');
+        rpcTcp = { host: m[1], port: Number(m[2]) };
+      } else if (a === '-L') log.enable(val());
+      else if (a === '--log-level') {
+        const l = val() as LogLevel;
+        if (!LEVELS.includes(l)) throw new UsageError(`--log-level takes ${LEVELS.join('|')}`);
+        log.level = l;
+      } else if (a === '--no-stats') stats = false;
+      else throw new UsageError(`unknown option '${a}'`);
+    }
+    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log });
+    try {
+      await target.start();
+    } catch (e) {
+      process.stderr.write(`storkit tgt: ${(e as Error).message}\n`);
+      const r = await target.done;
+      return r.code || 1;
+    }
+    process.stdout.write(`${await banner(target, rpcSocket, waitForRpc)}\n`);
+    const stopLive = stats && process.stdout.isTTY ? startLiveLine(target) : () => {};
+    const r = await target.done;
+    stopLive();
+    if (r.leaked.length)
+      process.stderr.write(`storkit tgt: threads left at shutdown:\n  ${r.leaked.join('\n  ')}\n`);
+    if (r.error && r.code) process.stderr.write(`storkit tgt: ${r.error}\n`);
+    process.stdout.write(`storkit tgt: stopped (exit ${r.code})\n`);
+    return r.code;
+  },
+};
+
+async function banner(target: Target, sock: string, waiting: boolean): Promise<string> {
+  const lines = [`storkit tgt: ${waiting ? 'waiting for framework_start_init' : 'running'}`];
+  lines.push(`  RPC:       ${sock}    (storkit rpc -s ${sock} rpc_get_methods)`);
+  if (target.app) {
+    lines.push(`  reactors:  ${target.app.cores.map((c) => `core ${c}`).join(', ')}`);
+    const r = await target.server.call('bdev_get_bdevs', {});
+    const bdevs = (r.result as { name: string; num_blocks: number; block_size: number }[]) ?? [];
+    for (const b of bdevs) {
+      lines.push(
+        `  bdev:      ${b.name}  ${((b.num_blocks * b.block_size) / 2 ** 20).toFixed(0)} MiB, ${b.block_size}-byte blocks`,
+      );
+    }
+    lines.push(`  inspect:   storkit rpc -s ${sock} bdev_get_bdevs | framework_get_reactors | save_config`);
+  }
+  lines.push('  stop:      Ctrl-C, or storkit rpc spdk_kill_instance SIGTERM');
+  return lines.join('\n');
+}

@@ -1,0 +1,108 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { expect } from 'chai';
+
+const main = fileURLToPath(new URL('../src/main.js', import.meta.url));
+const exec = promisify(execFile);
+let n = 0;
+const sock = () => join(tmpdir(), `storkit-cli-${process.pid}-${n++}.sock`);
+
+async function storkit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    return { code: 0, ...(await exec(process.execPath, [main, ...args])) };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+/** Start `storkit tgt` and resolve once its banner says it runs. */
+function startTgt(args: string[]): Promise<{ p: ChildProcess; out: () => string; exit: Promise<number> }> {
+  const p = spawn(process.execPath, [main, 'tgt', '--no-stats', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  p.stdout!.on('data', (d) => (out += d));
+  p.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number>((res) => p.on('exit', (code, sig) => res(code ?? (sig ? 128 : 1))));
+  return new Promise((res, rej) => {
+    const t = setInterval(() => {
+      if (/storkit tgt: (running|waiting)/.test(out)) {
+        clearInterval(t);
+        res({ p, out: () => out, exit });
+      }
+    }, 50);
+    void exit.then((c) => {
+      clearInterval(t);
+      rej(new Error(`tgt exited ${c} before running:\n${out}`));
+    });
+  });
+}
+
+describe('cli: storkit tgt and storkit rpc', function () {
+  this.timeout(60_000);
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    it(`serves the default config and stops in order on ${sig}, leaving no socket`, async () => {
+      const path = sock();
+      const t = await startTgt(['-m', '0x3', '-r', path, '--default-config']);
+      expect(t.out()).to.match(/bdev: {6}Malloc0 {2}256 MiB/);
+      const r = await storkit('rpc', '-s', path, 'bdev_get_bdevs', 'Malloc0');
+      expect(r.code).to.equal(0);
+      expect(JSON.parse(r.stdout)[0]).to.include({ name: 'Malloc0', num_blocks: 524288, block_size: 512 });
+      t.p.kill(sig);
+      expect(await t.exit).to.equal(0);
+      expect(t.out()).to.match(/stopped \(exit 0\)/);
+      expect(existsSync(path)).to.equal(false);
+    });
+  }
+
+  it('stops on spdk_kill_instance, and save_config reloads with --json', async () => {
+    const path = sock();
+    const t = await startTgt(['-r', path, '--default-config']);
+    expect(
+      (await storkit('rpc', '-s', path, 'bdev_null_create', 'Null0', '128', '4096')).stdout.trim(),
+    ).to.equal('"Null0"');
+    const saved = await storkit('rpc', '-s', path, 'save_config');
+    expect((await storkit('rpc', '-s', path, 'spdk_kill_instance', 'SIGTERM')).code).to.equal(0);
+    expect(await t.exit).to.equal(0);
+    const file = join(tmpdir(), `storkit-cli-${process.pid}-saved.json`);
+    writeFileSync(file, saved.stdout);
+    const path2 = sock();
+    const t2 = await startTgt(['-r', path2, '--json', file]);
+    const again = await storkit('rpc', '-s', path2, 'save_config');
+    expect(JSON.parse(again.stdout)).to.deep.equal(JSON.parse(saved.stdout));
+    t2.p.kill('SIGTERM');
+    expect(await t2.exit).to.equal(0);
+  });
+
+  it('explains a method from its schema, offline', async () => {
+    const r = await storkit('rpc', 'bdev_malloc_create', '--help');
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/usage: storkit rpc bdev_malloc_create NUM_BLOCKS BLOCK_SIZE/);
+    expect(r.stdout).to.match(/--block-size INT {2}\(required\)/);
+    expect((await storkit('rpc', '--list')).stdout).to.match(/^framework_get_reactors +/m);
+  });
+
+  it('reports RPC errors, unreachable targets and bad usage with exit codes', async () => {
+    const path = sock();
+    const t = await startTgt(['-r', path]);
+    const bad = await storkit('rpc', '-s', path, 'bdev_malloc_create', '8', '100');
+    expect(bad.code).to.equal(1);
+    expect(JSON.parse(bad.stderr)).to.deep.include({ code: -32602 });
+    expect(JSON.parse(bad.stderr).message).to.match(/block_size: 100 is below the minimum 512/);
+    t.p.kill('SIGTERM');
+    await t.exit;
+    expect((await storkit('rpc', '-s', path, 'bdev_get_bdevs')).stderr).to.match(/cannot reach/);
+    expect((await storkit('rpc', '-s', path)).code).to.equal(2);
+    expect((await storkit('tgt', '--json', '/nonexistent.json')).stderr).to.match(
+      /cannot read \/nonexistent.json/,
+    );
+    expect((await storkit('tgt', '-m', '0x4', '-r', sock())).code).to.equal(1);
+  });
+});
