@@ -9,7 +9,9 @@ export interface LocalReactor {
 }
 
 const reactors: LocalReactor[] = [];
-const byIndex: (LocalReactor | undefined)[] = [];
+// Sized for the mesh's 256-reactor limit so lookups of remote indices stay in bounds (send() asks
+// for every message whether its target reactor runs here).
+const byIndex: (LocalReactor | undefined)[] = new Array(256).fill(undefined);
 
 /** @internal */
 export function addLocalReactor(r: LocalReactor): void {
