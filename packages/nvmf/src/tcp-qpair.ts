@@ -6,7 +6,6 @@ import { crc32c } from '@storkit/native';
 import {
   AdminOpcode,
   CH_SIZE,
-  CommandSpecificStatus,
   cqeWrite,
   DataOff,
   DIGEST_SIZE,
@@ -665,12 +664,11 @@ export class TcpQpair implements PduHandler {
   /** Abort a command that has not reached the backend (waiting for data or its fused partner). */
   tryAbort(cid: number): boolean {
     const r = this.#byCid.get(cid);
-    if (!r || (r.state !== ReqState.AwaitFused && r.state !== ReqState.AwaitH2C)) return false;
-    if (r.state === ReqState.AwaitH2C) return false; // its H2CData is still coming; aborting would desync the stream
-    if (this.#fusedFirst === r) this.#fusedFirst = null;
+    // Only a fused first half still waiting for its second has not started: anything receiving
+    // H2CData would desync the stream if dropped, and backend I/O cannot be recalled.
+    if (!r || r.state !== ReqState.AwaitFused || r.fused !== null || this.#fusedFirst !== r) return false;
+    this.#fusedFirst = null;
     this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedByRequest));
     return true;
   }
-
-  static readonly ConnectStatus = CommandSpecificStatus;
 }
