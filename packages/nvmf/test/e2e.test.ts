@@ -271,6 +271,29 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN })).to.have.length(2);
     });
 
+    it('aborts a fused first half still waiting for its second', async () => {
+      const q2 = await c.allocIoQpair({ depth: 4 });
+      const r = { status: -1, dw0: 0 };
+      // A fresh qpair hands out CID 0 first.
+      q2.submit(
+        { opcode: 0x05, nsid: 1, fuse: 1, cdw12: 0, buf: new Uint8Array(512), dir: 1 },
+        (ctx: typeof r, st: number) => {
+          ctx.status = st;
+        },
+        r,
+      );
+      await new Promise((res) => setTimeout(res, 20));
+      expect(await c.abort(q2.qid, 0)).to.equal(true);
+      await pollUntil(
+        () => q2.processCompletions(),
+        () => r.status !== -1,
+      );
+      expect(r.status).to.equal(makeStatus(Sct.Generic, GenericStatus.AbortedByRequest));
+      // Nothing else is abortable: an unknown CID reports "not aborted".
+      expect(await c.abort(q2.qid, 3)).to.equal(false);
+      await c.freeIoQpair(q2);
+    });
+
     it('pads C2HData to the host PDU data alignment (HPDA)', async () => {
       const q2 = await c.allocIoQpair({ depth: 4, hpda: 7 });
       f.ram.data.fill(0x5a, 0, 8192);
