@@ -25,7 +25,7 @@ export class Request {
   cid = 0;
   opcode = 0;
   nsid = 0;
-  /** Data buffer; `iov[0]` is a view of its first `dataLen` bytes. */
+  /** Data buffer; `iov[0]` is a view of its first `dataLen` bytes (when dataLen > 0). */
   buf: Uint8Array;
   readonly iov: Uint8Array[];
   /** Length of the data transfer (SGL length), either direction. */
@@ -60,8 +60,10 @@ export class Request {
   setDataLen(n: number): void {
     if (n > this.buf.length) this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
     this.dataLen = n;
+    // Keep the view while the length repeats (the steady state), and leave it alone for commands
+    // without data, so alternating commands do not rebuild it.
     const v = this.iov[0];
-    if (v.length !== n || v.buffer !== this.buf.buffer) this.iov[0] = this.buf.subarray(0, n);
+    if (n > 0 && (v.length !== n || v.buffer !== this.buf.buffer)) this.iov[0] = this.buf.subarray(0, n);
   }
 
   reset(): void {
