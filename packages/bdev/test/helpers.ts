@@ -24,9 +24,24 @@ export function done(): Done {
   return { status: null, n: 0 };
 }
 
+const live: TestHarness[] = [];
+
 export function harness(reactors = 1): TestHarness {
-  return createTestHarness({ reactors });
+  const h = createTestHarness({ reactors });
+  live.push(h);
+  return h;
 }
+
+// A failed test must not leave its simulated reactors registered for the next test.
+afterEach(() => {
+  for (const h of live.splice(0)) {
+    try {
+      h.close();
+    } catch {
+      // Leaks were the failed test's own problem; it already failed.
+    }
+  }
+});
 
 export interface Opened {
   desc: BdevDesc;

@@ -135,7 +135,7 @@ export class Job {
       if (!verify) b.fill(0xa5);
       this.tasks.push(new Task(this, b, r));
     }
-    this.#rng = (opts.seed ^ (reactor * 0x9e3779b9)) >>> 0 || 1;
+    this.#rng = (opts.seed ^ Math.imul(reactor, 0x9e3779b9)) | 0 || 1;
     this.stats = {
       name: opts.bdev,
       reactor,
@@ -157,8 +157,9 @@ export class Job {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    this.#rng = x >>> 0;
-    return this.#rng;
+    // Kept as an int32 (a small integer to V8): a uint32 above 2^31 would be a heap number.
+    this.#rng = x | 0;
+    return x & 0x7fffffff;
   }
 
   nextOffset(random: boolean): number {
