@@ -11,7 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { NvmeController } from '@storkit/nvme';
+import { discover, NvmeController } from '@storkit/nvme';
 import {
   CH_SIZE,
   encodeIcReq,
@@ -138,6 +138,7 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
     try {
       await session(f.trid, false);
       await session(f.trid, true);
+      expect(await discover(f.trid, { hdgst: true })).to.have.length(2);
       await badDigestSession(bad.port);
       await new Promise((r) => setTimeout(r, 500));
     } finally {
@@ -191,7 +192,7 @@ describe('nvmf: Wireshark decodes a captured session cleanly', function () {
       .filter(Boolean)
       .map(Number);
     const count = (t: number) => types.filter((x) => x === t).length;
-    expect(count(PduType.ICReq), types.join(' ')).to.equal(4); // two sessions, each an admin and an I/O queue
+    expect(count(PduType.ICReq), types.join(' ')).to.equal(5); // two sessions (admin + I/O queue) and a discovery
     expect(count(PduType.ICResp)).to.equal(count(PduType.ICReq));
     expect(count(PduType.CapsuleCmd)).to.be.greaterThan(20);
     expect(count(PduType.CapsuleResp)).to.be.greaterThan(15);
