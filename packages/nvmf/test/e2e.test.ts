@@ -382,6 +382,34 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
     }
   });
 
+  it('reconnects to a restarted target and resumes I/O on the same qpair', async () => {
+    const f1 = await startTarget();
+    const c = await NvmeController.connect(f1.trid, { reconnectDelayMs: 50 });
+    const qp = await c.allocIoQpair({ depth: 4 });
+    const b = new Uint8Array(512).fill(3);
+    expect(await io(qp, (cb, r) => qp.write(1, 0, 1, b, cb, r))).to.equal(0);
+    await f1.tgt.close();
+    await pollUntil(
+      () => {},
+      () => !qp.connected,
+    );
+    await new Promise((r) => setTimeout(r, 200)); // a few refused reconnects
+    const f2 = await startTarget({}, { port: f1.port });
+    try {
+      await pollUntil(
+        () => {},
+        () => qp.connected && c.admin.connected,
+        5000,
+      );
+      expect(c.resets).to.be.greaterThan(0);
+      expect(await io(qp, (cb, r) => qp.write(1, 0, 1, b, cb, r))).to.equal(0);
+      expect(f2.ram.data[0]).to.equal(3);
+    } finally {
+      await c.close();
+      await f2.tgt.close();
+    }
+  });
+
   it('tears a controller down when its keep alive timer expires', async () => {
     const f = await startTarget();
     try {

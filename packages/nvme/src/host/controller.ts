@@ -50,6 +50,13 @@ export interface ControllerOptions {
   adminDepth?: number;
   /** Per-command timeout in ms for every queue (0 = none); expiry aborts, a failed abort resets. */
   timeoutMs?: number;
+  /**
+   * When a queue's connection is lost, reset (reconnect) the controller after this many ms, and
+   * keep retrying at this interval (SPDK bdev_nvme's reconnect_delay_sec). Default: no reconnect.
+   */
+  reconnectDelayMs?: number;
+  /** Give up reconnecting after this many ms without success (ctrlr_loss_timeout_sec). Default 30000. */
+  ctrlrLossTimeoutMs?: number;
 }
 
 export interface IoQpairOptions {
@@ -120,8 +127,35 @@ export class NvmeController {
       autoPoll: true,
     });
     qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    qp.onFailure = () => this.#lost();
     return qp;
   }
+
+  #lostSince = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+
+  // A queue's connection failed: reconnect the controller if asked to, retrying until the loss timeout.
+  #lost(): void {
+    const delay = this.#opts.reconnectDelayMs;
+    if (delay === undefined || this.#closed || this.#reconnectTimer) return;
+    this.#lostSince ||= Date.now();
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.reset().then(
+        () => {
+          this.#lostSince = 0;
+        },
+        () => {
+          if (Date.now() - this.#lostSince < (this.#opts.ctrlrLossTimeoutMs ?? 30000)) this.#lost();
+          else this.lostReason = 'controller loss timeout';
+        },
+      );
+    }, delay);
+    this.#reconnectTimer.unref();
+  }
+
+  /** Set when reconnecting gave up. */
+  lostReason = '';
 
   /** Connect to the controller named by `trid` (SPDK syntax), enable it and identify it. */
   static async connect(trid: string | TransportId, o: ControllerOptions = {}): Promise<NvmeController> {
@@ -341,6 +375,7 @@ export class NvmeController {
       hpda: o.hpda ?? 0,
     });
     qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    qp.onFailure = () => this.#lost();
     await this.#connectIo(qp);
     this.ioQpairs.add(qp);
     return qp;
@@ -403,6 +438,7 @@ export class NvmeController {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#kaTimer) clearInterval(this.#kaTimer);
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     for (const q of [...this.ioQpairs]) q.close();
     this.ioQpairs.clear();
     if (this.admin.connected) {
