@@ -134,8 +134,10 @@ export class ReactorLoop {
       v,
       timeoutUs === Number.POSITIVE_INFINITY ? undefined : timeoutUs / 1000,
     );
+    // 'not-equal' (a bell rung since we read it) continues from a macrotask: #onWake runs the next
+    // slice directly, and that must not nest inside this one.
     if (w.async) w.value.then(this.#onWake);
-    else this.#onWake();
+    else setImmediate(this.#onWake);
     return true;
   }
 
@@ -148,8 +150,9 @@ export class ReactorLoop {
     // Eligible to sleep again at once: a timer that finds nothing to do costs one iteration, not a
     // whole idle period of spinning. A busy iteration after the wake restarts the idle period.
     this.#idleSince = now - this.#idleTicks;
-    // Continue from a macrotask so libuv gets its turn between a wake-up and the next slice.
-    setImmediate(this.#slice);
+    // Run the next slice now: the wake-up already cost a trip through the event loop, and the slice
+    // yields to libuv when it ends anyway.
+    this.#slice();
   };
 
   #finish(): void {
