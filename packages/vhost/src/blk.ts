@@ -3,7 +3,7 @@ import { type BlockBackend, IoStatus } from '@storkit/scsi/backend';
 import { get32, get64, put16, put32, put64, type VirtioDevice } from './device.js';
 import { dataViews, gather, lastWritable } from './layout.js';
 import { Blk, bits } from './spec.js';
-import { Chain, MAX_SEGMENTS, type SplitQueue } from './virtqueue.js';
+import { Chain, MAX_SEGMENTS, type VirtQueue } from './virtqueue.js';
 
 export interface BlkDeviceOptions {
   /** Serves the device as read-only (VIRTIO_BLK_F_RO; writes fail). */
@@ -27,7 +27,7 @@ class BlkRequest {
   readonly data: Uint8Array[] = [];
   readonly header = new Uint8Array(Blk.HeaderSize);
   readonly seg = new Uint8Array(Blk.SegmentSize);
-  queue: SplitQueue | null = null;
+  queue: VirtQueue | null = null;
   status: Uint8Array | null = null;
   statusAt = 0;
   usedLen = 0;
@@ -52,7 +52,7 @@ class BlkPool {
   readonly free: number[] = [];
   readonly reqs: BlkRequest[] = [];
   constructor(
-    readonly q: SplitQueue,
+    readonly q: VirtQueue,
     size: number,
   ) {
     for (let i = 0; i < size; i++) {
@@ -63,7 +63,7 @@ class BlkPool {
 
   complete(r: BlkRequest, status: number): void {
     if (r.status !== null) r.status[r.statusAt] = status;
-    this.q.push(r.chain.head, r.usedLen);
+    this.q.push(r.chain, r.usedLen);
     this.q.inflight--;
     this.free.push(r.slot);
   }
@@ -82,7 +82,7 @@ export class BlkDevice implements VirtioDevice {
   readonly readonly: boolean;
   readonly serial: Uint8Array;
   #writeback: number;
-  #pools = new Map<SplitQueue, BlkPool>();
+  #pools = new Map<VirtQueue, BlkPool>();
   /** Requests that failed validation (for stats and tests). */
   invalid = 0;
 
@@ -135,7 +135,7 @@ export class BlkDevice implements VirtioDevice {
     }
   }
 
-  queueStarted(q: SplitQueue, _features: bigint): void {
+  queueStarted(q: VirtQueue, _features: bigint): void {
     const p = this.#pools.get(q);
     if (p === undefined || p.reqs.length !== q.size || p.q.inflight !== 0)
       this.#pools.set(q, new BlkPool(q, q.size));
@@ -146,7 +146,7 @@ export class BlkDevice implements VirtioDevice {
       if (q.inflight === 0 && p.free.length === p.reqs.length) this.#pools.delete(q);
   }
 
-  processQueue(q: SplitQueue, budget: number): number {
+  processQueue(q: VirtQueue, budget: number): number {
     const pool = this.#pools.get(q);
     if (pool === undefined) return 0;
     let n = 0;
@@ -162,7 +162,7 @@ export class BlkDevice implements VirtioDevice {
     return n;
   }
 
-  #submit(r: BlkRequest, q: SplitQueue): void {
+  #submit(r: BlkRequest, q: VirtQueue): void {
     r.queue = q;
     r.status = null;
     r.usedLen = 0;

@@ -11,8 +11,9 @@ import {
   type NativeListener,
   type VhostMessage,
 } from './native.js';
+import { PackedQueue } from './packed.js';
 import { bits, Feature, hasBit, MsgFlag, ProtocolFeature, Req } from './spec.js';
-import { SplitQueue } from './virtqueue.js';
+import { SplitQueue, type VirtQueue } from './virtqueue.js';
 
 /** SPDK's vhost_controller_set_coalescing parameters. */
 export interface Coalescing {
@@ -27,6 +28,8 @@ export interface ControllerOptions {
   socketPath: string;
   cpumask?: string;
   device: VirtioDevice;
+  /** Offer packed virtqueues (SPDK's `packed_ring`); split rings are always offered. */
+  packedRing?: boolean;
 }
 
 /** Requests one queue takes per poll (SPDK's MAX_PKT_BURST). */
@@ -64,7 +67,7 @@ const HAS_REPLY = new Set<number>([
 ]);
 
 interface Retired {
-  queues: SplitQueue[];
+  queues: VirtQueue[];
   mem: GuestMemory;
 }
 
@@ -100,6 +103,7 @@ export class VhostController {
   readonly socketPath: string;
   readonly cpumask: string;
   readonly device: VirtioDevice;
+  readonly packedRing: boolean;
   readonly coalescing: Coalescing = { delayBaseUs: 0, iopsThreshold: 0 };
   readonly stats: ControllerStats = {
     connections: 0,
@@ -115,7 +119,7 @@ export class VhostController {
   #listener: NativeListener | null;
   #conn: NativeConnection | null = null;
   #mem = new GuestMemory();
-  #queues: SplitQueue[] = [];
+  #queues: VirtQueue[] = [];
   #setup: VringSetup[] = [];
   #retired: Retired[] = [];
   #features = 0n;
@@ -136,13 +140,16 @@ export class VhostController {
     this.socketPath = opts.socketPath;
     this.cpumask = opts.cpumask ?? '';
     this.device = opts.device;
+    this.packedRing = opts.packedRing === true;
     this.#listener = listen(opts.socketPath);
     this.#resetQueues();
   }
 
   /** Features offered in GET_FEATURES. */
   get offeredFeatures(): bigint {
-    return TRANSPORT_FEATURES | this.device.deviceFeatures();
+    return (
+      TRANSPORT_FEATURES | (this.packedRing ? bits(Feature.RingPacked) : 0n) | this.device.deviceFeatures()
+    );
   }
 
   get features(): bigint {
@@ -157,7 +164,7 @@ export class VhostController {
     return this.#mem;
   }
 
-  get queues(): readonly SplitQueue[] {
+  get queues(): readonly VirtQueue[] {
     return this.#queues;
   }
 
@@ -234,7 +241,7 @@ export class VhostController {
     return work > 0 ? POLLER_BUSY : POLLER_IDLE;
   }
 
-  #queueBroke(q: SplitQueue): void {
+  #queueBroke(q: VirtQueue): void {
     this.lastError = q.broken;
     q.broken = null;
     if (q.errFd >= 0) eventfdWrite(q.errFd);
@@ -268,7 +275,7 @@ export class VhostController {
     });
   }
 
-  #resetQueues(): void {
+  #resetQueues(packed = false): void {
     const n = this.#queueCount();
     this.#queues = [];
     this.#setup = [];
@@ -276,12 +283,31 @@ export class VhostController {
     this.#lastCount = [];
     this.#rate = [];
     for (let i = 0; i < n; i++) {
-      this.#queues.push(new SplitQueue(i));
+      this.#queues.push(packed ? new PackedQueue(i) : new SplitQueue(i));
       this.#setup.push({ num: 0, desc: 0, avail: 0, used: 0, addrSet: false, kicked: false });
       this.#held.push(false);
       this.#lastCount.push(0);
       this.#rate.push(0);
     }
+  }
+
+  /** Use split or packed rings (SET_FEATURES); notifiers carry over, rings must be stopped. */
+  #layout(packed: boolean): void {
+    if (this.#queues[0] instanceof PackedQueue === packed) return;
+    if (this.#queues.some((q) => q.running || q.inflight > 0)) {
+      throw new VhostError('EPROTO', 'ring layout changed while rings are running');
+    }
+    const old = this.#queues;
+    const setup = this.#setup;
+    this.#resetQueues(packed);
+    old.forEach((q, i) => {
+      const n = this.#queues[i];
+      n.callFd = q.callFd;
+      n.kickFd = q.kickFd;
+      n.errFd = q.errFd;
+      n.enabled = q.enabled;
+      this.#setup[i] = setup[i];
+    });
   }
 
   #queueCount(): number {
@@ -391,6 +417,7 @@ export class VhostController {
         if ((f & ~this.offeredFeatures) !== 0n)
           throw new VhostError('EPROTO', `features 0x${f.toString(16)} not offered`);
         this.#features = f;
+        this.#layout(hasBit(f, Feature.RingPacked));
         for (const q of this.#queues) {
           q.eventIdx = hasBit(f, Feature.RingEventIdx);
           q.indirect = hasBit(f, Feature.RingIndirectDesc);
@@ -446,8 +473,7 @@ export class VhostController {
         const i = this.#vring(m);
         const q = this.#queues[i];
         if (q.running) throw new VhostError('EPROTO', `SET_VRING_BASE on running queue ${i}`);
-        q.lastAvail = (m.num ?? 0) & 0xffff;
-        q.usedIdx = q.lastAvail;
+        q.setBase(m.num ?? 0);
         return true;
       }
       case Req.GetVringBase: {
@@ -513,7 +539,7 @@ export class VhostController {
     // The ring is stopped: the kick fd goes (the spec), the indices are the reply.
     closeFd(q.kickFd);
     q.kickFd = -1;
-    this.#reply(Req.GetVringBase, { index: w.index, num: q.lastAvail });
+    this.#reply(Req.GetVringBase, { index: w.index, num: q.base });
     return true;
   }
 

@@ -1,4 +1,4 @@
-import type { SplitQueue } from './virtqueue.js';
+import type { VirtQueue } from './virtqueue.js';
 
 /**
  * A virtio device type served over vhost-user (rust-vmm's VhostUserBackend, SPDK's
@@ -16,9 +16,9 @@ export interface VirtioDevice {
   /** A driver write to the config space (SET_CONFIG); unknown fields are ignored. */
   writeConfig(offset: number, data: Uint8Array): void;
   /** The queue starts: size its request pool. */
-  queueStarted(q: SplitQueue, features: bigint): void;
+  queueStarted(q: VirtQueue, features: bigint): void;
   /** Take up to `budget` requests from `q` and submit them; returns how many were taken. */
-  processQueue(q: SplitQueue, budget: number): number;
+  processQueue(q: VirtQueue, budget: number): number;
   /** The frontend is gone (disconnect, reset): forget per-connection state. */
   reset(): void;
 }

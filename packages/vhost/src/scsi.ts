@@ -5,7 +5,7 @@ import { get32, get64, put16, put32, type VirtioDevice } from './device.js';
 import { VhostError } from './errors.js';
 import { dataViews, gather, scatter } from './layout.js';
 import { bits, Scsi } from './spec.js';
-import { Chain, MAX_SEGMENTS, type SplitQueue } from './virtqueue.js';
+import { Chain, MAX_SEGMENTS, type VirtQueue } from './virtqueue.js';
 
 export interface ScsiDeviceOptions {
   /** Request queues (virtio-scsi num_queues; the control and event queues come on top). */
@@ -43,7 +43,7 @@ class ScsiPool {
   readonly free: number[] = [];
   readonly reqs: ScsiRequest[] = [];
   constructor(
-    readonly q: SplitQueue,
+    readonly q: VirtQueue,
     size: number,
   ) {
     for (let i = 0; i < size; i++) {
@@ -77,7 +77,7 @@ class ScsiPool {
   /** Write the response header and hand the chain back. */
   finish(r: ScsiRequest, len: number): void {
     scatter(r.chain, 1, 0, r.resp);
-    this.q.push(r.chain.head, len);
+    this.q.push(r.chain, len);
     this.q.inflight--;
     r.busy = false;
     this.free.push(r.slot);
@@ -102,12 +102,12 @@ export class VhostScsiDevice implements VirtioDevice {
   readonly maxQueues: number;
   readonly name: string;
   readonly #targets: (ScsiTargetInfo | null)[] = new Array(Scsi.MaxTargets).fill(null);
-  #pools = new Map<SplitQueue, ScsiPool>();
+  #pools = new Map<VirtQueue, ScsiPool>();
   #nexus: Nexus;
   /** Hotplug events waiting for an event-queue buffer: [event, target, reason]. */
   #events: number[][] = [];
   #missed = false;
-  #eventQueue: SplitQueue | null = null;
+  #eventQueue: VirtQueue | null = null;
   #control = new Chain();
   #ctlBuf = new Uint8Array(TMF_REQ);
   #ctlResp = new Uint8Array(8);
@@ -181,7 +181,7 @@ export class VhostScsiDevice implements VirtioDevice {
     // sense_size and cdb_size are fixed here; the driver's writes are ignored (§5.6.4.1 allows it).
   }
 
-  queueStarted(q: SplitQueue): void {
+  queueStarted(q: VirtQueue): void {
     if (q.index === Scsi.EventQueue) {
       this.#eventQueue = q;
       return;
@@ -200,7 +200,7 @@ export class VhostScsiDevice implements VirtioDevice {
     for (const t of this.#targets) t?.device.nexusLost(this.#nexus);
   }
 
-  processQueue(q: SplitQueue, budget: number): number {
+  processQueue(q: VirtQueue, budget: number): number {
     if (q.index === Scsi.ControlQueue) return this.#controlQueue(q, budget);
     if (q.index === Scsi.EventQueue) return this.#eventQueueWork(q);
     const pool = this.#pools.get(q);
@@ -222,7 +222,7 @@ export class VhostScsiDevice implements VirtioDevice {
     r.resp.fill(0);
     if (c.error !== null || !gather(c, 0, r.header) || c.writeBytes < RESP_BYTES) {
       // Unusable chain: nothing sensible can be written back.
-      pool.q.push(c.head, 0);
+      pool.q.push(c, 0);
       pool.q.inflight--;
       pool.free.push(r.slot);
       return;
@@ -268,7 +268,7 @@ export class VhostScsiDevice implements VirtioDevice {
     return this.#targets[lun[1]] ?? null;
   }
 
-  #controlQueue(q: SplitQueue, budget: number): number {
+  #controlQueue(q: VirtQueue, budget: number): number {
     let n = 0;
     const c = this.#control;
     const resp = this.#ctlResp;
@@ -277,23 +277,23 @@ export class VhostScsiDevice implements VirtioDevice {
       const b = this.#ctlBuf;
       b.fill(0);
       if (c.error !== null || !gather(c, 0, b.subarray(0, 4))) {
-        q.push(c.head, 0);
+        q.push(c, 0);
         continue;
       }
       const type = get32(b, 0);
       resp.fill(0);
       if (type === Scsi.T.Tmf && gather(c, 0, b)) {
         resp[0] = this.#tmf(get32(b, 4), b.subarray(8, 16), get64(b, 16));
-        q.push(c.head, scatter(c, 1, 0, resp.subarray(0, 1)));
+        q.push(c, scatter(c, 1, 0, resp.subarray(0, 1)));
       } else if (
         (type === Scsi.T.AnQuery || type === Scsi.T.AnSubscribe) &&
         gather(c, 0, b.subarray(0, AN_REQ))
       ) {
         // No asynchronous notifications are supported: event_actual 0, response OK.
-        q.push(c.head, scatter(c, 1, 0, resp.subarray(0, 5)));
+        q.push(c, scatter(c, 1, 0, resp.subarray(0, 5)));
       } else {
         resp[0] = Scsi.R.Failure;
-        q.push(c.head, scatter(c, 1, 0, resp.subarray(0, 1)));
+        q.push(c, scatter(c, 1, 0, resp.subarray(0, 1)));
       }
     }
     return n;
@@ -330,7 +330,7 @@ export class VhostScsiDevice implements VirtioDevice {
     return false;
   }
 
-  #eventQueueWork(q: SplitQueue): number {
+  #eventQueueWork(q: VirtQueue): number {
     let n = 0;
     const c = this.#control;
     const ev = this.#ctlBuf.subarray(0, Scsi.EventSize);
@@ -345,7 +345,7 @@ export class VhostScsiDevice implements VirtioDevice {
         put32(ev, 12, e[2]);
       } else put32(ev, 0, Scsi.E.EventsMissed);
       this.#missed = false;
-      q.push(c.head, c.error === null ? scatter(c, 1, 0, ev) : 0);
+      q.push(c, c.error === null ? scatter(c, 1, 0, ev) : 0);
     }
     return n;
   }

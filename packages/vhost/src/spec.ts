@@ -94,6 +94,15 @@ export const Vring = {
   UsedElemSize: 8,
 } as const;
 
+/** Packed virtqueue flags and event-suppression modes (virtio 1.x §2.8). */
+export const Packed = {
+  DescFAvail: 1 << 7,
+  DescFUsed: 1 << 15,
+  EventEnable: 0,
+  EventDisable: 1,
+  EventDesc: 2,
+} as const;
+
 /** Bytes of each split-ring part for a queue of `n` entries (with the event-idx words). */
 export function vringSizes(n: number): { desc: number; avail: number; used: number } {
   return { desc: 16 * n, avail: 6 + 2 * n, used: 6 + 8 * n };

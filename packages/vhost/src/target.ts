@@ -207,7 +207,14 @@ export class VhostTarget {
                   : [{ scsi_dev_num: i, id: i, target_name: `Target ${i}`, luns: [{ id: 0, bdev_name: b }] }],
               ),
             }
-          : { block: { readonly: e.readonly === true, bdev: e.bdev, transport: 'vhost_user_blk' } };
+          : {
+              block: {
+                readonly: e.readonly === true,
+                bdev: e.bdev,
+                packed_ring: c.packedRing,
+                transport: 'vhost_user_blk',
+              },
+            };
       return {
         ctrlr: c.name,
         cpumask: c.cpumask === '' ? '0x1' : c.cpumask,

@@ -15,6 +15,8 @@ const MAX_HI = 2 ** 21;
  */
 export class Chain {
   head = 0;
+  /** Ring descriptors the chain took (packed rings advance the used index by it). */
+  ndesc = 1;
   count = 0;
   readonly iov: Uint8Array[] = new Array(MAX_SEGMENTS);
   /** 1 where the segment is device-writable. */
@@ -26,6 +28,7 @@ export class Chain {
 
   reset(head: number): void {
     this.head = head;
+    this.ndesc = 1;
     this.count = 0;
     this.readBytes = 0;
     this.writeBytes = 0;
@@ -60,13 +63,10 @@ export interface QueueStats {
 }
 
 /**
- * The device side of a split virtqueue (virtio 1.x §2.7) over guest memory. Ring memory is
- * located once when the queue starts (each part wholly inside one region, correctly aligned);
- * descriptors and buffers are bounds checked on every use. Hostile rings: a bad avail index or
- * head marks the queue broken (it stops); a bad chain (outside memory, a loop, too long, bad
- * indirect table) is completed with length 0 and counted.
+ * What every virtqueue layout shares: state the controller sets from vhost-user messages, the
+ * notifiers, counters, and the device-facing operations.
  */
-export class SplitQueue {
+export abstract class VirtQueue {
   readonly index: number;
   size = 0;
   /** Queue is started (addresses set, size set, kick received or enabled). */
@@ -78,14 +78,56 @@ export class SplitQueue {
   callFd = -1;
   kickFd = -1;
   errFd = -1;
-  /** Next avail entry to take, and next used entry to fill (both set by SET_VRING_BASE). */
-  lastAvail = 0;
-  usedIdx = 0;
   eventIdx = false;
   indirect = false;
   inflight = 0;
   readonly stats: QueueStats = { requests: 0, badChains: 0, interrupts: 0 };
   addr: QueueAddresses = { desc: 0, avail: 0, used: 0 };
+
+  constructor(index: number) {
+    this.index = index;
+  }
+
+  /** Locate the ring in guest memory and start; null, or why it cannot start (nothing touched). */
+  abstract start(mem: GuestMemory, size: number, addr: QueueAddresses): string | null;
+  /** Stop the ring (GET_VRING_BASE, reset): keeps the indices for the reply. */
+  abstract stop(): void;
+  /** Take the next available chain; false when none (or broken). It may carry `error`. */
+  abstract pop(chain: Chain): boolean;
+  /** Return a chain to the driver with `len` bytes written. Signalling waits for `publish`. */
+  abstract push(chain: Chain, len: number): void;
+  /** Make completions visible; returns whether the driver wants an interrupt now. */
+  abstract publish(): boolean;
+  /** The vring base as GET_VRING_BASE reports it. */
+  abstract get base(): number;
+  /** SET_VRING_BASE. */
+  abstract setBase(num: number): void;
+
+  protected fail(why: string): void {
+    this.broken = `queue ${this.index}: ${why}`;
+    this.running = false;
+  }
+
+  /** Signal the call eventfd (the driver's interrupt). */
+  signal(): void {
+    if (this.callFd >= 0) {
+      eventfdWrite(this.callFd);
+      this.stats.interrupts++;
+    }
+  }
+}
+
+/**
+ * The device side of a split virtqueue (virtio 1.x §2.7) over guest memory. Ring memory is
+ * located once when the queue starts (each part wholly inside one region, correctly aligned);
+ * descriptors and buffers are bounds checked on every use. Hostile rings: a bad avail index or
+ * head marks the queue broken (it stops); a bad chain (outside memory, a loop, too long, bad
+ * indirect table) is completed with length 0 and counted.
+ */
+export class SplitQueue extends VirtQueue {
+  /** Next avail entry to take, and next used entry to fill (both set by SET_VRING_BASE). */
+  lastAvail = 0;
+  usedIdx = 0;
 
   #mem: GuestMemory | null = null;
   #descBytes: Uint8Array = new Uint8Array(0);
@@ -96,14 +138,15 @@ export class SplitQueue {
   #publishedIdx = 0;
   #pendingSignal = false;
 
-  constructor(index: number) {
-    this.index = index;
+  get base(): number {
+    return this.lastAvail;
   }
 
-  /**
-   * Locate the ring in guest memory and start. Returns null, or why it cannot start (then
-   * nothing is touched).
-   */
+  setBase(num: number): void {
+    this.lastAvail = num & 0xffff;
+    this.usedIdx = this.lastAvail;
+  }
+
   start(mem: GuestMemory, size: number, addr: QueueAddresses): string | null {
     if (!Number.isInteger(size) || size < 1 || size > Vring.MaxSize || (size & (size - 1)) !== 0) {
       return `queue ${this.index}: size ${size} is not a power of two in 1..${Vring.MaxSize}`;
@@ -133,7 +176,6 @@ export class SplitQueue {
     return null;
   }
 
-  /** Stop the ring (GET_VRING_BASE, reset): keeps the indices for the reply. */
   stop(): void {
     this.running = false;
     this.draining = false;
@@ -150,27 +192,18 @@ export class SplitQueue {
     return (this.#avail[1] - this.lastAvail) & 0xffff;
   }
 
-  #break(why: string): void {
-    this.broken = `queue ${this.index}: ${why}`;
-    this.running = false;
-  }
-
-  /**
-   * Take the next available chain into `chain`. Returns false when there is none or the ring is
-   * broken. A returned chain may carry `error` (complete it with length 0).
-   */
   pop(chain: Chain): boolean {
     if (!this.running || this.draining) return false;
     const availIdx = this.#avail[1];
     const n = (availIdx - this.lastAvail) & 0xffff;
     if (n === 0) return false;
     if (n > this.size) {
-      this.#break(`avail index ${availIdx} is ${n} entries ahead of ${this.lastAvail} (size ${this.size})`);
+      this.fail(`avail index ${availIdx} is ${n} entries ahead of ${this.lastAvail} (size ${this.size})`);
       return false;
     }
     const head = this.#avail[2 + (this.lastAvail & (this.size - 1))];
     if (head >= this.size) {
-      this.#break(`avail ring names descriptor ${head} (size ${this.size})`);
+      this.fail(`avail ring names descriptor ${head} (size ${this.size})`);
       return false;
     }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
@@ -236,17 +269,15 @@ export class SplitQueue {
     }
   }
 
-  /** Return a chain to the driver with `len` bytes written. Signalling waits for `flush`. */
-  push(head: number, len: number): void {
+  push(chain: Chain, len: number): void {
     if (!this.running) return;
     const slot = this.usedIdx & (this.size - 1);
-    this.#used32[1 + 2 * slot] = head;
+    this.#used32[1 + 2 * slot] = chain.head;
     this.#used32[2 + 2 * slot] = len;
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     this.#pendingSignal = true;
   }
 
-  /** Publish the used index; returns whether the driver wants an interrupt now. */
   publish(): boolean {
     if (!this.#pendingSignal || !this.running) return false;
     this.#pendingSignal = false;
@@ -258,16 +289,8 @@ export class SplitQueue {
     if (this.eventIdx) return needEvent(this.#avail[2 + this.size], this.usedIdx, old);
     return (this.#avail[0] & Vring.AvailFNoInterrupt) === 0;
   }
-
-  /** Signal the call eventfd (the driver's interrupt). */
-  signal(): void {
-    if (this.callFd >= 0) {
-      eventfdWrite(this.callFd);
-      this.stats.interrupts++;
-    }
-  }
 }
 
-function rd32(b: Uint8Array, o: number): number {
+export function rd32(b: Uint8Array, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }

@@ -4,6 +4,7 @@ import { RamBackend } from '@storkit/scsi';
 import { expect } from 'chai';
 
 import { BlkDevice, VhostController, VhostScsiDevice } from '../src/index.js';
+import { PackedQueue } from '../src/packed.js';
 import { bootGuest, type GuestRun } from './guest.js';
 import { harness, pattern, sockPath, until } from './helpers.js';
 
@@ -147,6 +148,61 @@ describe('target restart with the guest reconnecting', function () {
       expect(Buffer.from(ram.data.subarray(2 << 20, 3 << 20)).equals(Buffer.from(s, 'latin1'))).to.equal(
         true,
       );
+    } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
+
+describe('a QEMU guest (TCG) using packed virtqueues', function () {
+  this.timeout(240_000);
+
+  it('negotiates VIRTIO_F_RING_PACKED and reads, writes and verifies through packed rings', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc3', blockSize: 512, numBlocks: 32768 });
+    ram.data.set(pattern(8 << 20, 44));
+    const head = md5(ram.data.subarray(0, 8 << 20));
+    const path = sockPath('guest-packed');
+    const ctrl = new VhostController({
+      name: 'vhost.3',
+      socketPath: path,
+      device: new BlkDevice(ram, { numQueues: 2 }),
+      packedRing: true,
+    });
+    ctrl.start();
+    try {
+      let run: GuestRun | null = null;
+      let sawPacked = false;
+      let negotiated = 0n;
+      const seen: string[] = [];
+      bootGuest({ socket: path, type: 'blk', workload: 'rw.sh', packed: true }).done.then((r) => {
+        run = r;
+      });
+      await until(
+        h,
+        () => {
+          sawPacked ||= ctrl.queues[0] instanceof PackedQueue && ctrl.queues[0].running;
+          if (ctrl.features !== 0n && ctrl.features !== negotiated) {
+            negotiated = ctrl.features;
+            seen.push(negotiated.toString(16));
+          }
+          return run !== null;
+        },
+        'guest',
+        200_000,
+      );
+      const r = run as unknown as GuestRun;
+      expect(r.results, r.log.slice(-3000)).to.include('END rc=0');
+      expect(
+        sawPacked,
+        `features ${seen.join(',')} offered 0x${ctrl.offeredFeatures.toString(16)} ${ctrl.lastError} ${r.log.slice(-1500)}`,
+      ).to.equal(true);
+      expect(field(r, 'md5 head:')).to.equal(head);
+      const pat = guestPattern();
+      expect(field(r, 'verify OK md5=')).to.equal(md5(pat));
+      expect(Buffer.from(ram.data.subarray(4 << 20, 8 << 20)).equals(pat)).to.equal(true);
+      expect(ctrl.stats.protocolErrors).to.equal(0);
     } finally {
       ctrl.close();
       h.close();

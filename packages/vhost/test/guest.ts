@@ -49,6 +49,8 @@ export interface GuestOptions {
   onResult?: (line: string) => void;
   /** Guest reconnects when the socket goes away and comes back (target restart). */
   reconnect?: boolean;
+  /** Ask the guest for packed virtqueues. */
+  packed?: boolean;
 }
 
 /**
@@ -60,12 +62,13 @@ export function bootGuest(opts: GuestOptions): { done: Promise<GuestRun>; kill: 
     opts.type === 'blk'
       ? 'vhost-user-blk-pci,chardev=c0,num-queues=2'
       : 'vhost-user-scsi-pci,chardev=c0,num_queues=1';
+  const device = opts.packed ? `${dev},packed=on` : dev;
   const chardev = `socket,id=c0,path=${opts.socket}${opts.reconnect ? ',reconnect=1' : ''}`;
   // biome-ignore format: one QEMU option per line
   const args = [
     '-accel', 'tcg', '-m', '256', '-smp', '1',
     '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
-    '-chardev', chardev, '-device', dev,
+    '-chardev', chardev, '-device', device,
     '-kernel', kernel() as string, '-initrd', initrd(opts.workload),
     '-append', `console=ttyS0 quiet panic=-1 vhdev=${opts.type}`,
     '-nographic', '-no-reboot', '-nic', 'none',

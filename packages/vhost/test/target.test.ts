@@ -97,7 +97,7 @@ describe('VhostTarget: SPDK vhost RPC surface', () => {
         socket: `${dir}/vhost.0`,
       });
       expect(list[0].backend_specific).to.deep.equal({
-        block: { readonly: false, bdev: 'Malloc0', transport: 'vhost_user_blk' },
+        block: { readonly: false, bdev: 'Malloc0', packed_ring: false, transport: 'vhost_user_blk' },
       });
       expect(list[1].backend_specific).to.deep.equal({
         scsi: [
