@@ -104,6 +104,8 @@ export class Connection {
   readonly #cmds = new Map<number, IscsiCmd>();
   readonly #free: IscsiCmd[] = [];
   readonly #r2tPool: R2t[] = [];
+  /** Data-Out that arrived for commands still waiting for their CmdSN, by ITT. */
+  readonly #early = new Map<number, Uint8Array[]>();
   readonly #onPdu = (p: Pdu, d: number) => this.#handle(p, d);
   readonly #taskDone = (t: ScsiTask) => this.#complete(t as IscsiCmd);
   #nextTtt = 1;
@@ -155,6 +157,7 @@ export class Connection {
       c.conn = null;
     }
     this.#cmds.clear();
+    this.#early.clear();
     this.target.connections.delete(this);
     this.session?.connectionGone(this);
   }
@@ -183,13 +186,7 @@ export class Connection {
   /** Re-runs a PDU stashed by the session until its CmdSN came up. */
   replay(bytes: Uint8Array): void {
     if (this.state !== 'full') return;
-    const p = new Pdu();
-    p.buf = bytes;
-    p.off = 0;
-    p.ahsLength = bytes[F.TotalAhsLength] * 4;
-    p.dataLength = (bytes[5] << 16) | (bytes[6] << 8) | bytes[7];
-    p.dataOff = BHS_LENGTH + p.ahsLength;
-    this.#dispatchOrdered(p, true);
+    this.#dispatchOrdered(pduFromCompact(bytes), true);
   }
 
   // ---- receive dispatch
@@ -251,7 +248,9 @@ export class Connection {
     const where = s.classify(cmdSn);
     if (where < 0) return;
     if (where > 0) {
-      s.stash(cmdSn, this, p.buf.subarray(p.off, p.dataOff + p.dataLength));
+      s.stash(cmdSn, this, compactPdu(p));
+      // Unsolicited Data-Out for it may arrive before its turn: keep that too (see #dataOut).
+      if (p.opcode === IOp.ScsiCommand && !this.#early.has(p.itt)) this.#early.set(p.itt, []);
       return;
     }
     s.take();
@@ -718,6 +717,11 @@ export class Connection {
     c.unsolicitedDone = c.received >= c.firstBurstEnd || (flags & FLAG_FINAL) !== 0;
     c.nextR2tOffset = c.unsolicitedDone ? c.received : c.firstBurstEnd;
     this.#progressWrite(c);
+    const early = this.#early.get(itt);
+    if (early) {
+      this.#early.delete(itt);
+      for (const b of early) if (c.conn === this && !c.executing) this.#dataOut(pduFromCompact(b));
+    }
   }
 
   /** After more data arrived: execute when complete, else keep R2Ts outstanding. */
@@ -762,6 +766,17 @@ export class Connection {
 
   #dataOut(p: Pdu): void {
     const c = this.#cmds.get(p.itt);
+    const early = c ? undefined : this.#early.get(p.itt);
+    if (early) {
+      // The command waits for its CmdSN: hold its unsolicited data, bounded by FirstBurstLength.
+      const held = early.reduce((n, b) => n + b.length, 0);
+      if (held + p.dataLength > this.session!.params.firstBurstLength + BHS_LENGTH * 64) {
+        this.#protocolError(p, 'too much unsolicited data for a waiting command');
+        return;
+      }
+      early.push(compactPdu(p));
+      return;
+    }
     if (!c || c.executing || !c.isWrite) {
       this.#reject(p, RejectReason.InvalidPduField);
       return;
@@ -801,6 +816,11 @@ export class Connection {
       if (c.nextR2tOffset < c.received) c.nextR2tOffset = c.received;
     }
     this.#progressWrite(c);
+  }
+
+  #protocolError(p: Pdu, why: string): void {
+    this.#reject(p, RejectReason.ProtocolError);
+    this.drop(why);
   }
 
   /**
@@ -1146,6 +1166,25 @@ export class Connection {
   get outstanding(): number {
     return this.#cmds.size;
   }
+}
+
+/** A PDU's header segments and data, without digests or padding, as one buffer. */
+function compactPdu(p: Pdu): Uint8Array {
+  const hdr = BHS_LENGTH + p.ahsLength;
+  const out = new Uint8Array(hdr + p.dataLength);
+  out.set(p.buf.subarray(p.off, p.off + hdr), 0);
+  out.set(p.data(), hdr);
+  return out;
+}
+
+function pduFromCompact(bytes: Uint8Array): Pdu {
+  const p = new Pdu();
+  p.buf = bytes;
+  p.off = 0;
+  p.ahsLength = bytes[F.TotalAhsLength] * 4;
+  p.dataLength = (bytes[5] << 16) | (bytes[6] << 8) | bytes[7];
+  p.dataOff = BHS_LENGTH + p.ahsLength;
+  return p;
 }
 
 function findR2t(list: R2t[], ttt: number): R2t | undefined {

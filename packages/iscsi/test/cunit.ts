@@ -73,7 +73,7 @@ export async function startCapture(
   filter: string,
   file: string,
 ): Promise<{ stop(): Promise<void> }> {
-  const child = spawn('tshark', ['-i', iface, '-f', filter, '-w', file], {
+  const child = spawn('tshark', ['-i', iface, '-B', '64', '-f', filter, '-w', file], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const closed = new Promise<void>((r) => child.on('close', () => r()));

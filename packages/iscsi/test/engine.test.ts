@@ -426,4 +426,46 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(rsp.opcode).to.equal(TOp.ScsiResponse);
     expect(rsp.u32(32)).to.equal(rsp.u32(28));
   });
+
+  it('holds unsolicited Data-Out of a command that waits for its CmdSN on another connection (MC/S)', async () => {
+    const { target, ram, iqn } = ramTarget();
+    const a = new TestInitiator(target);
+    const r = a.loginNormal(
+      iqn,
+      [
+        ['MaxConnections', '2'],
+        ['InitialR2T', 'No'],
+        ['ImmediateData', 'No'],
+      ],
+      4,
+    );
+    const tsih = (r.bhs[14] << 8) | r.bhs[15];
+    const b = new TestInitiator(target);
+    b.login(
+      [
+        ['InitiatorName', 'iqn.test:init'],
+        ['TargetName', iqn],
+      ],
+      1,
+      3,
+      true,
+      4,
+      tsih,
+      1,
+    );
+    // CmdSN 2 (a write with its unsolicited data) reaches connection a before CmdSN 1 reaches b.
+    a.cmdSn = 2;
+    const itt = a.itt;
+    a.scsi(WRITE10(5, 1), { write: new Uint8Array(512), unsolicited: true });
+    a.dataOut(itt, 0xffffffff, 0, 0, new Uint8Array(512).fill(0x42), true);
+    expect(a.take()).to.deep.equal([]);
+    b.cmdSn = 1;
+    b.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(b.take().map((g) => g.opcode)).to.deep.equal([TOp.ScsiResponse]);
+    const [rsp] = a.take();
+    expect(rsp.opcode).to.equal(TOp.ScsiResponse);
+    expect(rsp.bhs[3]).to.equal(0);
+    expect(ram.data[5 * 512]).to.equal(0x42);
+  });
 });

@@ -93,11 +93,18 @@ export class TestInitiator {
 
   scsi(
     cdb: number[],
-    opts: { read?: number; write?: Uint8Array; edtl?: number; immediate?: number } = {},
+    opts: {
+      read?: number;
+      write?: Uint8Array;
+      edtl?: number;
+      immediate?: number;
+      unsolicited?: boolean;
+    } = {},
   ): void {
     const b = new Uint8Array(BHS_LENGTH);
     b[0] = 0x01;
-    b[1] = 0x80 | (opts.read !== undefined ? 0x40 : 0) | (opts.write ? 0x20 : 0) | 1;
+    // F=0 announces unsolicited Data-Out PDUs to follow.
+    b[1] = (opts.unsolicited ? 0 : 0x80) | (opts.read !== undefined ? 0x40 : 0) | (opts.write ? 0x20 : 0) | 1;
     put32(b, 16, this.itt++);
     put32(b, 20, opts.edtl ?? opts.read ?? opts.write?.length ?? 0);
     put32(b, 24, this.cmdSn++);
