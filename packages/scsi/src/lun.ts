@@ -781,9 +781,6 @@ export class LogicalUnit {
         this.#fail(task, Asc.LbaOutOfRange);
         return;
       }
-      if (alloc < 24 && alloc !== 0) {
-        // Too small for one descriptor: return the header only.
-      }
       task.cursor = lba;
       if (!this.backend.seekHole || !this.backend.seekData || !this.backend.unmapSupported) {
         this.#lbaStatusDone(task, this.backend.numBlocks, 0);
@@ -875,7 +872,7 @@ export class LogicalUnit {
       b[0] = o - 1;
       b[2] = dsp;
     }
-    this.#dataIn(task, o, allocationLength(cdb) || (ten ? 0 : 0));
+    this.#dataIn(task, o, allocationLength(cdb));
   }
 
   #modeSelect(task: ScsiTask): void {
