@@ -95,12 +95,13 @@ export class VhostUserFrontend {
    * The usual start: owner, features (`want` ∩ offered, plus VERSION_1 and protocol features),
    * protocol features, the memory table. Returns the negotiated features.
    */
-  async negotiate(want: bigint): Promise<bigint> {
+  async negotiate(want: bigint, wantProtocol = 0n): Promise<bigint> {
     await this.request(Req.SetOwner);
     const offered = await this.u64(Req.GetFeatures);
     if (hasBit(offered, Feature.ProtocolFeatures)) {
       const pf = await this.u64(Req.GetProtocolFeatures);
-      const use = pf & bits(ProtocolFeature.Mq, ProtocolFeature.ReplyAck, ProtocolFeature.Config);
+      const use =
+        pf & (bits(ProtocolFeature.Mq, ProtocolFeature.ReplyAck, ProtocolFeature.Config) | wantProtocol);
       await this.request(Req.SetProtocolFeatures, { value: use });
       this.protocolFeatures = use;
     }
@@ -113,6 +114,21 @@ export class VhostUserFrontend {
       ],
     });
     return this.features;
+  }
+
+  /** Hot-add a region of shared memory (ADD_MEM_REG; needs CONFIGURE_MEM_SLOTS). */
+  async addRegion(fd: number, gpa: number, size: number, uva: number): Promise<void> {
+    await this.request(Req.AddMemReg, {
+      fds: [fd],
+      regions: [{ guestPhysAddr: gpa, memorySize: size, userspaceAddr: uva, mmapOffset: 0 }],
+    });
+  }
+
+  /** Hot-remove a region (REM_MEM_REG). */
+  async removeRegion(gpa: number, size: number, uva: number): Promise<void> {
+    await this.request(Req.RemMemReg, {
+      regions: [{ guestPhysAddr: gpa, memorySize: size, userspaceAddr: uva, mmapOffset: 0 }],
+    });
   }
 
   /** Read `size` bytes of the device config space. */

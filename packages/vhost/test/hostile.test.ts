@@ -1,12 +1,13 @@
 import { connect as netConnect } from 'node:net';
 
+import { DmaRegion } from '@storkit/native';
 import { RamBackend } from '@storkit/scsi';
 import { type BlockBackend, type IoCallback, IoStatus } from '@storkit/scsi/backend';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
-import { Blk, Req, Vring } from '../src/spec.js';
+import { Blk, bits, ProtocolFeature, Req, Vring } from '../src/spec.js';
 import { MAX_SEGMENTS } from '../src/virtqueue.js';
 import { harness, io, pattern, pumper, sockPath, until } from './helpers.js';
 import { DATA, MockBlk } from './mock.js';
@@ -271,5 +272,48 @@ describe('hostile frontends and guests', () => {
     expect(m.q.usedIdx()).to.equal(2);
     expect(Req.GetVringBase).to.equal(11);
     m.close();
+  });
+});
+
+describe('memory hot add and remove (CONFIGURE_MEM_SLOTS)', () => {
+  it('serves buffers in an added region, refuses them once it is removed, and answers GET_MAX_MEM_SLOTS', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 2048 });
+    const path = sockPath('hotadd');
+    const ctrl = new VhostController({ name: 'hot', socketPath: path, device: new BlkDevice(ram) });
+    ctrl.start();
+    const extra = DmaRegion.create(65536, { hugepages: 'never' });
+    try {
+      const m = await MockBlk.open(h, path, { protocol: bits(ProtocolFeature.ConfigureMemSlots) });
+      expect(await m.fe.u64(Req.GetMaxMemSlots)).to.equal(32n);
+      const gpa = 1 << 24;
+      await m.fe.addRegion(extra.fd, gpa, 65536, 0x2000_0000_0000);
+      expect(ctrl.memory.regions.length).to.equal(2);
+      extra.bytes.set(pattern(4096, 21), 4096);
+      const segs = m.request(Blk.T.Out, 40, 4096);
+      segs[1] = { addr: gpa + 4096, len: 4096, write: false };
+      m.q.add(segs);
+      let [[, len]] = await m.complete(1);
+      expect(len).to.equal(1);
+      expect(
+        Buffer.from(ram.data.subarray(40 * 512, 48 * 512)).equals(Buffer.from(pattern(4096, 21))),
+      ).to.equal(true);
+      await m.fe.removeRegion(gpa, 65536, 0x2000_0000_0000);
+      expect(ctrl.memory.regions.length).to.equal(1);
+      m.q.add(segs);
+      [[, len]] = await m.complete(1);
+      expect(len).to.equal(0);
+      // A region overlapping guest memory already mapped is refused (REPLY_ACK failure).
+      const err = await m.fe.addRegion(extra.fd, 4096, 65536, 0x3000_0000_0000).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.message).to.match(/refused/);
+      m.close();
+    } finally {
+      extra.close();
+      ctrl.close();
+      h.close();
+    }
   });
 });

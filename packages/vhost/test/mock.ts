@@ -27,13 +27,13 @@ export class MockBlk {
   static async open(
     h: TestHarness,
     path: string,
-    opts: { queueSize?: number; eventIdx?: boolean } = {},
+    opts: { queueSize?: number; eventIdx?: boolean; protocol?: bigint } = {},
   ): Promise<MockBlk> {
     const fe = VhostUserFrontend.connect(path, { memSize: 1 << 20, pump: pumper(h) });
     const want =
       bits(Feature.RingIndirectDesc, Blk.Feature.Flush, Blk.Feature.BlkSize) |
       (opts.eventIdx ? bits(Feature.RingEventIdx) : 0n);
-    const f = await fe.negotiate(want);
+    const f = await fe.negotiate(want, opts.protocol ?? 0n);
     const size = opts.queueSize ?? 16;
     const q = new DriverQueue(fe.memory.bytes, 0, 0, size);
     q.eventIdx = (f & bits(Feature.RingEventIdx)) !== 0n;
