@@ -89,8 +89,9 @@ export class Reactor implements ThreadHost, LocalReactor {
     for (let i = 0; i < src.length; i++) busy += src[i](now);
     const ts = this.threads;
     // One clock read per thread (SPDK passes each thread's end time on as the next one's start):
-    // the reactor's own accounting and the loop's next iteration reuse the last reading.
-    let t0 = now;
+    // the reactor's own accounting and the loop's next iteration reuse the last reading. Handlers
+    // run from the rings count as reactor busy time, not as the first thread's.
+    let t0 = busy > 0 ? this.clock.now() : now;
     let polled = 0;
     // A thread that exits during its poll leaves the array: revisit the index it vacated.
     for (let i = 0; i < ts.length; i++) {
