@@ -1,8 +1,8 @@
 import { type MethodSpec, RpcServer, registerBuiltins } from '@storkit/rpc';
 
-import { bdevSubsystem } from './bdev-subsystem.js';
 import type { ReactorControl } from './control.js';
 import { frameworkMethods } from './framework.js';
+import { SUBSYSTEMS } from './registry.js';
 import { VERSION } from './version.js';
 
 const idle: ReactorControl = {
@@ -25,6 +25,6 @@ export function methodCatalog(): MethodSpec[] {
     tickRate: 1,
   }))
     s.register(m);
-  for (const m of bdevSubsystem(idle).methods) s.register(m);
+  for (const f of SUBSYSTEMS) for (const m of f(idle).methods) s.register(m);
   return s.methods();
 }

@@ -4,6 +4,7 @@ export { applyConfig, ConfigError, parseConfig, type SpdkConfig, saveConfig } fr
 export { AppControl, type ReactorControl } from './control.js';
 export { type FrameworkHost, frameworkMethods } from './framework.js';
 export { Logger, type LogLevel } from './log.js';
+export { REACTOR_MODULES, SUBSYSTEMS } from './registry.js';
 export type { AppSubsystem, ConfigEntry } from './subsystem.js';
 export { Target, type TargetOptions } from './target.js';
 export { VERSION } from './version.js';

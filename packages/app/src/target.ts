@@ -2,11 +2,11 @@
 import { type App, type AppResult, startApp } from '@storkit/reactor';
 import { RpcServer, registerBuiltins } from '@storkit/rpc';
 
-import { bdevSubsystem } from './bdev-subsystem.js';
 import { applyConfig, type SpdkConfig } from './config.js';
 import { AppControl } from './control.js';
 import { frameworkMethods } from './framework.js';
 import { Logger } from './log.js';
+import { REACTOR_MODULES, SUBSYSTEMS } from './registry.js';
 import type { AppSubsystem } from './subsystem.js';
 import { VERSION } from './version.js';
 
@@ -29,9 +29,6 @@ export interface TargetOptions {
   signals?: boolean;
 }
 
-/** Modules every reactor imports: the reactor side of each subsystem. */
-const REACTOR_MODULES = [new URL('./reactor-modules/bdev.js', import.meta.url)];
-
 export class Target {
   readonly server: RpcServer;
   readonly log: Logger;
@@ -49,7 +46,7 @@ export class Target {
     this.#opts = opts;
     this.log = opts.log ?? new Logger();
     this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l) });
-    this.subsystems = [bdevSubsystem(this.#ctl)];
+    this.subsystems = SUBSYSTEMS.map((f) => f(this.#ctl));
     this.done = new Promise((r) => {
       this.#resolveDone = r;
     });
@@ -112,7 +109,7 @@ export class Target {
     const app = await startApp({
       mask: this.#opts.mask,
       cores: this.#opts.cores,
-      modules: REACTOR_MODULES,
+      modules: [...REACTOR_MODULES],
       signals: false,
       loop: this.#opts.loop,
     });
