@@ -144,7 +144,9 @@ export class VhostUserFrontend {
   /** Start queue `index` with rings at guest addresses desc/avail/used; returns its call eventfd. */
   async startQueue(index: number, size: number, desc: number, avail: number, used: number): Promise<number> {
     await this.request(Req.SetVringNum, { index, num: size });
-    await this.request(Req.SetVringBase, { index, num: 0 });
+    // Packed rings start with both wrap counters set (bits 15 and 31).
+    const base = hasBit(this.features, Feature.RingPacked) ? 0x8000_8000 : 0;
+    await this.request(Req.SetVringBase, { index, num: base });
     await this.request(Req.SetVringAddr, {
       index,
       addr: {

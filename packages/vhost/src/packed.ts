@@ -45,11 +45,6 @@ export class PackedQueue extends VirtQueue {
     this.availWrap = (num & 0x8000) !== 0;
     this.usedIdx = (num >>> 16) & 0x7fff;
     this.usedWrap = (num & 0x80000000) !== 0;
-    // QEMU sends only the low half for a fresh ring: used starts where avail does.
-    if (num >>> 16 === 0 && num !== 0) {
-      this.usedIdx = this.lastAvail;
-      this.usedWrap = this.availWrap;
-    }
   }
 
   start(mem: GuestMemory, size: number, addr: QueueAddresses): string | null {

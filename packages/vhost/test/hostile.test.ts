@@ -6,8 +6,9 @@ import { type BlockBackend, type IoCallback, IoStatus } from '@storkit/scsi/back
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
-import { Blk, bits, ProtocolFeature, Req, Vring } from '../src/spec.js';
+import { BlkDevice, VhostController, VhostUserFrontend, VirtioUserBlk } from '../src/index.js';
+import { PackedQueue } from '../src/packed.js';
+import { Blk, bits, Feature, ProtocolFeature, Req, Vring } from '../src/spec.js';
 import { MAX_SEGMENTS } from '../src/virtqueue.js';
 import { harness, io, pattern, pumper, sockPath, until } from './helpers.js';
 import { DATA, MockBlk } from './mock.js';
@@ -312,6 +313,94 @@ describe('memory hot add and remove (CONFIGURE_MEM_SLOTS)', () => {
       m.close();
     } finally {
       extra.close();
+      ctrl.close();
+      h.close();
+    }
+  });
+});
+
+describe('hostile packed rings', () => {
+  const SIZE = 16;
+  const DRV = 0x1000;
+  const DEV = 0x1010;
+  const AVAIL = 1 << 7;
+  const USED = 1 << 15;
+
+  async function openPacked(h: ReturnType<typeof harness>, path: string) {
+    const fe = VhostUserFrontend.connect(path, { memSize: 1 << 20, pump: pumper(h) });
+    const f = await fe.negotiate(bits(Feature.RingPacked, Feature.RingIndirectDesc));
+    expect(f & bits(Feature.RingPacked)).to.equal(bits(Feature.RingPacked));
+    await fe.startQueue(0, SIZE, 0, DRV, DEV);
+    const dv = new DataView(fe.memory.buffer);
+    /** Descriptor at ring slot `i`, made available for wrap counter 1. */
+    const desc = (i: number, addr: number, len: number, id: number, flags: number) => {
+      dv.setUint32(16 * i, addr % 2 ** 32, true);
+      dv.setUint32(16 * i + 4, Math.floor(addr / 2 ** 32), true);
+      dv.setUint32(16 * i + 8, len, true);
+      dv.setUint16(16 * i + 12, id, true);
+      dv.setUint16(16 * i + 14, flags | AVAIL, true);
+    };
+    const usedAt = async (i: number): Promise<{ id: number; len: number }> => {
+      await until(
+        h,
+        () => (dv.getUint16(16 * i + 14, true) & (AVAIL | USED)) === (AVAIL | USED),
+        `used slot ${i}`,
+      );
+      return { id: dv.getUint16(16 * i + 12, true), len: dv.getUint32(16 * i + 8, true) };
+    };
+    return { fe, dv, desc, usedAt, mem: fe.memory.bytes };
+  }
+
+  it('serve good chains and complete wild, nested-indirect ones with length 0; an endless chain breaks the queue', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 2048 });
+    const path = sockPath('packed');
+    const ctrl = new VhostController({
+      name: 'p',
+      socketPath: path,
+      device: new BlkDevice(ram),
+      packedRing: true,
+    });
+    ctrl.start();
+    try {
+      const p = await openPacked(h, path);
+      expect(ctrl.queues[0]).to.be.instanceOf(PackedQueue);
+      // A good OUT request: header, data, status in slots 0-2, buffer id 7.
+      p.dv.setUint32(DATA, Blk.T.Out, true);
+      p.dv.setBigUint64(DATA + 8, 3n, true);
+      p.mem.set(pattern(512, 5), DATA + 4096);
+      p.desc(2, DATA + 512, 1, 7, Vring.DescFWrite);
+      p.desc(1, DATA + 4096, 512, 7, Vring.DescFNext);
+      p.desc(0, DATA, 16, 7, Vring.DescFNext);
+      expect(await p.usedAt(0)).to.deep.equal({ id: 7, len: 1 });
+      expect(Buffer.from(ram.data.subarray(3 * 512, 4 * 512)).equals(Buffer.from(pattern(512, 5)))).to.equal(
+        true,
+      );
+      // A buffer outside memory (slots 3-4), id 8: the used entry goes to slot 3 (after the 3 of the first chain).
+      p.desc(4, 2 ** 40, 512, 8, Vring.DescFWrite);
+      p.desc(3, DATA, 16, 8, Vring.DescFNext);
+      expect(await p.usedAt(3)).to.deep.equal({ id: 8, len: 0 });
+      // A nested indirect table (slot 5), id 9.
+      const t = DATA + 0x8000;
+      p.dv.setBigUint64(t, BigInt(t), true);
+      p.dv.setUint32(t + 8, 16, true);
+      p.dv.setUint16(t + 14, Vring.DescFIndirect, true);
+      p.desc(5, t, 16, 9, Vring.DescFIndirect);
+      expect(await p.usedAt(5)).to.deep.equal({ id: 9, len: 0 });
+      // A chain that never ends: every remaining slot says NEXT.
+      for (let i = SIZE - 1; i >= 6; i--) p.desc(i, DATA, 16, 10, Vring.DescFNext);
+      for (let i = 0; i < 6; i++) p.desc(i, DATA, 16, 10, Vring.DescFNext);
+      await until(
+        h,
+        () =>
+          ctrl.lastError?.includes('longer than the ring') === true ||
+          ctrl.lastError?.includes('not available') === true,
+        'broken',
+      );
+      expect(ctrl.queues[0].running).to.equal(false);
+      p.fe.close();
+      await until(h, () => !ctrl.connected, 'disconnect');
+    } finally {
       ctrl.close();
       h.close();
     }
