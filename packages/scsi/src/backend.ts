@@ -42,6 +42,11 @@ export interface BlockBackendInfo {
   readonly writeCache: boolean;
   /** Thin provisioned: UNMAP / WRITE SAME with UNMAP deallocate, and read back zeroes. */
   readonly unmapSupported: boolean;
+  /**
+   * Physical block size in bytes (SPDK's phys_blocklen): a power-of-two multiple of `blockSize`.
+   * Absent: equal to `blockSize`.
+   */
+  readonly physicalBlockSize?: number;
   /** Optimal I/O boundary in blocks (0 when none). */
   readonly optimalIoBoundary: number;
   /** Rejects writes (served as write protected). */

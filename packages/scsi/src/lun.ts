@@ -771,6 +771,9 @@ export class LogicalUnit {
       b.fill(0, 0, 32);
       put64(b, 0, this.backend.numBlocks - 1);
       put32(b, 8, this.backend.blockSize);
+      // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+      b[13] =
+        Math.log2((this.backend.physicalBlockSize ?? this.backend.blockSize) / this.backend.blockSize) & 0x0f;
       if (this.backend.unmapSupported) b[14] = 0xc0; // LBPME, LBPRZ
       this.#dataIn(task, 32, alloc);
       return;

@@ -11,6 +11,7 @@ export interface RamBackendOptions {
   optimalIoBoundary?: number;
   readOnly?: boolean;
   atomicWriteBlocks?: number;
+  physicalBlockSize?: number;
 }
 
 const QUEUE_SIZE = 1024;
@@ -28,6 +29,7 @@ export class RamBackend implements BlockBackend {
   readonly writeCache: boolean;
   readonly unmapSupported: boolean;
   readonly optimalIoBoundary: number;
+  readonly physicalBlockSize: number;
   readonly readOnly: boolean;
   /** Data moves in one synchronous copy at submit, so any write is atomic. */
   readonly atomicWriteBlocks: number;
@@ -59,6 +61,14 @@ export class RamBackend implements BlockBackend {
     this.unmapSupported = opts.unmapSupported ?? true;
     this.optimalIoBoundary = opts.optimalIoBoundary ?? 0;
     this.readOnly = opts.readOnly ?? false;
+    const phys = opts.physicalBlockSize ?? opts.blockSize;
+    if (phys < opts.blockSize || phys % opts.blockSize !== 0 || (phys & (phys - 1)) !== 0) {
+      throw new ScsiError(
+        'EINVAL_BLOCK_SIZE',
+        `physical block size ${phys} is not a power-of-two multiple of ${opts.blockSize}`,
+      );
+    }
+    this.physicalBlockSize = phys;
     this.atomicWriteBlocks = opts.atomicWriteBlocks ?? 256;
     this.data = new Uint8Array(opts.blockSize * opts.numBlocks);
     this.#mapped = new Uint8Array(opts.numBlocks);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Asc, Op, SenseKey, Status } from '../src/index.js';
+import { Asc, Op, RamBackend, ScsiDevice, SenseKey, Status } from '../src/index.js';
 import { be32, makeDevice, nexus, run, rw10, rw16 } from './helpers.js';
 
 describe('scsi: logical unit commands', () => {
@@ -54,6 +54,29 @@ describe('scsi: logical unit commands', () => {
     ]);
     expect(be32(r16.data, 4)).to.equal(999);
     expect(r16.data[14] & 0x80).to.equal(0x80);
+    expect(r16.data[13] & 0x0f, 'one logical block per physical block').to.equal(0);
+    const ram = new RamBackend({ name: 'p', blockSize: 512, numBlocks: 64, physicalBlockSize: 4096 });
+    const d = new ScsiDevice('iqn.test:phys');
+    d.addLun(0, ram);
+    const p16 = await run(d, nexus(), [
+      Op.ServiceActionIn16,
+      0x10,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      32,
+      0,
+      0,
+    ]);
+    expect(p16.data[13] & 0x0f, 'LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT').to.equal(3);
   });
 
   it('writes and reads back through WRITE(10)/READ(16)', async () => {
