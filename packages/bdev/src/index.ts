@@ -15,6 +15,7 @@ export {
 export type { BdevDesc, BdevEventCb, BdevTimeoutCb } from './desc.js';
 export { bdevRegisterDmaRegion, bdevUnregisterDmaRegion } from './dma-buffers.js';
 export { BdevError, type BdevErrorCode } from './errors.js';
+export { bdevInfoJson } from './info.js';
 export {
   bdevAbort,
   bdevCompareAndWritev,

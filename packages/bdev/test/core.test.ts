@@ -9,6 +9,7 @@ import {
   bdevFlush,
   bdevGetByName,
   bdevGetIostat,
+  bdevInfoJson,
   bdevOpenExt,
   bdevRead,
   bdevReadv,
@@ -51,6 +52,21 @@ describe('bdev core', () => {
     expect(replay.uuid).to.equal(b?.uuid);
     expect(replay.storkit_region).to.be.a('number');
     bdevAliasAdd(b!, 'alias0');
+    const info = bdevInfoJson(b!);
+    expect(info).to.include({
+      name: 'M0',
+      block_size: 512,
+      num_blocks: 64,
+      claimed: false,
+      product_name: 'Malloc disk',
+    });
+    expect(info.aliases).to.deep.equal(['alias0']);
+    expect(info.supported_io_types).to.include({
+      read: true,
+      write: true,
+      compare_and_write: true,
+      abort: false,
+    });
     expect(bdevGetByName('alias0')).to.equal(b);
     expect(() => bdevMallocCreate({ name: 'alias0', num_blocks: 8, block_size: 512 })).to.throw(
       BdevError,
