@@ -12,7 +12,7 @@ import {
 } from '@storkit/reactor';
 import type { Bdev, BdevModule } from '../bdev.js';
 import type { BdevIo } from '../bdev-io.js';
-import type { BdevChannel } from '../channel.js';
+import { type BdevChannel, withThreadBatchClock } from '../channel.js';
 import type { BdevDesc } from '../desc.js';
 import { BdevError } from '../errors.js';
 import { bdevIoComplete, nowTicks } from '../io-path.js';
@@ -81,7 +81,8 @@ class DelayChannel {
   writes = 0;
   constructor(d: Delay, desc: BdevDesc) {
     this.base = bdevGetIoChannel(desc);
-    this.poller = requireThread('delay channel').registerPoller(() => release(this), 0, `delay/${d.name}`);
+    const t = requireThread('delay channel');
+    this.poller = t.registerPoller(() => withThreadBatchClock(t, release, this), 0, `delay/${d.name}`);
   }
 }
 

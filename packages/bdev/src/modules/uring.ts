@@ -14,13 +14,21 @@ import {
   POLLER_IDLE,
   type Poller,
   registerPoller,
+  type Thread,
 } from '@storkit/reactor';
 import type { BdevModule } from '../bdev.js';
 import type { BdevIo } from '../bdev-io.js';
+import { withThreadBatchClock } from '../channel.js';
 import { dmaRegionOf } from '../dma-buffers.js';
 import { BdevError } from '../errors.js';
 import { bdevIoComplete } from '../io-path.js';
-import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
+import {
+  bdevGetByName,
+  bdevModuleRegister,
+  bdevRegister,
+  bdevUnregister,
+  requireThread,
+} from '../registry.js';
 import { IoStatus, IoType } from '../types.js';
 import { type Created, ParamReader } from './params.js';
 
@@ -84,8 +92,10 @@ class RingChannel {
   zeroRegion: DmaRegion | null = null;
   zeroSlot = -1;
   readonly onComplete: (ud: number, res: number) => void;
+  readonly thread: Thread;
 
   constructor() {
+    this.thread = requireThread('bdev_uring channel');
     this.ring = new Uring(RING_ENTRIES);
     const cap = RING_ENTRIES * 4;
     this.owner = new Array(cap).fill(null);
@@ -145,8 +155,12 @@ function moduleChannel(): IoChannel<unknown> {
 function pollRing(ch: RingChannel): number {
   let n = 0;
   if (ch.ring.prepared > 0) n += ch.ring.submit();
-  n += ch.ring.reap(ch.onComplete);
+  n += withThreadBatchClock(ch.thread, reapAll, ch);
   return n > 0 ? POLLER_BUSY : POLLER_IDLE;
+}
+
+function reapAll(ch: RingChannel): number {
+  return ch.ring.reap(ch.onComplete);
 }
 
 function complete(ch: RingChannel, ud: number, res: number): void {
