@@ -45,6 +45,9 @@ export declare class VhostListener {
   close(): void
 }
 
+/** Close an fd that was never handed to Node. */
+export declare function closeFd(fd: number): void
+
 /** Number of configured CPUs. */
 export declare function cpuCount(): number
 
@@ -146,6 +149,19 @@ export declare function mmioWrite64(handle: number, offset: number, value: bigin
 
 /** Pin the calling thread (main thread or worker) to exactly these CPUs. */
 export declare function pinThread(cpus: Array<number>): void
+
+/**
+ * Create a TCP socket with SO_REUSEADDR + SO_REUSEPORT, bind it to host:port and listen.
+ * Every worker that does this for the same port gets its share of the connections.
+ */
+export declare function reuseportListen(host: string, port: number, backlog: number): ReuseportListener
+
+/** A listening socket made by `reuseportListen`: hand `fd` to `net.Server.listen({ fd })`. */
+export interface ReuseportListener {
+  fd: number
+  address: string
+  port: number
+}
 
 /** The CPUs the calling thread may run on. */
 export declare function threadAffinity(): Array<number>

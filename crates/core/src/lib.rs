@@ -10,6 +10,7 @@ pub mod error;
 pub mod iova;
 pub mod mem;
 pub mod mmio;
+pub mod net;
 pub mod registry;
 pub mod time;
 pub mod uring;

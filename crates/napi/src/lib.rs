@@ -9,6 +9,7 @@
 mod cpu;
 mod crc;
 mod mem;
+mod net;
 mod time;
 mod uring;
 mod vhost;
