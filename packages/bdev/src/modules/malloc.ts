@@ -1,14 +1,21 @@
 // bdev_malloc: a RAM disk in a DmaRegion. Every reactor's instance of the bdev maps the same
 // region (created by the first, attached by handle on the others), so the data is shared.
 import { DmaRegion } from '@storkit/native';
-import type { IoChannel } from '@storkit/reactor';
+import {
+  getIoChannel,
+  type IoChannel,
+  ioDeviceRegister,
+  POLLER_BUSY,
+  POLLER_IDLE,
+  type Poller,
+  registerPoller,
+} from '@storkit/reactor';
 import type { Bdev, BdevModule } from '../bdev.js';
 import type { BdevIo } from '../bdev-io.js';
 import { BdevError } from '../errors.js';
 import { bdevIoComplete } from '../io-path.js';
 import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
 import { IoStatus, IoType } from '../types.js';
-import { moduleChannel } from './channel-device.js';
 import { type Created, ParamReader } from './params.js';
 import { copyFromIovs, copyToIovs, equalsIovs, ViewCache } from './view-cache.js';
 
@@ -58,31 +65,98 @@ class MallocDisk {
 
 let nextIndex = 0;
 
-function submit(_ch: IoChannel<unknown>, io: BdevIo): void {
+/**
+ * Per-thread malloc channel: submitted I/O waits in a ring and a poller does the copies of a
+ * whole batch in one tight loop, then completes them (SPDK's malloc completes from a poller too).
+ * Back-to-back copies let the CPU overlap their cache misses; one copy per submit call, separated
+ * by the rest of the I/O path, cannot.
+ */
+class MallocChannel {
+  ios: (BdevIo | null)[] = new Array(256).fill(null);
+  status = new Int8Array(256);
+  head = 0;
+  count = 0;
+  readonly poller: Poller;
+  constructor() {
+    this.poller = registerPoller(() => drain(this), 0, 'bdev_malloc');
+  }
+  push(io: BdevIo): void {
+    if (this.count === this.ios.length) this.grow();
+    this.ios[(this.head + this.count++) & (this.ios.length - 1)] = io;
+  }
+  grow(): void {
+    const n = this.ios.length;
+    const ios: (BdevIo | null)[] = new Array(n * 2).fill(null);
+    for (let i = 0; i < this.count; i++) ios[i] = this.ios[(this.head + i) & (n - 1)];
+    this.ios = ios;
+    this.status = new Int8Array(n * 2);
+    this.head = 0;
+  }
+}
+
+function drain(ch: MallocChannel): number {
+  const n = ch.count;
+  if (n === 0) return POLLER_IDLE;
+  const mask = ch.ios.length - 1;
+  const st = ch.status;
+  // Copies first, back to back; completions after (they may submit more, which wait for the next poll).
+  for (let i = 0; i < n; i++) {
+    const k = (ch.head + i) & mask;
+    st[k] = execute(ch.ios[k] as BdevIo);
+  }
+  const head = ch.head;
+  ch.head = (head + n) & mask;
+  ch.count -= n;
+  for (let i = 0; i < n; i++) {
+    const k = (head + i) & mask;
+    const io = ch.ios[k] as BdevIo;
+    ch.ios[k] = null;
+    bdevIoComplete(io, st[k] as IoStatus);
+  }
+  return POLLER_BUSY;
+}
+
+function execute(io: BdevIo): IoStatus {
   const d = io.bdev.ctxt as MallocDisk;
   const off = io.offsetBlocks * io.bdev.blockSize;
   switch (io.type) {
     case IoType.READ:
       copyToIovs(d.cache, off, io.iovs);
-      break;
+      return IoStatus.SUCCESS;
     case IoType.WRITE:
       copyFromIovs(d.bytes, off, io.iovs);
-      break;
+      return IoStatus.SUCCESS;
     case IoType.WRITE_ZEROES:
     case IoType.UNMAP:
       d.bytes.fill(0, off, off + io.numBlocks * io.bdev.blockSize);
-      break;
+      return IoStatus.SUCCESS;
     case IoType.COMPARE:
-      bdevIoComplete(io, equalsIovs(d.bytes, off, io.iovs) ? IoStatus.SUCCESS : IoStatus.MISCOMPARE);
-      return;
+      return equalsIovs(d.bytes, off, io.iovs) ? IoStatus.SUCCESS : IoStatus.MISCOMPARE;
     case IoType.FLUSH:
     case IoType.RESET:
-      break;
+      return IoStatus.SUCCESS;
     default:
-      bdevIoComplete(io, IoStatus.FAILED);
-      return;
+      return IoStatus.FAILED;
   }
-  bdevIoComplete(io, IoStatus.SUCCESS);
+}
+
+function submit(ch: IoChannel<unknown>, io: BdevIo): void {
+  (ch.ctx as MallocChannel).push(io);
+}
+
+const DEVICE = { name: 'bdev_malloc' };
+let registered = false;
+
+function mallocChannel(): IoChannel<unknown> {
+  if (!registered) {
+    ioDeviceRegister<MallocChannel>(DEVICE, {
+      name: 'bdev_malloc',
+      create: () => new MallocChannel(),
+      destroy: (ch) => ch.ctx.poller.unregister(),
+    });
+    registered = true;
+  }
+  return getIoChannel(DEVICE);
 }
 
 const SUPPORTED = new Set<IoType>([
@@ -144,7 +218,7 @@ export function bdevMallocCreate(params: MallocCreateParams): Created<MallocCrea
       fn: {
         submitRequest: submit,
         ioTypeSupported: (t) => SUPPORTED.has(t),
-        getIoChannel: () => moduleChannel('bdev_malloc'),
+        getIoChannel: mallocChannel,
         destruct: (done) => {
           disk.region.close();
           done();
