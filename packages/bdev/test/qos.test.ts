@@ -1,6 +1,7 @@
 import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 import {
+  bdevAbort,
   bdevGetByName,
   bdevGetQosLimits,
   bdevRead,
@@ -138,6 +139,36 @@ describe('QoS', () => {
     // process can be off-CPU for longer than the 20 ms bucket, and lost time cannot be spent.
     expect(total(jobs) / secs).to.be.within(4000, 5500);
     finish(h, jobs);
+    bdevUnregister(b);
+    h.pollThreads();
+    h.close();
+  });
+
+  it('abort: I/O held back by QoS is aborted at once; an unknown target fails the abort', () => {
+    const h = harness(1);
+    bdevNullCreate({ name: 'Q4', num_blocks: 64, block_size: 4096 });
+    const b = bdevGetByName('Q4')!;
+    bdevSetQosLimit(b, { name: 'Q4', rw_ios_per_sec: 1000 });
+    h.pollThreads();
+    const o = open('Q4', false);
+    const buf = new Uint8Array(4096);
+    const got = new Map<string, IoStatus>();
+    const tags = Array.from({ length: 10 }, (_, i) => ({ tag: `io${i}` }));
+    for (const t of tags)
+      bdevRead(o.desc, o.ch, buf, 0, 1, (s: IoStatus, a: { tag: string }) => got.set(a.tag, s), t);
+    const aborts: IoStatus[] = [];
+    bdevAbort(o.desc, o.ch, tags[9], (s: IoStatus) => aborts.push(s), null);
+    bdevAbort(o.desc, o.ch, { tag: 'nobody' }, (s: IoStatus) => aborts.push(s), null);
+    h.pollThreads();
+    expect(got.get('io9')).to.equal(IoStatus.ABORTED);
+    expect(aborts).to.deep.equal([IoStatus.SUCCESS, IoStatus.FAILED]);
+    for (let i = 0; i < 50; i++) {
+      h.advanceTime(1000);
+      h.pollThreads();
+    }
+    expect(got.size).to.equal(10);
+    expect([...got.values()].filter((s) => s === IoStatus.SUCCESS)).to.have.length(9);
+    o.close();
     bdevUnregister(b);
     h.pollThreads();
     h.close();

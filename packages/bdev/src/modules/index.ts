@@ -3,6 +3,7 @@
 // `replay` on every other reactor (same uuid, shared memory handles) to create that reactor's
 // instance of the bdev.
 
+export { applyBdevConfig, bdevCalls, type ConfigCall } from '../perf/config.js';
 export {
   bdevDelayCreate,
   bdevDelayDelete,
