@@ -2,8 +2,12 @@
 // the modules every reactor imports for them. Adding a subsystem is one line in each list.
 import { bdevSubsystem } from './bdev-subsystem.js';
 import type { ReactorControl } from './control.js';
+import { iscsiSubsystem } from './iscsi-subsystem.js';
 import type { AppSubsystem } from './subsystem.js';
 
-export const SUBSYSTEMS: readonly ((ctl: ReactorControl) => AppSubsystem)[] = [bdevSubsystem];
+export const SUBSYSTEMS: readonly ((ctl: ReactorControl) => AppSubsystem)[] = [bdevSubsystem, iscsiSubsystem];
 
-export const REACTOR_MODULES: readonly URL[] = [new URL('./reactor-modules/bdev.js', import.meta.url)];
+export const REACTOR_MODULES: readonly URL[] = [
+  new URL('./reactor-modules/bdev.js', import.meta.url),
+  new URL('./reactor-modules/iscsi.js', import.meta.url),
+];

@@ -444,6 +444,11 @@ export class Connection {
       return LoginStatus.AuthorizationFailure;
     }
     L.node = node;
+    const to = this.target.redirect?.(node, this.info) ?? null;
+    if (to !== null) {
+      L.redirectTo = to;
+      return LoginStatus.TargetMovedTemporarily;
+    }
     return LoginStatus.Success;
   }
 
@@ -627,7 +632,8 @@ export class Connection {
     set32(b, F.MaxCmdSn, L?.cmdSn ?? 0);
     b[36] = status >>> 8;
     b[37] = status & 0xff;
-    this.#send(b, null);
+    const to = status === LoginStatus.TargetMovedTemporarily ? (L?.redirectTo ?? null) : null;
+    this.#send(b, to === null ? null : encodeText([['TargetAddress', to]]));
     this.state = 'closing';
     this.#sink.close();
     this.closed();
@@ -1214,6 +1220,8 @@ class LoginState {
   authDone = false;
   targetDeclared = false;
   mrdslDeclared = false;
+  /** TargetAddress of a login redirect (Target Moved Temporarily), or null. */
+  redirectTo: string | null = null;
   readonly params = new SessionParams();
   readonly settled = new Set<string>();
   text: Uint8Array[] = [];

@@ -4,6 +4,7 @@
  * without touching the engine.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { reuseportListen } from '@storkit/native';
 import type { PduSink } from './connection.js';
 import { IscsiError } from './errors.js';
 import type { IscsiTarget } from './target.js';
@@ -42,15 +43,36 @@ class SocketSink implements PduSink {
   }
 }
 
+/** How a server is hosted: on the calling thread (default), or on one reactor worker of several. */
+export interface ServeOptions {
+  /**
+   * Listen through native SO_REUSEPORT sockets, so every reactor worker listens on the same portal
+   * and the kernel spreads new connections across them.
+   */
+  reusePort?: boolean;
+  /**
+   * Runs each socket callback (accept, bytes in, close): a reactor makes its thread current around
+   * `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
+   */
+  run?: <A>(fn: (arg: A) => void, arg: A) => void;
+}
+
+const direct = <A>(fn: (arg: A) => void, arg: A): void => fn(arg);
+
 /** Serves every portal of the target's portal groups until `close`. */
 export class IscsiServer {
   readonly target: IscsiTarget;
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket>();
   readonly portals: ListeningPortal[] = [];
+  readonly #byTag = new Map<number, Server[]>();
+  readonly #reusePort: boolean;
+  readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
 
-  constructor(target: IscsiTarget) {
+  constructor(target: IscsiTarget, o: ServeOptions = {}) {
     this.target = target;
+    this.#reusePort = o.reusePort ?? false;
+    this.#run = o.run ?? direct;
   }
 
   /** Listens on each portal of portal group `tag`; port "0" picks a free port (see `portals`). */
@@ -59,22 +81,61 @@ export class IscsiServer {
     if (!pg) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
     const out: ListeningPortal[] = [];
     for (const portal of pg.portals) {
-      const srv = createServer({ noDelay: true }, (sock) => this.#accept(sock, tag));
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(Number(portal.port), portal.host, () => resolve());
-      });
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : Number(portal.port);
+      const port = await this.#serve(tag, portal.host, Number(portal.port), this.#reusePort);
       // Later SendTargets answers must name the port really bound.
       portal.port = String(port);
-      this.#servers.push(srv);
       const lp = { host: portal.host, port, portalGroupTag: tag };
       out.push(lp);
       this.portals.push(lp);
     }
     return out;
   }
+
+  /**
+   * Listens on a private port (picked by the kernel) for each portal of group `tag`, on this
+   * worker only: where login redirects send the sessions this worker owns. Not advertised by
+   * SendTargets. Returns the ports in portal order.
+   */
+  async listenPrivate(tag: number): Promise<number[]> {
+    const pg = this.target.portalGroups.get(tag);
+    if (!pg) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
+    const out: number[] = [];
+    for (const portal of pg.portals) out.push(await this.#serve(tag, portal.host, 0, false));
+    return out;
+  }
+
+  async #serve(tag: number, host: string, port: number, reusePort: boolean): Promise<number> {
+    const srv = createServer({ noDelay: true }, (sock) => this.#run(this.#acceptFn, { sock, tag }));
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      if (reusePort) {
+        const l = reuseportListen(host, port);
+        srv.listen({ fd: l.fd }, () => resolve());
+      } else srv.listen(port, host, () => resolve());
+    });
+    const addr = srv.address();
+    this.#servers.push(srv);
+    let list = this.#byTag.get(tag);
+    if (!list) this.#byTag.set(tag, (list = []));
+    list.push(srv);
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  /** Stops listening on portal group `tag` (connections already made stay). */
+  async unlisten(tag: number): Promise<void> {
+    const list = this.#byTag.get(tag) ?? [];
+    this.#byTag.delete(tag);
+    for (let i = this.portals.length - 1; i >= 0; i--)
+      if (this.portals[i].portalGroupTag === tag) this.portals.splice(i, 1);
+    await Promise.all(
+      list.map((s) => {
+        this.#servers.splice(this.#servers.indexOf(s), 1);
+        return new Promise<void>((r) => s.close(() => r()));
+      }),
+    );
+  }
+
+  readonly #acceptFn = (a: { sock: Socket; tag: number }): void => this.#accept(a.sock, a.tag);
 
   #accept(sock: Socket, tag: number): void {
     this.#sockets.add(sock);
@@ -85,11 +146,14 @@ export class IscsiServer {
       remoteAddress: stripV4Mapped(sock.remoteAddress ?? ''),
       remotePort: sock.remotePort ?? 0,
     });
-    sock.on('data', (b) => conn.receive(b));
+    const run = this.#run;
+    const receive = (b: Buffer) => conn.receive(b);
+    const closed = () => conn.closed();
+    sock.on('data', (b) => run(receive, b));
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       this.#sockets.delete(sock);
-      conn.closed();
+      run(closed, undefined);
     });
   }
 

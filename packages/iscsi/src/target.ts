@@ -67,6 +67,12 @@ export class IscsiTarget {
   readonly nodes = new Map<string, TargetNode>();
   readonly sessions = new Map<number, Session>();
   readonly connections = new Set<Connection>();
+  /**
+   * Where a normal-session login for `node` arriving on `info` must go instead, as a TargetAddress
+   * value (`host:port,tag`), or null to serve it here. The app sets it so every session of a target
+   * node lives on the reactor that owns the node's LUN state; a discovery session is never moved.
+   */
+  redirect: ((node: TargetNode, info: ConnectionInfo) => string | null) | null = null;
   discoveryAuth: AuthPolicy = { disable_chap: false, require_chap: false, mutual_chap: false, chap_group: 0 };
   readonly #bdevs: BdevLookup;
   #nextTsih = 1;

@@ -1,0 +1,237 @@
+// Imported by every reactor worker of the target app: the control operations behind the iscsi_*
+// RPCs. Every reactor holds its own IscsiTarget with the same groups and target nodes; each listens
+// on every portal through SO_REUSEPORT, so the kernel spreads connections over the reactors, and a
+// connection's PDUs and I/O run on the reactor that accepted it, against that reactor's bdev
+// channel (BdevBlockBackend).
+//
+// LUN state that SCSI needs in one place (reservations, unit attentions, a session's task order)
+// lives with the target node's owner reactor: a normal-session login for a node owned elsewhere is
+// answered with a login redirect (Target Moved Temporarily) to the owner's private port on the
+// same address, so every session of a node, and every connection of a session, runs on one
+// reactor. Discovery sessions are served wherever they land.
+import { BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
+import {
+  type ConnectionInfo,
+  type DiscoveryAuthParams,
+  IscsiError,
+  IscsiServer,
+  IscsiTarget,
+  type TargetNode,
+  type TargetNodeParams,
+} from '@storkit/iscsi';
+import {
+  defineControl,
+  defineSubsystem,
+  getThread,
+  reactorIndex,
+  type Thread,
+  wakeReactor,
+} from '@storkit/reactor';
+import { setCurrentThread } from '@storkit/reactor/module';
+
+import { BdevBlockBackend } from '../bdev-block-backend.js';
+
+type Done = (err: Error | null, value?: unknown) => void;
+type P = Record<string, unknown>;
+
+interface State {
+  target: IscsiTarget;
+  server: IscsiServer;
+  thread: Thread;
+  backends: Map<string, BdevBlockBackend>;
+  /** Target node name → index of the reactor owning its LUN state. */
+  owners: Map<string, number>;
+  /** Portal group tag → private ports per reactor (in portal order). */
+  peers: Map<number, number[][]>;
+}
+
+let state: State | null = null;
+
+/** IscsiError codes (`EEXIST_GROUP`) → errno names the RPC layer maps (`EEXIST`). */
+function errno<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof IscsiError) throw Object.assign(new Error(e.message), { code: e.code.split('_')[0] });
+    throw e;
+  }
+}
+
+function need(): State {
+  if (state === null) throw Object.assign(new Error('iscsi is not initialized'), { code: 'EBUSY' });
+  return state;
+}
+
+/** One backend per bdev on this reactor: a writable descriptor and this thread's channel. */
+function lookup(name: string): BdevBlockBackend | undefined {
+  const s = need();
+  let b = s.backends.get(name);
+  if (b) return b;
+  let desc: ReturnType<typeof bdevOpenExt>;
+  try {
+    desc = bdevOpenExt(name, true, (type) => {
+      if (type !== BdevEvent.REMOVE) return;
+      // Hot remove: later I/O fails (Failed), the LUN stays until its node is deleted.
+      s.backends.get(name)?.close();
+      s.backends.delete(name);
+    });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENODEV') return undefined;
+    throw e;
+  }
+  b = new BdevBlockBackend(desc, bdevGetIoChannel(desc));
+  s.backends.set(name, b);
+  return b;
+}
+
+/** Socket callbacks run with this reactor's first thread current, then wake the reactor. */
+function run<A>(fn: (arg: A) => void, arg: A): void {
+  const prev = setCurrentThread(need().thread);
+  try {
+    fn(arg);
+  } finally {
+    setCurrentThread(prev);
+  }
+  wakeReactor();
+}
+
+function redirect(node: TargetNode, info: ConnectionInfo): string | null {
+  const s = need();
+  const owner = s.owners.get(node.name) ?? reactorIndex();
+  if (owner === reactorIndex()) return null;
+  const tag = info.portalGroupTag;
+  const ports = s.peers.get(tag)?.[owner];
+  const pg = s.target.portalGroups.get(tag);
+  if (!ports || !pg) return null;
+  // The portal the initiator reached: same port, and the same host unless it is a wildcard.
+  const i = pg.portals.findIndex((p) => Number(p.port) === info.localPort);
+  if (i < 0 || ports[i] === undefined) return null;
+  const host = info.localAddress.includes(':') ? `[${info.localAddress}]` : info.localAddress;
+  return `${host}:${ports[i]},${tag}`;
+}
+
+defineControl('iscsi.init', (arg, done: Done) => {
+  if (state !== null) return done(null, true);
+  const thread = getThread();
+  if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
+  const target = errno(() => new IscsiTarget(lookup, (arg ?? {}) as P));
+  const server = new IscsiServer(target, { reusePort: true, run });
+  target.redirect = redirect;
+  state = { target, server, thread, backends: new Map(), owners: new Map(), peers: new Map() };
+  done(null, true);
+});
+
+// At shutdown: close listeners and connections, then release this reactor's bdev channels.
+defineSubsystem({
+  name: 'iscsi',
+  fini(done) {
+    const s = state;
+    if (s === null) return done();
+    state = null;
+    void s.server.close().then(() => {
+      for (const b of s.backends.values()) b.close();
+      done();
+    });
+  },
+});
+
+/** Config methods applied the same way on every reactor (synchronous, all-or-nothing per reactor). */
+const APPLY: Record<string, (t: IscsiTarget, p: P) => unknown> = {
+  iscsi_set_discovery_auth: (t, p) => t.setDiscoveryAuth(p as DiscoveryAuthParams),
+  iscsi_create_auth_group: (t, p) =>
+    t.createAuthGroup({ tag: p.tag as number, secrets: (p.secrets ?? []) as never }),
+  iscsi_delete_auth_group: (t, p) => t.deleteAuthGroup(p.tag as number),
+  iscsi_auth_group_add_secret: (t, p) => {
+    const { tag, ...secret } = p;
+    t.authGroupAddSecret(tag as number, secret as never);
+  },
+  iscsi_auth_group_remove_secret: (t, p) => t.authGroupRemoveSecret(p.tag as number, p.user as string),
+  iscsi_create_initiator_group: (t, p) => t.createInitiatorGroup(p as never),
+  iscsi_delete_initiator_group: (t, p) => t.deleteInitiatorGroup(p.tag as number),
+  iscsi_target_node_add_lun: (t, p) =>
+    t.targetNodeAddLun(p.name as string, { bdev_name: p.bdev_name as string, lun_id: p.lun_id as number }),
+  iscsi_target_node_set_auth: (t, p) => {
+    const { name, ...auth } = p;
+    t.targetNodeSetAuth(name as string, auth as DiscoveryAuthParams);
+  },
+};
+
+defineControl('iscsi.apply', (arg, done: Done) => {
+  const { method, params } = arg as { method: string; params: P };
+  const fn = APPLY[method];
+  if (!fn) throw Object.assign(new Error(`unknown iscsi method ${method}`), { code: 'EINVAL' });
+  errno(() => fn(need().target, params));
+  done(null, true);
+});
+
+/** Creates the group and listens on its portals (SO_REUSEPORT) plus this reactor's private ports. */
+defineControl('iscsi.create_portal_group', (arg, done: Done) => {
+  const p = arg as { tag: number; portals: { host: string; port: string }[]; private?: boolean };
+  const s = need();
+  errno(() =>
+    s.target.createPortalGroup({ tag: p.tag, portals: p.portals.map((x) => ({ ...x })), private: p.private }),
+  );
+  const undo = (e: Error) =>
+    void s.server.unlisten(p.tag).then(() => {
+      s.target.portalGroups.delete(p.tag);
+      done(e);
+    });
+  s.server
+    .listen(p.tag)
+    .then(async (bound) => {
+      const priv = await s.server.listenPrivate(p.tag);
+      done(null, { ports: bound.map((b) => String(b.port)), private_ports: priv });
+    })
+    .catch(undo);
+});
+
+defineControl('iscsi.delete_portal_group', (arg, done: Done) => {
+  const { tag } = arg as { tag: number };
+  const s = need();
+  errno(() => s.target.deletePortalGroup(tag));
+  s.peers.delete(tag);
+  void s.server.unlisten(tag).then(() => done(null, true));
+});
+
+defineControl('iscsi.set_peers', (arg, done: Done) => {
+  const { tag, ports } = arg as { tag: number; ports: number[][] };
+  need().peers.set(tag, ports);
+  done(null, true);
+});
+
+defineControl('iscsi.create_target_node', (arg, done: Done) => {
+  const { params, owner } = arg as { params: TargetNodeParams; owner: number };
+  const s = need();
+  const node = errno(() => s.target.createTargetNode(params));
+  s.owners.set(node.name, owner);
+  done(null, node.name);
+});
+
+defineControl('iscsi.delete_target_node', (arg, done: Done) => {
+  const { name } = arg as { name: string };
+  const s = need();
+  const full = s.target.nodes.get(name)?.name ?? name;
+  errno(() => s.target.deleteTargetNode(name));
+  for (const k of s.owners.keys()) if (k === full || k.endsWith(`:${name}`)) s.owners.delete(k);
+  done(null, true);
+});
+
+/** Read-only views of this reactor's state. */
+const GET: Record<string, (s: State) => unknown> = {
+  options: (s) => s.target.getOptions(),
+  discovery_auth: (s) => ({ ...s.target.discoveryAuth }),
+  auth_groups: (s) => s.target.getAuthGroups(),
+  initiator_groups: (s) => s.target.getInitiatorGroups(),
+  portal_groups: (s) => s.target.getPortalGroups(),
+  target_nodes: (s) => s.target.getTargetNodes(),
+  connections: (s) =>
+    s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorIndex(), reactor: reactorIndex() })),
+  stats: (s) => s.target.getStats(),
+};
+
+defineControl('iscsi.get', (arg, done: Done) => {
+  const { what } = arg as { what: string };
+  const fn = GET[what];
+  if (!fn) throw Object.assign(new Error(`unknown iscsi view ${what}`), { code: 'EINVAL' });
+  done(null, fn(need()));
+});

@@ -1,0 +1,137 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { RpcClient } from '@storkit/rpc';
+
+import { Logger, type SpdkConfig, Target } from '../src/index.js';
+
+export const IQN_BASE = 'iqn.2016-06.io.storkit';
+
+/** An SPDK config: malloc bdevs exported as target nodes disk<i> on one portal (a free port). */
+export function iscsiConfig(
+  bdevs: { name: string; blockSize: number; bytes: number }[],
+  o: { port?: string; roBlocks?: number } = {},
+): SpdkConfig {
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: bdevs.map((b) => ({
+          method: 'bdev_malloc_create',
+          params: { name: b.name, num_blocks: b.bytes / b.blockSize, block_size: b.blockSize },
+        })),
+      },
+      {
+        subsystem: 'iscsi',
+        config: [
+          { method: 'iscsi_set_options', params: { node_base: IQN_BASE, max_queue_depth: 128 } },
+          {
+            method: 'iscsi_create_portal_group',
+            params: { tag: 1, portals: [{ host: '127.0.0.1', port: o.port ?? '0' }] },
+          },
+          {
+            method: 'iscsi_create_initiator_group',
+            params: { tag: 2, initiators: ['ANY'], netmasks: ['127.0.0.1/8'] },
+          },
+          ...bdevs.map((b, i) => ({
+            method: 'iscsi_create_target_node',
+            params: {
+              name: `disk${i + 1}`,
+              alias_name: `Data Disk${i + 1}`,
+              pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
+              luns: [{ bdev_name: b.name, lun_id: 0 }],
+              queue_depth: 64,
+              disable_chap: true,
+            },
+          })),
+        ],
+      },
+    ],
+  };
+}
+
+export interface Running {
+  target: Target;
+  rpc: RpcClient;
+  port: number;
+  dir: string;
+  url(node: number, lun?: number): string;
+  stop(): Promise<void>;
+}
+
+/** `storkit tgt` in this process on two reactors (cores 0 and 1) with `config`. */
+export async function runTarget(config: SpdkConfig, cores = [0, 1]): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), 'storkit-iscsi-app-'));
+  const path = join(dir, 'rpc.sock');
+  const target = new Target({
+    cores,
+    rpcSocket: path,
+    signals: false,
+    log: new Logger('error', () => {}),
+    config,
+  });
+  await target.start();
+  const rpc = await RpcClient.connect(path);
+  const [pg] = await rpc.call<{ portals: { port: string }[] }[]>('iscsi_get_portal_groups');
+  const port = Number(pg.portals[0].port);
+  return {
+    target,
+    rpc,
+    port,
+    dir,
+    url: (node, lun = 0) => `iscsi://127.0.0.1:${port}/${IQN_BASE}:disk${node}/${lun}`,
+    async stop() {
+      rpc.close();
+      const r = await target.stop();
+      rmSync(dir, { recursive: true, force: true });
+      if (r.leaked.length) throw new Error(`leaked: ${JSON.stringify(r.leaked)}`);
+    },
+  };
+}
+
+/** Runs a command without blocking the event loop (the target lives in this process). */
+export function tool(
+  cmd: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (out += b));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code: code ?? -1, out });
+    });
+  });
+}
+
+export interface SuiteResult {
+  total: number;
+  /** Passed and not skipped: CUnit prints skipped tests as passed. */
+  passed: number;
+  skipped: number;
+  failedNames: string[];
+}
+
+/** Classifies each test of an `iscsi-test-cu` run: a test runs from its "Test:" line to the next. */
+export function parseCunit(out: string): SuiteResult {
+  const r: SuiteResult = { total: 0, passed: 0, skipped: 0, failedNames: [] };
+  let suite = '';
+  for (const c of out.split(/\n(?=Suite: |\s+Test: )/)) {
+    const s = /^Suite: (\S+)/.exec(c);
+    if (s) suite = s[1];
+    const t = /^\s+Test: (\S+) \.\.\./.exec(c);
+    if (!t) continue;
+    r.total++;
+    if (/\.\.\.FAILED|^FAILED$/m.test(c)) r.failedNames.push(`${suite}.${t[1]}`);
+    else if (c.includes('[SKIPPED]')) r.skipped++;
+    else r.passed++;
+  }
+  return r;
+}
