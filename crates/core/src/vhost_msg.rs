@@ -314,7 +314,10 @@ pub fn decode_body(request: u32, flags: u32, p: &[u8], nfds: usize) -> Result<Bo
             }
         }
         Kind::Inflight => {
-            expect_size(request, p, 20)?;
+            // 20 bytes of fields; QEMU sends the C struct with its tail padding (24).
+            if p.len() != 20 {
+                expect_size(request, p, 24)?;
+            }
             Body::Inflight(Inflight {
                 mmap_size: u64_at(p, 0),
                 mmap_offset: u64_at(p, 8),
@@ -418,6 +421,7 @@ pub fn encode(m: &Msg) -> Result<Vec<u8>> {
             put64(&mut v, i.mmap_offset);
             v.extend_from_slice(&i.num_queues.to_le_bytes());
             v.extend_from_slice(&i.queue_size.to_le_bytes());
+            v.extend_from_slice(&[0; 4]); // struct padding, as QEMU lays it out
         }
     }
     let size = v.len() - HEADER_SIZE;

@@ -1,11 +1,13 @@
+import { DmaRegion } from '@storkit/native';
 import { POLLER_BUSY, POLLER_IDLE, type Poller, registerPoller } from '@storkit/reactor';
-
 import type { VirtioDevice } from './device.js';
 import { VhostError } from './errors.js';
+import { InflightArea, inflightQueueBytes } from './inflight.js';
 import { GuestMemory, MAX_MEM_SLOTS } from './memory.js';
 import {
   closeFd,
   eventfdWrite,
+  GuestMapping,
   listen,
   type NativeConnection,
   type NativeListener,
@@ -52,6 +54,7 @@ const PROTOCOL_FEATURES = bits(
   ProtocolFeature.ReplyAck,
   ProtocolFeature.Config,
   ProtocolFeature.ConfigureMemSlots,
+  ProtocolFeature.InflightShmfd,
 );
 
 /** Requests whose reply is their own (REPLY_ACK adds no ack to them). */
@@ -133,6 +136,9 @@ export class VhostController {
   #lastCount: number[] = [];
   #rate: number[] = [];
   #config = new Uint8Array(256);
+  /** INFLIGHT_SHMFD: the buffer we made (GET_INFLIGHT_FD) and the one in use (SET_INFLIGHT_FD). */
+  #inflightMade: DmaRegion | null = null;
+  #inflight: { map: GuestMapping; numQueues: number; queueSize: number } | null = null;
   #closed = false;
 
   constructor(opts: ControllerOptions) {
@@ -506,6 +512,10 @@ export class VhostController {
         this.#queues[i].enabled = (m.num ?? 0) !== 0;
         return true;
       }
+      case Req.GetInflightFd:
+        return this.#getInflight(m);
+      case Req.SetInflightFd:
+        return this.#setInflight(m);
       case Req.GetConfig: {
         const c = m.config;
         if (c === undefined) throw new VhostError('EPROTO', 'GET_CONFIG without payload');
@@ -559,9 +569,10 @@ export class VhostController {
     const q = this.#queues[i];
     const s = this.#setup[i];
     if (!s.kicked || !s.addrSet) return false;
+    const packed = q instanceof PackedQueue;
     const desc = this.#mem.uvaToGpa(s.desc, 16 * s.num);
-    const avail = this.#mem.uvaToGpa(s.avail, 6 + 2 * s.num);
-    const used = this.#mem.uvaToGpa(s.used, 6 + 8 * s.num);
+    const avail = this.#mem.uvaToGpa(s.avail, packed ? 4 : 6 + 2 * s.num);
+    const used = this.#mem.uvaToGpa(s.used, packed ? 4 : 6 + 8 * s.num);
     if (desc < 0 || avail < 0 || used < 0) {
       this.lastError = `queue ${i}: ring not in guest memory`;
       q.running = false;
@@ -569,6 +580,7 @@ export class VhostController {
     }
     q.eventIdx = hasBit(this.#features, Feature.RingEventIdx);
     q.indirect = hasBit(this.#features, Feature.RingIndirectDesc);
+    if (q instanceof SplitQueue) q.inflightArea = this.#inflightArea(i, s.num);
     const why = q.start(this.#mem, s.num, { desc, avail, used });
     if (why !== null) {
       this.lastError = why;
@@ -634,9 +646,61 @@ export class VhostController {
     return true;
   }
 
+  /** GET_INFLIGHT_FD: make a zeroed shared buffer for `num_queues` queues of `queue_size`. */
+  #getInflight(m: VhostMessage): boolean {
+    const r = m.inflight;
+    if (r === undefined) throw new VhostError('EPROTO', 'GET_INFLIGHT_FD without payload');
+    const nq = r.numQueues;
+    const qs = r.queueSize;
+    if (nq < 1 || nq > this.#queues.length || qs < 1 || qs > 32768 || (qs & (qs - 1)) !== 0) {
+      throw new VhostError('EPROTO', `GET_INFLIGHT_FD for ${nq} queues of ${qs}`);
+    }
+    const size = nq * inflightQueueBytes(qs);
+    this.#inflightMade?.close();
+    this.#inflightMade = DmaRegion.create(size, { hugepages: 'never' });
+    this.#reply(m.request, {
+      fds: [this.#inflightMade.fd],
+      inflight: { mmapSize: size, mmapOffset: 0, numQueues: nq, queueSize: qs },
+    });
+    return true;
+  }
+
+  /** SET_INFLIGHT_FD: map the buffer the frontend kept (ours, or a previous backend's). */
+  #setInflight(m: VhostMessage): boolean {
+    const fd = m.fds[0];
+    try {
+      const r = m.inflight;
+      if (r === undefined) throw new VhostError('EPROTO', 'SET_INFLIGHT_FD without payload');
+      if (
+        r.numQueues < 1 ||
+        r.queueSize < 1 ||
+        r.mmapSize !== r.numQueues * inflightQueueBytes(r.queueSize)
+      ) {
+        throw new VhostError(
+          'EPROTO',
+          `SET_INFLIGHT_FD of ${r.mmapSize} bytes for ${r.numQueues} x ${r.queueSize}`,
+        );
+      }
+      const map = GuestMapping.map(fd, r.mmapOffset, r.mmapSize);
+      this.#inflight?.map.close();
+      this.#inflight = { map, numQueues: r.numQueues, queueSize: r.queueSize };
+    } finally {
+      closeFd(fd);
+    }
+    return true;
+  }
+
+  #inflightArea(i: number, size: number): InflightArea | null {
+    const f = this.#inflight;
+    if (f === null || i >= f.numQueues || size !== f.queueSize) return null;
+    const qb = inflightQueueBytes(size);
+    return new InflightArea(new Uint8Array(f.map.buffer, f.map.delta + i * qb, qb), size);
+  }
+
   #stopAll(): void {
     for (const q of this.#queues) {
       q.stop();
+      if (q instanceof SplitQueue) q.inflightArea = null;
       closeFd(q.kickFd);
       closeFd(q.callFd);
       closeFd(q.errFd);
@@ -648,6 +712,10 @@ export class VhostController {
     this.device.reset();
     this.#waitBase = null;
     this.#releaseRetired();
+    this.#inflight?.map.close();
+    this.#inflight = null;
+    this.#inflightMade?.close();
+    this.#inflightMade = null;
   }
 
   #disconnect(why: string): void {

@@ -13,6 +13,8 @@ export interface FrontendOptions {
   timeoutMs?: number;
   /** Called while waiting for a reply (a test drives an in-process backend's reactor with it). */
   pump?: () => void;
+  /** Reuse this memory (a reconnect keeps the guest's memory) instead of allocating `memSize`. */
+  memory?: DmaRegion;
 }
 
 /** The frontend user address our memory is announced at (any value works: it is only a name). */
@@ -45,7 +47,7 @@ export class VhostUserFrontend {
     const conn = connect(path);
     let mem: DmaRegion;
     try {
-      mem = DmaRegion.create(opts.memSize, { hugepages: 'never' });
+      mem = opts.memory ?? DmaRegion.create(opts.memSize, { hugepages: 'never' });
     } catch (e) {
       conn.close();
       throw e;
@@ -72,7 +74,7 @@ export class VhostUserFrontend {
     for (;;) {
       const m = this.conn.recv();
       if (m !== null) {
-        for (const fd of m.fds) closeFd(fd);
+        if (m.request !== Req.GetInflightFd) for (const fd of m.fds) closeFd(fd);
         if (m.request !== request || (m.flags & MsgFlag.Reply) === 0) {
           throw new VhostError('EPROTO', `expected a reply to ${request}, got request ${m.request}`);
         }
@@ -114,6 +116,29 @@ export class VhostUserFrontend {
       ],
     });
     return this.features;
+  }
+
+  /**
+   * GET_INFLIGHT_FD: the backend's in-flight tracking buffer for `numQueues` queues of `queueSize`
+   * (the caller owns the fd and hands it back with `setInflight` on every (re)connect).
+   */
+  async getInflight(numQueues: number, queueSize: number): Promise<{ fd: number; size: number }> {
+    const m = await this.request(
+      Req.GetInflightFd,
+      { inflight: { mmapSize: 0, mmapOffset: 0, numQueues, queueSize } },
+      true,
+    );
+    const fd = m?.fds[0] ?? -1;
+    if (fd < 0 || m?.inflight === undefined)
+      throw new VhostError('EPROTO', 'GET_INFLIGHT_FD reply without a buffer');
+    return { fd, size: m.inflight.mmapSize };
+  }
+
+  async setInflight(fd: number, size: number, numQueues: number, queueSize: number): Promise<void> {
+    await this.request(Req.SetInflightFd, {
+      fds: [fd],
+      inflight: { mmapSize: size, mmapOffset: 0, numQueues, queueSize },
+    });
   }
 
   /** Hot-add a region of shared memory (ADD_MEM_REG; needs CONFIGURE_MEM_SLOTS). */

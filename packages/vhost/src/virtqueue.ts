@@ -1,3 +1,4 @@
+import type { InflightArea } from './inflight.js';
 import type { Gpa, GuestMemory } from './memory.js';
 import { eventfdWrite } from './native.js';
 import { needEvent, Vring } from './spec.js';
@@ -137,6 +138,13 @@ export class SplitQueue extends VirtQueue {
   /** The used index as last published (EVENT_IDX compares against it). */
   #publishedIdx = 0;
   #pendingSignal = false;
+  /** INFLIGHT_SHMFD: where taken-but-unfinished heads are recorded (set before `start`). */
+  inflightArea: InflightArea | null = null;
+  /** Heads a previous backend took and never finished: served before the avail ring. */
+  #resubmit: number[] = [];
+  /** Heads completed since the last publish (their in-flight marks go after the used index). */
+  #batch = new Uint16Array(0);
+  #batchLen = 0;
 
   get base(): number {
     return this.lastAvail;
@@ -167,6 +175,10 @@ export class SplitQueue extends VirtQueue {
     this.#used32 = new Uint32Array(u.region.bytes.buffer, uOff, 1 + 2 * size);
     this.size = size;
     this.addr = addr;
+    this.#batch = new Uint16Array(size);
+    this.#batchLen = 0;
+    this.#resubmit = [];
+    if (this.inflightArea !== null) this.#recover(this.inflightArea);
     this.#publishedIdx = this.usedIdx;
     this.broken = null;
     this.draining = false;
@@ -174,6 +186,28 @@ export class SplitQueue extends VirtQueue {
     // We poll: ask the driver not to kick (EVENT_IDX: leave avail_event alone, far behind).
     if (!this.eventIdx) this.#used16[0] = Vring.UsedFNoNotify;
     return null;
+  }
+
+  /**
+   * Pick up where a previous backend left off: heads it published as used are finished (even if
+   * it died before clearing their marks), the rest are resubmitted, and the avail index resumes
+   * after them (libvhost-user's rule: last avail = used + in flight).
+   */
+  #recover(area: InflightArea): void {
+    const ringUsed = this.#used16[1];
+    const gap = (ringUsed - area.usedIdx) & 0xffff;
+    if (area.fresh || gap > this.size) {
+      area.init(ringUsed);
+      return;
+    }
+    for (let k = 0; k < gap; k++) {
+      const head = this.#used32[1 + 2 * ((area.usedIdx + k) & (this.size - 1))];
+      if (head < this.size) area.done(head);
+    }
+    area.usedIdx = ringUsed;
+    this.#resubmit = area.pending();
+    this.usedIdx = ringUsed;
+    this.lastAvail = (ringUsed + this.#resubmit.length) & 0xffff;
   }
 
   stop(): void {
@@ -194,6 +228,14 @@ export class SplitQueue extends VirtQueue {
 
   pop(chain: Chain): boolean {
     if (!this.running || this.draining) return false;
+    if (this.#resubmit.length > 0) {
+      const head = this.#resubmit.shift() as number;
+      chain.reset(head);
+      this.#walk(chain, head);
+      this.stats.requests++;
+      if (chain.error !== null) this.stats.badChains++;
+      return true;
+    }
     const availIdx = this.#avail[1];
     const n = (availIdx - this.lastAvail) & 0xffff;
     if (n === 0) return false;
@@ -207,6 +249,7 @@ export class SplitQueue extends VirtQueue {
       return false;
     }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    this.inflightArea?.take(head);
     chain.reset(head);
     this.#walk(chain, head);
     this.stats.requests++;
@@ -276,6 +319,8 @@ export class SplitQueue extends VirtQueue {
     this.#used32[2 + 2 * slot] = len;
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     this.#pendingSignal = true;
+    if (this.inflightArea !== null && this.#batchLen < this.#batch.length)
+      this.#batch[this.#batchLen++] = chain.head;
   }
 
   publish(): boolean {
@@ -284,6 +329,12 @@ export class SplitQueue extends VirtQueue {
     // A seq-cst store: used elements are visible before the index, and the event index read
     // below cannot move above it.
     Atomics.store(this.#used16, 1, this.usedIdx);
+    const area = this.inflightArea;
+    if (area !== null) {
+      area.usedIdx = this.usedIdx;
+      for (let k = 0; k < this.#batchLen; k++) area.done(this.#batch[k]);
+      this.#batchLen = 0;
+    }
     const old = this.#publishedIdx;
     this.#publishedIdx = this.usedIdx;
     if (this.eventIdx) return needEvent(this.#avail[2 + this.size], this.usedIdx, old);

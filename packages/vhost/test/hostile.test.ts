@@ -5,8 +5,9 @@ import { RamBackend } from '@storkit/scsi';
 import { type BlockBackend, type IoCallback, IoStatus } from '@storkit/scsi/backend';
 import { expect } from 'chai';
 import fc from 'fast-check';
-
+import { DriverQueue } from '../src/driver.js';
 import { BlkDevice, VhostController, VhostUserFrontend, VirtioUserBlk } from '../src/index.js';
+import { closeFd } from '../src/native.js';
 import { PackedQueue } from '../src/packed.js';
 import { Blk, bits, Feature, ProtocolFeature, Req, Vring } from '../src/spec.js';
 import { MAX_SEGMENTS } from '../src/virtqueue.js';
@@ -401,6 +402,94 @@ describe('hostile packed rings', () => {
       p.fe.close();
       await until(h, () => !ctrl.connected, 'disconnect');
     } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
+
+describe('in-flight tracking across a backend restart (INFLIGHT_SHMFD)', () => {
+  it('a restarted controller finishes the requests its predecessor took and never completed', async () => {
+    const h = harness();
+    const path = sockPath('inflight');
+    const held = new HeldBackend({ name: 'Held', blockSize: 512, numBlocks: 2048 });
+    let ctrl = new VhostController({
+      name: 'inf',
+      socketPath: path,
+      device: new BlkDevice(held as BlockBackend),
+    });
+    ctrl.start();
+    const fe = VhostUserFrontend.connect(path, { memSize: 1 << 20, pump: pumper(h) });
+    try {
+      await fe.negotiate(bits(Feature.RingIndirectDesc), bits(ProtocolFeature.InflightShmfd));
+      const inf = await fe.getInflight(1, 16);
+      await fe.setInflight(inf.fd, inf.size, 1, 16);
+      const q = new DriverQueue(fe.memory.bytes, 0, 0, 16);
+      await fe.startQueue(0, 16, q.descAddr, q.availAddr, q.usedAddr);
+      const mem = fe.memory.bytes;
+      const heads: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        const base = DATA + k * 0x10000;
+        new DataView(mem.buffer, mem.byteOffset).setUint32(base, Blk.T.In, true);
+        new DataView(mem.buffer, mem.byteOffset).setBigUint64(base + 8, BigInt(10 + k), true);
+        mem[base + 512] = 0xee;
+        heads.push(
+          q.add([
+            { addr: base, len: 16, write: false },
+            { addr: base + 4096, len: 512, write: true },
+            { addr: base + 512, len: 1, write: true },
+          ]),
+        );
+      }
+      q.kick();
+      await until(h, () => held.held.length === 3, 'requests at the backend');
+      held.held.shift()?.(); // the first one completes
+      await until(h, () => q.usedIdx() === 1, 'first completion');
+      // The backend dies with two requests in flight (their completions never come).
+      ctrl.close();
+      const ram = new RamBackend({ name: 'Malloc9', blockSize: 512, numBlocks: 2048 });
+      ram.data.set(pattern(2048 * 512, 31));
+      ctrl = new VhostController({ name: 'inf', socketPath: path, device: new BlkDevice(ram) });
+      ctrl.start();
+      // The frontend reconnects with the same guest memory and hands back the in-flight buffer.
+      const fe2 = VhostUserFrontend.connect(path, { memSize: 0, memory: fe.memory, pump: pumper(h) });
+      await fe2.negotiate(bits(Feature.RingIndirectDesc), bits(ProtocolFeature.InflightShmfd));
+      await fe2.setInflight(inf.fd, inf.size, 1, 16);
+      await fe2.startQueue(0, 16, q.descAddr, q.availAddr, q.usedAddr);
+      const used: number[] = [q.takeUsed()?.[0] ?? -1];
+      await until(
+        h,
+        () => {
+          for (let u = q.takeUsed(); u !== null; u = q.takeUsed()) used.push(u[0]);
+          return used.length === 3;
+        },
+        'resubmitted requests',
+      );
+      expect([...used].sort()).to.deep.equal([...heads].sort());
+      for (const k of [1, 2]) {
+        const base = DATA + k * 0x10000;
+        expect(mem[base + 512]).to.equal(Blk.S.Ok);
+        expect(
+          Buffer.from(mem.subarray(base + 4096, base + 4608)).equals(
+            Buffer.from(ram.data.subarray((10 + k) * 512, (11 + k) * 512)),
+          ),
+        ).to.equal(true);
+      }
+      // New requests carry on after the resubmitted ones.
+      const base = DATA;
+      mem[base + 512] = 0xee;
+      q.add([
+        { addr: base, len: 16, write: false },
+        { addr: base + 4096, len: 512, write: true },
+        { addr: base + 512, len: 1, write: true },
+      ]);
+      q.kick();
+      await until(h, () => q.takeUsed() !== null, 'new request');
+      expect(mem[base + 512]).to.equal(Blk.S.Ok);
+      fe2.conn.close();
+      closeFd(inf.fd);
+    } finally {
+      fe.close();
       ctrl.close();
       h.close();
     }
