@@ -86,7 +86,7 @@ export async function runTarget(config: SpdkConfig, cores = [0, 1]): Promise<Run
       rpc.close();
       const r = await target.stop();
       rmSync(dir, { recursive: true, force: true });
-      if (r.leaked.length) throw new Error(`leaked: ${JSON.stringify(r.leaked)}`);
+      if (r.leaked.length || r.code !== 0) throw new Error(`stop: ${JSON.stringify(r)}`);
     },
   };
 }

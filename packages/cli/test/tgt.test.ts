@@ -52,6 +52,7 @@ describe('cli: storkit tgt and storkit rpc', function () {
       const path = sock();
       const t = await startTgt(['-m', '0x3', '-r', path, '--default-config']);
       expect(t.out()).to.match(/bdev: {6}Malloc0 {2}256 MiB/);
+      expect(t.out()).to.include('iscsi-inq iscsi://127.0.0.1:3260/iqn.2016-06.io.storkit:disk1/0');
       const r = await storkit('rpc', '-s', path, 'bdev_get_bdevs', 'Malloc0');
       expect(r.code).to.equal(0);
       expect(JSON.parse(r.stdout)[0]).to.include({ name: 'Malloc0', num_blocks: 524288, block_size: 512 });

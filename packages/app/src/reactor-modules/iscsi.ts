@@ -129,7 +129,13 @@ defineSubsystem({
     if (s === null) return done();
     state = null;
     void s.server.close().then(() => {
-      for (const b of s.backends.values()) b.close();
+      // Channels are put on the thread that got them.
+      const prev = setCurrentThread(s.thread);
+      try {
+        for (const b of s.backends.values()) b.close();
+      } finally {
+        setCurrentThread(prev);
+      }
       done();
     });
   },

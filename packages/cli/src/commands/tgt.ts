@@ -30,6 +30,33 @@ export const DEFAULT_CONFIG: SpdkConfig = {
         { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 524288, block_size: 512 } },
       ],
     },
+    {
+      subsystem: 'iscsi',
+      config: [
+        {
+          method: 'iscsi_set_options',
+          params: { node_base: 'iqn.2016-06.io.storkit', max_queue_depth: 128 },
+        },
+        {
+          method: 'iscsi_create_portal_group',
+          params: { tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] },
+        },
+        {
+          method: 'iscsi_create_initiator_group',
+          params: { tag: 1, initiators: ['ANY'], netmasks: ['ANY'] },
+        },
+        {
+          method: 'iscsi_create_target_node',
+          params: {
+            name: 'disk1',
+            pg_ig_maps: [{ pg_tag: 1, ig_tag: 1 }],
+            luns: [{ bdev_name: 'Malloc0', lun_id: 0 }],
+            queue_depth: 128,
+            disable_chap: true,
+          },
+        },
+      ],
+    },
   ],
 };
 
@@ -116,8 +143,32 @@ async function banner(target: Target, sock: string, waiting: boolean): Promise<s
         `  bdev:      ${b.name}  ${((b.num_blocks * b.block_size) / 2 ** 20).toFixed(0)} MiB, ${b.block_size}-byte blocks`,
       );
     }
+    lines.push(...(await iscsiBanner(target)));
     lines.push(`  inspect:   storkit rpc -s ${sock} bdev_get_bdevs | framework_get_reactors | save_config`);
   }
   lines.push('  stop:      Ctrl-C, or storkit rpc spdk_kill_instance SIGTERM');
   return lines.join('\n');
+}
+
+/** iSCSI: each target node with the libiscsi commands that reach it. */
+async function iscsiBanner(target: Target): Promise<string[]> {
+  const nodes = ((await target.server.call('iscsi_get_target_nodes', {})).result ?? []) as {
+    name: string;
+    pg_ig_maps: { pg_tag: number }[];
+    luns: { lun_id: number; bdev_name: string }[];
+  }[];
+  const groups = ((await target.server.call('iscsi_get_portal_groups', {})).result ?? []) as {
+    tag: number;
+    portals: { host: string; port: string }[];
+  }[];
+  const out: string[] = [];
+  for (const n of nodes) {
+    const p = groups.find((g) => g.tag === n.pg_ig_maps[0]?.pg_tag)?.portals[0];
+    if (!p || n.luns.length === 0) continue;
+    const portal = `iscsi://${p.host}:${p.port}`;
+    const l = n.luns[0];
+    out.push(`  iscsi:     ${n.name} LUN ${l.lun_id} = ${l.bdev_name}`);
+    out.push(`             iscsi-ls ${portal}   iscsi-inq ${portal}/${n.name}/${l.lun_id}`);
+  }
+  return out;
 }
