@@ -421,6 +421,17 @@ pub fn into_raw(fd: OwnedFd) -> RawFd {
     fd.into_raw_fd()
 }
 
+/// Size of the file behind `fd` (memfd, hugetlbfs or regular file).
+fn fd_size(fd: RawFd) -> Result<u64> {
+    // SAFETY: stat is plain data; all-zero is a valid value to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-parameter; a bad fd just fails with EBADF.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(Error::last_os("fstat"));
+    }
+    Ok(st.st_size as u64)
+}
+
 /// Map `size` bytes of a guest memory region's fd at `offset`, shared and writable.
 /// Returns the mapping and the delta of the region's first byte inside it (non-zero when
 /// `offset` is not page aligned). The fd is reopened through /proc, so the caller still
@@ -431,6 +442,16 @@ pub fn map_region(fd: RawFd, offset: u64, size: u64) -> Result<(Mapping, usize)>
         .checked_add(delta as u64)
         .filter(|&l| l > 0 && l <= (1u64 << 46))
         .ok_or_else(|| Error::InvalidArgument(format!("region size {size} out of range")))?;
+    // A region reaching past the end of its file would fault (SIGBUS) on first touch.
+    let end = offset
+        .checked_add(size)
+        .ok_or_else(|| Error::InvalidArgument("region end overflows".into()))?;
+    let file = fd_size(fd)?;
+    if end > file {
+        return Err(Error::InvalidArgument(format!(
+            "region [{offset}, {end}) reaches past the end of its file ({file} bytes)"
+        )));
+    }
     let path = format!("/proc/self/fd/{fd}");
     CString::new(path.clone()).map_err(|_| Error::InvalidArgument("bad fd".into()))?;
     let m = Mapping::file(&path, offset - delta as u64, len as usize)?;
@@ -492,6 +513,8 @@ mod tests {
         assert_eq!(delta, 0);
         // SAFETY: offset 7 of the 4 KiB mapping.
         assert_eq!(unsafe { m.as_ptr().add(7).read() }, 0x5a);
+        let too_big = map_region(fds[0].as_raw_fd(), 8192, 1 << 21).unwrap_err();
+        assert_eq!(too_big.code(), "EINVAL");
         let (m2, delta2) = map_region(fds[0].as_raw_fd(), 8192 + 7, 16).unwrap();
         assert_eq!(delta2, 7);
         // SAFETY: offset 7 of the mapping is the region's first byte.

@@ -495,3 +495,46 @@ describe('in-flight tracking across a backend restart (INFLIGHT_SHMFD)', () => {
     }
   });
 });
+
+describe('memory tables that lie', () => {
+  it('a region larger than its file, or overlapping another, is refused; the old table stays', async () => {
+    const h = harness();
+    const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 2048 });
+    const path = sockPath('lying');
+    const ctrl = new VhostController({ name: 'lie', socketPath: path, device: new BlkDevice(ram) });
+    ctrl.start();
+    try {
+      const m = await MockBlk.open(h, path);
+      const refused = (p: Promise<unknown>) =>
+        p.then(
+          () => null,
+          (e: Error) => e.message,
+        );
+      const uva = 0x1000_0000_0000;
+      // 64 MiB claimed over a 1 MiB memfd: touching it would fault, so it is never mapped.
+      const big = [{ guestPhysAddr: 0, memorySize: 64 << 20, userspaceAddr: uva, mmapOffset: 0 }];
+      expect(await refused(m.fe.request(Req.SetMemTable, { fds: [m.fe.memory.fd], regions: big }))).to.match(
+        /refused/,
+      );
+      const overlap = [
+        { guestPhysAddr: 0, memorySize: 1 << 19, userspaceAddr: uva, mmapOffset: 0 },
+        { guestPhysAddr: 1 << 18, memorySize: 1 << 19, userspaceAddr: uva + (1 << 19), mmapOffset: 1 << 19 },
+      ];
+      expect(
+        await refused(
+          m.fe.request(Req.SetMemTable, { fds: [m.fe.memory.fd, m.fe.memory.fd], regions: overlap }),
+        ),
+      ).to.match(/refused/);
+      expect(ctrl.connected).to.equal(true);
+      expect(ctrl.memory.regions.map((r) => r.size)).to.deep.equal([1 << 20]);
+      m.mem.set(pattern(512, 3), DATA + 4096);
+      m.q.add(m.request(Blk.T.Out, 5, 512));
+      const [[, len]] = await m.complete(1);
+      expect(len).to.equal(1);
+      m.close();
+    } finally {
+      ctrl.close();
+      h.close();
+    }
+  });
+});
