@@ -51,6 +51,8 @@ export interface ControllerHost {
   /** The whole discovery log page as this host sees it. */
   discoveryLog(hostnqn: string): Uint8Array;
   controllerGone(c: Controller): void;
+  /** CSTS.RDY changed (enable, or a reset through CC.EN = 0). */
+  controllerReady?(c: Controller, ready: boolean): void;
 }
 
 const FIRMWARE_REVISION = '0.1.0';
@@ -92,6 +94,13 @@ export class Controller {
   #gone = false;
   readonly #scratch = new Uint8Array(IDENTIFY_SIZE);
   readonly created = Date.now();
+  /** Generation of the shared controller-table slot (multi-reactor targets). */
+  gen = 0;
+  /**
+   * -1 for a controller whose admin queue is here; else the reactor that owns it, and this object
+   * stands in for it on this reactor to carry I/O queues (no admin queue, no keep alive timer).
+   */
+  ownerReactor = -1;
 
   constructor(
     host: ControllerHost,
@@ -122,7 +131,10 @@ export class Controller {
   }
 
   get ioQueueLimit(): number {
-    return this.isDiscovery ? 0 : this.host.options.max_io_qpairs_per_ctrlr;
+    if (this.isDiscovery) return 0;
+    const t = this.subsystem.table;
+    const limit = this.host.options.max_io_qpairs_per_ctrlr;
+    return t === null ? limit : Math.min(limit, t.qidCap);
   }
 
   #hasWriteCache(): boolean {
@@ -157,7 +169,7 @@ export class Controller {
     this.#gone = true;
     this.goneReason = reason;
     if (this.#kaTimer) clearTimeout(this.#kaTimer);
-    this.subsystem.controllers.delete(this.cntlid);
+    if (this.subsystem.controllers.get(this.cntlid) === this) this.subsystem.controllers.delete(this.cntlid);
     for (const qp of [...this.qpairs.values()]) qp.close();
     this.qpairs.clear();
     this.host.controllerGone(this);
@@ -287,7 +299,11 @@ export class Controller {
           }
         } else {
           const target = this.qpairs.get(sqid);
-          if (!target) return st(Sct.Generic, GenericStatus.InvalidField);
+          // An I/O queue on another reactor: reported as not aborted (dw0 bit 0), as the spec allows.
+          if (!target)
+            return this.subsystem.table !== null && sqid >= 1 && sqid <= this.ioQueueLimit
+              ? 0
+              : st(Sct.Generic, GenericStatus.InvalidField);
           if (target.tryAbort(cid)) r.dw0 = 0;
         }
         return 0;
@@ -356,9 +372,11 @@ export class Controller {
     }
     if (v & CC.EN && !(was & CC.EN)) {
       this.csts = (this.csts | CSTS.RDY) & ~(3 << 2);
+      this.host.controllerReady?.(this, true);
     } else if (!(v & CC.EN) && was & CC.EN) {
       // Controller reset: I/O queues are deleted; the admin queue stays connected.
       this.csts &= ~CSTS.RDY;
+      this.host.controllerReady?.(this, false);
       for (const [qid, q] of [...this.qpairs]) if (qid !== 0 && q !== qp) q.close();
       for (const a of this.#aers.splice(0))
         a.qp.complete(a, st(Sct.Generic, GenericStatus.AbortedSqDeletion, false));

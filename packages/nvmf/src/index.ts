@@ -1,5 +1,6 @@
 export { type BackendDone, BackendStatus, type NamespaceBackend } from './backend.js';
 export { Controller } from './controller.js';
+export { type ControllerSlot, ControllerTable, nqnHash } from './controller-table.js';
 export { NvmfError, type NvmfErrorCode } from './errors.js';
 export {
   TCP_DEFAULTS,
@@ -16,5 +17,12 @@ export {
   Subsystem,
   validateNqn,
 } from './subsystem.js';
-export { NvmfTarget, type ReferralParams, type TargetOptions } from './target.js';
+export {
+  type ClusterHooks,
+  NvmfTarget,
+  type ReferralParams,
+  type SharedSubsystemState,
+  type TargetOptions,
+} from './target.js';
+export type { ListenOptions } from './tcp-listener.js';
 export { type QpairOwner, type QpairStats, TcpQpair } from './tcp-qpair.js';

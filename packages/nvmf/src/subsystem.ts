@@ -7,6 +7,7 @@ import { DISCOVERY_NQN } from '@storkit/nvme/spec';
 
 import type { NamespaceBackend } from './backend.js';
 import type { Controller } from './controller.js';
+import type { ControllerTable } from './controller-table.js';
 import { invalid, NvmfError } from './errors.js';
 
 export interface ListenAddress {
@@ -83,7 +84,17 @@ export class Subsystem {
   readonly hosts = new Set<string>();
   readonly listeners: ListenAddress[] = [];
   readonly namespaces = new Map<number, Namespace>();
+  /** Controllers whose admin queue is here. */
   readonly controllers = new Map<number, Controller>();
+  /**
+   * With several reactors: controller IDs shared by every reactor's copy of this subsystem (null
+   * when the target runs alone), and stand-ins here for controllers owned by another reactor that
+   * have I/O queues on this one.
+   */
+  table: ControllerTable | null = null;
+  readonly remote = new Map<number, Controller>();
+  /** The app's number for this subsystem in cross-reactor messages. */
+  id = 0;
   #nextCntlid: number;
 
   constructor(p: CreateSubsystemParams, subtype: 'NVMe' | 'Discovery' = 'NVMe') {

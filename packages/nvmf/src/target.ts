@@ -5,6 +5,7 @@
 import {
   AdrFam,
   bytesToUuid,
+  CC,
   CONNECT_DATA_SIZE,
   CommandSpecificStatus,
   ConnectDataOff,
@@ -24,6 +25,7 @@ import {
 
 import type { NamespaceBackend } from './backend.js';
 import { Controller, type ControllerHost } from './controller.js';
+import { ControllerTable, nqnHash } from './controller-table.js';
 import { invalid, NvmfError } from './errors.js';
 import { type TcpTransportOptions, type TcpTransportParams, tcpTransportOptions } from './options.js';
 import type { Request } from './request.js';
@@ -33,12 +35,37 @@ import {
   type NamespaceParams,
   Subsystem,
 } from './subsystem.js';
-import { TcpListener } from './tcp-listener.js';
+import { type ListenOptions, TcpListener } from './tcp-listener.js';
 import type { QpairOwner, TcpQpair } from './tcp-qpair.js';
 
 export interface TargetOptions {
   /** Finds the backend for nvmf_subsystem_add_ns's bdev_name (the bdev layer, later). */
   resolveBdev?: (name: string) => NamespaceBackend | undefined;
+  /** How listeners are hosted (reactor workers: SO_REUSEPORT, callbacks run as the reactor thread). */
+  listen?: ListenOptions;
+  /** Set when this target is one of several copies, one per reactor (see README, "Poll groups"). */
+  cluster?: ClusterHooks;
+}
+
+/** What a per-reactor copy of the target needs from the app around it. */
+export interface ClusterHooks {
+  /** This reactor's index: the owner recorded for controllers whose admin queue is here. */
+  readonly index: number;
+  /** Poll group name in nvmf_get_stats. */
+  readonly pollGroup?: string;
+  /**
+   * A controller owned here went away or was reset (CC.EN cleared): every other reactor must close
+   * the I/O queues it carries for it (call `remoteControllerDown` there).
+   */
+  controllerDown(s: Subsystem, cntlid: number, gen: number): void;
+}
+
+/** Shared state a per-reactor copy of a subsystem is created over (made by `sharedSubsystemState`). */
+export interface SharedSubsystemState {
+  /** The app's number for the subsystem in cross-reactor messages. */
+  id: number;
+  table: SharedArrayBuffer;
+  qidCap: number;
 }
 
 export interface ReferralParams {
@@ -68,12 +95,17 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   readonly #listeners = new Map<string, TcpListener>();
   readonly #backends = new Map<string, NamespaceBackend>();
   readonly #resolve: (name: string) => NamespaceBackend | undefined;
+  readonly #listen: ListenOptions;
+  readonly #cluster: ClusterHooks | null;
+  readonly #byId = new Map<number, Subsystem>();
   readonly qpairs = new Set<TcpQpair>();
   #genctr = 0;
   readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0 };
 
   constructor(o: TargetOptions = {}) {
     this.#resolve = o.resolveBdev ?? ((n) => this.#backends.get(n));
+    this.#listen = o.listen ?? {};
+    this.#cluster = o.cluster ?? null;
     this.discovery = new Subsystem({ nqn: DISCOVERY_NQN, allow_any_host: true }, 'Discovery');
     this.subsystems.set(DISCOVERY_NQN, this.discovery);
   }
@@ -100,11 +132,44 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     return this.#options ? [{ ...this.#options, trtype: 'TCP' }] : [];
   }
 
-  nvmf_create_subsystem(p: CreateSubsystemParams): void {
+  /**
+   * Create a subsystem. Per-reactor copies of one target pass the same `shared` state to each
+   * (from `sharedSubsystemState` on the main thread), so controller IDs are unique across them and
+   * an I/O queue can join a controller whose admin queue is on another reactor.
+   */
+  nvmf_create_subsystem(p: CreateSubsystemParams, shared?: SharedSubsystemState): void {
     if (this.subsystems.has(p.nqn))
       throw new NvmfError('ERR_NVMF_EXISTS', `subsystem ${p.nqn} already exists`);
-    this.subsystems.set(p.nqn, new Subsystem(p));
+    const s = new Subsystem(p);
+    if (shared) {
+      if (this.#byId.has(shared.id))
+        throw new NvmfError('ERR_NVMF_EXISTS', `subsystem id ${shared.id} in use`);
+      s.table = new ControllerTable(s.minCntlid, s.maxCntlid, shared.qidCap, shared.table);
+      s.id = shared.id;
+      this.#byId.set(s.id, s);
+    }
+    this.subsystems.set(p.nqn, s);
     this.#changed();
+  }
+
+  /** Shared state for a new subsystem's per-reactor copies (made once, on the main thread). */
+  static sharedSubsystemState(p: CreateSubsystemParams, id: number, qidCap: number): SharedSubsystemState {
+    const s = new Subsystem(p); // validates the cntlid range
+    return { id, qidCap, table: new ControllerTable(s.minCntlid, s.maxCntlid, qidCap).sab };
+  }
+
+  /** A subsystem by the app's id (cross-reactor messages name subsystems by number). */
+  subsystemById(id: number): Subsystem | undefined {
+    return this.#byId.get(id);
+  }
+
+  /**
+   * The owner of a controller announced it gone or reset: close the I/O queues this reactor
+   * carries for it (those of that generation only).
+   */
+  remoteControllerDown(subsystemId: number, cntlid: number, gen: number): void {
+    const c = this.#byId.get(subsystemId)?.remote.get(cntlid);
+    if (c && c.gen === gen) c.destroy('owner controller gone or reset');
   }
 
   async nvmf_delete_subsystem(p: { nqn: string }): Promise<void> {
@@ -113,7 +178,9 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     for (const c of [...s.controllers.values()]) c.destroy('subsystem deleted');
     for (const l of [...s.listeners])
       await this.nvmf_subsystem_remove_listener({ nqn: s.nqn, listen_address: l });
+    for (const c of [...s.remote.values()]) c.destroy('subsystem deleted');
     this.subsystems.delete(p.nqn);
+    if (s.table) this.#byId.delete(s.id);
     this.#changed();
   }
 
@@ -155,7 +222,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     const key = `${a.traddr}:${a.trsvcid}`;
     let l = this.#listeners.get(key);
     if (!l) {
-      l = new TcpListener(this, a.traddr, Number(a.trsvcid));
+      l = new TcpListener(this, a.traddr, Number(a.trsvcid), this.#listen);
       await l.start();
       this.#listeners.set(key, l);
     }
@@ -227,18 +294,23 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     }));
   }
 
-  nvmf_subsystem_get_controllers(p: { nqn: string }): object[] {
-    return [...this.#subsystem(p.nqn).controllers.values()].map((c) => ({
+  /** Controllers whose admin queue is here; with `remote`, also stand-ins for others' (owner set). */
+  nvmf_subsystem_get_controllers(p: { nqn: string }, remote = false): object[] {
+    const s = this.#subsystem(p.nqn);
+    const list = remote ? [...s.controllers.values(), ...s.remote.values()] : [...s.controllers.values()];
+    return list.map((c) => ({
       cntlid: c.cntlid,
       hostnqn: c.hostnqn,
       hostid: bytesToUuid(c.hostid),
       num_io_qpairs: c.qpairs.size - (c.qpairs.has(0) ? 1 : 0),
+      ...(remote ? { owner: c.ownerReactor < 0 ? (this.#cluster?.index ?? 0) : c.ownerReactor } : {}),
     }));
   }
 
   nvmf_subsystem_get_qpairs(p: { nqn: string }): object[] {
     const out: object[] = [];
-    for (const c of this.#subsystem(p.nqn).controllers.values())
+    const s = this.#subsystem(p.nqn);
+    for (const c of [...s.controllers.values(), ...s.remote.values()])
       for (const q of c.qpairs.values())
         out.push({
           cntlid: c.cntlid,
@@ -268,7 +340,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
       tick_rate: 1_000_000,
       poll_groups: [
         {
-          name: 'nvmf_tgt_poll_group_000',
+          name: this.#cluster?.pollGroup ?? 'nvmf_tgt_poll_group_000',
           admin_qpairs: this.counters.adminQpairs,
           io_qpairs: this.counters.ioQpairs,
           current_admin_qpairs: admin,
@@ -284,7 +356,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   /** Stop every listener and drop every connection. */
   async close(): Promise<void> {
     for (const s of this.subsystems.values())
-      for (const c of [...s.controllers.values()]) c.destroy('target shutdown');
+      for (const c of [...s.controllers.values(), ...s.remote.values()]) c.destroy('target shutdown');
     for (const q of [...this.qpairs]) q.close();
     await Promise.all([...this.#listeners.values()].map((l) => l.stop()));
     this.#listeners.clear();
@@ -330,10 +402,32 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   qpairClosed(qp: TcpQpair): void {
     this.qpairs.delete(qp);
     this.counters.closedQpairs++;
-    qp.ctrlr?.qpairClosed(qp);
+    const c = qp.ctrlr;
+    if (c === null) return;
+    const t = c.subsystem.table;
+    if (t !== null && qp.qid > 0 && c.qpairs.get(qp.qid) === qp) t.releaseQid(c.cntlid, c.gen, qp.qid);
+    c.qpairClosed(qp);
+    // A stand-in lives as long as it carries I/O queues here.
+    if (c.ownerReactor >= 0 && c.qpairs.size === 0) c.destroy('last I/O queue closed');
   }
 
-  controllerGone(_c: Controller): void {}
+  controllerGone(c: Controller): void {
+    const s = c.subsystem;
+    if (s.table === null) return;
+    if (c.ownerReactor >= 0) {
+      if (s.remote.get(c.cntlid) === c) s.remote.delete(c.cntlid);
+      return;
+    }
+    s.table.free(c.cntlid, c.gen);
+    this.#cluster?.controllerDown(s, c.cntlid, c.gen);
+  }
+
+  controllerReady(c: Controller, ready: boolean): void {
+    const s = c.subsystem;
+    if (s.table === null || c.ownerReactor >= 0) return;
+    s.table.setReady(c.cntlid, c.gen, ready);
+    if (!ready) this.#cluster?.controllerDown(s, c.cntlid, c.gen);
+  }
 
   connect(qp: TcpQpair, r: Request): void {
     r.status = this.#connect(qp, r);
@@ -362,10 +456,16 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     if (sqsize === 0 || sqsize >= depth) return invalidParam(0, ConnectOff.sqsize, r);
     if (qid === 0) {
       if (cntlid !== DYNAMIC_CNTLID) return invalidParam(1, ConnectDataOff.cntlid, r);
-      const id = s.allocCntlid();
+      let id: number | undefined;
+      let gen = 0;
+      if (s.table) {
+        const a = s.table.alloc(this.#cluster?.index ?? 0, nqnHash(hostnqn));
+        if (a) ({ cntlid: id, gen } = a);
+      } else id = s.allocCntlid();
       if (id === undefined)
         return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectControllerBusy, true);
       const c = new Controller(this, s, id, hostnqn, d.slice(0, 16), kato);
+      c.gen = gen;
       s.controllers.set(id, c);
       c.qpairs.set(0, qp);
       qp.attach(c, 0, sqsize);
@@ -373,11 +473,35 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
       r.dw0 = id;
       return 0;
     }
-    const c = s.controllers.get(cntlid);
+    let c = s.controllers.get(cntlid);
+    if (!c && s.table) {
+      // A controller owned by another reactor: check it in the shared table, then carry this
+      // I/O queue on a local stand-in.
+      const e = s.table.lookup(cntlid);
+      if (!e || e.owner === (this.#cluster?.index ?? 0)) return invalidParam(1, ConnectDataOff.cntlid, r);
+      if (e.hostHash !== nqnHash(hostnqn)) return invalidParam(1, ConnectDataOff.hostnqn, r);
+      if (!e.ready) return S_SEQ;
+      c = s.remote.get(cntlid);
+      if (c && c.gen !== e.gen) {
+        c.destroy('stale controller generation');
+        c = undefined;
+      }
+      if (!c) {
+        c = new Controller(this, s, cntlid, hostnqn, d.slice(0, 16), 0);
+        c.gen = e.gen;
+        c.ownerReactor = e.owner;
+        c.cc = CC.enabled;
+        c.csts = CSTS.RDY;
+        s.remote.set(cntlid, c);
+      }
+    }
     if (!c) return invalidParam(1, ConnectDataOff.cntlid, r);
     if (c.hostnqn !== hostnqn) return invalidParam(1, ConnectDataOff.hostnqn, r);
     if (!(c.csts & CSTS.RDY)) return S_SEQ;
-    if (qid > c.ioQueueLimit || c.qpairs.has(qid)) return invalidParam(0, ConnectOff.qid, r);
+    if (qid > c.ioQueueLimit || c.qpairs.has(qid) || (s.table && !s.table.claimQid(cntlid, c.gen, qid))) {
+      if (c.ownerReactor >= 0 && c.qpairs.size === 0) c.destroy('connect refused');
+      return invalidParam(0, ConnectOff.qid, r);
+    }
     c.qpairs.set(qid, qp);
     qp.attach(c, qid, sqsize);
     this.counters.ioQpairs++;

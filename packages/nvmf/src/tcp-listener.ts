@@ -4,6 +4,8 @@
 
 import net from 'node:net';
 
+import { reuseportListen } from '@storkit/native';
+
 import { NvmfError } from './errors.js';
 import { type QpairOwner, TcpQpair } from './tcp-qpair.js';
 
@@ -36,22 +38,46 @@ export interface ListenerOwner extends QpairOwner {
   qpairOpened(qp: TcpQpair): void;
 }
 
+/** How a listener is hosted: on the calling thread (default), or on a reactor worker. */
+export interface ListenOptions {
+  /**
+   * Listen through a native SO_REUSEPORT socket, so the same address can be listened on by every
+   * reactor worker and the kernel spreads connections across them.
+   */
+  reusePort?: boolean;
+  /**
+   * Runs each socket callback (accept, bytes in, close): a reactor makes its thread current
+   * around `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
+   */
+  run?: <A>(fn: (arg: A) => void, arg: A) => void;
+}
+
+const direct = <A>(fn: (arg: A) => void, arg: A): void => fn(arg);
+
 export class TcpListener {
   readonly #owner: ListenerOwner;
   readonly #traddr: string;
   readonly #trsvcid: number;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
+  readonly #reusePort: boolean;
+  readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
   /** Subsystems using this address. */
   refs = 0;
   port = 0;
 
-  constructor(owner: ListenerOwner, traddr: string, trsvcid: number) {
+  constructor(owner: ListenerOwner, traddr: string, trsvcid: number, o: ListenOptions = {}) {
     this.#owner = owner;
     this.#traddr = traddr;
     this.#trsvcid = trsvcid;
-    this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.#accept(s));
+    this.#reusePort = o.reusePort ?? false;
+    this.#run = o.run ?? direct;
+    this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) =>
+      this.#run(this.#acceptFn, s),
+    );
   }
+
+  readonly #acceptFn = (s: net.Socket): void => this.#accept(s);
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -64,7 +90,16 @@ export class TcpListener {
           ),
         );
       this.#server.once('error', onError);
-      this.#server.listen({ host: this.#traddr, port: this.#trsvcid }, () => {
+      let where: net.ListenOptions & { fd?: number } = { host: this.#traddr, port: this.#trsvcid };
+      if (this.#reusePort) {
+        try {
+          where = { fd: reuseportListen(this.#traddr, this.#trsvcid).fd };
+        } catch (e) {
+          onError(e as Error);
+          return;
+        }
+      }
+      this.#server.listen(where, () => {
         this.#server.off('error', onError);
         this.port = (this.#server.address() as net.AddressInfo).port;
         resolve();
@@ -81,8 +116,9 @@ export class TcpListener {
     const local = { traddr: this.#traddr, trsvcid: String(this.#trsvcid) };
     let qp: TcpQpair | undefined;
     const rx = new Uint8Array(RX_BUFFER);
+    const rxFn = (n: number): void => qp!.receive(rx, n);
     const sock = adopt(accepted, rx, (n) => {
-      qp!.receive(rx, n);
+      this.#run(rxFn, n);
       return true;
     });
     this.#sockets.add(sock);
@@ -98,12 +134,13 @@ export class TcpListener {
     );
     this.#owner.qpairOpened(qp);
     if (sock === accepted) {
-      sock.on('data', (b: Buffer) => qp!.receive(b));
+      const dataFn = (b: Buffer): void => qp!.receive(b);
+      sock.on('data', (b: Buffer) => this.#run(dataFn, b));
       sock.resume();
     }
     sock.on('close', () => {
       this.#sockets.delete(sock);
-      qp!.peerClosed();
+      this.#run(() => qp!.peerClosed(), undefined);
     });
     // A reset or a vanished host shows up as an error followed by close; close does the cleanup.
     sock.on('error', () => {});

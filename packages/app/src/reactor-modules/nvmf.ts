@@ -1,0 +1,233 @@
+// Imported by every reactor worker of the target app: one NvmfTarget per reactor (its poll group),
+// built by the same control operations in each, so every reactor holds the same subsystems,
+// namespaces, hosts and listeners. Each reactor listens on every address through its own
+// SO_REUSEPORT socket; a connection's qpair lives on the reactor that accepted it, and its
+// namespaces are served from that reactor's channel of the bdev. Controllers whose I/O queues are
+// spread over reactors are coordinated through a shared controller table plus one named handler
+// (see packages/nvmf/README.md, "Poll groups").
+import {
+  type BdevChannel,
+  type BdevDesc,
+  BdevEvent,
+  bdevClose,
+  bdevGetIoChannel,
+  bdevOpenExt,
+} from '@storkit/bdev';
+import { NvmfError, NvmfTarget, type SharedSubsystemState } from '@storkit/nvmf';
+import type { NamespaceBackend } from '@storkit/nvmf/backend';
+import { BdevBackend } from '@storkit/nvmf/bdev';
+import {
+  codec,
+  defineControl,
+  defineHandler,
+  defineSubsystem,
+  getThread,
+  type IoChannel,
+  reactorCount,
+  reactorIndex,
+  reactorThread,
+  send,
+  type Thread,
+  wakeReactor,
+} from '@storkit/reactor';
+
+type Done = (err: Error | null, value?: unknown) => void;
+type P = Record<string, unknown>;
+
+/** NvmfError codes as the errno names the RPC layer turns into SPDK-style errors. */
+const ERRNO: Record<string, string> = {
+  ERR_NVMF_INVALID_PARAM: 'EINVAL',
+  ERR_NVMF_EXISTS: 'EEXIST',
+  ERR_NVMF_NOT_FOUND: 'ENODEV',
+  ERR_NVMF_NO_TRANSPORT: 'EINVAL',
+  ERR_NVMF_LISTEN: 'EADDRINUSE',
+};
+
+function errno(e: unknown): Error {
+  if (e instanceof NvmfError) return Object.assign(new Error(e.message), { code: ERRNO[e.code] ?? 'EIO' });
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+interface Opened {
+  desc: BdevDesc;
+  ch: IoChannel<BdevChannel>;
+}
+
+/** This reactor's target and what it holds open; made on the first control operation. */
+class ReactorNvmf {
+  readonly thread: Thread;
+  readonly target: NvmfTarget;
+  readonly #opened = new Map<NamespaceBackend, Opened>();
+
+  constructor(thread: Thread) {
+    this.thread = thread;
+    const index = reactorIndex();
+    this.target = new NvmfTarget({
+      resolveBdev: (name) => this.#open(name),
+      listen: {
+        reusePort: true,
+        run: (fn, arg) => {
+          this.thread._runNow(fn, arg);
+          wakeReactor();
+        },
+      },
+      cluster: {
+        index,
+        pollGroup: `nvmf_tgt_poll_group_${String(index).padStart(3, '0')}`,
+        controllerDown: (s, cntlid, gen) => this.#inThread(() => this.#announceDown(s.id, cntlid, gen)),
+      },
+    });
+  }
+
+  /** Run `fn` as this reactor's thread (timers such as keep alive fire outside any thread). */
+  #inThread(fn: () => void): void {
+    if (getThread() === this.thread) fn();
+    else this.thread.sendMsg(fn);
+  }
+
+  #announceDown(sub: number, cntlid: number, gen: number): void {
+    const me = reactorIndex();
+    for (let i = 0; i < reactorCount(); i++)
+      if (i !== me) send(reactorThread(i), ctrlrDown, { sub, cntlid, gen });
+  }
+
+  /** A namespace backend on this thread's channel of the bdev (held until no namespace uses it). */
+  #open(name: string): NamespaceBackend | undefined {
+    let desc: BdevDesc;
+    try {
+      desc = bdevOpenExt(name, true, (type) => {
+        if (type === BdevEvent.REMOVE) this.#bdevRemoved(backend);
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENODEV') return undefined;
+      throw e;
+    }
+    const ch = bdevGetIoChannel(desc);
+    const backend = new BdevBackend(desc, ch);
+    this.#opened.set(backend, { desc, ch });
+    return backend;
+  }
+
+  /** Hot remove of a bdev: its namespaces go away (hosts get the namespace-change notice). */
+  #bdevRemoved(b: NamespaceBackend): void {
+    for (const s of this.target.subsystems.values())
+      for (const ns of [...s.namespaces.values()])
+        if (ns.backend === b) this.target.nvmf_subsystem_remove_ns({ nqn: s.nqn, nsid: ns.nsid });
+    this.sweep();
+  }
+
+  /**
+   * Release backends no namespace uses any more (after add_ns failed, remove_ns, delete), as this
+   * reactor's thread (channels are put on their own thread; callers may be past an await).
+   */
+  sweep(): void {
+    this.#inThread(this.#sweepNow);
+  }
+
+  readonly #sweepNow = (): void => {
+    const used = new Set<NamespaceBackend>();
+    for (const s of this.target.subsystems.values())
+      for (const ns of s.namespaces.values()) used.add(ns.backend);
+    for (const [b, o] of this.#opened) {
+      if (used.has(b)) continue;
+      this.#opened.delete(b);
+      o.ch.put();
+      bdevClose(o.desc);
+    }
+  };
+
+  /** Shutdown: subsystems (their controllers and listeners), then the rest, then the bdevs held. */
+  async close(): Promise<void> {
+    try {
+      for (const s of [...this.target.subsystems.values()])
+        if (s !== this.target.discovery) await this.target.nvmf_delete_subsystem({ nqn: s.nqn });
+      await this.target.close();
+    } finally {
+      this.sweep();
+    }
+  }
+}
+
+let local: ReactorNvmf | null = null;
+
+function here(): ReactorNvmf {
+  if (local === null) {
+    const t = getThread();
+    if (t === null) throw Object.assign(new Error('nvmf control outside a reactor thread'), { code: 'EIO' });
+    local = new ReactorNvmf(t);
+  }
+  return local;
+}
+
+// Shutdown: connections, listeners and subsystems go before the bdev layer's fini (reverse order of
+// definition; @storkit/bdev's subsystem is defined by the import above), releasing every channel.
+defineSubsystem({
+  name: 'nvmf',
+  fini(done) {
+    const n = local;
+    local = null;
+    if (n === null) return done();
+    // fini runs outside any thread: shut down as the reactor's thread.
+    n.thread.sendMsg(() => n.close().then(done, done));
+  },
+});
+
+const DownMsg = codec.struct('nvmf_ctrlr_down', { sub: 'u32', cntlid: 'u32', gen: 'i32' });
+/** The owner of a controller says it is gone or reset: close the I/O queues carried here for it. */
+const ctrlrDown = defineHandler('nvmf.ctrlr_down', DownMsg, (m) => {
+  local?.target.remoteControllerDown(m.sub, m.cntlid, m.gen);
+});
+
+/** One call of the target's RPC surface on this reactor. */
+type Op = (n: ReactorNvmf, p: P) => unknown;
+
+const OPS: Record<string, Op> = {
+  nvmf_create_transport: (n, p) => n.target.nvmf_create_transport(p as never),
+  nvmf_get_transports: (n) => n.target.nvmf_get_transports(),
+  nvmf_create_subsystem: (n, p) =>
+    n.target.nvmf_create_subsystem(p.params as never, p.shared as SharedSubsystemState),
+  nvmf_delete_subsystem: async (n, p) => {
+    await n.target.nvmf_delete_subsystem(p as never);
+    n.sweep();
+  },
+  nvmf_subsystem_add_ns: (n, p) => {
+    try {
+      return n.target.nvmf_subsystem_add_ns(p as never);
+    } finally {
+      n.sweep(); // a refused add leaves its freshly opened backend unused
+    }
+  },
+  nvmf_subsystem_remove_ns: (n, p) => {
+    n.target.nvmf_subsystem_remove_ns(p as never);
+    n.sweep();
+  },
+  nvmf_subsystem_add_host: (n, p) => n.target.nvmf_subsystem_add_host(p as never),
+  nvmf_subsystem_remove_host: (n, p) => n.target.nvmf_subsystem_remove_host(p as never),
+  nvmf_subsystem_allow_any_host: (n, p) => n.target.nvmf_subsystem_allow_any_host(p as never),
+  nvmf_subsystem_add_listener: (n, p) => n.target.nvmf_subsystem_add_listener(p as never),
+  nvmf_subsystem_remove_listener: (n, p) => n.target.nvmf_subsystem_remove_listener(p as never),
+  nvmf_subsystem_get_listeners: (n, p) => n.target.nvmf_subsystem_get_listeners(p as never),
+  nvmf_discovery_add_referral: (n, p) => n.target.nvmf_discovery_add_referral(p as never),
+  nvmf_discovery_remove_referral: (n, p) => n.target.nvmf_discovery_remove_referral(p as never),
+  nvmf_get_subsystems: (n) => n.target.nvmf_get_subsystems(),
+  nvmf_subsystem_get_controllers: (n, p) => n.target.nvmf_subsystem_get_controllers(p as never, true),
+  nvmf_subsystem_get_qpairs: (n, p) => n.target.nvmf_subsystem_get_qpairs(p as never),
+  nvmf_get_stats: (n) => n.target.nvmf_get_stats(),
+  storkit_nvmf_close: (n) => n.close(),
+};
+
+defineControl('nvmf.call', (arg, done: Done) => {
+  const { method, params } = arg as { method: string; params: P };
+  const op = OPS[method];
+  if (!op) throw Object.assign(new Error(`unknown nvmf method ${method}`), { code: 'EINVAL' });
+  let r: unknown;
+  try {
+    r = op(here(), params ?? {});
+  } catch (e) {
+    throw errno(e);
+  }
+  Promise.resolve(r).then(
+    (v) => done(null, v ?? true),
+    (e) => done(errno(e)),
+  );
+});
