@@ -51,6 +51,8 @@ export interface GuestOptions {
   reconnect?: boolean;
   /** Ask the guest for packed virtqueues. */
   packed?: boolean;
+  /** Let the guest reboot (QEMU resets the VM instead of exiting). */
+  reboot?: boolean;
 }
 
 /**
@@ -71,7 +73,8 @@ export function bootGuest(opts: GuestOptions): { done: Promise<GuestRun>; kill: 
     '-chardev', chardev, '-device', device,
     '-kernel', kernel() as string, '-initrd', initrd(opts.workload),
     '-append', `console=ttyS0 quiet panic=-1 vhdev=${opts.type}`,
-    '-nographic', '-no-reboot', '-nic', 'none',
+    '-nographic', '-nic', 'none',
+    ...(opts.reboot ? [] : ['-no-reboot']),
   ];
   const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
