@@ -350,6 +350,17 @@ describe('app: NVMe/TCP on two reactors', function () {
       ).to.equal(-19);
       expect(await err(rpc.call('nvmf_create_transport', { trtype: 'TCP' }))).to.equal(-17);
       expect(await err(rpc.call('nvmf_create_subsystem', { nqn: 'not-an-nqn' }))).to.be.a('number');
+      // An address another process listens on is refused (no joining a foreign SO_REUSEPORT group).
+      const other = net.createServer();
+      await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+      const held = String((other.address() as net.AddressInfo).port);
+      const la = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: held };
+      expect(await err(rpc.call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: la }))).to.equal(
+        -16,
+      );
+      await new Promise((r) => other.close(r));
+      expect(await rpc.call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: la })).to.equal(true);
+      expect(await rpc.call<unknown[]>('nvmf_subsystem_get_listeners', { nqn: NQN })).to.have.length(2);
       const subs = await rpc.call<{ nqn: string }[]>('nvmf_get_subsystems');
       expect(subs.map((s) => s.nqn)).to.deep.equal(['nqn.2014-08.org.nvmexpress.discovery', NQN]);
     });

@@ -53,6 +53,9 @@ describe('cli: storkit tgt and storkit rpc', function () {
       const t = await startTgt(['-m', '0x3', '-r', path, '--default-config']);
       expect(t.out()).to.match(/bdev: {6}Malloc0 {2}256 MiB/);
       expect(t.out()).to.include('iscsi-inq iscsi://127.0.0.1:3260/iqn.2016-06.io.storkit:disk1/0');
+      expect(t.out()).to.include(
+        "storkit nvme-identify -r 'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.2016-06.io.storkit:cnode1'",
+      );
       const r = await storkit('rpc', '-s', path, 'bdev_get_bdevs', 'Malloc0');
       expect(r.code).to.equal(0);
       expect(JSON.parse(r.stdout)[0]).to.include({ name: 'Malloc0', num_blocks: 524288, block_size: 512 });

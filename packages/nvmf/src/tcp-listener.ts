@@ -46,6 +46,12 @@ export interface ListenOptions {
    */
   reusePort?: boolean;
   /**
+   * With reusePort: first check with an ordinary bind that nobody else holds the address, since
+   * any process of the same user could otherwise join the SO_REUSEPORT group and take a share of
+   * the connections. Set on the first reactor only (the others join its group).
+   */
+  exclusive?: boolean;
+  /**
    * Runs each socket callback (accept, bytes in, close): a reactor makes its thread current
    * around `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
    */
@@ -61,6 +67,7 @@ export class TcpListener {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   readonly #reusePort: boolean;
+  readonly #exclusive: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
   /** Subsystems using this address. */
   refs = 0;
@@ -71,6 +78,7 @@ export class TcpListener {
     this.#traddr = traddr;
     this.#trsvcid = trsvcid;
     this.#reusePort = o.reusePort ?? false;
+    this.#exclusive = o.exclusive ?? false;
     this.#run = o.run ?? direct;
     this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) =>
       this.#run(this.#acceptFn, s),
@@ -79,7 +87,31 @@ export class TcpListener {
 
   readonly #acceptFn = (s: net.Socket): void => this.#accept(s);
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    if (this.#reusePort && this.#exclusive) await this.#probe();
+    return this.#listen();
+  }
+
+  /** An ordinary bind of the address, closed at once: fails while anyone else listens there. */
+  #probe(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', (e) =>
+        reject(
+          new NvmfError(
+            'ERR_NVMF_LISTEN',
+            `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${e.message}`,
+            {
+              cause: e,
+            },
+          ),
+        ),
+      );
+      s.listen({ host: this.#traddr, port: this.#trsvcid, exclusive: true }, () => s.close(() => resolve()));
+    });
+  }
+
+  #listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (e: Error) =>
         reject(

@@ -40,7 +40,7 @@ const ERRNO: Record<string, string> = {
   ERR_NVMF_EXISTS: 'EEXIST',
   ERR_NVMF_NOT_FOUND: 'ENODEV',
   ERR_NVMF_NO_TRANSPORT: 'EINVAL',
-  ERR_NVMF_LISTEN: 'EADDRINUSE',
+  ERR_NVMF_LISTEN: 'EBUSY',
 };
 
 function errno(e: unknown): Error {
@@ -66,6 +66,7 @@ class ReactorNvmf {
       resolveBdev: (name) => this.#open(name),
       listen: {
         reusePort: true,
+        exclusive: index === 0,
         run: (fn, arg) => {
           this.thread._runNow(fn, arg);
           wakeReactor();

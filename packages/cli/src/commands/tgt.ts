@@ -14,7 +14,8 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   -m MASK           cores: 0x3, [0,1] (default 0x1)
   -r SOCKET         RPC Unix socket (default ${DEFAULT_RPC_SOCKET})
   --json FILE       load an SPDK-format JSON config at start
-  --default-config  the built-in default: a 256 MiB malloc bdev, Malloc0
+  --default-config  the built-in default: a 256 MiB malloc bdev, Malloc0, exported over iSCSI
+                    and NVMe/TCP (127.0.0.1:4420, nqn.2016-06.io.storkit:cnode1)
   --wait-for-rpc    hold initialization until framework_start_init (startup-only methods first)
   --rpc-tcp H:P     also serve RPC on a loopback TCP address
   -L COMPONENT      debug logs for a component (app, rpc, bdev, ...; 'all')
@@ -28,6 +29,31 @@ export const DEFAULT_CONFIG: SpdkConfig = {
       subsystem: 'bdev',
       config: [
         { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 524288, block_size: 512 } },
+      ],
+    },
+    {
+      subsystem: 'nvmf',
+      config: [
+        { method: 'nvmf_create_transport', params: { trtype: 'TCP', max_queue_depth: 128 } },
+        {
+          method: 'nvmf_create_subsystem',
+          params: {
+            nqn: 'nqn.2016-06.io.storkit:cnode1',
+            allow_any_host: true,
+            serial_number: 'STORKIT00000001',
+          },
+        },
+        {
+          method: 'nvmf_subsystem_add_ns',
+          params: { nqn: 'nqn.2016-06.io.storkit:cnode1', namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+        },
+        {
+          method: 'nvmf_subsystem_add_listener',
+          params: {
+            nqn: 'nqn.2016-06.io.storkit:cnode1',
+            listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' },
+          },
+        },
       ],
     },
     {
@@ -144,10 +170,32 @@ async function banner(target: Target, sock: string, waiting: boolean): Promise<s
       );
     }
     lines.push(...(await iscsiBanner(target)));
+    lines.push(...(await nvmfBanner(target)));
     lines.push(`  inspect:   storkit rpc -s ${sock} bdev_get_bdevs | framework_get_reactors | save_config`);
   }
   lines.push('  stop:      Ctrl-C, or storkit rpc spdk_kill_instance SIGTERM');
   return lines.join('\n');
+}
+
+/** NVMe/TCP: each subsystem's listener with the storkit initiator commands that reach it. */
+async function nvmfBanner(target: Target): Promise<string[]> {
+  const subs = ((await target.server.call('nvmf_get_subsystems', {})).result ?? []) as {
+    nqn: string;
+    subtype: string;
+    listen_addresses: { adrfam: string; traddr: string; trsvcid: string }[];
+    namespaces?: { nsid: number; bdev_name: string }[];
+  }[];
+  const out: string[] = [];
+  for (const s of subs) {
+    const a = s.listen_addresses[0];
+    if (s.subtype !== 'NVMe' || !a || !s.namespaces?.length) continue;
+    const trid = `trtype:TCP adrfam:${a.adrfam} traddr:${a.traddr} trsvcid:${a.trsvcid} subnqn:${s.nqn}`;
+    const ns = s.namespaces.map((n) => `ns ${n.nsid} = ${n.bdev_name}`).join(', ');
+    out.push(`  nvmf:      ${s.nqn} ${ns} on ${a.traddr}:${a.trsvcid}`);
+    out.push(`             storkit nvme-identify -r '${trid}'`);
+    out.push(`             storkit nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c 0x2`);
+  }
+  return out;
 }
 
 /** iSCSI: each target node with the libiscsi commands that reach it. */
