@@ -23,6 +23,6 @@ export {
   RejectReason,
   TOp,
 } from './pdu.js';
-export { IscsiServer, type ListeningPortal, type ServeOptions } from './server.js';
+export { type FlushScheduler, IscsiServer, type ListeningPortal, type ServeOptions } from './server.js';
 export { Session } from './session.js';
 export { type BdevLookup, IscsiTarget, TargetNode } from './target.js';

@@ -15,15 +15,22 @@ export interface ListeningPortal {
   portalGroupTag: number;
 }
 
+/** Schedules a corked socket's flush: `process.nextTick` by default, a reactor poller on reactors. */
+export type FlushScheduler = (flush: () => void) => void;
+
+const nextTick: FlushScheduler = (f) => process.nextTick(f);
+
 class SocketSink implements PduSink {
   readonly #sock: Socket;
+  readonly #schedule: FlushScheduler;
   #corked = false;
   readonly #uncork = () => {
     this.#corked = false;
     this.#sock.uncork();
   };
-  constructor(sock: Socket) {
+  constructor(sock: Socket, schedule: FlushScheduler) {
     this.#sock = sock;
+    this.#schedule = schedule;
   }
   write(pdu: Uint8Array, flushed: () => void): void {
     if (this.#sock.destroyed) {
@@ -34,7 +41,7 @@ class SocketSink implements PduSink {
     if (!this.#corked) {
       this.#corked = true;
       this.#sock.cork();
-      process.nextTick(this.#uncork);
+      this.#schedule(this.#uncork);
     }
     this.#sock.write(pdu, flushed);
   }
@@ -55,6 +62,12 @@ export interface ServeOptions {
    * `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
    */
   run?: <A>(fn: (arg: A) => void, arg: A) => void;
+  /**
+   * When PDUs written in one go leave as one writev. Default: `process.nextTick`. A reactor flushes
+   * from a poller that runs after its completion pollers, so responses do not wait for the end of
+   * the reactor's slice.
+   */
+  flush?: FlushScheduler;
 }
 
 const direct = <A>(fn: (arg: A) => void, arg: A): void => fn(arg);
@@ -68,11 +81,13 @@ export class IscsiServer {
   readonly #byTag = new Map<number, Server[]>();
   readonly #reusePort: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
+  readonly #flush: FlushScheduler;
 
   constructor(target: IscsiTarget, o: ServeOptions = {}) {
     this.target = target;
     this.#reusePort = o.reusePort ?? false;
     this.#run = o.run ?? direct;
+    this.#flush = o.flush ?? nextTick;
   }
 
   /** Listens on each portal of portal group `tag`; port "0" picks a free port (see `portals`). */
@@ -139,7 +154,7 @@ export class IscsiServer {
 
   #accept(sock: Socket, tag: number): void {
     this.#sockets.add(sock);
-    const conn = this.target.accept(new SocketSink(sock), {
+    const conn = this.target.accept(new SocketSink(sock, this.#flush), {
       portalGroupTag: tag,
       localAddress: stripV4Mapped(sock.localAddress ?? ''),
       localPort: sock.localPort ?? 0,

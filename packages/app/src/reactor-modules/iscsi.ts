@@ -23,6 +23,9 @@ import {
   defineControl,
   defineSubsystem,
   getThread,
+  POLLER_BUSY,
+  POLLER_IDLE,
+  type Poller,
   reactorIndex,
   type Thread,
   wakeReactor,
@@ -36,6 +39,8 @@ type P = Record<string, unknown>;
 
 interface State {
   target: IscsiTarget;
+  /** Flushes corked sockets once per reactor iteration, after the bdev completion pollers. */
+  flusher: Poller;
   server: IscsiServer;
   thread: Thread;
   backends: Map<string, BdevBlockBackend>;
@@ -110,14 +115,40 @@ function redirect(node: TargetNode, info: ConnectionInfo): string | null {
   return `${host}:${ports[i]},${tag}`;
 }
 
+/** Socket flushes queued during this iteration (an array reused: no allocation per flush). */
+const flushes: (() => void)[] = [];
+let flushCount = 0;
+
+function scheduleFlush(f: () => void): void {
+  flushes[flushCount++] = f;
+  if (flushCount === 1 && getThread() === null) wakeReactor();
+}
+
+function flushPoller(): number {
+  const n = flushCount;
+  if (n === 0) return POLLER_IDLE;
+  for (let i = 0; i < n; i++) {
+    const f = flushes[i];
+    flushes[i] = noop;
+    f();
+  }
+  // Flushes queued while flushing (none expected) stay for the next iteration.
+  flushes.copyWithin(0, n, flushCount);
+  flushCount -= n;
+  return POLLER_BUSY;
+}
+
+const noop = (): void => {};
+
 defineControl('iscsi.init', (arg, done: Done) => {
   if (state !== null) return done(null, true);
   const thread = getThread();
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
   const target = errno(() => new IscsiTarget(lookup, (arg ?? {}) as P));
-  const server = new IscsiServer(target, { reusePort: true, run });
+  const server = new IscsiServer(target, { reusePort: true, run, flush: scheduleFlush });
   target.redirect = redirect;
-  state = { target, server, thread, backends: new Map(), owners: new Map(), peers: new Map() };
+  const flusher = thread.registerPoller(flushPoller, 0, 'iscsi_flush');
+  state = { target, flusher, server, thread, backends: new Map(), owners: new Map(), peers: new Map() };
   done(null, true);
 });
 
@@ -128,6 +159,8 @@ defineSubsystem({
     const s = state;
     if (s === null) return done();
     state = null;
+    s.flusher.unregister();
+    flushPoller();
     void s.server.close().then(() => {
       // Channels are put on the thread that got them.
       const prev = setCurrentThread(s.thread);
