@@ -261,8 +261,9 @@ impl Conn {
         Ok(Recv::Pending)
     }
 
-    /// Send a message with `fds` attached (borrowed: the caller keeps them). Waits up to a
-    /// second for socket space (control messages are small; a stuck peer is an error).
+    /// Send a message with `fds` attached (borrowed: the caller keeps them). Never waits for a
+    /// peer that does not read: a full socket is EAGAIN (after at most ~10 ms when a message is
+    /// half sent), and the caller should drop the connection, since the stream is then unusable.
     pub fn send(&self, m: &Msg, fds: &[RawFd]) -> Result<()> {
         if fds.len() > MAX_FDS {
             return Err(Error::InvalidArgument(format!(
@@ -273,7 +274,8 @@ impl Conn {
         let bytes = vhost_msg::encode(m)?;
         let mut off = 0;
         let mut attach = fds;
-        for _ in 0..1000 {
+        let mut waits = 0;
+        while waits <= 10 {
             let n = sendmsg(self.fd.as_raw_fd(), &bytes[off..], attach);
             if n >= 0 {
                 off += n as usize;
@@ -284,15 +286,17 @@ impl Conn {
                 continue;
             }
             match Error::last_os("sendmsg") {
-                Error::Os { errno, .. } if errno == libc::EAGAIN || errno == libc::EINTR => {
+                Error::Os { errno, .. } if errno == libc::EINTR => {}
+                Error::Os { errno, .. } if errno == libc::EAGAIN && off > 0 => {
                     wait_writable(self.fd.as_raw_fd());
+                    waits += 1;
                 }
                 e => return Err(e),
             }
         }
         Err(Error::Os {
             op: "sendmsg",
-            errno: libc::ETIMEDOUT,
+            errno: libc::EAGAIN,
         })
     }
 }

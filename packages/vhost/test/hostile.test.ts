@@ -216,6 +216,59 @@ describe('hostile frontends and guests', () => {
     m.close();
   });
 
+  it('a frontend that never reads its replies is dropped without stalling the reactor', async () => {
+    const s = netConnect(path).on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    const get = Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]); // GET_FEATURES
+    s.write(Buffer.concat(Array.from({ length: 50_000 }, () => get)));
+    let worst = 0;
+    await until(
+      h,
+      () => {
+        const t0 = performance.now();
+        h.advanceTime(250);
+        h.pollOnce();
+        worst = Math.max(worst, performance.now() - t0);
+        return ctrl.lastError?.includes('send') === true;
+      },
+      'flooding frontend dropped',
+      20_000,
+    );
+    expect(worst).to.be.lessThan(250);
+    s.destroy();
+    await until(h, () => !ctrl.connected, 'disconnect');
+  });
+
+  it('random descriptor tables and avail rings never escape guest memory or crash the device', async () => {
+    const m = await MockBlk.open(h, path, { queueSize: 16 });
+    const before = ctrl.queues[0].stats.requests;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 256, maxLength: 256 }),
+        fc.array(fc.nat(15), { minLength: 1, maxLength: 4 }),
+        async (table, heads) => {
+          if (!ctrl.queues[0].running) return;
+          m.mem.set(table, m.q.descOff);
+          // Point a few addresses at real buffers so some chains are valid.
+          m.q.dv.setUint32(m.q.descOff + 4, 0, true);
+          m.q.dv.setUint32(m.q.descOff, DATA, true);
+          const start = m.q.availIdx;
+          for (const hd of heads) m.q.offer(hd);
+          m.q.kick();
+          await until(h, () => m.q.usedIdx() === m.q.availIdx || !ctrl.queues[0].running, 'chains consumed');
+          for (let i = start; i !== m.q.usedIdx(); i = (i + 1) & 0xffff) {
+            const len = m.q.dv.getUint32(m.q.usedOff + 4 + 8 * (i % 16) + 4, true);
+            expect(len).to.be.at.most((1 << 20) + 1); // never more than the guest has
+          }
+          m.q.lastUsed = m.q.usedIdx();
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(ctrl.queues[0].stats.requests).to.be.greaterThan(before);
+    m.close();
+  });
+
   it('disconnect mid-I/O: requests finish into retained memory, which is unmapped once they are done', async () => {
     ctrl.close();
     const held = new HeldBackend({ name: 'Held', blockSize: 512, numBlocks: 2048 });
