@@ -1,0 +1,57 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+
+import { GuestMemory } from '../src/index.js';
+
+describe('GuestMemory translation', () => {
+  it('hands out a view only when the range lies wholly inside one region, and exactly that range', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.nat(4096), size: fc.integer({ min: 1, max: 8192 }) }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.array(fc.record({ gpa: fc.nat(70_000), len: fc.nat(10_000) }), { minLength: 1, maxLength: 40 }),
+        (layout, probes) => {
+          const mem = new GuestMemory();
+          const regions: { gpa: number; bytes: Uint8Array }[] = [];
+          let at = 0;
+          for (const { gap, size } of layout) {
+            at += gap;
+            const bytes = new Uint8Array(size);
+            mem.addBytes(at, bytes, at + 0x1000_0000);
+            regions.push({ gpa: at, bytes });
+            at += size;
+          }
+          for (const { gpa, len } of probes) {
+            const v = mem.slice(gpa, len);
+            const home = regions.find((r) => gpa >= r.gpa && gpa + len <= r.gpa + r.bytes.length);
+            if (home === undefined) {
+              expect(v).to.equal(null);
+              continue;
+            }
+            expect(v).to.not.equal(null);
+            expect(v?.length).to.equal(len);
+            expect(v?.buffer).to.equal(home.bytes.buffer);
+            expect(v?.byteOffset).to.equal(home.bytes.byteOffset + gpa - home.gpa);
+            expect(mem.uvaToGpa(gpa + 0x1000_0000, len)).to.equal(gpa);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses overlapping or empty regions and wild addresses', () => {
+    const mem = new GuestMemory();
+    mem.addBytes(4096, new Uint8Array(4096));
+    expect(() => mem.addBytes(6000, new Uint8Array(10))).to.throw(/overlaps/);
+    expect(() => mem.addBytes(0, new Uint8Array(0))).to.throw(/bad memory region/);
+    expect(mem.slice(2 ** 53, 1)).to.equal(null);
+    expect(mem.slice(4096, -1)).to.equal(null);
+    expect(mem.slice(8191, 2)).to.equal(null);
+    expect(mem.slice(8191, 1)?.length).to.equal(1);
+    expect(mem.detach(4096, 4096)?.gpa).to.equal(4096);
+    expect(mem.slice(4096, 1)).to.equal(null);
+  });
+});
