@@ -13,17 +13,9 @@ import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 
 import { Logger, type SpdkConfig, Target } from '../src/index.js';
+import { freePort, io, NQN } from './nvmf-helpers.js';
 
-export const NQN = 'nqn.2016-06.io.storkit:cnode1';
 const quiet = () => new Logger('error', () => {});
-
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export function nvmfConfig(port: number, file: string): SpdkConfig {
   const listen_address = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
@@ -103,22 +95,6 @@ export async function withNvmfTarget<T>(fn: (e: Env) => Promise<T>): Promise<T> 
     await rm(dir, { recursive: true, force: true });
     expect(r.leaked).to.deep.equal([]);
   }
-}
-
-/** Run one I/O to completion on a qpair; resolves with its status. */
-export async function io(
-  qp: HostQpair,
-  submit: (cb: (x: null, st: number) => void) => boolean,
-): Promise<number> {
-  let st = -1;
-  expect(submit((_x, s) => (st = s))).to.equal(true);
-  const until = Date.now() + 10000;
-  while (st === -1) {
-    if (Date.now() > until) throw new Error('I/O timed out');
-    await new Promise((r) => setImmediate(r));
-    qp.processCompletions();
-  }
-  return st;
 }
 
 interface Qp {

@@ -1,0 +1,234 @@
+// The app-hosted NVMe/TCP target (storkit tgt, two reactors) against outside judges: Wireshark's
+// dissector on a captured session, the storkit nvme-identify / nvme-perf tools in their own
+// processes, and hostile connections next to a host doing verified I/O.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { type HostQpair, NvmeController } from '@storkit/nvme';
+import { PduType } from '@storkit/nvme/spec';
+import { RpcClient } from '@storkit/rpc';
+import { expect } from 'chai';
+
+import { Logger, type SpdkConfig, Target } from '../src/index.js';
+import { freePort, io, NQN } from './nvmf-helpers.js';
+
+const main = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
+const run = promisify(execFile);
+
+// The Wireshark helpers and captured sessions of @storkit/nvmf's own check, from its build.
+interface Tshark {
+  requireTshark(): void;
+  startCapture(file: string, ports: number[], probe: number): Promise<{ stop(): Promise<void> }>;
+  flaggedFrames(file: string, port: number): string[];
+  explainFrame(file: string, port: number, frame: string): string;
+  pduTypes(file: string, port: number): number[];
+  digestVerdicts(file: string, port: number): string[];
+}
+interface Sessions {
+  session(trid: string, digests: boolean): Promise<void>;
+  badDigestSession(port: number): Promise<void>;
+}
+const nvmfTest = (f: string) => new URL(`../../../nvmf/dist/test/${f}`, import.meta.url).href;
+
+function config(ports: number[]): SpdkConfig {
+  const la = (p: number) => ({ trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) });
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          {
+            method: 'nvmf_create_transport',
+            params: { trtype: 'TCP', in_capsule_data_size: 4096, io_unit_size: 16384 },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: 'nqn.2014-08.org.nvmexpress.discovery', listen_address: la(ports[0]) },
+          },
+          {
+            method: 'nvmf_create_subsystem',
+            params: {
+              nqn: NQN,
+              allow_any_host: true,
+              serial_number: 'STORKIT0042',
+              model_number: 'storkit app',
+            },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          ...ports.map((p) => ({
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: NQN, listen_address: la(p) },
+          })),
+        ],
+      },
+    ],
+  };
+}
+
+async function withApp<T>(
+  nports: number,
+  fn: (ports: number[], rpc: RpcClient, dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'storkit-nvmf-peers-'));
+  const ports: number[] = [];
+  for (let i = 0; i < nports; i++) ports.push(await freePort());
+  const t = new Target({
+    cores: [0, 1],
+    rpcSocket: join(dir, 'rpc.sock'),
+    signals: false,
+    log: new Logger('error', () => {}),
+    config: config(ports),
+  });
+  await t.start();
+  const rpc = await RpcClient.connect(join(dir, 'rpc.sock'));
+  try {
+    return await fn(ports, rpc, dir);
+  } finally {
+    rpc.close();
+    const r = await t.stop();
+    await rm(dir, { recursive: true, force: true });
+    expect(r.leaked).to.deep.equal([]);
+  }
+}
+
+const trid = (port: number) => `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
+
+describe('app: NVMe/TCP target checked by peers', function () {
+  this.timeout(90000);
+
+  it('Wireshark decodes sessions with the app-hosted target cleanly and flags a bad digest', async () => {
+    const ws = (await import(nvmfTest('tshark.js'))) as Tshark;
+    const ss = (await import(nvmfTest('wire-sessions.js'))) as Sessions;
+    ws.requireTshark();
+    await withApp(2, async ([good, bad], _rpc, dir) => {
+      const file = join(dir, 'app-nvme-tcp.pcapng');
+      const cap = await ws.startCapture(file, [good, bad], bad);
+      try {
+        await ss.session(trid(good), false);
+        await ss.session(trid(good), true);
+        await ss.badDigestSession(bad);
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        await cap.stop();
+      }
+      const flagged = ws.flaggedFrames(file, good);
+      const why = flagged.length ? ws.explainFrame(file, good, flagged[0]) : '';
+      expect(flagged, `frames Wireshark flags:\n${why}`).to.deep.equal([]);
+      expect(ws.flaggedFrames(file, bad).length, 'the bad header digest is flagged').to.be.greaterThan(0);
+      const types = ws.pduTypes(file, good);
+      const count = (t: number) => types.filter((x) => x === t).length;
+      expect(count(PduType.ICReq)).to.equal(4); // two sessions, admin + I/O queue each
+      expect(count(PduType.ICResp)).to.equal(4);
+      expect(count(PduType.R2T)).to.equal(2);
+      expect(count(PduType.H2CData)).to.equal(8);
+      expect(count(PduType.C2HData)).to.be.greaterThan(8);
+      const verdicts = ws.digestVerdicts(file, good);
+      expect(verdicts.length).to.be.greaterThan(20);
+      expect(verdicts.every((v) => v === '1')).to.equal(true);
+    });
+  });
+
+  it('storkit nvme-identify and several nvme-perf processes at once against storkit tgt', async () => {
+    await withApp(1, async ([port], rpc) => {
+      const id = await run(process.execPath, [main, 'nvme-identify', '-r', trid(port)]);
+      expect(id.stdout).to.match(/Serial Number: +STORKIT0042/);
+      expect(id.stdout).to.match(/Model Number: +storkit app/);
+      expect(id.stdout).to.match(/Namespace ID:1\nSize \(in LBAs\): +16384 \(8 MiB\)/);
+      const perf = () =>
+        run(process.execPath, [
+          main,
+          'nvme-perf',
+          '-r',
+          trid(port),
+          '-q',
+          '16',
+          '-o',
+          '4096',
+          '-w',
+          'randrw',
+          '-M',
+          '50',
+          '-t',
+          '1',
+        ]);
+      const outs = await Promise.all([perf(), perf(), perf()]);
+      for (const r of outs) {
+        const m = /I\/Os: (\d+) \((\d+) reads, (\d+) writes, 0 errors\)/.exec(r.stdout);
+        expect(m, r.stdout).to.not.equal(null);
+        expect(Number(m![1])).to.be.greaterThan(100);
+      }
+      const stats = await rpc.call<{
+        poll_groups: { completed_nvme_io: number; admin_qpairs: number; io_qpairs: number }[];
+      }>('nvmf_get_stats');
+      expect(stats.poll_groups).to.have.length(2);
+      expect(stats.poll_groups.reduce((n, g) => n + g.admin_qpairs, 0)).to.equal(4); // identify + 3 perf
+      expect(stats.poll_groups.reduce((n, g) => n + g.io_qpairs, 0)).to.equal(3);
+    });
+  });
+
+  it('hostile connections end alone while a host keeps doing verified I/O on four queues', async () => {
+    await withApp(1, async ([port], rpc) => {
+      const c = await NvmeController.connect(trid(port));
+      try {
+        const qps: HostQpair[] = [];
+        for (let i = 0; i < 4; i++) qps.push(await c.allocIoQpair({ depth: 16 }));
+        let stop = false;
+        let rounds = 0;
+        const worker = async (qp: HostQpair, k: number) => {
+          const buf = new Uint8Array(4096);
+          const back = new Uint8Array(4096);
+          for (let n = 0; !stop; n++) {
+            buf.fill((k * 17 + n) & 0xff);
+            const lba = (k * 512 + (n % 64) * 8) % 16384;
+            expect(await io(qp, (cb) => qp.write(1, lba, 8, buf, cb, null))).to.equal(0);
+            expect(await io(qp, (cb) => qp.read(1, lba, 8, back, cb, null))).to.equal(0);
+            expect(Buffer.compare(back, buf)).to.equal(0);
+            rounds++;
+          }
+        };
+        const running = qps.map(worker);
+        // Garbage, a truncated PDU, an oversized PDU length, and vanishing mid-ICReq, ten times.
+        const hostile = async (bytes: Uint8Array) => {
+          const s = net.connect({ host: '127.0.0.1', port });
+          s.on('error', () => {});
+          s.resume();
+          await new Promise((r) => s.once('connect', r));
+          s.write(bytes);
+          await new Promise((r) => setTimeout(r, 20));
+          s.destroy();
+        };
+        for (let i = 0; i < 10; i++) {
+          await hostile(Uint8Array.from({ length: 300 }, (_, j) => (j * 97 + i) & 0xff));
+          await hostile(new Uint8Array([0, 0, 128, 0, 0x80, 0, 0, 0])); // ICReq header only
+          await hostile(new Uint8Array([0, 0, 128, 0, 0xff, 0xff, 0xff, 0x7f])); // PLEN 2 GiB
+        }
+        stop = true;
+        await Promise.all(running);
+        expect(rounds).to.be.greaterThan(0);
+        // Still serving: a new host connects and reads what the first one wrote.
+        const c2 = await NvmeController.connect(trid(port));
+        const q2 = await c2.allocIoQpair({ depth: 4 });
+        expect(await io(q2, (cb) => q2.read(1, 0, 8, new Uint8Array(4096), cb, null))).to.equal(0);
+        await c2.close();
+        const left = await rpc.call<{ qid: number }[]>('nvmf_subsystem_get_qpairs', { nqn: NQN });
+        expect(left.filter((q) => q.qid > 0)).to.have.length(4); // the hostile ones are gone
+      } finally {
+        await c.close();
+      }
+    });
+  });
+});
