@@ -19,6 +19,11 @@ export interface VirtioUserBlkOptions {
   queueSize?: number;
   /** Largest transfer per request, bytes (each slot has a buffer of this size). */
   maxTransfer?: number;
+  /**
+   * Extra shared memory for the caller's own I/O buffers (`sharedBuffer`): a single-buffer request
+   * whose buffer lies there moves no data through the slot buffers (zero copy).
+   */
+  bufferBytes?: number;
   timeoutMs?: number;
   pump?: FrontendOptions['pump'];
 }
@@ -72,6 +77,8 @@ export class VirtioUserBlk implements BlockBackend {
   #outstanding = 0;
   #resetWaiters: IoCallback[] = [];
   #mem: Uint8Array;
+  #bufBase = 0;
+  #bufBytes = 0;
 
   private constructor(fe: VhostUserFrontend, name: string, maxTransfer: number) {
     this.frontend = fe;
@@ -98,12 +105,15 @@ export class VirtioUserBlk implements BlockBackend {
     const wantQ = opts.numQueues ?? 1;
     const ringBytes = align(DriverQueue.bytes(qsize), PAGE);
     const perQueue = ringBytes + align(qsize * SLOT_META, PAGE) + qsize * maxTransfer;
+    const extra = align(opts.bufferBytes ?? 0, PAGE);
     const fe = VhostUserFrontend.connect(opts.path, {
-      memSize: perQueue * wantQ,
+      memSize: perQueue * wantQ + extra,
       timeoutMs: opts.timeoutMs,
       pump: opts.pump,
     });
     const dev = new VirtioUserBlk(fe, opts.name, maxTransfer);
+    dev.#bufBase = perQueue * wantQ;
+    dev.#bufBytes = extra;
     try {
       await dev.#setup(wantQ, qsize, ringBytes, perQueue);
     } catch (e) {
@@ -159,6 +169,35 @@ export class VirtioUserBlk implements BlockBackend {
       this.#queues.push(q);
     }
     this.#poller = registerPoller(() => this.poll(), 0, `virtio_user_${this.name}`);
+  }
+
+  /**
+   * A view of `len` bytes at `offset` of the caller's shared buffer area (`bufferBytes`): I/O on a
+   * single such buffer goes straight between it and the backend.
+   */
+  sharedBuffer(offset: number, len: number): Uint8Array {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(len) ||
+      offset < 0 ||
+      len < 0 ||
+      offset + len > this.#bufBytes
+    ) {
+      throw new VhostError(
+        'EINVAL',
+        `shared buffer [${offset}, +${len}) outside the ${this.#bufBytes}-byte area`,
+      );
+    }
+    return this.#mem.subarray(this.#bufBase + offset, this.#bufBase + offset + len);
+  }
+
+  /** Guest address of a single buffer inside the shared buffer area, or -1. */
+  #direct(iov: IoVec): number {
+    if (iov.length !== 1) return -1;
+    const v = iov[0];
+    if (v.buffer !== this.#mem.buffer) return -1;
+    const off = v.byteOffset - this.#mem.byteOffset;
+    return off >= this.#bufBase && off + v.length <= this.#bufBase + this.#bufBytes ? off : -1;
   }
 
   get queueCount(): number {
@@ -253,14 +292,18 @@ export class VirtioUserBlk implements BlockBackend {
       put32(mem, meta + 28, 0);
       n = tableEntry(dv, t, n, meta + 16, Blk.SegmentSize, false);
     } else if (iov !== null) {
-      if (out) {
-        let off = data;
-        for (const v of iov) {
-          mem.set(v, off);
-          off += v.length;
+      let addr = this.#direct(iov);
+      if (addr < 0) {
+        addr = data;
+        if (out) {
+          let off = data;
+          for (const v of iov) {
+            mem.set(v, off);
+            off += v.length;
+          }
         }
-      }
-      n = tableEntry(dv, t, n, data, bytes, !out);
+      } else iov = null; // zero copy: nothing to copy back either
+      n = tableEntry(dv, t, n, addr, bytes, !out);
     }
     n = tableEntry(dv, t, n, meta + 32, 1, true);
     dv.setUint16(t + 16 * (n - 1) + 12, Vring.DescFWrite, true);

@@ -56,6 +56,26 @@ describe('virtio-user initiator against the vhost-blk controller (one process)',
       expect(ctrl.queues[1].stats.requests).to.be.greaterThan(0);
       dev.detach();
       await until(h, () => !ctrl.connected, 'disconnect');
+      // Zero copy: buffers in the initiator's shared area go straight to the backend.
+      const zc = await VirtioUserBlk.attach({
+        path,
+        name: 'Zc',
+        queueSize: 8,
+        bufferBytes: 65536,
+        pump: pumper(h),
+      });
+      const wbuf = zc.sharedBuffer(4096, 4096);
+      wbuf.set(pattern(4096, 66));
+      expect(await io(h, (cb) => zc.writev([wbuf], 2000, 8, cb))).to.equal(IoStatus.Success);
+      expect(
+        Buffer.from(ram.data.subarray(2000 * 512, 2008 * 512)).equals(Buffer.from(pattern(4096, 66))),
+      ).to.equal(true);
+      const rbuf = zc.sharedBuffer(8192, 4096);
+      expect(await io(h, (cb) => zc.readv([rbuf], 2000, 8, cb))).to.equal(IoStatus.Success);
+      expect(Buffer.from(rbuf).equals(Buffer.from(pattern(4096, 66)))).to.equal(true);
+      expect(() => zc.sharedBuffer(65000, 4096)).to.throw(/outside/);
+      zc.detach();
+      await until(h, () => !ctrl.connected, 'disconnect');
     } finally {
       ctrl.close();
       h.close();
