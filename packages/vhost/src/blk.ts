@@ -81,6 +81,8 @@ export class BlkDevice implements VirtioDevice {
   readonly maxQueues: number;
   readonly readonly: boolean;
   readonly serial: Uint8Array;
+  /** GET_ID's answer: the serial, NUL padded to 20 bytes. */
+  readonly #id = new Uint8Array(Blk.IdBytes);
   #writeback: number;
   #pools = new Map<VirtQueue, BlkPool>();
   /** Requests that failed validation (for stats and tests). */
@@ -95,7 +97,8 @@ export class BlkDevice implements VirtioDevice {
     this.backend = backend;
     this.maxQueues = nq;
     this.readonly = opts.readonly === true || backend.readOnly === true;
-    this.serial = new TextEncoder().encode((opts.serial ?? backend.name).slice(0, Blk.IdBytes));
+    this.serial = new TextEncoder().encode(opts.serial ?? backend.name).subarray(0, Blk.IdBytes);
+    this.#id.set(this.serial);
     this.#writeback = backend.writeCache ? 1 : 0;
   }
 
@@ -215,16 +218,16 @@ export class BlkDevice implements VirtioDevice {
         return;
       }
       case Blk.T.GetId: {
-        const n = dataViews(c, 1, 0, 1, r.data);
+        // The 20-byte id (serial, NUL padded), cut to the buffer the driver gave.
+        const n = Math.min(dataViews(c, 1, 0, 1, r.data), Blk.IdBytes);
         let put = 0;
         for (const v of r.data) {
-          const k = Math.min(v.length, this.serial.length - put);
+          const k = Math.min(v.length, n - put);
           if (k <= 0) break;
-          v.set(this.serial.subarray(put, put + k));
+          v.set(this.#id.subarray(put, put + k));
           put += k;
         }
-        if (n > put) for (const v of r.data) v.fill(0, Math.max(0, Math.min(v.length, put)));
-        r.usedLen = Math.min(n, Blk.IdBytes) + 1;
+        r.usedLen = n + 1;
         this.#finish(r, Blk.S.Ok);
         return;
       }

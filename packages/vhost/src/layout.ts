@@ -70,7 +70,7 @@ export function dataViews(
   return bytes;
 }
 
-/** The last writable segment's last byte position: [segment index, offset], or -1 when none. */
+/** Index of the last non-empty writable segment (its last byte is virtio-blk's status), or -1. */
 export function lastWritable(chain: Chain): number {
   for (let i = chain.count - 1; i >= 0; i--) {
     if (chain.writable[i] === 1 && chain.iov[i].length > 0) return i;
