@@ -51,6 +51,8 @@ interface State {
 }
 
 let state: State | null = null;
+/** This reactor's first thread: current while socket callbacks run (also during shutdown). */
+let hostThread: Thread | null = null;
 
 /** IscsiError codes (`EEXIST_GROUP`) → errno names the RPC layer maps (`EEXIST`). */
 function errno<T>(fn: () => T): T {
@@ -91,7 +93,7 @@ function lookup(name: string): BdevBlockBackend | undefined {
 
 /** Socket callbacks run with this reactor's first thread current, then wake the reactor. */
 function run<A>(fn: (arg: A) => void, arg: A): void {
-  const prev = setCurrentThread(need().thread);
+  const prev = setCurrentThread(hostThread);
   try {
     fn(arg);
   } finally {
@@ -148,6 +150,7 @@ defineControl('iscsi.init', (arg, done: Done) => {
   const server = new IscsiServer(target, { reusePort: true, run, flush: scheduleFlush });
   target.redirect = redirect;
   const flusher = thread.registerPoller(flushPoller, 0, 'iscsi_flush');
+  hostThread = thread;
   state = { target, flusher, server, thread, backends: new Map(), owners: new Map(), peers: new Map() };
   done(null, true);
 });
@@ -158,10 +161,10 @@ defineSubsystem({
   fini(done) {
     const s = state;
     if (s === null) return done();
-    state = null;
     s.flusher.unregister();
     flushPoller();
     void s.server.close().then(() => {
+      state = null;
       // Channels are put on the thread that got them.
       const prev = setCurrentThread(s.thread);
       try {
