@@ -162,6 +162,11 @@ export class VhostController {
     return this.#features;
   }
 
+  /** The frontend has sent SET_OWNER (and no RESET_OWNER since). */
+  get owner(): boolean {
+    return this.#owner;
+  }
+
   get connected(): boolean {
     return this.#conn !== null;
   }
@@ -728,28 +733,5 @@ export class VhostController {
     this.#features = 0n;
     this.#protocol = 0n;
     this.#owner = false;
-  }
-
-  /** What vhost_get_controllers reports. */
-  info(): Record<string, unknown> {
-    return {
-      ctrlr: this.name,
-      cpumask: this.cpumask,
-      socket: this.socketPath,
-      connected: this.connected,
-      owner: this.#owner,
-      delay_base_us: this.coalescing.delayBaseUs,
-      iops_threshold: this.coalescing.iopsThreshold,
-      queues: this.#queues.map((q) => ({
-        index: q.index,
-        size: q.size,
-        running: q.running,
-        enabled: q.enabled,
-        requests: q.stats.requests,
-        bad_chains: q.stats.badChains,
-        interrupts: q.stats.interrupts,
-        inflight: q.inflight,
-      })),
-    };
   }
 }

@@ -220,12 +220,6 @@ export class SplitQueue extends VirtQueue {
     this.#used32 = new Uint32Array(0);
   }
 
-  /** Requests the driver has made available that we have not taken yet. */
-  pending(): number {
-    if (!this.running || this.broken) return 0;
-    return (this.#avail[1] - this.lastAvail) & 0xffff;
-  }
-
   pop(chain: Chain): boolean {
     if (!this.running || this.draining) return false;
     if (this.#resubmit.length > 0) {
