@@ -105,6 +105,23 @@ describe('virtio-scsi device (mock driver)', () => {
       rq.add(command(mem, 5, [0x00, 0, 0, 0, 0, 0], null, 0));
       await used(h, rq);
       expect(mem[DATA + 0x200 + 11]).to.equal(Scsi.R.BadTarget);
+      // Hostile: a response buffer too small for the response header, and a garbage LUN format.
+      const short = command(mem, 0, [0x12, 0, 0, 0, 96, 0], null, 0);
+      short[1] = { addr: DATA + 0x200, len: 20, write: true };
+      rq.add(short);
+      [, len] = await used(h, rq);
+      expect(len).to.equal(0);
+      const wild = command(mem, 0, [0x00, 0, 0, 0, 0, 0], null, 0);
+      mem[DATA] = 0x7f;
+      rq.add(wild);
+      await used(h, rq);
+      expect(mem[DATA + 0x200 + 11]).to.equal(Scsi.R.BadTarget);
+      // A data-out buffer outside memory: the chain is refused (length 0), the queue goes on.
+      const bad = command(mem, 0, [0x2a, 0, 0, 0, 0, 3, 0, 0, 1, 0], w, 0);
+      bad[1] = { addr: 2 ** 40, len: 512, write: false };
+      rq.add(bad);
+      [, len] = await used(h, rq);
+      expect(len).to.equal(0);
       // Hot add: TRANSPORT_RESET / RESCAN for target 1
       dev.addTarget(1, new RamBackend({ name: 'Malloc1', blockSize: 512, numBlocks: 64 }));
       await used(h, evq);
