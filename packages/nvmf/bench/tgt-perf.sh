@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# NVMe/TCP through the real app: `storkit tgt -m 0x1` (one reactor, core 0) exporting a 64 MiB
+# malloc bdev, driven by `storkit nvme-perf -c 0x2` (core 1). Prints each workload's nvme-perf
+# summary plus the target's CPU-seconds (utime + stime of the whole tgt process, /proc/PID/stat)
+# and CPU-seconds per million I/Os. Usage: packages/nvmf/bench/tgt-perf.sh [SECONDS]
+# SLICE_US=N runs the same target (the app's Target class, what storkit tgt runs) with the
+# reactor loop's slice set to N us instead of the default 500 (the CLI has no flag for it): a
+# reactor serves its sockets only between slices, so the slice bounds how often it reads them.
+set -euo pipefail
+T=${1:-10}
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+CLI="node $ROOT/packages/cli/dist/src/main.js"
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/storkit-tgt-perf.XXXXXX")
+PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+NQN=nqn.2016-06.io.storkit:cnode1
+cat >"$DIR/cfg.json" <<JSON
+{"subsystems":[
+ {"subsystem":"bdev","config":[{"method":"bdev_malloc_create","params":{"name":"Malloc0","num_blocks":131072,"block_size":512}}]},
+ {"subsystem":"nvmf","config":[
+  {"method":"nvmf_create_transport","params":{"trtype":"TCP","max_queue_depth":128}},
+  {"method":"nvmf_create_subsystem","params":{"nqn":"$NQN","allow_any_host":true}},
+  {"method":"nvmf_subsystem_add_ns","params":{"nqn":"$NQN","namespace":{"nsid":1,"bdev_name":"Malloc0"}}},
+  {"method":"nvmf_subsystem_add_listener","params":{"nqn":"$NQN","listen_address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"$PORT"}}}]}]}
+JSON
+if [ -n "${SLICE_US:-}" ]; then
+  cat >"$DIR/tgt.mjs" <<JS
+import { readFileSync } from 'node:fs';
+import { Logger, Target } from '$ROOT/packages/app/dist/src/index.js';
+const t = new Target({ mask: '0x1', rpcSocket: '$DIR/rpc.sock', log: new Logger('error'),
+  config: JSON.parse(readFileSync('$DIR/cfg.json', 'utf8')), loop: { sliceUs: $SLICE_US } });
+await t.start();
+console.log('storkit tgt: running');
+await t.done;
+JS
+  node "$DIR/tgt.mjs" >"$DIR/tgt.log" 2>&1 &
+else
+  $CLI tgt -m 0x1 -r "$DIR/rpc.sock" --json "$DIR/cfg.json" --no-stats >"$DIR/tgt.log" 2>&1 &
+fi
+TGT=$!
+cleanup() { kill "$TGT" 2>/dev/null || true; wait "$TGT" 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+for _ in $(seq 100); do grep -q 'storkit tgt: running' "$DIR/tgt.log" && break; sleep 0.1; done
+grep -q 'storkit tgt: running' "$DIR/tgt.log" || { cat "$DIR/tgt.log"; exit 1; }
+TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN"
+HZ=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
+echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us"
+for w in "randread 32" "randread 128" "randwrite 128"; do
+  set -- $w
+  before=$(cpu)
+  out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2)
+  after=$(cpu)
+  ios=$(sed -n 's/.*I\/Os: \([0-9]*\) .*/\1/p' <<<"$out")
+  total=$(grep -E '^Total' <<<"$out" || true)
+  awk -v w="$1 QD $2" -v c0="$before" -v c1="$after" -v hz="$HZ" -v n="$ios" -v tot="$total" \
+    'BEGIN { s = (c1 - c0) / hz; printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os\n", w, tot, s, s / (n / 1e6) }'
+done
