@@ -239,17 +239,30 @@ export class VhostController {
     for (let i = 0; i < qs.length; i++) {
       const q = qs[i];
       if (!q.running) continue;
-      if (q.enabled) work += this.device.processQueue(q, QUEUE_BURST);
-      if (q.broken !== null) this.#queueBroke(q);
-      if (q.publish()) {
-        if (this.coalescing.delayBaseUs > 0 && this.#rate[i] > this.coalescing.iopsThreshold)
-          this.#held[i] = true;
-        else q.signal();
-        work++;
+      try {
+        work += this.#pollQueue(q, i);
+      } catch (e) {
+        // A bug must not take the reactor down with it: this queue stops, everything else runs.
+        q.stop();
+        this.lastError = `queue ${i} stopped: ${(e as Error).message}`;
+        if (q.errFd >= 0) eventfdWrite(q.errFd);
       }
     }
     if (this.#retired.length > 0) this.#releaseRetired();
     return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  #pollQueue(q: VirtQueue, i: number): number {
+    let work = 0;
+    if (q.enabled) work += this.device.processQueue(q, QUEUE_BURST);
+    if (q.broken !== null) this.#queueBroke(q);
+    if (q.publish()) {
+      if (this.coalescing.delayBaseUs > 0 && this.#rate[i] > this.coalescing.iopsThreshold)
+        this.#held[i] = true;
+      else q.signal();
+      work++;
+    }
+    return work;
   }
 
   #queueBroke(q: VirtQueue): void {
@@ -330,6 +343,16 @@ export class VhostController {
 
   /** Accept a frontend and handle its pending messages. */
   pollControl(): number {
+    try {
+      return this.#pollControl();
+    } catch (e) {
+      // Whatever went wrong belongs to this frontend: drop it, keep listening.
+      this.#disconnect(`control: ${(e as Error).message}`);
+      return POLLER_BUSY;
+    }
+  }
+
+  #pollControl(): number {
     if (this.#listener === null) return POLLER_IDLE;
     let work = 0;
     try {
@@ -580,7 +603,7 @@ export class VhostController {
     const used = this.#mem.uvaToGpa(s.used, packed ? 4 : 6 + 8 * s.num);
     if (desc < 0 || avail < 0 || used < 0) {
       this.lastError = `queue ${i}: ring not in guest memory`;
-      q.running = false;
+      q.stop();
       return false;
     }
     q.eventIdx = hasBit(this.#features, Feature.RingEventIdx);
@@ -589,6 +612,7 @@ export class VhostController {
     const why = q.start(this.#mem, s.num, { desc, avail, used });
     if (why !== null) {
       this.lastError = why;
+      q.stop();
       return false;
     }
     this.device.queueStarted(q, this.#features);
