@@ -7,10 +7,8 @@ import {
   bdevGetAll,
   bdevGetByName,
   bdevGetIostat,
-  bdevGetQosLimits,
+  bdevInfoJson,
   bdevSetQosLimit,
-  IO_TYPE_NAMES,
-  type IoType,
   type QosParams,
   setBdevOptions,
 } from '@storkit/bdev';
@@ -72,30 +70,6 @@ function need(name: unknown): Bdev {
   return b;
 }
 
-/** A bdev as SPDK's bdev_get_bdevs shows it. */
-function bdevJson(b: Bdev): P {
-  const supported: P = {};
-  for (const [t, n] of Object.entries(IO_TYPE_NAMES)) supported[n] = b.ioTypeSupported(Number(t) as IoType);
-  supported.nvme_admin = false;
-  supported.nvme_io = false;
-  return {
-    name: b.name,
-    aliases: [...b.aliases],
-    product_name: b.productName,
-    block_size: b.blockSize,
-    num_blocks: b.numBlocks,
-    uuid: b.uuid,
-    assigned_rate_limits: bdevGetQosLimits(b),
-    claimed: b.claimedBy !== null,
-    ...(b.claimedBy !== null ? { claim_type: 'exclusive_write' } : {}),
-    zoned: false,
-    optimal_io_boundary: b.optimalIoBoundary,
-    write_cache: b.writeCache,
-    supported_io_types: supported,
-    driver_specific: b.fn.dumpInfoJson?.() ?? {},
-  };
-}
-
 defineControl('bdev.create', (arg, done: Done) => {
   const { method, params } = arg as { method: string; params: P };
   const fn = CREATE[method];
@@ -120,7 +94,7 @@ defineControl('bdev.update', (arg, done: Done) => {
 defineControl('bdev.get_bdevs', (arg, done: Done) => {
   const { name } = (arg ?? {}) as { name?: string };
   const list = name === undefined ? bdevGetAll() : [need(name)];
-  done(null, list.map(bdevJson));
+  done(null, list.map(bdevInfoJson));
 });
 
 defineControl('bdev.iostat', (arg, done: Done) => {
