@@ -9,7 +9,7 @@ import { LatencyHistogram } from '../src/perf/index.js';
 describe('nvme: package exports and tools', () => {
   it('exports the host API, the wire format, the TCP framing and the perf engine, nothing else', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './spec', './tcp', './perf']);
+    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './spec', './tcp', './perf', './bdev']);
     const host = await import('@storkit/nvme');
     for (const k of ['NvmeController', 'HostQpair', 'discover', 'parseTransportId', 'NvmeStatusError'])
       expect(host).to.have.property(k);

@@ -1,0 +1,157 @@
+// The nvme bdev module (@storkit/nvme/bdev) against this package's target: a remote namespace as
+// a bdev, one I/O qpair per thread (two reactors of the test harness), verified I/O through the
+// bdev layer (scatter lists split to single buffers, transfers split at MDTS), then detach.
+import {
+  bdevClose,
+  bdevCompareAndWritev,
+  bdevGetByName,
+  bdevGetIoChannel,
+  bdevOpenExt,
+  bdevRead,
+  bdevReadv,
+  bdevUnmap,
+  bdevWrite,
+  bdevWritev,
+  IoStatus,
+} from '@storkit/bdev';
+import {
+  bdevNvmeAttachController,
+  bdevNvmeDetachController,
+  bdevNvmeGetControllers,
+} from '@storkit/nvme/bdev';
+import { createTestHarness } from '@storkit/reactor/testing';
+import { expect } from 'chai';
+
+import { NQN, pollUntil, startTarget } from './helpers.js';
+
+describe('nvme bdev module over NVMe/TCP', function () {
+  this.timeout(30000);
+
+  it('attaches a remote controller as bdevs, does verified I/O from two reactors, detaches', async () => {
+    const f = await startTarget({ max_io_size: 16384 }, { blocks: 8192 });
+    const h = createTestHarness({ reactors: 2 });
+    let pumping = true;
+    const pump = (): void => {
+      if (!pumping) return;
+      h.pollOnce();
+      h.advanceTime(10);
+      setImmediate(pump);
+    };
+    setImmediate(pump);
+    try {
+      h.setThread(0);
+      const { names, replay } = await bdevNvmeAttachController({
+        name: 'Nvme0',
+        trtype: 'tcp',
+        adrfam: 'IPv4',
+        traddr: '127.0.0.1',
+        trsvcid: String(f.port),
+        subnqn: NQN,
+      });
+      expect(names).to.deep.equal(['Nvme0n1']);
+      expect(replay.namespaces).to.deep.equal([
+        { nsid: 1, blockSize: 512, numBlocks: 8192, uuid: bdevGetByName('Nvme0n1')!.uuid },
+      ]);
+      expect(bdevNvmeGetControllers()).to.deep.equal([
+        {
+          name: 'Nvme0',
+          ctrlrs: [
+            {
+              state: 'enabled',
+              trid: {
+                trtype: 'TCP',
+                adrfam: 'IPv4',
+                traddr: '127.0.0.1',
+                trsvcid: String(f.port),
+                subnqn: NQN,
+              },
+              cntlid: replay.cntlid,
+              host: { nqn: replay.hostnqn, addr: '', svcid: '' },
+            },
+          ],
+        },
+      ]);
+
+      // One descriptor and channel per reactor thread: two I/O qpairs on the target.
+      const per = [0, 1].map((t) => {
+        h.setThread(t);
+        const desc = bdevOpenExt('Nvme0n1', true, () => {});
+        return { t, desc, ch: bdevGetIoChannel(desc) };
+      });
+      const run = async (t: number, submit: (cb: (s: IoStatus) => void) => number): Promise<IoStatus> => {
+        let st: IoStatus | -1 = -1;
+        h.setThread(t);
+        expect(submit((s) => (st = s))).to.equal(0);
+        await pollUntil(
+          () => {},
+          () => st !== -1,
+        );
+        return st as IoStatus;
+      };
+      // 48 KiB from reactor 0 as three scattered pieces (the target's MDTS is 16 KiB).
+      const parts = [8192, 32768, 8192].map((n, k) =>
+        Uint8Array.from({ length: n }, (_, j) => (j * 7 + k) & 0xff),
+      );
+      const [a, b] = per;
+      expect(await run(0, (cb) => bdevWritev(a.desc, a.ch, parts, 100, 96, (s) => cb(s), null))).to.equal(
+        IoStatus.SUCCESS,
+      );
+      expect(Buffer.compare(f.ram.data.subarray(100 * 512, 196 * 512), Buffer.concat(parts))).to.equal(0);
+      // Read back on reactor 1 through its own qpair.
+      const back = new Uint8Array(96 * 512);
+      expect(await run(1, (cb) => bdevRead(b.desc, b.ch, back, 100, 96, (s) => cb(s), null))).to.equal(
+        IoStatus.SUCCESS,
+      );
+      expect(Buffer.compare(back, Buffer.concat(parts))).to.equal(0);
+      const qids = f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN }) as { qid: number }[];
+      expect(qids.map((q) => q.qid).sort()).to.deep.equal([0, 1, 2]);
+      // Written on the target, read through the bdev (scattered).
+      f.ram.data.fill(0x3c, 4000 * 512, 4008 * 512);
+      const two = [new Uint8Array(2048), new Uint8Array(2048)];
+      expect(await run(1, (cb) => bdevReadv(b.desc, b.ch, two, 4000, 8, (s) => cb(s), null))).to.equal(
+        IoStatus.SUCCESS,
+      );
+      expect(two.every((x) => x.every((v) => v === 0x3c))).to.equal(true);
+      // Compare and write (fused on the wire), then a miscompare, unmap, a range past the end.
+      const cur = new Uint8Array(Buffer.concat(two));
+      const next = new Uint8Array(4096).fill(9);
+      const caw = (t: number, d: typeof a, cmp: Uint8Array) =>
+        run(t, (cb) => bdevCompareAndWritev(d.desc, d.ch, [cmp], [next], 4000, 8, (s) => cb(s), null));
+      expect(await caw(0, a, cur)).to.equal(IoStatus.SUCCESS);
+      expect(f.ram.data[4000 * 512]).to.equal(9);
+      expect(await caw(1, b, cur)).to.equal(IoStatus.MISCOMPARE);
+      expect(await run(1, (cb) => bdevUnmap(b.desc, b.ch, 4000, 8, (s) => cb(s), null))).to.equal(
+        IoStatus.SUCCESS,
+      );
+      expect(f.ram.data.subarray(4000 * 512, 4008 * 512).every((v) => v === 0)).to.equal(true);
+      h.setThread(0);
+      expect(() => bdevWrite(a.desc, a.ch, next, 8190, 8, () => {}, null)).to.throw();
+
+      for (const p of per) {
+        h.setThread(p.t);
+        p.ch.put();
+        bdevClose(p.desc);
+      }
+      h.pollThreads();
+      h.setThread(0);
+      let detached: Error | null | undefined;
+      bdevNvmeDetachController({ name: 'Nvme0' }, (e) => (detached = e));
+      await pollUntil(
+        () => {},
+        () => detached !== undefined,
+      );
+      expect(detached).to.equal(null);
+      expect(bdevGetByName('Nvme0n1')).to.equal(undefined);
+      expect(bdevNvmeGetControllers()).to.deep.equal([]);
+      await pollUntil(
+        () => {},
+        () => f.tgt.qpairs.size === 0,
+      );
+    } finally {
+      pumping = false;
+      await f.tgt.close();
+    }
+    h.pollThreads();
+    h.close();
+  });
+});
