@@ -4,16 +4,20 @@ import { bdevSubsystem } from './bdev-subsystem.js';
 import type { ReactorControl } from './control.js';
 import { iscsiSubsystem } from './iscsi-subsystem.js';
 import { nvmfSubsystem } from './nvmf-subsystem.js';
-import type { AppSubsystem } from './subsystem.js';
+import type { AppSubsystem, SubsystemOptions } from './subsystem.js';
+import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 
-export const SUBSYSTEMS: readonly ((ctl: ReactorControl) => AppSubsystem)[] = [
+export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
   bdevSubsystem,
   nvmfSubsystem,
   iscsiSubsystem,
+  (ctl, o) => vhostBlkSubsystem(ctl, { socketDir: o?.vhostDir }),
+  (ctl, o) => vhostScsiSubsystem(ctl, { socketDir: o?.vhostDir }),
 ];
 
 export const REACTOR_MODULES: readonly URL[] = [
   new URL('./reactor-modules/bdev.js', import.meta.url),
   new URL('./reactor-modules/nvmf.js', import.meta.url),
   new URL('./reactor-modules/iscsi.js', import.meta.url),
+  new URL('./reactor-modules/vhost.js', import.meta.url),
 ];

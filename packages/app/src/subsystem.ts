@@ -1,5 +1,11 @@
 import type { MethodDef } from '@storkit/rpc';
 
+/** Target-wide settings a subsystem may need (from the command line). */
+export interface SubsystemOptions {
+  /** Directory of vhost controllers' sockets (SPDK's `-S`). */
+  vhostDir?: string;
+}
+
 /** One entry of an SPDK JSON config's subsystem section. */
 export interface ConfigEntry {
   method: string;

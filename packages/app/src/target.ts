@@ -1,4 +1,6 @@
 // The target application (storkit tgt): reactors, subsystems, the RPC server, config load/save.
+import { dirname } from 'node:path';
+
 import { type App, type AppResult, startApp } from '@storkit/reactor';
 import { RpcServer, registerBuiltins } from '@storkit/rpc';
 
@@ -25,6 +27,8 @@ export interface TargetOptions {
   log?: Logger;
   /** Reactor loop options (tests use short idle thresholds). */
   loop?: Parameters<typeof startApp>[0]['loop'];
+  /** Directory of vhost controllers' sockets (SPDK's `-S`); default: the RPC socket's directory. */
+  vhostDir?: string;
   /** Stop on SIGINT/SIGTERM (default true). */
   signals?: boolean;
 }
@@ -46,7 +50,8 @@ export class Target {
     this.#opts = opts;
     this.log = opts.log ?? new Logger();
     this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l) });
-    this.subsystems = SUBSYSTEMS.map((f) => f(this.#ctl));
+    const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
+    this.subsystems = SUBSYSTEMS.map((f) => f(this.#ctl, { vhostDir }));
     this.done = new Promise((r) => {
       this.#resolveDone = r;
     });

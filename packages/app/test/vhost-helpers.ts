@@ -1,0 +1,237 @@
+// Helpers of the app's vhost tests: `storkit tgt` in this process with a private vhost socket
+// directory, storkit's virtio-user initiator on a test-harness thread of this process (the host's
+// view of a bdev through another vhost controller), and a QEMU TCG guest on a controller's socket.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+import { RpcClient } from '@storkit/rpc';
+import { IoStatus, type IoVec } from '@storkit/scsi';
+import { VirtioUserBlk } from '@storkit/vhost';
+
+import { Logger, type SpdkConfig, Target } from '../src/index.js';
+
+export interface VhostRunning {
+  target: Target;
+  rpc: RpcClient;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** `storkit tgt` on two reactors (cores 0 and 1) with its vhost sockets in a private directory. */
+export async function runVhostTarget(
+  config: SpdkConfig,
+  dir?: string,
+  cores = [0, 1],
+): Promise<VhostRunning> {
+  const d = dir ?? mkdtempSync(join(tmpdir(), 'storkit-vhost-app-'));
+  const rpcSocket = join(d, 'rpc.sock');
+  const target = new Target({
+    cores,
+    rpcSocket,
+    vhostDir: d,
+    signals: false,
+    log: new Logger('error', () => {}),
+    config,
+  });
+  await target.start();
+  const rpc = await RpcClient.connect(rpcSocket);
+  return {
+    target,
+    rpc,
+    dir: d,
+    async stop() {
+      rpc.close();
+      const r = await target.stop();
+      if (r.leaked.length || r.code !== 0) throw new Error(`stop: ${JSON.stringify(r)}`);
+    },
+  };
+}
+
+export function mallocConfig(bdevs: { name: string; mib: number; blockSize?: number }[]): SpdkConfig {
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: bdevs.map((b) => ({
+          method: 'bdev_malloc_create',
+          params: {
+            name: b.name,
+            num_blocks: (b.mib << 20) / (b.blockSize ?? 512),
+            block_size: b.blockSize ?? 512,
+          },
+        })),
+      },
+    ],
+  };
+}
+
+/** The initiator side: a harness thread in this process polls the virtio-user devices. */
+export class Host {
+  readonly h: TestHarness = createTestHarness({ reactors: 1 });
+  readonly #devs: VirtioUserBlk[] = [];
+
+  async attach(path: string, name = 'host', queueSize = 64): Promise<VirtioUserBlk> {
+    const d = await VirtioUserBlk.attach({ path, name, queueSize, pump: () => this.poll() });
+    this.#devs.push(d);
+    return d;
+  }
+
+  poll(): void {
+    this.h.advanceTime(100);
+    this.h.pollOnce();
+  }
+
+  async until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+    const t0 = Date.now();
+    while (!cond()) {
+      this.poll();
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      await yieldLoop();
+    }
+  }
+
+  /** One I/O to completion. */
+  async io(submit: (cb: (s: IoStatus) => void) => void): Promise<IoStatus> {
+    let st: IoStatus | -1 = -1;
+    submit((s) => {
+      st = s;
+    });
+    await this.until(() => st !== -1, 'I/O completion');
+    return st as IoStatus;
+  }
+
+  /** Write `data` at byte offset `off` in chunks of the device's max transfer. */
+  async write(d: VirtioUserBlk, off: number, data: Uint8Array): Promise<void> {
+    for (let p = 0; p < data.length; p += d.maxTransfer) {
+      const chunk = data.subarray(p, Math.min(data.length, p + d.maxTransfer));
+      const st = await this.io((cb) =>
+        d.writev([chunk], (off + p) / d.blockSize, chunk.length / d.blockSize, cb),
+      );
+      if (st !== IoStatus.Success) throw new Error(`write at ${off + p} failed: status ${st}`);
+    }
+  }
+
+  async read(d: VirtioUserBlk, off: number, len: number): Promise<Uint8Array> {
+    const out = new Uint8Array(len);
+    for (let p = 0; p < len; p += d.maxTransfer) {
+      const chunk: IoVec = [out.subarray(p, Math.min(len, p + d.maxTransfer))];
+      const st = await this.io((cb) =>
+        d.readv(chunk, (off + p) / d.blockSize, chunk[0].length / d.blockSize, cb),
+      );
+      if (st !== IoStatus.Success) throw new Error(`read at ${off + p} failed: status ${st}`);
+    }
+    return out;
+  }
+
+  detach(d: VirtioUserBlk): void {
+    const i = this.#devs.indexOf(d);
+    if (i >= 0) this.#devs.splice(i, 1);
+    d.detach();
+  }
+
+  close(): void {
+    for (const d of this.#devs.splice(0)) d.detach();
+    this.h.close();
+  }
+}
+
+/** Deterministic pattern bytes. */
+export function pattern(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+// ---- QEMU guest ------------------------------------------------------------------------------
+
+/** The guest workloads of this package (sources, not compiled). */
+const GUEST_DIR = fileURLToPath(new URL('../../test/guest/', import.meta.url));
+/** The busybox initramfs builder of @storkit/vhost's guest tests (a script, read-only use). */
+const MKINITRD = fileURLToPath(new URL('../../../vhost/test/guest/mkinitrd.sh', import.meta.url));
+
+function kernel(): string | null {
+  if (!existsSync('/boot')) return null;
+  const k = readdirSync('/boot')
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .sort()
+    .pop();
+  return k === undefined ? null : `/boot/${k}`;
+}
+
+/** Whether QEMU, a kernel and busybox are installed (.ci/run installs them). */
+export function guestAvailable(): boolean {
+  try {
+    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return false;
+  }
+  return kernel() !== null && existsSync('/bin/busybox') && existsSync(MKINITRD);
+}
+
+function initrd(workload: string): string {
+  const src = `${GUEST_DIR}${workload}`;
+  const out = `/tmp/storkit-app-${workload}-${Math.floor(statSync(src).mtimeMs)}.cpio.gz`;
+  if (!existsSync(out)) execFileSync(MKINITRD, [out, src], { stdio: 'inherit' });
+  return out;
+}
+
+export interface GuestRun {
+  code: number | null;
+  /** The GUEST-RESULT lines, without the prefix. */
+  results: string[];
+  log: string;
+}
+
+/** Boot a TCG guest whose only disk is a vhost-user-{blk,scsi}-pci device on `socket`. */
+export function bootGuest(socket: string, type: 'blk' | 'scsi', workload: string): Promise<GuestRun> {
+  const dev =
+    type === 'blk'
+      ? 'vhost-user-blk-pci,chardev=c0,num-queues=2'
+      : 'vhost-user-scsi-pci,chardev=c0,num_queues=1';
+  // biome-ignore format: one QEMU option per line
+  const args = [
+    '-accel', 'tcg', '-m', '256', '-smp', '1',
+    '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
+    '-chardev', `socket,id=c0,path=${socket}`, '-device', dev,
+    '-kernel', kernel() as string, '-initrd', initrd(workload),
+    '-append', `console=ttyS0 quiet panic=-1 vhdev=${type}`,
+    '-nographic', '-nic', 'none', '-no-reboot',
+  ];
+  const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const onData = (d: Buffer) => {
+    log += d.toString('latin1').replace(/\r/g, '');
+  };
+  q.stdout.on('data', onData);
+  q.stderr.on('data', onData);
+  const timer = setTimeout(() => q.kill('SIGKILL'), 200_000);
+  return new Promise((resolve) => {
+    q.on('exit', (code) => {
+      clearTimeout(timer);
+      const results = log
+        .split('\n')
+        .filter((l) => l.includes('GUEST-RESULT: '))
+        .map((l) => l.slice(l.indexOf('GUEST-RESULT: ') + 14).trim());
+      resolve({ code, results, log });
+    });
+  });
+}
+
+export function field(run: GuestRun, prefix: string): string {
+  const l = run.results.find((r) => r.startsWith(prefix));
+  if (l === undefined) throw new Error(`guest printed no "${prefix}" line:\n${run.log.slice(-3000)}`);
+  return l.slice(prefix.length).trim();
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
