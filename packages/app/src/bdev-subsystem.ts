@@ -204,8 +204,11 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     if (errs.length) throw new RpcError(-5, `deleted on some reactors only: ${errs.join('; ')}`);
   }
 
+  /** Apply on reactor 0, then on the others with the params it returns (shared state is set once). */
   async function broadcast(method: string, params: P): Promise<void> {
-    for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.update', { method, params });
+    const first = await ctl.call(0, 'bdev.update', { method, params });
+    const replay = typeof first === 'object' && first !== null ? (first as P) : params;
+    for (let i = 1; i < ctl.count; i++) await ctl.call(i, 'bdev.update', { method, params: replay });
   }
 
   const methods: MethodDef<never>[] = [];

@@ -57,6 +57,33 @@ describe('bdev in reactor workers', function () {
     }
   });
 
+  it('error injection counts are shared: num failures in all, whichever reactor submits', async () => {
+    const r = await perf(
+      {
+        config: cfg([
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 4096, block_size: 512 } },
+          { method: 'bdev_error_create', params: { base_name: 'Malloc0' } },
+          // Every reactor applies the injection (as the RPC broadcast does); the count is one.
+          {
+            method: 'bdev_error_inject_error',
+            params: { name: 'EE_Malloc0', io_type: 'read', error_type: 'failure', num: 7 },
+          },
+        ]),
+        queueDepth: 8,
+        ioSize: 4096,
+        workload: 'randread',
+        rwmix: 50,
+        seconds: 1,
+      },
+      '0x3',
+    );
+    expect(r.errors).to.deep.equal([]);
+    const jobs = (r.done?.jobs ?? []).filter((j) => j.name === 'EE_Malloc0');
+    expect(jobs.map((j) => j.reactor).sort()).to.deep.equal([0, 1]);
+    for (const j of jobs) expect(j.ios).to.be.greaterThan(100);
+    expect(jobs.reduce((a, j) => a + j.errors, 0)).to.equal(7);
+  });
+
   it('QoS limits the sum over two reactor workers (shared counters), within 10%', async () => {
     const r = await perf(
       {

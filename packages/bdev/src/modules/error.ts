@@ -1,6 +1,8 @@
 // bdev_error: "EE_<base>", a passthrough that fails I/O on demand (SPDK's vbdev_error):
 // bdev_error_inject_error picks an I/O type (or all), an error type and how many I/Os to hit.
-// Counts belong to this reactor's instance of the bdev.
+// The counts live in a small DmaRegion every reactor's instance maps, so `num` means num I/Os in
+// all, as in SPDK, whichever reactors submit them.
+import { DmaRegion } from '@storkit/native';
 import type { IoChannel } from '@storkit/reactor';
 import type { Bdev, BdevModule } from '../bdev.js';
 import type { BdevIo } from '../bdev-io.js';
@@ -29,6 +31,8 @@ import {
 export interface ErrorCreateParams {
   base_name: string;
   uuid?: string;
+  /** storkit: the shared counts' DmaRegion, made by the reactor that created the bdev first. */
+  storkit_region?: number;
 }
 
 /** bdev_error_inject_error params (SPDK schema). */
@@ -39,6 +43,8 @@ export interface ErrorInjectParams {
   num?: number;
   corrupt_offset?: number;
   corrupt_value?: number;
+  /** storkit: set on replays; the shared counts were already set by the first reactor. */
+  storkit_counts_set?: boolean;
 }
 
 const ERR_NONE = 0;
@@ -49,7 +55,6 @@ const ERR_NOMEM = 4;
 
 interface Injection {
   kind: number;
-  count: number;
   corruptOffset: number;
   corruptValue: number;
 }
@@ -61,6 +66,9 @@ interface ErrBdev {
   key: object;
   /** By IoType (1..9). */
   readonly inj: Injection[];
+  /** I/Os still to hit, by IoType, shared by every reactor's instance. */
+  readonly counts: Int32Array;
+  readonly region: DmaRegion;
   /** I/Os held by "pending" errors, completed by abort or reset. */
   readonly pending: Set<BdevIo>;
 }
@@ -69,13 +77,21 @@ export const errorModule: BdevModule = { name: 'error' };
 bdevModuleRegister(errorModule);
 const errs = new Map<string, ErrBdev>();
 
+/** Claim one hit of `t`'s injection, if any are left (other reactors claim from the same count). */
+function take(e: ErrBdev, t: number): boolean {
+  let c = Atomics.load(e.counts, t);
+  while (c > 0) {
+    const prev = Atomics.compareExchange(e.counts, t, c, c - 1);
+    if (prev === c) return true;
+    c = prev;
+  }
+  return false;
+}
+
 function readDone(status: IoStatus, io: BdevIo): void {
   const e = io.bdev.ctxt as ErrBdev;
   const inj = e.inj[io.type];
-  if (status === IoStatus.SUCCESS && inj.kind === ERR_CORRUPT && inj.count > 0) {
-    inj.count--;
-    corrupt(io, inj);
-  }
+  if (status === IoStatus.SUCCESS && inj.kind === ERR_CORRUPT && take(e, io.type)) corrupt(io, inj);
   bdevIoComplete(io, status);
 }
 
@@ -104,15 +120,13 @@ function submit(chan: IoChannel<unknown>, io: BdevIo): void {
     e.pending.clear();
   }
   const inj = e.inj[io.type];
-  if (inj !== undefined && inj.count > 0 && inj.kind !== ERR_CORRUPT) {
-    inj.count--;
+  if (inj !== undefined && inj.kind !== ERR_CORRUPT && inj.kind !== ERR_NONE && take(e, io.type)) {
     if (inj.kind === ERR_FAILURE) bdevIoComplete(io, IoStatus.FAILED);
     else if (inj.kind === ERR_NOMEM) bdevIoComplete(io, IoStatus.NOMEM);
     else e.pending.add(io);
     return;
   }
-  if (inj !== undefined && inj.kind === ERR_CORRUPT && inj.count > 0 && io.type === IoType.WRITE) {
-    inj.count--;
+  if (inj !== undefined && inj.kind === ERR_CORRUPT && io.type === IoType.WRITE && take(e, io.type)) {
     corrupt(io, inj);
   }
   const cb = io.type === IoType.READ ? readDone : passDone;
@@ -126,23 +140,33 @@ function passDone(status: IoStatus, io: BdevIo): void {
 }
 
 function noInjection(): Injection {
-  return { kind: ERR_NONE, count: 0, corruptOffset: 0, corruptValue: 0 };
+  return { kind: ERR_NONE, corruptOffset: 0, corruptValue: 0 };
 }
 
 /** bdev_error_create: makes "EE_<base_name>". */
 export function bdevErrorCreate(params: ErrorCreateParams): Created<ErrorCreateParams> {
   requireThread('bdev_error_create');
   const r = new ParamReader('bdev_error_create', params);
-  r.only(['base_name', 'uuid']);
+  r.only(['base_name', 'uuid', 'storkit_region']);
   const baseName = r.str('base_name');
   const uuid = r.uuid('uuid');
   const name = `EE_${baseName}`;
   if (bdevGetByName(name) !== undefined) throw new BdevError('EEXIST', `bdev_error_create: ${name} exists`);
-  const e: ErrBdev = { name, desc: null, bdev: null, key: {}, inj: [], pending: new Set() };
+  const handle = r.p.storkit_region === undefined ? undefined : r.int('storkit_region', { min: 0 });
+  const region =
+    handle === undefined ? DmaRegion.create(4096, { hugepages: 'never' }) : DmaRegion.attach(handle);
+  const counts = new Int32Array(region.bytes.buffer, region.bytes.byteOffset, 16);
+  const e: ErrBdev = { name, desc: null, bdev: null, key: {}, inj: [], counts, region, pending: new Set() };
   for (let t = 0; t <= 9; t++) e.inj.push(noInjection());
-  const desc = openBase(baseName, errorModule, () => {
-    if (e.bdev !== null && !e.bdev.isRemoving) bdevUnregister(e.bdev);
-  });
+  let desc: BdevDesc;
+  try {
+    desc = openBase(baseName, errorModule, () => {
+      if (e.bdev !== null && !e.bdev.isRemoving) bdevUnregister(e.bdev);
+    });
+  } catch (err) {
+    region.close();
+    throw err;
+  }
   e.desc = desc;
   const base = desc.bdev;
   const getCh = registerVbdevDevice(e.key, `vbdev_error/${name}`, () => [e.desc]);
@@ -170,12 +194,13 @@ export function bdevErrorCreate(params: ErrorCreateParams): Created<ErrorCreateP
         const d = e.desc;
         e.desc = null;
         errs.delete(name);
+        e.region.close();
         releaseVbdev(e.key, [d], done);
       },
     },
   });
   errs.set(name, e);
-  return { name, replay: { base_name: baseName, uuid: e.bdev.uuid } };
+  return { name, replay: { base_name: baseName, uuid: e.bdev.uuid, storkit_region: region.handle } };
 }
 
 /** bdev_error_delete. */
@@ -223,10 +248,14 @@ const KINDS: Record<string, number> = {
   nomem: ERR_NOMEM,
 };
 
-/** bdev_error_inject_error: the next `num` I/Os of `io_type` get `error_type`; io_type "clear" resets. */
-export function bdevErrorInjectError(params: ErrorInjectParams): void {
+/**
+ * bdev_error_inject_error: the next `num` I/Os of `io_type` get `error_type`; io_type "clear" resets.
+ * Returns the params to replay on the other reactors: they take the error kind, not the count again.
+ */
+export function bdevErrorInjectError(params: ErrorInjectParams): ErrorInjectParams {
   const r = new ParamReader('bdev_error_inject_error', params);
-  r.only(['name', 'io_type', 'error_type', 'num', 'corrupt_offset', 'corrupt_value']);
+  r.only(['name', 'io_type', 'error_type', 'num', 'corrupt_offset', 'corrupt_value', 'storkit_counts_set']);
+  const countsSet = r.bool('storkit_counts_set', false);
   const name = r.str('name');
   const ioType = r.str('io_type');
   const errorType = r.str('error_type');
@@ -242,6 +271,8 @@ export function bdevErrorInjectError(params: ErrorInjectParams): void {
   const e = errs.get(name);
   if (e === undefined) throw new BdevError('ENODEV', `bdev_error_inject_error: no error bdev ${name}`);
   for (const t of types) {
-    e.inj[t] = ioType === 'clear' ? noInjection() : { kind, count: num, corruptOffset, corruptValue };
+    e.inj[t] = ioType === 'clear' ? noInjection() : { kind, corruptOffset, corruptValue };
+    if (!countsSet) Atomics.store(e.counts, t, ioType === 'clear' ? 0 : num);
   }
+  return { ...params, storkit_counts_set: true };
 }

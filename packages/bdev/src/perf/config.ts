@@ -6,6 +6,7 @@ import {
   bdevAioCreate,
   bdevDelayCreate,
   bdevErrorCreate,
+  bdevErrorInjectError,
   bdevMallocCreate,
   bdevNullCreate,
   bdevPassthruCreate,
@@ -40,6 +41,7 @@ const METHODS: Record<string, Apply> = {
   },
   bdev_delay_create: (p: never) => bdevDelayCreate(p).replay,
   bdev_error_create: (p: never) => bdevErrorCreate(p).replay,
+  bdev_error_inject_error: (p: never) => bdevErrorInjectError(p),
   bdev_passthru_create: (p: never) => bdevPassthruCreate(p).replay,
   bdev_raid_create: (p: never) => bdevRaidCreate(p).replay,
   bdev_set_qos_limit: (p: QosParams) => {
