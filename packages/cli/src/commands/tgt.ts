@@ -7,7 +7,8 @@ import { DEFAULT_RPC_SOCKET } from './rpc.js';
 import { startLiveLine } from './tgt-live.js';
 
 const USAGE = `usage: storkit tgt [-m MASK] [-r SOCKET] [--json FILE | --default-config] [--wait-for-rpc]
-                   [--rpc-tcp HOST:PORT] [-L COMPONENT]... [--log-level LEVEL] [--no-stats]
+                   [--rpc-tcp HOST:PORT] [--vhost-dir DIR] [-L COMPONENT]... [--log-level LEVEL]
+                   [--no-stats]
 
 Runs the storkit target: one pinned reactor per core of MASK, every subsystem, and the
 JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
@@ -15,9 +16,12 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   -r SOCKET         RPC Unix socket (default ${DEFAULT_RPC_SOCKET})
   --json FILE       load an SPDK-format JSON config at start
   --default-config  the built-in default: a 256 MiB malloc bdev, Malloc0, exported over iSCSI
-                    and NVMe/TCP (127.0.0.1:4420, nqn.2016-06.io.storkit:cnode1)
+                    and NVMe/TCP (127.0.0.1:4420, nqn.2016-06.io.storkit:cnode1),
+                    and to VMs as vhost-user-blk controller vhost.0 (socket in the vhost dir)
   --wait-for-rpc    hold initialization until framework_start_init (startup-only methods first)
   --rpc-tcp H:P     also serve RPC on a loopback TCP address
+  --vhost-dir DIR   directory of vhost controllers' sockets (SPDK's -S; default: the RPC
+                    socket's directory)
   -L COMPONENT      debug logs for a component (app, rpc, bdev, ...; 'all')
   --log-level L     error|warn|notice|info|debug (default notice)
   --no-stats        no live per-reactor load line`;
@@ -83,6 +87,10 @@ export const DEFAULT_CONFIG: SpdkConfig = {
         },
       ],
     },
+    {
+      subsystem: 'vhost_blk',
+      config: [{ method: 'vhost_create_blk_controller', params: { ctrlr: 'vhost.0', dev_name: 'Malloc0' } }],
+    },
   ],
 };
 
@@ -99,6 +107,7 @@ export const tgt: Command = {
     let waitForRpc = false;
     let rpcTcp: { host: string; port: number } | undefined;
     let stats = true;
+    let vhostDir: string | undefined;
     const log = new Logger();
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
@@ -129,7 +138,8 @@ export const tgt: Command = {
         const m = /^(.+):(\d+)$/.exec(val());
         if (!m) throw new UsageError('--rpc-tcp takes HOST:PORT');
         rpcTcp = { host: m[1], port: Number(m[2]) };
-      } else if (a === '-L') log.enable(val());
+      } else if (a === '--vhost-dir') vhostDir = val();
+      else if (a === '-L') log.enable(val());
       else if (a === '--log-level') {
         const l = val() as LogLevel;
         if (!LEVELS.includes(l)) throw new UsageError(`--log-level takes ${LEVELS.join('|')}`);
@@ -137,7 +147,7 @@ export const tgt: Command = {
       } else if (a === '--no-stats') stats = false;
       else throw new UsageError(`unknown option '${a}'`);
     }
-    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log });
+    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log, vhostDir });
     try {
       await target.start();
     } catch (e) {
@@ -171,6 +181,7 @@ async function banner(target: Target, sock: string, waiting: boolean): Promise<s
     }
     lines.push(...(await iscsiBanner(target)));
     lines.push(...(await nvmfBanner(target)));
+    lines.push(...(await vhostBanner(target)));
     lines.push(`  inspect:   storkit rpc -s ${sock} bdev_get_bdevs | framework_get_reactors | save_config`);
   }
   lines.push('  stop:      Ctrl-C, or storkit rpc spdk_kill_instance SIGTERM');
@@ -194,6 +205,28 @@ async function nvmfBanner(target: Target): Promise<string[]> {
     out.push(`  nvmf:      ${s.nqn} ${ns} on ${a.traddr}:${a.trsvcid}`);
     out.push(`             storkit nvme-identify -r '${trid}'`);
     out.push(`             storkit nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c 0x2`);
+  }
+  return out;
+}
+
+/** vhost: each controller's socket with the QEMU options that attach a VM to it. */
+async function vhostBanner(target: Target): Promise<string[]> {
+  const ctrls = ((await target.server.call('vhost_get_controllers', {})).result ?? []) as {
+    ctrlr: string;
+    socket: string;
+    reactor_core?: number;
+    backend_specific: { block?: { bdev: string }; scsi?: { luns: { bdev_name: string }[] }[] };
+  }[];
+  const out: string[] = [];
+  for (const c of ctrls) {
+    const blk = c.backend_specific.block;
+    const what = blk ? `blk = ${blk.bdev}` : `scsi, ${c.backend_specific.scsi?.length ?? 0} target(s)`;
+    const dev = blk ? 'vhost-user-blk-pci,chardev=c0,num-queues=1' : 'vhost-user-scsi-pci,chardev=c0';
+    out.push(`  vhost:     ${c.ctrlr} (${what}) on ${c.socket}, core ${c.reactor_core ?? '?'}`);
+    out.push(
+      `             qemu-system-x86_64 -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\`,
+    );
+    out.push(`               -chardev socket,id=c0,path=${c.socket} -device ${dev} ...`);
   }
   return out;
 }
