@@ -1,5 +1,6 @@
 // The subsystems of the target app, in init order (a subsystem after those it depends on), and
 // the modules every reactor imports for them. Adding a subsystem is one line in each list.
+import { bdevNvmeSubsystem } from './bdev-nvme-subsystem.js';
 import { bdevSubsystem } from './bdev-subsystem.js';
 import type { ReactorControl } from './control.js';
 import { iscsiSubsystem } from './iscsi-subsystem.js';
@@ -9,6 +10,7 @@ import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 
 export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
   bdevSubsystem,
+  bdevNvmeSubsystem,
   nvmfSubsystem,
   iscsiSubsystem,
   (ctl, o) => vhostBlkSubsystem(ctl, { socketDir: o?.vhostDir }),

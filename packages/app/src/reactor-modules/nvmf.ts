@@ -13,6 +13,14 @@ import {
   bdevGetIoChannel,
   bdevOpenExt,
 } from '@storkit/bdev';
+import {
+  bdevNvmeAttachController,
+  bdevNvmeAttachedParams,
+  bdevNvmeAttachReplica,
+  bdevNvmeDetachController,
+  bdevNvmeGetControllers,
+  type NvmeAttachReplay,
+} from '@storkit/nvme/bdev';
 import { NvmfError, NvmfTarget, type SharedSubsystemState } from '@storkit/nvmf';
 import type { NamespaceBackend } from '@storkit/nvmf/backend';
 import { BdevBackend } from '@storkit/nvmf/bdev';
@@ -167,11 +175,56 @@ defineSubsystem({
   fini(done) {
     const n = local;
     local = null;
-    if (n === null) return done();
-    // fini runs outside any thread: shut down as the reactor's thread.
-    n.thread.sendMsg(() => n.close().then(done, done));
+    // fini runs outside any thread: shut down as the reactor's thread, then detach nvme controllers
+    // (their bdevs may back namespaces, so after the target).
+    const thread = n?.thread ?? nvmeThread;
+    if (thread === null) return done();
+    thread.sendMsg(() => {
+      const after = () => detachAll(done);
+      if (n) n.close().then(after, after);
+      else after();
+    });
   },
 });
+
+// ---- bdev_nvme: the nvme bdev module's control operations (the main side is bdev-nvme-subsystem) ----
+
+/** The thread the nvme controllers were attached on (for shutdown). */
+let nvmeThread: Thread | null = null;
+
+function detachAll(done: () => void): void {
+  const names = bdevNvmeAttachedParams().map((p) => p.name);
+  let left = names.length;
+  if (left === 0) {
+    done();
+    return;
+  }
+  for (const name of names)
+    bdevNvmeDetachController({ name }, () => {
+      if (--left === 0) done();
+    });
+}
+
+defineControl('bdev_nvme.attach', (arg, done: Done) => {
+  nvmeThread = getThread();
+  bdevNvmeAttachController(arg as never).then(
+    (r) => done(null, r),
+    (e) => done(errno(e)),
+  );
+});
+
+defineControl('bdev_nvme.replica', (arg, done: Done) => {
+  nvmeThread = getThread();
+  done(null, bdevNvmeAttachReplica(arg as NvmeAttachReplay));
+});
+
+defineControl('bdev_nvme.detach', (arg, done: Done) => {
+  bdevNvmeDetachController(arg as { name: string }, (e) => done(e, true));
+});
+
+defineControl('bdev_nvme.get', (arg, done: Done) =>
+  done(null, bdevNvmeGetControllers(arg as { name?: string })),
+);
 
 const DownMsg = codec.struct('nvmf_ctrlr_down', { sub: 'u32', cntlid: 'u32', gen: 'i32' });
 /** The owner of a controller says it is gone or reset: close the I/O queues carried here for it. */

@@ -258,6 +258,20 @@ function submit(ctx: ChannelCtx, io: BdevIo): void {
 
 const ctrlrs = new Map<string, NvmeCtrlr>();
 
+/** Run `fn` as `thread` (now if it is current) and resolve with its result. */
+function onThread<T>(thread: Thread, fn: () => T): Promise<T> {
+  if (getThread() === thread) return Promise.resolve().then(fn);
+  return new Promise<T>((resolve, reject) =>
+    thread.sendMsg(() => {
+      try {
+        resolve(fn());
+      } catch (e) {
+        reject(e);
+      }
+    }),
+  );
+}
+
 function tridOf(p: NvmeAttachParams): Record<string, string> {
   return {
     trtype: 'TCP',
@@ -284,6 +298,9 @@ export async function bdevNvmeAttachController(
   p: NvmeAttachParams,
 ): Promise<{ names: string[]; replay: NvmeAttachReplay }> {
   check(p);
+  const thread = getThread();
+  if (thread === null)
+    throw new BdevError('ENOTHREAD', 'bdev_nvme_attach_controller must run on a reactor thread');
   const t = tridOf(p);
   const trid = `trtype:TCP adrfam:${t.adrfam} traddr:${t.traddr} trsvcid:${t.trsvcid} subnqn:${t.subnqn}`;
   const c = await NvmeController.connect(trid, { hostnqn: p.hostnqn, hdgst: p.hdgst, ddgst: p.ddgst });
@@ -303,11 +320,15 @@ export async function bdevNvmeAttachController(
       inCapsuleData: Math.max(0, c.cdata.ioccsz * 16 - 64),
       namespaces,
     };
-    if (ctrlrs.has(p.name)) throw new BdevError('EEXIST', `nvme controller ${p.name} exists`);
-    const ctrlr = new NvmeCtrlr(replay, c);
-    ctrlrs.set(p.name, ctrlr);
-    for (const ns of namespaces) ns.uuid = ctrlr.register(ns).uuid;
-    return { names: ctrlr.bdevs.map((b) => b.name), replay };
+    // Register as the calling thread (the awaits above resumed outside any thread).
+    const names = await onThread(thread, () => {
+      if (ctrlrs.has(p.name)) throw new BdevError('EEXIST', `nvme controller ${p.name} exists`);
+      const ctrlr = new NvmeCtrlr(replay, c);
+      ctrlrs.set(p.name, ctrlr);
+      for (const ns of namespaces) ns.uuid = ctrlr.register(ns).uuid;
+      return ctrlr.bdevs.map((b) => b.name);
+    });
+    return { names, replay };
   } catch (e) {
     await c.close();
     throw e;

@@ -1,0 +1,94 @@
+// bdev_nvme_* on the main thread: attach a remote NVMe/TCP controller on reactor 0 (its admin
+// queue, keep alive), register the same bdevs `<name>n<nsid>` on the other reactors from its replay
+// (each reactor's threads then open their own I/O qpair), detach, list. Saved under its own config
+// section `bdev_nvme` (after `bdev`, before `nvmf`); an SPDK config that has these methods in its
+// `bdev` section loads too (methods are called by name).
+import { bool, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+
+import type { ReactorControl } from './control.js';
+import type { AppSubsystem, ConfigEntry } from './subsystem.js';
+
+type P = Record<string, unknown>;
+
+export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
+  const attached = new Map<string, P>();
+  const methods: MethodDef<never>[] = [];
+  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+
+  add<P>({
+    name: 'bdev_nvme_attach_controller',
+    description: 'Attach a remote NVMe/TCP controller: one bdev <name>n<nsid> per active namespace',
+    positional: ['name'],
+    params: obj({
+      name: req(str({ minLength: 1 })),
+      trtype: req(str({ enum: ['TCP'], ignoreCase: true, description: 'transport (storkit: TCP)' })),
+      traddr: req(str({ minLength: 1 })),
+      adrfam: opt(str({ enum: ['IPv4', 'IPv6'], ignoreCase: true })),
+      trsvcid: opt(str({ pattern: /^\d{1,5}$/ })),
+      subnqn: opt(str({ minLength: 11, maxLength: 223 })),
+      hostnqn: opt(str({ minLength: 11, maxLength: 223 })),
+      hdgst: opt(bool()),
+      ddgst: opt(bool()),
+    }),
+    async handler(p) {
+      if (attached.has(String(p.name))) throw RpcError.errno('EEXIST', `nvme controller ${p.name} exists`);
+      const first = (await ctl.call(0, 'bdev_nvme.attach', p)) as { names: string[]; replay: P };
+      const done = [0];
+      try {
+        for (let i = 1; i < ctl.count; i++) {
+          await ctl.call(i, 'bdev_nvme.replica', first.replay);
+          done.push(i);
+        }
+      } catch (e) {
+        for (const i of done.reverse())
+          await ctl.call(i, 'bdev_nvme.detach', { name: p.name }).catch(() => {});
+        throw e;
+      }
+      attached.set(String(p.name), { ...p });
+      return first.names;
+    },
+  });
+
+  add<{ name: string }>({
+    name: 'bdev_nvme_detach_controller',
+    description: 'Detach an NVMe controller and delete its bdevs',
+    positional: ['name'],
+    params: obj({
+      name: req(str({ minLength: 1 })),
+      trtype: opt(str()),
+      traddr: opt(str()),
+      adrfam: opt(str()),
+      trsvcid: opt(str()),
+      subnqn: opt(str()),
+    }),
+    async handler(p) {
+      if (!attached.has(p.name)) throw RpcError.errno('ENODEV', `no nvme controller ${p.name}`);
+      const errs: string[] = [];
+      for (let i = ctl.count - 1; i >= 0; i--)
+        await ctl.call(i, 'bdev_nvme.detach', { name: p.name }).catch((e: Error) => errs.push(e.message));
+      attached.delete(p.name);
+      if (errs.length) throw new RpcError(-5, `detached with errors: ${errs.join('; ')}`);
+      return true;
+    },
+  });
+
+  add<{ name?: string }>({
+    name: 'bdev_nvme_get_controllers',
+    description: 'List attached NVMe controllers',
+    positional: ['name'],
+    params: obj({ name: opt(str({ minLength: 1 })) }),
+    handler: (p) => ctl.call(0, 'bdev_nvme.get', p),
+  });
+
+  return {
+    name: 'bdev_nvme',
+    dependsOn: ['bdev'],
+    methods,
+    async writeConfig(): Promise<ConfigEntry[]> {
+      return [...attached.values()].map((params) => ({
+        method: 'bdev_nvme_attach_controller',
+        params: { ...params },
+      }));
+    },
+  };
+}
