@@ -26,6 +26,7 @@ type Ctrl = {
   iops_threshold: number;
   reactor_core: number;
   sessions: unknown[];
+  stats: { requests: number };
   backend_specific: {
     block?: { bdev: string; readonly: boolean; packed_ring: boolean };
     scsi?: { scsi_dev_num: number; luns: { bdev_name: string }[] }[];
@@ -118,6 +119,8 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
     expect(Buffer.from(await host.read(a, 5 * 4096, 64 << 10)).equals(Buffer.from(d2))).to.equal(true);
     const [c0] = await t.rpc.call<Ctrl[]>('vhost_get_controllers', { name: 'vhost.0' });
     expect(c0.sessions).to.have.length(1);
+    // 1 MiB in 128 KiB writes plus 64 KiB read back: at least 9 requests on this connection.
+    expect(c0.stats.requests).to.be.at.least(9);
     // Connected: delete is refused (SPDK: EBUSY).
     await rejects(t.rpc.call('vhost_delete_controller', { ctrlr: 'vhost.0' }), /connected frontend/);
     host.detach(a);
