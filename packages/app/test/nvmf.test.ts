@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { type HostQpair, NvmeController } from '@storkit/nvme';
-import { GenericStatus, makeStatus, Sct } from '@storkit/nvme/spec';
+import { CC, GenericStatus, makeStatus, Prop, Sct } from '@storkit/nvme/spec';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 
@@ -171,6 +171,65 @@ describe('app: NVMe/TCP on two reactors', function () {
         expect(left).to.deep.equal([]);
       } finally {
         for (const c of ctrlrs) await c.close().catch(() => {});
+      }
+    });
+  });
+
+  it('closes I/O queues on the other reactor when their controller resets or loses its admin queue', async () => {
+    await withNvmfTarget(async ({ rpc, trid }) => {
+      const qpairs = () => rpc.call<Qp[]>('nvmf_subsystem_get_qpairs', { nqn: NQN });
+      const waitFor = async (pred: (l: Qp[]) => boolean) => {
+        const until = Date.now() + 5000;
+        let l = await qpairs();
+        while (!pred(l) && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 20));
+          l = await qpairs();
+        }
+        expect(pred(l), JSON.stringify(l)).to.equal(true);
+        return l;
+      };
+      /** A controller with an I/O queue on the other reactor than its admin queue. */
+      const split = async (): Promise<NvmeController> => {
+        for (let i = 0; i < 30; i++) {
+          const c = await NvmeController.connect(trid);
+          for (let k = 0; k < 2; k++) await c.allocIoQpair({ depth: 8 });
+          const l = (await qpairs()).filter((q) => q.cntlid === c.cntlid);
+          const admin = l.find((q) => q.qid === 0)!;
+          if (l.some((q) => q.qid > 0 && q.thread !== admin.thread)) return c;
+          await c.close();
+        }
+        throw new Error('no controller with queues on both reactors in 30 tries');
+      };
+      // Reset (CC.EN = 0): every I/O queue of the controller goes, the admin queue stays; after
+      // enabling again new I/O queues connect (their queue IDs were released on both reactors).
+      const c = await split();
+      try {
+        await c.setProperty(Prop.CC, 0);
+        await waitFor(
+          (l) =>
+            l
+              .filter((q) => q.cntlid === c.cntlid)
+              .map((q) => q.qid)
+              .join() === '0',
+        );
+        await c.setProperty(Prop.CC, CC.enabled);
+        const again: HostQpair[] = [];
+        for (let k = 0; k < 4; k++) again.push(await c.allocIoQpair({ depth: 8 }));
+        await waitFor((l) => l.filter((q) => q.cntlid === c.cntlid && q.qid > 0).length === 4);
+        for (const q of again)
+          expect(await io(q, (cb) => q.read(1, 0, 1, new Uint8Array(512), cb, null))).to.equal(0);
+      } finally {
+        await c.close();
+      }
+      // The admin connection alone goes away: the controller and its I/O queues on both reactors end.
+      const d = await split();
+      try {
+        d.admin.close();
+        await waitFor((l) => !l.some((q) => q.cntlid === d.cntlid));
+        const ctl = await rpc.call<{ cntlid: number }[]>('nvmf_subsystem_get_controllers', { nqn: NQN });
+        expect(ctl.map((x) => x.cntlid)).to.not.include(d.cntlid);
+      } finally {
+        await d.close().catch(() => {});
       }
     });
   });
