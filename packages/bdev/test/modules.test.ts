@@ -55,6 +55,46 @@ function teardown(h: TestHarness, del: ((cb: () => void) => void)[]): void {
 }
 
 describe('bdev modules', () => {
+  it('malloc: a batch larger than its ring whose completions resubmit completes every I/O once', () => {
+    const h = harness();
+    bdevMallocCreate({ name: 'MB', num_blocks: 1024, block_size: 512 });
+    const o = open('MB');
+    const n = 600; // more than the malloc channel's initial 256-slot ring, in one poll
+    const bufs: Uint8Array[] = [];
+    const reads: Uint8Array[] = [];
+    const writesDone = new Array<number>(n).fill(0);
+    const readsDone = new Array<number>(n).fill(0);
+    let failures = 0;
+    const onRead = (st: IoStatus, i: number): void => {
+      if (st !== IoStatus.SUCCESS) failures++;
+      readsDone[i]++;
+    };
+    // Each write's completion submits a read of the same block: the ring refills while the batch
+    // that was taken off it is still completing.
+    const onWrite = (st: IoStatus, i: number): void => {
+      if (st !== IoStatus.SUCCESS) failures++;
+      writesDone[i]++;
+      expect(bdevRead(o.desc, o.ch, reads[i], i, 1, onRead, i)).to.equal(0);
+    };
+    for (let i = 0; i < n; i++) {
+      bufs.push(pattern(512, i + 1));
+      reads.push(new Uint8Array(512));
+    }
+    for (let i = 0; i < n; i++) expect(bdevWrite(o.desc, o.ch, bufs[i], i, 1, onWrite, i)).to.equal(0);
+    until(h, () => readsDone.every((c) => c > 0));
+    h.pollThreads();
+    expect(failures).to.equal(0);
+    expect(writesDone.every((c) => c === 1)).to.equal(true);
+    expect(readsDone.every((c) => c === 1)).to.equal(true);
+    for (let i = 0; i < n; i++) expect(Buffer.from(reads[i]).equals(Buffer.from(bufs[i]))).to.equal(true);
+    o.close();
+    let gone = false;
+    bdevMallocDelete({ name: 'MB' }, () => {
+      gone = true;
+    });
+    until(h, () => gone);
+  });
+
   it('split: parts map onto the base; a config waits for its base (examine)', () => {
     const h = harness();
     expect(bdevSplitCreate({ base_bdev: 'SB', split_count: 4 })).to.deep.equal([]);

@@ -13,7 +13,7 @@ import {
 import type { Bdev, BdevModule } from '../bdev.js';
 import type { BdevIo } from '../bdev-io.js';
 import { BdevError } from '../errors.js';
-import { bdevIoComplete } from '../io-path.js';
+import { bdevIoComplete, withBatchClock } from '../io-path.js';
 import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
 import { IoStatus, IoType } from '../types.js';
 import { type Created, ParamReader } from './params.js';
@@ -73,9 +73,12 @@ let nextIndex = 0;
  */
 class MallocChannel {
   ios: (BdevIo | null)[] = new Array(256).fill(null);
-  status = new Int8Array(256);
   head = 0;
   count = 0;
+  /** The batch being completed, taken off the ring first: completions may refill the ring. */
+  batch: (BdevIo | null)[] = new Array(256).fill(null);
+  status = new Int8Array(256);
+  batchCount = 0;
   readonly poller: Poller;
   constructor() {
     this.poller = registerPoller(() => drain(this), 0, 'bdev_malloc');
@@ -89,7 +92,6 @@ class MallocChannel {
     const ios: (BdevIo | null)[] = new Array(n * 2).fill(null);
     for (let i = 0; i < this.count; i++) ios[i] = this.ios[(this.head + i) & (n - 1)];
     this.ios = ios;
-    this.status = new Int8Array(n * 2);
     this.head = 0;
   }
 }
@@ -97,23 +99,42 @@ class MallocChannel {
 function drain(ch: MallocChannel): number {
   const n = ch.count;
   if (n === 0) return POLLER_IDLE;
-  const mask = ch.ios.length - 1;
+  if (ch.batch.length < n) {
+    ch.batch = new Array(ch.ios.length).fill(null);
+    ch.status = new Int8Array(ch.ios.length);
+  }
+  const ios = ch.ios;
+  const mask = ios.length - 1;
+  const batch = ch.batch;
   const st = ch.status;
   // Copies first, back to back; completions after (they may submit more, which wait for the next poll).
+  let k = ch.head;
   for (let i = 0; i < n; i++) {
-    const k = (ch.head + i) & mask;
-    st[k] = execute(ch.ios[k] as BdevIo);
+    const io = ios[k] as BdevIo;
+    ios[k] = null;
+    k = (k + 1) & mask;
+    batch[i] = io;
+    st[i] = execute(io);
   }
-  const head = ch.head;
-  ch.head = (head + n) & mask;
-  ch.count -= n;
-  for (let i = 0; i < n; i++) {
-    const k = (head + i) & mask;
-    const io = ch.ios[k] as BdevIo;
-    ch.ios[k] = null;
-    bdevIoComplete(io, st[k] as IoStatus);
-  }
+  ch.head = k;
+  ch.count = 0;
+  ch.batchCount = n;
+  // One clock read for the whole batch: the completions, the callers' resubmissions inside them
+  // and their latencies share it (a clock read is a napi call, and it allocates a heap number).
+  withBatchClock((batch[0] as BdevIo).ch, completeBatch, ch);
   return POLLER_BUSY;
+}
+
+function completeBatch(ch: MallocChannel): void {
+  const n = ch.batchCount;
+  const batch = ch.batch;
+  const st = ch.status;
+  for (let i = 0; i < n; i++) {
+    const io = batch[i] as BdevIo;
+    batch[i] = null;
+    bdevIoComplete(io, st[i] as IoStatus);
+  }
+  ch.batchCount = 0;
 }
 
 function execute(io: BdevIo): IoStatus {
