@@ -2,6 +2,7 @@
 // the modules every reactor imports for them. Adding a subsystem is one line in each list.
 import { bdevNvmeSubsystem } from './bdev-nvme-subsystem.js';
 import { bdevSubsystem } from './bdev-subsystem.js';
+import { bdevVirtioSubsystem } from './bdev-virtio-subsystem.js';
 import type { ReactorControl } from './control.js';
 import { iscsiSubsystem } from './iscsi-subsystem.js';
 import { nvmfSubsystem } from './nvmf-subsystem.js';
@@ -15,6 +16,7 @@ export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions
   iscsiSubsystem,
   (ctl, o) => vhostBlkSubsystem(ctl, { socketDir: o?.vhostDir }),
   (ctl, o) => vhostScsiSubsystem(ctl, { socketDir: o?.vhostDir }),
+  bdevVirtioSubsystem,
 ];
 
 export const REACTOR_MODULES: readonly URL[] = [
@@ -22,4 +24,5 @@ export const REACTOR_MODULES: readonly URL[] = [
   new URL('./reactor-modules/nvmf.js', import.meta.url),
   new URL('./reactor-modules/iscsi.js', import.meta.url),
   new URL('./reactor-modules/vhost.js', import.meta.url),
+  new URL('./reactor-modules/virtio.js', import.meta.url),
 ];

@@ -1,0 +1,393 @@
+// Imported by every reactor worker of the target app: the virtio bdev module (SPDK's bdev_virtio
+// with trtype "user", dev_type "blk"): bdev <name> over storkit's virtio-user initiator
+// (VirtioUserBlk) connected to a vhost-user-blk socket (storkit's own, qemu-storage-daemon, ...).
+//
+// One connection per bdev, owned by ONE reactor: vhost-user backends serve one frontend at a
+// time, so one connection per reactor cannot work. The bdev exists on every reactor under the same
+// name. On the owner, a bdev_io goes straight to the initiator's rings (completions reaped by its
+// poller). On any other reactor, it is forwarded to the owner by named handler: its data travels
+// through a staging slot of that reactor in the initiator's shared memory (a memfd the backend
+// maps too), which the other reactor views through the region's handle; the owner submits the
+// slot as a single buffer (zero copy to the backend) and sends the status back to the submitting
+// thread, which copies read data out and completes the bdev_io there.
+
+import { type Bdev, bdevGetByName, IoStatus, IoType } from '@storkit/bdev';
+import { type BdevIo, bdevIoComplete, bdevRegister, bdevUnregister } from '@storkit/bdev/module';
+import { DmaRegion } from '@storkit/native';
+import {
+  codec,
+  defineControl,
+  defineHandler,
+  defineSubsystem,
+  getIoChannel,
+  getThread,
+  type IoChannel,
+  ioDeviceRegister,
+  reactorIndex,
+  send,
+  type Thread,
+} from '@storkit/reactor';
+import { setCurrentThread } from '@storkit/reactor/module';
+import { IoStatus as ScsiStatus } from '@storkit/scsi';
+import { VirtioUserBlk } from '@storkit/vhost';
+
+type Done = (err: Error | null, value?: unknown) => void;
+
+const virtioModule = { name: 'virtio_blk' };
+const channelKey = { name: 'bdev_virtio' };
+let channelRegistered = false;
+
+function channel(): IoChannel<unknown> {
+  if (!channelRegistered) {
+    ioDeviceRegister(channelKey, { name: 'bdev_virtio', create: () => null });
+    channelRegistered = true;
+  }
+  return getIoChannel(channelKey);
+}
+
+/** What every reactor knows of a virtio bdev (from the owner's attach). */
+interface Info {
+  id: number;
+  name: string;
+  owner: number;
+  traddr: string;
+  vq_count: number;
+  vq_size: number;
+  uuid: string;
+  blockSize: number;
+  numBlocks: number;
+  writeCache: boolean;
+  unmap: boolean;
+  readOnly: boolean;
+  maxTransfer: number;
+  /** The initiator's memory (DmaRegion handle) and where the staging area starts in it. */
+  handle: number;
+  stageOffset: number;
+  /** Staging slots per reactor. */
+  slots: number;
+}
+
+interface Owned {
+  info: Info;
+  dev: VirtioUserBlk;
+  bdev: Bdev;
+  /** Forwarded I/O: a completion callback per (reactor, slot), made once. */
+  cbs: ((s: number) => void)[][];
+}
+
+interface Remote {
+  info: Info;
+  bdev: Bdev;
+  region: DmaRegion;
+  /** This reactor's staging slots: views into the initiator's memory. */
+  stage: Uint8Array[];
+  free: number[];
+  pending: (BdevIo | null)[];
+}
+
+const owned = new Map<number, Owned>();
+const remotes = new Map<number, Remote>();
+
+function toBdev(s: number): IoStatus {
+  if (s === ScsiStatus.Success) return IoStatus.SUCCESS;
+  if (s === ScsiStatus.NoMem) return IoStatus.NOMEM;
+  return IoStatus.FAILED;
+}
+
+const SUPPORTED = (i: Info) => (t: IoType) =>
+  t === IoType.READ ||
+  (t === IoType.WRITE && !i.readOnly) ||
+  (t === IoType.FLUSH && i.writeCache) ||
+  (t === IoType.UNMAP && i.unmap && !i.readOnly) ||
+  (t === IoType.WRITE_ZEROES && i.unmap && !i.readOnly) ||
+  t === IoType.RESET;
+
+/** Submit one I/O to the initiator (owner side); `cb` gets the initiator's status. */
+function submitTo(
+  dev: VirtioUserBlk,
+  type: number,
+  iov: Uint8Array[],
+  lba: number,
+  n: number,
+  cb: (s: number) => void,
+): void {
+  if (type === IoType.READ) dev.readv(iov, lba, n, cb);
+  else if (type === IoType.WRITE) dev.writev(iov, lba, n, cb);
+  else if (type === IoType.UNMAP) dev.unmap(lba, n, cb);
+  else if (type === IoType.WRITE_ZEROES) dev.writeZeroes(lba, n, cb);
+  else if (type === IoType.FLUSH) dev.flush(lba, n, cb);
+  else dev.reset(cb);
+}
+
+// ---- forwarding between reactors -------------------------------------------------------------
+
+const IoMsg = codec.struct('virtio.io', {
+  id: 'i32',
+  from: 'i32',
+  tid: 'i32',
+  slot: 'i32',
+  type: 'i32',
+  lba: 'f64',
+  count: 'i32',
+});
+const DoneMsg = codec.struct('virtio.done', { id: 'i32', tid: 'i32', slot: 'i32', status: 'i32' });
+
+/** Payloads are encoded at send (other workers only), so one object each is reused. */
+const ioOut = { id: 0, from: 0, tid: 0, slot: 0, type: 0, lba: 0, count: 0 };
+const doneOut = { id: 0, tid: 0, slot: 0, status: 0 };
+const one: Uint8Array[] = [new Uint8Array(0)];
+
+/** On the owner: a forwarded I/O on its staging slot. */
+const ioH = defineHandler('virtio.io', IoMsg, (m) => {
+  const o = owned.get(m.id);
+  if (o === undefined) return;
+  const i = o.info;
+  let cbs = o.cbs[m.from];
+  if (cbs === undefined) cbs = o.cbs[m.from] = [];
+  const key = m.tid * i.slots + m.slot;
+  let cb = cbs[key];
+  if (cb === undefined) {
+    const { from, tid, slot } = m;
+    cb = cbs[key] = (s: number) => {
+      doneOut.id = i.id;
+      doneOut.tid = tid;
+      doneOut.slot = slot;
+      doneOut.status = toBdev(s);
+      send({ id: tid, reactor: from }, doneH, doneOut);
+    };
+  }
+  const off = (m.from * i.slots + m.slot) * i.maxTransfer;
+  one[0] = o.dev.sharedBuffer(off, m.count * i.blockSize);
+  try {
+    submitTo(o.dev, m.type, one, m.lba, m.count, cb);
+  } catch {
+    setImmediate(cb, ScsiStatus.Failed);
+  }
+});
+
+/** On the submitting reactor: the owner's status for a slot. */
+const doneH = defineHandler('virtio.done', DoneMsg, (m) => {
+  const r = remotes.get(m.id);
+  const io = r?.pending[m.slot];
+  if (r === undefined || io === undefined || io === null) return;
+  r.pending[m.slot] = null;
+  if (m.status === IoStatus.SUCCESS && io.type === IoType.READ) {
+    const s = r.stage[m.slot];
+    let off = 0;
+    for (const v of io.iovs) {
+      v.set(s.subarray(off, off + v.length));
+      off += v.length;
+    }
+  }
+  r.free.push(m.slot);
+  bdevIoComplete(io, m.status as IoStatus);
+});
+
+function forward(r: Remote, io: BdevIo): void {
+  const slot = r.free.pop();
+  if (slot === undefined) {
+    bdevIoComplete(io, IoStatus.NOMEM);
+    return;
+  }
+  if (io.type === IoType.WRITE) {
+    const s = r.stage[slot];
+    let off = 0;
+    for (const v of io.iovs) {
+      s.set(v, off);
+      off += v.length;
+    }
+  }
+  r.pending[slot] = io;
+  ioOut.id = r.info.id;
+  ioOut.from = reactorIndex();
+  ioOut.tid = getThread()?.id ?? 0;
+  ioOut.slot = slot;
+  ioOut.type = io.type;
+  ioOut.lba = io.offsetBlocks;
+  ioOut.count = io.numBlocks;
+  send({ id: ownerThread(r.info), reactor: r.info.owner }, ioH, ioOut);
+}
+
+/** The owner reactor's first thread (where the initiator and its poller live). */
+function ownerThread(i: Info): number {
+  return i.owner + 1;
+}
+
+// ---- control operations ----------------------------------------------------------------------
+
+function register(info: Info, submit: (io: BdevIo) => void, destruct: (done: () => void) => void): Bdev {
+  return bdevRegister({
+    name: info.name,
+    uuid: info.uuid,
+    productName: 'VirtioBlk Disk',
+    blockSize: info.blockSize,
+    numBlocks: info.numBlocks,
+    writeCache: info.writeCache,
+    maxRwBlocks: info.maxTransfer / info.blockSize,
+    module: virtioModule,
+    fn: {
+      submitRequest: (_ch, io) => submit(io),
+      ioTypeSupported: SUPPORTED(info),
+      getIoChannel: channel,
+      destruct,
+      dumpInfoJson: () => ({
+        virtio: {
+          trtype: 'user',
+          traddr: info.traddr,
+          dev_type: 'blk',
+          vq_count: info.vq_count,
+          vq_size: info.vq_size,
+          owner_reactor: info.owner,
+        },
+      }),
+    },
+  });
+}
+
+function fail(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * On the owner: connect, negotiate and start the queues, register the bdev. The initiator's
+ * control requests are awaited across event-loop turns; its completion poller must be registered
+ * on this reactor's thread, so that thread stays current until the attach settles.
+ */
+defineControl('virtio.attach', (arg, done: Done) => {
+  const p = arg as {
+    id: number;
+    name: string;
+    traddr: string;
+    vq_count: number;
+    vq_size: number;
+    reactors: number;
+  };
+  const t = getThread() as Thread;
+  if (bdevGetByName(p.name) !== undefined) throw fail('EEXIST', `bdev ${p.name} already exists`);
+  const maxTransfer = 128 * 1024;
+  const slots = p.vq_size;
+  const stageBytes = p.reactors * slots * maxTransfer;
+  const sticky = () => {
+    setCurrentThread(t);
+  };
+  VirtioUserBlk.attach({
+    path: p.traddr,
+    name: p.name,
+    numQueues: p.vq_count,
+    queueSize: p.vq_size,
+    maxTransfer,
+    bufferBytes: stageBytes,
+    pump: sticky,
+  }).then(
+    (dev) => {
+      sticky();
+      try {
+        const mem = dev.frontend.memory;
+        const info: Info = {
+          id: p.id,
+          name: p.name,
+          owner: reactorIndex(),
+          traddr: p.traddr,
+          vq_count: dev.queueCount,
+          vq_size: p.vq_size,
+          uuid: dev.uuid,
+          blockSize: dev.blockSize,
+          numBlocks: dev.numBlocks,
+          writeCache: dev.writeCache,
+          unmap: dev.unmapSupported,
+          readOnly: dev.readOnly,
+          maxTransfer,
+          handle: mem.handle,
+          stageOffset: dev.sharedBuffer(0, 0).byteOffset - mem.bytes.byteOffset,
+          slots,
+        };
+        let bdev: Bdev;
+        try {
+          bdev = register(
+            info,
+            (io) => {
+              try {
+                submitTo(dev, io.type, io.iovs as Uint8Array[], io.offsetBlocks, io.numBlocks, (s) =>
+                  bdevIoComplete(io, toBdev(s)),
+                );
+              } catch {
+                setImmediate(() => bdevIoComplete(io, IoStatus.FAILED));
+              }
+            },
+            (d) => {
+              owned.delete(p.id);
+              dev.detach();
+              d();
+            },
+          );
+        } catch (e) {
+          dev.detach();
+          throw e;
+        }
+        owned.set(p.id, { info, dev, bdev, cbs: [] });
+        done(null, info);
+      } catch (e) {
+        done(e as Error);
+      } finally {
+        setCurrentThread(null);
+      }
+    },
+    (e: Error) => {
+      setCurrentThread(null);
+      const code = (e as { code?: string }).code;
+      done(fail(code === 'ENATIVE' || code === undefined ? 'ENODEV' : code, `${p.traddr}: ${e.message}`));
+    },
+  );
+});
+
+/** On every other reactor: the same bdev, forwarding to the owner. */
+defineControl('virtio.join', (arg, done: Done) => {
+  const info = arg as Info;
+  if (bdevGetByName(info.name) !== undefined) throw fail('EEXIST', `bdev ${info.name} already exists`);
+  const region = DmaRegion.attach(info.handle);
+  const base = info.stageOffset + reactorIndex() * info.slots * info.maxTransfer;
+  const stage: Uint8Array[] = [];
+  const free: number[] = [];
+  for (let s = 0; s < info.slots; s++) {
+    stage.push(region.bytes.subarray(base + s * info.maxTransfer, base + (s + 1) * info.maxTransfer));
+    free.push(info.slots - 1 - s);
+  }
+  const r: Remote = {
+    info,
+    bdev: null as never,
+    region,
+    stage,
+    free,
+    pending: new Array(info.slots).fill(null),
+  };
+  r.bdev = register(
+    info,
+    (io) => forward(r, io),
+    (d) => {
+      remotes.delete(info.id);
+      // The view goes with the bdev (the owner's memory stays until the owner hangs up).
+      if (r.pending.every((x) => x === null)) region.close();
+      d();
+    },
+  );
+  remotes.set(info.id, r);
+  done(null, true);
+});
+
+/** Unregister this reactor's instance (the owner's destruct hangs up). */
+defineControl('virtio.detach', (arg, done: Done) => {
+  const { id } = arg as { id: number };
+  const b = owned.get(id)?.bdev ?? remotes.get(id)?.bdev;
+  if (b === undefined) return done(null, false);
+  bdevUnregister(b, () => done(null, true));
+});
+
+defineSubsystem({
+  name: 'bdev_virtio',
+  fini(done) {
+    for (const o of owned.values()) o.dev.detach();
+    owned.clear();
+    remotes.clear();
+    done();
+  },
+});
