@@ -45,6 +45,8 @@ export interface TargetOptions {
   listen?: ListenOptions;
   /** Set when this target is one of several copies, one per reactor (see README, "Poll groups"). */
   cluster?: ClusterHooks;
+  /** Schedule qpair sends (see QpairOwner.scheduleFlush); default: a microtask per batch. */
+  scheduleFlush?: (qp: TcpQpair) => void;
 }
 
 /** What a per-reactor copy of the target needs from the app around it. */
@@ -99,6 +101,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   readonly #cluster: ClusterHooks | null;
   readonly #byId = new Map<number, Subsystem>();
   readonly qpairs = new Set<TcpQpair>();
+  scheduleFlush?: (qp: TcpQpair) => void;
   #genctr = 0;
   readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0 };
 
@@ -106,6 +109,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#resolve = o.resolveBdev ?? ((n) => this.#backends.get(n));
     this.#listen = o.listen ?? {};
     this.#cluster = o.cluster ?? null;
+    if (o.scheduleFlush) this.scheduleFlush = o.scheduleFlush;
     this.discovery = new Subsystem({ nqn: DISCOVERY_NQN, allow_any_host: true }, 'Discovery');
     this.subsystems.set(DISCOVERY_NQN, this.discovery);
   }

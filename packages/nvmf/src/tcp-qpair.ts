@@ -44,6 +44,12 @@ export interface QpairOwner {
   connect(qp: TcpQpair, req: Request): void;
   /** The qpair is gone (closed by either side). */
   qpairClosed(qp: TcpQpair): void;
+  /**
+   * Take over sending: called once per batch of queued PDUs (until `flushNow` runs) instead of a
+   * microtask. A reactor flushes from a poller, so responses leave within the iteration that made
+   * them rather than when the loop next yields.
+   */
+  scheduleFlush?(qp: TcpQpair): void;
 }
 
 export interface QpairStats {
@@ -645,8 +651,14 @@ export class TcpQpair implements PduHandler {
   #scheduleFlush(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flushFn);
+      if (this.owner.scheduleFlush) this.owner.scheduleFlush(this);
+      else queueMicrotask(this.#flushFn);
     }
+  }
+
+  /** Send what is queued now (for an owner that schedules flushes itself). */
+  flushNow(): void {
+    if (this.#flushScheduled) this.#flushFn();
   }
 
   #fatal(fes: number, fei: number, header: Uint8Array | null): void {

@@ -21,7 +21,7 @@ import {
   bdevNvmeGetControllers,
   type NvmeAttachReplay,
 } from '@storkit/nvme/bdev';
-import { NvmfError, NvmfTarget, type SharedSubsystemState } from '@storkit/nvmf';
+import { NvmfError, NvmfTarget, type SharedSubsystemState, type TcpQpair } from '@storkit/nvmf';
 import type { NamespaceBackend } from '@storkit/nvmf/backend';
 import { BdevBackend } from '@storkit/nvmf/bdev';
 import {
@@ -31,9 +31,13 @@ import {
   defineSubsystem,
   getThread,
   type IoChannel,
+  POLLER_BUSY,
+  POLLER_IDLE,
+  type Poller,
   reactorCount,
   reactorIndex,
   reactorThread,
+  registerPoller,
   send,
   type Thread,
   wakeReactor,
@@ -66,11 +70,19 @@ class ReactorNvmf {
   readonly thread: Thread;
   readonly target: NvmfTarget;
   readonly #opened = new Map<NamespaceBackend, Opened>();
+  /** Qpairs with PDUs to send, flushed by the poll group poller each iteration (no allocation). */
+  readonly #toFlush: TcpQpair[] = [];
+  #nToFlush = 0;
+  readonly #poller: Poller;
 
   constructor(thread: Thread) {
     this.thread = thread;
     const index = reactorIndex();
+    this.#poller = registerPoller(this.#flushAll, 0, 'nvmf_tgt_poll_group');
     this.target = new NvmfTarget({
+      scheduleFlush: (qp) => {
+        this.#toFlush[this.#nToFlush++] = qp;
+      },
       resolveBdev: (name) => this.#open(name),
       listen: {
         reusePort: true,
@@ -87,6 +99,22 @@ class ReactorNvmf {
       },
     });
   }
+
+  /** Send every qpair's queued PDUs (SPDK's sock group flush in the poll group poller). */
+  readonly #flushAll = (): number => {
+    const n = this.#nToFlush;
+    if (n === 0) return POLLER_IDLE;
+    // A flush may queue more (a close after flush): take this batch, keep what arrives meanwhile.
+    for (let i = 0; i < n; i++) {
+      const qp = this.#toFlush[i];
+      this.#toFlush[i] = undefined as unknown as TcpQpair;
+      qp.flushNow();
+    }
+    const more = this.#nToFlush - n;
+    for (let i = 0; i < more; i++) this.#toFlush[i] = this.#toFlush[n + i];
+    this.#nToFlush = more;
+    return POLLER_BUSY;
+  };
 
   /** Run `fn` as this reactor's thread (timers such as keep alive fire outside any thread). */
   #inThread(fn: () => void): void {
@@ -153,6 +181,7 @@ class ReactorNvmf {
       await this.target.close();
     } finally {
       this.sweep();
+      this.#inThread(() => this.#poller.unregister());
     }
   }
 }
