@@ -472,6 +472,18 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     dependsOn: ['bdev'],
     methods,
     async writeConfig(): Promise<ConfigEntry[]> {
+      // A namespace whose bdev went away (hot removal) left every reactor's subsystem on its own:
+      // keep only the namespaces reactor 0 still has.
+      if (ctl.count > 0 && subsystems.size > 0) {
+        const live = (await call(0, 'nvmf_get_subsystems', {})) as {
+          nqn: string;
+          namespaces?: { nsid: number }[];
+        }[];
+        for (const [n, s] of subsystems) {
+          const have = new Set(live.find((x) => x.nqn === n)?.namespaces?.map((x) => x.nsid) ?? []);
+          for (const nsid of [...s.namespaces.keys()]) if (!have.has(nsid)) s.namespaces.delete(nsid);
+        }
+      }
       const out: ConfigEntry[] = [];
       if (setConfig) out.push({ method: 'nvmf_set_config', params: { ...setConfig } });
       if (transport) out.push({ method: 'nvmf_create_transport', params: { ...transport } });

@@ -290,8 +290,30 @@ describe('app: NVMe/TCP on two reactors', function () {
         const invalidNs = makeStatus(Sct.Generic, GenericStatus.InvalidNamespaceOrFormat, true);
         for (const qp of qps)
           expect(await io(qp, (cb) => qp.read(3, 7, 1, new Uint8Array(512), cb, null))).to.equal(invalidNs);
-        // The bdev is free again (no descriptor left on any reactor).
+        // Hot removal: deleting a bdev that backs a namespace takes the namespace away on every
+        // reactor (and out of save_config), and the host hears of it.
+        expect(
+          await rpc.call('nvmf_subsystem_add_ns', { nqn: NQN, namespace: { bdev_name: 'Malloc1' } }),
+        ).to.equal(3);
+        expect(await c.activeNamespaces()).to.deep.equal([1, 2, 3]);
+        await c.getLogPage(0x04, 4096); // Changed Namespace List: re-arms namespace notices
+        const seen = events.length;
         await rpc.call('bdev_malloc_delete', { name: 'Malloc1' });
+        expect(await c.activeNamespaces()).to.deep.equal([1, 2]);
+        for (const qp of qps)
+          expect(await io(qp, (cb) => qp.read(3, 7, 1, new Uint8Array(512), cb, null))).to.equal(invalidNs);
+        const until2 = Date.now() + 5000;
+        while (events.length === seen && Date.now() < until2) {
+          await new Promise((r) => setTimeout(r, 10));
+          c.admin.processCompletions();
+        }
+        expect(events.length).to.be.greaterThan(seen);
+        const saved = await rpc.call<SpdkConfig>('save_config');
+        const ns = saved.subsystems
+          .find((x) => x.subsystem === 'nvmf')!
+          .config!.filter((e) => e.method === 'nvmf_subsystem_add_ns')
+          .map((e) => (e.params as { namespace: { nsid: number } }).namespace.nsid);
+        expect(ns).to.deep.equal([1, 2]);
       } finally {
         await c.close();
       }
