@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # storkit tgt (target on core 0) vs Debian's tgtd (core 0) in one session: libiscsi's iscsi-perf
 # on core 1, 4 KiB random reads, QD 32 and 128, plus each target's CPU-seconds from /proc/PID/stat.
-# Usage: packages/iscsi/bench/side-by-side.sh [SECONDS] (needs libiscsi-bin and tgt; root for tgtd)
+# Usage: packages/iscsi/bench/side-by-side.sh [SECONDS] [storkit tgt options, e.g. --slice-us 20]
+# (needs libiscsi-bin and tgt; root for tgtd)
 set -euo pipefail
 SECS=${1:-10}
+shift || true
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DIR=$(mktemp -d)
 HZ=$(getconf CLK_TCK)
-trap 'kill $SPID $TPID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill -9 $SPID $TPID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 SPID=; TPID=
 
 cpu() { awk -v hz="$HZ" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -34,10 +36,10 @@ cat > "$DIR/storkit.json" <<JSON
     "luns":[{"bdev_name":"Malloc0","lun_id":0}],"queue_depth":128,"disable_chap":true}}]}]}
 JSON
 taskset -c 0 node "$ROOT/packages/cli/dist/src/main.js" tgt --no-stats -m 0x1 -r "$DIR/rpc.sock" \
-  --json "$DIR/storkit.json" > "$DIR/storkit.log" 2>&1 &
+  --json "$DIR/storkit.json" "$@" > "$DIR/storkit.log" 2>&1 &
 SPID=$!
 until grep -q 'storkit tgt: running' "$DIR/storkit.log"; do sleep 0.2; done
-echo "storkit tgt -m 0x1 (malloc 256 MiB), iscsi-perf -t $SECS -b 8 -r on core 1:"
+echo "storkit tgt -m 0x1 $* (malloc 256 MiB), iscsi-perf -t $SECS -b 8 -r on core 1:"
 for qd in 32 128; do perf $SPID "iscsi://127.0.0.1:$P1/iqn.2016-06.io.storkit:disk1/0" $qd; done
 kill $SPID; wait $SPID 2>/dev/null || true; SPID=
 
@@ -54,6 +56,6 @@ tgtadm -C $CTL --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$IMG"
 tgtadm -C $CTL --lld iscsi --op bind --mode target --tid 1 -I ALL
 echo "tgtd (Debian tgt, RAM-backed file on tmpfs), same client:"
 for qd in 32 128; do perf $TPID "iscsi://127.0.0.1:$P2/iqn.2001-04.com.example:tgt1/1" $qd; done
-kill $TPID; wait $TPID 2>/dev/null || true; TPID=
+kill -9 $TPID; wait $TPID 2>/dev/null || true; TPID=
 rm -f "$IMG"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

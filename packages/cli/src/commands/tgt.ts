@@ -8,7 +8,7 @@ import { startLiveLine } from './tgt-live.js';
 
 const USAGE = `usage: storkit tgt [-m MASK] [-r SOCKET] [--json FILE | --default-config] [--wait-for-rpc]
                    [--rpc-tcp HOST:PORT] [--vhost-dir DIR] [-L COMPONENT]... [--log-level LEVEL]
-                   [--no-stats]
+                   [--no-stats] [--slice-us N]
 
 Runs the storkit target: one pinned reactor per core of MASK, every subsystem, and the
 JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
@@ -24,7 +24,8 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
                     socket's directory)
   -L COMPONENT      debug logs for a component (app, rpc, bdev, ...; 'all')
   --log-level L     error|warn|notice|info|debug (default notice)
-  --no-stats        no live per-reactor load line`;
+  --no-stats        no live per-reactor load line
+  --slice-us N      longest run of reactor iterations between yields to sockets (default 500)`;
 
 /** The built-in default the main job runs: RAM-backed, no hardware needed. */
 export const DEFAULT_CONFIG: SpdkConfig = {
@@ -107,6 +108,7 @@ export const tgt: Command = {
     let waitForRpc = false;
     let rpcTcp: { host: string; port: number } | undefined;
     let stats = true;
+    let loop: { sliceUs: number } | undefined;
     let vhostDir: string | undefined;
     const log = new Logger();
     for (let i = 0; i < argv.length; i++) {
@@ -145,9 +147,13 @@ export const tgt: Command = {
         if (!LEVELS.includes(l)) throw new UsageError(`--log-level takes ${LEVELS.join('|')}`);
         log.level = l;
       } else if (a === '--no-stats') stats = false;
-      else throw new UsageError(`unknown option '${a}'`);
+      else if (a === '--slice-us') {
+        const n = Number(val());
+        if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new UsageError('--slice-us takes 1..100000');
+        loop = { sliceUs: n };
+      } else throw new UsageError(`unknown option '${a}'`);
     }
-    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log, vhostDir });
+    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log, vhostDir, loop });
     try {
       await target.start();
     } catch (e) {
