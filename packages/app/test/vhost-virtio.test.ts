@@ -115,6 +115,16 @@ describe('storkit tgt: virtio bdevs (bdev_virtio_attach_controller, trtype user)
     expect(Buffer.from(await host.read(direct, 4 << 20, many.length)).equals(Buffer.from(many))).to.equal(
       true,
     );
+    // Write zeroes and unmap over more than a staging slot, forwarded and direct.
+    expect(fwd.unmapSupported).to.equal(true);
+    // 12 MiB: more than the whole staging area past this reactor's first slot.
+    expect(await host.io((cb) => fwd.writeZeroes((2 << 20) / 512, (12 << 20) / 512, cb))).to.equal(0);
+    const z = await host.read(direct, 2 << 20, 12 << 20);
+    expect(Buffer.from(z).equals(Buffer.alloc(12 << 20))).to.equal(true);
+    expect(await host.io((cb) => own.writeZeroes((8 << 20) / 512, (1 << 20) / 512, cb))).to.equal(0);
+    expect(Buffer.from(await host.read(fwd, 8 << 20, 1 << 20)).equals(Buffer.alloc(1 << 20))).to.equal(true);
+    expect(await host.io((cb) => fwd.unmap((12 << 20) / 512, (1 << 20) / 512, cb))).to.equal(0);
+    expect(await host.io((cb) => fwd.flush(0, 0, cb))).to.equal(0);
     for (const x of [own, fwd, direct]) host.detach(x);
   });
 

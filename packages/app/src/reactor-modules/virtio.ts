@@ -157,7 +157,9 @@ const ioH = defineHandler('virtio.io', IoMsg, (m) => {
     };
   }
   const off = (m.from * i.slots + m.slot) * i.maxTransfer;
-  one[0] = o.dev.sharedBuffer(off, m.count * i.blockSize);
+  // Only reads and writes carry data (unmap / write zeroes counts may exceed a slot).
+  const data = m.type === IoType.READ || m.type === IoType.WRITE;
+  one[0] = o.dev.sharedBuffer(off, data ? m.count * i.blockSize : 0);
   try {
     submitTo(o.dev, m.type, one, m.lba, m.count, cb);
   } catch {
