@@ -26,6 +26,7 @@ import {
   POLLER_BUSY,
   POLLER_IDLE,
   type Poller,
+  reactorCore,
   reactorIndex,
   type Thread,
   wakeReactor,
@@ -267,7 +268,7 @@ const GET: Record<string, (s: State) => unknown> = {
   portal_groups: (s) => s.target.getPortalGroups(),
   target_nodes: (s) => s.target.getTargetNodes(),
   connections: (s) =>
-    s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorIndex(), reactor: reactorIndex() })),
+    s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorCore(), reactor: reactorIndex() })),
   stats: (s) => s.target.getStats(),
 };
 
