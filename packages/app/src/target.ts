@@ -116,7 +116,8 @@ export class Target {
       cores: this.#opts.cores,
       modules: [...REACTOR_MODULES],
       signals: false,
-      loop: this.#opts.loop,
+      // The targets' work arrives on sockets: give libuv a turn as soon as a reactor runs dry.
+      loop: { yieldIdleUs: 0, ...this.#opts.loop },
     });
     this.#ctl.app = app;
     void app.done.then((r) => {

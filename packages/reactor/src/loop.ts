@@ -22,6 +22,12 @@ export interface LoopOptions {
   maxSleepUs?: number;
   /** Account busy/idle ticks per poller (two clock reads per poller run; default off). */
   pollerTicks?: boolean;
+  /**
+   * End a slice early once the reactor has been idle this long within it, so libuv reads sockets
+   * without waiting out the slice. Apps whose work arrives on sockets (the targets) want 0-20 µs;
+   * pure ring traffic does not (a yield costs a few µs). Default: off (only sliceUs ends a slice).
+   */
+  yieldIdleUs?: number | false;
 }
 
 export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 500, maxSleepUs: 10_000 } as const;
@@ -39,6 +45,7 @@ export class ReactorLoop {
   readonly reactor: Reactor;
   readonly mesh: MeshEndpoint;
   readonly #sliceTicks: number;
+  readonly #yieldIdleTicks: number;
   readonly #idleTicks: number;
   readonly #maxSleepUs: number;
   #idleSince = 0;
@@ -56,6 +63,8 @@ export class ReactorLoop {
     this.mesh = mesh;
     const c = reactor.clock;
     this.#sliceTicks = usToTicksOf(c, opts.sliceUs ?? LOOP_DEFAULTS.sliceUs);
+    const y = opts.yieldIdleUs ?? false;
+    this.#yieldIdleTicks = y === false ? Number.POSITIVE_INFINITY : usToTicksOf(c, y);
     const idle = opts.idleUs ?? LOOP_DEFAULTS.idleUs;
     this.#idleTicks = idle === false ? Number.POSITIVE_INFINITY : usToTicksOf(c, idle);
     this.#maxSleepUs = opts.maxSleepUs ?? LOOP_DEFAULTS.maxSleepUs;
@@ -101,10 +110,18 @@ export class ReactorLoop {
     const r = this.reactor;
     const clock = r.clock;
     const start = clock.now();
+    const yieldIdle = this.#yieldIdleTicks;
     let now = start;
+    let idleFrom = -1; // start of the current idle run within this slice
     do {
-      if (r.poll(now) > 0) this.#idleSince = now;
-      else if (now - this.#idleSince >= this.#idleTicks && this.#trySleep(now)) return;
+      if (r.poll(now) > 0) {
+        this.#idleSince = now;
+        idleFrom = -1;
+      } else {
+        if (now - this.#idleSince >= this.#idleTicks && this.#trySleep(now)) return;
+        if (idleFrom < 0) idleFrom = now;
+        if (now - idleFrom >= yieldIdle) break;
+      }
       now = r.lastEnd;
     } while (now - start < this.#sliceTicks);
     setImmediate(this.#slice);

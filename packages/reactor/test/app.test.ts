@@ -179,6 +179,28 @@ describe('startApp: reactors in pinned workers', function () {
     });
   }
 
+  it('yieldIdleUs: an idle reactor gives libuv its turn at once, however long the slice', async () => {
+    // 2 s slices and no sleep: without the idle yield the socket would wait out a whole slice.
+    const { app, next } = await run(
+      { kind: 'net', busy: false },
+      { sliceUs: 2_000_000, idleUs: false, yieldIdleUs: 0 },
+    );
+    const { port } = await next((x) => x.kind === 'net');
+    const t0 = Date.now();
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = connect(port as number, '127.0.0.1', () => c.write('hello'));
+      let buf = '';
+      c.on('data', (d) => {
+        buf += d.toString();
+      });
+      c.on('end', () => resolve(buf));
+      c.on('error', reject);
+    });
+    expect(reply).to.equal('HELLO timer=true');
+    expect(Date.now() - t0).to.be.lessThan(1000);
+    expectClean(await app.stop(0));
+  });
+
   it('a handler that throws on another reactor ends the app with code 1, promptly', async () => {
     const t0 = Date.now();
     const app = await startApp({
