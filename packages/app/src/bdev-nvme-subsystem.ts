@@ -82,6 +82,7 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
 
   return {
     name: 'bdev_nvme',
+    configSection: 'bdev',
     dependsOn: ['bdev'],
     methods,
     async writeConfig(): Promise<ConfigEntry[]> {

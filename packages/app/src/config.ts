@@ -87,9 +87,23 @@ export async function applyConfig(
   return calls;
 }
 
+/** A config section: the entries of the subsystems saved into it, then its owner's. */
+export async function sectionConfig(
+  subsystems: readonly AppSubsystem[],
+  name: string,
+): Promise<ConfigEntry[]> {
+  const out: ConfigEntry[] = [];
+  for (const s of subsystems) if (s.configSection === name) out.push(...(await s.writeConfig()));
+  const owner = subsystems.find((s) => s.name === name && s.configSection === undefined);
+  if (owner) out.push(...(await owner.writeConfig()));
+  return out;
+}
+
 /** The current state of every subsystem, in SPDK's config format (save_config). */
 export async function saveConfig(subsystems: readonly AppSubsystem[]): Promise<SpdkConfig> {
   const out: SpdkConfig = { subsystems: [] };
-  for (const s of subsystems) out.subsystems.push({ subsystem: s.name, config: await s.writeConfig() });
+  for (const s of subsystems)
+    if (s.configSection === undefined)
+      out.subsystems.push({ subsystem: s.name, config: await sectionConfig(subsystems, s.name) });
   return out;
 }

@@ -2,7 +2,7 @@
 import type { ReactorSnapshot } from '@storkit/reactor';
 import { bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
-import { saveConfig } from './config.js';
+import { saveConfig, sectionConfig } from './config.js';
 import type { AppSubsystem } from './subsystem.js';
 
 export interface FrameworkHost {
@@ -39,7 +39,11 @@ export function frameworkMethods(host: FrameworkHost): MethodDef<never>[] {
     name: 'framework_get_subsystems',
     description: 'The subsystems and what each depends on',
     state: 'both',
-    handler: () => host.subsystems().map((s) => ({ subsystem: s.name, depends_on: [...s.dependsOn] })),
+    handler: () =>
+      host
+        .subsystems()
+        .filter((s) => s.configSection === undefined)
+        .map((s) => ({ subsystem: s.name, depends_on: [...s.dependsOn] })),
   });
   add<{ name: string }>({
     name: 'framework_get_config',
@@ -47,9 +51,9 @@ export function frameworkMethods(host: FrameworkHost): MethodDef<never>[] {
     positional: ['name'],
     params: obj({ name: req(str({ minLength: 1 })) }),
     handler(p) {
-      const s = host.subsystems().find((x) => x.name === p.name);
+      const s = host.subsystems().find((x) => x.name === p.name && x.configSection === undefined);
       if (!s) throw RpcError.errno('ENOENT', `no subsystem named ${p.name}`);
-      return s.writeConfig();
+      return sectionConfig(host.subsystems(), p.name);
     },
   });
   add({

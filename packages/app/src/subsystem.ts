@@ -19,6 +19,12 @@ export interface ConfigEntry {
 export interface AppSubsystem {
   /** SPDK's subsystem name: `bdev`, `nvmf`, `iscsi`, `vhost_blk`, `vhost_scsi`, ... */
   readonly name: string;
+  /**
+   * Save this subsystem's entries in another subsystem's config section, ahead of that section's
+   * own (SPDK keeps bdev_nvme_* in `bdev`: remote controllers are base devices). Such a subsystem
+   * is not listed by framework_get_subsystems.
+   */
+  readonly configSection?: string;
   readonly dependsOn: readonly string[];
   readonly methods: readonly MethodDef<never>[];
   /** Runs once the reactors are up, before runtime methods (applies startup options). */
