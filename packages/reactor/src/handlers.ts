@@ -1,4 +1,4 @@
-import type { Codec } from './codec.js';
+import { type Codec, i32, none, u32 } from './codec.js';
 import { ReactorError } from './errors.js';
 
 /**
@@ -11,6 +11,27 @@ export interface Handler<T> {
   readonly id: number;
   readonly codec: Codec<T>;
   readonly fn: (payload: T) => void;
+  /**
+   * @internal How the ring transport moves the payload: WIRE_CODEC through `codec`, the others
+   * (the built-in none, i32 and u32 codecs) inline in a one-slot record with no codec calls.
+   */
+  readonly wire: number;
+}
+
+/** @internal Payload through the handler's codec. */
+export const WIRE_CODEC = 0;
+/** @internal No payload (codec.none). */
+export const WIRE_NONE = 1;
+/** @internal One word, decoded signed (codec.i32). */
+export const WIRE_I32 = 2;
+/** @internal One word, decoded unsigned (codec.u32). */
+export const WIRE_U32 = 3;
+
+function wireOf(c: Codec<unknown>): number {
+  if (c === (none as Codec<unknown>)) return WIRE_NONE;
+  if (c === (i32 as Codec<unknown>)) return WIRE_I32;
+  if (c === (u32 as Codec<unknown>)) return WIRE_U32;
+  return WIRE_CODEC;
 }
 
 // Open-addressed table by id: ring dispatch looks a handler up per record, and a Map lookup costs
@@ -42,7 +63,7 @@ export function defineHandler<T>(name: string, codec: Codec<T>, fn: (payload: T)
   const id = handlerId(name);
   const clash = lookupHandler(id);
   if (clash !== undefined) throw new ReactorError('EEXIST', `handler ${name} collides with ${clash.name}`);
-  const h: Handler<T> = { name, id, codec, fn };
+  const h: Handler<T> = { name, id, codec, fn, wire: wireOf(codec as Codec<unknown>) };
   if ((count + 1) * 2 > ids.length) grow();
   insert(h as Handler<unknown>);
   byName.set(name, h as Handler<unknown>);

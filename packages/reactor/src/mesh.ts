@@ -1,6 +1,6 @@
 import { setCurrentThread } from './current.js';
 import { ReactorError } from './errors.js';
-import { type Handler, lookupHandler } from './handlers.js';
+import { type Handler, lookupHandler, WIRE_CODEC, WIRE_I32, WIRE_NONE, WIRE_U32 } from './handlers.js';
 import type { Reactor } from './reactor.js';
 import { RingConsumer, RingProducer, ringBytes } from './ring.js';
 import type { RemoteTransport, ThreadRef } from './send.js';
@@ -140,6 +140,16 @@ export class MeshEndpoint implements RemoteTransport {
   }
 
   #write<T>(p: RingProducer, to: ThreadRef, h: Handler<T>, payload: T): boolean {
+    const wire = h.wire;
+    if (wire !== WIRE_CODEC) {
+      // Built-in word codecs: one slot, the payload written inline (what their encode() does).
+      const o = p.reserve1(to.id & 0xffff);
+      if (o < 0) return false;
+      const w = p.words;
+      w[o] = h.id;
+      if (wire !== WIRE_NONE) w[o + 1] = payload as number;
+      return true;
+    }
     const words = h.codec.words(payload);
     if (words + 1 > p.maxBodyWords) {
       throw new ReactorError(
@@ -193,7 +203,11 @@ export class MeshEndpoint implements RemoteTransport {
         setCurrentThread(t);
         cur = t;
       }
-      h.fn(h.codec.decode(w, off + 1, c.bytes));
+      const wire = h.wire;
+      if (wire === WIRE_U32) h.fn(w[off + 1] >>> 0);
+      else if (wire === WIRE_I32) h.fn(w[off + 1]);
+      else if (wire === WIRE_CODEC) h.fn(h.codec.decode(w, off + 1, c.bytes));
+      else h.fn(undefined);
     }
     c.release();
     return n;

@@ -123,6 +123,21 @@ export class RingProducer extends RingSide {
     return (pos << 2) + 1;
   }
 
+  /**
+   * reserve(tag, 3): a one-slot record (header plus up to 3 body words), which never needs a pad
+   * record. Returns the body's word offset, or -1 when the ring is full.
+   */
+  reserve1(tag: number): number {
+    if (((this.#head - this.#cachedTail) | 0) >= this.capacity) {
+      this.#cachedTail = Atomics.load(this.ctl, TAIL);
+      if (((this.#head - this.#cachedTail) | 0) >= this.capacity) return -1;
+    }
+    const pos = this.#head & this.mask;
+    this.words[pos << 2] = (tag << 16) | 1;
+    this.#head = (this.#head + 1) | 0;
+    return (pos << 2) + 1;
+  }
+
   /** Make every reserved record visible to the consumer (one atomic store). */
   publish(): void {
     if (this.#head !== this.#published) {

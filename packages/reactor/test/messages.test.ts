@@ -136,6 +136,52 @@ describe('handlers and send', () => {
     rb.close();
   });
 
+  it('word payloads (none, i32, u32) cross a ring inline as their codecs would carry them (property)', () => {
+    const sab = createMeshMemory(2, 16);
+    const a = new MeshEndpoint(sab, 0);
+    const b = new MeshEndpoint(sab, 1);
+    const rb = new Reactor({ index: 1, clock: new ManualClock(), allocThreadId: () => b.allocThreadId() });
+    b.attach(rb);
+    rb.createThread('rx', 2);
+    const got: unknown[] = [];
+    const hi = defineHandler('test.msg.wire.i32', codec.i32, (v) => got.push(['i', v]));
+    const hu = defineHandler('test.msg.wire.u32', codec.u32, (v) => got.push(['u', v]));
+    const hn = defineHandler('test.msg.wire.none', codec.none, (v) => got.push(['n', v]));
+    const hf = defineHandler('test.msg.wire.f64', codec.float64, (v) => got.push(['f', v]));
+    const to = { id: 2, reactor: 1 };
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.tuple(fc.constant('i'), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
+            fc.tuple(fc.constant('u'), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+            fc.tuple(fc.constant('n'), fc.constant(undefined)),
+            fc.tuple(fc.constant('f'), fc.double({ noNaN: true })),
+          ),
+          { maxLength: 40 },
+        ),
+        (msgs) => {
+          got.length = 0;
+          for (const [k, v] of msgs) {
+            if (k === 'i') a.send(to, hi, v as number);
+            else if (k === 'u') a.send(to, hu, v as number);
+            else if (k === 'n') a.send(to, hn, undefined);
+            else a.send(to, hf, v as number);
+          }
+          for (let r = 0; r < 20 && got.length < msgs.length; r++) {
+            a.flush();
+            rb.poll();
+          }
+          expect(got).to.deep.equal(msgs);
+          expect(a.backlog).to.equal(0);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(b.dropped).to.equal(0);
+    rb.close();
+  });
+
   it('oversize payloads are EMSGSIZE at send time', () => {
     const sab = createMeshMemory(2, 8);
     const a = new MeshEndpoint(sab, 0);
