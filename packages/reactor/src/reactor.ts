@@ -81,12 +81,19 @@ export class Reactor implements ThreadHost, LocalReactor {
     this.#flushes.push(f);
   }
 
-  /** One iteration at `now`: sources, then every thread once. Returns > 0 when anything did work. */
+  /**
+   * One iteration at `now`: sources, then every thread once, then the flushes (also right after the
+   * sources when they did work). Returns > 0 when anything did work.
+   */
   poll(now = this.clock.now()): number {
     this.lastNow = now;
     let busy = 0;
     const src = this.#sources;
     for (let i = 0; i < src.length; i++) busy += src[i](now);
+    const fl = this.#flushes;
+    // Replies sent by handlers run from the rings go out now, not after every thread has polled:
+    // a round trip between reactors waits for this publish on each hop.
+    if (busy > 0) for (let i = 0; i < fl.length; i++) fl[i]();
     const ts = this.threads;
     // One clock read per thread (SPDK passes each thread's end time on as the next one's start):
     // the reactor's own accounting and the loop's next iteration reuse the last reading. Handlers
@@ -101,7 +108,6 @@ export class Reactor implements ThreadHost, LocalReactor {
       polled++;
       if (ts[i] !== t) i--;
     }
-    const fl = this.#flushes;
     for (let i = 0; i < fl.length; i++) fl[i]();
     const end = polled > 0 ? t0 : this.clock.now();
     this.lastEnd = end;
