@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,12 @@ describe('cli: storkit tgt and storkit rpc', function () {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     it(`serves the default config and stops in order on ${sig}, leaving no socket`, async () => {
       const path = sock();
-      const t = await startTgt(['-m', '0x3', '-r', path, '--default-config']);
+      const vdir = mkdtempSync(join(tmpdir(), 'storkit-cli-vhost-'));
+      const t = await startTgt(['-m', '0x3', '-r', path, '--vhost-dir', vdir, '--default-config']);
+      expect(t.out()).to.include(
+        `-chardev socket,id=c0,path=${join(vdir, 'vhost.0')} -device vhost-user-blk-pci,chardev=c0`,
+      );
+      expect(existsSync(join(vdir, 'vhost.0'))).to.equal(true);
       expect(t.out()).to.match(/bdev: {6}Malloc0 {2}256 MiB/);
       expect(t.out()).to.include('iscsi-inq iscsi://127.0.0.1:3260/iqn.2016-06.io.storkit:disk1/0');
       expect(t.out()).to.include(
@@ -63,6 +68,8 @@ describe('cli: storkit tgt and storkit rpc', function () {
       expect(await t.exit).to.equal(0);
       expect(t.out()).to.match(/stopped \(exit 0\)/);
       expect(existsSync(path)).to.equal(false);
+      expect(existsSync(join(vdir, 'vhost.0'))).to.equal(false);
+      rmSync(vdir, { recursive: true, force: true });
     });
   }
 
