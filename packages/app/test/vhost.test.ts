@@ -137,6 +137,24 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
     host.detach(ro);
   });
 
+  it('packed_ring offers packed virtqueues; a split-ring frontend is still served', async () => {
+    await t.rpc.call('vhost_create_blk_controller', {
+      ctrlr: 'vhost.p',
+      dev_name: 'Malloc0',
+      cpumask: '0x2',
+      packed_ring: true,
+      num_queues: 2,
+    });
+    const [c] = await t.rpc.call<Ctrl[]>('vhost_get_controllers', { name: 'vhost.p' });
+    expect(c.backend_specific.block?.packed_ring).to.equal(true);
+    const p = await host.attach(join(t.dir, 'vhost.p'), 'p');
+    expect(p.queueCount).to.equal(1);
+    const d = pattern(64 << 10, 9);
+    await host.write(p, 10 << 20, d);
+    expect(Buffer.from(await host.read(p, 10 << 20, 64 << 10)).equals(Buffer.from(d))).to.equal(true);
+    host.detach(p);
+  });
+
   it('vhost-scsi: targets added (explicit and -1), listed, removed', async () => {
     await t.rpc.call('vhost_create_scsi_controller', { ctrlr: 'vhost.s0', cpumask: '0x2' });
     expect(
@@ -237,7 +255,7 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
   });
 
   it('deletes controllers (socket removed) and releases their bdevs', async () => {
-    for (const n of ['vhost.0', 'vhost.1', 'vhost.ro', 'vhost.s0']) {
+    for (const n of ['vhost.0', 'vhost.1', 'vhost.ro', 'vhost.p', 'vhost.s0']) {
       // A frontend that just hung up may still be seen as connected for one control poll.
       for (let i = 0; ; i++) {
         try {
