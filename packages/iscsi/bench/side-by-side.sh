@@ -38,7 +38,7 @@ JSON
 taskset -c 0 node "$ROOT/packages/cli/dist/src/main.js" tgt --no-stats -m 0x1 -r "$DIR/rpc.sock" \
   --json "$DIR/storkit.json" "$@" > "$DIR/storkit.log" 2>&1 &
 SPID=$!
-until grep -q 'storkit tgt: running' "$DIR/storkit.log"; do sleep 0.2; done
+until grep -q "storkit tgt: running" "$DIR/storkit.log" 2>/dev/null; do sleep 0.2; done
 echo "storkit tgt -m 0x1 $* (malloc 256 MiB), iscsi-perf -t $SECS -b 8 -r on core 1:"
 for qd in 32 128; do perf $SPID "iscsi://127.0.0.1:$P1/iqn.2016-06.io.storkit:disk1/0" $qd; done
 kill $SPID; wait $SPID 2>/dev/null || true; SPID=
