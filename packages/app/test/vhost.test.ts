@@ -254,6 +254,37 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
     }
   });
 
+  it('a bdev deleted under its controllers: blk requests fail from then on, the SCSI target goes', async () => {
+    await t.rpc.call('bdev_malloc_create', { name: 'Gone', num_blocks: 8192, block_size: 512 });
+    await t.rpc.call('vhost_create_blk_controller', { ctrlr: 'hr.blk', dev_name: 'Gone', cpumask: '0x2' });
+    await t.rpc.call('vhost_create_scsi_controller', { ctrlr: 'hr.scsi' });
+    await t.rpc.call('vhost_scsi_controller_add_target', {
+      ctrlr: 'hr.scsi',
+      scsi_target_num: 1,
+      bdev_name: 'Gone',
+    });
+    const d = await host.attach(join(t.dir, 'hr.blk'), 'hr');
+    await host.write(d, 0, pattern(4096, 5));
+    // The delete completes: every vhost descriptor of the bdev was closed on REMOVE.
+    await t.rpc.call('bdev_malloc_delete', { name: 'Gone' });
+    expect(await host.io((cb) => d.writev([new Uint8Array(4096)], 0, 8, cb))).to.not.equal(IoStatus.Success);
+    expect(await host.io((cb) => d.readv([new Uint8Array(4096)], 0, 8, cb))).to.not.equal(IoStatus.Success);
+    const [s] = await t.rpc.call<Ctrl[]>('vhost_get_controllers', { name: 'hr.scsi' });
+    expect(s.backend_specific.scsi).to.deep.equal([]);
+    host.detach(d);
+    for (const n of ['hr.blk', 'hr.scsi']) {
+      for (let i = 0; ; i++) {
+        try {
+          await t.rpc.call('vhost_delete_controller', { ctrlr: n });
+          break;
+        } catch (e) {
+          if (i > 50 || !/connected/.test((e as Error).message)) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
+  });
+
   it('deletes controllers (socket removed) and releases their bdevs', async () => {
     for (const n of ['vhost.0', 'vhost.1', 'vhost.ro', 'vhost.p', 'vhost.s0']) {
       // A frontend that just hung up may still be seen as connected for one control poll.
