@@ -200,6 +200,28 @@ describe('app: iscsi connections on both reactors', function () {
     await t?.stop();
   });
 
+  it('the kernel spreads connections over both reactors; logins for a node owned elsewhere are redirected', async () => {
+    for (let i = 0; i < 16; i++)
+      for (const n of [1, 2]) {
+        const r = await tool('iscsi-inq', [t.url(n)]);
+        expect(r.code, r.out).to.equal(0);
+      }
+    const app = t.target.app;
+    if (!app) throw new Error('reactors are not running');
+    const per = (await Promise.all(
+      [0, 1].map((i) => app.control(i, 'iscsi.get', { what: 'placement' })),
+    )) as {
+      accepted: number;
+      redirected: number;
+    }[];
+    // 32 logins, each landing on either reactor: each reactor accepted some and redirected some
+    // (node 1's logins that landed on reactor 1, node 2's on reactor 0).
+    for (const p of per) {
+      expect(p.accepted).to.be.greaterThan(0);
+      expect(p.redirected).to.be.greaterThan(0);
+    }
+  });
+
   it('sessions run on the reactor owning their node, and garbage drops only its own connection', async () => {
     // Two loads, one per target node: node 1 is owned by reactor 0, node 2 by reactor 1.
     const perf = [1, 2].map((n) =>

@@ -78,6 +78,8 @@ export class IscsiServer {
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket>();
   readonly portals: ListeningPortal[] = [];
+  /** Connections accepted so far (every portal, private ones included). */
+  accepted = 0;
   readonly #byTag = new Map<number, Server[]>();
   readonly #reusePort: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
@@ -153,6 +155,7 @@ export class IscsiServer {
   readonly #acceptFn = (a: { sock: Socket; tag: number }): void => this.#accept(a.sock, a.tag);
 
   #accept(sock: Socket, tag: number): void {
+    this.accepted++;
     this.#sockets.add(sock);
     const conn = this.target.accept(new SocketSink(sock, this.#flush), {
       portalGroupTag: tag,

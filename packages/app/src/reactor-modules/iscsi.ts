@@ -52,6 +52,8 @@ interface State {
 }
 
 let state: State | null = null;
+/** Logins this reactor redirected to a node's owner. */
+let redirected = 0;
 /** This reactor's first thread: current while socket callbacks run (also during shutdown). */
 let hostThread: Thread | null = null;
 
@@ -114,6 +116,7 @@ function redirect(node: TargetNode, info: ConnectionInfo): string | null {
   // The portal the initiator reached: same port, and the same host unless it is a wildcard.
   const i = pg.portals.findIndex((p) => Number(p.port) === info.localPort);
   if (i < 0 || ports[i] === undefined) return null;
+  redirected++;
   const host = info.localAddress.includes(':') ? `[${info.localAddress}]` : info.localAddress;
   return `${host}:${ports[i]},${tag}`;
 }
@@ -270,6 +273,8 @@ const GET: Record<string, (s: State) => unknown> = {
   connections: (s) =>
     s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorCore(), reactor: reactorIndex() })),
   stats: (s) => s.target.getStats(),
+  /** storkit: where connections landed (for tests and diagnostics). */
+  placement: (s) => ({ accepted: s.server.accepted, redirected }),
 };
 
 defineControl('iscsi.get', (arg, done: Done) => {
