@@ -2,8 +2,9 @@
 // trtype "user" and dev_type "blk", bdev_virtio_detach_controller, bdev_virtio_get_devices).
 // Each attached device gets an owner reactor (round robin) holding the one vhost-user connection;
 // the bdev is then created on every other reactor, forwarding to the owner
-// (reactor-modules/virtio.ts). Written to save_config as its own `bdev_virtio` section, after
-// the vhost subsystems (a virtio bdev may attach to one of this target's own controllers).
+// (reactor-modules/virtio.ts). Saved in the `bdev` config section, as SPDK does (virtio devices
+// are base bdevs), so a saved config loads in spdk_tgt; as there, a virtio bdev over one of this
+// target's own vhost controllers does not reload (bdevs are created before vhost controllers).
 import { int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
@@ -123,7 +124,8 @@ export function bdevVirtioSubsystem(ctl: ReactorControl): AppSubsystem {
 
   return {
     name: 'bdev_virtio',
-    dependsOn: ['bdev', 'vhost_blk'],
+    configSection: 'bdev',
+    dependsOn: ['bdev'],
     methods,
     async writeConfig(): Promise<ConfigEntry[]> {
       return [...attached.values()].map((a) => ({

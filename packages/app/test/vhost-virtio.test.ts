@@ -133,8 +133,20 @@ describe('storkit tgt: virtio bdevs (bdev_virtio_attach_controller, trtype user)
       await t.rpc.call<{ name: string; vq_count: number; vq_size: number }[]>('bdev_virtio_get_devices');
     expect(devs.map((x) => [x.name, x.vq_count, x.vq_size])).to.deep.equal([['VirtioBlk0', 2, 64]]);
     const saved = await t.rpc.call<SpdkConfig>('save_config');
-    const sec = saved.subsystems.find((s) => s.subsystem === 'bdev_virtio');
-    expect(sec?.config?.[0]).to.deep.include({ method: 'bdev_virtio_attach_controller' });
+    // In the bdev section ahead of the bdev modules' own entries, as SPDK saves it.
+    const sec = saved.subsystems.find((s) => s.subsystem === 'bdev');
+    expect(sec?.config?.[0]).to.deep.equal({
+      method: 'bdev_virtio_attach_controller',
+      params: {
+        name: 'VirtioBlk0',
+        trtype: 'user',
+        traddr: join(t.dir, 'vhost.0'),
+        dev_type: 'blk',
+        vq_count: 2,
+        vq_size: 64,
+      },
+    });
+    expect(saved.subsystems.map((s) => s.subsystem)).to.not.include('bdev_virtio');
     const at = (p: unknown) => t.rpc.call('bdev_virtio_attach_controller', p);
     const ok = { name: 'V9', trtype: 'user', traddr: join(t.dir, 'vhost.0'), dev_type: 'blk' };
     await rejects(at({ ...ok, trtype: 'pcie' }), /trtype/);
@@ -225,6 +237,8 @@ describe('storkit tgt: virtio bdevs (bdev_virtio_attach_controller, trtype user)
           }
         }
       }
+      // Saved with the device attached; reloaded below once this target let go of qsd.
+      const saved = await t.rpc.call<SpdkConfig>('save_config');
       await t.rpc.call('bdev_virtio_detach_controller', { name: 'Qsd0' });
       const file = readFileSync(img);
       expect(file.subarray(2 << 20, 3 << 20).equals(Buffer.from(w)), 'forwarded write in the file').to.equal(
@@ -234,6 +248,19 @@ describe('storkit tgt: virtio bdevs (bdev_virtio_attach_controller, trtype user)
         true,
       );
       expect(file.subarray(0, 2 << 20).equals(Buffer.from(content.subarray(0, 2 << 20)))).to.equal(true);
+      // save_config round trip: a second target attaches from the saved config and reads the file.
+      const t2 = await runVhostTarget(saved);
+      try {
+        const [b2] = await t2.rpc.call<Bdev[]>('bdev_get_bdevs', { name: 'Qsd0' });
+        expect(b2.num_blocks * b2.block_size).to.equal(8 << 20);
+        await t2.rpc.call('vhost_create_blk_controller', { ctrlr: 'q2', dev_name: 'Qsd0', cpumask: '0x2' });
+        const q2 = await host.attach(join(t2.dir, 'q2'), 'q2');
+        expect(Buffer.from(await host.read(q2, 2 << 20, 1 << 20)).equals(Buffer.from(w))).to.equal(true);
+        host.detach(q2);
+      } finally {
+        await t2.stop();
+        removeDir(t2.dir);
+      }
     } finally {
       qsd.kill('SIGTERM');
       await new Promise((r) => qsd.once('exit', r));
