@@ -14,16 +14,18 @@ import { iscsiConfig, parseCunit, type Running, runTarget, tool } from './iscsi-
  * iscsi-test-cu; STORKIT_ISCSI_FULL=1 runs --test=ALL (two-initiator and multipath forms included).
  */
 const FULL = process.env.STORKIT_ISCSI_FULL === '1';
-const FAMILIES = FULL
-  ? ['ALL']
-  : [
-      'ALL.Inquiry',
-      'ALL.ReadCapacity16',
-      'ALL.Write16',
-      'ALL.CompareAndWrite',
-      'ALL.ProutReserve',
-      'ALL.iSCSIcmdsn',
-    ];
+// Default run: CompareAndWrite (range locks across both reactors) and the block-size independent
+// iSCSIcmdsn family on 512-byte blocks only, to stay within the default test budget.
+const FAMILIES = (bs: number): string[] =>
+  FULL
+    ? ['ALL']
+    : [
+        'ALL.Inquiry',
+        'ALL.ReadCapacity16',
+        'ALL.Write16',
+        'ALL.ProutReserve',
+        ...(bs === 512 ? ['ALL.CompareAndWrite', 'ALL.iSCSIcmdsn'] : ['ALL.Unmap']),
+      ];
 
 describe('app: iscsi against libiscsi, two reactors', function () {
   this.timeout(FULL ? 1_200_000 : 180_000);
@@ -44,10 +46,10 @@ describe('app: iscsi against libiscsi, two reactors', function () {
     [1, 512],
     [2, 4096],
   ]) {
-    it(`iscsi-test-cu --dataloss (${FULL ? 'ALL' : `${FAMILIES.length} families`}), ${bs}-byte blocks: no failures`, async () => {
+    it(`iscsi-test-cu --dataloss (${FULL ? 'ALL' : `${FAMILIES(bs).length} families`}), ${bs}-byte blocks: no failures`, async () => {
       const started = Date.now();
       const total = { total: 0, passed: 0, skipped: 0, failedNames: [] as string[] };
-      for (const f of FAMILIES) {
+      for (const f of FAMILIES(bs)) {
         const r = await tool(
           'iscsi-test-cu',
           ['--dataloss', `--test=${f}`, t.url(node), t.url(node)],
