@@ -117,11 +117,12 @@ export interface SuiteResult {
   passed: number;
   skipped: number;
   failedNames: string[];
+  skippedNames: string[];
 }
 
 /** Classifies each test of an `iscsi-test-cu` run: a test runs from its "Test:" line to the next. */
 export function parseCunit(out: string): SuiteResult {
-  const r: SuiteResult = { total: 0, passed: 0, skipped: 0, failedNames: [] };
+  const r: SuiteResult = { total: 0, passed: 0, skipped: 0, failedNames: [], skippedNames: [] };
   let suite = '';
   for (const c of out.split(/\n(?=Suite: |\s+Test: )/)) {
     const s = /^Suite: (\S+)/.exec(c);
@@ -130,8 +131,10 @@ export function parseCunit(out: string): SuiteResult {
     if (!t) continue;
     r.total++;
     if (/\.\.\.FAILED|^FAILED$/m.test(c)) r.failedNames.push(`${suite}.${t[1]}`);
-    else if (c.includes('[SKIPPED]')) r.skipped++;
-    else r.passed++;
+    else if (c.includes('[SKIPPED]')) {
+      r.skipped++;
+      r.skippedNames.push(`${suite}.${t[1]}`);
+    } else r.passed++;
   }
   return r;
 }
