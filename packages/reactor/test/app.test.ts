@@ -186,6 +186,7 @@ describe('startApp: reactors in pinned workers', function () {
       { sliceUs: 2_000_000, idleUs: false, yieldIdleUs: 0 },
     );
     const { port } = await next((x) => x.kind === 'net');
+    await new Promise((r) => setTimeout(r, 50)); // the worker's 20 ms timer is part of the reply
     const t0 = Date.now();
     const reply = await new Promise<string>((resolve, reject) => {
       const c = connect(port as number, '127.0.0.1', () => c.write('hello'));
