@@ -35,7 +35,9 @@ describe('reuseportListen', () => {
     const probe = reuseportListen('127.0.0.1', 0);
     const p = probe.port;
     const ws = [0, 1].map((id) => startWorker(WORKER, { id, port: p }));
-    for (const w of ws) expect((await nextMessage<{ ready: number }>(w)).ready).to.equal(p);
+    // Listen to both at once: a worker's message is dropped if nobody listens when it arrives.
+    const ready = await Promise.all(ws.map((w) => nextMessage<{ ready: number }>(w)));
+    for (const r of ready) expect(r.ready).to.equal(p);
     closeFd(probe.fd); // its queued-but-unaccepted connections would be lost: none yet
     const seen = new Map<string, number>();
     for (let i = 0; i < 64; i++) {
