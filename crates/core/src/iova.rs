@@ -15,7 +15,8 @@ use crate::{Error, Result};
 pub enum AddressSpace {
     /// CPU physical addresses (no IOMMU, or IOMMU in passthrough).
     Physical,
-    /// Addresses in a VFIO container's IOMMU domain (not implemented yet).
+    /// Addresses in a VFIO container's IOMMU domain: reserved so the interface has room for VFIO;
+    /// nothing produces it until storkit opens VFIO containers (no vfio on this machine kind).
     Iova,
 }
 
