@@ -2,7 +2,7 @@
 import { dirname } from 'node:path';
 
 import { type App, type AppResult, startApp } from '@storkit/reactor';
-import { RpcServer, registerBuiltins } from '@storkit/rpc';
+import { type MethodDef, RpcServer, registerBuiltins } from '@storkit/rpc';
 
 import { applyConfig, type SpdkConfig } from './config.js';
 import { AppControl } from './control.js';
@@ -69,7 +69,28 @@ export class Target {
       tickRate: this.#ctl.tickRate,
     }))
       this.server.register(m);
-    for (const s of this.subsystems) for (const m of s.methods) this.server.register(m);
+    for (const s of this.subsystems) for (const m of s.methods) this.server.register(this.#logged(s.name, m));
+  }
+
+  /**
+   * A subsystem's method that logs under the subsystem's component (`-L bdev`, `-L nvmf`, ...): one
+   * debug line per call, and a warning when a call that changes state fails. Control plane only.
+   */
+  #logged(component: string, m: MethodDef<never>): MethodDef<never> {
+    const log = this.log;
+    const reads = /_get_|^.*_get$/.test(m.name);
+    return {
+      ...m,
+      async handler(p, ctx) {
+        log.debug(component, `${m.name} ${JSON.stringify(p)}`);
+        try {
+          return await m.handler(p, ctx);
+        } catch (e) {
+          if (!reads) log.warn(component, `${m.name} failed: ${e instanceof Error ? e.message : String(e)}`);
+          throw e;
+        }
+      },
+    };
   }
 
   get app(): App | null {

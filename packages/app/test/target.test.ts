@@ -165,6 +165,41 @@ describe('app: the target', function () {
     expect(existsSync(path)).to.equal(false);
   });
 
+  it('logs each subsystem RPC under its component: debug with -L, warnings on failure always', async () => {
+    const lines: string[] = [];
+    const log = new Logger('notice', (l) => lines.push(l));
+    log.enable('bdev');
+    const path = sock();
+    const t = new Target({ cores: [0], rpcSocket: path, signals: false, log });
+    await t.start();
+    const c = await RpcClient.connect(path);
+    try {
+      await c.call('bdev_malloc_create', { name: 'L0', num_blocks: 8, block_size: 512 });
+      await c.call('bdev_malloc_create', { name: 'L0', num_blocks: 8, block_size: 512 }).catch(() => {});
+      await c.call('framework_get_reactors');
+    } finally {
+      c.close();
+      await t.stop();
+    }
+    const bdev = lines.filter((l) => / bdev: /.test(l));
+    expect(bdev.filter((l) => /DEBUG/.test(l) && /bdev_malloc_create \{"name":"L0"/.test(l))).to.have.length(
+      2,
+    );
+    expect(
+      bdev.filter((l) => /WARN/.test(l) && /bdev_malloc_create failed: .*exists/.test(l)),
+    ).to.have.length(1);
+    const quiet: string[] = [];
+    const q = new Logger('notice', (l) => quiet.push(l));
+    const path2 = sock();
+    const t2 = new Target({ cores: [0], rpcSocket: path2, signals: false, log: q });
+    await t2.start();
+    const c2 = await RpcClient.connect(path2);
+    await c2.call('bdev_malloc_create', { name: 'L1', num_blocks: 8, block_size: 512 });
+    c2.close();
+    await t2.stop();
+    expect(quiet.filter((l) => /DEBUG/.test(l))).to.deep.equal([]);
+  });
+
   it('rejects malformed config files with the place of the error', () => {
     expect(() =>
       parseConfig('{"subsystems": [{"subsystem": "bdev", "config": [{"params": {}}]}]}', 'f.json'),

@@ -22,7 +22,8 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   --rpc-tcp H:P     also serve RPC on a loopback TCP address
   --vhost-dir DIR   directory of vhost controllers' sockets (SPDK's -S; default: the RPC
                     socket's directory)
-  -L COMPONENT      debug logs for a component (app, rpc, bdev, ...; 'all')
+  -L COMPONENT      debug logs for a component: app, rpc, or a subsystem (bdev, bdev_nvme, nvmf,
+                    iscsi, vhost_blk, vhost_scsi, ...: each of its RPCs); 'all' for every one
   --log-level L     error|warn|notice|info|debug (default notice)
   --no-stats        no live per-reactor load line
   --slice-us N      longest run of reactor iterations between yields to sockets (default 500)`;
