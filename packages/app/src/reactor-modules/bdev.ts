@@ -60,10 +60,6 @@ const UPDATE: Record<string, (p: P) => unknown> = {
   bdev_raid_remove_base_bdev: (p) => m.bdevRaidRemoveBaseBdev(p as never),
 };
 
-export const CREATE_METHODS = Object.keys(CREATE);
-export const DELETE_METHODS = Object.keys(DELETE);
-export const UPDATE_METHODS = Object.keys(UPDATE);
-
 function need(name: unknown): Bdev {
   const b = typeof name === 'string' ? bdevGetByName(name) : undefined;
   if (b === undefined) throw new BdevError('ENODEV', `no bdev named ${String(name)}`);
@@ -122,13 +118,6 @@ defineControl('bdev.histogram', (arg, done: Done) => {
 });
 
 defineControl('bdev.raid_get_bdevs', (arg, done: Done) => done(null, m.bdevRaidGetBdevs(arg as never)));
-
-defineControl('bdev.names', (_arg, done: Done) =>
-  done(
-    null,
-    bdevGetAll().map((b) => b.name),
-  ),
-);
 
 defineControl('bdev.set_options', (arg, done: Done) => {
   setBdevOptions(arg as { bdev_io_cache_size?: number });
