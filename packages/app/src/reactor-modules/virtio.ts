@@ -13,6 +13,7 @@
 
 import { type Bdev, bdevGetByName, IoStatus, IoType } from '@storkit/bdev';
 import { type BdevIo, bdevIoComplete, bdevRegister, bdevUnregister } from '@storkit/bdev/module';
+import { registerConfigMethod } from '@storkit/bdev/perf';
 import { DmaRegion } from '@storkit/native';
 import {
   codec,
@@ -23,6 +24,7 @@ import {
   getThread,
   type IoChannel,
   ioDeviceRegister,
+  reactorCount,
   reactorIndex,
   send,
   type Thread,
@@ -255,15 +257,14 @@ function fail(code: string, message: string): Error {
  * control requests are awaited across event-loop turns; its completion poller must be registered
  * on this reactor's thread, so that thread stays current until the attach settles.
  */
-defineControl('virtio.attach', (arg, done: Done) => {
-  const p = arg as {
-    id: number;
-    name: string;
-    traddr: string;
-    vq_count: number;
-    vq_size: number;
-    reactors: number;
-  };
+function attach(p: {
+  id: number;
+  name: string;
+  traddr: string;
+  vq_count: number;
+  vq_size: number;
+  reactors: number;
+}): Promise<Info> {
   const t = getThread() as Thread;
   if (bdevGetByName(p.name) !== undefined) throw fail('EEXIST', `bdev ${p.name} already exists`);
   const maxTransfer = 128 * 1024;
@@ -272,7 +273,7 @@ defineControl('virtio.attach', (arg, done: Done) => {
   const sticky = () => {
     setCurrentThread(t);
   };
-  VirtioUserBlk.attach({
+  return VirtioUserBlk.attach({
     path: p.traddr,
     name: p.name,
     numQueues: p.vq_count,
@@ -327,9 +328,7 @@ defineControl('virtio.attach', (arg, done: Done) => {
           throw e;
         }
         owned.set(p.id, { info, dev, bdev, cbs: [] });
-        done(null, info);
-      } catch (e) {
-        done(e as Error);
+        return info;
       } finally {
         setCurrentThread(null);
       }
@@ -337,14 +336,20 @@ defineControl('virtio.attach', (arg, done: Done) => {
     (e: Error) => {
       setCurrentThread(null);
       const code = (e as { code?: string }).code;
-      done(fail(code === 'ENATIVE' || code === undefined ? 'ENODEV' : code, `${p.traddr}: ${e.message}`));
+      throw fail(code === 'ENATIVE' || code === undefined ? 'ENODEV' : code, `${p.traddr}: ${e.message}`);
     },
+  );
+}
+
+defineControl('virtio.attach', (arg, done: Done) => {
+  attach(arg as Parameters<typeof attach>[0]).then(
+    (info) => done(null, info),
+    (e: Error) => done(e),
   );
 });
 
 /** On every other reactor: the same bdev, forwarding to the owner. */
-defineControl('virtio.join', (arg, done: Done) => {
-  const info = arg as Info;
+function join(info: Info): void {
   if (bdevGetByName(info.name) !== undefined) throw fail('EEXIST', `bdev ${info.name} already exists`);
   const region = DmaRegion.attach(info.handle);
   const base = info.stageOffset + reactorIndex() * info.slots * info.maxTransfer;
@@ -373,7 +378,46 @@ defineControl('virtio.join', (arg, done: Done) => {
     },
   );
   remotes.set(info.id, r);
+}
+
+defineControl('virtio.join', (arg, done: Done) => {
+  join(arg as Info);
   done(null, true);
+});
+
+// bdevperf (storkit bdevperf --json) loads the same method from its config: reactor 0 attaches
+// (SPDK's parameters, checked as the RPC checks them), the other reactors join.
+let perfIds = 1 << 20;
+registerConfigMethod('bdev_virtio_attach_controller', async (q) => {
+  const name = q.name;
+  const traddr = q.traddr;
+  const vqSize = q.vq_size ?? 128;
+  const vqCount = q.vq_count ?? 1;
+  if (typeof name !== 'string' || name === '') throw fail('EINVAL', 'bdev_virtio_attach_controller: name');
+  if (typeof traddr !== 'string' || traddr === '')
+    throw fail('EINVAL', 'bdev_virtio_attach_controller: traddr');
+  if (String(q.trtype).toLowerCase() !== 'user' || q.dev_type !== 'blk')
+    throw fail('ENOTSUP', 'bdev_virtio_attach_controller: only trtype "user", dev_type "blk"');
+  if (typeof vqSize !== 'number' || vqSize < 2 || vqSize > 1024 || (vqSize & (vqSize - 1)) !== 0)
+    throw fail(
+      'EINVAL',
+      `bdev_virtio_attach_controller: vq_size ${String(vqSize)} is not a power of two in 2..1024`,
+    );
+  if (typeof vqCount !== 'number' || !Number.isInteger(vqCount) || vqCount < 1 || vqCount > 16)
+    throw fail('EINVAL', `bdev_virtio_attach_controller: vq_count ${String(vqCount)}`);
+  const info = await attach({
+    id: perfIds++,
+    name,
+    traddr,
+    vq_count: vqCount,
+    vq_size: vqSize,
+    reactors: reactorCount(),
+  });
+  return { method: 'storkit_bdev_virtio_join', params: info as unknown as Record<string, unknown> };
+});
+registerConfigMethod('storkit_bdev_virtio_join', (q) => {
+  join(q as unknown as Info);
+  return null;
 });
 
 /** Unregister this reactor's instance (the owner's destruct hangs up). */

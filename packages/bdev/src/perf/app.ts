@@ -16,9 +16,12 @@ import {
   reactorThread,
   send,
 } from '@storkit/reactor';
+import { setCurrentThread } from '@storkit/reactor/module';
 import { bdevGetAll } from '../registry.js';
 import { applyBdevConfig, bdevCalls, type ConfigCall } from './config.js';
 import { Job, type JobStats, type Workload } from './job.js';
+
+export { type ConfigCall, type ConfigMethod, registerConfigMethod } from './config.js';
 
 /** What the CLI passes to the app (structured-clone safe). */
 export interface PerfArgs {
@@ -126,15 +129,25 @@ function stopJobs(): void {
 // ---- messages -------------------------------------------------------------------------------
 
 const setup = defineHandler<Setup>('storkit.bdevperf.setup', codec.json<Setup>(), (s) => {
-  let error: string | undefined;
-  let started: { name: string; reactor: number }[] = [];
-  try {
-    applyBdevConfig(s.calls);
-    started = startJobs(s.args);
-  } catch (e) {
-    error = e instanceof Error ? e.message : String(e);
-  }
-  send(APP_THREAD, ready, { reactor: reactorIndex(), jobs: started.map((j) => j.name), error: error ?? '' });
+  const t = getThread();
+  void (async () => {
+    let error: string | undefined;
+    let started: { name: string; reactor: number }[] = [];
+    try {
+      await applyBdevConfig(s.calls);
+      setCurrentThread(t);
+      started = startJobs(s.args);
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    setCurrentThread(t);
+    send(APP_THREAD, ready, {
+      reactor: reactorIndex(),
+      jobs: started.map((j) => j.name),
+      error: error ?? '',
+    });
+    setCurrentThread(null);
+  })();
 });
 
 const ready = defineHandler<{ reactor: number; jobs: string[]; error: string }>(
@@ -224,17 +237,21 @@ const app = {
 };
 
 /** startApp main: runs on the app thread. */
-export default function bdevperf(args: PerfArgs): void {
+export default async function bdevperf(args: PerfArgs): Promise<void> {
   app.args = args;
-  const calls = bdevCalls(args.config);
+  // Every await below resumes outside the app thread; it is made current again for what follows.
+  const t = getThread();
   let replay: ConfigCall[];
   try {
-    replay = applyBdevConfig(calls);
+    replay = await applyBdevConfig(bdevCalls(args.config));
   } catch (e) {
+    setCurrentThread(t);
     appReport({ type: 'error', message: e instanceof Error ? e.message : String(e) });
     appStop(1);
+    setCurrentThread(null);
     return;
   }
+  setCurrentThread(t);
   // Reactor 0 made the bdevs (and their shared memory); the others replay with its handles.
   for (let i = 1; i < reactorCount(); i++) send(reactorThread(i), setup, { calls: replay, args });
   let started: { name: string; reactor: number }[] = [];
@@ -245,4 +262,5 @@ export default function bdevperf(args: PerfArgs): void {
     error = e instanceof Error ? e.message : String(e);
   }
   app.ready({ reactor: 0, jobs: started.map((j) => j.name), error });
+  setCurrentThread(null);
 }

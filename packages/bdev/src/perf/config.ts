@@ -1,4 +1,7 @@
 // Apply the bdev subsystem of an SPDK JSON config on this reactor, and replay it on others.
+
+import { getThread } from '@storkit/reactor';
+import { setCurrentThread } from '@storkit/reactor/module';
 import type { Bdev } from '../bdev.js';
 import { bdevSetQosLimit, type QosParams } from '../control.js';
 import { BdevError } from '../errors.js';
@@ -59,15 +62,51 @@ export function bdevCalls(config: unknown): ConfigCall[] {
   return bdev?.config ?? [];
 }
 
-/** Run each call here; returns the calls to replay on other reactors (with shared handles, uuids). */
-export function applyBdevConfig(calls: readonly ConfigCall[]): ConfigCall[] {
+/**
+ * A config method a module adds (one that lives outside this package, e.g. bdev_virtio over the
+ * vhost initiator). It may finish asynchronously (a connection to open); it returns the call every
+ * other reactor runs to make its own instance, or null when they have nothing to do.
+ */
+export type ConfigMethod = (
+  params: Record<string, unknown>,
+) => ConfigCall | null | Promise<ConfigCall | null>;
+
+const added = new Map<string, ConfigMethod>();
+
+/** Make `method` loadable from a bdevperf config in this worker (import the module in every reactor). */
+export function registerConfigMethod(method: string, apply: ConfigMethod): void {
+  if (METHODS[method] !== undefined || added.has(method))
+    throw new BdevError('EEXIST', `config method ${method} is already defined`);
+  added.set(method, apply);
+}
+
+/**
+ * Run each call here, in order, each finished before the next starts (as SPDK's config loader
+ * waits for every RPC's answer); returns the calls to replay on other reactors (with shared
+ * handles, uuids).
+ */
+export async function applyBdevConfig(calls: readonly ConfigCall[]): Promise<ConfigCall[]> {
   const out: ConfigCall[] = [];
+  // An await resumes outside any reactor thread; bdevs are made on (and bound to) the caller's.
+  const thread = getThread();
   for (const c of calls) {
+    const params = c.params ?? {};
     const f = METHODS[c.method];
-    if (f === undefined)
+    if (f !== undefined) {
+      const replay = (f as (p: unknown) => unknown)(params);
+      out.push({ method: c.method, params: replay as Record<string, unknown> });
+      continue;
+    }
+    const g = added.get(c.method);
+    if (g === undefined)
       throw new BdevError('ENOTSUP', `config method ${c.method} is not supported by the bdev layer`);
-    const replay = (f as (p: unknown) => unknown)(c.params ?? {});
-    out.push({ method: c.method, params: replay as Record<string, unknown> });
+    let replay: ConfigCall | null;
+    try {
+      replay = await g(params);
+    } finally {
+      setCurrentThread(thread);
+    }
+    if (replay !== null) out.push(replay);
   }
   return out;
 }

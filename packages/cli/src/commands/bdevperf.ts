@@ -22,7 +22,8 @@ const USAGE = `usage: storkit bdevperf --json CONFIG -q DEPTH -o SIZE -w WORKLOA
 SPDK's bdevperf: drives every bdev of an SPDK JSON config (its "bdev" subsystem) from every
 reactor, one job per bdev per core, and prints IOPS, MiB/s and latency per job and in total.
 
-  --json FILE     SPDK JSON config (bdev_malloc_create, bdev_null_create, bdev_uring_create, ...)
+  --json FILE     SPDK JSON config (bdev_malloc_create, bdev_null_create, bdev_uring_create,
+                  bdev_virtio_attach_controller with trtype user / dev_type blk, ...)
   -q DEPTH        queue depth per job (default 128)
   -o SIZE         I/O size in bytes, k/m suffixes allowed (default 4096)
   -w WORKLOAD     ${WORKLOADS.join('|')}
@@ -131,6 +132,11 @@ function parse(argv: string[]): Parsed {
   return { args: a, mask, heap };
 }
 
+/** Config methods whose module lives outside @storkit/bdev, and the module every reactor imports. */
+const MODULES: Record<string, string> = {
+  bdev_virtio_attach_controller: '@storkit/app/reactor-modules/virtio',
+};
+
 const f2 = (n: number) => n.toFixed(2);
 
 /** SPDK bdevperf's result table. */
@@ -192,6 +198,11 @@ export const bdevperf: Command = {
   async run(argv) {
     const { args, mask, heap } = parse(argv);
     const main = new URL(import.meta.resolve('@storkit/bdev/perf'));
+    // Config methods of modules outside @storkit/bdev: their reactor module registers them.
+    const calls = JSON.stringify(args.config);
+    const modules = Object.entries(MODULES)
+      .filter(([method]) => calls.includes(`"${method}"`))
+      .map(([, m]) => new URL(import.meta.resolve(m)));
     const out = process.stdout;
     let failed = false;
     const onReport = (r: PerfReport | { type: 'error'; message: string }) => {
@@ -213,6 +224,7 @@ export const bdevperf: Command = {
     const app = await startApp({
       mask,
       main,
+      modules,
       mainArg: args,
       loop: { idleUs: false },
       onReport: (v) => onReport(v as PerfReport),
