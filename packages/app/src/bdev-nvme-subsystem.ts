@@ -3,7 +3,7 @@
 // (each reactor's threads then open their own I/O qpair), detach, list. Saved under its own config
 // section `bdev_nvme` (after `bdev`, before `nvmf`); an SPDK config that has these methods in its
 // `bdev` section loads too (methods are called by name).
-import { bool, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
@@ -29,8 +29,31 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
       hostnqn: opt(str({ minLength: 11, maxLength: 223 })),
       hdgst: opt(bool()),
       ddgst: opt(bool()),
+      ctrlr_loss_timeout_sec: opt(
+        int({ min: -1, description: 'keep reconnecting this long after a loss (-1 forever, 0 one reset)' }),
+      ),
+      reconnect_delay_sec: opt(int({ min: 0, description: 'seconds between reconnect attempts' })),
+      fast_io_fail_timeout_sec: opt(
+        int({ min: 0, description: 'fail I/O after this long unreachable (0 = hold until loss)' }),
+      ),
     }),
     async handler(p) {
+      const loss = Number(p.ctrlr_loss_timeout_sec ?? 0);
+      const delay = Number(p.reconnect_delay_sec ?? 0);
+      const ff = Number(p.fast_io_fail_timeout_sec ?? 0);
+      // SPDK's rules for the three timeouts.
+      if (loss !== 0 && delay === 0)
+        throw RpcError.invalidParams('reconnect_delay_sec must be non-zero when ctrlr_loss_timeout_sec is');
+      if (loss === 0 && (delay !== 0 || ff !== 0))
+        throw RpcError.invalidParams(
+          'reconnect_delay_sec and fast_io_fail_timeout_sec need a non-zero ctrlr_loss_timeout_sec',
+        );
+      if (loss > 0 && delay > loss)
+        throw RpcError.invalidParams('reconnect_delay_sec must not exceed ctrlr_loss_timeout_sec');
+      if (ff !== 0 && (ff < delay || (loss > 0 && ff > loss)))
+        throw RpcError.invalidParams(
+          'fast_io_fail_timeout_sec must lie between reconnect_delay_sec and ctrlr_loss_timeout_sec',
+        );
       if (attached.has(String(p.name))) throw RpcError.errno('EEXIST', `nvme controller ${p.name} exists`);
       const first = (await ctl.call(0, 'bdev_nvme.attach', p)) as { names: string[]; replay: P };
       const done = [0];

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { type HostQpair, NvmeController } from '@storkit/nvme';
+import { NvmfTarget, RamBackend } from '@storkit/nvmf';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 
@@ -135,6 +136,114 @@ describe('app: nvme bdev module (bdev_nvme_*)', function () {
       const r = await t.stop();
       await rm(dir, { recursive: true, force: true });
       expect(r.leaked).to.deep.equal([]);
+    }
+  });
+
+  // The remote target restarts: the channels on both reactors (worker isolates, not the test
+  // harness) queue I/O, reactor 0 resets the controller and tells reactor 1, both reconnect.
+  it('rides out a restart of the remote target on every reactor (ctrlr_loss_timeout_sec)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'storkit-bdev-nvme-rc-'));
+    const [p1, p2] = [await freePort(), await freePort()];
+    const la = (p: number) => ({ trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) });
+    const ram = new RamBackend({ name: 'Ram0', blockSize: 512, numBlocks: 4096 });
+    const remote = async (): Promise<NvmfTarget> => {
+      const r = new NvmfTarget();
+      r.nvmf_create_transport({ trtype: 'TCP' });
+      r.registerBackend(ram);
+      r.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });
+      r.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Ram0' } });
+      await r.nvmf_subsystem_add_listener({ nqn: NQN, listen_address: la(p1) });
+      return r;
+    };
+    let r = await remote();
+    const t = new Target({
+      cores: [0, 1],
+      rpcSocket: join(dir, 'rpc.sock'),
+      signals: false,
+      log: new Logger('error', () => {}),
+      config: {
+        subsystems: [
+          { subsystem: 'nvmf', config: [{ method: 'nvmf_create_transport', params: { trtype: 'TCP' } }] },
+        ],
+      },
+    });
+    await t.start();
+    const rpc = await RpcClient.connect(join(dir, 'rpc.sock'));
+    const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${p2} subnqn:${NQN2}`;
+    let outer: NvmeController | undefined;
+    try {
+      // SPDK's rules for the timeouts are checked.
+      let bad: Error | undefined;
+      await rpc
+        .call('bdev_nvme_attach_controller', {
+          name: 'X',
+          trtype: 'tcp',
+          traddr: '127.0.0.1',
+          ctrlr_loss_timeout_sec: 5,
+        })
+        .catch((e: Error) => (bad = e));
+      expect(bad?.message).to.match(/reconnect_delay_sec/);
+      await rpc.call('bdev_nvme_attach_controller', {
+        name: 'Nvme0',
+        trtype: 'tcp',
+        traddr: '127.0.0.1',
+        trsvcid: String(p1),
+        subnqn: NQN,
+        ctrlr_loss_timeout_sec: 20,
+        reconnect_delay_sec: 1,
+      });
+      await rpc.call('nvmf_create_subsystem', { nqn: NQN2, allow_any_host: true });
+      await rpc.call('nvmf_subsystem_add_ns', { nqn: NQN2, namespace: { bdev_name: 'Nvme0n1' } });
+      await rpc.call('nvmf_subsystem_add_listener', { nqn: NQN2, listen_address: la(p2) });
+      outer = await NvmeController.connect(trid);
+      // Enough queues that the kernel's SO_REUSEPORT spread puts some on each reactor.
+      const qs: HostQpair[] = [];
+      for (let i = 0; i < 8; i++) qs.push(await outer.allocIoQpair({ depth: 8 }));
+      const qpairs = await rpc.call<{ thread: string }[]>('nvmf_subsystem_get_qpairs', { nqn: NQN2 });
+      expect(new Set(qpairs.map((q) => q.thread)).size, 'queues on both reactors').to.equal(2);
+      for (let k = 0; k < qs.length; k++) {
+        const d = new Uint8Array(4096).fill(k + 1);
+        expect(await io(qs[k], (cb) => qs[k].write(1, k * 8, 8, d, cb, null))).to.equal(0);
+      }
+      expect(ram.data[7 * 8 * 512]).to.equal(8);
+
+      await r.close();
+      // Writes through every queue while the remote is away, completed once it is back.
+      const st: number[] = qs.map(() => -1);
+      for (let k = 0; k < qs.length; k++) {
+        const d = new Uint8Array(4096).fill(0x80 + k);
+        expect(qs[k].write(1, 1000 + k * 8, 8, d, (_x, s) => (st[k] = s), null)).to.equal(true);
+      }
+      const pollAll = async (until: number, done: () => boolean): Promise<void> => {
+        while (!done() && Date.now() < until) {
+          await new Promise((res) => setTimeout(res, 5));
+          for (const q of qs) q.processCompletions();
+        }
+      };
+      await pollAll(Date.now() + 500, () => false);
+      expect(
+        st.every((s) => s === -1),
+        'held while the remote is away',
+      ).to.equal(true);
+      r = await remote();
+      await pollAll(Date.now() + 15000, () => st.every((s) => s !== -1));
+      expect(st).to.deep.equal(qs.map(() => 0));
+      for (let k = 0; k < qs.length; k++)
+        expect(
+          ram.data.subarray((1000 + k * 8) * 512, (1008 + k * 8) * 512).every((v) => v === 0x80 + k),
+        ).to.equal(true);
+      const c =
+        await rpc.call<{ ctrlrs: { state: string; resets: number }[] }[]>('bdev_nvme_get_controllers');
+      expect(c[0].ctrlrs[0].state).to.equal('enabled');
+      expect(c[0].ctrlrs[0].resets).to.be.at.least(1);
+      await rpc.call('bdev_nvme_detach_controller', { name: 'Nvme0' });
+    } finally {
+      await outer?.close();
+      rpc.close();
+      const res = await t.stop();
+      await r.close();
+      await rm(dir, { recursive: true, force: true });
+      expect(res.leaked).to.deep.equal([]);
     }
   });
 });

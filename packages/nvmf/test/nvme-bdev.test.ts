@@ -67,6 +67,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
               },
               cntlid: replay.cntlid,
               host: { nqn: replay.hostnqn, addr: '', svcid: '' },
+              resets: 0,
             },
           ],
         },
@@ -147,6 +148,121 @@ describe('nvme bdev module over NVMe/TCP', function () {
         () => {},
         () => f.tgt.qpairs.size === 0,
       );
+    } finally {
+      pumping = false;
+      await f.tgt.close();
+    }
+    h.pollThreads();
+    h.close();
+  });
+
+  // SPDK's bdev_nvme reset path: the remote target goes away and comes back on the same address
+  // (a new controller ID); every reactor's channel queues its I/O, the attaching reactor resets
+  // the controller, each channel reconnects and the queued I/O completes. Then, with a short
+  // ctrlr_loss_timeout_sec, a target that stays away fails the I/O and the controller.
+  it("reconnects every reactor's qpair after the target restarts; fails after ctrlr_loss_timeout_sec", async () => {
+    let f = await startTarget({}, { blocks: 8192 });
+    const port = f.port;
+    const h = createTestHarness({ reactors: 2 });
+    let pumping = true;
+    const pump = (): void => {
+      if (!pumping) return;
+      h.pollOnce();
+      h.advanceTime(10);
+      setImmediate(pump);
+    };
+    setImmediate(pump);
+    try {
+      h.setThread(0);
+      await bdevNvmeAttachController({
+        name: 'Nvme1',
+        trtype: 'tcp',
+        traddr: '127.0.0.1',
+        trsvcid: String(port),
+        subnqn: NQN,
+        ctrlr_loss_timeout_sec: 2,
+        reconnect_delay_sec: 1,
+      });
+      const per = [0, 1].map((t) => {
+        h.setThread(t);
+        const desc = bdevOpenExt('Nvme1n1', true, () => {});
+        return { t, desc, ch: bdevGetIoChannel(desc) };
+      });
+      const write = (t: number, lba: number, fill: number, cb: (s: IoStatus) => void): void => {
+        const p = per[t];
+        h.setThread(t);
+        expect(bdevWrite(p.desc, p.ch, new Uint8Array(4096).fill(fill), lba, 8, (s) => cb(s), null)).to.equal(
+          0,
+        );
+      };
+      const statuses: IoStatus[] = [];
+      for (const t of [0, 1]) write(t, 8 * t, 0x11 + t, (s) => statuses.push(s));
+      await pollUntil(
+        () => {},
+        () => statuses.length === 2,
+      );
+      expect(statuses).to.deep.equal([IoStatus.SUCCESS, IoStatus.SUCCESS]);
+      expect(f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN })).to.have.length(3);
+
+      // The target goes away; writes from both reactors wait for it instead of failing.
+      await f.tgt.close();
+      statuses.length = 0;
+      for (const t of [0, 1]) write(t, 100 + 8 * t, 0x21 + t, (s) => statuses.push(s));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(statuses).to.deep.equal([]);
+      f = await startTarget({}, { blocks: 8192, port });
+      await pollUntil(
+        () => {},
+        () => statuses.length === 2,
+        10000,
+      );
+      expect(statuses).to.deep.equal([IoStatus.SUCCESS, IoStatus.SUCCESS]);
+      // They landed on the new target, each through its own reconnected qpair.
+      expect(f.ram.data.subarray(100 * 512, 104 * 512).every((v) => v === 0x21)).to.equal(true);
+      expect(f.ram.data.subarray(108 * 512, 112 * 512).every((v) => v === 0x22)).to.equal(true);
+      expect(f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN })).to.have.length(3);
+      const c = bdevNvmeGetControllers({ name: 'Nvme1' }) as {
+        ctrlrs: { state: string; resets: number }[];
+      }[];
+      expect(c[0].ctrlrs[0].state).to.equal('enabled');
+      expect(c[0].ctrlrs[0].resets).to.be.at.least(1);
+
+      // Away for longer than ctrlr_loss_timeout_sec: the held I/O fails, so does new I/O.
+      await f.tgt.close();
+      statuses.length = 0;
+      const t0 = Date.now();
+      for (const t of [0, 1]) write(t, 200 + 8 * t, 0x31, (s) => statuses.push(s));
+      await pollUntil(
+        () => {},
+        () => statuses.length === 2,
+        10000,
+      );
+      expect(statuses).to.deep.equal([IoStatus.FAILED, IoStatus.FAILED]);
+      expect(Date.now() - t0).to.be.at.least(900);
+      const c2 = bdevNvmeGetControllers({ name: 'Nvme1' }) as { ctrlrs: { state: string }[] }[];
+      expect(c2[0].ctrlrs[0].state).to.equal('failed');
+      statuses.length = 0;
+      write(1, 0, 0x41, (s) => statuses.push(s));
+      await pollUntil(
+        () => {},
+        () => statuses.length === 1,
+      );
+      expect(statuses).to.deep.equal([IoStatus.FAILED]);
+
+      for (const p of per) {
+        h.setThread(p.t);
+        p.ch.put();
+        bdevClose(p.desc);
+      }
+      h.pollThreads();
+      h.setThread(0);
+      let detached: Error | null | undefined;
+      bdevNvmeDetachController({ name: 'Nvme1' }, (e) => (detached = e));
+      await pollUntil(
+        () => {},
+        () => detached !== undefined,
+      );
+      expect(bdevGetByName('Nvme1n1')).to.equal(undefined);
     } finally {
       pumping = false;
       await f.tgt.close();

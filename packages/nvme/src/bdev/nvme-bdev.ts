@@ -4,6 +4,13 @@
 // controller (one per reactor in the app), polled by a poller on that thread. Other reactors
 // register the same bdevs from the attaching reactor's replay (controller ID, host identity,
 // namespace geometry), without a controller of their own.
+//
+// Losing the connection (SPDK's bdev_nvme reset path): a channel whose qpair fails queues its I/O
+// (those in flight come back as ABORTED - SQ DELETION and are retried, up to RETRY_COUNT times),
+// asks the attaching reactor to reset the controller, which reconnects the admin queue (a new
+// controller ID), then tells every reactor; each channel reconnects its own qpair with the new ID
+// and resubmits. ctrlr_loss_timeout_sec, reconnect_delay_sec and fast_io_fail_timeout_sec keep
+// SPDK's meanings.
 import {
   type Bdev,
   BdevError,
@@ -18,6 +25,8 @@ import {
   IoType,
 } from '@storkit/bdev/module';
 import {
+  codec,
+  defineHandler,
   getIoChannel,
   getThread,
   type IoChannel,
@@ -28,13 +37,15 @@ import {
   type Poller,
   reactorCount,
   reactorIndex,
+  reactorThread,
   registerPoller,
+  send,
   type Thread,
 } from '@storkit/reactor';
 
 import { NvmeController } from '../host/controller.js';
 import { type Completion, HostQpair } from '../host/qpair.js';
-import { MediaStatus, makeStatus, Sct } from '../spec/index.js';
+import { GenericStatus, MediaStatus, makeStatus, Sct } from '../spec/index.js';
 
 export const nvmeModule: BdevModule = { name: 'nvme' };
 bdevModuleRegister(nvmeModule);
@@ -50,6 +61,12 @@ export interface NvmeAttachParams {
   hostnqn?: string;
   hdgst?: boolean;
   ddgst?: boolean;
+  /** Keep trying to reconnect this long after the connection is lost (-1 = forever, 0 = one reset). */
+  ctrlr_loss_timeout_sec?: number;
+  /** Between reconnect attempts. */
+  reconnect_delay_sec?: number;
+  /** Fail queued and new I/O once the controller has been unreachable this long (0 = never). */
+  fast_io_fail_timeout_sec?: number;
 }
 
 /** What the attaching reactor hands the others so they register the same bdevs. */
@@ -63,20 +80,51 @@ export interface NvmeAttachReplay {
   maxTransfer: number;
   inCapsuleData: number;
   namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string }[];
+  /** The reactor holding the controller (its admin queue), -1 outside reactor workers. */
+  owner: number;
 }
 
 const QUEUE_DEPTH = 128;
 const S_MISCOMPARE = makeStatus(Sct.Media, MediaStatus.CompareFailure);
 
+/** Times an I/O is resubmitted after its qpair went away (SPDK's bdev_retry_count default). */
+const RETRY_COUNT = 3;
+/** A channel that cannot connect this many times after successful controller resets gives up. */
+const MAX_CONNECT_FAILURES = 3;
+const S_SQ_DELETED = makeStatus(Sct.Generic, GenericStatus.AbortedSqDeletion);
+
+enum Ch {
+  Connecting,
+  Ready,
+  /** The qpair is gone; I/O queues until the controller is reset and the qpair reconnected. */
+  Resetting,
+  /** Given up (controller loss timeout, fast I/O fail, or destroyed): I/O fails at once. */
+  Failed,
+}
+
 interface ChannelCtx {
   qp: HostQpair;
   thread: Thread;
   poller: Poller;
-  ready: boolean;
-  failed: boolean;
-  /** I/O submitted while the qpair connects (channel creation is synchronous, connecting is not). */
+  state: Ch;
+  destroyed: boolean;
+  connectFailures: number;
+  /** I/O waiting for the qpair (connecting or reconnecting). */
   pending: BdevIo[];
 }
+
+/** Per pooled bdev_io: where it was submitted and how often it was retried. */
+interface IoCtx {
+  ch: ChannelCtx | null;
+  retries: number;
+}
+
+enum CtrlrState {
+  Enabled,
+  Resetting,
+  Failed,
+}
+const STATE_NAMES = ['enabled', 'resetting', 'failed'];
 
 class NvmeCtrlr {
   readonly name: string;
@@ -84,7 +132,16 @@ class NvmeCtrlr {
   readonly controller: NvmeController | null;
   readonly bdevs: Bdev[] = [];
   readonly device: object;
+  readonly channels = new Set<ChannelCtx>();
+  state = CtrlrState.Enabled;
+  /** Controller resets done (attaching reactor only). */
+  resets = 0;
+  closed = false;
   #qidSeq = 0;
+  #lostSince = 0;
+  #resetting = false;
+  #timer: NodeJS.Timeout | undefined;
+  #fastFailTimer: NodeJS.Timeout | undefined;
 
   constructor(replay: NvmeAttachReplay, controller: NvmeController | null) {
     this.name = replay.params.name;
@@ -112,10 +169,10 @@ class NvmeCtrlr {
     return n === 0 ? 1 + this.#qidSeq++ : 1 + reactorIndex() + n * this.#qidSeq++;
   }
 
-  #createChannel(): ChannelCtx {
+  #newQpair(): HostQpair {
     const r = this.replay;
     const p = r.params;
-    const qp = new HostQpair({
+    return new HostQpair({
       traddr: p.traddr,
       trsvcid: String(p.trsvcid ?? '4420'),
       qid: this.#nextQid(),
@@ -125,39 +182,190 @@ class NvmeCtrlr {
       maxTransfer: r.maxTransfer,
       inCapsuleData: r.inCapsuleData,
     });
-    const thread = getThread()!;
+  }
+
+  #createChannel(): ChannelCtx {
     const ctx: ChannelCtx = {
-      qp,
-      thread,
-      poller: registerPoller(
-        () => (qp.processCompletions() > 0 ? POLLER_BUSY : POLLER_IDLE),
-        0,
-        'bdev_nvme_poll',
-      ),
-      ready: false,
-      failed: false,
+      qp: this.#newQpair(),
+      thread: getThread()!,
+      poller: null as unknown as Poller,
+      state: Ch.Connecting,
+      destroyed: false,
+      connectFailures: 0,
       pending: [],
     };
-    const hostid = Uint8Array.from(Buffer.from(r.hostid, 'hex'));
-    qp.open()
-      .then(() => qp.connect(p.subnqn ?? '', r.hostnqn, hostid, r.cntlid, 0))
-      .then(
-        () => thread.sendMsg(() => this.#connected(ctx, true)),
-        () => thread.sendMsg(() => this.#connected(ctx, false)),
-      );
+    ctx.poller = registerPoller(
+      () => (ctx.qp.processCompletions() > 0 ? POLLER_BUSY : POLLER_IDLE),
+      0,
+      'bdev_nvme_poll',
+    );
+    this.channels.add(ctx);
+    if (this.state === CtrlrState.Failed) ctx.state = Ch.Failed;
+    else if (this.state === CtrlrState.Resetting) ctx.state = Ch.Resetting;
+    else this.#connectChannel(ctx);
     return ctx;
   }
 
-  #connected(ctx: ChannelCtx, ok: boolean): void {
-    ctx.ready = ok;
-    ctx.failed = !ok;
-    for (const io of ctx.pending.splice(0)) submit(ctx, io);
+  /** Connect the channel's (new) qpair with the current controller ID; runs on the channel's thread. */
+  #connectChannel(ctx: ChannelCtx): void {
+    const r = this.replay;
+    const qp = ctx.qp;
+    ctx.state = Ch.Connecting;
+    const hostid = Uint8Array.from(Buffer.from(r.hostid, 'hex'));
+    qp.onFailure = () => ctx.thread.sendMsg(() => this.#qpairLost(ctx, qp));
+    qp.open()
+      .then(() => qp.connect(r.params.subnqn ?? '', r.hostnqn, hostid, r.cntlid, 0))
+      .then(
+        () => ctx.thread.sendMsg(() => this.#connected(ctx, qp, true)),
+        () => ctx.thread.sendMsg(() => this.#connected(ctx, qp, false)),
+      );
+  }
+
+  #connected(ctx: ChannelCtx, qp: HostQpair, ok: boolean): void {
+    if (ctx.destroyed || ctx.qp !== qp || ctx.state !== Ch.Connecting) return;
+    if (!ok) {
+      ctx.connectFailures++;
+      this.#qpairLost(ctx, qp);
+      return;
+    }
+    ctx.connectFailures = 0;
+    ctx.state = Ch.Ready;
+    const q = ctx.pending.splice(0);
+    for (const io of q) submit(ctx, io);
+  }
+
+  /** The channel's qpair failed or could not connect: queue I/O and have the controller reset. */
+  #qpairLost(ctx: ChannelCtx, qp: HostQpair): void {
+    if (ctx.destroyed || ctx.qp !== qp || ctx.state === Ch.Failed || ctx.state === Ch.Resetting) return;
+    if (ctx.connectFailures >= MAX_CONNECT_FAILURES) {
+      this.#failChannel(ctx);
+      return;
+    }
+    ctx.state = Ch.Resetting;
+    // Requests still in flight complete (SQ deletion) into `pending` through the poller.
+    qp.close();
+    if (this.replay.owner < 0 || this.controller !== null) this.ownerReset();
+    else send(reactorThread(this.replay.owner), resetRequest, this.name);
+  }
+
+  #failChannel(ctx: ChannelCtx): void {
+    ctx.state = Ch.Failed;
+    ctx.qp.close();
+    ctx.qp.processCompletions();
+    for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
+  }
+
+  /** Resubmit an I/O whose qpair went away, or fail it when out of retries or given up. */
+  retry(ctx: ChannelCtx, io: BdevIo): void {
+    const ic = io.driverCtx as IoCtx;
+    if (ctx.state === Ch.Failed || ctx.destroyed || ic.retries >= RETRY_COUNT) {
+      bdevIoComplete(io, IoStatus.FAILED);
+      return;
+    }
+    ic.retries++;
+    if (ctx.state === Ch.Ready && !ctx.qp.failed) submit(ctx, io);
+    else ctx.pending.push(io);
+  }
+
+  // ---- the attaching reactor: controller reset and reconnect ----
+
+  /** Reset the controller (coalesced), retrying every reconnect_delay_sec until the loss timeout. */
+  ownerReset(): void {
+    const c = this.controller;
+    if (c === null || this.closed || this.#resetting || this.state === CtrlrState.Failed) return;
+    this.#resetting = true;
+    if (this.#lostSince === 0) {
+      this.#lostSince = Date.now();
+      const ff = this.replay.params.fast_io_fail_timeout_sec ?? 0;
+      if (ff > 0) {
+        this.#fastFailTimer = setTimeout(() => this.#broadcast(CtrlrState.Failed, 0, true), ff * 1000);
+        this.#fastFailTimer.unref();
+      }
+    }
+    this.#broadcast(CtrlrState.Resetting, 0);
+    this.resets++;
+    c.reset().then(
+      () => {
+        this.#resetting = false;
+        this.#lostSince = 0;
+        clearTimeout(this.#fastFailTimer);
+        if (!this.closed) this.#broadcast(CtrlrState.Enabled, c.cntlid);
+      },
+      () => {
+        this.#resetting = false;
+        if (this.closed) return;
+        const p = this.replay.params;
+        const loss = (p.ctrlr_loss_timeout_sec ?? 0) * 1000;
+        const delay = (p.reconnect_delay_sec ?? 0) * 1000;
+        if (loss !== 0 && delay > 0 && (loss < 0 || Date.now() - this.#lostSince + delay < loss)) {
+          this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            this.ownerReset();
+          }, delay);
+          this.#timer.unref();
+        } else {
+          clearTimeout(this.#fastFailTimer);
+          this.#broadcast(CtrlrState.Failed, 0);
+        }
+      },
+    );
+  }
+
+  stopTimers(): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#fastFailTimer);
+  }
+
+  /** Tell every reactor (this one included) the controller's new state. */
+  #broadcast(state: CtrlrState, cntlid: number, fastFail = false): void {
+    const m = { name: this.name, state, cntlid, fastFail };
+    let n = 0;
+    try {
+      n = reactorCount();
+    } catch {
+      // Outside reactor workers: every thread shares this isolate.
+    }
+    if (n === 0 || this.replay.owner < 0) {
+      ctrlrState(m);
+      return;
+    }
+    for (let i = 0; i < n; i++) send(reactorThread(i), stateMsg, m);
+  }
+
+  /** A state change from the attaching reactor, applied to this isolate's channels. */
+  applyState(state: CtrlrState, cntlid: number, fastFail: boolean): void {
+    if (fastFail) {
+      // Keep reconnecting, but stop holding I/O (SPDK's fast_io_fail_timeout_sec).
+      for (const ctx of this.channels) ctx.thread.sendMsg(() => this.#failChannel(ctx));
+      this.state = CtrlrState.Failed;
+      return;
+    }
+    this.state = state;
+    if (state === CtrlrState.Resetting) return;
+    if (state === CtrlrState.Enabled) this.replay.cntlid = cntlid;
+    for (const ctx of this.channels)
+      ctx.thread.sendMsg(() => {
+        if (ctx.destroyed) return;
+        if (state === CtrlrState.Failed) {
+          this.#failChannel(ctx);
+          return;
+        }
+        if (ctx.state === Ch.Ready && !ctx.qp.failed) return;
+        const old = ctx.qp;
+        old.close();
+        old.processCompletions();
+        ctx.qp = this.#newQpair();
+        this.#connectChannel(ctx);
+      });
   }
 
   #destroyChannel(ctx: ChannelCtx): void {
+    ctx.destroyed = true;
+    this.channels.delete(ctx);
     ctx.poller.unregister();
     ctx.qp.close();
-    ctx.failed = true;
+    ctx.qp.processCompletions();
+    ctx.state = Ch.Failed;
     for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
   }
 
@@ -176,14 +384,18 @@ class NvmeCtrlr {
       maxRwBlocks: Math.floor(this.replay.maxTransfer / ns.blockSize),
       maxSegments: 1,
       module: nvmeModule,
-      ctxt: nsid,
+      ctxt: { ctrlr: this.name, nsid } satisfies NsCtxt,
       fn: {
         submitRequest: (ch, io) => {
           const ctx = ch.ctx as ChannelCtx;
-          if (ctx.ready) submit(ctx, io);
-          else if (ctx.failed) bdevIoComplete(io, IoStatus.FAILED);
+          const ic = io.driverCtx as IoCtx;
+          ic.ch = ctx;
+          ic.retries = 0;
+          if (ctx.state === Ch.Ready) submit(ctx, io);
+          else if (ctx.state === Ch.Failed) bdevIoComplete(io, IoStatus.FAILED);
           else ctx.pending.push(io);
         },
+        createIoCtx: (): IoCtx => ({ ch: null, retries: 0 }),
         ioTypeSupported: (t) => SUPPORTED.has(t),
         getIoChannel: () => this.channel(),
         destruct: (done) => done(),
@@ -213,16 +425,26 @@ const SUPPORTED = new Set<IoType>([
   IoType.COMPARE_AND_WRITE,
 ]);
 
-const done: Completion<BdevIo> = (io, status) =>
+const done: Completion<BdevIo> = (io, status) => {
+  if (status === S_SQ_DELETED) {
+    // The qpair went away with the command in flight: nothing was acknowledged, so send it again.
+    const ic = io.driverCtx as IoCtx;
+    const c = ctrlrs.get((io.bdev.ctxt as NsCtxt).ctrlr);
+    if (c !== undefined && ic.ch !== null) {
+      c.retry(ic.ch, io);
+      return;
+    }
+  }
   bdevIoComplete(
     io,
     status === 0 ? IoStatus.SUCCESS : status === S_MISCOMPARE ? IoStatus.MISCOMPARE : IoStatus.FAILED,
   );
+};
 
 /** One bdev_io onto the channel's qpair (the bdev layer split it to one iovec and MDTS). */
 function submit(ctx: ChannelCtx, io: BdevIo): void {
   const qp = ctx.qp;
-  const nsid = io.bdev.ctxt as number;
+  const nsid = (io.bdev.ctxt as NsCtxt).nsid;
   const lba = io.offsetBlocks;
   const n = io.numBlocks;
   let ok: boolean;
@@ -252,11 +474,37 @@ function submit(ctx: ChannelCtx, io: BdevIo): void {
       bdevIoComplete(io, IoStatus.FAILED);
       return;
   }
-  // Queue full (or the connection is gone): NOMEM makes the bdev layer retry after a completion.
-  if (!ok) bdevIoComplete(io, qp.failed ? IoStatus.FAILED : IoStatus.NOMEM);
+  if (ok) return;
+  // The connection is gone: hold it for the reconnect. Queue full: NOMEM makes the bdev layer
+  // retry after a completion.
+  if (qp.failed) ctrlrs.get((io.bdev.ctxt as NsCtxt).ctrlr)?.retry(ctx, io);
+  else bdevIoComplete(io, IoStatus.NOMEM);
 }
 
 const ctrlrs = new Map<string, NvmeCtrlr>();
+
+interface NsCtxt {
+  ctrlr: string;
+  nsid: number;
+}
+
+interface StateMsg {
+  name: string;
+  state: CtrlrState;
+  cntlid: number;
+  fastFail: boolean;
+}
+
+function ctrlrState(m: StateMsg): void {
+  ctrlrs.get(m.name)?.applyState(m.state, m.cntlid, m.fastFail);
+}
+
+/** A channel on another reactor lost its qpair: the attaching reactor resets the controller. */
+const resetRequest = defineHandler('bdev_nvme.reset_request', codec.utf8, (name) =>
+  ctrlrs.get(name)?.ownerReset(),
+);
+/** The attaching reactor's controller state for every reactor's channels. */
+const stateMsg = defineHandler('bdev_nvme.ctrlr_state', codec.json<StateMsg>(), ctrlrState);
 
 /** Run `fn` as `thread` (now if it is current) and resolve with its result. */
 function onThread<T>(thread: Thread, fn: () => T): Promise<T> {
@@ -280,6 +528,14 @@ function tridOf(p: NvmeAttachParams): Record<string, string> {
     trsvcid: String(p.trsvcid ?? '4420'),
     subnqn: p.subnqn ?? '',
   };
+}
+
+function currentReactor(): number {
+  try {
+    return reactorCount() > 0 ? reactorIndex() : -1;
+  } catch {
+    return -1;
+  }
 }
 
 function check(p: NvmeAttachParams): void {
@@ -316,6 +572,7 @@ export async function bdevNvmeAttachController(
       hostnqn: c.hostnqn,
       hostid: Buffer.from(c.hostid).toString('hex'),
       depth: Math.min(QUEUE_DEPTH, c.maxQueueEntries),
+      owner: currentReactor(),
       maxTransfer: c.maxTransferSize,
       inCapsuleData: Math.max(0, c.cdata.ioccsz * 16 - 64),
       namespaces,
@@ -352,6 +609,8 @@ export function bdevNvmeDetachController(p: { name: string }, cb: (err: Error | 
   const c = ctrlrs.get(p?.name);
   if (!c) throw new BdevError('ENODEV', `no nvme controller ${p?.name}`);
   ctrlrs.delete(p.name);
+  c.closed = true;
+  c.stopTimers();
   let left = c.bdevs.length;
   const finish = () =>
     ioDeviceUnregister(c.device, () => {
@@ -378,10 +637,11 @@ export function bdevNvmeGetControllers(p: { name?: string } = {}): object[] {
       name: c.name,
       ctrlrs: [
         {
-          state: 'enabled',
+          state: STATE_NAMES[c.state],
           trid: tridOf(c.replay.params),
           cntlid: c.replay.cntlid,
           host: { nqn: c.replay.hostnqn, addr: '', svcid: '' },
+          resets: c.resets,
         },
       ],
     }));
