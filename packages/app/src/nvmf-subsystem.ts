@@ -177,7 +177,7 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
       const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
       let shared: unknown;
       try {
-        shared = NvmfTarget.sharedSubsystemState(params as never, id, qidCap);
+        shared = NvmfTarget.sharedSubsystemState(params as never, id, qidCap, ctl.count);
       } catch (e) {
         throw RpcError.errno('EINVAL', (e as Error).message);
       }

@@ -8,7 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { type HostQpair, NvmeController } from '@storkit/nvme';
-import { CC, GenericStatus, makeStatus, Prop, Sct } from '@storkit/nvme/spec';
+import {
+  CC,
+  decodeErrorLogEntry,
+  decodeHealthLog,
+  ERROR_LOG_ENTRY_SIZE,
+  GenericStatus,
+  HEALTH_LOG_SIZE,
+  LogPage,
+  makeStatus,
+  Prop,
+  Sct,
+} from '@storkit/nvme/spec';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 
@@ -110,6 +121,7 @@ describe('app: NVMe/TCP on two reactors', function () {
     await withNvmfTarget(async ({ rpc, trid }) => {
       const ctrlrs: NvmeController[] = [];
       const qps: HostQpair[] = [];
+      const ownerOf: number[] = [];
       try {
         // Keep connecting until some controller has I/O queues on both reactors, one of them away
         // from its admin queue (the kernel hashes each connection; 40 tries miss with p = 2^-40).
@@ -117,6 +129,7 @@ describe('app: NVMe/TCP on two reactors', function () {
         for (let i = 0; i < 40 && !split; i++) {
           if (i % 4 === 0) ctrlrs.push(await NvmeController.connect(trid));
           qps.push(await ctrlrs[ctrlrs.length - 1].allocIoQpair({ depth: 32 }));
+          ownerOf.push(ctrlrs.length - 1);
           const list = await rpc.call<Qp[]>('nvmf_subsystem_get_qpairs', { nqn: NQN });
           split = list.some(
             (q) =>
@@ -142,6 +155,28 @@ describe('app: NVMe/TCP on two reactors', function () {
           const back = new Uint8Array(blocks * 512);
           expect(await io(reader, (cb) => reader.read(1, k * blocks, blocks, back, cb, null))).to.equal(0);
           expect(Buffer.compare(back, pattern(k)), `range ${k}`).to.equal(0);
+        }
+        // A read past the end on every queue: an error log entry each, wherever the queue is.
+        for (const q of qps)
+          expect(await io(q, (cb) => q.read(1, 8190, 16, new Uint8Array(16 * 512), cb, null))).to.not.equal(
+            0,
+          );
+        // SMART and error logs count every reactor's queues of the controller (each queue wrote
+        // once and read twice, one read failed).
+        for (let c = 0; c < ctrlrs.length; c++) {
+          const mine = qps.filter((_, k) => ownerOf[k] === c);
+          const h = decodeHealthLog(await ctrlrs[c].getLogPage(LogPage.Health, HEALTH_LOG_SIZE));
+          expect(
+            [h.hostWriteCommands, h.hostReadCommands, h.errorLogEntries],
+            `controller ${c}`,
+          ).to.deep.equal([mine.length, mine.length, mine.length]);
+          expect(h.dataUnitsWritten).to.equal(mine.length > 0 ? 1 : 0);
+          const log = await ctrlrs[c].getLogPage(LogPage.Error, 16 * ERROR_LOG_ENTRY_SIZE);
+          const sqids = [];
+          for (let e = 0; e < mine.length; e++)
+            sqids.push(decodeErrorLogEntry(log, e * ERROR_LOG_ENTRY_SIZE).sqid);
+          expect(sqids.sort(), `controller ${c} error log`).to.deep.equal(mine.map((q) => q.qid).sort());
+          expect(decodeErrorLogEntry(log, 0).errorCount).to.equal(mine.length);
         }
 
         const ctl = await rpc.call<{ cntlid: number; num_io_qpairs: number; thread: string }[]>(

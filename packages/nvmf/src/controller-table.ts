@@ -11,6 +11,10 @@
 //   [2] ready (CSTS.RDY of the owner's controller)
 //   [3] host NQN hash (FNV-1a, 32 bits)
 //   [4..] bitmap of claimed I/O queue IDs 1..qidCap
+// Header word 1 holds the number of reactors. After the slots (8-byte aligned), the SMART counters:
+// per slot, per reactor, STAT_FIELDS float64 cells (StatField). Each reactor writes only its own
+// cells with plain stores (one writer each, no Atomics on the I/O path); the owner sums them for
+// the health log page.
 
 import { invalid } from './errors.js';
 
@@ -20,6 +24,16 @@ const W_GEN = 1;
 const W_READY = 2;
 const W_HOST = 3;
 const SLOT_FIXED = 4;
+const W_REACTORS = 1;
+
+/** The SMART counters kept per controller and reactor. */
+export enum StatField {
+  ReadCommands = 0,
+  WriteCommands = 1,
+  BytesRead = 2,
+  BytesWritten = 3,
+}
+export const STAT_FIELDS = 4;
 /** Controller slots per subsystem at most (controller IDs beyond min_cntlid + this are not used). */
 export const MAX_TABLE_SLOTS = 1024;
 /** Highest I/O queue ID the table can track. */
@@ -48,28 +62,67 @@ export class ControllerTable {
   readonly slots: number;
   /** I/O queue IDs 1..qidCap can be claimed. */
   readonly qidCap: number;
+  /** Reactors with SMART counter cells. */
+  readonly reactors: number;
+  /** The SMART counter cells (see `statBase`). */
+  readonly stats: Float64Array;
   readonly #w: Int32Array;
   readonly #stride: number;
 
-  /** Bytes for a table over [minCntlid, maxCntlid] tracking qids up to qidCap. */
-  static bytes(minCntlid: number, maxCntlid: number, qidCap: number): number {
+  static #idBytes(minCntlid: number, maxCntlid: number, qidCap: number): number {
     const slots = Math.min(maxCntlid - minCntlid + 1, MAX_TABLE_SLOTS);
     const cap = Math.min(qidCap, MAX_TABLE_QID);
-    return (HEADER + slots * (SLOT_FIXED + Math.ceil(cap / 32))) * 4;
+    return (((HEADER + slots * (SLOT_FIXED + Math.ceil(cap / 32))) * 4 + 7) >>> 3) << 3;
   }
 
-  /** A new table, or a view of one made elsewhere (same parameters, same `sab`). */
-  constructor(minCntlid: number, maxCntlid: number, qidCap: number, sab?: SharedArrayBuffer) {
+  /** Bytes for a table over [minCntlid, maxCntlid] tracking qids up to qidCap, for `reactors`. */
+  static bytes(minCntlid: number, maxCntlid: number, qidCap: number, reactors = 1): number {
+    const slots = Math.min(maxCntlid - minCntlid + 1, MAX_TABLE_SLOTS);
+    return ControllerTable.#idBytes(minCntlid, maxCntlid, qidCap) + slots * reactors * STAT_FIELDS * 8;
+  }
+
+  /**
+   * A new table for `reactors` reactors, or a view of one made elsewhere (same range and qidCap,
+   * same `sab`; the reactor count is read from it).
+   */
+  constructor(minCntlid: number, maxCntlid: number, qidCap: number, sab?: SharedArrayBuffer, reactors = 1) {
     if (!(minCntlid >= 1 && maxCntlid >= minCntlid && qidCap >= 1))
       throw invalid('bad controller table range');
+    if (!(Number.isInteger(reactors) && reactors >= 1 && reactors <= 1024))
+      throw invalid('bad reactor count');
     this.minCntlid = minCntlid;
     this.slots = Math.min(maxCntlid - minCntlid + 1, MAX_TABLE_SLOTS);
     this.qidCap = Math.min(qidCap, MAX_TABLE_QID);
     this.#stride = SLOT_FIXED + Math.ceil(this.qidCap / 32);
-    const bytes = ControllerTable.bytes(minCntlid, maxCntlid, qidCap);
+    if (sab) {
+      const n = sab.byteLength >= HEADER * 4 ? new Int32Array(sab, 0, HEADER)[W_REACTORS] : 0;
+      if (n >= 1) reactors = n;
+    }
+    this.reactors = reactors;
+    const bytes = ControllerTable.bytes(minCntlid, maxCntlid, qidCap, reactors);
     this.sab = sab ?? new SharedArrayBuffer(bytes);
     if (this.sab.byteLength !== bytes) throw invalid('controller table of the wrong size');
     this.#w = new Int32Array(this.sab);
+    if (!sab) this.#w[W_REACTORS] = reactors;
+    const off = ControllerTable.#idBytes(minCntlid, maxCntlid, qidCap);
+    this.stats = new Float64Array(this.sab, off, this.slots * reactors * STAT_FIELDS);
+  }
+
+  /** Index in `stats` of the first counter `reactor` keeps for `cntlid` (-1 when out of range). */
+  statBase(cntlid: number, reactor: number): number {
+    const i = cntlid - this.minCntlid;
+    if (!(i >= 0 && i < this.slots && Number.isInteger(i)) || !(reactor >= 0 && reactor < this.reactors))
+      return -1;
+    return (i * this.reactors + reactor) * STAT_FIELDS;
+  }
+
+  /** One counter of a controller summed over every reactor. */
+  statSum(cntlid: number, field: StatField): number {
+    const b = this.statBase(cntlid, 0);
+    if (b < 0) return 0;
+    let n = 0;
+    for (let r = 0; r < this.reactors; r++) n += this.stats[b + r * STAT_FIELDS + field];
+    return n;
   }
 
   #base(cntlid: number): number {
@@ -90,6 +143,8 @@ export class ControllerTable {
       Atomics.store(w, b + W_READY, 0);
       Atomics.store(w, b + W_HOST, hostHash);
       for (let j = SLOT_FIXED; j < this.#stride; j++) Atomics.store(w, b + j, 0);
+      // A new controller starts its SMART counters at zero (the ID's previous user's are gone).
+      this.stats.fill(0, i * this.reactors * STAT_FIELDS, (i + 1) * this.reactors * STAT_FIELDS);
       return { cntlid: this.minCntlid + i, gen };
     }
     return undefined;

@@ -39,8 +39,9 @@ import {
   readU64,
   Sct,
   SqeOff,
+  writeU64,
 } from '@storkit/nvme/spec';
-
+import { type ControllerTable, STAT_FIELDS, StatField } from './controller-table.js';
 import type { Request } from './request.js';
 import type { Subsystem } from './subsystem.js';
 import type { TcpQpair } from './tcp-qpair.js';
@@ -53,6 +54,8 @@ export interface ControllerHost {
   controllerGone(c: Controller): void;
   /** CSTS.RDY changed (enable, or a reset through CC.EN = 0). */
   controllerReady?(c: Controller, ready: boolean): void;
+  /** An error log entry of a stand-in controller, for its owner's log. */
+  forwardError?(c: Controller, entry: Uint8Array): void;
 }
 
 const FIRMWARE_REVISION = '0.1.0';
@@ -86,10 +89,13 @@ export class Controller {
   #nsNoticeMasked = false;
   #discoveryNoticeMasked = false;
   readonly #errors: Uint8Array = new Uint8Array(ERROR_LOG_ENTRIES * ERROR_LOG_ENTRY_SIZE);
+  readonly #errorsDv = new DataView(this.#errors.buffer);
   #errorCount = 0;
   readonly health = { dataUnitsRead: 0, dataUnitsWritten: 0, hostReadCommands: 0, hostWriteCommands: 0 };
-  #bytesRead = 0;
-  #bytesWritten = 0;
+  /** SMART counters (StatField order): this controller's own, or its reactor's cells in the table. */
+  #stats: Float64Array<ArrayBufferLike> = new Float64Array(STAT_FIELDS);
+  #statBase = 0;
+  #table: ControllerTable | null = null;
   #kaTimer: NodeJS.Timeout | undefined;
   #gone = false;
   readonly #scratch = new Uint8Array(IDENTIFY_SIZE);
@@ -186,32 +192,57 @@ export class Controller {
     if (qp.qid === 0) this.destroy('admin queue closed');
   }
 
+  /**
+   * Count SMART statistics in the subsystem's shared table, in this reactor's cells: a controller
+   * whose I/O queues are spread over reactors then reports them all from its owner.
+   */
+  bindStats(table: ControllerTable, reactor: number): void {
+    const b = table.statBase(this.cntlid, reactor);
+    if (b < 0) return;
+    this.#table = table;
+    this.#stats = table.stats;
+    this.#statBase = b;
+  }
+
   countIo(opcode: number, bytes: number): void {
+    const s = this.#stats;
+    const b = this.#statBase;
     if (opcode === IoOpcode.Read) {
-      this.health.hostReadCommands++;
-      this.#bytesRead += bytes;
+      s[b + StatField.ReadCommands]++;
+      s[b + StatField.BytesRead] += bytes;
     } else if (opcode === IoOpcode.Write) {
-      this.health.hostWriteCommands++;
-      this.#bytesWritten += bytes;
+      s[b + StatField.WriteCommands]++;
+      s[b + StatField.BytesWritten] += bytes;
     }
   }
 
-  /** Record a failed command in the error log (newest first when read). */
+  #stat(f: StatField): number {
+    const t = this.#table;
+    return t === null ? this.#stats[f] : t.statSum(this.cntlid, f);
+  }
+
+  /** Record a failed command in the error log (newest first when read); a stand-in forwards it. */
   logError(sqid: number, r: Request, status = r.status): void {
+    const e = this.#entry;
+    encodeErrorLogEntry(
+      { errorCount: 0, sqid, cid: r.cid, status, lba: readU64(r.sqeDv, SqeOff.cdw10), nsid: r.nsid },
+      e,
+      0,
+    );
+    if (this.ownerReactor >= 0 && this.host.forwardError) this.host.forwardError(this, e);
+    else this.appendError(e);
+  }
+
+  readonly #entry = new Uint8Array(ERROR_LOG_ENTRY_SIZE);
+
+  /** Add an encoded entry to this controller's error log, numbering it. */
+  appendError(entry: Uint8Array): void {
     const i = this.#errorCount % ERROR_LOG_ENTRIES;
     this.#errorCount++;
-    encodeErrorLogEntry(
-      {
-        errorCount: this.#errorCount,
-        sqid,
-        cid: r.cid,
-        status,
-        lba: readU64(r.sqeDv, SqeOff.cdw10),
-        nsid: r.nsid,
-      },
-      this.#errors,
-      i * ERROR_LOG_ENTRY_SIZE,
-    );
+    const o = i * ERROR_LOG_ENTRY_SIZE;
+    this.#errors.set(entry.subarray(0, ERROR_LOG_ENTRY_SIZE), o);
+    // Error Count (bytes 0-7): this log's sequence number.
+    writeU64(this.#errorsDv, o, this.#errorCount);
   }
 
   // ---- asynchronous events ----
@@ -522,8 +553,10 @@ export class Controller {
           break;
         case LogPage.Health:
           page = new Uint8Array(HEALTH_LOG_SIZE);
-          this.health.dataUnitsRead = Math.ceil(this.#bytesRead / 512000);
-          this.health.dataUnitsWritten = Math.ceil(this.#bytesWritten / 512000);
+          this.health.hostReadCommands = this.#stat(StatField.ReadCommands);
+          this.health.hostWriteCommands = this.#stat(StatField.WriteCommands);
+          this.health.dataUnitsRead = Math.ceil(this.#stat(StatField.BytesRead) / 512000);
+          this.health.dataUnitsWritten = Math.ceil(this.#stat(StatField.BytesWritten) / 512000);
           encodeHealthLog(
             {
               criticalWarning: 0,

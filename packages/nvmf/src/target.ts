@@ -60,6 +60,11 @@ export interface ClusterHooks {
    * the I/O queues it carries for it (call `remoteControllerDown` there).
    */
   controllerDown(s: Subsystem, cntlid: number, gen: number): void;
+  /**
+   * A command on an I/O queue carried here for a controller owned elsewhere failed: hand its
+   * error log entry to the owner (call `remoteControllerError` there).
+   */
+  controllerError?(s: Subsystem, cntlid: number, gen: number, entry: Uint8Array): void;
 }
 
 /** Shared state a per-reactor copy of a subsystem is created over (made by `sharedSubsystemState`). */
@@ -157,9 +162,18 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   /** Shared state for a new subsystem's per-reactor copies (made once, on the main thread). */
-  static sharedSubsystemState(p: CreateSubsystemParams, id: number, qidCap: number): SharedSubsystemState {
+  static sharedSubsystemState(
+    p: CreateSubsystemParams,
+    id: number,
+    qidCap: number,
+    reactors = 1,
+  ): SharedSubsystemState {
     const s = new Subsystem(p); // validates the cntlid range
-    return { id, qidCap, table: new ControllerTable(s.minCntlid, s.maxCntlid, qidCap).sab };
+    return {
+      id,
+      qidCap,
+      table: new ControllerTable(s.minCntlid, s.maxCntlid, qidCap, undefined, reactors).sab,
+    };
   }
 
   /** A subsystem by the app's id (cross-reactor messages name subsystems by number). */
@@ -174,6 +188,18 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   remoteControllerDown(subsystemId: number, cntlid: number, gen: number): void {
     const c = this.#byId.get(subsystemId)?.remote.get(cntlid);
     if (c && c.gen === gen) c.destroy('owner controller gone or reset');
+  }
+
+  /** ControllerHost: a stand-in's error log entry goes to its owner's reactor. */
+  forwardError(c: Controller, entry: Uint8Array): void {
+    if (this.#cluster?.controllerError) this.#cluster.controllerError(c.subsystem, c.cntlid, c.gen, entry);
+    else c.appendError(entry);
+  }
+
+  /** An error log entry from a reactor carrying I/O queues of a controller owned here. */
+  remoteControllerError(subsystemId: number, cntlid: number, gen: number, entry: Uint8Array): void {
+    const c = this.#byId.get(subsystemId)?.controllers.get(cntlid);
+    if (c && c.gen === gen) c.appendError(entry);
   }
 
   async nvmf_delete_subsystem(p: { nqn: string }): Promise<void> {
@@ -470,6 +496,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
         return makeStatus(Sct.CommandSpecific, CommandSpecificStatus.ConnectControllerBusy, true);
       const c = new Controller(this, s, id, hostnqn, d.slice(0, 16), kato);
       c.gen = gen;
+      if (s.table) c.bindStats(s.table, this.#cluster?.index ?? 0);
       s.controllers.set(id, c);
       c.qpairs.set(0, qp);
       qp.attach(c, 0, sqsize);
@@ -494,6 +521,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
         c = new Controller(this, s, cntlid, hostnqn, d.slice(0, 16), 0);
         c.gen = e.gen;
         c.ownerReactor = e.owner;
+        c.bindStats(s.table, this.#cluster?.index ?? 0);
         c.cc = CC.enabled;
         c.csts = CSTS.RDY;
         s.remote.set(cntlid, c);

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 
 import { expect } from 'chai';
 
-import { ControllerTable, nqnHash } from '../src/controller-table.js';
+import { ControllerTable, nqnHash, StatField } from '../src/controller-table.js';
 
 describe('nvmf: shared controller table', () => {
   it('hands out each controller ID once across views, and reuses freed IDs with a new generation', () => {
@@ -52,7 +52,35 @@ describe('nvmf: shared controller table', () => {
     expect(n.cntlid).to.equal(cntlid);
     expect(a.claimedQids(cntlid)).to.deep.equal([]);
     expect(n.cntlid).to.equal(5);
-    expect(ControllerTable.bytes(1, 0xffef, 40)).to.equal((16 + 1024 * (4 + 2)) * 4);
+    // Slots (16-word header, 4 words + a 2-word bitmap each), then 4 float64 counters per reactor.
+    expect(ControllerTable.bytes(1, 0xffef, 40)).to.equal((16 + 1024 * (4 + 2)) * 4 + 1024 * 4 * 8);
+    expect(ControllerTable.bytes(1, 0xffef, 40, 2)).to.equal((16 + 1024 * (4 + 2)) * 4 + 1024 * 2 * 4 * 8);
+  });
+
+  it('keeps SMART counters per reactor and sums them; a new controller in the slot starts at zero', () => {
+    const a = new ControllerTable(1, 8, 4, undefined, 3);
+    const b = new ControllerTable(1, 8, 4, a.sab);
+    expect(b.reactors).to.equal(3);
+    const { cntlid, gen } = a.alloc(0, 1)!;
+    for (let r = 0; r < 3; r++) {
+      const base = b.statBase(cntlid, r);
+      b.stats[base + StatField.ReadCommands] += r + 1;
+      b.stats[base + StatField.BytesRead] += 4096 * (r + 1);
+    }
+    expect(a.statSum(cntlid, StatField.ReadCommands)).to.equal(6);
+    expect(a.statSum(cntlid, StatField.BytesRead)).to.equal(6 * 4096);
+    expect(a.statSum(cntlid, StatField.WriteCommands)).to.equal(0);
+    expect(a.statBase(cntlid, 3)).to.equal(-1);
+    expect(a.statBase(9, 0)).to.equal(-1);
+    a.free(cntlid, gen);
+    // Slots are handed out round robin: come back to the first and see it zeroed.
+    let got: { cntlid: number; gen: number } | undefined;
+    for (let k = 0; k < 8 && got?.cntlid !== cntlid; k++) {
+      got = a.alloc(0, 1)!;
+      if (got.cntlid !== cntlid) a.free(got.cntlid, got.gen);
+    }
+    expect(got?.cntlid).to.equal(cntlid);
+    expect(a.statSum(cntlid, StatField.ReadCommands)).to.equal(0);
   });
 
   it('never gives one ID to two workers racing for it', async () => {

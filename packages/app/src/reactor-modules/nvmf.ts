@@ -38,6 +38,7 @@ import {
   reactorIndex,
   reactorThread,
   registerPoller,
+  SockHost,
   send,
   type Thread,
   wakeReactor,
@@ -65,6 +66,12 @@ interface Opened {
   ch: IoChannel<BdevChannel>;
 }
 
+/**
+ * How reactors host NVMe/TCP sockets: the reactor's native socket group (default), or node:net
+ * (STORKIT_NVMF_SOCK=node) as the fallback and for A/B measurements.
+ */
+const SOCK: 'native' | 'node' = process.env.STORKIT_NVMF_SOCK === 'node' ? 'node' : 'native';
+
 /** This reactor's target and what it holds open; made on the first control operation. */
 class ReactorNvmf {
   readonly thread: Thread;
@@ -74,10 +81,13 @@ class ReactorNvmf {
   readonly #toFlush: TcpQpair[] = [];
   #nToFlush = 0;
   readonly #poller: Poller;
+  readonly #sockHost: SockHost | null;
 
   constructor(thread: Thread) {
     this.thread = thread;
     const index = reactorIndex();
+    // Before the flush poller: an iteration reads the sockets, then sends what that produced.
+    this.#sockHost = SOCK === 'native' ? new SockHost({ name: 'nvmf_tgt_sock_group' }) : null;
     this.#poller = registerPoller(this.#flushAll, 0, 'nvmf_tgt_poll_group');
     this.target = new NvmfTarget({
       scheduleFlush: (qp) => {
@@ -87,6 +97,7 @@ class ReactorNvmf {
       listen: {
         reusePort: true,
         exclusive: index === 0,
+        sockHost: this.#sockHost ?? undefined,
         run: (fn, arg) => {
           this.thread._runNow(fn, arg);
           wakeReactor();
@@ -96,6 +107,11 @@ class ReactorNvmf {
         index,
         pollGroup: `nvmf_tgt_poll_group_${String(index).padStart(3, '0')}`,
         controllerDown: (s, cntlid, gen) => this.#inThread(() => this.#announceDown(s.id, cntlid, gen)),
+        controllerError: (s, cntlid, gen, entry) => {
+          const owner = s.table?.lookup(cntlid)?.owner;
+          if (owner !== undefined)
+            send(reactorThread(owner), ctrlrError, { sub: s.id, cntlid, gen, entry: Array.from(entry) });
+        },
       },
     });
   }
@@ -181,7 +197,10 @@ class ReactorNvmf {
       await this.target.close();
     } finally {
       this.sweep();
-      this.#inThread(() => this.#poller.unregister());
+      this.#inThread(() => {
+        this.#poller.unregister();
+        this.#sockHost?.close();
+      });
     }
   }
 }
@@ -260,6 +279,13 @@ const DownMsg = codec.struct('nvmf_ctrlr_down', { sub: 'u32', cntlid: 'u32', gen
 const ctrlrDown = defineHandler('nvmf.ctrlr_down', DownMsg, (m) => {
   local?.target.remoteControllerDown(m.sub, m.cntlid, m.gen);
 });
+
+/** A failed command of an I/O queue carried elsewhere: its error log entry, for the owner's log. */
+const ctrlrError = defineHandler(
+  'nvmf.ctrlr_error',
+  codec.json<{ sub: number; cntlid: number; gen: number; entry: number[] }>(),
+  (m) => local?.target.remoteControllerError(m.sub, m.cntlid, m.gen, Uint8Array.from(m.entry)),
+);
 
 /** One call of the target's RPC surface on this reactor. */
 type Op = (n: ReactorNvmf, p: P) => unknown;
