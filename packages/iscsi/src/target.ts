@@ -281,6 +281,20 @@ export class IscsiTarget {
     node.params.luns.push({ bdev_name: lun.bdev_name, lun_id: id });
   }
 
+  /**
+   * A bdev was hot removed: drop every LUN backed by it (as SPDK's SCSI layer does), so initiators
+   * see the LUN gone rather than failing I/O. Returns the LUNs removed, as `node:lun`.
+   */
+  removeBdevLuns(bdevName: string): string[] {
+    const out: string[] = [];
+    for (const node of this.nodes.values()) {
+      for (const l of [...node.device.luns])
+        if (l.backend.name === bdevName && node.device.removeLun(l.id)) out.push(`${node.name}:${l.id}`);
+      node.params.luns = node.params.luns.filter((l) => l.bdev_name !== bdevName);
+    }
+    return out;
+  }
+
   /** iscsi_target_node_set_auth */
   targetNodeSetAuth(name: string, p: DiscoveryAuthParams): void {
     const node = this.#node(name);

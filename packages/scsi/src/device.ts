@@ -31,6 +31,17 @@ export class ScsiDevice {
     return lun;
   }
 
+  /**
+   * Remove a LUN (its bdev went away, or it was deleted): commands for it then get LOGICAL UNIT NOT
+   * SUPPORTED, and the LUNs left report REPORTED LUNS DATA HAS CHANGED. Tasks already running on it
+   * finish through its backend.
+   */
+  removeLun(id: number): boolean {
+    if (!this.#luns.delete(id)) return false;
+    for (const l of this.#luns.values()) l.unitAttention(Asc.ReportedLunsDataChanged);
+    return true;
+  }
+
   lun(id: number): LogicalUnit | undefined {
     return this.#luns.get(id);
   }

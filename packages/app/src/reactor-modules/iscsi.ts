@@ -81,7 +81,9 @@ function lookup(name: string): BdevBlockBackend | undefined {
   try {
     desc = bdevOpenExt(name, true, (type) => {
       if (type !== BdevEvent.REMOVE) return;
-      // Hot remove: later I/O fails (Failed), the LUN stays until its node is deleted.
+      // Hot remove: the LUNs it backs go away on this reactor's copy of every node (SPDK's
+      // spdk_scsi_lun hot remove); I/O already running finishes through the closing backend.
+      s.target.removeBdevLuns(name);
       s.backends.get(name)?.close();
       s.backends.delete(name);
     });
