@@ -62,6 +62,33 @@ describe('cli: nvme-identify and nvme-perf', function () {
     expect(f.ram.counts.write).to.be.greaterThan(0);
   });
 
+  it('nvme-perf -P spreads the depth over several qpairs (connections)', async () => {
+    const before = f.tgt.counters.ioQpairs;
+    const r = await run(process.execPath, [
+      main,
+      'nvme-perf',
+      '-r',
+      f.trid,
+      '-q',
+      '12',
+      '-P',
+      '3',
+      '-w',
+      'randread',
+      '-t',
+      '0.5',
+    ]);
+    const io = /I\/Os: (\d+) \((\d+) reads, 0 writes, 0 errors\)/.exec(r.stdout);
+    expect(io, r.stdout).to.not.equal(null);
+    expect(Number(io![1])).to.be.greaterThan(100);
+    expect(f.tgt.counters.ioQpairs - before).to.equal(3);
+    const e = await run(process.execPath, [main, 'nvme-perf', '-r', f.trid, '-q', '2', '-P', '3']).catch(
+      (x) => x,
+    );
+    expect(e.code).to.equal(2);
+    expect(e.stderr).to.match(/-P 3 needs/);
+  });
+
   it('rejects bad options with usage and exit code 2', async () => {
     const e = await run(process.execPath, [main, 'nvme-perf', '-r', f.trid, '-w', 'sideways']).catch(
       (x) => x,

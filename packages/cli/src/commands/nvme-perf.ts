@@ -6,9 +6,10 @@ import { type Command, UsageError } from '../command.js';
 
 const USAGE = `usage: storkit nvme-perf -r TRID -q DEPTH -o BYTES -w WORKLOAD -t SECONDS [options]
 
-Drives an NVMe/TCP namespace from one polled I/O qpair, like SPDK's perf.
+Drives an NVMe/TCP namespace from polled I/O qpairs, like SPDK's perf.
   -r TRID      'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN'
-  -q DEPTH     I/Os kept in flight (default 128)
+  -q DEPTH     I/Os kept in flight (default 128), spread over the qpairs
+  -P QPAIRS    I/O qpairs (connections) to use (default 1)
   -o BYTES     I/O size (default 4096)
   -w WORKLOAD  read | write | randread | randwrite | rw | randrw
   -M PERCENT   reads in rw/randrw (default 50)
@@ -53,11 +54,13 @@ export const nvmePerf: Command = {
     let mask: string | undefined;
     let hdgst = false;
     let ddgst = false;
+    let nq = 1;
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       const v = (): string | undefined => argv[++i];
       if (a === '-r') trid = v() ?? '';
       else if (a === '-q') q = num('-q', v(), 1, 65535);
+      else if (a === '-P') nq = num('-P', v(), 1, 256);
       else if (a === '-o') o = num('-o', v(), 512, 16 << 20);
       else if (a === '-w') {
         const x = v() ?? '';
@@ -77,9 +80,12 @@ export const nvmePerf: Command = {
     if (mask !== undefined) pinThread(firstCore(mask));
     const c = await NvmeController.connect(tr, { hdgst, ddgst });
     try {
-      const qp = await c.allocIoQpair({ depth: Math.min(q + 1, c.maxQueueEntries) });
+      if (nq > q) throw new UsageError(`-P ${nq} needs at least ${nq} I/Os in flight (-q)`);
+      const qps = [];
+      for (let i = 0; i < nq; i++)
+        qps.push(await c.allocIoQpair({ depth: Math.min(Math.ceil(q / nq) + 1, c.maxQueueEntries) }));
       const cpuBefore = process.cpuUsage();
-      const r = await runPerf(c, qp, {
+      const r = await runPerf(c, qps, {
         nsid,
         queueDepth: q,
         ioSize: o,
@@ -89,7 +95,7 @@ export const nvmePerf: Command = {
         warmup,
       });
       const cpu = process.cpuUsage(cpuBefore);
-      await c.freeIoQpair(qp);
+      for (const qp of qps) await c.freeIoQpair(qp);
       const name = `TCP (addr:${tr.traddr} subnqn:${tr.subnqn}) NSID ${nsid} from core ${currentCpu()}`;
       const h = r.histogram;
       const lines = [

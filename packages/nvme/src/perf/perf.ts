@@ -1,5 +1,6 @@
-// The engine behind `storkit nvme-perf` (SPDK's perf): keeps `queueDepth` I/Os in flight on one
-// polled qpair for `seconds`, resubmitting from the completion callback. Contexts, buffers and the
+// The engine behind `storkit nvme-perf` (SPDK's perf): keeps `queueDepth` I/Os in flight over one
+// or more polled qpairs (SPDK's -P: the depth is spread round robin over them) for `seconds`,
+// resubmitting from the completion callback. Contexts, buffers and the
 // latency histogram are allocated up front; the loop itself allocates nothing.
 
 import { ticks, ticksToUs } from '@storkit/native';
@@ -38,10 +39,12 @@ export interface PerfResult {
 
 class Ctx {
   readonly buf: Uint8Array;
+  readonly qp: HostQpair;
   start = 0;
   isRead = false;
-  constructor(size: number, fill: number) {
+  constructor(size: number, fill: number, qp: HostQpair) {
     this.buf = new Uint8Array(size).fill(fill);
+    this.qp = qp;
   }
 }
 
@@ -56,7 +59,17 @@ function rng(seed: number): () => number {
   };
 }
 
-export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptions): Promise<PerfResult> {
+export async function runPerf(
+  ctrlr: NvmeController,
+  qpairs: HostQpair | readonly HostQpair[],
+  o: PerfOptions,
+): Promise<PerfResult> {
+  const qps: readonly HostQpair[] = Array.isArray(qpairs) ? qpairs : [qpairs as HostQpair];
+  if (qps.length === 0) throw new Error('no qpair to drive');
+  const failed = (): Error | null => {
+    for (const q of qps) if (q.failed) return q.failed;
+    return null;
+  };
   const nsid = o.nsid ?? 1;
   const ns = await ctrlr.identifyNamespace(nsid);
   if (ns.nsze === 0) throw new Error(`namespace ${nsid} is not active`);
@@ -89,8 +102,8 @@ export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptio
     c.isRead = readPct === 100 || (readPct > 0 && rand() * 100 < readPct);
     c.start = ticks();
     return c.isRead
-      ? qp.read(nsid, slot * nlb, nlb, c.buf, done, c)
-      : qp.write(nsid, slot * nlb, nlb, c.buf, done, c);
+      ? c.qp.read(nsid, slot * nlb, nlb, c.buf, done, c)
+      : c.qp.write(nsid, slot * nlb, nlb, c.buf, done, c);
   };
   const done: Completion<Ctx> = (c, status) => {
     inflight--;
@@ -107,7 +120,10 @@ export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptio
     }
   };
 
-  const ctxs = Array.from({ length: o.queueDepth }, (_, i) => new Ctx(o.ioSize, i & 0xff));
+  const ctxs = Array.from(
+    { length: o.queueDepth },
+    (_, i) => new Ctx(o.ioSize, i & 0xff, qps[i % qps.length]),
+  );
   for (const c of ctxs) if (submit(c)) inflight++;
   const warmupEnd = performance.now() + (o.warmup ?? 0) * 1000;
   let t0 = performance.now();
@@ -115,7 +131,7 @@ export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptio
   // Poll: socket data arrives through the event loop, so yield between polls with setImmediate.
   await new Promise<void>((resolve) => {
     const loop = (): void => {
-      qp.processCompletions(0);
+      for (let i = 0; i < qps.length; i++) qps[i].processCompletions(0);
       const now = performance.now();
       if (!counting && now >= warmupEnd) {
         counting = true;
@@ -123,12 +139,13 @@ export async function runPerf(ctrlr: NvmeController, qp: HostQpair, o: PerfOptio
         end = now + o.seconds * 1000;
       }
       if (!stopping && now >= end) stopping = true;
-      if ((stopping && inflight === 0) || qp.failed) resolve();
+      if ((stopping && inflight === 0) || failed() !== null) resolve();
       else setImmediate(loop);
     };
     setImmediate(loop);
   });
-  if (qp.failed) throw qp.failed;
+  const err = failed();
+  if (err !== null) throw err;
   const secs = (performance.now() - t0) / 1000;
   return {
     ios,
