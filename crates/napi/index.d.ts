@@ -169,6 +169,13 @@ export declare function threadAffinity(): Array<number>
 /** Kernel thread id of the calling thread. */
 export declare function threadId(): number
 
+/**
+ * An 8-byte ArrayBuffer that `ticksStore` writes the tick count into, on this thread.
+ * A napi double return is a fresh heap number per call (TSC counts are not small
+ * integers); a store into memory JS already sees allocates nothing. Call once per worker.
+ */
+export declare function tickCell(): ArrayBuffer
+
 /** Ticks per second. */
 export declare function tickRate(): number
 
@@ -177,6 +184,9 @@ export declare function ticks(): number
 
 /** "tsc" or "monotonic". */
 export declare function tickSource(): string
+
+/** Write the current tick count into this thread's tick cell (see `tickCell`). */
+export declare function ticksStore(): void
 
 /**
  * Let the ring do I/O into a mapping (by handle); returns its slot. The ring keeps the

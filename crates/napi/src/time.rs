@@ -1,9 +1,55 @@
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::ptr;
+
+use napi::bindgen_prelude::ArrayBuffer;
+use napi::{sys, Env};
 use napi_derive::napi;
+
+use crate::uring::external_arraybuffer;
 
 /// Current tick count as a double: exact below 2^53 ticks (years at GHz rates).
 #[napi]
 pub fn ticks() -> f64 {
     storkit_core::time::ticks() as f64
+}
+
+thread_local! {
+    /// The cell `ticks_store` writes: the one `tick_cell` made last on this thread.
+    static CELL: Cell<*mut f64> = const { Cell::new(ptr::null_mut()) };
+}
+
+unsafe extern "C" fn release_cell(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    let p = hint as *mut f64;
+    CELL.with(|c| {
+        if c.get() == p {
+            c.set(ptr::null_mut());
+        }
+    });
+    // SAFETY: hint is the box leaked for this ArrayBuffer in tick_cell; V8 is done with it.
+    drop(unsafe { Box::from_raw(p) });
+}
+
+/// An 8-byte ArrayBuffer that `ticksStore` writes the tick count into, on this thread.
+/// A napi double return is a fresh heap number per call (TSC counts are not small
+/// integers); a store into memory JS already sees allocates nothing. Call once per worker.
+#[napi]
+pub fn tick_cell(env: &Env) -> napi::Result<ArrayBuffer<'_>> {
+    let p = Box::into_raw(Box::new(0f64));
+    CELL.with(|c| c.set(p));
+    external_arraybuffer(env, p.cast(), 8, release_cell, p.cast())
+}
+
+/// Write the current tick count into this thread's tick cell (see `tickCell`).
+#[napi]
+pub fn ticks_store() {
+    CELL.with(|c| {
+        let p = c.get();
+        if !p.is_null() {
+            // SAFETY: p is the live box of this thread's tick cell (cleared by its finalizer).
+            unsafe { *p = storkit_core::time::ticks() as f64 };
+        }
+    });
 }
 
 /// Ticks per second.

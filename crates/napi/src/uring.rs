@@ -65,7 +65,7 @@ fn ring(r: &mut External<UringHandle>) -> napi::Result<&mut Ring> {
     })
 }
 
-fn external_arraybuffer<'env>(
+pub(crate) fn external_arraybuffer<'env>(
     env: &'env Env,
     data: *mut u8,
     len: usize,

@@ -25,6 +25,8 @@ export class ThreadCtx {
   poller: Poller | null = null;
   /** The tick count read once for a batch of completions (-1 outside one): one clock read per batch. */
   batchNow = -1;
+  /** The latest reading of sampleNow (a number field: see sampleNow). */
+  now = -1;
   run: (io: BdevIo) => void;
   constructor(thread: Thread, run: (io: BdevIo) => void) {
     this.thread = thread;
@@ -55,7 +57,9 @@ export function acquireThreadCtx(t: Thread, run: (io: BdevIo) => void): ThreadCt
 export function withThreadBatchClock<A>(t: Thread, fn: (arg: A) => number, arg: A): number {
   const c = threadCtxs.get(t);
   if (c === undefined || c.batchNow >= 0) return fn(arg);
-  c.batchNow = t.host.clock.now();
+  const clock = t.host.clock;
+  clock.sample();
+  c.batchNow = clock.last;
   try {
     return fn(arg);
   } finally {
@@ -76,7 +80,9 @@ function drainDeferred(c: ThreadCtx): number {
   if (q.head === null) return POLLER_IDLE;
   // Only what is queued now: completions they cause wait for the next poll.
   let n = q.length;
-  c.batchNow = c.thread.host.clock.now();
+  const clock = c.thread.host.clock;
+  clock.sample();
+  c.batchNow = clock.last;
   try {
     while (n-- > 0) {
       const io = q.shift();

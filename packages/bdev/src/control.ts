@@ -5,7 +5,7 @@ import { type BdevIo, Queue, Role } from './bdev-io.js';
 import { type BdevChannel, bdevOptions } from './channel.js';
 import type { BdevDesc, BdevTimeoutCb } from './desc.js';
 import { BdevError } from './errors.js';
-import { deferComplete, nowTicks, submitPastQos, submitToModule } from './io-path.js';
+import { deferComplete, sampleNow, submitPastQos, submitToModule } from './io-path.js';
 import {
   createQosState,
   QOS_SLICE_US,
@@ -114,7 +114,8 @@ export function startTimeoutPoller(ch: BdevChannel): void {
 }
 
 function checkTimeouts(ch: BdevChannel): number {
-  const now = nowTicks(ch);
+  sampleNow(ch);
+  const now = ch.tctx.now;
   let n = 0;
   for (let io = ch.oHead; io !== null; io = io.oNext) {
     const d = io.desc;
@@ -139,9 +140,9 @@ export function startQosPoller(ch: BdevChannel): void {
 function qosRelease(ch: BdevChannel): number {
   const q = ch.bdev.qos;
   let n = 0;
-  const now = nowTicks(ch);
+  sampleNow(ch);
   for (let io = ch.qosQueue.head; io !== null; io = ch.qosQueue.head) {
-    if (q?.enabled && !qosAdmit(q, io, now, ch.qosShare)) break;
+    if (q?.enabled && !qosAdmit(q, io, ch.qosShare)) break;
     ch.qosQueue.shift();
     submitPastQos(io);
     n++;

@@ -10,10 +10,27 @@ import { blockedByLock, cawLocked, lockRelease, rangeLockAcquire, recheckLocks }
 import { resetFinish } from './reset.js';
 import { IoStatus, IoType, isWriteType } from './types.js';
 
+/**
+ * Read the current tick count of the channel's reactor into `ch.tctx.now`: the batch's reading
+ * inside a batch, else the clock. The per-I/O path uses this, not nowTicks: a function returning
+ * a tick count (a double above V8's small-integer range) allocates a heap number per call unless
+ * the compiler happened to inline it, while stores into and loads from number fields never do.
+ */
+export function sampleNow(ch: BdevChannel): void {
+  const c = ch.tctx;
+  if (c.batchNow >= 0) {
+    c.now = c.batchNow;
+    return;
+  }
+  const clock = c.thread.host.clock;
+  clock.sample();
+  c.now = clock.last;
+}
+
 /** Current tick count of the channel's reactor (real ticks in a worker, fake in the harness). */
 export function nowTicks(ch: BdevChannel): number {
-  const t = ch.tctx.batchNow;
-  return t >= 0 ? t : ch.thread.host.clock.now();
+  sampleNow(ch);
+  return ch.tctx.now;
 }
 
 /**
@@ -26,7 +43,9 @@ export function withBatchClock<A>(ch: BdevChannel, fn: (arg: A) => void, arg: A)
     fn(arg);
     return;
   }
-  c.batchNow = ch.thread.host.clock.now();
+  const clock = ch.thread.host.clock;
+  clock.sample();
+  c.batchNow = clock.last;
   try {
     fn(arg);
   } finally {
@@ -37,14 +56,15 @@ export function withBatchClock<A>(ch: BdevChannel, fn: (arg: A) => void, arg: A)
 /** @internal Entry for a freshly filled user bdev_io. */
 export function submitIo(io: BdevIo): void {
   const ch = io.ch;
-  io.submitTick = nowTicks(ch);
+  sampleNow(ch);
+  io.submitTick = ch.tctx.now;
   if (ch.frozen > 0) {
     deferComplete(io, IoStatus.ABORTED);
     return;
   }
   const q = io.bdev.qos;
   if (q !== null && qosApplies(io.type)) {
-    if (ch.qosQueue.head !== null || !qosAdmit(q, io, io.submitTick, ch.qosShare)) {
+    if (ch.qosQueue.head !== null || !qosAdmit(q, io, ch.qosShare)) {
       ch.qosQueue.push(io);
       qosWaiting(q, ch.qosShare, true);
       return;
@@ -196,7 +216,8 @@ export function finishIo(io: BdevIo, status: IoStatus): void {
 /** @internal Statistics, back to the pool, the caller's callback, then queueIoWait entries. */
 export function completeUser(io: BdevIo, status: IoStatus): void {
   const ch = io.ch;
-  const ticks = nowTicks(ch) - io.submitTick;
+  sampleNow(ch);
+  const ticks = ch.tctx.now - io.submitTick;
   ch.stat.record(io.type, io.numBlocks * io.bdev.blockSize, ticks, status === IoStatus.SUCCESS);
   if (ch.histogram !== null) ch.histogram.tally(ticks);
   const cb = io.cb;

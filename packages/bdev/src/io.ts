@@ -15,7 +15,7 @@ import type { BdevChannel } from './channel.js';
 import { abortStart } from './control.js';
 import type { BdevDesc } from './desc.js';
 import { BdevError } from './errors.js';
-import { submitIo } from './io-path.js';
+import { sampleNow, submitIo } from './io-path.js';
 import type { IoWaitEntry } from './io-wait.js';
 import { resetStart } from './reset.js';
 import { ENOMEM, type IoCb, IoType } from './types.js';
@@ -258,7 +258,8 @@ export function bdevReset<A>(desc: BdevDesc, ch: IoChannel<BdevChannel>, cb: IoC
   if (io === null) return ENOMEM;
   io.cb = cb as IoCb<unknown>;
   io.cbArg = cbArg;
-  io.submitTick = ch.ctx.thread.host.clock.now();
+  sampleNow(ch.ctx);
+  io.submitTick = ch.ctx.tctx.now;
   resetStart(io);
   return 0;
 }
@@ -280,7 +281,8 @@ export function bdevAbort<A>(
   if (io === null) return ENOMEM;
   io.cb = cb as IoCb<unknown>;
   io.cbArg = cbArg;
-  io.submitTick = ch.ctx.thread.host.clock.now();
+  sampleNow(ch.ctx);
+  io.submitTick = ch.ctx.tctx.now;
   abortStart(io, target);
   return 0;
 }

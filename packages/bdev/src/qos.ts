@@ -148,10 +148,12 @@ export function qosWaiting(q: QosState, share: QosShare, waiting: boolean): void
 
 /**
  * @internal Take io's cost from the shared budget; false (nothing taken) when a limit is spent,
- * or when this channel already took its fair share of the slice while others wait.
+ * or when this channel already took its fair share of the slice while others wait. The time is
+ * io's channel's latest sampleNow reading (a field: a tick count passed as an argument would be
+ * boxed into a heap number).
  */
-export function qosAdmit(q: QosState, io: BdevIo, now: number, share: QosShare): boolean {
-  const slice = Math.floor(now / q.sliceTicks);
+export function qosAdmit(q: QosState, io: BdevIo, share: QosShare): boolean {
+  const slice = Math.floor(io.ch.tctx.now / q.sliceTicks);
   if (slice !== q.lastSlice) refill(q, slice);
   const w = q.words;
   const l = q.limits;

@@ -13,5 +13,5 @@ export { MmioRegion } from './mmio.js';
 export { closeFd, type ReuseportListener, reuseportListen } from './net.js';
 export { DmaPool, type DmaPoolOptions } from './pool.js';
 export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
-export { tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
+export { readTicks, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';

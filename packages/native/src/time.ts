@@ -1,7 +1,22 @@
 import { binding } from './binding.js';
 
-/** Current tick count (monotonic, comparable across workers). One napi call (~tens of ns). */
+/**
+ * Current tick count (monotonic, comparable across workers). One napi call (~tens of ns) whose
+ * double return is a fresh heap number each time; hot paths use readTicks.
+ */
 export const ticks: () => number = binding.ticks;
+
+// This thread's tick cell: the napi call stores into it and returns undefined, so reading the
+// clock allocates nothing as long as the caller keeps the double unboxed (readTicks inlined,
+// the value kept in locals or stored into number fields).
+const tickCell = new Float64Array(binding.tickCell() as ArrayBuffer);
+const ticksStore: () => void = binding.ticksStore;
+
+/** Current tick count, like ticks(), without a heap number per call. */
+export function readTicks(): number {
+  ticksStore();
+  return tickCell[0];
+}
 
 /** Ticks per second of `ticks()`. */
 export const tickRate: number = binding.tickRate();

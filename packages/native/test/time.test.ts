@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { tickRate, tickSource, ticks, ticksToUs } from '../src/index.js';
+import { readTicks, tickRate, tickSource, ticks, ticksToUs } from '../src/index.js';
 
 describe('native: ticks', () => {
   it('reports a source and a plausible rate', () => {
@@ -24,5 +24,33 @@ describe('native: ticks', () => {
       expect(t >= last).to.equal(true);
       last = t;
     }
+  });
+
+  it('readTicks reads the same clock as ticks(), monotonic, in workers too', async () => {
+    const a = ticks();
+    const b = readTicks();
+    const c = ticks();
+    expect(b).to.be.within(a, c);
+    let last = b;
+    for (let i = 0; i < 100000; i++) {
+      const t = readTicks();
+      expect(t >= last).to.equal(true);
+      last = t;
+    }
+    // Each worker has its own tick cell: a worker's reading lies between two of this thread's.
+    const { Worker } = await import('node:worker_threads');
+    const mod = new URL('../src/index.js', import.meta.url).href;
+    const before = ticks();
+    const w = new Worker(
+      `import(${JSON.stringify(mod)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.readTicks()))`,
+      { eval: true },
+    );
+    const got = await new Promise<number>((res, rej) => {
+      w.once('message', res);
+      w.once('error', rej);
+    });
+    await w.terminate();
+    expect(got).to.be.within(before, ticks());
+    expect(readTicks()).to.be.greaterThan(got);
   });
 });

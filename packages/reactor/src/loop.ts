@@ -109,12 +109,14 @@ export class ReactorLoop {
     this.slices++;
     const r = this.reactor;
     const clock = r.clock;
-    const start = clock.now();
+    clock.sample();
+    const start = clock.last;
+    r.lastEnd = start; // pollNext starts the slice's first iteration here
     const yieldIdle = this.#yieldIdleTicks;
     let now = start;
     let idleFrom = -1; // start of the current idle run within this slice
     do {
-      if (r.poll(now) > 0) {
+      if (r.pollNext() > 0) {
         this.#idleSince = now;
         idleFrom = -1;
       } else {

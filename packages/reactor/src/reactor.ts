@@ -3,8 +3,11 @@ import { ReactorError } from './errors.js';
 import { addLocalReactor, type LocalReactor, removeLocalReactor } from './local-reactors.js';
 import { Thread, type ThreadHost } from './thread.js';
 
-/** Something polled once per reactor iteration before the threads (inbound rings). */
-export type ReactorSource = (now: number) => number;
+/**
+ * Something polled once per reactor iteration before the threads (inbound rings). The iteration's
+ * start is reactor.lastNow (not an argument: that would box a heap number per call).
+ */
+export type ReactorSource = () => number;
 
 export interface ReactorOptions {
   index: number;
@@ -87,9 +90,24 @@ export class Reactor implements ThreadHost, LocalReactor {
    */
   poll(now = this.clock.now()): number {
     this.lastNow = now;
+    return this.#iterate();
+  }
+
+  /**
+   * One iteration starting where the last one ended (lastEnd), as the worker loop runs them. No
+   * tick count crosses a call here: a double argument is boxed into a fresh heap number whenever
+   * the compiler does not inline the callee, once per iteration.
+   */
+  pollNext(): number {
+    this.lastNow = this.lastEnd;
+    return this.#iterate();
+  }
+
+  #iterate(): number {
+    const now = this.lastNow;
     let busy = 0;
     const src = this.#sources;
-    for (let i = 0; i < src.length; i++) busy += src[i](now);
+    for (let i = 0; i < src.length; i++) busy += src[i]();
     const fl = this.#flushes;
     // Replies sent by handlers run from the rings go out now, not after every thread has polled:
     // a round trip between reactors waits for this publish on each hop.
@@ -98,18 +116,28 @@ export class Reactor implements ThreadHost, LocalReactor {
     // One clock read per thread (SPDK passes each thread's end time on as the next one's start):
     // the reactor's own accounting and the loop's next iteration reuse the last reading. Handlers
     // run from the rings count as reactor busy time, not as the first thread's.
-    let t0 = busy > 0 ? this.clock.now() : now;
+    const clock = this.clock;
+    let t0 = now;
+    if (busy > 0) {
+      clock.sample();
+      t0 = clock.last;
+    }
     let polled = 0;
     // A thread that exits during its poll leaves the array: revisit the index it vacated.
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i];
-      busy += t.poll(t0);
+      t.pollStart = t0;
+      busy += t.pollStarted();
       t0 = t.lastEnd;
       polled++;
       if (ts[i] !== t) i--;
     }
     for (let i = 0; i < fl.length; i++) fl[i]();
-    const end = polled > 0 ? t0 : this.clock.now();
+    let end = t0;
+    if (polled === 0) {
+      clock.sample();
+      end = clock.last;
+    }
     this.lastEnd = end;
     if (busy > 0) this.busyTicks += end - now;
     else this.idleTicks += end - now;

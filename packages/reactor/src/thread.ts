@@ -42,6 +42,7 @@ export class Thread {
   idleTicks = 0;
   /** Clock reading at the end of the last poll: the reactor starts the next thread from it. */
   lastEnd = 0;
+  /** @internal start of the poll in progress (see pollStarted) */ pollStart = 0;
   /** @internal */ state: ThreadState = ThreadState.Running;
   /** @internal the io_channels held here, by device */ readonly channels = new Map<object, AnyChannel>();
   /** @internal forEachChannel walks in progress that still have to visit this thread */ pendingIters = 0;
@@ -132,17 +133,29 @@ export class Thread {
    * the expired timed pollers in deadline order. Returns > 0 when anything did work.
    */
   poll(now: number, maxMsgs = MSG_BATCH): number {
+    this.pollStart = now;
+    return this.pollStarted(maxMsgs);
+  }
+
+  /**
+   * @internal poll() starting at `pollStart`, which the reactor stores first: a tick count passed
+   * as an argument is boxed into a fresh heap number whenever the callee is not inlined.
+   */
+  pollStarted(maxMsgs = MSG_BATCH): number {
     if (this.state === ThreadState.Exited) return 0;
+    const now = this.pollStart;
     const prev = setCurrentThread(this);
     let busy = 0;
     try {
       busy = this.#queue.run(maxMsgs);
       busy += this.#runActive();
-      busy += this.#runTimed(now);
+      busy += this.#runTimed();
     } finally {
       setCurrentThread(prev);
     }
-    const end = this.host.clock.now();
+    const clock = this.host.clock;
+    clock.sample();
+    const end = clock.last;
     this.lastEnd = end;
     if (busy > 0) this.busyTicks += end - now;
     else this.idleTicks += end - now;
@@ -262,7 +275,8 @@ export class Thread {
     this.#activeDirty = false;
   }
 
-  #runTimed(now: number): number {
+  #runTimed(): number {
+    const now = this.pollStart;
     const heap = this.#timed;
     let busy = 0;
     let p = heap.peek();
@@ -286,9 +300,11 @@ export class Thread {
   // Kept out of the default path: two clock reads per poller run cost more than most pollers.
   #timedRun(p: Poller): number {
     const clock = this.host.clock;
-    const t0 = clock.now();
+    clock.sample();
+    const t0 = clock.last;
     const rc = p.fn();
-    const dt = clock.now() - t0;
+    clock.sample();
+    const dt = clock.last - t0;
     if (rc > 0) p.busyTicks += dt;
     else p.idleTicks += dt;
     return rc;

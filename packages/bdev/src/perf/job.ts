@@ -6,7 +6,7 @@ import type { BdevChannel } from '../channel.js';
 import type { BdevDesc } from '../desc.js';
 import { bdevRegisterDmaRegion, bdevUnregisterDmaRegion } from '../dma-buffers.js';
 import { bdevFlush, bdevRead, bdevUnmap, bdevWrite, bdevWriteZeroes, queueIoWait } from '../io.js';
-import { nowTicks } from '../io-path.js';
+import { sampleNow } from '../io-path.js';
 import { IoWaitEntry } from '../io-wait.js';
 import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '../registry.js';
 import { ENOMEM, IoStatus } from '../types.js';
@@ -97,7 +97,6 @@ export class Job {
   readonly base: number;
   readonly tasks: Task[] = [];
   readonly stats: JobStats;
-  readonly #now: () => number;
   running = false;
   outstanding = 0;
   #seq = 0;
@@ -124,7 +123,6 @@ export class Job {
       );
     }
     this.ch = bdevGetIoChannel(this.desc);
-    this.#now = () => nowTicks(this.ch.ctx);
     const verify = opts.workload === 'verify';
     const per = opts.ioSize * (verify ? 2 : 1);
     this.region = DmaRegion.create(Math.max(4096, per * opts.queueDepth));
@@ -173,12 +171,9 @@ export class Job {
     for (let i = 0; i < this.tasks.length; i++) {
       const t = this.tasks[i];
       if (this.opts.workload === 'verify') t.offset = (this.base + (i % this.span)) * this.blocks;
-      startTask(t, this.now());
+      sampleNow(this.ch.ctx);
+      startTask(t);
     }
-  }
-
-  now(): number {
-    return this.#now();
   }
 
   /** Stop submitting; `done` runs once every I/O in flight has completed. */
@@ -217,7 +212,8 @@ function fillPattern(buf: Uint8Array, offset: number): void {
   }
 }
 
-function startTask(t: Task, now: number): void {
+/** Start t's next I/O, stamped with the channel's latest sampleNow reading. */
+function startTask(t: Task): void {
   const j = t.job;
   const w = j.opts.workload;
   switch (w) {
@@ -250,7 +246,7 @@ function startTask(t: Task, now: number): void {
       t.op = OP_OTHER;
       t.offset = j.nextOffset(true);
   }
-  t.start = now;
+  t.start = j.ch.ctx.tctx.now;
   submitTask(t);
 }
 
@@ -279,8 +275,9 @@ function taskDone(status: IoStatus, t: Task): void {
   const j = t.job;
   j.outstanding--;
   const s = j.stats;
-  const now = j.now();
-  const lat = now - t.start;
+  const c = j.ch.ctx.tctx;
+  sampleNow(j.ch.ctx);
+  const lat = c.now - t.start;
   if (status !== IoStatus.SUCCESS) s.errors++;
   else if (j.opts.workload === 'verify' && t.phase === 1 && !equal(t.buf, t.rbuf as Uint8Array)) {
     if (s.miscompares++ === 0) s.firstMiscompare = t.offset;
@@ -289,7 +286,7 @@ function taskDone(status: IoStatus, t: Task): void {
     if (t.phase === 0) {
       t.phase = 1;
       t.op = OP_READ;
-      t.start = now;
+      t.start = c.now;
       if (j.running) submitTask(t);
       else if (j.outstanding === 0) j.idle();
       return;
@@ -303,6 +300,6 @@ function taskDone(status: IoStatus, t: Task): void {
   s.latTicks += lat;
   if (lat < s.minTicks) s.minTicks = lat;
   if (lat > s.maxTicks) s.maxTicks = lat;
-  if (j.running) startTask(t, now);
+  if (j.running) startTask(t);
   else if (j.outstanding === 0) j.idle();
 }
