@@ -48,6 +48,29 @@ fn stream_socket() -> Result<OwnedFd> {
     owned(fd, "socket")
 }
 
+/// Whether a process listens on the socket at `addr`: a nonblocking connect succeeds (or finds
+/// the backlog full) only then; a file nobody listens on refuses it. The probe connection is
+/// closed at once; the listener sees a frontend that hangs up before its first message.
+fn listening(addr: &libc::sockaddr_un, len: libc::socklen_t) -> Result<bool> {
+    let fd = stream_socket()?;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+        libc::EAGAIN | libc::EINPROGRESS => Ok(true),
+        libc::ECONNREFUSED | libc::ENOENT => Ok(false),
+        _ => Err(Error::last_os("connect (probing an existing socket file)")),
+    }
+}
+
 /// A listening vhost-user socket (the backend side, SPDK's default mode).
 pub struct Listener {
     fd: OwnedFd,
@@ -55,7 +78,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Bind and listen on `path`, replacing a stale socket file left by a dead process.
+    /// Bind and listen on `path`, replacing a stale socket file left by a dead process. A socket
+    /// file some live process still listens on is refused (EADDRINUSE): unlinking it would
+    /// silently take its path over, and its frontends would reconnect to the wrong backend.
     pub fn bind(path: &str) -> Result<Listener> {
         let (addr, len) = sockaddr(path)?;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -64,6 +89,12 @@ impl Listener {
                 return Err(Error::InvalidArgument(format!(
                     "{path} exists and is not a socket"
                 )));
+            }
+            if listening(&addr, len)? {
+                return Err(Error::Os {
+                    op: "bind (a live listener owns the socket file)",
+                    errno: libc::EADDRINUSE,
+                });
             }
             let _ = std::fs::remove_file(path);
         }
@@ -478,6 +509,32 @@ mod tests {
         let c = Conn::connect(&path).unwrap();
         let s = l.accept().unwrap().unwrap();
         (l, c, s)
+    }
+
+    #[test]
+    fn bind_refuses_a_live_listener_and_replaces_a_stale_file() {
+        let path = format!("/tmp/storkit-vhost-test-live-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&path);
+        let live = Listener::bind(&path).unwrap();
+        match Listener::bind(&path) {
+            Err(Error::Os { errno, .. }) => assert_eq!(errno, libc::EADDRINUSE),
+            Err(e) => panic!("expected EADDRINUSE, got {e}"),
+            Ok(_) => panic!("a second listener took over a live socket file"),
+        }
+        // The refused bind left the live listener's file in place: it still takes connections.
+        let _c = Conn::connect(&path).unwrap();
+        assert!(live.accept().unwrap().is_some());
+        // A socket file nobody listens on any more (its owner died without unlinking it).
+        let std_l = std::os::unix::net::UnixListener::bind(format!("{path}.stale")).unwrap();
+        drop(std_l);
+        let stale = format!("{path}.stale");
+        assert!(std::fs::symlink_metadata(&stale).is_ok());
+        let again = Listener::bind(&stale).unwrap();
+        let _c2 = Conn::connect(&stale).unwrap();
+        assert!(again.accept().unwrap().is_some());
+        drop(again);
+        drop(live);
+        assert!(std::fs::symlink_metadata(&path).is_err());
     }
 
     fn recv_one(c: &mut Conn) -> (Msg, Vec<OwnedFd>) {

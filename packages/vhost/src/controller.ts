@@ -40,6 +40,8 @@ export const QUEUE_BURST = 32;
 const CONTROL_BURST = 32;
 /** Control socket poll period. */
 const CONTROL_PERIOD_US = 200;
+/** While connected, control polls per look for (and refusal of) another frontend. */
+const ACCEPT_EVERY = 16;
 /** IOPS measurement window for coalescing. */
 const RATE_PERIOD_US = 10_000;
 
@@ -140,6 +142,7 @@ export class VhostController {
   #inflightMade: DmaRegion | null = null;
   #inflight: { map: GuestMapping; numQueues: number; queueSize: number } | null = null;
   #closed = false;
+  #acceptTick = 0;
 
   constructor(opts: ControllerOptions) {
     this.name = opts.name;
@@ -254,15 +257,29 @@ export class VhostController {
 
   #pollQueue(q: VirtQueue, i: number): number {
     let work = 0;
-    if (q.enabled) work += this.device.processQueue(q, QUEUE_BURST);
+    if (q.enabled) {
+      // The queue counts what it takes; the controller's totals outlive its queues (reconnects).
+      const qs = q.stats;
+      const r0 = qs.requests;
+      const b0 = qs.badChains;
+      work += this.device.processQueue(q, QUEUE_BURST);
+      this.stats.requests += qs.requests - r0;
+      this.stats.badChains += qs.badChains - b0;
+    }
     if (q.broken !== null) this.#queueBroke(q);
     if (q.publish()) {
       if (this.coalescing.delayBaseUs > 0 && this.#rate[i] > this.coalescing.iopsThreshold)
         this.#held[i] = true;
-      else q.signal();
+      else this.#signal(q);
       work++;
     }
     return work;
+  }
+
+  #signal(q: VirtQueue): void {
+    const n = q.stats.interrupts;
+    q.signal();
+    this.stats.interrupts += q.stats.interrupts - n;
   }
 
   #queueBroke(q: VirtQueue): void {
@@ -276,7 +293,8 @@ export class VhostController {
     for (let i = 0; i < this.#held.length; i++) {
       if (!this.#held[i]) continue;
       this.#held[i] = false;
-      this.#queues[i]?.signal();
+      const q = this.#queues[i];
+      if (q !== undefined) this.#signal(q);
       n++;
     }
     return n > 0 ? POLLER_BUSY : POLLER_IDLE;
@@ -355,11 +373,17 @@ export class VhostController {
   #pollControl(): number {
     if (this.#listener === null) return POLLER_IDLE;
     let work = 0;
+    // accept() is the dearest call here (a few µs): with a frontend connected, another one can
+    // only be refused, so it is looked for on one control poll in ACCEPT_EVERY.
+    const accepting = this.#conn === null || ++this.#acceptTick % ACCEPT_EVERY === 0;
     try {
-      for (let k = 0; k < 4; k++) {
+      for (let k = 0; accepting && k < 4; k++) {
         const c = this.#listener.accept();
         if (c === null) break;
         work++;
+        // A frontend that already hung up (e.g. another backend's bind probing whether this
+        // socket is live) must not make the next one look like a second frontend.
+        if (this.#conn !== null && !this.#alive()) this.#disconnect('frontend closed the connection');
         if (this.#conn !== null) {
           c.close(); // One frontend at a time.
         } else {
@@ -389,6 +413,24 @@ export class VhostController {
     }
     if (this.#waitBase !== null) this.#finishVringBase();
     return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  /** Whether the connected frontend is still there (handles a message it already sent). */
+  #alive(): boolean {
+    const conn = this.#conn;
+    if (conn === null) return false;
+    if (this.#waitBase !== null) return !conn.closed;
+    let m: VhostMessage | null;
+    try {
+      m = conn.recv();
+    } catch (e) {
+      this.stats.protocolErrors++;
+      this.#disconnect((e as Error).message);
+      return false;
+    }
+    if (m === null) return !conn.closed;
+    this.#dispatch(m);
+    return this.#conn !== null;
   }
 
   #dispatch(m: VhostMessage): void {

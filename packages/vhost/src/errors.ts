@@ -14,6 +14,8 @@ export type VhostErrorCode =
   | 'EBROKEN'
   /** The peer went away. */
   | 'ENOTCONN'
+  /** A live backend already listens on the controller's socket path (it is left alone). */
+  | 'EADDRINUSE'
   /** A native call failed (the message carries its own errno code). */
   | 'ENATIVE';
 

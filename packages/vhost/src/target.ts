@@ -108,8 +108,6 @@ export class VhostTarget {
 
   vhost_create_blk_controller(p: CreateBlkParams): boolean {
     this.#checkNew(p.ctrlr, p.cpumask);
-    if (p.packed_ring === true)
-      throw new VhostError('EINVAL', 'packed rings are not supported; use split rings');
     const backend = this.#bdev(p.dev_name);
     const device = new BlkDevice(backend, { readonly: p.readonly === true, numQueues: p.num_queues ?? 1 });
     const ctrl = new VhostController({
@@ -117,6 +115,7 @@ export class VhostTarget {
       socketPath: join(this.socketDir, p.ctrlr),
       cpumask: p.cpumask,
       device,
+      packedRing: p.packed_ring === true,
     });
     this.#launch({ ctrl, thread: null, bdev: p.dev_name, readonly: device.readonly }, p.cpumask);
     return true;

@@ -1,8 +1,11 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
 import { RamBackend } from '@storkit/scsi';
 import { expect } from 'chai';
 
 import { VhostTarget } from '../src/index.js';
-import { Blk } from '../src/spec.js';
+import { Blk, bits, Feature } from '../src/spec.js';
 import { harness, pattern, sockPath } from './helpers.js';
 import { DATA, MockBlk } from './mock.js';
 
@@ -46,9 +49,33 @@ describe('VhostTarget: SPDK vhost RPC surface', () => {
       expect(
         code(() => rpc.vhost_create_blk_controller({ ctrlr: 'y', dev_name: 'Malloc0', cpumask: 'zz' })),
       ).to.equal('EINVAL');
+      // packed_ring as the app takes it: offered in GET_FEATURES and shown in the listing.
       expect(
-        code(() => rpc.vhost_create_blk_controller({ ctrlr: 'y', dev_name: 'Malloc0', packed_ring: true })),
-      ).to.equal('EINVAL');
+        rpc.vhost_create_blk_controller({ ctrlr: 'vhost.p', dev_name: 'Malloc0', packed_ring: true }),
+      ).to.equal(true);
+      expect(t.controller('vhost.p').offeredFeatures & bits(Feature.RingPacked)).to.equal(
+        bits(Feature.RingPacked),
+      );
+      expect(t.controller('vhost.0').offeredFeatures & bits(Feature.RingPacked)).to.equal(0n);
+      expect(
+        (rpc.vhost_get_controllers({ name: 'vhost.p' }) as { backend_specific: { block: object } }[])[0]
+          .backend_specific.block,
+      ).to.deep.include({ packed_ring: true });
+      expect(rpc.vhost_delete_controller({ ctrlr: 'vhost.p' })).to.equal(true);
+      // Another target may not take over a socket a live controller listens on...
+      const other = new VhostTarget({ socketDir: dir, lookupBdev: (n) => bdevs.get(n) });
+      expect(
+        code(() => other.vhost_create_blk_controller({ ctrlr: 'vhost.0', dev_name: 'Malloc1' })),
+      ).to.equal('EADDRINUSE');
+      // ...but replaces a socket file nobody listens on any more (its owner died).
+      const stale = net.createServer().listen(`${dir}/vhost.stale`);
+      await new Promise((r) => stale.once('listening', r));
+      // Closing a node:net server unlinks its file: take a hard link to keep a stale one.
+      fs.linkSync(`${dir}/vhost.stale`, `${dir}/vhost.2`);
+      await new Promise((r) => stale.close(r));
+      expect(fs.statSync(`${dir}/vhost.2`).isSocket()).to.equal(true);
+      expect(other.vhost_create_blk_controller({ ctrlr: 'vhost.2', dev_name: 'Malloc1' })).to.equal(true);
+      other.close();
       expect(code(() => rpc.vhost_create_blk_controller({ ctrlr: '../evil', dev_name: 'Malloc0' }))).to.equal(
         'EINVAL',
       );
@@ -118,6 +145,13 @@ describe('VhostTarget: SPDK vhost RPC surface', () => {
       m.q.add(m.request(Blk.T.Out, 1, 512));
       await m.complete(1);
       expect(m.status()).to.equal(Blk.S.Ok);
+      // The first controller still owns its socket (the probe connection came and went).
+      expect(t.controller('vhost.0').stats.requests).to.equal(1);
+      m.q.add(m.request(Blk.T.In, 1, 512));
+      m.q.add(m.request(Blk.T.In, 2, 512));
+      await m.complete(2);
+      expect(t.controller('vhost.0').stats.requests).to.equal(3);
+      expect(t.controller('vhost.0').stats.interrupts).to.be.greaterThan(0);
       m.close();
       for (let i = 0; i < 200 && t.controller('vhost.0').connected; i++) {
         h.advanceTime(250);
