@@ -41,7 +41,7 @@ export function scatter(chain: Chain, writable: number, at: number, src: Uint8Ar
 
 /**
  * The views of the segments in direction `writable`, minus `skip` bytes at the front and `drop`
- * bytes at the back, into `out` (cleared first). Returns the byte count.
+ * bytes at the back, into `out` (which ends up holding exactly those). Returns the byte count.
  */
 export function dataViews(
   chain: Chain,
@@ -50,7 +50,7 @@ export function dataViews(
   drop: number,
   out: Uint8Array[],
 ): number {
-  out.length = 0;
+  let k = 0;
   let total = 0;
   for (let i = 0; i < chain.count; i++) if (chain.writable[i] === writable) total += chain.iov[i].length;
   const end = total - drop;
@@ -62,11 +62,13 @@ export function dataViews(
     const a = Math.max(skip, pos);
     const b = Math.min(end, pos + s.length);
     if (b > a) {
-      out.push(a === pos && b === pos + s.length ? s : s.subarray(a - pos, b - pos));
+      out[k++] = a === pos && b === pos + s.length ? s : s.subarray(a - pos, b - pos);
       bytes += b - a;
     }
     pos += s.length;
   }
+  // Resizing an array is not free; requests of one shape keep their length.
+  if (out.length !== k) out.length = k;
   return bytes;
 }
 

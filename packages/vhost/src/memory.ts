@@ -9,6 +9,9 @@ export type Uva = number;
 /** Region slots this backend accepts (GET_MAX_MEM_SLOTS). */
 export const MAX_MEM_SLOTS = 32;
 
+const VIEW_CACHE = 1024;
+const EMPTY = new Uint8Array(0);
+
 /** One mapped guest memory region. `bytes` covers exactly [gpa, gpa + size). */
 export interface GuestRegion {
   readonly gpa: Gpa;
@@ -16,6 +19,8 @@ export interface GuestRegion {
   readonly uva: Uva;
   readonly mmapOffset: number;
   readonly bytes: Uint8Array;
+  /** A DataView over `bytes` (descriptor tables are read through it, in place). */
+  readonly dv: DataView;
   /** The mapping behind it (null for regions the test harness builds from plain memory). */
   readonly mapping: GuestMapping | null;
 }
@@ -29,6 +34,15 @@ export interface GuestRegion {
 export class GuestMemory {
   #regions: GuestRegion[] = [];
   #last = 0;
+  /**
+   * Views handed out, by (gpa, len), direct mapped: drivers reuse their request headers, status
+   * bytes, indirect tables and (often) data buffers, so in steady state a request's segments cost
+   * no allocation. Emptied whenever the region table changes, so a view never outlives its region
+   * in the table.
+   */
+  readonly #vGpa = new Float64Array(VIEW_CACHE).fill(-1);
+  readonly #vLen = new Uint32Array(VIEW_CACHE);
+  readonly #views: Uint8Array[] = new Array(VIEW_CACHE).fill(EMPTY);
 
   get regions(): readonly GuestRegion[] {
     return this.#regions;
@@ -39,7 +53,8 @@ export class GuestMemory {
     this.#checkNew(gpa, size, uva);
     const m = GuestMapping.map(fd, mmapOffset, size);
     const bytes = new Uint8Array(m.buffer, m.delta, size);
-    const r: GuestRegion = { gpa, size, uva, mmapOffset, bytes, mapping: m };
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, size);
+    const r: GuestRegion = { gpa, size, uva, mmapOffset, bytes, dv, mapping: m };
     this.#insert(r);
     return r;
   }
@@ -47,7 +62,8 @@ export class GuestMemory {
   /** Add a region over memory this process already has (the virtio-user side, tests). */
   addBytes(gpa: Gpa, bytes: Uint8Array, uva: Uva = gpa): GuestRegion {
     this.#checkNew(gpa, bytes.length, uva);
-    const r: GuestRegion = { gpa, size: bytes.length, uva, mmapOffset: 0, bytes, mapping: null };
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    const r: GuestRegion = { gpa, size: bytes.length, uva, mmapOffset: 0, bytes, dv, mapping: null };
     this.#insert(r);
     return r;
   }
@@ -70,6 +86,12 @@ export class GuestMemory {
     this.#regions.push(r);
     this.#regions.sort((a, b) => a.gpa - b.gpa);
     this.#last = 0;
+    this.#forget();
+  }
+
+  #forget(): void {
+    this.#vGpa.fill(-1);
+    this.#views.fill(EMPTY);
   }
 
   /** Take the region with this gpa and size out of the table without unmapping it (REM_MEM_REG). */
@@ -78,6 +100,7 @@ export class GuestMemory {
     if (i < 0) return null;
     const [r] = this.#regions.splice(i, 1);
     this.#last = 0;
+    this.#forget();
     return r;
   }
 
@@ -92,6 +115,7 @@ export class GuestMemory {
     for (const r of this.#regions) r.mapping?.close();
     this.#regions = [];
     this.#last = 0;
+    this.#forget();
   }
 
   /** Index of the region holding [gpa, gpa + len), or -1. */
@@ -115,11 +139,24 @@ export class GuestMemory {
    */
   slice(gpa: Gpa, len: number): Uint8Array | null {
     if (len < 0 || gpa < 0) return null;
+    const k = ((gpa >>> 4) ^ (gpa >>> 14) ^ len) & (VIEW_CACHE - 1);
+    if (this.#vGpa[k] === gpa && this.#vLen[k] === len) return this.#views[k];
     const i = this.#find(gpa, len);
     if (i < 0) return null;
     const r = this.#regions[i];
     const off = gpa - r.gpa;
-    return r.bytes.subarray(off, off + len);
+    const v = r.bytes.subarray(off, off + len);
+    this.#vGpa[k] = gpa;
+    this.#vLen[k] = len;
+    this.#views[k] = v;
+    return v;
+  }
+
+  /** The region holding [gpa, gpa + len), or null (the offset in it is gpa - region.gpa). */
+  regionOf(gpa: Gpa, len: number): GuestRegion | null {
+    if (len < 0 || gpa < 0) return null;
+    const i = this.#find(gpa, len);
+    return i < 0 ? null : this.#regions[i];
   }
 
   /** The region holding [gpa, gpa + len) and the offset in its `bytes`, for typed-array views. */

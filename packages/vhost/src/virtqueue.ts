@@ -7,6 +7,7 @@ import { needEvent, Vring } from './spec.js';
 export const MAX_SEGMENTS = 130;
 
 const TWO_32 = 2 ** 32;
+const EMPTY_DV = new DataView(new ArrayBuffer(0));
 /** Descriptor addresses with a high word at or above this are beyond 2^53: never guest memory. */
 const MAX_HI = 2 ** 21;
 
@@ -131,7 +132,9 @@ export class SplitQueue extends VirtQueue {
   usedIdx = 0;
 
   #mem: GuestMemory | null = null;
-  #descBytes: Uint8Array = new Uint8Array(0);
+  /** The descriptor table, read in place: its region's DataView and its offset there. */
+  #descDv: DataView = EMPTY_DV;
+  #descAt = 0;
   #avail: Uint16Array = new Uint16Array(0);
   #used16: Uint16Array = new Uint16Array(0);
   #used32: Uint32Array = new Uint32Array(0);
@@ -168,7 +171,8 @@ export class SplitQueue extends VirtQueue {
     if (addr.desc % 16 !== 0 || aOff % 2 !== 0 || uOff % 4 !== 0)
       return `queue ${this.index}: misaligned ring`;
     this.#mem = mem;
-    this.#descBytes = d.region.bytes.subarray(d.offset, d.offset + 16 * size);
+    this.#descDv = d.region.dv;
+    this.#descAt = d.offset;
     this.#avail = new Uint16Array(a.region.bytes.buffer, aOff, 3 + size);
     // flags, idx, ring[size] as u32 pairs, then avail_event: the u16 view covers it all.
     this.#used16 = new Uint16Array(u.region.bytes.buffer, uOff, 3 + 4 * size);
@@ -214,7 +218,7 @@ export class SplitQueue extends VirtQueue {
     this.running = false;
     this.draining = false;
     this.#mem = null;
-    this.#descBytes = new Uint8Array(0);
+    this.#descDv = EMPTY_DV;
     this.#avail = new Uint16Array(0);
     this.#used16 = new Uint16Array(0);
     this.#used32 = new Uint32Array(0);
@@ -253,7 +257,8 @@ export class SplitQueue extends VirtQueue {
 
   #walk(chain: Chain, head: number): void {
     const mem = this.#mem as GuestMemory;
-    let table = this.#descBytes;
+    let dv = this.#descDv;
+    let at = this.#descAt;
     let tableSize = this.size;
     let i = head;
     let inIndirect = false;
@@ -263,12 +268,12 @@ export class SplitQueue extends VirtQueue {
         chain.error = 'descriptor chain loops or is longer than its table';
         return;
       }
-      const o = i * 16;
-      const lo = rd32(table, o);
-      const hi = rd32(table, o + 4);
-      const len = rd32(table, o + 8);
-      const flags = table[o + 12] | (table[o + 13] << 8);
-      const next = table[o + 14] | (table[o + 15] << 8);
+      const o = at + i * 16;
+      const lo = dv.getUint32(o, true);
+      const hi = dv.getUint32(o + 4, true);
+      const len = dv.getUint32(o + 8, true);
+      const flags = dv.getUint16(o + 12, true);
+      const next = dv.getUint16(o + 14, true);
       if (hi >= MAX_HI) {
         chain.error = 'descriptor address beyond guest memory';
         return;
@@ -279,12 +284,13 @@ export class SplitQueue extends VirtQueue {
           chain.error = 'bad indirect descriptor';
           return;
         }
-        const t = mem.slice(gpa, len);
-        if (t === null) {
+        const r = mem.regionOf(gpa, len);
+        if (r === null) {
           chain.error = 'indirect table outside guest memory';
           return;
         }
-        table = t;
+        dv = r.dv;
+        at = gpa - r.gpa;
         tableSize = len / 16;
         inIndirect = true;
         ttl = tableSize + 1;

@@ -4,6 +4,32 @@ import fc from 'fast-check';
 import { GuestMemory } from '../src/index.js';
 
 describe('GuestMemory translation', () => {
+  it('hands the same view back for a range asked again, and never one of a region that left the table', () => {
+    const mem = new GuestMemory();
+    const a = new Uint8Array(8192);
+    mem.addBytes(0, a);
+    const v = mem.slice(4096, 16);
+    // Drivers reuse their header, status and data buffers: no new view per request.
+    expect(mem.slice(4096, 16)).to.equal(v);
+    expect(mem.slice(4096, 17)).to.not.equal(v);
+    // Same range, new memory (SET_MEM_TABLE): the view is of the new region.
+    mem.clear();
+    expect(mem.slice(4096, 16)).to.equal(null);
+    const b = new Uint8Array(8192);
+    mem.addBytes(0, b);
+    expect(mem.slice(4096, 16)?.buffer).to.equal(b.buffer);
+    // A region taken out (REM_MEM_REG) takes its views with it.
+    const w = mem.slice(100, 4);
+    expect(w?.buffer).to.equal(b.buffer);
+    expect(mem.detach(0, 8192)).to.not.equal(null);
+    expect(mem.slice(100, 4)).to.equal(null);
+    expect(mem.regionOf(100, 4)).to.equal(null);
+    mem.addBytes(0, a);
+    expect(mem.slice(100, 4)?.buffer).to.equal(a.buffer);
+    expect(mem.regionOf(8000, 192)?.bytes).to.equal(a);
+    expect(mem.regionOf(8000, 193)).to.equal(null);
+  });
+
   it('hands out a view only when the range lies wholly inside one region, and exactly that range', () => {
     fc.assert(
       fc.property(
