@@ -163,6 +163,48 @@ export interface ReuseportListener {
   port: number
 }
 
+/** `[address, port, localAddress, localPort]` of a connection. */
+export declare function sockAddresses(g: ExternalObject<SockGroupHandle>, fd: number): [string, number, string, number]
+
+/** Close a connection or listener of the group. */
+export declare function sockClose(g: ExternalObject<SockGroupHandle>, fd: number): void
+
+/** Arm the waiter once (the reactor is about to sleep). */
+export declare function sockGroupArm(g: ExternalObject<SockGroupHandle>): void
+
+/** Close every socket of the group and stop its waiter. Idempotent. */
+export declare function sockGroupClose(g: ExternalObject<SockGroupHandle>): void
+
+/** A new, empty group. */
+export declare function sockGroupCreate(): ExternalObject<SockGroupHandle>
+
+/** Disarm the waiter (the reactor is awake). */
+export declare function sockGroupDisarm(g: ExternalObject<SockGroupHandle>): void
+
+/** Listen on host:port through an SO_REUSEPORT socket owned by the group. */
+export declare function sockGroupListen(g: ExternalObject<SockGroupHandle>, host: string, port: number, backlog: number): ReuseportListener
+
+/**
+ * Poll without waiting: events into `events` (3 words each: fd, flags, listener fd); returns
+ * how many. New connections are accepted here.
+ */
+export declare function sockGroupPoll(g: ExternalObject<SockGroupHandle>, events: Int32Array): number
+
+/**
+ * Start the group's wake-up thread: `wake` runs on this JS thread each time the armed group
+ * has an event. The callback does not keep the event loop alive.
+ */
+export declare function sockGroupStartWaiter(g: ExternalObject<SockGroupHandle>, wake: () => void): void
+
+/** Read into `buf`: bytes read, 0 at end of stream, or a negative errno (-11 EAGAIN). */
+export declare function sockRecv(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array): number
+
+/** Send `buf[off, off + len)`: bytes taken, or a negative errno (-11 EAGAIN). */
+export declare function sockSend(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array, off: number, len: number): number
+
+/** Report writability of `fd` (after a partial send), or stop. */
+export declare function sockWantWrite(g: ExternalObject<SockGroupHandle>, fd: number, on: boolean): void
+
 /** The CPUs the calling thread may run on. */
 export declare function threadAffinity(): Array<number>
 

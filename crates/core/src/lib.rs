@@ -12,6 +12,7 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod registry;
+pub mod sock;
 pub mod time;
 pub mod uring;
 pub mod vhost_msg;

@@ -170,6 +170,25 @@ pub fn local_addr(fd: i32) -> Result<SocketAddr> {
     from_raw(&ss)
 }
 
+/// The address of a connected socket's peer.
+pub fn peer_addr(fd: i32) -> Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss has room for `len` bytes; the kernel writes at most that many.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os("getpeername"));
+    }
+    from_raw(&ss)
+}
+
 fn from_raw(ss: &libc::sockaddr_storage) -> Result<SocketAddr> {
     match ss.ss_family as i32 {
         libc::AF_INET => {

@@ -10,6 +10,7 @@ mod cpu;
 mod crc;
 mod mem;
 mod net;
+mod sock;
 mod time;
 mod uring;
 mod vhost;

@@ -13,5 +13,16 @@ export { MmioRegion } from './mmio.js';
 export { closeFd, type ReuseportListener, reuseportListen } from './net.js';
 export { DmaPool, type DmaPoolOptions } from './pool.js';
 export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
+export {
+  SOCK_ACCEPT,
+  SOCK_EAGAIN,
+  SOCK_ERR,
+  SOCK_EVENT_WORDS,
+  SOCK_HUP,
+  SOCK_IN,
+  SOCK_OUT,
+  type SockAddresses,
+  SockGroup,
+} from './sock.js';
 export { readTicks, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';

@@ -1,0 +1,122 @@
+import { binding } from './binding.js';
+import { native, toNativeError } from './errors.js';
+import type { ReuseportListener } from './net.js';
+
+/** Event flags in `SockGroup.poll`'s array (crates/core/src/sock.rs). */
+export const SOCK_IN = 1;
+/** The connection takes bytes again (reported only while `wantWrite(fd, true)`). */
+export const SOCK_OUT = 2;
+/** The peer hung up. */
+export const SOCK_HUP = 4;
+/** The socket has a pending error (`recv` returns it). */
+export const SOCK_ERR = 8;
+/** A connection just accepted; the third word is the listener's fd. */
+export const SOCK_ACCEPT = 16;
+/** i32 words per event: fd, flags, listener fd (SOCK_ACCEPT) or 0. */
+export const SOCK_EVENT_WORDS = 3;
+/** What `recv`/`send` return when the socket has no bytes (or no room) now. */
+export const SOCK_EAGAIN = -11;
+
+/** Both ends of a connection. */
+export interface SockAddresses {
+  readonly address: string;
+  readonly port: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+/**
+ * A polled socket group (SPDK's sock group, posix flavour): one level-triggered epoll set of
+ * listeners and connections, owned by one reactor and polled from its poller.
+ *
+ * `poll(events)` accepts pending connections natively (non-blocking, TCP_NODELAY) and fills
+ * `events` with `SOCK_EVENT_WORDS` words per event; `recv` and `send` move bytes between the
+ * kernel and caller buffers, returning counts or negative errnos (`SOCK_EAGAIN` when nothing can
+ * move now). None of these allocates a JS object. After a partial send, `wantWrite(fd, true)`
+ * makes `poll` report SOCK_OUT until it is turned off.
+ *
+ * A reactor that sleeps arms the group (`arm()`) just before: the waiter thread started by
+ * `startWaiter(wake)` then calls `wake` on this JS thread at the group's next event (or at once if
+ * one is pending), once per arm; `disarm()` when awake again.
+ */
+export class SockGroup {
+  readonly #g: ReturnType<typeof binding.sockGroupCreate>;
+  #closed = false;
+
+  constructor() {
+    this.#g = native(() => binding.sockGroupCreate());
+  }
+
+  /** Listen on `host:port` (an IP literal; 0 picks a port) through an SO_REUSEPORT socket. */
+  listen(host: string, port: number, backlog = 511): ReuseportListener {
+    return native(() => binding.sockGroupListen(this.#g, host, port, backlog));
+  }
+
+  /** Events since the last poll into `events`; returns how many (never waits). */
+  poll(events: Int32Array): number {
+    try {
+      return binding.sockGroupPoll(this.#g, events);
+    } catch (e) {
+      throw toNativeError(e);
+    }
+  }
+
+  /** Read into `buf`: bytes read, 0 at end of stream, or a negative errno. */
+  recv(fd: number, buf: Uint8Array): number {
+    try {
+      return binding.sockRecv(this.#g, fd, buf);
+    } catch (e) {
+      throw toNativeError(e);
+    }
+  }
+
+  /** Send `buf[off, off + len)`: bytes the kernel took, or a negative errno. */
+  send(fd: number, buf: Uint8Array, off = 0, len = buf.length - off): number {
+    try {
+      return binding.sockSend(this.#g, fd, buf, off, len);
+    } catch (e) {
+      throw toNativeError(e);
+    }
+  }
+
+  /** Report SOCK_OUT for `fd` while `on`. */
+  wantWrite(fd: number, on: boolean): void {
+    native(() => binding.sockWantWrite(this.#g, fd, on));
+  }
+
+  /** Close a connection or listener of the group. */
+  close(fd: number): void {
+    native(() => binding.sockClose(this.#g, fd));
+  }
+
+  /** Peer and local address of a connection. */
+  addresses(fd: number): SockAddresses {
+    const [address, port, localAddress, localPort] = native(() => binding.sockAddresses(this.#g, fd));
+    return { address, port, localAddress, localPort };
+  }
+
+  /** Start the wake-up thread; `wake` runs on this JS thread (it does not keep the loop alive). */
+  startWaiter(wake: () => void): void {
+    native(() => binding.sockGroupStartWaiter(this.#g, wake));
+  }
+
+  /** One wake-up at the group's next event (or now, if one is pending). */
+  arm(): void {
+    native(() => binding.sockGroupArm(this.#g));
+  }
+
+  /** No wake-up (the reactor polls for itself). */
+  disarm(): void {
+    native(() => binding.sockGroupDisarm(this.#g));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Close every socket and stop the waiter. Idempotent. */
+  destroy(): void {
+    this.#closed = true;
+    binding.sockGroupClose(this.#g);
+  }
+}

@@ -1,0 +1,203 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+
+import { expect } from 'chai';
+
+import {
+  NativeError,
+  SOCK_ACCEPT,
+  SOCK_EAGAIN,
+  SOCK_ERR,
+  SOCK_EVENT_WORDS,
+  SOCK_HUP,
+  SOCK_IN,
+  SOCK_OUT,
+  SockGroup,
+} from '../src/index.js';
+
+interface Ev {
+  fd: number;
+  flags: number;
+  aux: number;
+}
+
+const events = new Int32Array(64 * SOCK_EVENT_WORDS);
+
+function pollOnce(g: SockGroup): Ev[] {
+  const n = g.poll(events);
+  const out: Ev[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = i * SOCK_EVENT_WORDS;
+    out.push({ fd: events[o], flags: events[o + 1], aux: events[o + 2] });
+  }
+  return out;
+}
+
+/** Poll (yielding to the event loop between tries, so node:net peers make progress) until `pred`. */
+async function pollUntil(g: SockGroup, pred: (e: Ev) => boolean, ms = 2000): Promise<Ev[]> {
+  const end = Date.now() + ms;
+  const seen: Ev[] = [];
+  while (Date.now() < end) {
+    const evs = pollOnce(g);
+    seen.push(...evs);
+    if (evs.some(pred)) return seen;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  throw new Error('no such event');
+}
+
+async function client(port: number): Promise<Socket> {
+  const s = connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  return s;
+}
+
+describe('SockGroup', () => {
+  let g: SockGroup;
+  beforeEach(() => {
+    g = new SockGroup();
+  });
+  afterEach(() => g.destroy());
+
+  it('accepts, reads, writes, reports addresses and end of stream', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const c = await client(l.port);
+    const acc = (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!;
+    expect(acc.aux).to.equal(l.fd);
+    const fd = acc.fd;
+    const a = g.addresses(fd);
+    expect(a).to.deep.equal({
+      address: '127.0.0.1',
+      port: c.localPort,
+      localAddress: '127.0.0.1',
+      localPort: l.port,
+    });
+    const buf = new Uint8Array(64);
+    expect(g.recv(fd, buf)).to.equal(SOCK_EAGAIN);
+    c.write('hello');
+    await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_IN) !== 0);
+    expect(g.recv(fd, buf)).to.equal(5);
+    expect(Buffer.from(buf.subarray(0, 5)).toString()).to.equal('hello');
+    const got = once(c, 'data');
+    const out = new TextEncoder().encode('xxworldyy');
+    expect(g.send(fd, out, 2, 5)).to.equal(5);
+    expect(String((await got)[0])).to.equal('world');
+    c.end();
+    await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_HUP) !== 0);
+    expect(g.recv(fd, buf)).to.equal(0);
+    g.close(fd);
+    expect(() => g.close(fd))
+      .to.throw(NativeError)
+      .with.property('code', 'ENOENT');
+    expect(g.recv(fd, buf)).to.equal(-9); // EBADF: no longer the group's
+  });
+
+  it('partial send: SOCK_OUT while write interest is on, once the peer reads', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const c = await client(l.port);
+    c.pause();
+    const fd = (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!.fd;
+    const chunk = new Uint8Array(1 << 20);
+    let sent = 0;
+    for (;;) {
+      const r = g.send(fd, chunk);
+      if (r === SOCK_EAGAIN) break;
+      expect(r).to.be.greaterThan(0);
+      sent += r;
+      if (r < chunk.length) continue;
+    }
+    g.wantWrite(fd, true);
+    expect(pollOnce(g).some((e) => e.fd === fd && (e.flags & SOCK_OUT) !== 0)).to.equal(false);
+    let read = 0;
+    c.on('data', (d: Buffer) => {
+      read += d.length;
+    });
+    c.resume();
+    await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_OUT) !== 0);
+    g.wantWrite(fd, false);
+    while (read < sent) await new Promise((r) => setTimeout(r, 1));
+    expect(read).to.equal(sent);
+    c.destroy();
+  });
+
+  it('a reset shows as HUP/ERR and a negative errno from recv', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const c = await client(l.port);
+    const fd = (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!.fd;
+    c.resetAndDestroy();
+    await pollUntil(g, (e) => e.fd === fd && (e.flags & (SOCK_HUP | SOCK_ERR)) !== 0);
+    expect(g.recv(fd, new Uint8Array(8))).to.equal(-104); // ECONNRESET
+  });
+
+  it('serves many connections, each with its own bytes', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const cs = await Promise.all(Array.from({ length: 50 }, () => client(l.port)));
+    const fds = new Set<number>();
+    const end = Date.now() + 2000;
+    while (fds.size < cs.length && Date.now() < end) {
+      for (const e of pollOnce(g)) if (e.flags === SOCK_ACCEPT) fds.add(e.fd);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(fds.size).to.equal(cs.length);
+    // Each client sends its local port; each accepted fd echoes it back doubled.
+    for (const c of cs) c.write(String(c.localPort));
+    const echoed = cs.map((c) => once(c, 'data').then((d) => String(d[0])));
+    const buf = new Uint8Array(64);
+    const done = new Set<number>();
+    while (done.size < fds.size && Date.now() < end + 2000) {
+      for (const e of pollOnce(g)) {
+        if (!(e.flags & SOCK_IN)) continue;
+        const n = g.recv(e.fd, buf);
+        expect(n).to.be.greaterThan(0);
+        const s = Buffer.from(buf.subarray(0, n)).toString();
+        expect(s).to.equal(String(g.addresses(e.fd).port));
+        const back = new TextEncoder().encode(s + s);
+        expect(g.send(e.fd, back)).to.equal(back.length);
+        done.add(e.fd);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const got = await Promise.all(echoed);
+    cs.forEach((c, i) => {
+      expect(got[i]).to.equal(String(c.localPort).repeat(2));
+      c.destroy();
+    });
+  });
+
+  it('the armed waiter calls wake on this thread when bytes arrive, once per arm', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const c = await client(l.port);
+    const fd = (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!.fd;
+    let wakes = 0;
+    let woke: (() => void) | null = null;
+    g.startWaiter(() => {
+      wakes++;
+      woke?.();
+    });
+    g.arm();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(wakes).to.equal(0);
+    const t0 = performance.now();
+    const w = new Promise<void>((r) => {
+      woke = r;
+    });
+    c.write('x');
+    await w;
+    expect(performance.now() - t0).to.be.lessThan(50);
+    expect(wakes).to.equal(1);
+    // Not re-armed: more bytes do not call it again.
+    c.write('y');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(wakes).to.equal(1);
+    expect(g.recv(fd, new Uint8Array(8))).to.equal(2);
+    g.disarm();
+    c.destroy();
+  });
+
+  it('refuses use after destroy', () => {
+    g.destroy();
+    expect(() => g.poll(events))
+      .to.throw(NativeError)
+      .with.property('code', 'EINVAL');
+  });
+});
