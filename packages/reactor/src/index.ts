@@ -43,6 +43,13 @@ export {
   wakeReactor,
 } from './runtime.js';
 export { APP_THREAD, reactorThread, send, type ThreadRef, trySend } from './send.js';
+export {
+  SockConn,
+  type SockConnHandler,
+  SockHost,
+  type SockHostOptions,
+  type SockListenOptions,
+} from './sock-host.js';
 export { createThreadOn } from './spawn.js';
 export { defineSubsystem, type Subsystem } from './subsystem.js';
 export { MSG_BATCH, Thread } from './thread.js';

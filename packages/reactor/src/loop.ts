@@ -143,6 +143,9 @@ export class ReactorLoop {
       Atomics.store(ctl, m.sleepIndex, 0);
       return false;
     }
+    // Native wake sources (socket groups) arm now: what became ready since the last poll still
+    // fires them (level-triggered), so nothing between that poll and this sleep is lost.
+    r.beforeSleep();
     this.#asleep = true;
     r.sleeping = true;
     this.sleeps++;
@@ -164,6 +167,7 @@ export class ReactorLoop {
     Atomics.store(this.mesh.ctl, this.mesh.sleepIndex, 0);
     this.#asleep = false;
     this.reactor.sleeping = false;
+    this.reactor.afterWake();
     const now = this.reactor.clock.now();
     this.sleptTicks += now - this.#sleepStart;
     // Eligible to sleep again at once: a timer that finds nothing to do costs one iteration, not a

@@ -15,7 +15,7 @@ export { type LocalReactor, localReactor, localReactors, localThreads } from './
 export { LOOP_DEFAULTS, ReactorLoop } from './loop.js';
 export { createMeshMemory, MeshEndpoint, RX_BATCH } from './mesh.js';
 export { MsgQueue } from './msg-queue.js';
-export { Reactor, type ReactorOptions, type ReactorSource } from './reactor.js';
+export { Reactor, type ReactorOptions, type ReactorSource, type SleepHook } from './reactor.js';
 export { RingConsumer, RingProducer, recordSlots, ringBytes, SLOT_BYTES } from './ring.js';
 export { type RemoteTransport, setTransport } from './send.js';
 export type { ThreadHost } from './thread.js';

@@ -4,6 +4,15 @@ import { addLocalReactor, type LocalReactor, removeLocalReactor } from './local-
 import { Thread, type ThreadHost } from './thread.js';
 
 /**
+ * Something outside the rings that must be able to wake a sleeping reactor (a native socket
+ * group): armed just before the reactor sleeps, disarmed when it wakes.
+ */
+export interface SleepHook {
+  arm(): void;
+  disarm(): void;
+}
+
+/**
  * Something polled once per reactor iteration before the threads (inbound rings). The iteration's
  * start is reactor.lastNow (not an argument: that would box a heap number per call).
  */
@@ -32,6 +41,7 @@ export class Reactor implements ThreadHost, LocalReactor {
   readonly byTag: (Thread | undefined)[] = new Array(0x10000).fill(undefined);
   readonly #sources: ReactorSource[] = [];
   readonly #flushes: (() => void)[] = [];
+  readonly #sleepHooks: SleepHook[] = [];
   readonly #allocThreadId: () => number;
   #closed = false;
   lastNow = 0;
@@ -77,6 +87,27 @@ export class Reactor implements ThreadHost, LocalReactor {
 
   addSource(s: ReactorSource): void {
     this.#sources.push(s);
+  }
+
+  addSleepHook(h: SleepHook): void {
+    this.#sleepHooks.push(h);
+  }
+
+  removeSleepHook(h: SleepHook): void {
+    const i = this.#sleepHooks.indexOf(h);
+    if (i >= 0) this.#sleepHooks.splice(i, 1);
+  }
+
+  /** The loop is about to sleep (after its last look at the rings): arm every hook. */
+  beforeSleep(): void {
+    const hs = this.#sleepHooks;
+    for (let i = 0; i < hs.length; i++) hs[i].arm();
+  }
+
+  /** The loop woke up. */
+  afterWake(): void {
+    const hs = this.#sleepHooks;
+    for (let i = 0; i < hs.length; i++) hs[i].disarm();
   }
 
   /** Run `f` at the end of every iteration (publishing outbound rings once per iteration). */

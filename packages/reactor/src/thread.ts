@@ -5,6 +5,7 @@ import { ReactorError } from './errors.js';
 import type { AnyChannel } from './io-channel.js';
 import { type MsgFn, MsgQueue } from './msg-queue.js';
 import { Poller, type PollerFn, PollerState } from './poller.js';
+import type { SleepHook } from './reactor.js';
 
 /** What a thread needs from the reactor that runs it. */
 export interface ThreadHost {
@@ -15,6 +16,9 @@ export interface ThreadHost {
   readonly sleeping: boolean;
   /** Wake the sleeping reactor. */
   kick(): void;
+  /** Arm `h` whenever the reactor goes to sleep (see Reactor.addSleepHook). */
+  addSleepHook(h: SleepHook): void;
+  removeSleepHook(h: SleepHook): void;
   /** Time every poller run (two clock reads each) into poller.busyTicks / idleTicks. */
   readonly pollerTicks: boolean;
   /** @internal called once when the thread has exited */

@@ -179,6 +179,43 @@ describe('startApp: reactors in pinned workers', function () {
     });
   }
 
+  it('native sockets: bytes that arrive while the reactor sleeps are served within a few ms', async () => {
+    // Long sleeps: without the socket group's waiter, a reply would wait up to maxSleepUs (1 s).
+    const { app, next } = await run({ kind: 'sock' }, { maxSleepUs: 1_000_000 });
+    const { port } = await next((x) => x.kind === 'sock');
+    const c = connect(port as number, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    const closed = new Promise((r) => c.once('close', r)); // the host closes it after '!'
+    let buf = '';
+    const lags: number[] = [];
+    const s0 = (await app.snapshot())[0].reactor.sleeps;
+    for (const word of ['hello', 'again', 'bye!']) {
+      await new Promise((r) => setTimeout(r, 100)); // the reactor goes back to sleep
+      const t0 = performance.now();
+      const reply = new Promise<void>((resolve) => {
+        const on = (d: Buffer) => {
+          buf += d.toString();
+          if (buf.endsWith(word.toUpperCase())) {
+            c.off('data', on);
+            resolve();
+          }
+        };
+        c.on('data', on);
+      });
+      c.write(word);
+      await reply;
+      lags.push(performance.now() - t0);
+    }
+    expect(buf).to.equal('HELLOAGAINBYE!');
+    // Each word woke the sleeping reactor, which slept again before the next one came.
+    expect((await app.snapshot())[0].reactor.sleeps - s0).to.be.at.least(2);
+    expect(Math.min(...lags), `reply lags ${lags.join(', ')} ms`).to.be.lessThan(20);
+    expect(Math.max(...lags), `reply lags ${lags.join(', ')} ms`).to.be.lessThan(200);
+    await closed;
+    expect(await next((x) => x.kind === 'sock-closed')).to.include({ got: 14, accepted: 1 });
+    expectClean(await app.stop(0));
+  });
+
   it('yieldIdleUs: an idle reactor gives libuv its turn at once, however long the slice', async () => {
     // 2 s slices and no sleep: without the idle yield the socket would wait out a whole slice.
     const { app, next } = await run(

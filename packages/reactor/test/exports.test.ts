@@ -15,6 +15,8 @@ const SURFACE: Record<string, string[]> = {
     'POLLER_IDLE',
     'Poller',
     'ReactorError',
+    'SockConn',
+    'SockHost',
     'Thread',
     'appReport',
     'appStop',

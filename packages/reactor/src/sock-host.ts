@@ -1,0 +1,325 @@
+// Native sockets served by a reactor poller (SPDK's sock group in the poll group poller): the
+// poller polls a native SockGroup, reads each connection into its fixed receive buffer and hands
+// the bytes to the connection's handler, and sends what handlers write, holding a buffer until the
+// kernel took all of it. Lives in @storkit/reactor so every target (nvmf, iscsi) can host its
+// protocol engine on it; it knows nothing about any protocol.
+
+import {
+  SOCK_ACCEPT,
+  SOCK_EAGAIN,
+  SOCK_ERR,
+  SOCK_EVENT_WORDS,
+  SOCK_HUP,
+  SOCK_IN,
+  SOCK_OUT,
+  type SockAddresses,
+  SockGroup,
+} from '@storkit/native';
+
+import { getThread } from './current.js';
+import { ReactorError } from './errors.js';
+import { POLLER_BUSY, POLLER_IDLE, type Poller } from './poller.js';
+import type { SleepHook } from './reactor.js';
+import type { Thread } from './thread.js';
+
+/** What a connection's owner (a protocol engine adapter) is told. */
+export interface SockConnHandler {
+  /** `conn.rx[0, n)` came from the peer (valid only during the call). */
+  onData(n: number): void;
+  /**
+   * The connection is gone: the peer closed or reset it, or `close()` was called (then this comes
+   * from the next poll, not from inside close). Called once.
+   */
+  onClose(): void;
+}
+
+export interface SockListenOptions {
+  host: string;
+  port: number;
+  backlog?: number;
+  /** A new connection: set `conn.handler` before returning (or close it). */
+  onAccept(conn: SockConn): void;
+}
+
+/** One accepted connection of a SockHost. */
+export class SockConn {
+  readonly fd: number;
+  readonly rx: Uint8Array;
+  handler: SockConnHandler | null = null;
+  readonly #host: SockHost;
+  readonly #group: SockGroup;
+  // Bytes the kernel has not taken yet, oldest first, each with its release.
+  readonly #txBufs: Uint8Array[] = [];
+  readonly #txRelease: (() => void)[] = [];
+  #txHead = 0;
+  /** Bytes of #txBufs[#txHead] already sent. */
+  #txOff = 0;
+  #closing = false;
+  #gone = false;
+  #addresses: SockAddresses | null = null;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  /** @internal */
+  constructor(host: SockHost, group: SockGroup, fd: number, rx: Uint8Array) {
+    this.#host = host;
+    this.#group = group;
+    this.fd = fd;
+    this.rx = rx;
+  }
+
+  get addresses(): SockAddresses {
+    if (this.#addresses === null) {
+      try {
+        this.#addresses = this.#group.addresses(this.fd);
+      } catch {
+        // A reset connection has no peer any more; it is about to be reported gone.
+        this.#addresses = { address: '', port: 0, localAddress: '', localPort: 0 };
+      }
+    }
+    return this.#addresses;
+  }
+
+  get closed(): boolean {
+    return this.#closing || this.#gone;
+  }
+
+  /** Bytes queued behind a partial send. */
+  get txPending(): number {
+    return this.#txBufs.length - this.#txHead;
+  }
+
+  /**
+   * Send `bytes` now, or as soon as the kernel has room; `release` runs once the kernel took all
+   * of them (or the connection went away), so the caller can reuse the buffer.
+   */
+  write(bytes: Uint8Array, release: () => void): void {
+    if (this.#gone || this.#closing) {
+      release();
+      return;
+    }
+    if (this.#txHead === this.#txBufs.length) {
+      const r = this.#group.send(this.fd, bytes, 0, bytes.length);
+      if (r === bytes.length) {
+        this.bytesOut += r;
+        release();
+        return;
+      }
+      if (r < 0 && r !== SOCK_EAGAIN) {
+        // The peer is gone; epoll reports it (HUP/ERR) and the next poll ends the connection.
+        release();
+        return;
+      }
+      const sent = Math.max(r, 0);
+      this.bytesOut += sent;
+      this.#txOff = sent;
+      this.#txBufs.push(bytes);
+      this.#txRelease.push(release);
+      this.#group.wantWrite(this.fd, true);
+      return;
+    }
+    this.#txBufs.push(bytes);
+    this.#txRelease.push(release);
+  }
+
+  /** Close once queued bytes are sent; the handler's onClose follows from the poller. */
+  close(): void {
+    if (this.#closing || this.#gone) return;
+    this.#closing = true;
+    if (this.txPending === 0) this.#host._retire(this);
+  }
+
+  /** @internal the kernel has room again */
+  _drain(): void {
+    const g = this.#group;
+    while (this.#txHead < this.#txBufs.length) {
+      const b = this.#txBufs[this.#txHead];
+      const left = b.length - this.#txOff;
+      const r = g.send(this.fd, b, this.#txOff, left);
+      if (r === left) {
+        this.bytesOut += r;
+        this.#txOff = 0;
+        this.#txBufs[this.#txHead] = undefined as unknown as Uint8Array;
+        const rel = this.#txRelease[this.#txHead];
+        this.#txRelease[this.#txHead] = undefined as unknown as () => void;
+        this.#txHead++;
+        rel();
+        continue;
+      }
+      if (r >= 0 || r === SOCK_EAGAIN) {
+        if (r > 0) {
+          this.bytesOut += r;
+          this.#txOff += r;
+        }
+        return;
+      }
+      this.#host._retire(this); // the send failed: the connection is dead
+      return;
+    }
+    this.#txBufs.length = 0;
+    this.#txRelease.length = 0;
+    this.#txHead = 0;
+    if (!this.#gone) g.wantWrite(this.fd, false);
+    if (this.#closing) this.#host._retire(this);
+  }
+
+  /** @internal read until the kernel has no more; false when the connection ended */
+  _read(): boolean {
+    const g = this.#group;
+    const rx = this.rx;
+    for (;;) {
+      const r = g.recv(this.fd, rx);
+      if (r > 0) {
+        this.bytesIn += r;
+        // A connection closing after its last send discards what still arrives.
+        if (!this.#closing && this.handler !== null) this.handler.onData(r);
+        if (this.#gone) return false;
+        if (r < rx.length) return true;
+        continue;
+      }
+      if (r === SOCK_EAGAIN) return true;
+      return false; // 0: end of stream; other negatives: reset and the like
+    }
+  }
+
+  /** @internal release what was never sent and mark the connection gone */
+  _gone(): void {
+    this.#gone = true;
+    for (let i = this.#txHead; i < this.#txRelease.length; i++) this.#txRelease[i]();
+    this.#txBufs.length = 0;
+    this.#txRelease.length = 0;
+    this.#txHead = 0;
+  }
+}
+
+const RX_DEFAULT = 256 * 1024;
+const EVENTS = 256;
+
+export interface SockHostOptions {
+  /** Receive buffer per connection (bytes one recv may deliver). Default 256 KiB. */
+  rxBuffer?: number;
+  /** Poller name (introspection). */
+  name?: string;
+}
+
+/**
+ * A native socket group served by a poller on the calling reactor thread. Handlers run as that
+ * thread, from the poller. A sleeping reactor is woken by the group's waiter thread (armed through
+ * the reactor's sleep hook), so a connection's first bytes after a quiet spell are served within
+ * a wake-up, not a maxSleepUs timeout.
+ */
+export class SockHost {
+  readonly thread: Thread;
+  readonly #group = new SockGroup();
+  readonly #events = new Int32Array(EVENTS * SOCK_EVENT_WORDS);
+  readonly #rxBytes: number;
+  readonly #conns = new Map<number, SockConn>();
+  readonly #listeners = new Map<number, SockListenOptions>();
+  /** Connections to close (and report gone) at the next poll. */
+  #retired: SockConn[] = [];
+  readonly #poller: Poller;
+  readonly #hook: SleepHook;
+  #closed = false;
+  accepted = 0;
+
+  constructor(o: SockHostOptions = {}) {
+    const t = getThread();
+    if (t === null) throw new ReactorError('ENOTHREAD', 'SockHost outside a reactor thread');
+    this.thread = t;
+    this.#rxBytes = o.rxBuffer ?? RX_DEFAULT;
+    const host = t.host;
+    this.#group.startWaiter(() => host.kick());
+    const g = this.#group;
+    this.#hook = { arm: () => g.arm(), disarm: () => g.disarm() };
+    host.addSleepHook(this.#hook);
+    this.#poller = t.registerPoller(this.#poll, 0, o.name ?? 'sock_group');
+  }
+
+  /** Listen on an address (SO_REUSEPORT: every reactor may listen on the same one). */
+  listen(o: SockListenOptions): { fd: number; port: number } {
+    const l = this.#group.listen(o.host, o.port, o.backlog);
+    this.#listeners.set(l.fd, o);
+    return { fd: l.fd, port: l.port };
+  }
+
+  /** Stop listening on a listener made by `listen`. Connections it accepted stay. */
+  unlisten(fd: number): void {
+    if (!this.#listeners.delete(fd)) return;
+    this.#group.close(fd);
+  }
+
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** Poll now (tests and the harness; the poller does this every iteration). */
+  poll(): number {
+    return this.#poll();
+  }
+
+  readonly #poll = (): number => {
+    let busy = 0;
+    if (this.#retired.length > 0) {
+      busy++;
+      const r = this.#retired;
+      this.#retired = [];
+      for (const c of r) this.#end(c);
+    }
+    const ev = this.#events;
+    const n = this.#group.poll(ev);
+    if (n === 0) return busy > 0 ? POLLER_BUSY : POLLER_IDLE;
+    for (let i = 0; i < n; i++) {
+      const o = i * SOCK_EVENT_WORDS;
+      const fd = ev[o];
+      const f = ev[o + 1];
+      if (f === SOCK_ACCEPT) {
+        this.#accept(fd, ev[o + 2]);
+        continue;
+      }
+      const c = this.#conns.get(fd);
+      if (c === undefined) continue;
+      if (f & SOCK_OUT) c._drain();
+      if (f & (SOCK_IN | SOCK_HUP | SOCK_ERR) && !c._read()) this.#end(c);
+    }
+    return POLLER_BUSY;
+  };
+
+  #accept(fd: number, lfd: number): void {
+    const l = this.#listeners.get(lfd);
+    if (l === undefined) {
+      this.#group.close(fd);
+      return;
+    }
+    this.accepted++;
+    const c = new SockConn(this, this.#group, fd, new Uint8Array(this.#rxBytes));
+    this.#conns.set(fd, c);
+    l.onAccept(c);
+    if (c.handler === null && !c.closed) c.close();
+  }
+
+  /** @internal close `c` at the next poll (never from inside a handler's own call) */
+  _retire(c: SockConn): void {
+    if (this.#conns.get(c.fd) === c && !this.#retired.includes(c)) this.#retired.push(c);
+  }
+
+  /** Close the fd and tell the handler, once. */
+  #end(c: SockConn): void {
+    if (this.#conns.get(c.fd) !== c) return;
+    this.#conns.delete(c.fd);
+    c._gone();
+    this.#group.close(c.fd);
+    c.handler?.onClose();
+  }
+
+  /** Close every connection (handlers are told) and listener, and stop polling. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of [...this.#conns.values()]) this.#end(c);
+    this.#retired = [];
+    this.#listeners.clear();
+    this.thread.host.removeSleepHook(this.#hook);
+    this.#poller.unregister();
+    this.#group.destroy();
+  }
+}
