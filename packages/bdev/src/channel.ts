@@ -140,7 +140,12 @@ export class BdevChannel {
     }
     this.#freeCount = this.poolSize;
     if (bdev.histogramEnabled) this.histogram = new Histogram();
-    for (const l of bdev.locks) this.locks.push(l);
+    // Each channel keeps its own copy (the wait state is per channel). A lock behind an earlier
+    // overlapping one holds nothing yet (see RangeLock.blocking) until that one is released here.
+    for (const l of bdev.locks) {
+      const behind = this.locks.some((o) => o.offset < l.offset + l.num && l.offset < o.offset + o.num);
+      this.locks.push({ id: l.id, offset: l.offset, num: l.num, waitIt: null, blocking: !behind });
+    }
   }
 
   get freeCount(): number {

@@ -3,7 +3,12 @@
 // for overlapping writes already in flight and for earlier overlapping locks; from then on the
 // channel holds back new overlapping writes (except the lock owner's) until the unlock walk.
 // Every walk visits channels in the same order, so overlapping lockers cannot deadlock.
+// Channels created while a lock is held must hold back writes too (SPDK copies the bdev's locked
+// ranges into each new channel): when a walk reaches a reactor it first records the lock on that
+// worker's bdev object, even where no channel exists yet, and every channel created afterwards
+// starts with it; channels created before are visited by the walk.
 import { type ChannelIter, defineChannelIterator, forEachChannelGlobal } from '@storkit/reactor';
+import type { Bdev } from './bdev.js';
 import { type BdevIo, Role } from './bdev-io.js';
 import type { BdevChannel } from './channel.js';
 import { cawStep, finishIo, submitLocked } from './io-path.js';
@@ -28,6 +33,13 @@ interface LockArg {
   id: number;
   offset: number;
   num: number;
+}
+
+// Set by the registry (which imports this module through the I/O path: no import cycle).
+let bdevGetByName: (name: string) => Bdev | undefined = () => undefined;
+/** @internal */
+export function setLockBdevLookup(f: (name: string) => Bdev | undefined): void {
+  bdevGetByName = f;
 }
 
 let seq = 1;
@@ -72,40 +84,66 @@ function conflicts(ch: BdevChannel, l: RangeLock): number {
   return NONE;
 }
 
-const lockIter = defineChannelIterator<LockArg>('storkit.bdev.range_lock', (it) => {
-  const ch = it.ctx as BdevChannel;
-  const a = it.arg;
-  const l: RangeLock = { id: a.id, offset: a.offset, num: a.num, waitIt: null, blocking: true };
-  ch.locks.push(l);
+const lockIter = defineChannelIterator<LockArg>(
+  'storkit.bdev.range_lock',
+  (it) => {
+    const ch = it.ctx as BdevChannel;
+    const a = it.arg;
+    // A channel created after this reactor recorded the lock already has it (copied at creation).
+    let l = ch.locks.find((x) => x.id === a.id);
+    if (l === undefined) {
+      l = { id: a.id, offset: a.offset, num: a.num, waitIt: null, blocking: true };
+      ch.locks.push(l);
+    }
+    lockStep(ch, l, it);
+  },
+  (a) => {
+    const bdev = bdevGetByName(a.bdev);
+    if (bdev === undefined || bdev.locks.some((x) => x.id === a.id)) return;
+    bdev.locks.push({ id: a.id, offset: a.offset, num: a.num, waitIt: null, blocking: true });
+  },
+);
+
+function lockStep(ch: BdevChannel, l: RangeLock, it: ChannelIter<unknown, LockArg>): void {
   const c = conflicts(ch, l);
   if (c !== NONE) {
     l.blocking = c === WRITES;
     l.waitIt = it;
     return;
   }
-  held(ch, l, it);
-});
+  held(l, it);
+}
 
-const unlockIter = defineChannelIterator<LockArg>('storkit.bdev.range_unlock', (it) => {
-  const ch = it.ctx as BdevChannel;
-  const id = it.arg.id;
-  const i = ch.locks.findIndex((l) => l.id === id);
-  if (i >= 0) ch.locks.splice(i, 1);
-  const j = ch.bdev.locks.findIndex((l) => l.id === id);
-  if (j >= 0) ch.bdev.locks.splice(j, 1);
-  let n = ch.lockedQueue.length;
-  while (n-- > 0) {
-    const io = ch.lockedQueue.shift();
-    if (io !== null) submitLocked(io);
-  }
-  recheckLocks(ch);
-  it.continue(0);
-});
+const unlockIter = defineChannelIterator<LockArg>(
+  'storkit.bdev.range_unlock',
+  (it) => {
+    const ch = it.ctx as BdevChannel;
+    const id = it.arg.id;
+    const i = ch.locks.findIndex((l) => l.id === id);
+    if (i >= 0) ch.locks.splice(i, 1);
+    let n = ch.lockedQueue.length;
+    while (n-- > 0) {
+      const io = ch.lockedQueue.shift();
+      if (io !== null) submitLocked(io);
+    }
+    recheckLocks(ch);
+    it.continue(0);
+  },
+  (a) => {
+    const locks = bdevGetByName(a.bdev)?.locks;
+    const j = locks === undefined ? -1 : locks.findIndex((l) => l.id === a.id);
+    if (locks !== undefined && j >= 0) locks.splice(j, 1);
+  },
+);
 
 /** @internal Let waiting lock steps on this channel go on when their conflicts cleared. */
 export function recheckLocks(ch: BdevChannel): void {
   for (const l of ch.locks) {
-    if (l.waitIt === null) continue;
+    if (l.waitIt === null) {
+      // Copied into a new channel behind an earlier overlapping lock: blocks once that one left.
+      if (!l.blocking && conflicts(ch, l) !== LOCK) l.blocking = true;
+      continue;
+    }
     const c = conflicts(ch, l);
     if (c !== NONE) {
       l.blocking = c === WRITES;
@@ -113,13 +151,12 @@ export function recheckLocks(ch: BdevChannel): void {
     }
     const it = l.waitIt;
     l.waitIt = null;
-    held(ch, l, it);
+    held(l, it);
   }
 }
 
-function held(ch: BdevChannel, l: RangeLock, it: ChannelIter<unknown, LockArg>): void {
+function held(l: RangeLock, it: ChannelIter<unknown, LockArg>): void {
   l.blocking = true;
-  if (!ch.bdev.locks.some((x) => x.id === l.id)) ch.bdev.locks.push({ ...l, waitIt: null });
   it.continue(0);
 }
 

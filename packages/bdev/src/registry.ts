@@ -17,6 +17,7 @@ import { BdevDesc, type BdevEventCb } from './desc.js';
 import { BdevError } from './errors.js';
 import { resumeIo, runDeferred, setReleaseZombie } from './io-path.js';
 import { qosWaiting } from './qos.js';
+import { setLockBdevLookup } from './range-lock.js';
 import { BdevEvent } from './types.js';
 
 const byName = new Map<string, Bdev>();
@@ -126,6 +127,7 @@ setReleaseZombie((ch) => {
 export function bdevGetByName(name: string): Bdev | undefined {
   return byName.get(name);
 }
+setLockBdevLookup(bdevGetByName);
 
 /** Every registered bdev in registration order. */
 export function bdevGetAll(): readonly Bdev[] {

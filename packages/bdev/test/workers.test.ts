@@ -3,7 +3,9 @@
 
 import { startApp } from '@storkit/reactor';
 import { expect } from 'chai';
+import { IoStatus } from '../src/index.js';
 import type { PerfArgs, PerfReport } from '../src/perf/app.js';
+import type { LockReport } from './fixtures/lock-app.js';
 
 async function perf(
   args: PerfArgs,
@@ -105,5 +107,23 @@ describe('bdev in reactor workers', function () {
     const iops = jobs.reduce((a, j) => a + j.ios, 0) / (r.done?.seconds ?? 1);
     expect(iops).to.be.within(18_000, 22_000);
     expect(Math.min(...jobs.map((j) => j.ios))).to.be.greaterThan(jobs.reduce((a, j) => a + j.ios, 0) / 4);
+  });
+
+  it('a range lock holds back writes on a channel another reactor creates while it is held', async () => {
+    const reports: LockReport[] = [];
+    const app = await startApp({
+      mask: '0x3',
+      main: new URL('./fixtures/lock-app.js', import.meta.url),
+      pin: false,
+      loop: { idleUs: false },
+      signals: false,
+      onReport: (v) => reports.push(v as LockReport),
+    });
+    const res = await app.done;
+    expect(res.code).to.equal(0);
+    // Reactor 1 had no channel when the lock was taken: its first channel still sees the lock.
+    expect(reports).to.deep.equal([
+      { insideWhileLocked: -1, outsideWhileLocked: IoStatus.SUCCESS, insideAfterUnlock: IoStatus.SUCCESS },
+    ]);
   });
 });

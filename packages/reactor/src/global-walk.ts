@@ -12,6 +12,13 @@ import { reactorThread, send, type ThreadRef } from './send.js';
 export interface ChannelIterator<A> {
   readonly name: string;
   readonly fn: (it: ChannelIter<unknown, A>) => void;
+  /**
+   * Runs when a global walk reaches a reactor, before it lists that reactor's channels, even when
+   * the reactor has none: per-worker state that channels created later must see (SPDK keeps such
+   * state on the bdev and copies it into each new channel) is set here. Every channel created
+   * after this call sees the state; every one created before it is visited.
+   */
+  readonly onReactor?: (arg: A, reactor: number) => void;
 }
 
 const iterators = new Map<string, ChannelIterator<unknown>>();
@@ -23,9 +30,10 @@ const iterators = new Map<string, ChannelIterator<unknown>>();
 export function defineChannelIterator<A>(
   name: string,
   fn: (it: ChannelIter<unknown, A>) => void,
+  onReactor?: (arg: A, reactor: number) => void,
 ): ChannelIterator<A> {
   if (iterators.has(name)) throw new ReactorError('EEXIST', `channel iterator ${name} is already defined`);
-  const it: ChannelIterator<A> = { name, fn };
+  const it: ChannelIterator<A> = onReactor === undefined ? { name, fn } : { name, fn, onReactor };
   iterators.set(name, it as ChannelIterator<unknown>);
   return it;
 }
@@ -64,6 +72,7 @@ const stepHandler = defineHandler<Step>('storkit.walk.step', json<Step>(), (s) =
     finish(-2); // -ENOENT: the iterator is not defined in this worker
     return;
   }
+  it.onReactor?.(s.arg, s.reactor);
   if (dev === undefined) {
     requireThread('walk').sendMsg(finish, 0);
     return;
