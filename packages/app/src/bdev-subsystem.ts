@@ -343,14 +343,14 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
   add<{ name: string }>({
     name: 'bdev_get_histogram',
     description:
-      "A bdev's latency histogram: bucket counts over every channel (storkit form: tick_rate, buckets)",
+      "A bdev's latency histogram over every channel, as SPDK returns it: histogram (base64 of spdk_histogram_data's buckets), bucket_shift, tsc_rate",
     positional: ['name'],
     params: obj({ name: req(name()) }),
     async handler(p) {
-      const [b] = (await ctl.call(0, 'bdev.iostat', { name: p.name })) as { histogram: number[] | null }[];
-      if (!b.histogram)
+      const h = await ctl.call(0, 'bdev.get_histogram', { name: p.name });
+      if (h === null)
         throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
-      return { tick_rate: ctl.tickRate, buckets: b.histogram };
+      return h;
     },
   });
   add<P>({

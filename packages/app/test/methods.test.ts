@@ -178,8 +178,14 @@ describe('app: every method, happy path and bad params', function () {
     await bad('bdev_get_histogram', { name: 'S0' }, /not enabled/);
     expect(await ok('bdev_enable_histogram', { name: 'S0', enable: true })).to.equal(true);
     await bad('bdev_enable_histogram', { name: 'S0' }, /enable: required parameter missing/);
-    const h = (await ok('bdev_get_histogram', { name: 'S0' })) as { tick_rate: number; buckets: number[] };
-    expect(h.buckets.length).to.be.greaterThan(0);
+    const h = (await ok('bdev_get_histogram', { name: 'S0' })) as {
+      histogram: string;
+      bucket_shift: number;
+      tsc_rate: number;
+    };
+    expect(h.bucket_shift).to.equal(7);
+    expect(h.tsc_rate).to.be.greaterThan(1e6);
+    expect(Buffer.from(h.histogram, 'base64').length).to.equal((64 - 7 + 1) * 128 * 8);
     const cfg = (await ok('framework_get_config', { name: 'bdev' })) as { method: string }[];
     expect(cfg.map((e) => e.method)).to.include.members(['bdev_malloc_create', 'bdev_set_qos_limit']);
     await ok('bdev_malloc_delete', { name: 'S0' });

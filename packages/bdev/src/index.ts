@@ -43,5 +43,5 @@ export {
   getBdevOptions,
   setBdevOptions,
 } from './registry.js';
-export { Histogram, IoStat, type IoStatJson } from './stats.js';
+export { HISTOGRAM_BUCKET_SHIFT, Histogram, histogramSpdkJson, IoStat, type IoStatJson } from './stats.js';
 export { BdevEvent, type Blocks, ENOMEM, IO_TYPE_NAMES, type IoCb, IoStatus, IoType } from './types.js';

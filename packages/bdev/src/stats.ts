@@ -140,14 +140,20 @@ export interface IoStatJson {
   numErrors: number;
 }
 
-/** Sub-buckets per power of two (2^SUB_BITS): ~3% relative bucket width. */
-const SUB_BITS = 5;
-const SUB = 1 << SUB_BITS;
-const RANGES = 54;
+// SPDK's spdk_histogram_data layout (include/spdk/histogram_data.h) with its default
+// bucket_shift of 7: range 0 holds values 0..127 one per bucket; range r >= 1 holds
+// [2^(r+6), 2^(r+7)) in 128 buckets of width 2^(r-1); 58 ranges cover 64-bit values. Keeping the
+// exact layout lets bdev_get_histogram hand out SPDK's bytes, which scripts/histogram.py decodes.
+/** SPDK_HISTOGRAM_BUCKET_SHIFT_DEFAULT. */
+export const HISTOGRAM_BUCKET_SHIFT = 7;
+const SUB = 1 << HISTOGRAM_BUCKET_SHIFT;
+const LSB = 64 - HISTOGRAM_BUCKET_SHIFT;
+const RANGES = LSB + 1;
+const TWO32 = 2 ** 32;
 
 /**
- * A latency histogram in ticks (SPDK's spdk_histogram_data idea): log2 ranges split into 32
- * linear sub-buckets. `tally` does arithmetic only; merging is element-wise addition.
+ * A latency histogram in ticks, in spdk_histogram_data's layout (see above): sub-buckets 1/128
+ * of a power of two wide. `tally` does arithmetic only; merging is element-wise addition.
  */
 export class Histogram {
   readonly buckets = new Float64Array(RANGES * SUB);
@@ -156,14 +162,17 @@ export class Histogram {
     this.buckets[Histogram.index(ticks)]++;
   }
 
+  /** The bucket of a value (SPDK's range << bucket_shift | index, from the value's bit length). */
   static index(v: number): number {
-    if (v < SUB) return v < 0 ? 0 : Math.floor(v);
-    const range = Math.floor(Math.log2(v)) - SUB_BITS + 1;
-    const sub = Math.floor(v / 2 ** (range - 1)) - SUB;
-    return Math.min(RANGES * SUB - 1, range * SUB + sub);
+    if (!(v >= SUB)) return v > 0 ? Math.floor(v) : 0;
+    const x = Math.floor(v);
+    const bits = x < TWO32 ? 32 - Math.clz32(x) : 64 - Math.clz32(Math.floor(x / TWO32));
+    const range = bits - HISTOGRAM_BUCKET_SHIFT;
+    if (range >= RANGES) return RANGES * SUB - 1;
+    return range * SUB + (Math.floor(x / 2 ** (range - 1)) & (SUB - 1));
   }
 
-  /** Lower bound (ticks) of bucket `i`. */
+  /** Lower bound (ticks) of bucket `i` (SPDK's bucket start; `i` = the count is the top). */
   static lowerBound(i: number): number {
     const range = Math.floor(i / SUB);
     const sub = i % SUB;
@@ -198,4 +207,17 @@ export class Histogram {
   clear(): void {
     this.buckets.fill(0);
   }
+}
+
+/**
+ * bdev_get_histogram's result as SPDK returns it: the buckets as little-endian uint64 words in
+ * spdk_histogram_data's order, base64; its bucket_shift; and the tick rate the counts are in.
+ */
+export function histogramSpdkJson(
+  buckets: ArrayLike<number>,
+  tscRate: number,
+): { histogram: string; bucket_shift: number; tsc_rate: number } {
+  const out = Buffer.alloc(buckets.length * 8);
+  for (let i = 0; i < buckets.length; i++) out.writeBigUInt64LE(BigInt(buckets[i]), i * 8);
+  return { histogram: out.toString('base64'), bucket_shift: HISTOGRAM_BUCKET_SHIFT, tsc_rate: tscRate };
 }

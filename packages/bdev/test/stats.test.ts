@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Histogram, IoStat, IoType } from '../src/index.js';
+import { Histogram, histogramSpdkJson, IoStat, IoType } from '../src/index.js';
 
 describe('statistics', () => {
   it('histogram buckets are monotonic and hold their value within ~3%', () => {
@@ -30,6 +30,41 @@ describe('statistics', () => {
     g.merge(h);
     g.merge(Array.from(h.buckets));
     expect(g.count).to.equal(2000);
+  });
+
+  it("bdev_get_histogram's data decodes as SPDK's scripts/histogram.py reads it", () => {
+    const h = new Histogram();
+    const values = [0, 5, 127, 128, 200, 4095, 100_000, 123_456_789, 3e9, 3e9 + 1, 2 ** 40 + 12345];
+    for (const v of values) h.tally(v);
+    h.tally(200);
+    const j = histogramSpdkJson(h.buckets, 2_500_000_000);
+    expect(j.bucket_shift).to.equal(7);
+    expect(j.tsc_rate).to.equal(2_500_000_000);
+    // histogram.py: (64 - bucket_shift + 1) ranges of 2^bucket_shift little-endian uint64 counts;
+    // bucket (i, j) ends at j + 1 for range 0, else at 2^(i + shift - 1) + (j + 1) * 2^(i - 1).
+    const raw = Buffer.from(j.histogram, 'base64');
+    const shift = j.bucket_shift;
+    const per = 2 ** shift;
+    expect(raw.length).to.equal((64 - shift + 1) * per * 8);
+    const got: { start: number; end: number; count: number }[] = [];
+    for (let i = 0; i < 64 - shift + 1; i++) {
+      for (let k = 0; k < per; k++) {
+        const count = Number(raw.readBigUInt64LE((i * per + k) * 8));
+        if (count === 0) continue;
+        const end = i === 0 ? k + 1 : 2 ** (i + shift - 1) + (k + 1) * 2 ** (i - 1);
+        const width = i === 0 ? 1 : 2 ** (i - 1);
+        got.push({ start: end - width, end, count });
+      }
+    }
+    expect(got.reduce((a, b) => a + b.count, 0)).to.equal(values.length + 1);
+    for (const v of values) {
+      const b = got.find((x) => x.start <= v && v < x.end);
+      expect(b, `bucket of ${v}`).to.not.equal(undefined);
+      expect(b!.end - b!.start).to.be.at.most(Math.max(1, v / 128));
+    }
+    expect(got.find((x) => x.start <= 200 && 200 < x.end)!.count).to.equal(2);
+    // 3e9 and 3e9 + 1 share a bucket 2^24 ticks wide.
+    expect(got.find((x) => x.start <= 3e9 && 3e9 < x.end)!.count).to.equal(2);
   });
 
   it('iostat records per type and survives a JSON round trip', () => {

@@ -9,10 +9,12 @@ import {
   bdevGetIostat,
   bdevInfoJson,
   bdevSetQosLimit,
+  histogramSpdkJson,
   type QosParams,
   setBdevOptions,
 } from '@storkit/bdev';
 import * as m from '@storkit/bdev/modules';
+import { tickRate } from '@storkit/native';
 import { defineControl } from '@storkit/reactor';
 
 type Done = (err: Error | null, value?: unknown) => void;
@@ -99,12 +101,19 @@ defineControl('bdev.iostat', (arg, done: Done) => {
   const out: P[] = [];
   const next = (i: number) => {
     if (i === list.length) return done(null, out);
-    bdevGetIostat(list[i], (stat, hist) => {
-      out.push({ name: list[i].name, stat: stat.toJSON(), histogram: hist ? [...hist.buckets] : null });
+    bdevGetIostat(list[i], (stat) => {
+      out.push({ name: list[i].name, stat: stat.toJSON() });
       next(i + 1);
     });
   };
   next(0);
+});
+
+defineControl('bdev.get_histogram', (arg, done: Done) => {
+  const { name } = arg as { name: string };
+  const bdev = need(name);
+  if (!bdev.histogramEnabled) return done(null, null);
+  bdevGetIostat(bdev, (_stat, hist) => done(null, hist ? histogramSpdkJson(hist.buckets, tickRate) : null));
 });
 
 defineControl('bdev.set_qos', (arg, done: Done) => {
