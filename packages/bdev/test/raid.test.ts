@@ -269,6 +269,120 @@ describe('raid and error modules', () => {
     h.close();
   });
 
+  it('raid1 rebuild under writes from two reactors: windows locked everywhere, the new base written only where copied', () => {
+    const h = harness(2);
+    const BLOCKS = 4096; // 16 copy windows of 256 blocks
+    const BS = 512;
+    for (const n of ['RA', 'RB', 'RC']) bdevMallocCreate({ name: n, num_blocks: BLOCKS, block_size: BS });
+    bdevRaidCreate({ name: 'R2', raid_level: 'raid1', base_bdevs: ['RA', 'RB'] });
+    const shadow = pattern(BLOCKS * BS, 31);
+    expect(write(h, 'R2', 0, shadow)).to.equal(IoStatus.SUCCESS);
+    bdevRaidRemoveBaseBdev({ name: 'RB' });
+    h.pollThreads();
+    // The new base starts as garbage: only the copy and writes into the copied part may change it.
+    expect(write(h, 'RC', 0, new Uint8Array(BLOCKS * BS).fill(0xee))).to.equal(IoStatus.SUCCESS);
+    const progress = () =>
+      (bdevRaidGetBdevs()[0].rebuild as { progress_blocks: number } | undefined)?.progress_blocks ?? -1;
+
+    // Writers: 4 lanes per reactor, each lane one write at a time into its own 16-block stripes of
+    // blocks [256, BLOCKS - 256), so the expected content is exact whatever the interleaving.
+    let rebuilt: unknown = 'pending';
+    let outstanding = 0;
+    let writes = 0;
+    const opened = [0, 1].map((t) => {
+      h.setThread(t);
+      return open('R2');
+    });
+    let seed = 100;
+    const lane = (t: number, k: number) => {
+      const o = opened[t];
+      const stripes = (BLOCKS - 512) / 16;
+      const mine = Math.floor((seed * 7919) % (stripes / 8));
+      const stripe = mine * 8 + t * 4 + k;
+      const off = 256 + stripe * 16 + (seed % 8);
+      const n = 1 + (seed % 8);
+      const data = pattern(n * BS, seed++);
+      shadow.set(data, off * BS);
+      outstanding++;
+      const rc = bdevWrite(
+        o.desc,
+        o.ch,
+        data,
+        off,
+        n,
+        (st) => {
+          expect(st).to.equal(IoStatus.SUCCESS);
+          outstanding--;
+          writes++;
+          if (rebuilt === 'pending') lane(t, k);
+        },
+        null,
+      );
+      expect(rc).to.equal(0);
+    };
+    h.setThread(0);
+    bdevRaidAddBaseBdev({ raid_bdev: 'R2', base_bdev: 'RC' }, (e) => {
+      rebuilt = e;
+    });
+    for (const t of [0, 1]) {
+      h.setThread(t);
+      for (let k = 0; k < 4; k++) lane(t, k);
+    }
+    h.setThread(0);
+
+    // Probes from reactor 1: the last block (not copied yet: the new base must not get it) and,
+    // once the copy passed it, block 10 (copied: both mirrors get it at once).
+    const probe = (off: number, seedP: number): (() => boolean) => {
+      h.setThread(1);
+      const data = pattern(BS, seedP);
+      shadow.set(data, off * BS);
+      let ok = false;
+      bdevWrite(opened[1].desc, opened[1].ch, data, off, 1, () => (ok = true), null);
+      h.setThread(0);
+      return () => ok;
+    };
+    const rcBlock = (off: number) => read(h, 'RC', off, 1);
+    const raBlock = (off: number) => read(h, 'RA', off, 1);
+    const heldOn = [false, false];
+    const watch = () => {
+      for (const t of [0, 1]) if (opened[t].ch.ctx.lockedQueue.length > 0) heldOn[t] = true;
+      return rebuilt !== 'pending';
+    };
+    const last = BLOCKS - 1;
+    until(h, () => watch() || progress() >= 0); // every channel has the new base
+    const lastDone = probe(last, 901);
+    until(h, () => watch() || lastDone());
+    expect(progress()).to.be.within(0, BLOCKS - 512);
+    expect(eq(raBlock(last), shadow.subarray(last * BS, (last + 1) * BS))).to.equal(true);
+    expect(rcBlock(last).every((b) => b === 0xee)).to.equal(true);
+    until(h, () => watch() || progress() >= 512);
+    expect(progress()).to.be.below(BLOCKS);
+    const tenDone = probe(10, 902);
+    until(h, () => watch() || tenDone());
+    expect(eq(rcBlock(10), shadow.subarray(10 * BS, 11 * BS))).to.equal(true);
+    until(h, watch);
+    until(h, () => outstanding === 0);
+    expect(rebuilt).to.equal(null);
+    // Writes kept coming from both reactors and each of them had some held back by a window lock.
+    expect(writes).to.be.greaterThan(100);
+    expect(heldOn).to.deep.equal([true, true]);
+    for (const t of [0, 1]) {
+      h.setThread(t);
+      opened[t].close();
+    }
+    h.setThread(0);
+    h.pollThreads();
+    expect(eq(read(h, 'RA', 0, BLOCKS), shadow)).to.equal(true);
+    expect(eq(read(h, 'RC', 0, BLOCKS), shadow)).to.equal(true);
+    // The rebuilt mirror alone serves everything.
+    bdevRaidRemoveBaseBdev({ name: 'RA' });
+    h.pollThreads();
+    expect(eq(read(h, 'R2', 0, BLOCKS), shadow)).to.equal(true);
+    waitDone(h, (cb) => bdevRaidDelete({ name: 'R2' }, cb));
+    for (const n of ['RA', 'RB', 'RC']) waitDone(h, (cb) => bdevMallocDelete({ name: n }, cb));
+    h.close();
+  });
+
   it('raid1 reads fall over to the other mirror when one returns an error; hot remove of a base degrades', () => {
     const h = harness();
     bdevMallocCreate({ name: 'FA', num_blocks: 32, block_size: 512 });

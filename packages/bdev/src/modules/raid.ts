@@ -2,11 +2,21 @@
 // A raid waits in "configuring" until all its base bdevs exist (examine), then registers.
 // raid0/concat split I/O at the strip (the bdev layer splits reads and writes on the optimal
 // boundary; unmap/flush/write_zeroes are divided per base here). raid1 writes go to every
-// operational base and to one being rebuilt; reads go round-robin to operational bases and fall
-// over to the next mirror on error. Rebuild copies chunk by chunk under a range lock on the raid
-// bdev, so user writes to the chunk wait for the copy.
+// operational base; reads go round-robin to operational bases and fall over to the next mirror
+// on error.
+//
+// Rebuild (SPDK's raid process): one thread copies window after window from a good mirror to the
+// new base. Each window is range-locked on the raid bdev, on every channel of every reactor, while
+// it is copied, so user writes to it wait. Every raid channel knows how far the copy got
+// (processOffset, set by a global channel walk before each window is unlocked): writes that start
+// below it go to the new base too, writes wholly above it only to the good mirrors (the copy
+// brings them over later), and reads wholly below it may be served by the new base. State that a
+// channel created later must see (the new base, the offset) is set on each worker's raid object
+// when a walk reaches that reactor.
 import {
+  defineChannelIterator,
   forEachChannel,
+  forEachChannelGlobal,
   getIoChannel,
   type IoChannel,
   ioDeviceRegister,
@@ -72,12 +82,17 @@ interface Raid {
   key: object;
   blockSize: number;
   state: 'configuring' | 'online' | 'offline';
+  /** The copy, on the one thread that runs it (null on other workers and when none runs). */
   rebuild: Rebuild | null;
+  /** This worker's view of the copy's progress: new channels start from it. */
+  processOffset: number;
 }
 
 interface RaidChannel {
   chans: (IoChannel<BdevChannel> | null)[];
   rr: number;
+  /** Blocks [0, processOffset) of a slot being rebuilt hold their data (see the header). */
+  processOffset: number;
 }
 
 /** Per-bdev_io context: fan-out bookkeeping (made once per pooled bdev_io). */
@@ -157,7 +172,7 @@ function striped(r: Raid, ch: RaidChannel, io: BdevIo): void {
     return;
   }
   if (io.type === IoType.RESET) {
-    setAll(r, c, io);
+    setAll(r, ch, c, io);
     fanOut(c);
     return;
   }
@@ -199,8 +214,11 @@ function concatSlot(r: Raid, off: number): number {
   return r.slots.length - 1;
 }
 
-/** Fill ranges so every slot gets the whole I/O (raid1 writes, resets). */
-function setAll(r: Raid, c: RaidIoCtx, io: BdevIo): void {
+/**
+ * Fill ranges so every slot gets the whole I/O (raid1 writes, resets); a slot being rebuilt only
+ * when the I/O starts in the part already copied (any part above is copied again later).
+ */
+function setAll(r: Raid, ch: RaidChannel, c: RaidIoCtx, io: BdevIo): void {
   const n = r.slots.length;
   c.ranges.length = 2 * n;
   c.io = io;
@@ -210,7 +228,10 @@ function setAll(r: Raid, c: RaidIoCtx, io: BdevIo): void {
   c.remaining = 0;
   for (let i = 0; i < n; i++) {
     const s = r.slots[i];
-    const use = s.desc !== null && (s.state === SLOT_ONLINE || s.state === SLOT_REBUILDING);
+    const use =
+      s.desc !== null &&
+      ch.chans[i] !== null &&
+      (s.state === SLOT_ONLINE || (s.state === SLOT_REBUILDING && io.offsetBlocks < ch.processOffset));
     c.ranges[2 * i] = use ? io.offsetBlocks : -1;
     c.ranges[2 * i + 1] = io.numBlocks;
     if (use) c.remaining++;
@@ -274,7 +295,13 @@ function mirrorReadNext(c: RaidIoCtx): void {
   for (; c.tried < n; c.tried++, c.next = (c.next + 1) % n) {
     const s = r.slots[c.next];
     const base = ch.chans[c.next];
-    if (s.state !== SLOT_ONLINE || s.desc === null || base === null) continue;
+    if (s.desc === null || base === null) continue;
+    // A base being rebuilt serves what the copy already brought over.
+    if (
+      s.state !== SLOT_ONLINE &&
+      !(s.state === SLOT_REBUILDING && io.offsetBlocks + io.numBlocks <= ch.processOffset)
+    )
+      continue;
     if (
       submitToBase(s.desc, base, io, io.offsetBlocks, io.numBlocks, io.iovs, mirrorReadDone, c) === ENOMEM
     ) {
@@ -307,7 +334,7 @@ function submit(chan: IoChannel<unknown>, io: BdevIo): void {
   if (r.level === 'raid1') {
     if (io.type === IoType.READ || io.type === IoType.COMPARE) mirrorRead(r, ch, io);
     else {
-      setAll(r, c, io);
+      setAll(r, ch, c, io);
       fanOut(c);
     }
     return;
@@ -359,7 +386,13 @@ function bringOnline(r: Raid): void {
   if (numBlocks < 1) throw new BdevError('EINVAL', `bdev_raid_create: ${r.name} would have no blocks`);
   ioDeviceRegister<RaidChannel>(r.key, {
     name: `raid/${r.name}`,
-    create: () => ({ chans: r.slots.map((s) => (s.desc === null ? null : bdevGetIoChannel(s.desc))), rr: 0 }),
+    create: () => ({
+      chans: r.slots.map((s) =>
+        s.desc === null || s.state === SLOT_MISSING ? null : bdevGetIoChannel(s.desc),
+      ),
+      rr: 0,
+      processOffset: r.processOffset,
+    }),
     destroy: (ch) => {
       for (const c of ch.ctx.chans) c?.put();
     },
@@ -504,6 +537,7 @@ export function bdevRaidCreate(params: RaidCreateParams): { name: string; replay
     blockSize: 0,
     state: 'configuring',
     rebuild: null,
+    processOffset: 0,
   };
   raids.set(name, raid);
   try {
@@ -576,6 +610,109 @@ interface Rebuild {
   raid: Raid;
 }
 
+interface ProcessArg {
+  raid: string;
+  slot: number;
+  base: string;
+  /** process_offset: blocks copied so far; process_end: 1 when the copy completed. */
+  value: number;
+}
+
+/** This worker's raid of that name, when it is online. */
+function raidOf(name: string): Raid | undefined {
+  const r = raids.get(name);
+  return r !== undefined && r.bdev !== null && r.state === 'online' ? r : undefined;
+}
+
+// Start: the new base joins the slot on every worker, then every channel gets a channel to it.
+const processStart = defineChannelIterator<ProcessArg>(
+  'storkit.raid.process_start',
+  (it) => {
+    const r = raidOf(it.arg.raid);
+    const s = r?.slots[it.arg.slot];
+    const ch = it.ctx as RaidChannel;
+    if (s !== undefined && s.desc !== null && ch.chans[it.arg.slot] === null) {
+      ch.chans[it.arg.slot] = bdevGetIoChannel(s.desc);
+    }
+    ch.processOffset = 0;
+    it.continue(0);
+  },
+  (a) => {
+    const r = raidOf(a.raid);
+    if (r === undefined) return;
+    r.processOffset = 0;
+    const s = r.slots[a.slot];
+    if (s.desc !== null) return; // opened by the caller's worker (or by another reactor here)
+    s.name = a.base;
+    s.desc = openBase(a.base, raidModule, (b) => baseRemoved(r, b.name));
+    s.state = SLOT_REBUILDING;
+    s.blocks = r.slots.find((x) => x.state === SLOT_ONLINE)?.blocks ?? s.desc.bdev.numBlocks;
+  },
+);
+
+// Progress: set before each window is unlocked, so writes to it from then on reach the new base.
+const processOffset = defineChannelIterator<ProcessArg>(
+  'storkit.raid.process_offset',
+  (it) => {
+    (it.ctx as RaidChannel).processOffset = it.arg.value;
+    it.continue(0);
+  },
+  (a) => {
+    const r = raidOf(a.raid);
+    if (r !== undefined) r.processOffset = a.value;
+  },
+);
+
+// End: the slot is online everywhere (value 1), or the new base leaves it again (value 0).
+const processEnd = defineChannelIterator<ProcessArg>(
+  'storkit.raid.process_end',
+  (it) => {
+    const ch = it.ctx as RaidChannel;
+    if (it.arg.value === 0) {
+      ch.chans[it.arg.slot]?.put();
+      ch.chans[it.arg.slot] = null;
+    }
+    ch.processOffset = 0;
+    it.continue(0);
+  },
+  (a) => {
+    const r = raidOf(a.raid);
+    if (r === undefined) return;
+    r.processOffset = 0;
+    const s = r.slots[a.slot];
+    if (s.state !== SLOT_REBUILDING) return;
+    if (a.value === 1 && s.desc !== null) {
+      s.state = SLOT_ONLINE;
+      return;
+    }
+    // Channels drop theirs on the walk's visit (new ones skip a missing slot); process_close
+    // closes the descriptor once every channel on every reactor let go.
+    s.state = SLOT_MISSING;
+  },
+);
+
+const processClose = defineChannelIterator<ProcessArg>(
+  'storkit.raid.process_close',
+  (it) => it.continue(0),
+  (a) => {
+    const s = raidOf(a.raid)?.slots[a.slot];
+    if (s === undefined || s.state !== SLOT_MISSING || s.desc === null || s.name !== a.base) return;
+    if (!s.desc.isClosed) bdevClose(s.desc);
+    s.desc = null;
+  },
+);
+
+function processWalk(
+  r: Raid,
+  iter: typeof processStart,
+  slot: number,
+  value: number,
+  done: () => void,
+): void {
+  const arg: ProcessArg = { raid: r.name, slot, base: r.slots[slot].name, value };
+  forEachChannelGlobal(`raid/${r.name}`, iter, arg, () => done());
+}
+
 /**
  * bdev_raid_add_base_bdev (raid1): put `base_bdev` into an empty slot and rebuild it from an
  * operational mirror; it serves reads once the copy is complete. `done` runs then.
@@ -611,17 +748,9 @@ export function bdevRaidAddBaseBdev(
   s.desc = openBase(baseName, raidModule, (b) => baseRemoved(raid, b.name));
   s.state = SLOT_REBUILDING;
   s.blocks = raid.slots.find((x) => x.state === SLOT_ONLINE)?.blocks ?? base.numBlocks;
-  const desc = s.desc;
-  // Every channel gets a channel to the new base before copying starts: writes reach it from now on.
-  forEachChannel<RaidChannel, null>(
-    raid.key,
-    (it) => {
-      it.ctx.chans[slot] = bdevGetIoChannel(desc);
-      it.continue(0);
-    },
-    () => startRebuild(raid, slot, done),
-    null,
-  );
+  raid.processOffset = 0;
+  // Every worker opens the new base and every channel gets a channel to it before copying starts.
+  processWalk(raid, processStart, slot, 0, () => startRebuild(raid, slot, done));
 }
 
 function startRebuild(raid: Raid, slot: number, done: ((err: BdevError | null) => void) | undefined): void {
@@ -696,9 +825,16 @@ function rebuildWritten(status: IoStatus, rb: Rebuild): void {
 function rebuildUnlock(rb: Rebuild, advance: boolean, retry = false): void {
   const lock = rb.lock as BdevIo;
   rb.lock = null;
-  if (advance) rb.offset += rb.iov[0].length / rb.raid.blockSize;
-  else if (!retry) rb.cancelled = true;
-  bdevUnlockLbaRange(lock, () => rebuildStep(rb), null);
+  const unlock = () => bdevUnlockLbaRange(lock, () => rebuildStep(rb), null);
+  if (!advance) {
+    if (!retry) rb.cancelled = true;
+    unlock();
+    return;
+  }
+  rb.offset += rb.iov[0].length / rb.raid.blockSize;
+  // Channels learn the window is copied while it is still locked: no write to it can slip past
+  // the new base between the unlock and the offset update.
+  processWalk(rb.raid, processOffset, rb.slot, rb.offset, unlock);
 }
 
 function finishRebuild(rb: Rebuild): void {
@@ -708,11 +844,17 @@ function finishRebuild(rb: Rebuild): void {
   rb.srcCh?.put();
   rb.dstCh?.put();
   bdevClose(rb.raidDesc);
-  raid.rebuild = null;
-  if (!rb.cancelled && slot.desc !== null) {
-    slot.state = SLOT_ONLINE;
-    rb.done?.(null);
-  } else {
-    rb.done?.(new BdevError('EIO', `rebuild of ${rb.name} in ${raid.name} stopped at block ${rb.offset}`));
-  }
+  const ok = !rb.cancelled && slot.desc !== null;
+  processWalk(raid, processEnd, rb.slot, ok ? 1 : 0, () => {
+    const finish = () => {
+      raid.rebuild = null;
+      if (ok) rb.done?.(null);
+      else
+        rb.done?.(
+          new BdevError('EIO', `rebuild of ${rb.name} in ${raid.name} stopped at block ${rb.offset}`),
+        );
+    };
+    if (ok) finish();
+    else processWalk(raid, processClose, rb.slot, 0, finish);
+  });
 }
