@@ -256,4 +256,36 @@ describe('forEachChannelGlobal in the harness', () => {
     ioDeviceUnregister(key);
     h.close();
   });
+
+  const seen: string[] = [];
+  const it4 = defineChannelIterator<{ tag: string }>(
+    'test.msg.walk_on_reactor',
+    (it) => {
+      seen.push(`${it.arg.tag} channel on ${it.thread.reactor}`);
+      it.continue(0);
+    },
+    (arg, reactor) => seen.push(`${arg.tag} reactor ${reactor}`),
+  );
+
+  it('onReactor runs on every reactor as the walk reaches it, before its channels, also without any', () => {
+    const h = createTestHarness({ reactors: 3 });
+    const key = {};
+    ioDeviceRegister(key, { name: 'test.msg.walkdev2', create: () => null });
+    h.setThread(2);
+    const c = getIoChannel(key); // only reactor 2 has a channel
+    let done = false;
+    h.setThread(0);
+    forEachChannelGlobal('test.msg.walkdev2', it4, { tag: 'w' }, () => {
+      done = true;
+    });
+    h.pollThreads();
+    expect(done).to.equal(true);
+    expect(seen).to.deep.equal(['w reactor 0', 'w reactor 1', 'w reactor 2', 'w channel on 2']);
+    h.setThread(2);
+    c.put();
+    h.pollThreads();
+    h.setThread(0);
+    ioDeviceUnregister(key);
+    h.close();
+  });
 });
