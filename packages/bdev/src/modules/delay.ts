@@ -15,7 +15,7 @@ import type { BdevIo } from '../bdev-io.js';
 import { type BdevChannel, withThreadBatchClock } from '../channel.js';
 import type { BdevDesc } from '../desc.js';
 import { BdevError } from '../errors.js';
-import { bdevIoComplete, nowTicks } from '../io-path.js';
+import { bdevIoComplete, sampleNow } from '../io-path.js';
 import {
   bdevGetByName,
   bdevGetIoChannel,
@@ -95,7 +95,10 @@ function release(ch: DelayChannel): number {
   let now = -1;
   for (const q of ch.queues) {
     if (q.head === null) continue;
-    if (now < 0) now = nowTicks(q.head.ch);
+    if (now < 0) {
+      sampleNow(q.head.ch);
+      now = q.head.ch.tctx.now;
+    }
     while (q.head !== null && (q.head.driverCtx as IoCtx).deadline <= now) {
       const io = q.head;
       const c = io.driverCtx as IoCtx;
@@ -123,7 +126,8 @@ function baseDone(status: IoStatus, io: BdevIo): void {
     return;
   }
   const clock = io.ch.thread.host.clock;
-  c.deadline = nowTicks(io.ch) + Math.round((d.lat[which] * clock.rate) / 1e6);
+  sampleNow(io.ch);
+  c.deadline = io.ch.tctx.now + Math.round((d.lat[which] * clock.rate) / 1e6);
   c.status = status;
   c.queued = which;
   c.next = null;
