@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { IoStatus } from '../src/index.js';
 import type { PerfArgs, PerfReport } from '../src/perf/app.js';
 import type { LockReport } from './fixtures/lock-app.js';
+import type { RaidReport } from './fixtures/raid-app.js';
 
 async function perf(
   args: PerfArgs,
@@ -125,5 +126,26 @@ describe('bdev in reactor workers', function () {
     expect(reports).to.deep.equal([
       { insideWhileLocked: -1, outsideWhileLocked: IoStatus.SUCCESS, insideAfterUnlock: IoStatus.SUCCESS },
     ]);
+  });
+
+  it('raid1 rebuild while two reactor workers write: both mirrors hold what each wrote', async () => {
+    const reports: RaidReport[][] = [];
+    const app = await startApp({
+      mask: '0x3',
+      main: new URL('./fixtures/raid-app.js', import.meta.url),
+      pin: false,
+      loop: { idleUs: false },
+      signals: false,
+      onReport: (v) => reports.push(v as RaidReport[]),
+    });
+    const res = await app.done;
+    expect(res.code).to.equal(0);
+    expect(reports).to.have.length(1);
+    for (const [i, r] of reports[0].entries()) {
+      expect(r).to.include({ reactor: i, badA: 0, badC: 0, error: '' });
+      expect(r.writes).to.be.greaterThan(50);
+    }
+    // Each worker's channel got writes held back by a window lock taken on reactor 0.
+    expect(reports[0].map((r) => r.held)).to.deep.equal([true, true]);
   });
 });
