@@ -177,15 +177,23 @@ export class BlkDevice implements VirtioDevice {
       return;
     }
     const st = lastWritable(c);
-    if (st < 0 || !gather(c, 0, r.header)) {
+    // The header is read once, field by field, so it needs no private copy when one segment
+    // holds it (the usual layout); a header split over segments is gathered first.
+    const h =
+      c.count > 0 && c.writable[0] === 0 && c.iov[0].length >= Blk.HeaderSize
+        ? c.iov[0]
+        : gather(c, 0, r.header)
+          ? r.header
+          : null;
+    if (st < 0 || h === null) {
       this.#finish(r, Blk.S.IoErr);
       return;
     }
     r.status = c.iov[st];
     r.statusAt = r.status.length - 1;
     r.usedLen = 1;
-    const type = get32(r.header, 0);
-    const sector = get64(r.header, 8);
+    const type = get32(h, 0);
+    const sector = get64(h, 8);
     const b = this.backend;
     switch (type) {
       case Blk.T.In:

@@ -40,6 +40,10 @@ export const QUEUE_BURST = 32;
 const CONTROL_BURST = 32;
 /** Control socket poll period. */
 const CONTROL_PERIOD_US = 200;
+/** Quiet control polls (rings running, no message) before the socket is read less often. */
+const CONTROL_QUIET_AFTER = 50;
+/** Once quiet, the socket is read on one control poll in this many (1 ms at 200 µs). */
+const CONTROL_QUIET_EVERY = 5;
 /** While connected, control polls per look for (and refusal of) another frontend. */
 const ACCEPT_EVERY = 16;
 /** IOPS measurement window for coalescing. */
@@ -143,6 +147,9 @@ export class VhostController {
   #inflight: { map: GuestMapping; numQueues: number; queueSize: number } | null = null;
   #closed = false;
   #acceptTick = 0;
+  /** Control polls in a row with nothing from a frontend whose rings run; see #pollControl. */
+  #quiet = 0;
+  #quietTick = 0;
 
   constructor(opts: ControllerOptions) {
     this.name = opts.name;
@@ -372,6 +379,12 @@ export class VhostController {
 
   #pollControl(): number {
     if (this.#listener === null) return POLLER_IDLE;
+    // A frontend whose rings run rarely says anything more (memory hot plug, a stop): once it has
+    // been quiet a while, its socket is read on one control poll in CONTROL_QUIET_EVERY, which
+    // takes the socket's syscalls off the reactor's hot loop. Any message makes it eager again.
+    if (this.#waitBase === null && this.#quiet >= CONTROL_QUIET_AFTER) {
+      if (++this.#quietTick % CONTROL_QUIET_EVERY !== 0) return POLLER_IDLE;
+    }
     let work = 0;
     // accept() is the dearest call here (a few µs): with a frontend connected, another one can
     // only be refused, so it is looked for on one control poll in ACCEPT_EVERY.
@@ -412,7 +425,14 @@ export class VhostController {
       this.#dispatch(m);
     }
     if (this.#waitBase !== null) this.#finishVringBase();
+    if (work > 0 || this.#conn === null || !this.#anyRunning()) this.#quiet = 0;
+    else this.#quiet++;
     return work > 0 ? POLLER_BUSY : POLLER_IDLE;
+  }
+
+  #anyRunning(): boolean {
+    for (const q of this.#queues) if (q.running) return true;
+    return false;
   }
 
   /** Whether the connected frontend is still there (handles a message it already sent). */
