@@ -282,6 +282,13 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     handler: (p) => broadcast('bdev_raid_remove_base_bdev', p),
   });
   add<P>({
+    name: 'bdev_raid_add_base_bdev',
+    description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
+    positional: ['base_bdev', 'raid_bdev'],
+    params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
+    handler: (p) => ctl.call(0, 'bdev.raid_add_base_bdev', p),
+  });
+  add<P>({
     name: 'bdev_raid_get_bdevs',
     description: 'List RAID bdevs by category',
     positional: ['category'],

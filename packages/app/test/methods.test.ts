@@ -121,6 +121,23 @@ describe('app: every method, happy path and bad params', function () {
     await bad('bdev_raid_get_bdevs', { category: 'broken' }, /category: 'broken' is not one of/);
     expect(await ok('bdev_raid_remove_base_bdev', { name: 'R2' })).to.equal(true);
     await bad('bdev_raid_remove_base_bdev', {}, /name: required parameter missing/);
+    // Rebuild onto a third bdev: reactor 0 copies, both reactors' raid objects learn of it.
+    await ok('bdev_malloc_create', { name: 'R3', num_blocks: 1024, block_size: 512 });
+    expect(await ok('bdev_raid_add_base_bdev', { raid_bdev: 'Raid0', base_bdev: 'R3' })).to.equal(true);
+    await bad('bdev_raid_add_base_bdev', { raid_bdev: 'Raid0' }, /base_bdev: required parameter missing/);
+    for (let i = 0; i < 200; i++) {
+      const [r] = (await ok('bdev_raid_get_bdevs', { category: 'online' })) as {
+        num_base_bdevs_operational: number;
+      }[];
+      if (r.num_base_bdevs_operational === 2) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    const [rebuilt] = (await ok('bdev_raid_get_bdevs', { category: 'online' })) as {
+      num_base_bdevs_operational: number;
+      base_bdevs_list: { name: string; is_configured: boolean }[];
+    }[];
+    expect(rebuilt.num_base_bdevs_operational).to.equal(2);
+    expect(rebuilt.base_bdevs_list.map((b) => b.name)).to.deep.equal(['R1', 'R3']);
 
     const names = ((await ok('bdev_get_bdevs')) as { name: string }[]).map((b) => b.name);
     expect(names).to.include.members([

@@ -139,7 +139,7 @@ describe('bdev in reactor workers', function () {
       onReport: (v) => reports.push(v as RaidReport[]),
     });
     const res = await app.done;
-    expect(res.code).to.equal(0);
+    expect(res.code, res.error).to.equal(0);
     expect(reports).to.have.length(1);
     for (const [i, r] of reports[0].entries()) {
       expect(r).to.include({ reactor: i, badA: 0, badC: 0, error: '' });

@@ -128,6 +128,15 @@ defineControl('bdev.histogram', (arg, done: Done) => {
 
 defineControl('bdev.raid_get_bdevs', (arg, done: Done) => done(null, m.bdevRaidGetBdevs(arg as never)));
 
+// On one reactor only: the rebuild runs here and reaches the other reactors' raid objects and
+// channels through its own walks. Answers once the copy started, as SPDK's RPC does.
+defineControl('bdev.raid_add_base_bdev', (arg, done: Done) => {
+  m.bdevRaidAddBaseBdev(arg as never, (err) => {
+    if (err !== null) console.warn(`bdev_raid_add_base_bdev: ${err.message}`);
+  });
+  done(null, true);
+});
+
 defineControl('bdev.set_options', (arg, done: Done) => {
   setBdevOptions(arg as { bdev_io_cache_size?: number });
   done(null, true);
