@@ -1,10 +1,12 @@
-// node:net host for TcpQpair engines: accepts connections on one address and feeds each socket's
-// bytes to its own qpair. Runs on the calling thread (the main thread until the reactor's native
-// socket layer takes over; the engine does not change when it does).
+// Socket host for TcpQpair engines: accepts connections on one address and feeds each socket's
+// bytes to its own qpair. Two hosts, one engine: node:net on the calling thread (plain in-process
+// use, and the fallback), or a reactor's native socket group (`sockHost`), polled by the reactor
+// itself with no libuv round trip per read or write.
 
 import net from 'node:net';
 
 import { reuseportListen } from '@storkit/native';
+import type { SockConn, SockHost } from '@storkit/reactor';
 
 import { NvmfError } from './errors.js';
 import { type QpairOwner, TcpQpair } from './tcp-qpair.js';
@@ -56,6 +58,11 @@ export interface ListenOptions {
    * around `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
    */
   run?: <A>(fn: (arg: A) => void, arg: A) => void;
+  /**
+   * Serve connections from this reactor's native socket group instead of node:net (SO_REUSEPORT
+   * listen, reads and writes from its poller; `run` is then unused: handlers run as its thread).
+   */
+  sockHost?: SockHost;
 }
 
 const direct = <A>(fn: (arg: A) => void, arg: A): void => fn(arg);
@@ -69,6 +76,9 @@ export class TcpListener {
   readonly #reusePort: boolean;
   readonly #exclusive: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
+  readonly #host: SockHost | null;
+  #hostFd = -1;
+  readonly #conns = new Set<SockConn>();
   /** Subsystems using this address. */
   refs = 0;
   port = 0;
@@ -80,6 +90,7 @@ export class TcpListener {
     this.#reusePort = o.reusePort ?? false;
     this.#exclusive = o.exclusive ?? false;
     this.#run = o.run ?? direct;
+    this.#host = o.sockHost ?? null;
     this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) =>
       this.#run(this.#acceptFn, s),
     );
@@ -88,8 +99,48 @@ export class TcpListener {
   readonly #acceptFn = (s: net.Socket): void => this.#accept(s);
 
   async start(): Promise<void> {
-    if (this.#reusePort && this.#exclusive) await this.#probe();
+    if ((this.#reusePort || this.#host) && this.#exclusive) await this.#probe();
+    if (this.#host) return this.#listenNative(this.#host);
     return this.#listen();
+  }
+
+  #listenNative(host: SockHost): void {
+    try {
+      const l = host.listen({
+        host: this.#traddr,
+        port: this.#trsvcid,
+        onAccept: (c) => this.#acceptNative(c),
+      });
+      this.#hostFd = l.fd;
+      this.port = l.port;
+    } catch (e) {
+      throw new NvmfError(
+        'ERR_NVMF_LISTEN',
+        `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
+  #acceptNative(c: SockConn): void {
+    const a = c.addresses;
+    const qp = new TcpQpair(
+      this.#owner,
+      (bytes, release) => c.write(bytes, release),
+      () => c.close(),
+      `${a.address}:${a.port}`,
+      { traddr: this.#traddr, trsvcid: String(this.#trsvcid) },
+    );
+    const rx = c.rx;
+    this.#conns.add(c);
+    c.handler = {
+      onData: (n) => qp.receive(rx, n),
+      onClose: () => {
+        this.#conns.delete(c);
+        qp.peerClosed();
+      },
+    };
+    this.#owner.qpairOpened(qp);
   }
 
   /** An ordinary bind of the address, closed at once: fails while anyone else listens there. */
@@ -140,6 +191,11 @@ export class TcpListener {
   }
 
   stop(): Promise<void> {
+    if (this.#host) {
+      this.#host.unlisten(this.#hostFd);
+      for (const c of this.#conns) c.close();
+      return Promise.resolve();
+    }
     for (const s of this.#sockets) s.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
