@@ -459,18 +459,23 @@ function baseRemoved(r: Raid, baseName: string): void {
     if (!r.bdev.isRemoving) bdevUnregister(r.bdev);
     return;
   }
-  dropSlotChannels(r, i, () => {
+  dropSlotChannels(r, i, desc.bdev, () => {
     if (!desc.isClosed) bdevClose(desc);
-    slot.desc = null;
+    // A rebuild started from another worker may have put a new base here meanwhile.
+    if (slot.desc === desc) slot.desc = null;
   });
 }
 
-function dropSlotChannels(r: Raid, i: number, done: () => void): void {
+/** Every channel here lets go of slot i's channel to `bdev` (not of a newer base's). */
+function dropSlotChannels(r: Raid, i: number, bdev: Bdev, done: () => void): void {
   forEachChannel<RaidChannel, null>(
     r.key,
     (it) => {
-      it.ctx.chans[i]?.put();
-      it.ctx.chans[i] = null;
+      const c = it.ctx.chans[i];
+      if (c !== null && c.ctx.bdev === bdev) {
+        c.put();
+        it.ctx.chans[i] = null;
+      }
       it.continue(0);
     },
     () => done(),
@@ -631,7 +636,10 @@ const processStart = defineChannelIterator<ProcessArg>(
     const r = raidOf(it.arg.raid);
     const s = r?.slots[it.arg.slot];
     const ch = it.ctx as RaidChannel;
-    if (s !== undefined && s.desc !== null && ch.chans[it.arg.slot] === null) {
+    const old = ch.chans[it.arg.slot];
+    if (s !== undefined && s.desc !== null && (old === null || old.ctx.bdev !== s.desc.bdev)) {
+      // A removed base this worker still lets go of: its drop walk skips the new channel.
+      old?.put();
       ch.chans[it.arg.slot] = bdevGetIoChannel(s.desc);
     }
     ch.processOffset = 0;
@@ -642,7 +650,9 @@ const processStart = defineChannelIterator<ProcessArg>(
     if (r === undefined) return;
     r.processOffset = 0;
     const s = r.slots[a.slot];
-    if (s.desc !== null) return; // opened by the caller's worker (or by another reactor here)
+    // Opened already by the caller's worker (or for another reactor of this isolate). A removed
+    // base may still be leaving the slot here: its close does not touch the new one.
+    if (s.desc !== null && s.name === a.base && s.state !== SLOT_MISSING) return;
     s.name = a.base;
     s.desc = openBase(a.base, raidModule, (b) => baseRemoved(r, b.name));
     s.state = SLOT_REBUILDING;
