@@ -202,6 +202,12 @@ export declare function sockRecv(g: ExternalObject<SockGroupHandle>, fd: number,
 /** Send `buf[off, off + len)`: bytes taken, or a negative errno (-11 EAGAIN). */
 export declare function sockSend(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array, off: number, len: number): number
 
+/**
+ * Send `bufs[0][off..]` then the rest of `bufs` in one sendmsg (at most UIO_MAXIOV of them):
+ * bytes taken, or a negative errno (-11 EAGAIN).
+ */
+export declare function sockSendv(g: ExternalObject<SockGroupHandle>, fd: number, bufs: Array<Uint8Array>, off: number): number
+
 /** Report writability of `fd` (after a partial send), or stop. */
 export declare function sockWantWrite(g: ExternalObject<SockGroupHandle>, fd: number, on: boolean): void
 

@@ -873,6 +873,7 @@ module.exports.sockGroupPoll = nativeBinding.sockGroupPoll
 module.exports.sockGroupStartWaiter = nativeBinding.sockGroupStartWaiter
 module.exports.sockRecv = nativeBinding.sockRecv
 module.exports.sockSend = nativeBinding.sockSend
+module.exports.sockSendv = nativeBinding.sockSendv
 module.exports.sockWantWrite = nativeBinding.sockWantWrite
 module.exports.threadAffinity = nativeBinding.threadAffinity
 module.exports.threadId = nativeBinding.threadId

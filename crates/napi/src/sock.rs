@@ -111,6 +111,28 @@ pub fn sock_send(
     Ok(group(g)?.send(fd, b) as i32)
 }
 
+/// Send `bufs[0][off..]` then the rest of `bufs` in one sendmsg (at most UIO_MAXIOV of them):
+/// bytes taken, or a negative errno (-11 EAGAIN).
+#[napi]
+pub fn sock_sendv(
+    g: &External<SockGroupHandle>,
+    fd: i32,
+    bufs: Vec<Uint8ArraySlice<'_>>,
+    off: u32,
+) -> napi::Result<i32> {
+    let off = off as usize;
+    let mut parts: Vec<&[u8]> = bufs.iter().map(|b| b.as_ref()).collect();
+    if let Some(first) = parts.first_mut() {
+        *first = first.get(off..).ok_or_else(|| {
+            to_napi(storkit_core::Error::InvalidArgument(format!(
+                "offset {off} exceeds the first {}-byte buffer",
+                first.len()
+            )))
+        })?;
+    }
+    Ok(group(g)?.sendv(fd, &parts) as i32)
+}
+
 /// Report writability of `fd` (after a partial send), or stop.
 #[napi]
 pub fn sock_want_write(g: &External<SockGroupHandle>, fd: i32, on: bool) -> napi::Result<()> {

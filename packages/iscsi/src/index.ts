@@ -23,6 +23,13 @@ export {
   RejectReason,
   TOp,
 } from './pdu.js';
-export { type FlushScheduler, IscsiServer, type ListeningPortal, type ServeOptions } from './server.js';
+export {
+  type FlushScheduler,
+  type HostedSocket,
+  IscsiServer,
+  type ListeningPortal,
+  type ServeOptions,
+  type SocketHost,
+} from './server.js';
 export { Session } from './session.js';
 export { type BdevLookup, IscsiTarget, TargetNode } from './target.js';

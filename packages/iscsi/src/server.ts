@@ -1,7 +1,8 @@
 /**
- * A thin `node:net` host for the protocol engine: one listening socket per portal of a portal
- * group, one `Connection` per accepted socket. A reactor-polled socket layer can replace it later
- * without touching the engine.
+ * A thin socket host for the protocol engine: one listening socket per portal of a portal group,
+ * one `Connection` per accepted socket. Sockets come from `node:net` on the calling thread, or from
+ * a reactor's native socket group (`ServeOptions.sockHost`, @storkit/reactor's SockHost), polled
+ * by the reactor itself; the engine is the same.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { reuseportListen } from '@storkit/native';
@@ -50,6 +51,50 @@ class SocketSink implements PduSink {
   }
 }
 
+/** A connection of a native socket host (what @storkit/reactor's SockConn offers the server). */
+export interface HostedSocket {
+  /** Receive buffer: `onData(n)` means its first n bytes came in (valid only during the call). */
+  readonly rx: Uint8Array;
+  readonly addresses: { address: string; port: number; localAddress: string; localPort: number };
+  handler: { onData(n: number): void; onClose(): void } | null;
+  /** Queue bytes for the next `flush`; `release` once sent. */
+  queue(bytes: Uint8Array, release: () => void): void;
+  flush(): void;
+  /** Close after what is queued has been sent. */
+  close(): void;
+}
+
+/** A native socket host (@storkit/reactor's SockHost), polled by the reactor serving it. */
+export interface SocketHost {
+  listen(o: { host: string; port: number; onAccept(c: HostedSocket): void }): { fd: number; port: number };
+  unlisten(fd: number): void;
+}
+
+/** PDUs written in one go leave in one sendmsg, at the scheduled flush. */
+class HostedSink implements PduSink {
+  readonly #c: HostedSocket;
+  readonly #schedule: FlushScheduler;
+  #scheduled = false;
+  readonly #flush = () => {
+    this.#scheduled = false;
+    this.#c.flush();
+  };
+  constructor(c: HostedSocket, schedule: FlushScheduler) {
+    this.#c = c;
+    this.#schedule = schedule;
+  }
+  write(pdu: Uint8Array, flushed: () => void): void {
+    this.#c.queue(pdu, flushed);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.#schedule(this.#flush);
+    }
+  }
+  close(): void {
+    this.#c.close();
+  }
+}
+
 /** How a server is hosted: on the calling thread (default), or on one reactor worker of several. */
 export interface ServeOptions {
   /**
@@ -68,6 +113,11 @@ export interface ServeOptions {
    * the reactor's slice.
    */
   flush?: FlushScheduler;
+  /**
+   * Serve portals from this native socket host instead of node:net (its listeners are SO_REUSEPORT;
+   * `run` is then unused: the host calls in as its reactor thread).
+   */
+  sockHost?: SocketHost;
 }
 
 const direct = <A>(fn: (arg: A) => void, arg: A): void => fn(arg);
@@ -84,12 +134,17 @@ export class IscsiServer {
   readonly #reusePort: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
   readonly #flush: FlushScheduler;
+  readonly #host: SocketHost | null;
+  /** Native listeners by portal group tag. */
+  readonly #hostFds = new Map<number, number[]>();
+  readonly #hosted = new Set<HostedSocket>();
 
   constructor(target: IscsiTarget, o: ServeOptions = {}) {
     this.target = target;
     this.#reusePort = o.reusePort ?? false;
     this.#run = o.run ?? direct;
     this.#flush = o.flush ?? nextTick;
+    this.#host = o.sockHost ?? null;
   }
 
   /** Listens on each portal of portal group `tag`; port "0" picks a free port (see `portals`). */
@@ -122,6 +177,7 @@ export class IscsiServer {
   }
 
   async #serve(tag: number, host: string, port: number, reusePort: boolean): Promise<number> {
+    if (this.#host) return this.#serveHosted(this.#host, tag, host, port);
     const srv = createServer({ noDelay: true }, (sock) => this.#run(this.#acceptFn, { sock, tag }));
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
@@ -138,8 +194,39 @@ export class IscsiServer {
     return typeof addr === 'object' && addr ? addr.port : port;
   }
 
+  #serveHosted(sh: SocketHost, tag: number, host: string, port: number): number {
+    const l = sh.listen({ host, port, onAccept: (c) => this.#acceptHosted(c, tag) });
+    let fds = this.#hostFds.get(tag);
+    if (!fds) this.#hostFds.set(tag, (fds = []));
+    fds.push(l.fd);
+    return l.port;
+  }
+
+  #acceptHosted(c: HostedSocket, tag: number): void {
+    this.accepted++;
+    this.#hosted.add(c);
+    const a = c.addresses;
+    const conn = this.target.accept(new HostedSink(c, this.#flush), {
+      portalGroupTag: tag,
+      localAddress: stripV4Mapped(a.localAddress),
+      localPort: a.localPort,
+      remoteAddress: stripV4Mapped(a.address),
+      remotePort: a.port,
+    });
+    const rx = c.rx;
+    c.handler = {
+      onData: (n) => conn.receive(rx.subarray(0, n)),
+      onClose: () => {
+        this.#hosted.delete(c);
+        conn.closed();
+      },
+    };
+  }
+
   /** Stops listening on portal group `tag` (connections already made stay). */
   async unlisten(tag: number): Promise<void> {
+    for (const fd of this.#hostFds.get(tag) ?? []) this.#host?.unlisten(fd);
+    this.#hostFds.delete(tag);
     const list = this.#byTag.get(tag) ?? [];
     this.#byTag.delete(tag);
     for (let i = this.portals.length - 1; i >= 0; i--)
@@ -178,6 +265,8 @@ export class IscsiServer {
   async close(): Promise<void> {
     this.target.close();
     for (const s of this.#sockets) s.destroy();
+    for (const c of this.#hosted) c.close();
+    for (const tag of [...this.#hostFds.keys()]) await this.unlisten(tag);
     await Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.#servers.length = 0;
   }

@@ -79,6 +79,18 @@ export class SockGroup {
     }
   }
 
+  /**
+   * Send `bufs[0]` from `off`, then the rest of `bufs`, in one sendmsg (at most 1024 buffers):
+   * bytes the kernel took, or a negative errno.
+   */
+  sendv(fd: number, bufs: readonly Uint8Array[], off = 0): number {
+    try {
+      return binding.sockSendv(this.#g, fd, bufs as Uint8Array[], off);
+    } catch (e) {
+      throw toNativeError(e);
+    }
+  }
+
   /** Report SOCK_OUT for `fd` while `on`. */
   wantWrite(fd: number, on: boolean): void {
     native(() => binding.sockWantWrite(this.#g, fd, on));

@@ -120,6 +120,20 @@ describe('SockGroup', () => {
     c.destroy();
   });
 
+  it('sendv gathers buffers in order, starting at an offset in the first', async () => {
+    const l = g.listen('127.0.0.1', 0);
+    const c = await client(l.port);
+    const fd = (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!.fd;
+    const enc = new TextEncoder();
+    const got = once(c, 'data');
+    expect(g.sendv(fd, [enc.encode('xxab'), new Uint8Array(0), enc.encode('cd')], 2)).to.equal(4);
+    expect(String((await got)[0])).to.equal('abcd');
+    expect(() => g.sendv(fd, [enc.encode('a')], 2))
+      .to.throw(NativeError)
+      .with.property('code', 'EINVAL');
+    c.destroy();
+  });
+
   it('a reset shows as HUP/ERR and a negative errno from recv', async () => {
     const l = g.listen('127.0.0.1', 0);
     const c = await client(l.port);

@@ -41,6 +41,11 @@ export interface SockListenOptions {
   onAccept(conn: SockConn): void;
 }
 
+/** Buffers one sendmsg takes at most (Linux UIO_MAXIOV is 1024; a flush rarely has more). */
+const IOV_MAX = 64;
+const EMPTY = new Uint8Array(0);
+const noop = (): void => {};
+
 /** One accepted connection of a SockHost. */
 export class SockConn {
   readonly fd: number;
@@ -54,6 +59,9 @@ export class SockConn {
   #txHead = 0;
   /** Bytes of #txBufs[#txHead] already sent. */
   #txOff = 0;
+  /** Write interest is on: the kernel's send buffer was full. */
+  #wantOut = false;
+  readonly #iov: Uint8Array[] = [];
   #closing = false;
   #gone = false;
   #addresses: SockAddresses | null = null;
@@ -84,7 +92,7 @@ export class SockConn {
     return this.#closing || this.#gone;
   }
 
-  /** Bytes queued behind a partial send. */
+  /** Buffers queued (behind a partial send, or by `queue` until `flush`). */
   get txPending(): number {
     return this.#txBufs.length - this.#txHead;
   }
@@ -115,51 +123,110 @@ export class SockConn {
       this.#txOff = sent;
       this.#txBufs.push(bytes);
       this.#txRelease.push(release);
-      this.#group.wantWrite(this.fd, true);
+      this.#waitWritable();
       return;
     }
     this.#txBufs.push(bytes);
     this.#txRelease.push(release);
   }
 
+  /** Queue `bytes` without sending: `flush()` sends everything queued in one sendmsg. */
+  queue(bytes: Uint8Array, release: () => void): void {
+    if (this.#gone || this.#closing) {
+      release();
+      return;
+    }
+    this.#txBufs.push(bytes);
+    this.#txRelease.push(release);
+  }
+
+  /** Send what is queued (unless the kernel has no room: then EPOLLOUT continues it). */
+  flush(): void {
+    if (!this.#wantOut && !this.#gone) this.#send();
+  }
+
   /** Close once queued bytes are sent; the handler's onClose follows from the poller. */
   close(): void {
     if (this.#closing || this.#gone) return;
     this.#closing = true;
+    this.flush();
     if (this.txPending === 0) this.#host._retire(this);
   }
 
-  /** @internal the kernel has room again */
-  _drain(): void {
+  #waitWritable(): void {
+    if (this.#wantOut) return;
+    this.#wantOut = true;
+    this.#group.wantWrite(this.fd, true);
+  }
+
+  /** Send queued buffers until done or the kernel is full; false when the send failed. */
+  #send(): boolean {
     const g = this.#group;
+    const iov = this.#iov;
     while (this.#txHead < this.#txBufs.length) {
-      const b = this.#txBufs[this.#txHead];
-      const left = b.length - this.#txOff;
-      const r = g.send(this.fd, b, this.#txOff, left);
-      if (r === left) {
-        this.bytesOut += r;
-        this.#txOff = 0;
-        this.#txBufs[this.#txHead] = undefined as unknown as Uint8Array;
-        const rel = this.#txRelease[this.#txHead];
-        this.#txRelease[this.#txHead] = undefined as unknown as () => void;
-        this.#txHead++;
-        rel();
-        continue;
-      }
-      if (r >= 0 || r === SOCK_EAGAIN) {
-        if (r > 0) {
-          this.bytesOut += r;
-          this.#txOff += r;
+      const n = Math.min(this.#txBufs.length - this.#txHead, IOV_MAX);
+      let r: number;
+      let want: number;
+      if (n === 1) {
+        const b = this.#txBufs[this.#txHead];
+        want = b.length - this.#txOff;
+        r = g.send(this.fd, b, this.#txOff, want);
+      } else {
+        iov.length = n;
+        want = -this.#txOff;
+        for (let i = 0; i < n; i++) {
+          const b = this.#txBufs[this.#txHead + i];
+          iov[i] = b;
+          want += b.length;
         }
-        return;
+        r = g.sendv(this.fd, iov, this.#txOff);
+        iov.fill(EMPTY);
       }
-      this.#host._retire(this); // the send failed: the connection is dead
-      return;
+      if (r < 0) {
+        if (r === SOCK_EAGAIN) {
+          this.#waitWritable();
+          return true;
+        }
+        this.#host._retire(this); // the send failed: the connection is dead
+        return false;
+      }
+      this.bytesOut += r;
+      this.#consume(r);
+      if (r < want) {
+        this.#waitWritable();
+        return true;
+      }
     }
     this.#txBufs.length = 0;
     this.#txRelease.length = 0;
     this.#txHead = 0;
-    if (!this.#gone) g.wantWrite(this.fd, false);
+    this.#txOff = 0;
+    return true;
+  }
+
+  /** The kernel took `r` more bytes: release the buffers it finished. */
+  #consume(r: number): void {
+    let left = r + this.#txOff;
+    while (this.#txHead < this.#txBufs.length) {
+      const len = this.#txBufs[this.#txHead].length;
+      if (left < len) break;
+      left -= len;
+      this.#txBufs[this.#txHead] = EMPTY;
+      const rel = this.#txRelease[this.#txHead];
+      this.#txRelease[this.#txHead] = noop;
+      this.#txHead++;
+      rel();
+    }
+    this.#txOff = left;
+  }
+
+  /** @internal the kernel has room again */
+  _drain(): void {
+    if (this.#gone) return;
+    this.#wantOut = false;
+    if (!this.#send()) return;
+    if (this.txPending > 0) return; // still waiting: #send turned interest back on
+    this.#group.wantWrite(this.fd, false);
     if (this.#closing) this.#host._retire(this);
   }
 
@@ -186,6 +253,7 @@ export class SockConn {
   _gone(): void {
     this.#gone = true;
     for (let i = this.#txHead; i < this.#txRelease.length; i++) this.#txRelease[i]();
+    this.#txOff = 0;
     this.#txBufs.length = 0;
     this.#txRelease.length = 0;
     this.#txHead = 0;

@@ -28,6 +28,7 @@ import {
   type Poller,
   reactorCore,
   reactorIndex,
+  SockHost,
   type Thread,
   wakeReactor,
 } from '@storkit/reactor';
@@ -43,6 +44,8 @@ interface State {
   /** Flushes corked sockets once per reactor iteration, after the bdev completion pollers. */
   flusher: Poller;
   server: IscsiServer;
+  /** The native socket group serving the portals (null: node:net, STORKIT_ISCSI_SOCK=node). */
+  sockHost: SockHost | null;
   thread: Thread;
   backends: Map<string, BdevBlockBackend>;
   /** Target node name → index of the reactor owning its LUN state. */
@@ -96,7 +99,13 @@ function lookup(name: string): BdevBlockBackend | undefined {
   return b;
 }
 
-/** Socket callbacks run with this reactor's first thread current, then wake the reactor. */
+/**
+ * How reactors host iSCSI sockets: the reactor's native socket group (default), or node:net
+ * (STORKIT_ISCSI_SOCK=node) as the fallback and for A/B measurements.
+ */
+const SOCK: 'native' | 'node' = process.env.STORKIT_ISCSI_SOCK === 'node' ? 'node' : 'native';
+
+/** node:net socket callbacks run with this reactor's first thread current, then wake the reactor. */
 function run<A>(fn: (arg: A) => void, arg: A): void {
   const prev = setCurrentThread(hostThread);
   try {
@@ -153,11 +162,27 @@ defineControl('iscsi.init', (arg, done: Done) => {
   const thread = getThread();
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
   const target = errno(() => new IscsiTarget(lookup, (arg ?? {}) as P));
-  const server = new IscsiServer(target, { reusePort: true, run, flush: scheduleFlush });
+  // Before the flush poller: an iteration reads the sockets, then sends what that produced.
+  const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
+  const server = new IscsiServer(target, {
+    reusePort: true,
+    run,
+    flush: scheduleFlush,
+    sockHost: sockHost ?? undefined,
+  });
   target.redirect = redirect;
   const flusher = thread.registerPoller(flushPoller, 0, 'iscsi_flush');
   hostThread = thread;
-  state = { target, flusher, server, thread, backends: new Map(), owners: new Map(), peers: new Map() };
+  state = {
+    target,
+    flusher,
+    server,
+    sockHost,
+    thread,
+    backends: new Map(),
+    owners: new Map(),
+    peers: new Map(),
+  };
   done(null, true);
 });
 
@@ -174,6 +199,7 @@ defineSubsystem({
       // Channels are put on the thread that got them.
       const prev = setCurrentThread(s.thread);
       try {
+        s.sockHost?.close(); // connections still closing end here (their sessions are told)
         for (const b of s.backends.values()) b.close();
       } finally {
         setCurrentThread(prev);

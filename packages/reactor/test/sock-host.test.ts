@@ -1,0 +1,129 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+
+import { expect } from 'chai';
+
+import { type SockConn, SockHost } from '../src/index.js';
+import { createTestHarness, type TestHarness } from '../src/testing.js';
+
+/** Poll the harness (yielding to node:net peers between rounds) until `pred` or 3 s. */
+async function until(h: TestHarness, pred: () => boolean): Promise<void> {
+  const end = Date.now() + 3000;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not met within 3 s');
+    h.pollOnce();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('SockHost (harness)', () => {
+  let h: TestHarness;
+  let host: SockHost;
+  const clients: Socket[] = [];
+  beforeEach(() => {
+    h = createTestHarness();
+    h.setThread(0);
+    host = new SockHost({ rxBuffer: 1024 });
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.destroy();
+    h.setThread(0);
+    host.close();
+    h.setThread(null);
+    h.close();
+  });
+
+  async function accept(): Promise<{
+    conn: SockConn;
+    client: Socket;
+    data: number[];
+    closed: () => boolean;
+  }> {
+    let conn: SockConn | null = null;
+    const data: number[] = [];
+    let closed = false;
+    const l = host.listen({
+      host: '127.0.0.1',
+      port: 0,
+      onAccept: (c) => {
+        conn = c;
+        c.handler = {
+          onData: (n) => data.push(...c.rx.subarray(0, n)),
+          onClose: () => {
+            closed = true;
+          },
+        };
+      },
+    });
+    const client = connect(l.port, '127.0.0.1');
+    clients.push(client);
+    await until(h, () => conn !== null);
+    return { conn: conn!, client, data, closed: () => closed };
+  }
+
+  it('holds buffers the kernel did not take, sends them in order on EPOLLOUT, releases each once', async () => {
+    const { conn, client } = await accept();
+    client.pause();
+    const bufs = Array.from({ length: 16 }, (_, i) => new Uint8Array(1 << 20).fill(i + 1));
+    const released: number[] = [];
+    bufs.forEach((b, i) => conn.write(b, () => released.push(i)));
+    // 16 MiB cannot fit in loopback socket buffers while the peer does not read.
+    expect(conn.txPending).to.be.greaterThan(0);
+    expect(released.length).to.be.lessThan(16);
+    let got = 0;
+    let bad = -1;
+    client.on('data', (d: Buffer) => {
+      for (let k = 0; k < d.length; k++) {
+        const want = Math.floor((got + k) / (1 << 20)) + 1;
+        if (d[k] !== want && bad < 0) bad = got + k;
+      }
+      got += d.length;
+    });
+    client.resume();
+    await until(h, () => got === 16 << 20);
+    expect(bad).to.equal(-1);
+    expect(released).to.deep.equal([...Array(16).keys()]);
+    expect(conn.txPending).to.equal(0);
+    expect(conn.bytesOut).to.equal(16 << 20);
+  });
+
+  it('queue holds writes until flushed; close flushes them first, then onClose once', async () => {
+    const { conn, client, closed } = await accept();
+    const enc = new TextEncoder();
+    let released = 0;
+    for (const w of ['one ', 'two ', 'three']) conn.queue(enc.encode(w), () => released++);
+    expect(released).to.equal(0); // nothing leaves before flush
+    let text = '';
+    client.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    conn.close(); // flushes first
+    const ended = once(client, 'end');
+    await until(h, () => closed());
+    await ended;
+    expect(text).to.equal('one two three');
+    expect(released).to.equal(3);
+    expect(host.connections).to.equal(0);
+  });
+
+  it('reads into the fixed buffer in pieces no larger than it; end of stream closes', async () => {
+    const { client, data, closed } = await accept();
+    const big = new Uint8Array(10_000).map((_, i) => i & 0xff);
+    client.end(big);
+    await until(h, () => closed());
+    expect(data.length).to.equal(big.length);
+    expect(data.every((v, i) => v === (i & 0xff))).to.equal(true);
+  });
+
+  it('a reset connection is reported once and its queued buffers are released', async () => {
+    const { conn, client, closed } = await accept();
+    client.pause();
+    let released = 0;
+    for (let i = 0; i < 16; i++) conn.write(new Uint8Array(1 << 20), () => released++);
+    client.resetAndDestroy();
+    await until(h, () => closed());
+    expect(released).to.equal(16);
+    conn.write(new Uint8Array(1), () => released++); // after the end: released at once
+    expect(released).to.equal(17);
+  });
+});
