@@ -17,7 +17,9 @@ free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1
 perf() { # PID URL QD
   local c0 c1 out
   c0=$(cpu "$1")
-  out=$(taskset -c 1 iscsi-perf -t "$SECS" -m "$3" -b 8 -r "$2" | tr '\r' '\n' | grep -o 'iops average [0-9]*' | tail -1)
+  # iscsi-perf never stops if one progress tick lands more than a second late (a stalled target
+  # or a busy machine): bound it.
+  out=$(timeout $((SECS + 30)) taskset -c 1 iscsi-perf -t "$SECS" -m "$3" -b 8 -r "$2" | tr '\r' '\n' | grep -o 'iops average [0-9]*' | tail -1) || true
   c1=$(cpu "$1")
   echo "$out" | awk -v qd="$3" -v c="$(echo "$c1 - $c0" | bc)" -v s="$SECS" \
     '{ printf "  QD %3d: %7d IOPS, target %5.2f CPU-s (%.2f cores), %6.0f IOPS per target CPU-second\n", qd, $3, c, c / s, $3 * s / (c > 0 ? c : 1) }'
