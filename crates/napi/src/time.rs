@@ -1,6 +1,5 @@
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::ffi::c_void;
-use std::ptr;
 
 use napi::bindgen_prelude::ArrayBuffer;
 use napi::{sys, Env};
@@ -15,17 +14,14 @@ pub fn ticks() -> f64 {
 }
 
 thread_local! {
-    /// The cell `ticks_store` writes: the one `tick_cell` made last on this thread.
-    static CELL: Cell<*mut f64> = const { Cell::new(ptr::null_mut()) };
+    /// The live cells of this thread: usually one, more when a second copy of the JS module
+    /// made its own (each must keep seeing the clock move).
+    static CELLS: RefCell<Vec<*mut f64>> = const { RefCell::new(Vec::new()) };
 }
 
 unsafe extern "C" fn release_cell(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     let p = hint as *mut f64;
-    CELL.with(|c| {
-        if c.get() == p {
-            c.set(ptr::null_mut());
-        }
-    });
+    CELLS.with(|c| c.borrow_mut().retain(|&x| x != p));
     // SAFETY: hint is the box leaked for this ArrayBuffer in tick_cell; V8 is done with it.
     drop(unsafe { Box::from_raw(p) });
 }
@@ -36,18 +32,18 @@ unsafe extern "C" fn release_cell(_env: sys::napi_env, _data: *mut c_void, hint:
 #[napi]
 pub fn tick_cell(env: &Env) -> napi::Result<ArrayBuffer<'_>> {
     let p = Box::into_raw(Box::new(0f64));
-    CELL.with(|c| c.set(p));
+    CELLS.with(|c| c.borrow_mut().push(p));
     external_arraybuffer(env, p.cast(), 8, release_cell, p.cast())
 }
 
 /// Write the current tick count into this thread's tick cell (see `tickCell`).
 #[napi]
 pub fn ticks_store() {
-    CELL.with(|c| {
-        let p = c.get();
-        if !p.is_null() {
-            // SAFETY: p is the live box of this thread's tick cell (cleared by its finalizer).
-            unsafe { *p = storkit_core::time::ticks() as f64 };
+    let t = storkit_core::time::ticks() as f64;
+    CELLS.with(|c| {
+        for &p in c.borrow().iter() {
+            // SAFETY: p is a live box of this thread's tick cells (removed by its finalizer).
+            unsafe { *p = t };
         }
     });
 }

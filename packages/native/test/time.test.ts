@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 
+import { binding } from '../src/binding.js';
 import { readTicks, tickRate, tickSource, ticks, ticksToUs } from '../src/index.js';
 
 describe('native: ticks', () => {
@@ -52,5 +53,13 @@ describe('native: ticks', () => {
     await w.terminate();
     expect(got).to.be.within(before, ticks());
     expect(readTicks()).to.be.greaterThan(got);
+  });
+
+  it('a second tick cell on the same thread (a second copy of the module) does not freeze the first', () => {
+    const second = new Float64Array(binding.tickCell());
+    const a = readTicks();
+    const b = readTicks();
+    expect(b).to.be.greaterThan(a);
+    expect(second[0]).to.be.within(a, b);
   });
 });
