@@ -155,13 +155,18 @@ describe('storkit bdevperf', function () {
       expect(r.stderr).to.equal('');
       expect(r.code).to.equal(0);
       expect(r.stdout.match(/Job: VirtioBlk0 /g)).to.have.length(2);
+      expect(r.stdout).to.include('Job: VirtioBlk0 (Core Mask 0x2)');
       const total = /^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)/m.exec(r.stdout);
       expect(Number(total?.[1])).to.be.greaterThan(100);
       expect(Number(total?.[3])).to.equal(0); // Fail/s: no error, no miscompare
-      // The target saw the requests on its controller.
+      // The target counted every request, and still does after the frontend has gone.
       const ctrl = await storkit('rpc', '-s', join(dir, 'rpc.sock'), 'vhost_get_controllers');
       expect(ctrl.code).to.equal(0);
-      expect(JSON.parse(ctrl.stdout)[0]).to.include({ ctrlr: 'vblk.0' });
+      const c0 = JSON.parse(ctrl.stdout)[0];
+      expect(c0).to.include({ ctrlr: 'vblk.0' });
+      // bdevperf completed IOPS x 2 s of them; every one was a request here.
+      expect(c0.stats.requests).to.be.at.least(Math.floor(Number(total?.[1])));
+      expect(c0.stats.connections).to.equal(1);
     } finally {
       tgt.kill('SIGTERM');
       await exit;

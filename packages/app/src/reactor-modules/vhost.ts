@@ -271,12 +271,7 @@ function json(e: Ctrl): P {
     backend_specific,
     // storkit extras
     reactor_core: reactorCore(),
-    stats: {
-      ...c.stats,
-      // Requests on the current connection's queues (the controller's own counter is not kept).
-      requests: c.queues.reduce((n, q) => n + q.stats.requests, 0),
-      inflight: c.inflight,
-    },
+    stats: { ...c.stats, inflight: c.inflight },
   };
 }
 

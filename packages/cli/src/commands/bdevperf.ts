@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { PerfArgs, PerfReport } from '@storkit/bdev/perf';
-import { startApp } from '@storkit/reactor';
+import { parseCoreMask, startApp } from '@storkit/reactor';
 
 import { type Command, UsageError } from '../command.js';
 
@@ -142,6 +142,8 @@ const f2 = (n: number) => n.toFixed(2);
 /** SPDK bdevperf's result table. */
 export function formatResults(r: Extract<PerfReport, { type: 'done' }>, mask: string): string {
   const us = (t: number) => (t * 1e6) / r.tickRate;
+  // Jobs know their reactor's index; SPDK names the core it runs on.
+  const cores = parseCoreMask(mask);
   const lines = [
     `${'Latency(us)'.padStart(108)}`,
     `${'Device Information'.padEnd(28)}: ${['runtime(s)', 'IOPS', 'MiB/s', 'Fail/s', 'TO/s', 'Average', 'min', 'max'].map((h) => h.padStart(10)).join(' ')}`,
@@ -163,7 +165,8 @@ export function formatResults(r: Extract<PerfReport, { type: 'done' }>, mask: st
     ];
     const avg = j.ios > 0 ? us(j.latTicks / j.ios) : 0;
     row.push(f2(avg), f2(j.ios > 0 ? us(j.minTicks) : 0), f2(us(j.maxTicks)));
-    lines.push(`Job: ${j.name} (Core Mask 0x${(1 << j.reactor).toString(16)})`);
+    const core = cores[j.reactor] ?? j.reactor;
+    lines.push(`Job: ${j.name} (Core Mask 0x${(2 ** core).toString(16)})`);
     lines.push(`\t ${j.name.padEnd(22)}: ${row.map((c) => c.padStart(10)).join(' ')}`);
     if (j.miscompares > 0)
       lines.push(`\t ${j.miscompares} miscompares, the first at block ${j.firstMiscompare}`);
@@ -187,7 +190,6 @@ export function formatResults(r: Extract<PerfReport, { type: 'done' }>, mask: st
     f2(us(max)),
   ];
   lines.push(`${'Total'.padEnd(28)}: ${tot.map((c) => c.padStart(10)).join(' ')}`);
-  void mask;
   return lines.join('\n');
 }
 
