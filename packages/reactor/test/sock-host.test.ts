@@ -66,7 +66,7 @@ describe('SockHost (harness)', () => {
     client.pause();
     const bufs = Array.from({ length: 16 }, (_, i) => new Uint8Array(1 << 20).fill(i + 1));
     const released: number[] = [];
-    bufs.forEach((b, i) => conn.write(b, () => released.push(i)));
+    for (const [i, b] of bufs.entries()) conn.write(b, () => released.push(i));
     // 16 MiB cannot fit in loopback socket buffers while the peer does not read.
     expect(conn.txPending).to.be.greaterThan(0);
     expect(released.length).to.be.lessThan(16);
