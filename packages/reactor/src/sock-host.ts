@@ -298,7 +298,21 @@ export class SockHost {
     const host = t.host;
     this.#group.startWaiter(() => host.kick());
     const g = this.#group;
-    this.#hook = { arm: () => g.arm(), disarm: () => g.disarm() };
+    // Armed only with members: an empty group has nothing to wake for, and then neither sleeping
+    // nor waking costs a syscall.
+    let armed = false;
+    this.#hook = {
+      arm: () => {
+        if (this.#conns.size === 0 && this.#listeners.size === 0) return;
+        g.arm();
+        armed = true;
+      },
+      disarm: () => {
+        if (!armed) return;
+        armed = false;
+        g.disarm();
+      },
+    };
     host.addSleepHook(this.#hook);
     this.#poller = t.registerPoller(this.#poll, 0, o.name ?? 'sock_group');
   }
@@ -333,6 +347,9 @@ export class SockHost {
       this.#retired = [];
       for (const c of r) this.#end(c);
     }
+    // An empty group costs no syscall: a subsystem that made its host but serves no portal yet
+    // must not tax every iteration of a reactor busy with other work.
+    if (this.#conns.size === 0 && this.#listeners.size === 0) return busy > 0 ? POLLER_BUSY : POLLER_IDLE;
     const ev = this.#events;
     const n = this.#group.poll(ev);
     if (n === 0) return busy > 0 ? POLLER_BUSY : POLLER_IDLE;
