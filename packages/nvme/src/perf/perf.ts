@@ -3,7 +3,7 @@
 // resubmitting from the completion callback. Contexts, buffers and the
 // latency histogram are allocated up front; the loop itself allocates nothing.
 
-import { ticks, ticksToUs } from '@storkit/native';
+import { readTicks, ticksToUs } from '@storkit/native';
 
 import type { NvmeController } from '../host/controller.js';
 import type { Completion, HostQpair } from '../host/qpair.js';
@@ -100,7 +100,7 @@ export async function runPerf(
   const submit = (c: Ctx): boolean => {
     const slot = random ? Math.floor(rand() * slots) : seq++ % slots;
     c.isRead = readPct === 100 || (readPct > 0 && rand() * 100 < readPct);
-    c.start = ticks();
+    c.start = readTicks();
     return c.isRead
       ? c.qp.read(nsid, slot * nlb, nlb, c.buf, done, c)
       : c.qp.write(nsid, slot * nlb, nlb, c.buf, done, c);
@@ -108,7 +108,7 @@ export async function runPerf(
   const done: Completion<Ctx> = (c, status) => {
     inflight--;
     if (counting) {
-      hist.record(ticksToUs(ticks() - c.start));
+      hist.record(ticksToUs(readTicks() - c.start));
       ios++;
       if (status !== 0) errors++;
       else if (c.isRead) reads++;
