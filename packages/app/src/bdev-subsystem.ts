@@ -141,6 +141,8 @@ interface Created {
   names: string[];
   /** For split: the base the parts came from (bdev_split_delete names it). */
   base?: string;
+  /** For raid: bases removed and not yet replaced by bdev_raid_add_base_bdev, oldest first. */
+  removed?: string[];
 }
 
 /** storkit-internal handles (shared memory) never go into a saved config. */
@@ -182,6 +184,16 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
       base: method === 'bdev_split_create' ? String(params.base_bdev) : undefined,
     });
     return first.names;
+  }
+
+  /** The bdev_raid_create entry whose bases include `base`. */
+  function raidOf(base: string): Created | undefined {
+    return journal.find(
+      (x) =>
+        x.method === 'bdev_raid_create' &&
+        (x.params.base_bdevs as string[]).includes(base) &&
+        !x.removed?.includes(base),
+    );
   }
 
   async function remove(method: string, key: string, params: P): Promise<void> {
@@ -279,14 +291,30 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     description: 'Remove a base bdev from its RAID bdev',
     positional: ['name'],
     params: obj({ name: req(name()) }),
-    handler: (p) => broadcast('bdev_raid_remove_base_bdev', p),
+    async handler(p) {
+      const r = await broadcast('bdev_raid_remove_base_bdev', p);
+      // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
+      // base added next takes the slot.
+      const c = raidOf(String(p.name));
+      if (c) (c.removed ??= []).push(String(p.name));
+      return r;
+    },
   });
   add<P>({
     name: 'bdev_raid_add_base_bdev',
     description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
     positional: ['base_bdev', 'raid_bdev'],
     params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
-    handler: (p) => ctl.call(0, 'bdev.raid_add_base_bdev', p),
+    async handler(p) {
+      const r = await ctl.call(0, 'bdev.raid_add_base_bdev', p);
+      const c = journal.find((x) => x.method === 'bdev_raid_create' && x.names[0] === p.raid_bdev);
+      const gone = c?.removed?.shift();
+      if (c && gone !== undefined) {
+        const bases = c.params.base_bdevs as string[];
+        c.params.base_bdevs = bases.map((b) => (b === gone ? String(p.base_bdev) : b));
+      }
+      return r;
+    },
   });
   add<P>({
     name: 'bdev_raid_get_bdevs',

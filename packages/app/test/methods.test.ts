@@ -146,6 +146,17 @@ describe('app: every method, happy path and bad params', function () {
     }[];
     expect(rebuilt.num_base_bdevs_operational).to.equal(2);
     expect(rebuilt.base_bdevs_list.map((b) => b.name)).to.deep.equal(['R1', 'R3']);
+    // save_config writes the raid as it is now: R3 in the slot R2 left.
+    const cfg = (await ok('save_config')) as {
+      subsystems: {
+        subsystem: string;
+        config: { method: string; params: { name?: string; base_bdevs?: string[] } }[];
+      }[];
+    };
+    const raidCfg = cfg.subsystems
+      .find((x) => x.subsystem === 'bdev')!
+      .config.find((e) => e.method === 'bdev_raid_create' && e.params.name === 'Raid0');
+    expect(raidCfg?.params.base_bdevs).to.deep.equal(['R1', 'R3']);
 
     const names = ((await ok('bdev_get_bdevs')) as { name: string }[]).map((b) => b.name);
     expect(names).to.include.members([
