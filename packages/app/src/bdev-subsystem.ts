@@ -292,12 +292,13 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     positional: ['name'],
     params: obj({ name: req(name()) }),
     async handler(p) {
-      const r = await broadcast('bdev_raid_remove_base_bdev', p);
+      // Each reactor answers once the base has left its slot there (SPDK answers after removal).
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.raid_remove_base_bdev', p);
       // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
       // base added next takes the slot.
       const c = raidOf(String(p.name));
       if (c) (c.removed ??= []).push(String(p.name));
-      return r;
+      return true;
     },
   });
   add<P>({

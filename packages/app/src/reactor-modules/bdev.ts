@@ -59,7 +59,6 @@ const UPDATE: Record<string, (p: P) => unknown> = {
   bdev_null_resize: (p) => m.bdevNullResize(p as never),
   bdev_delay_update_latency: (p) => m.bdevDelayUpdateLatency(p as never),
   bdev_error_inject_error: (p) => m.bdevErrorInjectError(p as never),
-  bdev_raid_remove_base_bdev: (p) => m.bdevRaidRemoveBaseBdev(p as never),
 };
 
 function need(name: unknown): Bdev {
@@ -87,6 +86,11 @@ defineControl('bdev.update', (arg, done: Done) => {
   const fn = UPDATE[method];
   if (!fn) throw new BdevError('EINVAL', `unknown bdev update method ${method}`);
   done(null, fn(params) ?? true);
+});
+
+/** bdev_raid_remove_base_bdev on this reactor: answers once the base has left its slot here. */
+defineControl('bdev.raid_remove_base_bdev', (arg, done: Done) => {
+  m.bdevRaidRemoveBaseBdev(arg as never, () => done(null, true));
 });
 
 defineControl('bdev.get_bdevs', (arg, done: Done) => {

@@ -441,14 +441,18 @@ function operational(r: Raid): number {
 }
 
 /** A base went away: raid1 runs degraded while a mirror is left; the others go offline. */
-function baseRemoved(r: Raid, baseName: string): void {
+function baseRemoved(r: Raid, baseName: string, done?: () => void): void {
   const i = r.slots.findIndex((s) => s.name === baseName && s.desc !== null);
-  if (i < 0) return;
+  if (i < 0) {
+    done?.();
+    return;
+  }
   const slot = r.slots[i];
   if (r.state !== 'online' || r.bdev === null) {
     if (slot.desc !== null) bdevClose(slot.desc);
     slot.desc = null;
     slot.state = SLOT_MISSING;
+    done?.();
     return;
   }
   slot.state = SLOT_MISSING;
@@ -456,13 +460,15 @@ function baseRemoved(r: Raid, baseName: string): void {
   const desc = slot.desc as BdevDesc;
   const stillUp = r.level === 'raid1' && operational(r) > 0;
   if (!stillUp) {
-    if (!r.bdev.isRemoving) bdevUnregister(r.bdev);
+    if (!r.bdev.isRemoving) bdevUnregister(r.bdev, done);
+    else done?.();
     return;
   }
   dropSlotChannels(r, i, desc.bdev, () => {
     if (!desc.isClosed) bdevClose(desc);
     // A rebuild started from another worker may have put a new base here meanwhile.
     if (slot.desc === desc) slot.desc = null;
+    done?.();
   });
 }
 
@@ -582,13 +588,18 @@ export function bdevRaidGetBdevs(params: { category?: string } = {}): Record<str
 }
 
 /** bdev_raid_remove_base_bdev: take a base out (raid1 degrades; others go offline). */
-export function bdevRaidRemoveBaseBdev(params: { name: string }): void {
+/**
+ * bdev_raid_remove_base_bdev on this worker. `done` (optional) runs once the base has left its
+ * slot here (every channel let go of it and its descriptor is closed), as SPDK's RPC answers after
+ * the removal completes; a bdev_raid_add_base_bdev may then reuse the slot at once.
+ */
+export function bdevRaidRemoveBaseBdev(params: { name: string }, done?: () => void): void {
   const r = new ParamReader('bdev_raid_remove_base_bdev', params);
   r.only(['name']);
   const name = r.str('name');
   for (const raid of raids.values()) {
     if (raid.slots.some((s) => s.name === name && s.desc !== null)) {
-      baseRemoved(raid, name);
+      baseRemoved(raid, name, done);
       return;
     }
   }
