@@ -165,6 +165,7 @@ describe('VhostTarget: SPDK vhost RPC surface', () => {
     } finally {
       t.close();
       h.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
