@@ -30,6 +30,17 @@ export interface LoopOptions {
   yieldIdleUs?: number | false;
 }
 
+/**
+ * The waitAsync timeout for a sleep of `us`. V8 rounds the timeout to whole milliseconds, so one
+ * under 0.5 ms returns at once: a reactor whose next timer is that close would spin through the
+ * event loop (a 200 us timed poller kept an idle reactor at 100% CPU). Sleep at least 1 ms then (a
+ * sub-millisecond timer of an idle reactor runs up to 1 ms late), and never past the deadline
+ * otherwise.
+ */
+export function waitMs(us: number): number {
+  return Math.max(1, Math.floor(us / 1000));
+}
+
 export const LOOP_DEFAULTS = { sliceUs: 500, idleUs: 500, maxSleepUs: 10_000 } as const;
 
 /**
@@ -154,7 +165,7 @@ export class ReactorLoop {
       ctl,
       m.bellIndex,
       v,
-      timeoutUs === Number.POSITIVE_INFINITY ? undefined : timeoutUs / 1000,
+      timeoutUs === Number.POSITIVE_INFINITY ? undefined : waitMs(timeoutUs),
     );
     // 'not-equal' (a bell rung since we read it) continues from a macrotask: #onWake runs the next
     // slice directly, and that must not nest inside this one.

@@ -90,6 +90,17 @@ describe('startApp: reactors in pinned workers', function () {
     expectClean(await app.stop(0));
   });
 
+  it('an idle reactor with a sub-millisecond timer sleeps instead of spinning', async () => {
+    // V8 rounds waitAsync timeouts to whole ms: a 200 us sleep would return at once, ~60 k times a
+    // second. The loop sleeps at least 1 ms, so the 200 us poller runs about once a millisecond.
+    const { app, next } = await run({ kind: 'timer', periodUs: 200, durationUs: 300_000 });
+    const r = await next((x) => x.kind === 'timer');
+    const snaps = await app.snapshot();
+    expect(snaps[0].reactor.sleeps).to.be.within(20, 2000);
+    expect(r.runs as number).to.be.within(20, 1500);
+    expectClean(await app.stop(0));
+  });
+
   it('forEachChannelGlobal visits the device instance of every reactor, then completes on the app thread', async () => {
     const { app, next } = await run({ kind: 'walk' });
     const r = await next((x) => x.kind === 'walk');
