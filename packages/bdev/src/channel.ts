@@ -27,6 +27,9 @@ export class ThreadCtx {
   batchNow = -1;
   /** The latest reading of sampleNow (a number field: see sampleNow). */
   now = -1;
+  /** The thread's pollerRun when `runNow` was read: a poller run reads the clock once. */
+  runId = 0;
+  runNow = -1;
   run: (io: BdevIo) => void;
   constructor(thread: Thread, run: (io: BdevIo) => void) {
     this.thread = thread;

@@ -47,6 +47,13 @@ export class Thread {
   /** Clock reading at the end of the last poll: the reactor starts the next thread from it. */
   lastEnd = 0;
   /** @internal start of the poll in progress (see pollStarted) */ pollStart = 0;
+  /**
+   * Non-zero while a poller of this thread runs: an id for that run, new for every run. Lets a
+   * library read the clock once per poller run (the bdev layer stamps every I/O a poller submits
+   * with one reading, as SPDK's modules see one spdk_get_ticks per poll).
+   */
+  pollerRun = 0;
+  #runIds = 0;
   /** @internal */ state: ThreadState = ThreadState.Running;
   /** @internal the io_channels held here, by device */ readonly channels = new Map<object, AnyChannel>();
   /** @internal forEachChannel walks in progress that still have to visit this thread */ pendingIters = 0;
@@ -255,12 +262,16 @@ export class Thread {
         const p = list[i];
         if (p.state !== PollerState.Running) continue;
         p.runCount++;
-        if ((timing ? this.#timedRun(p) : p.fn()) > 0) {
+        this.pollerRun = ++this.#runIds;
+        const rc = timing ? this.#timedRun(p) : p.fn();
+        this.pollerRun = 0;
+        if (rc > 0) {
           p.busyCount++;
           busy++;
         }
       }
     } finally {
+      this.pollerRun = 0;
       this.#iterating = false;
       if (this.#activeDirty) this.#compactActive();
     }
@@ -287,7 +298,14 @@ export class Thread {
     while (p !== undefined && p.deadline <= now) {
       heap.pop();
       p.runCount++;
-      if ((this.host.pollerTicks ? this.#timedRun(p) : p.fn()) > 0) {
+      this.pollerRun = ++this.#runIds;
+      let rc: number;
+      try {
+        rc = this.host.pollerTicks ? this.#timedRun(p) : p.fn();
+      } finally {
+        this.pollerRun = 0;
+      }
+      if (rc > 0) {
         p.busyCount++;
         busy++;
       }
