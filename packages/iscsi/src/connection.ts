@@ -766,8 +766,12 @@ export class Connection {
   }
 
   #freeR2ts(c: IscsiCmd): void {
-    for (const r of c.r2ts) this.#r2tPool.push(r);
-    c.r2ts.length = 0;
+    const r2ts = c.r2ts;
+    // Most commands (reads, immediate-data writes) never had one: setting an array's length is a
+    // runtime call even when it does not change (1.4% of a target core at 200 k IOPS).
+    if (r2ts.length === 0) return;
+    for (let i = 0; i < r2ts.length; i++) this.#r2tPool.push(r2ts[i]);
+    r2ts.length = 0;
   }
 
   #dataOut(p: Pdu): void {
