@@ -24,6 +24,28 @@ import { expect } from 'chai';
 
 import { NQN, pollUntil, startTarget } from './helpers.js';
 
+/** Put each reactor's channel, close its descriptor, then detach the controller; its error. */
+async function closeAndDetach(
+  h: ReturnType<typeof createTestHarness>,
+  per: { t: number; desc: ReturnType<typeof bdevOpenExt>; ch: ReturnType<typeof bdevGetIoChannel> }[],
+  name: string,
+): Promise<Error | null | undefined> {
+  for (const p of per) {
+    h.setThread(p.t);
+    p.ch.put();
+    bdevClose(p.desc);
+  }
+  h.pollThreads();
+  h.setThread(0);
+  let detached: Error | null | undefined;
+  bdevNvmeDetachController({ name }, (e) => (detached = e));
+  await pollUntil(
+    () => {},
+    () => detached !== undefined,
+  );
+  return detached;
+}
+
 describe('nvme bdev module over NVMe/TCP', function () {
   this.timeout(30000);
 
@@ -128,20 +150,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
       h.setThread(0);
       expect(() => bdevWrite(a.desc, a.ch, next, 8190, 8, () => {}, null)).to.throw();
 
-      for (const p of per) {
-        h.setThread(p.t);
-        p.ch.put();
-        bdevClose(p.desc);
-      }
-      h.pollThreads();
-      h.setThread(0);
-      let detached: Error | null | undefined;
-      bdevNvmeDetachController({ name: 'Nvme0' }, (e) => (detached = e));
-      await pollUntil(
-        () => {},
-        () => detached !== undefined,
-      );
-      expect(detached).to.equal(null);
+      expect(await closeAndDetach(h, per, 'Nvme0')).to.equal(null);
       expect(bdevGetByName('Nvme0n1')).to.equal(undefined);
       expect(bdevNvmeGetControllers()).to.deep.equal([]);
       await pollUntil(
@@ -249,19 +258,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
       );
       expect(statuses).to.deep.equal([IoStatus.FAILED]);
 
-      for (const p of per) {
-        h.setThread(p.t);
-        p.ch.put();
-        bdevClose(p.desc);
-      }
-      h.pollThreads();
-      h.setThread(0);
-      let detached: Error | null | undefined;
-      bdevNvmeDetachController({ name: 'Nvme1' }, (e) => (detached = e));
-      await pollUntil(
-        () => {},
-        () => detached !== undefined,
-      );
+      expect(await closeAndDetach(h, per, 'Nvme1')).to.equal(null);
       expect(bdevGetByName('Nvme1n1')).to.equal(undefined);
     } finally {
       pumping = false;
