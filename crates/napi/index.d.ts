@@ -169,11 +169,20 @@ export declare function sockAddresses(g: ExternalObject<SockGroupHandle>, fd: nu
 /** Close a connection or listener of the group. */
 export declare function sockClose(g: ExternalObject<SockGroupHandle>, fd: number): void
 
+/** The outcome of a connect: 0, or a negative errno (-111 ECONNREFUSED, ...). */
+export declare function sockConnectError(g: ExternalObject<SockGroupHandle>, fd: number): number
+
 /** Arm the waiter once (the reactor is about to sleep). */
 export declare function sockGroupArm(g: ExternalObject<SockGroupHandle>): void
 
 /** Close every socket of the group and stop its waiter. Idempotent. */
 export declare function sockGroupClose(g: ExternalObject<SockGroupHandle>): void
+
+/**
+ * Start a non-blocking connect to host:port (an IPv4 or IPv6 literal): the new connection's fd,
+ * reported writable (SOCK_OUT) once the connect finished; `sockConnectError` says how.
+ */
+export declare function sockGroupConnect(g: ExternalObject<SockGroupHandle>, host: string, port: number): number
 
 /** A new, empty group. */
 export declare function sockGroupCreate(): ExternalObject<SockGroupHandle>

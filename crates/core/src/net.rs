@@ -46,6 +46,59 @@ pub fn reuseport_listen(host: &str, port: u16, backlog: i32) -> Result<Listener>
     }
 }
 
+/// Start a non-blocking connect to `addr`: the fd of a socket whose connect is in progress (or,
+/// on loopback, sometimes already done). The caller learns the outcome when the socket turns
+/// writable, from [`socket_error`]. Refusals the kernel knows at once (no route, ...) are errors here.
+pub fn connect_nonblocking(addr: &SocketAddr) -> Result<i32> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = socket(family)?;
+    let (ss, len) = to_raw(addr);
+    // SAFETY: ss is a valid sockaddr of `len` bytes for the duration of the call.
+    let rc = unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+    if rc == 0 {
+        return Ok(fd);
+    }
+    let errno = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO);
+    match errno {
+        // EINTR: the connect goes on asynchronously, as with EINPROGRESS.
+        libc::EINPROGRESS | libc::EINTR => Ok(fd),
+        _ => {
+            close_fd(fd);
+            Err(Error::Os {
+                op: "connect",
+                errno,
+            })
+        }
+    }
+}
+
+/// The socket's pending error (SO_ERROR, which reading clears): 0, or the positive errno of a
+/// failed connect or a reset.
+pub fn socket_error(fd: i32) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len outlive the call and len holds v's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os("getsockopt(SO_ERROR)"));
+    }
+    Ok(v)
+}
+
 fn setup(fd: i32, addr: SocketAddr, backlog: i32) -> Result<SocketAddr> {
     set_flag(fd, libc::SO_REUSEADDR)?;
     set_flag(fd, libc::SO_REUSEPORT)?;

@@ -208,6 +208,40 @@ impl SockGroup {
         self.add(fd, Kind::Conn)
     }
 
+    /// Start a non-blocking connect to `addr` (TCP_NODELAY) and hold the socket as a connection
+    /// with write interest on: EV_OUT reports the connect finished, [`SockGroup::connect_error`]
+    /// then says how (a refusal usually also shows as EV_ERR | EV_HUP). Turn write interest off
+    /// with `want_write(fd, false)` once connected.
+    pub fn connect(&mut self, addr: &SocketAddr) -> Result<i32> {
+        let fd = net::connect_nonblocking(addr)?;
+        set_nodelay(fd);
+        if let Err(e) = epoll_ctl(
+            self.epfd,
+            libc::EPOLL_CTL_ADD,
+            fd,
+            READ_EVENTS | libc::EPOLLOUT as u32,
+        ) {
+            net::close_fd(fd);
+            return Err(e);
+        }
+        self.set_kind(fd, Kind::Conn);
+        self.conns.insert(fd);
+        Ok(fd)
+    }
+
+    /// The outcome of a connect (SO_ERROR, cleared by reading it): 0 when connected, else the
+    /// negative errno (-ECONNREFUSED, -ETIMEDOUT, ...). Meaningful once EV_OUT or EV_ERR came.
+    pub fn connect_error(&self, fd: i32) -> isize {
+        if let Err(e) = self.conn(fd) {
+            return e;
+        }
+        match net::socket_error(fd) {
+            Ok(v) => -(v as isize),
+            Err(Error::Os { errno, .. }) => -(errno as isize),
+            Err(_) => -(libc::EIO as isize),
+        }
+    }
+
     /// Events since the last poll, `EVENT_WORDS` words each, into `out`; returns how many.
     /// Pending connections on listeners are accepted here (as many as `out` has room for; the
     /// rest stay in the backlog for the next poll) and reported with EV_ACCEPT.
@@ -567,6 +601,80 @@ mod tests {
         assert_eq!(evs[2], l.fd);
         let fd = evs[0];
         (g, l, c, fd)
+    }
+
+    /// Poll until `fd` reports EV_OUT or EV_ERR; returns its flags.
+    fn connected(g: &mut SockGroup, fd: i32) -> i32 {
+        let evs = poll_until(g, |e| has(e, fd, EV_OUT | EV_ERR));
+        evs.chunks(EVENT_WORDS)
+            .find(|e| e[0] == fd)
+            .map(|e| e[1])
+            .unwrap()
+    }
+
+    #[test]
+    fn connects_to_a_listener_and_moves_data_both_ways() {
+        for host in ["127.0.0.1", "::1"] {
+            let mut g = SockGroup::new().unwrap();
+            let l = g.listen(host, 0, 16).unwrap();
+            let fd = g.connect(&l.addr).unwrap();
+            let mut accepted = None;
+            let mut out_seen = false;
+            let mut out = [0i32; 64 * EVENT_WORDS];
+            let t = Instant::now();
+            while (accepted.is_none() || !out_seen) && t.elapsed() < Duration::from_secs(2) {
+                let n = g.poll(&mut out, 10).unwrap();
+                for e in out[..n * EVENT_WORDS].chunks(EVENT_WORDS) {
+                    if e[1] == EV_ACCEPT {
+                        accepted = Some(e[0]);
+                    } else if e[0] == fd && e[1] & EV_OUT != 0 {
+                        out_seen = true;
+                    }
+                }
+            }
+            let a = accepted.expect("the listener accepted nothing");
+            assert!(out_seen, "connect did not report writable");
+            assert_eq!(g.connect_error(fd), 0);
+            g.want_write(fd, false).unwrap();
+            assert_eq!(g.peer_addr(fd).unwrap(), l.addr);
+            assert_eq!(g.local_addr(fd).unwrap(), g.peer_addr(a).unwrap());
+            assert_eq!(g.send(fd, b"ping"), 4);
+            poll_until(&mut g, |e| has(e, a, EV_IN));
+            let mut buf = [0u8; 8];
+            assert_eq!(g.recv(a, &mut buf), 4);
+            assert_eq!(&buf[..4], b"ping");
+            assert_eq!(g.send(a, b"pong!"), 5);
+            poll_until(&mut g, |e| has(e, fd, EV_IN));
+            assert_eq!(g.recv(fd, &mut buf), 5);
+            assert_eq!(&buf[..5], b"pong!");
+            assert_eq!(g.connections(), 2);
+            g.close(a).unwrap();
+            poll_until(&mut g, |e| has(e, fd, EV_HUP | EV_IN));
+            assert_eq!(g.recv(fd, &mut buf), 0);
+        }
+    }
+
+    #[test]
+    fn refused_connect_is_an_error() {
+        // A port bound but not listening refuses connections and is not taken by anyone else.
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        drop(s);
+        let mut g = SockGroup::new().unwrap();
+        let fd = match g.connect(&addr) {
+            Ok(fd) => fd,
+            // The kernel may refuse a loopback connect at once.
+            Err(Error::Os { errno, .. }) => {
+                assert_eq!(errno, libc::ECONNREFUSED);
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let f = connected(&mut g, fd);
+        assert_ne!(f & EV_ERR, 0, "flags {f}");
+        assert_eq!(g.connect_error(fd), -(libc::ECONNREFUSED as isize));
+        g.close(fd).unwrap();
+        assert_eq!(g.connect_error(fd), -(libc::EBADF as isize));
     }
 
     #[test]

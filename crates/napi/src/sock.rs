@@ -62,6 +62,30 @@ pub fn sock_group_listen(
     })
 }
 
+/// Start a non-blocking connect to host:port (an IPv4 or IPv6 literal): the new connection's fd,
+/// reported writable (SOCK_OUT) once the connect finished; `sockConnectError` says how.
+#[napi]
+pub fn sock_group_connect(
+    g: &mut External<SockGroupHandle>,
+    host: String,
+    port: u32,
+) -> napi::Result<i32> {
+    let invalid = |m: String| to_napi(storkit_core::Error::InvalidArgument(m));
+    let port = u16::try_from(port).map_err(|_| invalid(format!("port {port} > 65535")))?;
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| invalid(format!("'{host}' is not an IPv4 or IPv6 address")))?;
+    group_mut(g)?
+        .connect(&std::net::SocketAddr::new(ip, port))
+        .map_err(to_napi)
+}
+
+/// The outcome of a connect: 0, or a negative errno (-111 ECONNREFUSED, ...).
+#[napi]
+pub fn sock_connect_error(g: &External<SockGroupHandle>, fd: i32) -> napi::Result<i32> {
+    Ok(group(g)?.connect_error(fd) as i32)
+}
+
 /// Poll without waiting: events into `events` (3 words each: fd, flags, listener fd); returns
 /// how many. New connections are accepted here.
 #[napi]

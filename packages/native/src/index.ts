@@ -16,6 +16,7 @@ export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState
 export {
   SOCK_ACCEPT,
   SOCK_EAGAIN,
+  SOCK_ECONNREFUSED,
   SOCK_ERR,
   SOCK_EVENT_WORDS,
   SOCK_HUP,

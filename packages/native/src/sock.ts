@@ -16,6 +16,8 @@ export const SOCK_ACCEPT = 16;
 export const SOCK_EVENT_WORDS = 3;
 /** What `recv`/`send` return when the socket has no bytes (or no room) now. */
 export const SOCK_EAGAIN = -11;
+/** `connectError`'s answer when nothing listens on the port. */
+export const SOCK_ECONNREFUSED = -111;
 
 /** Both ends of a connection. */
 export interface SockAddresses {
@@ -50,6 +52,21 @@ export class SockGroup {
   /** Listen on `host:port` (an IP literal; 0 picks a port) through an SO_REUSEPORT socket. */
   listen(host: string, port: number, backlog = 511): ReuseportListener {
     return native(() => binding.sockGroupListen(this.#g, host, port, backlog));
+  }
+
+  /**
+   * Start a non-blocking connect (TCP_NODELAY) to `host:port`, an IPv4 or IPv6 literal: the new
+   * connection's fd, with write interest on. `poll` reports SOCK_OUT (or SOCK_ERR) when the
+   * connect finished; `connectError(fd)` then says whether it worked, and `wantWrite(fd, false)`
+   * stops the writability reports.
+   */
+  connect(host: string, port: number): number {
+    return native(() => binding.sockGroupConnect(this.#g, host, port));
+  }
+
+  /** A connect's outcome (SO_ERROR): 0, or a negative errno (-111 ECONNREFUSED, ...). */
+  connectError(fd: number): number {
+    return native(() => binding.sockConnectError(this.#g, fd));
   }
 
   /** Events since the last poll into `events`; returns how many (never waits). */

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 
 import { expect } from 'chai';
 
@@ -7,6 +7,7 @@ import {
   NativeError,
   SOCK_ACCEPT,
   SOCK_EAGAIN,
+  SOCK_ECONNREFUSED,
   SOCK_ERR,
   SOCK_EVENT_WORDS,
   SOCK_HUP,
@@ -206,6 +207,79 @@ describe('SockGroup', () => {
     expect(g.recv(fd, new Uint8Array(8))).to.equal(2);
     g.disarm();
     c.destroy();
+  });
+
+  it('connects out to a listener (IPv4 and IPv6) and moves bytes both ways', async () => {
+    for (const host of ['127.0.0.1', '::1']) {
+      const l = g.listen(host, 0);
+      const fd = g.connect(host, l.port);
+      const seen = await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_OUT) !== 0);
+      const acc =
+        seen.find((e) => e.flags === SOCK_ACCEPT) ??
+        (await pollUntil(g, (e) => e.flags === SOCK_ACCEPT)).find((e) => e.flags === SOCK_ACCEPT)!;
+      expect(g.connectError(fd)).to.equal(0);
+      g.wantWrite(fd, false);
+      const a = g.addresses(fd);
+      expect(a.address).to.equal(host);
+      expect(a.port).to.equal(l.port);
+      expect(g.addresses(acc.fd).port).to.equal(a.localPort);
+      expect(g.send(fd, new TextEncoder().encode('ping'))).to.equal(4);
+      await pollUntil(g, (e) => e.fd === acc.fd && (e.flags & SOCK_IN) !== 0);
+      const buf = new Uint8Array(16);
+      expect(g.recv(acc.fd, buf)).to.equal(4);
+      expect(Buffer.from(buf.subarray(0, 4)).toString()).to.equal('ping');
+      expect(g.send(acc.fd, new TextEncoder().encode('pong!'))).to.equal(5);
+      await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_IN) !== 0);
+      expect(g.recv(fd, buf)).to.equal(5);
+      expect(Buffer.from(buf.subarray(0, 5)).toString()).to.equal('pong!');
+      g.close(acc.fd);
+      g.close(fd);
+      g.close(l.fd);
+    }
+  });
+
+  it('connects out to a node:net server', async () => {
+    const srv = createServer((s) => s.pipe(s));
+    await once(srv.listen(0, '127.0.0.1'), 'listening');
+    try {
+      const port = (srv.address() as { port: number }).port;
+      const fd = g.connect('127.0.0.1', port);
+      await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_OUT) !== 0);
+      expect(g.connectError(fd)).to.equal(0);
+      g.wantWrite(fd, false);
+      expect(g.send(fd, new TextEncoder().encode('echo'))).to.equal(4);
+      await pollUntil(g, (e) => e.fd === fd && (e.flags & SOCK_IN) !== 0);
+      const buf = new Uint8Array(16);
+      expect(g.recv(fd, buf)).to.equal(4);
+      expect(Buffer.from(buf.subarray(0, 4)).toString()).to.equal('echo');
+      g.close(fd);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('a refused connect reports SOCK_ERR and ECONNREFUSED', async () => {
+    // A port just freed: nothing listens there.
+    const srv = createServer();
+    await once(srv.listen(0, '127.0.0.1'), 'listening');
+    const port = (srv.address() as { port: number }).port;
+    await new Promise((r) => srv.close(r));
+    let fd: number;
+    try {
+      fd = g.connect('127.0.0.1', port);
+    } catch (e) {
+      // The kernel may refuse a loopback connect at once.
+      expect((e as NativeError).code).to.equal('ECONNREFUSED');
+      return;
+    }
+    const seen = await pollUntil(g, (e) => e.fd === fd && (e.flags & (SOCK_ERR | SOCK_OUT)) !== 0);
+    expect(seen.find((e) => e.fd === fd)!.flags & SOCK_ERR).to.equal(SOCK_ERR);
+    expect(g.connectError(fd)).to.equal(SOCK_ECONNREFUSED);
+    g.close(fd);
+  });
+
+  it('refuses a connect to a host name', () => {
+    expect(() => g.connect('localhost', 1)).to.throw(NativeError);
   });
 
   it('refuses use after destroy', () => {
