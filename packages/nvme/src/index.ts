@@ -12,6 +12,7 @@ export {
   HostQpair,
   HostQpairError,
   type HostQpairOptions,
+  type QpairSocket,
   STATUS_ABORTED_SQ_DELETION,
   STATUS_TRANSPORT_ERROR,
 } from './host/qpair.js';

@@ -6,6 +6,8 @@
 # SLICE_US=N runs the same target (the app's Target class, what storkit tgt runs) with the
 # reactor loop's slice set to N us instead of the default 500 (the CLI has no flag for it): a
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
+# HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
+# Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload.
 set -euo pipefail
 T=${1:-10}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -44,14 +46,15 @@ grep -q 'storkit tgt: running' "$DIR/tgt.log" || { cat "$DIR/tgt.log"; exit 1; }
 TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN"
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
-echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us"
+echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}"
 for w in "randread 32" "randread 128" "randwrite 128"; do
   set -- $w
   before=$(cpu)
-  out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2)
+  out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2 --sock "${HOST_SOCK:-native}")
   after=$(cpu)
   ios=$(sed -n 's/.*I\/Os: \([0-9]*\) .*/\1/p' <<<"$out")
   total=$(grep -E '^Total' <<<"$out" || true)
-  awk -v w="$1 QD $2" -v c0="$before" -v c1="$after" -v hz="$HZ" -v n="$ios" -v tot="$total" \
-    'BEGIN { s = (c1 - c0) / hz; printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os\n", w, tot, s, s / (n / 1e6) }'
+  host=$(sed -n 's/.*host CPU \([0-9.]*\) s.*/\1/p' <<<"$out")
+  awk -v w="$1 QD $2" -v c0="$before" -v c1="$after" -v hz="$HZ" -v n="$ios" -v tot="$total" -v h="$host" \
+    'BEGIN { s = (c1 - c0) / hz; printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os | host CPU %.2f s\n", w, tot, s, s / (n / 1e6), h }'
 done

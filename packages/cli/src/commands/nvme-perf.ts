@@ -1,5 +1,5 @@
 import { currentCpu, pinThread } from '@storkit/native';
-import { NvmeController, parseTransportId } from '@storkit/nvme';
+import { NvmeController, parseTransportId, type QpairSocket } from '@storkit/nvme';
 import { runPerf, type Workload } from '@storkit/nvme/perf';
 
 import { type Command, UsageError } from '../command.js';
@@ -17,7 +17,8 @@ Drives an NVMe/TCP namespace from polled I/O qpairs, like SPDK's perf.
   -c MASK      core mask; the tool pins itself to its first core (e.g. 0x2)
   -n NSID      namespace (default 1)
   --warmup S   seconds to run before measuring (default 0)
-  --hdgst / --ddgst   enable NVMe/TCP header / data digests`;
+  --hdgst / --ddgst   enable NVMe/TCP header / data digests
+  --sock KIND  I/O qpair sockets: native (default; polled SockGroup sockets) | node (node:net)`;
 
 const WORKLOADS = ['read', 'write', 'randread', 'randwrite', 'rw', 'randrw'];
 
@@ -55,6 +56,7 @@ export const nvmePerf: Command = {
     let hdgst = false;
     let ddgst = false;
     let nq = 1;
+    let sock: QpairSocket = 'native';
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       const v = (): string | undefined => argv[++i];
@@ -73,7 +75,11 @@ export const nvmePerf: Command = {
       else if (a === '--warmup') warmup = num('--warmup', v(), 0, 3600);
       else if (a === '--hdgst') hdgst = true;
       else if (a === '--ddgst') ddgst = true;
-      else throw new UsageError(`unknown option '${a}'`);
+      else if (a === '--sock') {
+        const x = v();
+        if (x !== 'native' && x !== 'node') throw new UsageError('--sock takes native|node');
+        sock = x;
+      } else throw new UsageError(`unknown option '${a}'`);
     }
     if (!trid) throw new UsageError('-r TRID is required');
     const tr = parseTransportId(trid);
@@ -83,7 +89,9 @@ export const nvmePerf: Command = {
       if (nq > q) throw new UsageError(`-P ${nq} needs at least ${nq} I/Os in flight (-q)`);
       const qps = [];
       for (let i = 0; i < nq; i++)
-        qps.push(await c.allocIoQpair({ depth: Math.min(Math.ceil(q / nq) + 1, c.maxQueueEntries) }));
+        qps.push(
+          await c.allocIoQpair({ depth: Math.min(Math.ceil(q / nq) + 1, c.maxQueueEntries), socket: sock }),
+        );
       const cpuBefore = process.cpuUsage();
       const r = await runPerf(c, qps, {
         nsid,

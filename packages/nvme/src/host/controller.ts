@@ -36,7 +36,7 @@ import {
   getLogPageCdws,
 } from '../spec/log.js';
 import { statusSc, statusSct } from '../spec/sqe.js';
-import { type CommandSpec, HostQpair } from './qpair.js';
+import { type CommandSpec, HostQpair, type QpairSocket } from './qpair.js';
 import { parseTransportId, type TransportId } from './trid.js';
 
 export interface ControllerOptions {
@@ -64,6 +64,8 @@ export interface IoQpairOptions {
   depth?: number;
   /** Host PDU data alignment (ICReq HPDA, 0-31). */
   hpda?: number;
+  /** 'native': the qpair's own polled SockGroup socket instead of node:net (see HostQpairOptions). */
+  socket?: QpairSocket;
 }
 
 export interface AdminResult {
@@ -373,6 +375,7 @@ export class NvmeController {
       inCapsuleData: Math.max(0, this.cdata.ioccsz * 16 - 64),
       timeoutMs: this.#opts.timeoutMs ?? 0,
       hpda: o.hpda ?? 0,
+      socket: o.socket ?? 'node',
     });
     qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
     qp.onFailure = () => this.#lost();

@@ -7,9 +7,19 @@
 // use (retry after processCompletions); otherwise the callback runs exactly once, from a later
 // processCompletions (or with an abort status when the qpair fails).
 
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 
-import { crc32c } from '@storkit/native';
+import {
+  crc32c,
+  SOCK_EAGAIN,
+  SOCK_ECONNREFUSED,
+  SOCK_ERR,
+  SOCK_EVENT_WORDS,
+  SOCK_HUP,
+  SOCK_OUT,
+  SockGroup,
+} from '@storkit/native';
 
 import { AdminOpcode, Fuse, GenericStatus, IoOpcode, PSDT_SGL, Sct, SglId } from '../spec/constants.js';
 import { NvmeTcpProtocolError } from '../spec/errors.js';
@@ -58,7 +68,16 @@ export interface HostQpairOptions {
   autoPoll?: boolean;
   /** Host PDU data alignment asked of the target: C2HData data starts at a multiple of (hpda+1)*4. */
   hpda?: number;
+  /**
+   * 'node' (default): node:net, bytes arrive from the event loop. 'native': the qpair's own
+   * `SockGroup` socket, read and written only from `processCompletions` (and while opening and
+   * connecting); cannot be combined with autoPoll, since nothing would poll it.
+   */
+  socket?: QpairSocket;
 }
+
+/** How a qpair reaches its target: node:net, or a native polled socket (`SockGroup`). */
+export type QpairSocket = 'node' | 'native';
 
 export class HostQpairError extends Error {
   override name = 'HostQpairError';
@@ -110,9 +129,23 @@ export class HostQpair implements PduHandler {
   onTimeout: ((qp: HostQpair, cid: number, opcode: number) => void) | null = null;
   /** Called when the connection fails or closes unexpectedly. */
   onFailure: ((qp: HostQpair, err: Error) => void) | null = null;
-  readonly stats = { submitted: 0, completed: 0, r2ts: 0, bytesOut: 0 };
+  /** txBlocked: batches the kernel did not take whole at once (native socket; they waited). */
+  readonly stats = { submitted: 0, completed: 0, r2ts: 0, bytesOut: 0, txBlocked: 0 };
+  /** On a native socket (`socket: 'native'`). */
+  readonly native: boolean;
   #opts: HostQpairOptions;
   #sock: net.Socket | null = null;
+  // Native transport: the qpair's own group and its one connection (-1 when none).
+  #group: SockGroup | null = null;
+  #fd = -1;
+  // Batches the kernel has not taken all of yet, in order: a ring that grows only when full.
+  #pendBuf: (Uint8Array | null)[] = new Array(8).fill(null);
+  #pendRel: ((() => void) | null)[] = new Array(8).fill(null);
+  #pendHead = 0;
+  #pendCount = 0;
+  #pendOff = 0;
+  #sendErr = 0;
+  readonly #events = new Int32Array(4 * SOCK_EVENT_WORDS);
   #reader: PduReader;
   #tx: TxQueue;
   readonly #reqs: HostRequest[] = [];
@@ -124,6 +157,7 @@ export class HostQpair implements PduHandler {
   #connected = false;
   #failed: Error | null = null;
   #icResolve: (() => void) | null = null;
+  #icReject: ((e: Error) => void) | null = null;
   #rxReq: HostRequest | null = null;
   #rxType = 0;
   #rxFlags = 0;
@@ -150,6 +184,8 @@ export class HostQpair implements PduHandler {
     this.ddgst = o.ddgst ?? false;
     this.#icd = o.inCapsuleData ?? 0;
     this.#auto = o.autoPoll ?? false;
+    this.native = o.socket === 'native';
+    if (this.native && this.#auto) throw new RangeError('a native qpair is polled by its owner: no autoPoll');
     this.#free = new Int32Array(o.depth);
     this.#done = new Int32Array(o.depth + 1);
     for (let i = 0; i < o.depth; i++) {
@@ -166,15 +202,197 @@ export class HostQpair implements PduHandler {
   }
 
   #newTx(): TxQueue {
-    return new TxQueue(
-      (b, release) => {
+    const size = Math.max(256 * 1024, 8192 + this.#icd + 256);
+    if (this.native)
+      return new TxQueue((b, release) => {
         this.stats.bytesOut += b.length;
-        const s = this.#sock;
-        if (!s || s.destroyed) return release();
-        s.write(b, release);
-      },
-      Math.max(256 * 1024, 8192 + this.#icd + 256),
-    );
+        this.#nativeSend(b, release);
+      }, size);
+    return new TxQueue((b, release) => {
+      this.stats.bytesOut += b.length;
+      const s = this.#sock;
+      if (!s || s.destroyed) return release();
+      s.write(b, release);
+    }, size);
+  }
+
+  // ---- native transport ----
+
+  // Send a batch now if nothing is queued before it; what the kernel does not take waits, with
+  // write interest on, for the next poll that finds the socket writable. A send error is only
+  // recorded: failing here would re-enter the TxQueue that called.
+  #nativeSend(b: Uint8Array, release: () => void): void {
+    const g = this.#group;
+    if (g === null || this.#fd < 0 || this.#sendErr !== 0) {
+      release();
+      return;
+    }
+    let off = 0;
+    if (this.#pendCount === 0) {
+      const n = g.send(this.#fd, b);
+      if (n === b.length || (n < 0 && n !== SOCK_EAGAIN)) {
+        if (n < 0) this.#sendErr = n;
+        release();
+        return;
+      }
+      if (n > 0) off = n;
+      this.stats.txBlocked++;
+      g.wantWrite(this.#fd, true);
+    }
+    if (this.#pendCount === this.#pendBuf.length) this.#growPending();
+    const i = (this.#pendHead + this.#pendCount) % this.#pendBuf.length;
+    this.#pendBuf[i] = b;
+    this.#pendRel[i] = release;
+    if (this.#pendCount++ === 0) this.#pendOff = off;
+  }
+
+  #growPending(): void {
+    const cap = this.#pendBuf.length;
+    const bufs: (Uint8Array | null)[] = new Array(cap * 2).fill(null);
+    const rels: ((() => void) | null)[] = new Array(cap * 2).fill(null);
+    for (let k = 0; k < this.#pendCount; k++) {
+      bufs[k] = this.#pendBuf[(this.#pendHead + k) % cap];
+      rels[k] = this.#pendRel[(this.#pendHead + k) % cap];
+    }
+    this.#pendBuf = bufs;
+    this.#pendRel = rels;
+    this.#pendHead = 0;
+  }
+
+  // Hand queued batches to the kernel until it refuses; each is released once all of it went.
+  #drainPending(): void {
+    const g = this.#group!;
+    const cap = this.#pendBuf.length;
+    while (this.#pendCount > 0) {
+      const b = this.#pendBuf[this.#pendHead]!;
+      const n = g.send(this.#fd, b, this.#pendOff, b.length - this.#pendOff);
+      if (n < 0) {
+        if (n !== SOCK_EAGAIN) this.#sendErr = n;
+        return;
+      }
+      this.#pendOff += n;
+      if (this.#pendOff < b.length) return;
+      const rel = this.#pendRel[this.#pendHead]!;
+      this.#pendBuf[this.#pendHead] = null;
+      this.#pendRel[this.#pendHead] = null;
+      this.#pendHead = (this.#pendHead + 1) % cap;
+      this.#pendCount--;
+      this.#pendOff = 0;
+      rel();
+    }
+    g.wantWrite(this.#fd, false);
+  }
+
+  #releasePending(): void {
+    const cap = this.#pendBuf.length;
+    while (this.#pendCount > 0) {
+      const rel = this.#pendRel[this.#pendHead]!;
+      this.#pendBuf[this.#pendHead] = null;
+      this.#pendRel[this.#pendHead] = null;
+      this.#pendHead = (this.#pendHead + 1) % cap;
+      this.#pendCount--;
+      rel();
+    }
+    this.#pendOff = 0;
+  }
+
+  // Move bytes both ways on the native socket: queued sends when the kernel has room again, then
+  // every byte waiting to be read (through the PDU reader). Detects the connection's end.
+  #pump(): void {
+    const g = this.#group;
+    if (g === null || this.#fd < 0) return;
+    if (this.#pendCount > 0) {
+      // Only while blocked on a full send buffer: ask epoll whether it drained.
+      const n = g.poll(this.#events);
+      for (let i = 0; i < n; i++)
+        if (this.#events[i * SOCK_EVENT_WORDS + 1] & (SOCK_OUT | SOCK_ERR | SOCK_HUP)) this.#drainPending();
+    }
+    const rx = this.#rxBuf;
+    // A full buffer means there may be more: read again (bounded, so one poll cannot starve others).
+    for (let k = 0; k < 4 && this.#fd >= 0; k++) {
+      const n = g.recv(this.#fd, rx);
+      if (n > 0) {
+        this.#receive(rx, n);
+        if (n < rx.length) break;
+      } else {
+        if (n !== SOCK_EAGAIN) this.#nativeLost(n);
+        break;
+      }
+    }
+    if (this.#sendErr !== 0 && this.#fd >= 0) this.#nativeLost(this.#sendErr);
+  }
+
+  #nativeLost(n: number): void {
+    const why = n === 0 ? 'connection closed' : `connection failed (errno ${-n})`;
+    this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: ${why}`));
+  }
+
+  // Keep the native socket moving while a promise (ICResp, Fabrics Connect) is pending: those
+  // answers arrive only when someone reads the socket, and the owner polls only once connected.
+  #driveUntil<T>(p: Promise<T>): Promise<T> {
+    if (!this.native) return p;
+    let settled = false;
+    const loop = (): void => {
+      if (settled) return;
+      // Completions of an autoPoll phase (Connect) run from #finish's microtask.
+      this.#pump();
+      setImmediate(loop);
+    };
+    setImmediate(loop);
+    return p.finally(() => {
+      settled = true;
+    });
+  }
+
+  async #nativeConnect(): Promise<void> {
+    const port = Number(this.#opts.trsvcid);
+    const where = `${this.#opts.traddr}:${this.#opts.trsvcid}`;
+    const err = (msg: string, cause?: unknown): HostQpairError =>
+      new HostQpairError('ERR_NVME_QPAIR_CONNECT', `cannot connect to ${where}: ${msg}`, { cause });
+    let host = this.#opts.traddr;
+    if (net.isIP(host) === 0) {
+      try {
+        host = (await lookup(host)).address;
+      } catch (e) {
+        throw err((e as Error).message, e);
+      }
+    }
+    const g = new SockGroup();
+    let fd: number;
+    try {
+      fd = g.connect(host, port);
+    } catch (e) {
+      g.destroy();
+      throw err((e as Error).message, e);
+    }
+    // Wait for the connect to finish: writable (or an error) in the group's epoll set.
+    const rc = await new Promise<number>((resolve) => {
+      const ev = this.#events;
+      const t0 = performance.now();
+      const check = (): void => {
+        const n = g.poll(ev);
+        for (let i = 0; i < n; i++)
+          if (
+            ev[i * SOCK_EVENT_WORDS] === fd &&
+            ev[i * SOCK_EVENT_WORDS + 1] & (SOCK_OUT | SOCK_ERR | SOCK_HUP)
+          ) {
+            resolve(g.connectError(fd));
+            return;
+          }
+        // A fast (loopback) connect is caught by spinning; a slow one polls once per millisecond.
+        if (performance.now() - t0 < 5) setImmediate(check);
+        else setTimeout(check, 1);
+      };
+      check();
+    });
+    if (rc !== 0) {
+      g.destroy();
+      throw err(rc === SOCK_ECONNREFUSED ? 'ECONNREFUSED' : `errno ${-rc}`);
+    }
+    g.wantWrite(fd, false);
+    this.#group = g;
+    this.#fd = fd;
+    this.#sendErr = 0;
   }
 
   get connected(): boolean {
@@ -196,6 +414,7 @@ export class HostQpair implements PduHandler {
     this.#connected = false;
     this.#reader = this.#newReader();
     this.#tx = this.#newTx();
+    if (this.native) return this.#openNative();
     const sock = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({
         host: this.#opts.traddr,
@@ -247,13 +466,66 @@ export class HostQpair implements PduHandler {
     this.#connected = true;
   }
 
+  async #openNative(): Promise<void> {
+    this.#closeNative();
+    await this.#nativeConnect();
+    const ic = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#icReject = null;
+        reject(new HostQpairError('ERR_NVME_QPAIR_CONNECT', 'no ICResp within 5 s'));
+      }, 5000);
+      this.#icResolve = () => {
+        clearTimeout(t);
+        this.#icReject = null;
+        resolve();
+      };
+      this.#icReject = (e) => {
+        clearTimeout(t);
+        reject(e);
+      };
+    });
+    const o = this.#tx.reserve(HLEN.ICReq);
+    encodeIcReq(this.#tx.dv, o, {
+      hpda: this.#opts.hpda ?? 0,
+      hdgst: this.hdgst,
+      ddgst: this.ddgst,
+      maxr2t: 1,
+    });
+    this.#tx.commit(HLEN.ICReq);
+    this.#tx.flush();
+    try {
+      await this.#driveUntil(ic);
+    } catch (e) {
+      this.#icResolve = null;
+      this.close();
+      throw e;
+    }
+    this.#connected = true;
+  }
+
+  #closeNative(): void {
+    this.#releasePending();
+    if (this.#group !== null) this.#group.destroy();
+    this.#group = null;
+    this.#fd = -1;
+  }
+
   /** Close the connection; outstanding commands complete with ABORTED_SQ_DELETION. */
   close(): void {
     this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid} closed`), false);
   }
 
   #fail(e: Error, report = true): void {
-    const wasOpen = this.#sock !== null;
+    const wasOpen = this.#sock !== null || this.#fd >= 0;
+    if (this.#fd >= 0) {
+      // Last words (an H2CTermReq) go out if the kernel takes them now; the rest is dropped.
+      this.#tx.flush();
+      if (this.#pendCount > 0 && this.#sendErr === 0) this.#drainPending();
+      this.#closeNative();
+      const rej = this.#icReject;
+      this.#icReject = null;
+      rej?.(this.#failed ?? e);
+    }
     if (this.#sock) {
       const s = this.#sock;
       this.#sock = null;
@@ -449,6 +721,7 @@ export class HostQpair implements PduHandler {
 
   /** Run up to `max` completion callbacks (0 = all queued). Returns how many ran. */
   processCompletions(max = 0): number {
+    if (this.#fd >= 0) this.#pump();
     let n = 0;
     const cap = this.#done.length;
     while (this.#doneHead !== this.#doneTail && (max === 0 || n < max)) {
@@ -683,7 +956,7 @@ export class HostQpair implements PduHandler {
     for (let i = 0; i < hostnqn.length && i < 255; i++)
       data[ConnectDataOff.hostnqn + i] = hostnqn.charCodeAt(i);
     this.#auto = true;
-    return new Promise<number>((resolve, reject) => {
+    const p = new Promise<number>((resolve, reject) => {
       const ok = this.submit(
         {
           opcode: AdminOpcode.Fabrics,
@@ -707,7 +980,8 @@ export class HostQpair implements PduHandler {
         undefined,
       );
       if (!ok) reject(new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'qpair not open'));
-    }).finally(() => {
+    });
+    return this.#driveUntil(p).finally(() => {
       this.#auto = this.#opts.autoPoll ?? false;
     });
   }
