@@ -17,6 +17,12 @@ export const ReqState = {
 } as const;
 export type ReqState = (typeof ReqState)[keyof typeof ReqState];
 
+// C2HData header, header digest and the largest CPDA padding; data digest plus a CapsuleResp with
+// its header digest.
+const C2H_HEAD_MAX = 24 + 4 + 128;
+const C2H_TAIL_MAX = 4 + 24 + 4;
+const noop = (): void => {};
+
 export class Request {
   readonly idx: number;
   readonly sqe = new Uint8Array(SQE_SIZE);
@@ -48,6 +54,17 @@ export class Request {
 
   /** The qpair that owns this request (fixed for its life). */
   readonly qp: TcpQpair;
+
+  // A READ's data leaves from `buf` itself: the C2HData header and what follows the data (its
+  // digest, a CapsuleResp) are encoded here, and the request stays taken until the socket took
+  // them all (`sent`, bound once by the qpair so a completion makes no closure).
+  readonly c2hHead = new Uint8Array(C2H_HEAD_MAX);
+  readonly c2hHeadDv = new DataView(this.c2hHead.buffer);
+  c2hHeadView: Uint8Array = this.c2hHead.subarray(0, 0);
+  readonly c2hTail = new Uint8Array(C2H_TAIL_MAX);
+  readonly c2hTailDv = new DataView(this.c2hTail.buffer);
+  c2hTailView: Uint8Array = this.c2hTail.subarray(0, 0);
+  sent: () => void = noop;
 
   constructor(qp: TcpQpair, idx: number, bufSize: number) {
     this.qp = qp;

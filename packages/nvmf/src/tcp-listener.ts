@@ -126,10 +126,13 @@ export class TcpListener {
     const a = c.addresses;
     const qp = new TcpQpair(
       this.#owner,
-      (bytes, release) => c.write(bytes, release),
+      // Queued buffers leave in one sendmsg per flush and each is held until the kernel took it,
+      // so READ data can go out from the request's own buffer.
+      (bytes, release) => c.queue(bytes, release),
       () => c.close(),
       `${a.address}:${a.port}`,
       { traddr: this.#traddr, trsvcid: String(this.#trsvcid) },
+      () => c.flush(),
     );
     const rx = c.rx;
     this.#conns.add(c);

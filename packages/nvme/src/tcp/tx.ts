@@ -22,6 +22,7 @@ class TxBuf {
 
 export class TxQueue {
   readonly #sink: TxSink;
+  readonly #kick: (() => void) | null;
   readonly #size: number;
   readonly #pool: TxBuf[] = [];
   #cur: TxBuf;
@@ -30,9 +31,14 @@ export class TxQueue {
   /** Bytes handed to the sink so far. */
   bytesOut = 0;
 
-  /** `size` must hold the largest PDU ever reserved at once. */
-  constructor(sink: TxSink, size: number) {
+  /**
+   * `size` must hold the largest PDU ever reserved at once. With `kick`, the sink only queues (in
+   * order, each buffer released once the transport took it) and `kick` sends what it queued: the
+   * queue can then also carry caller-owned buffers (`append`) between its own, in one send.
+   */
+  constructor(sink: TxSink, size: number, kick: (() => void) | null = null) {
     this.#sink = sink;
+    this.#kick = kick;
     this.#size = size;
     this.#cur = new TxBuf(size, this.#pool);
   }
@@ -60,8 +66,33 @@ export class TxQueue {
     return this.#used;
   }
 
+  /** Caller-owned buffers may go out by `append` (the sink queues for a `kick`). */
+  get gathers(): boolean {
+    return this.#kick !== null;
+  }
+
+  /**
+   * After what is reserved so far, send `bytes` as they are (only when `gathers`); `release` runs
+   * once the transport no longer references them, which may be before this returns.
+   */
+  append(bytes: Uint8Array, release: () => void): void {
+    if (this.#closed) {
+      release();
+      return;
+    }
+    this.#handOff();
+    this.bytesOut += bytes.length;
+    this.#sink(bytes, release);
+  }
+
   flush(): void {
-    if (this.#used === 0 || this.#closed) return;
+    if (this.#closed) return;
+    this.#handOff();
+    if (this.#kick !== null) this.#kick();
+  }
+
+  #handOff(): void {
+    if (this.#used === 0) return;
     const b = this.#cur;
     const n = this.#used;
     this.#cur = this.#pool.pop() ?? new TxBuf(this.#size, this.#pool);
