@@ -738,6 +738,9 @@ export class HostQpair implements PduHandler {
       n++;
       cb(ctx, r.status, r.dw0, r.dw1);
     }
+    // A native owner may poll again without yielding (nvme-perf spins): the microtask that would
+    // flush what the callbacks submitted must not be what sends it.
+    if (this.#fd >= 0 && this.#flushScheduled) this.#flushFn();
     if (this.#opts.timeoutMs) this.#scanTimeouts();
     return n;
   }

@@ -9,6 +9,9 @@ import type { NvmeController } from '../host/controller.js';
 import type { Completion, HostQpair } from '../host/qpair.js';
 import { LatencyHistogram } from './histogram.js';
 
+/** How long a loop turn polls native qpairs before it yields to the event loop. */
+const SPIN_MS = 1;
+
 export type Workload = 'read' | 'write' | 'randread' | 'randwrite' | 'rw' | 'randrw';
 
 export interface PerfOptions {
@@ -128,19 +131,29 @@ export async function runPerf(
   const warmupEnd = performance.now() + (o.warmup ?? 0) * 1000;
   let t0 = performance.now();
   let end = t0 + o.seconds * 1000 + (o.warmup ?? 0) * 1000;
-  // Poll: socket data arrives through the event loop, so yield between polls with setImmediate.
+  // Poll. node:net qpairs get their bytes from the event loop, so each poll yields with
+  // setImmediate. Native qpairs read the kernel themselves: poll them back to back for a while
+  // (SPDK's busy poll) and give the event loop (timers, the admin queue) a turn in between.
+  const spinMs = qps.every((q) => q.native) ? SPIN_MS : 0;
   await new Promise<void>((resolve) => {
     const loop = (): void => {
-      for (let i = 0; i < qps.length; i++) qps[i].processCompletions(0);
-      const now = performance.now();
-      if (!counting && now >= warmupEnd) {
-        counting = true;
-        t0 = now;
-        end = now + o.seconds * 1000;
-      }
-      if (!stopping && now >= end) stopping = true;
-      if ((stopping && inflight === 0) || failed() !== null) resolve();
-      else setImmediate(loop);
+      const turn = performance.now();
+      let now = turn;
+      do {
+        for (let i = 0; i < qps.length; i++) qps[i].processCompletions(0);
+        now = performance.now();
+        if (!counting && now >= warmupEnd) {
+          counting = true;
+          t0 = now;
+          end = now + o.seconds * 1000;
+        }
+        if (!stopping && now >= end) stopping = true;
+        if ((stopping && inflight === 0) || failed() !== null) {
+          resolve();
+          return;
+        }
+      } while (now - turn < spinMs);
+      setImmediate(loop);
     };
     setImmediate(loop);
   });
