@@ -89,6 +89,31 @@ describe('cli: nvme-identify and nvme-perf', function () {
     expect(e.stderr).to.match(/-P 3 needs/);
   });
 
+  it('nvme-perf --sock node drives node:net qpairs, as before native ones were the default', async () => {
+    const r = await run(process.execPath, [
+      main,
+      'nvme-perf',
+      '-r',
+      f.trid,
+      '-q',
+      '8',
+      '-w',
+      'randwrite',
+      '-t',
+      '0.5',
+      '--sock',
+      'node',
+    ]);
+    const io = /I\/Os: (\d+) \(0 reads, (\d+) writes, 0 errors\)/.exec(r.stdout);
+    expect(io, r.stdout).to.not.equal(null);
+    expect(Number(io![2])).to.be.greaterThan(100);
+    const e = await run(process.execPath, [main, 'nvme-perf', '-r', f.trid, '--sock', 'uring']).catch(
+      (x) => x,
+    );
+    expect(e.code).to.equal(2);
+    expect(e.stderr).to.match(/--sock takes native\|node/);
+  });
+
   it('rejects bad options with usage and exit code 2', async () => {
     const e = await run(process.execPath, [main, 'nvme-perf', '-r', f.trid, '-w', 'sideways']).catch(
       (x) => x,
