@@ -3,6 +3,7 @@
 // and connections that end under outstanding commands.
 
 import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 
 import {
@@ -236,6 +237,26 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
       expect((e as Error).message).to.match(/ECONNREFUSED/);
     }
     expect(qp.connected).to.equal(false);
+  });
+
+  it('resolves a host name (its first address) before connecting', async function () {
+    if ((await lookup('localhost')).address !== '127.0.0.1') this.skip();
+    const f = await startTarget();
+    try {
+      const qp = new HostQpair({
+        traddr: 'localhost',
+        trsvcid: String(f.port),
+        qid: 1,
+        depth: 4,
+        socket: 'native',
+      });
+      await qp.open(); // TCP and ICReq/ICResp: no Fabrics Connect needed to prove the address
+      expect(qp.connected).to.equal(true);
+      qp.close();
+      expect(qp.connected).to.equal(false);
+    } finally {
+      await f.tgt.close();
+    }
   });
 
   it('a native qpair cannot poll itself (autoPoll)', () => {
