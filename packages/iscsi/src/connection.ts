@@ -1101,7 +1101,7 @@ export class Connection {
       const lun = p.lun;
       switch (fn) {
         case 1:
-          response = this.#abortTask(p.u32(F.Word20), p.u32(32));
+          response = this.#abortTask(p.u32(F.Word20), p.u32(32), p.u32(F.CmdSn));
           break;
         case 2:
         case 4:
@@ -1141,7 +1141,7 @@ export class Connection {
     }
   }
 
-  #abortTask(rtt: number, refCmdSn: number): number {
+  #abortTask(rtt: number, refCmdSn: number, tmfCmdSn: number): number {
     for (const conn of this.session!.conns) {
       const c = conn.#cmds.get(rtt);
       if (c) {
@@ -1151,9 +1151,14 @@ export class Connection {
         return 0;
       }
     }
-    // Not found: already completed (RefCmdSN below ExpCmdSN) or never received.
-    const before = ((this.session!.expCmdSn - refCmdSn) >>> 0) - 1 < 0x80000000;
-    return before ? 0 : 1;
+    // Not found (RFC 7143 11.5.1, ABORT TASK): a RefCmdSN inside the CmdSN window and before the
+    // TMF's own CmdSN names a command not received yet: Function complete. Below ExpCmdSN the task
+    // already completed and its response went out (or it never existed): Task does not exist,
+    // never Function complete, or the initiator sees a task both answered and aborted.
+    const s = this.session!;
+    const ref = (refCmdSn - s.expCmdSn) >>> 0;
+    const own = (tmfCmdSn - s.expCmdSn) >>> 0;
+    return ref < own && ref < 0x80000000 ? 0 : 1;
   }
 
   /** Aborts this session's matching tasks; `allSessions` extends to other sessions on the node. */

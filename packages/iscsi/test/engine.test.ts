@@ -335,6 +335,30 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(i.conn.outstanding).to.equal(0);
   });
 
+  it('ABORT TASK of a task that already completed answers Task Does Not Exist (RFC 7143 11.5.1)', async () => {
+    const { target, iqn } = ramTarget();
+    const i = new TestInitiator(target);
+    i.loginNormal(iqn);
+    const itt = i.itt;
+    const ref = i.cmdSn;
+    i.scsi([0, 0, 0, 0, 0, 0]);
+    await tick();
+    expect(i.take().map((g) => g.opcode)).to.deep.equal([TOp.ScsiResponse]);
+    const t = new Uint8Array(BHS_LENGTH);
+    t[0] = 0x42; // immediate TMF request
+    t[1] = 0x81; // ABORT TASK
+    put32(t, 16, 0x98);
+    put32(t, 20, itt);
+    put32(t, 24, i.cmdSn);
+    put32(t, 32, ref);
+    i.send(t);
+    await tick();
+    const [rsp] = i.take();
+    expect(rsp.opcode).to.equal(TOp.TaskMgmtResponse);
+    // Function Complete here would tell the initiator a task it saw answered was also aborted.
+    expect(rsp.bhs[2]).to.equal(1);
+  });
+
   it('LUN RESET answers and leaves a unit attention for the next command', async () => {
     const { target, iqn } = ramTarget();
     const i = new TestInitiator(target);
