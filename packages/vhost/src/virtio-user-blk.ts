@@ -1,4 +1,11 @@
-import { POLLER_BUSY, POLLER_IDLE, type Poller, registerPoller } from '@storkit/reactor';
+import {
+  getThread,
+  POLLER_BUSY,
+  POLLER_IDLE,
+  type Poller,
+  registerPoller,
+  type Thread,
+} from '@storkit/reactor';
 import { type BlockBackend, type IoCallback, IoStatus, type IoVec, type Lba } from '@storkit/scsi/backend';
 
 import { get32, get64, put32, put64 } from './device.js';
@@ -112,6 +119,9 @@ export class VirtioUserBlk implements BlockBackend {
       pump: opts.pump,
     });
     const dev = new VirtioUserBlk(fe, opts.name, maxTransfer);
+    // The thread attaching owns the completion poller. The setup below resumes from awaits, in
+    // microtasks that may run after a reactor poll has put its current thread back.
+    dev.#owner = getThread();
     dev.#bufBase = perQueue * wantQ;
     dev.#bufBytes = extra;
     try {
@@ -168,8 +178,15 @@ export class VirtioUserBlk implements BlockBackend {
       q.kickFd = fe.kickFd(qi);
       this.#queues.push(q);
     }
-    this.#poller = registerPoller(() => this.poll(), 0, `virtio_user_${this.name}`);
+    const owner = this.#owner;
+    if (owner !== null && getThread() !== owner) owner._runNow(this.#register, undefined);
+    else this.#register();
   }
+
+  #owner: Thread | null = null;
+  readonly #register = (): void => {
+    this.#poller = registerPoller(() => this.poll(), 0, `virtio_user_${this.name}`);
+  };
 
   /**
    * A view of `len` bytes at `offset` of the caller's shared buffer area (`bufferBytes`): I/O on a
