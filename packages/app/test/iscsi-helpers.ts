@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,50 +90,5 @@ export async function runTarget(config: SpdkConfig, cores = [0, 1]): Promise<Run
   };
 }
 
-/** Runs a command without blocking the event loop (the target lives in this process). */
-export function tool(
-  cmd: string,
-  args: string[],
-  timeoutMs = 60_000,
-): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b) => (out += b));
-    child.stderr.on('data', (b) => (out += b));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, out });
-    });
-  });
-}
-
-export interface SuiteResult {
-  total: number;
-  /** Passed and not skipped: CUnit prints skipped tests as passed. */
-  passed: number;
-  skipped: number;
-  failedNames: string[];
-  skippedNames: string[];
-}
-
-/** Classifies each test of an `iscsi-test-cu` run: a test runs from its "Test:" line to the next. */
-export function parseCunit(out: string): SuiteResult {
-  const r: SuiteResult = { total: 0, passed: 0, skipped: 0, failedNames: [], skippedNames: [] };
-  let suite = '';
-  for (const c of out.split(/\n(?=Suite: |\s+Test: )/)) {
-    const s = /^Suite: (\S+)/.exec(c);
-    if (s) suite = s[1];
-    const t = /^\s+Test: (\S+) \.\.\./.exec(c);
-    if (!t) continue;
-    r.total++;
-    if (/\.\.\.FAILED|^FAILED$/m.test(c)) r.failedNames.push(`${suite}.${t[1]}`);
-    else if (c.includes('[SKIPPED]')) {
-      r.skipped++;
-      r.skippedNames.push(`${suite}.${t[1]}`);
-    } else r.passed++;
-  }
-  return r;
-}
+// libiscsi's tools and iscsi-test-cu's output, as the iscsi package's own tests use them.
+export { parseCunit, runTool as tool } from '@storkit/iscsi/testing';

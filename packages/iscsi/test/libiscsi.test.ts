@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { parseCunit, runTool, startCapture } from './cunit.js';
+import { parseCunit, runTool, startCapture } from '../src/testing.js';
 import { type Served, serveRamLun } from './fixtures.js';
 
 /**

@@ -1,3 +1,6 @@
+// Tools for tests that drive the target with libiscsi's command-line programs (this package's
+// and the app's): run a tool without blocking the event loop, classify iscsi-test-cu's output,
+// capture with tshark. Exported as @storkit/iscsi/testing; not used by the target itself.
 import { spawn } from 'node:child_process';
 
 export interface SuiteResult {
@@ -51,7 +54,7 @@ export function parseCunit(out: string): SuiteResult {
 export function runTool(
   cmd: string,
   args: string[],
-  timeoutMs: number,
+  timeoutMs = 60_000,
 ): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
