@@ -160,12 +160,7 @@ class NvmeCtrlr {
    * index + reactor count * this isolate's sequence; in one isolate (the test harness) the sequence.
    */
   #nextQid(): number {
-    let n = 0;
-    try {
-      n = reactorCount();
-    } catch {
-      // Not in a reactor worker: every thread shares this isolate's sequence.
-    }
+    const n = workerReactors();
     return n === 0 ? 1 + this.#qidSeq++ : 1 + reactorIndex() + n * this.#qidSeq++;
   }
 
@@ -319,12 +314,7 @@ class NvmeCtrlr {
   /** Tell every reactor (this one included) the controller's new state. */
   #broadcast(state: CtrlrState, cntlid: number, fastFail = false): void {
     const m = { name: this.name, state, cntlid, fastFail };
-    let n = 0;
-    try {
-      n = reactorCount();
-    } catch {
-      // Outside reactor workers: every thread shares this isolate.
-    }
+    const n = workerReactors();
     if (n === 0 || this.replay.owner < 0) {
       ctrlrState(m);
       return;
@@ -384,7 +374,7 @@ class NvmeCtrlr {
       maxRwBlocks: Math.floor(this.replay.maxTransfer / ns.blockSize),
       maxSegments: 1,
       module: nvmeModule,
-      ctxt: { ctrlr: this.name, nsid } satisfies NsCtxt,
+      ctxt: { ctrlr: this, nsid } satisfies NsCtxt,
       fn: {
         submitRequest: (ch, io) => {
           const ctx = ch.ctx as ChannelCtx;
@@ -429,9 +419,8 @@ const done: Completion<BdevIo> = (io, status) => {
   if (status === S_SQ_DELETED) {
     // The qpair went away with the command in flight: nothing was acknowledged, so send it again.
     const ic = io.driverCtx as IoCtx;
-    const c = ctrlrs.get((io.bdev.ctxt as NsCtxt).ctrlr);
-    if (c !== undefined && ic.ch !== null) {
-      c.retry(ic.ch, io);
+    if (ic.ch !== null) {
+      (io.bdev.ctxt as NsCtxt).ctrlr.retry(ic.ch, io);
       return;
     }
   }
@@ -477,14 +466,15 @@ function submit(ctx: ChannelCtx, io: BdevIo): void {
   if (ok) return;
   // The connection is gone: hold it for the reconnect. Queue full: NOMEM makes the bdev layer
   // retry after a completion.
-  if (qp.failed) ctrlrs.get((io.bdev.ctxt as NsCtxt).ctrlr)?.retry(ctx, io);
+  if (qp.failed) (io.bdev.ctxt as NsCtxt).ctrlr.retry(ctx, io);
   else bdevIoComplete(io, IoStatus.NOMEM);
 }
 
 const ctrlrs = new Map<string, NvmeCtrlr>();
 
+/** A namespace bdev's context: its controller here and its namespace ID. */
 interface NsCtxt {
-  ctrlr: string;
+  ctrlr: NvmeCtrlr;
   nsid: number;
 }
 
@@ -530,12 +520,17 @@ function tridOf(p: NvmeAttachParams): Record<string, string> {
   };
 }
 
-function currentReactor(): number {
+/** Reactors of the app in a reactor worker; 0 outside one (the test harness: one isolate). */
+function workerReactors(): number {
   try {
-    return reactorCount() > 0 ? reactorIndex() : -1;
+    return reactorCount();
   } catch {
-    return -1;
+    return 0;
   }
+}
+
+function currentReactor(): number {
+  return workerReactors() > 0 ? reactorIndex() : -1;
 }
 
 function check(p: NvmeAttachParams): void {
