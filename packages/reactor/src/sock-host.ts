@@ -54,14 +54,19 @@ export class SockConn {
   readonly #host: SockHost;
   readonly #group: SockGroup;
   // Bytes the kernel has not taken yet, oldest first, each with its release.
+  // A queue over arrays that only grow: entries [#txHead, #txTail) are live. Resetting the
+  // counters (never the arrays' length, which drops V8's backing store and reallocates it on the
+  // next push) keeps a flush free of allocation.
   readonly #txBufs: Uint8Array[] = [];
   readonly #txRelease: (() => void)[] = [];
   #txHead = 0;
+  #txTail = 0;
   /** Bytes of #txBufs[#txHead] already sent. */
   #txOff = 0;
   /** Write interest is on: the kernel's send buffer was full. */
   #wantOut = false;
-  readonly #iov: Uint8Array[] = [];
+  /** sendv argument arrays by length (the binding takes the whole array): made once each. */
+  readonly #iovs: Uint8Array[][] = [];
   #closing = false;
   #gone = false;
   #addresses: SockAddresses | null = null;
@@ -94,7 +99,7 @@ export class SockConn {
 
   /** Buffers queued (behind a partial send, or by `queue` until `flush`). */
   get txPending(): number {
-    return this.#txBufs.length - this.#txHead;
+    return this.#txTail - this.#txHead;
   }
 
   /**
@@ -106,7 +111,7 @@ export class SockConn {
       release();
       return;
     }
-    if (this.#txHead === this.#txBufs.length) {
+    if (this.#txHead === this.#txTail) {
       const r = this.#group.send(this.fd, bytes, 0, bytes.length);
       if (r === bytes.length) {
         this.bytesOut += r;
@@ -121,13 +126,22 @@ export class SockConn {
       const sent = Math.max(r, 0);
       this.bytesOut += sent;
       this.#txOff = sent;
-      this.#txBufs.push(bytes);
-      this.#txRelease.push(release);
+      this.#enqueue(bytes, release);
       this.#waitWritable();
       return;
     }
-    this.#txBufs.push(bytes);
-    this.#txRelease.push(release);
+    this.#enqueue(bytes, release);
+  }
+
+  #enqueue(bytes: Uint8Array, release: () => void): void {
+    const t = this.#txTail++;
+    if (t === this.#txBufs.length) {
+      this.#txBufs.push(bytes);
+      this.#txRelease.push(release);
+    } else {
+      this.#txBufs[t] = bytes;
+      this.#txRelease[t] = release;
+    }
   }
 
   /** Queue `bytes` without sending: `flush()` sends everything queued in one sendmsg. */
@@ -136,8 +150,7 @@ export class SockConn {
       release();
       return;
     }
-    this.#txBufs.push(bytes);
-    this.#txRelease.push(release);
+    this.#enqueue(bytes, release);
   }
 
   /** Send what is queued (unless the kernel has no room: then EPOLLOUT continues it). */
@@ -162,9 +175,8 @@ export class SockConn {
   /** Send queued buffers until done or the kernel is full; false when the send failed. */
   #send(): boolean {
     const g = this.#group;
-    const iov = this.#iov;
-    while (this.#txHead < this.#txBufs.length) {
-      const n = Math.min(this.#txBufs.length - this.#txHead, IOV_MAX);
+    while (this.#txHead < this.#txTail) {
+      const n = Math.min(this.#txTail - this.#txHead, IOV_MAX);
       let r: number;
       let want: number;
       if (n === 1) {
@@ -172,7 +184,7 @@ export class SockConn {
         want = b.length - this.#txOff;
         r = g.send(this.fd, b, this.#txOff, want);
       } else {
-        iov.length = n;
+        const iov = (this.#iovs[n] ??= new Array<Uint8Array>(n).fill(EMPTY));
         want = -this.#txOff;
         for (let i = 0; i < n; i++) {
           const b = this.#txBufs[this.#txHead + i];
@@ -197,9 +209,8 @@ export class SockConn {
         return true;
       }
     }
-    this.#txBufs.length = 0;
-    this.#txRelease.length = 0;
     this.#txHead = 0;
+    this.#txTail = 0;
     this.#txOff = 0;
     return true;
   }
@@ -207,7 +218,7 @@ export class SockConn {
   /** The kernel took `r` more bytes: release the buffers it finished. */
   #consume(r: number): void {
     let left = r + this.#txOff;
-    while (this.#txHead < this.#txBufs.length) {
+    while (this.#txHead < this.#txTail) {
       const len = this.#txBufs[this.#txHead].length;
       if (left < len) break;
       left -= len;
@@ -252,11 +263,15 @@ export class SockConn {
   /** @internal release what was never sent and mark the connection gone */
   _gone(): void {
     this.#gone = true;
-    for (let i = this.#txHead; i < this.#txRelease.length; i++) this.#txRelease[i]();
+    for (let i = this.#txHead; i < this.#txTail; i++) {
+      const rel = this.#txRelease[i];
+      this.#txBufs[i] = EMPTY;
+      this.#txRelease[i] = noop;
+      rel();
+    }
     this.#txOff = 0;
-    this.#txBufs.length = 0;
-    this.#txRelease.length = 0;
     this.#txHead = 0;
+    this.#txTail = 0;
   }
 }
 
