@@ -1,7 +1,9 @@
 // The iscsi subsystem on the main thread: SPDK's iscsi_* RPCs (same names and params), applied
 // on every reactor (reactor 0 first, rolled back when a later reactor refuses), and save_config
 // written from reactor 0's state. Each target node gets an owner reactor (round robin): its
-// sessions run there, other reactors redirect logins to it (see reactor-modules/iscsi.ts).
+// sessions run there, other reactors redirect logins to it (see reactor-modules/iscsi.ts). The
+// reactors count sessions against max_sessions in one counter shared with all of them.
+import { SessionCount } from '@storkit/iscsi';
 import { arr, bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
@@ -343,7 +345,10 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
     methods,
     async start() {
       const engine = pick(options ?? {}, (k) => ENGINE_OPTIONS.has(k));
-      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'iscsi.init', engine);
+      // max_sessions is target-wide: every reactor's copy of the target counts its sessions in
+      // this one shared counter (Atomics, no locks; see @storkit/iscsi's SessionCount).
+      const sessions = new SessionCount().sab;
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'iscsi.init', { options: engine, sessions });
     },
     async writeConfig(): Promise<ConfigEntry[]> {
       const out: ConfigEntry[] = [];

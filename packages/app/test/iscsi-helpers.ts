@@ -11,7 +11,7 @@ export const IQN_BASE = 'iqn.2016-06.io.storkit';
 /** An SPDK config: malloc bdevs exported as target nodes disk<i> on one portal (a free port). */
 export function iscsiConfig(
   bdevs: { name: string; blockSize: number; bytes: number }[],
-  o: { port?: string; roBlocks?: number } = {},
+  o: { port?: string; roBlocks?: number; options?: Record<string, unknown> } = {},
 ): SpdkConfig {
   return {
     subsystems: [
@@ -25,7 +25,10 @@ export function iscsiConfig(
       {
         subsystem: 'iscsi',
         config: [
-          { method: 'iscsi_set_options', params: { node_base: IQN_BASE, max_queue_depth: 128 } },
+          {
+            method: 'iscsi_set_options',
+            params: { node_base: IQN_BASE, max_queue_depth: 128, ...o.options },
+          },
           {
             method: 'iscsi_create_portal_group',
             params: { tag: 1, portals: [{ host: '127.0.0.1', port: o.port ?? '0' }] },

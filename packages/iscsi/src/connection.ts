@@ -536,16 +536,26 @@ export class Connection {
     }
     let session: Session;
     if (L.tsih === 0) {
-      if (t.sessions.size >= t.options.max_sessions) {
+      // Session reinstatement: same initiator port to the same target replaces the old session,
+      // and the new one takes over its place in the session count. Otherwise a place is claimed in
+      // the count shared by every copy of the target (max_sessions is target-wide); when none is
+      // left, the login fails with Target Error / Out of resources (RFC 7143 11.13.5, 0x0302).
+      let counted = false;
+      for (const old of [...t.sessions.values()]) {
+        if (old.isid !== L.isid || old.initiatorName !== L.initiatorName || old.node !== L.node) continue;
+        if (old.handOverCount()) {
+          if (counted) t.sessionCount.release(); // two old sessions (not expected): keep one place
+          counted = true;
+        }
+        old.drop();
+      }
+      if (!counted && !t.sessionCount.claim(t.options.max_sessions)) {
         this.#loginFail(p, LoginStatus.OutOfResources);
         return;
       }
-      // Session reinstatement: same initiator port to the same target replaces the old session.
-      for (const old of [...t.sessions.values()]) {
-        if (old.isid === L.isid && old.initiatorName === L.initiatorName && old.node === L.node) old.drop();
-      }
       const tsih = t.allocTsih();
       if (tsih === 0) {
+        t.sessionCount.release();
         this.#loginFail(p, LoginStatus.OutOfResources);
         return;
       }

@@ -32,4 +32,5 @@ export {
   type SocketHost,
 } from './server.js';
 export { Session } from './session.js';
+export { SessionCount } from './session-count.js';
 export { type BdevLookup, IscsiTarget, TargetNode } from './target.js';

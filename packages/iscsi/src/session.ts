@@ -28,6 +28,8 @@ export class Session {
   expCmdSn: number;
   readonly #stash = new Map<number, Stashed>();
   #ended = false;
+  /** Holds a place in the target's session count (taken before construction, given back once). */
+  #counted = true;
 
   constructor(
     target: IscsiTarget,
@@ -96,6 +98,17 @@ export class Session {
     if (!this.#stash.has(cmdSn)) this.#stash.set(cmdSn, { conn, bytes: pdu.slice() });
   }
 
+  /**
+   * Session reinstatement: the new session takes this one's place in the session count, so
+   * replacing a session never needs a free place (nor frees one another login could take first).
+   * True if there was a place to hand over.
+   */
+  handOverCount(): boolean {
+    const had = this.#counted;
+    this.#counted = false;
+    return had;
+  }
+
   /** Drops every connection of the session (reinstatement, target removal, cold reset). */
   drop(): void {
     for (const c of [...this.conns]) c.drop('session dropped');
@@ -106,6 +119,10 @@ export class Session {
     for (const [sn, s] of this.#stash) if (s.conn === c) this.#stash.delete(sn);
     if (this.conns.size > 0 || this.#ended) return;
     this.#ended = true;
+    if (this.#counted) {
+      this.#counted = false;
+      this.target.sessionCount.release();
+    }
     if (this.nexus && this.node) this.node.device.nexusLost(this.nexus);
     if (this.target.sessions.get(this.tsih) === this) this.target.sessions.delete(this.tsih);
   }

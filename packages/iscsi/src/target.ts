@@ -17,6 +17,7 @@ import { Connection, type ConnectionInfo, type PduSink } from './connection.js';
 import { IscsiError } from './errors.js';
 import type { TargetLimits } from './keys.js';
 import type { Session } from './session.js';
+import { SessionCount } from './session-count.js';
 
 /** Looks a block device up by bdev name (the bdev layer's job; a map until it lands). */
 export type BdevLookup = (name: string) => BlockBackend | undefined;
@@ -65,7 +66,13 @@ export class IscsiTarget {
   readonly initiatorGroups = new Map<number, InitiatorGroupParams>();
   readonly authGroups = new Map<number, AuthGroupParams>();
   readonly nodes = new Map<string, TargetNode>();
+  /** Sessions on this copy of the target, by TSIH. */
   readonly sessions = new Map<number, Session>();
+  /**
+   * Live sessions counted against `max_sessions`: this target's own count, or one shared by every
+   * copy of the target (one per reactor in `storkit tgt`), so the limit is target-wide.
+   */
+  readonly sessionCount: SessionCount;
   readonly connections = new Set<Connection>();
   /**
    * Where a normal-session login for `node` arriving on `info` must go instead, as a TargetAddress
@@ -77,9 +84,14 @@ export class IscsiTarget {
   readonly #bdevs: BdevLookup;
   #nextTsih = 1;
 
-  constructor(bdevs: BdevLookup, options: Partial<IscsiOptions> = {}) {
+  constructor(
+    bdevs: BdevLookup,
+    options: Partial<IscsiOptions> = {},
+    sessionCount: SessionCount = new SessionCount(),
+  ) {
     this.#bdevs = bdevs;
     this.options = resolveOptions(options);
+    this.sessionCount = sessionCount;
   }
 
   /** iscsi_set_options (before any session exists). */

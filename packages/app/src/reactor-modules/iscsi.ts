@@ -8,7 +8,8 @@
 // lives with the target node's owner reactor: a normal-session login for a node owned elsewhere is
 // answered with a login redirect (Target Moved Temporarily) to the owner's private port on the
 // same address, so every session of a node, and every connection of a session, runs on one
-// reactor. Discovery sessions are served wherever they land.
+// reactor. Discovery sessions are served wherever they land. Sessions (normal and discovery) are
+// counted against max_sessions in one Int32 shared by every reactor (SessionCount).
 import { BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import {
   type ConnectionInfo,
@@ -16,6 +17,7 @@ import {
   IscsiError,
   IscsiServer,
   IscsiTarget,
+  SessionCount,
   type TargetNode,
   type TargetNodeParams,
 } from '@storkit/iscsi';
@@ -161,7 +163,12 @@ defineControl('iscsi.init', (arg, done: Done) => {
   if (state !== null) return done(null, true);
   const thread = getThread();
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
-  const target = errno(() => new IscsiTarget(lookup, (arg ?? {}) as P));
+  // The session count is shared by every reactor (made on the main thread): max_sessions holds
+  // for the whole target, not per reactor.
+  const { options, sessions } = (arg ?? {}) as { options?: P; sessions?: SharedArrayBuffer };
+  const target = errno(
+    () => new IscsiTarget(lookup, options ?? {}, sessions ? new SessionCount(sessions) : undefined),
+  );
   // Before the flush poller: an iteration reads the sockets, then sends what that produced.
   const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
   const server = new IscsiServer(target, {
@@ -303,6 +310,10 @@ const GET: Record<string, (s: State) => unknown> = {
   stats: (s) => s.target.getStats(),
   /** storkit: where connections landed (for tests and diagnostics). */
   placement: (s) => ({ accepted: s.server.accepted, redirected }),
+  /** storkit: this reactor's sessions, and the target-wide count max_sessions is checked against. */
+  sessions: (s) => ({ local: s.target.sessions.size, target: s.target.sessionCount.value }),
+  /** storkit: every reactor's private ports (login redirects), by portal group tag. */
+  peers: (s) => Object.fromEntries(s.peers),
 };
 
 defineControl('iscsi.get', (arg, done: Done) => {
