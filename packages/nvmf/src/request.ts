@@ -27,6 +27,7 @@ export class Request {
   readonly idx: number;
   readonly sqe = new Uint8Array(SQE_SIZE);
   readonly sqeDv = new DataView(this.sqe.buffer);
+  readonly sqe32 = new Int32Array(this.sqe.buffer);
   state: ReqState = ReqState.Free;
   cid = 0;
   opcode = 0;

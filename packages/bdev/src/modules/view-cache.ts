@@ -20,7 +20,11 @@ export class ViewCache {
 
   /** A view of `len` bytes at byte `off`. */
   view(off: number, len: number): Uint8Array {
-    const i = (off >>> this.#shift) & this.#mask;
+    // Slots by the I/O's own size where that is a power of two above the block size: 4 KiB I/O on
+    // 512-byte blocks would otherwise use one slot in eight and evict itself (offsets 32 MiB apart
+    // share a slot), and every miss makes a view.
+    const shift = (len & (len - 1)) === 0 && len > 1 << this.#shift ? 31 - Math.clz32(len) : this.#shift;
+    const i = (off >>> shift) & this.#mask;
     const v = this.#views[i];
     const base = this.#bytes.byteOffset + off;
     if (v !== undefined && v.byteOffset === base && v.length === len) return v;
