@@ -7,7 +7,11 @@
 # reactor loop's slice set to N us instead of the default 500 (the CLI has no flag for it): a
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
 # HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
-# Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload.
+# Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload, and the reactor's
+# busy share over the workload (framework_get_reactors busy/idle ticks, SPDK's measure of core
+# load: iterations in which a poller did work): a busy-polling target burns its whole core either
+# way, so IOPS / busy share is what one fully loaded target core would serve when the host, not
+# the target, is the limit.
 set -euo pipefail
 T=${1:-10}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -46,15 +50,20 @@ grep -q 'storkit tgt: running' "$DIR/tgt.log" || { cat "$DIR/tgt.log"; exit 1; }
 TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN"
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
+# busy and idle ticks of the target's one reactor
+ticks() { $CLI rpc -s "$DIR/rpc.sock" framework_get_reactors | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).reactors[0];console.log(r.busy+" "+r.idle)})'; }
 echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}"
 for w in "randread 32" "randread 128" "randwrite 128"; do
   set -- $w
+  t0=$(ticks)
   before=$(cpu)
   out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2 --sock "${HOST_SOCK:-native}")
   after=$(cpu)
+  t1=$(ticks)
   ios=$(sed -n 's/.*I\/Os: \([0-9]*\) .*/\1/p' <<<"$out")
   total=$(grep -E '^Total' <<<"$out" || true)
   host=$(sed -n 's/.*host CPU \([0-9.]*\) s.*/\1/p' <<<"$out")
   awk -v w="$1 QD $2" -v c0="$before" -v c1="$after" -v hz="$HZ" -v n="$ios" -v tot="$total" -v h="$host" \
-    'BEGIN { s = (c1 - c0) / hz; printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os | host CPU %.2f s\n", w, tot, s, s / (n / 1e6), h }'
+    -v t="$t0 $t1" 'BEGIN { s = (c1 - c0) / hz; split(t, k, " "); b = k[3] - k[1]; i = k[4] - k[2]; busy = b / (b + i)
+      printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os | host CPU %.2f s | target busy %.1f%%, %.0f k IOPS per busy core\n", w, tot, s, s / (n / 1e6), h, 100 * busy, n / '"$T"' / busy / 1e3 }'
 done
