@@ -9,6 +9,8 @@ import {
   type IoStatus,
 } from '../src/index.js';
 
+export { pattern } from './fixtures/common.js';
+
 export interface Done {
   status: IoStatus | null;
   n: number;
@@ -64,18 +66,6 @@ export function open(name: string, write = true): Opened {
       bdevClose(desc);
     },
   };
-}
-
-export function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 /** Poll until `pred` holds, advancing the fake clock by `stepUs` per round. */

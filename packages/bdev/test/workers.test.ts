@@ -1,7 +1,7 @@
 // bdevperf's engine in real reactor workers (startApp): bdevs replayed on every reactor from the
 // first one's params share their memory (malloc) and their QoS budget.
 
-import { startApp } from '@storkit/reactor';
+import { type AppResult, startApp } from '@storkit/reactor';
 import { expect } from 'chai';
 import { IoStatus } from '../src/index.js';
 import type { PerfArgs, PerfReport } from '../src/perf/app.js';
@@ -29,6 +29,20 @@ async function perf(
   });
   const res = await app.done;
   return { code: res.code, done, errors };
+}
+
+/** Run a fixture app of ./fixtures on two reactors (unpinned, busy polling); what it reported. */
+async function fixture<R>(file: string): Promise<{ res: AppResult; reports: R[] }> {
+  const reports: R[] = [];
+  const app = await startApp({
+    mask: '0x3',
+    main: new URL(`./fixtures/${file}`, import.meta.url),
+    pin: false,
+    loop: { idleUs: false },
+    signals: false,
+    onReport: (v) => reports.push(v as R),
+  });
+  return { res: await app.done, reports };
 }
 
 const cfg = (calls: object[]) => ({ subsystems: [{ subsystem: 'bdev', config: calls }] });
@@ -111,16 +125,7 @@ describe('bdev in reactor workers', function () {
   });
 
   it('a range lock holds back writes on a channel another reactor creates while it is held', async () => {
-    const reports: LockReport[] = [];
-    const app = await startApp({
-      mask: '0x3',
-      main: new URL('./fixtures/lock-app.js', import.meta.url),
-      pin: false,
-      loop: { idleUs: false },
-      signals: false,
-      onReport: (v) => reports.push(v as LockReport),
-    });
-    const res = await app.done;
+    const { res, reports } = await fixture<LockReport>('lock-app.js');
     expect(res.code).to.equal(0);
     // Reactor 1 had no channel when the lock was taken: its first channel still sees the lock.
     expect(reports).to.deep.equal([
@@ -129,16 +134,7 @@ describe('bdev in reactor workers', function () {
   });
 
   it('raid1 rebuild while two reactor workers write: both mirrors hold what each wrote', async () => {
-    const reports: RaidReport[][] = [];
-    const app = await startApp({
-      mask: '0x3',
-      main: new URL('./fixtures/raid-app.js', import.meta.url),
-      pin: false,
-      loop: { idleUs: false },
-      signals: false,
-      onReport: (v) => reports.push(v as RaidReport[]),
-    });
-    const res = await app.done;
+    const { res, reports } = await fixture<RaidReport[]>('raid-app.js');
     expect(res.code, res.error).to.equal(0);
     expect(reports).to.have.length(1);
     for (const [i, r] of reports[0].entries()) {
