@@ -7,9 +7,7 @@ import { parentPort } from 'node:worker_threads';
 
 import { writeU64 } from '@storkit/nvme/spec';
 
-import { RamBackend } from '../src/ram-backend.js';
-import { NvmfTarget } from '../src/target.js';
-import { base, capsule, connected, local, NQN, tick } from './engine-helpers.js';
+import { base, capsule, connected, ramTarget, tick } from './engine-helpers.js';
 
 export interface AllocResult {
   /** Smallest heap growth per command over the windows with no scavenge, reads then writes. */
@@ -37,12 +35,7 @@ async function bytesPerCommand(send: () => void): Promise<number[]> {
 }
 
 async function measure(): Promise<AllocResult> {
-  const tgt = new NvmfTarget();
-  tgt.nvmf_create_transport({ trtype: 'TCP', max_queue_depth: 64 });
-  tgt.registerBackend(new RamBackend({ name: 'Malloc0', blockSize: 4096, numBlocks: 1024 }));
-  tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });
-  tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } });
-  tgt.subsystems.get(NQN)!.listeners.push({ trtype: 'TCP', adrfam: 'IPv4', ...local });
+  const { tgt } = ramTarget({ max_queue_depth: 64 }, { blockSize: 4096, numBlocks: 1024 });
   const { io } = await connected(tgt);
   const batch = (write: boolean): Uint8Array =>
     Buffer.concat(

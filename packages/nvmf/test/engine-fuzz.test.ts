@@ -8,9 +8,7 @@ import { PduType } from '@storkit/nvme/spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { RamBackend } from '../src/ram-backend.js';
-import { NvmfTarget } from '../src/target.js';
-import { base, capsule, connected, h2c, local, NQN, tick } from './engine-helpers.js';
+import { base, capsule, connected, h2c, NQN, ramTarget, tick } from './engine-helpers.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const capsuleArb = fc.record({
@@ -47,12 +45,7 @@ describe('nvmf: structured fuzzing of the qpair engine', function () {
   this.timeout(60000);
 
   it('random capsules and H2CData after Connect: statuses or TermReq, never an exception', async () => {
-    const tgt = new NvmfTarget();
-    tgt.nvmf_create_transport({ trtype: 'TCP', max_queue_depth: 32 });
-    tgt.registerBackend(new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 256 }));
-    tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });
-    tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } });
-    tgt.subsystems.get(NQN)!.listeners.push({ trtype: 'TCP', adrfam: 'IPv4', ...local });
+    const { tgt } = ramTarget({ max_queue_depth: 32 }, { blockSize: 512, numBlocks: 256 });
     let internal = 0;
     let terms = 0;
     let statuses = 0;

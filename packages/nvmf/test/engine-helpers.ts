@@ -16,7 +16,9 @@ import {
 } from '@storkit/nvme/spec';
 import { expect } from 'chai';
 
-import type { NvmfTarget } from '../src/target.js';
+import type { TcpTransportParams } from '../src/options.js';
+import { RamBackend } from '../src/ram-backend.js';
+import { NvmfTarget } from '../src/target.js';
 import { TcpQpair } from '../src/tcp-qpair.js';
 
 export const NQN = 'nqn.2016-06.io.spdk:cnode1';
@@ -63,6 +65,24 @@ function connectData(cntlid: number): Uint8Array {
   d.set(Buffer.from(NQN), ConnectDataOff.subnqn);
   d.set(Buffer.from('nqn.2024-01.io.example:fuzz'), ConnectDataOff.hostnqn);
   return d;
+}
+
+/**
+ * A target with a TCP transport and one RAM namespace (nsid 1 of NQN), no socket: the listener is
+ * only recorded, so that `connected()`'s Connect to the `local` address is accepted.
+ */
+export function ramTarget(
+  transport: Omit<TcpTransportParams, 'trtype'>,
+  geometry: { blockSize: number; numBlocks: number },
+): { tgt: NvmfTarget; ram: RamBackend } {
+  const tgt = new NvmfTarget();
+  tgt.nvmf_create_transport({ trtype: 'TCP', ...transport });
+  const ram = new RamBackend({ name: 'Malloc0', ...geometry });
+  tgt.registerBackend(ram);
+  tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });
+  tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } });
+  tgt.subsystems.get(NQN)!.listeners.push({ trtype: 'TCP', adrfam: 'IPv4', ...local });
+  return { tgt, ram };
 }
 
 export const tick = () => new Promise((r) => setImmediate(r));

@@ -7,9 +7,7 @@ import { writeU64 } from '@storkit/nvme/spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { RamBackend } from '../src/ram-backend.js';
-import { NvmfTarget } from '../src/target.js';
-import { base, capsule, connected, local, NQN, tick } from './engine-helpers.js';
+import { base, capsule, connected, ramTarget, tick } from './engine-helpers.js';
 
 const BS = 512;
 const BLOCKS = 64;
@@ -24,13 +22,10 @@ describe('nvmf: SQE copy at any alignment', function () {
         fc.array(fc.integer({ min: 0, max: BLOCKS - 1 }), { minLength: 1, maxLength: 8 }),
         fc.integer({ min: 1, max: 200 }),
         async (align, lbas, split) => {
-          const tgt = new NvmfTarget();
-          tgt.nvmf_create_transport({ trtype: 'TCP', max_queue_depth: 32, in_capsule_data_size: 4096 });
-          const ram = new RamBackend({ name: 'Malloc0', blockSize: BS, numBlocks: BLOCKS });
-          tgt.registerBackend(ram);
-          tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });
-          tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } });
-          tgt.subsystems.get(NQN)!.listeners.push({ trtype: 'TCP', adrfam: 'IPv4', ...local });
+          const { tgt, ram } = ramTarget(
+            { max_queue_depth: 32, in_capsule_data_size: 4096 },
+            { blockSize: BS, numBlocks: BLOCKS },
+          );
           const { io } = await connected(tgt);
           const seen = io.statuses.length;
           const caps = lbas.map((lba, i) => {
