@@ -19,7 +19,7 @@ import { expect } from 'chai';
 
 import { type BackendDone, BackendStatus } from '../src/backend.js';
 import { RamBackend } from '../src/ram-backend.js';
-import { type Fixture, NQN, pollUntil, startTarget } from './helpers.js';
+import { type Fixture, Inflight, NQN, pollUntil, startTarget } from './helpers.js';
 
 interface Result {
   status: number;
@@ -68,25 +68,17 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
         expect(qp.hdgst).to.equal(hdgst);
         expect(qp.ddgst).to.equal(ddgst);
         const model = new Uint8Array(f.ram.data.length);
-        let inflight = 0;
-        let failures = 0;
-        const done: Completion<null> = (_c, st) => {
-          inflight--;
-          if (st !== 0) failures++;
-        };
+        const flight = new Inflight();
         for (let i = 0; i < 120; i++) {
           const nlb = 1 + ((i * 37) % 64);
           const lba = (i * 523) % (4096 - nlb);
           const data = randomBytes(nlb * 512);
           model.set(data, lba * 512);
-          inflight++;
-          expect(qp.write(1, lba, nlb, data, done, null)).to.equal(true);
-          await pollUntil(
-            () => qp.processCompletions(),
-            () => inflight === 0,
-          );
+          flight.count++;
+          expect(qp.write(1, lba, nlb, data, flight.done, null)).to.equal(true);
+          await flight.drain(qp);
         }
-        expect(failures).to.equal(0);
+        expect(flight.failures).to.equal(0);
         expect(Buffer.compare(f.ram.data, model)).to.equal(0);
         // And the other way: blocks written on the backend read back identically through the host.
         f.ram.data.set(randomBytes(65536), 100 * 512);
@@ -96,15 +88,12 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
         // Many in flight at once, mixed reads and writes.
         const bufs = Array.from({ length: 16 }, () => new Uint8Array(4096));
         for (let k = 0; k < 16; k++) {
-          inflight++;
-          if (k % 2) qp.read(1, k * 8, 8, bufs[k], done, null);
-          else qp.write(1, k * 8, 8, bufs[k].fill(k), done, null);
+          flight.count++;
+          if (k % 2) qp.read(1, k * 8, 8, bufs[k], flight.done, null);
+          else qp.write(1, k * 8, 8, bufs[k].fill(k), flight.done, null);
         }
-        await pollUntil(
-          () => qp.processCompletions(),
-          () => inflight === 0,
-        );
-        expect(failures).to.equal(0);
+        await flight.drain(qp);
+        expect(flight.failures).to.equal(0);
         expect(f.ram.data[0]).to.equal(0);
         expect(f.ram.data[2 * 8 * 512]).to.equal(2);
       } finally {

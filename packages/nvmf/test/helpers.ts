@@ -1,6 +1,9 @@
 // Test fixtures: a target with RAM namespaces on a free loopback port.
 
 import net from 'node:net';
+
+import type { Completion, HostQpair } from '@storkit/nvme';
+
 import type { TcpTransportParams } from '../src/options.js';
 import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
@@ -51,5 +54,23 @@ export async function pollUntil(poll: () => void, pred: () => boolean, ms = 5000
     if (Date.now() > until) throw new Error('timed out polling');
     await new Promise((r) => setImmediate(r));
     poll();
+  }
+}
+
+/** Counts a host qpair's commands in flight and the ones that failed: `done` is their callback. */
+export class Inflight {
+  count = 0;
+  failures = 0;
+  readonly done: Completion<null> = (_c, st) => {
+    this.count--;
+    if (st !== 0) this.failures++;
+  };
+
+  /** Poll `qp` until every command counted has completed. */
+  drain(qp: HostQpair): Promise<void> {
+    return pollUntil(
+      () => qp.processCompletions(),
+      () => this.count === 0,
+    );
   }
 }

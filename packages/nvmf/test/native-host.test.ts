@@ -17,7 +17,7 @@ import { expect } from 'chai';
 
 import type { BackendDone } from '../src/backend.js';
 import { RamBackend } from '../src/ram-backend.js';
-import { freePort, NQN, pollUntil, startTarget } from './helpers.js';
+import { freePort, Inflight, NQN, pollUntil, startTarget } from './helpers.js';
 
 /** A TCP relay in front of the target: lets a test pause, close or reset the host's connection. */
 class Relay {
@@ -68,12 +68,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
         expect(qp.hdgst).to.equal(hdgst);
         expect(qp.ddgst).to.equal(ddgst);
         const model = new Uint8Array(f.ram.data.length);
-        let inflight = 0;
-        let failures = 0;
-        const done: Completion<null> = (_c, st) => {
-          inflight--;
-          if (st !== 0) failures++;
-        };
+        const flight = new Inflight();
         // Writes of 1-128 blocks, 24 at a time, at disjoint places per batch.
         for (let batch = 0; batch < 8; batch++) {
           for (let k = 0; k < 24; k++) {
@@ -81,28 +76,22 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
             const lba = k * 256 + (batch % 2) * 64;
             const data = randomBytes(nlb * 512);
             model.set(data, lba * 512);
-            inflight++;
-            expect(qp.write(1, lba, nlb, data, done, null)).to.equal(true);
+            flight.count++;
+            expect(qp.write(1, lba, nlb, data, flight.done, null)).to.equal(true);
           }
-          await pollUntil(
-            () => qp.processCompletions(),
-            () => inflight === 0,
-          );
+          await flight.drain(qp);
         }
-        expect(failures).to.equal(0);
+        expect(flight.failures).to.equal(0);
         expect(Buffer.compare(f.ram.data, model)).to.equal(0);
         // Reads back through the host, all at once, 128 blocks each.
         f.ram.data.set(randomBytes(f.ram.data.length));
         const bufs = Array.from({ length: 32 }, () => new Uint8Array(128 * 512));
         for (let k = 0; k < 32; k++) {
-          inflight++;
-          expect(qp.read(1, k * 128, 128, bufs[k], done, null)).to.equal(true);
+          flight.count++;
+          expect(qp.read(1, k * 128, 128, bufs[k], flight.done, null)).to.equal(true);
         }
-        await pollUntil(
-          () => qp.processCompletions(),
-          () => inflight === 0,
-        );
-        expect(failures).to.equal(0);
+        await flight.drain(qp);
+        expect(flight.failures).to.equal(0);
         for (let k = 0; k < 32; k++)
           expect(Buffer.compare(bufs[k], f.ram.data.subarray(k * 128 * 512, (k + 1) * 128 * 512))).to.equal(
             0,
@@ -128,32 +117,24 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
       const ioSock = relay.hostSide[relay.hostSide.length - 1];
       ioSock.pause();
       const model = new Uint8Array(f.ram.data.length);
-      let inflight = 0;
-      let failures = 0;
-      const done: Completion<null> = (_c, st) => {
-        inflight--;
-        if (st !== 0) failures++;
-      };
+      const flight = new Inflight();
       for (let k = 0; k < 64; k++) {
         const data = randomBytes(131072);
         model.set(data, k * 131072);
-        inflight++;
-        expect(qp.write(1, k * 256, 256, data, done, null)).to.equal(true);
+        flight.count++;
+        expect(qp.write(1, k * 256, 256, data, flight.done, null)).to.equal(true);
       }
       // Poll for a while with the relay stalled: nothing completes, nothing is lost.
       for (let i = 0; i < 50; i++) {
         await new Promise((r) => setTimeout(r, 2));
         qp.processCompletions();
       }
-      expect(inflight).to.equal(64);
+      expect(flight.count).to.equal(64);
       expect(qp.connected).to.equal(true);
       expect(qp.stats.txBlocked).to.be.greaterThan(0);
       ioSock.resume();
-      await pollUntil(
-        () => qp.processCompletions(),
-        () => inflight === 0,
-      );
-      expect(failures).to.equal(0);
+      await flight.drain(qp);
+      expect(flight.failures).to.equal(0);
       expect(Buffer.compare(f.ram.data, model)).to.equal(0);
     } finally {
       await c.close();
