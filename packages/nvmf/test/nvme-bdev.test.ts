@@ -24,10 +24,40 @@ import { expect } from 'chai';
 
 import { NQN, pollUntil, startTarget } from './helpers.js';
 
+type Harness = ReturnType<typeof createTestHarness>;
+type PerReactor = {
+  t: number;
+  desc: ReturnType<typeof bdevOpenExt>;
+  ch: ReturnType<typeof bdevGetIoChannel>;
+};
+
+/** Two simulated reactors, polled (10 µs of fake time a round) from the event loop until stop(). */
+function pumpedHarness(): { h: Harness; stop(): void } {
+  const h = createTestHarness({ reactors: 2 });
+  let pumping = true;
+  const pump = (): void => {
+    if (!pumping) return;
+    h.pollOnce();
+    h.advanceTime(10);
+    setImmediate(pump);
+  };
+  setImmediate(pump);
+  return { h, stop: () => (pumping = false) };
+}
+
+/** Open bdev `name` for writing on each reactor's thread, with that thread's channel. */
+function openPerReactor(h: Harness, name: string): PerReactor[] {
+  return [0, 1].map((t) => {
+    h.setThread(t);
+    const desc = bdevOpenExt(name, true, () => {});
+    return { t, desc, ch: bdevGetIoChannel(desc) };
+  });
+}
+
 /** Put each reactor's channel, close its descriptor, then detach the controller; its error. */
 async function closeAndDetach(
-  h: ReturnType<typeof createTestHarness>,
-  per: { t: number; desc: ReturnType<typeof bdevOpenExt>; ch: ReturnType<typeof bdevGetIoChannel> }[],
+  h: Harness,
+  per: PerReactor[],
   name: string,
 ): Promise<Error | null | undefined> {
   for (const p of per) {
@@ -51,15 +81,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
 
   it('attaches a remote controller as bdevs, does verified I/O from two reactors, detaches', async () => {
     const f = await startTarget({ max_io_size: 16384 }, { blocks: 8192 });
-    const h = createTestHarness({ reactors: 2 });
-    let pumping = true;
-    const pump = (): void => {
-      if (!pumping) return;
-      h.pollOnce();
-      h.advanceTime(10);
-      setImmediate(pump);
-    };
-    setImmediate(pump);
+    const { h, stop } = pumpedHarness();
     try {
       h.setThread(0);
       const { names, replay } = await bdevNvmeAttachController({
@@ -96,11 +118,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
       ]);
 
       // One descriptor and channel per reactor thread: two I/O qpairs on the target.
-      const per = [0, 1].map((t) => {
-        h.setThread(t);
-        const desc = bdevOpenExt('Nvme0n1', true, () => {});
-        return { t, desc, ch: bdevGetIoChannel(desc) };
-      });
+      const per = openPerReactor(h, 'Nvme0n1');
       const run = async (t: number, submit: (cb: (s: IoStatus) => void) => number): Promise<IoStatus> => {
         let st: IoStatus | -1 = -1;
         h.setThread(t);
@@ -158,7 +176,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
         () => f.tgt.qpairs.size === 0,
       );
     } finally {
-      pumping = false;
+      stop();
       await f.tgt.close();
     }
     h.pollThreads();
@@ -172,15 +190,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
   it("reconnects every reactor's qpair after the target restarts; fails after ctrlr_loss_timeout_sec", async () => {
     let f = await startTarget({}, { blocks: 8192 });
     const port = f.port;
-    const h = createTestHarness({ reactors: 2 });
-    let pumping = true;
-    const pump = (): void => {
-      if (!pumping) return;
-      h.pollOnce();
-      h.advanceTime(10);
-      setImmediate(pump);
-    };
-    setImmediate(pump);
+    const { h, stop } = pumpedHarness();
     try {
       h.setThread(0);
       await bdevNvmeAttachController({
@@ -192,11 +202,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
         ctrlr_loss_timeout_sec: 2,
         reconnect_delay_sec: 1,
       });
-      const per = [0, 1].map((t) => {
-        h.setThread(t);
-        const desc = bdevOpenExt('Nvme1n1', true, () => {});
-        return { t, desc, ch: bdevGetIoChannel(desc) };
-      });
+      const per = openPerReactor(h, 'Nvme1n1');
       const write = (t: number, lba: number, fill: number, cb: (s: IoStatus) => void): void => {
         const p = per[t];
         h.setThread(t);
@@ -261,7 +267,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
       expect(await closeAndDetach(h, per, 'Nvme1')).to.equal(null);
       expect(bdevGetByName('Nvme1n1')).to.equal(undefined);
     } finally {
-      pumping = false;
+      stop();
       await f.tgt.close();
     }
     h.pollThreads();
