@@ -20,6 +20,34 @@ async function storkit(...args: string[]): Promise<{ code: number; stdout: strin
   }
 }
 
+/**
+ * Two seconds of 4 KiB verify at depth `qd` on the cores of `mask` with config file `c`: a clean run
+ * (exit 0, nothing on stderr, no failed I/O or miscompare). Its stdout and total IOPS.
+ */
+async function verify(c: string, qd: number, mask: string): Promise<{ stdout: string; iops: number }> {
+  const r = await storkit(
+    'bdevperf',
+    '--json',
+    c,
+    '-q',
+    String(qd),
+    '-o',
+    '4k',
+    '-w',
+    'verify',
+    '-t',
+    '2',
+    '-m',
+    mask,
+  );
+  expect(r.stderr).to.equal('');
+  expect(r.code).to.equal(0);
+  const total = /^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)/m.exec(r.stdout);
+  expect(Number(total?.[1])).to.be.greaterThan(100);
+  expect(Number(total?.[3])).to.equal(0); // Fail/s: no error, no miscompare
+  return { stdout: r.stdout, iops: Number(total?.[1]) };
+}
+
 describe('storkit bdevperf', function () {
   this.timeout(60_000);
   let dir = '';
@@ -46,29 +74,10 @@ describe('storkit bdevperf', function () {
     const c = config([
       { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
     ]);
-    const r = await storkit(
-      'bdevperf',
-      '--json',
-      c,
-      '-q',
-      '8',
-      '-o',
-      '4k',
-      '-w',
-      'verify',
-      '-t',
-      '2',
-      '-m',
-      '0x1',
-    );
-    expect(r.stderr).to.equal('');
-    expect(r.code).to.equal(0);
+    const r = await verify(c, 8, '0x1');
     expect(r.stdout).to.match(/Running I\/O for 2 seconds/);
     expect(r.stdout.match(/ IOPS, /g)).to.have.length(2);
     expect(r.stdout).to.match(/Job: Malloc0 \(Core Mask 0x1\)/);
-    const total = /^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)/m.exec(r.stdout);
-    expect(Number(total?.[1])).to.be.greaterThan(100);
-    expect(Number(total?.[3])).to.equal(0); // Fail/s
   });
 
   it('fails (exit 1) with a clear message for a config method it lacks', async () => {
@@ -137,35 +146,16 @@ describe('storkit bdevperf', function () {
         },
       ]);
       // Two reactors: the owner's job goes straight to the rings, the other's is forwarded to it.
-      const r = await storkit(
-        'bdevperf',
-        '--json',
-        c,
-        '-q',
-        '16',
-        '-o',
-        '4k',
-        '-w',
-        'verify',
-        '-t',
-        '2',
-        '-m',
-        '0x3',
-      );
-      expect(r.stderr).to.equal('');
-      expect(r.code).to.equal(0);
+      const r = await verify(c, 16, '0x3');
       expect(r.stdout.match(/Job: VirtioBlk0 /g)).to.have.length(2);
       expect(r.stdout).to.include('Job: VirtioBlk0 (Core Mask 0x2)');
-      const total = /^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)/m.exec(r.stdout);
-      expect(Number(total?.[1])).to.be.greaterThan(100);
-      expect(Number(total?.[3])).to.equal(0); // Fail/s: no error, no miscompare
       // The target counted every request, and still does after the frontend has gone.
       const ctrl = await storkit('rpc', '-s', join(dir, 'rpc.sock'), 'vhost_get_controllers');
       expect(ctrl.code).to.equal(0);
       const c0 = JSON.parse(ctrl.stdout)[0];
       expect(c0).to.include({ ctrlr: 'vblk.0' });
       // bdevperf completed IOPS x 2 s of them; every one was a request here.
-      expect(c0.stats.requests).to.be.at.least(Math.floor(Number(total?.[1])));
+      expect(c0.stats.requests).to.be.at.least(Math.floor(r.iops));
       expect(c0.stats.connections).to.equal(1);
     } finally {
       tgt.kill('SIGTERM');
