@@ -251,13 +251,7 @@ describe('iscsi: protocol engine (in memory)', () => {
     const [nop] = i.take();
     expect(nop.opcode).to.equal(TOp.NopIn);
     expect(Buffer.from(nop.data).toString()).to.equal('ping');
-    const lo = new Uint8Array(BHS_LENGTH);
-    lo[0] = 0x46;
-    lo[1] = 0x80;
-    put32(lo, 16, 0x56);
-    put32(lo, 24, i.cmdSn);
-    i.send(lo);
-    const [rsp] = i.take();
+    const rsp = i.logout(0x56);
     expect(rsp.opcode).to.equal(TOp.LogoutResponse);
     expect(rsp.bhs[2]).to.equal(0);
     expect(i.closed).to.equal(true);

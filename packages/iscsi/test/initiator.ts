@@ -4,10 +4,12 @@ import {
   type Connection,
   encodePdu,
   encodeText,
+  type IscsiOptions,
   IscsiTarget,
   type KeyPairs,
   PduParser,
   parseText,
+  type SessionCount,
 } from '../src/index.js';
 
 /** A received target PDU, copied out of the parser's window. */
@@ -91,6 +93,18 @@ export class TestInitiator {
     );
   }
 
+  /** Sends an immediate Logout Request (close the session) with task tag `itt`; returns the response. */
+  logout(itt: number): Got {
+    const b = new Uint8Array(BHS_LENGTH);
+    b[0] = 0x46;
+    b[1] = 0x80;
+    put32(b, 16, itt);
+    put32(b, 24, this.cmdSn);
+    this.send(b);
+    const [rsp] = this.take();
+    return rsp;
+  }
+
   scsi(
     cdb: number[],
     opts: {
@@ -147,12 +161,19 @@ export function keysOf(g: Got): Map<string, string> {
   return new Map(parseText(g.data));
 }
 
+/** A target node "disk1" over its own RAM LUN; `count`: the session count it shares, if any. */
 export function ramTarget(
   blockSize = 512,
   numBlocks = 256,
+  options: Partial<IscsiOptions> = {},
+  count?: SessionCount,
 ): { target: IscsiTarget; ram: RamBackend; iqn: string } {
   const ram = new RamBackend({ name: 'Malloc0', blockSize, numBlocks });
-  const target = new IscsiTarget((n) => (n === 'Malloc0' ? ram : undefined), { nop_in_interval: 0 });
+  const target = new IscsiTarget(
+    (n) => (n === 'Malloc0' ? ram : undefined),
+    { nop_in_interval: 0, ...options },
+    count,
+  );
   target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
   target.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
   const node = target.createTargetNode({

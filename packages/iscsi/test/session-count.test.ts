@@ -3,42 +3,20 @@
 // target (as the app's reactors share it), with refusals, logouts and reinstatement.
 import { Worker } from 'node:worker_threads';
 
-import { RamBackend } from '@storkit/scsi';
 import { expect } from 'chai';
 
-import { IscsiTarget, LoginStatus, SessionCount, TOp } from '../src/index.js';
-import { BHS_LENGTH } from '../src/pdu.js';
-import { put32, ramTarget, TestInitiator } from './initiator.js';
+import { type IscsiTarget, LoginStatus, SessionCount, TOp } from '../src/index.js';
+import { ramTarget, TestInitiator } from './initiator.js';
 
 const status = (r: { bhs: Uint8Array }) => (r.bhs[36] << 8) | r.bhs[37];
 
-/** A target node "disk1" over its own RAM LUN, counting sessions in `count`. */
+/** ramTarget() with max_sessions `max`, counting sessions in `count` (its own when none). */
 function target(max: number, count?: SessionCount): { target: IscsiTarget; iqn: string } {
-  const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: 64 });
-  const t = new IscsiTarget(
-    (n) => (n === 'Malloc0' ? ram : undefined),
-    { nop_in_interval: 0, max_sessions: max },
-    count,
-  );
-  t.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
-  t.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
-  const node = t.createTargetNode({
-    name: 'disk1',
-    pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
-    luns: [{ bdev_name: 'Malloc0', lun_id: 0 }],
-    queue_depth: 8,
-  });
-  return { target: t, iqn: node.name };
+  return ramTarget(512, 64, { max_sessions: max }, count);
 }
 
 function logout(i: TestInitiator): void {
-  const lo = new Uint8Array(BHS_LENGTH);
-  lo[0] = 0x46;
-  lo[1] = 0x80;
-  put32(lo, 16, 0x99);
-  put32(lo, 24, i.cmdSn);
-  i.send(lo);
-  const [rsp] = i.take();
+  const rsp = i.logout(0x99);
   expect(rsp.opcode).to.equal(TOp.LogoutResponse);
   expect(i.closed).to.equal(true);
 }
