@@ -4,24 +4,17 @@
 // its side). Prints IOPS and IOPS per CPU-second of the process for randread, randwrite, twice.
 // A/B tool for the target's per-request path (a busy machine moves IOPS, much less the ratio).
 // Usage: npx tsc -b packages/vhost && node packages/vhost/dist/bench/one-thread.js [SECONDS]
-import { createTestHarness } from '@storkit/reactor/testing';
 import { RamBackend } from '@storkit/scsi';
 import { IoStatus } from '@storkit/scsi/backend';
 
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
+import { pumpFor, wallClockReactor } from './pump.js';
 
 const SECONDS = Number(process.argv[2] ?? 3);
 const QD = 128;
 const BS = 4096;
 
-const h = createTestHarness({ reactors: 1 });
-let last = performance.now();
-const pump = () => {
-  const now = performance.now();
-  h.advanceTime(Math.max(1, Math.round((now - last) * 1000)));
-  last = now;
-  h.pollOnce();
-};
+const { pump } = wallClockReactor();
 const path = `/tmp/storkit-vhost-one-thread-${process.pid}.sock`;
 const ram = new RamBackend({ name: 'Malloc0', blockSize: 512, numBlocks: (64 << 20) / 512 });
 const ctrl = new VhostController({ name: 'one', socketPath: path, device: new BlkDevice(ram) });
@@ -56,15 +49,13 @@ for (const write of [false, true, false, true]) {
   for (let i = 0; i < QD; i++) submit(i);
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      for (let k = 0; k < 8; k++) pump();
-      if (performance.now() - t0 >= SECONDS * 1000) stop = true;
-      if (stop && active === 0) resolve();
-      else setImmediate(tick);
-    };
-    tick();
-  });
+  await pumpFor(
+    pump,
+    t0,
+    SECONDS,
+    () => (stop = true),
+    () => active === 0,
+  );
   const secs = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   const cpu = (c.user + c.system) / 1e6;

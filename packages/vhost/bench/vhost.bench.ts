@@ -8,25 +8,18 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import { cpuCount, pinThread } from '@storkit/native';
-import { createTestHarness } from '@storkit/reactor/testing';
 import { RamBackend } from '@storkit/scsi';
 import { IoStatus } from '@storkit/scsi/backend';
 
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
+import { pumpFor, wallClockReactor } from './pump.js';
 
 const SECONDS = Number(process.env.VHOST_BENCH_SECONDS ?? 3);
 const MIB = 64;
 const QD = 128;
 const BS = 4096;
 
-const h = createTestHarness({ reactors: 1 });
-let last = performance.now();
-const pump = () => {
-  const now = performance.now();
-  h.advanceTime(Math.max(1, Math.round((now - last) * 1000)));
-  last = now;
-  h.pollOnce();
-};
+const { h, pump } = wallClockReactor();
 
 /** QD outstanding 4 KiB random I/Os for SECONDS; returns IOPS and mean latency (µs). */
 async function run(dev: VirtioUserBlk, write: boolean): Promise<{ iops: number; latUs: number }> {
@@ -56,15 +49,13 @@ async function run(dev: VirtioUserBlk, write: boolean): Promise<{ iops: number; 
   for (let i = 0; i < QD; i++) submit(i);
   const t0 = performance.now();
   const d0 = done;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      for (let k = 0; k < 8; k++) pump();
-      if (performance.now() - t0 >= SECONDS * 1000) stop = true;
-      if (stop && active === 0) resolve();
-      else setImmediate(tick);
-    };
-    tick();
-  });
+  await pumpFor(
+    pump,
+    t0,
+    SECONDS,
+    () => (stop = true),
+    () => active === 0,
+  );
   const secs = (performance.now() - t0) / 1000;
   if (errors > 0) throw new Error(`${errors} I/O errors`);
   return { iops: (done - d0) / secs, latUs: (latSum / Math.max(1, done)) * 1000 };
