@@ -453,15 +453,7 @@ export class HostQpair implements PduHandler {
         reject(this.#failed ?? new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'closed during ICReq')),
       );
     });
-    const o = this.#tx.reserve(HLEN.ICReq);
-    encodeIcReq(this.#tx.dv, o, {
-      hpda: this.#opts.hpda ?? 0,
-      hdgst: this.hdgst,
-      ddgst: this.ddgst,
-      maxr2t: 1,
-    });
-    this.#tx.commit(HLEN.ICReq);
-    this.#tx.flush();
+    this.#sendIcReq();
     await ic;
     this.#connected = true;
   }
@@ -484,6 +476,19 @@ export class HostQpair implements PduHandler {
         reject(e);
       };
     });
+    this.#sendIcReq();
+    try {
+      await this.#driveUntil(ic);
+    } catch (e) {
+      this.#icResolve = null;
+      this.close();
+      throw e;
+    }
+    this.#connected = true;
+  }
+
+  /** ICReq, on either socket: the digests asked for, one R2T at a time. */
+  #sendIcReq(): void {
     const o = this.#tx.reserve(HLEN.ICReq);
     encodeIcReq(this.#tx.dv, o, {
       hpda: this.#opts.hpda ?? 0,
@@ -493,14 +498,6 @@ export class HostQpair implements PduHandler {
     });
     this.#tx.commit(HLEN.ICReq);
     this.#tx.flush();
-    try {
-      await this.#driveUntil(ic);
-    } catch (e) {
-      this.#icResolve = null;
-      this.close();
-      throw e;
-    }
-    this.#connected = true;
   }
 
   #closeNative(): void {
