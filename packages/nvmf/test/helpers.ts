@@ -1,8 +1,10 @@
 // Test fixtures: a target with RAM namespaces on a free loopback port.
 
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 
 import type { Completion, HostQpair } from '@storkit/nvme';
+import { expect } from 'chai';
 
 import type { TcpTransportParams } from '../src/options.js';
 import { RamBackend } from '../src/ram-backend.js';
@@ -65,6 +67,14 @@ export class Inflight {
     this.count--;
     if (st !== 0) this.failures++;
   };
+
+  /** Write `nlb` random 512-byte blocks at `lba` of namespace 1, and the same bytes into `model`. */
+  write(qp: HostQpair, lba: number, nlb: number, model: Uint8Array): void {
+    const data = randomBytes(nlb * 512);
+    model.set(data, lba * 512);
+    this.count++;
+    expect(qp.write(1, lba, nlb, data, this.done, null)).to.equal(true);
+  }
 
   /** Poll `qp` until every command counted has completed. */
   drain(qp: HostQpair): Promise<void> {
