@@ -8,10 +8,12 @@
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
 # HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
 # Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload, and the reactor's
-# busy share over the workload (framework_get_reactors busy/idle ticks, SPDK's measure of core
-# load: iterations in which a poller did work): a busy-polling target burns its whole core either
-# way, so IOPS / busy share is what one fully loaded target core would serve when the host, not
-# the target, is the limit.
+# busy share over the workload (framework_get_reactors busy ticks over the wall time, SPDK's
+# measure of core load: iterations in which a poller did work; time yielded to libuv or asleep
+# counts as not busy): a busy-polling target burns its whole core either way, so IOPS / busy share
+# is what one fully loaded target core would serve when the host, not the target, is the limit.
+# The window includes nvme-perf's start-up and connect (~0.3-0.5 s), so the share reads low by that
+# much on short runs (and the per-busy-core figure high): a hint, not a measurement to quote.
 set -euo pipefail
 T=${1:-10}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -50,8 +52,8 @@ grep -q 'storkit tgt: running' "$DIR/tgt.log" || { cat "$DIR/tgt.log"; exit 1; }
 TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN"
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
-# busy and idle ticks of the target's one reactor
-ticks() { $CLI rpc -s "$DIR/rpc.sock" framework_get_reactors | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).reactors[0];console.log(r.busy+" "+r.idle)})'; }
+# busy ticks of the target's one reactor, its tick rate, and the wall clock (s)
+ticks() { $CLI rpc -s "$DIR/rpc.sock" framework_get_reactors | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.reactors[0].busy+" "+j.tick_rate+" "+Date.now()/1e3)})'; }
 echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}"
 for w in "randread 32" "randread 128" "randwrite 128"; do
   set -- $w
@@ -64,6 +66,6 @@ for w in "randread 32" "randread 128" "randwrite 128"; do
   total=$(grep -E '^Total' <<<"$out" || true)
   host=$(sed -n 's/.*host CPU \([0-9.]*\) s.*/\1/p' <<<"$out")
   awk -v w="$1 QD $2" -v c0="$before" -v c1="$after" -v hz="$HZ" -v n="$ios" -v tot="$total" -v h="$host" \
-    -v t="$t0 $t1" 'BEGIN { s = (c1 - c0) / hz; split(t, k, " "); b = k[3] - k[1]; i = k[4] - k[2]; busy = b / (b + i)
+    -v t="$t0 $t1" 'BEGIN { s = (c1 - c0) / hz; split(t, k, " "); busy = (k[4] - k[1]) / k[2] / (k[6] - k[3])
       printf "%-16s %s | target CPU %.2f s, %.2f CPU-s per million I/Os | host CPU %.2f s | target busy %.1f%%, %.0f k IOPS per busy core\n", w, tot, s, s / (n / 1e6), h, 100 * busy, n / '"$T"' / busy / 1e3 }'
 done
