@@ -16,17 +16,17 @@ export function wallClockReactor(): { h: TestHarness; pump: () => void } {
 }
 
 /**
- * Pump 8 rounds per event-loop turn (the loop's own I/O still runs) until `seconds` after `t0`,
- * then call `stop()` (no new I/O) and keep pumping until `drained()`.
+ * Pump 8 rounds per event-loop turn (the loop's own I/O still runs) for `seconds`, then call
+ * `stop()` (no new I/O) and keep pumping until `drained()`. Resolves to the seconds it took.
  */
 export function pumpFor(
   pump: () => void,
-  t0: number,
   seconds: number,
   stop: () => void,
   drained: () => boolean,
-): Promise<void> {
-  return new Promise<void>((resolve) => {
+): Promise<number> {
+  const t0 = performance.now();
+  return new Promise<number>((resolve) => {
     let stopped = false;
     const tick = () => {
       for (let k = 0; k < 8; k++) pump();
@@ -34,7 +34,7 @@ export function pumpFor(
         stopped = true;
         stop();
       }
-      if (stopped && drained()) resolve();
+      if (stopped && drained()) resolve((performance.now() - t0) / 1000);
       else setImmediate(tick);
     };
     tick();

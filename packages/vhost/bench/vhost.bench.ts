@@ -47,16 +47,13 @@ async function run(dev: VirtioUserBlk, write: boolean): Promise<{ iops: number; 
     else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb);
   };
   for (let i = 0; i < QD; i++) submit(i);
-  const t0 = performance.now();
   const d0 = done;
-  await pumpFor(
+  const secs = await pumpFor(
     pump,
-    t0,
     SECONDS,
     () => (stop = true),
     () => active === 0,
   );
-  const secs = (performance.now() - t0) / 1000;
   if (errors > 0) throw new Error(`${errors} I/O errors`);
   return { iops: (done - d0) / secs, latUs: (latSum / Math.max(1, done)) * 1000 };
 }
