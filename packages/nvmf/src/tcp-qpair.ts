@@ -369,16 +369,20 @@ export class TcpQpair implements PduHandler {
     this.#rxBase = 0;
   }
 
-  // Int32 words of the buffer behind `dv` (the connection's receive buffer, or the reader's
-  // staging buffer for a header split across reads): made once per buffer.
-  #wordsDv: DataView | null = null;
-  #wordsI32: Int32Array = new Int32Array(0);
+  // Int32 words of the buffer behind `dv`. Headers come from two buffers, the connection's
+  // receive buffer and the reader's staging buffer (a header split across reads), and a stream may
+  // alternate between them: one cached view each, so switching allocates nothing.
+  #wordsDv: (DataView | null)[] = [null, null];
+  #wordsI32: Int32Array[] = [new Int32Array(0), new Int32Array(0)];
+  #wordsNext = 0;
   #words(dv: DataView): Int32Array {
-    if (dv !== this.#wordsDv) {
-      this.#wordsDv = dv;
-      this.#wordsI32 = new Int32Array(dv.buffer, 0, dv.buffer.byteLength >>> 2);
-    }
-    return this.#wordsI32;
+    if (dv === this.#wordsDv[0]) return this.#wordsI32[0];
+    if (dv === this.#wordsDv[1]) return this.#wordsI32[1];
+    const k = this.#wordsNext;
+    this.#wordsNext ^= 1;
+    this.#wordsDv[k] = dv;
+    this.#wordsI32[k] = new Int32Array(dv.buffer, 0, dv.buffer.byteLength >>> 2);
+    return this.#wordsI32[k];
   }
 
   #onH2CDataHeader(dv: DataView, off: number, dataLen: number): void {
