@@ -30,7 +30,17 @@ describe('virtio-user initiator against qemu-storage-daemon (a real vhost-user-b
         { stdio: 'inherit' },
       );
       await until(h, () => existsSync(path), 'qemu-storage-daemon socket', 10_000);
-      dev = await VirtioUserBlk.attach({ path, name: 'Qsd0', queueSize: 32, pump: pumper(h) });
+      // The socket file appears at bind(), a moment before listen(): a connect in between is
+      // refused, so retry that (only that) for a while.
+      for (let tries = 0; ; tries++) {
+        try {
+          dev = await VirtioUserBlk.attach({ path, name: 'Qsd0', queueSize: 32, pump: pumper(h) });
+          break;
+        } catch (e) {
+          if (tries >= 50 || !/Connection refused/.test(String((e as Error).message))) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
       expect(dev.numBlocks * dev.blockSize).to.equal(4 << 20);
       const back = new Uint8Array(65536);
       expect(
