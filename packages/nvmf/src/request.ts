@@ -33,6 +33,7 @@ export class Request {
   opcode = 0;
   nsid = 0;
   /** Data buffer; `iov[0]` is a view of its first `dataLen` bytes (when dataLen > 0). */
+  /** Grows only through `setDataLen`, which keeps `iov[0]` on it. */
   buf: Uint8Array;
   readonly iov: Uint8Array[];
   /** Length of the data transfer (SGL length), either direction. */
@@ -76,12 +77,17 @@ export class Request {
 
   /** Make the data buffer hold `n` bytes and point iov[0] at exactly them. */
   setDataLen(n: number): void {
-    if (n > this.buf.length) this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
     this.dataLen = n;
+    if (n > this.buf.length) {
+      this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
+      this.iov[0] = this.buf.subarray(0, n);
+      return;
+    }
     // Keep the view while the length repeats (the steady state), and leave it alone for commands
-    // without data, so alternating commands do not rebuild it.
-    const v = this.iov[0];
-    if (n > 0 && (v.length !== n || v.buffer !== this.buf.buffer)) this.iov[0] = this.buf.subarray(0, n);
+    // without data, so alternating commands do not rebuild it. `buf` only changes above, which
+    // remakes the view, so the length alone says whether it is current (reading `.buffer` to
+    // check is a slow builtin call).
+    if (n > 0 && this.iov[0].length !== n) this.iov[0] = this.buf.subarray(0, n);
   }
 
   reset(): void {

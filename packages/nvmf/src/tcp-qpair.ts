@@ -32,6 +32,7 @@ import {
 } from '@storkit/nvme/spec';
 import { copyBytes, type PduHandler, PduReader, TxQueue, type TxSink } from '@storkit/nvme/tcp';
 
+import { CidTable } from './cid-table.js';
 import type { Controller } from './controller.js';
 import { executeFused, executeIo } from './io.js';
 import type { TcpTransportOptions } from './options.js';
@@ -111,7 +112,7 @@ export class TcpQpair implements PduHandler {
   readonly #reqs: Request[];
   readonly #free: Int32Array;
   #nfree: number;
-  readonly #byCid = new Map<number, Request>();
+  readonly #byCid: CidTable;
   #phase = Phase.AwaitIcReq;
   #sqhd = 0;
   #cpdaPad = 0;
@@ -163,6 +164,7 @@ export class TcpQpair implements PduHandler {
       this.#free[i] = depth - 1 - i;
     }
     this.#nfree = depth;
+    this.#byCid = new CidTable(depth);
   }
 
   #c2hChunk(): number {
@@ -228,7 +230,8 @@ export class TcpQpair implements PduHandler {
   }
 
   findByCid(cid: number): Request | undefined {
-    return this.#byCid.get(cid);
+    const i = this.#byCid.get(cid);
+    return i < 0 ? undefined : this.#reqs[i];
   }
 
   // ---- receive side (PduHandler) ----
@@ -352,10 +355,10 @@ export class TcpQpair implements PduHandler {
       );
     const r = this.#reqs[this.#free[--this.#nfree]];
     const s = off + CH_SIZE;
-    const at = dv.byteOffset + s;
+    const src = this.#words(dv);
+    const at = this.#wordsOff + s;
     if ((at & 3) === 0) {
       // Aligned (capsules are 72 bytes, so nearly always): 16 word moves, no byte order involved.
-      const src = this.#words(dv);
       const dst = r.sqe32;
       const w = at >>> 2;
       for (let i = 0; i < 16; i++) dst[i] = src[w + i];
@@ -371,17 +374,28 @@ export class TcpQpair implements PduHandler {
 
   // Int32 words of the buffer behind `dv`. Headers come from two buffers, the connection's
   // receive buffer and the reader's staging buffer (a header split across reads), and a stream may
-  // alternate between them: one cached view each, so switching allocates nothing.
+  // alternate between them: one cached view each, so switching allocates nothing. Each one's
+  // byteOffset is read once too (the getter is a builtin call, not inlined).
   #wordsDv: (DataView | null)[] = [null, null];
   #wordsI32: Int32Array[] = [new Int32Array(0), new Int32Array(0)];
+  #wordsOffs: number[] = [0, 0];
   #wordsNext = 0;
+  /** `dv`'s byteOffset within that buffer, set by `#words`. */
+  #wordsOff = 0;
   #words(dv: DataView): Int32Array {
-    if (dv === this.#wordsDv[0]) return this.#wordsI32[0];
-    if (dv === this.#wordsDv[1]) return this.#wordsI32[1];
+    if (dv === this.#wordsDv[0]) {
+      this.#wordsOff = this.#wordsOffs[0];
+      return this.#wordsI32[0];
+    }
+    if (dv === this.#wordsDv[1]) {
+      this.#wordsOff = this.#wordsOffs[1];
+      return this.#wordsI32[1];
+    }
     const k = this.#wordsNext;
     this.#wordsNext ^= 1;
     this.#wordsDv[k] = dv;
     this.#wordsI32[k] = new Int32Array(dv.buffer, 0, dv.buffer.byteLength >>> 2);
+    this.#wordsOffs[k] = this.#wordsOff = dv.byteOffset;
     return this.#wordsI32[k];
   }
 
@@ -447,13 +461,12 @@ export class TcpQpair implements PduHandler {
     r.nsid = dv.getUint32(4, true);
     this.stats.commands++;
     this.#sqhd = this.sqsize > 0 ? (this.#sqhd + 1) % (this.sqsize + 1) : 0;
-    if (this.#byCid.has(r.cid)) {
+    if (!this.#byCid.add(r.cid, r.idx)) {
       // Answer on the conflicting CID without touching the command that owns it.
       r.dataLen = 0;
       this.#completeDetached(r, makeStatus(Sct.Generic, GenericStatus.CommandIdConflict));
       return;
     }
-    this.#byCid.set(r.cid, r);
     const fuse = dv.getUint8(1) & 3;
     if (this.#fusedFirst && fuse !== Fuse.Second) {
       const f = this.#fusedFirst;
@@ -714,7 +727,7 @@ export class TcpQpair implements PduHandler {
       if (hd) putHeaderDigest(r.c2hTail, tdv, tail, HLEN.CapsuleResp);
       tail += rlen;
     }
-    if (this.#byCid.get(r.cid) === r) this.#byCid.delete(r.cid);
+    this.#byCid.delete(r.cid, r.idx);
     const tx = this.#tx;
     tx.append(r.c2hHeadView, noop);
     if (tail === 0) {
@@ -729,7 +742,7 @@ export class TcpQpair implements PduHandler {
   }
 
   #release(r: Request): void {
-    if (this.#byCid.get(r.cid) === r) this.#byCid.delete(r.cid);
+    this.#byCid.delete(r.cid, r.idx);
     this.#free_(r);
   }
 
@@ -771,7 +784,7 @@ export class TcpQpair implements PduHandler {
 
   /** Abort a command that has not reached the backend (waiting for data or its fused partner). */
   tryAbort(cid: number): boolean {
-    const r = this.#byCid.get(cid);
+    const r = this.findByCid(cid);
     // Only a fused first half still waiting for its second has not started: anything receiving
     // H2CData would desync the stream if dropped, and backend I/O cannot be recalled.
     if (!r || r.state !== ReqState.AwaitFused || r.fused !== null || this.#fusedFirst !== r) return false;

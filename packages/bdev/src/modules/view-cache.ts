@@ -8,6 +8,10 @@ export class ViewCache {
   readonly #shift: number;
   readonly #mask: number;
   readonly #views: (Uint8Array | undefined)[];
+  // Each slot's view offset and length, kept beside it: reading `byteOffset` of a view over an
+  // external buffer is an uninlined IC call, ~7% of a target's CPU when done per I/O.
+  readonly #offs: Float64Array;
+  readonly #lens: Int32Array;
 
   constructor(bytes: Uint8Array, blockSize: number, numBlocks: number, maxEntries = 1 << 16) {
     this.#bytes = bytes;
@@ -16,6 +20,8 @@ export class ViewCache {
     while (n < numBlocks && n < maxEntries) n <<= 1;
     this.#mask = n - 1;
     this.#views = new Array(n).fill(undefined);
+    this.#offs = new Float64Array(n).fill(-1);
+    this.#lens = new Int32Array(n);
   }
 
   /** A view of `len` bytes at byte `off`. */
@@ -25,11 +31,11 @@ export class ViewCache {
     // share a slot), and every miss makes a view.
     const shift = (len & (len - 1)) === 0 && len > 1 << this.#shift ? 31 - Math.clz32(len) : this.#shift;
     const i = (off >>> shift) & this.#mask;
-    const v = this.#views[i];
-    const base = this.#bytes.byteOffset + off;
-    if (v !== undefined && v.byteOffset === base && v.length === len) return v;
+    if (this.#offs[i] === off && this.#lens[i] === len) return this.#views[i] as Uint8Array;
     const nv = this.#bytes.subarray(off, off + len);
     this.#views[i] = nv;
+    this.#offs[i] = off;
+    this.#lens[i] = len;
     return nv;
   }
 }
