@@ -6,6 +6,8 @@
 # SLICE_US=N runs the same target (the app's Target class, what storkit tgt runs) with the
 # reactor loop's slice set to N us instead of the default 500 (the CLI has no flag for it): a
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
+# WORKLOADS="randread 32;randwrite 128" picks workloads (workload and QD, ';'-separated; default
+# randread QD 32, randread QD 128, randwrite QD 128).
 # HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
 # Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload, and the reactor's
 # busy share over the workload (framework_get_reactors busy ticks over the wall time, SPDK's
@@ -55,7 +57,8 @@ cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
 # busy ticks of the target's one reactor, its tick rate, and the wall clock (s)
 ticks() { $CLI rpc -s "$DIR/rpc.sock" framework_get_reactors | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.reactors[0].busy+" "+j.tick_rate+" "+Date.now()/1e3)})'; }
 echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}"
-for w in "randread 32" "randread 128" "randwrite 128"; do
+IFS=';' read -r -a LOADS <<<"${WORKLOADS:-randread 32;randread 128;randwrite 128}"
+for w in "${LOADS[@]}"; do
   set -- $w
   t0=$(ticks)
   before=$(cpu)

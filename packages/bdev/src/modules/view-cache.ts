@@ -24,13 +24,28 @@ export class ViewCache {
     this.#lens = new Int32Array(n);
   }
 
+  // Slots by the I/O's own size where that is a power of two above the block size: 4 KiB I/O on
+  // 512-byte blocks would otherwise use one slot in eight and evict itself (offsets 32 MiB apart
+  // share a slot), and every miss makes a view.
+  #slot(off: number, len: number): number {
+    const shift = (len & (len - 1)) === 0 && len > 1 << this.#shift ? 31 - Math.clz32(len) : this.#shift;
+    return (off >>> shift) & this.#mask;
+  }
+
+  /**
+   * Load the view `view(off, len)` would return, if cached, into the CPU cache; returns its length
+   * (or 0) only so the load is not dropped. A large disk's views are many and cold, and a copy
+   * stalls on loading its view object: touching a batch's views first lets those misses overlap.
+   */
+  touch(off: number, len: number): number {
+    const i = this.#slot(off, len);
+    const v = this.#views[i];
+    return v === undefined ? 0 : v.length;
+  }
+
   /** A view of `len` bytes at byte `off`. */
   view(off: number, len: number): Uint8Array {
-    // Slots by the I/O's own size where that is a power of two above the block size: 4 KiB I/O on
-    // 512-byte blocks would otherwise use one slot in eight and evict itself (offsets 32 MiB apart
-    // share a slot), and every miss makes a view.
-    const shift = (len & (len - 1)) === 0 && len > 1 << this.#shift ? 31 - Math.clz32(len) : this.#shift;
-    const i = (off >>> shift) & this.#mask;
+    const i = this.#slot(off, len);
     if (this.#offs[i] === off && this.#lens[i] === len) return this.#views[i] as Uint8Array;
     const nv = this.#bytes.subarray(off, off + len);
     this.#views[i] = nv;
