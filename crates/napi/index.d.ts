@@ -63,6 +63,9 @@ export declare function crc32cList(bufs: Array<Uint8Array>, seed?: number | unde
 /** The CPU the calling thread is running on now. */
 export declare function currentCpu(): number
 
+/** An object holding the raw-callback functions above, by name. */
+export declare function fastFunctions(): { crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number }
+
 /** Free 2 MiB hugepages reserved on the system. */
 export declare function hugepagesFree(): number
 

@@ -843,6 +843,7 @@ module.exports.crc32c = nativeBinding.crc32c
 module.exports.crc32cHardware = nativeBinding.crc32cHardware
 module.exports.crc32cList = nativeBinding.crc32cList
 module.exports.currentCpu = nativeBinding.currentCpu
+module.exports.fastFunctions = nativeBinding.fastFunctions
 module.exports.hugepagesFree = nativeBinding.hugepagesFree
 module.exports.memCreateDma = nativeBinding.memCreateDma
 module.exports.memCreateShared = nativeBinding.memCreateShared

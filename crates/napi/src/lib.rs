@@ -8,6 +8,7 @@
 
 mod cpu;
 mod crc;
+mod fast;
 mod mem;
 mod net;
 mod sock;

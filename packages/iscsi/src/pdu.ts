@@ -2,7 +2,7 @@
  * iSCSI PDU wire format (RFC 7143 section 11): opcodes, Basic Header Segment field offsets, and the
  * incremental receive-side parser. Every field offset used by the engine is defined here.
  */
-import { crc32c } from '@storkit/native';
+import { crc32cRange } from '@storkit/native';
 import { IscsiError } from './errors.js';
 
 export const BHS_LENGTH = 48;
@@ -303,14 +303,14 @@ export class PduParser {
     let o = off + BHS_LENGTH + p.ahsLength;
     let digest: number = DigestResult.Ok;
     if (this.limits.headerDigest) {
-      const want = crc32c(b.subarray(off, o));
+      const want = crc32cRange(b, off, o);
       if (readLe32(b, o) !== want) throw new IscsiError('EPROTO_HEADER_DIGEST', 'header digest mismatch');
       o += DIGEST_LENGTH;
     }
     p.dataOff = o;
     if (this.limits.dataDigest && p.dataLength > 0) {
       const padded = pad4(p.dataLength);
-      const want = crc32c(b.subarray(o, o + padded));
+      const want = crc32cRange(b, o, o + padded);
       if (readLe32(b, o + padded) !== want) digest = DigestResult.DataError;
     }
     onPdu(p, digest);
@@ -361,13 +361,13 @@ export function encodePduInto(
   out.set(bhs.subarray(0, BHS_LENGTH), 0);
   let o = BHS_LENGTH;
   if (opts.headerDigest) {
-    writeLe32(out, o, crc32c(out.subarray(0, BHS_LENGTH)));
+    writeLe32(out, o, crc32cRange(out, 0, BHS_LENGTH));
     o += DIGEST_LENGTH;
   }
   if (dataLen > 0 && data) {
     out.set(data.subarray(dataOff, dataOff + dataLen), o);
     out.fill(0, o + dataLen, o + padded);
-    if (opts.dataDigest) writeLe32(out, o + padded, crc32c(out.subarray(o, o + padded)));
+    if (opts.dataDigest) writeLe32(out, o + padded, crc32cRange(out, o, o + padded));
   }
 }
 

@@ -1,5 +1,5 @@
 export { cpuCount, currentCpu, pinThread, threadAffinity, threadId } from './cpu.js';
-export { crc32c, crc32cHardware, crc32cList } from './crc.js';
+export { crc32c, crc32cHardware, crc32cList, crc32cRange } from './crc.js';
 export {
   type AddressSpace,
   type DmaBacking,

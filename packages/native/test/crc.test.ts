@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { crc32c, crc32cHardware, crc32cList } from '../src/index.js';
+import { crc32c, crc32cHardware, crc32cList, crc32cRange } from '../src/index.js';
 
 // Bitwise reference (reflected polynomial 0x82F63B78), independent of the native code.
 function crc32cRef(data: Uint8Array, seed = 0): number {
@@ -50,5 +50,44 @@ describe('native: CRC32C', () => {
   it('reads a view at its offset, not its buffer start', () => {
     const buf = Uint8Array.from({ length: 100 }, (_, i) => i);
     expect(crc32c(buf.subarray(10, 42))).to.equal(crc32cRef(buf.subarray(10, 42)));
+  });
+
+  it('crc32cRange equals crc32c of the same subarray, for any range and seed (fast-check)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.nat(),
+        fc.nat(),
+        fc.nat({ max: 0xffffffff }),
+        (data, a, b, seed) => {
+          const s = data.length ? a % (data.length + 1) : 0;
+          const e = s + (data.length - s ? b % (data.length - s + 1) : 0);
+          expect(crc32cRange(data, s, e, seed)).to.equal(crc32cRef(data.subarray(s, e), seed));
+          expect(crc32cRange(data, s, e)).to.equal(crc32c(data.subarray(s, e)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('crc32cRange refuses ranges outside the buffer and non-byte arrays', () => {
+    const buf = new Uint8Array(16);
+    for (const [s, e] of [
+      [0, 17],
+      [5, 4],
+      [-1, 4],
+      [0.5, 4],
+      [Number.NaN, 4],
+    ])
+      expect(() => crc32cRange(buf, s as number, e as number), `${s}..${e}`).to.throw(
+        RangeError,
+        /crc32cRange/,
+      );
+    expect(() => crc32cRange(buf, 0, 4, 2 ** 32)).to.throw(RangeError);
+    expect(() => crc32cRange(new Int32Array(4) as unknown as Uint8Array, 0, 4)).to.throw(
+      RangeError,
+      /Uint8Array/,
+    );
+    expect(crc32cRange(buf, 16, 16, 123)).to.equal(123);
   });
 });

@@ -8,6 +8,7 @@
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
 # WORKLOADS="randread 32;randwrite 128" picks workloads (workload and QD, ';'-separated; default
 # randread QD 32, randread QD 128, randwrite QD 128).
+# HOST_OPTS='--hdgst --ddgst' adds options to every nvme-perf run (digests, say).
 # HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
 # Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload, and the reactor's
 # busy share over the workload (framework_get_reactors busy ticks over the wall time, SPDK's
@@ -56,13 +57,13 @@ HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$TGT/stat"; }
 # busy ticks of the target's one reactor, its tick rate, and the wall clock (s)
 ticks() { $CLI rpc -s "$DIR/rpc.sock" framework_get_reactors | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.reactors[0].busy+" "+j.tick_rate+" "+Date.now()/1e3)})'; }
-echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}"
+echo "date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), ${T}s per workload, slice ${SLICE_US:-500 (default)} us, host sockets ${HOST_SOCK:-native}${HOST_OPTS:+, host options $HOST_OPTS}"
 IFS=';' read -r -a LOADS <<<"${WORKLOADS:-randread 32;randread 128;randwrite 128}"
 for w in "${LOADS[@]}"; do
   set -- $w
   t0=$(ticks)
   before=$(cpu)
-  out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2 --sock "${HOST_SOCK:-native}")
+  out=$($CLI nvme-perf -r "$TRID" -q "$2" -o 4096 -w "$1" -t "$T" -c 0x2 --sock "${HOST_SOCK:-native}" ${HOST_OPTS:-})
   after=$(cpu)
   t1=$(ticks)
   ios=$(sed -n 's/.*I\/Os: \([0-9]*\) .*/\1/p' <<<"$out")

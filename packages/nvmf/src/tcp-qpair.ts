@@ -2,7 +2,7 @@
 // TxSink. It knows nothing about sockets, so the node:net adapter today and a reactor's native
 // socket poller later host it the same way. One connection = one qpair (admin or I/O).
 
-import { crc32c } from '@storkit/native';
+import { crc32c, crc32cRange } from '@storkit/native';
 import {
   AdminOpcode,
   CH_SIZE,
@@ -689,7 +689,7 @@ export class TcpQpair implements PduHandler {
       // bytes, which copyBytes does without making a view.
       if (off === 0 && len === r.dataLen) copyBytes(r.iov[0], 0, len, tx.bytes, o + pdo);
       else copyBytes(r.buf, off, off + len, tx.bytes, o + pdo);
-      if (dd) tx.dv.setUint32(o + pdo + len, crc32c(tx.bytes.subarray(o + pdo, o + pdo + len)), true);
+      if (dd) tx.dv.setUint32(o + pdo + len, crc32cRange(tx.bytes, o + pdo, o + pdo + len), true);
       tx.commit(plen);
     }
     this.#scheduleFlush();

@@ -12,6 +12,7 @@ import net from 'node:net';
 
 import {
   crc32c,
+  crc32cRange,
   SOCK_EAGAIN,
   SOCK_ECONNREFUSED,
   SOCK_ERR,
@@ -933,7 +934,7 @@ export class HostQpair implements PduHandler {
       encodeDataHeader(tx.dv, o, r.cid, ttag, p, n);
       if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.H2CData);
       copyBytes(buf, p, p + n, tx.bytes, o + pdo);
-      if (dd) tx.dv.setUint32(o + pdo + n, crc32c(buf.subarray(p, p + n)), true);
+      if (dd) tx.dv.setUint32(o + pdo + n, crc32cRange(buf, p, p + n), true);
       tx.commit(plen);
     }
     this.#scheduleFlush();

@@ -1,7 +1,7 @@
 // NVMe/TCP PDU formats (NVMe/TCP Transport Specification, TP 8000): the common header, every PDU
 // type's header layout, and encoders that write a header in place into a send buffer.
 
-import { crc32c } from '@storkit/native';
+import { crc32cRange } from '@storkit/native';
 
 export const PduType = {
   ICReq: 0x00,
@@ -107,7 +107,7 @@ export function pduLayout(hlen: number, dataLen: number, hdgst: boolean, ddgst: 
 
 /** Header digest of `hlen` bytes at `off`, stored after them; `bytes` is the buffer behind `dv`. */
 export function putHeaderDigest(bytes: Uint8Array, dv: DataView, off: number, hlen: number): void {
-  dv.setUint32(off + hlen, crc32c(bytes.subarray(off, off + hlen)), true);
+  dv.setUint32(off + hlen, crc32cRange(bytes, off, off + hlen), true);
 }
 
 export function encodeIcReq(

@@ -4,7 +4,7 @@
 // when split), and data is handed over as ranges of the read buffer, so a payload is copied once,
 // by the handler, straight to where it belongs. Shared by the target's qpair and the host's.
 
-import { crc32c } from '@storkit/native';
+import { crc32cRange } from '@storkit/native';
 
 import { NvmeTcpProtocolError } from '../spec/errors.js';
 import { CH_SIZE, DIGEST_SIZE, Fes, hlenOf, MAX_HLEN, PduFlag, PduType } from '../spec/tcp.js';
@@ -139,7 +139,7 @@ export class PduReader {
         }
         case State.Data: {
           const n = Math.min(this.#dataLen - this.#dataDone, len - pos);
-          if (this.#hasDigest) this.#crc = crc32c(buf.subarray(pos, pos + n), this.#crc);
+          if (this.#hasDigest) this.#crc = crc32cRange(buf, pos, pos + n, this.#crc);
           this.#h.onPduData(buf, pos, pos + n, this.#dataDone);
           this.#dataDone += n;
           pos += n;
@@ -226,7 +226,7 @@ export class PduReader {
         'HDGSTF does not match the negotiated header digest',
       );
     if (hasH) {
-      const want = crc32c(b.subarray(p, p + hlen));
+      const want = crc32cRange(b, p, p + hlen);
       if (dv.getUint32(p + hlen, true) !== want)
         throw new NvmeTcpProtocolError(
           'ERR_NVME_TCP_HEADER_DIGEST',
