@@ -31,29 +31,26 @@ export class CidTable {
     return this.#size;
   }
 
-  /** The slot mapped to `cid`, or -1. */
-  get(cid: number): number {
+  // Where `cid` is, or the empty slot that ends its probe run.
+  #probe(cid: number): number {
     const keys = this.#keys;
     const mask = this.#mask;
-    for (let i = cid & mask; ; i = (i + 1) & mask) {
-      const k = keys[i];
-      if (k === cid) return this.#vals[i];
-      if (k === EMPTY) return -1;
-    }
+    let i = cid & mask;
+    while (keys[i] !== cid && keys[i] !== EMPTY) i = (i + 1) & mask;
+    return i;
+  }
+
+  /** The slot mapped to `cid`, or -1. */
+  get(cid: number): number {
+    const i = this.#probe(cid);
+    return this.#keys[i] === cid ? this.#vals[i] : -1;
   }
 
   /** Map `cid` to `slot`; false (and no change) when `cid` is already present or the table is full. */
   add(cid: number, slot: number): boolean {
-    const keys = this.#keys;
-    const mask = this.#mask;
-    let i = cid & mask;
-    for (; ; i = (i + 1) & mask) {
-      const k = keys[i];
-      if (k === cid) return false;
-      if (k === EMPTY) break;
-    }
-    if (this.#size === this.capacity) return false;
-    keys[i] = cid;
+    const i = this.#probe(cid);
+    if (this.#keys[i] === cid || this.#size === this.capacity) return false;
+    this.#keys[i] = cid;
     this.#vals[i] = slot;
     this.#size++;
     return true;
@@ -61,16 +58,11 @@ export class CidTable {
 
   /** Remove `cid` if it maps to `slot` (another command may have reused the CID since). */
   delete(cid: number, slot: number): boolean {
+    const i = this.#probe(cid);
     const keys = this.#keys;
     const vals = this.#vals;
     const mask = this.#mask;
-    let i = cid & mask;
-    for (; ; i = (i + 1) & mask) {
-      const k = keys[i];
-      if (k === EMPTY) return false;
-      if (k === cid) break;
-    }
-    if (vals[i] !== slot) return false;
+    if (keys[i] !== cid || vals[i] !== slot) return false;
     // Backward shift: move later entries of the probe run into the hole when their home slot
     // does not lie cyclically in (hole, j].
     let hole = i;
