@@ -6,7 +6,12 @@ runCli(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`storkit: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // Errors that carry a code are expected failures (a refused connect, a bad argument): their
+    // message says it all. Anything else is a bug worth its stack.
+    const expected = e instanceof Error && typeof (e as { code?: unknown }).code === 'string';
+    const text =
+      e instanceof Error ? (expected ? `${e.name}: ${e.message}` : (e.stack ?? e.message)) : String(e);
+    process.stderr.write(`storkit: ${text}\n`);
     process.exitCode = 1;
   },
 );

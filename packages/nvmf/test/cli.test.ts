@@ -84,4 +84,20 @@ describe('cli: nvme-identify and nvme-perf', function () {
     expect(t.code).to.not.equal(0);
     expect(t.stderr).to.match(/unsupported trtype/);
   });
+
+  it('a refused Connect names the cause and exits 1 at once, with no connection left open', async () => {
+    const wrong = f.trid.replace(/subnqn:\S+/, 'subnqn:nqn.2016-06.io.spdk:nosuch');
+    for (const args of [
+      ['nvme-identify', '-r', wrong],
+      ['nvme-perf', '-r', wrong, '-q', '4', '-t', '1'],
+    ]) {
+      const t0 = Date.now();
+      // execFile's timeout kills a process that would hang on an open socket (code null).
+      const e = await run(process.execPath, [main, ...args], { timeout: 10000 }).catch((x) => x);
+      expect(e.code, args[0]).to.equal(1);
+      expect(e.stderr).to.match(/Fabrics Connect failed: no such subsystem \(SUBNQN\)/);
+      expect(e.stderr).to.not.match(/\n\s+at /); // an expected failure: no stack
+      expect(Date.now() - t0).to.be.below(8000);
+    }
+  });
 });

@@ -162,7 +162,14 @@ export class NvmeController {
   /** Connect to the controller named by `trid` (SPDK syntax), enable it and identify it. */
   static async connect(trid: string | TransportId, o: ControllerOptions = {}): Promise<NvmeController> {
     const c = new NvmeController(typeof trid === 'string' ? parseTransportId(trid) : trid, o);
-    await c.#bringUp();
+    try {
+      await c.#bringUp();
+    } catch (e) {
+      // A refused Connect (unknown subsystem, host not allowed) or a failed enable leaves the
+      // admin connection open: close it, or the caller's process never exits.
+      await c.close().catch(() => {});
+      throw e;
+    }
     return c;
   }
 
