@@ -1,11 +1,26 @@
-//! CRC32C (Castagnoli), hardware-accelerated through the `crc32c` crate (SSE4.2
-//! with three-way interleaving and table-free combination; a software fallback
-//! elsewhere). Seeds chain: crc(a ++ b) == crc_seeded(crc(a), b).
+//! CRC32C (Castagnoli). Short inputs (PDU headers) go through the `crc32c` crate
+//! (the SSE4.2 CRC32 instruction, three streams interleaved); from `FOLD_MIN`
+//! bytes on (data digests) through `crc-fast`, which folds with carry-less
+//! multiplies (VPCLMULQDQ on AVX-512 parts): 4 KiB in 76 ns against 173 ns,
+//! 128 KiB in 2.0 us against 4.2 us, and the same below 256 bytes (measured on
+//! the EPYC build machine). Both fall back to software elsewhere. Seeds chain:
+//! crc(a ++ b) == crc_seeded(crc(a), b).
+
+use crc_fast::{CrcAlgorithm, Digest};
+
+/// Where folding starts to pay (the two are equal at 256 bytes, folding 1.7x ahead at 512).
+const FOLD_MIN: usize = 512;
 
 /// CRC32C of `data`, continuing from `seed` (0 to start).
 #[inline]
 pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
-    crc32c::crc32c_append(seed, data)
+    if data.len() < FOLD_MIN {
+        return crc32c::crc32c_append(seed, data);
+    }
+    // crc-fast keeps the register before the final XOR: a finished CRC resumes as its complement.
+    let mut d = Digest::new_with_init_state(CrcAlgorithm::Crc32Iscsi, u64::from(!seed));
+    d.update(data);
+    d.finalize() as u32
 }
 
 /// CRC32C over a list of buffers, as if they were one (iSCSI/NVMe-TCP data digests over iovecs).
@@ -45,6 +60,22 @@ mod tests {
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         ];
         assert_eq!(crc32c(0, &scsi_read), 0xd9963a56);
+    }
+
+    #[test]
+    fn both_paths_agree_at_every_size_and_seed() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 131 + 17) as u8).collect();
+        for n in [
+            0, 1, 63, 255, 256, 511, 512, 513, 1024, 4096, 4097, 8192, 20_000,
+        ] {
+            for seed in [0, 1, 0xdead_beef, u32::MAX] {
+                assert_eq!(
+                    crc32c(seed, &data[..n]),
+                    crc32c::crc32c_append(seed, &data[..n]),
+                    "n={n} seed={seed:#x}"
+                );
+            }
+        }
     }
 
     #[test]
