@@ -1,3 +1,5 @@
+const VIEW_SLOTS = 4096;
+
 /**
  * Transmit memory for one connection: PDUs are encoded into slices of one ring buffer and handed
  * to the transport, which reports each write flushed (in order); the slice is then reused. Keeps
@@ -13,6 +15,12 @@ export class TxArena {
   #first = 0;
   #count = 0;
   fallbacks = 0;
+  // Slices handed out before, by start offset (direct-mapped, 16-byte granules; PDUs are at least
+  // 48 bytes): the ring restarts at 0 whenever it drains, so a steady stream of same-size PDUs
+  // lands on the same offsets again and reuses their views instead of making one per PDU.
+  readonly #views: (Uint8Array | undefined)[] = new Array(VIEW_SLOTS).fill(undefined);
+  readonly #viewAt = new Int32Array(VIEW_SLOTS).fill(-1);
+  readonly #viewLen = new Int32Array(VIEW_SLOTS);
 
   constructor(size = 2 * 1024 * 1024) {
     this.#buf = new Uint8Array(size);
@@ -28,7 +36,13 @@ export class TxArena {
     }
     this.#head = at + n;
     this.#push(at, at + n);
-    return this.#buf.subarray(at, at + n);
+    const k = (at >>> 4) & (VIEW_SLOTS - 1);
+    if (this.#viewAt[k] === at && this.#viewLen[k] === n) return this.#views[k] as Uint8Array;
+    const v = this.#buf.subarray(at, at + n);
+    this.#views[k] = v;
+    this.#viewAt[k] = at;
+    this.#viewLen[k] = n;
+    return v;
   }
 
   /** The oldest outstanding slice was flushed. */

@@ -358,14 +358,15 @@ export function encodePduInto(
   bhs[5] = (dataLen >>> 16) & 0xff;
   bhs[6] = (dataLen >>> 8) & 0xff;
   bhs[7] = dataLen & 0xff;
-  out.set(bhs.subarray(0, BHS_LENGTH), 0);
+  // Whole arrays go through TypedArray#set with no view made (a view per PDU is garbage per I/O).
+  out.set(bhs.length === BHS_LENGTH ? bhs : bhs.subarray(0, BHS_LENGTH), 0);
   let o = BHS_LENGTH;
   if (opts.headerDigest) {
     writeLe32(out, o, crc32cRange(out, 0, BHS_LENGTH));
     o += DIGEST_LENGTH;
   }
   if (dataLen > 0 && data) {
-    out.set(data.subarray(dataOff, dataOff + dataLen), o);
+    out.set(dataOff === 0 && dataLen === data.length ? data : data.subarray(dataOff, dataOff + dataLen), o);
     out.fill(0, o + dataLen, o + padded);
     if (opts.dataDigest) writeLe32(out, o + padded, crc32cRange(out, o, o + padded));
   }
