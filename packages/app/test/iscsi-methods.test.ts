@@ -1,6 +1,6 @@
 // Every iscsi_* method through a live two-reactor target: happy path, bad params, save_config round
 // trip; connections on both reactors; a connection sending garbage is dropped alone.
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 
 import type { RpcError } from '@storkit/rpc';
 import { expect } from 'chai';
@@ -86,6 +86,17 @@ describe('app: every iscsi method, happy path and bad params', function () {
     await bad('iscsi_create_portal_group', { tag: 5, portals: [{ host: '127.0.0.1', port: '0' }] }, /exists/);
     await bad('iscsi_create_portal_group', { tag: 6, portals: [{ host: 'localhost', port: '0' }] }, /./);
     await bad('iscsi_create_portal_group', { tag: 6, portals: [{ host: '127.0.0.1', port: 'x' }] }, /port/);
+    // A port another process listens on is refused (the reactors' SO_REUSEPORT would join it).
+    const foreign = createServer();
+    const fport = await new Promise<number>((res) =>
+      foreign.listen(0, '127.0.0.1', () => res((foreign.address() as { port: number }).port)),
+    );
+    await bad(
+      'iscsi_create_portal_group',
+      { tag: 6, portals: [{ host: '127.0.0.1', port: String(fport) }] },
+      /iSCSI portal 127\.0\.0\.1:\d+: address in use/,
+    );
+    foreign.close();
     const pgs = await ok<{ tag: number; portals: { port: string }[] }[]>('iscsi_get_portal_groups');
     expect(pgs.map((g) => g.tag)).to.deep.equal([1, 5]);
     expect(Number(pgs[1].portals[0].port)).to.be.greaterThan(0);
@@ -149,7 +160,12 @@ describe('app: every iscsi method, happy path and bad params', function () {
       'iscsi_create_portal_group',
       'iscsi_create_target_node',
     ]);
-    const again = await runTarget(parseConfig(JSON.stringify(saved)));
+    // The first target still listens on the saved ports, and a second process may not join them
+    // (iscsi_create_portal_group refuses a port in use): reload on fresh ports ("0") and compare
+    // with the ports masked.
+    const noPorts = (x: unknown): unknown =>
+      JSON.parse(JSON.stringify(x).replace(/"port":"\d+"/g, '"port":"*"'));
+    const again = await runTarget(parseConfig(JSON.stringify(saved).replace(/"port":"\d+"/g, '"port":"0"')));
     try {
       for (const m of [
         'iscsi_get_options',
@@ -158,9 +174,9 @@ describe('app: every iscsi method, happy path and bad params', function () {
         'iscsi_get_portal_groups',
         'iscsi_get_target_nodes',
       ])
-        expect(await again.rpc.call(m), m).to.deep.equal(await t.rpc.call(m));
+        expect(noPorts(await again.rpc.call(m)), m).to.deep.equal(noPorts(await t.rpc.call(m)));
       const twice = await again.rpc.call<SpdkConfig>('save_config');
-      expect(twice.subsystems.find((s) => s.subsystem === 'iscsi')).to.deep.equal(sec);
+      expect(noPorts(twice.subsystems.find((s) => s.subsystem === 'iscsi'))).to.deep.equal(noPorts(sec));
     } finally {
       await again.stop();
     }

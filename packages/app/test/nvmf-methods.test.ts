@@ -110,6 +110,18 @@ describe('app: every nvmf method, happy path and bad params', function () {
       { nqn: NQN, listen_address: { ...addr, trtype: 'PCIe' } },
       /trtype/,
     );
+    // A port another process listens on is refused: SO_REUSEPORT would otherwise let the reactors
+    // join it and take part of that process's connections.
+    const foreign = createServer();
+    const fport = await new Promise<number>((res) =>
+      foreign.listen(0, '127.0.0.1', () => res((foreign.address() as { port: number }).port)),
+    );
+    const taken = (await c
+      .call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: { ...addr, trsvcid: String(fport) } })
+      .catch((x) => x)) as RpcError;
+    foreign.close();
+    expect(taken.code).to.equal(-98);
+    expect(taken.message).to.match(/address in use/);
     const ls = (await ok('nvmf_subsystem_get_listeners', { nqn: NQN })) as { address: { trsvcid: string } }[];
     expect(ls.map((l) => l.address.trsvcid)).to.deep.equal([String(port)]);
     await bad('nvmf_subsystem_get_listeners', {}, /nqn: required parameter missing/);

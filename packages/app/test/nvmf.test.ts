@@ -7,6 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { closeFd, reuseportListen } from '@storkit/native';
 import { type HostQpair, NvmeController } from '@storkit/nvme';
 import {
   CC,
@@ -442,15 +443,27 @@ describe('app: NVMe/TCP on two reactors', function () {
       ).to.equal(-19);
       expect(await err(rpc.call('nvmf_create_transport', { trtype: 'TCP' }))).to.equal(-17);
       expect(await err(rpc.call('nvmf_create_subsystem', { nqn: 'not-an-nqn' }))).to.be.a('number');
-      // An address another process listens on is refused (no joining a foreign SO_REUSEPORT group).
+      // An address another process listens on is refused with EADDRINUSE, whether that listener is
+      // plain (as here) or another target's SO_REUSEPORT group, which the reactors could join.
       const other = net.createServer();
       await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
       const held = String((other.address() as net.AddressInfo).port);
       const la = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: held };
       expect(await err(rpc.call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: la }))).to.equal(
-        -16,
+        -98,
       );
       await new Promise((r) => other.close(r));
+      // Another target's SO_REUSEPORT listener: the kernel would let the reactors join its group
+      // and split the connections, so only the probe before binding catches it.
+      const group = reuseportListen('127.0.0.1', 0);
+      const lb = { ...la, trsvcid: String(group.port) };
+      try {
+        expect(await err(rpc.call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: lb }))).to.equal(
+          -98,
+        );
+      } finally {
+        closeFd(group.fd);
+      }
       expect(await rpc.call('nvmf_subsystem_add_listener', { nqn: NQN, listen_address: la })).to.equal(true);
       expect(await rpc.call<unknown[]>('nvmf_subsystem_get_listeners', { nqn: NQN })).to.have.length(2);
       const subs = await rpc.call<{ nqn: string }[]>('nvmf_get_subsystems');

@@ -23,6 +23,7 @@ const ERRNO: Record<string, number> = {
   EINVAL: 22,
   ENOSPC: 28,
   ENOTSUP: 95,
+  EADDRINUSE: 98,
   EALREADY: 114,
 };
 
