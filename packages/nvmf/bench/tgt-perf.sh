@@ -8,6 +8,7 @@
 # reactor serves its sockets only between slices, so the slice bounds how often it reads them.
 # WORKLOADS="randread 32;randwrite 128" picks workloads (workload and QD, ';'-separated; default
 # randread QD 32, randread QD 128, randwrite QD 128).
+# ROOT_OVERRIDE=DIR runs another built tree (tgt-ab.sh uses it for its base).
 # HOST_OPTS='--hdgst --ddgst' adds options to every nvme-perf run (digests, say).
 # HOST_SOCK=node|native is passed to nvme-perf as --sock (its I/O qpairs' sockets; default native).
 # Each line also shows nvme-perf's own CPU-seconds (host CPU) for the workload, and the reactor's
@@ -19,7 +20,7 @@
 # much on short runs (and the per-busy-core figure high): a hint, not a measurement to quote.
 set -euo pipefail
 T=${1:-10}
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+ROOT=${ROOT_OVERRIDE:-$(cd "$(dirname "$0")/../../.." && pwd)}
 CLI="node $ROOT/packages/cli/dist/src/main.js"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/storkit-tgt-perf.XXXXXX")
 PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
