@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 import { ConfigError, Logger, type LogLevel, parseConfig, type SpdkConfig, Target } from '@storkit/app';
 
@@ -204,6 +205,7 @@ async function nvmfBanner(target: Target): Promise<string[]> {
     namespaces?: { nsid: number; bdev_name: string }[];
   }[];
   const out: string[] = [];
+  const host = await hostCore(target);
   for (const s of subs) {
     const a = s.listen_addresses[0];
     if (s.subtype !== 'NVMe' || !a || !s.namespaces?.length) continue;
@@ -211,9 +213,31 @@ async function nvmfBanner(target: Target): Promise<string[]> {
     const ns = s.namespaces.map((n) => `ns ${n.nsid} = ${n.bdev_name}`).join(', ');
     out.push(`  nvmf:      ${s.nqn} ${ns} on ${a.traddr}:${a.trsvcid}`);
     out.push(`             storkit nvme-identify -r '${trid}'`);
-    out.push(`             storkit nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c 0x2`);
+    out.push(`             storkit nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c ${host.mask}`);
+    if (host.shared)
+      out.push(
+        `             (every core runs a reactor: the tool shares core ${host.core} with one, and two pollers on a core take turns by scheduler slices; for figures start the target with -m 0x1)`,
+      );
   }
   return out;
+}
+
+/**
+ * A core for a polled host tool: the first without a reactor, or the last one (shared) when every
+ * core runs one. Two busy pollers on one core take turns by scheduler slices, milliseconds each.
+ */
+async function hostCore(target: Target): Promise<{ core: number; mask: string; shared: boolean }> {
+  const r = ((await target.server.call('framework_get_reactors', {})).result ?? {}) as {
+    reactors?: { lw_threads: { cpumask: string }[] }[];
+  };
+  let used = 0n;
+  for (const x of r.reactors ?? []) for (const t of x.lw_threads) used |= BigInt(t.cpumask);
+  const n = availableParallelism();
+  let core = 0;
+  while (core < n && (used >> BigInt(core)) & 1n) core++;
+  const shared = core >= n;
+  if (shared) core = n - 1;
+  return { core, mask: `0x${(1n << BigInt(core)).toString(16)}`, shared };
 }
 
 /** vhost: each controller's socket with the QEMU options that attach a VM to it. */
