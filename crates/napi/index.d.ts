@@ -51,9 +51,6 @@ export declare function closeFd(fd: number): void
 /** Number of configured CPUs. */
 export declare function cpuCount(): number
 
-/** CRC32C of `data` continuing from `seed` (0 to start). */
-export declare function crc32c(data: Uint8Array, seed?: number | undefined | null): number
-
 /** Whether CRC32C runs on the CPU's CRC32 instruction. */
 export declare function crc32cHardware(): boolean
 

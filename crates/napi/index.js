@@ -839,7 +839,6 @@ module.exports.VhostConnection = nativeBinding.VhostConnection
 module.exports.VhostListener = nativeBinding.VhostListener
 module.exports.closeFd = nativeBinding.closeFd
 module.exports.cpuCount = nativeBinding.cpuCount
-module.exports.crc32c = nativeBinding.crc32c
 module.exports.crc32cHardware = nativeBinding.crc32cHardware
 module.exports.crc32cList = nativeBinding.crc32cList
 module.exports.currentCpu = nativeBinding.currentCpu

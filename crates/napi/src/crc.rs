@@ -1,11 +1,7 @@
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
 
-/// CRC32C of `data` continuing from `seed` (0 to start).
-#[napi(js_name = "crc32c")]
-pub fn crc32c(data: &[u8], seed: Option<u32>) -> u32 {
-    storkit_core::crc::crc32c(seed.unwrap_or(0), data)
-}
+// Single-buffer CRC32C is `crc32cRange` in fast.rs (a raw callback, no per-call borrow scope).
 
 /// CRC32C over several buffers as if concatenated.
 #[napi(js_name = "crc32cList")]

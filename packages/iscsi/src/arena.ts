@@ -1,4 +1,4 @@
-const VIEW_SLOTS = 4096;
+import { ViewCache } from '@storkit/native';
 
 /**
  * Transmit memory for one connection: PDUs are encoded into slices of one ring buffer and handed
@@ -15,15 +15,14 @@ export class TxArena {
   #first = 0;
   #count = 0;
   fallbacks = 0;
-  // Slices handed out before, by start offset (direct-mapped, 16-byte granules; PDUs are at least
+  // Slices handed out before, by start offset (16-byte granules, 4096 of them; PDUs are at least
   // 48 bytes): the ring restarts at 0 whenever it drains, so a steady stream of same-size PDUs
   // lands on the same offsets again and reuses their views instead of making one per PDU.
-  readonly #views: (Uint8Array | undefined)[] = new Array(VIEW_SLOTS).fill(undefined);
-  readonly #viewAt = new Int32Array(VIEW_SLOTS).fill(-1);
-  readonly #viewLen = new Int32Array(VIEW_SLOTS);
+  readonly #views: ViewCache;
 
   constructor(size = 2 * 1024 * 1024) {
     this.#buf = new Uint8Array(size);
+    this.#views = new ViewCache(this.#buf, 16, size >>> 4, 4096);
   }
 
   /** A slice of `n` bytes, valid until the matching `release`. */
@@ -36,13 +35,7 @@ export class TxArena {
     }
     this.#head = at + n;
     this.#push(at, at + n);
-    const k = (at >>> 4) & (VIEW_SLOTS - 1);
-    if (this.#viewAt[k] === at && this.#viewLen[k] === n) return this.#views[k] as Uint8Array;
-    const v = this.#buf.subarray(at, at + n);
-    this.#views[k] = v;
-    this.#viewAt[k] = at;
-    this.#viewLen[k] = n;
-    return v;
+    return this.#views.view(at, n);
   }
 
   /** The oldest outstanding slice was flushed. */

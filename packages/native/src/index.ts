@@ -27,3 +27,4 @@ export {
 } from './sock.js';
 export { readTicks, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';
+export { ViewCache } from './view-cache.js';

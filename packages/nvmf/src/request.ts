@@ -32,8 +32,10 @@ export class Request {
   cid = 0;
   opcode = 0;
   nsid = 0;
-  /** Data buffer; `iov[0]` is a view of its first `dataLen` bytes (when dataLen > 0). */
-  /** Grows only through `setDataLen`, which keeps `iov[0]` on it. */
+  /**
+   * Data buffer; `iov[0]` is a view of its first `dataLen` bytes (when dataLen > 0). Grows only
+   * through `setDataLen`, which keeps `iov[0]` on it.
+   */
   buf: Uint8Array;
   readonly iov: Uint8Array[];
   /** Length of the data transfer (SGL length), either direction. */

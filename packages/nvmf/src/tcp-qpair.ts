@@ -355,10 +355,11 @@ export class TcpQpair implements PduHandler {
       );
     const r = this.#reqs[this.#free[--this.#nfree]];
     const s = off + CH_SIZE;
-    const src = this.#words(dv);
-    const at = this.#wordsOff + s;
+    const k = this.#wordsSlot(dv);
+    const at = this.#wordsOffs[k] + s;
     if ((at & 3) === 0) {
       // Aligned (capsules are 72 bytes, so nearly always): 16 word moves, no byte order involved.
+      const src = this.#wordsI32[k];
       const dst = r.sqe32;
       const w = at >>> 2;
       for (let i = 0; i < 16; i++) dst[i] = src[w + i];
@@ -380,23 +381,16 @@ export class TcpQpair implements PduHandler {
   #wordsI32: Int32Array[] = [new Int32Array(0), new Int32Array(0)];
   #wordsOffs: number[] = [0, 0];
   #wordsNext = 0;
-  /** `dv`'s byteOffset within that buffer, set by `#words`. */
-  #wordsOff = 0;
-  #words(dv: DataView): Int32Array {
-    if (dv === this.#wordsDv[0]) {
-      this.#wordsOff = this.#wordsOffs[0];
-      return this.#wordsI32[0];
-    }
-    if (dv === this.#wordsDv[1]) {
-      this.#wordsOff = this.#wordsOffs[1];
-      return this.#wordsI32[1];
-    }
+  /** The slot (0 or 1) holding `dv`'s words view and byteOffset, made on first sight. */
+  #wordsSlot(dv: DataView): number {
+    if (dv === this.#wordsDv[0]) return 0;
+    if (dv === this.#wordsDv[1]) return 1;
     const k = this.#wordsNext;
     this.#wordsNext ^= 1;
     this.#wordsDv[k] = dv;
     this.#wordsI32[k] = new Int32Array(dv.buffer, 0, dv.buffer.byteLength >>> 2);
-    this.#wordsOffs[k] = this.#wordsOff = dv.byteOffset;
-    return this.#wordsI32[k];
+    this.#wordsOffs[k] = dv.byteOffset;
+    return k;
   }
 
   #onH2CDataHeader(dv: DataView, off: number, dataLen: number): void {

@@ -1,6 +1,6 @@
 // bdev_malloc: a RAM disk in a DmaRegion. Every reactor's instance of the bdev maps the same
 // region (created by the first, attached by handle on the others), so the data is shared.
-import { DmaRegion } from '@storkit/native';
+import { DmaRegion, ViewCache } from '@storkit/native';
 import {
   getIoChannel,
   type IoChannel,
@@ -17,7 +17,7 @@ import { bdevIoComplete, withBatchClock } from '../io-path.js';
 import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
 import { IoStatus, IoType } from '../types.js';
 import { type Created, ParamReader } from './params.js';
-import { copyFromIovs, copyToIovs, equalsIovs, ViewCache } from './view-cache.js';
+import { copyFromIovs, copyToIovs, equalsIovs } from './view-cache.js';
 
 /** bdev_malloc_create params (SPDK schema), plus storkit's shared region handle. */
 export interface MallocCreateParams {
