@@ -7,7 +7,6 @@ import { SessionCount } from '@storkit/iscsi';
 import { arr, bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
-import { assertPortFree } from './port-probe.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
 type P = Record<string, unknown>;
@@ -219,12 +218,6 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
     }),
     async handler(p) {
       const params = { tag: p.tag, portals: p.portals, private: p.private };
-      const ours = ((await get('portal_groups')) as { portals: { host: string; port: string }[] }[]).flatMap(
-        (g) => g.portals,
-      );
-      for (const x of p.portals)
-        if (!ours.some((o) => o.host === x.host && String(o.port) === String(x.port)))
-          await assertPortFree(x.host, Number(x.port), 'iSCSI portal');
       // Reactor 0 binds first (port "0" picks one); the others join the same ports.
       const first = (await ctl.call(0, 'iscsi.create_portal_group', params)) as {
         ports: string[];

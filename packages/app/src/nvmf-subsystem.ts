@@ -6,7 +6,6 @@ import { NvmfTarget } from '@storkit/nvmf';
 import { bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
-import { assertPortFree } from './port-probe.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
 type P = Record<string, unknown>;
@@ -330,13 +329,6 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
       const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
       const a = { ...p.listen_address, trtype: 'TCP', adrfam: p.listen_address.adrfam ?? 'IPv4' };
       const q = { nqn: p.nqn, listen_address: a };
-      const ours = [...discoveryListeners, ...[...subsystems.values()].flatMap((s) => s.listeners)];
-      if (!ours.some((l) => sameAddr(l, a)))
-        await assertPortFree(
-          String(p.listen_address.traddr),
-          Number(p.listen_address.trsvcid),
-          'nvmf listener',
-        );
       await everywhere('nvmf_subsystem_add_listener', q, () => ({
         method: 'nvmf_subsystem_remove_listener',
         params: q,

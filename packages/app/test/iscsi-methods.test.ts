@@ -2,6 +2,7 @@
 // trip; connections on both reactors; a connection sending garbage is dropped alone.
 import { createConnection, createServer } from 'node:net';
 
+import { closeFd, reuseportListen } from '@storkit/native';
 import type { RpcError } from '@storkit/rpc';
 import { expect } from 'chai';
 
@@ -97,6 +98,18 @@ describe('app: every iscsi method, happy path and bad params', function () {
       /iSCSI portal 127\.0\.0\.1:\d+: address in use/,
     );
     foreign.close();
+    // Another process's SO_REUSEPORT group: binding would succeed and split its connections, so
+    // only the check before binding refuses it.
+    const group = reuseportListen('127.0.0.1', 0);
+    try {
+      await bad(
+        'iscsi_create_portal_group',
+        { tag: 6, portals: [{ host: '127.0.0.1', port: String(group.port) }] },
+        /iSCSI portal 127\.0\.0\.1:\d+: address in use/,
+      );
+    } finally {
+      closeFd(group.fd);
+    }
     const pgs = await ok<{ tag: number; portals: { port: string }[] }[]>('iscsi_get_portal_groups');
     expect(pgs.map((g) => g.tag)).to.deep.equal([1, 5]);
     expect(Number(pgs[1].portals[0].port)).to.be.greaterThan(0);

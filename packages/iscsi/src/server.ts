@@ -5,7 +5,7 @@
  * by the reactor itself; the engine is the same.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { reuseportListen } from '@storkit/native';
+import { assertAddressFree, reuseportListen } from '@storkit/native';
 import type { PduSink } from './connection.js';
 import { IscsiError } from './errors.js';
 import type { IscsiTarget } from './target.js';
@@ -103,6 +103,12 @@ export interface ServeOptions {
    */
   reusePort?: boolean;
   /**
+   * With reusePort: first refuse a portal another process listens on (`assertAddressFree`), since
+   * it could otherwise join that process's SO_REUSEPORT group. Set on the first reactor only (the
+   * others join its group).
+   */
+  exclusive?: boolean;
+  /**
    * Runs each socket callback (accept, bytes in, close): a reactor makes its thread current around
    * `fn(arg)` so the engine submits I/O as that thread, then wakes the reactor.
    */
@@ -132,6 +138,7 @@ export class IscsiServer {
   accepted = 0;
   readonly #byTag = new Map<number, Server[]>();
   readonly #reusePort: boolean;
+  readonly #exclusive: boolean;
   readonly #run: <A>(fn: (arg: A) => void, arg: A) => void;
   readonly #flush: FlushScheduler;
   readonly #host: SocketHost | null;
@@ -142,6 +149,7 @@ export class IscsiServer {
   constructor(target: IscsiTarget, o: ServeOptions = {}) {
     this.target = target;
     this.#reusePort = o.reusePort ?? false;
+    this.#exclusive = o.exclusive ?? false;
     this.#run = o.run ?? direct;
     this.#flush = o.flush ?? nextTick;
     this.#host = o.sockHost ?? null;
@@ -153,6 +161,8 @@ export class IscsiServer {
     if (!pg) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
     const out: ListeningPortal[] = [];
     for (const portal of pg.portals) {
+      if (this.#exclusive && (this.#reusePort || this.#host))
+        await assertAddressFree(portal.host, Number(portal.port), 'iSCSI portal');
       const port = await this.#serve(tag, portal.host, Number(portal.port), this.#reusePort);
       // Later SendTargets answers must name the port really bound.
       portal.port = String(port);

@@ -10,7 +10,7 @@ export {
 export { NativeError } from './errors.js';
 export { type DmaAddr, DmaAllocator, type DmaAllocatorOptions } from './malloc.js';
 export { MmioRegion } from './mmio.js';
-export { closeFd, type ReuseportListener, reuseportListen } from './net.js';
+export { assertAddressFree, closeFd, type ReuseportListener, reuseportListen } from './net.js';
 export { DmaPool, type DmaPoolOptions } from './pool.js';
 export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
 export {

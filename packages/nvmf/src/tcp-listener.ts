@@ -5,7 +5,7 @@
 
 import net from 'node:net';
 
-import { reuseportListen } from '@storkit/native';
+import { assertAddressFree, reuseportListen } from '@storkit/native';
 import type { SockConn, SockHost } from '@storkit/reactor';
 
 import { NvmfError } from './errors.js';
@@ -146,23 +146,9 @@ export class TcpListener {
     this.#owner.qpairOpened(qp);
   }
 
-  /** An ordinary bind of the address, closed at once: fails while anyone else listens there. */
+  /** Fails (NativeError EADDRINUSE) while anyone else listens on the address. */
   #probe(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', (e) =>
-        reject(
-          new NvmfError(
-            'ERR_NVMF_LISTEN',
-            `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${e.message}`,
-            {
-              cause: e,
-            },
-          ),
-        ),
-      );
-      s.listen({ host: this.#traddr, port: this.#trsvcid, exclusive: true }, () => s.close(() => resolve()));
-    });
+    return assertAddressFree(this.#traddr, this.#trsvcid, 'nvmf listener');
   }
 
   #listen(): Promise<void> {

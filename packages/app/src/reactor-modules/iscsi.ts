@@ -173,6 +173,7 @@ defineControl('iscsi.init', (arg, done: Done) => {
   const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
   const server = new IscsiServer(target, {
     reusePort: true,
+    exclusive: reactorIndex() === 0,
     run,
     flush: scheduleFlush,
     sockHost: sockHost ?? undefined,
