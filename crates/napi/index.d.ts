@@ -205,6 +205,9 @@ export declare function sockGroupPoll(g: ExternalObject<SockGroupHandle>, events
  */
 export declare function sockGroupStartWaiter(g: ExternalObject<SockGroupHandle>, wake: () => void): void
 
+/** A connection's SO_PRIORITY. */
+export declare function sockPriority(g: ExternalObject<SockGroupHandle>, fd: number): number
+
 /** Read into `buf`: bytes read, 0 at end of stream, or a negative errno (-11 EAGAIN). */
 export declare function sockRecv(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array): number
 
@@ -216,6 +219,9 @@ export declare function sockSend(g: ExternalObject<SockGroupHandle>, fd: number,
  * bytes taken, or a negative errno (-11 EAGAIN).
  */
 export declare function sockSendv(g: ExternalObject<SockGroupHandle>, fd: number, bufs: Array<Uint8Array>, off: number): number
+
+/** Set a connection's SO_PRIORITY. */
+export declare function sockSetPriority(g: ExternalObject<SockGroupHandle>, fd: number, prio: number): void
 
 /** Report writability of `fd` (after a partial send), or stop. */
 export declare function sockWantWrite(g: ExternalObject<SockGroupHandle>, fd: number, on: boolean): void

@@ -163,6 +163,18 @@ pub fn sock_want_write(g: &External<SockGroupHandle>, fd: i32, on: bool) -> napi
     group(g)?.want_write(fd, on).map_err(to_napi)
 }
 
+/// Set a connection's SO_PRIORITY.
+#[napi]
+pub fn sock_set_priority(g: &External<SockGroupHandle>, fd: i32, prio: i32) -> napi::Result<()> {
+    group(g)?.set_priority(fd, prio).map_err(to_napi)
+}
+
+/// A connection's SO_PRIORITY.
+#[napi]
+pub fn sock_priority(g: &External<SockGroupHandle>, fd: i32) -> napi::Result<i32> {
+    group(g)?.priority(fd).map_err(to_napi)
+}
+
 /// Close a connection or listener of the group.
 #[napi]
 pub fn sock_close(g: &mut External<SockGroupHandle>, fd: i32) -> napi::Result<()> {

@@ -129,7 +129,7 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
       max_io_size: opt(int({ min: 4096 })),
       io_unit_size: opt(int({ min: 512 })),
       c2h_success: opt(bool()),
-      sock_priority: opt(int({ min: 0, max: 0, description: 'SO_PRIORITY (storkit: 0 only)' })),
+      sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
       abort_timeout_sec: opt(int({ min: 0 })),
       num_shared_buffers: opt(int({ min: 0 })),
       buf_cache_size: opt(int({ min: 0 })),

@@ -113,6 +113,16 @@ export class SockGroup {
     native(() => binding.sockWantWrite(this.#g, fd, on));
   }
 
+  /** Set a connection's SO_PRIORITY (0-6 unprivileged): the queueing class of what it sends. */
+  setPriority(fd: number, prio: number): void {
+    native(() => binding.sockSetPriority(this.#g, fd, prio));
+  }
+
+  /** A connection's SO_PRIORITY. */
+  priority(fd: number): number {
+    return native(() => binding.sockPriority(this.#g, fd));
+  }
+
   /** Close a connection or listener of the group. */
   close(fd: number): void {
     native(() => binding.sockClose(this.#g, fd));

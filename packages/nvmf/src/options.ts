@@ -19,7 +19,10 @@ export interface TcpTransportParams {
   io_unit_size?: number;
   /** Skip the CapsuleResp after a read's last C2HData (SUCCESS flag). */
   c2h_success?: boolean;
-  /** SO_PRIORITY of accepted sockets; Node's net has no setter, so only 0 is accepted. */
+  /**
+   * SO_PRIORITY of accepted connections (0-6, the range that needs no privilege; SPDK's limit too).
+   * Set on the reactors' native sockets; node:net has no setter, so that fallback refuses non-zero.
+   */
   sock_priority?: number;
   /** Seconds a host's Abort waits for its command (accepted for compatibility). */
   abort_timeout_sec?: number;
@@ -74,7 +77,7 @@ export function tcpTransportOptions(p: TcpTransportParams): TcpTransportOptions 
   if (o.max_io_size & (o.max_io_size - 1)) throw invalid('max_io_size must be a power of two');
   int('io_unit_size', o.io_unit_size, 512, 16 << 20);
   if (o.io_unit_size % 4) throw invalid('io_unit_size must be a multiple of 4');
-  int('sock_priority', o.sock_priority, 0, 0);
+  int('sock_priority', o.sock_priority, 0, 6);
   if (typeof o.c2h_success !== 'boolean') throw invalid('c2h_success must be a boolean');
   return o;
 }

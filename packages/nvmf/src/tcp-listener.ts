@@ -99,6 +99,11 @@ export class TcpListener {
   readonly #acceptFn = (s: net.Socket): void => this.#accept(s);
 
   async start(): Promise<void> {
+    if (!this.#host && this.#owner.options.sock_priority > 0)
+      throw new NvmfError(
+        'ERR_NVMF_INVALID_PARAM',
+        `sock_priority ${this.#owner.options.sock_priority} needs native sockets (node:net cannot set SO_PRIORITY)`,
+      );
     if ((this.#reusePort || this.#host) && this.#exclusive) await this.#probe();
     if (this.#host) return this.#listenNative(this.#host);
     return this.#listen();
@@ -123,6 +128,8 @@ export class TcpListener {
   }
 
   #acceptNative(c: SockConn): void {
+    const prio = this.#owner.options.sock_priority;
+    if (prio > 0) c.priority = prio;
     const a = c.addresses;
     const qp = new TcpQpair(
       this.#owner,

@@ -93,6 +93,14 @@ export class SockConn {
     return this.#addresses;
   }
 
+  /** SO_PRIORITY of the connection (the queueing class of what it sends; 0-6 unprivileged). */
+  get priority(): number {
+    return this.#group.priority(this.fd);
+  }
+  set priority(p: number) {
+    this.#group.setPriority(this.fd, p);
+  }
+
   get closed(): boolean {
     return this.#closing || this.#gone;
   }

@@ -106,6 +106,13 @@ describe('SockHost (harness)', () => {
     expect(host.connections).to.equal(0);
   });
 
+  it("sets and reads a connection's SO_PRIORITY", async () => {
+    const { conn } = await accept();
+    expect(conn.priority).to.equal(0);
+    conn.priority = 6;
+    expect(conn.priority).to.equal(6);
+  });
+
   it('reads into the fixed buffer in pieces no larger than it; end of stream closes', async () => {
     const { client, data, closed } = await accept();
     const big = new Uint8Array(10_000).map((_, i) => i & 0xff);
