@@ -215,6 +215,26 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       expect(await c.getFeatures(Feature.KeepAliveTimer)).to.equal(20000);
     });
 
+    it("reports a namespace's configured UUID and NGUID (identify and descriptors)", async () => {
+      // A target of its own: the namespace change must not spend this suite's AERs.
+      const g = await startTarget({}, { blocks: 64 });
+      g.tgt.registerBackend(new RamBackend({ name: 'MallocU', blockSize: 512, numBlocks: 64 }));
+      const uuid = '0123abcd-4567-89ef-0123-456789abcdef';
+      const nguid = '00112233445566778899AABBCCDDEEFF';
+      g.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 9, bdev_name: 'MallocU', uuid, nguid } });
+      const h = await NvmeController.connect(g.trid, {});
+      try {
+        const hex = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString('hex');
+        const d = await h.namespaceDescriptors(9);
+        expect(hex(d.uuid)).to.equal(uuid.replaceAll('-', ''));
+        expect(hex(d.nguid)).to.equal(nguid.toLowerCase());
+        expect(hex((await h.identifyNamespace(9)).nguid)).to.equal(nguid.toLowerCase());
+      } finally {
+        await h.close();
+        await g.tgt.close();
+      }
+    });
+
     it('notices namespaces added and removed while connected (AER + changed namespace list)', async () => {
       const events: number[] = [];
       c.onAsyncEvent((dw0) => events.push(dw0));
