@@ -81,22 +81,7 @@ pub fn connect_nonblocking(addr: &SocketAddr) -> Result<i32> {
 /// The socket's pending error (SO_ERROR, which reading clears): 0, or the positive errno of a
 /// failed connect or a reset.
 pub fn socket_error(fd: i32) -> Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len outlive the call and len holds v's size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::last_os("getsockopt(SO_ERROR)"));
-    }
-    Ok(v)
+    get_int_opt(fd, libc::SOL_SOCKET, libc::SO_ERROR, "getsockopt(SO_ERROR)")
 }
 
 fn setup(fd: i32, addr: SocketAddr, backlog: i32) -> Result<SocketAddr> {
@@ -125,15 +110,22 @@ fn socket(family: i32) -> Result<i32> {
     Ok(fd)
 }
 
-fn set_int_opt(fd: i32, level: i32, opt: i32, op: &'static str) -> Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: `one` outlives the call and its size is passed.
+/// setsockopt of an int option (`op` names it in the error).
+pub(crate) fn set_int_opt(
+    fd: i32,
+    level: i32,
+    opt: i32,
+    value: i32,
+    op: &'static str,
+) -> Result<()> {
+    let v: libc::c_int = value;
+    // SAFETY: `v` outlives the call and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             level,
             opt,
-            (&one as *const libc::c_int).cast(),
+            (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -143,8 +135,28 @@ fn set_int_opt(fd: i32, level: i32, opt: i32, op: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// getsockopt of an int option (`op` names it in the error).
+pub(crate) fn get_int_opt(fd: i32, level: i32, opt: i32, op: &'static str) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len outlive the call and len holds v's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os(op));
+    }
+    Ok(v)
+}
+
 fn set_flag(fd: i32, opt: i32) -> Result<()> {
-    set_int_opt(fd, libc::SOL_SOCKET, opt, "setsockopt")
+    set_int_opt(fd, libc::SOL_SOCKET, opt, 1, "setsockopt")
 }
 
 fn set_v6only(fd: i32) -> Result<()> {
@@ -152,6 +164,7 @@ fn set_v6only(fd: i32) -> Result<()> {
         fd,
         libc::IPPROTO_IPV6,
         libc::IPV6_V6ONLY,
+        1,
         "setsockopt(IPV6_V6ONLY)",
     )
 }

@@ -104,17 +104,14 @@ fn epoll_wait(epfd: i32, evs: &mut Vec<libc::epoll_event>, timeout_ms: i32) -> R
 }
 
 fn set_nodelay(fd: i32) {
-    let one: libc::c_int = 1;
-    // SAFETY: `one` outlives the call and its size is passed. A failure only costs latency.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    // A failure only costs latency.
+    let _ = net::set_int_opt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        1,
+        "setsockopt(TCP_NODELAY)",
+    );
 }
 
 /// accept4 one pending connection: Ok(None) when the backlog is empty.
@@ -370,13 +367,19 @@ impl SockGroup {
         send_iov(fd, &iov)
     }
 
-    /// Report EV_OUT for `fd` (after a partial send) or stop reporting it (all sent).
-    pub fn want_write(&self, fd: i32, on: bool) -> Result<()> {
+    /// NotFound unless `fd` is a connection of this group.
+    fn check_conn(&self, fd: i32) -> Result<()> {
         if self.kind(fd) != Kind::Conn {
             return Err(Error::NotFound(format!(
                 "fd {fd} is not a connection of the group"
             )));
         }
+        Ok(())
+    }
+
+    /// Report EV_OUT for `fd` (after a partial send) or stop reporting it (all sent).
+    pub fn want_write(&self, fd: i32, on: bool) -> Result<()> {
+        self.check_conn(fd)?;
         let ev = if on {
             READ_EVENTS | libc::EPOLLOUT as u32
         } else {
@@ -388,50 +391,25 @@ impl SockGroup {
     /// Set a connection's SO_PRIORITY, the queueing class of the packets it sends (0-6 need no
     /// privilege; SPDK's `sock_priority`).
     pub fn set_priority(&self, fd: i32, prio: i32) -> Result<()> {
-        if self.kind(fd) != Kind::Conn {
-            return Err(Error::NotFound(format!(
-                "fd {fd} is not a connection of the group"
-            )));
-        }
-        // SAFETY: `prio` outlives the call and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PRIORITY,
-                (&prio as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os("setsockopt(SO_PRIORITY)"));
-        }
-        Ok(())
+        self.check_conn(fd)?;
+        net::set_int_opt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PRIORITY,
+            prio,
+            "setsockopt(SO_PRIORITY)",
+        )
     }
 
     /// A connection's SO_PRIORITY.
     pub fn priority(&self, fd: i32) -> Result<i32> {
-        if self.kind(fd) != Kind::Conn {
-            return Err(Error::NotFound(format!(
-                "fd {fd} is not a connection of the group"
-            )));
-        }
-        let mut prio: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `prio` and `len` outlive the call; `len` holds the buffer's size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PRIORITY,
-                (&mut prio as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os("getsockopt(SO_PRIORITY)"));
-        }
-        Ok(prio)
+        self.check_conn(fd)?;
+        net::get_int_opt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PRIORITY,
+            "getsockopt(SO_PRIORITY)",
+        )
     }
 
     /// Close a connection or a listener of the group (closing the fd drops it from the epoll set).
@@ -448,11 +426,7 @@ impl SockGroup {
 
     /// The peer's address of a connection.
     pub fn peer_addr(&self, fd: i32) -> Result<SocketAddr> {
-        if self.kind(fd) != Kind::Conn {
-            return Err(Error::NotFound(format!(
-                "fd {fd} is not a connection of the group"
-            )));
-        }
+        self.check_conn(fd)?;
         net::peer_addr(fd)
     }
 
