@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { type HostQpair, NvmeController } from '@storkit/nvme';
-import { PduType } from '@storkit/nvme/spec';
+import { PduType } from '@storkit/nvme-spec';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 

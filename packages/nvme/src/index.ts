@@ -1,3 +1,4 @@
+export { NvmeStatusError, NvmeTcpProtocolError } from '@storkit/nvme-spec';
 export {
   type AdminResult,
   type ControllerOptions,
@@ -17,4 +18,3 @@ export {
   STATUS_TRANSPORT_ERROR,
 } from './host/qpair.js';
 export { formatTransportId, parseTransportId, type TransportId, TransportIdError } from './host/trid.js';
-export { NvmeStatusError, NvmeTcpProtocolError } from './spec/errors.js';

@@ -7,24 +7,12 @@ import { expect } from 'chai';
 import { LatencyHistogram } from '../src/perf/index.js';
 
 describe('nvme: package exports and tools', () => {
-  it('exports the host API, the wire format, the TCP framing and the perf engine, nothing else', async () => {
+  it('exports the host API, the perf engine and the nvme bdev module, nothing else', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './spec', './tcp', './perf', './bdev']);
+    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './bdev']);
     const host = await import('@storkit/nvme');
     for (const k of ['NvmeController', 'HostQpair', 'discover', 'parseTransportId', 'NvmeStatusError'])
       expect(host).to.have.property(k);
-    const spec = await import('@storkit/nvme/spec');
-    for (const k of [
-      'PduType',
-      'AdminOpcode',
-      'IoOpcode',
-      'GenericStatus',
-      'encodeIdentifyController',
-      'encodeDiscoveryLog',
-    ])
-      expect(spec).to.have.property(k);
-    const tcp = await import('@storkit/nvme/tcp');
-    expect(Object.keys(tcp).sort()).to.deep.equal(['PduReader', 'TxQueue', 'copyBytes']);
     const perf = await import('@storkit/nvme/perf');
     expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);
   });

@@ -3,12 +3,10 @@
 // outstanding command exactly once.
 
 import net from 'node:net';
-
+import { encodeIcResp, HLEN } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
-
 import { HostQpair } from '../src/host/qpair.js';
-import { encodeIcResp, HLEN } from '../src/spec/tcp.js';
 
 async function hostileTarget(payload: Uint8Array[]): Promise<{ port: number; close: () => Promise<void> }> {
   const server = net.createServer((s) => {

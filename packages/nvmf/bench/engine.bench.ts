@@ -15,7 +15,7 @@ import {
   sqeSetSgl,
   writeCh,
   writeU64,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 
 import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';

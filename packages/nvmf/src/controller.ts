@@ -33,14 +33,14 @@ import {
   makeStatus,
   NVME_VERSION_1_3,
   Oncs,
-  Prop,
   PropertyOff,
   propertySize,
+  Reg,
   readU64,
   Sct,
   SqeOff,
   writeU64,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 import { type ControllerTable, STAT_FIELDS, StatField } from './controller-table.js';
 import type { Request } from './request.js';
 import type { Subsystem } from './subsystem.js';
@@ -373,7 +373,7 @@ export class Controller {
 
   #getProperty(ofst: number): [number, number] {
     switch (ofst) {
-      case Prop.CAP: {
+      case Reg.CAP: {
         const { lo, hi } = encodeCap({
           maxQueueEntries: this.host.options.max_queue_depth,
           timeout: 30,
@@ -382,11 +382,11 @@ export class Controller {
         });
         return [lo, hi];
       }
-      case Prop.VS:
+      case Reg.VS:
         return [NVME_VERSION_1_3, 0];
-      case Prop.CC:
+      case Reg.CC:
         return [this.cc, 0];
-      case Prop.CSTS:
+      case Reg.CSTS:
         return [this.csts, 0];
       default:
         return [0, 0];
@@ -394,7 +394,7 @@ export class Controller {
   }
 
   #setProperty(qp: TcpQpair, ofst: number, v: number): number {
-    if (ofst !== Prop.CC) return S_INVALID_FIELD;
+    if (ofst !== Reg.CC) return S_INVALID_FIELD;
     const was = this.cc;
     if (v & CC.EN && (CC.iosqes(v) !== 6 || CC.iocqes(v) !== 4)) return S_INVALID_FIELD;
     this.cc = v >>> 0;

@@ -11,7 +11,7 @@ import {
   readU64,
   Sct,
   SqeOff,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 
 import { BackendStatus } from './backend.js';
 import type { Controller } from './controller.js';

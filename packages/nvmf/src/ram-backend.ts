@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { copyBytes } from '@storkit/nvme/tcp';
+import { copyBytes } from '@storkit/nvme-spec/tcp';
 
 import { type BackendDone, BackendStatus, type NamespaceBackend } from './backend.js';
 

@@ -2,7 +2,7 @@
 // its SQE copy, its data buffer (grown once to the largest transfer seen, then reused) and the
 // completion fields, so steady-state I/O allocates nothing.
 
-import { SQE_SIZE } from '@storkit/nvme/spec';
+import { SQE_SIZE } from '@storkit/nvme-spec';
 
 import type { TcpQpair } from './tcp-qpair.js';
 

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 
-import { DISCOVERY_NQN } from '@storkit/nvme/spec';
+import { DISCOVERY_NQN } from '@storkit/nvme-spec';
 
 import type { NamespaceBackend } from './backend.js';
 import type { Controller } from './controller.js';

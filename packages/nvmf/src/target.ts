@@ -21,7 +21,7 @@ import {
   Sct,
   SubType,
   TrType,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 
 import type { NamespaceBackend } from './backend.js';
 import { Controller, type ControllerHost } from './controller.js';

@@ -29,8 +29,8 @@ import {
   SqeOff,
   TERM_REQ_MAX_DATA,
   writeCh,
-} from '@storkit/nvme/spec';
-import { copyBytes, type PduHandler, PduReader, TxQueue, type TxSink } from '@storkit/nvme/tcp';
+} from '@storkit/nvme-spec';
+import { copyBytes, type PduHandler, PduReader, TxQueue, type TxSink } from '@storkit/nvme-spec/tcp';
 
 import { CidTable } from './cid-table.js';
 import type { Controller } from './controller.js';

@@ -5,7 +5,7 @@
 import v8 from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 
-import { writeU64 } from '@storkit/nvme/spec';
+import { writeU64 } from '@storkit/nvme-spec';
 
 import { base, capsule, connected, ramTarget, tick } from './engine-helpers.js';
 

@@ -26,8 +26,8 @@ import {
   sqeSetSgl,
   TermOff,
   writeCh,
-} from '@storkit/nvme/spec';
-import { type PduHandler, PduReader } from '@storkit/nvme/tcp';
+} from '@storkit/nvme-spec';
+import { type PduHandler, PduReader } from '@storkit/nvme-spec/tcp';
 import { expect } from 'chai';
 import fc from 'fast-check';
 

@@ -5,7 +5,7 @@
 import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import { bdevMallocCreate, bdevMallocDelete } from '@storkit/bdev/modules';
 import { NvmeController } from '@storkit/nvme';
-import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme/spec';
+import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
 import { createTestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 

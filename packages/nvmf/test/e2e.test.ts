@@ -14,7 +14,7 @@ import {
   makeStatus,
   Sct,
   SubType,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 import { expect } from 'chai';
 
 import { type BackendDone, BackendStatus } from '../src/backend.js';

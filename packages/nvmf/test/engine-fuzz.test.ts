@@ -4,7 +4,7 @@
 // a TermReq and close, never an exception, and must not corrupt the engine: a clean command
 // afterwards still works on a fresh connection.
 
-import { PduType } from '@storkit/nvme/spec';
+import { PduType } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
 

@@ -13,7 +13,7 @@ import {
   sqeInit,
   sqeSetSgl,
   writeCh,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 import { expect } from 'chai';
 
 import type { TcpTransportParams } from '../src/options.js';

@@ -3,7 +3,7 @@
 // same command: in-capsule writes fed at every byte alignment, alone and split across reads,
 // land on the LBA, with the CID and data their SQEs name.
 
-import { writeU64 } from '@storkit/nvme/spec';
+import { writeU64 } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
 

@@ -13,7 +13,7 @@ import {
   sqeInit,
   sqeSetSgl,
   writeCh,
-} from '@storkit/nvme/spec';
+} from '@storkit/nvme-spec';
 
 import { pollUntil } from './helpers.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { discover } from '@storkit/nvme';
-import { PduType } from '@storkit/nvme/spec';
+import { PduType } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 
 import { freePort, startTarget } from './helpers.js';

@@ -1,5 +1,5 @@
 import { NvmeController, parseTransportId } from '@storkit/nvme';
-import { bytesToUuid, DISCOVERY_NQN, decodeHealthLog, LogPage } from '@storkit/nvme/spec';
+import { bytesToUuid, DISCOVERY_NQN, decodeHealthLog, LogPage } from '@storkit/nvme-spec';
 
 import { type Command, UsageError } from '../command.js';
 

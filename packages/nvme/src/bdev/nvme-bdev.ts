@@ -24,6 +24,7 @@ import {
   IoStatus,
   IoType,
 } from '@storkit/bdev/module';
+import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
 import {
   codec,
   defineHandler,
@@ -42,10 +43,8 @@ import {
   send,
   type Thread,
 } from '@storkit/reactor';
-
 import { NvmeController } from '../host/controller.js';
 import { type Completion, HostQpair } from '../host/qpair.js';
-import { GenericStatus, MediaStatus, makeStatus, Sct } from '../spec/index.js';
 
 export const nvmeModule: BdevModule = { name: 'nvme' };
 bdevModuleRegister(nvmeModule);

@@ -7,35 +7,36 @@ import { randomUUID } from 'node:crypto';
 
 import {
   AdminOpcode,
+  CC,
   Cns,
+  CSTS,
+  DISCOVERY_ENTRY_SIZE,
+  DISCOVERY_HEADER_SIZE,
   DISCOVERY_NQN,
+  type DiscoveryEntry,
   DYNAMIC_CNTLID,
-  FabricsType,
-  Feature,
-  LogPage,
-} from '../spec/constants.js';
-import { NvmeStatusError } from '../spec/errors.js';
-import { CC, CSTS, decodeCap, Prop, versionString } from '../spec/fabrics.js';
-import {
+  decodeCap,
+  decodeDiscoveryEntry,
+  decodeDiscoveryLogHeader,
   decodeIdentifyController,
   decodeIdentifyNamespace,
   decodeNamespaceDescriptors,
   decodeNamespaceList,
+  FabricsType,
+  Feature,
+  getLogPageCdws,
   IDENTIFY_SIZE,
   type IdentifyController,
   type IdentifyNamespace,
+  LogPage,
   type NamespaceDescriptors,
+  NvmeStatusError,
+  Reg,
+  statusSc,
+  statusSct,
   uuidToBytes,
-} from '../spec/identify.js';
-import {
-  DISCOVERY_ENTRY_SIZE,
-  DISCOVERY_HEADER_SIZE,
-  type DiscoveryEntry,
-  decodeDiscoveryEntry,
-  decodeDiscoveryLogHeader,
-  getLogPageCdws,
-} from '../spec/log.js';
-import { statusSc, statusSct } from '../spec/sqe.js';
+  versionString,
+} from '@storkit/nvme-spec';
 import { type CommandSpec, HostQpair, type QpairSocket } from './qpair.js';
 import { parseTransportId, type TransportId } from './trid.js';
 
@@ -182,14 +183,14 @@ export class NvmeController {
       DYNAMIC_CNTLID,
       this.#kato,
     );
-    const capLo = await this.getProperty(Prop.CAP, 8);
+    const capLo = await this.getProperty(Reg.CAP, 8);
     const cap = decodeCap(capLo[0], capLo[1]);
     this.maxQueueEntries = cap.maxQueueEntries;
-    this.version = versionString((await this.getProperty(Prop.VS, 4))[0]);
-    await this.setProperty(Prop.CC, CC.enabled);
+    this.version = versionString((await this.getProperty(Reg.VS, 4))[0]);
+    await this.setProperty(Reg.CC, CC.enabled);
     const deadline = Date.now() + Math.max(cap.timeout, 1) * 500;
     for (;;) {
-      const [csts] = await this.getProperty(Prop.CSTS, 4);
+      const [csts] = await this.getProperty(Reg.CSTS, 4);
       if (csts & CSTS.CFS) throw new Error('controller fatal status while enabling');
       if (csts & CSTS.RDY) break;
       if (Date.now() > deadline) throw new Error('controller did not become ready');
@@ -456,7 +457,7 @@ export class NvmeController {
       await this.adminRaw({
         opcode: AdminOpcode.Fabrics,
         fctype: FabricsType.PropertySet,
-        cdw11: Prop.CC,
+        cdw11: Reg.CC,
         cdw12: CC.enabled | (CC.SHN_NORMAL << 14),
       }).catch(() => {});
     }

@@ -24,38 +24,40 @@ import {
 
 import {
   AdminOpcode,
-  CommandSpecificStatus,
-  Fuse,
-  GenericStatus,
-  IoOpcode,
-  PSDT_SGL,
-  Sct,
-  SglId,
-} from '../spec/constants.js';
-import { NvmeTcpProtocolError } from '../spec/errors.js';
-import { CONNECT_DATA_SIZE, ConnectDataOff, ConnectOff } from '../spec/fabrics.js';
-import { makeStatus, SqeOff, sqeInit, sqeSetSgl, writeU64 } from '../spec/sqe.js';
-import {
   CH_SIZE,
+  CONNECT_DATA_SIZE,
+  CommandSpecificStatus,
+  ConnectDataOff,
+  ConnectOff,
   DataOff,
   DIGEST_SIZE,
   encodeDataHeader,
   encodeIcReq,
   encodeTermReq,
   Fes,
+  Fuse,
+  GenericStatus,
   HLEN,
   IcDigest,
   IcOff,
+  IoOpcode,
+  makeStatus,
+  NvmeTcpProtocolError,
   PduFlag,
   PduType,
+  PSDT_SGL,
   putHeaderDigest,
+  Sct,
+  SglId,
+  SqeOff,
+  sqeInit,
+  sqeSetSgl,
   TERM_REQ_MAX_DATA,
   TermOff,
   writeCh,
-} from '../spec/tcp.js';
-import { copyBytes } from '../tcp/copy.js';
-import { type PduHandler, PduReader } from '../tcp/reader.js';
-import { TxQueue } from '../tcp/tx.js';
+  writeU64,
+} from '@storkit/nvme-spec';
+import { copyBytes, type PduHandler, PduReader, TxQueue } from '@storkit/nvme-spec/tcp';
 
 /** Completion callback: status is the 15-bit CQE status field (0 = success). */
 export type Completion<C> = (ctx: C, status: number, dw0: number, dw1: number) => void;

@@ -1,7 +1,7 @@
 // SPDK transport ID strings: `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:...`,
 // space-separated key:value pairs with case-insensitive keys (spdk_nvme_transport_id_parse).
 
-import { DISCOVERY_NQN } from '../spec/constants.js';
+import { DISCOVERY_NQN } from '@storkit/nvme-spec';
 
 export interface TransportId {
   trtype: 'TCP';

@@ -6,8 +6,8 @@
 
 import { crc32cRange } from '@storkit/native';
 
-import { NvmeTcpProtocolError } from '../spec/errors.js';
-import { CH_SIZE, DIGEST_SIZE, Fes, hlenOf, MAX_HLEN, PduFlag, PduType } from '../spec/tcp.js';
+import { NvmeTcpProtocolError } from '../errors.js';
+import { CH_SIZE, DIGEST_SIZE, Fes, hlenOf, MAX_HLEN, PduFlag, PduType } from '../tcp-pdu.js';
 
 export interface PduHandler {
   /**

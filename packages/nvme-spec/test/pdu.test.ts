@@ -1,7 +1,6 @@
 import { crc32c } from '@storkit/native';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { parseTransportId } from '../src/host/trid.js';
 import {
   CH_SIZE,
   cqeCid,
@@ -36,7 +35,7 @@ import {
   statusSct,
   writeCh,
   writeU64,
-} from '../src/spec/index.js';
+} from '../src/index.js';
 import { type PduHandler, PduReader } from '../src/tcp/reader.js';
 
 interface Seen {
@@ -199,26 +198,6 @@ describe('nvme spec: identify structures', () => {
     const d = { nguid: n.nguid, uuid: Uint8Array.from({ length: 16 }, (_, i) => 0xf0 - i), csi: 0 };
     encodeNamespaceDescriptors(d, buf);
     expect(decodeNamespaceDescriptors(buf)).to.deep.equal(d);
-  });
-});
-
-describe('nvme host: transport ID strings', () => {
-  it('parses SPDK syntax with case-insensitive keys', () => {
-    expect(
-      parseTransportId(
-        'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.2016-06.io.spdk:cnode1',
-      ),
-    ).to.deep.equal({
-      trtype: 'TCP',
-      adrfam: 'IPv4',
-      traddr: '127.0.0.1',
-      trsvcid: '4420',
-      subnqn: 'nqn.2016-06.io.spdk:cnode1',
-    });
-    expect(parseTransportId('TRTYPE:tcp TrAddr:10.0.0.1').trsvcid).to.equal('4420');
-    expect(() => parseTransportId('trtype:RDMA traddr:1.2.3.4')).to.throw(/unsupported trtype/);
-    expect(() => parseTransportId('trtype:TCP')).to.throw(/traddr/);
-    expect(() => parseTransportId('trtype:TCP traddr:x trsvcid:99999')).to.throw(/trsvcid/);
   });
 });
 
