@@ -18,6 +18,8 @@ export interface TargetOptions {
   cores?: number[];
   /** RPC Unix socket path. */
   rpcSocket: string;
+  /** Permission bits of the RPC socket file (default 0o600: this user only). */
+  rpcSocketMode?: number;
   /** Also listen on loopback TCP. */
   rpcTcp?: { host: string; port: number };
   /** A parsed SPDK config to load. */
@@ -49,7 +51,7 @@ export class Target {
   constructor(opts: TargetOptions) {
     this.#opts = opts;
     this.log = opts.log ?? new Logger();
-    this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l) });
+    this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l), socketMode: opts.rpcSocketMode });
     const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
     this.subsystems = SUBSYSTEMS.map((f) => f(this.#ctl, { vhostDir }));
     this.done = new Promise((r) => {

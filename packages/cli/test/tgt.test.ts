@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,9 @@ describe('cli: storkit tgt and storkit rpc', function () {
         `-chardev socket,id=c0,path=${join(vdir, 'vhost.0')} -device vhost-user-blk-pci,chardev=c0`,
       );
       expect(existsSync(join(vdir, 'vhost.0'))).to.equal(true);
+      // The control socket and the vhost socket are this user's only (see rpc and vhost socket-access tests).
+      expect(statSync(path).mode & 0o777).to.equal(0o600);
+      expect(statSync(join(vdir, 'vhost.0')).mode & 0o777).to.equal(0o600);
       expect(t.out()).to.match(/bdev: {6}Malloc0 {2}256 MiB/);
       expect(t.out()).to.include('iscsi-inq iscsi://127.0.0.1:3260/iqn.2016-06.io.storkit:disk1/0');
       expect(t.out()).to.include(

@@ -1,5 +1,6 @@
-import { existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, type Stats, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 
 import { RpcCode, RpcError, toRpcError } from './errors.js';
 import { JsonFramer } from './framing.js';
@@ -13,6 +14,11 @@ export interface RpcServerOptions {
   maxBatch?: number;
   /** Called for each request (method name) at debug level; never on the I/O path. */
   log?: (line: string) => void;
+  /**
+   * Permission bits of the Unix socket file (default 0o600: only this user may connect; the
+   * control plane has no authentication of its own, so the file mode is its access control).
+   */
+  socketMode?: number;
 }
 
 interface JsonRpcResponse {
@@ -38,12 +44,16 @@ export class RpcServer {
   readonly #maxRequest: number;
   readonly #maxBatch: number;
   readonly #log: (line: string) => void;
+  readonly #socketMode: number;
   #state: 'startup' | 'runtime' = 'runtime';
 
   constructor(opts: RpcServerOptions = {}) {
     this.#maxRequest = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
     this.#maxBatch = opts.maxBatch ?? 1024;
     this.#log = opts.log ?? (() => {});
+    this.#socketMode = opts.socketMode ?? 0o600;
+    if (!Number.isInteger(this.#socketMode) || this.#socketMode < 0 || this.#socketMode > 0o777)
+      throw new RangeError(`socketMode ${opts.socketMode} is not a permission mode (0 to 0o777)`);
   }
 
   get state(): 'startup' | 'runtime' {
@@ -71,15 +81,28 @@ export class RpcServer {
     return this.#methods.has(name);
   }
 
-  /** Listen on a Unix socket path. A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE. */
+  /**
+   * Listen on a Unix socket path, its file created with `socketMode` (no moment with wider
+   * permissions). A stale socket file of this user (nobody listening) is replaced; a live one is
+   * EADDRINUSE. A path that is not a socket, or a socket another user owns, is refused and left
+   * alone (EEXIST, EPERM): taking it over would hand that user's clients to this server.
+   */
   async listenUnix(path: string): Promise<void> {
-    if (existsSync(path)) {
-      if (await isLive(path))
-        throw Object.assign(new Error(`${path} is in use by a running server`), { code: 'EADDRINUSE' });
+    const st = lstatOrNull(path);
+    if (st) {
+      if (!st.isSocket()) throw socketPathError('EEXIST', `${path} exists and is not a socket`);
+      const uid = process.getuid?.();
+      if (uid !== undefined && st.uid !== uid)
+        throw socketPathError(
+          'EPERM',
+          `${path} is a socket owned by uid ${st.uid}, not by this user (uid ${uid}): refusing to replace it`,
+        );
+      if (await isLive(path)) throw socketPathError('EADDRINUSE', `${path} is in use by a running server`);
       unlinkSync(path);
     }
-    await this.#listen({ path });
+    await this.#listen({ path }, this.#socketMode);
     this.#unixPaths.push(path);
+    chmodSync(path, this.#socketMode);
   }
 
   /** Listen on TCP; only loopback addresses are accepted (the control plane has no authentication). */
@@ -90,14 +113,22 @@ export class RpcServer {
     return (srv.address() as net.AddressInfo).port;
   }
 
-  async #listen(opts: net.ListenOptions): Promise<net.Server> {
+  async #listen(opts: net.ListenOptions, mode?: number): Promise<net.Server> {
     const srv = net.createServer((s) => this.#accept(s));
     await new Promise<void>((res, rej) => {
       srv.once('error', rej);
-      srv.listen(opts, () => {
-        srv.off('error', rej);
-        res();
-      });
+      // A Unix socket file takes its mode from the umask at bind(), which Node does inside
+      // listen() synchronously: narrow the umask around that call so the file never exists with
+      // wider permissions (a worker cannot change the umask; there the chmod after listen does it).
+      const old = mode !== undefined && isMainThread ? process.umask(~mode & 0o777) : undefined;
+      try {
+        srv.listen(opts, () => {
+          srv.off('error', rej);
+          res();
+        });
+      } finally {
+        if (old !== undefined) process.umask(old);
+      }
     });
     this.#servers.push(srv);
     return srv;
@@ -234,6 +265,19 @@ function errorResponse(id: unknown, e: RpcError): JsonRpcResponse {
 
 function write(sock: net.Socket, msg: unknown): void {
   if (!sock.destroyed && sock.writable) sock.write(`${JSON.stringify(msg)}\n`);
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+function socketPathError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
 }
 
 function isLive(path: string): Promise<boolean> {

@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -235,8 +236,14 @@ describe('rpc: server', () => {
     const other = makeServer().server;
     const e = await other.listenUnix(path).catch((x) => x);
     expect(e).to.have.property('code', 'EADDRINUSE');
+    // A socket file whose process died without closing it (a plain file there is refused: see
+    // socket-access.test.ts).
     const stale = sockPath();
-    writeFileSync(stale, '');
+    const code = `require('net').createServer().listen(${JSON.stringify(stale)},()=>process.exit(0))`;
+    await new Promise((res, rej) =>
+      execFile(process.execPath, ['-e', code], (err) => (err ? rej(err) : res(0))),
+    );
+    expect(existsSync(stale)).to.equal(true);
     await other.listenUnix(stale);
     await other.close();
     expect(existsSync(stale)).to.equal(false);
