@@ -78,17 +78,29 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Bind and listen on `path`, replacing a stale socket file left by a dead process. A socket
-    /// file some live process still listens on is refused (EADDRINUSE): unlinking it would
-    /// silently take its path over, and its frontends would reconnect to the wrong backend.
+    /// Bind and listen on `path`, replacing a stale socket file left by a dead process of this
+    /// user. A socket file some live process still listens on is refused (EADDRINUSE): unlinking
+    /// it would silently take its path over, and its frontends would reconnect to the wrong
+    /// backend. A socket file another user owns is refused too (EPERM) and left alone. The file
+    /// is made mode 0600 (only this user's frontends may connect: a frontend that connects can
+    /// read and write the disk) between bind and listen, so no connection is ever accepted
+    /// under a wider mode.
     pub fn bind(path: &str) -> Result<Listener> {
         let (addr, len) = sockaddr(path)?;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
-            use std::os::unix::fs::FileTypeExt;
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
             if !meta.file_type().is_socket() {
                 return Err(Error::InvalidArgument(format!(
                     "{path} exists and is not a socket"
                 )));
+            }
+            // SAFETY: plain syscall, no arguments.
+            let uid = unsafe { libc::geteuid() };
+            if meta.uid() != uid {
+                return Err(Error::Os {
+                    op: "bind (the socket file belongs to another user)",
+                    errno: libc::EPERM,
+                });
             }
             if listening(&addr, len)? {
                 return Err(Error::Os {
@@ -109,6 +121,16 @@ impl Listener {
         } != 0
         {
             return Err(Error::last_os("bind"));
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                let _ = std::fs::remove_file(path);
+                return Err(Error::Os {
+                    op: "chmod (the new socket file)",
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                });
+            }
         }
         // SAFETY: plain syscall on an open socket.
         if unsafe { libc::listen(fd.as_raw_fd(), 16) } != 0 {
@@ -516,6 +538,11 @@ mod tests {
         let path = format!("/tmp/storkit-vhost-test-live-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&path);
         let live = Listener::bind(&path).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the socket file is this user's only");
+        }
         match Listener::bind(&path) {
             Err(Error::Os { errno, .. }) => assert_eq!(errno, libc::EADDRINUSE),
             Err(e) => panic!("expected EADDRINUSE, got {e}"),

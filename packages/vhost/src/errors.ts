@@ -16,6 +16,8 @@ export type VhostErrorCode =
   | 'ENOTCONN'
   /** A live backend already listens on the controller's socket path (it is left alone). */
   | 'EADDRINUSE'
+  /** The controller's socket path is a socket file another user owns (it is left alone). */
+  | 'EPERM'
   /** A native call failed (the message carries its own errno code). */
   | 'ENATIVE';
 

@@ -25,11 +25,12 @@ export function call<T>(fn: () => T): T {
     const m = CODE.exec(msg);
     if (!m) throw e;
     const text = msg.slice(m[0].length);
-    // A socket path a live backend owns keeps its own code: callers tell it apart from failures.
+    // A socket path a live backend or another user owns keeps its own code: callers tell it
+    // apart from failures.
     const code = text.includes('vhost-user protocol')
       ? 'EPROTO'
-      : m[1] === 'EADDRINUSE'
-        ? 'EADDRINUSE'
+      : m[1] === 'EADDRINUSE' || m[1] === 'EPERM'
+        ? m[1]
         : 'ENATIVE';
     throw new VhostError(code, `${m[1]}: ${text}`, { cause: e });
   }
