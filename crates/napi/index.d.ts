@@ -83,7 +83,7 @@ export interface MemInfo {
   note?: string
   /** The memfd or file descriptor behind the mapping. */
   fd: number
-  /** "physical" (or "iova" later), absent when IO addresses are unavailable. */
+  /** "physical", or "iova" once mapped into the VFIO container; absent when unavailable. */
   ioSpace?: string
   /** Why there are no IO addresses, with its code. */
   ioError?: string
@@ -100,6 +100,9 @@ export declare function memIoTable(handle: number): Float64Array
 
 /** Map `length` bytes (0 = to the end) of a file at `offset` (4 KiB aligned). */
 export declare function memMapFile(path: string, offset: number, length: number): number
+
+/** Map a DMA region into the process's IOMMU container (idempotent); returns its IOVA base. */
+export declare function memMapIommu(handle: number): number
 
 /**
  * Drop the owner's reference; the memory goes when the last view closes too.
@@ -127,6 +130,9 @@ export interface MemStats {
   views: number
 }
 
+/** Take a DMA region out of the IOMMU. False if it was not mapped. */
+export declare function memUnmapIommu(handle: number): boolean
+
 /**
  * Open a view of a live region in the calling worker: `{ buffer, view }`, where `buffer`
  * is an ArrayBuffer over the region's bytes and `view` the id `memViewClose` takes.
@@ -146,6 +152,12 @@ export declare function mmioRead64(handle: number, offset: number): bigint
 export declare function mmioWrite32(handle: number, offset: number, value: number): void
 
 export declare function mmioWrite64(handle: number, offset: number, value: bigint): void
+
+/**
+ * Claim a device for this process (a lock file in `dir`); returns the fd that holds the
+ * claim (close it with `closeFd` to release). EBUSY names the holder.
+ */
+export declare function pciClaim(dir: string, bdf: string): number
 
 /** Pin the calling thread (main thread or worker) to exactly these CPUs. */
 export declare function pinThread(cpus: Array<number>): void
@@ -298,6 +310,72 @@ export declare function uringSubmit(r: ExternalObject<UringHandle>, count: numbe
 
 /** Block until `min` completions are ready (tests, shutdown; pollers read the CQ). */
 export declare function uringWait(r: ExternalObject<UringHandle>, min: number): void
+
+/** Whether /dev/vfio/vfio exists here. */
+export declare function vfioAvailable(): boolean
+
+export interface VfioBar {
+  /** The mapping's handle (an MMIO window: `MmioRegion.attach`). */
+  region: number
+  /** Where in the BAR the mapping starts. */
+  offset: number
+}
+
+/** Close a device. Returns false if it was already closed. */
+export declare function vfioClose(handle: number): boolean
+
+/** Read 1, 2 or 4 bytes of config space. */
+export declare function vfioConfigRead(handle: number, offset: number, width: number): number
+
+/** Write 1, 2 or 4 bytes of config space. */
+export declare function vfioConfigWrite(handle: number, offset: number, width: number, value: number): void
+
+/** Open VFIO devices and IOMMU-mapped regions, process-wide. */
+export declare function vfioCounts(): VfioCounts
+
+export interface VfioCounts {
+  devices: number
+  mappings: number
+}
+
+export declare function vfioDeviceInfo(handle: number): VfioDeviceInfo
+
+export interface VfioDeviceInfo {
+  bdf: string
+  group: number
+  flags: number
+  canReset: boolean
+  numIrqs: number
+  regions: Array<VfioRegion>
+}
+
+/** Have the kernel signal when it wants the device back (unbind, hot remove). */
+export declare function vfioEnableRequestNotifier(handle: number): void
+
+/** Map BAR `index` of an open device; the mapping is owned by the calling worker. */
+export declare function vfioMapBar(handle: number, index: number): VfioBar
+
+/**
+ * Open a device bound to vfio-pci (joining the process's container); returns its handle.
+ * Closed by `vfioClose`, or when the worker that opened it exits.
+ */
+export declare function vfioOpen(bdf: string): number
+
+export interface VfioRegion {
+  index: number
+  flags: number
+  size: number
+  offset: number
+  /** The mmappable part (offset in the region, size), absent when none. */
+  mmapOffset?: number
+  mmapSize?: number
+}
+
+/** Reset the function (VFIO_DEVICE_RESET: FLR where the device has it). */
+export declare function vfioReset(handle: number): void
+
+/** Whether the kernel asked for the device back since the last call (one read syscall). */
+export declare function vfioTakeRequest(handle: number): boolean
 
 /** Close an fd received in a message or made by `vhostEventfd`. */
 export declare function vhostCloseFd(fd: number): void

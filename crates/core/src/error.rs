@@ -13,6 +13,14 @@ pub enum Error {
     NotPermitted(String),
     /// A handle, file or object does not exist (or no longer does).
     NotFound(String),
+    /// A device is held by someone else (another process, a kernel driver); the message
+    /// says who and what to do.
+    Busy(String),
+    /// A device is missing or not set up for this use (not bound, no IOMMU); the message
+    /// names the fix.
+    NoDevice(String),
+    /// The device or kernel lacks a feature this needs.
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -33,6 +41,9 @@ impl Error {
             Error::InvalidArgument(_) => "EINVAL",
             Error::NotPermitted(_) => "EPERM",
             Error::NotFound(_) => "ENOENT",
+            Error::Busy(_) => "EBUSY",
+            Error::NoDevice(_) => "ENODEV",
+            Error::Unsupported(_) => "ENOTSUP",
         }
     }
 }
@@ -49,6 +60,11 @@ fn errno_name(e: i32) -> &'static str {
         libc::EBADF => "EBADF",
         libc::ENOSYS => "ENOSYS",
         libc::EADDRINUSE => "EADDRINUSE",
+        libc::ENODEV => "ENODEV",
+        libc::ENXIO => "ENXIO",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENOTSUP => "ENOTSUP",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         _ => "EIO",
     }
 }
@@ -65,6 +81,9 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::NotPermitted(m) => write!(f, "not permitted: {m}"),
             Error::NotFound(m) => write!(f, "not found: {m}"),
+            Error::Busy(m) => write!(f, "busy: {m}"),
+            Error::NoDevice(m) => write!(f, "no device: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! IO addresses of DMA memory: what a device would be given to reach a buffer.
 //!
-//! Today that is the physical address from /proc/self/pagemap (readable with
-//! CAP_SYS_ADMIN, i.e. as root); with VFIO and an IOMMU it will be an IOVA the process
-//! maps itself. Regions are translated once, per page, at creation: their pages are
+//! Without an IOMMU that is the physical address from /proc/self/pagemap (readable with
+//! CAP_SYS_ADMIN, i.e. as root); with VFIO it is an IOVA the process maps itself
+//! (`crate::vfio`, `Mapping::map_iommu`), which then takes precedence. Regions are translated once, per page, at creation: their pages are
 //! hugetlb or mlocked and populated, so the translation stays valid and lookups are a
 //! table index rather than a syscall.
 
@@ -15,8 +15,7 @@ use crate::{Error, Result};
 pub enum AddressSpace {
     /// CPU physical addresses (no IOMMU, or IOMMU in passthrough).
     Physical,
-    /// Addresses in a VFIO container's IOMMU domain: reserved so the interface has room for VFIO;
-    /// nothing produces it until storkit opens VFIO containers (no vfio on this machine kind).
+    /// Addresses in the process's VFIO container (a region mapped with `Mapping::map_iommu`).
     Iova,
 }
 

@@ -11,10 +11,12 @@ pub mod iova;
 pub mod mem;
 pub mod mmio;
 pub mod net;
+pub mod pci;
 pub mod registry;
 pub mod sock;
 pub mod time;
 pub mod uring;
+pub mod vfio;
 pub mod vhost_msg;
 pub mod vhost_sock;
 

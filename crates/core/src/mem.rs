@@ -43,8 +43,10 @@ pub enum Backing {
     Unlocked4K { reason: String },
     /// An anonymous shared region standing in for a device BAR.
     SharedAnon,
-    /// A mapped file (PCI BAR resource file, VFIO region, or a test file).
+    /// A mapped file (a PCI BAR resource file, or a test file).
     File,
+    /// A region of a device fd (a BAR through VFIO).
+    Device,
 }
 
 impl Backing {
@@ -55,7 +57,16 @@ impl Backing {
             Backing::Unlocked4K { .. } => "unlocked-4k",
             Backing::SharedAnon => "shared-anon",
             Backing::File => "file",
+            Backing::Device => "device",
         }
+    }
+
+    /// Whether the memory is DMA memory (a device may be given its IO addresses).
+    pub fn is_dma(&self) -> bool {
+        matches!(
+            self,
+            Backing::Hugepage2M | Backing::Locked4K | Backing::Unlocked4K { .. }
+        )
     }
 }
 
@@ -257,6 +268,33 @@ impl Mapping {
         ))
     }
 
+    /// Map `len` bytes of a device fd at `offset` (a VFIO region), shared and writable. The
+    /// fd is duplicated: the mapping keeps the device open until it is unmapped.
+    pub fn device(fd: RawFd, offset: u64, len: usize) -> Result<Mapping> {
+        if len == 0 || !offset.is_multiple_of(PAGE_4K as u64) {
+            return Err(Error::InvalidArgument(format!(
+                "device region at {offset:#x} of {len} bytes is empty or not page aligned"
+            )));
+        }
+        // SAFETY: F_DUPFD_CLOEXEC on an open fd has no memory preconditions.
+        let raw = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(Error::last_os("dup"));
+        }
+        // SAFETY: raw was just created and is owned only here.
+        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        let ptr = map_shared(owned.as_raw_fd(), len, offset, 0)?;
+        Ok(Self::finish(
+            ptr,
+            len,
+            PAGE_4K,
+            Backing::Device,
+            owned,
+            None,
+            false,
+        ))
+    }
+
     fn finish(
         ptr: NonNull<u8>,
         len: usize,
@@ -312,7 +350,8 @@ impl Mapping {
         &self.io
     }
 
-    /// The IO address of byte `offset` of the mapping.
+    /// The IO address of byte `offset` of the mapping: in the VFIO container's IOVA space
+    /// once the region is mapped there (`vfio::map_dma`), else the physical address.
     pub fn io_address(&self, offset: usize) -> Result<u64> {
         if offset >= self.len {
             return Err(Error::InvalidArgument(format!(
@@ -320,7 +359,31 @@ impl Mapping {
                 self.len
             )));
         }
+        if let Some(base) = self.iova() {
+            return Ok(base + offset as u64);
+        }
         self.io.lookup(offset, self.page_size)
+    }
+
+    /// The region's IOVA base in the process's VFIO container, when it is mapped there.
+    pub fn iova(&self) -> Option<u64> {
+        if self.backing.is_dma() {
+            crate::vfio::mapped_iova(self.ptr.as_ptr() as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Map the region into the process's VFIO container for device DMA (idempotent);
+    /// returns its IOVA base. Only DMA memory can be mapped.
+    pub fn map_iommu(&self) -> Result<u64> {
+        if !self.backing.is_dma() {
+            return Err(Error::InvalidArgument(format!(
+                "a {} mapping is not DMA memory",
+                self.backing.name()
+            )));
+        }
+        crate::vfio::map_dma(self.ptr.as_ptr() as usize, self.len, self.page_size)
     }
 }
 
@@ -336,6 +399,10 @@ fn file_size(fd: &OwnedFd) -> Result<u64> {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // The IOMMU lets go of the pages before they are freed, so no device can reach them.
+        if self.backing.is_dma() {
+            let _ = crate::vfio::unmap_dma(self.ptr.as_ptr() as usize);
+        }
         // SAFETY: ptr/len is the mapping created in the constructor and unmapped only here;
         // Drop runs once, after the last Arc (and therefore the last view) is gone.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };

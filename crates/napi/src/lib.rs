@@ -11,6 +11,7 @@ mod crc;
 mod fast;
 mod mem;
 mod net;
+mod pci;
 mod sock;
 mod time;
 mod uring;

@@ -123,7 +123,7 @@ pub struct MemInfo {
     pub note: Option<String>,
     /// The memfd or file descriptor behind the mapping.
     pub fd: i32,
-    /// "physical" (or "iova" later), absent when IO addresses are unavailable.
+    /// "physical", or "iova" once mapped into the VFIO container; absent when unavailable.
     pub io_space: Option<String>,
     /// Why there are no IO addresses, with its code.
     pub io_error: Option<String>,
@@ -137,6 +137,7 @@ pub fn mem_info(handle: u32) -> napi::Result<MemInfo> {
         _ => m.hugepage_fallback().map(str::to_owned),
     };
     let (io_space, io_error) = match m.io_addresses() {
+        _ if m.iova().is_some() => (Some("iova".to_owned()), None),
         storkit_core::iova::IoAddresses::Table { space, .. } => (
             Some(
                 match space {
@@ -167,6 +168,14 @@ pub fn mem_info(handle: u32) -> napi::Result<MemInfo> {
 #[napi]
 pub fn mem_io_table(handle: u32) -> napi::Result<Float64Array> {
     let m = registry::get(handle).map_err(to_napi)?;
+    if let Some(base) = m.iova() {
+        let page = m.page_size();
+        return Ok(Float64Array::new(
+            (0..m.len() / page)
+                .map(|i| (base + (i * page) as u64) as f64)
+                .collect::<Vec<_>>(),
+        ));
+    }
     match m.io_addresses() {
         storkit_core::iova::IoAddresses::Table { pages, .. } => Ok(Float64Array::new(
             pages.iter().map(|&p| p as f64).collect::<Vec<_>>(),

@@ -8,7 +8,7 @@ export type HugepageMode = 'auto' | 'require' | 'never';
 /** What backs a DMA region. `unlocked-4k` means mlock was refused (see `note`). */
 export type DmaBacking = 'hugepage-2m' | 'locked-4k' | 'unlocked-4k';
 
-/** The address space IO addresses live in: physical today, a VFIO IOVA later. */
+/** The address space IO addresses live in: physical (pagemap), or the VFIO container's IOVA. */
 export type AddressSpace = 'physical' | 'iova';
 
 export interface DmaRegionOptions {
@@ -27,9 +27,7 @@ export class DmaRegion extends MappedRegion {
   readonly note: string | undefined;
   /** The memfd behind the region (for sharing with other processes, e.g. vhost-user). */
   readonly fd: number;
-  /** Where IO addresses come from, or null when they are unavailable (see `ioAddress`). */
-  readonly addressSpace: AddressSpace | null;
-  readonly #ioError: string | undefined;
+  #ioError: string | undefined;
   #ioTable: Float64Array | undefined;
   readonly #pageShift: number;
 
@@ -40,7 +38,6 @@ export class DmaRegion extends MappedRegion {
     this.pageSize = info.pageSize;
     this.note = info.note ?? undefined;
     this.fd = info.fd;
-    this.addressSpace = (info.ioSpace as AddressSpace | undefined) ?? null;
     this.#ioError = info.ioError ?? undefined;
     this.#pageShift = 31 - Math.clz32(info.pageSize);
   }
@@ -57,10 +54,17 @@ export class DmaRegion extends MappedRegion {
     return new DmaRegion(handle, false);
   }
 
+  /** Where IO addresses come from now, or null when they are unavailable (see `ioAddress`). */
+  get addressSpace(): AddressSpace | null {
+    return (native(() => binding.memInfo(this.handle)).ioSpace as AddressSpace | undefined) ?? null;
+  }
+
   /**
-   * The IO address of byte `offset` (physical address today). Throws NativeError `EPERM`
-   * where physical addresses are not readable (not root), `EINVAL` for a bad offset.
-   * The page table is fetched once per region; lookups are then arithmetic.
+   * The IO address of byte `offset`: its IOVA once the region is mapped into the process's
+   * VFIO container, else its physical address. Throws NativeError `EPERM` where physical
+   * addresses are not readable (not root), `EINVAL` for a bad offset. The page table is
+   * fetched once per region and worker (again after `forgetIoTable`); lookups are then
+   * arithmetic. Drivers take a device's view of addresses from `PciDevice.dmaMap`.
    */
   ioAddress(offset: number): number {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= this.size) {
@@ -74,6 +78,12 @@ export class DmaRegion extends MappedRegion {
   /** The IO address of each page, in page order. */
   ioPages(): Float64Array {
     return (this.#ioTable ?? this.#loadIoTable()).slice();
+  }
+
+  /** Drop this worker's cached IO addresses (the region was just mapped into an IOMMU). */
+  forgetIoTable(): void {
+    this.#ioTable = undefined;
+    this.#ioError = native(() => binding.memInfo(this.handle)).ioError ?? undefined;
   }
 
   #loadIoTable(): Float64Array {

@@ -11,6 +11,33 @@ export { NativeError } from './errors.js';
 export { type DmaAddr, DmaAllocator, type DmaAllocatorOptions } from './malloc.js';
 export { MmioRegion } from './mmio.js';
 export { assertAddressFree, closeFd, type ReuseportListener, reuseportListen } from './net.js';
+export {
+  attachPciDevice,
+  type IoMap,
+  ioAddressIn,
+  MODEL_IO_SHIFT,
+  ModelPciDevice,
+  type ModelPciOptions,
+  type OpenPciOptions,
+  openPciDevice,
+  PCI_CFG,
+  PCI_CLASS_NVME,
+  type PciDevice,
+  type PciDeviceAccess,
+  type PciDeviceShare,
+  type PciDriverKind,
+  type PciFunctionInfo,
+  PciFunctionModel,
+  type PciId,
+  type PciProbe,
+  PciSysfs,
+  parsePciAddress,
+  setCommandBits,
+  UioPciDevice,
+  USER_SPACE_DRIVERS,
+  VfioPciDevice,
+  vfioAvailable,
+} from './pci/index.js';
 export { DmaPool, type DmaPoolOptions } from './pool.js';
 export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
 export {

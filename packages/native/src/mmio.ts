@@ -3,8 +3,8 @@ import { native, toNativeError } from './errors.js';
 import { checkedSize, MappedRegion } from './region.js';
 
 /**
- * An MMIO window: a device BAR mapped from a file (a PCI `resourceN` file, a VFIO region
- * later) or an anonymous shared region standing in for one (device models).
+ * An MMIO window: a device BAR mapped from a file (a PCI `resourceN` file), from a VFIO
+ * device's region, or an anonymous shared region standing in for one (device models).
  *
  * Two ways to access registers, same semantics:
  * - `read32`/`write32`/`read64`/`write64`/`doorbell32` use Atomics on this worker's view:
@@ -39,6 +39,11 @@ export class MmioRegion extends MappedRegion {
       native(() => binding.memCreateShared(size)),
       true,
     );
+  }
+
+  /** Own a window the native side just mapped for this worker (a BAR through VFIO). */
+  static adopt(handle: number): MmioRegion {
+    return new MmioRegion(handle, true);
   }
 
   /** Open this worker's view of a window another worker mapped. */
