@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { report, runSeconds } from '@storkit/bench';
+
 const cli = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'storkit-bdevperf-'));
-const seconds = Number(process.env.BDEVPERF_SECONDS ?? 5);
+const seconds = runSeconds('BDEVPERF_SECONDS', 5);
 
 function config(call: object): string {
   const p = join(dir, `${Math.random().toString(36).slice(2)}.json`);
@@ -65,11 +67,21 @@ try {
     const total = /^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)/m.exec(r.stdout);
     if (r.status !== 0 || total === null) {
       console.log(`| ${name} | ${w} | failed: ${r.stderr.trim() || r.stdout.trim()} | | |`);
+      process.exitCode = 1;
       continue;
     }
     console.log(
       `| ${name} | ${w} | ${(Number(total[1]) / 1e6).toFixed(2)} M | ${Number(total[2]).toFixed(0)} | ${total[3]} |`,
     );
+    report('bdevperf, one reactor, 4 KiB, QD 128', [
+      {
+        name: `${name} ${w}`,
+        value: Math.round(Number(total[1])),
+        unit: 'IOPS',
+        better: 'higher',
+        extra: { 'avg us': Number(total[3]) },
+      },
+    ]);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

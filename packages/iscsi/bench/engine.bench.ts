@@ -1,7 +1,7 @@
 // The protocol engine alone, in memory: 4 KiB READ(10)s from a RAM LUN, 32 per receive() call,
 // through PDU parsing, CmdSN ordering, SCSI execution and Data-In encoding. No sockets.
+import { micro } from '@storkit/bench';
 import { RamBackend } from '@storkit/scsi';
-import { Bench } from 'tinybench';
 import { BHS_LENGTH, encodePdu, encodeText, IscsiTarget } from '../src/index.js';
 
 const BATCH = 32;
@@ -64,22 +64,22 @@ function fillBatch(): void {
   }
 }
 
-const bench = new Bench({ time: 2000, warmupTime: 300 });
-bench.add(`engine: ${BATCH} x 4 KiB READ(10) per receive (per command)`, async () => {
-  fillBatch();
-  pdusOut = 0;
-  const done = new Promise<void>((r) => {
-    resolveBatch = r;
-  });
-  conn.receive(batch);
-  await done;
-});
-await bench.run();
-for (const t of bench.tasks) {
-  const r = t.result;
-  if (!r || !('latency' in r)) continue;
-  const perCmdNs = (r.latency.mean * 1e6) / BATCH;
-  console.log(
-    `${t.name}: ${perCmdNs.toFixed(0)} ns/command, ${(1e9 / perCmdNs / 1e3).toFixed(0)} k commands/s`,
-  );
-}
+await micro(
+  'iSCSI engine in memory (RAM LUN, no sockets)',
+  [
+    {
+      name: `engine: ${BATCH} x 4 KiB READ(10) per receive (per command)`,
+      batch: BATCH,
+      fn: async () => {
+        fillBatch();
+        pdusOut = 0;
+        const done = new Promise<void>((r) => {
+          resolveBatch = r;
+        });
+        conn.receive(batch);
+        await done;
+      },
+    },
+  ],
+  { time: 2000, warmupTime: 300 },
+);

@@ -2,10 +2,12 @@
 // against the target served from this process on a RAM LUN. Reports IOPS and the target's own
 // CPU time (process.cpuUsage), i.e. IOPS per target CPU-second. Needs libiscsi-bin.
 import { spawn } from 'node:child_process';
+
+import { report, runSeconds } from '@storkit/bench';
 import { RamBackend } from '@storkit/scsi';
 import { IscsiServer, IscsiTarget } from '../src/index.js';
 
-const SECONDS = Number(process.env.ISCSI_PERF_SECONDS ?? 8);
+const SECONDS = runSeconds('ISCSI_PERF_SECONDS', 8);
 const ram = new RamBackend({ name: 'Malloc0', blockSize: 4096, numBlocks: 16384 });
 const target = new IscsiTarget((n) => (n === 'Malloc0' ? ram : undefined), { max_queue_depth: 128 });
 target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '0' }] });
@@ -47,5 +49,14 @@ for (const qd of [32, 128]) {
     `iscsi-perf 4 KiB randread QD ${qd}: ${iops} IOPS, target CPU ${cpuSec.toFixed(2)} s over ${SECONDS} s ` +
       `(${(cpuSec / SECONDS).toFixed(2)} cores), ${Math.round((iops * SECONDS) / cpuSec)} IOPS per target CPU-second`,
   );
+  report('libiscsi iscsi-perf against the iSCSI target in this process (node:net), 4 KiB randread', [
+    {
+      name: `iscsi-perf QD ${qd}`,
+      value: iops,
+      unit: 'IOPS',
+      better: 'higher',
+      extra: { 'IOPS per target CPU-s': Math.round((iops * SECONDS) / cpuSec) },
+    },
+  ]);
 }
 await server.close();

@@ -3,6 +3,7 @@
 # on core 1, 4 KiB random reads, QD 32 and 128, plus each target's CPU-seconds from /proc/PID/stat.
 # Usage: packages/iscsi/bench/side-by-side.sh [SECONDS] [storkit tgt options, e.g. --slice-us 20]
 # (needs libiscsi-bin and tgt; root for tgtd)
+# bench:targets 5
 set -euo pipefail
 SECS=${1:-10}
 shift || true

@@ -1,7 +1,8 @@
 // Allocator costs on the I/O path: pool get/put and aligned malloc/free, with a plain
 // JS array free-list as a floor and `new Uint8Array(4096)` as what unpooled code pays.
+
+import { micro } from '@storkit/bench';
 import { type DmaAddr, DmaAllocator, DmaPool } from '../src/index.js';
-import { runSuite } from './report.js';
 
 const N = 1000;
 const pool = DmaPool.create(1024, 4096, { align: 4096 });
@@ -12,7 +13,7 @@ const arr: number[] = Array.from({ length: 1024 }, (_, i) => i);
 const sizes = [512, 4096, 8192, 65536];
 let sink = 0;
 
-await runSuite('DMA allocator', [
+await micro('DMA allocator', [
   {
     name: 'DmaPool get+put (1 live)',
     batch: N,
@@ -30,6 +31,7 @@ await runSuite('DMA allocator', [
   },
   {
     name: 'baseline: JS array pop+push',
+    baseline: true,
     batch: N,
     fn: () => {
       for (let i = 0; i < N; i++) arr.push(arr.pop()!);
@@ -52,6 +54,7 @@ await runSuite('DMA allocator', [
   },
   {
     name: 'baseline: new Uint8Array(4096)',
+    baseline: true,
     batch: N,
     fn: () => {
       for (let i = 0; i < N; i++) sink += new Uint8Array(4096).length;

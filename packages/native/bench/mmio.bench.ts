@@ -1,11 +1,12 @@
 // Doorbell and register access: Atomics on the worker's view of the mapping vs one napi call each.
+
+import { micro } from '@storkit/bench';
 import { MmioRegion } from '../src/index.js';
-import { runSuite } from './report.js';
 
 const bar = MmioRegion.createShared(4096);
 const N = 1000;
 let sink = 0;
-await runSuite('MMIO (anonymous shared BAR)', [
+await micro('MMIO (anonymous shared BAR)', [
   {
     name: 'doorbell32 via Atomics.store on the view',
     batch: N,

@@ -1,10 +1,11 @@
 // Cost of reading the tick source through napi vs performance.now() and process.hrtime.bigint().
+
+import { micro } from '@storkit/bench';
 import { ticks } from '../src/index.js';
-import { runSuite } from './report.js';
 
 const N = 1000;
 let sink = 0;
-await runSuite('Time sources', [
+await micro('Time sources', [
   {
     name: 'ticks() (napi, TSC)',
     batch: N,
@@ -14,6 +15,7 @@ await runSuite('Time sources', [
   },
   {
     name: 'performance.now()',
+    baseline: true,
     batch: N,
     fn: () => {
       for (let i = 0; i < N; i++) sink += performance.now();
@@ -21,6 +23,7 @@ await runSuite('Time sources', [
   },
   {
     name: 'process.hrtime.bigint()',
+    baseline: true,
     batch: N,
     fn: () => {
       for (let i = 0; i < N; i++) sink += Number(process.hrtime.bigint() & 1n);

@@ -1,7 +1,8 @@
 // What a reactor pays per poll of an idle ring (one napi call, no syscall), next to the
 // bare cost of a napi call (ticks) in the same run.
+
+import { micro } from '@storkit/bench';
 import { ticks, Uring } from '../src/index.js';
-import { runSuite } from './report.js';
 
 const ring = new Uring(32);
 const N = 1000;
@@ -9,7 +10,7 @@ let sink = 0;
 const onComplete = (ud: number) => {
   sink += ud;
 };
-await runSuite('io_uring poll cost', [
+await micro('io_uring poll cost', [
   {
     name: 'Uring.reap on an idle ring',
     batch: N,
@@ -19,6 +20,7 @@ await runSuite('io_uring poll cost', [
   },
   {
     name: 'baseline: ticks() (bare napi call)',
+    baseline: true,
     batch: N,
     fn: () => {
       for (let i = 0; i < N; i++) sink += ticks();

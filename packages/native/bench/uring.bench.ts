@@ -8,12 +8,14 @@ import { closeSync, constants, openSync, read, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { report, runSeconds } from '@storkit/bench';
+
 import { DmaRegion, Uring } from '../src/index.js';
 
 const BLOCK = 4096;
 const FILE_BLOCKS = (64 * 1024 * 1024) / BLOCK;
 const QD = 32;
-const SECONDS = Number(process.env.STORKIT_BENCH_SECONDS ?? 3);
+const SECONDS = runSeconds('STORKIT_BENCH_SECONDS', 3);
 
 const path = join(tmpdir(), `storkit-uring-bench-${process.pid}`);
 writeFileSync(path, Buffer.alloc(FILE_BLOCKS * BLOCK, 0x5a));
@@ -104,6 +106,20 @@ try {
       'avg µs (QD/IOPS)': ((QD / (r.ios / r.seconds)) * 1e6).toFixed(0),
       'CPU s / s': (r.cpu / r.seconds).toFixed(2),
       'k IOPS per CPU s': (r.ios / r.cpu / 1e3).toFixed(1),
+    })),
+  );
+  report(
+    `4 KiB random read, O_DIRECT, QD ${QD}`,
+    results.map((r) => ({
+      name: r.name,
+      value: Math.round(r.ios / r.seconds),
+      unit: 'IOPS',
+      better: 'higher' as const,
+      baseline: r.name.startsWith('fs.read'),
+      extra: {
+        'CPU s / s': Number((r.cpu / r.seconds).toFixed(2)),
+        'IOPS per CPU s': Math.round(r.ios / r.cpu),
+      },
     })),
   );
 } finally {

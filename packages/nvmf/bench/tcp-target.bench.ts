@@ -7,11 +7,12 @@ import { fork } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
+import { report, runSeconds } from '@storkit/bench';
 import { cpuCount, pinThread } from '@storkit/native';
 import { NvmeController } from '@storkit/nvme';
 import { runPerf, type Workload } from '@storkit/nvme/perf';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const seconds = runSeconds('BENCH_SECONDS', 5);
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -55,6 +56,18 @@ for (const [w, q] of [
   console.log(
     `${w.padEnd(14)} ${String(q).padStart(5)} ${r.iops.toFixed(0).padStart(9)} ${r.mibps.toFixed(1).padStart(7)} ${r.avgUs.toFixed(1).padStart(7)} ${r.histogram.percentile(99).toFixed(0).padStart(7)} ${((cpu / r.ios) * 1e6).toFixed(2).padStart(19)} ${((cpu / r.seconds) * 100).toFixed(0).padStart(14)}%`,
   );
+  report('NVMe/TCP target (own process, CPU 0) from the storkit host (CPU 1), 4 KiB', [
+    {
+      name: `${w} QD ${q}`,
+      value: Math.round(r.iops),
+      unit: 'IOPS',
+      better: 'higher',
+      extra: {
+        'avg us': Number(r.avgUs.toFixed(1)),
+        'target CPU-s per M IOs': Number(((cpu / r.ios) * 1e6).toFixed(2)),
+      },
+    },
+  ]);
 }
 await c.close();
 child.send('stop');

@@ -18,6 +18,7 @@
 # is what one fully loaded target core would serve when the host, not the target, is the limit.
 # The window includes nvme-perf's start-up and connect (~0.3-0.5 s), so the share reads low by that
 # much on short runs (and the per-busy-core figure high): a hint, not a measurement to quote.
+# bench:targets 5
 set -euo pipefail
 T=${1:-10}
 ROOT=${ROOT_OVERRIDE:-$(cd "$(dirname "$0")/../../.." && pwd)}

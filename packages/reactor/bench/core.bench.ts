@@ -1,7 +1,7 @@
 // Per-operation costs of the reactor core in one thread (tinybench): ring records, the mesh
 // transport's encode + dispatch, same-reactor messages, an empty thread poll, and the setImmediate
 // yield the worker loop takes between slices. Baseline: a plain array push/shift queue.
-import { Bench } from 'tinybench';
+import { micro } from '@storkit/bench';
 
 import { codec, defineHandler, POLLER_IDLE } from '../src/index.js';
 import {
@@ -47,46 +47,55 @@ const idlePoller = empty.threads[0].registerPoller(() => POLLER_IDLE, 0, 'idle')
 void idlePoller;
 
 const q: number[] = [];
-const bench = new Bench({ time: 500 });
-bench
-  .add(`ring: ${BATCH} records write+publish+read+release`, () => {
-    for (let i = 0; i < BATCH; i++) prod.words[prod.reserve(1, 3)] = i;
-    prod.publish();
-    for (let off = cons.read(); off >= 0; off = cons.read()) sink += cons.words[off];
-    cons.release();
-  })
-  .add(`mesh: ${BATCH} messages send+flush+dispatch (u32 handler)`, () => {
-    for (let i = 0; i < BATCH; i++) a.send(to, h, i);
-    a.flush();
-    rb.poll(0);
-  })
-  .add(`thread.sendMsg + poll: ${BATCH} closures-free messages`, () => {
-    for (let i = 0; i < BATCH; i++) t.sendMsg(inc, i);
-    for (let i = 0; i < BATCH / 32; i++) t.poll(0);
-  })
-  .add(`baseline: array push+shift x${BATCH}`, () => {
-    for (let i = 0; i < BATCH; i++) q.push(i);
-    while (q.length) sink += q.shift()!;
-  })
-  .add('thread.poll, one idle active poller', () => {
-    empty.threads[0].poll(0);
-  })
-  .add('setImmediate yield (worker loop slice boundary)', async () => {
-    await new Promise((r) => setImmediate(r));
-  });
-
-await bench.run();
-console.table(
-  bench.tasks.map((task) => {
-    const r = task.result as { latency?: { mean: number }; mean?: number } | undefined;
-    const meanMs = r?.latency?.mean ?? r?.mean ?? Number.NaN;
-    const per = task.name.includes(`${BATCH}`) ? BATCH : 1;
-    return {
-      task: task.name,
-      'ns/op': Math.round((meanMs * 1e6) / per),
-      'Mops/s': Number((per / meanMs / 1e3).toFixed(2)),
-    };
-  }),
+await micro(
+  'Reactor core, one thread',
+  [
+    {
+      name: `ring: ${BATCH} records write+publish+read+release`,
+      batch: BATCH,
+      fn: () => {
+        for (let i = 0; i < BATCH; i++) prod.words[prod.reserve(1, 3)] = i;
+        prod.publish();
+        for (let off = cons.read(); off >= 0; off = cons.read()) sink += cons.words[off];
+        cons.release();
+      },
+    },
+    {
+      name: `mesh: ${BATCH} messages send+flush+dispatch (u32 handler)`,
+      batch: BATCH,
+      fn: () => {
+        for (let i = 0; i < BATCH; i++) a.send(to, h, i);
+        a.flush();
+        rb.poll(0);
+      },
+    },
+    {
+      name: `thread.sendMsg + poll: ${BATCH} closures-free messages`,
+      batch: BATCH,
+      fn: () => {
+        for (let i = 0; i < BATCH; i++) t.sendMsg(inc, i);
+        for (let i = 0; i < BATCH / 32; i++) t.poll(0);
+      },
+    },
+    {
+      name: `baseline: array push+shift x${BATCH}`,
+      batch: BATCH,
+      baseline: true,
+      fn: () => {
+        for (let i = 0; i < BATCH; i++) q.push(i);
+        while (q.length) sink += q.shift()!;
+      },
+    },
+    { name: 'thread.poll, one idle active poller', fn: () => empty.threads[0].poll(0) },
+    {
+      name: 'setImmediate yield (worker loop slice boundary)',
+      baseline: true,
+      fn: async () => {
+        await new Promise((r) => setImmediate(r));
+      },
+    },
+  ],
+  { time: 500 },
 );
 if (got < 0 || sink < 0) console.log('unreachable');
 rb.close();

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
-
+import { quick, report } from '@storkit/bench';
 import { cpuCount, tickRate } from '@storkit/native';
 import type { Remote } from 'comlink';
 import { Piscina } from 'piscina';
@@ -20,6 +20,8 @@ const WORKER = new URL('./baseline-worker.js', import.meta.url);
 const cores = cpuCount() >= 2 ? [0, 1] : [0, 0];
 const ns = (t: number) => (t * 1e9) / tickRate;
 const results: Record<string, unknown> = {};
+// --quick: a tenth of each run, to prove the suite works.
+const Q = quick() ? 0.1 : 1;
 
 async function reactorRun(
   scenario: BenchScenario,
@@ -38,11 +40,11 @@ async function reactorRun(
     signals: false,
     onReport: (v) => resolveReport(v as Record<string, number>),
   });
-  const report = await got;
+  const appReport = await got;
   const extra = during ? await during(() => app.snapshot()) : undefined;
   const r = await app.stop(0);
   if (r.code !== 0) throw new Error(`bench app failed: ${JSON.stringify(r)}`);
-  return { report, extra };
+  return { report: appReport, extra };
 }
 
 function pct(a: Float64Array, p: number): number {
@@ -159,32 +161,47 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
 {
   const runs: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const { report } = await reactorRun({ kind: 'oneway', durationUs: 2_000_000 }, { idleUs: false });
-    if (report.sumOk !== 1 || report.received !== report.sent)
-      throw new Error(`one-way lost data: ${JSON.stringify(report)}`);
-    runs.push(report.received / (report.elapsed / tickRate));
+    const { report: r } = await reactorRun({ kind: 'oneway', durationUs: 2_000_000 * Q }, { idleUs: false });
+    if (r.sumOk !== 1 || r.received !== r.sent) throw new Error(`one-way lost data: ${JSON.stringify(r)}`);
+    runs.push(r.received / (r.elapsed / tickRate));
   }
   const pm: number[] = [];
-  for (let i = 0; i < 3; i++) pm.push(await postMessageOneWay(2_000_000));
+  for (let i = 0; i < 3; i++) pm.push(await postMessageOneWay(2_000_000 * Q));
   results.oneway = {
     framework_msgs_per_s: runs.map(Math.round),
     postMessage_msgs_per_s: pm.map(Math.round),
     best_ratio: Number((Math.max(...runs) / Math.max(...pm)).toFixed(1)),
   };
   console.log('one-way', JSON.stringify(results.oneway));
+  report('one-way messages between two pinned reactors (best of 3)', [
+    { name: 'framework, one way', value: Math.round(Math.max(...runs)), unit: 'msg/s', better: 'higher' },
+    {
+      name: 'postMessage, one way',
+      value: Math.round(Math.max(...pm)),
+      unit: 'msg/s',
+      better: 'higher',
+      baseline: true,
+    },
+  ]);
 }
 
 // Round trips, polling mode, 200 k rounds, vs the baselines (20 k awaited rounds each).
 {
-  const { report } = await reactorRun({ kind: 'rtt', rounds: 200_000, warmup: 20_000 }, { idleUs: false });
+  const { report: r } = await reactorRun(
+    { kind: 'rtt', rounds: 200_000 * Q, warmup: 20_000 * Q },
+    { idleUs: false },
+  );
   const fw = {
     name: 'framework (2 polling reactors)',
-    p50_ns: Math.round(ns(report.p50Ticks)),
-    p99_ns: Math.round(ns(report.p99Ticks)),
-    min_ns: Math.round(ns(report.minTicks)),
+    p50_ns: Math.round(ns(r.p50Ticks)),
+    p99_ns: Math.round(ns(r.p99Ticks)),
+    min_ns: Math.round(ns(r.minTicks)),
   };
   // The same with both reactors sleeping whenever idle: every hop pays a doorbell wake-up.
-  const { report: w } = await reactorRun({ kind: 'rtt', rounds: 20_000, warmup: 2000 }, { idleUs: 0 });
+  const { report: w } = await reactorRun(
+    { kind: 'rtt', rounds: 20_000 * Q, warmup: 2000 * Q },
+    { idleUs: 0 },
+  );
   const rows = [
     fw,
     {
@@ -193,24 +210,45 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
       p99_ns: Math.round(ns(w.p99Ticks)),
       min_ns: Math.round(ns(w.minTicks)),
     },
-    rttRow('postMessage (MessageChannel, awaited)', await postMessageRtt(20_000)),
-    rttRow('comlink call', await comlinkRtt(20_000)),
-    rttRow('piscina.run', await piscinaRtt(20_000)),
+    rttRow('postMessage (MessageChannel, awaited)', await postMessageRtt(20_000 * Q)),
+    rttRow('comlink call', await comlinkRtt(20_000 * Q)),
+    rttRow('piscina.run', await piscinaRtt(20_000 * Q)),
   ];
   results.rtt = rows;
   console.table(rows);
+  report(
+    'round trip between two threads, p50',
+    rows.map((row, i) => ({
+      name: String(row.name),
+      value: Number(row.p50_ns),
+      unit: 'ns round trip (p50)',
+      better: 'lower' as const,
+      baseline: i >= 2,
+      extra: { p99_ns: Number(row.p99_ns), min_ns: Number(row.min_ns) },
+    })),
+  );
 }
 
 // Idle CPU of each reactor over 3 s: interrupt mode (default), with a 10 ms timed poller, and
 // polling mode (SPDK's default) as the baseline.
 {
   const rows = [
-    { mode: 'interrupt, no pollers', cpu_pct: await idleCpu({}, 0, 3) },
-    { mode: 'interrupt, 10 ms timed poller', cpu_pct: await idleCpu({}, 10_000, 3) },
-    { mode: 'polling (idleUs: false)', cpu_pct: await idleCpu({ idleUs: false }, 0, 3) },
+    { mode: 'interrupt, no pollers', cpu_pct: await idleCpu({}, 0, 3 * Q) },
+    { mode: 'interrupt, 10 ms timed poller', cpu_pct: await idleCpu({}, 10_000, 3 * Q) },
+    { mode: 'polling (idleUs: false)', cpu_pct: await idleCpu({ idleUs: false }, 0, 3 * Q) },
   ];
   results.idle = rows;
   console.table(rows.map((r) => ({ mode: r.mode, reactor0: r.cpu_pct[0], reactor1: r.cpu_pct[1] })));
+  report(
+    'CPU of an idle reactor',
+    rows.map((row, i) => ({
+      name: `idle reactor, ${row.mode}`,
+      value: Math.max(...row.cpu_pct),
+      unit: '% CPU',
+      better: 'lower' as const,
+      baseline: i === 2,
+    })),
+  );
 }
 
 // What yielding to libuv costs: iterations per second of an idle polling reactor against the
@@ -224,7 +262,7 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
       async (snap) => {
         const a = await snap();
         const t0 = performance.now();
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, 1000 * Q));
         const b = await snap();
         const s = (performance.now() - t0) / 1000;
         return {
@@ -242,6 +280,15 @@ console.log(`reactor cores: ${cores.join(',')}; tick rate ${tickRate}`);
   }
   results.yield = rows;
   console.table(rows);
+  report(
+    'idle polling reactor, yielding to libuv after each slice',
+    rows.map((row) => ({
+      name: `loop iterations, ${row.slice_us} us slices`,
+      value: Number(row.iterations_per_s),
+      unit: 'iterations/s',
+      better: 'higher' as const,
+    })),
+  );
 }
 
 console.log(JSON.stringify({ bench: 'reactor.messaging', date: new Date().toISOString(), results }));

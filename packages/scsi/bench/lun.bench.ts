@@ -1,7 +1,8 @@
 // The SCSI layer alone: one LogicalUnit over the RAM backend, 4 KiB READ(10)/WRITE(10) tasks
 // issued 32 at a time (reused tasks, as a transport pools them), completions from the backend's
 // batched setImmediate.
-import { Bench } from 'tinybench';
+import { micro } from '@storkit/bench';
+
 import { Nexus, Op, RamBackend, ScsiDevice, ScsiTask } from '../src/index.js';
 
 const BATCH = 32;
@@ -44,13 +45,11 @@ function batch(tasks: ScsiTask[]): Promise<void> {
   return p;
 }
 
-const bench = new Bench({ time: 1500, warmupTime: 300 });
-bench.add(`LUN: ${BATCH} x 4 KiB READ(10) (per command)`, () => batch(reads));
-bench.add(`LUN: ${BATCH} x 4 KiB WRITE(10) (per command)`, () => batch(writes));
-await bench.run();
-for (const t of bench.tasks) {
-  const r = t.result;
-  if (!r || !('latency' in r)) continue;
-  const ns = (r.latency.mean * 1e6) / BATCH;
-  console.log(`${t.name}: ${ns.toFixed(0)} ns/command, ${(1e9 / ns / 1e3).toFixed(0)} k commands/s`);
-}
+await micro(
+  'SCSI layer alone: one LogicalUnit over the RAM backend',
+  [
+    { name: `LUN: ${BATCH} x 4 KiB READ(10) (per command)`, batch: BATCH, fn: () => batch(reads) },
+    { name: `LUN: ${BATCH} x 4 KiB WRITE(10) (per command)`, batch: BATCH, fn: () => batch(writes) },
+  ],
+  { time: 1500, warmupTime: 300 },
+);

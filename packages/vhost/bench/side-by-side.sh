@@ -8,6 +8,7 @@
 # Usage: packages/vhost/bench/side-by-side.sh [SECONDS] [storkit tgt options, e.g. --slice-us 20]
 # (needs qemu-system-x86 / qemu-utils for qemu-storage-daemon). PROFILE=DIR also writes a V8 CPU
 # profile of the storkit tgt run to DIR (node --cpu-prof, main thread and reactor worker).
+# bench:targets 10
 set -euo pipefail
 SECS=${1:-10}
 shift || true

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
+import { report, runSeconds } from '@storkit/bench';
 import { cpuCount, pinThread } from '@storkit/native';
 import { RamBackend } from '@storkit/scsi';
 import { IoStatus } from '@storkit/scsi/backend';
@@ -14,7 +15,7 @@ import { IoStatus } from '@storkit/scsi/backend';
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
 import { pumpFor, wallClockReactor } from './pump.js';
 
-const SECONDS = Number(process.env.VHOST_BENCH_SECONDS ?? 3);
+const SECONDS = runSeconds('VHOST_BENCH_SECONDS', 3);
 const MIB = 64;
 const QD = 128;
 const BS = 4096;
@@ -65,7 +66,7 @@ function cpuOf(stat: string): number {
   return (Number(rest[11]) + Number(rest[12])) / 100;
 }
 
-async function measure(name: string, path: string, stat: string): Promise<void> {
+async function measure(name: string, path: string, stat: string, baseline = false): Promise<void> {
   const dev = await VirtioUserBlk.attach({
     path,
     name,
@@ -83,6 +84,19 @@ async function measure(name: string, path: string, stat: string): Promise<void> 
         `avg ${r.latUs.toFixed(0)} µs, target CPU ${(cpu / SECONDS).toFixed(2)} cores, ` +
         `${Math.round((r.iops * SECONDS) / Math.max(cpu, 0.01) / 1000)} k IOPS per target CPU-second`,
     );
+    report(`vhost-user-blk through storkit's virtio-user initiator, 4 KiB QD ${QD}`, [
+      {
+        name: `${name}, ${write ? 'randwrite' : 'randread'}`,
+        value: Math.round(r.iops),
+        unit: 'IOPS',
+        better: 'higher',
+        baseline,
+        extra: {
+          'avg us': Number(r.latUs.toFixed(1)),
+          'target CPU cores': Number((cpu / SECONDS).toFixed(2)),
+        },
+      },
+    ]);
   }
   dev.detach();
 }
@@ -129,7 +143,7 @@ const qsd = spawn(
 );
 try {
   for (let i = 0; i < 100 && !existsSync(qPath); i++) await new Promise((r) => setTimeout(r, 50));
-  await measure('qemu-storage-daemon (tmpfs)', qPath, `/proc/${qsd.pid}/stat`);
+  await measure('qemu-storage-daemon (tmpfs)', qPath, `/proc/${qsd.pid}/stat`, true);
 } finally {
   qsd.kill();
   rmSync(img, { force: true });
