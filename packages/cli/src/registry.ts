@@ -4,10 +4,11 @@ import { demo } from './commands/demo.js';
 import { nvmeIdentify } from './commands/nvme-identify.js';
 import { nvmePerf } from './commands/nvme-perf.js';
 import { rpc } from './commands/rpc.js';
+import { setup } from './commands/setup.js';
 import { tgt } from './commands/tgt.js';
 
 /** Every subcommand. Later packages add theirs here (tgt, rpc, bdevperf, nvme-perf, ...). */
-export const commands: readonly Command[] = [bdevperf, demo, nvmeIdentify, nvmePerf, rpc, tgt];
+export const commands: readonly Command[] = [bdevperf, demo, nvmeIdentify, nvmePerf, rpc, setup, tgt];
 
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);

@@ -56,9 +56,12 @@ export interface PciProbe {
 /** The PCI bus under a sysfs root (`/sys` on a real machine). */
 export class PciSysfs {
   readonly root: string;
+  readonly #probed: ((address: string) => void) | undefined;
 
-  constructor(root = '/sys') {
+  /** `probed` runs after each drivers_probe write: a fake tree's stand-in for the kernel. */
+  constructor(root = '/sys', probed?: (address: string) => void) {
     this.root = root;
+    this.#probed = probed;
   }
 
   devicePath(address: string): string {
@@ -146,6 +149,7 @@ export class PciSysfs {
     this.unbind(a);
     writeFileSync(join(this.devicePath(a), 'driver_override'), driver === null ? '\n' : driver);
     writeFileSync(join(this.root, 'bus/pci/drivers_probe'), a);
+    this.#probed?.(a);
     const now = this.info(a).driver;
     if (driver !== null && now !== driver) {
       throw new NativeError(`${a}: ${driver} did not take the device (driver now ${now ?? 'none'})`, 'EIO');
