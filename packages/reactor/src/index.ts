@@ -45,6 +45,7 @@ export {
 export { APP_THREAD, reactorThread, send, type ThreadRef, trySend } from './send.js';
 export {
   SockConn,
+  type SockConnectOptions,
   type SockConnHandler,
   SockHost,
   type SockHostOptions,

@@ -1,8 +1,10 @@
 // Native sockets served by a reactor poller (SPDK's sock group in the poll group poller): the
 // poller polls a native SockGroup, reads each connection into its fixed receive buffer and hands
 // the bytes to the connection's handler, and sends what handlers write, holding a buffer until the
-// kernel took all of it. Lives in @storkit/reactor so every target (nvmf, iscsi) can host its
-// protocol engine on it; it knows nothing about any protocol.
+// kernel took all of it. Lives in @storkit/reactor so every target (nvmf, iscsi) and the NVMe/TCP
+// host can put their protocol engines on it; it knows nothing about any protocol. Connections
+// come from listeners (accepted) or from `connect` (outbound, for hosts). Outside a reactor thread
+// a host is polled by its owner (`SockHost.ownerPolled`), e.g. a tool's own spin loop.
 
 import {
   SOCK_ACCEPT,
@@ -28,9 +30,15 @@ export interface SockConnHandler {
   onData(n: number): void;
   /**
    * The connection is gone: the peer closed or reset it, or `close()` was called (then this comes
-   * from the next poll, not from inside close). Called once.
+   * from the next poll, not from inside close). Called once; not after a failed outbound connect
+   * (onConnect reports that instead).
    */
   onClose(): void;
+  /**
+   * An outbound connect (`SockHost.connect`) finished: `rc` is 0 when connected, else a negative
+   * errno (-111 ECONNREFUSED, ...) and the connection is already gone (no onClose follows).
+   */
+  onConnect?(rc: number): void;
 }
 
 export interface SockListenOptions {
@@ -69,6 +77,8 @@ export class SockConn {
   readonly #iovs: Uint8Array[][] = [];
   #closing = false;
   #gone = false;
+  /** An outbound connect has not finished yet. */
+  #connecting = false;
   #addresses: SockAddresses | null = null;
   bytesIn = 0;
   bytesOut = 0;
@@ -105,6 +115,11 @@ export class SockConn {
     return this.#closing || this.#gone;
   }
 
+  /** An outbound connect is still in progress (writes queue until it finishes). */
+  get connecting(): boolean {
+    return this.#connecting;
+  }
+
   /** Buffers queued (behind a partial send, or by `queue` until `flush`). */
   get txPending(): number {
     return this.#txTail - this.#txHead;
@@ -119,7 +134,7 @@ export class SockConn {
       release();
       return;
     }
-    if (this.#txHead === this.#txTail) {
+    if (this.#txHead === this.#txTail && !this.#connecting) {
       const r = this.#group.send(this.fd, bytes, 0, bytes.length);
       if (r === bytes.length) {
         this.bytesOut += r;
@@ -161,9 +176,9 @@ export class SockConn {
     this.#enqueue(bytes, release);
   }
 
-  /** Send what is queued (unless the kernel has no room: then EPOLLOUT continues it). */
+  /** Send what is queued (unless the kernel has no room, or the connect is pending: then EPOLLOUT continues it). */
   flush(): void {
-    if (!this.#wantOut && !this.#gone) this.#send();
+    if (!this.#wantOut && !this.#gone && !this.#connecting) this.#send();
   }
 
   /** Close once queued bytes are sent; the handler's onClose follows from the poller. */
@@ -239,6 +254,19 @@ export class SockConn {
     this.#txOff = left;
   }
 
+  /** @internal an outbound connect: write interest is on until it finishes */
+  _startConnect(): void {
+    this.#connecting = true;
+    this.#wantOut = true;
+  }
+
+  /** @internal the connect finished (rc 0) or failed; returns rc */
+  _finishConnect(): number {
+    const rc = this.#group.connectError(this.fd);
+    this.#connecting = false;
+    return rc;
+  }
+
   /** @internal the kernel has room again */
   _drain(): void {
     if (this.#gone) return;
@@ -284,6 +312,8 @@ export class SockConn {
 }
 
 const RX_DEFAULT = 256 * 1024;
+/** Set only while `SockHost.ownerPolled` constructs one. */
+let ownerPolled = false;
 const EVENTS = 256;
 
 export interface SockHostOptions {
@@ -293,6 +323,14 @@ export interface SockHostOptions {
   name?: string;
 }
 
+export interface SockConnectOptions {
+  /** An IPv4 or IPv6 literal (resolve names first). */
+  host: string;
+  port: number;
+  /** Told when the connect finished (`onConnect`), then of bytes and the end as for accepted ones. */
+  handler: SockConnHandler;
+}
+
 /**
  * A native socket group served by a poller on the calling reactor thread. Handlers run as that
  * thread, from the poller. A sleeping reactor is woken by the group's waiter thread (armed through
@@ -300,7 +338,8 @@ export interface SockHostOptions {
  * a wake-up, not a maxSleepUs timeout.
  */
 export class SockHost {
-  readonly thread: Thread;
+  /** The reactor thread whose poller serves this host; null when its owner polls it. */
+  readonly thread: Thread | null;
   readonly #group = new SockGroup();
   readonly #events = new Int32Array(EVENTS * SOCK_EVENT_WORDS);
   readonly #rxBytes: number;
@@ -308,16 +347,21 @@ export class SockHost {
   readonly #listeners = new Map<number, SockListenOptions>();
   /** Connections to close (and report gone) at the next poll. */
   #retired: SockConn[] = [];
-  readonly #poller: Poller;
-  readonly #hook: SleepHook;
+  readonly #poller: Poller | null = null;
+  readonly #hook: SleepHook | null = null;
   #closed = false;
   accepted = 0;
 
+  /** A host served by a poller of the calling reactor thread (ENOTHREAD elsewhere). */
   constructor(o: SockHostOptions = {}) {
+    this.#rxBytes = o.rxBuffer ?? RX_DEFAULT;
+    if (ownerPolled) {
+      this.thread = null;
+      return;
+    }
     const t = getThread();
     if (t === null) throw new ReactorError('ENOTHREAD', 'SockHost outside a reactor thread');
     this.thread = t;
-    this.#rxBytes = o.rxBuffer ?? RX_DEFAULT;
     const host = t.host;
     this.#group.startWaiter(() => host.kick());
     const g = this.#group;
@@ -338,6 +382,39 @@ export class SockHost {
     };
     host.addSleepHook(this.#hook);
     this.#poller = t.registerPoller(this.#poll, 0, o.name ?? 'sock_group');
+  }
+
+  /**
+   * A host no poller serves: its owner calls `poll()` (a tool's spin loop, a thread-less test).
+   * Handlers then run from inside `poll`, on the owner's stack.
+   */
+  static ownerPolled(o: SockHostOptions = {}): SockHost {
+    ownerPolled = true;
+    try {
+      return new SockHost(o);
+    } finally {
+      ownerPolled = false;
+    }
+  }
+
+  /** Polled by its owner (`ownerPolled`) rather than by a reactor poller. */
+  get polledByOwner(): boolean {
+    return this.thread === null;
+  }
+
+  /**
+   * Start a non-blocking outbound connect (TCP_NODELAY). The connection is a member at once: bytes
+   * written before the connect finishes are queued and sent after it; `handler.onConnect` tells the
+   * outcome from a later poll. Throws NativeError for an address that is not an IP literal.
+   */
+  connect(o: SockConnectOptions): SockConn {
+    if (this.#closed) throw new ReactorError('ESHUTDOWN', 'socket host is closed');
+    const fd = this.#group.connect(o.host, o.port);
+    const c = new SockConn(this, this.#group, fd, new Uint8Array(this.#rxBytes));
+    c.handler = o.handler;
+    c._startConnect();
+    this.#conns.set(fd, c);
+    return c;
   }
 
   /** Listen on an address (SO_REUSEPORT: every reactor may listen on the same one). */
@@ -386,11 +463,29 @@ export class SockHost {
       }
       const c = this.#conns.get(fd);
       if (c === undefined) continue;
-      if (f & SOCK_OUT) c._drain();
+      if (c.connecting) {
+        if (!this.#connected(c)) continue;
+      } else if (f & SOCK_OUT) c._drain();
       if (f & (SOCK_IN | SOCK_HUP | SOCK_ERR) && !c._read()) this.#end(c);
     }
     return POLLER_BUSY;
   };
+
+  // An outbound connect reported writable (or an error): tell the handler how it went; on
+  // success, send what was written meanwhile (the drain also turns write interest off).
+  #connected(c: SockConn): boolean {
+    const rc = c._finishConnect();
+    if (rc !== 0) {
+      this.#conns.delete(c.fd);
+      c._gone();
+      this.#group.close(c.fd);
+      c.handler?.onConnect?.(rc);
+      return false;
+    }
+    c.handler?.onConnect?.(0);
+    c._drain();
+    return this.#conns.get(c.fd) === c;
+  }
 
   #accept(fd: number, lfd: number): void {
     const l = this.#listeners.get(lfd);
@@ -426,8 +521,8 @@ export class SockHost {
     for (const c of [...this.#conns.values()]) this.#end(c);
     this.#retired = [];
     this.#listeners.clear();
-    this.thread.host.removeSleepHook(this.#hook);
-    this.#poller.unregister();
+    if (this.thread !== null && this.#hook !== null) this.thread.host.removeSleepHook(this.#hook);
+    this.#poller?.unregister();
     this.#group.destroy();
   }
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 
 import { expect } from 'chai';
 
@@ -132,5 +132,97 @@ describe('SockHost (harness)', () => {
     expect(released).to.equal(16);
     conn.write(new Uint8Array(1), () => released++); // after the end: released at once
     expect(released).to.equal(17);
+  });
+});
+
+describe('SockHost: outbound connects, owner-polled', () => {
+  let host: SockHost;
+  let server: Server;
+  const peers: Socket[] = [];
+  beforeEach(async () => {
+    host = SockHost.ownerPolled({ rxBuffer: 1024 });
+    server = createServer((s) => peers.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+  afterEach(async () => {
+    for (const s of peers.splice(0)) s.destroy();
+    host.close();
+    await new Promise((r) => server.close(r));
+  });
+
+  /** Poll by hand (the owner's spin loop), yielding to node:net peers, until `pred` or 3 s. */
+  async function spin(pred: () => boolean): Promise<void> {
+    const end = Date.now() + 3000;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error('condition not met within 3 s');
+      host.poll();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  it('needs no reactor thread, and only its owner polls it', () => {
+    expect(host.thread).to.equal(null);
+    expect(host.polledByOwner).to.equal(true);
+    expect(() => new SockHost()).to.throw(/outside a reactor thread/);
+  });
+
+  it('connects, sends what was written before the connect finished (in order), reads, and closes', async () => {
+    const port = (server.address() as AddressInfo).port;
+    let rc: number | null = null;
+    const got: number[] = [];
+    let closed = 0;
+    const conn = host.connect({
+      host: '127.0.0.1',
+      port,
+      handler: {
+        onConnect: (r) => (rc = r),
+        onData: (n) => got.push(...conn.rx.subarray(0, n)),
+        onClose: () => closed++,
+      },
+    });
+    expect(conn.connecting).to.equal(true);
+    const released: number[] = [];
+    conn.write(Uint8Array.of(1, 2), () => released.push(1));
+    conn.queue(Uint8Array.of(3), () => released.push(2));
+    conn.flush();
+    await spin(() => rc !== null && peers.length === 1);
+    expect(rc).to.equal(0);
+    expect(conn.connecting).to.equal(false);
+    const seen: number[] = [];
+    peers[0].on('data', (d: Buffer) => seen.push(...d));
+    await spin(() => seen.length === 3);
+    expect(seen).to.deep.equal([1, 2, 3]);
+    expect(released).to.deep.equal([1, 2]);
+    peers[0].write(Uint8Array.of(9, 8, 7));
+    await spin(() => got.length === 3);
+    expect(got).to.deep.equal([9, 8, 7]);
+    const ended = once(peers[0], 'end');
+    conn.close();
+    await spin(() => closed === 1);
+    await ended;
+    expect(host.connections).to.equal(0);
+  });
+
+  it('a refused connect is reported by onConnect with the errno, and never by onClose', async () => {
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((r) => server.close(r));
+    server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    let rc: number | null = null;
+    let closed = 0;
+    let released = 0;
+    const conn = host.connect({
+      host: '127.0.0.1',
+      port,
+      handler: { onConnect: (r) => (rc = r), onData: () => {}, onClose: () => closed++ },
+    });
+    conn.write(Uint8Array.of(1), () => released++);
+    await spin(() => rc !== null);
+    expect(rc).to.equal(-111);
+    expect(released).to.equal(1);
+    expect(conn.closed).to.equal(true);
+    for (let i = 0; i < 3; i++) host.poll();
+    expect(closed).to.equal(0);
+    expect(host.connections).to.equal(0);
   });
 });
