@@ -240,7 +240,7 @@ describe('app: NVMe/TCP on two reactors', function () {
       // enabling again new I/O queues connect (their queue IDs were released on both reactors).
       const c = await split();
       try {
-        await c.setProperty(Reg.CC, 0);
+        await c.setRegister(Reg.CC, 0);
         await waitFor(
           (l) =>
             l
@@ -248,7 +248,7 @@ describe('app: NVMe/TCP on two reactors', function () {
               .map((q) => q.qid)
               .join() === '0',
         );
-        await c.setProperty(Reg.CC, CC.enabled);
+        await c.setRegister(Reg.CC, CC.enabled);
         const again: HostQpair[] = [];
         for (let k = 0; k < 4; k++) again.push(await c.allocIoQpair({ depth: 8 }));
         await waitFor((l) => l.filter((q) => q.cntlid === c.cntlid && q.qid > 0).length === 4);

@@ -11,8 +11,23 @@ describe('nvme: package exports and tools', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
     expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './bdev']);
     const host = await import('@storkit/nvme');
-    for (const k of ['NvmeController', 'HostQpair', 'discover', 'parseTransportId', 'NvmeStatusError'])
-      expect(host).to.have.property(k);
+    expect(Object.keys(host).sort()).to.deep.equal([
+      'ConnectError',
+      'HostQpairError',
+      'NvmeController',
+      'NvmeStatusError',
+      'NvmeTcpProtocolError',
+      'STATUS_ABORTED_SQ_DELETION',
+      'STATUS_TRANSPORT_ERROR',
+      'TcpHostQpair',
+      'TransportIdError',
+      'discover',
+      'formatTransportId',
+      'getTransport',
+      'normalizePciAddress',
+      'parseTransportId',
+      'registerTransport',
+    ]);
     const perf = await import('@storkit/nvme/perf');
     expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);
   });

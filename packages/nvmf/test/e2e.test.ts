@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { type Completion, discover, type HostQpair, NvmeController } from '@storkit/nvme';
+import { type Completion, discover, type HostQpair, NvmeController, type TcpHostQpair } from '@storkit/nvme';
 import {
   AdminOpcode,
   CommandSpecificStatus,
@@ -64,7 +64,7 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       );
       const c = await NvmeController.connect(f.trid, { hdgst, ddgst });
       try {
-        const qp = await c.allocIoQpair({ depth: 16 });
+        const qp = (await c.allocIoQpair({ depth: 16 })) as TcpHostQpair;
         expect(qp.hdgst).to.equal(hdgst);
         expect(qp.ddgst).to.equal(ddgst);
         const model = new Uint8Array(f.ram.data.length);
@@ -419,8 +419,8 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
   it('tears a controller down when its keep alive timer expires', async () => {
     const f = await startTarget();
     try {
-      const { HostQpair } = await import('@storkit/nvme');
-      const admin = new HostQpair({
+      const { TcpHostQpair } = await import('@storkit/nvme');
+      const admin = new TcpHostQpair({
         traddr: '127.0.0.1',
         trsvcid: String(f.port),
         qid: 0,

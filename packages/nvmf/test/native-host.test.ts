@@ -1,4 +1,4 @@
-// The NVMe/TCP host on its native socket (HostQpair socket: 'native') against the in-process
+// The NVMe/TCP host on a native socket group (TcpHostQpair socket: 'native') against the in-process
 // target: data integrity with and without digests, a send buffer the kernel cannot take at once,
 // and connections that end under outstanding commands.
 
@@ -8,10 +8,10 @@ import net from 'node:net';
 
 import {
   type Completion,
-  HostQpair,
   HostQpairError,
   NvmeController,
   STATUS_ABORTED_SQ_DELETION,
+  TcpHostQpair,
 } from '@storkit/nvme';
 import { expect } from 'chai';
 
@@ -63,7 +63,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
       const f = await startTarget({ in_capsule_data_size: 4096, io_unit_size: 8192 }, { blocks: 8192 });
       const c = await NvmeController.connect(f.trid, { hdgst, ddgst });
       try {
-        const qp = await c.allocIoQpair({ depth: 32, socket: 'native' });
+        const qp = (await c.allocIoQpair({ depth: 32, socket: 'native' })) as TcpHostQpair;
         expect(qp.native).to.equal(true);
         expect(qp.hdgst).to.equal(hdgst);
         expect(qp.ddgst).to.equal(ddgst);
@@ -110,7 +110,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
     const trid = await relay.listen();
     const c = await NvmeController.connect(trid, {});
     try {
-      const qp = await c.allocIoQpair({ depth: 65, socket: 'native' });
+      const qp = (await c.allocIoQpair({ depth: 65, socket: 'native' })) as TcpHostQpair;
       const ioSock = relay.hostSide[relay.hostSide.length - 1];
       ioSock.pause();
       const model = new Uint8Array(f.ram.data.length);
@@ -153,7 +153,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
       const trid = await relay.listen();
       const c = await NvmeController.connect(trid, {});
       try {
-        const qp = await c.allocIoQpair({ depth: 16, socket: 'native' });
+        const qp = (await c.allocIoQpair({ depth: 16, socket: 'native' })) as TcpHostQpair;
         const failures: Error[] = [];
         const prev = qp.onFailure;
         qp.onFailure = (q, e) => {
@@ -194,7 +194,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
 
   it('a refused connection rejects open() with ERR_NVME_QPAIR_CONNECT', async () => {
     const port = await freePort();
-    const qp = new HostQpair({
+    const qp = new TcpHostQpair({
       traddr: '127.0.0.1',
       trsvcid: String(port),
       qid: 1,
@@ -216,7 +216,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
     if ((await lookup('localhost')).address !== '127.0.0.1') this.skip();
     const f = await startTarget();
     try {
-      const qp = new HostQpair({
+      const qp = new TcpHostQpair({
         traddr: 'localhost',
         trsvcid: String(f.port),
         qid: 1,
@@ -235,7 +235,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
   it('a native qpair cannot poll itself (autoPoll)', () => {
     expect(
       () =>
-        new HostQpair({
+        new TcpHostQpair({
           traddr: '127.0.0.1',
           trsvcid: '1',
           qid: 0,
@@ -250,7 +250,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
     const f = await startTarget();
     const c = await NvmeController.connect(f.trid, {});
     try {
-      const qp = await c.allocIoQpair({ depth: 8, socket: 'native' });
+      const qp = (await c.allocIoQpair({ depth: 8, socket: 'native' })) as TcpHostQpair;
       await c.reset();
       expect(qp.connected).to.equal(true);
       expect(qp.native).to.equal(true);

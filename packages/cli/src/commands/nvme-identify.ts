@@ -36,7 +36,9 @@ export const nvmeIdentify: Command = {
       const d = c.cdata;
       out.push(
         '=====================================================',
-        `NVMe over Fabrics controller at ${t.traddr}:${t.trsvcid}: ${t.subnqn}`,
+        t.trtype === 'PCIe'
+          ? `NVMe controller at ${t.traddr}`
+          : `NVMe over Fabrics controller at ${t.traddr}:${t.trsvcid}: ${t.subnqn}`,
         '=====================================================',
         'Controller Capabilities/Features',
         '================================',

@@ -1,5 +1,5 @@
 import { currentCpu, pinThread } from '@storkit/native';
-import { NvmeController, parseTransportId, type QpairSocket } from '@storkit/nvme';
+import { NvmeController, parseTransportId } from '@storkit/nvme';
 import { runPerf, type Workload } from '@storkit/nvme/perf';
 
 import { type Command, UsageError } from '../command.js';
@@ -18,7 +18,7 @@ Drives an NVMe/TCP namespace from polled I/O qpairs, like SPDK's perf.
   -n NSID      namespace (default 1)
   --warmup S   seconds to run before measuring (default 0)
   --hdgst / --ddgst   enable NVMe/TCP header / data digests
-  --sock KIND  I/O qpair sockets: native (default; polled SockGroup sockets) | node (node:net)`;
+  --sock KIND  NVMe/TCP I/O qpair sockets: native (default; one polled socket group) | node (node:net)`;
 
 const WORKLOADS = ['read', 'write', 'randread', 'randwrite', 'rw', 'randrw'];
 
@@ -56,7 +56,7 @@ export const nvmePerf: Command = {
     let hdgst = false;
     let ddgst = false;
     let nq = 1;
-    let sock: QpairSocket = 'native';
+    let sock: 'native' | 'node' = 'native';
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       const v = (): string | undefined => argv[++i];
@@ -104,7 +104,8 @@ export const nvmePerf: Command = {
       });
       const cpu = process.cpuUsage(cpuBefore);
       for (const qp of qps) await c.freeIoQpair(qp);
-      const name = `TCP (addr:${tr.traddr} subnqn:${tr.subnqn}) NSID ${nsid} from core ${currentCpu()}`;
+      const where = tr.trtype === 'PCIe' ? tr.traddr : `addr:${tr.traddr} subnqn:${tr.subnqn}`;
+      const name = `${tr.trtype} (${where}) NSID ${nsid} from core ${currentCpu()}`;
       const h = r.histogram;
       const lines = [
         `Initialization complete. Launching workers.`,

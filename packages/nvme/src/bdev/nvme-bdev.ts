@@ -1,9 +1,11 @@
-// The nvme bdev module (SPDK's bdev_nvme): a remote NVMe/TCP controller's namespaces as bdevs
-// `<name>n<nsid>`, so any target can re-export them. The controller (admin queue, keep alive) lives
-// on the reactor that attached it; every thread that opens a channel gets its own I/O qpair of that
-// controller (one per reactor in the app), polled by a poller on that thread. Other reactors
-// register the same bdevs from the attaching reactor's replay (controller ID, host identity,
-// namespace geometry), without a controller of their own.
+// The nvme bdev module (SPDK's bdev_nvme): a controller's namespaces as bdevs `<name>n<nsid>`, so
+// any target can re-export them. The controller (admin queue, keep alive) lives on the reactor that
+// attached it; every thread that opens a channel gets its own I/O qpair of that controller (one per
+// reactor in the app), polled by a poller on that thread: the channel asks the attaching reactor
+// for a grant (host/transport.ts: a queue ID, and whatever only the admin queue can set up) and
+// opens the qpair from it. NVMe/TCP qpairs join their thread's native socket group, served by
+// its poller. Other reactors register the same bdevs from the attaching reactor's replay
+// (namespace geometry), without a controller of their own.
 //
 // Losing the connection (SPDK's bdev_nvme reset path): a channel whose qpair fails queues its I/O
 // (those in flight come back as ABORTED - SQ DELETION and are retried, up to RETRY_COUNT times),
@@ -40,11 +42,14 @@ import {
   reactorIndex,
   reactorThread,
   registerPoller,
+  SockHost,
   send,
   type Thread,
 } from '@storkit/reactor';
 import { NvmeController } from '../host/controller.js';
-import { type Completion, HostQpair } from '../host/qpair.js';
+import type { Completion, HostQpair } from '../host/qpair.js';
+import { getTransport, type IoQpairGrant } from '../host/transport.js';
+import { parseTransportId, type TransportId, type TrType } from '../host/trid.js';
 
 export const nvmeModule: BdevModule = { name: 'nvme' };
 bdevModuleRegister(nvmeModule);
@@ -71,13 +76,14 @@ export interface NvmeAttachParams {
 /** What the attaching reactor hands the others so they register the same bdevs. */
 export interface NvmeAttachReplay {
   params: NvmeAttachParams;
+  /** The transport (from params.trtype, spelled as registered). */
+  trtype: TrType;
+  /** The controller ID (as of the last reset). */
   cntlid: number;
   hostnqn: string;
-  /** 16 bytes as hex. */
-  hostid: string;
+  /** Entries of each channel's I/O qpair. */
   depth: number;
   maxTransfer: number;
-  inCapsuleData: number;
   namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string }[];
   /** The reactor holding the controller (its admin queue), -1 outside reactor workers. */
   owner: number;
@@ -102,7 +108,10 @@ enum Ch {
 }
 
 interface ChannelCtx {
-  qp: HostQpair;
+  /** The I/O qpair (null until the first one connected). */
+  qp: HostQpair | null;
+  /** What `qp` was opened from, to give back to the controller when it closes. */
+  grant: IoQpairGrant | null;
   thread: Thread;
   poller: Poller;
   state: Ch;
@@ -136,7 +145,6 @@ class NvmeCtrlr {
   /** Controller resets done (attaching reactor only). */
   resets = 0;
   closed = false;
-  #qidSeq = 0;
   #lostSince = 0;
   #resetting = false;
   #timer: NodeJS.Timeout | undefined;
@@ -154,42 +162,21 @@ class NvmeCtrlr {
     });
   }
 
-  /**
-   * A queue ID no other thread of any reactor uses: in reactor workers (one isolate each) reactor
-   * index + reactor count * this isolate's sequence; in one isolate (the test harness) the sequence.
-   */
-  #nextQid(): number {
-    const n = workerReactors();
-    return n === 0 ? 1 + this.#qidSeq++ : 1 + reactorIndex() + n * this.#qidSeq++;
-  }
-
-  #newQpair(): HostQpair {
-    const r = this.replay;
-    const p = r.params;
-    return new HostQpair({
-      traddr: p.traddr,
-      trsvcid: String(p.trsvcid ?? '4420'),
-      qid: this.#nextQid(),
-      depth: r.depth,
-      hdgst: p.hdgst ?? false,
-      ddgst: p.ddgst ?? false,
-      maxTransfer: r.maxTransfer,
-      inCapsuleData: r.inCapsuleData,
-    });
-  }
-
   #createChannel(): ChannelCtx {
+    const thread = getThread()!;
     const ctx: ChannelCtx = {
-      qp: this.#newQpair(),
-      thread: getThread()!,
+      qp: null,
+      grant: null,
+      thread,
       poller: null as unknown as Poller,
       state: Ch.Connecting,
       destroyed: false,
       connectFailures: 0,
       pending: [],
     };
+    threadSockHost(thread, +1);
     ctx.poller = registerPoller(
-      () => (ctx.qp.processCompletions() > 0 ? POLLER_BUSY : POLLER_IDLE),
+      () => (ctx.qp !== null && ctx.qp.processCompletions() > 0 ? POLLER_BUSY : POLLER_IDLE),
       0,
       'bdev_nvme_poll',
     );
@@ -200,28 +187,64 @@ class NvmeCtrlr {
     return ctx;
   }
 
-  /** Connect the channel's (new) qpair with the current controller ID; runs on the channel's thread. */
+  /** Get a grant from the attaching reactor and open the channel's qpair; runs on the channel's thread. */
   #connectChannel(ctx: ChannelCtx): void {
-    const r = this.replay;
-    const qp = ctx.qp;
     ctx.state = Ch.Connecting;
-    const hostid = Uint8Array.from(Buffer.from(r.hostid, 'hex'));
-    qp.onFailure = () => ctx.thread.sendMsg(() => this.#qpairLost(ctx, qp));
-    qp.open()
-      .then(() => qp.connect(r.params.subnqn ?? '', r.hostnqn, hostid, r.cntlid, 0))
+    const transport = getTransport(this.replay.trtype)!;
+    let grant: IoQpairGrant | null = null;
+    this.#grant()
+      .then((g) => {
+        grant = g;
+        return onThread(ctx.thread, () =>
+          transport.openIoQpair(g, { sockHost: threadSockHost(ctx.thread, 0) }),
+        );
+      })
       .then(
-        () => ctx.thread.sendMsg(() => this.#connected(ctx, qp, true)),
-        () => ctx.thread.sendMsg(() => this.#connected(ctx, qp, false)),
+        (qp) => ctx.thread.sendMsg(() => this.#connected(ctx, qp, grant)),
+        () => ctx.thread.sendMsg(() => this.#connected(ctx, null, grant)),
       );
   }
 
-  #connected(ctx: ChannelCtx, qp: HostQpair, ok: boolean): void {
-    if (ctx.destroyed || ctx.qp !== qp || ctx.state !== Ch.Connecting) return;
-    if (!ok) {
-      ctx.connectFailures++;
-      this.#qpairLost(ctx, qp);
+  /** A grant for one more I/O qpair, from the controller (asked for by message on other reactors). */
+  #grant(): Promise<IoQpairGrant> {
+    if (this.controller !== null) return this.controller.grantIoQpair({ depth: this.replay.depth });
+    return askOwner(this.replay.owner, this.name);
+  }
+
+  /** Give a closed qpair's grant back to the controller. */
+  #release(grant: IoQpairGrant | null): void {
+    if (grant === null) return;
+    if (this.controller !== null) void this.controller.releaseIoQpair(grant).catch(() => {});
+    else if (this.replay.owner >= 0)
+      send(reactorThread(this.replay.owner), releaseMsg, { name: this.name, grant });
+  }
+
+  /** Close the channel's qpair (its commands complete, aborted, into `pending`) and release it. */
+  #dropQpair(ctx: ChannelCtx): void {
+    const qp = ctx.qp;
+    if (qp === null) return;
+    qp.close();
+    qp.processCompletions();
+    this.#release(ctx.grant);
+    ctx.grant = null;
+  }
+
+  #connected(ctx: ChannelCtx, qp: HostQpair | null, grant: IoQpairGrant | null): void {
+    if (ctx.destroyed || ctx.state !== Ch.Connecting) {
+      qp?.close();
+      this.#release(grant);
       return;
     }
+    if (qp === null) {
+      this.#release(grant);
+      ctx.connectFailures++;
+      this.#qpairLost(ctx, ctx.qp);
+      return;
+    }
+    this.#dropQpair(ctx);
+    ctx.qp = qp;
+    ctx.grant = grant;
+    qp.onFailure = () => ctx.thread.sendMsg(() => this.#qpairLost(ctx, qp));
     ctx.connectFailures = 0;
     ctx.state = Ch.Ready;
     const q = ctx.pending.splice(0);
@@ -229,7 +252,7 @@ class NvmeCtrlr {
   }
 
   /** The channel's qpair failed or could not connect: queue I/O and have the controller reset. */
-  #qpairLost(ctx: ChannelCtx, qp: HostQpair): void {
+  #qpairLost(ctx: ChannelCtx, qp: HostQpair | null): void {
     if (ctx.destroyed || ctx.qp !== qp || ctx.state === Ch.Failed || ctx.state === Ch.Resetting) return;
     if (ctx.connectFailures >= MAX_CONNECT_FAILURES) {
       this.#failChannel(ctx);
@@ -237,15 +260,14 @@ class NvmeCtrlr {
     }
     ctx.state = Ch.Resetting;
     // Requests still in flight complete (SQ deletion) into `pending` through the poller.
-    qp.close();
+    qp?.close();
     if (this.replay.owner < 0 || this.controller !== null) this.ownerReset();
     else send(reactorThread(this.replay.owner), resetRequest, this.name);
   }
 
   #failChannel(ctx: ChannelCtx): void {
     ctx.state = Ch.Failed;
-    ctx.qp.close();
-    ctx.qp.processCompletions();
+    this.#dropQpair(ctx);
     for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
   }
 
@@ -257,7 +279,7 @@ class NvmeCtrlr {
       return;
     }
     ic.retries++;
-    if (ctx.state === Ch.Ready && !ctx.qp.failed) submit(ctx, io);
+    if (ctx.state === Ch.Ready && ctx.qp !== null && !ctx.qp.failed) submit(ctx, io);
     else ctx.pending.push(io);
   }
 
@@ -339,11 +361,11 @@ class NvmeCtrlr {
           this.#failChannel(ctx);
           return;
         }
-        if (ctx.state === Ch.Ready && !ctx.qp.failed) return;
-        const old = ctx.qp;
-        old.close();
-        old.processCompletions();
-        ctx.qp = this.#newQpair();
+        if (ctx.state === Ch.Ready && ctx.qp !== null && !ctx.qp.failed) return;
+        // The old qpair's grant died with the reset: only close it.
+        ctx.qp?.close();
+        ctx.qp?.processCompletions();
+        ctx.grant = null;
         this.#connectChannel(ctx);
       });
   }
@@ -352,8 +374,8 @@ class NvmeCtrlr {
     ctx.destroyed = true;
     this.channels.delete(ctx);
     ctx.poller.unregister();
-    ctx.qp.close();
-    ctx.qp.processCompletions();
+    this.#dropQpair(ctx);
+    threadSockHost(ctx.thread, -1);
     ctx.state = Ch.Failed;
     for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
   }
@@ -431,7 +453,7 @@ const done: Completion<BdevIo> = (io, status) => {
 
 /** One bdev_io onto the channel's qpair (the bdev layer split it to one iovec and MDTS). */
 function submit(ctx: ChannelCtx, io: BdevIo): void {
-  const qp = ctx.qp;
+  const qp = ctx.qp!;
   const nsid = (io.bdev.ctxt as NsCtxt).nsid;
   const lba = io.offsetBlocks;
   const n = io.numBlocks;
@@ -488,6 +510,77 @@ function ctrlrState(m: StateMsg): void {
   ctrlrs.get(m.name)?.applyState(m.state, m.cntlid, m.fastFail);
 }
 
+/** Each thread's socket group for the I/O qpairs of its channels (served by a poller of that thread). */
+const sockHosts = new Map<Thread, { host: SockHost; refs: number }>();
+
+/** `delta` +1: a channel of `thread` needs the group (made on first use: call as that thread); -1: done. */
+function threadSockHost(thread: Thread, delta: number): SockHost {
+  let e = sockHosts.get(thread);
+  if (e === undefined) {
+    e = { host: new SockHost({ name: 'bdev_nvme_sock_group' }), refs: 0 };
+    sockHosts.set(thread, e);
+  }
+  e.refs += delta;
+  if (e.refs <= 0) {
+    sockHosts.delete(thread);
+    e.host.close();
+  }
+  return e.host;
+}
+
+interface GrantRequest {
+  name: string;
+  reactor: number;
+  token: number;
+}
+interface GrantReply {
+  token: number;
+  grant: IoQpairGrant | null;
+  error: string;
+}
+const waitingGrants = new Map<number, { resolve(g: IoQpairGrant): void; reject(e: Error): void }>();
+let nextGrantToken = 1;
+
+/** Ask the attaching reactor's controller for an I/O qpair grant. */
+function askOwner(owner: number, name: string): Promise<IoQpairGrant> {
+  const token = nextGrantToken++;
+  return new Promise((resolve, reject) => {
+    waitingGrants.set(token, { resolve, reject });
+    send(reactorThread(owner), grantRequest, { name, reactor: reactorIndex(), token });
+  });
+}
+
+/** On the attaching reactor: grant a channel of another reactor an I/O qpair. */
+const grantRequest = defineHandler('bdev_nvme.grant_request', codec.json<GrantRequest>(), (m) => {
+  const reply = (grant: IoQpairGrant | null, error: string): void =>
+    send(reactorThread(m.reactor), grantReply, { token: m.token, grant, error });
+  const c = ctrlrs.get(m.name)?.controller;
+  if (!c) {
+    reply(null, `no nvme controller ${m.name} on this reactor`);
+    return;
+  }
+  c.grantIoQpair({ depth: ctrlrs.get(m.name)!.replay.depth }).then(
+    (g) => reply(g, ''),
+    (e: Error) => reply(null, e.message),
+  );
+});
+const grantReply = defineHandler('bdev_nvme.grant', codec.json<GrantReply>(), (m) => {
+  const w = waitingGrants.get(m.token);
+  waitingGrants.delete(m.token);
+  if (m.grant !== null) w?.resolve(m.grant);
+  else w?.reject(new BdevError('ENODEV', m.error));
+});
+/** A channel of another reactor closed the qpair of a grant. */
+const releaseMsg = defineHandler(
+  'bdev_nvme.grant_release',
+  codec.json<{ name: string; grant: IoQpairGrant }>(),
+  (m) =>
+    void ctrlrs
+      .get(m.name)
+      ?.controller?.releaseIoQpair(m.grant)
+      .catch(() => {}),
+);
+
 /** A channel on another reactor lost its qpair: the attaching reactor resets the controller. */
 const resetRequest = defineHandler('bdev_nvme.reset_request', codec.utf8, (name) =>
   ctrlrs.get(name)?.ownerReset(),
@@ -496,7 +589,7 @@ const resetRequest = defineHandler('bdev_nvme.reset_request', codec.utf8, (name)
 const stateMsg = defineHandler('bdev_nvme.ctrlr_state', codec.json<StateMsg>(), ctrlrState);
 
 /** Run `fn` as `thread` (now if it is current) and resolve with its result. */
-function onThread<T>(thread: Thread, fn: () => T): Promise<T> {
+function onThread<T>(thread: Thread, fn: () => T | Promise<T>): Promise<T> {
   if (getThread() === thread) return Promise.resolve().then(fn);
   return new Promise<T>((resolve, reject) =>
     thread.sendMsg(() => {
@@ -509,14 +602,20 @@ function onThread<T>(thread: Thread, fn: () => T): Promise<T> {
   );
 }
 
+/** The transport ID of attach params, as SPDK shows it (bdev_nvme_get_controllers, driver_specific). */
 function tridOf(p: NvmeAttachParams): Record<string, string> {
-  return {
-    trtype: 'TCP',
-    adrfam: p.adrfam ?? 'IPv4',
-    traddr: p.traddr,
-    trsvcid: String(p.trsvcid ?? '4420'),
-    subnqn: p.subnqn ?? '',
-  };
+  const t = parseTransportId(tridString(p));
+  if (t.trtype === 'PCIe') return { trtype: t.trtype, traddr: t.traddr };
+  return { trtype: t.trtype, adrfam: t.adrfam, traddr: t.traddr, trsvcid: t.trsvcid, subnqn: p.subnqn ?? '' };
+}
+
+/** Attach params as an SPDK transport ID string. */
+function tridString(p: NvmeAttachParams): string {
+  const kv: string[] = [`trtype:${p.trtype}`, `traddr:${p.traddr}`];
+  if (p.adrfam !== undefined) kv.push(`adrfam:${p.adrfam}`);
+  if (p.trsvcid !== undefined) kv.push(`trsvcid:${p.trsvcid}`);
+  if (p.subnqn !== undefined && p.subnqn !== '') kv.push(`subnqn:${p.subnqn}`);
+  return kv.join(' ');
 }
 
 /** Reactors of the app in a reactor worker; 0 outside one (the test harness: one isolate). */
@@ -535,8 +634,17 @@ function currentReactor(): number {
 function check(p: NvmeAttachParams): void {
   if (typeof p?.name !== 'string' || p.name === '')
     throw new BdevError('EINVAL', 'bdev_nvme_attach_controller: name is required');
-  if (String(p.trtype).toUpperCase() !== 'TCP')
-    throw new BdevError('EINVAL', `bdev_nvme_attach_controller: unsupported trtype '${p.trtype}' (TCP only)`);
+  let trid: TransportId;
+  try {
+    trid = parseTransportId(tridString(p));
+  } catch (e) {
+    throw new BdevError('EINVAL', `bdev_nvme_attach_controller: ${(e as Error).message}`);
+  }
+  if (getTransport(trid.trtype) === undefined)
+    throw new BdevError(
+      'EINVAL',
+      `bdev_nvme_attach_controller: unsupported trtype '${p.trtype}' (no ${trid.trtype} transport)`,
+    );
   if (ctrlrs.has(p.name)) throw new BdevError('EEXIST', `nvme controller ${p.name} exists`);
 }
 
@@ -551,8 +659,7 @@ export async function bdevNvmeAttachController(
   const thread = getThread();
   if (thread === null)
     throw new BdevError('ENOTHREAD', 'bdev_nvme_attach_controller must run on a reactor thread');
-  const t = tridOf(p);
-  const trid = `trtype:TCP adrfam:${t.adrfam} traddr:${t.traddr} trsvcid:${t.trsvcid} subnqn:${t.subnqn}`;
+  const trid = parseTransportId(tridString(p));
   const c = await NvmeController.connect(trid, { hostnqn: p.hostnqn, hdgst: p.hdgst, ddgst: p.ddgst });
   try {
     const namespaces: NvmeAttachReplay['namespaces'] = [];
@@ -562,13 +669,12 @@ export async function bdevNvmeAttachController(
     }
     const replay: NvmeAttachReplay = {
       params: { ...p },
+      trtype: trid.trtype,
       cntlid: c.cntlid,
       hostnqn: c.hostnqn,
-      hostid: Buffer.from(c.hostid).toString('hex'),
       depth: Math.min(QUEUE_DEPTH, c.maxQueueEntries),
       owner: currentReactor(),
       maxTransfer: c.maxTransferSize,
-      inCapsuleData: Math.max(0, c.cdata.ioccsz * 16 - 64),
       namespaces,
     };
     // Register as the calling thread (the awaits above resumed outside any thread).

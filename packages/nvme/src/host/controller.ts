@@ -1,7 +1,8 @@
-// An NVMe controller reached over NVMe/TCP: the admin queue, controller enable through properties,
-// identify, features, log pages, keep alive, asynchronous events, I/O qpair creation, command
-// timeouts (abort, then reset) and controller reset with reconnect. Admin work returns promises;
-// I/O goes through HostQpair's polled, allocation-free path.
+// An NVMe controller, whatever the transport (host/transport.ts; NVMe/TCP in ../tcp): the admin
+// queue, controller enable through registers, identify, features, log pages, keep alive,
+// asynchronous events, I/O qpair grants and creation, command timeouts (abort, then reset) and
+// controller reset with reconnect. Admin work returns promises; I/O goes through HostQpair's
+// polled, allocation-free path.
 
 import { randomUUID } from 'node:crypto';
 
@@ -9,12 +10,10 @@ import {
   AdminOpcode,
   CC,
   Cns,
-  CSTS,
   DISCOVERY_ENTRY_SIZE,
   DISCOVERY_HEADER_SIZE,
   DISCOVERY_NQN,
   type DiscoveryEntry,
-  DYNAMIC_CNTLID,
   decodeCap,
   decodeDiscoveryEntry,
   decodeDiscoveryLogHeader,
@@ -22,7 +21,6 @@ import {
   decodeIdentifyNamespace,
   decodeNamespaceDescriptors,
   decodeNamespaceList,
-  FabricsType,
   Feature,
   getLogPageCdws,
   IDENTIFY_SIZE,
@@ -37,8 +35,21 @@ import {
   uuidToBytes,
   versionString,
 } from '@storkit/nvme-spec';
-import { type CommandSpec, HostQpair, type QpairSocket } from './qpair.js';
+import { SockHost } from '@storkit/reactor';
+
+import { tcpTransport } from '../tcp/transport.js';
+import type { CommandSpec, HostQpair } from './qpair.js';
+import {
+  type ControllerLink,
+  getTransport,
+  type IoQpairGrant,
+  type IoQpairOptions,
+  type NvmeTransport,
+  registerTransport,
+} from './transport.js';
 import { parseTransportId, type TransportId } from './trid.js';
+
+registerTransport(tcpTransport);
 
 export interface ControllerOptions {
   hostnqn?: string;
@@ -60,15 +71,6 @@ export interface ControllerOptions {
   ctrlrLossTimeoutMs?: number;
 }
 
-export interface IoQpairOptions {
-  /** Queue entries (default 128, capped by the controller's MQES). */
-  depth?: number;
-  /** Host PDU data alignment (ICReq HPDA, 0-31). */
-  hpda?: number;
-  /** 'native': the qpair's own polled SockGroup socket instead of node:net (see HostQpairOptions). */
-  socket?: QpairSocket;
-}
-
 export interface AdminResult {
   status: number;
   dw0: number;
@@ -82,15 +84,21 @@ export class NvmeController {
   readonly trid: TransportId;
   readonly hostnqn: string;
   readonly hostid: Uint8Array;
+  readonly transport: NvmeTransport;
   readonly #opts: ControllerOptions;
-  admin: HostQpair;
+  #link: ControllerLink | null = null;
   cntlid = 0;
   cdata!: IdentifyController;
   /** Queue entries the controller supports (CAP.MQES + 1). */
   maxQueueEntries = 0;
   version = '';
+  /** I/O qpairs this controller opened on its own thread (reconnected in place by a reset). */
   readonly ioQpairs = new Set<HostQpair>();
-  #nextQid = 1;
+  readonly #grants = new Map<HostQpair, IoQpairGrant>();
+  /** Queue IDs granted and not yet released. */
+  readonly #qids = new Set<number>();
+  /** The socket group of native I/O qpairs given none (polled by their processCompletions). */
+  #sockHost: SockHost | null = null;
   #kaTimer: NodeJS.Timeout | undefined;
   #aerHandlers: ((dw0: number) => void)[] = [];
   #closed = false;
@@ -100,12 +108,20 @@ export class NvmeController {
   readonly events: { aer: number; timeouts: number; aborts: number } = { aer: 0, timeouts: 0, aborts: 0 };
 
   private constructor(trid: TransportId, o: ControllerOptions) {
+    const t = getTransport(trid.trtype);
+    if (t === undefined) throw new Error(`no NVMe transport for trtype ${trid.trtype} in this build`);
+    this.transport = t;
     this.trid = trid;
     this.#opts = o;
     const hostid = o.hostid ?? DEFAULT_HOSTID;
     this.hostid = uuidToBytes(hostid);
     this.hostnqn = o.hostnqn ?? trid.hostnqn ?? defaultHostnqn(hostid);
-    this.admin = this.#newAdmin();
+  }
+
+  /** The admin queue (of the current link: a reset replaces it). */
+  get admin(): HostQpair {
+    if (this.#link === null) throw new Error('controller not connected');
+    return this.#link.admin;
   }
 
   get isDiscovery(): boolean {
@@ -114,24 +130,6 @@ export class NvmeController {
 
   get #kato(): number {
     return this.#opts.kato ?? (this.isDiscovery ? 0 : 10000);
-  }
-
-  #newAdmin(): HostQpair {
-    const qp = new HostQpair({
-      traddr: this.trid.traddr,
-      trsvcid: this.trid.trsvcid,
-      qid: 0,
-      depth: this.#opts.adminDepth ?? 32,
-      hdgst: this.#opts.hdgst,
-      ddgst: this.#opts.ddgst,
-      maxTransfer: 1 << 20,
-      inCapsuleData: 8192,
-      timeoutMs: this.#opts.timeoutMs ?? 0,
-      autoPoll: true,
-    });
-    qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
-    qp.onFailure = () => this.#lost();
-    return qp;
   }
 
   #lostSince = 0;
@@ -175,27 +173,24 @@ export class NvmeController {
   }
 
   async #bringUp(): Promise<void> {
-    await this.admin.open();
-    this.cntlid = await this.admin.connect(
-      this.trid.subnqn,
-      this.hostnqn,
-      this.hostid,
-      DYNAMIC_CNTLID,
-      this.#kato,
-    );
-    const capLo = await this.getProperty(Reg.CAP, 8);
-    const cap = decodeCap(capLo[0], capLo[1]);
+    const link = await this.transport.connect(this.trid, {
+      hostnqn: this.hostnqn,
+      hostid: this.hostid,
+      hdgst: this.#opts.hdgst,
+      ddgst: this.#opts.ddgst,
+      kato: this.#kato,
+      adminDepth: this.#opts.adminDepth ?? 32,
+      timeoutMs: this.#opts.timeoutMs ?? 0,
+    });
+    this.#link = link;
+    link.admin.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    link.admin.onFailure = () => this.#lost();
+    this.cntlid = link.cntlid;
+    const [lo, hi] = await link.getRegister(Reg.CAP, 8);
+    const cap = decodeCap(lo, hi);
     this.maxQueueEntries = cap.maxQueueEntries;
-    this.version = versionString((await this.getProperty(Reg.VS, 4))[0]);
-    await this.setProperty(Reg.CC, CC.enabled);
-    const deadline = Date.now() + Math.max(cap.timeout, 1) * 500;
-    for (;;) {
-      const [csts] = await this.getProperty(Reg.CSTS, 4);
-      if (csts & CSTS.CFS) throw new Error('controller fatal status while enabling');
-      if (csts & CSTS.RDY) break;
-      if (Date.now() > deadline) throw new Error('controller did not become ready');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    this.version = versionString((await link.getRegister(Reg.VS, 4))[0]);
+    await link.enable(cap);
     this.cdata = await this.identifyController();
     if (this.#kato > 0) {
       this.#kaTimer = setInterval(() => this.#keepAlive(), Math.max(100, this.#kato / 2));
@@ -208,7 +203,7 @@ export class NvmeController {
   }
 
   #keepAlive(): void {
-    this.admin.submit({ opcode: AdminOpcode.KeepAlive }, () => {}, undefined);
+    this.#link?.admin.submit({ opcode: AdminOpcode.KeepAlive }, () => {}, undefined);
   }
 
   #submitAer(): void {
@@ -248,24 +243,16 @@ export class NvmeController {
     return r;
   }
 
-  async getProperty(ofst: number, size: 4 | 8): Promise<[number, number]> {
-    const r = await this.adminCommand(
-      {
-        opcode: AdminOpcode.Fabrics,
-        fctype: FabricsType.PropertyGet,
-        cdw10: size === 8 ? 1 : 0,
-        cdw11: ofst,
-      },
-      `Property Get 0x${ofst.toString(16)}`,
-    );
-    return [r.dw0, r.dw1];
+  /** Read a 4- or 8-byte controller register (a property on fabrics); 8-byte values as [lo, hi]. */
+  getRegister(ofst: number, size: 4 | 8): Promise<[number, number]> {
+    if (this.#link === null) return Promise.reject(new Error('controller not connected'));
+    return this.#link.getRegister(ofst, size);
   }
 
-  async setProperty(ofst: number, value: number): Promise<void> {
-    await this.adminCommand(
-      { opcode: AdminOpcode.Fabrics, fctype: FabricsType.PropertySet, cdw10: 0, cdw11: ofst, cdw12: value },
-      `Property Set 0x${ofst.toString(16)}`,
-    );
+  /** Write a 4-byte controller register. */
+  setRegister(ofst: number, value: number): Promise<void> {
+    if (this.#link === null) return Promise.reject(new Error('controller not connected'));
+    return this.#link.setRegister(ofst, value);
   }
 
   async #identify(cns: number, nsid: number, cdw11 = 0): Promise<Uint8Array> {
@@ -368,33 +355,58 @@ export class NvmeController {
       .catch(() => {});
   }
 
-  /** Create and connect an I/O qpair (polled with processCompletions). */
-  async allocIoQpair(o: IoQpairOptions = {}): Promise<HostQpair> {
+  /**
+   * Grant an I/O qpair to be opened on another thread (`transport.openIoQpair(grant, ...)` there):
+   * a queue ID no other qpair of this controller holds, and what the transport must set up first.
+   * Give it back with `releaseIoQpair` once that qpair is closed. Owner thread only.
+   */
+  async grantIoQpair(o: { depth?: number; qid?: number } = {}): Promise<IoQpairGrant> {
     if (this.isDiscovery) throw new Error('a discovery controller has no I/O queues');
-    const depth = Math.min(o.depth ?? 128, this.maxQueueEntries);
-    const qp = new HostQpair({
-      traddr: this.trid.traddr,
-      trsvcid: this.trid.trsvcid,
-      qid: this.#nextQid++,
-      depth,
-      hdgst: this.#opts.hdgst,
-      ddgst: this.#opts.ddgst,
-      maxTransfer: this.maxTransferSize,
-      inCapsuleData: Math.max(0, this.cdata.ioccsz * 16 - 64),
-      timeoutMs: this.#opts.timeoutMs ?? 0,
-      hpda: o.hpda ?? 0,
-      socket: o.socket ?? 'node',
-    });
-    qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
-    qp.onFailure = () => this.#lost();
-    await this.#connectIo(qp);
-    this.ioQpairs.add(qp);
-    return qp;
+    if (this.#link === null) throw new Error('controller not connected');
+    let qid = o.qid ?? 1;
+    if (o.qid === undefined) while (this.#qids.has(qid)) qid++;
+    this.#qids.add(qid);
+    try {
+      return await this.#link.grantIoQpair(
+        {
+          qid,
+          depth: Math.min(o.depth ?? 128, this.maxQueueEntries),
+          maxTransfer: this.maxTransferSize,
+          timeoutMs: this.#opts.timeoutMs ?? 0,
+          epoch: this.resets,
+        },
+        this.cdata,
+      );
+    } catch (e) {
+      this.#qids.delete(qid);
+      throw e;
+    }
   }
 
-  async #connectIo(qp: HostQpair): Promise<void> {
-    await qp.open();
-    await qp.connect(this.trid.subnqn, this.hostnqn, this.hostid, this.cntlid, 0);
+  /** The qpair of a grant is closed: its queue ID (and whatever the transport made) is free again. */
+  async releaseIoQpair(grant: IoQpairGrant): Promise<void> {
+    if (grant.epoch !== this.resets || !this.#qids.delete(grant.qid)) return;
+    await this.#link?.revokeIoQpair(grant);
+  }
+
+  /** Create and connect an I/O qpair on this thread (polled with processCompletions). */
+  async allocIoQpair(o: IoQpairOptions = {}): Promise<HostQpair> {
+    const grant = await this.grantIoQpair({ depth: o.depth });
+    const opts = { ...o };
+    if (opts.socket === 'native' && opts.sockHost === undefined)
+      opts.sockHost = this.#sockHost ??= SockHost.ownerPolled({ name: 'nvme_ctrlr_sock_group' });
+    let qp: HostQpair;
+    try {
+      qp = await this.transport.openIoQpair(grant, opts);
+    } catch (e) {
+      await this.releaseIoQpair(grant);
+      throw e;
+    }
+    qp.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
+    qp.onFailure = () => this.#lost();
+    this.ioQpairs.add(qp);
+    this.#grants.set(qp, grant);
+    return qp;
   }
 
   /** Largest transfer per command in bytes (from MDTS; 1 MiB when unlimited). */
@@ -402,25 +414,13 @@ export class NvmeController {
     return this.cdata.mdts ? 4096 * 2 ** this.cdata.mdts : 1 << 20;
   }
 
-  /** Disconnect an I/O qpair (Fabrics Disconnect, then close). */
+  /** Disconnect an I/O qpair (fabrics: Disconnect), close it and release its queue. */
   async freeIoQpair(qp: HostQpair): Promise<void> {
     this.ioQpairs.delete(qp);
-    let done = false;
-    if (
-      qp.connected &&
-      qp.submit(
-        { opcode: AdminOpcode.Fabrics, fctype: FabricsType.Disconnect },
-        () => (done = true),
-        undefined,
-      )
-    ) {
-      const until = Date.now() + 1000;
-      while (!done && qp.connected && Date.now() < until) {
-        await new Promise((r) => setImmediate(r));
-        qp.processCompletions();
-      }
-    }
-    qp.close();
+    await qp.disconnect();
+    const g = this.#grants.get(qp);
+    this.#grants.delete(qp);
+    if (g !== undefined) await this.releaseIoQpair(g).catch(() => {});
   }
 
   /**
@@ -439,10 +439,17 @@ export class NvmeController {
     this.resets++;
     if (this.#kaTimer) clearInterval(this.#kaTimer);
     for (const q of this.ioQpairs) q.close();
-    this.admin.close();
-    this.admin = this.#newAdmin();
+    this.#link?.close();
+    this.#link = null;
+    // Grants die with the link (a new controller ID; PCIe: queues gone with CC.EN = 0).
+    this.#qids.clear();
     await this.#bringUp();
-    for (const q of this.ioQpairs) await this.#connectIo(q);
+    for (const q of this.ioQpairs) {
+      const old = this.#grants.get(q)!;
+      const g = await this.grantIoQpair({ depth: old.depth, qid: old.qid });
+      this.#grants.set(q, g);
+      await q.reconnect(g);
+    }
   }
 
   async close(): Promise<void> {
@@ -452,16 +459,15 @@ export class NvmeController {
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     for (const q of [...this.ioQpairs]) q.close();
     this.ioQpairs.clear();
-    if (this.admin.connected) {
-      // Shutdown notification, then Disconnect; best effort.
-      await this.adminRaw({
-        opcode: AdminOpcode.Fabrics,
-        fctype: FabricsType.PropertySet,
-        cdw11: Reg.CC,
-        cdw12: CC.enabled | (CC.SHN_NORMAL << 14),
-      }).catch(() => {});
+    this.#grants.clear();
+    const link = this.#link;
+    if (link?.admin.connected) {
+      // Shutdown notification; best effort.
+      await link.setRegister(Reg.CC, CC.enabled | (CC.SHN_NORMAL << 14)).catch(() => {});
     }
-    this.admin.close();
+    link?.close();
+    this.#sockHost?.close();
+    this.#sockHost = null;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

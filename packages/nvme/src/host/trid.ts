@@ -1,9 +1,14 @@
-// SPDK transport ID strings: `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:...`,
-// space-separated key:value pairs with case-insensitive keys (spdk_nvme_transport_id_parse).
+// SPDK transport ID strings: `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:...` or
+// `trtype:PCIe traddr:0000:04:00.0`, space-separated key:value pairs with case-insensitive keys
+// (spdk_nvme_transport_id_parse). The trtype picks the transport (host/transport.ts).
 
 import { DISCOVERY_NQN } from '@storkit/nvme-spec';
 
-export interface TransportId {
+/** Transport types storkit knows (SPDK spells them this way). */
+export type TrType = 'TCP' | 'PCIe';
+
+/** An NVMe/TCP controller: address, port and subsystem. */
+export interface TcpTransportId {
   trtype: 'TCP';
   adrfam: 'IPv4' | 'IPv6';
   traddr: string;
@@ -13,9 +18,31 @@ export interface TransportId {
   hostnqn?: string;
 }
 
+/** A PCIe controller by its PCI address, `dddd:bb:dd.f` (domain 0000 when left out). */
+export interface PcieTransportId {
+  trtype: 'PCIe';
+  traddr: string;
+  /** The NVM subsystem's NQN, when known (not needed to reach the controller). */
+  subnqn: string;
+  hostnqn?: string;
+}
+
+export type TransportId = TcpTransportId | PcieTransportId;
+
 export class TransportIdError extends Error {
   override name = 'TransportIdError';
   readonly code = 'ERR_NVME_TRID';
+}
+
+const BDF = /^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$/i;
+
+/** `0000:00:04.0` from `00:04.0`, `0:0:4.0` and the like (lower case, zero padded). */
+export function normalizePciAddress(s: string): string {
+  const m = BDF.exec(s);
+  if (!m) throw new TransportIdError(`invalid PCI address '${s}' (want dddd:bb:dd.f)`);
+  const [, dom = '0', bus, dev, fn] = m;
+  if (Number.parseInt(dev, 16) > 0x1f) throw new TransportIdError(`invalid PCI device in '${s}'`);
+  return `${dom.padStart(4, '0')}:${bus.padStart(2, '0')}:${dev.padStart(2, '0')}.${fn}`.toLowerCase();
 }
 
 export function parseTransportId(s: string): TransportId {
@@ -27,11 +54,21 @@ export function parseTransportId(s: string): TransportId {
     kv.set(tok.slice(0, i).toLowerCase(), tok.slice(i + 1));
   }
   const trtype = (kv.get('trtype') ?? '').toUpperCase();
+  const traddr = kv.get('traddr');
+  const hostnqn = kv.has('hostnqn') ? { hostnqn: kv.get('hostnqn') } : {};
+  if (trtype === 'PCIE') {
+    if (!traddr) throw new TransportIdError('transport ID needs traddr');
+    return {
+      trtype: 'PCIe',
+      traddr: normalizePciAddress(traddr),
+      subnqn: kv.get('subnqn') ?? '',
+      ...hostnqn,
+    };
+  }
   if (trtype !== 'TCP')
-    throw new TransportIdError(`unsupported trtype '${kv.get('trtype') ?? ''}' (only TCP)`);
+    throw new TransportIdError(`unsupported trtype '${kv.get('trtype') ?? ''}' (TCP or PCIe)`);
   const adrfam = (kv.get('adrfam') ?? 'IPv4').toLowerCase();
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6') throw new TransportIdError(`unsupported adrfam '${adrfam}'`);
-  const traddr = kv.get('traddr');
   if (!traddr) throw new TransportIdError('transport ID needs traddr');
   const trsvcid = kv.get('trsvcid') ?? '4420';
   const port = Number(trsvcid);
@@ -43,10 +80,11 @@ export function parseTransportId(s: string): TransportId {
     traddr,
     trsvcid,
     subnqn: kv.get('subnqn') ?? DISCOVERY_NQN,
-    ...(kv.has('hostnqn') ? { hostnqn: kv.get('hostnqn') } : {}),
+    ...hostnqn,
   };
 }
 
 export function formatTransportId(t: TransportId): string {
+  if (t.trtype === 'PCIe') return `trtype:PCIe traddr:${t.traddr}`;
   return `trtype:${t.trtype} adrfam:${t.adrfam} traddr:${t.traddr} trsvcid:${t.trsvcid} subnqn:${t.subnqn}`;
 }

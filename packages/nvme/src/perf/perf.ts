@@ -132,9 +132,9 @@ export async function runPerf(
   let t0 = performance.now();
   let end = t0 + o.seconds * 1000 + (o.warmup ?? 0) * 1000;
   // Poll. node:net qpairs get their bytes from the event loop, so each poll yields with
-  // setImmediate. Native qpairs read the kernel themselves: poll them back to back for a while
+  // setImmediate. Others read the transport themselves: poll them back to back for a while
   // (SPDK's busy poll) and give the event loop (timers, the admin queue) a turn in between.
-  const spinMs = qps.every((q) => q.native) ? SPIN_MS : 0;
+  const spinMs = qps.some((q) => q.needsEventLoop) ? 0 : SPIN_MS;
   await new Promise<void>((resolve) => {
     const loop = (): void => {
       const turn = performance.now();
