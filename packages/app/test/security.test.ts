@@ -197,8 +197,8 @@ describe('app: access control, tried by clients that must be refused', function 
       const buf = new Uint8Array(512);
       expect(await io(qp, (cb) => qp.read(1, 0, 1, buf, cb, null))).to.equal(0);
       // Host B knows (or guesses) A's controller ID and asks to add an I/O queue to it.
-      const { HostQpair } = await import('@storkit/nvme');
-      const rogue = new HostQpair({ traddr: '127.0.0.1', trsvcid: String(nport), qid: 2, depth: 8 });
+      const { TcpHostQpair } = await import('@storkit/nvme');
+      const rogue = new TcpHostQpair({ traddr: '127.0.0.1', trsvcid: String(nport), qid: 2, depth: 8 });
       await rogue.open();
       const err = await rogue
         .connect(LOCKED, HOST_B, new Uint8Array(16), a.cntlid, 0)
