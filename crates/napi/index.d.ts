@@ -61,7 +61,7 @@ export declare function crc32cList(bufs: Array<Uint8Array>, seed?: number | unde
 export declare function currentCpu(): number
 
 /** An object holding the raw-callback functions above, by name. */
-export declare function fastFunctions(): { crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number }
+export declare function fastFunctions(): { crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number; copyRange(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void; compareRange(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): number }
 
 /** Free 2 MiB hugepages reserved on the system. */
 export declare function hugepagesFree(): number

@@ -134,13 +134,81 @@ unsafe extern "C" fn crc32c_range(
     }
 }
 
+/// A Uint8Array argument and a range `[off, off + len)` in it, checked against its length.
+unsafe fn range(
+    env: sys::napi_env,
+    buf: sys::napi_value,
+    off: sys::napi_value,
+    len: f64,
+) -> Option<*mut u8> {
+    // SAFETY: the caller's env and values are live for this callback.
+    let (p, n) = unsafe { u8_array(env, buf)? };
+    // SAFETY: as above.
+    let o = unsafe { index(env, off, None)? };
+    (o + len <= n as f64).then(|| {
+        // SAFETY: o + len <= n, so the offset stays inside the array.
+        unsafe { p.add(o as usize) as *mut u8 }
+    })
+}
+
+/// copyRange(dst, dstOff, src, srcOff, len): copy `len` bytes between (or within) Uint8Arrays
+/// as memmove does, with no subarray made for either range.
+unsafe extern "C" fn copy_range(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY (whole body): env and info are this callback's; see the helpers for each call.
+    unsafe {
+        let Some([d, doff, s, soff, n]) = args::<5>(env, info) else {
+            return throw(env, c"copyRange: bad arguments");
+        };
+        let Some(len) = index(env, n, None) else {
+            return throw(env, c"copyRange: len must be a non-negative integer");
+        };
+        let (Some(dp), Some(sp)) = (range(env, d, doff, len), range(env, s, soff, len)) else {
+            return throw(env, c"copyRange: a range is outside its Uint8Array");
+        };
+        // Both ranges were checked against live arrays; they may overlap (one buffer), hence copy.
+        ptr::copy(sp.cast_const(), dp, len as usize);
+        ptr::null_mut()
+    }
+}
+
+/// compareRange(a, aOff, b, bOff, len): memcmp of two ranges, as -1, 0 or 1.
+unsafe extern "C" fn compare_range(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY (whole body): env and info are this callback's; see the helpers for each call.
+    unsafe {
+        let Some([a, aoff, b, boff, n]) = args::<5>(env, info) else {
+            return throw(env, c"compareRange: bad arguments");
+        };
+        let Some(len) = index(env, n, None) else {
+            return throw(env, c"compareRange: len must be a non-negative integer");
+        };
+        let (Some(ap), Some(bp)) = (range(env, a, aoff, len), range(env, b, boff, len)) else {
+            return throw(env, c"compareRange: a range is outside its Uint8Array");
+        };
+        let x = std::slice::from_raw_parts(ap.cast_const(), len as usize);
+        let y = std::slice::from_raw_parts(bp.cast_const(), len as usize);
+        let mut out = ptr::null_mut();
+        sys::napi_create_int32(env, x.cmp(y) as i32, &mut out);
+        out
+    }
+}
+
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-const FUNCTIONS: &[(&CStr, Callback)] = &[(c"crc32cRange", crc32c_range)];
+const FUNCTIONS: &[(&CStr, Callback)] = &[
+    (c"crc32cRange", crc32c_range),
+    (c"copyRange", copy_range),
+    (c"compareRange", compare_range),
+];
 
 /// An object holding the raw-callback functions above, by name.
 #[napi(
-    ts_return_type = "{ crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number }"
+    ts_return_type = "{ crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number; copyRange(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void; compareRange(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): number }"
 )]
 pub fn fast_functions(env: &Env) -> napi::Result<Object<'_>> {
     let obj = Object::new(env)?;

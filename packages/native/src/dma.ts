@@ -59,6 +59,12 @@ export class DmaRegion extends MappedRegion {
     return (native(() => binding.memInfo(this.handle)).ioSpace as AddressSpace | undefined) ?? null;
   }
 
+  /** The DMA region `buf` lies in (see MappedRegion.of), or undefined for other memory. */
+  static override of(buf: ArrayBufferView): DmaRegion | undefined {
+    const r = MappedRegion.of(buf);
+    return r instanceof DmaRegion ? r : undefined;
+  }
+
   /**
    * The IO address of byte `offset`: its IOVA once the region is mapped into the process's
    * VFIO container, else its physical address. Throws NativeError `EPERM` where physical

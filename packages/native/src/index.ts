@@ -1,3 +1,4 @@
+export { compareRange, copyRange } from './bytes.js';
 export { cpuCount, currentCpu, pinThread, threadAffinity, threadId } from './cpu.js';
 export { crc32c, crc32cHardware, crc32cList, crc32cRange } from './crc.js';
 export {

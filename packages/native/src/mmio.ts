@@ -7,21 +7,25 @@ import { checkedSize, MappedRegion } from './region.js';
  * device's region, or an anonymous shared region standing in for one (device models).
  *
  * Two ways to access registers, same semantics:
- * - `read32`/`write32`/`read64`/`write64`/`doorbell32` use Atomics on this worker's view:
+ * - `read8` ... `write64` and `doorbell32` use Atomics on this worker's view:
  *   no napi call. Atomics on a (non-shared) external ArrayBuffer are real, untorn, and
  *   never elided or merged by the JIT; the store is sequentially consistent, so on x86 it
  *   also orders every earlier store to DMA memory before the doorbell (what spdk_wmb does).
- *   Offsets must be 4- (or 8-) byte aligned: a misaligned offset would silently address
- *   the wrong register, so it throws RangeError.
+ *   Offsets must be naturally aligned: a misaligned offset would silently address the
+ *   wrong register, so it throws RangeError.
  * - `nativeRead32` and friends: one napi call each, checked and fenced in Rust. The
  *   reference implementation and the baseline the benchmark compares against.
  */
 export class MmioRegion extends MappedRegion {
+  readonly #u8: Uint8Array;
+  readonly #u16: Uint16Array;
   readonly #u32: Uint32Array;
   readonly #u64: BigUint64Array;
 
   private constructor(handle: number, owner: boolean) {
     super(handle, owner);
+    this.#u8 = new Uint8Array(this.buffer);
+    this.#u16 = new Uint16Array(this.buffer);
     this.#u32 = new Uint32Array(this.buffer);
     this.#u64 = new BigUint64Array(this.buffer);
   }
@@ -51,25 +55,41 @@ export class MmioRegion extends MappedRegion {
     return new MmioRegion(handle, false);
   }
 
+  read8(offset: number): number {
+    return Atomics.load(this.#u8, index(offset, 0));
+  }
+
+  write8(offset: number, value: number): void {
+    Atomics.store(this.#u8, index(offset, 0), value);
+  }
+
+  read16(offset: number): number {
+    return Atomics.load(this.#u16, index(offset, 1));
+  }
+
+  write16(offset: number, value: number): void {
+    Atomics.store(this.#u16, index(offset, 1), value);
+  }
+
   read32(offset: number): number {
-    return Atomics.load(this.#u32, index(offset, 3));
+    return Atomics.load(this.#u32, index(offset, 2));
   }
 
   write32(offset: number, value: number): void {
-    Atomics.store(this.#u32, index(offset, 3), value);
+    Atomics.store(this.#u32, index(offset, 2), value);
   }
 
   read64(offset: number): bigint {
-    return Atomics.load(this.#u64, index(offset, 7));
+    return Atomics.load(this.#u64, index(offset, 3));
   }
 
   write64(offset: number, value: bigint): void {
-    Atomics.store(this.#u64, index(offset, 7), value);
+    Atomics.store(this.#u64, index(offset, 3), value);
   }
 
   /** Ring a doorbell: earlier stores are visible before the device sees `value`. */
   doorbell32(offset: number, value: number): void {
-    Atomics.store(this.#u32, index(offset, 3), value);
+    Atomics.store(this.#u32, index(offset, 2), value);
   }
 
   nativeRead32(offset: number): number {
@@ -113,9 +133,9 @@ export class MmioRegion extends MappedRegion {
   }
 }
 
-// `mask` is width - 1. Out-of-range indexes throw RangeError from Atomics itself.
-function index(offset: number, mask: number): number {
-  if (offset >>> 0 !== offset || (offset & mask) !== 0)
+// `shift` is log2 of the access width. Out-of-range indexes throw RangeError from Atomics itself.
+function index(offset: number, shift: number): number {
+  if (offset >>> 0 !== offset || (offset & ((1 << shift) - 1)) !== 0)
     throw new RangeError(`MMIO offset ${offset} is not aligned`);
-  return mask === 3 ? offset >>> 2 : offset >>> 3;
+  return offset >>> shift;
 }

@@ -38,7 +38,17 @@ export abstract class MappedRegion {
     this.#buffer = v.buffer;
     this.bytes = new Uint8Array(v.buffer);
     this.size = v.buffer.byteLength;
+    byBuffer.set(v.buffer, this);
     if (owner) ownerBackstop.register(this, handle, this);
+  }
+
+  /**
+   * The region (this worker's open view) whose memory `buf` lies in, or undefined: how a driver
+   * finds the region, and so the IO address, of a caller's Uint8Array with no lookup table of its
+   * own. A view over a closed region is not found.
+   */
+  static of(buf: ArrayBufferView): MappedRegion | undefined {
+    return byBuffer.get(buf.buffer);
   }
 
   /** The process-wide handle: post it to other workers, which call `attach(handle)`. */
@@ -64,6 +74,7 @@ export abstract class MappedRegion {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    byBuffer.delete(this.#buffer);
     native(() => binding.memViewClose(this.#buffer, this.#view));
     if (this.#owner) {
       ownerBackstop.unregister(this);
@@ -75,6 +86,9 @@ export abstract class MappedRegion {
     this.close();
   }
 }
+
+// This worker's open views by their ArrayBuffer (weak: a dropped view is not kept alive by it).
+const byBuffer = new WeakMap<ArrayBufferLike, MappedRegion>();
 
 const ownerBackstop = new FinalizationRegistry<number>((handle) => binding.memRelease(handle));
 

@@ -50,6 +50,20 @@ describe('native: MMIO', () => {
     expect(bar.read32(4088)).to.equal(9);
   });
 
+  it('8- and 16-bit registers touch only their own bytes', () => {
+    using bar = MmioRegion.createShared(4096);
+    bar.write32(0x84, 0xaabbccdd);
+    bar.write16(0x86, 0x1234);
+    bar.write8(0x84, 0x20);
+    expect(bar.read32(0x84)).to.equal(0x1234cc20);
+    expect(bar.read16(0x86)).to.equal(0x1234);
+    expect(bar.read8(0x85)).to.equal(0xcc);
+    expect(bar.nativeRead32(0x84)).to.equal(0x1234cc20);
+    expect(() => bar.read16(0x85)).to.throw(RangeError);
+    expect(() => bar.write16(4096, 0)).to.throw(RangeError);
+    expect(() => bar.write8(-1, 0)).to.throw(RangeError);
+  });
+
   it('rejects misaligned and out-of-range register offsets', () => {
     using bar = MmioRegion.createShared(4096);
     expect(() => bar.read32(2)).to.throw(RangeError);
