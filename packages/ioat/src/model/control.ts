@@ -1,0 +1,4 @@
+/** Control words IoatModel shares with its worker: stop, a wake-up word, one unplug word per channel. */
+export const CTL_STOP = 0;
+export const CTL_WAKE = 1;
+export const CTL_UNPLUG = 4;
