@@ -356,6 +356,13 @@ export class Connection {
       return;
     }
     L.text.push(p.data().slice());
+    // Continue PDUs gather one text: bounded as a Text Request's is, or an unauthenticated
+    // initiator could grow it without end.
+    if (L.text.reduce((a, b) => a + b.length, 0) > TEXT_LIMIT) {
+      L.text = [];
+      this.#loginFail(p, LoginStatus.OutOfResources);
+      return;
+    }
     if (flags & LoginFlag.Continue) {
       this.#loginRespond(p, csg, 0, false, []);
       return;

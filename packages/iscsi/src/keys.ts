@@ -136,6 +136,12 @@ const KEYS: Record<string, KeyDef> = {
 /** Keys that are declarations or login-only identifiers: never answered by negotiation. */
 const SILENT = new Set(['InitiatorName', 'InitiatorAlias', 'TargetName', 'SessionType', 'AuthMethod']);
 
+/**
+ * Keys only a target sends (RFC 7143 13.7, 13.8, 13.9: "Senders: Target"). The target declares
+ * them itself in the same response, so any answer to an initiator's copy would name the key twice.
+ */
+const TARGET_ONLY = new Set(['TargetAlias', 'TargetAddress', 'TargetPortalGroupTag']);
+
 function bool(v: string): boolean | null {
   return v === 'Yes' ? true : v === 'No' ? false : null;
 }
@@ -145,8 +151,11 @@ function yn(b: boolean): string {
 }
 
 /**
- * Negotiates one batch of operational keys into `p` and returns the answers. Keys already settled in
- * this login (`settled`) may not come again: that is reported by returning null.
+ * Negotiates one batch of operational keys into `p` and returns the answers. Returns null when the
+ * initiator broke the negotiation and the login must fail (Initiator Error): a key already settled
+ * in this login (`settled`), a key only targets send, or a MaxRecvDataSegmentLength declaration
+ * out of range. The last two cannot be answered: the target declares those keys itself in the same
+ * response, and a response may not name a key twice.
  */
 export function negotiate(
   pairs: KeyPairs,
@@ -159,7 +168,7 @@ export function negotiate(
   const out: KeyPairs = [];
   for (const [k, v] of pairs) {
     if (SILENT.has(k) || k.startsWith('CHAP_')) continue;
-    if (settled.has(k)) return null;
+    if (settled.has(k) || TARGET_ONLY.has(k)) return null;
     settled.add(k);
     const def = KEYS[k];
     if (!def) {
@@ -171,6 +180,7 @@ export function negotiate(
       continue;
     }
     const a = answer(k, v, def, p, ours);
+    if (a === 'Reject' && def.kind === 'declare') return null;
     if (a !== null) out.push([k, a]);
   }
   // FirstBurstLength must not exceed MaxBurstLength (RFC 7143 13.14).

@@ -73,6 +73,38 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(b.closed).to.equal(true);
   });
 
+  it('regression: a login answer named a key twice when the initiator sent a bad MaxRecvDataSegmentLength or a target-only key (login-fuzz)', () => {
+    const { target, iqn } = ramTarget();
+    for (const extra of [
+      ['MaxRecvDataSegmentLength', ':62144'],
+      ['TargetPortalGroupTag', '1'],
+      ['TargetAlias', 'x'],
+    ] as [string, string][]) {
+      const i = new TestInitiator(target);
+      const r = i.loginNormal(iqn, [extra]);
+      expect((r.bhs[36] << 8) | r.bhs[37], extra[0]).to.equal(LoginStatus.InitiatorError);
+      expect(keysOf(r).size, extra[0]).to.equal(0);
+      expect(i.closed).to.equal(true);
+    }
+  });
+
+  it('regression: Continue login PDUs gathered text without a bound (20000 of 8 KiB grew the heap by 160 MB); found writing login-fuzz', () => {
+    const { target } = ramTarget();
+    const i = new TestInitiator(target);
+    const b = new Uint8Array(BHS_LENGTH);
+    b[0] = 0x43;
+    b[1] = 0x40 | (1 << 2) | 3; // C=1, CSG operational, NSG full feature
+    b[13] = 1;
+    const data = Buffer.alloc(8192, 0x41);
+    let n = 0;
+    for (; n < 1000 && !i.closed; n++) i.send(b, data);
+    // Refused as soon as the gathered text passes the text limit, with Out of Resources.
+    expect(i.closed).to.equal(true);
+    expect(n).to.be.below(100);
+    const last = i.take().pop()!;
+    expect((last.bhs[36] << 8) | last.bhs[37]).to.equal(LoginStatus.OutOfResources);
+  });
+
   it('reads with Data-In status collapse and residual underflow', async () => {
     const { target, ram, iqn } = ramTarget();
     ram.data.fill(0x5a, 512, 1024);

@@ -88,6 +88,15 @@ describe('iscsi: text keys', () => {
     expect(neg([['MaxBurstLength', '4096']], false).r!.get('MaxBurstLength')).to.equal('Irrelevant');
   });
 
+  it("regression: a login answer named MaxRecvDataSegmentLength twice (Reject to a bad declaration, then the target's own); found by login-fuzz", () => {
+    // The initiator's declaration out of range or malformed: the login fails, nothing is answered.
+    for (const v of [':62144', '100', '16777216', ''])
+      expect(neg([['MaxRecvDataSegmentLength', v]]).r, v).to.equal(null);
+    // Keys only targets send, which the target declares itself in the same response.
+    for (const k of ['TargetPortalGroupTag', 'TargetAlias', 'TargetAddress'])
+      expect(neg([[k, '1']]).r, k).to.equal(null);
+  });
+
   it('decodes CHAP binary values in hex and base64', () => {
     expect([...decodeBinary('0x0a0B')!]).to.deep.equal([10, 11]);
     expect([...decodeBinary('0bAQI=')!]).to.deep.equal([1, 2]);
