@@ -52,6 +52,13 @@ describe('publishing shape of every public package', () => {
       'piscina',
       '@storkit/native',
     ]);
+    // A private package under packages/ is a tool of this repository and says so; a library copied from
+    // an older package.json with "private": true would otherwise be skipped here without a word.
+    for (const w of all.filter((x) => x.rel.startsWith('packages/') && x.manifest.private === true))
+      expect(
+        (w.manifest as { storkit?: { tool?: string } }).storkit?.tool,
+        `${w.rel} is private: a library drops "private" (packages/publish/README.md); a tool says what it is for in "storkit": { "tool": "..." }`,
+      ).to.be.a('string');
     // Every directory under packages/ is a workspace.
     for (const d of readdirSync(join(REPO_ROOT, 'packages')))
       if (existsSync(join(REPO_ROOT, 'packages', d, 'package.json')))
