@@ -142,6 +142,7 @@ export class IoatChannel {
   #state = RUNNING;
   #owner: Thread | null = null;
   #claimed = false;
+  #reactorWide = false;
   readonly #windows = new Map<DmaRegion, Window>();
   #lastRegion: DmaRegion | null = null;
   #lastWindow: Window | null = null;
@@ -218,14 +219,30 @@ export class IoatChannel {
     return this.#state === FAILED;
   }
 
-  /** Make the calling thread (null outside any reactor thread) the only one that may use it. */
-  claim(): void {
+  /**
+   * Make the calling thread (null outside any reactor thread) the only one that may use it; with
+   * `reactor`, any thread of the calling thread's reactor (they take turns on one OS thread, so
+   * they never use it at the same time).
+   */
+  claim(scope: 'thread' | 'reactor' = 'thread'): void {
     const t = getThread();
-    if (this.#claimed && this.#owner !== t) {
+    if (this.#claimed && !this.#mine(t)) {
       throw new IoatError('EBUSY', `${this.address}: channel is claimed by thread ${this.#owner?.name}`);
     }
+    if (scope === 'reactor' && t === null)
+      throw new IoatError('EINVAL', 'a reactor-wide claim needs a current thread');
     this.#owner = t;
     this.#claimed = true;
+    this.#reactorWide = scope === 'reactor';
+  }
+
+  #mine(t: Thread | null): boolean {
+    return t === this.#owner || (this.#reactorWide && t !== null && t.host === (this.#owner as Thread).host);
+  }
+
+  /** The thread that claimed it (null: unclaimed, or claimed outside any thread). */
+  get owner(): Thread | null {
+    return this.#owner;
   }
 
   /** Give the channel back (from its thread) so another thread may claim it. */
@@ -233,6 +250,7 @@ export class IoatChannel {
     this.#own();
     this.#claimed = false;
     this.#owner = null;
+    this.#reactorWide = false;
   }
 
   /**
@@ -470,7 +488,7 @@ export class IoatChannel {
   }
 
   #own(): void {
-    if (getThread() !== this.#owner || !this.#claimed) {
+    if (!this.#claimed || !this.#mine(getThread())) {
       throw new IoatError(
         this.#claimed ? 'EWRONGTHREAD' : 'EBUSY',
         this.#claimed
