@@ -1,0 +1,45 @@
+/** Stable error codes of the blobstore (errno names, as SPDK's blobstore returns them). */
+export type BlobErrorCode =
+  | 'EILSEQ'
+  | 'EINVAL'
+  | 'ENOENT'
+  | 'ENOSPC'
+  | 'EBUSY'
+  | 'EPERM'
+  | 'EEXIST'
+  | 'EIO'
+  | 'ENXIO'
+  | 'ENOTSUP'
+  | 'ENOMEM'
+  | 'ENODEV'
+  | 'ENOTHREAD';
+
+/**
+ * Every error the blobstore reports. EILSEQ means the on-disk format is not what SPDK writes (a bad
+ * signature, CRC, descriptor, or chain); the message names the page and what is wrong with it.
+ */
+export class BlobError extends Error {
+  override name = 'BlobError';
+  readonly code: BlobErrorCode;
+  constructor(code: BlobErrorCode, message: string) {
+    super(`[${code}] ${message}`);
+    this.code = code;
+  }
+}
+
+/** The errno number SPDK uses for a code (callbacks that mirror SPDK's bserrno get these, negated). */
+export const ERRNO: Record<BlobErrorCode, number> = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  ENXIO: 6,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EILSEQ: 84,
+  ENOTSUP: 95,
+  ENOTHREAD: 22,
+};

@@ -1,0 +1,3 @@
+// @storkit/blob: SPDK's blobstore for storkit.
+export { Bitmap } from './bitmap.js';
+export { BlobError, type BlobErrorCode } from './errors.js';
