@@ -3,6 +3,13 @@ export { registerBuiltins } from './builtins.js';
 export { RpcClient, type RpcTarget } from './client.js';
 export { RpcCode, RpcError, toRpcError } from './errors.js';
 export { type FrameResult, JsonFramer } from './framing.js';
-export type { MethodContext, MethodDef, MethodSpec, MethodState } from './method.js';
+export {
+  type AnyMethodDef,
+  defineMethod,
+  type MethodContext,
+  type MethodDef,
+  type MethodSpec,
+  type MethodState,
+} from './method.js';
 export * from './schema.js';
 export { RpcServer, type RpcServerOptions } from './server.js';

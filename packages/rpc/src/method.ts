@@ -1,4 +1,4 @@
-import type { ObjectSchema } from './schema.js';
+import type { Infer, ObjectSchema } from './schema.js';
 
 /**
  * When a method may be called (SPDK's SPDK_RPC_STARTUP / SPDK_RPC_RUNTIME): `startup` methods only
@@ -32,4 +32,23 @@ export interface MethodDef<P = Record<string, unknown>> extends MethodSpec {
    * failure: validate and look things up first, then create.
    */
   handler(params: P, ctx: MethodContext): unknown;
+}
+
+/**
+ * A method of any params type, as a server or subsystem holds it (a handler is a method, so a
+ * `MethodDef<P>` of any P is one); the server calls it with params its schema validated.
+ */
+export type AnyMethodDef = MethodDef<unknown>;
+
+/**
+ * A method whose handler's params type is inferred from its schema (one definition): what
+ * `validate` returns for `params`, defaults filled; `{}` for a method without params.
+ */
+export function defineMethod<S extends ObjectSchema | undefined = undefined>(
+  def: Omit<MethodSpec, 'params'> & {
+    readonly params?: S;
+    handler(params: S extends ObjectSchema ? Infer<S> : Record<string, never>, ctx: MethodContext): unknown;
+  },
+): MethodDef<S extends ObjectSchema ? Infer<S> : Record<string, never>> {
+  return def as MethodDef<S extends ObjectSchema ? Infer<S> : Record<string, never>>;
 }

@@ -8,9 +8,10 @@ import { RpcError } from './errors.js';
 interface Base {
   description?: string;
 }
-export interface StringSchema extends Base {
+/** A string; with `enum`, one of its members (`T` is their union, what the handler receives). */
+export interface StringSchema<T extends string = string> extends Base {
   type: 'string';
-  enum?: readonly string[];
+  enum?: readonly T[];
   minLength?: number;
   maxLength?: number;
   pattern?: RegExp;
@@ -30,22 +31,31 @@ export interface NumberSchema extends Base {
 export interface BooleanSchema extends Base {
   type: 'boolean';
 }
-export interface ArraySchema extends Base {
+export interface ArraySchema<I extends Schema = Schema> extends Base {
   type: 'array';
-  items: Schema;
+  items: I;
   minItems?: number;
   maxItems?: number;
 }
-export interface Field {
-  schema: Schema;
+/**
+ * One property of an object schema. `required` and `default` decide whether the validated params
+ * always hold the key (required, or filled from the default) or may lack it.
+ */
+export interface Field<S extends Schema = Schema> {
+  schema: S;
   required?: boolean;
   default?: unknown;
 }
-export interface ObjectSchema extends Base {
+/** A property the validated params always hold: required, or filled from its default. */
+export interface PresentField<S extends Schema = Schema> extends Field<S> {
+  readonly present: true;
+}
+export type Fields = Readonly<Record<string, Field>>;
+export interface ObjectSchema<F extends Fields = Fields, X extends boolean = boolean> extends Base {
   type: 'object';
-  properties: Readonly<Record<string, Field>>;
+  properties: F;
   /** Accept (and keep) keys not listed. SPDK rejects unknown keys, so the default is false. */
-  additional?: boolean;
+  additional?: X;
 }
 export interface AnySchema extends Base {
   type: 'any';
@@ -58,6 +68,30 @@ export type Schema =
   | ArraySchema
   | ObjectSchema
   | AnySchema;
+
+/**
+ * The TypeScript type of what `validate(schema, x)` returns: the one definition of a method's
+ * params is its schema, and handlers get this type.
+ */
+export type Infer<S> =
+  S extends StringSchema<infer T>
+    ? T
+    : S extends IntegerSchema | NumberSchema
+      ? number
+      : S extends BooleanSchema
+        ? boolean
+        : S extends ArraySchema<infer I>
+          ? Infer<I>[]
+          : S extends ObjectSchema<infer F, infer X>
+            ? InferObject<F> & (true extends X ? Record<string, unknown> : unknown)
+            : unknown;
+
+type Flat<T> = { [K in keyof T]: T[K] } & {};
+type InferObject<F extends Fields> = Flat<
+  { -readonly [K in keyof F as F[K] extends PresentField ? K : never]: Infer<F[K]['schema']> } & {
+    -readonly [K in keyof F as F[K] extends PresentField ? never : K]?: Infer<F[K]['schema']>;
+  }
+>;
 
 const MAX_DEPTH = 32;
 
@@ -185,23 +219,47 @@ export function schemaType(s: Schema): string {
 }
 
 // Terse builders keep method definitions readable: `obj({ name: req(str()), block_size: opt(int({min: 512}), 512) })`.
-export const str = (o: Omit<StringSchema, 'type'> = {}): StringSchema => ({ type: 'string', ...o });
+export function str<const T extends string>(
+  o: Omit<StringSchema<T>, 'type' | 'enum'> & { enum: readonly T[] },
+): StringSchema<T>;
+export function str(o?: Omit<StringSchema, 'type'>): StringSchema;
+export function str(o: Omit<StringSchema, 'type'> = {}): StringSchema {
+  return { type: 'string', ...o };
+}
 export const int = (o: Omit<IntegerSchema, 'type'> = {}): IntegerSchema => ({ type: 'integer', ...o });
 export const num = (o: Omit<NumberSchema, 'type'> = {}): NumberSchema => ({ type: 'number', ...o });
 export const bool = (o: Omit<BooleanSchema, 'type'> = {}): BooleanSchema => ({ type: 'boolean', ...o });
-export const arr = (items: Schema, o: Omit<ArraySchema, 'type' | 'items'> = {}): ArraySchema => ({
+export const arr = <I extends Schema>(
+  items: I,
+  o: Omit<ArraySchema, 'type' | 'items'> = {},
+): ArraySchema<I> => ({
   type: 'array',
   items,
   ...o,
 });
-export const obj = (
-  properties: Record<string, Field>,
-  o: Omit<ObjectSchema, 'type' | 'properties'> = {},
-): ObjectSchema => ({
-  type: 'object',
-  properties,
-  ...o,
-});
+export function obj<const F extends Fields>(properties: F): ObjectSchema<F, false>;
+export function obj<const F extends Fields, X extends boolean = false>(
+  properties: F,
+  o: Omit<ObjectSchema<F, X>, 'type' | 'properties'>,
+): ObjectSchema<F, X>;
+export function obj(properties: Fields, o: Omit<ObjectSchema, 'type' | 'properties'> = {}): ObjectSchema {
+  return { type: 'object', properties, ...o };
+}
 export const any = (o: Omit<AnySchema, 'type'> = {}): AnySchema => ({ type: 'any', ...o });
-export const req = (schema: Schema): Field => ({ schema, required: true });
-export const opt = (schema: Schema, dflt?: unknown): Field => ({ schema, default: dflt });
+export const req = <S extends Schema>(schema: S): PresentField<S> => ({
+  schema,
+  required: true,
+  present: true,
+});
+export function opt<S extends Schema>(schema: S): Field<S>;
+export function opt<S extends Schema>(schema: S, dflt: Infer<S>): PresentField<S>;
+export function opt<S extends Schema>(schema: S, dflt?: unknown): Field<S> {
+  return dflt === undefined ? { schema } : ({ schema, default: dflt, present: true } as PresentField<S>);
+}
+
+/**
+ * `S`, provided what it validates to fits `T` (a module's own params type): a method whose
+ * handler takes `T` declares its schema as `Fits<S, T>`, and a schema that drifts from the module
+ * fails to compile where the method is defined.
+ */
+export type Fits<S extends Schema, T> = S & (Infer<S> extends T ? unknown : never);

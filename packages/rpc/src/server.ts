@@ -4,7 +4,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { RpcCode, RpcError, toRpcError } from './errors.js';
 import { JsonFramer } from './framing.js';
-import type { MethodContext, MethodDef, MethodSpec } from './method.js';
+import type { AnyMethodDef, MethodContext, MethodDef, MethodSpec } from './method.js';
 import { validate } from './schema.js';
 
 export interface RpcServerOptions {
@@ -37,7 +37,7 @@ const DEFAULT_MAX_REQUEST = 4 << 20;
  * complete (matched by id), so a waiting request holds up no other. No input closes anything but the offending connection.
  */
 export class RpcServer {
-  readonly #methods = new Map<string, MethodDef<never>>();
+  readonly #methods = new Map<string, AnyMethodDef>();
   readonly #servers: net.Server[] = [];
   readonly #sockets = new Set<net.Socket>();
   readonly #unixPaths: string[] = [];
@@ -68,7 +68,7 @@ export class RpcServer {
   register<P>(def: MethodDef<P>): void {
     for (const n of [def.name, ...(def.aliases ?? [])]) {
       if (this.#methods.has(n)) throw new Error(`RPC method '${n}' registered twice`);
-      this.#methods.set(n, def as MethodDef<never>);
+      this.#methods.set(n, def);
     }
   }
 
@@ -249,7 +249,7 @@ export class RpcServer {
     this.#log(`rpc ${method}`);
     try {
       const ctx: MethodContext = { state: this.#state };
-      const result = await def.handler(p as never, ctx);
+      const result = await def.handler(p, ctx);
       return { result: result === undefined ? true : result };
     } catch (e) {
       return { error: toRpcError(e) };
