@@ -1,143 +1,197 @@
 // The bdev subsystem on the main thread: RPC schemas (SPDK's names and params), creation replayed
 // on every reactor with rollback, and a journal of what was created for save_config.
-import { arr, bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import type { Control } from '@storkit/reactor';
+import {
+  type AnyMethodDef,
+  arr,
+  bool,
+  defineMethod,
+  type Fits,
+  int,
+  type MethodDef,
+  type MethodSpec,
+  type ObjectSchema,
+  obj,
+  opt,
+  RpcError,
+  req,
+  str,
+} from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
+import {
+  bdevCreate,
+  bdevDelete,
+  bdevGetBdevs,
+  bdevGetHistogram,
+  bdevHistogram,
+  bdevIostat,
+  bdevRaidAddBaseBdev,
+  bdevRaidGetBdevs,
+  bdevRaidRemoveBaseBdev,
+  bdevSetOptions,
+  bdevSetQos,
+  bdevUpdate,
+  type Created,
+} from './controls/bdev.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
-type P = Record<string, unknown>;
+/** Params as saved by save_config (plain JSON). */
+type Saved = Record<string, unknown>;
 
 const name = (d = 'bdev name') => str({ minLength: 1, description: d });
 const uuid = () =>
   str({ pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, description: 'UUID' });
 const blockSize = () => int({ min: 512, max: 65536, description: 'block size in bytes (power of two)' });
 
-/** Create methods: schema, which params are positional for `storkit rpc`, how the created bdev is keyed. */
-const CREATES: { name: string; description: string; params: ReturnType<typeof obj>; positional: string[] }[] =
-  [
-    {
-      name: 'bdev_malloc_create',
-      description: 'Create a RAM disk shared by every reactor',
-      positional: ['num_blocks', 'block_size'],
-      params: obj({
-        name: opt(name()),
-        num_blocks: req(int({ min: 1, description: 'number of blocks' })),
-        block_size: req(blockSize()),
-        physical_block_size: opt(int({ min: 0 })),
-        uuid: opt(uuid()),
-        optimal_io_boundary: opt(int({ min: 0, description: 'split I/O at this many blocks' })),
-        md_size: opt(int({ min: 0, max: 0, description: 'metadata size (not supported: 0)' })),
-        md_interleave: opt(bool()),
-        dif_type: opt(int({ min: 0, max: 0, description: 'DIF type (not supported: 0)' })),
-        dif_is_head_of_md: opt(bool()),
-      }),
-    },
-    {
-      name: 'bdev_null_create',
-      description: 'Create a null bdev (reads return zeroes, writes are dropped)',
-      positional: ['name', 'num_blocks', 'block_size'],
-      params: obj({
-        name: req(name()),
-        num_blocks: req(int({ min: 1 })),
-        block_size: req(blockSize()),
-        physical_block_size: opt(int({ min: 0 })),
-        uuid: opt(uuid()),
-        md_size: opt(int({ min: 0, max: 0 })),
-        dif_type: opt(int({ min: 0, max: 0 })),
-        dif_is_head_of_md: opt(bool()),
-      }),
-    },
-    {
-      name: 'bdev_aio_create',
-      description: 'Create a file-backed bdev (io_uring, O_DIRECT where the filesystem allows)',
-      positional: ['filename', 'name', 'block_size'],
-      params: obj({
-        filename: req(str({ minLength: 1 })),
-        name: req(name()),
-        block_size: opt(blockSize()),
-        readonly: opt(bool()),
-        fallocate: opt(bool()),
-        uuid: opt(uuid()),
-      }),
-    },
-    {
-      name: 'bdev_uring_create',
-      description: 'Create an io_uring file-backed bdev',
-      positional: ['filename', 'name', 'block_size'],
-      params: obj({
-        filename: req(str({ minLength: 1 })),
-        name: req(name()),
-        block_size: opt(blockSize()),
-        uuid: opt(uuid()),
-      }),
-    },
-    {
-      name: 'bdev_split_create',
-      description: 'Split a bdev into equal parts',
-      positional: ['base_bdev', 'split_count'],
-      params: obj({
-        base_bdev: req(name('base bdev')),
-        split_count: req(int({ min: 1, max: 1024 })),
-        split_size_mb: opt(int({ min: 0 })),
-      }),
-    },
-    {
-      name: 'bdev_delay_create',
-      description: 'Add latency (microseconds) to a bdev',
-      positional: ['base_bdev_name', 'name'],
-      params: obj({
-        base_bdev_name: req(name('base bdev')),
-        name: req(name()),
-        avg_read_latency: req(int({ min: 0 })),
-        p99_read_latency: req(int({ min: 0 })),
-        avg_write_latency: req(int({ min: 0 })),
-        p99_write_latency: req(int({ min: 0 })),
-        uuid: opt(uuid()),
-      }),
-    },
-    {
-      name: 'bdev_error_create',
-      description: 'Create an error-injection bdev EE_<base_name> over a base bdev',
-      positional: ['base_name'],
-      params: obj({ base_name: req(name('base bdev')), uuid: opt(uuid()) }),
-    },
-    {
-      name: 'bdev_passthru_create',
-      description: 'Create a pass-through bdev over a base bdev',
-      positional: [],
-      params: obj({ base_bdev_name: req(name('base bdev')), name: req(name()), uuid: opt(uuid()) }),
-    },
-    {
-      name: 'bdev_raid_create',
-      description: 'Create a RAID bdev (raid0, raid1, concat)',
-      positional: [],
-      params: obj({
-        name: req(name()),
-        raid_level: req(str({ enum: ['raid0', '0', 'raid1', '1', 'concat'], ignoreCase: true })),
-        base_bdevs: req(arr(name('base bdev'), { minItems: 1 })),
-        strip_size_kb: opt(int({ min: 0 })),
-        uuid: opt(uuid()),
-        superblock: opt(bool({ description: 'on-disk superblock (not supported: false)' })),
-      }),
-    },
-  ];
+/** Runs a create on every reactor (see bdevSubsystem) and answers the created names. */
+type Creator = <P>(method: string, op: Control<P, Created<P>>, params: P) => Promise<string[]>;
 
-const DELETES: { name: string; key: string }[] = [
-  { name: 'bdev_malloc_delete', key: 'name' },
-  { name: 'bdev_null_delete', key: 'name' },
-  { name: 'bdev_aio_delete', key: 'name' },
-  { name: 'bdev_uring_delete', key: 'name' },
-  { name: 'bdev_split_delete', key: 'base_bdev' },
-  { name: 'bdev_delay_delete', key: 'name' },
-  { name: 'bdev_error_delete', key: 'name' },
-  { name: 'bdev_passthru_delete', key: 'name' },
-  { name: 'bdev_raid_delete', key: 'name' },
+/**
+ * A create method: its schema (whose validated params must fit the module's own params type), and
+ * which params are positional for `storkit rpc`.
+ */
+function creator<P, S extends ObjectSchema>(
+  op: Control<P, Created<P>>,
+  spec: Omit<MethodSpec, 'params'> & { params: Fits<S, P> },
+): (create: Creator) => AnyMethodDef {
+  return (create): MethodDef<P> => ({
+    ...spec,
+    async handler(p) {
+      const names = await create(spec.name, op, p);
+      return spec.name === 'bdev_split_create' ? names : names[0];
+    },
+  });
+}
+
+const CREATES = [
+  creator(bdevCreate.bdev_malloc_create, {
+    name: 'bdev_malloc_create',
+    description: 'Create a RAM disk shared by every reactor',
+    positional: ['num_blocks', 'block_size'],
+    params: obj({
+      name: opt(name()),
+      num_blocks: req(int({ min: 1, description: 'number of blocks' })),
+      block_size: req(blockSize()),
+      physical_block_size: opt(int({ min: 0 })),
+      uuid: opt(uuid()),
+      optimal_io_boundary: opt(int({ min: 0, description: 'split I/O at this many blocks' })),
+      md_size: opt(int({ min: 0, max: 0, description: 'metadata size (not supported: 0)' })),
+      md_interleave: opt(bool()),
+      dif_type: opt(int({ min: 0, max: 0, description: 'DIF type (not supported: 0)' })),
+      dif_is_head_of_md: opt(bool()),
+    }),
+  }),
+  creator(bdevCreate.bdev_null_create, {
+    name: 'bdev_null_create',
+    description: 'Create a null bdev (reads return zeroes, writes are dropped)',
+    positional: ['name', 'num_blocks', 'block_size'],
+    params: obj({
+      name: req(name()),
+      num_blocks: req(int({ min: 1 })),
+      block_size: req(blockSize()),
+      physical_block_size: opt(int({ min: 0 })),
+      uuid: opt(uuid()),
+      md_size: opt(int({ min: 0, max: 0 })),
+      dif_type: opt(int({ min: 0, max: 0 })),
+      dif_is_head_of_md: opt(bool()),
+    }),
+  }),
+  creator(bdevCreate.bdev_aio_create, {
+    name: 'bdev_aio_create',
+    description: 'Create a file-backed bdev (io_uring, O_DIRECT where the filesystem allows)',
+    positional: ['filename', 'name', 'block_size'],
+    params: obj({
+      filename: req(str({ minLength: 1 })),
+      name: req(name()),
+      block_size: opt(blockSize()),
+      readonly: opt(bool()),
+      fallocate: opt(bool()),
+      uuid: opt(uuid()),
+    }),
+  }),
+  creator(bdevCreate.bdev_uring_create, {
+    name: 'bdev_uring_create',
+    description: 'Create an io_uring file-backed bdev',
+    positional: ['filename', 'name', 'block_size'],
+    params: obj({
+      filename: req(str({ minLength: 1 })),
+      name: req(name()),
+      block_size: opt(blockSize()),
+      uuid: opt(uuid()),
+    }),
+  }),
+  creator(bdevCreate.bdev_split_create, {
+    name: 'bdev_split_create',
+    description: 'Split a bdev into equal parts',
+    positional: ['base_bdev', 'split_count'],
+    params: obj({
+      base_bdev: req(name('base bdev')),
+      split_count: req(int({ min: 1, max: 1024 })),
+      split_size_mb: opt(int({ min: 0 })),
+    }),
+  }),
+  creator(bdevCreate.bdev_delay_create, {
+    name: 'bdev_delay_create',
+    description: 'Add latency (microseconds) to a bdev',
+    positional: ['base_bdev_name', 'name'],
+    params: obj({
+      base_bdev_name: req(name('base bdev')),
+      name: req(name()),
+      avg_read_latency: req(int({ min: 0 })),
+      p99_read_latency: req(int({ min: 0 })),
+      avg_write_latency: req(int({ min: 0 })),
+      p99_write_latency: req(int({ min: 0 })),
+      uuid: opt(uuid()),
+    }),
+  }),
+  creator(bdevCreate.bdev_error_create, {
+    name: 'bdev_error_create',
+    description: 'Create an error-injection bdev EE_<base_name> over a base bdev',
+    positional: ['base_name'],
+    params: obj({ base_name: req(name('base bdev')), uuid: opt(uuid()) }),
+  }),
+  creator(bdevCreate.bdev_passthru_create, {
+    name: 'bdev_passthru_create',
+    description: 'Create a pass-through bdev over a base bdev',
+    positional: [],
+    params: obj({ base_bdev_name: req(name('base bdev')), name: req(name()), uuid: opt(uuid()) }),
+  }),
+  creator(bdevCreate.bdev_raid_create, {
+    name: 'bdev_raid_create',
+    description: 'Create a RAID bdev (raid0, raid1, concat)',
+    positional: [],
+    params: obj({
+      name: req(name()),
+      raid_level: req(str({ enum: ['raid0', '0', 'raid1', '1', 'concat'], ignoreCase: true })),
+      base_bdevs: req(arr(name('base bdev'), { minItems: 1 })),
+      strip_size_kb: opt(int({ min: 0 })),
+      uuid: opt(uuid()),
+      superblock: opt(bool({ description: 'on-disk superblock (not supported: false)' })),
+    }),
+  }),
 ];
 
-interface Created {
+/** Deletes: the RPC's one param, which names the bdev (split: its base). */
+const DELETES = [
+  { method: 'bdev_malloc_delete', key: 'name', op: bdevDelete.bdev_malloc_delete },
+  { method: 'bdev_null_delete', key: 'name', op: bdevDelete.bdev_null_delete },
+  { method: 'bdev_aio_delete', key: 'name', op: bdevDelete.bdev_aio_delete },
+  { method: 'bdev_uring_delete', key: 'name', op: bdevDelete.bdev_uring_delete },
+  { method: 'bdev_split_delete', key: 'base_bdev', op: bdevDelete.bdev_split_delete },
+  { method: 'bdev_delay_delete', key: 'name', op: bdevDelete.bdev_delay_delete },
+  { method: 'bdev_error_delete', key: 'name', op: bdevDelete.bdev_error_delete },
+  { method: 'bdev_passthru_delete', key: 'name', op: bdevDelete.bdev_passthru_delete },
+  { method: 'bdev_raid_delete', key: 'name', op: bdevDelete.bdev_raid_delete },
+] as const;
+
+type DeleteDef = (typeof DELETES)[number];
+type DeleteParams = { name: string } | { base_bdev: string };
+
+interface Journaled {
   method: string;
   /** Params to write back in save_config: what the user gave, plus the generated name and uuid. */
-  params: P;
+  params: Saved;
   names: string[];
   /** For split: the base the parts came from (bdev_split_delete names it). */
   base?: string;
@@ -146,48 +200,47 @@ interface Created {
 }
 
 /** storkit-internal handles (shared memory) never go into a saved config. */
-function publicParams(p: P): P {
+function publicParams(p: object): Saved {
   return Object.fromEntries(Object.entries(p).filter(([k]) => !k.startsWith('storkit_')));
 }
 
 export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
-  const journal: Created[] = [];
-  const qos = new Map<string, P>();
-  let options: P | null = null;
+  const journal: Journaled[] = [];
+  const qos = new Map<string, Saved>();
+  let options: Saved | null = null;
+
+  /** A delete's params for the bdev a create made. */
+  const deleteParams = (d: DeleteDef, created: { names: string[]; base?: string }): DeleteParams =>
+    d.key === 'base_bdev' ? { base_bdev: created.base ?? '' } : { name: created.names[0] };
+
+  /** Run a delete on reactor i (its op takes whichever key it names). */
+  const callDelete = (i: number, d: DeleteDef, p: DeleteParams) =>
+    ctl.call(i, d.op as Control<DeleteParams, true>, p);
 
   /** Create on reactor 0, replay on the others; undo everywhere if any reactor fails. */
-  async function create(method: string, params: P): Promise<string[]> {
-    const first = (await ctl.call(0, 'bdev.create', { method, params })) as {
-      names: string[];
-      replay: P;
-      info?: P;
-    };
+  async function create<P>(method: string, op: Control<P, Created<P>>, params: P): Promise<string[]> {
+    const first = await ctl.call(0, op, params);
+    const base =
+      method === 'bdev_split_create' ? String((params as { base_bdev: string }).base_bdev) : undefined;
     const done: number[] = [0];
     try {
       for (let i = 1; i < ctl.count; i++) {
-        await ctl.call(i, 'bdev.create', { method, params: first.replay });
+        await ctl.call(i, op, first.replay);
         done.push(i);
       }
     } catch (e) {
-      const del = DELETES.find((d) => d.name === method.replace(/_create$/, '_delete'));
-      const key = method === 'bdev_split_create' ? { base_bdev: params.base_bdev } : { name: first.names[0] };
+      const del = DELETES.find((d) => d.method === method.replace(/_create$/, '_delete'));
       if (del)
         for (const i of done.reverse())
-          await ctl.call(i, 'bdev.delete', { method: del.name, params: key }).catch(() => {});
+          await callDelete(i, del, deleteParams(del, { names: first.names, base })).catch(() => {});
       throw e;
     }
-    const saved = publicParams(first.replay);
-    journal.push({
-      method,
-      params: saved,
-      names: first.names,
-      base: method === 'bdev_split_create' ? String(params.base_bdev) : undefined,
-    });
+    journal.push({ method, params: publicParams(first.replay as object), names: first.names, base });
     return first.names;
   }
 
   /** The bdev_raid_create entry whose bases include `base`. */
-  function raidOf(base: string): Created | undefined {
+  function raidOf(base: string): Journaled | undefined {
     return journal.find(
       (x) =>
         x.method === 'bdev_raid_create' &&
@@ -196,18 +249,17 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     );
   }
 
-  async function remove(method: string, key: string, params: P): Promise<void> {
+  async function remove(d: DeleteDef, params: DeleteParams): Promise<void> {
     const errs: string[] = [];
-    for (let i = ctl.count - 1; i >= 0; i--) {
-      await ctl.call(i, 'bdev.delete', { method, params }).catch((e: Error) => errs.push(e.message));
-    }
+    for (let i = ctl.count - 1; i >= 0; i--)
+      await callDelete(i, d, params).catch((e: Error) => errs.push(e.message));
     // A failure on every reactor (e.g. ENODEV) is the user's error; partial failure is ours to report.
     if (errs.length === ctl.count) throw RpcError.errno('ENODEV', errs[0]);
-    const v = String(params[key]);
+    const v = 'base_bdev' in params ? params.base_bdev : params.name;
     const idx = journal.findIndex((c) =>
-      key === 'base_bdev'
+      d.key === 'base_bdev'
         ? c.base === v
-        : c.names[0] === v && c.method.replace(/_create$/, '_delete') === method,
+        : c.names[0] === v && c.method.replace(/_create$/, '_delete') === d.method,
     );
     if (idx >= 0) {
       for (const n of journal[idx].names) qos.delete(n);
@@ -217,205 +269,223 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
   }
 
   /** Apply on reactor 0, then on the others with the params it returns (shared state is set once). */
-  async function broadcast(method: string, params: P): Promise<void> {
-    const first = await ctl.call(0, 'bdev.update', { method, params });
-    const replay = typeof first === 'object' && first !== null ? (first as P) : params;
-    for (let i = 1; i < ctl.count; i++) await ctl.call(i, 'bdev.update', { method, params: replay });
+  async function broadcast<P>(op: Control<P, P | true>, params: P): Promise<void> {
+    const first = await ctl.call(0, op, params);
+    const replay = first === true ? params : first;
+    for (let i = 1; i < ctl.count; i++) await ctl.call(i, op, replay);
   }
 
-  const methods: MethodDef<never>[] = [];
-  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+  const methods: AnyMethodDef[] = CREATES.map((c) => c(create));
+  const add = (d: AnyMethodDef) => methods.push(d);
 
-  for (const c of CREATES) {
-    add<P>({
-      ...c,
-      async handler(p) {
-        const names = await create(c.name, p);
-        return c.name === 'bdev_split_create' ? names : names[0];
-      },
-    });
-  }
   for (const d of DELETES) {
-    add<P>({
-      name: d.name,
-      description: `Delete a bdev made by ${d.name.replace(/_delete$/, '_create')}`,
-      positional: [d.key],
-      params: obj({ [d.key]: req(name()) }),
-      handler: (p) => remove(d.name, d.key, p),
-    });
+    add(
+      defineMethod({
+        name: d.method,
+        description: `Delete a bdev made by ${d.method.replace(/_delete$/, '_create')}`,
+        positional: [d.key],
+        params: obj({ [d.key]: req(name()) }),
+        handler: (p) =>
+          remove(d, (d.key === 'name' ? { name: p.name } : { base_bdev: p.base_bdev }) as DeleteParams),
+      }),
+    );
   }
-  add<P>({
-    name: 'bdev_null_resize',
-    description: 'Resize a null bdev (new_size in MiB)',
-    positional: ['name', 'new_size'],
-    params: obj({ name: req(name()), new_size: req(int({ min: 1 })) }),
-    async handler(p) {
-      await broadcast('bdev_null_resize', p);
-      const c = journal.find((x) => x.method === 'bdev_null_create' && x.names[0] === p.name);
-      if (c) c.params.num_blocks = ((p.new_size as number) * 1024 * 1024) / (c.params.block_size as number);
-      return true;
-    },
-  });
-  add<P>({
-    name: 'bdev_delay_update_latency',
-    description: 'Change one latency of a delay bdev',
-    positional: ['delay_bdev_name', 'latency_type', 'latency_us'],
-    params: obj({
-      delay_bdev_name: req(name()),
-      latency_type: req(str({ enum: ['avg_read', 'p99_read', 'avg_write', 'p99_write'] })),
-      latency_us: req(int({ min: 0 })),
+  add(
+    defineMethod({
+      name: 'bdev_null_resize',
+      description: 'Resize a null bdev (new_size in MiB)',
+      positional: ['name', 'new_size'],
+      params: obj({ name: req(name()), new_size: req(int({ min: 1 })) }),
+      async handler(p) {
+        await broadcast(bdevUpdate.bdev_null_resize, p);
+        const c = journal.find((x) => x.method === 'bdev_null_create' && x.names[0] === p.name);
+        if (c) c.params.num_blocks = (p.new_size * 1024 * 1024) / (c.params.block_size as number);
+        return true;
+      },
     }),
-    async handler(p) {
-      await broadcast('bdev_delay_update_latency', p);
-      const c = journal.find((x) => x.method === 'bdev_delay_create' && x.names[0] === p.delay_bdev_name);
-      if (c) c.params[`${p.latency_type}_latency`] = p.latency_us;
-      return true;
-    },
-  });
-  add<P>({
-    name: 'bdev_error_inject_error',
-    description: 'Make the next num I/Os of a type fail (or be corrupted) on an error bdev',
-    positional: ['name', 'io_type', 'error_type'],
-    params: obj({
-      name: req(name()),
-      io_type: req(str({ enum: ['all', 'read', 'write', 'unmap', 'flush', 'clear'] })),
-      error_type: req(str({ enum: ['failure', 'pending', 'corrupt_data', 'nomem'] })),
-      num: opt(int({ min: 0 })),
-      corrupt_offset: opt(int({ min: 0 })),
-      corrupt_value: opt(int({ min: 0, max: 255 })),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_delay_update_latency',
+      description: 'Change one latency of a delay bdev',
+      positional: ['delay_bdev_name', 'latency_type', 'latency_us'],
+      params: obj({
+        delay_bdev_name: req(name()),
+        latency_type: req(str({ enum: ['avg_read', 'p99_read', 'avg_write', 'p99_write'] })),
+        latency_us: req(int({ min: 0 })),
+      }),
+      async handler(p) {
+        await broadcast(bdevUpdate.bdev_delay_update_latency, p);
+        const c = journal.find((x) => x.method === 'bdev_delay_create' && x.names[0] === p.delay_bdev_name);
+        if (c) c.params[`${p.latency_type}_latency`] = p.latency_us;
+        return true;
+      },
     }),
-    handler: (p) => broadcast('bdev_error_inject_error', p),
-  });
-  add<P>({
-    name: 'bdev_raid_remove_base_bdev',
-    description: 'Remove a base bdev from its RAID bdev',
-    positional: ['name'],
-    params: obj({ name: req(name()) }),
-    async handler(p) {
-      // Each reactor answers once the base has left its slot there (SPDK answers after removal).
-      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.raid_remove_base_bdev', p);
-      // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
-      // base added next takes the slot.
-      const c = raidOf(String(p.name));
-      if (c) (c.removed ??= []).push(String(p.name));
-      return true;
-    },
-  });
-  add<P>({
-    name: 'bdev_raid_add_base_bdev',
-    description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
-    positional: ['base_bdev', 'raid_bdev'],
-    params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
-    async handler(p) {
-      const r = await ctl.call(0, 'bdev.raid_add_base_bdev', p);
-      const c = journal.find((x) => x.method === 'bdev_raid_create' && x.names[0] === p.raid_bdev);
-      const gone = c?.removed?.shift();
-      if (c && gone !== undefined) {
-        const bases = c.params.base_bdevs as string[];
-        c.params.base_bdevs = bases.map((b) => (b === gone ? String(p.base_bdev) : b));
-      }
-      return r;
-    },
-  });
-  add<P>({
-    name: 'bdev_raid_get_bdevs',
-    description: 'List RAID bdevs by category',
-    positional: ['category'],
-    params: obj({ category: opt(str({ enum: ['all', 'online', 'configuring', 'offline'] }), 'all') }),
-    handler: (p) => ctl.call(0, 'bdev.raid_get_bdevs', p),
-  });
-  add<{ name?: string; timeout?: number }>({
-    name: 'bdev_get_bdevs',
-    description: 'List bdevs (or one by name)',
-    positional: ['name'],
-    params: obj({
-      name: opt(name()),
-      timeout: opt(int({ min: 0, description: 'ms to wait for the bdev (storkit: 0 only)' })),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_error_inject_error',
+      description: 'Make the next num I/Os of a type fail (or be corrupted) on an error bdev',
+      positional: ['name', 'io_type', 'error_type'],
+      params: obj({
+        name: req(name()),
+        io_type: req(str({ enum: ['all', 'read', 'write', 'unmap', 'flush', 'clear'] })),
+        error_type: req(str({ enum: ['failure', 'pending', 'corrupt_data', 'nomem'] })),
+        num: opt(int({ min: 0 })),
+        corrupt_offset: opt(int({ min: 0 })),
+        corrupt_value: opt(int({ min: 0, max: 255 })),
+      }),
+      handler: (p) => broadcast(bdevUpdate.bdev_error_inject_error, p),
     }),
-    handler: (p) => ctl.call(0, 'bdev.get_bdevs', { name: p.name }),
-  });
-  add<{ name?: string }>({
-    name: 'bdev_get_iostat',
-    description: 'I/O statistics of bdevs, summed over every channel on every reactor',
-    positional: ['name'],
-    params: obj({ name: opt(name()) }),
-    async handler(p) {
-      const list = (await ctl.call(0, 'bdev.iostat', { name: p.name })) as { name: string; stat: P }[];
-      return {
-        tick_rate: ctl.tickRate,
-        ticks: ctl.ticks(),
-        bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
-      };
-    },
-  });
-  add<P>({
-    name: 'bdev_set_qos_limit',
-    description: 'Set QoS limits (0 = unlimited), enforced across every reactor',
-    positional: ['name'],
-    params: obj({
-      name: req(name()),
-      rw_ios_per_sec: opt(int({ min: 0 })),
-      rw_mbytes_per_sec: opt(int({ min: 0 })),
-      r_mbytes_per_sec: opt(int({ min: 0 })),
-      w_mbytes_per_sec: opt(int({ min: 0 })),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_raid_remove_base_bdev',
+      description: 'Remove a base bdev from its RAID bdev',
+      positional: ['name'],
+      params: obj({ name: req(name()) }),
+      async handler(p) {
+        // Each reactor answers once the base has left its slot there (SPDK answers after removal).
+        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevRaidRemoveBaseBdev, p);
+        // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
+        // base added next takes the slot.
+        const c = raidOf(p.name);
+        if (c) (c.removed ??= []).push(p.name);
+        return true;
+      },
     }),
-    async handler(p) {
-      const replay = (await ctl.call(0, 'bdev.set_qos', p)) as P;
-      for (let i = 1; i < ctl.count; i++) await ctl.call(i, 'bdev.set_qos', replay);
-      qos.set(String(p.name), publicParams(p));
-      return true;
-    },
-  });
-  add<{ name: string; enable: boolean }>({
-    name: 'bdev_enable_histogram',
-    description: 'Start or stop latency histograms for a bdev',
-    positional: ['name'],
-    params: obj({ name: req(name()), enable: req(bool()) }),
-    async handler(p) {
-      for (let i = 0; i < ctl.count; i++) await ctl.call(i, 'bdev.histogram', p);
-      return true;
-    },
-  });
-  add<{ name: string }>({
-    name: 'bdev_get_histogram',
-    description:
-      "A bdev's latency histogram over every channel, as SPDK returns it: histogram (base64 of spdk_histogram_data's buckets), bucket_shift, tsc_rate",
-    positional: ['name'],
-    params: obj({ name: req(name()) }),
-    async handler(p) {
-      const h = await ctl.call(0, 'bdev.get_histogram', { name: p.name });
-      if (h === null)
-        throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
-      return h;
-    },
-  });
-  add<P>({
-    name: 'bdev_set_options',
-    description: 'Set bdev layer options (before framework_start_init)',
-    state: 'startup',
-    params: obj({
-      bdev_io_pool_size: opt(
-        int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
-      ),
-      bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
-      bdev_auto_examine: opt(bool()),
-      iobuf_small_cache_size: opt(int({ min: 0 })),
-      iobuf_large_cache_size: opt(int({ min: 0 })),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_raid_add_base_bdev',
+      description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
+      positional: ['base_bdev', 'raid_bdev'],
+      params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
+      async handler(p) {
+        const r = await ctl.call(0, bdevRaidAddBaseBdev, p);
+        const c = journal.find((x) => x.method === 'bdev_raid_create' && x.names[0] === p.raid_bdev);
+        const gone = c?.removed?.shift();
+        if (c && gone !== undefined) {
+          const bases = c.params.base_bdevs as string[];
+          c.params.base_bdevs = bases.map((b) => (b === gone ? p.base_bdev : b));
+        }
+        return r;
+      },
     }),
-    handler(p) {
-      options = { ...(options ?? {}), ...p };
-      return true;
-    },
-  });
+  );
+  add(
+    defineMethod({
+      name: 'bdev_raid_get_bdevs',
+      description: 'List RAID bdevs by category',
+      positional: ['category'],
+      params: obj({ category: opt(str({ enum: ['all', 'online', 'configuring', 'offline'] }), 'all') }),
+      handler: (p) => ctl.call(0, bdevRaidGetBdevs, p),
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_get_bdevs',
+      description: 'List bdevs (or one by name)',
+      positional: ['name'],
+      params: obj({
+        name: opt(name()),
+        timeout: opt(int({ min: 0, description: 'ms to wait for the bdev (storkit: 0 only)' })),
+      }),
+      handler: (p) => ctl.call(0, bdevGetBdevs, { name: p.name }),
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_get_iostat',
+      description: 'I/O statistics of bdevs, summed over every channel on every reactor',
+      positional: ['name'],
+      params: obj({ name: opt(name()) }),
+      async handler(p) {
+        const list = await ctl.call(0, bdevIostat, { name: p.name });
+        return {
+          tick_rate: ctl.tickRate,
+          ticks: ctl.ticks(),
+          bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
+        };
+      },
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_set_qos_limit',
+      description: 'Set QoS limits (0 = unlimited), enforced across every reactor',
+      positional: ['name'],
+      params: obj({
+        name: req(name()),
+        rw_ios_per_sec: opt(int({ min: 0 })),
+        rw_mbytes_per_sec: opt(int({ min: 0 })),
+        r_mbytes_per_sec: opt(int({ min: 0 })),
+        w_mbytes_per_sec: opt(int({ min: 0 })),
+      }),
+      async handler(p) {
+        const replay = await ctl.call(0, bdevSetQos, p);
+        for (let i = 1; i < ctl.count; i++) await ctl.call(i, bdevSetQos, replay);
+        qos.set(p.name, publicParams(p));
+        return true;
+      },
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_enable_histogram',
+      description: 'Start or stop latency histograms for a bdev',
+      positional: ['name'],
+      params: obj({ name: req(name()), enable: req(bool()) }),
+      async handler(p) {
+        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevHistogram, p);
+        return true;
+      },
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_get_histogram',
+      description:
+        "A bdev's latency histogram over every channel, as SPDK returns it: histogram (base64 of spdk_histogram_data's buckets), bucket_shift, tsc_rate",
+      positional: ['name'],
+      params: obj({ name: req(name()) }),
+      async handler(p) {
+        const h = await ctl.call(0, bdevGetHistogram, { name: p.name });
+        if (h === null)
+          throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
+        return h;
+      },
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'bdev_set_options',
+      description: 'Set bdev layer options (before framework_start_init)',
+      state: 'startup',
+      params: obj({
+        bdev_io_pool_size: opt(
+          int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
+        ),
+        bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
+        bdev_auto_examine: opt(bool()),
+        iobuf_small_cache_size: opt(int({ min: 0 })),
+        iobuf_large_cache_size: opt(int({ min: 0 })),
+      }),
+      handler(p) {
+        options = { ...(options ?? {}), ...p };
+        return true;
+      },
+    }),
+  );
 
   return {
     name: 'bdev',
     dependsOn: [],
     methods,
     async start() {
-      if (options?.bdev_io_cache_size !== undefined)
-        for (let i = 0; i < ctl.count; i++)
-          await ctl.call(i, 'bdev.set_options', { bdev_io_cache_size: options.bdev_io_cache_size });
+      const cache = options?.bdev_io_cache_size;
+      if (typeof cache === 'number')
+        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevSetOptions, { bdev_io_cache_size: cache });
     },
     async writeConfig(): Promise<ConfigEntry[]> {
       const out: ConfigEntry[] = [];
@@ -428,7 +498,7 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
 }
 
 /** camelCase stat fields to SPDK's snake_case. */
-function snake(o: P): P {
+function snake(o: object): Saved {
   return Object.fromEntries(
     Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
   );

@@ -1,13 +1,13 @@
 import { tickRate, ticks } from '@storkit/native';
-import type { App } from '@storkit/reactor';
+import type { App, Control } from '@storkit/reactor';
 
-/** How main-thread subsystems reach the reactors: control operations by reactor index. */
+/** How main-thread subsystems reach the reactors: declared control operations by reactor index. */
 export interface ReactorControl {
   readonly count: number;
   readonly tickRate: number;
   ticks(): number;
   /** Run a control operation on reactor i; rejects with an error carrying its errno-style code. */
-  call(i: number, op: string, params: unknown): Promise<unknown>;
+  call<P, R>(i: number, op: Control<P, R>, params: NoInfer<P>): Promise<R>;
 }
 
 /** A ReactorControl over the app once it runs; calls before that fail with EBUSY. */
@@ -23,7 +23,7 @@ export class AppControl implements ReactorControl {
     return ticks();
   }
 
-  call(i: number, op: string, params: unknown): Promise<unknown> {
+  call<P, R>(i: number, op: Control<P, R>, params: NoInfer<P>): Promise<R> {
     if (this.app === null)
       return Promise.reject(
         Object.assign(new Error('reactors are not running yet (framework_start_init)'), { code: 'EBUSY' }),

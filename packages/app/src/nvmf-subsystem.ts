@@ -2,13 +2,17 @@
 // NvmfTarget of every reactor in turn (reactor 0 first; a refusal there changes nothing, a refusal
 // later rolls the earlier reactors back), and a journal of the resulting state for save_config.
 // The per-reactor side is reactor-modules/nvmf.ts.
+import type { CreateSubsystemParams, ListenAddress, NamespaceParams, ReferralParams } from '@storkit/nvmf';
 import { NvmfTarget } from '@storkit/nvmf';
-import { bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import type { Control, ControlResultOf } from '@storkit/reactor';
+import { type AnyMethodDef, bool, defineMethod, int, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
+import { nvmfOps as o } from './controls/nvmf.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
-type P = Record<string, unknown>;
+/** Params as saved by save_config (plain JSON). */
+type Saved = Record<string, unknown>;
 
 const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
 
@@ -24,59 +28,62 @@ const listenAddress = () =>
   });
 
 interface SubsystemState {
-  params: P;
+  params: CreateSubsystemParams;
   id: number;
-  namespaces: Map<number, P>;
+  namespaces: Map<number, NamespaceParams>;
   hosts: string[];
-  listeners: P[];
+  listeners: ListenAddress[];
 }
 
-const sameAddr = (a: P, b: P): boolean => a.traddr === b.traddr && String(a.trsvcid) === String(b.trsvcid);
+const sameAddr = (a: ListenAddress, b: ListenAddress): boolean =>
+  a.traddr === b.traddr && String(a.trsvcid) === String(b.trsvcid);
+
+/** A listen address as every reactor and save_config hold it: TCP, with its address family. */
+const tcpAddress = (a: { adrfam?: string; traddr: string; trsvcid: string }): ListenAddress => ({
+  ...a,
+  trtype: 'TCP',
+  adrfam: a.adrfam ?? 'IPv4',
+});
 
 export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
-  let setConfig: P | null = null;
-  let transport: P | null = null;
+  let setConfig: Saved | null = null;
+  let transport: Saved | null = null;
   const subsystems = new Map<string, SubsystemState>();
-  const discoveryListeners: P[] = [];
-  const referrals: P[] = [];
+  const discoveryListeners: ListenAddress[] = [];
+  const referrals: ReferralParams[] = [];
   let nextId = 1;
-
-  const call = (i: number, method: string, params: unknown) => ctl.call(i, 'nvmf.call', { method, params });
 
   /**
    * Apply on every reactor, reactor 0 first (its result is returned and `replay` may adapt the
    * params for the others); on a failure at reactor k > 0, `undo` runs on reactors k-1..0.
    */
-  async function everywhere(
-    method: string,
-    params: unknown,
-    undo?: (first: unknown) => { method: string; params: unknown },
-    replay: (first: unknown) => unknown = () => params,
-  ): Promise<unknown> {
-    const first = await call(0, method, params);
+  async function everywhere<P, R>(
+    op: Control<P, R>,
+    params: P,
+    undo?: (i: number, first: R) => Promise<unknown>,
+    replay: (first: R) => P = () => params,
+  ): Promise<R> {
+    const first = await ctl.call(0, op, params);
     const again = replay(first);
     const done = [0];
     try {
       for (let i = 1; i < ctl.count; i++) {
-        await call(i, method, again);
+        await ctl.call(i, op, again);
         done.push(i);
       }
     } catch (e) {
-      if (undo) {
-        const u = undo(first);
-        for (const i of done.reverse()) await call(i, u.method, u.params).catch(() => {});
-      }
+      if (undo) for (const i of done.reverse()) await undo(i, first).catch(() => {});
       throw e;
     }
     return first;
   }
 
   /** Apply a removal on every reactor; fails only if reactor 0 refuses (then nothing changed). */
-  async function removeEverywhere(method: string, params: unknown): Promise<void> {
-    await call(0, method, params);
+  async function removeEverywhere<P>(op: Control<P, true>, params: P): Promise<void> {
+    await ctl.call(0, op, params);
     const errs: string[] = [];
     for (let i = 1; i < ctl.count; i++)
-      await call(i, method, params).catch((e: Error) => errs.push(`reactor ${i}: ${e.message}`));
+      await ctl.call(i, op, params).catch((e: Error) => errs.push(`reactor ${i}: ${e.message}`));
     if (errs.length) throw new RpcError(-5, `applied on some reactors only: ${errs.join('; ')}`);
   }
 
@@ -86,230 +93,252 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     return s;
   }
 
-  const methods: MethodDef<never>[] = [];
-  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+  const methods: AnyMethodDef[] = [];
+  const add = (d: AnyMethodDef) => methods.push(d);
 
-  add<P>({
-    name: 'nvmf_set_config',
-    description: 'Set NVMe-oF target options (before framework_start_init)',
-    state: 'startup',
-    params: obj({
-      discovery_filter: opt(
-        str({
-          enum: ['match_any'],
-          description: 'which listeners the discovery log shows (storkit: match_any, every listener)',
-        }),
-      ),
-      admin_cmd_passthru: opt(
-        obj({
-          identify_ctrlr: opt(bool({ description: 'pass Identify through to an NVMe bdev (not supported)' })),
-        }),
-      ),
-      poll_groups_mask: opt(str({ description: 'accepted for SPDK configs: every reactor is a poll group' })),
+  add(
+    defineMethod({
+      name: 'nvmf_set_config',
+      description: 'Set NVMe-oF target options (before framework_start_init)',
+      state: 'startup',
+      params: obj({
+        discovery_filter: opt(
+          str({
+            enum: ['match_any'],
+            description: 'which listeners the discovery log shows (storkit: match_any, every listener)',
+          }),
+        ),
+        admin_cmd_passthru: opt(
+          obj({
+            identify_ctrlr: opt(
+              bool({ description: 'pass Identify through to an NVMe bdev (not supported)' }),
+            ),
+          }),
+        ),
+        poll_groups_mask: opt(
+          str({ description: 'accepted for SPDK configs: every reactor is a poll group' }),
+        ),
+      }),
+      handler(p) {
+        if (p.admin_cmd_passthru?.identify_ctrlr === true)
+          throw RpcError.errno('ENOTSUP', 'admin_cmd_passthru.identify_ctrlr is not supported');
+        setConfig = { ...(setConfig ?? {}), ...p };
+        return true;
+      },
     }),
-    handler(p) {
-      if ((p.admin_cmd_passthru as P | undefined)?.identify_ctrlr === true)
-        throw RpcError.errno('ENOTSUP', 'admin_cmd_passthru.identify_ctrlr is not supported');
-      setConfig = { ...(setConfig ?? {}), ...p };
-      return true;
-    },
-  });
+  );
 
-  add<P>({
-    name: 'nvmf_create_transport',
-    description: 'Create the NVMe/TCP transport on every reactor',
-    positional: ['trtype'],
-    params: obj({
-      trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
-      tgt_name: opt(str()),
-      max_queue_depth: opt(int({ min: 2, max: 65535 })),
-      max_aq_depth: opt(int({ min: 2, max: 4096 })),
-      max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
-      in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
-      max_io_size: opt(int({ min: 4096 })),
-      io_unit_size: opt(int({ min: 512 })),
-      c2h_success: opt(bool()),
-      sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
-      abort_timeout_sec: opt(int({ min: 0 })),
-      num_shared_buffers: opt(int({ min: 0 })),
-      buf_cache_size: opt(int({ min: 0 })),
-      dif_insert_or_strip: opt(bool()),
-      zcopy: opt(bool()),
+  add(
+    defineMethod({
+      name: 'nvmf_create_transport',
+      description: 'Create the NVMe/TCP transport on every reactor',
+      positional: ['trtype'],
+      params: obj({
+        trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
+        tgt_name: opt(str()),
+        max_queue_depth: opt(int({ min: 2, max: 65535 })),
+        max_aq_depth: opt(int({ min: 2, max: 4096 })),
+        max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
+        in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
+        max_io_size: opt(int({ min: 4096 })),
+        io_unit_size: opt(int({ min: 512 })),
+        c2h_success: opt(bool()),
+        sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
+        abort_timeout_sec: opt(int({ min: 0 })),
+        num_shared_buffers: opt(int({ min: 0 })),
+        buf_cache_size: opt(int({ min: 0 })),
+        dif_insert_or_strip: opt(bool()),
+        zcopy: opt(bool()),
+      }),
+      async handler(p) {
+        if (transport) throw RpcError.errno('EEXIST', 'transport TCP already exists');
+        const { tgt_name: _t, ...params } = p;
+        await everywhere(o.nvmf_create_transport, { ...params, trtype: 'TCP' });
+        transport = { ...p, trtype: 'TCP' };
+        return true;
+      },
     }),
-    async handler(p) {
-      if (transport) throw RpcError.errno('EEXIST', 'transport TCP already exists');
-      const { tgt_name: _t, ...params } = p;
-      await everywhere('nvmf_create_transport', { ...params, trtype: 'TCP' });
-      transport = { ...p, trtype: 'TCP' };
-      return true;
-    },
-  });
+  );
 
-  add<P>({
-    name: 'nvmf_get_transports',
-    description: 'List transports',
-    params: obj({ trtype: opt(str({ ignoreCase: true, enum: ['TCP'] })), tgt_name: opt(str()) }),
-    handler: () => call(0, 'nvmf_get_transports', {}),
-  });
-
-  add<P>({
-    name: 'nvmf_create_subsystem',
-    description: 'Create an NVM subsystem on every reactor',
-    positional: ['nqn'],
-    params: obj({
-      nqn: req(nqn()),
-      tgt_name: opt(str()),
-      serial_number: opt(str({ minLength: 1, maxLength: 20 })),
-      model_number: opt(str({ minLength: 1, maxLength: 40 })),
-      allow_any_host: opt(bool()),
-      max_namespaces: opt(int({ min: 0, max: 1024 })),
-      min_cntlid: opt(int({ min: 1, max: 0xffef })),
-      max_cntlid: opt(int({ min: 1, max: 0xffef })),
-      ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
+  add(
+    defineMethod({
+      name: 'nvmf_get_transports',
+      description: 'List transports',
+      params: obj({ trtype: opt(str({ ignoreCase: true, enum: ['TCP'] })), tgt_name: opt(str()) }),
+      handler: () => ctl.call(0, o.nvmf_get_transports, undefined),
     }),
-    async handler(p) {
-      if (p.ana_reporting === true) throw RpcError.errno('ENOTSUP', 'ANA reporting is not supported');
-      const { tgt_name: _t, ana_reporting: _a, ...params } = p;
-      if (params.max_namespaces === 0) delete params.max_namespaces; // SPDK: 0 = default
-      if (subsystems.has(String(p.nqn)) || p.nqn === DISCOVERY_NQN)
-        throw RpcError.errno('EEXIST', `subsystem ${p.nqn} already exists`);
-      const id = nextId++;
-      const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
-      let shared: unknown;
-      try {
-        shared = NvmfTarget.sharedSubsystemState(params as never, id, qidCap, ctl.count);
-      } catch (e) {
-        throw RpcError.errno('EINVAL', (e as Error).message);
-      }
-      await everywhere('nvmf_create_subsystem', { params, shared }, () => ({
-        method: 'nvmf_delete_subsystem',
-        params: { nqn: p.nqn },
-      }));
-      subsystems.set(String(p.nqn), { params, id, namespaces: new Map(), hosts: [], listeners: [] });
-      return true;
-    },
-  });
+  );
 
-  add<{ nqn: string }>({
-    name: 'nvmf_delete_subsystem',
-    description: 'Delete an NVM subsystem (its controllers are torn down)',
-    positional: ['nqn'],
-    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-    async handler(p) {
-      need(p.nqn);
-      await removeEverywhere('nvmf_delete_subsystem', { nqn: p.nqn });
-      subsystems.delete(p.nqn);
-      return true;
-    },
-  });
-
-  add<{ nqn: string; namespace: P }>({
-    name: 'nvmf_subsystem_add_ns',
-    description: 'Add a namespace served from a bdev (every reactor uses its own channel of it)',
-    positional: ['nqn', 'bdev_name'],
-    params: obj({
-      nqn: req(nqn()),
-      tgt_name: opt(str()),
-      namespace: req(
-        obj({
-          bdev_name: req(str({ minLength: 1 })),
-          nsid: opt(int({ min: 0, max: 0xfffffffe })),
-          nguid: opt(str({ pattern: /^[0-9a-fA-F-]{32,39}$/ })),
-          eui64: opt(str({ pattern: /^[0-9a-fA-F-]{16,23}$/ })),
-          uuid: opt(
-            str({ pattern: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/ }),
-          ),
-          ptpl_file: opt(str({ description: 'persist-through-power-loss file (not supported)' })),
-          anagrpid: opt(int({ min: 1 })),
-          no_auto_visible: opt(bool({ description: 'namespace masking (not supported: false)' })),
-        }),
-      ),
+  add(
+    defineMethod({
+      name: 'nvmf_create_subsystem',
+      description: 'Create an NVM subsystem on every reactor',
+      positional: ['nqn'],
+      params: obj({
+        nqn: req(nqn()),
+        tgt_name: opt(str()),
+        serial_number: opt(str({ minLength: 1, maxLength: 20 })),
+        model_number: opt(str({ minLength: 1, maxLength: 40 })),
+        allow_any_host: opt(bool()),
+        max_namespaces: opt(int({ min: 0, max: 1024 })),
+        min_cntlid: opt(int({ min: 1, max: 0xffef })),
+        max_cntlid: opt(int({ min: 1, max: 0xffef })),
+        ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
+      }),
+      async handler(p) {
+        if (p.ana_reporting === true) throw RpcError.errno('ENOTSUP', 'ANA reporting is not supported');
+        const { tgt_name: _t, ana_reporting: _a, ...params } = p;
+        if (params.max_namespaces === 0) delete params.max_namespaces; // SPDK: 0 = default
+        if (subsystems.has(p.nqn) || p.nqn === DISCOVERY_NQN)
+          throw RpcError.errno('EEXIST', `subsystem ${p.nqn} already exists`);
+        const id = nextId++;
+        const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
+        let shared: ReturnType<typeof NvmfTarget.sharedSubsystemState>;
+        try {
+          shared = NvmfTarget.sharedSubsystemState(params, id, qidCap, ctl.count);
+        } catch (e) {
+          throw RpcError.errno('EINVAL', (e as Error).message);
+        }
+        await everywhere(o.nvmf_create_subsystem, { params, shared }, (i) =>
+          ctl.call(i, o.nvmf_delete_subsystem, { nqn: p.nqn }),
+        );
+        subsystems.set(p.nqn, { params, id, namespaces: new Map(), hosts: [], listeners: [] });
+        return true;
+      },
     }),
-    async handler(p) {
-      const s = need(p.nqn);
-      const { ptpl_file, anagrpid: _g, no_auto_visible, ...ns } = p.namespace;
-      if (ptpl_file !== undefined)
-        throw RpcError.errno('ENOTSUP', 'reservations (ptpl_file) are not supported');
-      if (no_auto_visible === true) throw RpcError.errno('ENOTSUP', 'namespace masking is not supported');
-      // Reactor 0 picks the nsid when none is given; the others get that nsid.
-      const nsid = (await everywhere(
-        'nvmf_subsystem_add_ns',
-        { nqn: p.nqn, namespace: ns },
-        (first) => ({ method: 'nvmf_subsystem_remove_ns', params: { nqn: p.nqn, nsid: first } }),
-        (first) => ({ nqn: p.nqn, namespace: { ...ns, nsid: first } }),
-      )) as number;
-      s.namespaces.set(nsid, { ...ns, nsid });
-      return nsid;
-    },
-  });
+  );
 
-  add<{ nqn: string; nsid: number }>({
-    name: 'nvmf_subsystem_remove_ns',
-    description: 'Remove a namespace (connected hosts get a namespace-change notice)',
-    positional: ['nqn', 'nsid'],
-    params: obj({ nqn: req(nqn()), nsid: req(int({ min: 1 })), tgt_name: opt(str()) }),
-    async handler(p) {
-      const s = need(p.nqn);
-      await removeEverywhere('nvmf_subsystem_remove_ns', { nqn: p.nqn, nsid: p.nsid });
-      s.namespaces.delete(p.nsid);
-      return true;
-    },
-  });
-
-  add<{ nqn: string; host: string }>({
-    name: 'nvmf_subsystem_add_host',
-    description: 'Allow a host NQN to connect',
-    positional: ['nqn', 'host'],
-    params: obj({
-      nqn: req(nqn()),
-      host: req(nqn()),
-      tgt_name: opt(str()),
-      psk: opt(str()),
-      dhchap_key: opt(str()),
+  add(
+    defineMethod({
+      name: 'nvmf_delete_subsystem',
+      description: 'Delete an NVM subsystem (its controllers are torn down)',
+      positional: ['nqn'],
+      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+      async handler(p) {
+        need(p.nqn);
+        await removeEverywhere(o.nvmf_delete_subsystem, { nqn: p.nqn });
+        subsystems.delete(p.nqn);
+        return true;
+      },
     }),
-    async handler(p) {
-      const s = need(p.nqn);
-      if ((p as P).psk !== undefined || (p as P).dhchap_key !== undefined)
-        throw RpcError.errno('ENOTSUP', 'TLS PSK and DH-HMAC-CHAP are not supported');
-      if (s.hosts.includes(p.host)) throw RpcError.errno('EEXIST', `host ${p.host} already in ${p.nqn}`);
-      const q = { nqn: p.nqn, host: p.host };
-      await everywhere('nvmf_subsystem_add_host', q, () => ({
-        method: 'nvmf_subsystem_remove_host',
-        params: q,
-      }));
-      s.hosts.push(p.host);
-      return true;
-    },
-  });
+  );
 
-  add<{ nqn: string; host: string }>({
-    name: 'nvmf_subsystem_remove_host',
-    description: 'Remove a host NQN (its controllers go unless any host is allowed)',
-    positional: ['nqn', 'host'],
-    params: obj({ nqn: req(nqn()), host: req(nqn()), tgt_name: opt(str()) }),
-    async handler(p) {
-      const s = need(p.nqn);
-      await removeEverywhere('nvmf_subsystem_remove_host', { nqn: p.nqn, host: p.host });
-      s.hosts = s.hosts.filter((h) => h !== p.host);
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_add_ns',
+      description: 'Add a namespace served from a bdev (every reactor uses its own channel of it)',
+      positional: ['nqn', 'bdev_name'],
+      params: obj({
+        nqn: req(nqn()),
+        tgt_name: opt(str()),
+        namespace: req(
+          obj({
+            bdev_name: req(str({ minLength: 1 })),
+            nsid: opt(int({ min: 0, max: 0xfffffffe })),
+            nguid: opt(str({ pattern: /^[0-9a-fA-F-]{32,39}$/ })),
+            eui64: opt(str({ pattern: /^[0-9a-fA-F-]{16,23}$/ })),
+            uuid: opt(
+              str({
+                pattern: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+              }),
+            ),
+            ptpl_file: opt(str({ description: 'persist-through-power-loss file (not supported)' })),
+            anagrpid: opt(int({ min: 1 })),
+            no_auto_visible: opt(bool({ description: 'namespace masking (not supported: false)' })),
+          }),
+        ),
+      }),
+      async handler(p) {
+        const s = need(p.nqn);
+        const { ptpl_file, anagrpid: _g, no_auto_visible, ...ns } = p.namespace;
+        if (ptpl_file !== undefined)
+          throw RpcError.errno('ENOTSUP', 'reservations (ptpl_file) are not supported');
+        if (no_auto_visible === true) throw RpcError.errno('ENOTSUP', 'namespace masking is not supported');
+        // Reactor 0 picks the nsid when none is given; the others get that nsid.
+        const nsid = await everywhere(
+          o.nvmf_subsystem_add_ns,
+          { nqn: p.nqn, namespace: ns },
+          (i, first) => ctl.call(i, o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: first }),
+          (first) => ({ nqn: p.nqn, namespace: { ...ns, nsid: first } }),
+        );
+        s.namespaces.set(nsid, { ...ns, nsid });
+        return nsid;
+      },
+    }),
+  );
 
-  add<{ nqn: string; allow_any_host: boolean }>({
-    name: 'nvmf_subsystem_allow_any_host',
-    description: 'Allow any host, or only listed hosts',
-    positional: ['nqn'],
-    params: obj({ nqn: req(nqn()), allow_any_host: req(bool()), tgt_name: opt(str()) }),
-    async handler(p) {
-      const s = need(p.nqn);
-      await removeEverywhere('nvmf_subsystem_allow_any_host', {
-        nqn: p.nqn,
-        allow_any_host: p.allow_any_host,
-      });
-      s.params.allow_any_host = p.allow_any_host;
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_remove_ns',
+      description: 'Remove a namespace (connected hosts get a namespace-change notice)',
+      positional: ['nqn', 'nsid'],
+      params: obj({ nqn: req(nqn()), nsid: req(int({ min: 1 })), tgt_name: opt(str()) }),
+      async handler(p) {
+        const s = need(p.nqn);
+        await removeEverywhere(o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: p.nsid });
+        s.namespaces.delete(p.nsid);
+        return true;
+      },
+    }),
+  );
+
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_add_host',
+      description: 'Allow a host NQN to connect',
+      positional: ['nqn', 'host'],
+      params: obj({
+        nqn: req(nqn()),
+        host: req(nqn()),
+        tgt_name: opt(str()),
+        psk: opt(str()),
+        dhchap_key: opt(str()),
+      }),
+      async handler(p) {
+        const s = need(p.nqn);
+        if (p.psk !== undefined || p.dhchap_key !== undefined)
+          throw RpcError.errno('ENOTSUP', 'TLS PSK and DH-HMAC-CHAP are not supported');
+        if (s.hosts.includes(p.host)) throw RpcError.errno('EEXIST', `host ${p.host} already in ${p.nqn}`);
+        const q = { nqn: p.nqn, host: p.host };
+        await everywhere(o.nvmf_subsystem_add_host, q, (i) => ctl.call(i, o.nvmf_subsystem_remove_host, q));
+        s.hosts.push(p.host);
+        return true;
+      },
+    }),
+  );
+
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_remove_host',
+      description: 'Remove a host NQN (its controllers go unless any host is allowed)',
+      positional: ['nqn', 'host'],
+      params: obj({ nqn: req(nqn()), host: req(nqn()), tgt_name: opt(str()) }),
+      async handler(p) {
+        const s = need(p.nqn);
+        await removeEverywhere(o.nvmf_subsystem_remove_host, { nqn: p.nqn, host: p.host });
+        s.hosts = s.hosts.filter((h) => h !== p.host);
+        return true;
+      },
+    }),
+  );
+
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_allow_any_host',
+      description: 'Allow any host, or only listed hosts',
+      positional: ['nqn'],
+      params: obj({ nqn: req(nqn()), allow_any_host: req(bool()), tgt_name: opt(str()) }),
+      async handler(p) {
+        const s = need(p.nqn);
+        await removeEverywhere(o.nvmf_subsystem_allow_any_host, {
+          nqn: p.nqn,
+          allow_any_host: p.allow_any_host,
+        });
+        s.params.allow_any_host = p.allow_any_host;
+        return true;
+      },
+    }),
+  );
 
   const listenerParams = obj({
     nqn: req(nqn()),
@@ -319,109 +348,123 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     ana_state: opt(str()),
   });
 
-  add<{ nqn: string; listen_address: P; secure_channel?: boolean }>({
-    name: 'nvmf_subsystem_add_listener',
-    description: 'Listen on an address (every reactor accepts on it through SO_REUSEPORT)',
-    positional: ['nqn'],
-    params: listenerParams,
-    async handler(p) {
-      if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
-      const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
-      const a = { ...p.listen_address, trtype: 'TCP', adrfam: p.listen_address.adrfam ?? 'IPv4' };
-      const q = { nqn: p.nqn, listen_address: a };
-      await everywhere('nvmf_subsystem_add_listener', q, () => ({
-        method: 'nvmf_subsystem_remove_listener',
-        params: q,
-      }));
-      list.push(a);
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_add_listener',
+      description: 'Listen on an address (every reactor accepts on it through SO_REUSEPORT)',
+      positional: ['nqn'],
+      params: listenerParams,
+      async handler(p) {
+        if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
+        const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
+        const a = tcpAddress(p.listen_address);
+        const q = { nqn: p.nqn, listen_address: a };
+        await everywhere(o.nvmf_subsystem_add_listener, q, (i) =>
+          ctl.call(i, o.nvmf_subsystem_remove_listener, q),
+        );
+        list.push(a);
+        return true;
+      },
+    }),
+  );
 
-  add<{ nqn: string; listen_address: P }>({
-    name: 'nvmf_subsystem_remove_listener',
-    description: 'Stop listening on an address for a subsystem',
-    positional: ['nqn'],
-    params: listenerParams,
-    async handler(p) {
-      const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
-      const a = { ...p.listen_address, trtype: 'TCP', adrfam: p.listen_address.adrfam ?? 'IPv4' };
-      await removeEverywhere('nvmf_subsystem_remove_listener', { nqn: p.nqn, listen_address: a });
-      const i = list.findIndex((l) => sameAddr(l, a));
-      if (i >= 0) list.splice(i, 1);
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_remove_listener',
+      description: 'Stop listening on an address for a subsystem',
+      positional: ['nqn'],
+      params: listenerParams,
+      async handler(p) {
+        const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
+        const a = tcpAddress(p.listen_address);
+        await removeEverywhere(o.nvmf_subsystem_remove_listener, { nqn: p.nqn, listen_address: a });
+        const i = list.findIndex((l) => sameAddr(l, a));
+        if (i >= 0) list.splice(i, 1);
+        return true;
+      },
+    }),
+  );
 
-  add<{ nqn: string }>({
-    name: 'nvmf_subsystem_get_listeners',
-    description: "A subsystem's listeners",
-    positional: ['nqn'],
-    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-    handler: (p) => call(0, 'nvmf_subsystem_get_listeners', { nqn: p.nqn }),
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_get_listeners',
+      description: "A subsystem's listeners",
+      positional: ['nqn'],
+      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+      handler: (p) => ctl.call(0, o.nvmf_subsystem_get_listeners, { nqn: p.nqn }),
+    }),
+  );
 
-  add<{ nqn: string }>({
-    name: 'nvmf_subsystem_get_controllers',
-    description: "A subsystem's controllers (I/O queues counted over every reactor)",
-    positional: ['nqn'],
-    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-    async handler(p) {
-      const byId = new Map<number, P>();
-      const ioq = new Map<number, number>();
-      for (let i = 0; i < ctl.count; i++) {
-        const list = (await call(i, 'nvmf_subsystem_get_controllers', { nqn: p.nqn })) as P[];
-        for (const c of list) {
-          const id = c.cntlid as number;
-          ioq.set(id, (ioq.get(id) ?? 0) + (c.num_io_qpairs as number));
-          if (c.owner === i) byId.set(id, c);
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_get_controllers',
+      description: "A subsystem's controllers (I/O queues counted over every reactor)",
+      positional: ['nqn'],
+      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+      async handler(p) {
+        type Ctrlr = ControlResultOf<typeof o.nvmf_subsystem_get_controllers>[number];
+        const byId = new Map<number, Ctrlr>();
+        const ioq = new Map<number, number>();
+        for (let i = 0; i < ctl.count; i++) {
+          const list = await ctl.call(i, o.nvmf_subsystem_get_controllers, { nqn: p.nqn });
+          for (const c of list) {
+            ioq.set(c.cntlid, (ioq.get(c.cntlid) ?? 0) + c.num_io_qpairs);
+            if (c.owner === i) byId.set(c.cntlid, c);
+          }
         }
-      }
-      return [...byId.values()]
-        .sort((a, b) => (a.cntlid as number) - (b.cntlid as number))
-        .map(({ owner, ...c }) => ({
-          ...c,
-          num_io_qpairs: ioq.get(c.cntlid as number),
-          thread: `nvmf_tgt_poll_group_${String(owner).padStart(3, '0')}`,
-        }));
-    },
-  });
+        return [...byId.values()]
+          .sort((a, b) => a.cntlid - b.cntlid)
+          .map(({ owner, ...c }) => ({
+            ...c,
+            num_io_qpairs: ioq.get(c.cntlid),
+            thread: `nvmf_tgt_poll_group_${String(owner).padStart(3, '0')}`,
+          }));
+      },
+    }),
+  );
 
-  add<{ nqn: string }>({
-    name: 'nvmf_subsystem_get_qpairs',
-    description: "A subsystem's qpairs on every reactor",
-    positional: ['nqn'],
-    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-    async handler(p) {
-      const out: P[] = [];
-      for (let i = 0; i < ctl.count; i++) {
-        const list = (await call(i, 'nvmf_subsystem_get_qpairs', { nqn: p.nqn })) as P[];
-        for (const q of list) out.push({ ...q, thread: `nvmf_tgt_poll_group_${String(i).padStart(3, '0')}` });
-      }
-      return out;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_subsystem_get_qpairs',
+      description: "A subsystem's qpairs on every reactor",
+      positional: ['nqn'],
+      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+      async handler(p) {
+        const out: object[] = [];
+        for (let i = 0; i < ctl.count; i++) {
+          const list = await ctl.call(i, o.nvmf_subsystem_get_qpairs, { nqn: p.nqn });
+          for (const q of list)
+            out.push({ ...q, thread: `nvmf_tgt_poll_group_${String(i).padStart(3, '0')}` });
+        }
+        return out;
+      },
+    }),
+  );
 
-  add<P>({
-    name: 'nvmf_get_subsystems',
-    description: 'List subsystems (the discovery subsystem first)',
-    params: obj({ tgt_name: opt(str()) }),
-    handler: () => call(0, 'nvmf_get_subsystems', {}),
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_get_subsystems',
+      description: 'List subsystems (the discovery subsystem first)',
+      params: obj({ tgt_name: opt(str()) }),
+      handler: () => ctl.call(0, o.nvmf_get_subsystems, undefined),
+    }),
+  );
 
-  add<P>({
-    name: 'nvmf_get_stats',
-    description: 'Per poll group (reactor) statistics',
-    params: obj({ tgt_name: opt(str()) }),
-    async handler() {
-      const groups: unknown[] = [];
-      for (let i = 0; i < ctl.count; i++) {
-        const s = (await call(i, 'nvmf_get_stats', {})) as { poll_groups: unknown[] };
-        groups.push(...s.poll_groups);
-      }
-      return { tick_rate: ctl.tickRate, poll_groups: groups };
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_get_stats',
+      description: 'Per poll group (reactor) statistics',
+      params: obj({ tgt_name: opt(str()) }),
+      async handler() {
+        const groups: unknown[] = [];
+        for (let i = 0; i < ctl.count; i++) {
+          const s = await ctl.call(i, o.nvmf_get_stats, undefined);
+          groups.push(...s.poll_groups);
+        }
+        return { tick_rate: ctl.tickRate, poll_groups: groups };
+      },
+    }),
+  );
 
   const referralParams = obj({
     address: req(listenAddress()),
@@ -430,42 +473,47 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     tgt_name: opt(str()),
   });
 
-  add<{ address: P; subnqn?: string; secure_channel?: boolean }>({
-    name: 'nvmf_discovery_add_referral',
-    description: 'Add a discovery referral (another discovery service hosts learn about)',
-    params: referralParams,
-    async handler(p) {
-      if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
-      const r: P = { address: { ...p.address, trtype: 'TCP', adrfam: p.address.adrfam ?? 'IPv4' } };
-      if (p.subnqn !== undefined) r.subnqn = p.subnqn;
-      await everywhere('nvmf_discovery_add_referral', r, () => ({
-        method: 'nvmf_discovery_remove_referral',
-        params: r,
-      }));
-      referrals.push(r);
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_discovery_add_referral',
+      description: 'Add a discovery referral (another discovery service hosts learn about)',
+      params: referralParams,
+      async handler(p) {
+        if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
+        const r: ReferralParams = { address: tcpAddress(p.address) };
+        if (p.subnqn !== undefined) r.subnqn = p.subnqn;
+        await everywhere(o.nvmf_discovery_add_referral, r, (i) =>
+          ctl.call(i, o.nvmf_discovery_remove_referral, r),
+        );
+        referrals.push(r);
+        return true;
+      },
+    }),
+  );
 
-  add<{ address: P; subnqn?: string }>({
-    name: 'nvmf_discovery_remove_referral',
-    description: 'Remove a discovery referral',
-    params: referralParams,
-    async handler(p) {
-      const r = { address: { ...p.address, trtype: 'TCP', adrfam: p.address.adrfam ?? 'IPv4' } };
-      await removeEverywhere('nvmf_discovery_remove_referral', r);
-      const i = referrals.findIndex((x) => sameAddr(x.address as P, r.address));
-      if (i >= 0) referrals.splice(i, 1);
-      return true;
-    },
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_discovery_remove_referral',
+      description: 'Remove a discovery referral',
+      params: referralParams,
+      async handler(p) {
+        const r = { address: tcpAddress(p.address) };
+        await removeEverywhere(o.nvmf_discovery_remove_referral, r);
+        const i = referrals.findIndex((x) => sameAddr(x.address, r.address));
+        if (i >= 0) referrals.splice(i, 1);
+        return true;
+      },
+    }),
+  );
 
-  add<P>({
-    name: 'nvmf_discovery_get_referrals',
-    description: 'List discovery referrals',
-    params: obj({ tgt_name: opt(str()) }),
-    handler: () => referrals.map((r) => ({ ...r, address: { ...(r.address as P) } })),
-  });
+  add(
+    defineMethod({
+      name: 'nvmf_discovery_get_referrals',
+      description: 'List discovery referrals',
+      params: obj({ tgt_name: opt(str()) }),
+      handler: () => referrals.map((r) => ({ ...r, address: { ...r.address } })),
+    }),
+  );
 
   return {
     name: 'nvmf',
@@ -475,12 +523,9 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
       // A namespace whose bdev went away (hot removal) left every reactor's subsystem on its own:
       // keep only the namespaces reactor 0 still has.
       if (ctl.count > 0 && subsystems.size > 0) {
-        const live = (await call(0, 'nvmf_get_subsystems', {})) as {
-          nqn: string;
-          namespaces?: { nsid: number }[];
-        }[];
+        const live = await ctl.call(0, o.nvmf_get_subsystems, undefined);
         for (const [n, s] of subsystems) {
-          const have = new Set(live.find((x) => x.nqn === n)?.namespaces?.map((x) => x.nsid) ?? []);
+          const have = new Set(live.find((l) => l.nqn === n)?.namespaces?.map((ns) => ns.nsid));
           for (const nsid of [...s.namespaces.keys()]) if (!have.has(nsid)) s.namespaces.delete(nsid);
         }
       }

@@ -1,4 +1,4 @@
-import type { MethodDef } from '@storkit/rpc';
+import type { AnyMethodDef } from '@storkit/rpc';
 
 /** Target-wide settings a subsystem may need (from the command line). */
 export interface SubsystemOptions {
@@ -9,7 +9,8 @@ export interface SubsystemOptions {
 /** One entry of an SPDK JSON config's subsystem section. */
 export interface ConfigEntry {
   method: string;
-  params?: Record<string, unknown>;
+  /** The method's params as plain JSON. */
+  params?: object;
 }
 
 /**
@@ -26,7 +27,7 @@ export interface AppSubsystem {
    */
   readonly configSection?: string;
   readonly dependsOn: readonly string[];
-  readonly methods: readonly MethodDef<never>[];
+  readonly methods: readonly AnyMethodDef[];
   /** Runs once the reactors are up, before runtime methods (applies startup options). */
   start?(): Promise<void>;
   /** The calls that recreate this subsystem's current state, in an order that works on load. */

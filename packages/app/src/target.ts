@@ -2,7 +2,7 @@
 import { dirname } from 'node:path';
 
 import { type App, type AppResult, startApp } from '@storkit/reactor';
-import { type MethodDef, RpcServer, registerBuiltins } from '@storkit/rpc';
+import { type AnyMethodDef, RpcServer, registerBuiltins } from '@storkit/rpc';
 
 import { applyConfig, type SpdkConfig } from './config.js';
 import { AppControl } from './control.js';
@@ -78,7 +78,7 @@ export class Target {
    * A subsystem's method that logs under the subsystem's component (`-L bdev`, `-L nvmf`, ...): one
    * debug line per call, and a warning when a call that changes state fails. Control plane only.
    */
-  #logged(component: string, m: MethodDef<never>): MethodDef<never> {
+  #logged(component: string, m: AnyMethodDef): AnyMethodDef {
     const log = this.log;
     const reads = /_get_|^.*_get$/.test(m.name);
     return {

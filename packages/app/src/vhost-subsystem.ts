@@ -4,14 +4,30 @@
 // its socket is `<vhost dir>/<ctrlr>` (SPDK's `-S dir`). The main thread keeps which reactor owns
 // which controller and routes every method there (see reactor-modules/vhost.ts).
 import { join } from 'node:path';
-
+import type { Control } from '@storkit/reactor';
 import { parseCoreMask } from '@storkit/reactor';
-import { bool, int, type MethodDef, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { type AnyMethodDef, bool, defineMethod, int, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
+import {
+  type VhostControllerInfo,
+  vhostAddTarget,
+  vhostCore,
+  vhostCreateBlk,
+  vhostCreateScsi,
+  vhostDelete,
+  vhostGet,
+  vhostRemoveTarget,
+  vhostSetCoalescing,
+} from './controls/vhost.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
-type P = Record<string, unknown>;
+/** What every vhost create takes: the controller's name, where it may run, its queues. */
+interface CreateParams {
+  ctrlr: string;
+  cpumask?: string;
+  num_queues?: number;
+}
 
 export interface VhostOptions {
   /** Directory of the controllers' sockets (SPDK's `-S`); default the working directory. */
@@ -22,7 +38,7 @@ interface Owned {
   kind: 'blk' | 'scsi';
   reactor: number;
   /** Create params as given (written back by save_config). */
-  params: P;
+  params: CreateParams;
 }
 
 /** State both vhost subsystems share (one per target). */
@@ -42,8 +58,7 @@ class VhostState {
 
   async start(): Promise<void> {
     this.cores = [];
-    for (let i = 0; i < this.ctl.count; i++)
-      this.cores.push((await this.ctl.call(i, 'vhost.core', {})) as number);
+    for (let i = 0; i < this.ctl.count; i++) this.cores.push(await this.ctl.call(i, vhostCore, undefined));
   }
 
   /** The reactor for a cpumask: the first core of the mask the app runs on. */
@@ -78,18 +93,21 @@ class VhostState {
     return o;
   }
 
-  async create(kind: 'blk' | 'scsi', p: P, op: string, extra: P): Promise<boolean> {
-    const name = p.ctrlr as string;
+  async create<P extends CreateParams>(
+    kind: 'blk' | 'scsi',
+    p: P,
+    op: Control<P & { socket: string; cpumask: string }, true>,
+  ): Promise<boolean> {
+    const name = p.ctrlr;
     if (this.ctrls.has(name) || this.pending.has(name))
       throw RpcError.errno('EEXIST', `vhost controller ${name} already exists`);
-    const reactor = this.reactorFor(p.cpumask as string | undefined);
+    const reactor = this.reactorFor(p.cpumask);
     this.pending.add(name);
     try {
       await this.ctl.call(reactor, op, {
         ...p,
-        ...extra,
         socket: join(this.socketDir, name),
-        cpumask: (p.cpumask as string | undefined) ?? this.appMask(),
+        cpumask: p.cpumask ?? this.appMask(),
       });
     } finally {
       this.pending.delete(name);
@@ -98,36 +116,31 @@ class VhostState {
     return true;
   }
 
-  async get(name?: string): Promise<P[]> {
-    if (name !== undefined) {
-      const o = this.owner(name);
-      return (await this.ctl.call(o.reactor, 'vhost.get', { name })) as P[];
-    }
-    const out: P[] = [];
+  async get(name?: string): Promise<VhostControllerInfo[]> {
+    if (name !== undefined) return this.ctl.call(this.owner(name).reactor, vhostGet, { name });
+    const out: VhostControllerInfo[] = [];
     const reactors = new Set([...this.ctrls.values()].map((o) => o.reactor));
-    for (const r of [...reactors].sort()) out.push(...((await this.ctl.call(r, 'vhost.get', {})) as P[]));
+    for (const r of [...reactors].sort()) out.push(...(await this.ctl.call(r, vhostGet, {})));
     return out;
   }
 
   async writeConfig(kind: 'blk' | 'scsi'): Promise<ConfigEntry[]> {
     const out: ConfigEntry[] = [];
-    const live = new Map((await this.get()).map((c) => [c.ctrlr as string, c]));
+    const live = new Map((await this.get()).map((c) => [c.ctrlr, c]));
     for (const [name, o] of this.ctrls) {
       const c = live.get(name);
       if (o.kind !== kind || c === undefined) continue;
       if (kind === 'blk') out.push({ method: 'vhost_create_blk_controller', params: { ...o.params } });
       else {
         out.push({ method: 'vhost_create_scsi_controller', params: { ...o.params } });
-        for (const t of (
-          c.backend_specific as { scsi: { scsi_dev_num: number; luns: { bdev_name: string }[] }[] }
-        ).scsi) {
+        for (const t of 'scsi' in c.backend_specific ? c.backend_specific.scsi : []) {
           out.push({
             method: 'vhost_scsi_controller_add_target',
             params: { ctrlr: name, scsi_target_num: t.scsi_dev_num, bdev_name: t.luns[0].bdev_name },
           });
         }
       }
-      if ((c.delay_base_us as number) > 0 || (c.iops_threshold as number) > 0) {
+      if (c.delay_base_us > 0 || c.iops_threshold > 0) {
         out.push({
           method: 'vhost_controller_set_coalescing',
           params: { ctrlr: name, delay_base_us: c.delay_base_us, iops_threshold: c.iops_threshold },
@@ -169,57 +182,67 @@ function stateOf(ctl: ReactorControl, o: VhostOptions): VhostState {
  */
 export function vhostBlkSubsystem(ctl: ReactorControl, o: VhostOptions = {}): AppSubsystem {
   const s = stateOf(ctl, o);
-  const methods: MethodDef<never>[] = [];
-  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+  const methods: AnyMethodDef[] = [];
+  const add = (d: AnyMethodDef) => methods.push(d);
 
-  add<P>({
-    name: 'vhost_create_blk_controller',
-    description: 'Create a vhost-user-blk controller serving a bdev on <vhost dir>/<ctrlr>',
-    positional: ['ctrlr', 'dev_name'],
-    params: obj({
-      ctrlr: req(ctrlrName()),
-      dev_name: req(str({ minLength: 1, description: 'bdev to serve' })),
-      cpumask: opt(cpumask()),
-      readonly: opt(bool({ description: 'serve the bdev read-only (VIRTIO_BLK_F_RO)' })),
-      packed_ring: opt(bool({ description: 'offer packed virtqueues' })),
-      packed_ring_recovery: opt(bool({ description: 'SPDK: packed ring live recovery (storkit: ignored)' })),
-      transport: opt(str({ enum: ['vhost_user_blk'], description: 'transport (vhost_user_blk)' })),
-      num_queues: opt(numQueues()),
+  add(
+    defineMethod({
+      name: 'vhost_create_blk_controller',
+      description: 'Create a vhost-user-blk controller serving a bdev on <vhost dir>/<ctrlr>',
+      positional: ['ctrlr', 'dev_name'],
+      params: obj({
+        ctrlr: req(ctrlrName()),
+        dev_name: req(str({ minLength: 1, description: 'bdev to serve' })),
+        cpumask: opt(cpumask()),
+        readonly: opt(bool({ description: 'serve the bdev read-only (VIRTIO_BLK_F_RO)' })),
+        packed_ring: opt(bool({ description: 'offer packed virtqueues' })),
+        packed_ring_recovery: opt(
+          bool({ description: 'SPDK: packed ring live recovery (storkit: ignored)' }),
+        ),
+        transport: opt(str({ enum: ['vhost_user_blk'], description: 'transport (vhost_user_blk)' })),
+        num_queues: opt(numQueues()),
+      }),
+      handler: (p) => s.create('blk', p, vhostCreateBlk),
     }),
-    handler: (p) => s.create('blk', p, 'vhost.create_blk', {}),
-  });
-  add<{ ctrlr: string; delay_base_us: number; iops_threshold: number }>({
-    name: 'vhost_controller_set_coalescing',
-    description: 'Interrupt coalescing of a controller: hold interrupts up to delay_base_us on busy queues',
-    positional: ['ctrlr', 'delay_base_us', 'iops_threshold'],
-    params: obj({
-      ctrlr: req(ctrlrName()),
-      delay_base_us: req(int({ min: 0, max: 1_000_000, description: 'longest delay, µs (0: off)' })),
-      iops_threshold: req(int({ min: 0, description: 'coalesce only above this many IOPS per queue' })),
+  );
+  add(
+    defineMethod({
+      name: 'vhost_controller_set_coalescing',
+      description: 'Interrupt coalescing of a controller: hold interrupts up to delay_base_us on busy queues',
+      positional: ['ctrlr', 'delay_base_us', 'iops_threshold'],
+      params: obj({
+        ctrlr: req(ctrlrName()),
+        delay_base_us: req(int({ min: 0, max: 1_000_000, description: 'longest delay, µs (0: off)' })),
+        iops_threshold: req(int({ min: 0, description: 'coalesce only above this many IOPS per queue' })),
+      }),
+      async handler(p) {
+        await ctl.call(s.owner(p.ctrlr).reactor, vhostSetCoalescing, p);
+        return true;
+      },
     }),
-    async handler(p) {
-      await ctl.call(s.owner(p.ctrlr).reactor, 'vhost.set_coalescing', p);
-      return true;
-    },
-  });
-  add<{ ctrlr: string }>({
-    name: 'vhost_delete_controller',
-    description: 'Delete a vhost controller (refused while a frontend is connected)',
-    positional: ['ctrlr'],
-    params: obj({ ctrlr: req(ctrlrName()) }),
-    async handler(p) {
-      await ctl.call(s.owner(p.ctrlr).reactor, 'vhost.delete', p);
-      s.ctrls.delete(p.ctrlr);
-      return true;
-    },
-  });
-  add<{ name?: string }>({
-    name: 'vhost_get_controllers',
-    description: 'List vhost controllers (or one by name)',
-    positional: ['name'],
-    params: obj({ name: opt(ctrlrName()) }),
-    handler: (p) => s.get(p.name),
-  });
+  );
+  add(
+    defineMethod({
+      name: 'vhost_delete_controller',
+      description: 'Delete a vhost controller (refused while a frontend is connected)',
+      positional: ['ctrlr'],
+      params: obj({ ctrlr: req(ctrlrName()) }),
+      async handler(p) {
+        await ctl.call(s.owner(p.ctrlr).reactor, vhostDelete, p);
+        s.ctrls.delete(p.ctrlr);
+        return true;
+      },
+    }),
+  );
+  add(
+    defineMethod({
+      name: 'vhost_get_controllers',
+      description: 'List vhost controllers (or one by name)',
+      positional: ['name'],
+      params: obj({ name: opt(ctrlrName()) }),
+      handler: (p) => s.get(p.name),
+    }),
+  );
 
   return {
     name: 'vhost_blk',
@@ -233,50 +256,58 @@ export function vhostBlkSubsystem(ctl: ReactorControl, o: VhostOptions = {}): Ap
 /** `vhost_scsi`: controllers with up to 8 SCSI targets (LUN 0 each) over bdevs. */
 export function vhostScsiSubsystem(ctl: ReactorControl, o: VhostOptions = {}): AppSubsystem {
   const s = stateOf(ctl, o);
-  const methods: MethodDef<never>[] = [];
-  const add = <Q>(d: MethodDef<Q>) => methods.push(d as MethodDef<never>);
+  const methods: AnyMethodDef[] = [];
+  const add = (d: AnyMethodDef) => methods.push(d);
 
-  add<P>({
-    name: 'vhost_create_scsi_controller',
-    description: 'Create a vhost-user-scsi controller on <vhost dir>/<ctrlr> (targets added later)',
-    positional: ['ctrlr'],
-    params: obj({
-      ctrlr: req(ctrlrName()),
-      cpumask: opt(cpumask()),
-      delay: opt(bool({ description: 'SPDK: start only at vhost_start_scsi_controller (storkit: ignored)' })),
-      num_queues: opt(numQueues()),
+  add(
+    defineMethod({
+      name: 'vhost_create_scsi_controller',
+      description: 'Create a vhost-user-scsi controller on <vhost dir>/<ctrlr> (targets added later)',
+      positional: ['ctrlr'],
+      params: obj({
+        ctrlr: req(ctrlrName()),
+        cpumask: opt(cpumask()),
+        delay: opt(
+          bool({ description: 'SPDK: start only at vhost_start_scsi_controller (storkit: ignored)' }),
+        ),
+        num_queues: opt(numQueues()),
+      }),
+      handler: (p) => s.create('scsi', p, vhostCreateScsi),
     }),
-    handler: (p) => s.create('scsi', p, 'vhost.create_scsi', {}),
-  });
-  add<{ ctrlr: string; scsi_target_num: number; bdev_name: string }>({
-    name: 'vhost_scsi_controller_add_target',
-    description: 'Add a SCSI target (LUN 0 = bdev) to a vhost-scsi controller; -1 picks a free number',
-    positional: ['ctrlr', 'scsi_target_num', 'bdev_name'],
-    params: obj({
-      ctrlr: req(ctrlrName()),
-      scsi_target_num: req(
-        int({ min: -1, max: 7, description: 'target number 0..7, or -1 for the first free' }),
-      ),
-      bdev_name: req(str({ minLength: 1 })),
+  );
+  add(
+    defineMethod({
+      name: 'vhost_scsi_controller_add_target',
+      description: 'Add a SCSI target (LUN 0 = bdev) to a vhost-scsi controller; -1 picks a free number',
+      positional: ['ctrlr', 'scsi_target_num', 'bdev_name'],
+      params: obj({
+        ctrlr: req(ctrlrName()),
+        scsi_target_num: req(
+          int({ min: -1, max: 7, description: 'target number 0..7, or -1 for the first free' }),
+        ),
+        bdev_name: req(str({ minLength: 1 })),
+      }),
+      async handler(p) {
+        const o = s.owner(p.ctrlr);
+        if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
+        return ctl.call(o.reactor, vhostAddTarget, p);
+      },
     }),
-    async handler(p) {
-      const o = s.owner(p.ctrlr);
-      if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
-      return ctl.call(o.reactor, 'vhost.add_target', p);
-    },
-  });
-  add<{ ctrlr: string; scsi_target_num: number }>({
-    name: 'vhost_scsi_controller_remove_target',
-    description: 'Remove a SCSI target from a vhost-scsi controller (the guest is told)',
-    positional: ['ctrlr', 'scsi_target_num'],
-    params: obj({ ctrlr: req(ctrlrName()), scsi_target_num: req(int({ min: 0, max: 7 })) }),
-    async handler(p) {
-      const o = s.owner(p.ctrlr);
-      if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
-      await ctl.call(o.reactor, 'vhost.remove_target', p);
-      return true;
-    },
-  });
+  );
+  add(
+    defineMethod({
+      name: 'vhost_scsi_controller_remove_target',
+      description: 'Remove a SCSI target from a vhost-scsi controller (the guest is told)',
+      positional: ['ctrlr', 'scsi_target_num'],
+      params: obj({ ctrlr: req(ctrlrName()), scsi_target_num: req(int({ min: 0, max: 7 })) }),
+      async handler(p) {
+        const o = s.owner(p.ctrlr);
+        if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
+        await ctl.call(o.reactor, vhostRemoveTarget, p);
+        return true;
+      },
+    }),
+  );
 
   return {
     name: 'vhost_scsi',

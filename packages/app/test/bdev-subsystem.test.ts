@@ -1,3 +1,4 @@
+import type { Control } from '@storkit/reactor';
 import { expect } from 'chai';
 
 import { bdevSubsystem, type ReactorControl } from '../src/index.js';
@@ -9,14 +10,14 @@ function fakeControl(count: number, failOn: (i: number, op: string) => boolean) 
     count,
     tickRate: 1e9,
     ticks: () => 0,
-    async call(i, op, params) {
-      calls.push([i, op, params]);
-      if (failOn(i, op)) throw Object.assign(new Error(`reactor ${i} refused`), { code: 'ENOMEM' });
-      if (op === 'bdev.create') {
-        const p = (params as { params: Record<string, unknown> }).params;
-        return { names: [p.name], replay: { ...p, uuid: 'u', storkit_region: 7 } };
+    async call<P, R>(i: number, op: Control<P, R>, params: P): Promise<R> {
+      calls.push([i, op.name, params]);
+      if (failOn(i, op.name)) throw Object.assign(new Error(`reactor ${i} refused`), { code: 'ENOMEM' });
+      if (op.name.endsWith('_create')) {
+        const p = params as Record<string, unknown>;
+        return { names: [p.name], replay: { ...p, uuid: 'u', storkit_region: 7 } } as R;
       }
-      return true;
+      return true as R;
     },
   };
   return { ctl, calls };
@@ -33,27 +34,27 @@ describe('app: bdev subsystem replay', () => {
       await handler(s, 'bdev_malloc_create')({ name: 'M', num_blocks: 8, block_size: 512 }, {}),
     ).to.equal('M');
     expect(calls.map(([i, op]) => `${i}:${op}`)).to.deep.equal([
-      '0:bdev.create',
-      '1:bdev.create',
-      '2:bdev.create',
+      '0:bdev.malloc_create',
+      '1:bdev.malloc_create',
+      '2:bdev.malloc_create',
     ]);
-    expect((calls[1][2] as { params: { storkit_region: number } }).params.storkit_region).to.equal(7);
+    expect((calls[1][2] as { storkit_region: number }).storkit_region).to.equal(7);
     expect(await s.writeConfig()).to.deep.equal([
       { method: 'bdev_malloc_create', params: { name: 'M', num_blocks: 8, block_size: 512, uuid: 'u' } },
     ]);
   });
 
   it('rolls back every reactor that created it when a later reactor fails', async () => {
-    const { ctl, calls } = fakeControl(3, (i, op) => i === 2 && op === 'bdev.create');
+    const { ctl, calls } = fakeControl(3, (i, op) => i === 2 && op === 'bdev.malloc_create');
     const s = bdevSubsystem(ctl);
     const e = await handler(s, 'bdev_malloc_create')({ name: 'M', num_blocks: 8, block_size: 512 }, {}).catch(
       (x) => x,
     );
     expect(e).to.have.property('code', 'ENOMEM');
-    const deletes = calls.filter(([, op]) => op === 'bdev.delete').map(([i, , p]) => [i, p]);
+    const deletes = calls.filter(([, op]) => op.endsWith('_delete')).map(([i, op, p]) => [i, op, p]);
     expect(deletes).to.deep.equal([
-      [1, { method: 'bdev_malloc_delete', params: { name: 'M' } }],
-      [0, { method: 'bdev_malloc_delete', params: { name: 'M' } }],
+      [1, 'bdev.malloc_delete', { name: 'M' }],
+      [0, 'bdev.malloc_delete', { name: 'M' }],
     ]);
     expect(await s.writeConfig()).to.deep.equal([]);
   });

@@ -6,6 +6,7 @@ import { closeFd, reuseportListen } from '@storkit/native';
 import type { RpcError } from '@storkit/rpc';
 import { expect } from 'chai';
 
+import { iscsiGet } from '../src/controls/iscsi.js';
 import { methodCatalog, parseConfig, type SpdkConfig } from '../src/index.js';
 import { IQN_BASE, iscsiConfig, type Running, runTarget, tool } from './iscsi-helpers.js';
 
@@ -237,12 +238,7 @@ describe('app: iscsi connections on both reactors', function () {
       }
     const app = t.target.app;
     if (!app) throw new Error('reactors are not running');
-    const per = (await Promise.all(
-      [0, 1].map((i) => app.control(i, 'iscsi.get', { what: 'placement' })),
-    )) as {
-      accepted: number;
-      redirected: number;
-    }[];
+    const per = await Promise.all([0, 1].map((i) => app.control(i, iscsiGet.placement, undefined)));
     // 32 logins, each landing on either reactor: each reactor accepted some and redirected some
     // (node 1's logins that landed on reactor 1, node 2's on reactor 0).
     for (const p of per) {

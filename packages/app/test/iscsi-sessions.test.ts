@@ -5,6 +5,7 @@ import { createConnection, type Socket } from 'node:net';
 
 import { expect } from 'chai';
 
+import { iscsiGet } from '../src/controls/iscsi.js';
 import { IQN_BASE, iscsiConfig, type Running, runTarget } from './iscsi-helpers.js';
 
 const MAX = 3;
@@ -139,9 +140,7 @@ describe('app: iscsi max_sessions over both reactors', function () {
   };
   /** Per reactor: its own sessions, and the target-wide count it checks max_sessions against. */
   const counts = (): Promise<Counts> =>
-    Promise.all(
-      [0, 1].map((i) => reactors().control(i, 'iscsi.get', { what: 'sessions' })),
-    ) as Promise<Counts>;
+    Promise.all([0, 1].map((i) => reactors().control(i, iscsiGet.sessions, undefined)));
   const ok = async (node: string | null, isid: number): Promise<Login> => {
     const l = await login(t.port, node, isid);
     expect(l.status, `login ${node ?? 'discovery'} isid ${isid}`).to.equal(0);
@@ -189,7 +188,7 @@ describe('app: iscsi max_sessions over both reactors', function () {
     await refused(disk(2), 4); // runs on reactor 1
     await refused(disk(1), 5); // runs on reactor 0
     // Discovery sessions count too and are served wherever they land: try each reactor's own port.
-    const peers = (await reactors().control(0, 'iscsi.get', { what: 'peers' })) as Record<string, number[][]>;
+    const peers = await reactors().control(0, iscsiGet.peers, undefined);
     const priv = peers['1'].map((ports) => ports[0]);
     expect(priv).to.have.length(2);
     for (const p of priv) await refused(null, 6, p);

@@ -169,7 +169,7 @@ export class Connection {
     this.closed();
   }
 
-  describe(): object {
+  describe() {
     const s = this.session;
     return {
       id: this.cid,

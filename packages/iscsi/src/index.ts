@@ -33,4 +33,4 @@ export {
 } from './server.js';
 export { Session } from './session.js';
 export { SessionCount } from './session-count.js';
-export { type BdevLookup, IscsiTarget, TargetNode } from './target.js';
+export { type BdevLookup, type IscsiStats, IscsiTarget, TargetNode } from './target.js';

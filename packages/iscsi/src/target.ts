@@ -217,7 +217,7 @@ export class IscsiTarget {
   }
 
   /** iscsi_get_target_nodes */
-  getTargetNodes(): object[] {
+  getTargetNodes() {
     return [...this.nodes.values()].map((n) => ({
       name: n.name,
       alias_name: n.params.alias_name ?? '',
@@ -377,7 +377,7 @@ export class IscsiTarget {
   }
 
   /** iscsi_get_connections */
-  getConnections(): object[] {
+  getConnections() {
     return [...this.connections].filter((c) => c.session).map((c) => c.describe());
   }
 

@@ -137,7 +137,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#options = tcpTransportOptions(p);
   }
 
-  nvmf_get_transports(): object[] {
+  nvmf_get_transports() {
     return this.#options ? [{ ...this.#options, trtype: 'TCP' }] : [];
   }
 
@@ -277,7 +277,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#changed();
   }
 
-  nvmf_subsystem_get_listeners(p: { nqn: string }): object[] {
+  nvmf_subsystem_get_listeners(p: { nqn: string }) {
     return this.#subsystem(p.nqn).listeners.map((l) => ({ address: { ...l }, ana_state: 'optimized' }));
   }
 
@@ -298,7 +298,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#changed();
   }
 
-  nvmf_get_subsystems(): object[] {
+  nvmf_get_subsystems() {
     return [...this.subsystems.values()].map((s) => ({
       nqn: s.nqn,
       subtype: s.subtype,
@@ -325,7 +325,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   /** Controllers whose admin queue is here; with `remote`, also stand-ins for others' (owner set). */
-  nvmf_subsystem_get_controllers(p: { nqn: string }, remote = false): object[] {
+  nvmf_subsystem_get_controllers(p: { nqn: string }, remote = false) {
     const s = this.#subsystem(p.nqn);
     const list = remote ? [...s.controllers.values(), ...s.remote.values()] : [...s.controllers.values()];
     return list.map((c) => ({
@@ -337,7 +337,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     }));
   }
 
-  nvmf_subsystem_get_qpairs(p: { nqn: string }): object[] {
+  nvmf_subsystem_get_qpairs(p: { nqn: string }) {
     const out: object[] = [];
     const s = this.#subsystem(p.nqn);
     for (const c of [...s.controllers.values(), ...s.remote.values()])
@@ -357,7 +357,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     return out;
   }
 
-  nvmf_get_stats(): object {
+  nvmf_get_stats() {
     let completed = 0;
     let admin = 0;
     let io = 0;

@@ -6,7 +6,7 @@ import { cpuCount } from '@storkit/native';
 import type { Remote } from 'comlink';
 
 import { Comlink, nodeEndpoint } from './comlink.js';
-import { ControlError } from './control.js';
+import { type Control, ControlError } from './control.js';
 import { parseCoreMask } from './cores.js';
 import { ReactorError } from './errors.js';
 import type { ReactorInfo, ThreadIoChannels, ThreadPollers, ThreadStats } from './introspect.js';
@@ -119,12 +119,12 @@ export class App extends EventEmitter {
   }
 
   /** Run a control operation on reactor `i`'s first thread; rejects with ControlError (carrying the code). */
-  async control(i: number, name: string, params: unknown): Promise<unknown> {
+  async control<P, R>(i: number, op: Control<P, R>, params: NoInfer<P>): Promise<R> {
     const r = this.reactors[i];
     if (r === undefined) throw new ReactorError('EINVAL', `no reactor ${i}`);
-    const res = await r.control(name, params);
+    const res = await r.control(op.name, params);
     if (!res.ok) throw new ControlError(i, res.code, res.message);
-    return res.value;
+    return res.value as R;
   }
 
   /** Snapshots of every reactor (the data behind framework_get_reactors and thread_get_*). */

@@ -6,22 +6,51 @@ import { ReactorError } from './errors.js';
  * plane reaches objects that live on every reactor (a bdev_malloc_create is replayed on each).
  * Never on the I/O path.
  *
- * A control function gets plain-JSON params and calls `done(err, value)` once (now or later, on the
- * thread it ran on); `value` must be structured-clone safe.
+ * An operation is declared once with `declareControl<Params, Result>(name)` in a module both sides
+ * import (it holds no worker code), defined in the workers with `defineControl(op, fn)`, and
+ * called with `App.control(i, op, params)`: params and result are typed on both sides, as a
+ * message handler's payload is by its codec. Params and result cross as structured clones.
  */
-export type ControlFn = (params: unknown, done: (err: Error | null, value?: unknown) => void) => void;
+declare const types: unique symbol;
+
+/** A declared control operation: its name, and (for the compiler) its params and result types. */
+export interface Control<P, R> {
+  readonly name: string;
+  /**
+   * Never set: carries the types from the declaration to `defineControl` and `App.control`
+   * (params as a function parameter, so an operation taking more accepts less).
+   */
+  readonly [types]?: { params: (p: P) => void; result: R };
+}
+
+/** The params type of a control operation. */
+export type ControlParams<C> = C extends Control<infer P, unknown> ? P : never;
+/** The result type of a control operation. */
+export type ControlResultOf<C> = C extends Control<never, infer R> ? R : never;
+
+/** Completes a control operation once (now, or later on the thread it ran on). */
+export type ControlDone<R> = (err: Error | null, value?: R) => void;
+
+/** The function behind a control operation in a worker. */
+export type ControlFn<P = unknown, R = unknown> = (params: P, done: ControlDone<R>) => void;
 
 /** What crosses back to the main thread: comlink would drop an error's `code`, so errors travel as data. */
 export type ControlResult = { ok: true; value: unknown } | { ok: false; code: string; message: string };
 
-const controls = new Map<string, ControlFn>();
-
-/** Define a control operation in this worker (at module load, so every reactor has it). */
-export function defineControl(name: string, fn: ControlFn): void {
+/** Declare a control operation (in a module without worker code, imported by both sides). */
+export function declareControl<P = void, R = true>(name: string): Control<P, R> {
   if (typeof name !== 'string' || name === '')
     throw new ReactorError('EINVAL', 'a control operation needs a name');
-  if (controls.has(name)) throw new ReactorError('EEXIST', `control operation ${name} is already defined`);
-  controls.set(name, fn);
+  return { name };
+}
+
+const controls = new Map<string, ControlFn>();
+
+/** Define a declared control operation in this worker (at module load, so every reactor has it). */
+export function defineControl<P, R>(op: Control<P, R>, fn: ControlFn<P, R>): void {
+  if (controls.has(op.name))
+    throw new ReactorError('EEXIST', `control operation ${op.name} is already defined`);
+  controls.set(op.name, fn as ControlFn);
 }
 
 /** @internal Run a control operation; `reply` gets exactly one result. */

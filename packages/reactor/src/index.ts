@@ -5,7 +5,17 @@ export { App, type AppOptions, type AppResult, startApp } from './app.js';
 export { type Clock, ManualClock, realClock } from './clock.js';
 export type { Codec } from './codec.js';
 export * as codec from './codec.js';
-export { ControlError, type ControlFn, type ControlResult, defineControl } from './control.js';
+export {
+  type Control,
+  type ControlDone,
+  ControlError,
+  type ControlFn,
+  type ControlParams,
+  type ControlResult,
+  type ControlResultOf,
+  declareControl,
+  defineControl,
+} from './control.js';
 export { parseCoreMask } from './cores.js';
 export { getThread } from './current.js';
 export { ReactorError, type ReactorErrorCode } from './errors.js';

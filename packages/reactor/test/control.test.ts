@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
-import { type App, ControlError, startApp } from '../src/index.js';
+import { type App, type Control, ControlError, startApp } from '../src/index.js';
+import { echo, fail, later, missing, thrown, twice } from './fixtures/control-ops.js';
 
 describe('App.control: control operations on reactors', function () {
   this.timeout(60_000);
@@ -20,12 +21,12 @@ describe('App.control: control operations on reactors', function () {
   });
 
   it("runs on each reactor's first thread with the params", async () => {
-    expect(await app.control(0, 'test.echo', { a: 1 })).to.deep.equal({
+    expect(await app.control(0, echo, { a: 1 })).to.deep.equal({
       params: { a: 1 },
       reactor: 0,
       thread: 'app_thread',
     });
-    expect(await app.control(1, 'test.echo', [2])).to.deep.equal({
+    expect(await app.control(1, echo, [2])).to.deep.equal({
       params: [2],
       reactor: 1,
       thread: 'reactor_1',
@@ -33,23 +34,23 @@ describe('App.control: control operations on reactors', function () {
   });
 
   it('completes asynchronously, and only once', async () => {
-    expect(await app.control(1, 'test.later', { n: 21 })).to.equal(42);
-    expect(await app.control(0, 'test.twice', null)).to.equal(1);
+    expect(await app.control(1, later, { n: 21 })).to.equal(42);
+    expect(await app.control(0, twice, null)).to.equal(1);
   });
 
   it('carries error codes back to the main thread', async () => {
-    const cases: [string, string, RegExp][] = [
-      ['test.fail', 'ENODEV', /nothing here/],
-      ['test.throw', 'EIO', /thrown synchronously/],
-      ['test.missing', 'ENOENT', /no control operation test.missing/],
+    const cases: [Control<null, never>, string, RegExp][] = [
+      [fail, 'ENODEV', /nothing here/],
+      [thrown, 'EIO', /thrown synchronously/],
+      [missing, 'ENOENT', /no control operation test.missing/],
     ];
-    for (const [name, code, re] of cases) {
-      const e = await app.control(1, name, null).catch((x: unknown) => x);
+    for (const [op, code, re] of cases) {
+      const e = await app.control(1, op, null).catch((x: unknown) => x);
       expect(e).to.be.instanceOf(ControlError);
       expect(e).to.include({ code, reactor: 1 });
       expect((e as Error).message).to.match(re);
     }
-    const bad = await app.control(7, 'test.echo', null).catch((x: unknown) => x);
+    const bad = await app.control(7, echo, null).catch((x: unknown) => x);
     expect(bad).to.have.property('code', 'EINVAL');
   });
 });

@@ -23,6 +23,7 @@ const SURFACE: Record<string, string[]> = {
     'codec',
     'createThread',
     'createThreadOn',
+    'declareControl',
     'defer',
     'defineChannelIterator',
     'defineControl',

@@ -13,15 +13,14 @@
 import { BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import {
   type ConnectionInfo,
-  type DiscoveryAuthParams,
   IscsiError,
   IscsiServer,
   IscsiTarget,
   SessionCount,
   type TargetNode,
-  type TargetNodeParams,
 } from '@storkit/iscsi';
 import {
+  type Control,
   defineControl,
   defineSubsystem,
   getThread,
@@ -37,9 +36,16 @@ import {
 import { setCurrentThread } from '@storkit/reactor/module';
 
 import { BdevBlockBackend } from '../bdev-block-backend.js';
-
-type Done = (err: Error | null, value?: unknown) => void;
-type P = Record<string, unknown>;
+import {
+  iscsiApply,
+  iscsiCreatePortalGroup,
+  iscsiCreateTargetNode,
+  iscsiDeletePortalGroup,
+  iscsiDeleteTargetNode,
+  iscsiGet,
+  iscsiInit,
+  iscsiSetPeers,
+} from '../controls/iscsi.js';
 
 interface State {
   target: IscsiTarget;
@@ -159,16 +165,13 @@ function flushPoller(): number {
 
 const noop = (): void => {};
 
-defineControl('iscsi.init', (arg, done: Done) => {
+defineControl(iscsiInit, ({ options, sessions }, done) => {
   if (state !== null) return done(null, true);
   const thread = getThread();
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
   // The session count is shared by every reactor (made on the main thread): max_sessions holds
   // for the whole target, not per reactor.
-  const { options, sessions } = (arg ?? {}) as { options?: P; sessions?: SharedArrayBuffer };
-  const target = errno(
-    () => new IscsiTarget(lookup, options ?? {}, sessions ? new SessionCount(sessions) : undefined),
-  );
+  const target = errno(() => new IscsiTarget(lookup, options, new SessionCount(sessions)));
   // Before the flush poller: an iteration reads the sockets, then sends what that produced.
   const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
   const server = new IscsiServer(target, {
@@ -217,38 +220,29 @@ defineSubsystem({
   },
 });
 
-/** Config methods applied the same way on every reactor (synchronous, all-or-nothing per reactor). */
-const APPLY: Record<string, (t: IscsiTarget, p: P) => unknown> = {
-  iscsi_set_discovery_auth: (t, p) => t.setDiscoveryAuth(p as DiscoveryAuthParams),
-  iscsi_create_auth_group: (t, p) =>
-    t.createAuthGroup({ tag: p.tag as number, secrets: (p.secrets ?? []) as never }),
-  iscsi_delete_auth_group: (t, p) => t.deleteAuthGroup(p.tag as number),
-  iscsi_auth_group_add_secret: (t, p) => {
-    const { tag, ...secret } = p;
-    t.authGroupAddSecret(tag as number, secret as never);
-  },
-  iscsi_auth_group_remove_secret: (t, p) => t.authGroupRemoveSecret(p.tag as number, p.user as string),
-  iscsi_create_initiator_group: (t, p) => t.createInitiatorGroup(p as never),
-  iscsi_delete_initiator_group: (t, p) => t.deleteInitiatorGroup(p.tag as number),
-  iscsi_target_node_add_lun: (t, p) =>
-    t.targetNodeAddLun(p.name as string, { bdev_name: p.bdev_name as string, lun_id: p.lun_id as number }),
-  iscsi_target_node_set_auth: (t, p) => {
-    const { name, ...auth } = p;
-    t.targetNodeSetAuth(name as string, auth as DiscoveryAuthParams);
-  },
-};
+/** A config method applied the same way on every reactor (synchronous, all-or-nothing per reactor). */
+function applies<P>(op: Control<P, true>, fn: (t: IscsiTarget, p: P) => void): void {
+  defineControl(op, (p, done) => {
+    errno(() => fn(need().target, p));
+    done(null, true);
+  });
+}
 
-defineControl('iscsi.apply', (arg, done: Done) => {
-  const { method, params } = arg as { method: string; params: P };
-  const fn = APPLY[method];
-  if (!fn) throw Object.assign(new Error(`unknown iscsi method ${method}`), { code: 'EINVAL' });
-  errno(() => fn(need().target, params));
-  done(null, true);
-});
+const a = iscsiApply;
+applies(a.iscsi_set_discovery_auth, (t, p) => t.setDiscoveryAuth(p));
+applies(a.iscsi_create_auth_group, (t, p) => t.createAuthGroup({ tag: p.tag, secrets: p.secrets ?? [] }));
+applies(a.iscsi_delete_auth_group, (t, p) => t.deleteAuthGroup(p.tag));
+applies(a.iscsi_auth_group_add_secret, (t, { tag, ...secret }) => t.authGroupAddSecret(tag, secret));
+applies(a.iscsi_auth_group_remove_secret, (t, p) => t.authGroupRemoveSecret(p.tag, p.user));
+applies(a.iscsi_create_initiator_group, (t, p) => t.createInitiatorGroup(p));
+applies(a.iscsi_delete_initiator_group, (t, p) => t.deleteInitiatorGroup(p.tag));
+applies(a.iscsi_target_node_add_lun, (t, p) =>
+  t.targetNodeAddLun(p.name, { bdev_name: p.bdev_name, lun_id: p.lun_id }),
+);
+applies(a.iscsi_target_node_set_auth, (t, { name, ...auth }) => t.targetNodeSetAuth(name, auth));
 
 /** Creates the group and listens on its portals (SO_REUSEPORT) plus this reactor's private ports. */
-defineControl('iscsi.create_portal_group', (arg, done: Done) => {
-  const p = arg as { tag: number; portals: { host: string; port: string }[]; private?: boolean };
+defineControl(iscsiCreatePortalGroup, (p, done) => {
   const s = need();
   errno(() =>
     s.target.createPortalGroup({ tag: p.tag, portals: p.portals.map((x) => ({ ...x })), private: p.private }),
@@ -267,30 +261,26 @@ defineControl('iscsi.create_portal_group', (arg, done: Done) => {
     .catch(undo);
 });
 
-defineControl('iscsi.delete_portal_group', (arg, done: Done) => {
-  const { tag } = arg as { tag: number };
+defineControl(iscsiDeletePortalGroup, ({ tag }, done) => {
   const s = need();
   errno(() => s.target.deletePortalGroup(tag));
   s.peers.delete(tag);
   void s.server.unlisten(tag).then(() => done(null, true));
 });
 
-defineControl('iscsi.set_peers', (arg, done: Done) => {
-  const { tag, ports } = arg as { tag: number; ports: number[][] };
+defineControl(iscsiSetPeers, ({ tag, ports }, done) => {
   need().peers.set(tag, ports);
   done(null, true);
 });
 
-defineControl('iscsi.create_target_node', (arg, done: Done) => {
-  const { params, owner } = arg as { params: TargetNodeParams; owner: number };
+defineControl(iscsiCreateTargetNode, ({ params, owner }, done) => {
   const s = need();
   const node = errno(() => s.target.createTargetNode(params));
   s.owners.set(node.name, owner);
   done(null, node.name);
 });
 
-defineControl('iscsi.delete_target_node', (arg, done: Done) => {
-  const { name } = arg as { name: string };
+defineControl(iscsiDeleteTargetNode, ({ name }, done) => {
   const s = need();
   const full = s.target.nodes.get(name)?.name ?? name;
   errno(() => s.target.deleteTargetNode(name));
@@ -298,28 +288,21 @@ defineControl('iscsi.delete_target_node', (arg, done: Done) => {
   done(null, true);
 });
 
-/** Read-only views of this reactor's state. */
-const GET: Record<string, (s: State) => unknown> = {
-  options: (s) => s.target.getOptions(),
-  discovery_auth: (s) => ({ ...s.target.discoveryAuth }),
-  auth_groups: (s) => s.target.getAuthGroups(),
-  initiator_groups: (s) => s.target.getInitiatorGroups(),
-  portal_groups: (s) => s.target.getPortalGroups(),
-  target_nodes: (s) => s.target.getTargetNodes(),
-  connections: (s) =>
-    s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorCore(), reactor: reactorIndex() })),
-  stats: (s) => s.target.getStats(),
-  /** storkit: where connections landed (for tests and diagnostics). */
-  placement: (s) => ({ accepted: s.server.accepted, redirected }),
-  /** storkit: this reactor's sessions, and the target-wide count max_sessions is checked against. */
-  sessions: (s) => ({ local: s.target.sessions.size, target: s.target.sessionCount.value }),
-  /** storkit: every reactor's private ports (login redirects), by portal group tag. */
-  peers: (s) => Object.fromEntries(s.peers),
-};
+/** A read-only view of this reactor's state. */
+function view<R>(op: Control<void, R>, fn: (s: State) => R): void {
+  defineControl(op, (_p, done) => done(null, fn(need())));
+}
 
-defineControl('iscsi.get', (arg, done: Done) => {
-  const { what } = arg as { what: string };
-  const fn = GET[what];
-  if (!fn) throw Object.assign(new Error(`unknown iscsi view ${what}`), { code: 'EINVAL' });
-  done(null, fn(need()));
-});
+view(iscsiGet.options, (s) => s.target.getOptions());
+view(iscsiGet.discovery_auth, (s) => ({ ...s.target.discoveryAuth }));
+view(iscsiGet.auth_groups, (s) => s.target.getAuthGroups());
+view(iscsiGet.initiator_groups, (s) => s.target.getInitiatorGroups());
+view(iscsiGet.portal_groups, (s) => s.target.getPortalGroups());
+view(iscsiGet.target_nodes, (s) => s.target.getTargetNodes());
+view(iscsiGet.connections, (s) =>
+  s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorCore(), reactor: reactorIndex() })),
+);
+view(iscsiGet.stats, (s) => s.target.getStats());
+view(iscsiGet.placement, (s) => ({ accepted: s.server.accepted, redirected }));
+view(iscsiGet.sessions, (s) => ({ local: s.target.sessions.size, target: s.target.sessionCount.value }));
+view(iscsiGet.peers, (s) => Object.fromEntries(s.peers));

@@ -19,12 +19,12 @@ import {
   bdevNvmeAttachReplica,
   bdevNvmeDetachController,
   bdevNvmeGetControllers,
-  type NvmeAttachReplay,
 } from '@storkit/nvme/bdev';
-import { NvmfError, NvmfTarget, type SharedSubsystemState, type TcpQpair } from '@storkit/nvmf';
+import { NvmfError, NvmfTarget, type TcpQpair } from '@storkit/nvmf';
 import type { NamespaceBackend } from '@storkit/nvmf/backend';
 import { BdevBackend } from '@storkit/nvmf/bdev';
 import {
+  type Control,
   codec,
   defineControl,
   defineHandler,
@@ -44,8 +44,7 @@ import {
   wakeReactor,
 } from '@storkit/reactor';
 
-type Done = (err: Error | null, value?: unknown) => void;
-type P = Record<string, unknown>;
+import { bdevNvmeAttach, bdevNvmeDetach, bdevNvmeGet, bdevNvmeReplica, nvmfOps } from '../controls/nvmf.js';
 
 /** NvmfError codes as the errno names the RPC layer turns into SPDK-style errors. */
 const ERRNO: Record<string, string> = {
@@ -253,26 +252,24 @@ function detachAll(done: () => void): void {
     });
 }
 
-defineControl('bdev_nvme.attach', (arg, done: Done) => {
+defineControl(bdevNvmeAttach, (p, done) => {
   nvmeThread = getThread();
-  bdevNvmeAttachController(arg as never).then(
+  bdevNvmeAttachController(p).then(
     (r) => done(null, r),
     (e) => done(errno(e)),
   );
 });
 
-defineControl('bdev_nvme.replica', (arg, done: Done) => {
+defineControl(bdevNvmeReplica, (replay, done) => {
   nvmeThread = getThread();
-  done(null, bdevNvmeAttachReplica(arg as NvmeAttachReplay));
+  done(null, bdevNvmeAttachReplica(replay));
 });
 
-defineControl('bdev_nvme.detach', (arg, done: Done) => {
-  bdevNvmeDetachController(arg as { name: string }, (e) => done(e, true));
+defineControl(bdevNvmeDetach, (p, done) => {
+  bdevNvmeDetachController(p, (e) => done(e, true));
 });
 
-defineControl('bdev_nvme.get', (arg, done: Done) =>
-  done(null, bdevNvmeGetControllers(arg as { name?: string })),
-);
+defineControl(bdevNvmeGet, (p, done) => done(null, bdevNvmeGetControllers(p)));
 
 const DownMsg = codec.struct('nvmf_ctrlr_down', { sub: 'u32', cntlid: 'u32', gen: 'i32' });
 /** The owner of a controller says it is gone or reset: close the I/O queues carried here for it. */
@@ -287,56 +284,58 @@ const ctrlrError = defineHandler(
   (m) => local?.target.remoteControllerError(m.sub, m.cntlid, m.gen, Uint8Array.from(m.entry)),
 );
 
-/** One call of the target's RPC surface on this reactor. */
-type Op = (n: ReactorNvmf, p: P) => unknown;
-
-const OPS: Record<string, Op> = {
-  nvmf_create_transport: (n, p) => n.target.nvmf_create_transport(p as never),
-  nvmf_get_transports: (n) => n.target.nvmf_get_transports(),
-  nvmf_create_subsystem: (n, p) =>
-    n.target.nvmf_create_subsystem(p.params as never, p.shared as SharedSubsystemState),
-  nvmf_delete_subsystem: async (n, p) => {
-    await n.target.nvmf_delete_subsystem(p as never);
-    n.sweep();
-  },
-  nvmf_subsystem_add_ns: (n, p) => {
+/** One call of the target's RPC surface on this reactor; its NvmfError codes answered as errno names. */
+function serve<P, R>(op: Control<P, R>, fn: (n: ReactorNvmf, p: P) => R | Promise<R>): void {
+  defineControl(op, (p, done) => {
+    let r: R | Promise<R>;
     try {
-      return n.target.nvmf_subsystem_add_ns(p as never);
-    } finally {
-      n.sweep(); // a refused add leaves its freshly opened backend unused
+      r = fn(here(), p);
+    } catch (e) {
+      throw errno(e);
     }
-  },
-  nvmf_subsystem_remove_ns: (n, p) => {
-    n.target.nvmf_subsystem_remove_ns(p as never);
-    n.sweep();
-  },
-  nvmf_subsystem_add_host: (n, p) => n.target.nvmf_subsystem_add_host(p as never),
-  nvmf_subsystem_remove_host: (n, p) => n.target.nvmf_subsystem_remove_host(p as never),
-  nvmf_subsystem_allow_any_host: (n, p) => n.target.nvmf_subsystem_allow_any_host(p as never),
-  nvmf_subsystem_add_listener: (n, p) => n.target.nvmf_subsystem_add_listener(p as never),
-  nvmf_subsystem_remove_listener: (n, p) => n.target.nvmf_subsystem_remove_listener(p as never),
-  nvmf_subsystem_get_listeners: (n, p) => n.target.nvmf_subsystem_get_listeners(p as never),
-  nvmf_discovery_add_referral: (n, p) => n.target.nvmf_discovery_add_referral(p as never),
-  nvmf_discovery_remove_referral: (n, p) => n.target.nvmf_discovery_remove_referral(p as never),
-  nvmf_get_subsystems: (n) => n.target.nvmf_get_subsystems(),
-  nvmf_subsystem_get_controllers: (n, p) => n.target.nvmf_subsystem_get_controllers(p as never, true),
-  nvmf_subsystem_get_qpairs: (n, p) => n.target.nvmf_subsystem_get_qpairs(p as never),
-  nvmf_get_stats: (n) => n.target.nvmf_get_stats(),
-  storkit_nvmf_close: (n) => n.close(),
-};
+    Promise.resolve(r).then(
+      (v) => done(null, v),
+      (e) => done(errno(e)),
+    );
+  });
+}
 
-defineControl('nvmf.call', (arg, done: Done) => {
-  const { method, params } = arg as { method: string; params: P };
-  const op = OPS[method];
-  if (!op) throw Object.assign(new Error(`unknown nvmf method ${method}`), { code: 'EINVAL' });
-  let r: unknown;
-  try {
-    r = op(here(), params ?? {});
-  } catch (e) {
-    throw errno(e);
-  }
-  Promise.resolve(r).then(
-    (v) => done(null, v ?? true),
-    (e) => done(errno(e)),
-  );
+/** A call that answers nothing but success (SPDK's `true`). */
+function act<P>(op: Control<P, true>, fn: (n: ReactorNvmf, p: P) => void | Promise<void>): void {
+  serve(op, async (n, p) => {
+    await fn(n, p);
+    return true as const;
+  });
+}
+
+const o = nvmfOps;
+act(o.nvmf_create_transport, (n, p) => n.target.nvmf_create_transport(p));
+serve(o.nvmf_get_transports, (n) => n.target.nvmf_get_transports());
+act(o.nvmf_create_subsystem, (n, p) => n.target.nvmf_create_subsystem(p.params, p.shared));
+act(o.nvmf_delete_subsystem, async (n, p) => {
+  await n.target.nvmf_delete_subsystem(p);
+  n.sweep();
 });
+serve(o.nvmf_subsystem_add_ns, (n, p) => {
+  try {
+    return n.target.nvmf_subsystem_add_ns(p);
+  } finally {
+    n.sweep(); // a refused add leaves its freshly opened backend unused
+  }
+});
+act(o.nvmf_subsystem_remove_ns, (n, p) => {
+  n.target.nvmf_subsystem_remove_ns(p);
+  n.sweep();
+});
+act(o.nvmf_subsystem_add_host, (n, p) => n.target.nvmf_subsystem_add_host(p));
+act(o.nvmf_subsystem_remove_host, (n, p) => n.target.nvmf_subsystem_remove_host(p));
+act(o.nvmf_subsystem_allow_any_host, (n, p) => n.target.nvmf_subsystem_allow_any_host(p));
+act(o.nvmf_subsystem_add_listener, (n, p) => n.target.nvmf_subsystem_add_listener(p));
+act(o.nvmf_subsystem_remove_listener, (n, p) => n.target.nvmf_subsystem_remove_listener(p));
+serve(o.nvmf_subsystem_get_listeners, (n, p) => n.target.nvmf_subsystem_get_listeners(p));
+act(o.nvmf_discovery_add_referral, (n, p) => n.target.nvmf_discovery_add_referral(p));
+act(o.nvmf_discovery_remove_referral, (n, p) => n.target.nvmf_discovery_remove_referral(p));
+serve(o.nvmf_get_subsystems, (n) => n.target.nvmf_get_subsystems());
+serve(o.nvmf_subsystem_get_controllers, (n, p) => n.target.nvmf_subsystem_get_controllers(p, true));
+serve(o.nvmf_subsystem_get_qpairs, (n, p) => n.target.nvmf_subsystem_get_qpairs(p));
+serve(o.nvmf_get_stats, (n) => n.target.nvmf_get_stats());

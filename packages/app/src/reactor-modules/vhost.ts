@@ -13,9 +13,17 @@ import { setCurrentThread } from '@storkit/reactor/module';
 import { BlkDevice, VhostController, VhostError, VhostScsiDevice } from '@storkit/vhost';
 
 import { BdevBlockBackend } from '../bdev-block-backend.js';
-
-type Done = (err: Error | null, value?: unknown) => void;
-type P = Record<string, unknown>;
+import {
+  type VhostControllerInfo,
+  vhostAddTarget,
+  vhostCore,
+  vhostCreateBlk,
+  vhostCreateScsi,
+  vhostDelete,
+  vhostGet,
+  vhostRemoveTarget,
+  vhostSetCoalescing,
+} from '../controls/vhost.js';
 
 /** One controller on this reactor. */
 interface Ctrl {
@@ -99,24 +107,15 @@ function startReaper(t: Thread): void {
   reaper ??= t.registerPoller(() => (reap() > 0 ? 1 : 0), 100_000, 'vhost_retire');
 }
 
-defineControl('vhost.core', (_arg, done: Done) => done(null, reactorCore()));
+defineControl(vhostCore, (_p, done) => done(null, reactorCore()));
 
-defineControl('vhost.create_blk', (arg, done: Done) => {
-  const p = arg as {
-    ctrlr: string;
-    dev_name: string;
-    socket: string;
-    cpumask: string;
-    readonly?: boolean;
-    packed_ring?: boolean;
-    num_queues?: number;
-  };
+defineControl(vhostCreateBlk, (p, done) => {
   const t = thread();
   if (ctrls.has(p.ctrlr)) throw new VhostError('EEXIST', `vhost controller ${p.ctrlr} already exists`);
-  const c: Ctrl = { ctrl: null as never, kind: 'blk', backends: [], bdevs: [p.dev_name], readonly: false };
+  let c: Ctrl | undefined;
   const backend = open(p.dev_name, () => {
     // Hot remove: the descriptor goes once nothing is in flight; later requests fail (IOERR).
-    if (c.backends[0]) release(c, c.backends[0]);
+    if (c?.backends[0]) release(c, c.backends[0]);
   });
   try {
     const device = errno(
@@ -126,9 +125,7 @@ defineControl('vhost.create_blk', (arg, done: Done) => {
           numQueues: p.num_queues ?? 1,
         }),
     );
-    c.readonly = device.readonly;
-    c.backends.push(backend);
-    c.ctrl = errno(
+    const ctrl = errno(
       () =>
         new VhostController({
           name: p.ctrlr,
@@ -138,6 +135,7 @@ defineControl('vhost.create_blk', (arg, done: Done) => {
           packedRing: p.packed_ring === true,
         }),
     );
+    c = { ctrl, kind: 'blk', backends: [backend], bdevs: [p.dev_name], readonly: device.readonly };
   } catch (e) {
     backend.close();
     throw e;
@@ -148,8 +146,7 @@ defineControl('vhost.create_blk', (arg, done: Done) => {
   done(null, true);
 });
 
-defineControl('vhost.create_scsi', (arg, done: Done) => {
-  const p = arg as { ctrlr: string; socket: string; cpumask: string; num_queues?: number };
+defineControl(vhostCreateScsi, (p, done) => {
   const t = thread();
   if (ctrls.has(p.ctrlr)) throw new VhostError('EEXIST', `vhost controller ${p.ctrlr} already exists`);
   const device = errno(() => new VhostScsiDevice({ name: p.ctrlr, numQueues: p.num_queues ?? 1 }));
@@ -162,8 +159,7 @@ defineControl('vhost.create_scsi', (arg, done: Done) => {
   done(null, true);
 });
 
-defineControl('vhost.add_target', (arg, done: Done) => {
-  const p = arg as { ctrlr: string; scsi_target_num: number; bdev_name: string };
+defineControl(vhostAddTarget, (p, done) => {
   const c = need(p.ctrlr);
   if (c.kind !== 'scsi') throw new VhostError('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
   const dev = c.ctrl.device as VhostScsiDevice;
@@ -191,8 +187,7 @@ defineControl('vhost.add_target', (arg, done: Done) => {
   done(null, num);
 });
 
-defineControl('vhost.remove_target', (arg, done: Done) => {
-  const p = arg as { ctrlr: string; scsi_target_num: number };
+defineControl(vhostRemoveTarget, (p, done) => {
   const c = need(p.ctrlr);
   if (c.kind !== 'scsi') throw new VhostError('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
   errno(() => (c.ctrl.device as VhostScsiDevice).removeTarget(p.scsi_target_num));
@@ -203,15 +198,13 @@ defineControl('vhost.remove_target', (arg, done: Done) => {
   done(null, true);
 });
 
-defineControl('vhost.set_coalescing', (arg, done: Done) => {
-  const p = arg as { ctrlr: string; delay_base_us: number; iops_threshold: number };
+defineControl(vhostSetCoalescing, (p, done) => {
   const c = need(p.ctrlr);
   errno(() => c.ctrl.setCoalescing({ delayBaseUs: p.delay_base_us, iopsThreshold: p.iops_threshold }));
   done(null, true);
 });
 
-defineControl('vhost.delete', (arg, done: Done) => {
-  const p = arg as { ctrlr: string };
+defineControl(vhostDelete, (p, done) => {
   const c = need(p.ctrlr);
   // SPDK refuses while a frontend is connected (the guest must let go first).
   if (c.ctrl.connected) throw new VhostError('EBUSY', `vhost controller ${p.ctrlr} has a connected frontend`);
@@ -226,14 +219,13 @@ function drop(c: Ctrl): void {
   c.backends = [];
 }
 
-defineControl('vhost.get', (arg, done: Done) => {
-  const { name } = (arg ?? {}) as { name?: string };
+defineControl(vhostGet, ({ name }, done) => {
   const list = name === undefined ? [...ctrls.values()] : [need(name)];
   done(null, list.map(json));
 });
 
 /** A controller as SPDK's vhost_get_controllers shows it. */
-function json(e: Ctrl): P {
+function json(e: Ctrl): VhostControllerInfo {
   const c = e.ctrl;
   const backend_specific =
     e.kind === 'scsi'

@@ -33,7 +33,13 @@ import { setCurrentThread } from '@storkit/reactor/module';
 import { IoStatus as ScsiStatus } from '@storkit/scsi';
 import { VirtioUserBlk } from '@storkit/vhost';
 
-type Done = (err: Error | null, value?: unknown) => void;
+import {
+  type VirtioAttachParams,
+  type VirtioInfo,
+  virtioAttach,
+  virtioDetach,
+  virtioJoin,
+} from '../controls/virtio.js';
 
 const virtioModule = { name: 'virtio_blk' };
 const channelKey = { name: 'bdev_virtio' };
@@ -47,27 +53,7 @@ function channel(): IoChannel<unknown> {
   return getIoChannel(channelKey);
 }
 
-/** What every reactor knows of a virtio bdev (from the owner's attach). */
-interface Info {
-  id: number;
-  name: string;
-  owner: number;
-  traddr: string;
-  vq_count: number;
-  vq_size: number;
-  uuid: string;
-  blockSize: number;
-  numBlocks: number;
-  writeCache: boolean;
-  unmap: boolean;
-  readOnly: boolean;
-  maxTransfer: number;
-  /** The initiator's memory (DmaRegion handle) and where the staging area starts in it. */
-  handle: number;
-  stageOffset: number;
-  /** Staging slots per reactor. */
-  slots: number;
-}
+type Info = VirtioInfo;
 
 interface Owned {
   info: Info;
@@ -79,7 +65,6 @@ interface Owned {
 
 interface Remote {
   info: Info;
-  bdev: Bdev;
   region: DmaRegion;
   /** This reactor's staging slots: views into the initiator's memory. */
   stage: Uint8Array[];
@@ -88,7 +73,8 @@ interface Remote {
 }
 
 const owned = new Map<number, Owned>();
-const remotes = new Map<number, Remote>();
+/** Bdevs of devices owned elsewhere, with what forwarding to the owner needs. */
+const remotes = new Map<number, { remote: Remote; bdev: Bdev }>();
 
 function toBdev(s: number): IoStatus {
   if (s === ScsiStatus.Success) return IoStatus.SUCCESS;
@@ -171,7 +157,7 @@ const ioH = defineHandler('virtio.io', IoMsg, (m) => {
 
 /** On the submitting reactor: the owner's status for a slot. */
 const doneH = defineHandler('virtio.done', DoneMsg, (m) => {
-  const r = remotes.get(m.id);
+  const r = remotes.get(m.id)?.remote;
   const io = r?.pending[m.slot];
   if (r === undefined || io === undefined || io === null) return;
   r.pending[m.slot] = null;
@@ -257,14 +243,7 @@ function fail(code: string, message: string): Error {
  * control requests are awaited across event-loop turns; its completion poller must be registered
  * on this reactor's thread, so that thread stays current until the attach settles.
  */
-function attach(p: {
-  id: number;
-  name: string;
-  traddr: string;
-  vq_count: number;
-  vq_size: number;
-  reactors: number;
-}): Promise<Info> {
+function attach(p: VirtioAttachParams): Promise<Info> {
   const t = getThread() as Thread;
   if (bdevGetByName(p.name) !== undefined) throw fail('EEXIST', `bdev ${p.name} already exists`);
   const maxTransfer = 128 * 1024;
@@ -341,8 +320,8 @@ function attach(p: {
   );
 }
 
-defineControl('virtio.attach', (arg, done: Done) => {
-  attach(arg as Parameters<typeof attach>[0]).then(
+defineControl(virtioAttach, (p, done) => {
+  attach(p).then(
     (info) => done(null, info),
     (e: Error) => done(e),
   );
@@ -359,15 +338,8 @@ function join(info: Info): void {
     stage.push(region.bytes.subarray(base + s * info.maxTransfer, base + (s + 1) * info.maxTransfer));
     free.push(info.slots - 1 - s);
   }
-  const r: Remote = {
-    info,
-    bdev: null as never,
-    region,
-    stage,
-    free,
-    pending: new Array(info.slots).fill(null),
-  };
-  r.bdev = register(
+  const r: Remote = { info, region, stage, free, pending: new Array(info.slots).fill(null) };
+  const bdev = register(
     info,
     (io) => forward(r, io),
     (d) => {
@@ -377,11 +349,11 @@ function join(info: Info): void {
       d();
     },
   );
-  remotes.set(info.id, r);
+  remotes.set(info.id, { remote: r, bdev });
 }
 
-defineControl('virtio.join', (arg, done: Done) => {
-  join(arg as Info);
+defineControl(virtioJoin, (info, done) => {
+  join(info);
   done(null, true);
 });
 
@@ -421,8 +393,7 @@ registerConfigMethod('storkit_bdev_virtio_join', (q) => {
 });
 
 /** Unregister this reactor's instance (the owner's destruct hangs up). */
-defineControl('virtio.detach', (arg, done: Done) => {
-  const { id } = arg as { id: number };
+defineControl(virtioDetach, ({ id }, done) => {
   const b = owned.get(id)?.bdev ?? remotes.get(id)?.bdev;
   if (b === undefined) return done(null, false);
   bdevUnregister(b, () => done(null, true));

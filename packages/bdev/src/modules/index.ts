@@ -9,12 +9,14 @@ export {
   bdevDelayDelete,
   bdevDelayUpdateLatency,
   type DelayCreateParams,
+  type DelayUpdateParams,
   delayModule,
 } from './delay.js';
 export {
   bdevErrorCreate,
   bdevErrorDelete,
   bdevErrorInjectError,
+  type ErrorCreateParams,
   type ErrorInjectParams,
   errorModule,
 } from './error.js';
