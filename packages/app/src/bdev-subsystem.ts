@@ -5,11 +5,11 @@ import {
   type AnyMethodDef,
   arr,
   bool,
-  defineMethod,
   type Fits,
   int,
   type MethodDef,
   type MethodSpec,
+  methodList,
   type ObjectSchema,
   obj,
   opt,
@@ -275,208 +275,181 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
     for (let i = 1; i < ctl.count; i++) await ctl.call(i, op, replay);
   }
 
-  const methods: AnyMethodDef[] = CREATES.map((c) => c(create));
-  const add = (d: AnyMethodDef) => methods.push(d);
+  const { methods, add } = methodList();
+  for (const c of CREATES) methods.push(c(create));
 
   for (const d of DELETES) {
-    add(
-      defineMethod({
-        name: d.method,
-        description: `Delete a bdev made by ${d.method.replace(/_delete$/, '_create')}`,
-        positional: [d.key],
-        params: obj({ [d.key]: req(name()) }),
-        handler: (p) =>
-          remove(d, (d.key === 'name' ? { name: p.name } : { base_bdev: p.base_bdev }) as DeleteParams),
-      }),
-    );
+    add({
+      name: d.method,
+      description: `Delete a bdev made by ${d.method.replace(/_delete$/, '_create')}`,
+      positional: [d.key],
+      params: obj({ [d.key]: req(name()) }),
+      handler: (p) => remove(d, d.key === 'name' ? { name: p.name } : { base_bdev: p.base_bdev }),
+    });
   }
-  add(
-    defineMethod({
-      name: 'bdev_null_resize',
-      description: 'Resize a null bdev (new_size in MiB)',
-      positional: ['name', 'new_size'],
-      params: obj({ name: req(name()), new_size: req(int({ min: 1 })) }),
-      async handler(p) {
-        await broadcast(bdevUpdate.bdev_null_resize, p);
-        const c = journal.find((x) => x.method === 'bdev_null_create' && x.names[0] === p.name);
-        if (c) c.params.num_blocks = (p.new_size * 1024 * 1024) / (c.params.block_size as number);
-        return true;
-      },
+  add({
+    name: 'bdev_null_resize',
+    description: 'Resize a null bdev (new_size in MiB)',
+    positional: ['name', 'new_size'],
+    params: obj({ name: req(name()), new_size: req(int({ min: 1 })) }),
+    async handler(p) {
+      await broadcast(bdevUpdate.bdev_null_resize, p);
+      const c = journal.find((x) => x.method === 'bdev_null_create' && x.names[0] === p.name);
+      if (c) c.params.num_blocks = (p.new_size * 1024 * 1024) / (c.params.block_size as number);
+      return true;
+    },
+  });
+  add({
+    name: 'bdev_delay_update_latency',
+    description: 'Change one latency of a delay bdev',
+    positional: ['delay_bdev_name', 'latency_type', 'latency_us'],
+    params: obj({
+      delay_bdev_name: req(name()),
+      latency_type: req(str({ enum: ['avg_read', 'p99_read', 'avg_write', 'p99_write'] })),
+      latency_us: req(int({ min: 0 })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_delay_update_latency',
-      description: 'Change one latency of a delay bdev',
-      positional: ['delay_bdev_name', 'latency_type', 'latency_us'],
-      params: obj({
-        delay_bdev_name: req(name()),
-        latency_type: req(str({ enum: ['avg_read', 'p99_read', 'avg_write', 'p99_write'] })),
-        latency_us: req(int({ min: 0 })),
-      }),
-      async handler(p) {
-        await broadcast(bdevUpdate.bdev_delay_update_latency, p);
-        const c = journal.find((x) => x.method === 'bdev_delay_create' && x.names[0] === p.delay_bdev_name);
-        if (c) c.params[`${p.latency_type}_latency`] = p.latency_us;
-        return true;
-      },
+    async handler(p) {
+      await broadcast(bdevUpdate.bdev_delay_update_latency, p);
+      const c = journal.find((x) => x.method === 'bdev_delay_create' && x.names[0] === p.delay_bdev_name);
+      if (c) c.params[`${p.latency_type}_latency`] = p.latency_us;
+      return true;
+    },
+  });
+  add({
+    name: 'bdev_error_inject_error',
+    description: 'Make the next num I/Os of a type fail (or be corrupted) on an error bdev',
+    positional: ['name', 'io_type', 'error_type'],
+    params: obj({
+      name: req(name()),
+      io_type: req(str({ enum: ['all', 'read', 'write', 'unmap', 'flush', 'clear'] })),
+      error_type: req(str({ enum: ['failure', 'pending', 'corrupt_data', 'nomem'] })),
+      num: opt(int({ min: 0 })),
+      corrupt_offset: opt(int({ min: 0 })),
+      corrupt_value: opt(int({ min: 0, max: 255 })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_error_inject_error',
-      description: 'Make the next num I/Os of a type fail (or be corrupted) on an error bdev',
-      positional: ['name', 'io_type', 'error_type'],
-      params: obj({
-        name: req(name()),
-        io_type: req(str({ enum: ['all', 'read', 'write', 'unmap', 'flush', 'clear'] })),
-        error_type: req(str({ enum: ['failure', 'pending', 'corrupt_data', 'nomem'] })),
-        num: opt(int({ min: 0 })),
-        corrupt_offset: opt(int({ min: 0 })),
-        corrupt_value: opt(int({ min: 0, max: 255 })),
-      }),
-      handler: (p) => broadcast(bdevUpdate.bdev_error_inject_error, p),
+    handler: (p) => broadcast(bdevUpdate.bdev_error_inject_error, p),
+  });
+  add({
+    name: 'bdev_raid_remove_base_bdev',
+    description: 'Remove a base bdev from its RAID bdev',
+    positional: ['name'],
+    params: obj({ name: req(name()) }),
+    async handler(p) {
+      // Each reactor answers once the base has left its slot there (SPDK answers after removal).
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevRaidRemoveBaseBdev, p);
+      // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
+      // base added next takes the slot.
+      const c = raidOf(p.name);
+      if (c) (c.removed ??= []).push(p.name);
+      return true;
+    },
+  });
+  add({
+    name: 'bdev_raid_add_base_bdev',
+    description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
+    positional: ['base_bdev', 'raid_bdev'],
+    params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
+    async handler(p) {
+      const r = await ctl.call(0, bdevRaidAddBaseBdev, p);
+      const c = journal.find((x) => x.method === 'bdev_raid_create' && x.names[0] === p.raid_bdev);
+      const gone = c?.removed?.shift();
+      if (c && gone !== undefined) {
+        const bases = c.params.base_bdevs as string[];
+        c.params.base_bdevs = bases.map((b) => (b === gone ? p.base_bdev : b));
+      }
+      return r;
+    },
+  });
+  add({
+    name: 'bdev_raid_get_bdevs',
+    description: 'List RAID bdevs by category',
+    positional: ['category'],
+    params: obj({ category: opt(str({ enum: ['all', 'online', 'configuring', 'offline'] }), 'all') }),
+    handler: (p) => ctl.call(0, bdevRaidGetBdevs, p),
+  });
+  add({
+    name: 'bdev_get_bdevs',
+    description: 'List bdevs (or one by name)',
+    positional: ['name'],
+    params: obj({
+      name: opt(name()),
+      timeout: opt(int({ min: 0, description: 'ms to wait for the bdev (storkit: 0 only)' })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_raid_remove_base_bdev',
-      description: 'Remove a base bdev from its RAID bdev',
-      positional: ['name'],
-      params: obj({ name: req(name()) }),
-      async handler(p) {
-        // Each reactor answers once the base has left its slot there (SPDK answers after removal).
-        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevRaidRemoveBaseBdev, p);
-        // save_config keeps the removed name in its slot (a raid1 needs both names to load); the
-        // base added next takes the slot.
-        const c = raidOf(p.name);
-        if (c) (c.removed ??= []).push(p.name);
-        return true;
-      },
+    handler: (p) => ctl.call(0, bdevGetBdevs, { name: p.name }),
+  });
+  add({
+    name: 'bdev_get_iostat',
+    description: 'I/O statistics of bdevs, summed over every channel on every reactor',
+    positional: ['name'],
+    params: obj({ name: opt(name()) }),
+    async handler(p) {
+      const list = await ctl.call(0, bdevIostat, { name: p.name });
+      return {
+        tick_rate: ctl.tickRate,
+        ticks: ctl.ticks(),
+        bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
+      };
+    },
+  });
+  add({
+    name: 'bdev_set_qos_limit',
+    description: 'Set QoS limits (0 = unlimited), enforced across every reactor',
+    positional: ['name'],
+    params: obj({
+      name: req(name()),
+      rw_ios_per_sec: opt(int({ min: 0 })),
+      rw_mbytes_per_sec: opt(int({ min: 0 })),
+      r_mbytes_per_sec: opt(int({ min: 0 })),
+      w_mbytes_per_sec: opt(int({ min: 0 })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_raid_add_base_bdev',
-      description: 'Add a base bdev to a degraded raid1 and rebuild onto it',
-      positional: ['base_bdev', 'raid_bdev'],
-      params: obj({ base_bdev: req(name()), raid_bdev: req(name()) }),
-      async handler(p) {
-        const r = await ctl.call(0, bdevRaidAddBaseBdev, p);
-        const c = journal.find((x) => x.method === 'bdev_raid_create' && x.names[0] === p.raid_bdev);
-        const gone = c?.removed?.shift();
-        if (c && gone !== undefined) {
-          const bases = c.params.base_bdevs as string[];
-          c.params.base_bdevs = bases.map((b) => (b === gone ? p.base_bdev : b));
-        }
-        return r;
-      },
+    async handler(p) {
+      const replay = await ctl.call(0, bdevSetQos, p);
+      for (let i = 1; i < ctl.count; i++) await ctl.call(i, bdevSetQos, replay);
+      qos.set(p.name, publicParams(p));
+      return true;
+    },
+  });
+  add({
+    name: 'bdev_enable_histogram',
+    description: 'Start or stop latency histograms for a bdev',
+    positional: ['name'],
+    params: obj({ name: req(name()), enable: req(bool()) }),
+    async handler(p) {
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevHistogram, p);
+      return true;
+    },
+  });
+  add({
+    name: 'bdev_get_histogram',
+    description:
+      "A bdev's latency histogram over every channel, as SPDK returns it: histogram (base64 of spdk_histogram_data's buckets), bucket_shift, tsc_rate",
+    positional: ['name'],
+    params: obj({ name: req(name()) }),
+    async handler(p) {
+      const h = await ctl.call(0, bdevGetHistogram, { name: p.name });
+      if (h === null)
+        throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
+      return h;
+    },
+  });
+  add({
+    name: 'bdev_set_options',
+    description: 'Set bdev layer options (before framework_start_init)',
+    state: 'startup',
+    params: obj({
+      bdev_io_pool_size: opt(
+        int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
+      ),
+      bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
+      bdev_auto_examine: opt(bool()),
+      iobuf_small_cache_size: opt(int({ min: 0 })),
+      iobuf_large_cache_size: opt(int({ min: 0 })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_raid_get_bdevs',
-      description: 'List RAID bdevs by category',
-      positional: ['category'],
-      params: obj({ category: opt(str({ enum: ['all', 'online', 'configuring', 'offline'] }), 'all') }),
-      handler: (p) => ctl.call(0, bdevRaidGetBdevs, p),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_get_bdevs',
-      description: 'List bdevs (or one by name)',
-      positional: ['name'],
-      params: obj({
-        name: opt(name()),
-        timeout: opt(int({ min: 0, description: 'ms to wait for the bdev (storkit: 0 only)' })),
-      }),
-      handler: (p) => ctl.call(0, bdevGetBdevs, { name: p.name }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_get_iostat',
-      description: 'I/O statistics of bdevs, summed over every channel on every reactor',
-      positional: ['name'],
-      params: obj({ name: opt(name()) }),
-      async handler(p) {
-        const list = await ctl.call(0, bdevIostat, { name: p.name });
-        return {
-          tick_rate: ctl.tickRate,
-          ticks: ctl.ticks(),
-          bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
-        };
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_set_qos_limit',
-      description: 'Set QoS limits (0 = unlimited), enforced across every reactor',
-      positional: ['name'],
-      params: obj({
-        name: req(name()),
-        rw_ios_per_sec: opt(int({ min: 0 })),
-        rw_mbytes_per_sec: opt(int({ min: 0 })),
-        r_mbytes_per_sec: opt(int({ min: 0 })),
-        w_mbytes_per_sec: opt(int({ min: 0 })),
-      }),
-      async handler(p) {
-        const replay = await ctl.call(0, bdevSetQos, p);
-        for (let i = 1; i < ctl.count; i++) await ctl.call(i, bdevSetQos, replay);
-        qos.set(p.name, publicParams(p));
-        return true;
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_enable_histogram',
-      description: 'Start or stop latency histograms for a bdev',
-      positional: ['name'],
-      params: obj({ name: req(name()), enable: req(bool()) }),
-      async handler(p) {
-        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevHistogram, p);
-        return true;
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_get_histogram',
-      description:
-        "A bdev's latency histogram over every channel, as SPDK returns it: histogram (base64 of spdk_histogram_data's buckets), bucket_shift, tsc_rate",
-      positional: ['name'],
-      params: obj({ name: req(name()) }),
-      async handler(p) {
-        const h = await ctl.call(0, bdevGetHistogram, { name: p.name });
-        if (h === null)
-          throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
-        return h;
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'bdev_set_options',
-      description: 'Set bdev layer options (before framework_start_init)',
-      state: 'startup',
-      params: obj({
-        bdev_io_pool_size: opt(
-          int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
-        ),
-        bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
-        bdev_auto_examine: opt(bool()),
-        iobuf_small_cache_size: opt(int({ min: 0 })),
-        iobuf_large_cache_size: opt(int({ min: 0 })),
-      }),
-      handler(p) {
-        options = { ...(options ?? {}), ...p };
-        return true;
-      },
-    }),
-  );
+    handler(p) {
+      options = { ...(options ?? {}), ...p };
+      return true;
+    },
+  });
 
   return {
     name: 'bdev',

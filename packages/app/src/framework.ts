@@ -1,6 +1,6 @@
 // framework_* and thread_* methods, spdk_kill_instance and save_config.
 import type { ReactorSnapshot } from '@storkit/reactor';
-import { type AnyMethodDef, bool, defineMethod, int, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { type AnyMethodDef, bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import { saveConfig, sectionConfig } from './config.js';
 import type { AppSubsystem } from './subsystem.js';
@@ -18,133 +18,106 @@ export interface FrameworkHost {
 }
 
 export function frameworkMethods(host: FrameworkHost): AnyMethodDef[] {
-  const out: AnyMethodDef[] = [];
-  const add = (d: AnyMethodDef) => out.push(d);
+  const { methods: out, add } = methodList();
   const snap = async <K extends keyof ReactorSnapshot>(key: K) =>
     (await host.snapshots()).flatMap((s) => s[key] as unknown as unknown[]);
 
-  add(
-    defineMethod({
-      name: 'framework_start_init',
-      description: 'Start the reactors and subsystems (after --wait-for-rpc)',
-      state: 'startup',
-      handler: () => host.startInit().then(() => true),
+  add({
+    name: 'framework_start_init',
+    description: 'Start the reactors and subsystems (after --wait-for-rpc)',
+    state: 'startup',
+    handler: () => host.startInit().then(() => true),
+  });
+  add({
+    name: 'framework_wait_init',
+    description: 'Answer once the framework has initialized',
+    state: 'both',
+    handler: () => host.waitInit().then(() => true),
+  });
+  add({
+    name: 'framework_get_subsystems',
+    description: 'The subsystems and what each depends on',
+    state: 'both',
+    handler: () =>
+      host
+        .subsystems()
+        .filter((s) => s.configSection === undefined)
+        .map((s) => ({ subsystem: s.name, depends_on: [...s.dependsOn] })),
+  });
+  add({
+    name: 'framework_get_config',
+    description: "A subsystem's current configuration, as the calls that rebuild it",
+    positional: ['name'],
+    params: obj({ name: req(str({ minLength: 1 })) }),
+    handler(p) {
+      const s = host.subsystems().find((x) => x.name === p.name && x.configSection === undefined);
+      if (!s) throw RpcError.errno('ENOENT', `no subsystem named ${p.name}`);
+      return sectionConfig(host.subsystems(), p.name);
+    },
+  });
+  add({
+    name: 'save_config',
+    description: "The whole configuration in SPDK's JSON config format (load it with --json)",
+    handler: () => saveConfig(host.subsystems()),
+  });
+  add({
+    name: 'framework_get_reactors',
+    description: 'Reactors with busy/idle ticks and their lightweight threads',
+    handler: async () => ({
+      tick_rate: host.tickRate,
+      pid: process.pid,
+      reactors: (await host.snapshots()).map((s) => s.reactor),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_wait_init',
-      description: 'Answer once the framework has initialized',
-      state: 'both',
-      handler: () => host.waitInit().then(() => true),
+  });
+  add({
+    name: 'thread_get_stats',
+    description: 'Busy/idle ticks and poller counts of every thread',
+    handler: async () => ({ tick_rate: host.tickRate, threads: await snap('threads') }),
+  });
+  add({
+    name: 'thread_get_pollers',
+    description: 'The pollers of every thread with run counts and periods',
+    handler: async () => ({ tick_rate: host.tickRate, threads: await snap('pollers') }),
+  });
+  add({
+    name: 'thread_get_io_channels',
+    description: 'The io_channels every thread holds, with reference counts',
+    handler: async () => ({ tick_rate: host.tickRate, threads: await snap('channels') }),
+  });
+  add({
+    name: 'framework_set_scheduler',
+    description: "Choose the reactor scheduler (storkit has one: 'static', threads stay where created)",
+    params: obj({
+      name: req(str({ enum: ['static'] })),
+      period: opt(int({ min: 0 })),
+      isolated_core_mask: opt(str()),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_get_subsystems',
-      description: 'The subsystems and what each depends on',
-      state: 'both',
-      handler: () =>
-        host
-          .subsystems()
-          .filter((s) => s.configSection === undefined)
-          .map((s) => ({ subsystem: s.name, depends_on: [...s.dependsOn] })),
+    handler: () => true,
+  });
+  add({
+    name: 'framework_get_scheduler',
+    description: 'The reactor scheduler in use',
+    handler: () => ({ scheduler_name: 'static' }),
+  });
+  add({
+    name: 'spdk_kill_instance',
+    description: 'Shut the target down in order, as a signal would',
+    state: 'both',
+    positional: ['sig_name'],
+    params: obj({
+      sig_name: req(str({ enum: ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGKILL'], ignoreCase: true })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_get_config',
-      description: "A subsystem's current configuration, as the calls that rebuild it",
-      positional: ['name'],
-      params: obj({ name: req(str({ minLength: 1 })) }),
-      handler(p) {
-        const s = host.subsystems().find((x) => x.name === p.name && x.configSection === undefined);
-        if (!s) throw RpcError.errno('ENOENT', `no subsystem named ${p.name}`);
-        return sectionConfig(host.subsystems(), p.name);
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'save_config',
-      description: "The whole configuration in SPDK's JSON config format (load it with --json)",
-      handler: () => saveConfig(host.subsystems()),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_get_reactors',
-      description: 'Reactors with busy/idle ticks and their lightweight threads',
-      handler: async () => ({
-        tick_rate: host.tickRate,
-        pid: process.pid,
-        reactors: (await host.snapshots()).map((s) => s.reactor),
-      }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'thread_get_stats',
-      description: 'Busy/idle ticks and poller counts of every thread',
-      handler: async () => ({ tick_rate: host.tickRate, threads: await snap('threads') }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'thread_get_pollers',
-      description: 'The pollers of every thread with run counts and periods',
-      handler: async () => ({ tick_rate: host.tickRate, threads: await snap('pollers') }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'thread_get_io_channels',
-      description: 'The io_channels every thread holds, with reference counts',
-      handler: async () => ({ tick_rate: host.tickRate, threads: await snap('channels') }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_set_scheduler',
-      description: "Choose the reactor scheduler (storkit has one: 'static', threads stay where created)",
-      params: obj({
-        name: req(str({ enum: ['static'] })),
-        period: opt(int({ min: 0 })),
-        isolated_core_mask: opt(str()),
-      }),
-      handler: () => true,
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_get_scheduler',
-      description: 'The reactor scheduler in use',
-      handler: () => ({ scheduler_name: 'static' }),
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'spdk_kill_instance',
-      description: 'Shut the target down in order, as a signal would',
-      state: 'both',
-      positional: ['sig_name'],
-      params: obj({
-        sig_name: req(str({ enum: ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGKILL'], ignoreCase: true })),
-      }),
-      handler(p) {
-        setImmediate(() => host.kill(p.sig_name));
-        return true;
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'framework_disable_cpumask_locks',
-      description: 'Accepted for SPDK compatibility: storkit takes no CPU core locks',
-      state: 'both',
-      params: obj({ enable: opt(bool()) }),
-      handler: () => true,
-    }),
-  );
+    handler(p) {
+      setImmediate(() => host.kill(p.sig_name));
+      return true;
+    },
+  });
+  add({
+    name: 'framework_disable_cpumask_locks',
+    description: 'Accepted for SPDK compatibility: storkit takes no CPU core locks',
+    state: 'both',
+    params: obj({ enable: opt(bool()) }),
+    handler: () => true,
+  });
   return out;
 }

@@ -5,7 +5,7 @@
 import type { CreateSubsystemParams, ListenAddress, NamespaceParams, ReferralParams } from '@storkit/nvmf';
 import { NvmfTarget } from '@storkit/nvmf';
 import type { Control, ControlResultOf } from '@storkit/reactor';
-import { type AnyMethodDef, bool, defineMethod, int, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import { nvmfOps as o } from './controls/nvmf.js';
@@ -93,252 +93,227 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     return s;
   }
 
-  const methods: AnyMethodDef[] = [];
-  const add = (d: AnyMethodDef) => methods.push(d);
+  const { methods, add } = methodList();
 
-  add(
-    defineMethod({
-      name: 'nvmf_set_config',
-      description: 'Set NVMe-oF target options (before framework_start_init)',
-      state: 'startup',
-      params: obj({
-        discovery_filter: opt(
-          str({
-            enum: ['match_any'],
-            description: 'which listeners the discovery log shows (storkit: match_any, every listener)',
-          }),
-        ),
-        admin_cmd_passthru: opt(
-          obj({
-            identify_ctrlr: opt(
-              bool({ description: 'pass Identify through to an NVMe bdev (not supported)' }),
-            ),
-          }),
-        ),
-        poll_groups_mask: opt(
-          str({ description: 'accepted for SPDK configs: every reactor is a poll group' }),
-        ),
-      }),
-      handler(p) {
-        if (p.admin_cmd_passthru?.identify_ctrlr === true)
-          throw RpcError.errno('ENOTSUP', 'admin_cmd_passthru.identify_ctrlr is not supported');
-        setConfig = { ...(setConfig ?? {}), ...p };
-        return true;
-      },
+  add({
+    name: 'nvmf_set_config',
+    description: 'Set NVMe-oF target options (before framework_start_init)',
+    state: 'startup',
+    params: obj({
+      discovery_filter: opt(
+        str({
+          enum: ['match_any'],
+          description: 'which listeners the discovery log shows (storkit: match_any, every listener)',
+        }),
+      ),
+      admin_cmd_passthru: opt(
+        obj({
+          identify_ctrlr: opt(bool({ description: 'pass Identify through to an NVMe bdev (not supported)' })),
+        }),
+      ),
+      poll_groups_mask: opt(str({ description: 'accepted for SPDK configs: every reactor is a poll group' })),
     }),
-  );
+    handler(p) {
+      if (p.admin_cmd_passthru?.identify_ctrlr === true)
+        throw RpcError.errno('ENOTSUP', 'admin_cmd_passthru.identify_ctrlr is not supported');
+      setConfig = { ...(setConfig ?? {}), ...p };
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_create_transport',
-      description: 'Create the NVMe/TCP transport on every reactor',
-      positional: ['trtype'],
-      params: obj({
-        trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
-        tgt_name: opt(str()),
-        max_queue_depth: opt(int({ min: 2, max: 65535 })),
-        max_aq_depth: opt(int({ min: 2, max: 4096 })),
-        max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
-        in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
-        max_io_size: opt(int({ min: 4096 })),
-        io_unit_size: opt(int({ min: 512 })),
-        c2h_success: opt(bool()),
-        sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
-        abort_timeout_sec: opt(int({ min: 0 })),
-        num_shared_buffers: opt(int({ min: 0 })),
-        buf_cache_size: opt(int({ min: 0 })),
-        dif_insert_or_strip: opt(bool()),
-        zcopy: opt(bool()),
-      }),
-      async handler(p) {
-        if (transport) throw RpcError.errno('EEXIST', 'transport TCP already exists');
-        const { tgt_name: _t, ...params } = p;
-        await everywhere(o.nvmf_create_transport, { ...params, trtype: 'TCP' });
-        transport = { ...p, trtype: 'TCP' };
-        return true;
-      },
+  add({
+    name: 'nvmf_create_transport',
+    description: 'Create the NVMe/TCP transport on every reactor',
+    positional: ['trtype'],
+    params: obj({
+      trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
+      tgt_name: opt(str()),
+      max_queue_depth: opt(int({ min: 2, max: 65535 })),
+      max_aq_depth: opt(int({ min: 2, max: 4096 })),
+      max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
+      in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
+      max_io_size: opt(int({ min: 4096 })),
+      io_unit_size: opt(int({ min: 512 })),
+      c2h_success: opt(bool()),
+      sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
+      abort_timeout_sec: opt(int({ min: 0 })),
+      num_shared_buffers: opt(int({ min: 0 })),
+      buf_cache_size: opt(int({ min: 0 })),
+      dif_insert_or_strip: opt(bool()),
+      zcopy: opt(bool()),
     }),
-  );
+    async handler(p) {
+      if (transport) throw RpcError.errno('EEXIST', 'transport TCP already exists');
+      const { tgt_name: _t, ...params } = p;
+      await everywhere(o.nvmf_create_transport, { ...params, trtype: 'TCP' });
+      transport = { ...p, trtype: 'TCP' };
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_get_transports',
-      description: 'List transports',
-      params: obj({ trtype: opt(str({ ignoreCase: true, enum: ['TCP'] })), tgt_name: opt(str()) }),
-      handler: () => ctl.call(0, o.nvmf_get_transports, undefined),
-    }),
-  );
+  add({
+    name: 'nvmf_get_transports',
+    description: 'List transports',
+    params: obj({ trtype: opt(str({ ignoreCase: true, enum: ['TCP'] })), tgt_name: opt(str()) }),
+    handler: () => ctl.call(0, o.nvmf_get_transports, undefined),
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_create_subsystem',
-      description: 'Create an NVM subsystem on every reactor',
-      positional: ['nqn'],
-      params: obj({
-        nqn: req(nqn()),
-        tgt_name: opt(str()),
-        serial_number: opt(str({ minLength: 1, maxLength: 20 })),
-        model_number: opt(str({ minLength: 1, maxLength: 40 })),
-        allow_any_host: opt(bool()),
-        max_namespaces: opt(int({ min: 0, max: 1024 })),
-        min_cntlid: opt(int({ min: 1, max: 0xffef })),
-        max_cntlid: opt(int({ min: 1, max: 0xffef })),
-        ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
-      }),
-      async handler(p) {
-        if (p.ana_reporting === true) throw RpcError.errno('ENOTSUP', 'ANA reporting is not supported');
-        const { tgt_name: _t, ana_reporting: _a, ...params } = p;
-        if (params.max_namespaces === 0) delete params.max_namespaces; // SPDK: 0 = default
-        if (subsystems.has(p.nqn) || p.nqn === DISCOVERY_NQN)
-          throw RpcError.errno('EEXIST', `subsystem ${p.nqn} already exists`);
-        const id = nextId++;
-        const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
-        let shared: ReturnType<typeof NvmfTarget.sharedSubsystemState>;
-        try {
-          shared = NvmfTarget.sharedSubsystemState(params, id, qidCap, ctl.count);
-        } catch (e) {
-          throw RpcError.errno('EINVAL', (e as Error).message);
-        }
-        await everywhere(o.nvmf_create_subsystem, { params, shared }, (i) =>
-          ctl.call(i, o.nvmf_delete_subsystem, { nqn: p.nqn }),
-        );
-        subsystems.set(p.nqn, { params, id, namespaces: new Map(), hosts: [], listeners: [] });
-        return true;
-      },
+  add({
+    name: 'nvmf_create_subsystem',
+    description: 'Create an NVM subsystem on every reactor',
+    positional: ['nqn'],
+    params: obj({
+      nqn: req(nqn()),
+      tgt_name: opt(str()),
+      serial_number: opt(str({ minLength: 1, maxLength: 20 })),
+      model_number: opt(str({ minLength: 1, maxLength: 40 })),
+      allow_any_host: opt(bool()),
+      max_namespaces: opt(int({ min: 0, max: 1024 })),
+      min_cntlid: opt(int({ min: 1, max: 0xffef })),
+      max_cntlid: opt(int({ min: 1, max: 0xffef })),
+      ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
     }),
-  );
+    async handler(p) {
+      if (p.ana_reporting === true) throw RpcError.errno('ENOTSUP', 'ANA reporting is not supported');
+      const { tgt_name: _t, ana_reporting: _a, ...params } = p;
+      if (params.max_namespaces === 0) delete params.max_namespaces; // SPDK: 0 = default
+      if (subsystems.has(p.nqn) || p.nqn === DISCOVERY_NQN)
+        throw RpcError.errno('EEXIST', `subsystem ${p.nqn} already exists`);
+      const id = nextId++;
+      const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
+      let shared: ReturnType<typeof NvmfTarget.sharedSubsystemState>;
+      try {
+        shared = NvmfTarget.sharedSubsystemState(params, id, qidCap, ctl.count);
+      } catch (e) {
+        throw RpcError.errno('EINVAL', (e as Error).message);
+      }
+      await everywhere(o.nvmf_create_subsystem, { params, shared }, (i) =>
+        ctl.call(i, o.nvmf_delete_subsystem, { nqn: p.nqn }),
+      );
+      subsystems.set(p.nqn, { params, id, namespaces: new Map(), hosts: [], listeners: [] });
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_delete_subsystem',
-      description: 'Delete an NVM subsystem (its controllers are torn down)',
-      positional: ['nqn'],
-      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-      async handler(p) {
-        need(p.nqn);
-        await removeEverywhere(o.nvmf_delete_subsystem, { nqn: p.nqn });
-        subsystems.delete(p.nqn);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_delete_subsystem',
+    description: 'Delete an NVM subsystem (its controllers are torn down)',
+    positional: ['nqn'],
+    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+    async handler(p) {
+      need(p.nqn);
+      await removeEverywhere(o.nvmf_delete_subsystem, { nqn: p.nqn });
+      subsystems.delete(p.nqn);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_add_ns',
-      description: 'Add a namespace served from a bdev (every reactor uses its own channel of it)',
-      positional: ['nqn', 'bdev_name'],
-      params: obj({
-        nqn: req(nqn()),
-        tgt_name: opt(str()),
-        namespace: req(
-          obj({
-            bdev_name: req(str({ minLength: 1 })),
-            nsid: opt(int({ min: 0, max: 0xfffffffe })),
-            nguid: opt(str({ pattern: /^[0-9a-fA-F-]{32,39}$/ })),
-            eui64: opt(str({ pattern: /^[0-9a-fA-F-]{16,23}$/ })),
-            uuid: opt(
-              str({
-                pattern: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
-              }),
-            ),
-            ptpl_file: opt(str({ description: 'persist-through-power-loss file (not supported)' })),
-            anagrpid: opt(int({ min: 1 })),
-            no_auto_visible: opt(bool({ description: 'namespace masking (not supported: false)' })),
-          }),
-        ),
-      }),
-      async handler(p) {
-        const s = need(p.nqn);
-        const { ptpl_file, anagrpid: _g, no_auto_visible, ...ns } = p.namespace;
-        if (ptpl_file !== undefined)
-          throw RpcError.errno('ENOTSUP', 'reservations (ptpl_file) are not supported');
-        if (no_auto_visible === true) throw RpcError.errno('ENOTSUP', 'namespace masking is not supported');
-        // Reactor 0 picks the nsid when none is given; the others get that nsid.
-        const nsid = await everywhere(
-          o.nvmf_subsystem_add_ns,
-          { nqn: p.nqn, namespace: ns },
-          (i, first) => ctl.call(i, o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: first }),
-          (first) => ({ nqn: p.nqn, namespace: { ...ns, nsid: first } }),
-        );
-        s.namespaces.set(nsid, { ...ns, nsid });
-        return nsid;
-      },
+  add({
+    name: 'nvmf_subsystem_add_ns',
+    description: 'Add a namespace served from a bdev (every reactor uses its own channel of it)',
+    positional: ['nqn', 'bdev_name'],
+    params: obj({
+      nqn: req(nqn()),
+      tgt_name: opt(str()),
+      namespace: req(
+        obj({
+          bdev_name: req(str({ minLength: 1 })),
+          nsid: opt(int({ min: 0, max: 0xfffffffe })),
+          nguid: opt(str({ pattern: /^[0-9a-fA-F-]{32,39}$/ })),
+          eui64: opt(str({ pattern: /^[0-9a-fA-F-]{16,23}$/ })),
+          uuid: opt(
+            str({
+              pattern: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+            }),
+          ),
+          ptpl_file: opt(str({ description: 'persist-through-power-loss file (not supported)' })),
+          anagrpid: opt(int({ min: 1 })),
+          no_auto_visible: opt(bool({ description: 'namespace masking (not supported: false)' })),
+        }),
+      ),
     }),
-  );
+    async handler(p) {
+      const s = need(p.nqn);
+      const { ptpl_file, anagrpid: _g, no_auto_visible, ...ns } = p.namespace;
+      if (ptpl_file !== undefined)
+        throw RpcError.errno('ENOTSUP', 'reservations (ptpl_file) are not supported');
+      if (no_auto_visible === true) throw RpcError.errno('ENOTSUP', 'namespace masking is not supported');
+      // Reactor 0 picks the nsid when none is given; the others get that nsid.
+      const nsid = await everywhere(
+        o.nvmf_subsystem_add_ns,
+        { nqn: p.nqn, namespace: ns },
+        (i, first) => ctl.call(i, o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: first }),
+        (first) => ({ nqn: p.nqn, namespace: { ...ns, nsid: first } }),
+      );
+      s.namespaces.set(nsid, { ...ns, nsid });
+      return nsid;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_remove_ns',
-      description: 'Remove a namespace (connected hosts get a namespace-change notice)',
-      positional: ['nqn', 'nsid'],
-      params: obj({ nqn: req(nqn()), nsid: req(int({ min: 1 })), tgt_name: opt(str()) }),
-      async handler(p) {
-        const s = need(p.nqn);
-        await removeEverywhere(o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: p.nsid });
-        s.namespaces.delete(p.nsid);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_remove_ns',
+    description: 'Remove a namespace (connected hosts get a namespace-change notice)',
+    positional: ['nqn', 'nsid'],
+    params: obj({ nqn: req(nqn()), nsid: req(int({ min: 1 })), tgt_name: opt(str()) }),
+    async handler(p) {
+      const s = need(p.nqn);
+      await removeEverywhere(o.nvmf_subsystem_remove_ns, { nqn: p.nqn, nsid: p.nsid });
+      s.namespaces.delete(p.nsid);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_add_host',
-      description: 'Allow a host NQN to connect',
-      positional: ['nqn', 'host'],
-      params: obj({
-        nqn: req(nqn()),
-        host: req(nqn()),
-        tgt_name: opt(str()),
-        psk: opt(str()),
-        dhchap_key: opt(str()),
-      }),
-      async handler(p) {
-        const s = need(p.nqn);
-        if (p.psk !== undefined || p.dhchap_key !== undefined)
-          throw RpcError.errno('ENOTSUP', 'TLS PSK and DH-HMAC-CHAP are not supported');
-        if (s.hosts.includes(p.host)) throw RpcError.errno('EEXIST', `host ${p.host} already in ${p.nqn}`);
-        const q = { nqn: p.nqn, host: p.host };
-        await everywhere(o.nvmf_subsystem_add_host, q, (i) => ctl.call(i, o.nvmf_subsystem_remove_host, q));
-        s.hosts.push(p.host);
-        return true;
-      },
+  add({
+    name: 'nvmf_subsystem_add_host',
+    description: 'Allow a host NQN to connect',
+    positional: ['nqn', 'host'],
+    params: obj({
+      nqn: req(nqn()),
+      host: req(nqn()),
+      tgt_name: opt(str()),
+      psk: opt(str()),
+      dhchap_key: opt(str()),
     }),
-  );
+    async handler(p) {
+      const s = need(p.nqn);
+      if (p.psk !== undefined || p.dhchap_key !== undefined)
+        throw RpcError.errno('ENOTSUP', 'TLS PSK and DH-HMAC-CHAP are not supported');
+      if (s.hosts.includes(p.host)) throw RpcError.errno('EEXIST', `host ${p.host} already in ${p.nqn}`);
+      const q = { nqn: p.nqn, host: p.host };
+      await everywhere(o.nvmf_subsystem_add_host, q, (i) => ctl.call(i, o.nvmf_subsystem_remove_host, q));
+      s.hosts.push(p.host);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_remove_host',
-      description: 'Remove a host NQN (its controllers go unless any host is allowed)',
-      positional: ['nqn', 'host'],
-      params: obj({ nqn: req(nqn()), host: req(nqn()), tgt_name: opt(str()) }),
-      async handler(p) {
-        const s = need(p.nqn);
-        await removeEverywhere(o.nvmf_subsystem_remove_host, { nqn: p.nqn, host: p.host });
-        s.hosts = s.hosts.filter((h) => h !== p.host);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_remove_host',
+    description: 'Remove a host NQN (its controllers go unless any host is allowed)',
+    positional: ['nqn', 'host'],
+    params: obj({ nqn: req(nqn()), host: req(nqn()), tgt_name: opt(str()) }),
+    async handler(p) {
+      const s = need(p.nqn);
+      await removeEverywhere(o.nvmf_subsystem_remove_host, { nqn: p.nqn, host: p.host });
+      s.hosts = s.hosts.filter((h) => h !== p.host);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_allow_any_host',
-      description: 'Allow any host, or only listed hosts',
-      positional: ['nqn'],
-      params: obj({ nqn: req(nqn()), allow_any_host: req(bool()), tgt_name: opt(str()) }),
-      async handler(p) {
-        const s = need(p.nqn);
-        await removeEverywhere(o.nvmf_subsystem_allow_any_host, {
-          nqn: p.nqn,
-          allow_any_host: p.allow_any_host,
-        });
-        s.params.allow_any_host = p.allow_any_host;
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_allow_any_host',
+    description: 'Allow any host, or only listed hosts',
+    positional: ['nqn'],
+    params: obj({ nqn: req(nqn()), allow_any_host: req(bool()), tgt_name: opt(str()) }),
+    async handler(p) {
+      const s = need(p.nqn);
+      await removeEverywhere(o.nvmf_subsystem_allow_any_host, {
+        nqn: p.nqn,
+        allow_any_host: p.allow_any_host,
+      });
+      s.params.allow_any_host = p.allow_any_host;
+      return true;
+    },
+  });
 
   const listenerParams = obj({
     nqn: req(nqn()),
@@ -348,123 +323,108 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     ana_state: opt(str()),
   });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_add_listener',
-      description: 'Listen on an address (every reactor accepts on it through SO_REUSEPORT)',
-      positional: ['nqn'],
-      params: listenerParams,
-      async handler(p) {
-        if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
-        const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
-        const a = tcpAddress(p.listen_address);
-        const q = { nqn: p.nqn, listen_address: a };
-        await everywhere(o.nvmf_subsystem_add_listener, q, (i) =>
-          ctl.call(i, o.nvmf_subsystem_remove_listener, q),
-        );
-        list.push(a);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_add_listener',
+    description: 'Listen on an address (every reactor accepts on it through SO_REUSEPORT)',
+    positional: ['nqn'],
+    params: listenerParams,
+    async handler(p) {
+      if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
+      const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
+      const a = tcpAddress(p.listen_address);
+      const q = { nqn: p.nqn, listen_address: a };
+      await everywhere(o.nvmf_subsystem_add_listener, q, (i) =>
+        ctl.call(i, o.nvmf_subsystem_remove_listener, q),
+      );
+      list.push(a);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_remove_listener',
-      description: 'Stop listening on an address for a subsystem',
-      positional: ['nqn'],
-      params: listenerParams,
-      async handler(p) {
-        const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
-        const a = tcpAddress(p.listen_address);
-        await removeEverywhere(o.nvmf_subsystem_remove_listener, { nqn: p.nqn, listen_address: a });
-        const i = list.findIndex((l) => sameAddr(l, a));
-        if (i >= 0) list.splice(i, 1);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_remove_listener',
+    description: 'Stop listening on an address for a subsystem',
+    positional: ['nqn'],
+    params: listenerParams,
+    async handler(p) {
+      const list = p.nqn === DISCOVERY_NQN ? discoveryListeners : need(p.nqn).listeners;
+      const a = tcpAddress(p.listen_address);
+      await removeEverywhere(o.nvmf_subsystem_remove_listener, { nqn: p.nqn, listen_address: a });
+      const i = list.findIndex((l) => sameAddr(l, a));
+      if (i >= 0) list.splice(i, 1);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_get_listeners',
-      description: "A subsystem's listeners",
-      positional: ['nqn'],
-      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-      handler: (p) => ctl.call(0, o.nvmf_subsystem_get_listeners, { nqn: p.nqn }),
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_get_listeners',
+    description: "A subsystem's listeners",
+    positional: ['nqn'],
+    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+    handler: (p) => ctl.call(0, o.nvmf_subsystem_get_listeners, { nqn: p.nqn }),
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_get_controllers',
-      description: "A subsystem's controllers (I/O queues counted over every reactor)",
-      positional: ['nqn'],
-      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-      async handler(p) {
-        type Ctrlr = ControlResultOf<typeof o.nvmf_subsystem_get_controllers>[number];
-        const byId = new Map<number, Ctrlr>();
-        const ioq = new Map<number, number>();
-        for (let i = 0; i < ctl.count; i++) {
-          const list = await ctl.call(i, o.nvmf_subsystem_get_controllers, { nqn: p.nqn });
-          for (const c of list) {
-            ioq.set(c.cntlid, (ioq.get(c.cntlid) ?? 0) + c.num_io_qpairs);
-            if (c.owner === i) byId.set(c.cntlid, c);
-          }
+  add({
+    name: 'nvmf_subsystem_get_controllers',
+    description: "A subsystem's controllers (I/O queues counted over every reactor)",
+    positional: ['nqn'],
+    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+    async handler(p) {
+      type Ctrlr = ControlResultOf<typeof o.nvmf_subsystem_get_controllers>[number];
+      const byId = new Map<number, Ctrlr>();
+      const ioq = new Map<number, number>();
+      for (let i = 0; i < ctl.count; i++) {
+        const list = await ctl.call(i, o.nvmf_subsystem_get_controllers, { nqn: p.nqn });
+        for (const c of list) {
+          ioq.set(c.cntlid, (ioq.get(c.cntlid) ?? 0) + c.num_io_qpairs);
+          if (c.owner === i) byId.set(c.cntlid, c);
         }
-        return [...byId.values()]
-          .sort((a, b) => a.cntlid - b.cntlid)
-          .map(({ owner, ...c }) => ({
-            ...c,
-            num_io_qpairs: ioq.get(c.cntlid),
-            thread: `nvmf_tgt_poll_group_${String(owner).padStart(3, '0')}`,
-          }));
-      },
-    }),
-  );
+      }
+      return [...byId.values()]
+        .sort((a, b) => a.cntlid - b.cntlid)
+        .map(({ owner, ...c }) => ({
+          ...c,
+          num_io_qpairs: ioq.get(c.cntlid),
+          thread: `nvmf_tgt_poll_group_${String(owner).padStart(3, '0')}`,
+        }));
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_subsystem_get_qpairs',
-      description: "A subsystem's qpairs on every reactor",
-      positional: ['nqn'],
-      params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
-      async handler(p) {
-        const out: object[] = [];
-        for (let i = 0; i < ctl.count; i++) {
-          const list = await ctl.call(i, o.nvmf_subsystem_get_qpairs, { nqn: p.nqn });
-          for (const q of list)
-            out.push({ ...q, thread: `nvmf_tgt_poll_group_${String(i).padStart(3, '0')}` });
-        }
-        return out;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_subsystem_get_qpairs',
+    description: "A subsystem's qpairs on every reactor",
+    positional: ['nqn'],
+    params: obj({ nqn: req(nqn()), tgt_name: opt(str()) }),
+    async handler(p) {
+      const out: object[] = [];
+      for (let i = 0; i < ctl.count; i++) {
+        const list = await ctl.call(i, o.nvmf_subsystem_get_qpairs, { nqn: p.nqn });
+        for (const q of list) out.push({ ...q, thread: `nvmf_tgt_poll_group_${String(i).padStart(3, '0')}` });
+      }
+      return out;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_get_subsystems',
-      description: 'List subsystems (the discovery subsystem first)',
-      params: obj({ tgt_name: opt(str()) }),
-      handler: () => ctl.call(0, o.nvmf_get_subsystems, undefined),
-    }),
-  );
+  add({
+    name: 'nvmf_get_subsystems',
+    description: 'List subsystems (the discovery subsystem first)',
+    params: obj({ tgt_name: opt(str()) }),
+    handler: () => ctl.call(0, o.nvmf_get_subsystems, undefined),
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_get_stats',
-      description: 'Per poll group (reactor) statistics',
-      params: obj({ tgt_name: opt(str()) }),
-      async handler() {
-        const groups: unknown[] = [];
-        for (let i = 0; i < ctl.count; i++) {
-          const s = await ctl.call(i, o.nvmf_get_stats, undefined);
-          groups.push(...s.poll_groups);
-        }
-        return { tick_rate: ctl.tickRate, poll_groups: groups };
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_get_stats',
+    description: 'Per poll group (reactor) statistics',
+    params: obj({ tgt_name: opt(str()) }),
+    async handler() {
+      const groups: unknown[] = [];
+      for (let i = 0; i < ctl.count; i++) {
+        const s = await ctl.call(i, o.nvmf_get_stats, undefined);
+        groups.push(...s.poll_groups);
+      }
+      return { tick_rate: ctl.tickRate, poll_groups: groups };
+    },
+  });
 
   const referralParams = obj({
     address: req(listenAddress()),
@@ -473,47 +433,41 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     tgt_name: opt(str()),
   });
 
-  add(
-    defineMethod({
-      name: 'nvmf_discovery_add_referral',
-      description: 'Add a discovery referral (another discovery service hosts learn about)',
-      params: referralParams,
-      async handler(p) {
-        if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
-        const r: ReferralParams = { address: tcpAddress(p.address) };
-        if (p.subnqn !== undefined) r.subnqn = p.subnqn;
-        await everywhere(o.nvmf_discovery_add_referral, r, (i) =>
-          ctl.call(i, o.nvmf_discovery_remove_referral, r),
-        );
-        referrals.push(r);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_discovery_add_referral',
+    description: 'Add a discovery referral (another discovery service hosts learn about)',
+    params: referralParams,
+    async handler(p) {
+      if (p.secure_channel) throw RpcError.errno('ENOTSUP', 'secure_channel (TLS) is not supported');
+      const r: ReferralParams = { address: tcpAddress(p.address) };
+      if (p.subnqn !== undefined) r.subnqn = p.subnqn;
+      await everywhere(o.nvmf_discovery_add_referral, r, (i) =>
+        ctl.call(i, o.nvmf_discovery_remove_referral, r),
+      );
+      referrals.push(r);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_discovery_remove_referral',
-      description: 'Remove a discovery referral',
-      params: referralParams,
-      async handler(p) {
-        const r = { address: tcpAddress(p.address) };
-        await removeEverywhere(o.nvmf_discovery_remove_referral, r);
-        const i = referrals.findIndex((x) => sameAddr(x.address, r.address));
-        if (i >= 0) referrals.splice(i, 1);
-        return true;
-      },
-    }),
-  );
+  add({
+    name: 'nvmf_discovery_remove_referral',
+    description: 'Remove a discovery referral',
+    params: referralParams,
+    async handler(p) {
+      const r = { address: tcpAddress(p.address) };
+      await removeEverywhere(o.nvmf_discovery_remove_referral, r);
+      const i = referrals.findIndex((x) => sameAddr(x.address, r.address));
+      if (i >= 0) referrals.splice(i, 1);
+      return true;
+    },
+  });
 
-  add(
-    defineMethod({
-      name: 'nvmf_discovery_get_referrals',
-      description: 'List discovery referrals',
-      params: obj({ tgt_name: opt(str()) }),
-      handler: () => referrals.map((r) => ({ ...r, address: { ...r.address } })),
-    }),
-  );
+  add({
+    name: 'nvmf_discovery_get_referrals',
+    description: 'List discovery referrals',
+    params: obj({ tgt_name: opt(str()) }),
+    handler: () => referrals.map((r) => ({ ...r, address: { ...r.address } })),
+  });
 
   return {
     name: 'nvmf',

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Control } from '@storkit/reactor';
 import { parseCoreMask } from '@storkit/reactor';
-import { type AnyMethodDef, bool, defineMethod, int, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import {
@@ -182,67 +182,56 @@ function stateOf(ctl: ReactorControl, o: VhostOptions): VhostState {
  */
 export function vhostBlkSubsystem(ctl: ReactorControl, o: VhostOptions = {}): AppSubsystem {
   const s = stateOf(ctl, o);
-  const methods: AnyMethodDef[] = [];
-  const add = (d: AnyMethodDef) => methods.push(d);
+  const { methods, add } = methodList();
 
-  add(
-    defineMethod({
-      name: 'vhost_create_blk_controller',
-      description: 'Create a vhost-user-blk controller serving a bdev on <vhost dir>/<ctrlr>',
-      positional: ['ctrlr', 'dev_name'],
-      params: obj({
-        ctrlr: req(ctrlrName()),
-        dev_name: req(str({ minLength: 1, description: 'bdev to serve' })),
-        cpumask: opt(cpumask()),
-        readonly: opt(bool({ description: 'serve the bdev read-only (VIRTIO_BLK_F_RO)' })),
-        packed_ring: opt(bool({ description: 'offer packed virtqueues' })),
-        packed_ring_recovery: opt(
-          bool({ description: 'SPDK: packed ring live recovery (storkit: ignored)' }),
-        ),
-        transport: opt(str({ enum: ['vhost_user_blk'], description: 'transport (vhost_user_blk)' })),
-        num_queues: opt(numQueues()),
-      }),
-      handler: (p) => s.create('blk', p, vhostCreateBlk),
+  add({
+    name: 'vhost_create_blk_controller',
+    description: 'Create a vhost-user-blk controller serving a bdev on <vhost dir>/<ctrlr>',
+    positional: ['ctrlr', 'dev_name'],
+    params: obj({
+      ctrlr: req(ctrlrName()),
+      dev_name: req(str({ minLength: 1, description: 'bdev to serve' })),
+      cpumask: opt(cpumask()),
+      readonly: opt(bool({ description: 'serve the bdev read-only (VIRTIO_BLK_F_RO)' })),
+      packed_ring: opt(bool({ description: 'offer packed virtqueues' })),
+      packed_ring_recovery: opt(bool({ description: 'SPDK: packed ring live recovery (storkit: ignored)' })),
+      transport: opt(str({ enum: ['vhost_user_blk'], description: 'transport (vhost_user_blk)' })),
+      num_queues: opt(numQueues()),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'vhost_controller_set_coalescing',
-      description: 'Interrupt coalescing of a controller: hold interrupts up to delay_base_us on busy queues',
-      positional: ['ctrlr', 'delay_base_us', 'iops_threshold'],
-      params: obj({
-        ctrlr: req(ctrlrName()),
-        delay_base_us: req(int({ min: 0, max: 1_000_000, description: 'longest delay, µs (0: off)' })),
-        iops_threshold: req(int({ min: 0, description: 'coalesce only above this many IOPS per queue' })),
-      }),
-      async handler(p) {
-        await ctl.call(s.owner(p.ctrlr).reactor, vhostSetCoalescing, p);
-        return true;
-      },
+    handler: (p) => s.create('blk', p, vhostCreateBlk),
+  });
+  add({
+    name: 'vhost_controller_set_coalescing',
+    description: 'Interrupt coalescing of a controller: hold interrupts up to delay_base_us on busy queues',
+    positional: ['ctrlr', 'delay_base_us', 'iops_threshold'],
+    params: obj({
+      ctrlr: req(ctrlrName()),
+      delay_base_us: req(int({ min: 0, max: 1_000_000, description: 'longest delay, µs (0: off)' })),
+      iops_threshold: req(int({ min: 0, description: 'coalesce only above this many IOPS per queue' })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'vhost_delete_controller',
-      description: 'Delete a vhost controller (refused while a frontend is connected)',
-      positional: ['ctrlr'],
-      params: obj({ ctrlr: req(ctrlrName()) }),
-      async handler(p) {
-        await ctl.call(s.owner(p.ctrlr).reactor, vhostDelete, p);
-        s.ctrls.delete(p.ctrlr);
-        return true;
-      },
-    }),
-  );
-  add(
-    defineMethod({
-      name: 'vhost_get_controllers',
-      description: 'List vhost controllers (or one by name)',
-      positional: ['name'],
-      params: obj({ name: opt(ctrlrName()) }),
-      handler: (p) => s.get(p.name),
-    }),
-  );
+    async handler(p) {
+      await ctl.call(s.owner(p.ctrlr).reactor, vhostSetCoalescing, p);
+      return true;
+    },
+  });
+  add({
+    name: 'vhost_delete_controller',
+    description: 'Delete a vhost controller (refused while a frontend is connected)',
+    positional: ['ctrlr'],
+    params: obj({ ctrlr: req(ctrlrName()) }),
+    async handler(p) {
+      await ctl.call(s.owner(p.ctrlr).reactor, vhostDelete, p);
+      s.ctrls.delete(p.ctrlr);
+      return true;
+    },
+  });
+  add({
+    name: 'vhost_get_controllers',
+    description: 'List vhost controllers (or one by name)',
+    positional: ['name'],
+    params: obj({ name: opt(ctrlrName()) }),
+    handler: (p) => s.get(p.name),
+  });
 
   return {
     name: 'vhost_blk',
@@ -256,58 +245,49 @@ export function vhostBlkSubsystem(ctl: ReactorControl, o: VhostOptions = {}): Ap
 /** `vhost_scsi`: controllers with up to 8 SCSI targets (LUN 0 each) over bdevs. */
 export function vhostScsiSubsystem(ctl: ReactorControl, o: VhostOptions = {}): AppSubsystem {
   const s = stateOf(ctl, o);
-  const methods: AnyMethodDef[] = [];
-  const add = (d: AnyMethodDef) => methods.push(d);
+  const { methods, add } = methodList();
 
-  add(
-    defineMethod({
-      name: 'vhost_create_scsi_controller',
-      description: 'Create a vhost-user-scsi controller on <vhost dir>/<ctrlr> (targets added later)',
-      positional: ['ctrlr'],
-      params: obj({
-        ctrlr: req(ctrlrName()),
-        cpumask: opt(cpumask()),
-        delay: opt(
-          bool({ description: 'SPDK: start only at vhost_start_scsi_controller (storkit: ignored)' }),
-        ),
-        num_queues: opt(numQueues()),
-      }),
-      handler: (p) => s.create('scsi', p, vhostCreateScsi),
+  add({
+    name: 'vhost_create_scsi_controller',
+    description: 'Create a vhost-user-scsi controller on <vhost dir>/<ctrlr> (targets added later)',
+    positional: ['ctrlr'],
+    params: obj({
+      ctrlr: req(ctrlrName()),
+      cpumask: opt(cpumask()),
+      delay: opt(bool({ description: 'SPDK: start only at vhost_start_scsi_controller (storkit: ignored)' })),
+      num_queues: opt(numQueues()),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'vhost_scsi_controller_add_target',
-      description: 'Add a SCSI target (LUN 0 = bdev) to a vhost-scsi controller; -1 picks a free number',
-      positional: ['ctrlr', 'scsi_target_num', 'bdev_name'],
-      params: obj({
-        ctrlr: req(ctrlrName()),
-        scsi_target_num: req(
-          int({ min: -1, max: 7, description: 'target number 0..7, or -1 for the first free' }),
-        ),
-        bdev_name: req(str({ minLength: 1 })),
-      }),
-      async handler(p) {
-        const o = s.owner(p.ctrlr);
-        if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
-        return ctl.call(o.reactor, vhostAddTarget, p);
-      },
+    handler: (p) => s.create('scsi', p, vhostCreateScsi),
+  });
+  add({
+    name: 'vhost_scsi_controller_add_target',
+    description: 'Add a SCSI target (LUN 0 = bdev) to a vhost-scsi controller; -1 picks a free number',
+    positional: ['ctrlr', 'scsi_target_num', 'bdev_name'],
+    params: obj({
+      ctrlr: req(ctrlrName()),
+      scsi_target_num: req(
+        int({ min: -1, max: 7, description: 'target number 0..7, or -1 for the first free' }),
+      ),
+      bdev_name: req(str({ minLength: 1 })),
     }),
-  );
-  add(
-    defineMethod({
-      name: 'vhost_scsi_controller_remove_target',
-      description: 'Remove a SCSI target from a vhost-scsi controller (the guest is told)',
-      positional: ['ctrlr', 'scsi_target_num'],
-      params: obj({ ctrlr: req(ctrlrName()), scsi_target_num: req(int({ min: 0, max: 7 })) }),
-      async handler(p) {
-        const o = s.owner(p.ctrlr);
-        if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
-        await ctl.call(o.reactor, vhostRemoveTarget, p);
-        return true;
-      },
-    }),
-  );
+    async handler(p) {
+      const o = s.owner(p.ctrlr);
+      if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
+      return ctl.call(o.reactor, vhostAddTarget, p);
+    },
+  });
+  add({
+    name: 'vhost_scsi_controller_remove_target',
+    description: 'Remove a SCSI target from a vhost-scsi controller (the guest is told)',
+    positional: ['ctrlr', 'scsi_target_num'],
+    params: obj({ ctrlr: req(ctrlrName()), scsi_target_num: req(int({ min: 0, max: 7 })) }),
+    async handler(p) {
+      const o = s.owner(p.ctrlr);
+      if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
+      await ctl.call(o.reactor, vhostRemoveTarget, p);
+      return true;
+    },
+  });
 
   return {
     name: 'vhost_scsi',

@@ -8,8 +8,11 @@ export {
   defineMethod,
   type MethodContext,
   type MethodDef,
+  type MethodInit,
   type MethodSpec,
   type MethodState,
+  methodList,
+  type ParamsOf,
 } from './method.js';
 export * from './schema.js';
 export { RpcServer, type RpcServerOptions } from './server.js';

@@ -45,10 +45,30 @@ export type AnyMethodDef = MethodDef<unknown>;
  * `validate` returns for `params`, defaults filled; `{}` for a method without params.
  */
 export function defineMethod<S extends ObjectSchema | undefined = undefined>(
-  def: Omit<MethodSpec, 'params'> & {
-    readonly params?: S;
-    handler(params: S extends ObjectSchema ? Infer<S> : Record<string, never>, ctx: MethodContext): unknown;
-  },
-): MethodDef<S extends ObjectSchema ? Infer<S> : Record<string, never>> {
-  return def as MethodDef<S extends ObjectSchema ? Infer<S> : Record<string, never>>;
+  def: MethodInit<S>,
+): MethodDef<ParamsOf<S>> {
+  return def as MethodDef<ParamsOf<S>>;
+}
+
+/** What a method's handler receives for schema `S`. */
+export type ParamsOf<S extends ObjectSchema | undefined> = S extends ObjectSchema
+  ? Infer<S>
+  : Record<string, never>;
+
+/** A method definition whose handler's params type follows from its schema. */
+export type MethodInit<S extends ObjectSchema | undefined> = Omit<MethodSpec, 'params'> & {
+  readonly params?: S;
+  handler(params: ParamsOf<S>, ctx: MethodContext): unknown;
+};
+
+/**
+ * A list of methods and its `add`, which infers each method's params type from its schema
+ * (`add({ name, params: obj({...}), handler(p) {...} })`).
+ */
+export function methodList(): {
+  methods: AnyMethodDef[];
+  add: <S extends ObjectSchema | undefined = undefined>(def: MethodInit<S>) => void;
+} {
+  const methods: AnyMethodDef[] = [];
+  return { methods, add: (def) => void methods.push(defineMethod(def)) };
 }
