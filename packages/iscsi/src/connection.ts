@@ -2,11 +2,11 @@
  * The protocol engine of one iSCSI connection: bytes in (`receive`), PDUs out through a `PduSink`.
  * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
  */
-import { Asc, DataDirection, Nexus, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
+import { Asc, DataDirection, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
 import { TxArena } from './arena.js';
-import { ChapExchange } from './chap.js';
 import { IscsiError } from './errors.js';
-import { encodeText, type KeyPairs, negotiate, parseText, SessionParams, TextError } from './keys.js';
+import { encodeText, type KeyPairs, parseText, type SessionParams, TEXT_LIMIT } from './keys.js';
+import { Login } from './login.js';
 import {
   BHS_LENGTH,
   CmdFlag,
@@ -16,19 +16,17 @@ import {
   FLAG_FINAL,
   IOp,
   LoginFlag,
-  LoginStatus,
   Pdu,
   PduParser,
   pduLength,
   RESERVED_TAG,
   RejectReason,
   ResFlag,
-  Stage,
   set16,
   set32,
   TOp,
 } from './pdu.js';
-import { Session } from './session.js';
+import type { Session } from './session.js';
 import type { IscsiTarget, TargetNode } from './target.js';
 
 /**
@@ -53,7 +51,6 @@ export type ConnectionState = 'login' | 'full' | 'closing' | 'closed';
 
 /** Largest text accepted during login and for Text requests (RFC 7143: 8192 by default). */
 const LOGIN_MAX_SEGMENT = 65536;
-const TEXT_LIMIT = 65536;
 
 /** A SCSI command and its iSCSI transfer state; pooled per connection. */
 class IscsiCmd extends ScsiTask {
@@ -110,7 +107,20 @@ export class Connection {
   readonly #taskDone = (t: ScsiTask) => this.#complete(t as IscsiCmd);
   #nextTtt = 1;
   // Login state.
-  #login: LoginState | null = new LoginState();
+  #login: Login | null = new Login(this, {
+    hdr: (op, flags) => this.#hdr(op, flags),
+    send: (b, data) => this.#send(b, data),
+    setStatSn: (sn) => {
+      this.#statSn = sn;
+    },
+    nextStatSn: () => this.#statSn++ >>> 0,
+    close: () => {
+      this.state = 'closing';
+      this.#sink.close();
+      this.closed();
+    },
+    fullFeature: (params) => this.#enterFullFeature(params),
+  });
   // Text request continuation: pending request text and pending response text.
   #textIn: Uint8Array[] = [];
   #textOut: Uint8Array | null = null;
@@ -200,7 +210,7 @@ export class Connection {
       return;
     }
     if (this.state === 'login') {
-      this.#loginPdu(p);
+      this.#login?.receive(p);
       return;
     }
     switch (p.opcode) {
@@ -320,298 +330,6 @@ export class Connection {
     this.#send(b, p.bhs().slice());
   }
 
-  // ---- login
-
-  #loginPdu(p: Pdu): void {
-    const L = this.#login!;
-    if (p.opcode !== IOp.Login) {
-      this.drop('non-login PDU before login completed');
-      return;
-    }
-    const flags = p.flags;
-    const csg = (flags >>> 2) & 3;
-    const nsg = flags & 3;
-    const transit = (flags & LoginFlag.Transit) !== 0;
-    if (L.first) {
-      L.first = false;
-      L.isid = Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex');
-      L.tsih = p.u16(14);
-      L.itt = p.itt;
-      L.cmdSn = p.u32(F.CmdSn);
-      this.cid = p.u16(20);
-      this.#statSn = (p.u32(F.ExpStatSn) || 1) >>> 0;
-      if (p.byte(3) > 0) {
-        this.#loginFail(p, LoginStatus.UnsupportedVersion);
-        return;
-      }
-    } else if (
-      Buffer.from(p.buf.subarray(p.off + 8, p.off + 14)).toString('hex') !== L.isid ||
-      p.itt !== L.itt
-    ) {
-      this.#loginFail(p, LoginStatus.InitiatorError);
-      return;
-    }
-    if ((flags & LoginFlag.Continue) !== 0 && transit) {
-      this.#loginFail(p, LoginStatus.InitiatorError);
-      return;
-    }
-    L.text.push(p.data().slice());
-    // Continue PDUs gather one text: bounded as a Text Request's is, or an unauthenticated
-    // initiator could grow it without end.
-    if (L.text.reduce((a, b) => a + b.length, 0) > TEXT_LIMIT) {
-      L.text = [];
-      this.#loginFail(p, LoginStatus.OutOfResources);
-      return;
-    }
-    if (flags & LoginFlag.Continue) {
-      this.#loginRespond(p, csg, 0, false, []);
-      return;
-    }
-    let pairs: KeyPairs;
-    try {
-      pairs = parseText(Buffer.concat(L.text));
-    } catch (e) {
-      if (e instanceof TextError) {
-        this.#loginFail(p, LoginStatus.InitiatorError);
-        return;
-      }
-      throw e;
-    }
-    L.text = [];
-    const keys = new Map(pairs);
-    if (!L.identified) {
-      const st = this.#identify(keys);
-      if (st !== LoginStatus.Success) {
-        this.#loginFail(p, st);
-        return;
-      }
-    }
-    if (csg !== L.stage && !(L.stage === Stage.Security && csg === Stage.Operational)) {
-      this.#loginFail(p, LoginStatus.InitiatorError);
-      return;
-    }
-    if (transit && (nsg <= csg || nsg === 2)) {
-      this.#loginFail(p, LoginStatus.InitiatorError);
-      return;
-    }
-    const answer: KeyPairs = [];
-    if (!L.targetDeclared && L.node) {
-      L.targetDeclared = true;
-      answer.push(['TargetPortalGroupTag', String(this.info.portalGroupTag)]);
-      if (L.node.params.alias_name) answer.push(['TargetAlias', L.node.params.alias_name]);
-    }
-    if (csg === Stage.Security) {
-      const st = this.#security(keys, answer);
-      if (st !== LoginStatus.Success) {
-        this.#loginFail(p, st);
-        return;
-      }
-    } else {
-      if (L.stage === Stage.Security && this.#authRequired()) {
-        this.#loginFail(p, LoginStatus.AuthenticationFailure);
-        return;
-      }
-      L.stage = Stage.Operational;
-      const st = this.#operational(pairs, answer);
-      if (st !== LoginStatus.Success) {
-        this.#loginFail(p, st);
-        return;
-      }
-    }
-    // Leaving the security stage needs finished authentication; otherwise stay (T=0).
-    const canTransit = transit && (csg !== Stage.Security || L.authDone);
-    if (!canTransit) {
-      this.#loginRespond(p, csg, nsg, false, answer);
-      return;
-    }
-    if (nsg === Stage.Operational) {
-      L.stage = Stage.Operational;
-      this.#loginRespond(p, csg, nsg, true, answer);
-      return;
-    }
-    this.#finishLogin(p, csg, answer);
-  }
-
-  /** First login request: who is the initiator and which target does it want. */
-  #identify(keys: Map<string, string>): number {
-    const L = this.#login!;
-    L.identified = true;
-    const iname = keys.get('InitiatorName');
-    if (!iname) return LoginStatus.MissingParameter;
-    L.initiatorName = iname;
-    const st = keys.get('SessionType') ?? 'Normal';
-    if (st !== 'Normal' && st !== 'Discovery') return LoginStatus.SessionTypeNotSupported;
-    L.discovery = st === 'Discovery';
-    if (L.discovery) return LoginStatus.Success;
-    const tname = keys.get('TargetName');
-    if (!tname) return LoginStatus.MissingParameter;
-    const node = this.target.nodes.get(tname);
-    if (!node) return LoginStatus.NotFound;
-    if (!this.target.permitted(node, this.info.portalGroupTag, iname, this.info.remoteAddress)) {
-      return LoginStatus.AuthorizationFailure;
-    }
-    L.node = node;
-    const to = this.target.redirect?.(node, this.info) ?? null;
-    if (to !== null) {
-      L.redirectTo = to;
-      return LoginStatus.TargetMovedTemporarily;
-    }
-    return LoginStatus.Success;
-  }
-
-  #authPolicy() {
-    const L = this.#login!;
-    if (L.discovery) return this.target.discoveryAuth;
-    const a = L.node!.auth;
-    const o = this.target.options;
-    // A node without its own CHAP settings follows the global ones (SPDK's behaviour).
-    if (!a.disable_chap && !a.require_chap) {
-      return {
-        disable_chap: o.disable_chap,
-        require_chap: o.require_chap,
-        mutual_chap: o.mutual_chap,
-        chap_group: a.chap_group || o.chap_group,
-      };
-    }
-    return a;
-  }
-
-  #authRequired(): boolean {
-    return this.#authPolicy().require_chap;
-  }
-
-  #security(keys: Map<string, string>, answer: KeyPairs): number {
-    const L = this.#login!;
-    const pol = this.#authPolicy();
-    if (!L.chap && !L.authDone) {
-      const offered = keys.get('AuthMethod');
-      if (offered === undefined) {
-        if (pol.require_chap) return LoginStatus.AuthenticationFailure;
-        return LoginStatus.Success;
-      }
-      const canChap = !pol.disable_chap && this.target.authGroups.size > 0;
-      let choice = '';
-      for (const m of offered.split(',')) {
-        if (m === 'CHAP' && canChap) choice = 'CHAP';
-        else if (m === 'None' && !pol.require_chap) choice = 'None';
-        if (choice) break;
-      }
-      if (!choice) {
-        answer.push(['AuthMethod', 'Reject']);
-        return LoginStatus.AuthenticationFailure;
-      }
-      answer.push(['AuthMethod', choice]);
-      if (choice === 'None') L.authDone = true;
-      else L.chap = new ChapExchange(this.target.chapLookup(pol.chap_group), pol.mutual_chap);
-      if (!L.chap || !keys.has('CHAP_A')) return LoginStatus.Success;
-    }
-    if (L.chap && !L.authDone) {
-      const r = L.chap.step(keys);
-      if (!r.ok) return r.reason === 'auth' ? LoginStatus.AuthenticationFailure : LoginStatus.InitiatorError;
-      answer.push(...r.answer);
-      if (r.done) L.authDone = true;
-    }
-    return LoginStatus.Success;
-  }
-
-  #operational(pairs: KeyPairs, answer: KeyPairs): number {
-    const L = this.#login!;
-    const leading = L.tsih === 0;
-    const limits = {
-      ...this.target.limits,
-      requireHeaderDigest: L.node?.params.header_digest === true,
-      requireDataDigest: L.node?.params.data_digest === true,
-    };
-    const r = negotiate(pairs, L.params, limits, L.settled, leading, L.discovery);
-    if (r === null) return LoginStatus.InitiatorError;
-    answer.push(...r);
-    if (!L.mrdslDeclared) {
-      L.mrdslDeclared = true;
-      answer.push(['MaxRecvDataSegmentLength', String(limits.maxRecvDataSegmentLength)]);
-    }
-    return LoginStatus.Success;
-  }
-
-  #finishLogin(p: Pdu, csg: number, answer: KeyPairs): void {
-    const L = this.#login!;
-    const t = this.target;
-    // A node that requires digests admits no connection that did not agree to CRC32C.
-    const np = L.node?.params;
-    if ((np?.header_digest && !L.params.headerDigest) || (np?.data_digest && !L.params.dataDigest)) {
-      this.#loginFail(p, LoginStatus.MissingParameter);
-      return;
-    }
-    let session: Session;
-    if (L.tsih === 0) {
-      // Session reinstatement: same initiator port to the same target replaces the old session,
-      // and the new one takes over its place in the session count. Otherwise a place is claimed in
-      // the count shared by every copy of the target (max_sessions is target-wide); when none is
-      // left, the login fails with Target Error / Out of resources (RFC 7143 11.13.5, 0x0302).
-      let counted = false;
-      for (const old of [...t.sessions.values()]) {
-        if (old.isid !== L.isid || old.initiatorName !== L.initiatorName || old.node !== L.node) continue;
-        if (old.handOverCount()) {
-          if (counted) t.sessionCount.release(); // two old sessions (not expected): keep one place
-          counted = true;
-        }
-        old.drop();
-      }
-      if (!counted && !t.sessionCount.claim(t.options.max_sessions)) {
-        this.#loginFail(p, LoginStatus.OutOfResources);
-        return;
-      }
-      const tsih = t.allocTsih();
-      if (tsih === 0) {
-        t.sessionCount.release();
-        this.#loginFail(p, LoginStatus.OutOfResources);
-        return;
-      }
-      const nexus = L.node
-        ? new Nexus(
-            L.initiatorName,
-            `${L.initiatorName},i,0x${L.isid}`,
-            L.node.name,
-            this.info.portalGroupTag,
-          )
-        : null;
-      session = new Session(
-        t,
-        tsih,
-        L.isid,
-        L.initiatorName,
-        L.node,
-        L.params,
-        nexus,
-        this.info.portalGroupTag,
-        L.cmdSn,
-      );
-      t.sessions.set(tsih, session);
-    } else {
-      const s = t.sessions.get(L.tsih);
-      if (!s || s.discovery !== L.discovery) {
-        this.#loginFail(p, LoginStatus.SessionDoesNotExist);
-        return;
-      }
-      if (s.isid !== L.isid || s.initiatorName !== L.initiatorName || s.node !== L.node) {
-        this.#loginFail(p, LoginStatus.InitiatorError);
-        return;
-      }
-      // Connection reinstatement: a login with a CID in use replaces that connection.
-      for (const c of [...s.conns]) if (c.cid === this.cid) c.drop('connection reinstated');
-      if (s.conns.size >= s.params.maxConnections) {
-        this.#loginFail(p, LoginStatus.TooManyConnections);
-        return;
-      }
-      session = s;
-      // Connection-wide keys of this login apply to this connection only.
-      s.params.maxSendDataSegment = L.params.maxSendDataSegment;
-    }
-    session.conns.add(this);
-    this.session = session;
-    this.#loginRespond(p, csg, Stage.FullFeature, true, answer, session.tsih);
-    this.#enterFullFeature(L.params);
-  }
-
   #enterFullFeature(params: SessionParams): void {
     this.state = 'full';
     this.#txOpts.headerDigest = params.headerDigest;
@@ -622,38 +340,6 @@ export class Connection {
     this.#parser.limits.maxDataSegment = this.target.options.max_recv_data_segment_length;
     this.#login = null;
     this.#startKeepalive();
-  }
-
-  #loginRespond(p: Pdu, csg: number, nsg: number, transit: boolean, answer: KeyPairs, tsih = 0): void {
-    const L = this.#login!;
-    const b = this.#hdr(
-      TOp.LoginResponse,
-      (transit ? LoginFlag.Transit : 0) | (csg << 2) | (transit ? nsg : 0),
-    );
-    b.set(p.buf.subarray(p.off + 8, p.off + 14), 8);
-    set16(b, 14, tsih);
-    set32(b, F.Itt, L.itt);
-    set32(b, F.StatSn, this.#statSn++ >>> 0);
-    set32(b, F.ExpCmdSn, L.cmdSn);
-    set32(b, F.MaxCmdSn, (L.cmdSn + (L.node ? L.node.params.queue_depth : 1) - 1) >>> 0);
-    this.#send(b, encodeText(answer));
-  }
-
-  #loginFail(p: Pdu, status: number): void {
-    const L = this.#login;
-    const b = this.#hdr(TOp.LoginResponse, 0);
-    b.set(p.buf.subarray(p.off + 8, p.off + 14), 8);
-    set32(b, F.Itt, p.itt);
-    set32(b, F.StatSn, this.#statSn++ >>> 0);
-    set32(b, F.ExpCmdSn, L?.cmdSn ?? 0);
-    set32(b, F.MaxCmdSn, L?.cmdSn ?? 0);
-    b[36] = status >>> 8;
-    b[37] = status & 0xff;
-    const to = status === LoginStatus.TargetMovedTemporarily ? (L?.redirectTo ?? null) : null;
-    this.#send(b, to === null ? null : encodeText([['TargetAddress', to]]));
-    this.state = 'closing';
-    this.#sink.close();
-    this.closed();
   }
 
   // ---- full feature phase: SCSI commands
@@ -706,7 +392,7 @@ export class Connection {
     }
     c.itt = itt;
     c.cmdSn = p.u32(F.CmdSn);
-    c.edtl = p.u32(F.Word20);
+    c.edtl = p.u32(F.Edtl);
     c.isWrite = (flags & CmdFlag.Write) !== 0;
     c.isRead = (flags & CmdFlag.Read) !== 0;
     if (p.ahsLength > 0) c.cdb = p.cdb();
@@ -767,7 +453,7 @@ export class Connection {
       const b = this.#hdr(TOp.R2t, FLAG_FINAL);
       putLun(b, c.lun);
       set32(b, F.Itt, c.itt);
-      set32(b, F.Word20, r.ttt);
+      set32(b, F.Ttt, r.ttt);
       this.#sn(b, false);
       set32(b, F.DataSn, c.r2tSn++);
       set32(b, F.BufferOffset, r.offset);
@@ -808,7 +494,7 @@ export class Connection {
       this.#reject(p, RejectReason.InvalidPduField);
       return;
     }
-    const ttt = p.u32(F.Word20);
+    const ttt = p.u32(F.Ttt);
     const off = p.u32(F.BufferOffset);
     const len = p.dataLength;
     const dsn = p.u32(F.DataSn);
@@ -910,7 +596,7 @@ export class Connection {
       const b = this.#hdr(TOp.DataIn, flags);
       if (last && collapse) b[3] = c.status;
       set32(b, F.Itt, c.itt);
-      set32(b, F.Word20, RESERVED_TAG);
+      set32(b, F.Ttt, RESERVED_TAG);
       this.#sn(b, last && collapse);
       set32(b, F.DataSn, dataSn++);
       set32(b, F.BufferOffset, off);
@@ -944,14 +630,14 @@ export class Connection {
     const b = this.#hdr(TOp.NopIn, FLAG_FINAL);
     b.set(p.buf.subarray(p.off + F.Lun, p.off + F.Lun + 8), F.Lun);
     set32(b, F.Itt, p.itt);
-    set32(b, F.Word20, RESERVED_TAG);
+    set32(b, F.Ttt, RESERVED_TAG);
     this.#sn(b, true);
     this.#send(b, p.data().slice());
   }
 
   /** NOP-Out answering our NOP-In ping (ITT reserved): no response, just clears the ping. */
   #nopReply(p: Pdu): void {
-    if (p.u32(F.Word20) === this.#pingTtt) this.#pingTtt = 0;
+    if (p.u32(F.Ttt) === this.#pingTtt) this.#pingTtt = 0;
   }
 
   #startKeepalive(): void {
@@ -979,7 +665,7 @@ export class Connection {
     this.#pingAt = Date.now();
     const b = this.#hdr(TOp.NopIn, FLAG_FINAL);
     set32(b, F.Itt, RESERVED_TAG);
-    set32(b, F.Word20, this.#pingTtt);
+    set32(b, F.Ttt, this.#pingTtt);
     this.#sn(b, false);
     this.#send(b, null);
   }
@@ -997,7 +683,7 @@ export class Connection {
   }
 
   #text(p: Pdu): void {
-    const ttt = p.u32(F.Word20);
+    const ttt = p.u32(F.Ttt);
     const flags = p.flags;
     if (ttt !== RESERVED_TAG && this.#textOut && ttt === this.#textOutTtt) {
       this.#sendTextChunk(p.itt);
@@ -1014,7 +700,7 @@ export class Connection {
     if (flags & LoginFlag.Continue) {
       const b = this.#hdr(TOp.TextResponse, 0);
       set32(b, F.Itt, p.itt);
-      set32(b, F.Word20, this.#ttt());
+      set32(b, F.Ttt, this.#ttt());
       this.#sn(b, true);
       this.#send(b, null);
       return;
@@ -1044,7 +730,7 @@ export class Connection {
     const last = n === out.length;
     const b = this.#hdr(TOp.TextResponse, last ? FLAG_FINAL : LoginFlag.Continue);
     set32(b, F.Itt, itt);
-    set32(b, F.Word20, last ? RESERVED_TAG : this.#textOutTtt);
+    set32(b, F.Ttt, last ? RESERVED_TAG : this.#textOutTtt);
     this.#sn(b, true);
     this.#send(b, out, 0, n);
     this.#textOut = last ? null : out.subarray(n);
@@ -1118,7 +804,7 @@ export class Connection {
       const lun = p.lun;
       switch (fn) {
         case 1:
-          response = this.#abortTask(p.u32(F.Word20), p.u32(32), p.u32(F.CmdSn));
+          response = this.#abortTask(p.u32(F.RefTaskTag), p.u32(F.RefCmdSn), p.u32(F.CmdSn));
           break;
         case 2:
         case 4:
@@ -1228,27 +914,4 @@ function findR2t(list: R2t[], ttt: number): R2t | undefined {
 function putLun(b: Uint8Array, lun: number): void {
   b[F.Lun] = lun > 255 ? 0x40 | (lun >>> 8) : 0;
   b[F.Lun + 1] = lun & 0xff;
-}
-
-/** State of a connection's login phase. */
-class LoginState {
-  first = true;
-  identified = false;
-  stage: number = Stage.Security;
-  isid = '';
-  tsih = 0;
-  itt = 0;
-  cmdSn = 0;
-  initiatorName = '';
-  discovery = false;
-  node: TargetNode | null = null;
-  chap: ChapExchange | null = null;
-  authDone = false;
-  targetDeclared = false;
-  mrdslDeclared = false;
-  /** TargetAddress of a login redirect (Target Moved Temporarily), or null. */
-  redirectTo: string | null = null;
-  readonly params = new SessionParams();
-  readonly settled = new Set<string>();
-  text: Uint8Array[] = [];
 }

@@ -5,6 +5,9 @@
 
 export type KeyPairs = [string, string][];
 
+/** Largest text gathered from one login or Text request's PDUs (RFC 7143 sets no bound; ours). */
+export const TEXT_LIMIT = 65536;
+
 /** Malformed text or a key repeated within one request: the login fails as an initiator error. */
 export class TextError extends Error {
   readonly reason: 'malformed' | 'repeated';

@@ -44,14 +44,20 @@ export const F = {
   DataSegmentLength: 5,
   Lun: 8,
   Itt: 16,
-  /** SCSI Command: Expected Data Transfer Length; Data-Out/NOP/Text/R2T: Target Transfer Tag. */
-  Word20: 20,
+  /** SCSI Command: Expected Data Transfer Length. */
+  Edtl: 20,
+  /** Data-In/Data-Out, NOP, Text, R2T: Target Transfer Tag. */
+  Ttt: 20,
+  /** Task Management Function Request: Referenced Task Tag. */
+  RefTaskTag: 20,
   CmdSn: 24,
   StatSn: 24,
   ExpStatSn: 28,
   ExpCmdSn: 28,
   MaxCmdSn: 32,
   Cdb: 32,
+  /** Task Management Function Request: RefCmdSN. */
+  RefCmdSn: 32,
   DataSn: 36,
   BufferOffset: 40,
   ResidualCount: 44,
