@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { type HostQpair, NvmeController } from '@storkit/nvme';
+import * as wire from '@storkit/nvme/testing';
 import { PduType } from '@storkit/nvme-spec';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
@@ -19,21 +20,6 @@ import { freePort, io, NQN } from './nvmf-helpers.js';
 
 const main = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 const run = promisify(execFile);
-
-// The Wireshark helpers and captured sessions of @storkit/nvmf's own check, from its build.
-interface Tshark {
-  requireTshark(): void;
-  startCapture(file: string, ports: number[], probe: number): Promise<{ stop(): Promise<void> }>;
-  flaggedFrames(file: string, port: number): string[];
-  explainFrame(file: string, port: number, frame: string): string;
-  pduTypes(file: string, port: number): number[];
-  digestVerdicts(file: string, port: number): string[];
-}
-interface Sessions {
-  session(trid: string, digests: boolean): Promise<void>;
-  badDigestSession(port: number): Promise<void>;
-}
-const nvmfTest = (f: string) => new URL(`../../../nvmf/dist/test/${f}`, import.meta.url).href;
 
 function config(ports: number[]): SpdkConfig {
   const la = (p: number) => ({ trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) });
@@ -111,32 +97,30 @@ describe('app: NVMe/TCP target checked by peers', function () {
   this.timeout(90000);
 
   it('Wireshark decodes sessions with the app-hosted target cleanly and flags a bad digest', async () => {
-    const ws = (await import(nvmfTest('tshark.js'))) as Tshark;
-    const ss = (await import(nvmfTest('wire-sessions.js'))) as Sessions;
-    ws.requireTshark();
+    wire.requireTshark();
     await withApp(2, async ([good, bad], _rpc, dir) => {
       const file = join(dir, 'app-nvme-tcp.pcapng');
-      const cap = await ws.startCapture(file, [good, bad], bad);
+      const cap = await wire.startCapture(file, [good, bad], bad);
       try {
-        await ss.session(trid(good), false);
-        await ss.session(trid(good), true);
-        await ss.badDigestSession(bad);
+        await wire.session(trid(good), false);
+        await wire.session(trid(good), true);
+        await wire.badDigestSession(bad);
         await new Promise((r) => setTimeout(r, 300));
       } finally {
         await cap.stop();
       }
-      const flagged = ws.flaggedFrames(file, good);
-      const why = flagged.length ? ws.explainFrame(file, good, flagged[0]) : '';
+      const flagged = wire.flaggedFrames(file, good);
+      const why = flagged.length ? wire.explainFrame(file, good, flagged[0]) : '';
       expect(flagged, `frames Wireshark flags:\n${why}`).to.deep.equal([]);
-      expect(ws.flaggedFrames(file, bad).length, 'the bad header digest is flagged').to.be.greaterThan(0);
-      const types = ws.pduTypes(file, good);
+      expect(wire.flaggedFrames(file, bad).length, 'the bad header digest is flagged').to.be.greaterThan(0);
+      const types = wire.pduTypes(file, good);
       const count = (t: number) => types.filter((x) => x === t).length;
       expect(count(PduType.ICReq)).to.equal(4); // two sessions, admin + I/O queue each
       expect(count(PduType.ICResp)).to.equal(4);
       expect(count(PduType.R2T)).to.equal(2);
       expect(count(PduType.H2CData)).to.equal(8);
       expect(count(PduType.C2HData)).to.be.greaterThan(8);
-      const verdicts = ws.digestVerdicts(file, good);
+      const verdicts = wire.digestVerdicts(file, good);
       expect(verdicts.length).to.be.greaterThan(20);
       expect(verdicts.every((v) => v === '1')).to.equal(true);
     });

@@ -7,9 +7,9 @@ import { expect } from 'chai';
 import { LatencyHistogram } from '../src/perf/index.js';
 
 describe('nvme: package exports and tools', () => {
-  it('exports the host API, the perf engine and the nvme bdev module, nothing else', async () => {
+  it('exports the host API, the perf engine, the nvme bdev module and the wire-check kit, nothing else', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './bdev']);
+    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './bdev', './testing']);
     const host = await import('@storkit/nvme');
     expect(Object.keys(host).sort()).to.deep.equal([
       'ConnectError',
@@ -30,6 +30,20 @@ describe('nvme: package exports and tools', () => {
     ]);
     const perf = await import('@storkit/nvme/perf');
     expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);
+    const testing = await import('@storkit/nvme/testing');
+    expect(Object.keys(testing).sort()).to.deep.equal([
+      'PROBLEMS',
+      'badDigestSession',
+      'decodeFor',
+      'digestVerdicts',
+      'explainFrame',
+      'flaggedFrames',
+      'pduTypes',
+      'requireTshark',
+      'session',
+      'startCapture',
+      'tshark',
+    ]);
   });
 
   it('latency histogram: percentiles within a bucket (~3%) of the exact ones', () => {

@@ -10,19 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { discover } from '@storkit/nvme';
-import { PduType } from '@storkit/nvme-spec';
-import { expect } from 'chai';
-
-import { freePort, startTarget } from './helpers.js';
 import {
+  badDigestSession,
   digestVerdicts,
   explainFrame,
   flaggedFrames,
   pduTypes,
   requireTshark,
+  session,
   startCapture,
-} from './tshark.js';
-import { badDigestSession, session } from './wire-sessions.js';
+} from '@storkit/nvme/testing';
+import { PduType } from '@storkit/nvme-spec';
+import { expect } from 'chai';
+import { freePort, startTarget } from './helpers.js';
 
 describe('nvmf: Wireshark decodes a captured session cleanly', function () {
   this.timeout(60000);

@@ -1,5 +1,4 @@
-// tshark helpers shared by the Wireshark checks (this package's engine test and the app-hosted
-// target test in packages/app): capture on lo, decode as NVMe/TCP with digest checking, and list
+// tshark helpers of the Wireshark checks (this package's engine test and the app-hosted target's): capture on lo, decode as NVMe/TCP with digest checking, and list
 // what the dissector flags.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';

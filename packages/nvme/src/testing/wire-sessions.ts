@@ -1,7 +1,5 @@
-// The NVMe/TCP sessions the Wireshark checks capture (shared with packages/app's app-hosted check).
+// The NVMe/TCP sessions the Wireshark checks capture (this package's and the app-hosted target's).
 import net from 'node:net';
-
-import { NvmeController } from '@storkit/nvme';
 import {
   CH_SIZE,
   encodeIcReq,
@@ -14,8 +12,17 @@ import {
   sqeSetSgl,
   writeCh,
 } from '@storkit/nvme-spec';
+import { NvmeController } from '../host/controller.js';
 
-import { pollUntil } from './helpers.js';
+/** Poll until `pred` holds (or fail after `ms`). */
+async function pollUntil(poll: () => void, pred: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error('timed out polling');
+    await new Promise((r) => setImmediate(r));
+    poll();
+  }
+}
 
 /** Connect, identify, in-capsule and R2T writes, multi-PDU reads: the session every check captures. */
 export async function session(trid: string, digests: boolean): Promise<void> {
