@@ -5,8 +5,9 @@ import { getIoChannel, type IoChannel, ioDeviceRegister, ioDeviceUnregister } fr
 
 import { AccelChannel } from './channel.js';
 import { AccelError } from './errors.js';
-import { type AccelConfigEntry, type AccelModule, accelModules } from './module.js';
+import { type AccelModule, accelModules } from './module.js';
 import { ACCEL_OPC_COUNT, ACCEL_OPC_NAMES, accelOpcodeByName } from './opcodes.js';
+import { type AccelStats, accelStatsOf, accelStatsSum } from './stats.js';
 
 /** accel_set_options: SPDK's names. The buffer pools (iobuf caches, buf_count) storkit has not. */
 export interface AccelOptions {
@@ -27,6 +28,9 @@ let stopping = false;
 
 /** The io_device key of the framework in this isolate. */
 const DEVICE = { name: 'accel' };
+/** Channels alive in this isolate, and what channels already gone had counted (SPDK's g_stats). */
+const live = new Set<AccelChannel>();
+let retired: AccelStats | null = null;
 
 /** Whether accelInitialize() has run (assignments are fixed from then on). */
 export function accelStarted(): boolean {
@@ -36,7 +40,12 @@ export function accelStarted(): boolean {
 /** SPDK's accel_set_options (startup only). Unknown or unsupported settings throw. */
 export function accelSetOptions(p: Partial<AccelOptions> & Record<string, unknown>): void {
   if (assigned !== null) throw new AccelError('EBUSY', 'accel options are startup-only');
-  const next = { ...options };
+  options = accelCheckOptions(p, options);
+}
+
+/** `base` with accel_set_options params `p` applied, or AccelError for a bad or unsupported one. */
+export function accelCheckOptions(p: Record<string, unknown>, base: AccelOptions = DEFAULTS): AccelOptions {
+  const next = { ...base };
   for (const [k, v] of Object.entries(p)) {
     if (k === 'task_count' || k === 'sequence_count') {
       if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 1 << 20) {
@@ -54,7 +63,7 @@ export function accelSetOptions(p: Partial<AccelOptions> & Record<string, unknow
       throw new AccelError('EINVAL', `unknown accel option ${k}`);
     }
   }
-  options = next;
+  return next;
 }
 
 export function accelGetOptions(): AccelOptions {
@@ -151,8 +160,17 @@ export async function accelInitialize(): Promise<void> {
     const mods = resolve(true);
     ioDeviceRegister(DEVICE, {
       name: 'accel',
-      create: (ch) => new AccelChannel(ch.thread, mods, options),
-      destroy: (ch) => (ch.ctx as AccelChannel).destroy(),
+      create: (ch) => {
+        const c = new AccelChannel(ch.thread, mods, options);
+        live.add(c);
+        return c;
+      },
+      destroy: (ch) => {
+        const c = ch.ctx as AccelChannel;
+        c.destroy();
+        live.delete(c);
+        retired = accelStatsSum(retired === null ? [accelStatsOf(c)] : [retired, accelStatsOf(c)]);
+      },
     });
     assigned = mods;
     stopping = false;
@@ -175,23 +193,25 @@ export async function accelFinish(): Promise<void> {
   for (const m of mods.reverse()) await m.fini?.();
 }
 
+/** Counters of every channel of this isolate, live or gone (accel_get_stats sums the reactors'). */
+export function accelLocalStats(): AccelStats {
+  const all = [...live].map(accelStatsOf);
+  if (retired !== null) all.push(retired);
+  return accelStatsSum(all);
+}
+
 /** This thread's channel to the framework (spdk_accel_get_io_channel); put() it when done. */
 export function accelGetIoChannel(): IoChannel<AccelChannel> {
   if (assigned === null) throw new AccelError('ENODEV', 'the accel framework is not started');
   return getIoChannel<AccelChannel>(DEVICE);
 }
 
-/** The accel section of save_config: options, module setups, then the overrides (SPDK's order). */
-export function accelWriteConfig(): AccelConfigEntry[] {
-  const out: AccelConfigEntry[] = [];
-  if (options.task_count !== DEFAULTS.task_count || options.sequence_count !== DEFAULTS.sequence_count) {
-    out.push({ method: 'accel_set_options', params: { ...options } });
-  }
-  for (const m of accelModules()) out.push(...(m.writeConfig?.() ?? []));
+/** @internal the overrides, as (opcode, module) in opcode order */
+export function overridesNow(): [number, string][] {
+  const out: [number, string][] = [];
   for (let op = 0; op < ACCEL_OPC_COUNT; op++) {
-    const name = overrides[op];
-    if (name !== null)
-      out.push({ method: 'accel_assign_opc', params: { opname: ACCEL_OPC_NAMES[op], module: name } });
+    const m = overrides[op];
+    if (m !== null) out.push([op, m]);
   }
   return out;
 }

@@ -24,25 +24,37 @@ export {
 export {
   type AccelOptions,
   accelAssignOpc,
+  accelCheckOptions,
   accelFinish,
   accelGetIoChannel,
   accelGetModuleInfo,
   accelGetOpcAssignments,
   accelGetOptions,
   accelInitialize,
+  accelLocalStats,
   accelSetOptions,
   accelStarted,
-  accelWriteConfig,
 } from './framework.js';
 export { AccelIovecs } from './iovecs.js';
 export type { AccelConfigEntry } from './module.js';
 export { accelIoatScan, accelIoatScanned, accelIoatSetDevices } from './modules/ioat.js';
 export {
   type AccelOffloadOptions,
+  accelOffloadCheckOptions,
   accelOffloadGetOptions,
   accelOffloadSetOptions,
 } from './modules/offload.js';
 export { ACCEL_OPC, ACCEL_OPC_NAMES, type AccelOpcode, accelOpcodeByName } from './opcodes.js';
 export { ACCEL_GROUP_MAX, AccelBatch, AccelSequence } from './sequence.js';
+export {
+  ACCEL_CONFIG_METHODS,
+  type AccelSettings,
+  accelSettingsApply,
+  accelSettingsDefault,
+  accelSettingsEntries,
+  accelSettingsInstall,
+  accelSettingsNow,
+  accelWriteConfig,
+} from './settings.js';
 export { type AccelStats, accelStatsJson, accelStatsOf, accelStatsSum } from './stats.js';
 export type { AccelCallback } from './task.js';

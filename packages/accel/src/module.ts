@@ -40,8 +40,6 @@ export interface AccelModule<MC = unknown> {
   flush?(mc: MC): void;
   /** Poll for completions; returns work done. Called by each accel channel's poller. */
   poll?(mc: MC): number;
-  /** The calls that recreate this module's setup in an SPDK config's accel section. */
-  writeConfig?(): AccelConfigEntry[];
   /** Extra counters for accel_get_stats (per channel, summed). */
   stats?(mc: MC): Record<string, number>;
 }

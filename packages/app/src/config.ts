@@ -49,7 +49,7 @@ export function parseConfig(text: string, source = 'config'): SpdkConfig {
  * Run one pass of a config through the RPC server, as spdk_tgt's json_config loader does: the
  * `startup` pass calls the startup-only methods (before framework_start_init), the `runtime` pass
  * the rest. Each call goes through the same validation as over the socket. Sections of subsystems
- * storkit does not have (sock, iobuf, accel, ...) are skipped with a notice.
+ * storkit does not have (sock, iobuf, ...) are skipped with a notice.
  */
 export async function applyConfig(
   cfg: SpdkConfig,

@@ -1,5 +1,6 @@
 // The subsystems of the target app, in init order (a subsystem after those it depends on), and
 // the modules every reactor imports for them. Adding a subsystem is one line in each list.
+import { accelSubsystem } from './accel-subsystem.js';
 import { bdevNvmeSubsystem } from './bdev-nvme-subsystem.js';
 import { bdevSubsystem } from './bdev-subsystem.js';
 import { bdevVirtioSubsystem } from './bdev-virtio-subsystem.js';
@@ -10,6 +11,7 @@ import type { AppSubsystem, SubsystemOptions } from './subsystem.js';
 import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 
 export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
+  (ctl, o) => accelSubsystem(ctl, { ioatDevices: o?.ioatDevices }),
   bdevSubsystem,
   bdevNvmeSubsystem,
   nvmfSubsystem,
@@ -20,6 +22,7 @@ export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions
 ];
 
 export const REACTOR_MODULES: readonly URL[] = [
+  new URL('./reactor-modules/accel.js', import.meta.url),
   new URL('./reactor-modules/bdev.js', import.meta.url),
   new URL('./reactor-modules/nvmf.js', import.meta.url),
   new URL('./reactor-modules/iscsi.js', import.meta.url),

@@ -1,9 +1,12 @@
+import type { PciDevice } from '@storkit/native';
 import type { AnyMethodDef } from '@storkit/rpc';
 
 /** Target-wide settings a subsystem may need (from the command line). */
 export interface SubsystemOptions {
   /** Directory of vhost controllers' sockets (SPDK's `-S`). */
   vhostDir?: string;
+  /** I/OAT functions already open (the device model) that ioat_scan_accel_module also finds. */
+  ioatDevices?: () => readonly PciDevice[];
 }
 
 /** One entry of an SPDK JSON config's subsystem section. */
@@ -36,11 +39,10 @@ export interface AppSubsystem {
 
 /**
  * Subsystems SPDK configs commonly carry that storkit has no counterpart for (their methods only
- * tune SPDK internals: socket implementations, buffer pools, accel engines). Their sections are
+ * tune SPDK internals: socket implementations, buffer pools). Their sections are
  * skipped with a notice so a config saved by spdk_tgt still loads here.
  */
 export const FOREIGN_SUBSYSTEMS: ReadonlySet<string> = new Set([
-  'accel',
   'iobuf',
   'sock',
   'vmd',

@@ -1,6 +1,7 @@
 // The target application (storkit tgt): reactors, subsystems, the RPC server, config load/save.
 import { dirname } from 'node:path';
 
+import { IoatModel } from '@storkit/ioat/testing';
 import { type App, type AppResult, startApp } from '@storkit/reactor';
 import { type AnyMethodDef, RpcServer, registerBuiltins } from '@storkit/rpc';
 
@@ -33,6 +34,11 @@ export interface TargetOptions {
   vhostDir?: string;
   /** Stop on SIGINT/SIGTERM (default true). */
   signals?: boolean;
+  /**
+   * Run the I/OAT device model with this many channels (there is no I/OAT hardware here): with
+   * ioat_scan_accel_module the accel framework finds them as it would find real channels.
+   */
+  ioatModel?: { channels: number; core?: number };
 }
 
 export class Target {
@@ -41,6 +47,7 @@ export class Target {
   readonly subsystems: AppSubsystem[];
   readonly #opts: TargetOptions;
   readonly #ctl = new AppControl();
+  #ioatModel: IoatModel | null = null;
   #init: Promise<void> | null = null;
   #initWaiters: (() => void)[] = [];
   #stopping: Promise<AppResult> | null = null;
@@ -53,7 +60,9 @@ export class Target {
     this.log = opts.log ?? new Logger();
     this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l), socketMode: opts.rpcSocketMode });
     const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
-    this.subsystems = SUBSYSTEMS.map((f) => f(this.#ctl, { vhostDir }));
+    this.subsystems = SUBSYSTEMS.map((f) =>
+      f(this.#ctl, { vhostDir, ioatDevices: () => this.#ioatModel?.devices ?? [] }),
+    );
     this.done = new Promise((r) => {
       this.#resolveDone = r;
     });
@@ -117,6 +126,13 @@ export class Target {
       });
     }
     try {
+      if (this.#opts.ioatModel) {
+        this.#ioatModel = await IoatModel.start(this.#opts.ioatModel);
+        this.log.notice(
+          'app',
+          `I/OAT device model: ${this.#ioatModel.devices.map((d) => d.address).join(' ')}`,
+        );
+      }
       if (this.#opts.config)
         await applyConfig(this.#opts.config, this.server, this.subsystems, 'startup', this.log);
       if (!this.#opts.waitForRpc) await this.startInit();
@@ -160,6 +176,7 @@ export class Target {
       if (error) this.log.error('app', error);
       await this.server.close();
       const r: AppResult = this.#ctl.app ? await this.#ctl.app.stop(code, error) : { code, leaked: [] };
+      await this.#ioatModel?.stop();
       if (error && r.error === undefined) r.error = error;
       if (code && !r.code) r.code = code;
       this.#resolveDone(r);

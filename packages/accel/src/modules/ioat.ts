@@ -129,7 +129,5 @@ export const ioatModule: AccelModule<IoatModuleChannel> = {
   flush: (mc) => mc.ioat.flush(),
   poll: (mc) => mc.ioat.processEvents(),
 
-  writeConfig: () => (scanned ? [{ method: 'ioat_scan_accel_module' }] : []),
-
   stats: (mc) => ({ cpu_fallback: mc.cpuFallback }),
 };

@@ -23,8 +23,12 @@ export interface AccelOffloadOptions {
   maxQueue: number;
 }
 
-const DEFAULTS: AccelOffloadOptions = { threads: 2, minBytes: 64 * 1024, maxQueue: 256 };
-let options: AccelOffloadOptions = { ...DEFAULTS };
+export const OFFLOAD_DEFAULTS: Readonly<AccelOffloadOptions> = {
+  threads: 2,
+  minBytes: 64 * 1024,
+  maxQueue: 256,
+};
+let options: AccelOffloadOptions = { ...OFFLOAD_DEFAULTS };
 let pool: OffloadPool | null = null;
 
 interface OffloadChannel {
@@ -36,7 +40,15 @@ interface OffloadChannel {
 /** Set the module's options (before the framework starts). */
 export function accelOffloadSetOptions(o: Partial<AccelOffloadOptions>): void {
   if (pool !== null) throw new AccelError('EBUSY', 'the offload pool is running');
-  const next = { ...options, ...o };
+  options = accelOffloadCheckOptions(o, options);
+}
+
+/** `base` with `o` applied, or AccelError for a bad value. */
+export function accelOffloadCheckOptions(
+  o: Partial<AccelOffloadOptions>,
+  base: AccelOffloadOptions = OFFLOAD_DEFAULTS,
+): AccelOffloadOptions {
+  const next = { ...base, ...o };
   if (!Number.isInteger(next.threads) || next.threads < 1 || next.threads > 64) {
     throw new AccelError('EINVAL', 'threads must be an integer in 1..64');
   }
@@ -44,21 +56,16 @@ export function accelOffloadSetOptions(o: Partial<AccelOffloadOptions>): void {
     throw new AccelError('EINVAL', 'minBytes must be >= 0');
   if (!Number.isInteger(next.maxQueue) || next.maxQueue < 1)
     throw new AccelError('EINVAL', 'maxQueue must be >= 1');
-  options = next;
+  return next;
 }
 
 /** @internal tests: back to the defaults (the pool must not be running). */
 export function offloadResetForTests(): void {
-  accelOffloadSetOptions({ ...DEFAULTS });
+  accelOffloadSetOptions({ ...OFFLOAD_DEFAULTS });
 }
 
 export function accelOffloadGetOptions(): AccelOffloadOptions {
   return { ...options };
-}
-
-/** Whether the options differ from the defaults (save_config writes them then). */
-export function accelOffloadOptionsChanged(): boolean {
-  return (Object.keys(DEFAULTS) as (keyof AccelOffloadOptions)[]).some((k) => options[k] !== DEFAULTS[k]);
 }
 
 /** A piece the pool can reach, or null. */
@@ -144,16 +151,6 @@ export const offloadModule: AccelModule<OffloadChannel> = {
     mc.offloaded++;
     return 0;
   },
-
-  writeConfig: () =>
-    accelOffloadOptionsChanged()
-      ? [
-          {
-            method: 'storkit_accel_offload_set_options',
-            params: { threads: options.threads, min_bytes: options.minBytes, max_queue: options.maxQueue },
-          },
-        ]
-      : [],
 
   stats: (mc) => ({ inline: mc.inline, unreachable: mc.unreachable, offloaded: mc.offloaded }),
 };

@@ -9,7 +9,7 @@ import { startLiveLine } from './tgt-live.js';
 
 const USAGE = `usage: storkit tgt [-m MASK] [-r SOCKET] [--json FILE | --default-config] [--wait-for-rpc]
                    [--rpc-tcp HOST:PORT] [--vhost-dir DIR] [-L COMPONENT]... [--log-level LEVEL]
-                   [--no-stats] [--slice-us N]
+                   [--no-stats] [--slice-us N] [--ioat-model N]
 
 Runs the storkit target: one pinned reactor per core of MASK, every subsystem, and the
 JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
@@ -27,7 +27,9 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
                     iscsi, vhost_blk, vhost_scsi, ...: each of its RPCs); 'all' for every one
   --log-level L     error|warn|notice|info|debug (default notice)
   --no-stats        no live per-reactor load line
-  --slice-us N      longest run of reactor iterations between yields to sockets (default 500)`;
+  --slice-us N      longest run of reactor iterations between yields to sockets (default 500)
+  --ioat-model N    run a software model of an I/OAT DMA engine with N channels (no machine here
+                    has the hardware); ioat_scan_accel_module finds them as it would real ones`;
 
 /** The built-in default the main job runs: RAM-backed, no hardware needed. */
 export const DEFAULT_CONFIG: SpdkConfig = {
@@ -112,6 +114,7 @@ export const tgt: Command = {
     let stats = true;
     let loop: { sliceUs: number } | undefined;
     let vhostDir: string | undefined;
+    let ioatModel: { channels: number } | undefined;
     const log = new Logger();
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
@@ -153,9 +156,24 @@ export const tgt: Command = {
         const n = Number(val());
         if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new UsageError('--slice-us takes 1..100000');
         loop = { sliceUs: n };
+      } else if (a === '--ioat-model') {
+        const n = Number(val());
+        if (!Number.isInteger(n) || n < 1 || n > 32)
+          throw new UsageError('--ioat-model takes 1..32 channels');
+        ioatModel = { channels: n };
       } else throw new UsageError(`unknown option '${a}'`);
     }
-    const target = new Target({ mask, rpcSocket, rpcTcp, config, waitForRpc, log, vhostDir, loop });
+    const target = new Target({
+      mask,
+      rpcSocket,
+      rpcTcp,
+      config,
+      waitForRpc,
+      log,
+      vhostDir,
+      loop,
+      ioatModel,
+    });
     try {
       await target.start();
     } catch (e) {
