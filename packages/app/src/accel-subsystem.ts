@@ -5,7 +5,6 @@
 // save_config writes the settings.
 import {
   type ACCEL_CONFIG_METHODS,
-  type AccelSettings,
   type AccelStats,
   accelOpcodeByName,
   accelSettingsApply,

@@ -38,7 +38,10 @@ defineControl(accelStop, (_p, done) => stop(() => done(null, true)));
 /** Stop the framework on the thread it was started on (its io_device needs one). */
 function stop(done: () => void): void {
   const t = thread;
-  if (!accelStarted() || t === null || t.exited) return done();
+  if (!accelStarted() || t === null || t.exited) {
+    done();
+    return;
+  }
   t.sendMsg(() => accelFinish().then(done, done));
 }
 
