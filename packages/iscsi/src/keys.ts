@@ -106,8 +106,10 @@ interface KeyDef {
   kind: Kind;
   lo?: number;
   hi?: number;
-  /** Only in the leading connection's login / only for normal sessions. */
+  /** Only in the leading connection's login. */
   sessionWide?: boolean;
+  /** "Irrelevant when: SessionType=Discovery" (RFC 7143 13.2-13.19): answered Irrelevant there. */
+  normalOnly?: boolean;
 }
 
 const MAX_24 = 16777215;
@@ -115,17 +117,17 @@ const MAX_24 = 16777215;
 const KEYS: Record<string, KeyDef> = {
   HeaderDigest: { kind: 'digest' },
   DataDigest: { kind: 'digest' },
-  MaxConnections: { kind: 'min', lo: 1, hi: 65535, sessionWide: true },
-  InitialR2T: { kind: 'or', sessionWide: true },
-  ImmediateData: { kind: 'and', sessionWide: true },
+  MaxConnections: { kind: 'min', lo: 1, hi: 65535, sessionWide: true, normalOnly: true },
+  InitialR2T: { kind: 'or', sessionWide: true, normalOnly: true },
+  ImmediateData: { kind: 'and', sessionWide: true, normalOnly: true },
   MaxRecvDataSegmentLength: { kind: 'declare', lo: 512, hi: MAX_24 },
-  MaxBurstLength: { kind: 'min', lo: 512, hi: MAX_24, sessionWide: true },
-  FirstBurstLength: { kind: 'min', lo: 512, hi: MAX_24, sessionWide: true },
+  MaxBurstLength: { kind: 'min', lo: 512, hi: MAX_24, sessionWide: true, normalOnly: true },
+  FirstBurstLength: { kind: 'min', lo: 512, hi: MAX_24, sessionWide: true, normalOnly: true },
   DefaultTime2Wait: { kind: 'max', lo: 0, hi: 3600, sessionWide: true },
   DefaultTime2Retain: { kind: 'min', lo: 0, hi: 3600, sessionWide: true },
-  MaxOutstandingR2T: { kind: 'min', lo: 1, hi: 65535, sessionWide: true },
-  DataPDUInOrder: { kind: 'or', sessionWide: true },
-  DataSequenceInOrder: { kind: 'or', sessionWide: true },
+  MaxOutstandingR2T: { kind: 'min', lo: 1, hi: 65535, sessionWide: true, normalOnly: true },
+  DataPDUInOrder: { kind: 'or', sessionWide: true, normalOnly: true },
+  DataSequenceInOrder: { kind: 'or', sessionWide: true, normalOnly: true },
   ErrorRecoveryLevel: { kind: 'min', lo: 0, hi: 2, sessionWide: true },
   OFMarker: { kind: 'fixedNo' },
   IFMarker: { kind: 'fixedNo' },
@@ -178,7 +180,9 @@ export function negotiate(
       out.push([k, 'NotUnderstood']);
       continue;
     }
-    if ((def.sessionWide && !leading) || (discovery && def.sessionWide && k !== 'MaxConnections')) {
+    // ErrorRecoveryLevel, DefaultTime2Wait/Retain and the digests stay negotiated in a discovery
+    // session (open-iscsi refuses ErrorRecoveryLevel=Irrelevant there and stops discovery).
+    if ((def.sessionWide && !leading) || (discovery && def.normalOnly)) {
       out.push([k, 'Irrelevant']);
       continue;
     }

@@ -97,6 +97,43 @@ describe('iscsi: text keys', () => {
       expect(neg([[k, '1']]).r, k).to.equal(null);
   });
 
+  it("regression: a discovery session answered ErrorRecoveryLevel=Irrelevant, which open-iscsi's SendTargets discovery refuses (RFC 7143: irrelevant only for the normal-session keys)", () => {
+    const keys: [string, string][] = [
+      ['HeaderDigest', 'None'],
+      ['DataDigest', 'None'],
+      ['DefaultTime2Wait', '2'],
+      ['DefaultTime2Retain', '0'],
+      ['IFMarker', 'No'],
+      ['OFMarker', 'No'],
+      ['ErrorRecoveryLevel', '0'],
+      ['MaxRecvDataSegmentLength', '32768'],
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'Yes'],
+      ['MaxBurstLength', '16776192'],
+      ['FirstBurstLength', '262144'],
+      ['MaxOutstandingR2T', '1'],
+      ['MaxConnections', '1'],
+      ['DataPDUInOrder', 'Yes'],
+      ['DataSequenceInOrder', 'Yes'],
+    ];
+    const r = neg(keys, true, true).r!;
+    expect(r.get('ErrorRecoveryLevel')).to.equal('0');
+    expect(r.get('DefaultTime2Wait')).to.equal('2');
+    expect(r.get('DefaultTime2Retain')).to.equal('0');
+    expect(r.get('HeaderDigest')).to.equal('None');
+    for (const k of [
+      'InitialR2T',
+      'ImmediateData',
+      'MaxBurstLength',
+      'FirstBurstLength',
+      'MaxOutstandingR2T',
+      'MaxConnections',
+      'DataPDUInOrder',
+      'DataSequenceInOrder',
+    ])
+      expect(r.get(k), k).to.equal('Irrelevant');
+  });
+
   it('decodes CHAP binary values in hex and base64', () => {
     expect([...decodeBinary('0x0a0B')!]).to.deep.equal([10, 11]);
     expect([...decodeBinary('0bAQI=')!]).to.deep.equal([1, 2]);
