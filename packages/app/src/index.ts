@@ -2,6 +2,7 @@ export { bdevSubsystem } from './bdev-subsystem.js';
 export { methodCatalog } from './catalog.js';
 export { applyConfig, ConfigError, parseConfig, type SpdkConfig, saveConfig } from './config.js';
 export { AppControl, type ReactorControl } from './control.js';
+export { DEFAULT_CONFIG } from './default-config.js';
 export { type FrameworkHost, frameworkMethods } from './framework.js';
 export { Logger, type LogLevel } from './log.js';
 export { REACTOR_MODULES, SUBSYSTEMS } from './registry.js';

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 import { RpcClient } from '@storkit/rpc';
 
-import { Logger, type SpdkConfig, Target } from '../src/index.js';
+import { DEFAULT_CONFIG, Logger, type SpdkConfig, Target } from '../src/index.js';
+import { freePort } from './nvmf-helpers.js';
 
 export const IQN_BASE = 'iqn.2016-06.io.storkit';
 
@@ -61,6 +62,19 @@ export interface Running {
   dir: string;
   url(node: number, lun?: number): string;
   stop(): Promise<void>;
+}
+
+/**
+ * `npm start`'s DEFAULT_CONFIG with its fixed ports replaced: the iSCSI portal on a port the
+ * kernel picks, the NVMe/TCP listener on a free one (the vhost socket lands in the target's dir).
+ */
+export async function defaultConfigOnFreePorts(): Promise<SpdkConfig> {
+  const nvmf = String(await freePort());
+  return JSON.parse(
+    JSON.stringify(DEFAULT_CONFIG)
+      .replace('"trsvcid":"4420"', `"trsvcid":"${nvmf}"`)
+      .replace('"port":"3260"', '"port":"0"'),
+  ) as SpdkConfig;
 }
 
 /** `storkit tgt` in this process on two reactors (cores 0 and 1) with `config`. */

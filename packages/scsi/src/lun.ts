@@ -320,8 +320,12 @@ export class LogicalUnit {
 
   // ---- block I/O
 
-  /** Decodes and checks LBA range, transfer size and protection fields; false when it finished the task. */
-  #checkRw(task: ScsiTask, protect: boolean): boolean {
+  /**
+   * Decodes and checks LBA range, transfer size and protection fields; false when it finished the
+   * task. `transfers`: the blocks travel with the command, so MAXIMUM TRANSFER LENGTH applies (not
+   * to WRITE SAME, SYNCHRONIZE CACHE or PRE-FETCH, whose range moves no data).
+   */
+  #checkRw(task: ScsiTask, protect: boolean, transfers = true): boolean {
     const rw = this.#rw;
     if (!decodeRw(task.cdb, rw)) {
       this.#fail(task, Asc.InvalidFieldInCdb);
@@ -337,7 +341,7 @@ export class LogicalUnit {
       this.#fail(task, Asc.LbaOutOfRange);
       return false;
     }
-    if (rw.count * this.backend.blockSize > Limits.maxTransferBytes) {
+    if (transfers && rw.count * this.backend.blockSize > Limits.maxTransferBytes) {
       this.#fail(task, Asc.InvalidFieldInCdb);
       return false;
     }
@@ -506,7 +510,8 @@ export class LogicalUnit {
 
   #writeSame(task: ScsiTask): void {
     const cdb = task.cdb;
-    if (!this.#checkRw(task, true)) return;
+    // One block travels; the range is bounded by MAXIMUM WRITE SAME LENGTH below.
+    if (!this.#checkRw(task, true, false)) return;
     const rw = this.#rw;
     const flags = rw.flags;
     const nb = this.backend.numBlocks;
@@ -620,14 +625,14 @@ export class LogicalUnit {
   }
 
   #syncCache(task: ScsiTask): void {
-    if (!this.#checkRw(task, false)) return;
+    if (!this.#checkRw(task, false, false)) return;
     const { lba, count } = this.#rw;
     task.step = Step.Done;
     this.backend.flush(lba, count === 0 ? this.backend.numBlocks - lba : count, task.io);
   }
 
   #preFetch(task: ScsiTask): void {
-    if (!this.#checkRw(task, false)) return;
+    if (!this.#checkRw(task, false, false)) return;
     // RAM and bdev data needs no staging: the range is valid, report that the cache holds it.
     this.#finish(task);
   }

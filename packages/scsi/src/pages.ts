@@ -6,8 +6,11 @@ import type { Nexus } from './task.js';
 export const Limits = {
   /** MAXIMUM COMPARE AND WRITE LENGTH (blocks). */
   maxCompareAndWrite: 255,
-  /** MAXIMUM TRANSFER LENGTH (blocks) for reads and writes. */
-  maxTransferBytes: 8 * 1024 * 1024,
+  /**
+   * MAXIMUM TRANSFER LENGTH (advertised in blocks) for reads and writes: 65536 blocks of 512
+   * bytes, the largest single READ(16)/WRITE(16) libiscsi's conformance suite sends.
+   */
+  maxTransferBytes: 32 * 1024 * 1024,
   maxUnmapBlocks: 0x100000,
   maxUnmapDescriptors: 256,
   maxWriteSameBlocks: 0x400000,

@@ -1,7 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { delimiter, join } from 'node:path';
 
-import { ConfigError, Logger, type LogLevel, parseConfig, type SpdkConfig, Target } from '@storkit/app';
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  Logger,
+  type LogLevel,
+  parseConfig,
+  type SpdkConfig,
+  Target,
+} from '@storkit/app';
 
 import { type Command, UsageError } from '../command.js';
 import { DEFAULT_RPC_SOCKET } from './rpc.js';
@@ -30,74 +39,6 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   --slice-us N      longest run of reactor iterations between yields to sockets (default 500)
   --ioat-model N    run a software model of an I/OAT DMA engine with N channels (no machine here
                     has the hardware); ioat_scan_accel_module finds them as it would real ones`;
-
-/** The built-in default the main job runs: RAM-backed, no hardware needed. */
-export const DEFAULT_CONFIG: SpdkConfig = {
-  subsystems: [
-    {
-      subsystem: 'bdev',
-      config: [
-        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 524288, block_size: 512 } },
-      ],
-    },
-    {
-      subsystem: 'nvmf',
-      config: [
-        { method: 'nvmf_create_transport', params: { trtype: 'TCP', max_queue_depth: 128 } },
-        {
-          method: 'nvmf_create_subsystem',
-          params: {
-            nqn: 'nqn.2016-06.io.storkit:cnode1',
-            allow_any_host: true,
-            serial_number: 'STORKIT00000001',
-          },
-        },
-        {
-          method: 'nvmf_subsystem_add_ns',
-          params: { nqn: 'nqn.2016-06.io.storkit:cnode1', namespace: { nsid: 1, bdev_name: 'Malloc0' } },
-        },
-        {
-          method: 'nvmf_subsystem_add_listener',
-          params: {
-            nqn: 'nqn.2016-06.io.storkit:cnode1',
-            listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' },
-          },
-        },
-      ],
-    },
-    {
-      subsystem: 'iscsi',
-      config: [
-        {
-          method: 'iscsi_set_options',
-          params: { node_base: 'iqn.2016-06.io.storkit', max_queue_depth: 128 },
-        },
-        {
-          method: 'iscsi_create_portal_group',
-          params: { tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] },
-        },
-        {
-          method: 'iscsi_create_initiator_group',
-          params: { tag: 1, initiators: ['ANY'], netmasks: ['ANY'] },
-        },
-        {
-          method: 'iscsi_create_target_node',
-          params: {
-            name: 'disk1',
-            pg_ig_maps: [{ pg_tag: 1, ig_tag: 1 }],
-            luns: [{ bdev_name: 'Malloc0', lun_id: 0 }],
-            queue_depth: 128,
-            disable_chap: true,
-          },
-        },
-      ],
-    },
-    {
-      subsystem: 'vhost_blk',
-      config: [{ method: 'vhost_create_blk_controller', params: { ctrlr: 'vhost.0', dev_name: 'Malloc0' } }],
-    },
-  ],
-};
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'notice', 'info', 'debug'];
 
@@ -193,9 +134,27 @@ export const tgt: Command = {
   },
 };
 
+/**
+ * How to type the storkit command in this shell: `storkit` when one is on PATH, else `npx
+ * storkit` (a checkout after `npm ci` has it in node_modules/.bin only).
+ */
+function storkitCommand(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, 'storkit'), constants.X_OK);
+      return 'storkit';
+    } catch {
+      // not in this directory
+    }
+  }
+  return 'npx storkit';
+}
+
 async function banner(target: Target, sock: string, waiting: boolean): Promise<string> {
+  const cmd = storkitCommand();
   const lines = [`storkit tgt: ${waiting ? 'waiting for framework_start_init' : 'running'}`];
-  lines.push(`  RPC:       ${sock}    (storkit rpc -s ${sock} rpc_get_methods)`);
+  lines.push(`  RPC:       ${sock}    (${cmd} rpc -s ${sock} rpc_get_methods)`);
   if (target.app) {
     lines.push(`  reactors:  ${target.app.cores.map((c) => `core ${c}`).join(', ')}`);
     const r = await target.server.call('bdev_get_bdevs', {});
@@ -206,16 +165,18 @@ async function banner(target: Target, sock: string, waiting: boolean): Promise<s
       );
     }
     lines.push(...(await iscsiBanner(target)));
-    lines.push(...(await nvmfBanner(target)));
+    lines.push(...(await nvmfBanner(target, cmd)));
     lines.push(...(await vhostBanner(target)));
-    lines.push(`  inspect:   storkit rpc -s ${sock} bdev_get_bdevs | framework_get_reactors | save_config`);
+    lines.push(
+      `  inspect:   ${cmd} rpc -s ${sock} bdev_get_bdevs    (or framework_get_reactors, save_config)`,
+    );
   }
-  lines.push('  stop:      Ctrl-C, or storkit rpc spdk_kill_instance SIGTERM');
+  lines.push(`  stop:      Ctrl-C, or ${cmd} rpc -s ${sock} spdk_kill_instance SIGTERM`);
   return lines.join('\n');
 }
 
 /** NVMe/TCP: each subsystem's listener with the storkit initiator commands that reach it. */
-async function nvmfBanner(target: Target): Promise<string[]> {
+async function nvmfBanner(target: Target, cmd: string): Promise<string[]> {
   const subs = ((await target.server.call('nvmf_get_subsystems', {})).result ?? []) as {
     nqn: string;
     subtype: string;
@@ -230,8 +191,8 @@ async function nvmfBanner(target: Target): Promise<string[]> {
     const trid = `trtype:TCP adrfam:${a.adrfam} traddr:${a.traddr} trsvcid:${a.trsvcid} subnqn:${s.nqn}`;
     const ns = s.namespaces.map((n) => `ns ${n.nsid} = ${n.bdev_name}`).join(', ');
     out.push(`  nvmf:      ${s.nqn} ${ns} on ${a.traddr}:${a.trsvcid}`);
-    out.push(`             storkit nvme-identify -r '${trid}'`);
-    out.push(`             storkit nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c ${host.mask}`);
+    out.push(`             ${cmd} nvme-identify -r '${trid}'`);
+    out.push(`             ${cmd} nvme-perf -r '${trid}' -q 128 -o 4096 -w randread -t 10 -c ${host.mask}`);
     if (host.shared)
       out.push(
         `             (every core runs a reactor: the tool shares core ${host.core} with one, and two pollers on a core take turns by scheduler slices; for figures start the target with -m 0x1)`,
