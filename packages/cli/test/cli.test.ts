@@ -26,6 +26,15 @@ describe('cli', () => {
       .and.match(/demo/);
   });
 
+  it('is a command after npm ci: npx storkit runs it from the checkout (node_modules/.bin/storkit)', async () => {
+    const root = fileURLToPath(new URL('../../../../', import.meta.url));
+    const r = await run('npx', ['--no-install', 'storkit', '--help'], { cwd: root });
+    expect(r.stdout).to.match(/usage: storkit <command>/);
+    // From a package directory too, as the README's commands are typed.
+    const sub = await run('npx', ['--no-install', 'storkit', '--help'], { cwd: `${root}packages/app` });
+    expect(sub.stdout).to.match(/usage: storkit <command>/);
+  });
+
   it('exits 2 with usage on no command and on an unknown one', async () => {
     expect((await storkit()).code).to.equal(2);
     const r = await storkit('no-such-thing');
