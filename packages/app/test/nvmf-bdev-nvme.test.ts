@@ -4,9 +4,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
+import { RamBackend } from '@storkit/block/testing';
 import { type HostQpair, NvmeController } from '@storkit/nvme';
-import { NvmfTarget, RamBackend } from '@storkit/nvmf';
+import { NvmfTarget } from '@storkit/nvmf';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 

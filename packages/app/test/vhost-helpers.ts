@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-
+import { IoStatus, type IoVec } from '@storkit/block';
 import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
 import { RpcClient } from '@storkit/rpc';
-import { IoStatus, type IoVec } from '@storkit/scsi';
 import { VirtioUserBlk } from '@storkit/vhost';
 
 import { Logger, type SpdkConfig, Target } from '../src/index.js';
@@ -97,11 +96,11 @@ export class Host {
 
   /** One I/O to completion. */
   async io(submit: (cb: (s: IoStatus) => void) => void): Promise<IoStatus> {
-    let st: IoStatus | -1 = -1;
+    let st = null as IoStatus | null;
     submit((s) => {
       st = s;
     });
-    await this.until(() => st !== -1, 'I/O completion');
+    await this.until(() => st !== null, 'I/O completion');
     return st as IoStatus;
   }
 
@@ -110,9 +109,9 @@ export class Host {
     for (let p = 0; p < data.length; p += d.maxTransfer) {
       const chunk = data.subarray(p, Math.min(data.length, p + d.maxTransfer));
       const st = await this.io((cb) =>
-        d.writev([chunk], (off + p) / d.blockSize, chunk.length / d.blockSize, cb),
+        d.writev([chunk], (off + p) / d.blockSize, chunk.length / d.blockSize, cb, null),
       );
-      if (st !== IoStatus.Success) throw new Error(`write at ${off + p} failed: status ${st}`);
+      if (st !== IoStatus.SUCCESS) throw new Error(`write at ${off + p} failed: status ${st}`);
     }
   }
 
@@ -121,9 +120,9 @@ export class Host {
     for (let p = 0; p < len; p += d.maxTransfer) {
       const chunk: IoVec = [out.subarray(p, Math.min(len, p + d.maxTransfer))];
       const st = await this.io((cb) =>
-        d.readv(chunk, (off + p) / d.blockSize, chunk[0].length / d.blockSize, cb),
+        d.readv(chunk, (off + p) / d.blockSize, chunk[0].length / d.blockSize, cb, null),
       );
-      if (st !== IoStatus.Success) throw new Error(`read at ${off + p} failed: status ${st}`);
+      if (st !== IoStatus.SUCCESS) throw new Error(`read at ${off + p} failed: status ${st}`);
     }
     return out;
   }

@@ -10,9 +10,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
+import { IoStatus } from '@storkit/block';
 import { cpuCount, pinThread } from '@storkit/native';
-import { IoStatus } from '@storkit/scsi';
 import { VirtioUserBlk } from '@storkit/vhost';
 import { Logger, Target } from '../src/index.js';
 import { Host, removeDir } from './vhost-helpers.js';
@@ -33,18 +32,18 @@ async function run(host: Host, dev: VirtioUserBlk, write: boolean): Promise<{ io
   const t = new Float64Array(QD);
   const cbs = bufs.map((_, i) => (s: number) => {
     active--;
-    if (s === IoStatus.Success) {
+    if (s === IoStatus.SUCCESS) {
       done++;
       latSum += performance.now() - t[i];
-    } else if (s !== IoStatus.NoMem) errors++;
+    } else if (s !== IoStatus.NOMEM) errors++;
     if (!stop) submit(i);
   });
   const submit = (i: number) => {
     const lba = Math.floor(Math.random() * blocks) * (BS / dev.blockSize);
     t[i] = performance.now();
     active++;
-    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cbs[i]);
-    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cbs[i]);
+    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cbs[i], null);
+    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cbs[i], null);
   };
   for (let i = 0; i < QD; i++) submit(i);
   const t0 = performance.now();

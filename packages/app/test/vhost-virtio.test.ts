@@ -3,9 +3,11 @@
 // checked end to end. The virtio bdev is exported again through vhost controllers on each
 // reactor: on its owner reactor I/O goes straight to the initiator, on the other one it is
 // forwarded to the owner through the shared staging memory.
+
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { IoStatus } from '@storkit/block';
 
 import { expect } from 'chai';
 
@@ -107,24 +109,30 @@ describe('storkit tgt: virtio bdevs (bdev_virtio_attach_controller, trtype user)
     const sts = await Promise.all(
       Array.from({ length: 64 }, (_, i) =>
         host.io((cb) =>
-          fwd.writev([many.subarray(i * 4096, (i + 1) * 4096)], (4 << 20) / 512 + i * 8, 8, cb),
+          fwd.writev([many.subarray(i * 4096, (i + 1) * 4096)], (4 << 20) / 512 + i * 8, 8, cb, null),
         ),
       ),
     );
-    expect(sts.every((s) => s === 0)).to.equal(true);
+    expect(sts.every((s) => s === IoStatus.SUCCESS)).to.equal(true);
     expect(Buffer.from(await host.read(direct, 4 << 20, many.length)).equals(Buffer.from(many))).to.equal(
       true,
     );
     // Write zeroes and unmap over more than a staging slot, forwarded and direct.
     expect(fwd.unmapSupported).to.equal(true);
     // 12 MiB: more than the whole staging area past this reactor's first slot.
-    expect(await host.io((cb) => fwd.writeZeroes((2 << 20) / 512, (12 << 20) / 512, cb))).to.equal(0);
+    expect(await host.io((cb) => fwd.writeZeroes((2 << 20) / 512, (12 << 20) / 512, cb, null))).to.equal(
+      IoStatus.SUCCESS,
+    );
     const z = await host.read(direct, 2 << 20, 12 << 20);
     expect(Buffer.from(z).equals(Buffer.alloc(12 << 20))).to.equal(true);
-    expect(await host.io((cb) => own.writeZeroes((8 << 20) / 512, (1 << 20) / 512, cb))).to.equal(0);
+    expect(await host.io((cb) => own.writeZeroes((8 << 20) / 512, (1 << 20) / 512, cb, null))).to.equal(
+      IoStatus.SUCCESS,
+    );
     expect(Buffer.from(await host.read(fwd, 8 << 20, 1 << 20)).equals(Buffer.alloc(1 << 20))).to.equal(true);
-    expect(await host.io((cb) => fwd.unmap((12 << 20) / 512, (1 << 20) / 512, cb))).to.equal(0);
-    expect(await host.io((cb) => fwd.flush(0, 0, cb))).to.equal(0);
+    expect(await host.io((cb) => fwd.unmap((12 << 20) / 512, (1 << 20) / 512, cb, null))).to.equal(
+      IoStatus.SUCCESS,
+    );
+    expect(await host.io((cb) => fwd.flush(0, 0, cb, null))).to.equal(IoStatus.SUCCESS);
     for (const x of [own, fwd, direct]) host.detach(x);
   });
 

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { IoStatus } from '@storkit/scsi';
+import { IoStatus } from '@storkit/block';
 import { expect } from 'chai';
 
 import type { SpdkConfig } from '../src/index.js';
@@ -130,8 +130,8 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
   it('a readonly controller refuses writes and still reads', async () => {
     const ro = await host.attach(join(t.dir, 'vhost.ro'), 'ro');
     expect(ro.readOnly).to.equal(true);
-    const st = await host.io((cb) => ro.writev([new Uint8Array(512)], 0, 1, cb));
-    expect(st).to.not.equal(IoStatus.Success);
+    const st = await host.io((cb) => ro.writev([new Uint8Array(512)], 0, 1, cb, null));
+    expect(st).to.not.equal(IoStatus.SUCCESS);
     const back = await host.read(ro, 3 << 20, 4096);
     expect(Buffer.from(back).equals(Buffer.from(pattern(1 << 20, 7).subarray(0, 4096)))).to.equal(true);
     host.detach(ro);
@@ -267,8 +267,12 @@ describe('storkit tgt: vhost_blk and vhost_scsi', function () {
     await host.write(d, 0, pattern(4096, 5));
     // The delete completes: every vhost descriptor of the bdev was closed on REMOVE.
     await t.rpc.call('bdev_malloc_delete', { name: 'Gone' });
-    expect(await host.io((cb) => d.writev([new Uint8Array(4096)], 0, 8, cb))).to.not.equal(IoStatus.Success);
-    expect(await host.io((cb) => d.readv([new Uint8Array(4096)], 0, 8, cb))).to.not.equal(IoStatus.Success);
+    expect(await host.io((cb) => d.writev([new Uint8Array(4096)], 0, 8, cb, null))).to.not.equal(
+      IoStatus.SUCCESS,
+    );
+    expect(await host.io((cb) => d.readv([new Uint8Array(4096)], 0, 8, cb, null))).to.not.equal(
+      IoStatus.SUCCESS,
+    );
     const [s] = await t.rpc.call<Ctrl[]>('vhost_get_controllers', { name: 'hr.scsi' });
     expect(s.backend_specific.scsi).to.deep.equal([]);
     host.detach(d);

@@ -1,3 +1,4 @@
+import { ContainedErrors } from '@storkit/block';
 import type { IoChannel } from '@storkit/reactor';
 import type { BdevIo } from './bdev-io.js';
 import type { BdevDesc } from './desc.js';
@@ -97,6 +98,8 @@ export class Bdev {
   /** @internal range locks seen in this isolate (copied into channels created while held) */
   readonly locks: RangeLock[] = [];
   /** @internal */ readonly supported: boolean[] = [];
+  /** Exceptions the module's submitRequest threw: each failed its I/O (a module bug if ever set). */
+  readonly submitErrors: ContainedErrors;
 
   /** @internal use bdevRegister */
   constructor(init: BdevInit, uuid: string) {
@@ -114,6 +117,7 @@ export class Bdev {
     this.module = init.module;
     this.fn = init.fn;
     this.ctxt = init.ctxt;
+    this.submitErrors = new ContainedErrors(`bdev ${init.name} (${init.module.name}) submit`);
     for (const a of init.aliases ?? []) this.aliases.add(a);
     for (let t = 0; t <= 9; t++) this.supported.push(t > 0 && init.fn.ioTypeSupported(t as IoType));
   }

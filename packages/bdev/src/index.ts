@@ -2,6 +2,7 @@
 // the built-in modules' create/delete functions are in '@storkit/bdev/modules'.
 export type { Bdev } from './bdev.js';
 export type { BdevIo } from './bdev-io.js';
+export { BdevBlockBackend, type BdevBlockBackendStats } from './block-backend.js';
 export type { BdevChannel } from './channel.js';
 export {
   bdevChannelStat,

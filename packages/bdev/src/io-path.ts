@@ -122,7 +122,8 @@ export function submitToModule(io: BdevIo): void {
   io.inSubmit = true;
   try {
     io.bdev.fn.submitRequest(ch.moduleCh, io);
-  } catch {
+  } catch (e) {
+    io.bdev.submitErrors.record(e);
     if (io.inModule && io.queue === Queue.NONE) {
       io.deferStatus = IoStatus.FAILED;
       io.deferToUser = false;

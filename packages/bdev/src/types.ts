@@ -24,25 +24,15 @@ export const IO_TYPE_NAMES: Record<IoType, string> = {
   9: 'abort',
 };
 
-/** How an I/O ended (spdk_bdev_io_status, same numbers). */
-export const IoStatus = {
-  SUCCESS: 1,
-  PENDING: 0,
-  FAILED: -1,
-  NOMEM: -4,
-  MISCOMPARE: -5,
-  ABORTED: -7,
-} as const;
-export type IoStatus = (typeof IoStatus)[keyof typeof IoStatus];
+// How an I/O ended, and the completion callback's shape: the block backend contract's, so a
+// target's callback goes to the bdev layer unchanged.
+export { type IoCb, IoStatus } from '@storkit/block';
 
 /**
  * What a submit function returns when no bdev_io is free on the channel: nothing was submitted,
  * the callback will not run; call queueIoWait to be told when one is back (-ENOMEM).
  */
 export const ENOMEM = -12;
-
-/** An I/O completion callback: (status, the cbArg given at submit). Module-level functions, not closures. */
-export type IoCb<A = unknown> = (status: IoStatus, arg: A) => void;
 
 /** Events a descriptor's owner is told about (spdk_bdev_event_type). */
 export const BdevEvent = {

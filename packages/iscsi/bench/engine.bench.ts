@@ -1,7 +1,7 @@
 // The protocol engine alone, in memory: 4 KiB READ(10)s from a RAM LUN, 32 per receive() call,
 // through PDU parsing, CmdSN ordering, SCSI execution and Data-In encoding. No sockets.
 import { micro } from '@storkit/bench';
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { BHS_LENGTH, encodePdu, encodeText, IscsiTarget } from '../src/index.js';
 
 const BATCH = 32;

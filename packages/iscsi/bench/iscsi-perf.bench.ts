@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 
 import { report, runSeconds } from '@storkit/bench';
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { IscsiServer, IscsiTarget } from '../src/index.js';
 
 const SECONDS = runSeconds('ISCSI_PERF_SECONDS', 8);

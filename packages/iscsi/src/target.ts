@@ -1,4 +1,4 @@
-import type { BlockBackend } from '@storkit/scsi';
+import type { BlockBackend } from '@storkit/block';
 import { ScsiDevice } from '@storkit/scsi';
 import type { ChapSecret } from './chap.js';
 import {

@@ -1,4 +1,4 @@
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { IscsiServer, IscsiTarget, type TargetNodeParams } from '../src/index.js';
 
 export interface Served {

@@ -1,4 +1,4 @@
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import {
   BHS_LENGTH,
   type Connection,

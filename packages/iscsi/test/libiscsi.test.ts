@@ -62,7 +62,7 @@ for (const [bs, bytes] of SIZES) {
       try {
         // Through the backend API, so the blocks are also mapped (GET LBA STATUS tells QEMU so).
         const pattern = randomFillSync(new Uint8Array(s.ram.data.length));
-        await new Promise<void>((r) => s.ram.writev([pattern], 0, s.ram.numBlocks, () => r()));
+        await new Promise<void>((r) => s.ram.writev([pattern], 0, s.ram.numBlocks, () => r(), null));
         const file = join(dir, 'lun.img');
         writeFileSync(file, pattern);
         const same = await runTool('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', s.url, file], 60_000);

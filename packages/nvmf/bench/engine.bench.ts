@@ -4,6 +4,7 @@
 // the target's own CPU cost per command, away from the kernel and the client.
 
 import { micro } from '@storkit/bench';
+import { RamBackend } from '@storkit/block/testing';
 import {
   CH_SIZE,
   CONNECT_DATA_SIZE,
@@ -18,7 +19,6 @@ import {
   writeU64,
 } from '@storkit/nvme-spec';
 
-import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
 import { TcpQpair } from '../src/tcp-qpair.js';
 

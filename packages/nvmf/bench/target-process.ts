@@ -2,9 +2,8 @@
 // stand-in) on one listener, pinned to one CPU. Talks to a parent over IPC: 'cpu' → CPU seconds used.
 //   node target-process.js PORT CPU MIB [BLOCK_SIZE]
 
+import { RamBackend } from '@storkit/block/testing';
 import { pinThread } from '@storkit/native';
-
-import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
 
 const [port, cpu, mib, bs] = process.argv.slice(2).map(Number);

@@ -1,4 +1,3 @@
-export { type BackendDone, BackendStatus, type NamespaceBackend } from './backend.js';
 export { Controller } from './controller.js';
 export { type ControllerSlot, ControllerTable, nqnHash } from './controller-table.js';
 export { NvmfError, type NvmfErrorCode } from './errors.js';
@@ -8,7 +7,6 @@ export {
   type TcpTransportParams,
   tcpTransportOptions,
 } from './options.js';
-export { RamBackend, type RamBackendOptions } from './ram-backend.js';
 export {
   type CreateSubsystemParams,
   type ListenAddress,

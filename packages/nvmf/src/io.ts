@@ -2,6 +2,7 @@
 // Management (deallocate), Compare and fused Compare and Write, with the status codes NVMe Base
 // §3.3 gives for each failure. Backend callbacks take the request as context: no closures per I/O.
 
+import { IoStatus } from '@storkit/block';
 import {
   DsmAttribute,
   GenericStatus,
@@ -13,7 +14,6 @@ import {
   SqeOff,
 } from '@storkit/nvme-spec';
 
-import { BackendStatus } from './backend.js';
 import type { Controller } from './controller.js';
 import type { Request } from './request.js';
 import type { Namespace } from './subsystem.js';
@@ -32,24 +32,24 @@ const S_ABORTED = makeStatus(Sct.Generic, GenericStatus.AbortedByRequest);
 const S_FAILED_FUSED = makeStatus(Sct.Generic, GenericStatus.AbortedFailedFused);
 const S_NS_NOT_READY = makeStatus(Sct.Generic, GenericStatus.NamespaceNotReady);
 
-function statusOf(op: number, s: BackendStatus): number {
+function statusOf(op: number, s: IoStatus): number {
   switch (s) {
-    case BackendStatus.Success:
+    case IoStatus.SUCCESS:
       return 0;
-    case BackendStatus.Miscompare:
+    case IoStatus.MISCOMPARE:
       return S_COMPARE_FAILURE;
-    case BackendStatus.Aborted:
+    case IoStatus.ABORTED:
       return S_ABORTED;
-    case BackendStatus.NoMem:
+    case IoStatus.NOMEM:
       return S_NS_NOT_READY;
     default:
       return op === IoOpcode.Read ? S_READ_ERROR : op === IoOpcode.Write ? S_WRITE_FAULT : S_INTERNAL;
   }
 }
 
-function onDone(r: Request, s: BackendStatus): void {
+function onDone(s: IoStatus, r: Request): void {
   const qp = r.qp;
-  if (s !== BackendStatus.Success && r.status === 0) r.status = statusOf(r.opcode, s);
+  if (s !== IoStatus.SUCCESS && r.status === 0) r.status = statusOf(r.opcode, s);
   if (--r.pendingOps > 0) return;
   const ctrlr = qp.ctrlr;
   if (ctrlr && r.status === 0) ctrlr.countIo(r.opcode, r.dataLen);
@@ -57,10 +57,10 @@ function onDone(r: Request, s: BackendStatus): void {
   qp.complete(r, r.status);
 }
 
-function onFusedDone(first: Request, s: BackendStatus): void {
+function onFusedDone(s: IoStatus, first: Request): void {
   const qp = first.qp;
   const second = first.fused!;
-  if (s === BackendStatus.Success) {
+  if (s === IoStatus.SUCCESS) {
     qp.ctrlr?.countIo(IoOpcode.Write, second.dataLen);
     qp.complete(first, 0);
     qp.complete(second, 0);
@@ -96,21 +96,21 @@ export function executeIo(qp: TcpQpair, ctrlr: Controller, r: Request): void {
         return;
       }
       r.c2hLen = r.dataLen;
-      ns!.backend.read(r.iov, slba, nlb, onDone, r);
+      ns!.backend.readv(r.iov, slba, nlb, onDone, r);
       return;
     case IoOpcode.Write:
       if ((s = check(r, ns, true))) {
         fail(qp, ctrlr, r, s);
         return;
       }
-      ns!.backend.write(r.iov, slba, nlb, onDone, r);
+      ns!.backend.writev(r.iov, slba, nlb, onDone, r);
       return;
     case IoOpcode.Compare:
       if ((s = check(r, ns, true))) {
         fail(qp, ctrlr, r, s);
         return;
       }
-      ns!.backend.compare(r.iov, slba, nlb, onDone, r);
+      ns!.backend.comparev(r.iov, slba, nlb, onDone, r);
       return;
     case IoOpcode.WriteZeroes:
       if ((s = check(r, ns, false))) {
@@ -175,7 +175,7 @@ function dsm(qp: TcpQpair, ctrlr: Controller, r: Request, ns: Namespace | undefi
     r.pendingOps++;
     ns.backend.unmap(readU64(data, 16 * i + 8), len, onDone, r);
   }
-  onDone(r, BackendStatus.Success);
+  onDone(IoStatus.SUCCESS, r);
 }
 
 /** Fused Compare (first) and Write (second): atomic through the backend's compareAndWrite. */
@@ -199,5 +199,5 @@ export function executeFused(qp: TcpQpair, first: Request, second: Request): voi
   }
   const slba = readU64(a, SqeOff.cdw10);
   const nlb = (a.getUint16(SqeOff.cdw12, true) & 0xffff) + 1;
-  ns!.backend.compareAndWrite(first.iov, second.iov, slba, nlb, onFusedDone, first);
+  ns!.backend.compareAndWritev(first.iov, second.iov, slba, nlb, onFusedDone, first);
 }

@@ -3,9 +3,9 @@
 
 import { createHash } from 'node:crypto';
 
+import type { BlockBackend } from '@storkit/block';
 import { DISCOVERY_NQN } from '@storkit/nvme-spec';
 
-import type { NamespaceBackend } from './backend.js';
 import type { Controller } from './controller.js';
 import type { ControllerTable } from './controller-table.js';
 import { invalid, NvmfError } from './errors.js';
@@ -40,7 +40,7 @@ export interface NamespaceParams {
 export class Namespace {
   constructor(
     readonly nsid: number,
-    readonly backend: NamespaceBackend,
+    readonly backend: BlockBackend,
     readonly uuid: Uint8Array,
     readonly nguid: Uint8Array,
     readonly eui64: Uint8Array,
@@ -140,7 +140,7 @@ export class Subsystem {
   }
 
   /** Add a namespace; returns its nsid. Connected controllers get a namespace-change notice. */
-  addNamespace(p: NamespaceParams, backend: NamespaceBackend): number {
+  addNamespace(p: NamespaceParams, backend: BlockBackend): number {
     if (this.subtype !== 'NVMe') throw invalid('the discovery subsystem has no namespaces');
     let nsid = p.nsid ?? 0;
     if (nsid === 0) {

@@ -2,6 +2,7 @@
 // referrals, and Fabrics Connect. Method names and parameters mirror SPDK's nvmf_* RPCs one to
 // one, so the RPC layer only has to route JSON to them.
 
+import type { BlockBackend } from '@storkit/block';
 import {
   AdrFam,
   bytesToUuid,
@@ -23,7 +24,6 @@ import {
   TrType,
 } from '@storkit/nvme-spec';
 
-import type { NamespaceBackend } from './backend.js';
 import { Controller, type ControllerHost } from './controller.js';
 import { ControllerTable, nqnHash } from './controller-table.js';
 import { invalid, NvmfError } from './errors.js';
@@ -40,7 +40,7 @@ import type { QpairOwner, TcpQpair } from './tcp-qpair.js';
 
 export interface TargetOptions {
   /** Finds the backend for nvmf_subsystem_add_ns's bdev_name (the bdev layer, later). */
-  resolveBdev?: (name: string) => NamespaceBackend | undefined;
+  resolveBdev?: (name: string) => BlockBackend | undefined;
   /** How listeners are hosted (reactor workers: SO_REUSEPORT, callbacks run as the reactor thread). */
   listen?: ListenOptions;
   /** Set when this target is one of several copies, one per reactor (see README, "Poll groups"). */
@@ -100,8 +100,8 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   readonly discovery: Subsystem;
   readonly referrals: ReferralParams[] = [];
   readonly #listeners = new Map<string, TcpListener>();
-  readonly #backends = new Map<string, NamespaceBackend>();
-  readonly #resolve: (name: string) => NamespaceBackend | undefined;
+  readonly #backends = new Map<string, BlockBackend>();
+  readonly #resolve: (name: string) => BlockBackend | undefined;
   readonly #listen: ListenOptions;
   readonly #cluster: ClusterHooks | null;
   readonly #byId = new Map<number, Subsystem>();
@@ -126,7 +126,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   /** Make a backend findable by name (stands in for the bdev layer's registry). */
-  registerBackend(b: NamespaceBackend): void {
+  registerBackend(b: BlockBackend): void {
     this.#backends.set(b.name, b);
   }
 

@@ -1,15 +1,14 @@
-// Namespaces served from real bdevs (@storkit/bdev malloc) through BdevBackend, end to end over
+// Namespaces served from real bdevs (@storkit/bdev malloc) through BdevBlockBackend, end to end over
 // NVMe/TCP. The bdev layer runs on a reactor test harness whose app thread is current on this
 // (main) thread; a setImmediate pump polls it, standing in for the reactor loop.
 
-import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
+import { BdevBlockBackend, bdevClose, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import { bdevMallocCreate, bdevMallocDelete } from '@storkit/bdev/modules';
 import { NvmeController } from '@storkit/nvme';
 import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
 import { createTestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 
-import { BdevBackend } from '../src/bdev-backend.js';
 import { NvmfTarget } from '../src/target.js';
 import { freePort, NQN, pollUntil } from './helpers.js';
 
@@ -32,7 +31,7 @@ describe('nvmf: namespaces on bdevs', function () {
     const ch = bdevGetIoChannel(desc);
     setImmediate(pump);
     const tgt = new NvmfTarget({
-      resolveBdev: (name) => (name === 'NvmfMalloc0' ? new BdevBackend(desc, ch) : undefined),
+      resolveBdev: (name) => (name === 'NvmfMalloc0' ? new BdevBlockBackend(desc, ch) : undefined),
     });
     tgt.nvmf_create_transport({ trtype: 'TCP' });
     tgt.nvmf_create_subsystem({ nqn: NQN, allow_any_host: true });

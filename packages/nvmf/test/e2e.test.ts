@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+import type { IoCb } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 import { type Completion, discover, type HostQpair, NvmeController, type TcpHostQpair } from '@storkit/nvme';
 import {
   AdminOpcode,
@@ -16,9 +18,6 @@ import {
   SubType,
 } from '@storkit/nvme-spec';
 import { expect } from 'chai';
-
-import { type BackendDone, BackendStatus } from '../src/backend.js';
-import { RamBackend } from '../src/ram-backend.js';
 import { type Fixture, Inflight, NQN, pollUntil, startTarget } from './helpers.js';
 
 interface Result {
@@ -447,15 +446,9 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
     const f = await startTarget();
     // A namespace whose reads of LBA 7 never complete (a hung device).
     const hung = new RamBackend({ name: 'Hung0', blockSize: 512, numBlocks: 64 });
-    const realRead = hung.read.bind(hung);
-    hung.read = <C>(
-      iovs: readonly Uint8Array[],
-      off: number,
-      n: number,
-      done: BackendDone<C>,
-      ctx: C,
-    ): void => {
-      if (off !== 7) realRead(iovs, off, n, done, ctx);
+    const realRead = hung.readv.bind(hung);
+    hung.readv = <C>(iovs: readonly Uint8Array[], off: number, n: number, cb: IoCb<C>, ctx: C): void => {
+      if (off !== 7) realRead(iovs, off, n, cb, ctx);
     };
     f.tgt.registerBackend(hung);
     f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 2, bdev_name: 'Hung0' } });
@@ -478,6 +471,5 @@ describe('nvmf/nvme: host ↔ target over loopback', function () {
       await c.close();
       await f.tgt.close();
     }
-    expect(BackendStatus.Success).to.equal(0);
   });
 });

@@ -1,6 +1,7 @@
 // A target engine driven in memory (no sockets): capsule/H2CData encoders and a connected
 // admin + I/O qpair pair, for fuzzing and allocation tests.
 
+import { RamBackend } from '@storkit/block/testing';
 import {
   CH_SIZE,
   CONNECT_DATA_SIZE,
@@ -15,9 +16,7 @@ import {
   writeCh,
 } from '@storkit/nvme-spec';
 import { expect } from 'chai';
-
 import type { TcpTransportParams } from '../src/options.js';
-import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
 import { TcpQpair } from '../src/tcp-qpair.js';
 

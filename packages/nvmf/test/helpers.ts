@@ -2,12 +2,10 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-
+import { RamBackend } from '@storkit/block/testing';
 import type { Completion, HostQpair } from '@storkit/nvme';
 import { expect } from 'chai';
-
 import type { TcpTransportParams } from '../src/options.js';
-import { RamBackend } from '../src/ram-backend.js';
 import { NvmfTarget } from '../src/target.js';
 
 export const NQN = 'nqn.2016-06.io.spdk:cnode1';

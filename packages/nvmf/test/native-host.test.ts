@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-
+import type { IoCb } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 import {
   type Completion,
   HostQpairError,
@@ -14,9 +15,6 @@ import {
   TcpHostQpair,
 } from '@storkit/nvme';
 import { expect } from 'chai';
-
-import type { BackendDone } from '../src/backend.js';
-import { RamBackend } from '../src/ram-backend.js';
 import { freePort, Inflight, NQN, pollUntil, startTarget } from './helpers.js';
 
 /** A TCP relay in front of the target: lets a test pause, close or reset the host's connection. */
@@ -140,13 +138,7 @@ describe('nvmf/nvme: native host qpair ↔ target', function () {
       const f = await startTarget();
       // A namespace whose reads never complete: the commands stay outstanding at the target.
       const hung = new RamBackend({ name: 'Hung0', blockSize: 512, numBlocks: 64 });
-      hung.read = <C>(
-        _i: readonly Uint8Array[],
-        _o: number,
-        _n: number,
-        _d: BackendDone<C>,
-        _c: C,
-      ): void => {};
+      hung.readv = <C>(_i: readonly Uint8Array[], _o: number, _n: number, _d: IoCb<C>, _c: C): void => {};
       f.tgt.registerBackend(hung);
       f.tgt.nvmf_subsystem_add_ns({ nqn: NQN, namespace: { nsid: 2, bdev_name: 'Hung0' } });
       const relay = new Relay(f.port);

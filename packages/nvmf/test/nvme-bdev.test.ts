@@ -120,12 +120,13 @@ describe('nvme bdev module over NVMe/TCP', function () {
       // One descriptor and channel per reactor thread: two I/O qpairs on the target.
       const per = openPerReactor(h, 'Nvme0n1');
       const run = async (t: number, submit: (cb: (s: IoStatus) => void) => number): Promise<IoStatus> => {
-        let st: IoStatus | -1 = -1;
+        // null, not -1, until it completes: -1 is FAILED.
+        let st = null as IoStatus | null;
         h.setThread(t);
         expect(submit((s) => (st = s))).to.equal(0);
         await pollUntil(
           () => {},
-          () => st !== -1,
+          () => st !== null,
         );
         return st as IoStatus;
       };

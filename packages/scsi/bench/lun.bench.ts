@@ -2,8 +2,9 @@
 // issued 32 at a time (reused tasks, as a transport pools them), completions from the backend's
 // batched setImmediate.
 import { micro } from '@storkit/bench';
+import { RamBackend } from '@storkit/block/testing';
 
-import { Nexus, Op, RamBackend, ScsiDevice, ScsiTask } from '../src/index.js';
+import { Nexus, Op, ScsiDevice, ScsiTask } from '../src/index.js';
 
 const BATCH = 32;
 const ram = new RamBackend({ name: 'Malloc0', blockSize: 4096, numBlocks: 4096 });

@@ -1,4 +1,4 @@
-import type { BlockBackend } from './backend.js';
+import type { BlockBackend } from '@storkit/block';
 import { allocationLength, Op, put32 } from './cdb.js';
 import { ScsiError } from './errors.js';
 import { LogicalUnit } from './lun.js';

@@ -1,9 +1,6 @@
-export type { BlockBackend, BlockBackendInfo, IoCallback, IoVec, Lba } from './backend.js';
-export { IoStatus } from './backend.js';
 export { Op } from './cdb.js';
 export { MAX_LUNS, ScsiDevice } from './device.js';
 export { ScsiError, type ScsiErrorCode } from './errors.js';
 export { LogicalUnit } from './lun.js';
-export { RamBackend, type RamBackendOptions } from './ram.js';
 export { Asc, ascOf, SenseKey, Status, senseKeyOf, writeFixedSense } from './sense.js';
 export { DataDirection, Nexus, ScsiTask } from './task.js';

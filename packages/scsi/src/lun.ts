@@ -1,4 +1,4 @@
-import { type BlockBackend, IoStatus } from './backend.js';
+import { type BlockBackend, IoStatus, type Lba } from '@storkit/block';
 import {
   allocationLength,
   be16,
@@ -43,9 +43,19 @@ const Step = {
   LbaHole: 9,
   LbaData: 10,
   TailRead: 11,
+  /** COMPARE AND WRITE miscompared: the medium is read back to find the first differing byte. */
+  CawReread: 12,
 } as const;
 
 const WS_CHUNK = 1024 * 1024;
+
+/** Backend completions: the task is the context, so no closure is made per I/O. */
+function onIo(st: IoStatus, task: ScsiTask): void {
+  task.ioHandler(task, st, 0);
+}
+function onSeek(st: IoStatus, task: ScsiTask, offset: Lba): void {
+  task.ioHandler(task, st, offset);
+}
 
 /** Opcodes exempt from unit attention reporting (SPC-4 5.14). */
 function skipsUnitAttention(op: number): boolean {
@@ -375,7 +385,7 @@ export class LogicalUnit {
     task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
     task.dataInLength = bytes;
     task.step = Step.Read;
-    this.backend.readv(task.iov, lba, count, task.io);
+    this.backend.readv(task.iov, lba, count, onIo, task);
   }
 
   #write(task: ScsiTask): void {
@@ -405,7 +415,7 @@ export class LogicalUnit {
     if (bytes % bs !== 0) {
       task.iov[0] = task.ensureDataIn(bs).subarray(0, bs);
       task.step = Step.TailRead;
-      this.backend.readv(task.iov, lba + task.end - 1, 1, task.io);
+      this.backend.readv(task.iov, lba + task.end - 1, 1, onIo, task);
       return;
     }
     this.#writeNow(task);
@@ -428,7 +438,7 @@ export class LogicalUnit {
   #writeNow(task: ScsiTask): void {
     task.iov[0] = exact(task.dataOut, task.end * this.backend.blockSize);
     task.step = task.pending ? Step.WriteThenFlush : Step.Write;
-    this.backend.writev(task.iov, task.cursor, task.end, task.io);
+    this.backend.writev(task.iov, task.cursor, task.end, onIo, task);
   }
 
   /** The old last block was read: lay the partial data over it, then write everything. */
@@ -462,7 +472,7 @@ export class LogicalUnit {
     task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
     task.step = Step.Verify;
     task.cursor = bytchk;
-    this.backend.readv(task.iov, lba, count, task.io);
+    this.backend.readv(task.iov, lba, count, onIo, task);
   }
 
   #orWrite(task: ScsiTask): void {
@@ -479,7 +489,7 @@ export class LogicalUnit {
     task.step = Step.OrRead;
     task.cursor = lba;
     task.end = count;
-    this.backend.readv(task.iov, lba, count, task.io);
+    this.backend.readv(task.iov, lba, count, onIo, task);
   }
 
   #compareAndWrite(task: ScsiTask): void {
@@ -502,10 +512,12 @@ export class LogicalUnit {
       return;
     }
     task.iov[0] = task.dataOut.subarray(0, bytes);
-    // A second one-element scatter list for the write half lives in the task's data-in slot.
+    task.iov2[0] = task.dataOut.subarray(bytes, 2 * bytes);
     task.dataInLength = 0;
     task.step = Step.Caw;
-    this.backend.compareAndWritev(task.iov, [task.dataOut.subarray(bytes, 2 * bytes)], lba, count, task.io);
+    task.cursor = lba;
+    task.end = count;
+    this.backend.compareAndWritev(task.iov, task.iov2, lba, count, onIo, task);
   }
 
   #writeSame(task: ScsiTask): void {
@@ -542,11 +554,11 @@ export class LogicalUnit {
     task.step = Step.Done;
     // UNMAP asks for deallocation whatever the data (LBPRZ: deallocated blocks read as zeroes).
     if (unmap) {
-      this.backend.unmap(rw.lba, count, task.io);
+      this.backend.unmap(rw.lba, count, onIo, task);
       return;
     }
     if (ndob || isZero(task.dataOut, bs)) {
-      this.backend.writeZeroes(rw.lba, count, task.io);
+      this.backend.writeZeroes(rw.lba, count, onIo, task);
       return;
     }
     // Replicate the block into a chunk-sized pattern once, then write the range chunk by chunk.
@@ -568,7 +580,7 @@ export class LogicalUnit {
     task.iov[0] = task.dataIn.subarray(0, n * bs);
     const at = task.cursor;
     task.cursor += n;
-    this.backend.writev(task.iov, at, n, task.io);
+    this.backend.writev(task.iov, at, n, onIo, task);
   }
 
   #unmap(task: ScsiTask): void {
@@ -618,17 +630,17 @@ export class LogicalUnit {
       const cnt = be32(d, 16 + i * 16);
       if (cnt === 0) continue;
       task.pending++;
-      this.backend.unmap(be64(d, 8 + i * 16), cnt, task.io);
+      this.backend.unmap(be64(d, 8 + i * 16), cnt, onIo, task);
     }
     // The extra reference keeps completion out of this call even when no descriptor had blocks.
-    this.backend.flush(0, 0, task.io);
+    this.backend.flush(0, 0, onIo, task);
   }
 
   #syncCache(task: ScsiTask): void {
     if (!this.#checkRw(task, false, false)) return;
     const { lba, count } = this.#rw;
     task.step = Step.Done;
-    this.backend.flush(lba, count === 0 ? this.backend.numBlocks - lba : count, task.io);
+    this.backend.flush(lba, count === 0 ? this.backend.numBlocks - lba : count, onIo, task);
   }
 
   #preFetch(task: ScsiTask): void {
@@ -646,7 +658,7 @@ export class LogicalUnit {
   }
 
   #ioDone(task: ScsiTask, st: number, info: number): void {
-    if (st !== IoStatus.Success) {
+    if (st !== IoStatus.SUCCESS) {
       this.#ioFailed(task, st, info);
       return;
     }
@@ -654,7 +666,7 @@ export class LogicalUnit {
       case Step.WriteThenFlush:
         task.step = Step.Done;
         {
-          this.backend.flush(task.cursor, task.end, task.io);
+          this.backend.flush(task.cursor, task.end, onIo, task);
           return;
         }
       case Step.Verify: {
@@ -670,7 +682,7 @@ export class LogicalUnit {
         const d = task.dataOut;
         for (let i = 0; i < buf.length; i++) buf[i] |= d[i];
         task.step = Step.Done;
-        this.backend.writev(task.iov, task.cursor, task.end, task.io);
+        this.backend.writev(task.iov, task.cursor, task.end, onIo, task);
         return;
       }
       case Step.WriteSame: {
@@ -689,6 +701,10 @@ export class LogicalUnit {
         this.#lbaStatusStep(task, info);
         return;
       }
+      case Step.CawReread: {
+        this.#cawMiscompare(task);
+        return;
+      }
       default:
         task.step = Step.Done;
         {
@@ -705,11 +721,36 @@ export class LogicalUnit {
     }
     const step = task.step;
     task.step = Step.Done;
-    if (st === IoStatus.Miscompare) this.#check(task, SenseKey.Miscompare, Asc.MiscompareDuringVerify, info);
-    else if (st === IoStatus.WriteProtect) this.#check(task, SenseKey.DataProtect, Asc.WriteProtected);
+    if (st === IoStatus.MISCOMPARE && step === Step.Caw) {
+      // SBC-4 5.3: the sense INFORMATION is the offset of the first byte that differed. The
+      // backend says only that one did: read the medium back (rare path) to find it.
+      const bytes = task.end * this.backend.blockSize;
+      task.iov[0] = exact(task.ensureDataIn(bytes), bytes);
+      task.step = Step.CawReread;
+      this.backend.readv(task.iov, task.cursor, task.end, onIo, task);
+      return;
+    }
+    if (st === IoStatus.MISCOMPARE || step === Step.CawReread)
+      this.#check(task, SenseKey.Miscompare, Asc.MiscompareDuringVerify, info);
     else if (step === Step.Read || step === Step.Verify || step === Step.OrRead || step === Step.TailRead)
       this.#check(task, SenseKey.MediumError, Asc.UnrecoveredReadError);
     else this.#check(task, SenseKey.MediumError, Asc.WriteError);
+    this.#finish(task);
+  }
+
+  /** The medium after a COMPARE AND WRITE miscompare: report the first differing byte. */
+  #cawMiscompare(task: ScsiTask): void {
+    task.step = Step.Done;
+    const medium = task.iov[0];
+    const d = task.dataOut;
+    let at = 0;
+    for (let i = 0; i < medium.length; i++) {
+      if (medium[i] !== d[i]) {
+        at = i;
+        break;
+      }
+    }
+    this.#check(task, SenseKey.Miscompare, Asc.MiscompareDuringVerify, at);
     this.#finish(task);
   }
 
@@ -795,7 +836,7 @@ export class LogicalUnit {
         return;
       }
       task.step = Step.LbaHole;
-      this.backend.seekHole(lba, task.io);
+      this.backend.seekHole(lba, onSeek, task);
       return;
     }
     this.#invalidField(task);
@@ -808,7 +849,7 @@ export class LogicalUnit {
         return;
       }
       task.step = Step.LbaData;
-      this.backend.seekData!(task.cursor, task.io);
+      this.backend.seekData!(task.cursor, onSeek, task);
       return;
     }
     this.#lbaStatusDone(task, at, 1);

@@ -1,4 +1,4 @@
-import type { BlockBackendInfo } from './backend.js';
+import type { BlockBackendInfo } from '@storkit/block';
 import { Op, put16, put32, put64, SaIn16, SaMaintIn } from './cdb.js';
 import type { Nexus } from './task.js';
 

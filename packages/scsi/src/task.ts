@@ -71,10 +71,13 @@ export class ScsiTask {
   pending = 0;
   /** The scatter list handed to the backend: one reused array per task. */
   readonly iov: Uint8Array[] = [EMPTY];
-  /** Where backend completions of this task go; set by the executor running it. */
+  /** A second one (the write half of COMPARE AND WRITE). */
+  readonly iov2: Uint8Array[] = [EMPTY];
+  /**
+   * Where backend completions of this task go (the task is the backend callback's context); set
+   * by the executor running it. `info`: a seek's result block.
+   */
   ioHandler: (task: ScsiTask, status: number, info: number) => void = noopIo;
-  /** Bound once per task: backend callbacks need no per-I/O closure. */
-  readonly io = (status: number, info: number): void => this.ioHandler(this, status, info);
   /** Called exactly once when the command finishes. */
   onDone: (task: ScsiTask) => void = noop;
 

@@ -8,11 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+import type { IoCb, IoVec, Lba } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import type { IoCallback, IoVec, Lba } from '../src/backend.js';
-import { Nexus, RamBackend, ScsiDevice, ScsiTask, Status } from '../src/index.js';
+import { Nexus, ScsiDevice, ScsiTask, Status } from '../src/index.js';
 
 const corpus = (f: string): Uint8Array[] =>
   readFileSync(fileURLToPath(new URL(`../../test/corpus/${f}`, import.meta.url)), 'utf8')
@@ -49,25 +50,25 @@ class CheckedBackend extends RamBackend {
         this.violations.push(`${op} of ${count} blocks with ${bytes} bytes`);
     }
   }
-  override readv(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
+  override readv<C>(iov: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
     this.#check('read', offset, count, [iov]);
-    super.readv(iov, offset, count, cb);
+    super.readv(iov, offset, count, cb, ctx);
   }
-  override writev(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
+  override writev<C>(iov: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
     this.#check('write', offset, count, [iov]);
-    super.writev(iov, offset, count, cb);
+    super.writev(iov, offset, count, cb, ctx);
   }
-  override unmap(offset: Lba, count: Lba, cb: IoCallback): void {
+  override unmap<C>(offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
     this.#check('unmap', offset, count, []);
-    super.unmap(offset, count, cb);
+    super.unmap(offset, count, cb, ctx);
   }
-  override writeZeroes(offset: Lba, count: Lba, cb: IoCallback): void {
+  override writeZeroes<C>(offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
     this.#check('write zeroes', offset, count, []);
-    super.writeZeroes(offset, count, cb);
+    super.writeZeroes(offset, count, cb, ctx);
   }
-  override compareAndWritev(c: IoVec, w: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
+  override compareAndWritev<C>(c: IoVec, w: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
     this.#check('compare and write', offset, count, [c, w]);
-    super.compareAndWritev(c, w, offset, count, cb);
+    super.compareAndWritev(c, w, offset, count, cb, ctx);
   }
 }
 
@@ -182,8 +183,8 @@ describe('scsi: CDB decoder fuzzing (libiscsi corpus)', function () {
       expect(ops.has(op), `opcode 0x${op.toString(16)}`).to.equal(true);
     // The backend's checks can fail: an I/O past the end and a short scatter list are recorded.
     const { ram } = device(512);
-    ram.readv([new Uint8Array(512)], BLOCKS - 1, 2, () => {});
-    ram.writev([new Uint8Array(100)], 0, 1, () => {});
+    ram.readv([new Uint8Array(512)], BLOCKS - 1, 2, () => {}, null);
+    ram.writev([new Uint8Array(100)], 0, 1, () => {}, null);
     expect(ram.violations).to.have.length(3);
   });
 

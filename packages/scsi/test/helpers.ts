@@ -1,5 +1,5 @@
+import { RamBackend } from '@storkit/block/testing';
 import { type LogicalUnit, Nexus, ScsiDevice, ScsiTask } from '../src/index.js';
-import { RamBackend } from '../src/ram.js';
 
 export interface Done {
   status: number;

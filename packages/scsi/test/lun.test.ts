@@ -1,6 +1,7 @@
+import { RamBackend } from '@storkit/block/testing';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Asc, Op, RamBackend, ScsiDevice, SenseKey, Status } from '../src/index.js';
+import { Asc, Op, ScsiDevice, SenseKey, Status } from '../src/index.js';
 import { be32, makeDevice, nexus, run, rw10, rw16 } from './helpers.js';
 
 describe('scsi: logical unit commands', () => {

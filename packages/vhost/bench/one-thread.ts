@@ -4,8 +4,9 @@
 // its side). Prints IOPS and IOPS per CPU-second of the process for randread, randwrite, twice.
 // A/B tool for the target's per-request path (a busy machine moves IOPS, much less the ratio).
 // Usage: npx tsc -b packages/vhost && node packages/vhost/dist/bench/one-thread.js [SECONDS]
-import { RamBackend } from '@storkit/scsi';
-import { IoStatus } from '@storkit/scsi/backend';
+
+import { IoStatus } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
 import { pumpFor, wallClockReactor } from './pump.js';
@@ -39,12 +40,12 @@ for (const write of [false, true, false, true]) {
     active++;
     const cb = (s: IoStatus) => {
       active--;
-      if (s === IoStatus.Success) done++;
+      if (s === IoStatus.SUCCESS) done++;
       else errors++;
       if (!stop) submit(i);
     };
-    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cb);
-    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb);
+    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cb, null);
+    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb, null);
   };
   for (let i = 0; i < QD; i++) submit(i);
   const c0 = process.cpuUsage();

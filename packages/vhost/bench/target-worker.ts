@@ -1,10 +1,9 @@
 // The storkit side of vhost.bench: a vhost-blk controller on a RAM ("malloc") backend, polled by
 // one reactor thread spinning in this worker (SPDK's one target core). Stops on a message.
 import { parentPort, workerData } from 'node:worker_threads';
-
+import { RamBackend } from '@storkit/block/testing';
 import { cpuCount, pinThread, threadId } from '@storkit/native';
 import { createTestHarness } from '@storkit/reactor/testing';
-import { RamBackend } from '@storkit/scsi';
 
 import { BlkDevice, VhostController } from '../src/index.js';
 

@@ -8,9 +8,9 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import { report, runSeconds } from '@storkit/bench';
+import { IoStatus } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 import { cpuCount, pinThread } from '@storkit/native';
-import { RamBackend } from '@storkit/scsi';
-import { IoStatus } from '@storkit/scsi/backend';
 
 import { BlkDevice, VhostController, VirtioUserBlk } from '../src/index.js';
 import { pumpFor, wallClockReactor } from './pump.js';
@@ -38,14 +38,14 @@ async function run(dev: VirtioUserBlk, write: boolean): Promise<{ iops: number; 
     active++;
     const cb = (s: IoStatus) => {
       active--;
-      if (s === IoStatus.Success) {
+      if (s === IoStatus.SUCCESS) {
         done++;
         latSum += performance.now() - t0;
-      } else if (s !== IoStatus.NoMem) errors++;
+      } else if (s !== IoStatus.NOMEM) errors++;
       if (!stop) submit(i);
     };
-    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cb);
-    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb);
+    if (write) dev.writev([bufs[i]], lba, BS / dev.blockSize, cb, null);
+    else dev.readv([bufs[i]], lba, BS / dev.blockSize, cb, null);
   };
   for (let i = 0; i < QD; i++) submit(i);
   const d0 = done;

@@ -1,4 +1,4 @@
-import { type BlockBackend, IoStatus } from '@storkit/scsi/backend';
+import { type BlockBackend, IoStatus } from '@storkit/block';
 
 import { get32, get64, put16, put32, put64, type VirtioDevice } from './device.js';
 import { dataViews, gather, lastWritable } from './layout.js';
@@ -33,19 +33,17 @@ class BlkRequest {
   usedLen = 0;
   pending = 0;
   failed = false;
-  readonly done: (s: IoStatus) => void;
   constructor(
     readonly pool: BlkPool,
     readonly slot: number,
-  ) {
-    this.done = (s: IoStatus) => this.#done(s);
-  }
+  ) {}
+}
 
-  #done(s: IoStatus): void {
-    if (s !== IoStatus.Success) this.failed = true;
-    if (--this.pending > 0) return;
-    this.pool.complete(this, this.failed ? Blk.S.IoErr : Blk.S.Ok);
-  }
+/** Backend completion: the request is the context (no closure per request). */
+function reqDone(s: IoStatus, r: BlkRequest): void {
+  if (s !== IoStatus.SUCCESS) r.failed = true;
+  if (--r.pending > 0) return;
+  r.pool.complete(r, r.failed ? Blk.S.IoErr : Blk.S.Ok);
 }
 
 class BlkPool {
@@ -217,12 +215,12 @@ export class BlkDevice implements VirtioDevice {
         }
         if (isIn) {
           r.usedLen = bytes + 1;
-          b.readv(r.data, lba, count, r.done);
-        } else b.writev(r.data, lba, count, r.done);
+          b.readv(r.data, lba, count, reqDone, r);
+        } else b.writev(r.data, lba, count, reqDone, r);
         return;
       }
       case Blk.T.Flush: {
-        b.flush(0, b.numBlocks, r.done);
+        b.flush(0, b.numBlocks, reqDone, r);
         return;
       }
       case Blk.T.GetId: {
@@ -279,8 +277,8 @@ export class BlkDevice implements VirtioDevice {
       this.#finish(r, Blk.S.IoErr);
       return;
     }
-    if (discard) b.unmap(lba, count, r.done);
-    else b.writeZeroes(lba, count, r.done);
+    if (discard) b.unmap(lba, count, reqDone, r);
+    else b.writeZeroes(lba, count, reqDone, r);
   }
 
   /** Complete a request that never reached the backend (the status is known now). */

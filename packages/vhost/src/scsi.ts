@@ -1,5 +1,5 @@
+import type { BlockBackend } from '@storkit/block';
 import { DataDirection, Nexus, ScsiDevice, ScsiTask } from '@storkit/scsi';
-import type { BlockBackend } from '@storkit/scsi/backend';
 
 import { get32, get64, put16, put32, type VirtioDevice } from './device.js';
 import { VhostError } from './errors.js';

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
-
+import type { BlockBackend } from '@storkit/block';
 import { getThread, parseCoreMask, type Thread } from '@storkit/reactor';
-import type { BlockBackend } from '@storkit/scsi/backend';
 
 import { BlkDevice } from './blk.js';
 import { VhostController } from './controller.js';

@@ -1,4 +1,12 @@
 import {
+  type BlockBackend,
+  DeferredCompletions,
+  type IoCb,
+  IoStatus,
+  type IoVec,
+  type Lba,
+} from '@storkit/block';
+import {
   getThread,
   POLLER_BUSY,
   POLLER_IDLE,
@@ -6,7 +14,6 @@ import {
   registerPoller,
   type Thread,
 } from '@storkit/reactor';
-import { type BlockBackend, type IoCallback, IoStatus, type IoVec, type Lba } from '@storkit/scsi/backend';
 
 import { get32, get64, put32, put64 } from './device.js';
 import { DriverQueue } from './driver.js';
@@ -40,9 +47,12 @@ const PAGE = 4096;
 
 /** One request slot: descriptor `slot` points at the slot's own indirect table. */
 interface Slot {
-  cb: IoCallback | null;
-  /** Reads: where the data goes back to. */
+  cb: IoCb<unknown> | null;
+  ctx: unknown;
+  /** Reads: where the data goes back to (or what it is compared with). */
   iov: IoVec | null;
+  /** A compare: the data read is compared with `iov` instead of copied into it. */
+  compare: boolean;
   bytes: number;
 }
 
@@ -66,6 +76,9 @@ interface Queue {
  * table and a data buffer there, so a request is one descriptor, written in place. Data is copied
  * between the caller's buffers and the slot's (the backend can only reach shared memory).
  * Completions are reaped by a poller on the thread that attached it, never inside a submit.
+ *
+ * A device under a bdev module (bdev_virtio): when every request slot is busy it completes with
+ * NOMEM, which the bdev layer retries; a target never serves it directly.
  */
 export class VirtioUserBlk implements BlockBackend {
   readonly name: string;
@@ -82,7 +95,9 @@ export class VirtioUserBlk implements BlockBackend {
   #next = 0;
   #poller: Poller | null = null;
   #outstanding = 0;
-  #resetWaiters: IoCallback[] = [];
+  #resetCbs: IoCb<unknown>[] = [];
+  #resetCtxs: unknown[] = [];
+  readonly #later = new DeferredCompletions();
   #mem: Uint8Array;
   #bufBase = 0;
   #bufBytes = 0;
@@ -171,7 +186,7 @@ export class VirtioUserBlk implements BlockBackend {
       const q: Queue = { ring, kickFd: -1, free: [], slots: [], unpublished: 0, kicked: 0, metaOff, dataOff };
       for (let s = qsize - 1; s >= 0; s--) q.free.push(s);
       for (let s = 0; s < qsize; s++) {
-        q.slots.push({ cb: null, iov: null, bytes: 0 });
+        q.slots.push({ cb: null, ctx: undefined, iov: null, compare: false, bytes: 0 });
         ring.writeDesc(s, metaOff + s * SLOT_META + 64, 48, Vring.DescFIndirect, 0);
       }
       await fe.startQueue(qi, qsize, ring.descAddr, ring.availAddr, ring.usedAddr);
@@ -242,8 +257,10 @@ export class VirtioUserBlk implements BlockBackend {
         this.#complete(q, head);
       }
     }
-    if (this.#outstanding === 0 && this.#resetWaiters.length > 0) {
-      for (const cb of this.#resetWaiters.splice(0)) cb(IoStatus.Success, 0);
+    if (this.#outstanding === 0 && this.#resetCbs.length > 0) {
+      const cbs = this.#resetCbs.splice(0);
+      const ctxs = this.#resetCtxs.splice(0);
+      for (let i = 0; i < cbs.length; i++) cbs[i](IoStatus.SUCCESS, ctxs[i]);
     }
     return work > 0 ? POLLER_BUSY : POLLER_IDLE;
   }
@@ -253,22 +270,36 @@ export class VirtioUserBlk implements BlockBackend {
     const cb = s.cb;
     if (cb === null) return;
     const meta = q.metaOff + slot * SLOT_META;
-    const ok = this.#mem[meta + 32] === Blk.S.Ok;
-    if (ok && s.iov !== null) {
+    let st: IoStatus = this.#mem[meta + 32] === Blk.S.Ok ? IoStatus.SUCCESS : IoStatus.FAILED;
+    if (st === IoStatus.SUCCESS && s.iov !== null) {
+      const mem = this.#mem;
       let off = q.dataOff + slot * this.maxTransfer;
       for (const v of s.iov) {
-        v.set(this.#mem.subarray(off, off + v.length));
+        if (!s.compare) v.set(mem.subarray(off, off + v.length));
+        else {
+          for (let i = 0; i < v.length; i++) {
+            if (v[i] !== mem[off + i]) {
+              st = IoStatus.MISCOMPARE;
+              break;
+            }
+          }
+        }
         off += v.length;
       }
     }
+    const ctx = s.ctx;
     s.cb = null;
+    s.ctx = undefined;
     s.iov = null;
     q.free.push(slot);
     this.#outstanding--;
-    cb(ok ? IoStatus.Success : this.readOnly ? IoStatus.WriteProtect : IoStatus.Failed, 0);
+    cb(st, ctx);
   }
 
-  /** Queue a request; false = no slot (the caller gets NoMem). */
+  /**
+   * Queue a request. A range outside the device or a transfer over `maxTransfer` fails (later), no
+   * free slot completes NOMEM (later).
+   */
   #submit(
     type: number,
     lba: number,
@@ -276,20 +307,26 @@ export class VirtioUserBlk implements BlockBackend {
     iov: IoVec | null,
     out: boolean,
     seg: boolean,
-    cb: IoCallback,
+    cb: IoCb<unknown>,
+    ctx: unknown,
+    compare = false,
   ): void {
     const bytes = count * this.blockSize;
-    if (lba < 0 || count < 0 || lba + count > this.numBlocks || !Number.isSafeInteger(lba + count)) {
-      throw new VhostError('EINVAL', `blocks [${lba}, +${count}) outside ${this.name} (${this.numBlocks})`);
-    }
-    if (iov !== null && bytes > this.maxTransfer) {
-      throw new VhostError('EINVAL', `${bytes} bytes exceed the max transfer of ${this.maxTransfer}`);
+    if (
+      lba < 0 ||
+      count < 0 ||
+      lba + count > this.numBlocks ||
+      !Number.isSafeInteger(lba + count) ||
+      (iov !== null && bytes > this.maxTransfer)
+    ) {
+      this.#later.push(cb, ctx, IoStatus.FAILED);
+      return;
     }
     const q = this.#queues[this.#next];
     this.#next = (this.#next + 1) % this.#queues.length;
     const slot = q.free.pop();
     if (slot === undefined) {
-      setImmediate(cb, IoStatus.NoMem, 0);
+      this.#later.push(cb, ctx, IoStatus.NOMEM);
       return;
     }
     const mem = this.#mem;
@@ -309,7 +346,7 @@ export class VirtioUserBlk implements BlockBackend {
       put32(mem, meta + 28, 0);
       n = tableEntry(dv, t, n, meta + 16, Blk.SegmentSize, false);
     } else if (iov !== null) {
-      let addr = this.#direct(iov);
+      let addr = compare ? -1 : this.#direct(iov);
       if (addr < 0) {
         addr = data;
         if (out) {
@@ -327,45 +364,50 @@ export class VirtioUserBlk implements BlockBackend {
     q.ring.writeDesc(slot, t, 16 * n, Vring.DescFIndirect, 0);
     const s = q.slots[slot];
     s.cb = cb;
+    s.ctx = ctx;
     s.iov = out ? null : iov;
+    s.compare = compare;
     s.bytes = bytes;
     q.ring.offer(slot);
     q.unpublished++;
     this.#outstanding++;
   }
 
-  readv(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
-    this.#submit(Blk.T.In, offset, count, iov, false, false, cb);
+  readv<C>(iov: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#submit(Blk.T.In, offset, count, iov, false, false, cb as IoCb<unknown>, ctx);
   }
 
-  writev(iov: IoVec, offset: Lba, count: Lba, cb: IoCallback): void {
-    if (this.readOnly) {
-      setImmediate(cb, IoStatus.WriteProtect, 0);
-      return;
-    }
-    this.#submit(Blk.T.Out, offset, count, iov, true, false, cb);
+  writev<C>(iov: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
+    if (this.readOnly) this.#later.push(cb, ctx, IoStatus.FAILED);
+    else this.#submit(Blk.T.Out, offset, count, iov, true, false, cb as IoCb<unknown>, ctx);
   }
 
-  unmap(offset: Lba, count: Lba, cb: IoCallback): void {
-    this.#submit(Blk.T.Discard, offset, count, null, true, true, cb);
+  /** A read whose data is compared with `iov` (virtio-blk has no compare command). */
+  comparev<C>(iov: IoVec, offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#submit(Blk.T.In, offset, count, iov, false, false, cb as IoCb<unknown>, ctx, true);
   }
 
-  writeZeroes(offset: Lba, count: Lba, cb: IoCallback): void {
-    this.#submit(Blk.T.WriteZeroes, offset, count, null, true, true, cb);
+  /** virtio-blk has no atomic compare-and-write: always FAILED (bdev_virtio does not offer it). */
+  compareAndWritev<C>(_compare: IoVec, _write: IoVec, _offset: Lba, _count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#later.push(cb, ctx, IoStatus.FAILED);
   }
 
-  flush(_offset: Lba, _count: Lba, cb: IoCallback): void {
-    this.#submit(Blk.T.Flush, 0, 0, null, true, false, cb);
+  unmap<C>(offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#submit(Blk.T.Discard, offset, count, null, true, true, cb as IoCb<unknown>, ctx);
   }
 
-  /** virtio-blk has no compare-and-write: always fails (the SCSI layer reports it as an error). */
-  compareAndWritev(_compare: IoVec, _write: IoVec, _offset: Lba, _count: Lba, cb: IoCallback): void {
-    setImmediate(cb, IoStatus.Failed, 0);
+  writeZeroes<C>(offset: Lba, count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#submit(Blk.T.WriteZeroes, offset, count, null, true, true, cb as IoCb<unknown>, ctx);
+  }
+
+  flush<C>(_offset: Lba, _count: Lba, cb: IoCb<C>, ctx: C): void {
+    this.#submit(Blk.T.Flush, 0, 0, null, true, false, cb as IoCb<unknown>, ctx);
   }
 
   /** virtio-blk cannot abort: completes once everything outstanding has completed. */
-  reset(cb: IoCallback): void {
-    this.#resetWaiters.push(cb);
+  reset<C>(cb: IoCb<C>, ctx: C): void {
+    this.#resetCbs.push(cb as IoCb<unknown>);
+    this.#resetCtxs.push(ctx);
   }
 
   /** Stop polling and hang up (outstanding requests never complete after this). */

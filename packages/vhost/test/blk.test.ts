@@ -1,4 +1,4 @@
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { expect } from 'chai';
 
 import { BlkDevice, VhostController } from '../src/index.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { expect } from 'chai';
 
 import { BlkDevice, VhostController, VhostScsiDevice } from '../src/index.js';

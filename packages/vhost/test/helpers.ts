@@ -1,7 +1,6 @@
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-
+import type { IoCb, IoStatus } from '@storkit/block';
 import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
-import type { IoCallback, IoStatus } from '@storkit/scsi/backend';
 
 let seq = 0;
 /** A fresh socket path for this test process. */
@@ -30,12 +29,12 @@ export async function until(
 }
 
 /** Run one backend call to completion while polling the harness. */
-export async function io(h: TestHarness, submit: (cb: IoCallback) => void): Promise<IoStatus> {
-  let status: IoStatus | -1 = -1;
+export async function io(h: TestHarness, submit: (cb: IoCb) => void): Promise<IoStatus> {
+  let status = null as IoStatus | null;
   submit((s) => {
     status = s;
   });
-  await until(h, () => status !== -1, 'I/O completion');
+  await until(h, () => status !== null, 'I/O completion');
   return status as IoStatus;
 }
 

@@ -1,8 +1,7 @@
 import { connect as netConnect } from 'node:net';
-
+import { type BlockBackend, type IoCb, IoStatus, type IoVec } from '@storkit/block';
+import { RamBackend } from '@storkit/block/testing';
 import { DmaRegion } from '@storkit/native';
-import { RamBackend } from '@storkit/scsi';
-import { type BlockBackend, type IoCallback, IoStatus } from '@storkit/scsi/backend';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { DriverQueue } from '../src/driver.js';
@@ -17,8 +16,8 @@ import { DATA, MockBlk } from './mock.js';
 /** A backend whose completions wait until the test releases them (I/O "in flight" for as long as needed). */
 class HeldBackend extends RamBackend {
   held: (() => void)[] = [];
-  override readv(iov: Uint8Array[], off: number, n: number, cb: IoCallback): void {
-    super.readv(iov, off, n, (s, i) => this.held.push(() => cb(s, i)));
+  override readv<C>(iov: IoVec, off: number, n: number, cb: IoCb<C>, ctx: C): void {
+    super.readv(iov, off, n, (s) => this.held.push(() => cb(s, ctx)), null);
   }
   release(): void {
     for (const f of this.held.splice(0)) f();
@@ -53,9 +52,9 @@ describe('hostile frontends and guests', () => {
   afterEach(async () => {
     // The other controller still serves.
     const b = pattern(4096, 9);
-    expect(await io(h, (cb) => otherDev.writev([b], 8, 8, cb))).to.equal(IoStatus.Success);
+    expect(await io(h, (cb) => otherDev.writev([b], 8, 8, cb, null))).to.equal(IoStatus.SUCCESS);
     const back = new Uint8Array(4096);
-    expect(await io(h, (cb) => otherDev.readv([back], 8, 8, cb))).to.equal(IoStatus.Success);
+    expect(await io(h, (cb) => otherDev.readv([back], 8, 8, cb, null))).to.equal(IoStatus.SUCCESS);
     expect(Buffer.from(back).equals(Buffer.from(b))).to.equal(true);
     expect(other.stats.protocolErrors).to.equal(0);
     otherDev.detach();

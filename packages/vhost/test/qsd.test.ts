@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
-import { IoStatus } from '@storkit/scsi/backend';
+import { IoStatus } from '@storkit/block';
 import { expect } from 'chai';
 
 import { VirtioUserBlk } from '../src/index.js';
@@ -45,26 +45,26 @@ describe('virtio-user initiator against qemu-storage-daemon (a real vhost-user-b
       const back = new Uint8Array(65536);
       expect(
         await io(h, (cb) =>
-          dev?.readv([back.subarray(0, 4096), back.subarray(4096)], 256, 65536 / dev.blockSize, cb),
+          dev?.readv([back.subarray(0, 4096), back.subarray(4096)], 256, 65536 / dev.blockSize, cb, null),
         ),
-      ).to.equal(IoStatus.Success);
+      ).to.equal(IoStatus.SUCCESS);
       expect(
         Buffer.from(back).equals(
           Buffer.from(data.subarray(256 * dev.blockSize, 256 * dev.blockSize + 65536)),
         ),
       ).to.equal(true);
       const w = pattern(8192, 12);
-      expect(await io(h, (cb) => dev?.writev([w], 1000, 8192 / dev.blockSize, cb))).to.equal(
-        IoStatus.Success,
+      expect(await io(h, (cb) => dev?.writev([w], 1000, 8192 / dev.blockSize, cb, null))).to.equal(
+        IoStatus.SUCCESS,
       );
-      expect(await io(h, (cb) => dev?.flush(0, 0, cb))).to.equal(IoStatus.Success);
+      expect(await io(h, (cb) => dev?.flush(0, 0, cb, null))).to.equal(IoStatus.SUCCESS);
       const file = readFileSync(img);
       expect(
         file.subarray(1000 * dev.blockSize, 1000 * dev.blockSize + 8192).equals(Buffer.from(w)),
       ).to.equal(true);
       // Many in flight at once.
       let done = 0;
-      for (let i = 0; i < 64; i++) dev.readv([new Uint8Array(dev.blockSize)], i, 1, () => done++);
+      for (let i = 0; i < 64; i++) dev.readv([new Uint8Array(dev.blockSize)], i, 1, () => done++, null);
       await until(h, () => done === 64, 'batch');
     } finally {
       dev?.detach();

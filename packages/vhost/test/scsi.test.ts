@@ -1,5 +1,5 @@
+import { RamBackend } from '@storkit/block/testing';
 import type { TestHarness } from '@storkit/reactor/testing';
-import { RamBackend } from '@storkit/scsi';
 import { expect } from 'chai';
 
 import { DriverQueue, type DriverSegment } from '../src/driver.js';

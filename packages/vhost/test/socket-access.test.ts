@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { RamBackend } from '@storkit/scsi';
+import { RamBackend } from '@storkit/block/testing';
 import { expect } from 'chai';
 
 import { VhostTarget } from '../src/index.js';

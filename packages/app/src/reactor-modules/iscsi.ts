@@ -10,7 +10,7 @@
 // same address, so every session of a node, and every connection of a session, runs on one
 // reactor. Discovery sessions are served wherever they land. Sessions (normal and discovery) are
 // counted against max_sessions in one Int32 shared by every reactor (SessionCount).
-import { BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
+import { BdevBlockBackend, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import {
   type ConnectionInfo,
   IscsiError,
@@ -35,7 +35,6 @@ import {
 } from '@storkit/reactor';
 import { setCurrentThread } from '@storkit/reactor/module';
 
-import { BdevBlockBackend } from '../bdev-block-backend.js';
 import {
   iscsiApply,
   iscsiCreatePortalGroup,

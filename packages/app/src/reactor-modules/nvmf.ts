@@ -5,14 +5,8 @@
 // namespaces are served from that reactor's channel of the bdev. Controllers whose I/O queues are
 // spread over reactors are coordinated through a shared controller table plus one named handler
 // (see packages/nvmf/README.md, "Poll groups").
-import {
-  type BdevChannel,
-  type BdevDesc,
-  BdevEvent,
-  bdevClose,
-  bdevGetIoChannel,
-  bdevOpenExt,
-} from '@storkit/bdev';
+import { BdevBlockBackend, type BdevDesc, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
+import type { BlockBackend } from '@storkit/block';
 import {
   bdevNvmeAttachController,
   bdevNvmeAttachedParams,
@@ -21,8 +15,6 @@ import {
   bdevNvmeGetControllers,
 } from '@storkit/nvme/bdev';
 import { NvmfError, NvmfTarget, type TcpQpair } from '@storkit/nvmf';
-import type { NamespaceBackend } from '@storkit/nvmf/backend';
-import { BdevBackend } from '@storkit/nvmf/bdev';
 import {
   type Control,
   codec,
@@ -30,7 +22,6 @@ import {
   defineHandler,
   defineSubsystem,
   getThread,
-  type IoChannel,
   POLLER_BUSY,
   POLLER_IDLE,
   type Poller,
@@ -60,11 +51,6 @@ function errno(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-interface Opened {
-  desc: BdevDesc;
-  ch: IoChannel<BdevChannel>;
-}
-
 /**
  * How reactors host NVMe/TCP sockets: the reactor's native socket group (default), or node:net
  * (STORKIT_NVMF_SOCK=node) as the fallback and for A/B measurements.
@@ -75,7 +61,7 @@ const SOCK: 'native' | 'node' = process.env.STORKIT_NVMF_SOCK === 'node' ? 'node
 class ReactorNvmf {
   readonly thread: Thread;
   readonly target: NvmfTarget;
-  readonly #opened = new Map<NamespaceBackend, Opened>();
+  readonly #opened = new Set<BdevBlockBackend>();
   /** Qpairs with PDUs to send, flushed by the poll group poller each iteration (no allocation). */
   readonly #toFlush: TcpQpair[] = [];
   #nToFlush = 0;
@@ -144,7 +130,7 @@ class ReactorNvmf {
   }
 
   /** A namespace backend on this thread's channel of the bdev (held until no namespace uses it). */
-  #open(name: string): NamespaceBackend | undefined {
+  #open(name: string): BdevBlockBackend | undefined {
     let desc: BdevDesc;
     try {
       desc = bdevOpenExt(name, true, (type) => {
@@ -154,14 +140,13 @@ class ReactorNvmf {
       if ((e as { code?: string }).code === 'ENODEV') return undefined;
       throw e;
     }
-    const ch = bdevGetIoChannel(desc);
-    const backend = new BdevBackend(desc, ch);
-    this.#opened.set(backend, { desc, ch });
+    const backend = new BdevBlockBackend(desc, bdevGetIoChannel(desc));
+    this.#opened.add(backend);
     return backend;
   }
 
   /** Hot remove of a bdev: its namespaces go away (hosts get the namespace-change notice). */
-  #bdevRemoved(b: NamespaceBackend): void {
+  #bdevRemoved(b: BdevBlockBackend): void {
     for (const s of this.target.subsystems.values())
       for (const ns of [...s.namespaces.values()])
         if (ns.backend === b) this.target.nvmf_subsystem_remove_ns({ nqn: s.nqn, nsid: ns.nsid });
@@ -177,14 +162,13 @@ class ReactorNvmf {
   }
 
   readonly #sweepNow = (): void => {
-    const used = new Set<NamespaceBackend>();
+    const used = new Set<BlockBackend>();
     for (const s of this.target.subsystems.values())
       for (const ns of s.namespaces.values()) used.add(ns.backend);
-    for (const [b, o] of this.#opened) {
+    for (const b of this.#opened) {
       if (used.has(b)) continue;
       this.#opened.delete(b);
-      o.ch.put();
-      bdevClose(o.desc);
+      b.close();
     }
   };
 

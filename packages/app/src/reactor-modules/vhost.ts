@@ -7,12 +7,11 @@
 //
 // Bdevs are opened for writing without a claim (SPDK's vhost does the same), so one bdev can be
 // served by vhost, iSCSI and NVMe-oF at once.
-import { BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
+import { BdevBlockBackend, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import { defineControl, defineSubsystem, getThread, reactorCore, type Thread } from '@storkit/reactor';
 import { setCurrentThread } from '@storkit/reactor/module';
 import { BlkDevice, VhostController, VhostError, VhostScsiDevice } from '@storkit/vhost';
 
-import { BdevBlockBackend } from '../bdev-block-backend.js';
 import {
   type VhostControllerInfo,
   vhostAddTarget,

@@ -11,7 +11,7 @@
 // slot as a single buffer (zero copy to the backend) and sends the status back to the submitting
 // thread, which copies read data out and completes the bdev_io there.
 
-import { type Bdev, bdevGetByName, IoStatus, IoType } from '@storkit/bdev';
+import { type Bdev, bdevGetByName, type IoCb, IoStatus, IoType } from '@storkit/bdev';
 import { type BdevIo, bdevIoComplete, bdevRegister, bdevUnregister } from '@storkit/bdev/module';
 import { registerConfigMethod } from '@storkit/bdev/perf';
 import { DmaRegion } from '@storkit/native';
@@ -30,7 +30,6 @@ import {
   type Thread,
 } from '@storkit/reactor';
 import { setCurrentThread } from '@storkit/reactor/module';
-import { IoStatus as ScsiStatus } from '@storkit/scsi';
 import { VirtioUserBlk } from '@storkit/vhost';
 
 import {
@@ -59,8 +58,16 @@ interface Owned {
   info: Info;
   dev: VirtioUserBlk;
   bdev: Bdev;
-  /** Forwarded I/O: a completion callback per (reactor, slot), made once. */
-  cbs: ((s: number) => void)[][];
+  /** Forwarded I/O: a completion context per (reactor, thread slot), made once. */
+  fwds: Fwd[][];
+}
+
+/** Where a forwarded I/O's status goes back to: the backend callback's context. */
+interface Fwd {
+  id: number;
+  from: number;
+  tid: number;
+  slot: number;
 }
 
 interface Remote {
@@ -76,12 +83,6 @@ const owned = new Map<number, Owned>();
 /** Bdevs of devices owned elsewhere, with what forwarding to the owner needs. */
 const remotes = new Map<number, { remote: Remote; bdev: Bdev }>();
 
-function toBdev(s: number): IoStatus {
-  if (s === ScsiStatus.Success) return IoStatus.SUCCESS;
-  if (s === ScsiStatus.NoMem) return IoStatus.NOMEM;
-  return IoStatus.FAILED;
-}
-
 const SUPPORTED = (i: Info) => (t: IoType) =>
   t === IoType.READ ||
   (t === IoType.WRITE && !i.readOnly) ||
@@ -90,21 +91,39 @@ const SUPPORTED = (i: Info) => (t: IoType) =>
   (t === IoType.WRITE_ZEROES && i.unmap && !i.readOnly) ||
   t === IoType.RESET;
 
-/** Submit one I/O to the initiator (owner side); `cb` gets the initiator's status. */
-function submitTo(
+/**
+ * Submit one I/O to the initiator (owner side); `cb(status, ctx)` gets the initiator's status, in
+ * the bdev layer's numbers (NOMEM when its rings are full: the bdev layer retries).
+ */
+function submitTo<C>(
   dev: VirtioUserBlk,
   type: number,
-  iov: Uint8Array[],
+  iov: readonly Uint8Array[],
   lba: number,
   n: number,
-  cb: (s: number) => void,
+  cb: IoCb<C>,
+  ctx: C,
 ): void {
-  if (type === IoType.READ) dev.readv(iov, lba, n, cb);
-  else if (type === IoType.WRITE) dev.writev(iov, lba, n, cb);
-  else if (type === IoType.UNMAP) dev.unmap(lba, n, cb);
-  else if (type === IoType.WRITE_ZEROES) dev.writeZeroes(lba, n, cb);
-  else if (type === IoType.FLUSH) dev.flush(lba, n, cb);
-  else dev.reset(cb);
+  if (type === IoType.READ) dev.readv(iov, lba, n, cb, ctx);
+  else if (type === IoType.WRITE) dev.writev(iov, lba, n, cb, ctx);
+  else if (type === IoType.UNMAP) dev.unmap(lba, n, cb, ctx);
+  else if (type === IoType.WRITE_ZEROES) dev.writeZeroes(lba, n, cb, ctx);
+  else if (type === IoType.FLUSH) dev.flush(lba, n, cb, ctx);
+  else dev.reset(cb, ctx);
+}
+
+/** The initiator finished a bdev_io of the owner's own reactor. */
+function ownDone(s: IoStatus, io: BdevIo): void {
+  bdevIoComplete(io, s);
+}
+
+/** The initiator finished a forwarded I/O: its status goes back to the submitting thread. */
+function forwardedDone(s: IoStatus, f: Fwd): void {
+  doneOut.id = f.id;
+  doneOut.tid = f.tid;
+  doneOut.slot = f.slot;
+  doneOut.status = s;
+  send({ id: f.tid, reactor: f.from }, doneH, doneOut);
 }
 
 // ---- forwarding between reactors -------------------------------------------------------------
@@ -130,29 +149,23 @@ const ioH = defineHandler('virtio.io', IoMsg, (m) => {
   const o = owned.get(m.id);
   if (o === undefined) return;
   const i = o.info;
-  let cbs = o.cbs[m.from];
-  if (cbs === undefined) cbs = o.cbs[m.from] = [];
+  let fwds = o.fwds[m.from];
+  if (fwds === undefined) fwds = o.fwds[m.from] = [];
   const key = m.tid * i.slots + m.slot;
-  let cb = cbs[key];
-  if (cb === undefined) {
-    const { from, tid, slot } = m;
-    cb = cbs[key] = (s: number) => {
-      doneOut.id = i.id;
-      doneOut.tid = tid;
-      doneOut.slot = slot;
-      doneOut.status = toBdev(s);
-      send({ id: tid, reactor: from }, doneH, doneOut);
-    };
-  }
+  let f = fwds[key];
+  if (f === undefined) f = fwds[key] = { id: i.id, from: m.from, tid: m.tid, slot: m.slot };
   const off = (m.from * i.slots + m.slot) * i.maxTransfer;
   // Only reads and writes carry data (unmap / write zeroes counts may exceed a slot).
   const data = m.type === IoType.READ || m.type === IoType.WRITE;
-  one[0] = o.dev.sharedBuffer(off, data ? m.count * i.blockSize : 0);
   try {
-    submitTo(o.dev, m.type, one, m.lba, m.count, cb);
-  } catch {
-    setImmediate(cb, ScsiStatus.Failed);
+    one[0] = o.dev.sharedBuffer(off, data ? m.count * i.blockSize : 0);
+  } catch (e) {
+    // A slot outside the staging area: a bug of the sender. Fail that I/O, and say so.
+    o.bdev.submitErrors.record(e);
+    forwardedDone(IoStatus.FAILED, f);
+    return;
   }
+  submitTo(o.dev, m.type, one, m.lba, m.count, forwardedDone, f);
 });
 
 /** On the submitting reactor: the owner's status for a slot. */
@@ -287,15 +300,8 @@ function attach(p: VirtioAttachParams): Promise<Info> {
         try {
           bdev = register(
             info,
-            (io) => {
-              try {
-                submitTo(dev, io.type, io.iovs as Uint8Array[], io.offsetBlocks, io.numBlocks, (s) =>
-                  bdevIoComplete(io, toBdev(s)),
-                );
-              } catch {
-                setImmediate(() => bdevIoComplete(io, IoStatus.FAILED));
-              }
-            },
+            // An exception here is contained, counted and failed by the bdev layer (submitErrors).
+            (io) => submitTo(dev, io.type, io.iovs, io.offsetBlocks, io.numBlocks, ownDone, io),
             (d) => {
               owned.delete(p.id);
               dev.detach();
@@ -306,7 +312,7 @@ function attach(p: VirtioAttachParams): Promise<Info> {
           dev.detach();
           throw e;
         }
-        owned.set(p.id, { info, dev, bdev, cbs: [] });
+        owned.set(p.id, { info, dev, bdev, fwds: [] });
         return info;
       } finally {
         setCurrentThread(null);

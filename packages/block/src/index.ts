@@ -1,0 +1,7 @@
+// @storkit/block: the block backend contract every target serves from. The bdev adapter is
+// @storkit/bdev's BdevBlockBackend; the RAM test double is in '@storkit/block/testing'.
+export type { BlockBackend, BlockBackendInfo, IoCb, IoVec, Lba, SeekCb } from './backend.js';
+export { IoStatus } from './backend.js';
+export { DeferredCompletions } from './completions.js';
+export { ContainedErrors, setContainedLog } from './contained.js';
+export { BlockError, type BlockErrorCode } from './errors.js';
