@@ -1,10 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { expect } from 'chai';
 
 import { DmaRegion, hugepagesFree, memoryStats, NativeError, regionState } from '../src/index.js';
-import { collect, exited, NATIVE, nextMessage, startWorker } from './workers.js';
+import { collect, exited, nextMessage, startWorker } from './workers.js';
 
 const isRoot = process.getuid?.() === 0;
 const NR = '/proc/sys/vm/nr_hugepages';
@@ -219,28 +222,36 @@ describe('native: DMA regions', () => {
 
     it('says EPERM without privilege, and falls back to unlocked pages when mlock is refused', function () {
       if (!isRoot || spawnSync('setpriv', ['--help']).status !== 0) this.skip();
+      // The child runs as nobody, who may not be able to read the checkout (a clone in root's 0700
+      // home or a mktemp -d folder): it loads a world-readable copy of the package instead.
+      const copy = readableCopy();
       const script = `
-        import(${JSON.stringify(NATIVE)}).then((n) => {
+        import(${JSON.stringify(copy.entry)}).then((n) => {
           const r = n.DmaRegion.create(8192, { hugepages: 'never' });
           let code = 'none';
           try { r.ioAddress(0); } catch (e) { code = e.code + ':' + e.message; }
           console.log(JSON.stringify({ code, space: r.addressSpace, backing: r.backing, note: r.note }));
         });`;
-      const out = execFileSync(
-        'setpriv',
-        [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          '--inh-caps=-all',
-          'prlimit',
-          '--memlock=0:0',
-          process.execPath,
-          '-e',
-          script,
-        ],
-        { encoding: 'utf8' },
-      );
+      let out: string;
+      try {
+        out = execFileSync(
+          'setpriv',
+          [
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            '--inh-caps=-all',
+            'prlimit',
+            '--memlock=0:0',
+            process.execPath,
+            '-e',
+            script,
+          ],
+          { encoding: 'utf8', cwd: copy.dir },
+        );
+      } finally {
+        rmSync(copy.dir, { recursive: true, force: true });
+      }
       const r = JSON.parse(out);
       expect(r.code).to.match(/^EPERM:.*CAP_SYS_ADMIN/);
       expect(r.space).to.equal(null);
@@ -249,3 +260,25 @@ describe('native: DMA regions', () => {
     });
   });
 });
+
+/**
+ * @storkit/native and its addon copied into a fresh world-readable directory (0755 folders, 0644
+ * files) laid out as node resolves them: `<dir>/native` (the built package) next to
+ * `<dir>/node_modules/@storkit/native-binding` (the napi loader and the .node file).
+ */
+function readableCopy(): { dir: string; entry: string } {
+  const pkg = fileURLToPath(new URL('../../', import.meta.url));
+  const binding = join(pkg, '../../crates/napi');
+  const dir = mkdtempSync(join(tmpdir(), 'storkit-native-'));
+  const bindingDir = join(dir, 'node_modules/@storkit/native-binding');
+  mkdirSync(bindingDir, { recursive: true });
+  cpSync(join(pkg, 'package.json'), join(dir, 'native/package.json'));
+  cpSync(join(pkg, 'dist/src'), join(dir, 'native/dist/src'), { recursive: true });
+  cpSync(binding, bindingDir, {
+    recursive: true,
+    filter: (src) => src === binding || /(\.node|index\.js|package\.json)$/.test(src),
+  });
+  const st = spawnSync('chmod', ['-R', 'a+rX', dir]);
+  if (st.status !== 0) throw new Error(`chmod -R a+rX ${dir}: ${st.stderr}`);
+  return { dir, entry: join(dir, 'native/dist/src/index.js') };
+}
