@@ -405,4 +405,65 @@ describe('raid and error modules', () => {
     waitDone(h, (cb) => bdevMallocDelete({ name: 'FA' }, cb));
     h.close();
   });
+
+  it('raid1: a failed mirror write fails that base everywhere; the array degrades; reads never see stale data', () => {
+    // The reproduction of the drift: write 1s, make one base fail writes, write 2s. The second
+    // write succeeds (the other mirror has it), but the failing base must leave the array on every
+    // reactor before that success is reported, or a read could return the old 1s from it.
+    const h = harness(2);
+    bdevMallocCreate({ name: 'DA', num_blocks: 64, block_size: 512 });
+    bdevMallocCreate({ name: 'DB', num_blocks: 64, block_size: 512 });
+    bdevErrorCreate({ base_name: 'DA' });
+    bdevRaidCreate({ name: 'RD', raid_level: 'raid1', base_bdevs: ['EE_DA', 'DB'] });
+    const ones = new Uint8Array(4 * 512).fill(1);
+    const twos = new Uint8Array(4 * 512).fill(2);
+    expect(write(h, 'RD', 8, ones)).to.equal(IoStatus.SUCCESS);
+    bdevErrorInjectError({ name: 'EE_DA', io_type: 'write', error_type: 'failure', num: 1 });
+    h.setThread(1);
+    expect(write(h, 'RD', 8, twos)).to.equal(IoStatus.SUCCESS);
+    const info = bdevRaidGetBdevs()[0] as {
+      state: string;
+      num_base_bdevs_operational: number;
+      num_base_bdevs_discovered: number;
+      base_bdevs_list: { name: string | null; is_configured: boolean }[];
+    };
+    expect(info.state).to.equal('online');
+    expect(info.num_base_bdevs_operational).to.equal(1);
+    expect(info.base_bdevs_list.map((b) => b.is_configured)).to.deep.equal([false, true]);
+    // Reads alternate between operational mirrors: four from each reactor all see the 2s.
+    for (const t of [0, 1]) {
+      h.setThread(t);
+      for (let i = 0; i < 4; i++) expect(read(h, 'RD', 8, 4)[0]).to.equal(2);
+    }
+    h.setThread(0);
+    h.pollThreads();
+    // The failed base was let go everywhere (descriptor closed, claim released).
+    expect(bdevRaidGetBdevs()[0].num_base_bdevs_discovered).to.equal(1);
+    expect(bdevGetByName('EE_DA')!.claimedBy).to.equal(null);
+    // Writes go on to the remaining mirror.
+    expect(write(h, 'RD', 8, ones)).to.equal(IoStatus.SUCCESS);
+    expect(read(h, 'DB', 8, 4)[0]).to.equal(1);
+    waitDone(h, (cb) => bdevRaidDelete({ name: 'RD' }, cb));
+    waitDone(h, (cb) => bdevErrorDelete({ name: 'EE_DA' }, cb));
+    for (const n of ['DA', 'DB']) waitDone(h, (cb) => bdevMallocDelete({ name: n }, cb));
+    h.close();
+  });
+
+  it('raid1: a write that fails on every mirror fails, and the array goes offline', () => {
+    const h = harness();
+    bdevMallocCreate({ name: 'GA', num_blocks: 64, block_size: 512 });
+    bdevMallocCreate({ name: 'GB', num_blocks: 64, block_size: 512 });
+    bdevErrorCreate({ base_name: 'GA' });
+    bdevErrorCreate({ base_name: 'GB' });
+    bdevRaidCreate({ name: 'RG', raid_level: 'raid1', base_bdevs: ['EE_GA', 'EE_GB'] });
+    for (const n of ['EE_GA', 'EE_GB'])
+      bdevErrorInjectError({ name: n, io_type: 'write', error_type: 'failure', num: 1 });
+    expect(write(h, 'RG', 0, new Uint8Array(512).fill(3))).to.equal(IoStatus.FAILED);
+    h.pollThreads();
+    expect(bdevGetByName('RG')).to.equal(undefined);
+    expect(bdevRaidGetBdevs()).to.deep.equal([]);
+    for (const n of ['EE_GA', 'EE_GB']) waitDone(h, (cb) => bdevErrorDelete({ name: n }, cb));
+    for (const n of ['GA', 'GB']) waitDone(h, (cb) => bdevMallocDelete({ name: n }, cb));
+    h.close();
+  });
 });

@@ -37,7 +37,7 @@ export {
   bdevRaidRemoveBaseBdev,
   type RaidCreateParams,
   raidModule,
-} from './raid.js';
+} from './raid/index.js';
 export { bdevSplitCreate, bdevSplitDelete, type SplitCreateParams, splitModule } from './split.js';
 export {
   type AioCreateParams,
