@@ -33,9 +33,11 @@ export {
   type PciProbe,
   PciSysfs,
   parsePciAddress,
+  registerPciModel,
   setCommandBits,
   UioPciDevice,
   USER_SPACE_DRIVERS,
+  unregisterPciModel,
   VfioPciDevice,
   vfioAvailable,
 } from './pci/index.js';

@@ -20,6 +20,8 @@ export const AdminOpcode = {
   KeepAlive: 0x18,
   DirectiveSend: 0x19,
   DirectiveReceive: 0x1a,
+  /** Shadow doorbells and EventIdx in host memory (virtualized controllers). */
+  DoorbellBufferConfig: 0x7c,
   Fabrics: 0x7f,
 } as const;
 
@@ -68,6 +70,7 @@ export const GenericStatus = {
   DataSglLengthInvalid: 0x0f,
   MetadataSglLengthInvalid: 0x10,
   SglDescriptorTypeInvalid: 0x11,
+  InvalidPrpOffset: 0x13,
   SglOffsetInvalid: 0x16,
   HostIdInconsistentFormat: 0x18,
   KeepAliveTimerExpired: 0x19,

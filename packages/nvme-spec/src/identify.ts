@@ -56,6 +56,14 @@ export const IdCtrlOff = {
 
 /** Optional NVM command support bits (ONCS). */
 export const Oncs = { Compare: 1, WriteUncorrectable: 2, Dsm: 4, WriteZeroes: 8, SaveSelect: 16 } as const;
+/** Optional admin command support bits (OACS). */
+export const Oacs = {
+  SecuritySendReceive: 1,
+  FormatNvm: 2,
+  FirmwareCommit: 4,
+  NamespaceManagement: 8,
+  DoorbellBufferConfig: 1 << 8,
+} as const;
 /** Controller type (CNTRLTYPE). */
 export const CntrlType = { Io: 1, Discovery: 2, Admin: 3 } as const;
 
@@ -74,6 +82,8 @@ export interface IdentifyController {
   oaes: number;
   ctratt: number;
   cntrltype: number;
+  /** Optional Admin Command Support (bit 8: Doorbell Buffer Config). */
+  oacs?: number;
   /** Abort command limit, 1-based. */
   abortLimit: number;
   /** Async event request limit, 1-based. */
@@ -137,6 +147,7 @@ export function encodeIdentifyController(c: IdentifyController, out: Uint8Array)
   dv.setUint32(IdCtrlOff.oaes, c.oaes >>> 0, true);
   dv.setUint32(IdCtrlOff.ctratt, c.ctratt, true);
   dv.setUint8(IdCtrlOff.cntrltype, c.cntrltype);
+  dv.setUint16(IdCtrlOff.oacs, c.oacs ?? 0, true);
   dv.setUint8(IdCtrlOff.acl, Math.max(0, c.abortLimit - 1));
   dv.setUint8(IdCtrlOff.aerl, Math.max(0, c.aerLimit - 1));
   dv.setUint8(IdCtrlOff.frmw, c.frmw);
@@ -178,6 +189,7 @@ export function decodeIdentifyController(b: Uint8Array): IdentifyController {
     oaes: dv.getUint32(IdCtrlOff.oaes, true),
     ctratt: dv.getUint32(IdCtrlOff.ctratt, true),
     cntrltype: b[IdCtrlOff.cntrltype],
+    oacs: dv.getUint16(IdCtrlOff.oacs, true),
     abortLimit: b[IdCtrlOff.acl] + 1,
     aerLimit: b[IdCtrlOff.aerl] + 1,
     frmw: b[IdCtrlOff.frmw],
@@ -209,6 +221,7 @@ export const IdNsOff = {
   flbas: 26,
   nmic: 30,
   dlfeat: 33,
+  noiob: 102,
   nguid: 104,
   eui64: 120,
   lbaf0: 128,
@@ -224,6 +237,8 @@ export interface IdentifyNamespace {
   blockSize: number;
   nmic: number;
   dlfeat: number;
+  /** Namespace Optimal I/O Boundary in logical blocks (0: none). */
+  noiob?: number;
   nguid: Uint8Array;
   eui64: Uint8Array;
 }
@@ -239,6 +254,7 @@ export function encodeIdentifyNamespace(n: IdentifyNamespace, out: Uint8Array): 
   dv.setUint8(IdNsOff.flbas, 0);
   dv.setUint8(IdNsOff.nmic, n.nmic);
   dv.setUint8(IdNsOff.dlfeat, n.dlfeat);
+  dv.setUint16(IdNsOff.noiob, n.noiob ?? 0, true);
   out.set(n.nguid.subarray(0, 16), IdNsOff.nguid);
   out.set(n.eui64.subarray(0, 8), IdNsOff.eui64);
   // LBA format 0: no metadata, LBADS = log2(block size), relative performance "best".
@@ -258,6 +274,7 @@ export function decodeIdentifyNamespace(b: Uint8Array): IdentifyNamespace {
     blockSize: lbads ? 2 ** lbads : 0,
     nmic: b[IdNsOff.nmic],
     dlfeat: b[IdNsOff.dlfeat],
+    noiob: dv.getUint16(IdNsOff.noiob, true),
     nguid: b.slice(IdNsOff.nguid, IdNsOff.nguid + 16),
     eui64: b.slice(IdNsOff.eui64, IdNsOff.eui64 + 8),
   };

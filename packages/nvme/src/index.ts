@@ -25,6 +25,7 @@ export {
   type IoQpairOptions,
   type LinkOptions,
   type NvmeTransport,
+  type PcieOptions,
   registerTransport,
 } from './host/transport.js';
 export {
@@ -37,5 +38,7 @@ export {
   TransportIdError,
   type TrType,
 } from './host/trid.js';
+export { PcieQpair, type PcieQpairGrant, type PcieQpairStats } from './pcie/qpair.js';
+export { NvmeLinkError, pcieTransport } from './pcie/transport.js';
 export { ConnectError } from './tcp/connect-error.js';
 export { TcpHostQpair, type TcpQpairGrant, type TcpQpairOptions } from './tcp/qpair.js';

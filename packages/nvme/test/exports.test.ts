@@ -7,16 +7,18 @@ import { expect } from 'chai';
 import { LatencyHistogram } from '../src/perf/index.js';
 
 describe('nvme: package exports and tools', () => {
-  it('exports the host API, the perf engine, the nvme bdev module and the wire-check kit, nothing else', async () => {
+  it('exports the host API, the perf engine, the software PCIe controller, the nvme bdev module and the wire-check kit, nothing else', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './bdev', './testing']);
+    expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './pcie-model', './bdev', './testing']);
     const host = await import('@storkit/nvme');
     expect(Object.keys(host).sort()).to.deep.equal([
       'ConnectError',
       'HostQpairError',
       'NvmeController',
+      'NvmeLinkError',
       'NvmeStatusError',
       'NvmeTcpProtocolError',
+      'PcieQpair',
       'STATUS_ABORTED_SQ_DELETION',
       'STATUS_TRANSPORT_ERROR',
       'TcpHostQpair',
@@ -26,7 +28,17 @@ describe('nvme: package exports and tools', () => {
       'getTransport',
       'normalizePciAddress',
       'parseTransportId',
+      'pcieTransport',
       'registerTransport',
+    ]);
+    const model = await import('@storkit/nvme/pcie-model');
+    expect(Object.keys(model).sort()).to.deep.equal([
+      'MODEL_BAR0_SIZE',
+      'MODEL_DEVICE',
+      'MODEL_VENDOR',
+      'NvmeControllerModel',
+      'NvmeModelInThread',
+      'NvmeModelWorker',
     ]);
     const perf = await import('@storkit/nvme/perf');
     expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);

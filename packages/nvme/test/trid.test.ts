@@ -39,17 +39,16 @@ describe('nvme host: PCIe transport IDs', () => {
     expect(() => parseTransportId('trtype:PCIe')).to.throw(TransportIdError, /traddr/);
   });
 
-  // While no PCIe transport is registered (it comes with packages/nvme/src/pcie): when one is,
-  // this test moves to another unregistered trtype or goes.
-  it('NvmeController.connect names the missing transport for a trtype nothing registered', async () => {
+  it('both transports are registered; a PCIe address with no device says so, with a code', async () => {
     const { getTransport, NvmeController, registerTransport } = await import('../src/index.js');
-    expect(getTransport('PCIe')).to.equal(undefined);
+    expect(getTransport('PCIe')?.trtype).to.equal('PCIe');
     expect(() => registerTransport(getTransport('TCP')!)).to.throw(/already registered/);
     try {
-      await NvmeController.connect('trtype:PCIe traddr:0000:00:04.0');
+      await NvmeController.connect('trtype:PCIe traddr:0000:7f:1f.7');
       expect.fail('connected');
     } catch (e) {
-      expect((e as Error).message).to.match(/no NVMe transport for trtype PCIe/);
+      expect((e as { code?: string }).code).to.equal('ENODEV');
+      expect((e as Error).message).to.match(/no PCI device at 0000:7f:1f.7/);
     }
   });
 });

@@ -8,7 +8,13 @@ export {
   setCommandBits,
 } from './device.js';
 export { MODEL_IO_SHIFT } from './io-map.js';
-export { ModelPciDevice, type ModelPciOptions, PciFunctionModel } from './model.js';
+export {
+  ModelPciDevice,
+  type ModelPciOptions,
+  PciFunctionModel,
+  registerPciModel,
+  unregisterPciModel,
+} from './model.js';
 export {
   attachPciDevice,
   type OpenPciOptions,

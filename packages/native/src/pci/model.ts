@@ -61,9 +61,24 @@ export class ModelPciDevice implements PciDevice {
   readonly #control: SharedArrayBuffer;
   readonly #w: Words;
   readonly #bars: (MmioRegion | null)[];
+  readonly #owner: boolean;
   #closed = false;
 
-  private constructor(o: ModelPciOptions) {
+  private constructor(o: ModelPciOptions | PciDeviceShare) {
+    if ('kind' in o) {
+      // Another worker's model, reached through its share.
+      if (o.model === undefined) throw new NativeError('not a model share', 'EINVAL');
+      this.address = o.address;
+      this.#control = o.model.control;
+      this.#w = words(this.#control);
+      this.vendor = this.#w.config.getUint16(PCI_CFG.VENDOR_ID, true);
+      this.device = this.#w.config.getUint16(PCI_CFG.DEVICE_ID, true);
+      this.classCode = this.#w.config.getUint32(PCI_CFG.REVISION, true) >>> 8;
+      this.#bars = o.bars.map((h) => (h === null ? null : MmioRegion.attach(h)));
+      this.#owner = false;
+      return;
+    }
+    this.#owner = true;
     this.address = o.address ?? `ffff:00:${(modelSeq++ % 32).toString(16).padStart(2, '0')}.0`;
     this.vendor = o.vendor;
     this.device = o.device;
@@ -85,6 +100,16 @@ export class ModelPciDevice implements PciDevice {
   /** A new model function; hand `share()` to the worker that runs the device side. */
   static create(options: ModelPciOptions): ModelPciDevice {
     return new ModelPciDevice(options);
+  }
+
+  /** The driver side of a model another worker created (its BARs attached here). */
+  static fromShare(share: PciDeviceShare): ModelPciDevice {
+    return new ModelPciDevice(share);
+  }
+
+  /** Whether this object created the model (its BARs are released with it). */
+  get owner(): boolean {
+    return this.#owner;
   }
 
   get closed(): boolean {
@@ -167,11 +192,42 @@ export class ModelPciDevice implements PciDevice {
     if (this.#closed) return;
     this.#closed = true;
     for (const b of this.#bars) b?.close();
+    this.onClose?.();
   }
+
+  /** @internal Run at close (the model registry releases its claim). */
+  onClose: (() => void) | null = null;
 
   #check(): void {
     if (this.#closed) throw new NativeError(`${this.address} is closed`, 'EBADF');
   }
+}
+
+// Models `openPciDevice` finds by address, per worker: a driver opens a model exactly as it
+// opens hardware. One opener at a time, as a claim does for hardware.
+const models = new Map<string, { share: PciDeviceShare; open: boolean }>();
+
+/** Let `openPciDevice(share.address)` in this worker open this model. */
+export function registerPciModel(share: PciDeviceShare): void {
+  if (share.model === undefined) throw new NativeError('not a model share', 'EINVAL');
+  models.set(share.address, { share, open: false });
+}
+
+export function unregisterPciModel(address: string): void {
+  models.delete(address);
+}
+
+/** @internal The registered model at `address`, opened (EBUSY when already open). */
+export function openRegisteredModel(address: string): ModelPciDevice | null {
+  const m = models.get(address);
+  if (m === undefined) return null;
+  if (m.open) throw new NativeError(`${address} is already open (a device model)`, 'EBUSY');
+  const dev = ModelPciDevice.fromShare(m.share);
+  m.open = true;
+  dev.onClose = () => {
+    m.open = false;
+  };
+  return dev;
 }
 
 function setMapped(w: Words, handle: number, on: boolean): void {
@@ -266,6 +322,11 @@ export class PciFunctionModel {
   #fault(): null {
     Atomics.add(this.#w.state, W_FAULTS, 1);
     return null;
+  }
+
+  /** DMA accesses refused so far (the driver side's `dmaFaults`). */
+  get dmaFaults(): number {
+    return Atomics.load(this.#w.state, W_FAULTS);
   }
 
   /** Whether the driver asked for a function-level reset since the last `resetDone()`. */

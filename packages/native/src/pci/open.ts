@@ -4,8 +4,8 @@ import { NativeError, native } from '../errors.js';
 import { MmioRegion } from '../mmio.js';
 import type { IoMap, PciDevice, PciDeviceShare, PciDriverKind } from './device.js';
 import { physicalIoMap, vfioIoMap, vfioIoUnmap } from './io-map.js';
-import { modelAccess } from './model.js';
-import { PciSysfs } from './sysfs.js';
+import { modelAccess, openRegisteredModel } from './model.js';
+import { PciSysfs, parsePciAddress } from './sysfs.js';
 import { UioPciDevice } from './uio.js';
 import { VfioPciDevice } from './vfio.js';
 
@@ -25,11 +25,19 @@ export const USER_SPACE_DRIVERS = ['vfio-pci', 'uio_pci_generic'] as const;
 
 /**
  * Open a PCI function for this process: through VFIO when it is bound to vfio-pci, through
- * uio when bound to uio_pci_generic. Errors name the fix:
+ * uio when bound to uio_pci_generic, or a device model registered in this worker at that address. Errors name the fix:
  * ENODEV no such function; ENOTSUP not of the wanted class; ENXIO bound to no driver and
  * EBUSY bound to a kernel driver (both: `storkit setup`); EBUSY claimed by another process.
  */
 export function openPciDevice(address: string, options: OpenPciOptions = {}): PciDevice {
+  const model = openRegisteredModel(parsePciAddress(address));
+  if (model !== null) {
+    if (options.classCode !== undefined && model.classCode !== options.classCode) {
+      model.close();
+      throw new NativeError(`${model.address} is not ${options.what ?? 'of the wanted class'}`, 'ENOTSUP');
+    }
+    return model;
+  }
   const sysfs = options.sysfs ?? new PciSysfs();
   const info = sysfs.info(address);
   const a = info.address;

@@ -37,6 +37,7 @@ import {
 } from '@storkit/nvme-spec';
 import { SockHost } from '@storkit/reactor';
 
+import { pcieTransport } from '../pcie/transport.js';
 import { tcpTransport } from '../tcp/transport.js';
 import type { CommandSpec, HostQpair } from './qpair.js';
 import {
@@ -45,11 +46,13 @@ import {
   type IoQpairGrant,
   type IoQpairOptions,
   type NvmeTransport,
+  type PcieOptions,
   registerTransport,
 } from './transport.js';
 import { parseTransportId, type TransportId } from './trid.js';
 
 registerTransport(tcpTransport);
+registerTransport(pcieTransport);
 
 export interface ControllerOptions {
   hostnqn?: string;
@@ -69,6 +72,8 @@ export interface ControllerOptions {
   reconnectDelayMs?: number;
   /** Give up reconnecting after this many ms without success (ctrlr_loss_timeout_sec). Default 30000. */
   ctrlrLossTimeoutMs?: number;
+  /** PCIe transport choices (shadow doorbells, SGLs, doorbell batching). */
+  pcie?: PcieOptions;
 }
 
 export interface AdminResult {
@@ -128,8 +133,18 @@ export class NvmeController {
     return this.trid.subnqn === DISCOVERY_NQN;
   }
 
+  // Keep alive is a fabrics affair: a PCIe controller needs none unless asked.
   get #kato(): number {
-    return this.#opts.kato ?? (this.isDiscovery ? 0 : 10000);
+    return this.#opts.kato ?? (this.isDiscovery || this.trid.trtype === 'PCIe' ? 0 : 10000);
+  }
+
+  #removeHandlers: ((err: Error) => void)[] = [];
+  /** Set once the controller's device went away (PCIe hot remove): it stays failed. */
+  removed: Error | null = null;
+
+  /** Called once if the controller's device is removed (its I/O has failed by then). */
+  onRemove(h: (err: Error) => void): void {
+    this.#removeHandlers.push(h);
   }
 
   #lostSince = 0;
@@ -138,7 +153,7 @@ export class NvmeController {
   // A queue's connection failed: reconnect the controller if asked to, retrying until the loss timeout.
   #lost(): void {
     const delay = this.#opts.reconnectDelayMs;
-    if (delay === undefined || this.#closed || this.#reconnectTimer) return;
+    if (delay === undefined || this.#closed || this.#reconnectTimer || this.removed !== null) return;
     this.#lostSince ||= Date.now();
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
@@ -181,8 +196,23 @@ export class NvmeController {
       kato: this.#kato,
       adminDepth: this.#opts.adminDepth ?? 32,
       timeoutMs: this.#opts.timeoutMs ?? 0,
+      pcie: this.#opts.pcie,
     });
     this.#link = link;
+    link.onRemoved = (err) => this.#gone(err);
+    await this.#initLink(link);
+  }
+
+  #gone(err: Error): void {
+    if (this.removed !== null) return;
+    this.removed = err;
+    this.lostReason = 'device removed';
+    for (const q of this.ioQpairs) (q as { failNow?: (e: Error) => void }).failNow?.(err);
+    for (const h of this.#removeHandlers) h(err);
+  }
+
+  // A link that is open: its admin queue, registers, enable, identify, features, AERs.
+  async #initLink(link: ControllerLink): Promise<void> {
     link.admin.onTimeout = (q, cid, op) => this.#timedOut(q, cid, op);
     link.admin.onFailure = () => this.#lost();
     this.cntlid = link.cntlid;
@@ -439,11 +469,18 @@ export class NvmeController {
     this.resets++;
     if (this.#kaTimer) clearInterval(this.#kaTimer);
     for (const q of this.ioQpairs) q.close();
-    this.#link?.close();
-    this.#link = null;
     // Grants die with the link (a new controller ID; PCIe: queues gone with CC.EN = 0).
     this.#qids.clear();
-    await this.#bringUp();
+    const link = this.#link;
+    if (link?.reset !== undefined && this.removed === null) {
+      await link.reset();
+      await this.#initLink(link);
+    } else {
+      link?.close();
+      this.#link = null;
+      if (this.removed !== null) throw this.removed;
+      await this.#bringUp();
+    }
     for (const q of this.ioQpairs) {
       const old = this.#grants.get(q)!;
       const g = await this.grantIoQpair({ depth: old.depth, qid: old.qid });

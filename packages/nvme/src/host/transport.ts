@@ -23,6 +23,16 @@ import type { SockHost } from '@storkit/reactor';
 import type { HostQpair } from './qpair.js';
 import type { TransportId, TrType } from './trid.js';
 
+/** PCIe-only choices (ControllerOptions.pcie). */
+export interface PcieOptions {
+  /** Use the shadow doorbell buffer when the controller offers it (default true). */
+  shadowDoorbells?: boolean;
+  /** Use SGLs for I/O when the controller supports them (default true; false: PRPs always). */
+  sgl?: boolean;
+  /** Ring SQ doorbells once per poll rather than per command (default true, SPDK's delay_cmd_submit). */
+  delayDoorbell?: boolean;
+}
+
 /** What `connect` needs besides the transport ID. */
 export interface LinkOptions {
   hostnqn: string;
@@ -36,6 +46,7 @@ export interface LinkOptions {
   adminDepth: number;
   /** Per-command timeout in ms for the admin queue (0 = none). */
   timeoutMs: number;
+  pcie?: PcieOptions;
 }
 
 /**
@@ -102,6 +113,13 @@ export interface ControllerLink {
   revokeIoQpair(grant: IoQpairGrant): Promise<void>;
   /** Drop the link (the admin queue). The controller sent the shutdown notification before. */
   close(): void;
+  /**
+   * Reset in place, keeping the link (PCIe: CC.EN = 0 and every queue gone, the device kept
+   * open); `enable` follows. Transports without it are reset by close and a new connect.
+   */
+  reset?(): Promise<void>;
+  /** Set by the controller: the link saw its device removed (PCIe hot remove). */
+  onRemoved?: ((err: Error) => void) | null;
 }
 
 /** One transport: registered under its trtype, chosen by a transport ID's `trtype:`. */
