@@ -108,6 +108,17 @@ export class Target {
     return this.#ctl.app;
   }
 
+  /**
+   * Call a method in-process, by SPDK's name and params, validated by the same schemas as over the
+   * socket: what a service embedding the target uses instead of a JSON-RPC client. Resolves with
+   * the method's result; rejects with its RpcError (a JSON-RPC `code` and the message).
+   */
+  async call<R = unknown>(method: string, params?: object): Promise<R> {
+    const r = await this.server.call(method, params);
+    if (r.error) throw r.error;
+    return r.result as R;
+  }
+
   /** Listen for RPC, load the config's startup part, and (unless waitForRpc) initialize. */
   async start(): Promise<void> {
     this.server.setState('startup');
