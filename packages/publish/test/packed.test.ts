@@ -1,16 +1,26 @@
 // The packages as npm would publish them: every public workspace packed (npm pack), the tarballs
 // installed into an empty project with no registry copy of storkit (third-party packages come from
-// npm's cache or registry), every entry point loaded there, and a copy of examples/hello-reactor run
-// with the commands of its README. Nothing is published.
+// npm's cache or registry), every example copied there and built against them alone, every entry
+// point loaded, and the copy of examples/hello-reactor run with the commands of its README. Nothing
+// is published.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { expect } from 'chai';
 
 import { type Packed, packAll } from '../src/pack.js';
-import { publishable, REPO_ROOT } from '../src/workspaces.js';
+import { publishable, REPO_ROOT, readManifest } from '../src/workspaces.js';
 
 /** The lines of a README's first ```sh block that start with `npm ` (comments cut). */
 export function readmeCommands(readme: string): string[] {
@@ -55,6 +65,8 @@ describe('packed packages, installed from their tarballs', function () {
   this.timeout(900_000);
   let tmp = '';
   let packed: Packed[] = [];
+  /** The project the examples were copied into (the tarballs installed once). */
+  let copies = '';
 
   before(() => {
     tmp = mkdtempSync(join(tmpdir(), 'storkit-packed-'));
@@ -109,17 +121,38 @@ describe('packed packages, installed from their tarballs', function () {
     }
   });
 
-  it('a copy of examples/hello-reactor installs the tarballs, loads every entry point, and runs its README commands', () => {
-    const dir = copyExample('hello-reactor', tmp);
-    const cmds = readmeCommands(readFileSync(join(dir, 'README.md'), 'utf8'));
-    expect(cmds[0]).to.equal('npm install');
-    // Until the packages are on the registry, `npm install` takes the tarballs (as the README says).
-    sh(`npm install --prefer-offline ${packed.map((p) => p.tarball).join(' ')}`, dir);
-    // The binary came from the platform package; every entry point of every package loads.
+  it('every example builds in a copy, against the installed packages alone (their typings, their exports)', () => {
+    // One install for all: the examples are copied under a project that has the tarballs (and the
+    // examples' dev tools) in its node_modules, which Node and tsc find from each copy.
+    const project = join(tmp, 'project');
+    mkdirSync(project);
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'copies', private: true, type: 'module' }),
+    );
+    const dev = Object.entries(
+      readManifest(join(REPO_ROOT, 'examples', 'hello-reactor')).devDependencies ?? {},
+    );
+    sh(
+      `npm install --prefer-offline ${packed.map((p) => p.tarball).join(' ')} ${dev.map(([n, v]) => `'${n}@${v}'`).join(' ')}`,
+      project,
+    );
+    const examples = readdirSync(join(REPO_ROOT, 'examples')).filter((d) =>
+      existsSync(join(REPO_ROOT, 'examples', d, 'package.json')),
+    );
+    expect(examples).to.include.members(['hello-reactor', 'iscsi-target', 'nvmf-target', 'vhost-blk']);
+    for (const name of examples) copyExample(name, project);
+    // What each copy's `npm run build` (tsc -p .) does, in one tsc run.
+    sh(`npx tsc -b ${examples.join(' ')}`, project);
+    for (const name of examples) expect(existsSync(join(project, name, 'dist', 'src')), name).to.equal(true);
+    copies = project;
+  });
+
+  it("every entry point of every package loads from the install; the binary is the platform package's", () => {
     const specs = packed
       .filter((p) => p.name !== '@storkit/native-binding-linux-x64-gnu')
       .flatMap((p) => {
-        const m = JSON.parse(readFileSync(join(dir, 'node_modules', p.name, 'package.json'), 'utf8'));
+        const m = JSON.parse(readFileSync(join(copies, 'node_modules', p.name, 'package.json'), 'utf8'));
         if (!m.exports) return [p.name];
         return Object.entries(m.exports as Record<string, { default: string }>).flatMap(([sub, e]) => {
           if (!sub.includes('*')) return [p.name + sub.slice(1)];
@@ -133,9 +166,23 @@ describe('packed packages, installed from their tarballs', function () {
     expect(specs).to.include('@storkit/app/reactor-modules/bdev');
     const loaded = sh(
       `node --input-type=module -e "for (const s of ${JSON.stringify(specs).replace(/"/g, "'")}) await import(s); const n = await import('@storkit/native'); console.log('ok', typeof n.ticks())"`,
-      dir,
+      copies,
     );
     expect(loaded.trim()).to.equal('ok number');
+    expect(
+      existsSync(
+        join(copies, 'node_modules/@storkit/native-binding-linux-x64-gnu/storkit.linux-x64-gnu.node'),
+      ),
+    ).to.equal(true);
+    expect(
+      readdirSync(join(copies, 'node_modules/@storkit/native-binding')).filter((f) => f.endsWith('.node')),
+    ).to.deep.equal([]);
+  });
+
+  it("the copy of examples/hello-reactor runs its README's commands", () => {
+    const dir = join(copies, 'hello-reactor');
+    const cmds = readmeCommands(readFileSync(join(dir, 'README.md'), 'utf8'));
+    expect(cmds[0]).to.equal('npm install');
     const start = cmds.find((c) => c.startsWith('npm start'));
     expect(start, 'README names an npm start command').to.be.a('string');
     const out = sh(start!, dir);

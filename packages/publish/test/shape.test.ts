@@ -45,7 +45,7 @@ describe('publishing shape of every public package', () => {
       '@storkit/cli',
     ]);
     expect(names).not.to.include('@storkit/bench');
-    expect(names).not.to.include('@storkit/hello-reactor');
+    expect(names.filter((n) => n.includes('example'))).to.deep.equal([]);
     // The import scan behind 'declares every package its sources import' sees real imports (it can fail).
     expect([...importsOf(join(REPO_ROOT, 'packages', 'reactor', 'src'))]).to.include.members([
       'comlink',
@@ -133,4 +133,44 @@ describe('publishing shape of every public package', () => {
       }
     }
   });
+});
+
+describe('every example: copy-able, built and tested in CI', () => {
+  const rootRefs = (
+    JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.json'), 'utf8')) as { references: { path: string }[] }
+  ).references.map((r) => r.path);
+  const examples = all.filter((w) => w.rel.startsWith('examples/'));
+
+  it('finds the examples', () => {
+    expect(examples.map((w) => w.rel)).to.include.members([
+      'examples/hello-reactor',
+      'examples/iscsi-target',
+    ]);
+  });
+
+  for (const w of examples) {
+    it(`${w.rel}: private, README, a standalone tsconfig, build/start/test scripts, its imports declared, a test, built by tsc -b`, () => {
+      const m = w.manifest;
+      expect(m.private).to.equal(true);
+      expect(existsSync(join(w.dir, 'README.md'))).to.equal(true);
+      // JSONC: drop // comment lines before parsing.
+      const ts = JSON.parse(
+        readFileSync(join(w.dir, 'tsconfig.json'), 'utf8')
+          .split('\n')
+          .filter((l) => !l.trim().startsWith('//'))
+          .join('\n'),
+      );
+      expect(ts.extends, 'tsconfig extends nothing outside the directory').to.equal(undefined);
+      expect(ts.references, 'tsconfig references nothing outside the directory').to.equal(undefined);
+      expect(Object.keys(m.scripts ?? {})).to.include.members(['build', 'start', 'test']);
+      const declared = new Set([...Object.keys(runtimeDeps(m)), ...Object.keys(m.devDependencies ?? {})]);
+      const used = [...importsOf(join(w.dir, 'src')), ...importsOf(join(w.dir, 'test'))];
+      expect(used.filter((p) => !declared.has(p))).to.deep.equal([]);
+      expect(readdirSync(join(w.dir, 'test')).some((f) => f.endsWith('.test.ts'))).to.equal(true);
+      expect(
+        rootRefs,
+        'referenced by the root tsconfig, so tsc -b builds it and npm test runs its test',
+      ).to.include(w.rel);
+    });
+  }
 });
