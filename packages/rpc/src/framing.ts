@@ -20,12 +20,17 @@ export type FrameResult =
   | { kind: 'error'; reason: 'too-large' | 'not-json-container' };
 
 export class JsonFramer {
+  /** Held bytes live in `#buf[#head, #tail)`; the array grows by doubling, so a request that
+   * arrives a byte at a time costs linear copying, not quadratic. */
   #buf: Buffer = Buffer.alloc(0);
-  #scan = 0; // bytes of #buf already scanned
+  #head = 0;
+  #tail = 0;
+  #scan = 0; // bytes after #head already scanned
   #depth = 0;
   #inString = false;
   #escape = false;
-  #start = -1; // offset where the current value began
+  #start = -1; // offset after #head where the current value began
+  #copied = 0;
   readonly maxBytes: number;
 
   constructor(maxBytes: number) {
@@ -34,17 +39,34 @@ export class JsonFramer {
 
   /** Bytes held for a value not yet complete. */
   get pending(): number {
-    return this.#buf.length;
+    return this.#tail - this.#head;
+  }
+
+  /** Bytes copied into the holding buffer so far: at most about twice what was pushed. */
+  get copied(): number {
+    return this.#copied;
   }
 
   /** Feed a chunk; returns the complete values (and at most one trailing error, after which the stream is unusable). */
   push(chunk: Buffer): FrameResult[] {
-    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
+    let b: Buffer;
+    let base: number;
+    let end: number;
+    if (this.#tail === this.#head) {
+      // Nothing held: scan the chunk where it lies.
+      b = chunk;
+      base = 0;
+      end = chunk.length;
+    } else {
+      this.#append(chunk);
+      b = this.#buf;
+      base = this.#head;
+      end = this.#tail;
+    }
     const out: FrameResult[] = [];
-    const b = this.#buf;
-    let i = this.#scan;
-    let consumed = 0;
-    for (; i < b.length; i++) {
+    let i = base + this.#scan;
+    let consumed = base;
+    for (; i < end; i++) {
       const c = b[i];
       if (this.#start < 0) {
         if (isSpace(c)) {
@@ -56,11 +78,11 @@ export class JsonFramer {
           this.#reset();
           return out;
         }
-        this.#start = i;
+        this.#start = i - base;
         this.#depth = 1;
         continue;
       }
-      if (i - this.#start >= this.maxBytes) {
+      if (i - base - this.#start >= this.maxBytes) {
         out.push({ kind: 'error', reason: 'too-large' });
         this.#reset();
         return out;
@@ -75,21 +97,50 @@ export class JsonFramer {
       else if (c === OPEN_OBJ || c === OPEN_ARR) this.#depth++;
       else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
         if (--this.#depth === 0) {
-          out.push({ kind: 'value', text: b.toString('utf8', this.#start, i + 1) });
+          out.push({ kind: 'value', text: b.toString('utf8', base + this.#start, i + 1) });
           this.#start = -1;
           consumed = i + 1;
         }
       }
     }
     // Keep only the unfinished tail; everything before it was emitted or was whitespace.
-    this.#buf = consumed >= b.length ? Buffer.alloc(0) : b.subarray(consumed);
-    if (this.#start >= 0) this.#start -= consumed;
+    if (this.#start >= 0) this.#start -= consumed - base;
     this.#scan = i - consumed;
+    if (b === chunk) {
+      this.#head = this.#tail = 0;
+      if (consumed < end) this.#append(chunk.subarray(consumed));
+    } else {
+      this.#head = consumed;
+      if (this.#head === this.#tail) this.#head = this.#tail = 0;
+    }
     return out;
+  }
+
+  #append(bytes: Buffer): void {
+    const held = this.#tail - this.#head;
+    if (this.#tail + bytes.length > this.#buf.length) {
+      const need = held + bytes.length;
+      if (need <= this.#buf.length >>> 1) {
+        // Room enough once the consumed head is dropped: slide the held bytes down.
+        this.#buf.copy(this.#buf, 0, this.#head, this.#tail);
+      } else {
+        const grown = Buffer.allocUnsafe(Math.max(need * 2, 4096));
+        this.#buf.copy(grown, 0, this.#head, this.#tail);
+        this.#buf = grown;
+      }
+      this.#copied += held;
+      this.#head = 0;
+      this.#tail = held;
+    }
+    bytes.copy(this.#buf, this.#tail);
+    this.#tail += bytes.length;
+    this.#copied += bytes.length;
   }
 
   #reset(): void {
     this.#buf = Buffer.alloc(0);
+    this.#head = 0;
+    this.#tail = 0;
     this.#scan = 0;
     this.#depth = 0;
     this.#inString = false;

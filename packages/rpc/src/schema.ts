@@ -101,6 +101,10 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
+function define(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function fail(path: string, msg: string): never {
   throw RpcError.invalidParams(`${path || 'params'}: ${msg}`);
 }
@@ -162,17 +166,20 @@ export function validate(schema: Schema, value: unknown, path = '', depth = 0): 
       const src = value as Record<string, unknown>;
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(src)) {
-        const f = schema.properties[key];
+        // Own properties only: a key named after an Object.prototype member ('constructor',
+        // 'toString', '__proto__') is an unknown parameter like any other, and is stored as a
+        // plain key (never through the __proto__ setter, which would let it stand in for fields).
+        const f = Object.hasOwn(schema.properties, key) ? schema.properties[key] : undefined;
         const p = path ? `${path}.${key}` : key;
         if (!f) {
           if (!schema.additional) fail(p, 'unknown parameter');
-          out[key] = src[key];
+          define(out, key, src[key]);
           continue;
         }
-        out[key] = validate(f.schema, src[key], p, depth + 1);
+        define(out, key, validate(f.schema, src[key], p, depth + 1));
       }
       for (const [key, f] of Object.entries(schema.properties)) {
-        if (key in out) continue;
+        if (Object.hasOwn(out, key)) continue;
         if (f.required) fail(path ? `${path}.${key}` : key, 'required parameter missing');
         if (f.default !== undefined) out[key] = structuredClone(f.default);
       }

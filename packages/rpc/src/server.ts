@@ -81,6 +81,11 @@ export class RpcServer {
     return this.#methods.has(name);
   }
 
+  /** Client connections open now (Unix and TCP). */
+  get connectionCount(): number {
+    return this.#sockets.size;
+  }
+
   /**
    * Listen on a Unix socket path, its file created with `socketMode` (no moment with wider
    * permissions). A stale socket file of this user (nobody listening) is replaced; a live one is
@@ -157,8 +162,10 @@ export class RpcServer {
           const msg =
             f.reason === 'too-large' ? `request larger than ${this.#maxRequest} bytes` : 'Parse error';
           write(sock, errorResponse(null, new RpcError(RpcCode.ParseError, msg)));
-          sock.end();
+          // Stop reading, and close once the error is out: a paused socket would never see the
+          // client's FIN, and the connection (its fd) would stay open after the client left.
           sock.pause();
+          sock.end(() => sock.destroy());
           return;
         }
         // As SPDK does: dispatch each request as soon as it is parsed, answer when it completes

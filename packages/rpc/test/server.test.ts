@@ -251,6 +251,30 @@ describe('rpc: server', () => {
     expect(existsSync(path)).to.equal(false);
   });
 
+  it('regression: a connection closed for a framing error stayed open after its client left (paused, it never saw the FIN); found by fuzz.test', async () => {
+    const before = server.connectionCount;
+    const s = net.connect(path);
+    s.on('error', () => {});
+    let answer = '';
+    s.on('data', (d) => (answer += d));
+    await new Promise((r) => s.once('connect', r));
+    // A request whose closing quote was damaged (the string runs on to a later quote, and the
+    // stream turns into garbage), sent a byte per write as the fuzzer found it.
+    const bad = Buffer.from(
+      '{"jsonrpc":"2.0","method":"vhost_create_blk_controller","params\u00a3:{"ctrlr":"vhost.0","dev_name":"Malloc0","cpumask":"0x1","readonly":true,"packed_ring":true},"id":[5.718560015600007e+75,"Jj5f","&>yb] fLu:",false,false]}\n{"jsonrpc":2,"method":"bdev_malloc_create","id":2,"para"s":{"num_blocks":32768,"block_size":512,"name":"Malloc0","uuid":"1b0c1c3e-7d1e-4c55-9a6a-3b3f4b2a9d10","valueOf":null}}x',
+      'latin1',
+    );
+    for (let i = 0; i < bad.length; i++) s.write(bad.subarray(i, i + 1));
+    const t0 = Date.now();
+    while (!answer.includes('Parse error') && Date.now() - t0 < 5000)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(answer).to.include('Parse error');
+    s.destroy();
+    while (server.connectionCount > before && Date.now() - t0 < 5000)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(server.connectionCount).to.equal(before);
+  });
+
   it('answers a quick request while an earlier one on the same connection still waits', async () => {
     const slow = client.call('slow', { ms: 300 });
     const t0 = Date.now();
