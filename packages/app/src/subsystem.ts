@@ -52,4 +52,7 @@ export const FOREIGN_SUBSYSTEMS: ReadonlySet<string> = new Set([
   'ublk',
   'nbd',
   'fsdev',
+  // SPDK's SCSI layer has a subsystem of its own with no methods (spdk_tgt saves it as an empty
+  // section); storkit's SCSI layer lives inside its iSCSI and vhost-scsi subsystems.
+  'scsi',
 ]);

@@ -15,6 +15,8 @@ import {
   bdevDelayCreate,
   bdevDelayDelete,
   bdevDelayUpdateLatency,
+  bdevErrorCreate,
+  bdevErrorDelete,
   bdevMallocCreate,
   bdevMallocDelete,
   bdevPassthruCreate,
@@ -117,6 +119,50 @@ describe('bdev modules', () => {
       (cb) => bdevSplitDelete({ base_bdev: 'SB' }, cb),
       (cb) => bdevMallocDelete({ name: 'SB' }, cb),
     ]);
+  });
+
+  it('regression: delay and error bdevs named before their base failed ENODEV, so spdk_tgt\'s save_config (vbdevs before bases) did not load; now they wait for the base (examine)', () => {
+    const h = harness();
+    const d = bdevDelayCreate({
+      base_bdev_name: 'LB',
+      name: 'LD',
+      avg_read_latency: 0,
+      p99_read_latency: 0,
+      avg_write_latency: 0,
+      p99_write_latency: 0,
+    });
+    const e = bdevErrorCreate({ base_name: 'LE' });
+    expect(bdevGetByName('LD')).to.equal(undefined);
+    expect(bdevGetByName('EE_LE')).to.equal(undefined);
+    // The uuid is fixed at create, so every reactor's replay makes the same bdev.
+    expect(d.replay.uuid).to.match(/^[0-9a-f-]{36}$/);
+    expect(e.replay.uuid).to.match(/^[0-9a-f-]{36}$/);
+    // The same names again are refused while they wait.
+    expect(() => bdevErrorCreate({ base_name: 'LE' })).to.throw(/exists/);
+    bdevMallocCreate({ name: 'LB', num_blocks: 64, block_size: 512 });
+    bdevMallocCreate({ name: 'LE', num_blocks: 64, block_size: 512 });
+    h.pollThreads();
+    expect(bdevGetByName('LD')?.uuid).to.equal(d.replay.uuid);
+    expect(bdevGetByName('EE_LE')?.uuid).to.equal(e.replay.uuid);
+    writeRead(h, 'LD', 1, 2, 5);
+    writeRead(h, 'EE_LE', 3, 1, 6);
+    // A pending one is deleted without its base ever appearing.
+    bdevDelayCreate({
+      base_bdev_name: 'Nope',
+      name: 'LD2',
+      avg_read_latency: 0,
+      p99_read_latency: 0,
+      avg_write_latency: 0,
+      p99_write_latency: 0,
+    });
+    teardown(h, [
+      (cb) => bdevDelayDelete({ name: 'LD2' }, cb),
+      (cb) => bdevDelayDelete({ name: 'LD' }, cb),
+      (cb) => bdevErrorDelete({ name: 'EE_LE' }, cb),
+      (cb) => bdevMallocDelete({ name: 'LB' }, cb),
+      (cb) => bdevMallocDelete({ name: 'LE' }, cb),
+    ]);
+    expect(() => bdevDelayDelete({ name: 'LD2' })).to.throw(/no delay bdev/);
   });
 
   it('passthru forwards unchanged and goes away with its base', () => {

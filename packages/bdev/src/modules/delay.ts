@@ -1,7 +1,10 @@
 // bdev_delay: adds latency on top of its base. Every 100th read (write) of a channel gets the p99
 // latency, the others the average (SPDK's vbdev_delay). A completed base I/O waits in one of four
 // per-channel FIFOs (read/write x avg/p99; each FIFO is in deadline order because its latency is
-// fixed) until a poller releases it. Delayed I/O can be aborted.
+// fixed) until a poller releases it. Delayed I/O can be aborted. A delay bdev whose base does not
+// exist yet is kept and made when the base appears (examine), as SPDK's is: spdk_tgt's save_config
+// writes vbdevs before their bases.
+import { randomUUID } from 'node:crypto';
 import {
   getIoChannel,
   type IoChannel,
@@ -59,6 +62,8 @@ interface Delay {
   /** avg_read, p99_read, avg_write, p99_write in us. */
   readonly lat: number[];
   key: object;
+  /** The uuid the bdev takes when it is made (given, or drawn at create so every reactor agrees). */
+  uuid: string | undefined;
 }
 
 class IoCtx {
@@ -86,7 +91,19 @@ class DelayChannel {
   }
 }
 
-export const delayModule: BdevModule = { name: 'delay' };
+export const delayModule: BdevModule = {
+  name: 'delay',
+  examine(bdev) {
+    for (const d of delays.values()) {
+      if (d.baseName !== bdev.name || d.bdev !== null) continue;
+      try {
+        d.bdev = build(d, d.uuid);
+      } catch {
+        // The base is claimed by another module: the delay bdev stays pending, as SPDK's does.
+      }
+    }
+  },
+};
 bdevModuleRegister(delayModule);
 const delays = new Map<string, Delay>();
 
@@ -251,10 +268,15 @@ export function bdevDelayCreate(params: DelayCreateParams): Created<DelayCreateP
   );
   checkLatencies(r, lat);
   const uuid = r.uuid('uuid');
-  if (bdevGetByName(name) !== undefined) throw new BdevError('EEXIST', `bdev_delay_create: ${name} exists`);
-  if (bdevGetByName(baseName) === undefined)
-    throw new BdevError('ENODEV', `bdev_delay_create: no base bdev ${baseName}`);
-  const d: Delay = { name, baseName, desc: null, bdev: null, lat, key: {} };
+  if (bdevGetByName(name) !== undefined || delays.has(name))
+    throw new BdevError('EEXIST', `bdev_delay_create: ${name} exists`);
+  const d: Delay = { name, baseName, desc: null, bdev: null, lat, key: {}, uuid };
+  if (bdevGetByName(baseName) === undefined) {
+    // Deferred until the base registers (examine); the uuid is fixed now for every reactor.
+    d.uuid ??= randomUUID();
+    delays.set(name, d);
+    return { name, replay: { ...params, uuid: d.uuid } };
+  }
   d.bdev = build(d, uuid);
   delays.set(name, d);
   return { name, replay: { ...params, uuid: d.bdev.uuid } };
@@ -266,8 +288,13 @@ export function bdevDelayDelete(params: { name: string }, done?: () => void): vo
   r.only(['name']);
   const name = r.str('name');
   const d = delays.get(name);
-  if (d === undefined || d.bdev === null)
-    throw new BdevError('ENODEV', `bdev_delay_delete: no delay bdev ${name}`);
+  if (d === undefined) throw new BdevError('ENODEV', `bdev_delay_delete: no delay bdev ${name}`);
+  if (d.bdev === null) {
+    // Still waiting for its base: forget it.
+    delays.delete(name);
+    done?.();
+    return;
+  }
   bdevUnregister(d.bdev, () => done?.());
 }
 

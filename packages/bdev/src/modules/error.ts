@@ -1,7 +1,10 @@
 // bdev_error: "EE_<base>", a passthrough that fails I/O on demand (SPDK's vbdev_error):
 // bdev_error_inject_error picks an I/O type (or all), an error type and how many I/Os to hit.
 // The counts live in a small DmaRegion every reactor's instance maps, so `num` means num I/Os in
-// all, as in SPDK, whichever reactors submit them.
+// all, as in SPDK, whichever reactors submit them. An error bdev whose base does not exist yet is
+// kept and made when the base appears (examine), as SPDK's is: spdk_tgt's save_config writes it
+// before its base.
+import { randomUUID } from 'node:crypto';
 import { DmaRegion } from '@storkit/native';
 import type { IoChannel } from '@storkit/reactor';
 import type { Bdev, BdevModule } from '../bdev.js';
@@ -61,6 +64,9 @@ interface Injection {
 
 interface ErrBdev {
   name: string;
+  baseName: string;
+  /** The uuid the bdev takes when it is made (given, or drawn at create so every reactor agrees). */
+  uuid: string | undefined;
   desc: BdevDesc | null;
   bdev: Bdev | null;
   key: object;
@@ -73,7 +79,19 @@ interface ErrBdev {
   readonly pending: Set<BdevIo>;
 }
 
-export const errorModule: BdevModule = { name: 'error' };
+export const errorModule: BdevModule = {
+  name: 'error',
+  examine(bdev) {
+    for (const e of errs.values()) {
+      if (e.baseName !== bdev.name || e.bdev !== null) continue;
+      try {
+        build(e);
+      } catch {
+        // The base is claimed by another module: the error bdev stays pending, as SPDK's does.
+      }
+    }
+  },
+};
 bdevModuleRegister(errorModule);
 const errs = new Map<string, ErrBdev>();
 
@@ -151,28 +169,54 @@ export function bdevErrorCreate(params: ErrorCreateParams): Created<ErrorCreateP
   const baseName = r.str('base_name');
   const uuid = r.uuid('uuid');
   const name = `EE_${baseName}`;
-  if (bdevGetByName(name) !== undefined) throw new BdevError('EEXIST', `bdev_error_create: ${name} exists`);
+  if (bdevGetByName(name) !== undefined || errs.has(name))
+    throw new BdevError('EEXIST', `bdev_error_create: ${name} exists`);
   const handle = r.p.storkit_region === undefined ? undefined : r.int('storkit_region', { min: 0 });
   const region =
     handle === undefined ? DmaRegion.create(4096, { hugepages: 'never' }) : DmaRegion.attach(handle);
   const counts = new Int32Array(region.bytes.buffer, region.bytes.byteOffset, 16);
-  const e: ErrBdev = { name, desc: null, bdev: null, key: {}, inj: [], counts, region, pending: new Set() };
+  const e: ErrBdev = {
+    name,
+    baseName,
+    uuid,
+    desc: null,
+    bdev: null,
+    key: {},
+    inj: [],
+    counts,
+    region,
+    pending: new Set(),
+  };
   for (let t = 0; t <= 9; t++) e.inj.push(noInjection());
-  let desc: BdevDesc;
-  try {
-    desc = openBase(baseName, errorModule, () => {
-      if (e.bdev !== null && !e.bdev.isRemoving) bdevUnregister(e.bdev);
-    });
-  } catch (err) {
-    region.close();
-    throw err;
+  if (bdevGetByName(baseName) === undefined) {
+    // Deferred until the base registers (examine); the uuid is fixed now for every reactor.
+    e.uuid ??= randomUUID();
+  } else {
+    try {
+      build(e);
+    } catch (err) {
+      region.close();
+      throw err;
+    }
   }
+  errs.set(name, e);
+  return {
+    name,
+    replay: { base_name: baseName, uuid: e.bdev?.uuid ?? e.uuid, storkit_region: region.handle },
+  };
+}
+
+function build(e: ErrBdev): void {
+  const desc = openBase(e.baseName, errorModule, () => {
+    if (e.bdev !== null && !e.bdev.isRemoving) bdevUnregister(e.bdev);
+  });
   e.desc = desc;
   const base = desc.bdev;
+  const name = e.name;
   const getCh = registerVbdevDevice(e.key, `vbdev_error/${name}`, () => [e.desc]);
   e.bdev = bdevRegister({
     name,
-    uuid,
+    uuid: e.uuid,
     productName: 'Error Injection Disk',
     blockSize: base.blockSize,
     numBlocks: base.numBlocks,
@@ -199,8 +243,6 @@ export function bdevErrorCreate(params: ErrorCreateParams): Created<ErrorCreateP
       },
     },
   });
-  errs.set(name, e);
-  return { name, replay: { base_name: baseName, uuid: e.bdev.uuid, storkit_region: region.handle } };
 }
 
 /** bdev_error_delete. */
@@ -209,8 +251,14 @@ export function bdevErrorDelete(params: { name: string }, done?: () => void): vo
   r.only(['name']);
   const name = r.str('name');
   const e = errs.get(name);
-  if (e === undefined || e.bdev === null)
-    throw new BdevError('ENODEV', `bdev_error_delete: no error bdev ${name}`);
+  if (e === undefined) throw new BdevError('ENODEV', `bdev_error_delete: no error bdev ${name}`);
+  if (e.bdev === null) {
+    // Still waiting for its base: forget it.
+    errs.delete(name);
+    e.region.close();
+    done?.();
+    return;
+  }
   bdevUnregister(e.bdev, () => done?.());
 }
 
