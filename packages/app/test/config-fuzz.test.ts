@@ -75,8 +75,8 @@ const paramEdit = fc.oneof(
 );
 type ParamEdit = typeof paramEdit extends fc.Arbitrary<infer T> ? T : never;
 
-function edited(params: Record<string, unknown> | undefined, edits: ParamEdit[]): Record<string, unknown> {
-  const p: Record<string, unknown> = structuredClone(params ?? {});
+function edited(params: object | undefined, edits: ParamEdit[]): Record<string, unknown> {
+  const p = structuredClone(params ?? {}) as Record<string, unknown>;
   for (const e of edits) {
     const keys = Object.keys(p);
     if (e.k === 'set')
@@ -191,7 +191,7 @@ describe('app: config loader fuzzing (a config saved by SPDK v24.01)', function 
           const all = cfg.subsystems.flatMap((s) => s.config ?? []);
           for (const c of changes) {
             const e = all[c.at % all.length];
-            e.params = edited(e.params as Record<string, unknown>, c.edits);
+            e.params = edited(e.params, c.edits);
           }
           for (const s of extraSections) cfg.subsystems.push({ subsystem: s, config: null });
           // A fresh target each run: startup options (iscsi_set_options, ...) are set once.
