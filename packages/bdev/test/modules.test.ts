@@ -121,7 +121,7 @@ describe('bdev modules', () => {
     ]);
   });
 
-  it('regression: delay and error bdevs named before their base failed ENODEV, so spdk_tgt\'s save_config (vbdevs before bases) did not load; now they wait for the base (examine)', () => {
+  it("regression: delay and error bdevs named before their base failed ENODEV, so spdk_tgt's save_config (vbdevs before bases) did not load; now they wait for the base (examine)", () => {
     const h = harness();
     const d = bdevDelayCreate({
       base_bdev_name: 'LB',
