@@ -241,6 +241,9 @@ export declare function sockWantWrite(g: ExternalObject<SockGroupHandle>, fd: nu
 /** The CPUs the calling thread may run on. */
 export declare function threadAffinity(): Array<number>
 
+/** CPU time this thread has used, in nanoseconds (excludes time spent descheduled). */
+export declare function threadCpuNs(): number
+
 /** Kernel thread id of the calling thread. */
 export declare function threadId(): number
 

@@ -883,6 +883,7 @@ module.exports.sockSendv = nativeBinding.sockSendv
 module.exports.sockSetPriority = nativeBinding.sockSetPriority
 module.exports.sockWantWrite = nativeBinding.sockWantWrite
 module.exports.threadAffinity = nativeBinding.threadAffinity
+module.exports.threadCpuNs = nativeBinding.threadCpuNs
 module.exports.threadId = nativeBinding.threadId
 module.exports.tickCell = nativeBinding.tickCell
 module.exports.tickRate = nativeBinding.tickRate

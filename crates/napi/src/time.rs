@@ -7,6 +7,12 @@ use napi_derive::napi;
 
 use crate::uring::external_arraybuffer;
 
+/// CPU time this thread has used, in nanoseconds (excludes time spent descheduled).
+#[napi]
+pub fn thread_cpu_ns() -> f64 {
+    storkit_core::time::thread_cpu_ns() as f64
+}
+
 /// Current tick count as a double: exact below 2^53 ticks (years at GHz rates).
 #[napi]
 pub fn ticks() -> f64 {

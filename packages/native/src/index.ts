@@ -55,6 +55,6 @@ export {
   type SockAddresses,
   SockGroup,
 } from './sock.js';
-export { readTicks, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
+export { readTicks, threadCpuNs, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';
 export { ViewCache } from './view-cache.js';

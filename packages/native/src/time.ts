@@ -18,6 +18,13 @@ export function readTicks(): number {
   return tickCell[0];
 }
 
+/**
+ * CPU time the calling thread (worker) has used, in nanoseconds: a driver's cost per operation
+ * measured this way holds on a loaded machine, where wall-clock time also counts the time the
+ * thread waited for a core.
+ */
+export const threadCpuNs: () => number = binding.threadCpuNs;
+
 /** Ticks per second of `ticks()`. */
 export const tickRate: number = binding.tickRate();
 
