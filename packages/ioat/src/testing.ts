@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelPciDevice } from '@storkit/native';
 
 import { IoatError } from './errors.js';
-import { CTL_STOP, CTL_UNPLUG, CTL_WAKE } from './model/control.js';
+import { CTL_HOLD, CTL_STOP, CTL_UNPLUG, CTL_WAKE } from './model/control.js';
 import { type EngineOptions, STAT, STAT_SLOTS } from './model/engine.js';
 import { BAR0_SIZE, IOAT_CLASS_CODE, IOAT_VENDOR_ID } from './spec.js';
 
@@ -120,6 +120,16 @@ export class IoatModel {
     this.#wake();
     while (Atomics.load(this.#control, CTL_UNPLUG + channel) !== 2)
       await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /**
+   * Hold every engine (it looks at nothing and runs nothing, as a stalled device) or let it go
+   * on: with the engines held a driver's submissions pile up in its ring, so a benchmark can time
+   * submission alone.
+   */
+  hold(on: boolean): void {
+    Atomics.store(this.#control, CTL_HOLD, on ? 1 : 0);
+    this.#wake();
   }
 
   async stop(): Promise<void> {

@@ -120,7 +120,7 @@ export class ChannelEngine {
       work++;
     }
     const cmd = Atomics.load(this.#cmd, 0);
-    if (cmd !== 0 && this.#resetAt < 0) work += this.#command(cmd, now);
+    if (cmd !== 0 && this.#resetAt < 0) work += this.#command(cmd);
     if (this.#resetAt >= 0 && now >= this.#resetAt) {
       this.#finishReset();
       work++;
@@ -165,9 +165,9 @@ export class ChannelEngine {
   }
 
   /** A command in CHANCMD: act on it and clear it (RESET stays set until the reset is done). */
-  #command(cmd: number, now: number): number {
+  #command(cmd: number): number {
     if ((cmd & CHANCMD.RESET) !== 0) {
-      this.#resetAt = now + this.#resetDelayMs;
+      this.#resetAt = performance.now() + this.#resetDelayMs;
       return 1;
     }
     if ((cmd & CHANCMD.SUSPEND) !== 0) {
