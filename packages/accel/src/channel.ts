@@ -62,8 +62,12 @@ export class AccelChannel implements TaskSink, GroupOwner {
   #dh = 0;
   #dt = 0;
   #inflight = 0;
+  // Made on first use, up to sequence_count each, then reused.
   readonly #seqs: AccelSequence[] = [];
   readonly #batches: AccelBatch[] = [];
+  #seqsMade = 0;
+  #batchesMade = 0;
+  readonly #maxGroups: number;
   readonly #poller: Poller;
   #destroyed = false;
 
@@ -92,10 +96,7 @@ export class AccelChannel implements TaskSink, GroupOwner {
     while (cap <= opts.task_count) cap <<= 1;
     this.#done = new Array(cap).fill(null);
     this.#doneMask = cap - 1;
-    for (let i = 0; i < opts.sequence_count; i++) {
-      this.#seqs.push(new AccelSequence(this));
-      this.#batches.push(new AccelBatch(this));
-    }
+    this.#maxGroups = opts.sequence_count;
     this.#poller = thread.registerPoller(() => this.#poll(), 0, 'accel_poll');
   }
 
@@ -241,6 +242,10 @@ export class AccelChannel implements TaskSink, GroupOwner {
    * the end (the first failure stops it). Null when every sequence of this channel is in use.
    */
   sequence(): AccelSequence | null {
+    if (this.#seqs.length === 0 && this.#seqsMade < this.#maxGroups) {
+      this.#seqsMade++;
+      this.#seqs.push(new AccelSequence(this));
+    }
     const s = this.#seqs.pop();
     if (s === undefined) {
       this.stats.retrySequence++;
@@ -252,6 +257,10 @@ export class AccelChannel implements TaskSink, GroupOwner {
 
   /** A batch: operations appended to it are handed to the engines at once, one callback when all are done. */
   batch(): AccelBatch | null {
+    if (this.#batches.length === 0 && this.#batchesMade < this.#maxGroups) {
+      this.#batchesMade++;
+      this.#batches.push(new AccelBatch(this));
+    }
     const b = this.#batches.pop();
     if (b === undefined) {
       this.stats.retrySequence++;

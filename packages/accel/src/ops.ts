@@ -9,6 +9,8 @@ function inRange(buf: Uint8Array, off: number, len: number): boolean {
 }
 
 function overlap(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
+  // One view: compare offsets (reading byteOffset of a view over native memory is a slow call).
+  if (a === b) return aOff < bOff + len && bOff < aOff + len;
   if (a.buffer !== b.buffer) return false;
   const x = a.byteOffset + aOff;
   const y = b.byteOffset + bOff;
