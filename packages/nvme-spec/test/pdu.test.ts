@@ -159,6 +159,7 @@ describe('nvme spec: identify structures', () => {
       oaes: 0x100,
       ctratt: 1,
       cntrltype: 1,
+      oacs: 0x16,
       abortLimit: 4,
       aerLimit: 4,
       frmw: 3,

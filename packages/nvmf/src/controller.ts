@@ -509,6 +509,7 @@ export class Controller {
         oaes: disc ? AsyncEvent.ConfigDiscoveryLogChange : AsyncEvent.ConfigNamespaceAttribute,
         ctratt: 1,
         cntrltype: disc ? CntrlType.Discovery : CntrlType.Io,
+        oacs: 0,
         abortLimit: ABORT_LIMIT,
         aerLimit: AER_LIMIT,
         frmw: 0x3,

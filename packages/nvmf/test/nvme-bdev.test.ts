@@ -93,9 +93,14 @@ describe('nvme bdev module over NVMe/TCP', function () {
         subnqn: NQN,
       });
       expect(names).to.deep.equal(['Nvme0n1']);
+      // The bdev's UUID is the namespace's own (its UUID descriptor), as SPDK's bdev_nvme takes it.
+      const nsUuid = (f.tgt.nvmf_get_subsystems() as { namespaces?: { uuid: string }[] }[]).find(
+        (s) => s.namespaces,
+      )!.namespaces![0].uuid;
       expect(replay.namespaces).to.deep.equal([
-        { nsid: 1, blockSize: 512, numBlocks: 8192, uuid: bdevGetByName('Nvme0n1')!.uuid },
+        { nsid: 1, blockSize: 512, numBlocks: 8192, uuid: nsUuid, nmic: 1 },
       ]);
+      expect(bdevGetByName('Nvme0n1')!.uuid).to.equal(nsUuid);
       expect(bdevNvmeGetControllers()).to.deep.equal([
         {
           name: 'Nvme0',

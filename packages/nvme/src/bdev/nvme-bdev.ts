@@ -26,7 +26,15 @@ import {
   IoStatus,
   IoType,
 } from '@storkit/bdev/module';
-import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
+import {
+  bytesToUuid,
+  GenericStatus,
+  type IdentifyNamespace,
+  MediaStatus,
+  makeStatus,
+  type NamespaceDescriptors,
+  Sct,
+} from '@storkit/nvme-spec';
 import {
   codec,
   defineHandler,
@@ -50,6 +58,19 @@ import { NvmeController } from '../host/controller.js';
 import type { Completion, HostQpair } from '../host/qpair.js';
 import { getTransport, type IoQpairGrant } from '../host/transport.js';
 import { parseTransportId, type TransportId, type TrType } from '../host/trid.js';
+
+/**
+ * A namespace's UUID as SPDK's bdev_nvme takes it (its Namespace Identification Descriptor of type
+ * UUID); without one SPDK leaves the bdev's UUID unset, which storkit's bdevs cannot be, so a
+ * namespace with an NGUID (16 bytes too) takes that; '' when it has neither (the bdev layer
+ * then makes one up).
+ */
+export function namespaceUuid(id: IdentifyNamespace, desc: NamespaceDescriptors): string {
+  if (desc.uuid && desc.uuid.some((b) => b !== 0)) return bytesToUuid(desc.uuid);
+  const nguid = desc.nguid ?? id.nguid;
+  if (nguid && nguid.some((b) => b !== 0)) return bytesToUuid(nguid);
+  return '';
+}
 
 export const nvmeModule: BdevModule = { name: 'nvme' };
 bdevModuleRegister(nvmeModule);
@@ -84,7 +105,23 @@ export interface NvmeAttachReplay {
   /** Entries of each channel's I/O qpair. */
   depth: number;
   maxTransfer: number;
-  namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string }[];
+  /** Identify Controller fields bdev_get_bdevs shows (SPDK's driver_specific.nvme[].ctrlr_data). */
+  ctrlrData: {
+    vid: number;
+    modelNumber: string;
+    serialNumber: string;
+    firmwareRevision: string;
+    subnqn: string;
+    oacs: number;
+    cmic: number;
+  };
+  /** The controller's NVMe version (VS), e.g. '1.3'. */
+  version: string;
+  /**
+   * Active namespaces. `uuid` is the namespace's own (its UUID descriptor, as SPDK's bdev_nvme
+   * takes it; else its NGUID's 16 bytes), '' when it has neither; `nmic` its sharing capabilities.
+   */
+  namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string; nmic: number }[];
   /** The reactor holding the controller (its admin queue), -1 outside reactor workers. */
   owner: number;
 }
@@ -380,6 +417,38 @@ class NvmeCtrlr {
     for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
   }
 
+  /** bdev_get_bdevs' driver_specific, in SPDK's bdev_nvme shape. */
+  #infoJson(ns: NvmeAttachReplay['namespaces'][number]): Record<string, unknown> {
+    const r = this.replay;
+    const d = r.ctrlrData;
+    return {
+      nvme: [
+        {
+          trid: tridOf(r.params),
+          ctrlr_data: {
+            cntlid: r.cntlid,
+            vendor_id: `0x${d.vid.toString(16).padStart(4, '0')}`,
+            model_number: d.modelNumber,
+            serial_number: d.serialNumber,
+            firmware_revision: d.firmwareRevision,
+            subnqn: d.subnqn,
+            oacs: {
+              security: d.oacs & 1,
+              format: (d.oacs >> 1) & 1,
+              firmware: (d.oacs >> 2) & 1,
+              ns_manage: (d.oacs >> 3) & 1,
+            },
+            multi_ctrlr: (d.cmic & 2) !== 0,
+            ana_reporting: (d.cmic & 8) !== 0,
+          },
+          vs: { nvme_version: r.version },
+          ns_data: { id: ns.nsid, can_share: (ns.nmic & 1) !== 0 },
+        },
+      ],
+      mp_policy: 'active_passive',
+    };
+  }
+
   channel(): IoChannel<unknown> {
     return getIoChannel(this.device);
   }
@@ -410,15 +479,7 @@ class NvmeCtrlr {
         ioTypeSupported: (t) => SUPPORTED.has(t),
         getIoChannel: () => this.channel(),
         destruct: (done) => done(),
-        dumpInfoJson: () => ({
-          nvme: [
-            {
-              trid: tridOf(this.replay.params),
-              ctrlr_data: { cntlid: this.replay.cntlid },
-              ns_data: { id: nsid },
-            },
-          ],
-        }),
+        dumpInfoJson: () => this.#infoJson(ns),
       },
     });
     this.bdevs.push(bdev);
@@ -665,7 +726,14 @@ export async function bdevNvmeAttachController(
     const namespaces: NvmeAttachReplay['namespaces'] = [];
     for (const nsid of await c.activeNamespaces()) {
       const id = await c.identifyNamespace(nsid);
-      namespaces.push({ nsid, blockSize: id.blockSize, numBlocks: id.nsze, uuid: '' });
+      const desc = await c.namespaceDescriptors(nsid).catch(() => ({}) as NamespaceDescriptors);
+      namespaces.push({
+        nsid,
+        blockSize: id.blockSize,
+        numBlocks: id.nsze,
+        uuid: namespaceUuid(id, desc),
+        nmic: id.nmic,
+      });
     }
     const replay: NvmeAttachReplay = {
       params: { ...p },
@@ -675,6 +743,16 @@ export async function bdevNvmeAttachController(
       depth: Math.min(QUEUE_DEPTH, c.maxQueueEntries),
       owner: currentReactor(),
       maxTransfer: c.maxTransferSize,
+      ctrlrData: {
+        vid: c.cdata.vid,
+        modelNumber: c.cdata.modelNumber,
+        serialNumber: c.cdata.serialNumber,
+        firmwareRevision: c.cdata.firmwareRevision,
+        subnqn: c.cdata.subnqn,
+        oacs: c.cdata.oacs,
+        cmic: c.cdata.cmic,
+      },
+      version: c.version,
       namespaces,
     };
     // Register as the calling thread (the awaits above resumed outside any thread).
