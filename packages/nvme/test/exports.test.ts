@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { LatencyHistogram } from '../src/perf/index.js';
 
 describe('nvme: package exports and tools', () => {
-  it('exports the host API, the perf engine, the software PCIe controller, the nvme bdev module and the wire-check kit, nothing else', async () => {
+  it('exports the host API, the perf engine, the software PCIe controller, the nvme bdev module and the test kit (wire checks, SPDK peers), nothing else', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
     expect(Object.keys(pkg.exports)).to.deep.equal(['.', './perf', './pcie-model', './bdev', './testing']);
     const host = await import('@storkit/nvme');
@@ -44,15 +44,20 @@ describe('nvme: package exports and tools', () => {
     expect(Object.keys(perf).sort()).to.deep.equal(['LatencyHistogram', 'runPerf']);
     const testing = await import('@storkit/nvme/testing');
     expect(Object.keys(testing).sort()).to.deep.equal([
+      'PEERS',
       'PROBLEMS',
       'badDigestSession',
       'decodeFor',
       'digestVerdicts',
       'explainFrame',
       'flaggedFrames',
+      'freePort',
       'pduTypes',
       'requireTshark',
       'session',
+      'spdkBin',
+      'spdkTool',
+      'startSpdkTgt',
       'startCapture',
       'tshark',
     ]);

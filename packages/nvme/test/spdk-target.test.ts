@@ -10,7 +10,7 @@ import { bytesToUuid, DISCOVERY_NQN, GenericStatus, makeStatus, Sct } from '@sto
 import { expect } from 'chai';
 
 import { type Completion, discover, type HostQpair, NvmeController } from '../src/index.js';
-import { freePort, type SpdkTgt, spdkTool, startSpdkTgt } from './peers.js';
+import { freePort, type SpdkTgt, spdkTool, startSpdkTgt } from '../src/testing/spdk.js';
 
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const UUID0 = '6f1c2b3a-4d5e-4f60-8a71-92b3c4d5e6f7';

@@ -281,6 +281,12 @@ export class Controller {
 
   // ---- admin commands ----
 
+  /** Take the outstanding Asynchronous Event Request with this CID off the list (never answered). */
+  takeAer(cid: number): Request | null {
+    const i = this.#aers.findIndex((a) => a.cid === cid);
+    return i < 0 ? null : this.#aers.splice(i, 1)[0];
+  }
+
   executeAdmin(qp: TcpQpair, r: Request): void {
     const s = this.#admin(qp, r);
     if (s === undefined) return; // held (AER)

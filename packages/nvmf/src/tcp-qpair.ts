@@ -455,7 +455,7 @@ export class TcpQpair implements PduHandler {
     r.nsid = dv.getUint32(4, true);
     this.stats.commands++;
     this.#sqhd = this.sqsize > 0 ? (this.#sqhd + 1) % (this.sqsize + 1) : 0;
-    if (!this.#byCid.add(r.cid, r.idx)) {
+    if (!this.#byCid.add(r.cid, r.idx) && !this.#takeAerCid(r)) {
       // Answer on the conflicting CID without touching the command that owns it.
       r.dataLen = 0;
       this.#completeDetached(r, makeStatus(Sct.Generic, GenericStatus.CommandIdConflict));
@@ -733,6 +733,17 @@ export class TcpQpair implements PduHandler {
       tx.append(r.c2hTailView, r.sent);
     }
     this.#scheduleFlush();
+  }
+
+  // Hosts reuse the CID of an Asynchronous Event Request they gave up on (SPDK's host does, for its
+  // shutdown's Property Get CC, after dropping its AERs locally): the AER is never to be answered,
+  // so it is forgotten and the new command takes its CID.
+  #takeAerCid(r: Request): boolean {
+    if (this.qid !== 0 || this.ctrlr === null) return false;
+    const aer = this.ctrlr.takeAer(r.cid);
+    if (aer === null) return false;
+    this.#release(aer);
+    return this.#byCid.add(r.cid, r.idx);
   }
 
   #release(r: Request): void {

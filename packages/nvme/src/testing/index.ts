@@ -1,6 +1,6 @@
 // @storkit/nvme/testing: what wire checks of an NVMe/TCP target share (@storkit/nvmf's and the
-// app's): Wireshark (tshark) capture and verdicts, and the host sessions those checks capture.
-// Not used by the driver itself.
+// app's): Wireshark (tshark) capture and verdicts, the host sessions those checks capture, and
+// SPDK's programs as peers (spdk_tgt, spdk_nvme_identify, spdk_nvme_perf). Not used by the driver.
 export {
   decodeFor,
   digestVerdicts,
@@ -13,3 +13,4 @@ export {
   tshark,
 } from './tshark.js';
 export { badDigestSession, session } from './wire-sessions.js';
+export { freePort, PEERS, type SpdkTgt, spdkBin, spdkTool, startSpdkTgt } from './spdk.js';

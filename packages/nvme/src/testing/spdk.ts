@@ -1,5 +1,6 @@
-// Peers the host is tested against: SPDK v24.01's spdk_tgt and tools, found at
-// `<repo root>/../shared/peers` (the checkout's sibling, in CI too). A missing peer fails loudly.
+// SPDK v24.01's spdk_tgt and NVMe tools as peers of storkit's host and target, for this package's
+// tests and the app's. Found at `<repo root>/../shared/peers` (the checkout's sibling, in CI
+// too). A missing peer fails loudly.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,8 +13,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** `<repo root>/../shared/peers`, from this file's place in packages/nvme/dist/test. */
-export const PEERS = fileURLToPath(new URL('../../../../../shared/peers/', import.meta.url));
+/** `<repo root>/../shared/peers`, from this file's place in packages/nvme/dist/src/testing. */
+export const PEERS = fileURLToPath(new URL('../../../../../../shared/peers/', import.meta.url));
 
 /** The path of one of SPDK's programs (spdk_tgt, rpc.py, spdk_nvme_identify, ...). */
 export function spdkBin(name: string): string {
