@@ -2,7 +2,7 @@ import type { Bdev } from './bdev.js';
 import type { BdevChannel } from './channel.js';
 import type { BdevDesc } from './desc.js';
 import { IoWaitEntry } from './io-wait.js';
-import { type IoCb, IoStatus, IoType } from './types.js';
+import { type IoCb, IoStatus, IoType, type NvmeCompletion } from './types.js';
 
 const NO_BUF = new Uint8Array(0);
 const NO_IOVS: readonly Uint8Array[] = Object.freeze([]);
@@ -33,6 +33,10 @@ export class BdevIo {
   cmpIovs: readonly Uint8Array[] = NO_IOVS;
   /** ABORT: the I/O to abort. */
   abortTarget: BdevIo | null = null;
+  /** NVME_ADMIN, NVME_IO: the 64-byte submission queue entry (the module sets CID, and NSID for I/O). */
+  nvmeCmd: Uint8Array = NO_BUF;
+  /** NVME_ADMIN, NVME_IO: where the module writes the completion before completing the I/O. */
+  nvmeCpl: NvmeCompletion | null = null;
   /** The cbArg given at submission: what abort matches. */
   cbArg: unknown = undefined;
   /** Tick count at submission. */
@@ -92,6 +96,8 @@ export class BdevIo {
     this.iov1[0] = NO_BUF;
     if (this.childIovs.length !== 0) this.childIovs.length = 0;
     this.abortTarget = null;
+    this.nvmeCmd = NO_BUF;
+    this.nvmeCpl = null;
     this.cb = null;
     this.cbArg = undefined;
     this.parent = null;

@@ -5,7 +5,7 @@ import type { BdevDesc } from './desc.js';
 import type { QosState } from './qos.js';
 import type { RangeLock } from './range-lock.js';
 import { IoStat } from './stats.js';
-import type { IoType } from './types.js';
+import { IoType } from './types.js';
 
 /**
  * What a bdev module implements for each of its bdevs (spdk_bdev_fn_table). Every method runs on
@@ -119,7 +119,8 @@ export class Bdev {
     this.ctxt = init.ctxt;
     this.submitErrors = new ContainedErrors(`bdev ${init.name} (${init.module.name}) submit`);
     for (const a of init.aliases ?? []) this.aliases.add(a);
-    for (let t = 0; t <= 9; t++) this.supported.push(t > 0 && init.fn.ioTypeSupported(t as IoType));
+    for (let t = 0; t <= IoType.NVME_IO; t++)
+      this.supported.push(t > 0 && init.fn.ioTypeSupported(t as IoType));
   }
 
   /** The io_device name of this bdev: the same in every worker. */

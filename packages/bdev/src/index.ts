@@ -22,6 +22,8 @@ export {
   bdevCompareAndWritev,
   bdevComparev,
   bdevFlush,
+  bdevNvmeAdminPassthru,
+  bdevNvmeIoPassthru,
   bdevRead,
   bdevReadv,
   bdevReset,
@@ -45,4 +47,13 @@ export {
   setBdevOptions,
 } from './registry.js';
 export { HISTOGRAM_BUCKET_SHIFT, Histogram, histogramSpdkJson, IoStat, type IoStatJson } from './stats.js';
-export { BdevEvent, type Blocks, ENOMEM, IO_TYPE_NAMES, type IoCb, IoStatus, IoType } from './types.js';
+export {
+  BdevEvent,
+  type Blocks,
+  ENOMEM,
+  IO_TYPE_NAMES,
+  type IoCb,
+  IoStatus,
+  IoType,
+  type NvmeCompletion,
+} from './types.js';

@@ -29,6 +29,8 @@ export function bdevInfoJson(b: Bdev): Record<string, unknown> {
       compare: s(IoType.COMPARE),
       compare_and_write: b.ioTypeSupported(IoType.READ) && b.ioTypeSupported(IoType.WRITE),
       abort: b.ioTypeSupported(IoType.ABORT),
+      nvme_admin: b.ioTypeSupported(IoType.NVME_ADMIN),
+      nvme_io: b.ioTypeSupported(IoType.NVME_IO),
     },
     driver_specific: b.fn.dumpInfoJson?.() ?? {},
   };

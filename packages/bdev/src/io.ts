@@ -18,7 +18,7 @@ import { BdevError } from './errors.js';
 import { sampleNow, submitIo } from './io-path.js';
 import type { IoWaitEntry } from './io-wait.js';
 import { resetStart } from './reset.js';
-import { ENOMEM, type IoCb, IoType } from './types.js';
+import { ENOMEM, type IoCb, IoType, type NvmeCompletion } from './types.js';
 
 function check(desc: BdevDesc, type: IoType, offset: number, num: number, write: boolean): void {
   if (desc.closed) throw new BdevError('EINVAL', `descriptor of ${desc.bdev.name} is closed`);
@@ -285,6 +285,63 @@ export function bdevAbort<A>(
   io.submitTick = ch.ctx.tctx.now;
   abortStart(io, target);
   return 0;
+}
+
+function nvmePassthru<A>(
+  type: IoType,
+  desc: BdevDesc,
+  ch: IoChannel<BdevChannel>,
+  cmd: Uint8Array,
+  buf: Uint8Array | null,
+  cpl: NvmeCompletion,
+  cb: IoCb<A>,
+  cbArg: A,
+): number {
+  if (desc.closed) throw new BdevError('EINVAL', `descriptor of ${desc.bdev.name} is closed`);
+  if (!desc.write) throw new BdevError('EPERM', `descriptor of ${desc.bdev.name} is read-only`);
+  if (!desc.bdev.supported[type])
+    throw new BdevError('ENOTSUP', `bdev ${desc.bdev.name} does not pass NVMe commands through (${type})`);
+  if (cmd.length !== 64) throw new BdevError('EINVAL', `an NVMe command is 64 bytes, not ${cmd.length}`);
+  const io = take(desc, ch, type, 0, 0);
+  if (io === null) return ENOMEM;
+  io.nvmeCmd = cmd;
+  io.nvmeCpl = cpl;
+  if (buf !== null) {
+    io.iov1[0] = buf;
+    io.iovs = io.iov1;
+  }
+  return go(io, cb, cbArg);
+}
+
+/**
+ * Send an NVMe admin command to the controller behind the bdev (spdk_bdev_nvme_admin_passthru).
+ * `cmd` is a 64-byte SQE (its CID is the driver's to set); data moves in `buf`, in the direction
+ * the opcode's low bits give. `cpl` receives the completion's DW0 and status before `cb` runs;
+ * `cb` gets SUCCESS when that status is 0, else FAILED. Needs a descriptor open for writing.
+ */
+export function bdevNvmeAdminPassthru<A>(
+  desc: BdevDesc,
+  ch: IoChannel<BdevChannel>,
+  cmd: Uint8Array,
+  buf: Uint8Array | null,
+  cpl: NvmeCompletion,
+  cb: IoCb<A>,
+  cbArg: A,
+): number {
+  return nvmePassthru(IoType.NVME_ADMIN, desc, ch, cmd, buf, cpl, cb, cbArg);
+}
+
+/** Send an NVMe I/O command to the bdev's namespace (spdk_bdev_nvme_io_passthru; NSID is set for you). */
+export function bdevNvmeIoPassthru<A>(
+  desc: BdevDesc,
+  ch: IoChannel<BdevChannel>,
+  cmd: Uint8Array,
+  buf: Uint8Array | null,
+  cpl: NvmeCompletion,
+  cb: IoCb<A>,
+  cbArg: A,
+): number {
+  return nvmePassthru(IoType.NVME_IO, desc, ch, cmd, buf, cpl, cb, cbArg);
 }
 
 /**

@@ -9,6 +9,10 @@ export const IoType = {
   COMPARE: 7,
   COMPARE_AND_WRITE: 8,
   ABORT: 9,
+  /** An NVMe admin command passed to the controller behind the bdev (spdk_bdev_nvme_admin_passthru). */
+  NVME_ADMIN: 10,
+  /** An NVMe I/O command passed to the bdev's namespace (spdk_bdev_nvme_io_passthru). */
+  NVME_IO: 11,
 } as const;
 export type IoType = (typeof IoType)[keyof typeof IoType];
 
@@ -22,11 +26,19 @@ export const IO_TYPE_NAMES: Record<IoType, string> = {
   7: 'compare',
   8: 'compare_and_write',
   9: 'abort',
+  10: 'nvme_admin',
+  11: 'nvme_io',
 };
 
 // How an I/O ended, and the completion callback's shape: the block backend contract's, so a
 // target's callback goes to the bdev layer unchanged.
 export { type IoCb, IoStatus } from '@storkit/block';
+
+/** Where an NVMe passthru's completion lands (CQE dword 0 and the 15-bit status; 0 = success). */
+export interface NvmeCompletion {
+  cdw0: number;
+  status: number;
+}
 
 /**
  * What a submit function returns when no bdev_io is free on the channel: nothing was submitted,

@@ -5,9 +5,20 @@
 // and several C2HData PDUs per read; then the rarer commands, discovery and a reset under I/O.
 
 import { randomBytes } from 'node:crypto';
-
+import {
+  bdevAbort,
+  bdevClose,
+  bdevGetIoChannel,
+  bdevOpenExt,
+  bdevRead,
+  bdevReset,
+  IoStatus,
+} from '@storkit/bdev';
 import { bytesToUuid, DISCOVERY_NQN, GenericStatus, makeStatus, Sct } from '@storkit/nvme-spec';
+import { createTestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
+
+import { bdevNvmeAttachController, bdevNvmeDetachController } from '../src/bdev/nvme-bdev.js';
 
 import { type Completion, discover, type HostQpair, NvmeController } from '../src/index.js';
 import { freePort, type SpdkTgt, spdkTool, startSpdkTgt } from '../src/testing/spdk.js';
@@ -61,7 +72,11 @@ async function verifiedLoad(
     if (k % 2 === 0) {
       const data = randomBytes(n * bs);
       model.set(data, lba * bs);
-      while (!qp.write(ns.nsid, lba, n, data, (_c, st) => (inflight--, st && failures++), null)) {
+      const written: Completion<null> = (_c, st) => {
+        inflight--;
+        if (st) failures++;
+      };
+      while (!qp.write(ns.nsid, lba, n, data, written, null)) {
         await new Promise((r) => setImmediate(r));
         qp.processCompletions();
       }
@@ -130,6 +145,19 @@ describe('nvme host against SPDK spdk_tgt', function () {
               params: { name: 'Malloc0', num_blocks: 32768, block_size: 512, uuid: UUID0 },
             },
             { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 4096, block_size: 4096 } },
+            { method: 'bdev_malloc_create', params: { name: 'Malloc2', num_blocks: 2048, block_size: 512 } },
+            // Reads that take 5 s: something to abort.
+            {
+              method: 'bdev_delay_create',
+              params: {
+                base_bdev_name: 'Malloc2',
+                name: 'Delay0',
+                avg_read_latency: 5_000_000,
+                p99_read_latency: 5_000_000,
+                avg_write_latency: 0,
+                p99_write_latency: 0,
+              },
+            },
           ],
         },
         {
@@ -152,6 +180,10 @@ describe('nvme host against SPDK spdk_tgt', function () {
             {
               method: 'nvmf_subsystem_add_ns',
               params: { nqn: NQN, namespace: { nsid: 2, bdev_name: 'Malloc1' } },
+            },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: NQN, namespace: { nsid: 3, bdev_name: 'Delay0' } },
             },
             { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
             { method: 'nvmf_subsystem_add_listener', params: { nqn: DISCOVERY_NQN, listen_address: listen } },
@@ -183,7 +215,7 @@ describe('nvme host against SPDK spdk_tgt', function () {
       expect(d.subnqn).to.equal(field(spdk.out, 'Subsystem NQN'));
       expect(`${d.kas * 100} ms`).to.equal(field(spdk.out, 'Keep Alive Granularity'));
       expect(d.fuses & 1 ? 'Supported' : 'Not Supported').to.equal(field(spdk.out, 'Fused Compare & Write'));
-      expect(await c.activeNamespaces()).to.deep.equal([1, 2]);
+      expect(await c.activeNamespaces()).to.deep.equal([1, 2, 3]);
       for (const n of NS) {
         const id = await c.identifyNamespace(n.nsid);
         expect(id.blockSize).to.equal(n.blockSize);
@@ -297,6 +329,66 @@ describe('nvme host against SPDK spdk_tgt', function () {
       await verifiedLoad(qp, NS[0], models[0], 200);
     } finally {
       await c.close();
+    }
+  });
+
+  // The nvme bdev module on SPDK's controller: bdev abort becomes an NVMe Abort that SPDK carries
+  // out on its delay bdev (the read completes as aborted), and bdev reset resets the controller.
+  it('nvme bdev: abort reaches SPDK (a slow read comes back aborted), reset reconnects', async () => {
+    const h = createTestHarness({ reactors: 1 });
+    let pumping = true;
+    const pump = (): void => {
+      if (!pumping) return;
+      h.pollOnce();
+      setImmediate(pump);
+    };
+    setImmediate(pump);
+    const until = async (pred: () => boolean): Promise<void> => {
+      const end = Date.now() + 20_000;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error('condition not met within 20 s');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    try {
+      h.setThread(0);
+      const { names } = await bdevNvmeAttachController({
+        name: 'Spdk0',
+        trtype: 'tcp',
+        adrfam: 'IPv4',
+        traddr: '127.0.0.1',
+        trsvcid: String(port),
+        subnqn: NQN,
+      });
+      expect(names).to.deep.equal(['Spdk0n1', 'Spdk0n2', 'Spdk0n3']);
+      h.setThread(0);
+      const desc = bdevOpenExt('Spdk0n3', true, () => {});
+      const ch = bdevGetIoChannel(desc);
+      const tag = { read: true };
+      let read: IoStatus | null = null;
+      let abort: IoStatus | null = null;
+      expect(bdevRead(desc, ch, new Uint8Array(512), 0, 1, (s) => (read = s), tag)).to.equal(0);
+      await new Promise((r) => setTimeout(r, 300)); // at SPDK, inside its delay bdev
+      h.setThread(0);
+      expect(bdevAbort(desc, ch, tag, (s) => (abort = s), null)).to.equal(0);
+      await until(() => read !== null && abort !== null);
+      expect([abort, read]).to.deep.equal([IoStatus.SUCCESS, IoStatus.ABORTED]);
+      let reset: IoStatus | null = null;
+      h.setThread(0);
+      expect(bdevReset(desc, ch, (s) => (reset = s), null)).to.equal(0);
+      await until(() => reset !== null);
+      expect(reset).to.equal(IoStatus.SUCCESS);
+      h.setThread(0);
+      ch.put();
+      bdevClose(desc);
+      let detached: Error | null | undefined;
+      bdevNvmeDetachController({ name: 'Spdk0' }, (e) => (detached = e));
+      await until(() => detached !== undefined);
+      expect(detached).to.equal(null);
+    } finally {
+      pumping = false;
+      h.pollThreads();
+      h.close();
     }
   });
 });

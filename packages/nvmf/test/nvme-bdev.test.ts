@@ -6,9 +6,12 @@ import {
   bdevCompareAndWritev,
   bdevGetByName,
   bdevGetIoChannel,
+  bdevNvmeAdminPassthru,
+  bdevNvmeIoPassthru,
   bdevOpenExt,
   bdevRead,
   bdevReadv,
+  bdevReset,
   bdevUnmap,
   bdevWrite,
   bdevWritev,
@@ -19,6 +22,15 @@ import {
   bdevNvmeDetachController,
   bdevNvmeGetControllers,
 } from '@storkit/nvme/bdev';
+import {
+  AdminOpcode,
+  Cns,
+  decodeIdentifyController,
+  GenericStatus,
+  IoOpcode,
+  makeStatus,
+  Sct,
+} from '@storkit/nvme-spec';
 import { createTestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 
@@ -272,6 +284,106 @@ describe('nvme bdev module over NVMe/TCP', function () {
 
       expect(await closeAndDetach(h, per, 'Nvme1')).to.equal(null);
       expect(bdevGetByName('Nvme1n1')).to.equal(undefined);
+    } finally {
+      stop();
+      await f.tgt.close();
+    }
+    h.pollThreads();
+    h.close();
+  });
+
+  // SPDK's bdev_nvme_admin_passthru / io_passthru and bdev reset: the commands reach the remote
+  // controller from either reactor (admin ones through the attaching reactor's admin queue), the
+  // completion comes back in the caller's NvmeCompletion, and a reset reconnects every qpair.
+  it('passes NVMe admin and I/O commands through from both reactors, and resets the controller', async () => {
+    const f = await startTarget({}, { blocks: 8192 });
+    const { h, stop } = pumpedHarness();
+    try {
+      h.setThread(0);
+      await bdevNvmeAttachController({
+        name: 'Nvme2',
+        trtype: 'tcp',
+        traddr: '127.0.0.1',
+        trsvcid: String(f.port),
+        subnqn: NQN,
+      });
+      const per = openPerReactor(h, 'Nvme2n1');
+      const cpl = { cdw0: -1, status: -1 };
+      const sqe = (opcode: number, cdws: Record<number, number> = {}): Uint8Array => {
+        const c = new Uint8Array(64);
+        const dv = new DataView(c.buffer);
+        c[0] = opcode;
+        dv.setUint32(4, 0xdeadbeef, true); // I/O passthru puts the namespace's NSID here
+        for (const [k, v] of Object.entries(cdws)) dv.setUint32(4 * Number(k), v >>> 0, true);
+        return c;
+      };
+      const run = async (t: number, submit: (cb: (s: IoStatus) => void) => number): Promise<IoStatus> => {
+        let st: IoStatus | null = null; // not -1: that is IoStatus.FAILED
+        h.setThread(t);
+        expect(submit((s) => (st = s))).to.equal(0);
+        await pollUntil(
+          () => {},
+          () => st !== null,
+        );
+        return st as unknown as IoStatus;
+      };
+      for (const t of [0, 1]) {
+        const p = per[t];
+        // Identify Controller through the admin queue: from reactor 1 too, by way of reactor 0.
+        const id = new Uint8Array(4096);
+        const admin = sqe(AdminOpcode.Identify, { 10: Cns.Controller });
+        expect(
+          await run(t, (cb) => bdevNvmeAdminPassthru(p.desc, p.ch, admin, id, cpl, (s) => cb(s), null)),
+        ).to.equal(IoStatus.SUCCESS);
+        expect(cpl.status).to.equal(0);
+        expect(decodeIdentifyController(id).serialNumber).to.equal('SPDK00000000000001');
+        // Write then read 8 blocks at LBA 64 * (t + 1) as raw NVMe commands.
+        const lba = 64 * (t + 1);
+        const data = new Uint8Array(4096).fill(0x50 + t);
+        const w = sqe(IoOpcode.Write, { 10: lba, 12: 7 });
+        expect(
+          await run(t, (cb) => bdevNvmeIoPassthru(p.desc, p.ch, w, data, cpl, (s) => cb(s), null)),
+        ).to.equal(IoStatus.SUCCESS);
+        expect(f.ram.data.subarray(lba * 512, (lba + 8) * 512).every((v) => v === 0x50 + t)).to.equal(true);
+        const back = new Uint8Array(4096);
+        const r = sqe(IoOpcode.Read, { 10: lba, 12: 7 });
+        expect(
+          await run(t, (cb) => bdevNvmeIoPassthru(p.desc, p.ch, r, back, cpl, (s) => cb(s), null)),
+        ).to.equal(IoStatus.SUCCESS);
+        expect(Buffer.compare(back, data)).to.equal(0);
+        // A bad command fails, and its NVMe status says why.
+        const bad = sqe(IoOpcode.Read, { 10: 8192, 12: 0 });
+        expect(
+          await run(t, (cb) =>
+            bdevNvmeIoPassthru(p.desc, p.ch, bad, new Uint8Array(512), cpl, (s) => cb(s), null),
+          ),
+        ).to.equal(IoStatus.FAILED);
+        expect(cpl.status & 0x7ff).to.equal(makeStatus(Sct.Generic, GenericStatus.LbaOutOfRange));
+      }
+      // bdev reset: the controller resets (a new controller ID), every reactor's qpair reconnects.
+      const before = (
+        bdevNvmeGetControllers({ name: 'Nvme2' }) as { ctrlrs: { cntlid: number; resets: number }[] }[]
+      )[0].ctrlrs[0];
+      expect(await run(1, (cb) => bdevReset(per[1].desc, per[1].ch, (s) => cb(s), null))).to.equal(
+        IoStatus.SUCCESS,
+      );
+      const after = (
+        bdevNvmeGetControllers({ name: 'Nvme2' }) as { ctrlrs: { cntlid: number; resets: number }[] }[]
+      )[0].ctrlrs[0];
+      expect(after.resets).to.equal(before.resets + 1);
+      expect(after.cntlid).to.not.equal(before.cntlid);
+      for (const t of [0, 1]) {
+        const back = new Uint8Array(4096);
+        expect(
+          await run(t, (cb) => bdevRead(per[t].desc, per[t].ch, back, 64 * (t + 1), 8, (s) => cb(s), null)),
+        ).to.equal(IoStatus.SUCCESS);
+        expect(back.every((v) => v === 0x50 + t)).to.equal(true);
+      }
+      await pollUntil(
+        () => {},
+        () => f.tgt.nvmf_subsystem_get_qpairs({ nqn: NQN }).length === 3,
+      );
+      expect(await closeAndDetach(h, per, 'Nvme2')).to.equal(null);
     } finally {
       stop();
       await f.tgt.close();

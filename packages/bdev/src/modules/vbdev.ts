@@ -128,5 +128,7 @@ export function forward(desc: BdevDesc, ch: IoChannel<BdevChannel>, io: BdevIo, 
 /** I/O types a vbdev forwards when its base supports them. */
 export function baseSupports(base: Bdev, t: IoType): boolean {
   if (t === IoType.ABORT) return base.ioTypeSupported(IoType.ABORT);
+  // NVMe passthru reaches a controller only from the bdev that owns it; vbdevs do not forward it.
+  if (t === IoType.NVME_ADMIN || t === IoType.NVME_IO) return false;
   return base.ioTypeSupported(t);
 }

@@ -27,6 +27,7 @@ import {
   IoType,
 } from '@storkit/bdev/module';
 import {
+  AdminOpcode,
   bytesToUuid,
   GenericStatus,
   type IdentifyNamespace,
@@ -55,7 +56,7 @@ import {
   type Thread,
 } from '@storkit/reactor';
 import { NvmeController } from '../host/controller.js';
-import type { Completion, HostQpair } from '../host/qpair.js';
+import type { CommandSpec, Completion, HostQpair } from '../host/qpair.js';
 import { getTransport, type IoQpairGrant } from '../host/transport.js';
 import { parseTransportId, type TransportId, type TrType } from '../host/trid.js';
 
@@ -66,9 +67,9 @@ import { parseTransportId, type TransportId, type TrType } from '../host/trid.js
  * then makes one up).
  */
 export function namespaceUuid(id: IdentifyNamespace, desc: NamespaceDescriptors): string {
-  if (desc.uuid && desc.uuid.some((b) => b !== 0)) return bytesToUuid(desc.uuid);
+  if (desc.uuid?.some((b) => b !== 0)) return bytesToUuid(desc.uuid);
   const nguid = desc.nguid ?? id.nguid;
-  if (nguid && nguid.some((b) => b !== 0)) return bytesToUuid(nguid);
+  if (nguid?.some((b) => b !== 0)) return bytesToUuid(nguid);
   return '';
 }
 
@@ -134,6 +135,8 @@ const RETRY_COUNT = 3;
 /** A channel that cannot connect this many times after successful controller resets gives up. */
 const MAX_CONNECT_FAILURES = 3;
 const S_SQ_DELETED = makeStatus(Sct.Generic, GenericStatus.AbortedSqDeletion);
+const S_ABORTED_BY_REQUEST = makeStatus(Sct.Generic, GenericStatus.AbortedByRequest);
+const S_INVALID_FIELD = makeStatus(Sct.Generic, GenericStatus.InvalidField, true);
 
 enum Ch {
   Connecting,
@@ -186,6 +189,8 @@ class NvmeCtrlr {
   #resetting = false;
   #timer: NodeJS.Timeout | undefined;
   #fastFailTimer: NodeJS.Timeout | undefined;
+  /** bdev RESETs waiting for the controller to be back (each with the thread to complete it on). */
+  readonly #resetIos: { io: BdevIo; thread: Thread }[] = [];
 
   constructor(replay: NvmeAttachReplay, controller: NvmeController | null) {
     this.name = replay.params.name;
@@ -364,6 +369,62 @@ class NvmeCtrlr {
     );
   }
 
+  /** bdev RESET (the bdev layer froze every channel): reset the controller, complete when it is back. */
+  #reset(ctx: ChannelCtx, io: BdevIo): void {
+    if (this.state === CtrlrState.Failed || this.closed) {
+      bdevIoComplete(io, IoStatus.FAILED);
+      return;
+    }
+    this.#resetIos.push({ io, thread: ctx.thread });
+    if (this.replay.owner < 0 || this.controller !== null) this.ownerReset();
+    else send(reactorThread(this.replay.owner), resetRequest, this.name);
+  }
+
+  #finishResets(status: IoStatus): void {
+    for (const { io, thread } of this.#resetIos.splice(0)) thread.sendMsg(() => bdevIoComplete(io, status));
+  }
+
+  /** bdev ABORT: an NVMe Abort of the target I/O's command, on the controller's admin queue. */
+  #abort(ctx: ChannelCtx, io: BdevIo): void {
+    const target = io.abortTarget!;
+    const qp = (target.driverCtx as IoCtx).ch?.qp ?? null;
+    const cid = qp === null ? -1 : qp.cidOf(target);
+    if (qp === null || cid < 0) {
+      bdevIoComplete(io, IoStatus.FAILED);
+      return;
+    }
+    const cmd = new Uint8Array(64);
+    cmd[0] = AdminOpcode.Abort;
+    new DataView(cmd.buffer).setUint32(40, (qp.qid | (cid << 16)) >>> 0, true);
+    this.#adminCall(cmd, null).then(
+      // DW0 bit 0 clear: the command was aborted (it completes on its queue as aborted by request).
+      (r) =>
+        ctx.thread.sendMsg(() =>
+          bdevIoComplete(io, r.status === 0 && (r.dw0 & 1) === 0 ? IoStatus.SUCCESS : IoStatus.FAILED),
+        ),
+      () => ctx.thread.sendMsg(() => bdevIoComplete(io, IoStatus.FAILED)),
+    );
+  }
+
+  /** bdev NVME_ADMIN: the command on the controller's admin queue (the attaching reactor's). */
+  #adminPassthru(ctx: ChannelCtx, io: BdevIo): void {
+    const buf = io.iovs[0] ?? null;
+    if (passthruSpec(io.nvmeCmd, buf, null) === null) {
+      finishPassthru(io, S_INVALID_FIELD, 0);
+      return;
+    }
+    this.#adminCall(io.nvmeCmd, buf).then(
+      (r) => ctx.thread.sendMsg(() => finishPassthru(io, r.status, r.dw0)),
+      () => ctx.thread.sendMsg(() => finishPassthru(io, S_SQ_DELETED, 0)),
+    );
+  }
+
+  /** An admin command on the controller: here when it lives here, else by message to its reactor. */
+  #adminCall(cmd: Uint8Array, buf: Uint8Array | null): Promise<{ status: number; dw0: number }> {
+    if (this.controller !== null) return this.controller.adminRaw(passthruSpec(cmd, buf, null)!);
+    return askOwnerAdmin(this.replay.owner, this.name, cmd, buf);
+  }
+
   stopTimers(): void {
     clearTimeout(this.#timer);
     clearTimeout(this.#fastFailTimer);
@@ -371,7 +432,7 @@ class NvmeCtrlr {
 
   /** Tell every reactor (this one included) the controller's new state. */
   #broadcast(state: CtrlrState, cntlid: number, fastFail = false): void {
-    const m = { name: this.name, state, cntlid, fastFail };
+    const m = { name: this.name, state, cntlid, fastFail, epoch: this.controller?.resets ?? 0 };
     const n = workerReactors();
     if (n === 0 || this.replay.owner < 0) {
       ctrlrState(m);
@@ -381,16 +442,18 @@ class NvmeCtrlr {
   }
 
   /** A state change from the attaching reactor, applied to this isolate's channels. */
-  applyState(state: CtrlrState, cntlid: number, fastFail: boolean): void {
+  applyState(state: CtrlrState, cntlid: number, fastFail: boolean, epoch: number): void {
     if (fastFail) {
       // Keep reconnecting, but stop holding I/O (SPDK's fast_io_fail_timeout_sec).
       for (const ctx of this.channels) ctx.thread.sendMsg(() => this.#failChannel(ctx));
       this.state = CtrlrState.Failed;
+      this.#finishResets(IoStatus.FAILED);
       return;
     }
     this.state = state;
     if (state === CtrlrState.Resetting) return;
     if (state === CtrlrState.Enabled) this.replay.cntlid = cntlid;
+    this.#finishResets(state === CtrlrState.Enabled ? IoStatus.SUCCESS : IoStatus.FAILED);
     for (const ctx of this.channels)
       ctx.thread.sendMsg(() => {
         if (ctx.destroyed) return;
@@ -398,7 +461,10 @@ class NvmeCtrlr {
           this.#failChannel(ctx);
           return;
         }
-        if (ctx.state === Ch.Ready && ctx.qp !== null && !ctx.qp.failed) return;
+        const current = ctx.grant !== null && ctx.grant.epoch >= epoch;
+        if (ctx.state === Ch.Ready && ctx.qp !== null && !ctx.qp.failed && current) return;
+        // A qpair of the old association: quietly away (its commands come back for a retry).
+        if (ctx.qp !== null) ctx.qp.onFailure = null;
         // The old qpair's grant died with the reset: only close it.
         ctx.qp?.close();
         ctx.qp?.processCompletions();
@@ -471,6 +537,9 @@ class NvmeCtrlr {
           const ic = io.driverCtx as IoCtx;
           ic.ch = ctx;
           ic.retries = 0;
+          if (io.type === IoType.RESET) return this.#reset(ctx, io);
+          if (io.type === IoType.ABORT) return this.#abort(ctx, io);
+          if (io.type === IoType.NVME_ADMIN) return this.#adminPassthru(ctx, io);
           if (ctx.state === Ch.Ready) submit(ctx, io);
           else if (ctx.state === Ch.Failed) bdevIoComplete(io, IoStatus.FAILED);
           else ctx.pending.push(io);
@@ -495,6 +564,10 @@ const SUPPORTED = new Set<IoType>([
   IoType.UNMAP,
   IoType.COMPARE,
   IoType.COMPARE_AND_WRITE,
+  IoType.RESET,
+  IoType.ABORT,
+  IoType.NVME_ADMIN,
+  IoType.NVME_IO,
 ]);
 
 const done: Completion<BdevIo> = (io, status) => {
@@ -508,9 +581,62 @@ const done: Completion<BdevIo> = (io, status) => {
   }
   bdevIoComplete(
     io,
-    status === 0 ? IoStatus.SUCCESS : status === S_MISCOMPARE ? IoStatus.MISCOMPARE : IoStatus.FAILED,
+    status === 0
+      ? IoStatus.SUCCESS
+      : status === S_MISCOMPARE
+        ? IoStatus.MISCOMPARE
+        : (status & 0x7ff) === S_ABORTED_BY_REQUEST
+          ? IoStatus.ABORTED
+          : IoStatus.FAILED,
   );
 };
+
+/** An NVMe passthru's completion: the CQE into the caller's NvmeCompletion, then the bdev status. */
+const nvmeDone: Completion<BdevIo> = (io, status, dw0) => {
+  if (status === S_SQ_DELETED) {
+    const ic = io.driverCtx as IoCtx;
+    if (ic.ch !== null) {
+      (io.bdev.ctxt as NsCtxt).ctrlr.retry(ic.ch, io);
+      return;
+    }
+  }
+  finishPassthru(io, status, dw0);
+};
+
+function finishPassthru(io: BdevIo, status: number, dw0: number): void {
+  const cpl = io.nvmeCpl!;
+  cpl.status = status;
+  cpl.cdw0 = dw0 >>> 0;
+  bdevIoComplete(io, status === 0 ? IoStatus.SUCCESS : IoStatus.FAILED);
+}
+
+/**
+ * A passthru SQE as fields for HostQpair.submit: the opcode's low bits give the data direction
+ * (1: to the controller, 2: from it); the data pointer is the transport's, and the NSID the
+ * namespace's for I/O commands (as SPDK's bdev_nvme_io_passthru).
+ */
+function passthruSpec(cmd: Uint8Array, buf: Uint8Array | null, nsid: number | null): CommandSpec | null {
+  const dv = new DataView(cmd.buffer, cmd.byteOffset, 64);
+  const opcode = cmd[0];
+  const xfer = opcode & 3;
+  if (buf !== null && buf.length > 0 && xfer !== 1 && xfer !== 2) return null;
+  return {
+    opcode,
+    fuse: cmd[1] & 3,
+    nsid: nsid ?? dv.getUint32(4, true),
+    cdw10: dv.getUint32(40, true),
+    cdw11: dv.getUint32(44, true),
+    cdw12: dv.getUint32(48, true),
+    cdw13: dv.getUint32(52, true),
+    cdw14: dv.getUint32(56, true),
+    cdw15: dv.getUint32(60, true),
+    ...(buf !== null && buf.length > 0 ? { buf, dir: xfer as 1 | 2 } : {}),
+    fill: (d, s) => {
+      d.setUint32(s + 8, dv.getUint32(8, true), true);
+      d.setUint32(s + 12, dv.getUint32(12, true), true);
+    },
+  };
+}
 
 /** One bdev_io onto the channel's qpair (the bdev layer split it to one iovec and MDTS). */
 function submit(ctx: ChannelCtx, io: BdevIo): void {
@@ -541,6 +667,15 @@ function submit(ctx: ChannelCtx, io: BdevIo): void {
     case IoType.FLUSH:
       ok = qp.flush(nsid, done, io);
       break;
+    case IoType.NVME_IO: {
+      const spec = passthruSpec(io.nvmeCmd, io.iovs[0] ?? null, nsid);
+      if (spec === null) {
+        finishPassthru(io, S_INVALID_FIELD, 0);
+        return;
+      }
+      ok = qp.submit(spec, nvmeDone, io);
+      break;
+    }
     default:
       bdevIoComplete(io, IoStatus.FAILED);
       return;
@@ -565,10 +700,12 @@ interface StateMsg {
   state: CtrlrState;
   cntlid: number;
   fastFail: boolean;
+  /** The controller's reset count: a qpair granted before it belongs to the old association. */
+  epoch: number;
 }
 
 function ctrlrState(m: StateMsg): void {
-  ctrlrs.get(m.name)?.applyState(m.state, m.cntlid, m.fastFail);
+  ctrlrs.get(m.name)?.applyState(m.state, m.cntlid, m.fastFail, m.epoch);
 }
 
 /** Each thread's socket group for the I/O qpairs of its channels (served by a poller of that thread). */
@@ -641,6 +778,97 @@ const releaseMsg = defineHandler(
       ?.controller?.releaseIoQpair(m.grant)
       .catch(() => {}),
 );
+
+interface AdminRequest {
+  name: string;
+  reactor: number;
+  token: number;
+  /** The 64-byte SQE, base64. */
+  cmd: string;
+  /** Host-to-controller data, base64 (null: none, or data comes back). */
+  data: string | null;
+  /** Bytes of data either way. */
+  len: number;
+}
+interface AdminReply {
+  token: number;
+  status: number;
+  dw0: number;
+  /** Controller-to-host data, base64. */
+  data: string | null;
+  error: string;
+}
+const waitingAdmin = new Map<
+  number,
+  { buf: Uint8Array | null; resolve(r: { status: number; dw0: number }): void; reject(e: Error): void }
+>();
+let nextAdminToken = 1;
+
+/** Run an admin command on the attaching reactor's controller; data crosses by copy (admin is rare). */
+function askOwnerAdmin(
+  owner: number,
+  name: string,
+  cmd: Uint8Array,
+  buf: Uint8Array | null,
+): Promise<{ status: number; dw0: number }> {
+  const token = nextAdminToken++;
+  const toController = (cmd[0] & 3) === 1;
+  return new Promise((resolve, reject) => {
+    waitingAdmin.set(token, { buf, resolve, reject });
+    send(reactorThread(owner), adminRequest, {
+      name,
+      reactor: reactorIndex(),
+      token,
+      cmd: Buffer.from(cmd).toString('base64'),
+      data: buf !== null && toController ? Buffer.from(buf).toString('base64') : null,
+      len: buf?.length ?? 0,
+    });
+  });
+}
+
+const adminRequest = defineHandler('bdev_nvme.admin', codec.json<AdminRequest>(), (m) => {
+  const reply = (r: Omit<AdminReply, 'token'>): void =>
+    send(reactorThread(m.reactor), adminReply, { token: m.token, ...r });
+  const c = ctrlrs.get(m.name)?.controller;
+  const cmd = Uint8Array.from(Buffer.from(m.cmd, 'base64'));
+  const buf =
+    m.len === 0
+      ? null
+      : m.data !== null
+        ? Uint8Array.from(Buffer.from(m.data, 'base64'))
+        : new Uint8Array(m.len);
+  const spec = passthruSpec(cmd, buf, null);
+  if (!c || spec === null) {
+    reply({
+      status: 0,
+      dw0: 0,
+      data: null,
+      error: c ? 'bad admin command' : `no nvme controller ${m.name} here`,
+    });
+    return;
+  }
+  c.adminRaw(spec).then(
+    (r) =>
+      reply({
+        status: r.status,
+        dw0: r.dw0,
+        data: buf !== null && (cmd[0] & 3) === 2 ? Buffer.from(buf).toString('base64') : null,
+        error: '',
+      }),
+    (e: Error) => reply({ status: 0, dw0: 0, data: null, error: e.message }),
+  );
+});
+const adminReply = defineHandler('bdev_nvme.admin_done', codec.json<AdminReply>(), (m) => {
+  const w = waitingAdmin.get(m.token);
+  waitingAdmin.delete(m.token);
+  if (w === undefined) return;
+  if (m.error !== '') {
+    w.reject(new BdevError('EIO', m.error));
+    return;
+  }
+  if (m.data !== null && w.buf !== null) w.buf.set(Buffer.from(m.data, 'base64').subarray(0, w.buf.length));
+  w.resolve({ status: m.status, dw0: m.dw0 });
+});
 
 /** A channel on another reactor lost its qpair: the attaching reactor resets the controller. */
 const resetRequest = defineHandler('bdev_nvme.reset_request', codec.utf8, (name) =>

@@ -400,6 +400,11 @@ export class TcpHostEngine implements PduHandler {
     return true;
   }
 
+  cidOf(ctx: unknown): number {
+    for (const r of this.#reqs) if (r.state === ST_INFLIGHT && r.ctx === ctx) return r.cid;
+    return -1;
+  }
+
   #capsuleLen(icd: number): number {
     const hd = this.hdgst ? DIGEST_SIZE : 0;
     return HLEN.CapsuleCmd + hd + icd + (icd > 0 && this.ddgst ? DIGEST_SIZE : 0);

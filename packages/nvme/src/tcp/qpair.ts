@@ -373,6 +373,10 @@ export class TcpHostQpair implements HostQpair {
     return this.#engine.submit(c, cb, ctx);
   }
 
+  cidOf(ctx: unknown): number {
+    return this.#engine.cidOf(ctx);
+  }
+
   /** Run up to `max` completion callbacks (0 = all queued); on an owner-polled group, read it first. */
   processCompletions(max = 0): number {
     if (this.#conn !== null && this.#host?.polledByOwner) this.#host.poll();
