@@ -57,8 +57,8 @@ describe('nvme: package exports and tools', () => {
       'session',
       'spdkBin',
       'spdkTool',
-      'startSpdkTgt',
       'startCapture',
+      'startSpdkTgt',
       'tshark',
     ]);
   });
