@@ -388,7 +388,7 @@ class NvmeCtrlr {
   #abort(ctx: ChannelCtx, io: BdevIo): void {
     const target = io.abortTarget!;
     const qp = (target.driverCtx as IoCtx).ch?.qp ?? null;
-    const cid = qp === null ? -1 : qp.cidOf(target);
+    const cid = qp?.cidOf?.(target) ?? -1;
     if (qp === null || cid < 0) {
       bdevIoComplete(io, IoStatus.FAILED);
       return;
@@ -977,7 +977,7 @@ export async function bdevNvmeAttachController(
         serialNumber: c.cdata.serialNumber,
         firmwareRevision: c.cdata.firmwareRevision,
         subnqn: c.cdata.subnqn,
-        oacs: c.cdata.oacs,
+        oacs: c.cdata.oacs ?? 0,
         cmic: c.cdata.cmic,
       },
       version: c.version,

@@ -97,8 +97,11 @@ export interface HostQpair {
   ): boolean;
   /** A command described by fields. */
   submit<C>(c: CommandSpec, cb: Completion<C>, ctx: C): boolean;
-  /** The CID of the outstanding command submitted with `ctx` (for an Abort), or -1. Not for the I/O path. */
-  cidOf(ctx: unknown): number;
+  /**
+   * The CID of the outstanding command submitted with `ctx` (for an Abort), or -1. Not for the I/O
+   * path. Optional: without it, bdev aborts of this transport's commands fail (are not attempted).
+   */
+  cidOf?(ctx: unknown): number;
   /** Run up to `max` completion callbacks (0 = all ready). Returns how many ran. Owner thread only. */
   processCompletions(max?: number): number;
   /** Close the qpair; outstanding commands complete with ABORTED - SQ DELETION. */

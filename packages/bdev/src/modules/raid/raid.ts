@@ -353,7 +353,12 @@ export function bringOnline(r: Raid): void {
     },
   });
   const caps = (t: IoType) => {
-    if (t === IoType.COMPARE_AND_WRITE || t === IoType.ABORT || t === IoType.NVME_ADMIN || t === IoType.NVME_IO)
+    if (
+      t === IoType.COMPARE_AND_WRITE ||
+      t === IoType.ABORT ||
+      t === IoType.NVME_ADMIN ||
+      t === IoType.NVME_IO
+    )
       return false;
     if (t === IoType.RESET) return true;
     return bases.every((b) => b.ioTypeSupported(t));
