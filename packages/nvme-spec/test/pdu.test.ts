@@ -189,6 +189,7 @@ describe('nvme spec: identify structures', () => {
       blockSize: 4096,
       nmic: 1,
       dlfeat: 9,
+      noiob: 64,
       nguid: Uint8Array.from({ length: 16 }, (_, i) => i + 1),
       eui64: Uint8Array.from({ length: 8 }, (_, i) => 0xa0 + i),
     };
