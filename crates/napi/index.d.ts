@@ -159,6 +159,16 @@ export declare function mmioWrite64(handle: number, offset: number, value: bigin
  */
 export declare function pciClaim(dir: string, bdf: string): number
 
+export declare function pciModelClose(address: string): void
+
+/** Open the model at `address`: its share JSON, null when there is none; EBUSY when open. */
+export declare function pciModelOpen(address: string): string | null
+
+/** Register a device model at `address` (its share as JSON), process-wide. */
+export declare function pciModelRegister(address: string, share: string): void
+
+export declare function pciModelUnregister(address: string): boolean
+
 /** Pin the calling thread (main thread or worker) to exactly these CPUs. */
 export declare function pinThread(cpus: Array<number>): void
 

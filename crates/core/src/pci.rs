@@ -5,8 +5,10 @@
 //! holding the owner's pid: released when the fd closes or the process dies, and exclusive
 //! even between two opens in one process (flock locks belong to the open file).
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
 use crate::{Error, Result};
 
@@ -69,6 +71,50 @@ pub fn claim(dir: &str, bdf: &str) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Device models registered by address, process-wide: what any worker needs to open one (its
+/// share, as JSON) and whether someone has it open (models are claimed like hardware).
+static MODELS: Mutex<BTreeMap<String, (String, bool)>> = Mutex::new(BTreeMap::new());
+
+fn models() -> std::sync::MutexGuard<'static, BTreeMap<String, (String, bool)>> {
+    MODELS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Register (or replace) the model at `address`.
+pub fn model_register(address: &str, share: &str) -> Result<()> {
+    if !valid_address(address) {
+        return Err(Error::InvalidArgument(format!(
+            "{address:?} is not a PCI address (dddd:bb:dd.f)"
+        )));
+    }
+    models().insert(address.to_owned(), (share.to_owned(), false));
+    Ok(())
+}
+
+pub fn model_unregister(address: &str) -> bool {
+    models().remove(address).is_some()
+}
+
+/// Open the model at `address`: its share, None when no model is there, EBUSY when open.
+pub fn model_open(address: &str) -> Result<Option<String>> {
+    let mut m = models();
+    match m.get_mut(address) {
+        None => Ok(None),
+        Some((_, true)) => Err(Error::Busy(format!(
+            "{address} is already open (a device model)"
+        ))),
+        Some((share, open)) => {
+            *open = true;
+            Ok(Some(share.clone()))
+        }
+    }
+}
+
+pub fn model_close(address: &str) {
+    if let Some((_, open)) = models().get_mut(address) {
+        *open = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +127,19 @@ mod tests {
         assert!(!valid_address("../../etc/x."));
         assert!(!valid_address("0000:00:03.0 "));
         assert_eq!(claim("/tmp", "../x").unwrap_err().code(), "EINVAL");
+    }
+
+    #[test]
+    fn models_open_once_at_a_time() {
+        let a = "fffe:00:01.0";
+        assert_eq!(model_register("x", "{}").unwrap_err().code(), "EINVAL");
+        model_register(a, "{\"k\":1}").unwrap();
+        assert_eq!(model_open(a).unwrap().as_deref(), Some("{\"k\":1}"));
+        assert_eq!(model_open(a).unwrap_err().code(), "EBUSY");
+        model_close(a);
+        assert!(model_open(a).unwrap().is_some());
+        assert!(model_unregister(a));
+        assert_eq!(model_open(a).unwrap(), None);
     }
 
     #[test]

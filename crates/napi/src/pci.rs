@@ -198,3 +198,25 @@ pub fn pci_claim(dir: String, bdf: String) -> napi::Result<i32> {
         .map(|fd| fd.into_raw_fd())
         .map_err(to_napi)
 }
+
+/// Register a device model at `address` (its share as JSON), process-wide.
+#[napi]
+pub fn pci_model_register(address: String, share: String) -> napi::Result<()> {
+    pci::model_register(&address, &share).map_err(to_napi)
+}
+
+#[napi]
+pub fn pci_model_unregister(address: String) -> bool {
+    pci::model_unregister(&address)
+}
+
+/// Open the model at `address`: its share JSON, null when there is none; EBUSY when open.
+#[napi]
+pub fn pci_model_open(address: String) -> napi::Result<Option<String>> {
+    pci::model_open(&address).map_err(to_napi)
+}
+
+#[napi]
+pub fn pci_model_close(address: String) {
+    pci::model_close(&address);
+}

@@ -17,6 +17,8 @@ import {
   PciFunctionModel,
   PciSysfs,
   parsePciAddress,
+  registerPciModel,
+  unregisterPciModel,
 } from '../src/index.js';
 import { nextMessage, startWorker } from './workers.js';
 
@@ -274,6 +276,34 @@ describe('native: PCI device access', () => {
         model.close();
         dev.close();
       }
+    });
+
+    it('is found by address from any worker once registered, and opened by one at a time', async () => {
+      const dev = ModelPciDevice.create(ids);
+      registerPciModel(dev.share());
+      try {
+        const w = startWorker(
+          `const d = n.openPciDevice(data.address, { classCode: 0x010802 });
+           let code = '';
+           try { n.openPciDevice(data.address); } catch (e) { code = e.code; }
+           d.bar(0).write32(0x1004, 77);
+           const kind = d.kind;
+           d.close();
+           const again = n.openPciDevice(data.address); again.close();
+           port.postMessage({ kind, code });`,
+          { address: dev.address },
+        );
+        const m = await nextMessage<{ kind: string; code: string }>(w);
+        await w.terminate();
+        expect(m).to.deep.equal({ kind: 'model', code: 'EBUSY' });
+        expect(dev.bar(0).read32(0x1004)).to.equal(77);
+      } finally {
+        unregisterPciModel(dev.address);
+        dev.close();
+      }
+      expect(() => openPciDevice(dev.address))
+        .to.throw(NativeError)
+        .with.property('code', 'ENODEV');
     });
 
     it('an attached worker view of a missing BAR says so', () => {

@@ -45,14 +45,14 @@ export function ioAddressIn(map: IoMap, offset: number): number {
   return map.pages[page] + (offset - page * map.pageSize);
 }
 
-/** Everything another worker needs to reach the same function (plain data, postable). */
+/** Everything another worker needs to reach the same function (plain JSON). */
 export interface PciDeviceShare {
   kind: PciDriverKind;
   address: string;
   /** MMIO window handles by BAR index (null: not mapped). */
   bars: (number | null)[];
-  /** Model only: its IOMMU and state words. */
-  model?: { control: SharedArrayBuffer };
+  /** Model only: the handle of its config space, state words and IOMMU bitmap. */
+  model?: { control: number };
 }
 
 /**

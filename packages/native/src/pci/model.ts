@@ -1,10 +1,11 @@
-// A PCI function implemented in software (a device model): BARs are shared memory regions,
-// config space and state words live in a SharedArrayBuffer, and DMA reaches DmaRegions the
-// driver mapped, by IO address. The driver side (`ModelPciDevice`) is a PciDevice like any
+// A PCI function implemented in software (a device model): BARs, config space and state words
+// are shared memory regions (native, so a share is plain numbers any worker can open), and DMA
+// reaches DmaRegions the driver mapped, by IO address. The driver side (`ModelPciDevice`) is a PciDevice like any
 // other; the device side (`PciFunctionModel`) runs wherever the model runs (usually a worker
 // of its own) and executes what the driver asks, through the same memory a device would use.
+import { binding } from '../binding.js';
 import { DmaRegion } from '../dma.js';
-import { NativeError } from '../errors.js';
+import { NativeError, native } from '../errors.js';
 import { MmioRegion } from '../mmio.js';
 import { type IoMap, PCI_CFG, type PciDevice, type PciDeviceShare, setCommandBits } from './device.js';
 import { MODEL_IO_SHIFT, modelIoMap } from './io-map.js';
@@ -28,12 +29,20 @@ interface Words {
   iommu: Int32Array;
 }
 
-function words(control: SharedArrayBuffer): Words {
+// Atomics work on the (non-shared) ArrayBuffer of a native region too; only wait/notify need a
+// SharedArrayBuffer, and the model never waits on these words.
+function words(control: ArrayBuffer): Words {
   return {
     config: new DataView(control, 0, CONFIG_BYTES),
     state: new Int32Array(control, CONFIG_BYTES, STATE_WORDS),
-    iommu: new Int32Array(control, CONFIG_BYTES + STATE_WORDS * 4),
+    iommu: new Int32Array(control, CONFIG_BYTES + STATE_WORDS * 4, MAX_HANDLES / 32),
   };
+}
+
+/** A made-up address in domain ffff, unique in the process (from the control region's handle). */
+function modelAddress(handle: number): string {
+  const bus = ((handle >>> 5) & 0xff).toString(16).padStart(2, '0');
+  return `ffff:${bus}:${(handle & 0x1f).toString(16).padStart(2, '0')}.0`;
 }
 
 export interface ModelPciOptions {
@@ -49,8 +58,6 @@ export interface ModelPciOptions {
   address?: string;
 }
 
-let modelSeq = 0;
-
 /** The driver's side of a model: a PciDevice over shared memory. */
 export class ModelPciDevice implements PciDevice {
   readonly kind = 'model' as const;
@@ -58,7 +65,7 @@ export class ModelPciDevice implements PciDevice {
   readonly vendor: number;
   readonly device: number;
   readonly classCode: number;
-  readonly #control: SharedArrayBuffer;
+  readonly #control: MmioRegion;
   readonly #w: Words;
   readonly #bars: (MmioRegion | null)[];
   readonly #owner: boolean;
@@ -69,8 +76,8 @@ export class ModelPciDevice implements PciDevice {
       // Another worker's model, reached through its share.
       if (o.model === undefined) throw new NativeError('not a model share', 'EINVAL');
       this.address = o.address;
-      this.#control = o.model.control;
-      this.#w = words(this.#control);
+      this.#control = MmioRegion.attach(o.model.control);
+      this.#w = words(this.#control.buffer);
       this.vendor = this.#w.config.getUint16(PCI_CFG.VENDOR_ID, true);
       this.device = this.#w.config.getUint16(PCI_CFG.DEVICE_ID, true);
       this.classCode = this.#w.config.getUint32(PCI_CFG.REVISION, true) >>> 8;
@@ -79,12 +86,12 @@ export class ModelPciDevice implements PciDevice {
       return;
     }
     this.#owner = true;
-    this.address = o.address ?? `ffff:00:${(modelSeq++ % 32).toString(16).padStart(2, '0')}.0`;
+    this.#control = MmioRegion.createShared(CONTROL_BYTES);
+    this.address = o.address ?? modelAddress(this.#control.handle);
     this.vendor = o.vendor;
     this.device = o.device;
     this.classCode = o.classCode;
-    this.#control = new SharedArrayBuffer(CONTROL_BYTES);
-    this.#w = words(this.#control);
+    this.#w = words(this.#control.buffer);
     const c = this.#w.config;
     c.setUint16(PCI_CFG.VENDOR_ID, o.vendor, true);
     c.setUint16(PCI_CFG.DEVICE_ID, o.device, true);
@@ -184,7 +191,7 @@ export class ModelPciDevice implements PciDevice {
       kind: 'model',
       address: this.address,
       bars: this.#bars.map((b) => (b === null ? null : b.handle)),
-      model: { control: this.#control },
+      model: { control: this.#control.handle },
     };
   }
 
@@ -192,6 +199,7 @@ export class ModelPciDevice implements PciDevice {
     if (this.#closed) return;
     this.#closed = true;
     for (const b of this.#bars) b?.close();
+    this.#control.close();
     this.onClose?.();
   }
 
@@ -203,30 +211,32 @@ export class ModelPciDevice implements PciDevice {
   }
 }
 
-// Models `openPciDevice` finds by address, per worker: a driver opens a model exactly as it
-// opens hardware. One opener at a time, as a claim does for hardware.
-const models = new Map<string, { share: PciDeviceShare; open: boolean }>();
+// Models `openPciDevice` finds by address, process-wide (a native table, so a model started on
+// one thread opens on any reactor): a driver opens a model exactly as it opens hardware. One
+// opener at a time, as a claim does for hardware.
 
-/** Let `openPciDevice(share.address)` in this worker open this model. */
+/** Let `openPciDevice(share.address)` open this model, from any worker of the process. */
 export function registerPciModel(share: PciDeviceShare): void {
   if (share.model === undefined) throw new NativeError('not a model share', 'EINVAL');
-  models.set(share.address, { share, open: false });
+  native(() => binding.pciModelRegister(share.address, JSON.stringify(share)));
 }
 
 export function unregisterPciModel(address: string): void {
-  models.delete(address);
+  binding.pciModelUnregister(address);
 }
 
-/** @internal The registered model at `address`, opened (EBUSY when already open). */
+/** @internal The registered model at `address`, opened (EBUSY when already open), or null. */
 export function openRegisteredModel(address: string): ModelPciDevice | null {
-  const m = models.get(address);
-  if (m === undefined) return null;
-  if (m.open) throw new NativeError(`${address} is already open (a device model)`, 'EBUSY');
-  const dev = ModelPciDevice.fromShare(m.share);
-  m.open = true;
-  dev.onClose = () => {
-    m.open = false;
-  };
+  const json = native(() => binding.pciModelOpen(address));
+  if (json === null || json === undefined) return null;
+  let dev: ModelPciDevice;
+  try {
+    dev = ModelPciDevice.fromShare(JSON.parse(json) as PciDeviceShare);
+  } catch (e) {
+    binding.pciModelClose(address);
+    throw e;
+  }
+  dev.onClose = () => binding.pciModelClose(address);
   return dev;
 }
 
@@ -248,13 +258,16 @@ export function modelAccess(share: PciDeviceShare): {
   dmaMap(region: DmaRegion): IoMap;
   dmaUnmap(region: DmaRegion): void;
   removed(): boolean;
+  close(): void;
 } {
   if (share.model === undefined) throw new NativeError('not a model share', 'EINVAL');
-  const w = words(share.model.control);
+  const control = MmioRegion.attach(share.model.control);
+  const w = words(control.buffer);
   return {
     dmaMap: (region) => modelDmaMap(w, region),
     dmaUnmap: (region) => setMapped(w, region.handle, false),
     removed: () => (Atomics.load(w.state, W_FLAGS) & F_REMOVED) !== 0,
+    close: () => control.close(),
   };
 }
 
@@ -264,6 +277,7 @@ export function modelAccess(share: PciDeviceShare): {
  */
 export class PciFunctionModel {
   readonly address: string;
+  readonly #control: MmioRegion;
   readonly #w: Words;
   readonly #bars: (MmioRegion | null)[];
   readonly #regions = new Map<number, DmaRegion>();
@@ -272,7 +286,8 @@ export class PciFunctionModel {
   constructor(share: PciDeviceShare) {
     if (share.model === undefined) throw new NativeError('not a model share', 'EINVAL');
     this.address = share.address;
-    this.#w = words(share.model.control);
+    this.#control = MmioRegion.attach(share.model.control);
+    this.#w = words(this.#control.buffer);
     this.#bars = share.bars.map((h) => (h === null ? null : MmioRegion.attach(h)));
     this.#resetsSeen = Atomics.load(this.#w.state, W_RESET_REQ);
   }
@@ -346,10 +361,11 @@ export class PciFunctionModel {
     for (const b of this.#bars) b?.bytes.fill(0xff);
   }
 
-  /** Close this thread's views (regions it reached, BARs). */
+  /** Close this thread's views (regions it reached, BARs, state). */
   close(): void {
     for (const r of this.#regions.values()) r.close();
     this.#regions.clear();
     for (const b of this.#bars) b?.close();
+    this.#control.close();
   }
 }

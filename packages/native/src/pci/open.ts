@@ -114,6 +114,7 @@ export function attachPciDevice(share: PciDeviceShare): PciDeviceAccess {
     close(): void {
       for (const b of bars.values()) b.close();
       bars.clear();
+      model?.close();
     },
   };
 }

@@ -45,7 +45,7 @@ import type { IoQpairGrant } from '../host/transport.js';
 import { buildPrps, buildSgl, type ListArea, SglSupport } from './data-pointer.js';
 import { CQE_BYTES, type QueueLayout, SQE_BYTES } from './queue-memory.js';
 
-/** Controller state words shared by every qpair of a controller (an Int32Array over a SharedArrayBuffer). */
+/** Controller state words shared by every qpair of a controller (in a native shared region). */
 export const CtrlState = {
   /** Incremented by each reset, failure or removal: a qpair of an older epoch is dead. */
   EPOCH: 0,
@@ -92,7 +92,7 @@ export interface PcieQpairSetup {
   release?: () => void;
 }
 
-/** What the grant of a PCIe I/O qpair carries (plain data and shared memory, posted to its owner). */
+/** What the grant of a PCIe I/O qpair carries: plain JSON (handles of shared memory), posted to its owner. */
 export interface PcieQpairGrant extends IoQpairGrant {
   trtype: 'PCIe';
   address: string;
@@ -103,7 +103,8 @@ export interface PcieQpairGrant extends IoQpairGrant {
   layout: QueueLayout;
   dstrd: number;
   shadow: { region: number; dbOffset: number; eiOffset: number } | null;
-  state: SharedArrayBuffer;
+  /** Handle of the controller state words' region. */
+  state: number;
   sgl: SglSupport;
   delayDoorbell: boolean;
 }

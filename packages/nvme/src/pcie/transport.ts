@@ -12,6 +12,7 @@ import {
   attachPciDevice,
   DmaRegion,
   type IoMap,
+  MmioRegion,
   openPciDevice,
   PCI_CLASS_NVME,
   type PciDevice,
@@ -96,7 +97,8 @@ class PcieLink implements ControllerLink {
   readonly #dev: PciDevice;
   readonly #o: LinkOptions & { pcie?: PcieOptions };
   readonly #queues: DmaRegion;
-  #state: SharedArrayBuffer;
+  /** Controller state words (a native shared region: grants carry its handle, any worker attaches it). */
+  #state: MmioRegion;
   #words: Int32Array;
   #dstrd = 0;
   #cap: Capabilities | null = null;
@@ -117,8 +119,8 @@ class PcieLink implements ControllerLink {
     const bar = dev.bar(0);
     const capHi = bar.read32(Reg.CAP + 4);
     this.#dstrd = capHi & 0xf;
-    this.#state = new SharedArrayBuffer(CtrlState.WORDS * 4);
-    this.#words = new Int32Array(this.#state);
+    this.#state = MmioRegion.createShared(4096);
+    this.#words = new Int32Array(this.#state.buffer, 0, CtrlState.WORDS);
     const depth = Math.max(2, Math.min(o.adminDepth, 4095));
     const layout = queueLayout(depth, ADMIN_MAX_TRANSFER);
     this.#queues = DmaRegion.create(layout.bytes, { hugepages: dev.kind === 'uio' ? 'require' : 'auto' });
@@ -407,7 +409,7 @@ class PcieLink implements ControllerLink {
         this.#shadowOn && this.#shadow !== null
           ? { region: this.#shadow.handle, dbOffset: 0, eiOffset: PAGE }
           : null,
-      state: this.#state,
+      state: this.#state.handle,
       sgl,
       delayDoorbell: this.#o.pcie?.delayDoorbell ?? true,
     };
@@ -444,9 +446,11 @@ class PcieLink implements ControllerLink {
     for (const q of this.#grants.values()) q.close();
     this.#grants.clear();
     this.#configured = false;
-    // A fresh state buffer for the new epoch: old qpairs keep watching the old one.
-    this.#state = new SharedArrayBuffer(CtrlState.WORDS * 4);
-    this.#words = new Int32Array(this.#state);
+    // Fresh state words for the new epoch: old qpairs keep watching the old ones (their views
+    // keep the memory), which say dead.
+    this.#state.close();
+    this.#state = MmioRegion.createShared(4096);
+    this.#words = new Int32Array(this.#state.buffer, 0, CtrlState.WORDS);
     const bar = this.#dev.bar(0);
     if (this.#cap !== null && bar.read32(Reg.CSTS) !== 0xffffffff) {
       bar.write32(Reg.CC, bar.read32(Reg.CC) & ~CC.EN);
@@ -460,6 +464,7 @@ class PcieLink implements ControllerLink {
     clearInterval(this.#tick);
     Atomics.add(this.#words, CtrlState.EPOCH, 1);
     Atomics.store(this.#words, CtrlState.FAILED, 1);
+    this.#state.close();
     this.admin.close();
     for (const q of this.#grants.values()) q.close();
     this.#grants.clear();
@@ -503,6 +508,7 @@ function setupFromGrant(g: PcieQpairGrant): PcieQpairSetup {
   const access = attachPciDevice(g.device);
   const queues = DmaRegion.attach(g.queues);
   const shadowRegion = g.shadow !== null ? DmaRegion.attach(g.shadow.region) : null;
+  const state = MmioRegion.attach(g.state);
   const device: PcieDeviceAccess = { bar: (i) => access.bar(i), dmaMap: (r) => access.dmaMap(r) };
   const setup: PcieQpairSetup = {
     qid: g.qid,
@@ -515,7 +521,7 @@ function setupFromGrant(g: PcieQpairGrant): PcieQpairSetup {
       shadowRegion !== null && g.shadow !== null
         ? { region: shadowRegion, dbOffset: g.shadow.dbOffset, eiOffset: g.shadow.eiOffset }
         : null,
-    state: new Int32Array(g.state),
+    state: new Int32Array(state.buffer, 0, CtrlState.WORDS),
     epoch: g.epoch,
     sgl: g.sgl,
     maxTransfer: g.maxTransfer,
@@ -527,6 +533,7 @@ function setupFromGrant(g: PcieQpairGrant): PcieQpairSetup {
   // start: what the qpair checks is that the words have not moved since it attached.
   setup.epoch = setup.state[CtrlState.EPOCH];
   setup.release = (): void => {
+    state.close();
     queues.close();
     shadowRegion?.close();
     access.close();
