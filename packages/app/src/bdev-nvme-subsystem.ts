@@ -1,5 +1,5 @@
-// bdev_nvme_* on the main thread: attach a remote NVMe/TCP controller on reactor 0 (its admin
-// queue, keep alive), register the same bdevs `<name>n<nsid>` on the other reactors from its replay
+// bdev_nvme_* on the main thread: attach an NVMe controller (NVMe/TCP, or PCIe: a local controller
+// bound to vfio-pci/uio) on reactor 0 (its admin queue, keep alive), register the same bdevs `<name>n<nsid>` on the other reactors from its replay
 // (each reactor's threads then open their own I/O qpair), detach, list. Saved under its own config
 // section `bdev_nvme` (after `bdev`, before `nvmf`); an SPDK config that has these methods in its
 // `bdev` section loads too (methods are called by name).
@@ -16,12 +16,15 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
 
   add({
     name: 'bdev_nvme_attach_controller',
-    description: 'Attach a remote NVMe/TCP controller: one bdev <name>n<nsid> per active namespace',
+    description:
+      'Attach an NVMe controller (TCP, or PCIe by PCI address): one bdev <name>n<nsid> per active namespace',
     positional: ['name'],
     params: obj({
       name: req(str({ minLength: 1 })),
-      trtype: req(str({ enum: ['TCP'], ignoreCase: true, description: 'transport (storkit: TCP)' })),
-      traddr: req(str({ minLength: 1 })),
+      trtype: req(str({ enum: ['TCP', 'PCIe'], ignoreCase: true, description: 'transport: TCP or PCIe' })),
+      traddr: req(
+        str({ minLength: 1, description: 'TCP: the address; PCIe: the PCI address (0000:04:00.0)' }),
+      ),
       adrfam: opt(str({ enum: ['IPv4', 'IPv6'], ignoreCase: true })),
       trsvcid: opt(str({ pattern: /^\d{1,5}$/ })),
       subnqn: opt(str({ minLength: 11, maxLength: 223 })),
@@ -88,6 +91,8 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
       for (let i = ctl.count - 1; i >= 0; i--)
         await ctl.call(i, bdevNvmeDetach, { name: p.name }).catch((e: Error) => errs.push(e.message));
       attached.delete(p.name);
+      // A controller that went away by itself (PCIe hot remove) is already detached everywhere.
+      if (errs.length === ctl.count) throw RpcError.errno('ENODEV', `no nvme controller ${p.name} (removed)`);
       if (errs.length) throw new RpcError(-5, `detached with errors: ${errs.join('; ')}`);
       return true;
     },
@@ -107,10 +112,14 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
     dependsOn: ['bdev'],
     methods,
     async writeConfig(): Promise<ConfigEntry[]> {
-      return [...attached.values()].map((params) => ({
-        method: 'bdev_nvme_attach_controller',
-        params: { ...params },
-      }));
+      // Controllers that were removed (PCIe hot remove) are gone from the reactors: not saved.
+      const live = new Set((await ctl.call(0, bdevNvmeGet, {})).map((c) => (c as { name: string }).name));
+      return [...attached.values()]
+        .filter((p) => live.has(p.name))
+        .map((params) => ({
+          method: 'bdev_nvme_attach_controller',
+          params: { ...params },
+        }));
     },
   };
 }

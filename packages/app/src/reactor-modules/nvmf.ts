@@ -211,9 +211,10 @@ defineSubsystem({
     const thread = n?.thread ?? nvmeThread;
     if (thread === null) return done();
     thread.sendMsg(() => {
-      const after = () => detachAll(done);
+      // The target's close resolves outside any thread: detach as the thread again.
+      const after = () => thread.sendMsg(() => detachAll(done));
       if (n) n.close().then(after, after);
-      else after();
+      else detachAll(done);
     });
   },
 });

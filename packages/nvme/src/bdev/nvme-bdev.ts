@@ -13,6 +13,10 @@
 // controller ID), then tells every reactor; each channel reconnects its own qpair with the new ID
 // and resubmits. ctrlr_loss_timeout_sec, reconnect_delay_sec and fast_io_fail_timeout_sec keep
 // SPDK's meanings.
+//
+// PCIe controllers (trtype PCIe, traddr a PCI address) attach the same way: their qpairs are queue
+// memory every reactor maps. A PCIe controller that goes away (hot remove) fails its I/O and
+// detaches itself on every reactor, so its bdevs are unregistered (SPDK's remove callback).
 import {
   type Bdev,
   BdevError,
@@ -34,6 +38,7 @@ import {
   MediaStatus,
   makeStatus,
   type NamespaceDescriptors,
+  Oncs,
   Sct,
 } from '@storkit/nvme-spec';
 import {
@@ -76,7 +81,7 @@ export function namespaceUuid(id: IdentifyNamespace, desc: NamespaceDescriptors)
 export const nvmeModule: BdevModule = { name: 'nvme' };
 bdevModuleRegister(nvmeModule);
 
-/** bdev_nvme_attach_controller params (SPDK names; TCP only). */
+/** bdev_nvme_attach_controller params (SPDK names; TCP and PCIe). */
 export interface NvmeAttachParams {
   name: string;
   trtype: string;
@@ -120,9 +125,14 @@ export interface NvmeAttachReplay {
   version: string;
   /**
    * Active namespaces. `uuid` is the namespace's own (its UUID descriptor, as SPDK's bdev_nvme
-   * takes it; else its NGUID's 16 bytes), '' when it has neither; `nmic` its sharing capabilities.
+   * takes it; else its NGUID's 16 bytes), '' when it has neither; `nmic` its sharing capabilities,
+   * `noiob` its optimal I/O boundary (blocks, 0: none).
    */
-  namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string; nmic: number }[];
+  namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string; nmic: number; noiob: number }[];
+  /** Identify Controller ONCS, FUSES and VWC: which I/O types the bdevs take. */
+  oncs: number;
+  fuses: number;
+  vwc: number;
   /** The reactor holding the controller (its admin queue), -1 outside reactor workers. */
   owner: number;
 }
@@ -527,6 +537,9 @@ class NvmeCtrlr {
       productName: 'NVMe disk',
       blockSize: ns.blockSize,
       numBlocks: ns.numBlocks,
+      writeCache: (this.replay.vwc & 1) !== 0,
+      optimalIoBoundary: ns.noiob,
+      splitOnOptimalIoBoundary: ns.noiob > 0,
       maxRwBlocks: Math.floor(this.replay.maxTransfer / ns.blockSize),
       maxSegments: 1,
       module: nvmeModule,
@@ -545,7 +558,7 @@ class NvmeCtrlr {
           else ctx.pending.push(io);
         },
         createIoCtx: (): IoCtx => ({ ch: null, retries: 0 }),
-        ioTypeSupported: (t) => SUPPORTED.has(t),
+        ioTypeSupported: (t) => supported(this.replay, t),
         getIoChannel: () => this.channel(),
         destruct: (done) => done(),
         dumpInfoJson: () => this.#infoJson(ns),
@@ -556,19 +569,29 @@ class NvmeCtrlr {
   }
 }
 
-const SUPPORTED = new Set<IoType>([
-  IoType.READ,
-  IoType.WRITE,
-  IoType.FLUSH,
-  IoType.WRITE_ZEROES,
-  IoType.UNMAP,
-  IoType.COMPARE,
-  IoType.COMPARE_AND_WRITE,
-  IoType.RESET,
-  IoType.ABORT,
-  IoType.NVME_ADMIN,
-  IoType.NVME_IO,
-]);
+/** What the controller said it does (ONCS, FUSES), as SPDK's bdev_nvme_io_type_supported. */
+function supported(r: NvmeAttachReplay, t: IoType): boolean {
+  switch (t) {
+    case IoType.READ:
+    case IoType.WRITE:
+    case IoType.FLUSH:
+    case IoType.RESET:
+    case IoType.ABORT:
+    case IoType.NVME_ADMIN:
+    case IoType.NVME_IO:
+      return true;
+    case IoType.COMPARE:
+      return (r.oncs & Oncs.Compare) !== 0;
+    case IoType.COMPARE_AND_WRITE:
+      return (r.oncs & Oncs.Compare) !== 0 && (r.fuses & 1) !== 0;
+    case IoType.WRITE_ZEROES:
+      return (r.oncs & Oncs.WriteZeroes) !== 0;
+    case IoType.UNMAP:
+      return (r.oncs & Oncs.Dsm) !== 0;
+    default:
+      return false;
+  }
+}
 
 const done: Completion<BdevIo> = (io, status) => {
   if (status === S_SQ_DELETED) {
@@ -961,6 +984,7 @@ export async function bdevNvmeAttachController(
         numBlocks: id.nsze,
         uuid: namespaceUuid(id, desc),
         nmic: id.nmic,
+        noiob: id.noiob ?? 0,
       });
     }
     const replay: NvmeAttachReplay = {
@@ -981,6 +1005,9 @@ export async function bdevNvmeAttachController(
         cmic: c.cdata.cmic,
       },
       version: c.version,
+      oncs: c.cdata.oncs,
+      fuses: c.cdata.fuses,
+      vwc: c.cdata.vwc,
       namespaces,
     };
     // Register as the calling thread (the awaits above resumed outside any thread).
@@ -989,6 +1016,8 @@ export async function bdevNvmeAttachController(
       const ctrlr = new NvmeCtrlr(replay, c);
       ctrlrs.set(p.name, ctrlr);
       for (const ns of namespaces) ns.uuid = ctrlr.register(ns).uuid;
+      // Hot remove: the device is gone; detach on every reactor (this one last, it holds the controller).
+      c.onRemove(() => thread.sendMsg(() => removed(p.name, replay.owner)));
       return ctrlr.bdevs.map((b) => b.name);
     });
     return { names, replay };
@@ -1032,6 +1061,24 @@ export function bdevNvmeDetachController(p: { name: string }, cb: (err: Error | 
       if (--left === 0) finish();
     });
 }
+
+/** The attaching reactor saw its controller's device removed: detach it everywhere. */
+function removed(name: string, owner: number): void {
+  const n = workerReactors();
+  if (n === 0 || owner < 0) {
+    detachRemoved(name);
+    return;
+  }
+  for (let i = 0; i < n; i++) if (i !== owner) send(reactorThread(i), removedMsg, name);
+  detachRemoved(name);
+}
+
+function detachRemoved(name: string): void {
+  if (!ctrlrs.has(name)) return;
+  bdevNvmeDetachController({ name }, () => {});
+}
+
+const removedMsg = defineHandler('bdev_nvme.removed', codec.utf8, detachRemoved);
 
 /** bdev_nvme_get_controllers, as SPDK shows them. */
 export function bdevNvmeGetControllers(p: { name?: string } = {}): object[] {
