@@ -128,7 +128,14 @@ export interface NvmeAttachReplay {
    * takes it; else its NGUID's 16 bytes), '' when it has neither; `nmic` its sharing capabilities,
    * `noiob` its optimal I/O boundary (blocks, 0: none).
    */
-  namespaces: { nsid: number; blockSize: number; numBlocks: number; uuid: string; nmic: number; noiob: number }[];
+  namespaces: {
+    nsid: number;
+    blockSize: number;
+    numBlocks: number;
+    uuid: string;
+    nmic: number;
+    noiob: number;
+  }[];
   /** Identify Controller ONCS, FUSES and VWC: which I/O types the bdevs take. */
   oncs: number;
   fuses: number;
