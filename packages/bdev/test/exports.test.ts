@@ -10,7 +10,15 @@ describe('package entry points', () => {
   it('keeps module-author calls out of the consumer entry', async () => {
     const consumer = await import('@storkit/bdev');
     const module = await import('@storkit/bdev/module');
-    for (const k of ['bdevIoComplete', 'bdevRegister', 'bdevModuleClaimBdev', 'bdevLockLbaRange']) {
+    for (const k of [
+      'bdevIoComplete',
+      'bdevRegister',
+      'bdevModuleClaimBdev',
+      'bdevLockLbaRange',
+      'openBase',
+      'registerVbdevDevice',
+      'submitToBase',
+    ]) {
       expect(consumer).to.not.have.property(k);
       expect(module).to.have.property(k);
     }
