@@ -34,6 +34,7 @@ import {
   bdevUpdate,
   type Created,
 } from './controls/bdev.js';
+import type { BdevMethods } from './plugin.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
 /** Params as saved by save_config (plain JSON). */
@@ -185,7 +186,12 @@ const DELETES = [
   { method: 'bdev_raid_delete', key: 'name', op: bdevDelete.bdev_raid_delete },
 ] as const;
 
-type DeleteDef = (typeof DELETES)[number];
+/** A delete method: its name, the one param that names the bdev, the control behind it. */
+interface DeleteDef {
+  readonly method: string;
+  readonly key: 'name' | 'base_bdev';
+  readonly op: Control<never, true>;
+}
 type DeleteParams = { name: string } | { base_bdev: string };
 
 interface Journaled {
@@ -204,7 +210,16 @@ function publicParams(p: object): Saved {
   return Object.fromEntries(Object.entries(p).filter(([k]) => !k.startsWith('storkit_')));
 }
 
-export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
+/**
+ * The bdev subsystem; `plugins` are bdev modules from outside the app (see plugin.ts), whose create
+ * and delete methods are served exactly like the built-in modules'.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: each plugin module has its own params type
+export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods<any>[] = []): AppSubsystem {
+  const deletes: readonly DeleteDef[] = [
+    ...DELETES,
+    ...plugins.map((m) => ({ method: m.delete.name, key: 'name' as const, op: m.ops.delete })),
+  ];
   const journal: Journaled[] = [];
   const qos = new Map<string, Saved>();
   let options: Saved | null = null;
@@ -229,7 +244,7 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
         done.push(i);
       }
     } catch (e) {
-      const del = DELETES.find((d) => d.method === method.replace(/_create$/, '_delete'));
+      const del = deletes.find((d) => d.method === method.replace(/_create$/, '_delete'));
       if (del)
         for (const i of done.reverse())
           await callDelete(i, del, deleteParams(del, { names: first.names, base })).catch(() => {});
@@ -277,8 +292,15 @@ export function bdevSubsystem(ctl: ReactorControl): AppSubsystem {
 
   const { methods, add } = methodList();
   for (const c of CREATES) methods.push(c(create));
+  for (const m of plugins) {
+    const def: MethodDef<unknown> = {
+      ...m.create,
+      handler: async (p) => (await create(m.create.name, m.ops.create, p))[0],
+    };
+    methods.push(def);
+  }
 
-  for (const d of DELETES) {
+  for (const d of deletes) {
     add({
       name: d.method,
       description: `Delete a bdev made by ${d.method.replace(/_delete$/, '_create')}`,

@@ -12,7 +12,7 @@ import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 
 export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
   (ctl, o) => accelSubsystem(ctl, { ioatDevices: o?.ioatDevices }),
-  bdevSubsystem,
+  (ctl, o) => bdevSubsystem(ctl, o?.bdevMethods),
   bdevNvmeSubsystem,
   nvmfSubsystem,
   iscsiSubsystem,

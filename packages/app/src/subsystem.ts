@@ -1,12 +1,17 @@
 import type { PciDevice } from '@storkit/native';
 import type { AnyMethodDef } from '@storkit/rpc';
 
+import type { BdevMethods } from './plugin.js';
+
 /** Target-wide settings a subsystem may need (from the command line). */
 export interface SubsystemOptions {
   /** Directory of vhost controllers' sockets (SPDK's `-S`). */
   vhostDir?: string;
   /** I/OAT functions already open (the device model) that ioat_scan_accel_module also finds. */
   ioatDevices?: () => readonly PciDevice[];
+  /** Bdev modules' methods from plugins (`storkit tgt --plugin`). */
+  // biome-ignore lint/suspicious/noExplicitAny: each plugin module has its own params type
+  bdevMethods?: readonly BdevMethods<any>[];
 }
 
 /** One entry of an SPDK JSON config's subsystem section. */

@@ -9,6 +9,7 @@ import { applyConfig, type SpdkConfig } from './config.js';
 import { AppControl } from './control.js';
 import { frameworkMethods } from './framework.js';
 import { Logger } from './log.js';
+import type { TargetPlugin } from './plugin.js';
 import { REACTOR_MODULES, SUBSYSTEMS } from './registry.js';
 import type { AppSubsystem } from './subsystem.js';
 import { VERSION } from './version.js';
@@ -39,6 +40,11 @@ export interface TargetOptions {
    * ioat_scan_accel_module the accel framework finds them as it would find real channels.
    */
   ioatModel?: { channels: number; core?: number };
+  /**
+   * Plugins (see plugin.ts; `storkit tgt --plugin FILE`): their reactor modules are imported by every
+   * reactor after the app's own, their bdev methods served like the built-in ones.
+   */
+  plugins?: readonly TargetPlugin[];
 }
 
 export class Target {
@@ -60,8 +66,9 @@ export class Target {
     this.log = opts.log ?? new Logger();
     this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l), socketMode: opts.rpcSocketMode });
     const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
+    const bdevMethods = (opts.plugins ?? []).flatMap((p) => p.bdevMethods ?? []);
     this.subsystems = SUBSYSTEMS.map((f) =>
-      f(this.#ctl, { vhostDir, ioatDevices: () => this.#ioatModel?.devices ?? [] }),
+      f(this.#ctl, { vhostDir, ioatDevices: () => this.#ioatModel?.devices ?? [], bdevMethods }),
     );
     this.done = new Promise((r) => {
       this.#resolveDone = r;
@@ -164,7 +171,7 @@ export class Target {
     const app = await startApp({
       mask: this.#opts.mask,
       cores: this.#opts.cores,
-      modules: [...REACTOR_MODULES],
+      modules: [...REACTOR_MODULES, ...(this.#opts.plugins ?? []).flatMap((p) => p.reactorModules ?? [])],
       signals: false,
       // The targets' work arrives on sockets: give libuv a turn as soon as a reactor runs dry.
       loop: { yieldIdleUs: 0, ...this.#opts.loop },

@@ -1,7 +1,9 @@
 import type { Control } from '@storkit/reactor';
+import { obj, opt, req, str } from '@storkit/rpc';
 import { expect } from 'chai';
 
 import { bdevSubsystem, type ReactorControl } from '../src/index.js';
+import { asTargetPlugin, declareBdevMethods } from '../src/plugin.js';
 
 /** A ReactorControl that records calls and fails where told, standing in for the reactors. */
 function fakeControl(count: number, failOn: (i: number, op: string) => boolean) {
@@ -57,5 +59,64 @@ describe('app: bdev subsystem replay', () => {
       [0, 'bdev.malloc_delete', { name: 'M' }],
     ]);
     expect(await s.writeConfig()).to.deep.equal([]);
+  });
+});
+
+describe('app: bdev modules from plugins', () => {
+  const handler = (s: ReturnType<typeof bdevSubsystem>, name: string) =>
+    s.methods.find((m) => m.name === name)!.handler as (p: unknown, c: unknown) => Promise<unknown>;
+  const flaky = declareBdevMethods({
+    create: 'bdev_flaky_create',
+    delete: 'bdev_flaky_delete',
+    description: 'test module',
+    params: obj({ name: req(str()), base: opt(str()) }),
+    positional: ['name'],
+  });
+
+  it('serves their create and delete like the built-in ones: replay, rollback, journal, delete', async () => {
+    const { ctl, calls } = fakeControl(3, (i, op) => i === 2 && op === 'plugin.bdev_flaky_create');
+    const s = bdevSubsystem(ctl, [flaky]);
+    expect(s.methods.find((m) => m.name === 'bdev_flaky_create')).to.include({ description: 'test module' });
+    // Reactor 2 refuses: reactors 1 and 0 delete what they made, nothing is journaled.
+    const e = await handler(s, 'bdev_flaky_create')({ name: 'F1' }, {}).catch((x) => x);
+    expect(e).to.have.property('code', 'ENOMEM');
+    expect(calls.map(([i, op]) => `${i}:${op}`)).to.deep.equal([
+      '0:plugin.bdev_flaky_create',
+      '1:plugin.bdev_flaky_create',
+      '2:plugin.bdev_flaky_create',
+      '1:plugin.bdev_flaky_delete',
+      '0:plugin.bdev_flaky_delete',
+    ]);
+    expect(await s.writeConfig()).to.deep.equal([]);
+    // Two reactors: made on both, saved with the replayed params (no storkit_ handles).
+    const two = fakeControl(2, () => false);
+    const s2 = bdevSubsystem(two.ctl, [flaky]);
+    expect(await handler(s2, 'bdev_flaky_create')({ name: 'F0', base: 'M' }, {})).to.equal('F0');
+    expect(await s2.writeConfig()).to.deep.equal([
+      { method: 'bdev_flaky_create', params: { name: 'F0', base: 'M', uuid: 'u' } },
+    ]);
+    await handler(s2, 'bdev_flaky_delete')({ name: 'F0' }, {});
+    expect(two.calls.slice(2).map(([i, op, p]) => [i, op, p])).to.deep.equal([
+      [1, 'plugin.bdev_flaky_delete', { name: 'F0' }],
+      [0, 'plugin.bdev_flaky_delete', { name: 'F0' }],
+    ]);
+    expect(await s2.writeConfig()).to.deep.equal([]);
+  });
+
+  it('refuses a plugin of the wrong shape, and method names that are not bdev_<name>', () => {
+    expect(() => asTargetPlugin(undefined, 'x.js')).to.throw(
+      /plugin x.js: its default export is not a plugin/,
+    );
+    expect(() => asTargetPlugin({ name: 'p', reactorModules: ['./r.js'] }, 'x.js')).to.throw(/must be URLs/);
+    expect(() => asTargetPlugin({ name: 'p', bdevMethods: [{}] }, 'x.js')).to.throw(/declareBdevMethods/);
+    expect(asTargetPlugin({ name: 'p', bdevMethods: [flaky] }, 'x.js').name).to.equal('p');
+    expect(() =>
+      declareBdevMethods({
+        create: 'flaky_create',
+        delete: 'bdev_flaky_delete',
+        description: '',
+        params: obj({}),
+      }),
+    ).to.throw(/not bdev_<name>/);
   });
 });

@@ -13,12 +13,13 @@ import {
 } from '@storkit/app';
 
 import { type Command, UsageError } from '../command.js';
+import { loadPlugin } from './plugins.js';
 import { DEFAULT_RPC_SOCKET } from './rpc.js';
 import { startLiveLine } from './tgt-live.js';
 
 const USAGE = `usage: storkit tgt [-m MASK] [-r SOCKET] [--json FILE | --default-config] [--wait-for-rpc]
                    [--rpc-tcp HOST:PORT] [--vhost-dir DIR] [-L COMPONENT]... [--log-level LEVEL]
-                   [--no-stats] [--slice-us N] [--ioat-model N]
+                   [--no-stats] [--slice-us N] [--ioat-model N] [--plugin FILE|PACKAGE]...
 
 Runs the storkit target: one pinned reactor per core of MASK, every subsystem, and the
 JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
@@ -38,7 +39,10 @@ JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   --no-stats        no live per-reactor load line
   --slice-us N      longest run of reactor iterations between yields to sockets (default 500)
   --ioat-model N    run a software model of an I/OAT DMA engine with N channels (no machine here
-                    has the hardware); ioat_scan_accel_module finds them as it would real ones`;
+                    has the hardware); ioat_scan_accel_module finds them as it would real ones
+  --plugin P        load a plugin (a file, or a package name; its default export a TargetPlugin of
+                    @storkit/app/plugin): its bdev modules in every reactor, their methods served and
+                    configurable from --json like the built-in ones (examples/custom-bdev)`;
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'notice', 'info', 'debug'];
 
@@ -47,6 +51,7 @@ export const tgt: Command = {
   summary: 'run the storage target (reactors, subsystems, JSON-RPC server)',
   usage: USAGE,
   async run(argv) {
+    const pluginSpecs: string[] = [];
     let mask = '0x1';
     let rpcSocket = DEFAULT_RPC_SOCKET;
     let config: SpdkConfig | undefined;
@@ -102,8 +107,11 @@ export const tgt: Command = {
         if (!Number.isInteger(n) || n < 1 || n > 32)
           throw new UsageError('--ioat-model takes 1..32 channels');
         ioatModel = { channels: n };
-      } else throw new UsageError(`unknown option '${a}'`);
+      } else if (a === '--plugin') pluginSpecs.push(val());
+      else throw new UsageError(`unknown option '${a}'`);
     }
+    const plugins = [];
+    for (const p of pluginSpecs) plugins.push(await loadPlugin(p));
     const target = new Target({
       mask,
       rpcSocket,
@@ -114,6 +122,7 @@ export const tgt: Command = {
       vhostDir,
       loop,
       ioatModel,
+      plugins,
     });
     try {
       await target.start();
