@@ -45,6 +45,18 @@ export interface Field<S extends Schema = Schema> {
   schema: S;
   required?: boolean;
   default?: unknown;
+  /**
+   * A parameter SPDK has and storkit accepts (so SPDK's configs load) but does not act on: any
+   * value other than SPDK's default is reported to the server's `onInert` (the app warns once).
+   */
+  inert?: { spdkDefault: unknown };
+}
+
+/** A value given for an inert parameter that differs from SPDK's default. */
+export interface InertNote {
+  path: string;
+  value: unknown;
+  spdkDefault: unknown;
 }
 /** A property the validated params always hold: required, or filled from its default. */
 export interface PresentField<S extends Schema = Schema> extends Field<S> {
@@ -113,7 +125,7 @@ function fail(path: string, msg: string): never {
  * Check `value` against `schema`; returns the value with defaults filled in (a new object for
  * objects, so the caller's input is never mutated). Throws RpcError(-32602) naming the bad field.
  */
-export function validate(schema: Schema, value: unknown, path = '', depth = 0): unknown {
+export function validate(schema: Schema, value: unknown, path = '', depth = 0, inert?: InertNote[]): unknown {
   if (depth > MAX_DEPTH) fail(path, 'nested too deeply');
   switch (schema.type) {
     case 'any':
@@ -158,7 +170,7 @@ export function validate(schema: Schema, value: unknown, path = '', depth = 0): 
         fail(path, `needs at least ${schema.minItems} items`);
       if (schema.maxItems !== undefined && value.length > schema.maxItems)
         fail(path, `takes at most ${schema.maxItems} items`);
-      return value.map((v, i) => validate(schema.items, v, `${path}[${i}]`, depth + 1));
+      return value.map((v, i) => validate(schema.items, v, `${path}[${i}]`, depth + 1, inert));
     }
     case 'object': {
       if (typeof value !== 'object' || value === null || Array.isArray(value))
@@ -176,7 +188,9 @@ export function validate(schema: Schema, value: unknown, path = '', depth = 0): 
           define(out, key, src[key]);
           continue;
         }
-        define(out, key, validate(f.schema, src[key], p, depth + 1));
+        define(out, key, validate(f.schema, src[key], p, depth + 1, inert));
+        if (f.inert && inert && !sameJson(out[key], f.inert.spdkDefault))
+          inert.push({ path: p, value: out[key], spdkDefault: f.inert.spdkDefault });
       }
       for (const [key, f] of Object.entries(schema.properties)) {
         if (Object.hasOwn(out, key)) continue;
@@ -186,6 +200,10 @@ export function validate(schema: Schema, value: unknown, path = '', depth = 0): 
       return out;
     }
   }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** One line per parameter, for `--help`. */
@@ -198,7 +216,9 @@ export function describeParams(schema: ObjectSchema | undefined): string[] {
       ? 'required'
       : f.default !== undefined
         ? `default ${JSON.stringify(f.default)}`
-        : 'optional';
+        : f.inert
+          ? `accepted, not acted on: SPDK's default ${JSON.stringify(f.inert.spdkDefault)}`
+          : 'optional';
     lines.push(
       `  --${name.replaceAll('_', '-')} ${t}  (${req})${f.schema.description ? `  ${f.schema.description}` : ''}`,
     );
@@ -258,6 +278,14 @@ export const req = <S extends Schema>(schema: S): PresentField<S> => ({
   required: true,
   present: true,
 });
+/**
+ * An SPDK parameter storkit accepts without acting on it; `spdkDefault` is what SPDK assumes when
+ * it is absent (another value is reported once through the server's `onInert`).
+ */
+export const inert = <S extends Schema>(schema: S, spdkDefault: Infer<S>): Field<S> => ({
+  schema,
+  inert: { spdkDefault },
+});
 export function opt<S extends Schema>(schema: S): Field<S>;
 export function opt<S extends Schema>(schema: S, dflt: Infer<S>): PresentField<S>;
 export function opt<S extends Schema>(schema: S, dflt?: unknown): Field<S> {
@@ -270,3 +298,10 @@ export function opt<S extends Schema>(schema: S, dflt?: unknown): Field<S> {
  * fails to compile where the method is defined.
  */
 export type Fits<S extends Schema, T> = S & (Infer<S> extends T ? unknown : never);
+
+/** `params` without the keys `schema` marks inert (accepted, not acted on): what a module gets. */
+export function withoutInert<P>(schema: ObjectSchema, params: P): P {
+  const out = { ...params } as Record<string, unknown>;
+  for (const [k, f] of Object.entries(schema.properties)) if (f.inert) delete out[k];
+  return out as P;
+}

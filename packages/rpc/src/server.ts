@@ -5,7 +5,7 @@ import { isMainThread } from 'node:worker_threads';
 import { RpcCode, RpcError, toRpcError } from './errors.js';
 import { JsonFramer } from './framing.js';
 import type { AnyMethodDef, MethodContext, MethodDef, MethodSpec } from './method.js';
-import { validate } from './schema.js';
+import { type InertNote, validate } from './schema.js';
 
 export interface RpcServerOptions {
   /** Largest single request (or batch) in bytes; a larger one is answered with a parse error and the connection closed. */
@@ -19,6 +19,8 @@ export interface RpcServerOptions {
    * control plane has no authentication of its own, so the file mode is its access control).
    */
   socketMode?: number;
+  /** Values given for inert params (accepted, not acted on) that differ from SPDK's default. */
+  onInert?: (method: string, notes: InertNote[]) => void;
 }
 
 interface JsonRpcResponse {
@@ -45,6 +47,7 @@ export class RpcServer {
   readonly #maxBatch: number;
   readonly #log: (line: string) => void;
   readonly #socketMode: number;
+  readonly #onInert: ((method: string, notes: InertNote[]) => void) | undefined;
   #state: 'startup' | 'runtime' = 'runtime';
 
   constructor(opts: RpcServerOptions = {}) {
@@ -52,6 +55,7 @@ export class RpcServer {
     this.#maxBatch = opts.maxBatch ?? 1024;
     this.#log = opts.log ?? (() => {});
     this.#socketMode = opts.socketMode ?? 0o600;
+    this.#onInert = opts.onInert;
     if (!Number.isInteger(this.#socketMode) || this.#socketMode < 0 || this.#socketMode > 0o777)
       throw new RangeError(`socketMode ${opts.socketMode} is not a permission mode (0 to 0o777)`);
   }
@@ -249,7 +253,11 @@ export class RpcServer {
         if (params && Object.keys(params).length)
           throw RpcError.invalidParams(`${method} takes no parameters`);
         p = {};
-      } else p = validate(def.params, params ?? {});
+      } else {
+        const notes: InertNote[] = [];
+        p = validate(def.params, params ?? {}, '', 0, notes);
+        if (notes.length) this.#onInert?.(method, notes);
+      }
     } catch (e) {
       return { error: toRpcError(e) };
     }
