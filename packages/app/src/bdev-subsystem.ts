@@ -6,6 +6,7 @@ import {
   arr,
   bool,
   type Fits,
+  inert,
   int,
   type MethodDef,
   type MethodSpec,
@@ -16,6 +17,7 @@ import {
   RpcError,
   req,
   str,
+  withoutInert,
 } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
@@ -59,7 +61,8 @@ function creator<P, S extends ObjectSchema>(
   return (create): MethodDef<P> => ({
     ...spec,
     async handler(p) {
-      const names = await create(spec.name, op, p);
+      // Parameters storkit accepts without acting on them stay out of the module's params.
+      const names = await create(spec.name, op, withoutInert(spec.params, p));
       return spec.name === 'bdev_split_create' ? names : names[0];
     },
   });
@@ -81,6 +84,8 @@ const CREATES = [
       md_interleave: opt(bool()),
       dif_type: opt(int({ min: 0, max: 0, description: 'DIF type (not supported: 0)' })),
       dif_is_head_of_md: opt(bool()),
+      dif_pi_format: inert(int({ min: 0, max: 2, description: 'protection information format' }), 0),
+      numa_id: inert(int({ min: -1, description: 'NUMA node of the memory (-1: any)' }), -1),
     }),
   }),
   creator(bdevCreate.bdev_null_create, {
@@ -96,6 +101,11 @@ const CREATES = [
       md_size: opt(int({ min: 0, max: 0 })),
       dif_type: opt(int({ min: 0, max: 0 })),
       dif_is_head_of_md: opt(bool()),
+      dif_pi_format: inert(int({ min: 0, max: 2 }), 0),
+      numa_id: inert(int({ min: -1 }), -1),
+      preferred_write_alignment: inert(int({ min: 0 }), 0),
+      preferred_write_granularity: inert(int({ min: 0 }), 0),
+      optimal_write_size: inert(int({ min: 0 }), 0),
     }),
   }),
   creator(bdevCreate.bdev_aio_create, {
@@ -222,6 +232,8 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
   ];
   const journal: Journaled[] = [];
   const qos = new Map<string, Saved>();
+  /** Bdevs whose latency histogram is on (save_config writes bdev_enable_histogram after them). */
+  const histograms = new Set<string>();
   let options: Saved | null = null;
 
   /** A delete's params for the bdev a create made. */
@@ -277,7 +289,10 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
         : c.names[0] === v && c.method.replace(/_create$/, '_delete') === d.method,
     );
     if (idx >= 0) {
-      for (const n of journal[idx].names) qos.delete(n);
+      for (const n of journal[idx].names) {
+        qos.delete(n);
+        histograms.delete(n);
+      }
       journal.splice(idx, 1);
     }
     if (errs.length) throw new RpcError(-5, `deleted on some reactors only: ${errs.join('; ')}`);
@@ -438,6 +453,8 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
     params: obj({ name: req(name()), enable: req(bool()) }),
     async handler(p) {
       for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevHistogram, p);
+      if (p.enable) histograms.add(p.name);
+      else histograms.delete(p.name);
       return true;
     },
   });
@@ -453,6 +470,22 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
         throw RpcError.errno('EINVAL', `histogram is not enabled on ${p.name} (bdev_enable_histogram)`);
       return h;
     },
+  });
+  add({
+    name: 'bdev_wait_for_examine',
+    description:
+      "Answer once every bdev module finished examining (storkit creates bdevs synchronously: at once; a config's held virtual bdevs are retried first)",
+    handler: () => true,
+  });
+  add({
+    name: 'bdev_raid_set_options',
+    description: 'RAID module options',
+    state: 'both',
+    params: obj({
+      process_window_size_kb: inert(int({ min: 1, description: 'rebuild window (KiB)' }), 1024),
+      process_max_bandwidth_mb_sec: inert(int({ min: 0, description: 'rebuild bandwidth cap (0: none)' }), 0),
+    }),
+    handler: () => true,
   });
   add({
     name: 'bdev_set_options',
@@ -487,6 +520,8 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
       if (options) out.push({ method: 'bdev_set_options', params: { ...options } });
       for (const c of journal) out.push({ method: c.method, params: { ...c.params } });
       for (const [, p] of qos) out.push({ method: 'bdev_set_qos_limit', params: { ...p } });
+      for (const name of histograms)
+        out.push({ method: 'bdev_enable_histogram', params: { name, enable: true } });
       return out;
     },
   };

@@ -1,6 +1,6 @@
 // framework_* and thread_* methods, spdk_kill_instance and save_config.
 import type { ReactorSnapshot } from '@storkit/reactor';
-import { type AnyMethodDef, bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { type AnyMethodDef, bool, inert, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import { saveConfig, sectionConfig } from './config.js';
 import type { AppSubsystem } from './subsystem.js';
@@ -89,8 +89,8 @@ export function frameworkMethods(host: FrameworkHost): AnyMethodDef[] {
     description: "Choose the reactor scheduler (storkit has one: 'static', threads stay where created)",
     params: obj({
       name: req(str({ enum: ['static'] })),
-      period: opt(int({ min: 0 })),
-      isolated_core_mask: opt(str()),
+      period: inert(int({ min: 0, description: 'µs between scheduling passes' }), 1000000),
+      isolated_core_mask: inert(str(), ''),
     }),
     handler: () => true,
   });

@@ -5,7 +5,7 @@
 import type { CreateSubsystemParams, ListenAddress, NamespaceParams, ReferralParams } from '@storkit/nvmf';
 import { NvmfTarget } from '@storkit/nvmf';
 import type { Control, ControlResultOf } from '@storkit/reactor';
-import { bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { any, bool, inert, int, methodList, obj, opt, RpcError, req, str, withoutInert } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import { nvmfOps as o } from './controls/nvmf.js';
@@ -47,6 +47,9 @@ const tcpAddress = (a: { adrfam?: string; traddr: string; trsvcid: string }): Li
 
 export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
   let setConfig: Saved | null = null;
+  /** nvmf_set_max_subsystems: how many NVM subsystems the target holds (SPDK's default 1024). */
+  let maxSubsystems: number | null = null;
+  let crdt: Saved | null = null;
   let transport: Saved | null = null;
   const subsystems = new Map<string, SubsystemState>();
   const discoveryListeners: ListenAddress[] = [];
@@ -93,6 +96,52 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     return s;
   }
 
+  /** nvmf_create_transport's params (SPDK's, the RDMA and unused ones accepted at their defaults). */
+  const transportParams = obj({
+    trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
+    tgt_name: opt(str()),
+    max_queue_depth: opt(int({ min: 2, max: 65535 })),
+    max_aq_depth: opt(int({ min: 2, max: 4096 })),
+    max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
+    in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
+    max_io_size: opt(int({ min: 4096 })),
+    io_unit_size: opt(int({ min: 512 })),
+    c2h_success: opt(bool()),
+    sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
+    abort_timeout_sec: opt(int({ min: 0 })),
+    num_shared_buffers: opt(int({ min: 0 })),
+    buf_cache_size: opt(int({ min: 0 })),
+    dif_insert_or_strip: opt(bool()),
+    zcopy: opt(bool()),
+    acceptor_poll_rate: inert(int({ min: 0, description: 'µs between accept polls' }), 10000),
+    ack_timeout: inert(int({ min: 0, description: 'RDMA ack timeout' }), 0),
+    data_wr_pool_size: inert(int({ min: 0, description: 'RDMA work requests' }), 0),
+    disable_command_passthru: inert(bool(), false),
+    kas: inert(int({ min: 0, max: 65535, description: 'keep alive granularity (100 ms units)' }), 10),
+    min_kato: inert(int({ min: 0, description: 'smallest keep alive timeout, ms' }), 10000),
+    masked_oncs: inert(any(), []),
+    masked_fuses: inert(any(), []),
+  });
+
+  /** nvmf_create_subsystem's params (SPDK's, the ones storkit has no use for accepted at their defaults). */
+  const subsystemParams = obj({
+    nqn: req(nqn()),
+    tgt_name: opt(str()),
+    serial_number: opt(str({ minLength: 1, maxLength: 20 })),
+    model_number: opt(str({ minLength: 1, maxLength: 40 })),
+    allow_any_host: opt(bool()),
+    max_namespaces: opt(int({ min: 0, max: 1024 })),
+    min_cntlid: opt(int({ min: 1, max: 0xffef })),
+    max_cntlid: opt(int({ min: 1, max: 0xffef })),
+    ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
+    passthrough: inert(bool({ description: 'pass commands through to an NVMe bdev' }), false),
+    enable_nssr: inert(bool({ description: 'NVM subsystem reset' }), false),
+    dmrsl: inert(int({ min: 0, description: 'Dataset Management range size limit' }), 0),
+    wzsl: inert(int({ min: 0, max: 255, description: 'Write Zeroes size limit' }), 0),
+    max_discard_size_kib: inert(int({ min: 0 }), 0),
+    max_write_zeroes_size_kib: inert(int({ min: 0 }), 0),
+  });
+
   const { methods, add } = methodList();
 
   add({
@@ -111,7 +160,20 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
           identify_ctrlr: opt(bool({ description: 'pass Identify through to an NVMe bdev (not supported)' })),
         }),
       ),
-      poll_groups_mask: opt(str({ description: 'accepted for SPDK configs: every reactor is a poll group' })),
+      poll_groups_mask: inert(str({ description: 'storkit: every reactor is a poll group' }), ''),
+      dhchap_digests: inert(any({ description: 'DH-HMAC-CHAP digests (storkit: no DH-HMAC-CHAP)' }), [
+        'sha256',
+        'sha384',
+        'sha512',
+      ]),
+      dhchap_dhgroups: inert(any(), [
+        'null',
+        'ffdhe2048',
+        'ffdhe3072',
+        'ffdhe4096',
+        'ffdhe6144',
+        'ffdhe8192',
+      ]),
     }),
     handler(p) {
       if (p.admin_cmd_passthru?.identify_ctrlr === true)
@@ -122,31 +184,41 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
   });
 
   add({
+    name: 'nvmf_set_max_subsystems',
+    description: 'How many NVM subsystems the target may hold (before framework_start_init)',
+    state: 'startup',
+    params: obj({ max_subsystems: req(int({ min: 1, max: 0xffef })) }),
+    handler(p) {
+      maxSubsystems = p.max_subsystems;
+      return true;
+    },
+  });
+
+  add({
+    name: 'nvmf_set_crdt',
+    description: 'Command Retry Delay Times the target reports (before framework_start_init)',
+    state: 'startup',
+    params: obj({
+      crdt1: inert(int({ min: 0, max: 65535, description: 'in 100 ms units' }), 0),
+      crdt2: inert(int({ min: 0, max: 65535 }), 0),
+      crdt3: inert(int({ min: 0, max: 65535 }), 0),
+    }),
+    handler(p) {
+      crdt = { ...p };
+      return true;
+    },
+  });
+
+  add({
     name: 'nvmf_create_transport',
     description: 'Create the NVMe/TCP transport on every reactor',
     positional: ['trtype'],
-    params: obj({
-      trtype: req(str({ enum: ['TCP'], ignoreCase: true })),
-      tgt_name: opt(str()),
-      max_queue_depth: opt(int({ min: 2, max: 65535 })),
-      max_aq_depth: opt(int({ min: 2, max: 4096 })),
-      max_io_qpairs_per_ctrlr: opt(int({ min: 1, max: 65534 })),
-      in_capsule_data_size: opt(int({ min: 0, max: 131072 })),
-      max_io_size: opt(int({ min: 4096 })),
-      io_unit_size: opt(int({ min: 512 })),
-      c2h_success: opt(bool()),
-      sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
-      abort_timeout_sec: opt(int({ min: 0 })),
-      num_shared_buffers: opt(int({ min: 0 })),
-      buf_cache_size: opt(int({ min: 0 })),
-      dif_insert_or_strip: opt(bool()),
-      zcopy: opt(bool()),
-    }),
+    params: transportParams,
     async handler(p) {
       if (transport) throw RpcError.errno('EEXIST', 'transport TCP already exists');
-      const { tgt_name: _t, ...params } = p;
+      const { tgt_name: _t, ...params } = withoutInert(transportParams, p);
       await everywhere(o.nvmf_create_transport, { ...params, trtype: 'TCP' });
-      transport = { ...p, trtype: 'TCP' };
+      transport = { ...withoutInert(transportParams, p), trtype: 'TCP' };
       return true;
     },
   });
@@ -162,23 +234,19 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     name: 'nvmf_create_subsystem',
     description: 'Create an NVM subsystem on every reactor',
     positional: ['nqn'],
-    params: obj({
-      nqn: req(nqn()),
-      tgt_name: opt(str()),
-      serial_number: opt(str({ minLength: 1, maxLength: 20 })),
-      model_number: opt(str({ minLength: 1, maxLength: 40 })),
-      allow_any_host: opt(bool()),
-      max_namespaces: opt(int({ min: 0, max: 1024 })),
-      min_cntlid: opt(int({ min: 1, max: 0xffef })),
-      max_cntlid: opt(int({ min: 1, max: 0xffef })),
-      ana_reporting: opt(bool({ description: 'ANA reporting (not supported: false)' })),
-    }),
+    params: subsystemParams,
     async handler(p) {
       if (p.ana_reporting === true) throw RpcError.errno('ENOTSUP', 'ANA reporting is not supported');
-      const { tgt_name: _t, ana_reporting: _a, ...params } = p;
+      const { tgt_name: _t, ana_reporting: _a, ...params } = withoutInert(subsystemParams, p);
       if (params.max_namespaces === 0) delete params.max_namespaces; // SPDK: 0 = default
       if (subsystems.has(p.nqn) || p.nqn === DISCOVERY_NQN)
         throw RpcError.errno('EEXIST', `subsystem ${p.nqn} already exists`);
+      const cap = maxSubsystems ?? 1024;
+      if (subsystems.size >= cap)
+        throw RpcError.errno(
+          'ENOSPC',
+          `the target holds at most ${cap} subsystems (nvmf_set_max_subsystems)`,
+        );
       const id = nextId++;
       const qidCap = Number(transport?.max_io_qpairs_per_ctrlr ?? 127);
       let shared: ReturnType<typeof NvmfTarget.sharedSubsystemState>;
@@ -320,7 +388,8 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     listen_address: req(listenAddress()),
     tgt_name: opt(str()),
     secure_channel: opt(bool({ description: 'TLS (not supported: false)' })),
-    ana_state: opt(str()),
+    ana_state: inert(str({ enum: ['optimized', 'non_optimized', 'inaccessible'] }), 'optimized'),
+    sock_impl: inert(str({ description: 'SPDK socket implementation (storkit: its own)' }), 'posix'),
   });
 
   add({
@@ -485,6 +554,9 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
       }
       const out: ConfigEntry[] = [];
       if (setConfig) out.push({ method: 'nvmf_set_config', params: { ...setConfig } });
+      if (maxSubsystems !== null)
+        out.push({ method: 'nvmf_set_max_subsystems', params: { max_subsystems: maxSubsystems } });
+      if (crdt) out.push({ method: 'nvmf_set_crdt', params: { ...crdt } });
       if (transport) out.push({ method: 'nvmf_create_transport', params: { ...transport } });
       for (const a of discoveryListeners)
         out.push({

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 
 import { IoatModel } from '@storkit/ioat/testing';
 import { type App, type AppResult, startApp } from '@storkit/reactor';
-import { type AnyMethodDef, RpcServer, registerBuiltins } from '@storkit/rpc';
+import { type AnyMethodDef, type InertNote, RpcServer, registerBuiltins } from '@storkit/rpc';
 
 import { applyConfig, type SpdkConfig } from './config.js';
 import { AppControl } from './control.js';
@@ -64,7 +64,11 @@ export class Target {
   constructor(opts: TargetOptions) {
     this.#opts = opts;
     this.log = opts.log ?? new Logger();
-    this.server = new RpcServer({ log: (l) => this.log.debug('rpc', l), socketMode: opts.rpcSocketMode });
+    this.server = new RpcServer({
+      log: (l) => this.log.debug('rpc', l),
+      socketMode: opts.rpcSocketMode,
+      onInert: (method, notes) => this.#inert(method, notes),
+    });
     const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
     const bdevMethods = (opts.plugins ?? []).flatMap((p) => p.bdevMethods ?? []);
     this.subsystems = SUBSYSTEMS.map((f) =>
@@ -109,6 +113,22 @@ export class Target {
         }
       },
     };
+  }
+
+  /** Params already warned about: each SPDK option storkit does not act on is named once. */
+  readonly #inertWarned = new Set<string>();
+
+  /** A value other than SPDK's default for a parameter storkit accepts but does not act on. */
+  #inert(method: string, notes: InertNote[]): void {
+    for (const n of notes) {
+      const key = `${method}.${n.path}`;
+      if (this.#inertWarned.has(key)) continue;
+      this.#inertWarned.add(key);
+      this.log.warn(
+        'app',
+        `${method}: ${n.path} ${JSON.stringify(n.value)} is accepted but storkit does not act on it (SPDK's default: ${JSON.stringify(n.spdkDefault)})`,
+      );
+    }
   }
 
   get app(): App | null {

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Control } from '@storkit/reactor';
 import { parseCoreMask } from '@storkit/reactor';
-import { bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { bool, inert, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import {
@@ -19,6 +19,7 @@ import {
   vhostGet,
   vhostRemoveTarget,
   vhostSetCoalescing,
+  vhostStart,
 } from './controls/vhost.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
@@ -27,6 +28,8 @@ interface CreateParams {
   ctrlr: string;
   cpumask?: string;
   num_queues?: number;
+  /** vhost-scsi: serve only from vhost_start_scsi_controller on. */
+  delay?: boolean;
 }
 
 export interface VhostOptions {
@@ -139,6 +142,7 @@ class VhostState {
             params: { ctrlr: name, scsi_target_num: t.scsi_dev_num, bdev_name: t.luns[0].bdev_name },
           });
         }
+        if (o.params.delay) out.push({ method: 'vhost_start_scsi_controller', params: { ctrlr: name } });
       }
       if (c.delay_base_us > 0 || c.iops_threshold > 0) {
         out.push({
@@ -194,7 +198,7 @@ export function vhostBlkSubsystem(ctl: ReactorControl, o: VhostOptions = {}): Ap
       cpumask: opt(cpumask()),
       readonly: opt(bool({ description: 'serve the bdev read-only (VIRTIO_BLK_F_RO)' })),
       packed_ring: opt(bool({ description: 'offer packed virtqueues' })),
-      packed_ring_recovery: opt(bool({ description: 'SPDK: packed ring live recovery (storkit: ignored)' })),
+      packed_ring_recovery: inert(bool({ description: 'packed ring live recovery' }), false),
       transport: opt(str({ enum: ['vhost_user_blk'], description: 'transport (vhost_user_blk)' })),
       num_queues: opt(numQueues()),
     }),
@@ -254,7 +258,7 @@ export function vhostScsiSubsystem(ctl: ReactorControl, o: VhostOptions = {}): A
     params: obj({
       ctrlr: req(ctrlrName()),
       cpumask: opt(cpumask()),
-      delay: opt(bool({ description: 'SPDK: start only at vhost_start_scsi_controller (storkit: ignored)' })),
+      delay: opt(bool({ description: 'serve only once vhost_start_scsi_controller is called' })),
       num_queues: opt(numQueues()),
     }),
     handler: (p) => s.create('scsi', p, vhostCreateScsi),
@@ -285,6 +289,18 @@ export function vhostScsiSubsystem(ctl: ReactorControl, o: VhostOptions = {}): A
       const o = s.owner(p.ctrlr);
       if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
       await ctl.call(o.reactor, vhostRemoveTarget, p);
+      return true;
+    },
+  });
+  add({
+    name: 'vhost_start_scsi_controller',
+    description: 'Start serving a vhost-scsi controller created with delay',
+    positional: ['ctrlr'],
+    params: obj({ ctrlr: req(ctrlrName()) }),
+    async handler(p) {
+      const o = s.owner(p.ctrlr);
+      if (o.kind !== 'scsi') throw RpcError.errno('EINVAL', `${p.ctrlr} is not a vhost-scsi controller`);
+      await ctl.call(o.reactor, vhostStart, p);
       return true;
     },
   });

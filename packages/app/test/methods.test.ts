@@ -248,6 +248,10 @@ describe('app: every method, happy path and bad params', function () {
     expect(await ok('spdk_get_version'))
       .to.have.property('version')
       .that.matches(/^storkit v/);
+    expect(await ok('bdev_wait_for_examine')).to.equal(true);
+    await bad('bdev_wait_for_examine', { timeout: 1 }, /takes no parameters/);
+    expect(await ok('bdev_raid_set_options', { process_window_size_kb: 1024 })).to.equal(true);
+    await bad('bdev_raid_set_options', { process_window_size_kb: 0 }, /below the minimum 1/);
     await bad('framework_start_init', {}, /before framework_start_init/);
     await bad('bdev_set_options', { bdev_io_cache_size: 8 }, /before framework_start_init/);
     await bad('framework_get_reactors', { verbose: true }, /takes no parameters/);

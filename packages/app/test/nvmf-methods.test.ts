@@ -64,7 +64,12 @@ describe('app: every nvmf method, happy path and bad params', function () {
       /discovery_filter: 'match_all_the_things' is not one of/,
     );
     expect(await ok('nvmf_set_config', { discovery_filter: 'match_any' })).to.equal(true);
+    await bad('nvmf_set_max_subsystems', { max_subsystems: 0 }, /max_subsystems: 0 is below the minimum 1/);
+    expect(await ok('nvmf_set_max_subsystems', { max_subsystems: 1 })).to.equal(true);
+    await bad('nvmf_set_crdt', { crdt1: -1 }, /crdt1: -1 is below the minimum 0/);
+    expect(await ok('nvmf_set_crdt', { crdt1: 0, crdt2: 0, crdt3: 0 })).to.equal(true);
     expect(await c.call('framework_start_init')).to.equal(true);
+    await bad('nvmf_set_max_subsystems', { max_subsystems: 8 }, /before framework_start_init/);
     await bad('nvmf_set_config', { discovery_filter: 'match_any' }, /before framework_start_init/);
   });
 
@@ -83,6 +88,8 @@ describe('app: every nvmf method, happy path and bad params', function () {
       await ok('nvmf_create_subsystem', { nqn: NQN, serial_number: 'SN123', model_number: 'storkit test' }),
     ).to.equal(true);
     await bad('nvmf_create_subsystem', { nqn: NQN }, /exist/i);
+    // nvmf_set_max_subsystems 1 (above): a second subsystem does not fit.
+    await bad('nvmf_create_subsystem', { nqn: `${NQN}-2` }, /at most 1 subsystems/);
 
     expect(
       await ok('nvmf_subsystem_add_ns', { nqn: NQN, namespace: { bdev_name: 'NM0', nsid: 3 } }),

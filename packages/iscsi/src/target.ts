@@ -151,9 +151,9 @@ export class IscsiTarget {
         throw new IscsiError('ENOENT_GROUP', `initiator group ${m.ig_tag} not found`);
       }
     }
-    if (p.chap_group && !this.authGroups.has(p.chap_group)) {
-      throw new IscsiError('ENOENT_GROUP', `auth group ${p.chap_group} not found`);
-    }
+    // chap_group may name an auth group created later, as in SPDK (its save_config writes the
+    // target nodes before the auth groups): the group is looked up at login, where a missing one
+    // fails authentication.
     if (
       !Number.isInteger(p.queue_depth) ||
       p.queue_depth < 1 ||
@@ -312,9 +312,6 @@ export class IscsiTarget {
     const node = this.#node(name);
     const next = { ...node.auth, ...p };
     checkChapFlags(next);
-    if (next.chap_group && !this.authGroups.has(next.chap_group)) {
-      throw new IscsiError('ENOENT_GROUP', `auth group ${next.chap_group} not found`);
-    }
     Object.assign(node.auth, next);
   }
 

@@ -37,7 +37,9 @@ export const vhostCore = declareControl<void, number>('vhost.core');
 export const vhostCreateBlk = declareControl<
   Placed & { dev_name: string; readonly?: boolean; packed_ring?: boolean }
 >('vhost.create_blk');
-export const vhostCreateScsi = declareControl<Placed>('vhost.create_scsi');
+/** With `delay`, the controller serves nobody until vhostStart (SPDK's vhost_start_scsi_controller). */
+export const vhostCreateScsi = declareControl<Placed & { delay?: boolean }>('vhost.create_scsi');
+export const vhostStart = declareControl<{ ctrlr: string }>('vhost.start');
 /** Answers the target number used (-1 picks the first free). */
 export const vhostAddTarget = declareControl<
   { ctrlr: string; scsi_target_num: number; bdev_name: string },

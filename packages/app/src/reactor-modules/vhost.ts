@@ -22,6 +22,7 @@ import {
   vhostGet,
   vhostRemoveTarget,
   vhostSetCoalescing,
+  vhostStart,
 } from '../controls/vhost.js';
 
 /** One controller on this reactor. */
@@ -152,9 +153,15 @@ defineControl(vhostCreateScsi, (p, done) => {
   const ctrl = errno(
     () => new VhostController({ name: p.ctrlr, socketPath: p.socket, cpumask: p.cpumask, device }),
   );
-  ctrl.start();
+  // SPDK's delay: targets are added first, vhost_start_scsi_controller starts serving.
+  if (!p.delay) ctrl.start();
   startReaper(t);
   ctrls.set(p.ctrlr, { ctrl, kind: 'scsi', backends: [], bdevs: [], readonly: false });
+  done(null, true);
+});
+
+defineControl(vhostStart, (p, done) => {
+  need(p.ctrlr).ctrl.start();
   done(null, true);
 });
 
