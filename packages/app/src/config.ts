@@ -89,10 +89,8 @@ export function parseConfig(text: string, source = 'config'): SpdkConfig {
  * with a notice; sections SPDK writes with a null or empty config (scsi, vmd, nbd, ...) have
  * nothing to do.
  *
- * SPDK saves a virtual bdev before the bdev it sits on (its module waits for the base to appear
- * during examine): such an entry is held until its base bdevs exist, then called; at
- * bdev_wait_for_examine and at the end of the pass, a still-held entry is called anyway and fails
- * naming the missing bdev.
+ * A virtual bdev SPDK saved before its base is created pending by its module and appears when
+ * the base does, as SPDK's modules do on examine.
  */
 export async function applyConfig(
   cfg: SpdkConfig,
@@ -107,39 +105,6 @@ export async function applyConfig(
     ),
   );
   let calls = 0;
-  const held: { where: string; entry: ConfigEntry }[] = [];
-  const call = async (where: string, entry: ConfigEntry): Promise<void> => {
-    const r = await server.call(entry.method, entry.params ?? {});
-    if (r.error)
-      throw new ConfigError(
-        `config: ${where} (${entry.method}) failed: ${r.error.message} (code ${r.error.code})`,
-      );
-    calls++;
-  };
-  const ready = async (entry: ConfigEntry): Promise<boolean> => {
-    for (const name of baseBdevs(entry)) {
-      const r = await server.call('bdev_get_bdevs', { name });
-      if (r.error) return false;
-    }
-    return true;
-  };
-  /** Call the held entries whose bases now exist, until none is left or none can go. */
-  const release = async (): Promise<void> => {
-    for (let progress = true; progress; ) {
-      progress = false;
-      for (const h of [...held]) {
-        if (!(await ready(h.entry))) continue;
-        held.splice(held.indexOf(h), 1);
-        await call(h.where, h.entry);
-        progress = true;
-      }
-    }
-  };
-  /** Call every held entry: the first whose base never appeared fails, naming it. */
-  const flush = async (): Promise<void> => {
-    await release();
-    for (const h of held.splice(0)) await call(h.where, h.entry);
-  };
   for (const section of cfg.subsystems) {
     if (FOREIGN_SUBSYSTEMS.has(section.subsystem) && !subsystems.some((s) => s.name === section.subsystem)) {
       if (pass === 'startup' && section.config?.length)
@@ -148,37 +113,15 @@ export async function applyConfig(
     }
     for (const [j, entry] of (section.config ?? []).entries()) {
       if ((pass === 'startup') !== startupOnly.has(entry.method)) continue;
-      const where = `${section.subsystem} entry ${j}`;
-      if (entry.method === 'bdev_wait_for_examine') await flush();
-      if (pass === 'runtime' && !(await ready(entry))) {
-        held.push({ where, entry });
-        continue;
-      }
-      await call(where, entry);
-      if (held.length) await release();
+      const r = await server.call(entry.method, entry.params ?? {});
+      if (r.error)
+        throw new ConfigError(
+          `config: ${section.subsystem} entry ${j} (${entry.method}) failed: ${r.error.message} (code ${r.error.code})`,
+        );
+      calls++;
     }
   }
-  await flush();
   return calls;
-}
-
-/** The bdevs a virtual bdev's create needs (SPDK's param names). */
-function baseBdevs(entry: ConfigEntry): string[] {
-  const p = (entry.params ?? {}) as Record<string, unknown>;
-  const one = (k: string) => (typeof p[k] === 'string' ? [p[k] as string] : []);
-  switch (entry.method) {
-    case 'bdev_delay_create':
-    case 'bdev_passthru_create':
-      return one('base_bdev_name');
-    case 'bdev_error_create':
-      return one('base_name');
-    case 'bdev_split_create':
-      return one('base_bdev');
-    case 'bdev_raid_create':
-      return Array.isArray(p.base_bdevs) ? p.base_bdevs.filter((b) => typeof b === 'string') : [];
-    default:
-      return [];
-  }
 }
 
 /** A config section: the entries of the subsystems saved into it, then its owner's. */
