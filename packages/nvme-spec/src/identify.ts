@@ -107,6 +107,38 @@ export interface IdentifyController {
   iorcsz: number;
   icdoff: number;
   msdbd: number;
+  /** Fields decoded for tools (identify): absent when encoding for a target. */
+  details?: IdentifyControllerDetails;
+}
+
+/** Identify Controller fields only tools show (SPDK's identify), decoded from the raw structure. */
+export interface IdentifyControllerDetails {
+  /** Recommended Arbitration Burst (2^rab commands). */
+  rab: number;
+  /** IEEE OUI as the three bytes in structure order. */
+  ieeeBytes: [number, number, number];
+  /** Number of power states supported, 0-based. */
+  npss: number;
+  /** SQES / CQES: required (bits 3:0) and maximum (7:4) entry sizes as powers of two. */
+  sqes: number;
+  cqes: number;
+  /** Format NVM Attributes. */
+  fna: number;
+  /** Atomic Write Unit Normal / Power Fail, 0-based. */
+  awun: number;
+  awupf: number;
+  /** Power state 0 descriptor. */
+  ps0: {
+    maxPowerCw: number;
+    mps: number;
+    nops: boolean;
+    enlat: number;
+    exlat: number;
+    rrt: number;
+    rrl: number;
+    rwt: number;
+    rwl: number;
+  };
 }
 
 function putString(b: Uint8Array, off: number, len: number, s: string, pad: number): void {
@@ -208,6 +240,27 @@ export function decodeIdentifyController(b: Uint8Array): IdentifyController {
     iorcsz: dv.getUint32(IdCtrlOff.iorcsz, true),
     icdoff: dv.getUint16(IdCtrlOff.icdoff, true),
     msdbd: b[IdCtrlOff.msdbd],
+    details: {
+      rab: b[IdCtrlOff.rab],
+      ieeeBytes: [b[IdCtrlOff.ieee], b[IdCtrlOff.ieee + 1], b[IdCtrlOff.ieee + 2]],
+      npss: b[IdCtrlOff.npss],
+      sqes: b[IdCtrlOff.sqes],
+      cqes: b[IdCtrlOff.cqes],
+      fna: b[IdCtrlOff.fna],
+      awun: dv.getUint16(IdCtrlOff.awun, true),
+      awupf: dv.getUint16(IdCtrlOff.awupf, true),
+      ps0: {
+        maxPowerCw: dv.getUint16(IdCtrlOff.psd0, true),
+        mps: b[IdCtrlOff.psd0 + 3] & 1,
+        nops: (b[IdCtrlOff.psd0 + 3] & 2) !== 0,
+        enlat: dv.getUint32(IdCtrlOff.psd0 + 4, true),
+        exlat: dv.getUint32(IdCtrlOff.psd0 + 8, true),
+        rrt: b[IdCtrlOff.psd0 + 12] & 0x1f,
+        rrl: b[IdCtrlOff.psd0 + 13] & 0x1f,
+        rwt: b[IdCtrlOff.psd0 + 14] & 0x1f,
+        rwl: b[IdCtrlOff.psd0 + 15] & 0x1f,
+      },
+    },
   };
 }
 
@@ -239,6 +292,11 @@ export interface IdentifyNamespace {
   dlfeat: number;
   /** Namespace Optimal I/O Boundary in logical blocks (0: none). */
   noiob?: number;
+  /** Every LBA format (NLBAF + 1 of them) and the one in use (FLBAS bits 3:0), for tools. */
+  lbaFormats?: { dataSize: number; metadataSize: number; relativePerformance: number }[];
+  currentLbaFormat?: number;
+  /** Namespace attributes (bit 0: write protected). */
+  nsattr?: number;
   nguid: Uint8Array;
   eui64: Uint8Array;
 }
@@ -275,6 +333,13 @@ export function decodeIdentifyNamespace(b: Uint8Array): IdentifyNamespace {
     nmic: b[IdNsOff.nmic],
     dlfeat: b[IdNsOff.dlfeat],
     noiob: dv.getUint16(IdNsOff.noiob, true),
+    lbaFormats: Array.from({ length: Math.min(b[IdNsOff.nlbaf] + 1, 64) }, (_, i) => ({
+      dataSize: b[IdNsOff.lbaf0 + 4 * i + 2] ? 2 ** b[IdNsOff.lbaf0 + 4 * i + 2] : 0,
+      metadataSize: dv.getUint16(IdNsOff.lbaf0 + 4 * i, true),
+      relativePerformance: b[IdNsOff.lbaf0 + 4 * i + 3] & 3,
+    })),
+    currentLbaFormat: flbas,
+    nsattr: b[99],
     nguid: b.slice(IdNsOff.nguid, IdNsOff.nguid + 16),
     eui64: b.slice(IdNsOff.eui64, IdNsOff.eui64 + 8),
   };

@@ -180,7 +180,17 @@ describe('nvme spec: identify structures', () => {
       msdbd: 1,
     };
     encodeIdentifyController(c, buf);
-    expect(decodeIdentifyController(buf)).to.deep.equal(c);
+    const { details, ...decoded } = decodeIdentifyController(buf);
+    expect(decoded).to.deep.equal(c);
+    // What only tools read: the bytes the encoder fixes (entry sizes, power state 0, RAB).
+    expect(details).to.deep.include({
+      ieeeBytes: [0x56, 0x34, 0x12],
+      sqes: 0x66,
+      cqes: 0x44,
+      rab: 6,
+      npss: 0,
+    });
+    expect(details?.ps0.maxPowerCw).to.equal(2500);
     const n = {
       nsze: 2 ** 40,
       ncap: 2 ** 40,
@@ -194,7 +204,13 @@ describe('nvme spec: identify structures', () => {
       eui64: Uint8Array.from({ length: 8 }, (_, i) => 0xa0 + i),
     };
     encodeIdentifyNamespace(n, buf);
-    expect(decodeIdentifyNamespace(buf)).to.deep.equal(n);
+    const { lbaFormats, currentLbaFormat, nsattr, ...ns } = decodeIdentifyNamespace(buf);
+    expect(ns).to.deep.equal(n);
+    expect([lbaFormats, currentLbaFormat, nsattr]).to.deep.equal([
+      [{ dataSize: 4096, metadataSize: 0, relativePerformance: 0 }],
+      0,
+      0,
+    ]);
     encodeNamespaceList([7, 1, 3, 1000], 1, buf);
     expect(decodeNamespaceList(buf)).to.deep.equal([3, 7, 1000]);
     const d = { nguid: n.nguid, uuid: Uint8Array.from({ length: 16 }, (_, i) => 0xf0 - i), csi: 0 };

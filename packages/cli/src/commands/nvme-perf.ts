@@ -1,14 +1,15 @@
 import { currentCpu, pinThread } from '@storkit/native';
-import { NvmeController, parseTransportId } from '@storkit/nvme';
+import { type HostQpair, NvmeController, parseTransportId } from '@storkit/nvme';
 import { runPerf, type Workload } from '@storkit/nvme/perf';
 
 import { type Command, UsageError } from '../command.js';
 
-const USAGE = `usage: storkit nvme-perf -r TRID -q DEPTH -o BYTES -w WORKLOAD -t SECONDS [options]
+const USAGE = `usage: storkit nvme-perf -r TRID [-r TRID ...] -q DEPTH -o BYTES -w WORKLOAD -t SECONDS [options]
 
-Drives an NVMe/TCP namespace from polled I/O qpairs, like SPDK's perf.
-  -r TRID      'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN'
-  -q DEPTH     I/Os kept in flight (default 128), spread over the qpairs
+Drives NVMe namespaces (NVMe/TCP or local PCIe controllers) from polled I/O qpairs, like SPDK's perf.
+  -r TRID      'trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN' or
+               'trtype:PCIe traddr:0000:04:00.0'; several -r drive several controllers at once
+  -q DEPTH     I/Os kept in flight per controller (default 128), spread over its qpairs
   -P QPAIRS    I/O qpairs (connections) to use (default 1)
   -o BYTES     I/O size (default 4096)
   -w WORKLOAD  read | write | randread | randwrite | rw | randrw
@@ -41,10 +42,10 @@ const f2 = (x: number): string => x.toFixed(2).padStart(10);
 
 export const nvmePerf: Command = {
   name: 'nvme-perf',
-  summary: 'NVMe/TCP load generator: IOPS, MiB/s, latency percentiles (SPDK perf)',
+  summary: 'NVMe/TCP and PCIe load generator: IOPS, MiB/s, latency percentiles (SPDK perf)',
   usage: USAGE,
   async run(argv) {
-    let trid = '';
+    const trids: string[] = [];
     let q = 128;
     let o = 4096;
     let w: Workload = 'randread';
@@ -60,7 +61,7 @@ export const nvmePerf: Command = {
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       const v = (): string | undefined => argv[++i];
-      if (a === '-r') trid = v() ?? '';
+      if (a === '-r') trids.push(v() ?? '');
       else if (a === '-q') q = num('-q', v(), 1, 65535);
       else if (a === '-P') nq = num('-P', v(), 1, 256);
       else if (a === '-o') o = num('-o', v(), 512, 16 << 20);
@@ -81,54 +82,83 @@ export const nvmePerf: Command = {
         sock = x;
       } else throw new UsageError(`unknown option '${a}'`);
     }
-    if (!trid) throw new UsageError('-r TRID is required');
-    const tr = parseTransportId(trid);
+    if (trids.length === 0 || trids.some((x) => x === '')) throw new UsageError('-r TRID is required');
+    if (nq > q) throw new UsageError(`-P ${nq} needs at least ${nq} I/Os in flight (-q)`);
+    const trs = trids.map((x) => parseTransportId(x));
     if (mask !== undefined) pinThread(firstCore(mask));
-    const c = await NvmeController.connect(tr, { hdgst, ddgst });
+    const ctrls: NvmeController[] = [];
     try {
-      if (nq > q) throw new UsageError(`-P ${nq} needs at least ${nq} I/Os in flight (-q)`);
-      const qps = [];
-      for (let i = 0; i < nq; i++)
-        qps.push(
-          await c.allocIoQpair({ depth: Math.min(Math.ceil(q / nq) + 1, c.maxQueueEntries), socket: sock }),
-        );
+      for (const tr of trs) ctrls.push(await NvmeController.connect(tr, { hdgst, ddgst }));
+      const qpss: HostQpair[][] = [];
+      for (const c of ctrls) {
+        const qps = [];
+        for (let i = 0; i < nq; i++)
+          qps.push(
+            await c.allocIoQpair({ depth: Math.min(Math.ceil(q / nq) + 1, c.maxQueueEntries), socket: sock }),
+          );
+        qpss.push(qps);
+      }
       const cpuBefore = process.cpuUsage();
-      const r = await runPerf(c, qps, {
-        nsid,
-        queueDepth: q,
-        ioSize: o,
-        workload: w,
-        readPercent: m,
-        seconds: t,
-        warmup,
-      });
+      // Every controller at once, on this one core (SPDK perf's one worker over several namespaces).
+      const rs = await Promise.all(
+        ctrls.map((c, i) =>
+          runPerf(c, qpss[i], {
+            nsid,
+            queueDepth: q,
+            ioSize: o,
+            workload: w,
+            readPercent: m,
+            seconds: t,
+            warmup,
+          }),
+        ),
+      );
       const cpu = process.cpuUsage(cpuBefore);
-      for (const qp of qps) await c.freeIoQpair(qp);
-      const where = tr.trtype === 'PCIe' ? tr.traddr : `addr:${tr.traddr} subnqn:${tr.subnqn}`;
-      const name = `${tr.trtype} (${where}) NSID ${nsid} from core ${currentCpu()}`;
-      const h = r.histogram;
+      for (let i = 0; i < ctrls.length; i++) for (const qp of qpss[i]) await ctrls[i].freeIoQpair(qp);
+      const names = trs.map((tr) => {
+        const where = tr.trtype === 'PCIe' ? tr.traddr : `addr:${tr.traddr} subnqn:${tr.subnqn}`;
+        return `${tr.trtype} (${where}) NSID ${nsid} from core ${currentCpu()}`;
+      });
+      const width = Math.max(...names.map((n) => n.length));
+      const ios = rs.reduce((a, r) => a + r.ios, 0);
+      const total = {
+        iops: rs.reduce((a, r) => a + r.iops, 0),
+        mibps: rs.reduce((a, r) => a + r.mibps, 0),
+        avgUs: ios > 0 ? rs.reduce((a, r) => a + r.avgUs * r.ios, 0) / ios : 0,
+        minUs: Math.min(...rs.map((r) => r.minUs)),
+        maxUs: Math.max(...rs.map((r) => r.maxUs)),
+      };
+      const row = (n: string, r: typeof total): string =>
+        `${n.padEnd(width)} : ${f2(r.iops)} ${f2(r.mibps)} ${f2(r.avgUs)} ${f2(r.minUs)} ${f2(r.maxUs)}`;
       const lines = [
         `Initialization complete. Launching workers.`,
         '========================================================',
-        `${''.padEnd(name.length)}   ${''.padStart(22)}Latency(us)`,
-        `${'Device Information'.padEnd(name.length)} : ${'IOPS'.padStart(10)} ${'MiB/s'.padStart(10)} ${'Average'.padStart(10)} ${'min'.padStart(10)} ${'max'.padStart(10)}`,
-        `${name} : ${f2(r.iops)} ${f2(r.mibps)} ${f2(r.avgUs)} ${f2(r.minUs)} ${f2(r.maxUs)}`,
+        `${''.padEnd(width)}   ${''.padStart(22)}Latency(us)`,
+        `${'Device Information'.padEnd(width)} : ${'IOPS'.padStart(10)} ${'MiB/s'.padStart(10)} ${'Average'.padStart(10)} ${'min'.padStart(10)} ${'max'.padStart(10)}`,
+        ...rs.map((r, i) => row(names[i], r)),
         '========================================================',
-        `${'Total'.padEnd(name.length)} : ${f2(r.iops)} ${f2(r.mibps)} ${f2(r.avgUs)} ${f2(r.minUs)} ${f2(r.maxUs)}`,
-        '',
-        `Summary latency data for ${name}:`,
-        '=================================================================================',
-        ...[1, 10, 25, 50, 75, 90, 99, 99.9, 99.99].map(
-          (p) => `${p.toFixed(5).padStart(10)}% : ${h.percentile(p).toFixed(3).padStart(12)}us`,
-        ),
-        '',
-        `I/Os: ${r.ios} (${r.reads} reads, ${r.writes} writes, ${r.errors} errors) in ${r.seconds.toFixed(2)} s;` +
-          ` host CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`,
+        row('Total', total),
       ];
+      rs.forEach((r, i) => {
+        lines.push(
+          '',
+          `Summary latency data for ${names[i]}:`,
+          '=================================================================================',
+          ...[1, 10, 25, 50, 75, 90, 99, 99.9, 99.99].map(
+            (p) => `${p.toFixed(5).padStart(10)}% : ${r.histogram.percentile(p).toFixed(3).padStart(12)}us`,
+          ),
+        );
+      });
+      const errors = rs.reduce((a, r) => a + r.errors, 0);
+      lines.push(
+        '',
+        `I/Os: ${ios} (${rs.reduce((a, r) => a + r.reads, 0)} reads, ${rs.reduce((a, r) => a + r.writes, 0)} writes, ${errors} errors) in ${Math.max(...rs.map((r) => r.seconds)).toFixed(2)} s;` +
+          ` host CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`,
+      );
       process.stdout.write(`${lines.join('\n')}\n`);
-      return r.errors ? 1 : 0;
+      return errors ? 1 : 0;
     } finally {
-      await c.close();
+      for (const c of ctrls) await c.close();
     }
   },
 };

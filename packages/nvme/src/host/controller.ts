@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 
 import {
   AdminOpcode,
+  type Capabilities,
   CC,
   Cns,
   DISCOVERY_ENTRY_SIZE,
@@ -96,6 +97,8 @@ export class NvmeController {
   cdata!: IdentifyController;
   /** Queue entries the controller supports (CAP.MQES + 1). */
   maxQueueEntries = 0;
+  /** Controller Capabilities (CAP), decoded. */
+  cap!: Capabilities;
   version = '';
   /** I/O qpairs this controller opened on its own thread (reconnected in place by a reset). */
   readonly ioQpairs = new Set<HostQpair>();
@@ -121,6 +124,11 @@ export class NvmeController {
     const hostid = o.hostid ?? DEFAULT_HOSTID;
     this.hostid = uuidToBytes(hostid);
     this.hostnqn = o.hostnqn ?? trid.hostnqn ?? defaultHostnqn(hostid);
+  }
+
+  /** PCIe: the function's vendor and device IDs; undefined on fabrics. */
+  get pciId(): { vendor: number; device: number } | undefined {
+    return this.#link?.pciId;
   }
 
   /** The admin queue (of the current link: a reset replaces it). */
@@ -219,6 +227,7 @@ export class NvmeController {
     const [lo, hi] = await link.getRegister(Reg.CAP, 8);
     const cap = decodeCap(lo, hi);
     this.maxQueueEntries = cap.maxQueueEntries;
+    this.cap = cap;
     this.version = versionString((await link.getRegister(Reg.VS, 4))[0]);
     await link.enable(cap);
     this.cdata = await this.identifyController();

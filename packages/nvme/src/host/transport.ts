@@ -118,6 +118,8 @@ export interface ControllerLink {
    * open); `enable` follows. Transports without it are reset by close and a new connect.
    */
   reset?(): Promise<void>;
+  /** PCIe: the function's vendor and device IDs (SPDK's identify shows them). */
+  readonly pciId?: { vendor: number; device: number };
   /** Set by the controller: the link saw its device removed (PCIe hot remove). */
   onRemoved?: ((err: Error) => void) | null;
 }

@@ -217,6 +217,10 @@ class PcieLink implements ControllerLink {
     return this.#dev.address;
   }
 
+  get pciId(): { vendor: number; device: number } {
+    return { vendor: this.#dev.vendor, device: this.#dev.device };
+  }
+
   async getRegister(ofst: number, size: 4 | 8): Promise<[number, number]> {
     const bar = this.#dev.bar(0);
     return [bar.read32(ofst), size === 8 ? bar.read32(ofst + 4) : 0];
