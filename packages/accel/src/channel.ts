@@ -3,7 +3,7 @@
 // Nothing here allocates per operation: tasks, sequences and the completion ring are made once.
 import type { Poller, Thread } from '@storkit/reactor';
 
-import { ACCEL_ENOMEM, AccelError } from './errors.js';
+import { ACCEL_EAGAIN, ACCEL_ENOMEM, AccelError } from './errors.js';
 import type { AccelIovecs } from './iovecs.js';
 import type { AccelModule } from './module.js';
 import { ACCEL_OPC, ACCEL_OPC_COUNT } from './opcodes.js';
@@ -24,6 +24,11 @@ import {
 } from './ops.js';
 import { AccelBatch, AccelSequence, type GroupOwner } from './sequence.js';
 import { type AccelCallback, AccelTask, type TaskSink } from './task.js';
+
+/** Where an operation done inline (the *Now calls) leaves its outcome. */
+class InlineSink implements TaskSink {
+  taskDone(): void {}
+}
 
 /** One channel's counters (accel_get_stats sums them over every channel). */
 export interface AccelChannelStats {
@@ -69,6 +74,7 @@ export class AccelChannel implements TaskSink, GroupOwner {
   #batchesMade = 0;
   readonly #maxGroups: number;
   readonly #poller: Poller;
+  readonly #now = new AccelTask(new InlineSink());
   #destroyed = false;
 
   /** @internal the framework's io_device makes channels */
@@ -119,7 +125,7 @@ export class AccelChannel implements TaskSink, GroupOwner {
   // once, on this thread) or ACCEL_ENOMEM (no free task: retry after completions); a bad argument
   // throws AccelError EINVAL and the callback never runs.
 
-  /** Copy `len` bytes from `src[srcOff..]` to `dst[dstOff..]` (the ranges must not overlap). */
+  /** Copy `len` bytes from `src[srcOff..]` to `dst[dstOff..]` (overlapping ranges: as memmove). */
   submitCopy(
     dst: Uint8Array,
     dstOff: number,
@@ -235,6 +241,71 @@ export class AccelChannel implements TaskSink, GroupOwner {
     setCopy(t, dst, dstOff, src, srcOff, len);
     t.seed = seed;
     return this.#submit(t);
+  }
+
+  // --- the same operations done now, on this CPU, when the module assigned to them does them so
+  // (software always; offload under its minBytes; ioat for memory its engine does not reach).
+  // They return what the callback would get, or ACCEL_EAGAIN: then submit the operation, for the
+  // module's engine. A data path keeps a synchronous fast path this way, and a faster engine still
+  // gets the work once assigned. Counted in accel_get_stats as any operation.
+
+  /** submitCopy now: 0, or ACCEL_EAGAIN. */
+  copyNow(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number {
+    checkCopy(dst, dstOff, src, srcOff, len);
+    const t = this.#now;
+    t.op = ACCEL_OPC.COPY;
+    setCopy(t, dst, dstOff, src, srcOff, len);
+    return this.#runNow(t);
+  }
+
+  /** submitFill now: 0, or ACCEL_EAGAIN. */
+  fillNow(dst: Uint8Array, dstOff: number, len: number, byte: number): number {
+    checkFill(dst, dstOff, len, byte);
+    const t = this.#now;
+    t.op = ACCEL_OPC.FILL;
+    setFill(t, dst, dstOff, len, byte);
+    return this.#runNow(t);
+  }
+
+  /** submitCompare now: 0, ACCEL_EMISCOMPARE, or ACCEL_EAGAIN. */
+  compareNow(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): number {
+    checkCompare(a, aOff, b, bOff, len);
+    const t = this.#now;
+    t.op = ACCEL_OPC.COMPARE;
+    setCompare(t, a, aOff, b, bOff, len);
+    return this.#runNow(t);
+  }
+
+  /** submitCrc32c now: the CRC (0..2^32-1), or ACCEL_EAGAIN. */
+  crc32cNow(src: Uint8Array, srcOff: number, len: number, seed: number): number {
+    checkCrc(src, srcOff, len, seed);
+    const t = this.#now;
+    t.op = ACCEL_OPC.CRC32C;
+    setCrc(t, src, srcOff, len, seed);
+    const rc = this.#runNow(t);
+    return rc === 0 ? this.#nowResult : rc;
+  }
+
+  #nowResult = 0;
+
+  #runNow(t: AccelTask): number {
+    const i = this.#opIdx[t.op];
+    const m = this.#uniq[i];
+    if (m.inline === undefined || !m.inline(this.#mch[i], t)) {
+      t.reset();
+      return ACCEL_EAGAIN;
+    }
+    const op = t.op;
+    const st = t.status;
+    if (st === 0) {
+      this.stats.executed[op]++;
+      this.stats.bytes[op] += t.len;
+    } else {
+      this.stats.failed[op]++;
+    }
+    this.#nowResult = t.result;
+    t.reset();
+    return st;
   }
 
   /**

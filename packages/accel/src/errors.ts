@@ -1,6 +1,6 @@
 /** Stable error codes of the accel framework (errno names). A synchronous throw means no callback runs. */
 export type AccelErrorCode =
-  | 'EINVAL' // an argument is out of range, or two ranges of a copy overlap
+  | 'EINVAL' // an argument is out of range
   | 'ENOENT' // no such opcode or module
   | 'ENOTSUP' // the module does not implement the opcode
   | 'EBUSY' // the framework has started (assignments are startup-only), or is in use
@@ -22,6 +22,8 @@ export class AccelError extends Error {
 export const ACCEL_OK = 0;
 /** submit*: no free task on this channel now (retry after completions), as SPDK's -ENOMEM. */
 export const ACCEL_ENOMEM = -12;
+/** *Now: the module assigned to the operation does not run it on this CPU: submit it instead. */
+export const ACCEL_EAGAIN = -11;
 /** The engine failed the operation. */
 export const ACCEL_EIO = -5;
 /** compare: the buffers differ (SPDK's -EILSEQ). */

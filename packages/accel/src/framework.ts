@@ -157,27 +157,47 @@ export async function accelInitialize(): Promise<void> {
       await m.init?.();
       inited.push(m);
     }
-    const mods = resolve(true);
-    ioDeviceRegister(DEVICE, {
-      name: 'accel',
-      create: (ch) => {
-        const c = new AccelChannel(ch.thread, mods, options);
-        live.add(c);
-        return c;
-      },
-      destroy: (ch) => {
-        const c = ch.ctx as AccelChannel;
-        c.destroy();
-        live.delete(c);
-        retired = accelStatsSum(retired === null ? [accelStatsOf(c)] : [retired, accelStatsOf(c)]);
-      },
-    });
-    assigned = mods;
-    stopping = false;
+    register(resolve(true));
   } catch (e) {
     for (const m of inited.reverse()) await m.fini?.();
     throw e;
   }
+}
+
+/**
+ * Start it now with what needs no setup (the software and offload modules): what a library
+ * user gets without the target app's accel subsystem (the malloc bdev starts it so). EBUSY when a
+ * module needs its init (an I/OAT scan): start that with accelInitialize().
+ */
+export function accelStartDefault(): void {
+  if (assigned !== null) throw new AccelError('EBUSY', 'the accel framework is already started');
+  const waiting = accelModules().filter((m) => m.enabled() && m.init !== undefined);
+  if (waiting.length > 0) {
+    throw new AccelError(
+      'EBUSY',
+      `start with accelInitialize(): ${waiting.map((m) => m.name).join(', ')} must probe first`,
+    );
+  }
+  register(resolve(true));
+}
+
+function register(mods: AccelModule[]): void {
+  ioDeviceRegister(DEVICE, {
+    name: 'accel',
+    create: (ch) => {
+      const c = new AccelChannel(ch.thread, mods, options);
+      live.add(c);
+      return c;
+    },
+    destroy: (ch) => {
+      const c = ch.ctx as AccelChannel;
+      c.destroy();
+      live.delete(c);
+      retired = accelStatsSum(retired === null ? [accelStatsOf(c)] : [retired, accelStatsOf(c)]);
+    },
+  });
+  assigned = mods;
+  stopping = false;
 }
 
 /**

@@ -13,6 +13,7 @@ accelModuleRegister(offloadModule);
 
 export { AccelChannel, type AccelChannelStats } from './channel.js';
 export {
+  ACCEL_EAGAIN,
   ACCEL_ECANCELED,
   ACCEL_EIO,
   ACCEL_EMISCOMPARE,
@@ -33,6 +34,7 @@ export {
   accelInitialize,
   accelLocalStats,
   accelSetOptions,
+  accelStartDefault,
   accelStarted,
 } from './framework.js';
 export { AccelIovecs } from './iovecs.js';

@@ -36,6 +36,12 @@ export interface AccelModule<MC = unknown> {
    * call's caller), or a negative errno when refused (nothing was started).
    */
   submit(mc: MC, task: AccelTask): number;
+  /**
+   * Do `task` now, on this CPU, if this module does so for it (software always; others for what
+   * their engine would not take): complete it before returning true. False: it must be submitted.
+   * Lets a data path keep a synchronous fast path while an engine, once assigned, gets the work.
+   */
+  inline?(mc: MC, task: AccelTask): boolean;
   /** Hand everything submitted since the last flush to the engine (one doorbell per batch). */
   flush?(mc: MC): void;
   /** Poll for completions; returns work done. Called by each accel channel's poller. */

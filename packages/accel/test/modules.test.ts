@@ -135,6 +135,18 @@ describe('accel: the ioat module on the I/OAT device model', function () {
     expect(model.stats(0).descriptors).to.equal(before);
   });
 
+  it("an overlapping copy, which the engine does not do, runs on the CPU with memmove's result", async () => {
+    const ch = a.ch(0);
+    const before = ch.moduleStats().ioat.cpu_fallback;
+    for (let i = 0; i < 8192; i++) mem.bytes[i] = i & 0xff;
+    const want = mem.bytes.slice(0, 8192).copyWithin(100, 0, 4096);
+    let s = -1;
+    ch.submitCopy(mem.bytes, 100, mem.bytes, 0, 4096, (_x, st) => (s = st));
+    await a.until(() => s === 0);
+    expect(mem.bytes.subarray(0, 8192)).to.deep.equal(want);
+    expect(ch.moduleStats().ioat.cpu_fallback).to.equal(before + 1);
+  });
+
   it('a batch of copies goes to the engine behind one doorbell', async () => {
     const ch = a.ch(0);
     const b = ch.batch();

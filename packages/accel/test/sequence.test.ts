@@ -82,7 +82,7 @@ describe('accel: sequences and batches', function () {
     const seq = ch.sequence();
     if (seq === null) throw new Error('no sequence');
     const b = new Uint8Array(64);
-    expect(() => seq.appendCopy(b, 0, b, 8, 16))
+    expect(() => seq.appendCopy(b, 0, b, 60, 16))
       .to.throw(AccelError)
       .with.property('code', 'EINVAL');
     for (let i = 0; i < ACCEL_GROUP_MAX; i++) seq.appendFill(b, 0, 64, 1);

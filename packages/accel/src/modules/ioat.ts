@@ -37,9 +37,13 @@ export function accelIoatSetDevices(devices: readonly (PciDevice | PciDeviceShar
   given.push(...devices);
 }
 
-/** ioat_scan_accel_module: take part (the start then needs at least one channel). */
-export function accelIoatScan(): void {
-  scanned = true;
+/**
+ * ioat_scan_accel_module: take part (the start then needs at least one channel); false: take no
+ * part again (before a start).
+ */
+export function accelIoatScan(enable = true): void {
+  if (channels.length > 0) throw new AccelError('EBUSY', 'the ioat module is running');
+  scanned = enable;
 }
 
 /** @internal tests: not scanned, no devices (the module must not be running). */
@@ -51,6 +55,22 @@ export function ioatResetForTests(): void {
 /** Whether ioat_scan_accel_module was called. */
 export function accelIoatScanned(): boolean {
   return scanned;
+}
+
+/**
+ * Whether the engine takes the task: its buffers in open DMA regions, and a copy's ranges apart
+ * (the engine does not copy as memmove does; the driver refuses overlapping ranges).
+ */
+function reachable(t: AccelTask): boolean {
+  const dst = DmaRegion.of(t.dst);
+  if (dst === undefined || dst.closed) return false;
+  if (t.op !== ACCEL_OPC.COPY) return true;
+  const src = DmaRegion.of(t.src);
+  if (src === undefined || src.closed) return false;
+  if (src !== dst) return true;
+  const x = t.dst.byteOffset + t.dstOff;
+  const y = t.src.byteOffset + t.srcOff;
+  return x + t.len <= y || y + t.len <= x;
 }
 
 function done(t: AccelTask, status: number): void {
@@ -95,14 +115,21 @@ export const ioatModule: AccelModule<IoatModuleChannel> = {
     return { ioat, cpuFallback: 0 };
   },
 
+  inline(mc, t) {
+    if (reachable(t)) return false;
+    mc.cpuFallback++;
+    runOnCpu(t);
+    return true;
+  },
+
   submit(mc, t) {
-    const dst = DmaRegion.of(t.dst);
-    const src = t.op === ACCEL_OPC.COPY ? DmaRegion.of(t.src) : dst;
-    if (dst === undefined || src === undefined || dst.closed || src.closed) {
+    if (!reachable(t)) {
       mc.cpuFallback++;
       runOnCpu(t);
       return 0;
     }
+    const dst = DmaRegion.of(t.dst) as DmaRegion;
+    const src = t.op === ACCEL_OPC.COPY ? (DmaRegion.of(t.src) as DmaRegion) : dst;
     const ok =
       t.op === ACCEL_OPC.COPY
         ? mc.ioat.buildCopyAt(

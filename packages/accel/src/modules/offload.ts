@@ -130,6 +130,14 @@ export const offloadModule: AccelModule<OffloadChannel> = {
 
   createChannel: () => ({ inline: 0, unreachable: 0, offloaded: 0 }),
 
+  inline(mc, t) {
+    if (t.len < options.minBytes) mc.inline++;
+    else if (job(t) === null) mc.unreachable++;
+    else return false;
+    runOnCpu(t);
+    return true;
+  },
+
   submit(mc, t) {
     if (t.len < options.minBytes) {
       mc.inline++;

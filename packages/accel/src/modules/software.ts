@@ -12,7 +12,7 @@ import type { AccelTask } from '../task.js';
 export function runOnCpu(t: AccelTask): void {
   switch (t.op) {
     case ACCEL_OPC.COPY:
-      copyRange(t.dst, t.dstOff, t.src, t.srcOff, t.len);
+      copy(t.dst, t.dstOff, t.src, t.srcOff, t.len);
       t.complete(0);
       return;
     case ACCEL_OPC.FILL:
@@ -20,8 +20,8 @@ export function runOnCpu(t: AccelTask): void {
       t.complete(0);
       return;
     case ACCEL_OPC.DUALCAST:
-      copyRange(t.dst, t.dstOff, t.src, t.srcOff, t.len);
-      copyRange(t.dst2, t.dst2Off, t.src, t.srcOff, t.len);
+      copy(t.dst, t.dstOff, t.src, t.srcOff, t.len);
+      copy(t.dst2, t.dst2Off, t.src, t.srcOff, t.len);
       t.complete(0);
       return;
     case ACCEL_OPC.COMPARE:
@@ -31,10 +31,19 @@ export function runOnCpu(t: AccelTask): void {
       t.complete(0, crcOf(t));
       return;
     case ACCEL_OPC.COPY_CRC32C:
-      copyRange(t.dst, t.dstOff, t.src, t.srcOff, t.len);
+      copy(t.dst, t.dstOff, t.src, t.srcOff, t.len);
       t.complete(0, crc32cRange(t.src, t.srcOff, t.srcOff + t.len, t.seed));
       return;
   }
+}
+
+/**
+ * A copy. Whole arrays on both sides (a caller's views) take TypedArray set(), a builtin with no
+ * napi call; ranges within arrays take copyRange, which makes no view (~90 ns more for 4 KiB).
+ */
+function copy(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void {
+  if (dstOff === 0 && srcOff === 0 && len === src.length && len === dst.length) dst.set(src);
+  else copyRange(dst, dstOff, src, srcOff, len);
 }
 
 function crcOf(t: AccelTask): number {
@@ -54,5 +63,9 @@ export const softwareModule: AccelModule<null> = {
   submit(_mc, t) {
     runOnCpu(t);
     return 0;
+  },
+  inline(_mc, t) {
+    runOnCpu(t);
+    return true;
   },
 };
