@@ -1,5 +1,17 @@
 // bdev_malloc: a RAM disk in a DmaRegion. Every reactor's instance of the bdev maps the same
-// region (created by the first, attached by handle on the others), so the data is shared.
+// region (created by the first, attached by handle on the others), so the data is shared. Its
+// copies and fills go through the accel framework, as SPDK's malloc bdev's do: done at once on
+// this CPU when the software module has them (the usual case: the batch loop below keeps them back
+// to back), handed to the engine assigned (I/OAT) otherwise, the I/O completing with them.
+import {
+  ACCEL_EAGAIN,
+  ACCEL_EMISCOMPARE,
+  ACCEL_ENOMEM,
+  type AccelChannel,
+  accelGetIoChannel,
+  accelStartDefault,
+  accelStarted,
+} from '@storkit/accel';
 import { DmaRegion, ViewCache } from '@storkit/native';
 import {
   getIoChannel,
@@ -17,7 +29,6 @@ import { bdevIoComplete, withBatchClock } from '../io-path.js';
 import { bdevGetByName, bdevModuleRegister, bdevRegister, bdevUnregister } from '../registry.js';
 import { IoStatus, IoType } from '../types.js';
 import { type Created, ParamReader } from './params.js';
-import { copyFromIovs, copyToIovs, equalsIovs } from './view-cache.js';
 
 /** bdev_malloc_create params (SPDK schema), plus storkit's shared region handle. */
 export interface MallocCreateParams {
@@ -55,6 +66,7 @@ bdevModuleRegister(mallocModule);
 class MallocDisk {
   readonly region: DmaRegion;
   readonly bytes: Uint8Array;
+  /** Views of the disk at I/O offsets, made once: operations on whole views copy with no napi call. */
   readonly cache: ViewCache;
   constructor(region: DmaRegion, blockSize: number, numBlocks: number) {
     this.region = region;
@@ -62,6 +74,17 @@ class MallocDisk {
     this.cache = new ViewCache(this.bytes, blockSize, numBlocks);
   }
 }
+
+/** An I/O's progress through its copies (made once per pooled bdev_io). */
+class MallocIoCtx {
+  /** The first iovec not done yet (an I/O whose engine submission was refused resumes there). */
+  iov = 0;
+}
+
+/** Marks an I/O whose copies an engine has: its accel callback completes it. */
+const ASYNC = -1 as IoStatus;
+/** Marks an I/O to run again next poll (the engine or the task pool was full). */
+const RETRY = -2 as IoStatus;
 
 let nextIndex = 0;
 
@@ -81,9 +104,21 @@ class MallocChannel {
   batchCount = 0;
   /** Where touchReads' result goes (see there). */
   touched = 0;
+  /** I/Os to run again next poll (an engine was full). */
+  retry: BdevIo[] = [];
   readonly poller: Poller;
+  readonly accelIo: IoChannel<AccelChannel>;
+  readonly accel: AccelChannel;
   constructor() {
+    // Library use without the target app: the framework starts with its software defaults.
+    if (!accelStarted()) accelStartDefault();
+    this.accelIo = accelGetIoChannel();
+    this.accel = this.accelIo.ctx;
     this.poller = registerPoller(() => drain(this), 0, 'bdev_malloc');
+  }
+  close(): void {
+    this.poller.unregister();
+    this.accelIo.put();
   }
   push(io: BdevIo): void {
     if (this.count === this.ios.length) this.grow();
@@ -99,6 +134,11 @@ class MallocChannel {
 }
 
 function drain(ch: MallocChannel): number {
+  if (ch.retry.length > 0) {
+    const again = ch.retry;
+    ch.retry = [];
+    for (const io of again) ch.push(io);
+  }
   const n = ch.count;
   if (n === 0) return POLLER_IDLE;
   if (ch.batch.length < n) {
@@ -117,7 +157,7 @@ function drain(ch: MallocChannel): number {
     ios[k] = null;
     k = (k + 1) & mask;
     batch[i] = io;
-    st[i] = execute(io);
+    st[i] = execute(ch, io);
   }
   ch.head = k;
   ch.count = 0;
@@ -149,33 +189,107 @@ function completeBatch(ch: MallocChannel): void {
   for (let i = 0; i < n; i++) {
     const io = batch[i] as BdevIo;
     batch[i] = null;
-    bdevIoComplete(io, st[i] as IoStatus);
+    const s = st[i] as IoStatus;
+    if (s === RETRY) ch.retry.push(io);
+    else if (s !== ASYNC) bdevIoComplete(io, s);
   }
   ch.batchCount = 0;
 }
 
-function execute(io: BdevIo): IoStatus {
+function execute(ch: MallocChannel, io: BdevIo): IoStatus {
   const d = io.bdev.ctxt as MallocDisk;
   const off = io.offsetBlocks * io.bdev.blockSize;
+  const a = ch.accel;
   switch (io.type) {
     case IoType.READ:
-      copyToIovs(d.cache, off, io.iovs);
-      return IoStatus.SUCCESS;
     case IoType.WRITE:
-      copyFromIovs(d.bytes, off, io.iovs);
-      return IoStatus.SUCCESS;
-    case IoType.WRITE_ZEROES:
-    case IoType.UNMAP:
-      d.bytes.fill(0, off, off + io.numBlocks * io.bdev.blockSize);
-      return IoStatus.SUCCESS;
     case IoType.COMPARE:
-      return equalsIovs(d.bytes, off, io.iovs) ? IoStatus.SUCCESS : IoStatus.MISCOMPARE;
+      return byIovec(ch, io, d.bytes, off);
+    case IoType.WRITE_ZEROES:
+    case IoType.UNMAP: {
+      const rc = a.fillNow(d.bytes, off, io.numBlocks * io.bdev.blockSize, 0);
+      return rc === ACCEL_EAGAIN
+        ? onEngine(ch, io, d.bytes, off)
+        : rc === 0
+          ? IoStatus.SUCCESS
+          : IoStatus.FAILED;
+    }
     case IoType.FLUSH:
     case IoType.RESET:
       return IoStatus.SUCCESS;
     default:
       return IoStatus.FAILED;
   }
+}
+
+/** READ, WRITE, COMPARE: one operation per iovec, done now where the module does them so. */
+function byIovec(ch: MallocChannel, io: BdevIo, bytes: Uint8Array, off: number): IoStatus {
+  const a = ch.accel;
+  const iovs = io.iovs;
+  const ctx = io.driverCtx as MallocIoCtx;
+  const cache = (io.bdev.ctxt as MallocDisk).cache;
+  for (let i = 0; i < ctx.iov; i++) off += iovs[i].length;
+  for (let i = ctx.iov; i < iovs.length; i++) {
+    const v = iovs[i];
+    const n = v.length;
+    // Whole views on both sides: the software module copies them with TypedArray set().
+    const rc =
+      io.type === IoType.READ
+        ? a.copyNow(v, 0, cache.view(off, n), 0, n)
+        : io.type === IoType.WRITE
+          ? a.copyNow(cache.view(off, n), 0, v, 0, n)
+          : a.compareNow(bytes, off, v, 0, n);
+    if (rc === ACCEL_EAGAIN) {
+      ctx.iov = i;
+      return onEngine(ch, io, bytes, off);
+    }
+    ctx.iov = 0;
+    if (rc === ACCEL_EMISCOMPARE) return IoStatus.MISCOMPARE;
+    if (rc !== 0) return IoStatus.FAILED;
+    off += v.length;
+  }
+  ctx.iov = 0;
+  return IoStatus.SUCCESS;
+}
+
+/**
+ * The I/O's remaining operations (from iovec ctx.iov at byte `off`) as one accel batch for the
+ * engine; it completes the I/O from its callback. RETRY when the engine or pool is full.
+ */
+function onEngine(ch: MallocChannel, io: BdevIo, bytes: Uint8Array, off: number): IoStatus {
+  const b = ch.accel.batch();
+  if (b === null) return RETRY;
+  const ctx = io.driverCtx as MallocIoCtx;
+  if (io.type === IoType.WRITE_ZEROES || io.type === IoType.UNMAP) {
+    if (b.appendFill(bytes, off, io.numBlocks * io.bdev.blockSize, 0) === ACCEL_ENOMEM) return giveUp(b);
+  } else {
+    for (let i = ctx.iov; i < io.iovs.length; i++) {
+      const v = io.iovs[i];
+      const rc =
+        io.type === IoType.READ
+          ? b.appendCopy(v, 0, bytes, off, v.length)
+          : io.type === IoType.WRITE
+            ? b.appendCopy(bytes, off, v, 0, v.length)
+            : b.appendCompare(bytes, off, v, 0, v.length);
+      if (rc === ACCEL_ENOMEM) return giveUp(b);
+      off += v.length;
+    }
+  }
+  if (b.submit(engineDone, io) !== 0) return RETRY; // nothing started (submit gave it back)
+  ctx.iov = 0;
+  return ASYNC;
+}
+
+function giveUp(b: { abort(): void }): IoStatus {
+  b.abort();
+  return RETRY;
+}
+
+function engineDone(io: BdevIo, status: number): void {
+  bdevIoComplete(
+    io,
+    status === 0 ? IoStatus.SUCCESS : status === ACCEL_EMISCOMPARE ? IoStatus.MISCOMPARE : IoStatus.FAILED,
+  );
 }
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
@@ -190,7 +304,7 @@ function mallocChannel(): IoChannel<unknown> {
     ioDeviceRegister<MallocChannel>(DEVICE, {
       name: 'bdev_malloc',
       create: () => new MallocChannel(),
-      destroy: (ch) => ch.ctx.poller.unregister(),
+      destroy: (ch) => ch.ctx.close(),
     });
     registered = true;
   }
@@ -256,6 +370,7 @@ export function bdevMallocCreate(params: MallocCreateParams): Created<MallocCrea
       fn: {
         submitRequest: submit,
         ioTypeSupported: (t) => SUPPORTED.has(t),
+        createIoCtx: () => new MallocIoCtx(),
         getIoChannel: mallocChannel,
         destruct: (done) => {
           disk.region.close();
