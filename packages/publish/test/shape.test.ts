@@ -92,6 +92,16 @@ describe('publishing shape of every public package', () => {
         expect(m.exports?.['.']?.types).to.equal(m.types);
       });
 
+      it('has a README that names each of its entry points and links an example', () => {
+        const readme = readFileSync(join(w.dir, 'README.md'), 'utf8');
+        for (const sub of Object.keys(m.exports ?? {}).filter((k) => !k.includes('*')))
+          expect(readme, `README names ${m.name}${sub.slice(1)}`).to.include(m.name + sub.slice(1));
+        if (m.napi) return;
+        const links = [...readme.matchAll(/\]\((\.\.\/\.\.\/examples\/[a-z0-9-]+)\)/g)].map((x) => x[1]);
+        expect(links, 'README links an example ([name](../../examples/NAME))').to.not.be.empty;
+        for (const l of links) expect(existsSync(join(w.dir, l, 'README.md')), l).to.equal(true);
+      });
+
       it('depends only on public packages of this repository at their own version', () => {
         for (const [dep, range] of Object.entries(runtimeDeps(m))) {
           const ws = byName.get(dep);
