@@ -4,7 +4,7 @@
 // README says; the guest writes, reads back and compares on both. Peers: qemu-system-x86,
 // linux-image-amd64, busybox-static (.ci/run installs them), and the initramfs builder of
 // ../shared/peers/guest.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,42 +13,13 @@ import { fileURLToPath } from 'node:url';
 
 import { expect } from 'chai';
 
-const NVMF = fileURLToPath(new URL('../src/main.js', import.meta.url));
+import { freePort, MAIN, type Started, start } from './helpers.js';
+
 /** The vhost-blk example, built next to this one in the repository. */
 const VHOST = fileURLToPath(new URL('../../../vhost-blk/dist/src/main.js', import.meta.url));
 const WORKLOAD = fileURLToPath(new URL('../../test/guest/workload.sh', import.meta.url));
 const MKINITRD = fileURLToPath(new URL('../../../../../shared/peers/guest/mkinitrd.sh', import.meta.url));
 const NQN = 'nqn.2016-06.io.storkit:cnode1';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface Started {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<number | null>;
-}
-
-/** Start an example; resolve with what it printed once it printed its last banner line. */
-function start(main: string, args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d) => (out += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('stop:')) resolve({ child, lines: out.split('\n'), exited });
-    });
-    void exited.then((code) => reject(new Error(`${main} exited (${code}) before it was ready:\n${out}`)));
-  });
-}
 
 /** One JSON-RPC call on a Unix socket (the examples print theirs). */
 function rpc(path: string, method: string): Promise<unknown> {
@@ -119,7 +90,7 @@ describe('examples/nvmf-target and examples/vhost-blk: the kernel initiators in 
 
   it('nvme-tcp and vhost-user-blk: written, read back and compared by the guest', async () => {
     const port = await freePort();
-    const nvmf = await start(NVMF, ['-m', '0x3', '-p', String(port), '--mib', '64']);
+    const nvmf = await start(MAIN, ['-m', '0x3', '-p', String(port), '--mib', '64']);
     started.push(nvmf);
     expect(nvmf.lines).to.include(`    nvme connect -t tcp -a 127.0.0.1 -s ${port} -n ${NQN}`);
     expect(nvmf.lines).to.include.members([

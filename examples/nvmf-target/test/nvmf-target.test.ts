@@ -1,45 +1,17 @@
 // The example as its README runs it (two reactors, on a free port), then the transport ID it prints,
 // given to SPDK v24.01's own spdk_nvme_identify. The Linux kernel initiator runs in guest.test.ts.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 import { expect } from 'chai';
 
-const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+import { freePort, MAIN, start } from './helpers.js';
+
 /** SPDK's programs: `<repo root>/../shared/peers/spdk/bin` (../shared/peers/README.md). */
 const IDENTIFY = fileURLToPath(
   new URL('../../../../../shared/peers/spdk/bin/spdk_nvme_identify', import.meta.url),
 );
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Start the example; resolve with what it printed once it printed its last banner line. */
-function start(
-  args: string[],
-): Promise<{ child: ChildProcess; lines: string[]; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d) => (out += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('stop:')) resolve({ child, lines: out.split('\n'), exited });
-    });
-    void exited.then((code) =>
-      reject(new Error(`nvmf-target exited (${code}) before it was ready:\n${out}`)),
-    );
-  });
-}
 
 describe('examples/nvmf-target', function () {
   this.timeout(120_000);
@@ -47,7 +19,7 @@ describe('examples/nvmf-target', function () {
   it("prints one poll group per reactor and a transport ID that SPDK's spdk_nvme_identify reaches", async () => {
     if (!existsSync(IDENTIFY)) throw new Error(`SPDK's spdk_nvme_identify missing: ${IDENTIFY}`);
     const port = await freePort();
-    const { child, lines, exited } = await start(['-m', '0x3', '-p', String(port), '--mib', '64']);
+    const { child, lines, exited } = await start(MAIN, ['-m', '0x3', '-p', String(port), '--mib', '64']);
     try {
       expect(lines[0]).to.equal(
         'nvmf-target: nqn.2016-06.io.storkit:cnode1, namespace 1 = Malloc0 (64 MiB, 512-byte blocks)',
