@@ -1,4 +1,6 @@
 // framework_* and thread_* methods, spdk_kill_instance and save_config.
+import { readdirSync } from 'node:fs';
+
 import type { ReactorSnapshot } from '@storkit/reactor';
 import { type AnyMethodDef, bool, inert, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
@@ -68,6 +70,28 @@ export function frameworkMethods(host: FrameworkHost): AnyMethodDef[] {
       pid: process.pid,
       reactors: (await host.snapshots()).map((s) => s.reactor),
     }),
+  });
+  add({
+    name: 'storkit_get_memory',
+    description:
+      "The process's memory and open file descriptors, and each reactor's V8 heap (bytes): what leak checks and soaks watch",
+    handler: async () => {
+      const m = process.memoryUsage();
+      return {
+        pid: process.pid,
+        rss: m.rss,
+        main_heap_used: m.heapUsed,
+        external: m.external,
+        array_buffers: m.arrayBuffers,
+        open_fds: readdirSync('/proc/self/fd').length,
+        reactors: (await host.snapshots()).map((s) => ({
+          lcore: s.reactor.lcore,
+          heap_used: s.heap.used,
+          heap_total: s.heap.total,
+          external: s.heap.external,
+        })),
+      };
+    },
   });
   add({
     name: 'thread_get_stats',

@@ -237,6 +237,15 @@ describe('app: every method, happy path and bad params', function () {
       'thread_get_io_channels',
     ])
       expect(await ok(m)).to.have.property('tick_rate');
+    const mem = (await ok('storkit_get_memory')) as {
+      rss: number;
+      open_fds: number;
+      reactors: { lcore: number; heap_used: number }[];
+    };
+    expect(mem.rss).to.be.greaterThan(1 << 20);
+    expect(mem.open_fds).to.be.greaterThan(3);
+    expect(mem.reactors.map((r) => r.lcore)).to.deep.equal([0, 1]);
+    for (const r of mem.reactors) expect(r.heap_used).to.be.greaterThan(1 << 20);
     expect(await ok('framework_get_subsystems')).to.be.an('array');
     expect(await ok('save_config')).to.have.property('subsystems');
     expect(await ok('framework_wait_init')).to.equal(true);

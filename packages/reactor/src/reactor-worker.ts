@@ -1,5 +1,6 @@
 // Entry of a reactor worker: pin, join the ring mesh, import the app's modules, start the loop,
 // answer management calls from the main thread through comlink.
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { pinThread, threadId, tickRate } from '@storkit/native';
@@ -15,7 +16,7 @@ import { installRuntime } from './runtime.js';
 import { setTransport } from './send.js';
 import { localSubsystems, type Subsystem } from './subsystem.js';
 import type { Thread } from './thread.js';
-import type { ReactorApi, WorkerEvent, WorkerInit } from './worker-protocol.js';
+import type { ReactorApi, ReactorSnapshot, WorkerEvent, WorkerInit } from './worker-protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -161,8 +162,14 @@ const api: ReactorApi = {
       slices: loop.slices,
       iterations: reactor.iterations,
       lastDrop: mesh.lastDrop,
+      heap: heapOf(),
     };
   },
 };
+
+function heapOf(): ReactorSnapshot['heap'] {
+  const h = getHeapStatistics();
+  return { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory };
+}
 
 Comlink.expose(api, nodeEndpoint(port));

@@ -28,6 +28,8 @@ export interface ReactorSnapshot {
   slices: number;
   iterations: number;
   lastDrop: string;
+  /** This worker's V8 heap (v8.getHeapStatistics), in bytes: for memory checks, never the I/O path. */
+  heap: { used: number; total: number; external: number };
 }
 
 /** Management calls the main thread makes through comlink (never on the I/O path). */
