@@ -391,16 +391,17 @@ export class AccelChannel implements TaskSink, GroupOwner {
     this.#dt = (this.#dt + 1) & this.#doneMask;
   }
 
-  /** @internal the io_device's destroy: the channel's last put. */
+  /**
+   * @internal the io_device's destroy: the channel's last put. Operations still in flight finish
+   * first (their callbacks run as usual); then the poller and the module channels go.
+   */
   destroy(): void {
     if (this.#destroyed) return;
-    if (this.#inflight > 0) {
-      throw new AccelError(
-        'EBUSY',
-        `accel channel of ${this.thread.name} put with ${this.#inflight} operations in flight`,
-      );
-    }
     this.#destroyed = true;
+    if (this.#inflight === 0) this.#teardown();
+  }
+
+  #teardown(): void {
     this.#poller.unregister();
     for (let i = 0; i < this.#uniq.length; i++) this.#uniq[i].destroyChannel?.(this.#mch[i]);
   }
@@ -449,6 +450,7 @@ export class AccelChannel implements TaskSink, GroupOwner {
       this.#finish(t);
       n++;
     }
+    if (this.#destroyed && this.#inflight === 0) this.#teardown();
     return n;
   }
 

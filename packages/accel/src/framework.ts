@@ -226,6 +226,13 @@ export function accelGetIoChannel(): IoChannel<AccelChannel> {
   return getIoChannel<AccelChannel>(DEVICE);
 }
 
+/** @internal drop every override (before a start) */
+export function clearOverrides(): void {
+  if (assigned !== null)
+    throw new AccelError('EBUSY', 'operations can be assigned only before the framework starts');
+  overrides.fill(null);
+}
+
 /** @internal the overrides, as (opcode, module) in opcode order */
 export function overridesNow(): [number, string][] {
   const out: [number, string][] = [];

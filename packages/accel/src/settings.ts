@@ -9,6 +9,7 @@ import {
   accelCheckOptions,
   accelGetOptions,
   accelSetOptions,
+  clearOverrides,
   overridesNow,
 } from './framework.js';
 import type { AccelConfigEntry } from './module.js';
@@ -111,12 +112,13 @@ export function accelWriteConfig(): AccelConfigEntry[] {
   return accelSettingsEntries(accelSettingsNow());
 }
 
-/** Make `s` this isolate's settings (before the framework starts here). */
+/** Make `s` this isolate's settings, replacing what was set (before the framework starts here). */
 export function accelSettingsInstall(s: AccelSettings): void {
   accelSetOptions({ ...s.options });
+  clearOverrides();
   for (const [op, m] of Object.entries(s.overrides)) accelAssignOpc(op, m);
   accelOffloadSetOptions(s.offload);
-  if (s.ioatScan) accelIoatScan();
+  accelIoatScan(s.ioatScan);
 }
 
 /** This isolate's current settings. */
