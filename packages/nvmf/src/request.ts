@@ -55,6 +55,8 @@ export class Request {
   fused: Request | null = null;
   /** Outstanding backend operations (DSM issues one per range). */
   pendingOps = 0;
+  /** The data digest of each C2HData PDU of this command (grown on need, then reused). */
+  ddgsts = new Uint32Array(1);
 
   /** The qpair that owns this request (fixed for its life). */
   readonly qp: TcpQpair;

@@ -2,6 +2,7 @@
 // referrals, and Fabrics Connect. Method names and parameters mirror SPDK's nvmf_* RPCs one to
 // one, so the RPC layer only has to route JSON to them.
 
+import type { AccelChannel } from '@storkit/accel';
 import type { BlockBackend } from '@storkit/block';
 import {
   AdrFam,
@@ -23,7 +24,6 @@ import {
   SubType,
   TrType,
 } from '@storkit/nvme-spec';
-
 import { Controller, type ControllerHost } from './controller.js';
 import { ControllerTable, nqnHash } from './controller-table.js';
 import { invalid, NvmfError } from './errors.js';
@@ -47,6 +47,8 @@ export interface TargetOptions {
   cluster?: ClusterHooks;
   /** Schedule qpair sends (see QpairOwner.scheduleFlush); default: a microtask per batch. */
   scheduleFlush?: (qp: TcpQpair) => void;
+  /** The accel channel data digests go through (see QpairOwner.accel); default: none. */
+  accel?: AccelChannel;
 }
 
 /** What a per-reactor copy of the target needs from the app around it. */
@@ -107,6 +109,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   readonly #byId = new Map<number, Subsystem>();
   readonly qpairs = new Set<TcpQpair>();
   scheduleFlush?: (qp: TcpQpair) => void;
+  readonly accel: AccelChannel | null;
   #genctr = 0;
   readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0 };
 
@@ -115,6 +118,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#listen = o.listen ?? {};
     this.#cluster = o.cluster ?? null;
     if (o.scheduleFlush) this.scheduleFlush = o.scheduleFlush;
+    this.accel = o.accel ?? null;
     this.discovery = new Subsystem({ nqn: DISCOVERY_NQN, allow_any_host: true }, 'Discovery');
     this.subsystems.set(DISCOVERY_NQN, this.discovery);
   }

@@ -2,7 +2,8 @@
 // TxSink. It knows nothing about sockets, so the node:net adapter today and a reactor's native
 // socket poller later host it the same way. One connection = one qpair (admin or I/O).
 
-import { crc32c, crc32cRange } from '@storkit/native';
+import { ACCEL_EAGAIN, type AccelChannel } from '@storkit/accel';
+import { crc32cRange } from '@storkit/native';
 import {
   AdminOpcode,
   CH_SIZE,
@@ -54,6 +55,11 @@ export interface QpairOwner {
   /** The qpair is gone (closed by either side). */
   qpairClosed(qp: TcpQpair): void;
   /**
+   * The accel channel data digests go through (the reactor thread's): absent, they are computed
+   * here on the CPU. An engine assigned crc32c gets them; the PDUs wait for its callback.
+   */
+  readonly accel?: AccelChannel | null;
+  /**
    * Take over sending: called once per batch of queued PDUs (until `flushNow` runs) instead of a
    * microtask. A reactor flushes from a poller, so responses leave within the iteration that made
    * them rather than when the loop next yields.
@@ -68,6 +74,10 @@ export interface QpairStats {
   r2ts: number;
   termReqs: number;
   digestErrors: number;
+  /** Commands whose data digests an accel engine computed (the PDUs waited for it). */
+  digestsOffloaded: number;
+  /** Commands whose data digests this CPU computed because the accel channel had no free task. */
+  digestsInline: number;
   /** Unexpected exceptions contained to this connection. */
   internalErrors: number;
 }
@@ -104,6 +114,8 @@ export class TcpQpair implements PduHandler {
     r2ts: 0,
     termReqs: 0,
     digestErrors: 0,
+    digestsOffloaded: 0,
+    digestsInline: 0,
   };
 
   readonly #reader: PduReader;
@@ -625,6 +637,75 @@ export class TcpQpair implements PduHandler {
       this.#release(r);
       return;
     }
+    if (status === 0 && r.c2hLen > 0 && this.ddgst && !this.#digests(r)) return; // #digestsDone sends
+    this.#completeData(r);
+  }
+
+  /**
+   * The data digest of each C2HData PDU of `r` into r.ddgsts, through the owner's accel channel.
+   * True when they are there now; false when an engine has them (#digestsDone goes on).
+   */
+  #digests(r: Request): boolean {
+    const n = Math.min(r.c2hLen, r.dataLen);
+    const chunk = this.#c2hChunk();
+    const k = Math.ceil(n / chunk);
+    if (r.ddgsts.length < k) r.ddgsts = new Uint32Array(k);
+    const accel = this.owner.accel;
+    for (let i = 0; i < k; i++) {
+      const off = i * chunk;
+      const len = Math.min(chunk, n - off);
+      if (accel == null) {
+        r.ddgsts[i] = crc32cRange(r.buf, off, off + len);
+        continue;
+      }
+      const crc = accel.crc32cNow(r.buf, off, len, 0);
+      if (crc !== ACCEL_EAGAIN) {
+        r.ddgsts[i] = crc;
+        continue;
+      }
+      // The rest to the engine, as one batch: one callback for the command.
+      const b = accel.batch();
+      let ok = b !== null;
+      for (let j = i; ok && j < k; j++) {
+        const o = j * chunk;
+        ok =
+          (b as NonNullable<typeof b>).appendCrc32c(r.buf, o, Math.min(chunk, n - o), 0, r.ddgsts, j) === 0;
+      }
+      if (ok && (b as NonNullable<typeof b>).submit(this.#digestsDone, r) === 0) {
+        this.stats.digestsOffloaded++;
+        return false;
+      }
+      if (b !== null && !ok) b.abort();
+      // No free task or sequence on the channel now: this CPU computes the rest.
+      for (let j = i; j < k; j++) {
+        const o = j * chunk;
+        r.ddgsts[j] = crc32cRange(r.buf, o, o + Math.min(chunk, n - o));
+      }
+      this.stats.digestsInline++;
+      return true;
+    }
+    return true;
+  }
+
+  readonly #digestsDone = (r: Request, status: number): void => {
+    if (this.#phase === Phase.Closed) {
+      this.#release(r);
+      return;
+    }
+    if (status !== 0) {
+      // The engine failed: the command fails rather than go out with a wrong digest.
+      this.stats.internalErrors++;
+      r.status = makeStatus(Sct.Generic, GenericStatus.InternalError);
+      this.#sendResp(r, r.status);
+      this.#release(r);
+      return;
+    }
+    this.#completeData(r);
+  };
+
+  /** complete() once the data digests are known. */
+  #completeData(r: Request): void {
+    const status = r.status;
     const ok = status === 0;
     if (ok && r.c2hLen > 0) {
       const n = Math.min(r.c2hLen, r.dataLen);
@@ -668,7 +749,7 @@ export class TcpQpair implements PduHandler {
     const pdo = HLEN.C2HData + hd + this.#cpdaPad;
     const success = this.owner.options.c2h_success;
     const tx = this.#tx;
-    for (let off = 0; off < n; off += chunk) {
+    for (let off = 0, i = 0; off < n; off += chunk, i++) {
       const len = Math.min(chunk, n - off);
       const last = off + len === n;
       const plen = pdo + len + dd;
@@ -683,7 +764,7 @@ export class TcpQpair implements PduHandler {
       // bytes, which copyBytes does without making a view.
       if (off === 0 && len === r.dataLen) copyBytes(r.iov[0], 0, len, tx.bytes, o + pdo);
       else copyBytes(r.buf, off, off + len, tx.bytes, o + pdo);
-      if (dd) tx.dv.setUint32(o + pdo + len, crc32cRange(tx.bytes, o + pdo, o + pdo + len), true);
+      if (dd) tx.dv.setUint32(o + pdo + len, r.ddgsts[i], true);
       tx.commit(plen);
     }
     this.#scheduleFlush();
@@ -711,7 +792,7 @@ export class TcpQpair implements PduHandler {
     let tail = 0;
     const tdv = r.c2hTailDv;
     if (dd) {
-      tdv.setUint32(0, crc32c(data), true);
+      tdv.setUint32(0, r.ddgsts[0], true);
       tail = dd;
     }
     if (!success) {

@@ -2,6 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { AccelChannel } from '@storkit/accel';
 import { RamBackend } from '@storkit/block/testing';
 import type { Completion, HostQpair } from '@storkit/nvme';
 import { expect } from 'chai';
@@ -27,9 +28,9 @@ export interface Fixture {
 
 export async function startTarget(
   transport: Partial<TcpTransportParams> = {},
-  o: { blocks?: number; blockSize?: number; port?: number } = {},
+  o: { blocks?: number; blockSize?: number; port?: number; accel?: AccelChannel } = {},
 ): Promise<Fixture> {
-  const tgt = new NvmfTarget();
+  const tgt = new NvmfTarget({ accel: o.accel });
   tgt.nvmf_create_transport({ trtype: 'TCP', ...transport });
   const ram = new RamBackend({ name: 'Malloc0', blockSize: o.blockSize ?? 512, numBlocks: o.blocks ?? 8192 });
   tgt.registerBackend(ram);

@@ -5,6 +5,7 @@
 // namespaces are served from that reactor's channel of the bdev. Controllers whose I/O queues are
 // spread over reactors are coordinated through a shared controller table plus one named handler
 // (see packages/nvmf/README.md, "Poll groups").
+import { type AccelChannel, accelGetIoChannel, accelStarted } from '@storkit/accel';
 import { BdevBlockBackend, type BdevDesc, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import type { BlockBackend } from '@storkit/block';
 import {
@@ -22,6 +23,7 @@ import {
   defineHandler,
   defineSubsystem,
   getThread,
+  type IoChannel,
   POLLER_BUSY,
   POLLER_IDLE,
   type Poller,
@@ -67,14 +69,18 @@ class ReactorNvmf {
   #nToFlush = 0;
   readonly #poller: Poller;
   readonly #sockHost: SockHost | null;
+  /** This thread's accel channel: the qpairs' data digests go through it. */
+  readonly #accel: IoChannel<AccelChannel> | null;
 
   constructor(thread: Thread) {
     this.thread = thread;
     const index = reactorIndex();
+    this.#accel = accelStarted() ? accelGetIoChannel() : null;
     // Before the flush poller: an iteration reads the sockets, then sends what that produced.
     this.#sockHost = SOCK === 'native' ? new SockHost({ name: 'nvmf_tgt_sock_group' }) : null;
     this.#poller = registerPoller(this.#flushAll, 0, 'nvmf_tgt_poll_group');
     this.target = new NvmfTarget({
+      accel: this.#accel?.ctx,
       scheduleFlush: (qp) => {
         this.#toFlush[this.#nToFlush++] = qp;
       },
@@ -183,6 +189,7 @@ class ReactorNvmf {
       this.#inThread(() => {
         this.#poller.unregister();
         this.#sockHost?.close();
+        this.#accel?.put();
       });
     }
   }
