@@ -1,7 +1,34 @@
 import type { IoChannel } from '@storkit/reactor';
 import { TestHarness } from '@storkit/reactor/testing';
 import { accelResetForTests } from '../src/framework.js';
-import { type AccelChannel, accelFinish, accelGetIoChannel, accelInitialize } from '../src/index.js';
+import {
+  type AccelChannel,
+  accelFinish,
+  accelGetIoChannel,
+  accelInitialize,
+  accelStarted,
+} from '../src/index.js';
+
+/**
+ * Stop a framework an earlier test file of this process left started (a malloc bdev starts it on
+ * first use and nothing stops it), on a harness of its own, and drop its options and overrides.
+ */
+export async function accelStopIfStarted(): Promise<void> {
+  if (accelStarted()) {
+    const h = new TestHarness({ reactors: 1 });
+    h.setThread(0);
+    let done = false;
+    void accelFinish().then(() => (done = true));
+    for (let i = 0; !done; i++) {
+      if (i > 100_000) throw new Error('the accel framework did not stop');
+      h.pollOnce();
+      await new Promise((r) => setImmediate(r));
+    }
+    h.setThread(null);
+    h.close();
+  }
+  accelResetForTests();
+}
 
 /** A harness with the framework started and thread i's channel to it; close() undoes all. */
 export class AccelHarness {

@@ -15,9 +15,10 @@ import {
 } from '../src/index.js';
 import { ioatResetForTests } from '../src/modules/ioat.js';
 import { offloadResetForTests } from '../src/modules/offload.js';
-import { AccelHarness } from './helpers.js';
+import { AccelHarness, accelStopIfStarted } from './helpers.js';
 
 describe('accel: assignments (accel_assign_opc, accel_get_opc_assignments, accel_get_module_info)', () => {
+  before(() => accelStopIfStarted());
   afterEach(() => accelResetForTests());
 
   it('everything goes to software unless assigned; an assignment shows in save_config', async () => {
@@ -71,6 +72,7 @@ describe('accel: assignments (accel_assign_opc, accel_get_opc_assignments, accel
 });
 
 describe('accel: the ioat module on the I/OAT device model', function () {
+  before(() => accelStopIfStarted());
   this.timeout(60_000);
   let model: IoatModel;
   let a: AccelHarness;
@@ -161,6 +163,7 @@ describe('accel: the ioat module on the I/OAT device model', function () {
 });
 
 describe('accel: the offload module (piscina)', function () {
+  before(() => accelStopIfStarted());
   this.timeout(60_000);
 
   it('big jobs over DMA or shared memory go to the pool, small ones and unreachable ones stay', async () => {

@@ -8,9 +8,10 @@ import {
   AccelError,
   accelSetOptions,
 } from '../src/index.js';
-import { AccelHarness } from './helpers.js';
+import { AccelHarness, accelStopIfStarted } from './helpers.js';
 
 describe('accel: sequences and batches', function () {
+  before(() => accelStopIfStarted());
   this.timeout(30_000);
   let a: AccelHarness;
   before(async () => {

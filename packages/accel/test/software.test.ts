@@ -14,11 +14,12 @@ import {
   accelStatsJson,
   accelStatsOf,
 } from '../src/index.js';
-import { AccelHarness } from './helpers.js';
+import { AccelHarness, accelStopIfStarted } from './helpers.js';
 
 type Done = { status: number; result: number; arg: unknown } | null;
 
 describe('accel: operations on the software module', function () {
+  before(() => accelStopIfStarted());
   this.timeout(60_000);
   let a: AccelHarness;
   before(async () => {
@@ -159,6 +160,7 @@ describe('accel: operations on the software module', function () {
 });
 
 describe('accel: tasks are bounded and reused', function () {
+  before(() => accelStopIfStarted());
   this.timeout(60_000);
 
   it('ENOMEM when every task is in flight, counted as retry_task; fine again after completions', async () => {
