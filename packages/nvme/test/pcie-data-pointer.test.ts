@@ -8,6 +8,7 @@ import { queueLayout } from '../src/pcie/queue-memory.js';
 // An independent reading of what a data pointer describes: the list of [io, length] pieces a
 // controller would transfer, walked from the SQE and the list area as the spec says.
 function walkPrps(sq: DataView, list: ListArea, len: number): [number, number][] {
+  const ldv = new DataView(list.u32.buffer);
   const r64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 2 ** 32;
   const prp1 = r64(sq, 24);
   const prp2 = r64(sq, 32);
@@ -24,9 +25,9 @@ function walkPrps(sq: DataView, list: ListArea, len: number): [number, number][]
     out.push([prp2, left]);
     return out;
   }
-  expect(prp2).to.equal(list.io);
+  expect(prp2).to.equal(LIST_IO);
   for (let at = list.off; left > 0; at += 8) {
-    const e = r64(list.dv, at);
+    const e = r64(ldv, at);
     expect(e % PAGE, 'list entries are pages').to.equal(0);
     const n = Math.min(PAGE, left);
     out.push([e, n]);
@@ -36,16 +37,17 @@ function walkPrps(sq: DataView, list: ListArea, len: number): [number, number][]
 }
 
 function walkSgl(sq: DataView, list: ListArea): [number, number][] {
+  const ldv = new DataView(list.u32.buffer);
   const r64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 2 ** 32;
   expect(sq.getUint8(1) >> 6, 'PSDT').to.equal(1);
   const id = sq.getUint8(39);
   if (id === 0x00) return [[r64(sq, 24), sq.getUint32(32, true)]];
   expect(id, 'a last segment').to.equal(0x30);
-  expect(r64(sq, 24)).to.equal(list.io);
+  expect(r64(sq, 24)).to.equal(LIST_IO);
   const out: [number, number][] = [];
   for (let i = 0; i < sq.getUint32(32, true) / 16; i++) {
-    expect(list.dv.getUint8(list.off + i * 16 + 15)).to.equal(0);
-    out.push([r64(list.dv, list.off + i * 16), list.dv.getUint32(list.off + i * 16 + 8, true)]);
+    expect(ldv.getUint8(list.off + i * 16 + 15)).to.equal(0);
+    out.push([r64(ldv, list.off + i * 16), ldv.getUint32(list.off + i * 16 + 8, true)]);
   }
   return out;
 }
@@ -87,8 +89,17 @@ const phys: IoMap = {
   contiguous: false,
 };
 
+// The list area: page 1 of a queue region whose IO space starts at 0x5_0000_0000.
+const queueMap: IoMap = {
+  space: 'iova',
+  pageSize: 4096,
+  pages: Float64Array.from([0x5_0000_0000, 0x5_0000_1000]),
+  contiguous: true,
+};
+const LIST_IO = 0x5_0000_1000;
+
 function area(): ListArea {
-  return { dv: new DataView(new ArrayBuffer(8192)), off: 4096, io: 0x5_0000_1000, bytes: 4096 };
+  return { u32: new Uint32Array(2048), off: 4096, bytes: 4096, map: queueMap };
 }
 
 describe('nvme pcie: data pointers', () => {
@@ -103,7 +114,7 @@ describe('nvme pcie: data pointers', () => {
           if (off < 0 || off % 4 !== 0) return;
           const sq = new DataView(new ArrayBuffer(64));
           const list = area();
-          expect(buildPrps(sq, 0, map, off, len, list)).to.equal(true);
+          expect(buildPrps(new Uint32Array(sq.buffer), 0, map, off, len, list)).to.equal(true);
           expect(merge(walkPrps(sq, list, len))).to.deep.equal(merge(expected(map, off, len)));
         },
       ),
@@ -122,7 +133,9 @@ describe('nvme pcie: data pointers', () => {
           if (off < 0) return;
           const sq = new DataView(new ArrayBuffer(64));
           const list = area();
-          expect(buildSgl(sq, 0, map, off, len, list, SglSupport.Byte)).to.equal(true);
+          expect(buildSgl(new Uint32Array(sq.buffer), 0, map, off, len, list, SglSupport.Byte)).to.equal(
+            true,
+          );
           expect(merge(walkSgl(sq, list))).to.deep.equal(merge(expected(map, off, len)));
         },
       ),
@@ -131,7 +144,7 @@ describe('nvme pcie: data pointers', () => {
   });
 
   it('refuses what the controller cannot take: misaligned PRP starts, dword SGL rules, too long lists', () => {
-    const sq = new DataView(new ArrayBuffer(64));
+    const sq = new Uint32Array(16);
     expect(buildPrps(sq, 0, iova, 2, 512, area())).to.equal(false);
     expect(buildSgl(sq, 0, iova, 2, 512, area(), SglSupport.Dword)).to.equal(false);
     expect(buildSgl(sq, 0, iova, 4, 510, area(), SglSupport.Dword)).to.equal(false);

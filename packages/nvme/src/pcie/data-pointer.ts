@@ -1,8 +1,10 @@
 // Data pointers of NVMe over PCIe commands, built from the IO addresses of the caller's DMA
 // region (zero copy): PRP entries and PRP lists (NVMe Base 2.0 §4.1.1), and SGL Data Block /
 // Last Segment descriptors (§4.1.2) when the controller supports SGLs for the NVM command set.
-// Every function writes in place into the SQE and the command's own list area; nothing
-// allocates.
+// Every function writes in place, dword by dword, into the SQE and the command's own list area
+// (Uint32Arrays over the queue memory); nothing allocates. IO addresses are above 2^31, so they
+// never cross a function boundary as numbers (a double passed to or returned from a call that is
+// not inlined is boxed on the heap): each builder computes them from the map and a small offset.
 
 import type { IoMap } from '@storkit/native';
 
@@ -10,10 +12,11 @@ import type { IoMap } from '@storkit/native';
 export const PAGE = 4096;
 const TWO32 = 0x1_0000_0000;
 
-/** SQE offsets of the data pointer: PRP1/PRP2, or SGL1 (same 16 bytes). */
-const DPTR = 24;
-/** PSDT (SQE byte 1 bits 7:6) = 01b: SGLs, MPTR holds a contiguous metadata buffer. */
+/** SQE dword of the data pointer: PRP1/PRP2, or SGL1 (the same 16 bytes). */
+const DPTR = 6;
+/** PSDT (SQE byte 1 bits 7:6, dword 0 bits 15:14) = 01b: SGLs, MPTR a contiguous metadata buffer. */
 export const PSDT_SGL_MPTR_CONTIG = 0x40;
+const PSDT_MASK_DW0 = 0xc000;
 /** SGL descriptor identifiers (type << 4 | subtype 0 = address). */
 const SGL_DATA_BLOCK = 0x00;
 const SGL_LAST_SEGMENT = 0x30;
@@ -27,65 +30,76 @@ export function sglSupportOf(sgls: number): SglSupport {
   return s === 1 ? SglSupport.Byte : s === 2 ? SglSupport.Dword : SglSupport.None;
 }
 
-/** The IO address of byte `off` of a region mapped as `map`. */
+/** The IO address of byte `off` of a region mapped as `map` (control paths; builders inline it). */
 export function ioAt(map: IoMap, off: number): number {
   if (map.contiguous) return map.pages[0] + off;
   const p = Math.floor(off / map.pageSize);
   return map.pages[p] + (off - p * map.pageSize);
 }
 
-function put64(dv: DataView, off: number, v: number): void {
-  dv.setUint32(off, v >>> 0, true);
-  dv.setUint32(off + 4, Math.floor(v / TWO32), true);
-}
-
-/** Where a command's PRP list or SGL segment goes: a DataView over its bytes and their IO address. */
+/**
+ * Where a command's PRP list or SGL segment goes: `bytes` bytes at byte offset `off` of the queue
+ * region (`u32` views all of it, `map` is its IO map). `bytes` is a power of two up to a page, so
+ * the area never crosses a memory page.
+ */
 export interface ListArea {
-  dv: DataView;
-  /** Byte offset of this command's area in `dv`. */
+  u32: Uint32Array;
   off: number;
-  /** IO address of that byte. */
-  io: number;
-  /** Bytes in the area (a power of two up to 4096, so it never crosses a memory page). */
   bytes: number;
+  map: IoMap;
 }
 
 /**
- * PRP1/PRP2 for `len` (> 0) bytes at byte `off` of the region. Returns false when PRPs cannot
- * describe it: the start is not dword aligned, or it needs more list entries than the area holds.
+ * PRP1/PRP2 for `len` (> 0) bytes at byte `off` of the region, into the SQE at dword `w` of `sq`.
+ * Returns false when PRPs cannot describe it: the start is not dword aligned, or it needs more
+ * list entries than the area holds.
  */
 export function buildPrps(
-  sq: DataView,
-  s: number,
+  sq: Uint32Array,
+  w: number,
   map: IoMap,
   off: number,
   len: number,
   list: ListArea,
 ): boolean {
-  const a0 = ioAt(map, off);
+  const pages = map.pages;
+  const ps = map.pageSize;
+  const contiguous = map.contiguous;
+  let p = contiguous ? 0 : Math.floor(off / ps);
+  const a0 = pages[p] + (off - p * ps);
   if ((a0 & 3) !== 0) return false;
   const first = PAGE - (a0 & (PAGE - 1));
-  put64(sq, s + DPTR, a0);
+  sq[w + DPTR] = a0 >>> 0;
+  sq[w + DPTR + 1] = (a0 / TWO32) >>> 0;
   if (len <= first) {
-    put64(sq, s + DPTR + 8, 0);
+    sq[w + DPTR + 2] = 0;
+    sq[w + DPTR + 3] = 0;
     return true;
   }
-  const pages = Math.ceil((len - first) / PAGE);
+  const n = Math.ceil((len - first) / PAGE);
   const next = off + first;
-  if (pages === 1) {
-    put64(sq, s + DPTR + 8, ioAt(map, next));
+  if (n === 1) {
+    p = contiguous ? 0 : Math.floor(next / ps);
+    const a = pages[p] + (next - p * ps);
+    sq[w + DPTR + 2] = a >>> 0;
+    sq[w + DPTR + 3] = (a / TWO32) >>> 0;
     return true;
   }
-  if (pages * 8 > list.bytes) return false;
-  const dv = list.dv;
-  let at = list.off;
-  if (map.contiguous) {
-    let a = map.pages[0] + next;
-    for (let i = 0; i < pages; i++, at += 8, a += PAGE) put64(dv, at, a);
-  } else {
-    for (let i = 0; i < pages; i++, at += 8) put64(dv, at, ioAt(map, next + i * PAGE));
+  if (n * 8 > list.bytes) return false;
+  const u = list.u32;
+  let at = list.off >> 2;
+  for (let i = 0; i < n; i++, at += 2) {
+    const o = next + i * PAGE;
+    p = contiguous ? 0 : Math.floor(o / ps);
+    const a = pages[p] + (o - p * ps);
+    u[at] = a >>> 0;
+    u[at + 1] = (a / TWO32) >>> 0;
   }
-  put64(sq, s + DPTR + 8, list.io);
+  const lm = list.map;
+  const lp = lm.contiguous ? 0 : Math.floor(list.off / lm.pageSize);
+  const l = lm.pages[lp] + (list.off - lp * lm.pageSize);
+  sq[w + DPTR + 2] = l >>> 0;
+  sq[w + DPTR + 3] = (l / TWO32) >>> 0;
   return true;
 }
 
@@ -95,44 +109,52 @@ export function buildPrps(
  * when the controller's alignment rule (dword) is broken or the pieces do not fit the area.
  */
 export function buildSgl(
-  sq: DataView,
-  s: number,
+  sq: Uint32Array,
+  w: number,
   map: IoMap,
   off: number,
   len: number,
   list: ListArea,
   support: SglSupport,
 ): boolean {
-  const a0 = ioAt(map, off);
-  if (support === SglSupport.Dword && ((a0 & 3) !== 0 || (len & 3) !== 0)) return false;
-  sq.setUint8(s + 1, (sq.getUint8(s + 1) & 0x3f) | PSDT_SGL_MPTR_CONTIG);
+  const pages = map.pages;
   const ps = map.pageSize;
-  const contiguous = map.contiguous || Math.floor(off / ps) === Math.floor((off + len - 1) / ps);
-  if (contiguous) {
-    descriptor(sq, s + DPTR, a0, len, SGL_DATA_BLOCK);
+  const contiguous = map.contiguous;
+  let p = contiguous ? 0 : Math.floor(off / ps);
+  const a0 = pages[p] + (off - p * ps);
+  if (support === SglSupport.Dword && ((a0 & 3) !== 0 || (len & 3) !== 0)) return false;
+  sq[w] = ((sq[w] & ~PSDT_MASK_DW0) | (PSDT_SGL_MPTR_CONTIG << 8)) >>> 0;
+  if (contiguous || p === Math.floor((off + len - 1) / ps)) {
+    sq[w + DPTR] = a0 >>> 0;
+    sq[w + DPTR + 1] = (a0 / TWO32) >>> 0;
+    sq[w + DPTR + 2] = len;
+    sq[w + DPTR + 3] = SGL_DATA_BLOCK << 24;
     return true;
   }
-  // Physical pages: one Data Block per page piece.
-  const dv = list.dv;
-  let at = list.off;
+  // Physical pages: one Data Block per page piece, in a Last Segment.
+  const u = list.u32;
+  let at = list.off >> 2;
   let o = off;
   let n = 0;
   while (o < off + len) {
     const piece = Math.min(ps - (o % ps), off + len - o);
     if ((n + 1) * 16 > list.bytes) return false;
-    descriptor(dv, at, ioAt(map, o), piece, SGL_DATA_BLOCK);
-    at += 16;
+    p = Math.floor(o / ps);
+    const a = pages[p] + (o - p * ps);
+    u[at] = a >>> 0;
+    u[at + 1] = (a / TWO32) >>> 0;
+    u[at + 2] = piece;
+    u[at + 3] = SGL_DATA_BLOCK << 24;
+    at += 4;
     o += piece;
     n++;
   }
-  descriptor(sq, s + DPTR, list.io, n * 16, SGL_LAST_SEGMENT);
+  const lm = list.map;
+  const lp = lm.contiguous ? 0 : Math.floor(list.off / lm.pageSize);
+  const l = lm.pages[lp] + (list.off - lp * lm.pageSize);
+  sq[w + DPTR] = l >>> 0;
+  sq[w + DPTR + 1] = (l / TWO32) >>> 0;
+  sq[w + DPTR + 2] = n * 16;
+  sq[w + DPTR + 3] = (SGL_LAST_SEGMENT << 24) >>> 0;
   return true;
-}
-
-function descriptor(dv: DataView, at: number, address: number, length: number, id: number): void {
-  put64(dv, at, address);
-  dv.setUint32(at + 8, length >>> 0, true);
-  dv.setUint16(at + 12, 0, true);
-  dv.setUint8(at + 14, 0);
-  dv.setUint8(at + 15, id);
 }

@@ -42,7 +42,7 @@ import {
   STATUS_ABORTED_SQ_DELETION,
 } from '../host/qpair.js';
 import type { IoQpairGrant } from '../host/transport.js';
-import { buildPrps, buildSgl, type ListArea, SglSupport } from './data-pointer.js';
+import { buildPrps, buildSgl, ioAt, type ListArea, SglSupport } from './data-pointer.js';
 import { CQE_BYTES, type QueueLayout, SQE_BYTES } from './queue-memory.js';
 
 /** Controller state words shared by every qpair of a controller (in a native shared region). */
@@ -143,9 +143,17 @@ export class PcieQpair implements HostQpair {
   #s: PcieQpairSetup;
   #bar!: MmioRegion;
   #sq!: DataView;
+  #sq32!: Uint32Array;
+  /** All of the queue region (the per-slot list areas live there). */
+  #qdv!: DataView;
   #cq!: Uint32Array;
+  // Hot copies of the setup's fields.
+  #sgl: SglSupport = SglSupport.None;
+  #delay = true;
+  #maxTransfer = 0;
+  #listOffset = 0;
+  #listBytes = 0;
   #list!: ListArea;
-  #listIo = 0;
   #queueMap!: IoMap;
   #entries = 0;
   #sqTail = 0;
@@ -162,6 +170,7 @@ export class PcieQpair implements HostQpair {
   #connected = false;
   #failed: Error | null = null;
   #outstanding = 0;
+  #lastCid = -1;
   #boundaries = new Map<number, number>();
 
   // Per slot (command ID = slot).
@@ -225,11 +234,17 @@ export class PcieQpair implements HostQpair {
     const L = s.layout;
     this.#entries = L.entries;
     this.#sq = new DataView(q.buffer, L.sqOffset, L.entries * SQE_BYTES);
+    this.#sq32 = new Uint32Array(q.buffer, L.sqOffset, (L.entries * SQE_BYTES) / 4);
+    this.#sgl = s.sgl;
+    this.#delay = s.delayDoorbell;
+    this.#maxTransfer = s.maxTransfer;
+    this.#listOffset = L.listOffset;
+    this.#listBytes = L.listBytes;
     this.#cq = new Uint32Array(q.buffer, L.cqOffset, (L.entries * CQE_BYTES) / 4);
     this.#cq.fill(0);
     this.#queueMap = s.device.dmaMap(q);
-    this.#listIo = this.#queueMap.contiguous ? this.#queueMap.pages[0] + L.listOffset : -1;
-    this.#list = { dv: new DataView(q.buffer), off: 0, io: 0, bytes: L.listBytes };
+    this.#list = { u32: new Uint32Array(q.buffer), off: 0, bytes: L.listBytes, map: this.#queueMap };
+    this.#qdv = new DataView(q.buffer);
     const stride = 4 << s.dstrd;
     this.#sqDb = 0x1000 + 2 * s.qid * stride;
     this.#cqDb = this.#sqDb + stride;
@@ -266,6 +281,16 @@ export class PcieQpair implements HostQpair {
 
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** Whether the qpair writes shadow doorbells (Doorbell Buffer Config in force). */
+  get shadowDoorbells(): boolean {
+    return this.#s.shadow !== null;
+  }
+
+  /** The command ID the last submission used (what an Abort names). */
+  get lastCommandId(): number {
+    return this.#lastCid;
   }
 
   /** The epoch this qpair's queues belong to. */
@@ -329,10 +354,10 @@ export class PcieQpair implements HostQpair {
     let dv: DataView;
     let at: number;
     let io: number;
-    if (bytes <= this.#s.layout.listBytes) {
-      dv = this.#list.dv;
-      at = this.#s.layout.listOffset + slot * this.#s.layout.listBytes;
-      io = this.#slotListIo(slot);
+    if (bytes <= this.#listBytes) {
+      dv = this.#qdv;
+      at = this.#listOffset + slot * this.#listBytes;
+      io = ioAt(this.#queueMap, at);
     } else {
       const a = this.#bounceFor(slot, null, bytes, false);
       const region = this.#bounceAlloc!.region(a);
@@ -390,7 +415,7 @@ export class PcieQpair implements HostQpair {
     for (let i = 0; i < 6; i++)
       if (cdws[i] !== undefined) sq.setUint32(s + 40 + 4 * i, (cdws[i] as number) >>> 0, true);
     if (c.buf !== undefined && c.buf.byteLength > 0) {
-      if (!this.#data(slot, s, c.buf, 0, c.buf.byteLength, (c.dir ?? 2) === 2)) {
+      if (!this.#data(slot, s >> 2, c.buf, 0, c.buf.byteLength, (c.dir ?? 2) === 2)) {
         this.#release(slot);
         throw new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', 'buffer cannot be described by PRPs or SGLs');
       }
@@ -414,7 +439,7 @@ export class PcieQpair implements HostQpair {
     const bs = bytes / nlb;
     const boundary = this.#boundaries.size > 0 ? (this.#boundaries.get(nsid) ?? 0) : 0;
     if (
-      bytes > this.#s.maxTransfer ||
+      bytes > this.#maxTransfer ||
       (boundary > 0 && Math.floor(lba / boundary) !== Math.floor((lba + nlb - 1) / boundary))
     ) {
       return this.#split(op, nsid, lba, nlb, buf, bs, boundary, cb, ctx);
@@ -435,7 +460,7 @@ export class PcieQpair implements HostQpair {
     cb: Completion<unknown>,
     ctx: unknown,
   ): boolean {
-    const maxBlocks = Math.max(1, Math.floor(this.#s.maxTransfer / bs));
+    const maxBlocks = Math.max(1, Math.floor(this.#maxTransfer / bs));
     let n = 0;
     for (let l = lba, end = lba + nlb; l < end; n++) l += this.#piece(l, end, maxBlocks, boundary);
     if (n > this.#freeTop || this.#spTop === 0) return false;
@@ -468,10 +493,13 @@ export class PcieQpair implements HostQpair {
     ctx: unknown,
   ): void {
     const slot = this.#take(op, nsid, cb, ctx);
-    const s = this.#sqTail * SQE_BYTES;
-    if (fuse) this.#sq.setUint8(s + 1, fuse);
-    this.#lba(lba, nlb);
-    if (!this.#data(slot, s, buf, off, len, op === IoOpcode.Read)) {
+    const w = this.#sqTail << 4;
+    const sq = this.#sq32;
+    if (fuse) sq[w] = (sq[w] | (fuse << 8)) >>> 0;
+    sq[w + 10] = lba >>> 0;
+    sq[w + 11] = (lba / TWO32) >>> 0;
+    sq[w + 12] = (nlb - 1) & 0xffff;
+    if (!this.#data(slot, w, buf, off, len, op === IoOpcode.Read)) {
       this.#release(slot);
       throw new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', 'buffer cannot be described by PRPs or SGLs');
     }
@@ -479,16 +507,17 @@ export class PcieQpair implements HostQpair {
   }
 
   #lba(lba: number, nlb: number): void {
-    const s = this.#sqTail * SQE_BYTES;
-    const sq = this.#sq;
-    sq.setUint32(s + 40, lba >>> 0, true);
-    sq.setUint32(s + 44, Math.floor(lba / TWO32), true);
-    sq.setUint32(s + 48, (nlb - 1) & 0xffff, true);
+    const w = this.#sqTail << 4;
+    const sq = this.#sq32;
+    sq[w + 10] = lba >>> 0;
+    sq[w + 11] = (lba / TWO32) >>> 0;
+    sq[w + 12] = (nlb - 1) & 0xffff;
   }
 
   /** Take a free slot and start the SQE at the tail (zeroed, opcode, CID, NSID). */
   #take(op: number, nsid: number, cb: Completion<unknown>, ctx: unknown): number {
     const slot = this.#free[--this.#freeTop];
+    this.#lastCid = slot;
     this.#busy[slot] = 1;
     this.#opcode[slot] = op;
     this.#cb[slot] = cb;
@@ -498,12 +527,12 @@ export class PcieQpair implements HostQpair {
       this.#s.timeoutMs > 0 && !(this.qid === 0 && op === AdminOpcode.AsyncEventRequest)
         ? performance.now() + this.#s.timeoutMs
         : 0;
-    const s = this.#sqTail * SQE_BYTES;
-    const sq = this.#sq;
-    for (let i = 0; i < SQE_BYTES; i += 4) sq.setUint32(s + i, 0, true);
-    sq.setUint8(s, op);
-    sq.setUint16(s + 2, slot, true);
-    sq.setUint32(s + 4, nsid >>> 0, true);
+    // The whole entry, dword by dword: header, NSID, then zeroes the command fills in.
+    const w = this.#sqTail << 4;
+    const sq = this.#sq32;
+    sq[w] = (op | (slot << 16)) >>> 0;
+    sq[w + 1] = nsid >>> 0;
+    for (let i = 2; i < 16; i++) sq[w + i] = 0;
     this.#outstanding++;
     return slot;
   }
@@ -525,17 +554,11 @@ export class PcieQpair implements HostQpair {
   #push(): void {
     this.#sqTail = this.#sqTail + 1 === this.#entries ? 0 : this.#sqTail + 1;
     this.stats.submitted++;
-    if (!this.#s.delayDoorbell) this.#ringSq();
+    if (!this.#delay) this.#ringSq();
   }
 
-  #slotListIo(slot: number): number {
-    const L = this.#s.layout;
-    const off = L.listOffset + slot * L.listBytes;
-    return this.#listIo >= 0 ? this.#listIo + slot * L.listBytes : ioAtMap(this.#queueMap, off);
-  }
-
-  /** The data pointer for `len` bytes at `off` of `buf`; false when nothing can describe it. */
-  #data(slot: number, s: number, buf: Uint8Array, off: number, len: number, toHost: boolean): boolean {
+  /** The data pointer for `len` bytes at `off` of `buf` (SQE at dword `w`); false when nothing can describe it. */
+  #data(slot: number, w: number, buf: Uint8Array, off: number, len: number, toHost: boolean): boolean {
     let map: IoMap;
     let base: number;
     const ab = buf.buffer;
@@ -557,13 +580,11 @@ export class PcieQpair implements HostQpair {
         base = this.#bounceAlloc!.offsetOf(a);
       }
     }
-    const L = this.#s.layout;
     const list = this.#list;
-    list.off = L.listOffset + slot * L.listBytes;
-    list.io = this.#slotListIo(slot);
-    if (this.#s.sgl !== SglSupport.None && buildSgl(this.#sq, s, map, base, len, list, this.#s.sgl))
+    list.off = this.#listOffset + slot * this.#listBytes;
+    if (this.#sgl !== SglSupport.None && buildSgl(this.#sq32, w, map, base, len, list, this.#sgl))
       return true;
-    return buildPrps(this.#sq, s, map, base, len, list);
+    return buildPrps(this.#sq32, w, map, base, len, list);
   }
 
   #mapOf(r: DmaRegion): IoMap {
@@ -807,11 +828,6 @@ export class PcieQpair implements HostQpair {
   get setup(): PcieQpairSetup {
     return this.#s;
   }
-}
-
-function ioAtMap(map: IoMap, off: number): number {
-  const p = Math.floor(off / map.pageSize);
-  return map.pages[p] + (off - p * map.pageSize);
 }
 
 /** An opcode's name for messages. */
