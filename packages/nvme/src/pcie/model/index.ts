@@ -23,6 +23,10 @@ import {
 } from './controller-model.js';
 import type { ModelRequest, ModelWorkerData } from './worker.js';
 
+// The worker's sync words (worker.ts): hold flag and commands done.
+const SYNC_HOLD = 0;
+const SYNC_COMMANDS = 1;
+
 export {
   MODEL_BAR0_SIZE,
   MODEL_DEVICE,
@@ -49,14 +53,16 @@ export class NvmeModelWorker {
   /** The driver side of the PCI function (registered: `openPciDevice(address)` finds it). */
   readonly device: ModelPciDevice;
   readonly #worker: Worker;
+  readonly #sync: Int32Array;
   readonly #waiting = new Map<number, (v: unknown) => void>();
   #seq = 0;
   #stopped: Promise<void> | null = null;
 
-  private constructor(device: ModelPciDevice, worker: Worker) {
+  private constructor(device: ModelPciDevice, worker: Worker, sync: SharedArrayBuffer) {
     this.address = device.address;
     this.device = device;
     this.#worker = worker;
+    this.#sync = new Int32Array(sync);
     worker.on('message', (m: { id: number; result: unknown }) => {
       const w = this.#waiting.get(m.id);
       this.#waiting.delete(m.id);
@@ -78,14 +84,16 @@ export class NvmeModelWorker {
       address: o.address,
     });
     const share = device.share();
+    const sync = new SharedArrayBuffer(8);
     const data: ModelWorkerData = {
       share,
       options: { ...o, namespaces: o.namespaces },
       spin: o.spin ?? false,
       cpu: o.cpu ?? null,
+      sync,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
-    const m = new NvmeModelWorker(device, worker);
+    const m = new NvmeModelWorker(device, worker, sync);
     await m.#ask({ op: 'stats' });
     registerPciModel(share);
     return m;
@@ -99,6 +107,19 @@ export class NvmeModelWorker {
       this.#waiting.set(id, resolve as (v: unknown) => void);
       this.#worker.postMessage({ ...r, id });
     });
+  }
+
+  /**
+   * Stop (or resume) the controller's polling, at once and without a message: a benchmark holds
+   * it to time submission alone, then lets it run and times completion alone.
+   */
+  hold(on: boolean): void {
+    Atomics.store(this.#sync, SYNC_HOLD, on ? 1 : 0);
+  }
+
+  /** Commands the controller has completed so far (read without a message). */
+  get commandsDone(): number {
+    return Atomics.load(this.#sync, SYNC_COMMANDS);
   }
 
   inject(fault: NvmeModelFault): Promise<void> {

@@ -12,7 +12,12 @@ export interface ModelWorkerData {
   options: NvmeModelOptions;
   spin: boolean;
   cpu: number | null;
+  /** Words shared with the starter: [HOLD] nonzero stops polling; [COMMANDS] commands done. */
+  sync: SharedArrayBuffer;
 }
+
+export const SYNC_HOLD = 0;
+export const SYNC_COMMANDS = 1;
 
 export type ModelRequest =
   | { id: number; op: 'inject'; fault: NvmeModelFault }
@@ -29,6 +34,7 @@ if (d.cpu !== null) pinThread(d.cpu);
 const fn = new PciFunctionModel(d.share);
 const model = new NvmeControllerModel(fn, d.options);
 const nap = new Int32Array(new SharedArrayBuffer(4));
+const sync = new Int32Array(d.sync);
 let stopped = false;
 
 port.on('message', (m: ModelRequest) => {
@@ -66,8 +72,11 @@ async function run(): Promise<void> {
     const t0 = performance.now();
     let idle = 0;
     while (performance.now() - t0 < 2) {
-      if (model.poll() > 0) idle = 0;
-      else if (++idle > 256 && !d.spin) {
+      if (Atomics.load(sync, SYNC_HOLD) !== 0) continue;
+      if (model.poll() > 0) {
+        idle = 0;
+        Atomics.store(sync, SYNC_COMMANDS, model.stats.commands);
+      } else if (++idle > 256 && !d.spin) {
         // Nothing to do for a while: nap 100 µs at a time (tests share the machine).
         Atomics.wait(nap, 0, 0, 0.1);
       }
