@@ -167,7 +167,12 @@ const cpumask = () =>
     minLength: 1,
     description: 'cores the controller may run on (0x3, [0,1]); the first one the app has',
   });
-const numQueues = () => int({ min: 1, max: 64, description: 'storkit: request queues offered (default 1)' });
+const numQueues = () =>
+  int({
+    min: 1,
+    max: 64,
+    description: 'storkit: request queues offered (default 16; a frontend uses what it wants)',
+  });
 
 const states = new WeakMap<ReactorControl, VhostState>();
 

@@ -36,6 +36,13 @@ interface Ctrl {
   readonly: boolean;
 }
 
+/**
+ * Request queues a controller offers unless num_queues says otherwise: as many as a frontend may
+ * want (SPDK's vhost offers many; its virtio-user initiator asks for one per channel). A queue the
+ * frontend never starts costs nothing: pollers skip it.
+ */
+const DEFAULT_QUEUES = 16;
+
 const ctrls = new Map<string, Ctrl>();
 /** Backends detached from a controller, closed once its in-flight requests are done. */
 const retiring: { c: Ctrl; b: BdevBlockBackend }[] = [];
@@ -122,7 +129,7 @@ defineControl(vhostCreateBlk, (p, done) => {
       () =>
         new BlkDevice(backend, {
           readonly: p.readonly === true || backend.readOnly,
-          numQueues: p.num_queues ?? 1,
+          numQueues: p.num_queues ?? DEFAULT_QUEUES,
         }),
     );
     const ctrl = errno(
@@ -149,7 +156,9 @@ defineControl(vhostCreateBlk, (p, done) => {
 defineControl(vhostCreateScsi, (p, done) => {
   const t = thread();
   if (ctrls.has(p.ctrlr)) throw new VhostError('EEXIST', `vhost controller ${p.ctrlr} already exists`);
-  const device = errno(() => new VhostScsiDevice({ name: p.ctrlr, numQueues: p.num_queues ?? 1 }));
+  const device = errno(
+    () => new VhostScsiDevice({ name: p.ctrlr, numQueues: p.num_queues ?? DEFAULT_QUEUES }),
+  );
   const ctrl = errno(
     () => new VhostController({ name: p.ctrlr, socketPath: p.socket, cpumask: p.cpumask, device }),
   );

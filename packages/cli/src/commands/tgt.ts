@@ -240,7 +240,7 @@ async function vhostBanner(target: Target): Promise<string[]> {
   for (const c of ctrls) {
     const blk = c.backend_specific.block;
     const what = blk ? `blk = ${blk.bdev}` : `scsi, ${c.backend_specific.scsi?.length ?? 0} target(s)`;
-    const dev = blk ? 'vhost-user-blk-pci,chardev=c0,num-queues=1' : 'vhost-user-scsi-pci,chardev=c0';
+    const dev = blk ? 'vhost-user-blk-pci,chardev=c0,num-queues=2' : 'vhost-user-scsi-pci,chardev=c0';
     out.push(`  vhost:     ${c.ctrlr} (${what}) on ${c.socket}, core ${c.reactor_core ?? '?'}`);
     out.push(
       `             qemu-system-x86_64 -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\`,
