@@ -1,6 +1,13 @@
 export { bdevSubsystem } from './bdev-subsystem.js';
 export { methodCatalog } from './catalog.js';
-export { applyConfig, ConfigError, parseConfig, type SpdkConfig, saveConfig } from './config.js';
+export {
+  applyConfig,
+  ConfigError,
+  parseConfig,
+  type SpdkConfig,
+  saveConfig,
+  stripJsonComments,
+} from './config.js';
 export { AppControl, type ReactorControl } from './control.js';
 export { DEFAULT_CONFIG } from './default-config.js';
 export { type FrameworkHost, frameworkMethods } from './framework.js';

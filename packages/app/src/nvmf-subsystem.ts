@@ -121,6 +121,12 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     min_kato: inert(int({ min: 0, description: 'smallest keep alive timeout, ms' }), 10000),
     masked_oncs: inert(any(), []),
     masked_fuses: inert(any(), []),
+    // RDMA's and vfio-user's, which rpc.py's nvmf_create_transport sends at false for any transport.
+    no_srq: inert(bool(), false),
+    no_wr_batching: inert(bool(), false),
+    disable_mappable_bar0: inert(bool(), false),
+    disable_adaptive_irq: inert(bool(), false),
+    disable_shadow_doorbells: inert(bool(), false),
   });
 
   /** nvmf_create_subsystem's params (SPDK's, the ones storkit has no use for accepted at their defaults). */
@@ -476,9 +482,16 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
 
   add({
     name: 'nvmf_get_subsystems',
-    description: 'List subsystems (the discovery subsystem first)',
-    params: obj({ tgt_name: opt(str()) }),
-    handler: () => ctl.call(0, o.nvmf_get_subsystems, undefined),
+    description: 'List subsystems (the discovery subsystem first), or the one named by nqn',
+    positional: ['nqn'],
+    params: obj({ nqn: opt(nqn()), tgt_name: opt(str()) }),
+    async handler(p) {
+      const all = await ctl.call(0, o.nvmf_get_subsystems, undefined);
+      if (p.nqn === undefined) return all;
+      const one = all.filter((x: { nqn: string }) => x.nqn === p.nqn);
+      if (!one.length) throw RpcError.errno('ENODEV', `no subsystem ${p.nqn}`);
+      return one;
+    },
   });
 
   add({
