@@ -3,7 +3,7 @@
 // and reads through it; the file itself must hold the bytes XORed with the key. Then the methods over
 // RPC (storkit rpc --plugin: positional params, a bdev waiting for its base, delete, a refused key),
 // and save_config's output loaded into a fresh target that reads the same data back.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -49,12 +49,20 @@ function tgt(args: string[]): Promise<{ child: ChildProcess; out: string; exited
   });
 }
 
+/** storkit rpc (rpc.py's command lines; an RPC error is printed on stdout, as rpc.py does). */
 function rpc(sock: string, ...args: string[]): unknown {
-  const out = execFileSync(process.execPath, [STORKIT, 'rpc', '-s', sock, '--plugin', PLUGIN, ...args], {
+  const r = spawnSync(process.execPath, [STORKIT, 'rpc', '-s', sock, '--plugin', PLUGIN, ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return JSON.parse(out);
+  if (r.status !== 0)
+    throw new Error(`storkit rpc ${args.join(' ')}: exit ${r.status}\n${r.stdout}${r.stderr}`);
+  // rpc.py prints a created bdev's name bare (print_json), other results as JSON.
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return r.stdout.trim();
+  }
 }
 
 /** qemu-io against an iSCSI LUN (libiscsi inside QEMU: an initiator storkit did not write). */
@@ -133,7 +141,7 @@ describe('examples/custom-bdev: the xor bdev module as a storkit tgt plugin', fu
       readSync(fd, raw, 0, raw.length, (2 << 20) + (128 << 10));
       expect([...new Set(raw)]).to.deep.equal([0xc3 ^ KEY]);
 
-      const [info] = rpc(sock, 'bdev_get_bdevs', '--json', '{"name":"Xor0"}') as {
+      const [info] = rpc(sock, 'bdev_get_bdevs', '-b', 'Xor0') as {
         product_name: string;
         driver_specific: unknown;
       }[];
@@ -145,8 +153,9 @@ describe('examples/custom-bdev: the xor bdev module as a storkit tgt plugin', fu
       expect(rpc(sock, 'bdev_get_bdevs')).to.satisfy(
         (l: { name: string }[]) => !l.some((b) => b.name === 'XorLater'),
       );
-      rpc(sock, 'bdev_malloc_create', '--json', '{"name":"Malloc9","num_blocks":2048,"block_size":512}');
-      expect((rpc(sock, 'bdev_get_bdevs', '--json', '{"name":"XorLater"}') as unknown[]).length).to.equal(1);
+      // rpc.py's size in MiB: 1 MiB of 512-byte blocks.
+      expect(rpc(sock, 'bdev_malloc_create', '-b', 'Malloc9', '1', '512')).to.equal('Malloc9');
+      expect((rpc(sock, 'bdev_get_bdevs', '-b', 'XorLater') as unknown[]).length).to.equal(1);
       expect(rpc(sock, 'bdev_xor_delete', 'XorLater')).to.equal(true);
       expect(() => rpc(sock, 'bdev_xor_create', 'Malloc9', 'Bad', '256')).to.throw(/key/);
       saved = rpc(sock, 'save_config');

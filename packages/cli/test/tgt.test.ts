@@ -1,51 +1,16 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { expect } from 'chai';
 
-const main = fileURLToPath(new URL('../src/main.js', import.meta.url));
-const exec = promisify(execFile);
-let n = 0;
-const sock = () => join(tmpdir(), `storkit-cli-${process.pid}-${n++}.sock`);
+import { killLeftTargets, storkit as run, sock, startTgt } from './helpers.js';
 
-async function storkit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    return { code: 0, ...(await exec(process.execPath, [main, ...args])) };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
-
-/** Start `storkit tgt` and resolve once its banner says it runs. */
-function startTgt(args: string[]): Promise<{ p: ChildProcess; out: () => string; exit: Promise<number> }> {
-  const p = spawn(process.execPath, [main, 'tgt', '--no-stats', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  p.stdout!.on('data', (d) => (out += d));
-  p.stderr!.on('data', (d) => (out += d));
-  const exit = new Promise<number>((res) => p.on('exit', (code, sig) => res(code ?? (sig ? 128 : 1))));
-  return new Promise((res, rej) => {
-    const t = setInterval(() => {
-      if (/storkit tgt: (running|waiting)/.test(out)) {
-        clearInterval(t);
-        res({ p, out: () => out, exit });
-      }
-    }, 50);
-    void exit.then((c) => {
-      clearInterval(t);
-      rej(new Error(`tgt exited ${c} before running:\n${out}`));
-    });
-  });
-}
+const storkit = (...args: string[]) => run(args);
 
 describe('cli: storkit tgt and storkit rpc', function () {
   this.timeout(60_000);
+  afterEach(killLeftTargets);
 
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     it(`serves the default config and stops in order on ${sig}, leaving no socket`, async () => {
@@ -68,7 +33,7 @@ describe('cli: storkit tgt and storkit rpc', function () {
       // none, and the banner says the tool shares one.
       if (availableParallelism() > 2) expect(t.out()).to.match(/-c 0x4\n/);
       else expect(t.out()).to.match(/-c 0x2\n\s+\(every core runs a reactor: the tool shares core 1/);
-      const r = await storkit('rpc', '-s', path, 'bdev_get_bdevs', 'Malloc0');
+      const r = await storkit('rpc', '-s', path, 'bdev_get_bdevs', '-b', 'Malloc0');
       expect(r.code).to.equal(0);
       expect(JSON.parse(r.stdout)[0]).to.include({ name: 'Malloc0', num_blocks: 524288, block_size: 512 });
       t.p.kill(sig);
@@ -85,7 +50,7 @@ describe('cli: storkit tgt and storkit rpc', function () {
     const t = await startTgt(['-r', path, '--default-config']);
     expect(
       (await storkit('rpc', '-s', path, 'bdev_null_create', 'Null0', '128', '4096')).stdout.trim(),
-    ).to.equal('"Null0"');
+    ).to.equal('Null0');
     const saved = await storkit('rpc', '-s', path, 'save_config');
     expect((await storkit('rpc', '-s', path, 'spdk_kill_instance', 'SIGTERM')).code).to.equal(0);
     expect(await t.exit).to.equal(0);
@@ -100,10 +65,12 @@ describe('cli: storkit tgt and storkit rpc', function () {
   });
 
   it('explains a method from its schema, offline', async () => {
+    // rpc.py's command line where rpc.py has the method, the schema's for storkit's own.
     const r = await storkit('rpc', 'bdev_malloc_create', '--help');
     expect(r.code).to.equal(0);
-    expect(r.stdout).to.match(/usage: storkit rpc bdev_malloc_create NUM_BLOCKS BLOCK_SIZE/);
-    expect(r.stdout).to.match(/--block-size INT {2}\(required\)/);
+    expect(r.stdout).to.match(/usage: storkit rpc bdev_malloc_create \[-h\] .*total_size block_size/);
+    const own = await storkit('rpc', 'storkit_get_memory', '--help');
+    expect(own.stdout).to.match(/usage: storkit rpc storkit_get_memory/);
     expect((await storkit('rpc', '--list')).stdout).to.match(/^framework_get_reactors +/m);
   });
 
@@ -111,13 +78,18 @@ describe('cli: storkit tgt and storkit rpc', function () {
     const path = sock();
     const t = await startTgt(['-r', path]);
     const bad = await storkit('rpc', '-s', path, 'bdev_malloc_create', '8', '100');
+    // As rpc.py: the request, then the error response, on stdout; exit code 1.
     expect(bad.code).to.equal(1);
-    expect(JSON.parse(bad.stderr)).to.deep.include({ code: -32602 });
-    expect(JSON.parse(bad.stderr).message).to.match(/block_size: 100 is below the minimum 512/);
+    expect(bad.stdout).to.match(/^request:\n[\s\S]*Got JSON-RPC error response\nresponse:\n/);
+    const response = JSON.parse(bad.stdout.slice(bad.stdout.indexOf('response:\n{') + 10));
+    expect(response).to.deep.include({ code: -32602 });
+    expect(response.message).to.match(/block_size: 100 is below the minimum 512/);
     t.p.kill('SIGTERM');
     await t.exit;
-    expect((await storkit('rpc', '-s', path, 'bdev_get_bdevs')).stderr).to.match(/cannot reach/);
-    expect((await storkit('rpc', '-s', path)).code).to.equal(2);
+    const down = await storkit('rpc', '-s', path, 'bdev_get_bdevs');
+    expect(down.code).to.equal(1);
+    expect(down.stdout).to.match(/^Error while connecting to /);
+    expect((await storkit('rpc', '-s', path, '--bogus')).code).to.equal(2);
     expect((await storkit('tgt', '--json', '/nonexistent.json')).stderr).to.match(
       /cannot read \/nonexistent.json/,
     );

@@ -1,95 +1,409 @@
-import { methodCatalog, type TargetPlugin } from '@storkit/app';
+import { existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+import { methodCatalog, stripJsonComments, type TargetPlugin } from '@storkit/app';
 import { methodHelp, paramsFromArgs, RpcClient, RpcError, type RpcTarget } from '@storkit/rpc';
 
 import { type Command, UsageError } from '../command.js';
+import { ArgError, parseRpcPyArgs, rpcPyTable, rpcPyUsage } from '../rpcpy/argparse.js';
+import { rpcPyParams } from '../rpcpy/convert.js';
 import { loadPlugin } from './plugins.js';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/storkit.sock';
 
-const USAGE = `usage: storkit rpc [-s SOCKET|HOST] [-p PORT] [-t SECONDS] [--plugin P]... METHOD [params...]
-       storkit rpc METHOD --help        describe a method's params
-       storkit rpc --list               list every method
+const USAGE = `usage: storkit rpc [-h] [-s SOCKET|HOST] [-p PORT] [-t TIMEOUT] [-r RETRIES] [-v]
+                   [--verbose LEVEL] [--dry-run] [--plugin P]... [--list] METHOD [args...]
+       storkit rpc [options] < FILE     one 'METHOD args...' per line ('#' comments)
 
-Calls a JSON-RPC method on a running 'storkit tgt', in the manner of SPDK's rpc.py:
-positional params in the order '--help' shows, '--name value' for the others,
-'--json {...}' for the whole params object. Prints the result as JSON.
-  -s  Unix socket path (default ${DEFAULT_RPC_SOCKET}) or a loopback address with -p
-  -p  TCP port
-  -t  seconds to wait for the answer (default 60)
-  --plugin P  know a plugin's methods too (the one given to storkit tgt --plugin): their
-              positional params and --help`;
+SPDK's rpc.py for a running 'storkit tgt': the same method names, positional arguments, flags
+and output (storkit rpc METHOD -h shows them), plus load_config, load_subsystem_config,
+save_config and save_subsystem_config.
+  -s SOCKET   Unix socket path (default ${DEFAULT_RPC_SOCKET}) or an IP address with -p
+  -p PORT     TCP port (with an IP address in -s; default 5260)
+  -t TIMEOUT  seconds to wait for each answer (default 60.0)
+  -r RETRIES  retry connecting this many times, 0.2 s apart (default 0)
+  -v          print requests and responses (--verbose INFO); --verbose DEBUG|INFO|ERROR
+  --dry-run   print the request and exit, without a target
+  --plugin P  know a plugin's methods too (the one given to storkit tgt --plugin)
+  --list      list every method with a line of description (storkit)`;
+
+interface Options {
+  address: string;
+  port: number | undefined;
+  timeout: number;
+  retries: number;
+  verbose: 'DEBUG' | 'INFO' | 'ERROR';
+  dryRun: boolean;
+  plugins: TargetPlugin[];
+}
+
+/** An RPC failure as rpc.py reports it (its JSONRPCException message): printed, exit code 1. */
+class Failed extends Error {}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** Python's json.dumps(x, indent=2): JSON.stringify's layout, non-ASCII escaped as Python does. */
+function pyJson(x: unknown, indent = 2): string {
+  const s =
+    indent < 0
+      ? JSON.stringify(x, null, undefined).replace(/([,:])/g, '$1 ')
+      : JSON.stringify(x, null, indent);
+  return s.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A word quoted as Python's shlex.quote does. */
+function shQuote(s: string): string {
+  if (s === '') return "''";
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** A connection to the target; requests and responses logged as rpc.py does with -v. */
+class Session {
+  #client: RpcClient | null = null;
+  #id = 0;
+  constructor(readonly o: Options) {}
+
+  async #connect(): Promise<RpcClient> {
+    if (this.#client) return this.#client;
+    const t: RpcTarget =
+      this.o.port === undefined
+        ? { address: this.o.address }
+        : { address: this.o.address, port: this.o.port };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#client = await RpcClient.connect(t);
+        return this.#client;
+      } catch (e) {
+        if (attempt >= this.o.retries)
+          throw new Failed(
+            `Error while connecting to ${this.o.address}\nIs SPDK application running?\nError details: ${(e as Error).message}`,
+          );
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async call(method: string, params?: Record<string, unknown>): Promise<unknown> {
+    const req = {
+      jsonrpc: '2.0',
+      method,
+      id: ++this.#id,
+      ...(params && Object.keys(params).length ? { params } : {}),
+    };
+    if (this.o.dryRun) {
+      out(`Request:\n${pyJson({ method, params: params ?? null })}`);
+      return undefined;
+    }
+    if (this.o.verbose !== 'ERROR') process.stderr.write(`INFO: Requests:\n${pyJson(req)}\n\n`);
+    const client = await this.#connect();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(
+        () => rej(new Failed(`Timeout while waiting for response:\n\n`)),
+        this.o.timeout * 1000,
+      );
+    });
+    try {
+      const result = await Promise.race([client.call(method, params), timeout]);
+      if (this.o.verbose !== 'ERROR')
+        process.stderr.write(`INFO: response:\n${pyJson({ jsonrpc: '2.0', id: req.id, result })}\n\n`);
+      return result;
+    } catch (e) {
+      if (e instanceof RpcError) {
+        const shown = { ...(params ?? {}), method, req_id: req.id };
+        throw new Failed(
+          `request:\n${pyJson(shown)}\nGot JSON-RPC error response\nresponse:\n${pyJson({ code: e.code, message: e.message })}`,
+        );
+      }
+      // spdk_kill_instance: the target may hang up before answering, as rpc.py allows.
+      if (method === 'spdk_kill_instance') return {};
+      throw e instanceof Failed ? e : new Failed((e as Error).message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.#client?.close();
+  }
+}
+
+/** rpc.py's client-side methods: configs loaded and saved as calls of the target's methods. */
+const CLIENT_SIDE: Record<string, (s: Session, argv: string[]) => Promise<void>> = {
+  async save_config(s, argv) {
+    const indent = intOption(argv, ['-i', '--indent'], 2);
+    const subsystems = (await s.call('framework_get_subsystems')) as { subsystem: string }[] | undefined;
+    if (subsystems === undefined) return;
+    const cfg: { subsystems: unknown[] } = { subsystems: [] };
+    for (const x of subsystems)
+      cfg.subsystems.push({
+        subsystem: x.subsystem,
+        config: await s.call('framework_get_config', { name: x.subsystem }),
+      });
+    out(pyJson(cfg, indent));
+  },
+  async save_subsystem_config(s, argv) {
+    const name = stringOption(argv, ['-n', '--name']);
+    if (name === undefined) throw new ArgError('the following arguments are required: -n/--name');
+    const indent = intOption(argv, ['-i', '--indent'], 2);
+    out(pyJson({ subsystem: name, config: await s.call('framework_get_config', { name }) }, indent));
+  },
+  async load_config(s, argv) {
+    const aliases = argv.includes('-i') || argv.includes('--include-aliases');
+    const cfg = (await readJson(stringOption(argv, ['-j', '--json-conf']))) as {
+      subsystems: {
+        subsystem: string;
+        config: { method: string; params?: Record<string, unknown> }[] | null;
+      }[];
+    };
+    const subsystems = cfg.subsystems.filter((x) => x.config?.length);
+    const known = (await s.call('rpc_get_methods', { include_aliases: aliases })) as string[] | undefined;
+    if (known === undefined) return; // --dry-run
+    if (!subsystems.length && known.includes('framework_start_init')) {
+      await s.call('framework_start_init');
+      return;
+    }
+    for (const x of subsystems)
+      for (const e of x.config ?? [])
+        if (!known.includes(e.method)) throw new Failed('Unknown method was included in the config file');
+    // As rpc.py: each round calls what the target's state allows now; framework_start_init moves
+    // the state on; stop when a round finds nothing to call.
+    while (subsystems.length) {
+      const now = (await s.call('rpc_get_methods', { current: true, include_aliases: aliases })) as string[];
+      let found = false;
+      for (const x of [...subsystems]) {
+        const config = x.config ?? [];
+        for (const e of [...config]) {
+          if (!now.includes(e.method)) continue;
+          await s.call(e.method, e.params);
+          config.splice(config.indexOf(e), 1);
+          found = true;
+        }
+        if (!config.length) subsystems.splice(subsystems.indexOf(x), 1);
+      }
+      if (now.includes('framework_start_init')) {
+        await s.call('framework_start_init');
+        found = true;
+      }
+      if (!found) break;
+    }
+    if (subsystems.length)
+      out('Some configs were skipped because the RPC state that can call them passed over.');
+  },
+  async load_subsystem_config(s, argv) {
+    const sub = (await readJson(stringOption(argv, ['-j', '--json-conf']))) as {
+      config: { method: string; params?: Record<string, unknown> }[] | null;
+    };
+    if (!sub.config?.length) return;
+    const known = (await s.call('rpc_get_methods')) as string[] | undefined;
+    if (known === undefined) return;
+    for (const e of sub.config)
+      if (!known.includes(e.method)) throw new Failed('Unknown method was included in the config file');
+    const now = (await s.call('rpc_get_methods', { current: true })) as string[];
+    const left = [];
+    for (const e of sub.config) {
+      if (now.includes(e.method)) await s.call(e.method, e.params);
+      else left.push(e);
+    }
+    if (left.length) out('Some configs were skipped because they cannot be called in the current RPC state.');
+  },
+};
+
+function stringOption(argv: string[], flags: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    for (const f of flags) {
+      if (argv[i] === f) return argv[i + 1];
+      if (f.startsWith('--') && argv[i].startsWith(`${f}=`)) return argv[i].slice(f.length + 1);
+    }
+  }
+  return undefined;
+}
+
+function intOption(argv: string[], flags: string[], dflt: number): number {
+  const v = stringOption(argv, flags);
+  if (v === undefined) return dflt;
+  if (!/^-?\d+$/.test(v)) throw new ArgError(`argument ${flags.join('/')}: invalid int value: '${v}'`);
+  return Number(v);
+}
+
+/** A JSON config from -j (a file, else the JSON itself, as rpc.py) or stdin; SPDK's comments allowed. */
+async function readJson(file: string | undefined): Promise<unknown> {
+  let text: string;
+  if (file !== undefined) text = existsSync(file) ? readFileSync(file, 'utf8') : file;
+  else {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  }
+  return JSON.parse(stripJsonComments(text));
+}
+
+/** One call as rpc.py makes it from `METHOD args...`; prints its result as rpc.py does. */
+async function callOne(s: Session, o: Options, method: string, argv: string[]): Promise<void> {
+  const local = CLIENT_SIDE[method];
+  if (local) return local(s, argv);
+  const py = rpcPyTable()[method];
+  if (py) {
+    const params = rpcPyParams(method, py, parseRpcPyArgs(py, argv));
+    const result = await s.call(method, params);
+    if (result === undefined) return;
+    if (py.output === 'json') out(pyJson(result).replace(/^"+|"+$/g, ''));
+    else if (py.output === 'dict') out(pyJson(result));
+    else if (py.output === 'array') out((result as unknown[]).map((v) => shQuote(String(v))).join(' '));
+    return;
+  }
+  // A method rpc.py does not have (storkit_*, a plugin's): its schema's positional params and
+  // --name value options; the result as JSON.
+  const spec = methodCatalog(o.plugins).find((m) => m.name === method || m.aliases?.includes(method));
+  if (!spec) throw new ArgError(`invalid choice: '${method}' (storkit rpc --list)`);
+  const result = await s.call(method, paramsFromArgs(spec, argv));
+  if (result !== undefined) out(pyJson(result));
+}
+
+/** Shell words of one batch line, as Python's shlex.split reads them. */
+function shlexSplit(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new ArgError('No closing quotation');
+      cur += line.slice(i + 1, end);
+      i = end;
+      inWord = true;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && (line[j + 1] === '"' || line[j + 1] === '\\')) j++;
+        cur += line[j];
+      }
+      if (j >= line.length) throw new ArgError('No closing quotation');
+      i = j;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
 
 export const rpc: Command = {
   name: 'rpc',
-  summary: 'call a JSON-RPC method on a running target (rpc.py style)',
+  summary: "call JSON-RPC methods on a running target (SPDK's rpc.py)",
   usage: USAGE,
   handlesHelp: true,
   async run(argv) {
-    let address = DEFAULT_RPC_SOCKET;
-    let port: number | undefined;
-    let timeout = 60;
-    const plugins: TargetPlugin[] = [];
+    // `storkit rpc --list | head`: a reader that goes away is not an error.
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+    const o: Options = {
+      address: DEFAULT_RPC_SOCKET,
+      port: undefined,
+      timeout: 60,
+      retries: 0,
+      verbose: 'ERROR',
+      dryRun: false,
+      plugins: [],
+    };
     let i = 0;
+    const val = (a: string) => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
     for (; i < argv.length; i++) {
       const a = argv[i];
-      if (a === '-s') address = argv[++i] ?? '';
-      else if (a === '-p') port = Number(argv[++i]);
-      else if (a === '-t') timeout = Number(argv[++i]);
-      else if (a === '--plugin') plugins.push(await loadPlugin(argv[++i] ?? ''));
+      if (a === '-s') o.address = val(a);
+      else if (a === '-p') o.port = Number(val(a));
+      else if (a === '-t') o.timeout = Number(val(a));
+      else if (a === '-r') o.retries = Number(val(a));
+      else if (a === '-v') o.verbose = 'INFO';
+      else if (a === '--verbose') {
+        const v = val(a);
+        if (v !== 'DEBUG' && v !== 'INFO' && v !== 'ERROR')
+          throw new UsageError('--verbose takes DEBUG, INFO or ERROR');
+        o.verbose = v;
+      } else if (a === '--dry-run') o.dryRun = true;
+      else if (a === '--plugin') o.plugins.push(await loadPlugin(val(a)));
       else if (a === '--help' || a === '-h') {
-        process.stdout.write(`${USAGE}\n`);
+        out(USAGE);
         return 0;
       } else if (a === '--list') {
-        for (const m of methodCatalog(plugins).sort((x, y) => x.name.localeCompare(y.name)))
-          process.stdout.write(`${m.name.padEnd(32)} ${m.description}\n`);
+        for (const m of methodCatalog(o.plugins).sort((x, y) => x.name.localeCompare(y.name)))
+          out(`${m.name.padEnd(32)} ${m.description}`);
         return 0;
       } else break;
     }
-    const method = argv[i];
-    if (!method || method.startsWith('-')) throw new UsageError('no METHOD given');
-    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+    // rpc.py takes an IP address in -s with -p (default port 5260); a path is a Unix socket.
+    if (o.port === undefined && /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f:]+:[0-9a-f:]*$/i.test(o.address))
+      o.port = 5260;
+    if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535))
       throw new UsageError('-p takes a port');
-    if (!(timeout > 0)) throw new UsageError('-t takes a positive number of seconds');
+    if (!(o.timeout > 0)) throw new UsageError('-t takes a positive number of seconds');
+    if (!Number.isInteger(o.retries) || o.retries < 0) throw new UsageError('-r takes a count');
+    const method = argv[i];
     const rest = argv.slice(i + 1);
-    const spec = methodCatalog(plugins).find((m) => m.name === method || m.aliases?.includes(method));
-    if (rest.includes('--help') || rest.includes('-h')) {
-      if (!spec) throw new UsageError(`unknown method '${method}' (storkit rpc --list)`);
-      process.stdout.write(`${methodHelp(spec)}\n`);
+    if (method !== undefined && (rest.includes('-h') || rest.includes('--help'))) {
+      const py = rpcPyTable()[method];
+      if (py) out(rpcPyUsage(method, py));
+      else {
+        const spec = methodCatalog(o.plugins).find((m) => m.name === method || m.aliases?.includes(method));
+        if (!spec) throw new UsageError(`unknown method '${method}' (storkit rpc --list)`);
+        out(methodHelp(spec));
+      }
       return 0;
     }
-    let params: Record<string, unknown> | undefined;
+    const s = new Session(o);
     try {
-      params = paramsFromArgs(spec, rest);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const target: RpcTarget = port === undefined ? { address } : { address, port };
-    let client: RpcClient;
-    try {
-      client = await RpcClient.connect(target);
-    } catch (e) {
-      process.stderr.write(
-        `storkit rpc: cannot reach ${address}${port ? `:${port}` : ''}: ${(e as Error).message}\n`,
-      );
-      return 1;
-    }
-    const timer = setTimeout(() => {
-      process.stderr.write(`storkit rpc: no answer to ${method} in ${timeout} s\n`);
-      process.exit(1);
-    }, timeout * 1000);
-    try {
-      const result = await client.call(method, params);
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      if (method !== undefined) {
+        if (method.startsWith('-')) throw new UsageError(`unknown option ${method}`);
+        await callOne(s, o, method, rest);
+        return 0;
+      }
+      if (process.stdin.isTTY) throw new UsageError('no METHOD given (or give one per line on stdin)');
+      // rpc.py's script mode: one call per line of stdin on one connection.
+      let done = '';
+      for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+        if (!line.trim()) continue;
+        done = `${done}\n${line.trimEnd()}`;
+        const words = shlexSplit(line);
+        if (words[0].startsWith('#')) continue;
+        try {
+          await callOne(s, o, words[0], words.slice(1));
+        } catch (e) {
+          if (!(e instanceof Failed)) throw e;
+          out(`Exception:\n${done.trim()} <<<\n${e.message}`);
+          return 1;
+        }
+      }
       return 0;
     } catch (e) {
-      if (e instanceof RpcError) {
-        process.stderr.write(`${JSON.stringify({ code: e.code, message: e.message }, null, 2)}\n`);
+      if (e instanceof ArgError) {
+        process.stderr.write(`storkit rpc ${method ?? ''}: error: ${e.message}\n`);
+        return 2;
+      }
+      if (e instanceof Failed) {
+        out(e.message);
         return 1;
       }
       throw e;
     } finally {
-      clearTimeout(timer);
-      client.close();
+      s.close();
     }
   },
 };
