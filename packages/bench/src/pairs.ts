@@ -1,0 +1,117 @@
+// The arithmetic of `npm run bench:spdk` (spdk.ts), kept free of processes and clocks so that a test
+// can check it: which side of a pair goes first, the median of the pairs' ratios, a target's
+// CPU-seconds per million I/Os, and the parsers of the programs' outputs.
+
+export type Side = 'storkit' | 'spdk';
+
+/** One side of a pair: what the client measured and what the target (or bdevperf) spent. */
+export interface SideRun {
+  /** I/Os per second over the client's timed run. */
+  iops: number;
+  /** The client's timed run, s (I/Os = iops × seconds). */
+  seconds: number;
+  /** utime + stime of the target process over the timed run, s. */
+  cpuSeconds: number;
+}
+
+export interface Pair {
+  /** 1-based. */
+  index: number;
+  first: Side;
+  storkit: SideRun;
+  spdk: SideRun;
+}
+
+export interface RowSummary {
+  /** storkit / SPDK per pair, in pair order. */
+  ratios: number[];
+  medianRatio: number;
+  minRatio: number;
+  maxRatio: number;
+  /** Medians over the pairs of each side's target CPU-seconds per million I/Os. */
+  storkitCpuPerMio: number;
+  spdkCpuPerMio: number;
+}
+
+/**
+ * Which side runs first in pair `index` (1-based): SPDK in odd pairs, storkit in even ones, so that
+ * over an even number of pairs each side goes first equally often (a machine speeding up or
+ * slowing down within a pair then favours neither side in the median).
+ */
+export function firstOf(index: number): Side {
+  if (!Number.isInteger(index) || index < 1) throw new RangeError(`pair index ${index} is not 1, 2, ...`);
+  return index % 2 === 1 ? 'spdk' : 'storkit';
+}
+
+/** The order in which pair `index` runs its two sides. */
+export function orderOf(index: number): [Side, Side] {
+  return firstOf(index) === 'spdk' ? ['spdk', 'storkit'] : ['storkit', 'spdk'];
+}
+
+/** The median; of an even count, the mean of the middle two. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  const s = [...values].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** CPU-seconds per million I/Os: `cpuSeconds` spent while `iops` ran for `seconds`. */
+export function cpuPerMio(r: SideRun): number {
+  const ios = r.iops * r.seconds;
+  if (!(ios > 0)) throw new RangeError(`no I/Os to spread ${r.cpuSeconds} CPU-s over`);
+  return r.cpuSeconds / (ios / 1e6);
+}
+
+/** storkit / SPDK of one pair (IOPS: above 1 storkit served more). */
+export function ratioOf(p: Pair): number {
+  if (!(p.spdk.iops > 0)) throw new RangeError(`pair ${p.index}: SPDK served no I/O`);
+  return p.storkit.iops / p.spdk.iops;
+}
+
+export function summarize(pairs: readonly Pair[]): RowSummary {
+  const ratios = pairs.map(ratioOf);
+  return {
+    ratios,
+    medianRatio: median(ratios),
+    minRatio: Math.min(...ratios),
+    maxRatio: Math.max(...ratios),
+    storkitCpuPerMio: median(pairs.map((p) => cpuPerMio(p.storkit))),
+    spdkCpuPerMio: median(pairs.map((p) => cpuPerMio(p.spdk))),
+  };
+}
+
+/**
+ * utime + stime, in clock ticks, from the text of /proc/PID/stat. The command name (field 2) is in
+ * parentheses and may hold spaces and ')', so fields are counted from the last ')'.
+ */
+export function statTicks(stat: string): number {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) throw new Error(`not a /proc/PID/stat line: ${stat.slice(0, 80)}`);
+  // after ") ": field 3 (state) is [0], so field 14 (utime) is [11] and field 15 (stime) [12]
+  const f = stat
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
+  const u = Number(f[11]);
+  const s = Number(f[12]);
+  if (!Number.isFinite(u) || !Number.isFinite(s)) throw new Error(`no utime/stime in ${stat.slice(0, 80)}`);
+  return u + s;
+}
+
+/**
+ * The IOPS of the `Total` line that SPDK's bdevperf, storkit's bdevperf and spdk_nvme_perf all print
+ * (`Total<spaces>: [<empty column>] IOPS MiB/s ...`).
+ */
+export function totalIops(out: string): number {
+  const m = /^[ \t\r]*Total[ \t]*:[ \t]*([0-9]+(?:\.[0-9]+)?)/m.exec(out);
+  if (m === null) throw new Error('no "Total : IOPS" line in the output');
+  return Number(m[1]);
+}
+
+/** libiscsi iscsi-perf's last `iops average N` (it redraws its progress line with '\r'). */
+export function iscsiPerfIops(out: string): number {
+  const all = [...out.matchAll(/iops average ([0-9]+)/g)];
+  if (all.length === 0) throw new Error('no "iops average" in iscsi-perf output');
+  return Number(all[all.length - 1][1]);
+}

@@ -1,0 +1,683 @@
+#!/usr/bin/env node
+// npm run bench:spdk -- [--rows ID,...] [--pairs N] [--seconds S] [--cores T,C] [--json]
+// storkit side by side with SPDK v24.01 (../shared/peers/spdk), one row per data path: for each row,
+// N back-to-back pairs (SPDK first in odd pairs, storkit first in even ones), each pair the same
+// JSON config, the same client, the same cores; prints each pair, the median storkit/SPDK ratio and
+// the target's CPU-seconds per million I/Os (utime + stime of the target process from /proc/PID/stat
+// over the client's timed run; for the bdevperf rows, of bdevperf itself).
+//   --chart RUN.json    prints the SVG chart of a --json run on stdout (docs/bench/spdk.svg)
+//   --markdown RUN.json prints the current-table rows of a --json run (docs/performance.md)
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import {
+  cpuPerMio,
+  iscsiPerfIops,
+  orderOf,
+  type Pair,
+  type RowSummary,
+  type Side,
+  type SideRun,
+  statTicks,
+  summarize,
+  totalIops,
+} from './pairs.js';
+import { REPO_ROOT } from './run.js';
+import { spdkChartSvg, spdkMarkdown } from './spdk-report.js';
+
+export type RowKind = 'bdevperf' | 'nvmf' | 'vhost' | 'iscsi';
+
+export interface Row {
+  id: string;
+  title: string;
+  kind: RowKind;
+  bdev: 'null' | 'malloc';
+  workload: 'randread' | 'randwrite';
+  qd: number;
+  client: string;
+}
+
+/** The rows of issue 18's table, in its order. */
+export const ROWS: readonly Row[] = [
+  r('bdevperf-null-randread', 'bdevperf null randread QD 128', 'bdevperf', 'null', 'randread', 128, '—'),
+  r(
+    'bdevperf-malloc-randread',
+    'bdevperf malloc randread QD 128',
+    'bdevperf',
+    'malloc',
+    'randread',
+    128,
+    '—',
+  ),
+  r(
+    'bdevperf-malloc-randwrite',
+    'bdevperf malloc randwrite QD 128',
+    'bdevperf',
+    'malloc',
+    'randwrite',
+    128,
+    '—',
+  ),
+  r('nvmf-randread-32', 'NVMe/TCP randread QD 32', 'nvmf', 'malloc', 'randread', 32, 'spdk_nvme_perf'),
+  r('nvmf-randread-128', 'NVMe/TCP randread QD 128', 'nvmf', 'malloc', 'randread', 128, 'spdk_nvme_perf'),
+  r('nvmf-randwrite-128', 'NVMe/TCP randwrite QD 128', 'nvmf', 'malloc', 'randwrite', 128, 'spdk_nvme_perf'),
+  r(
+    'vhost-randread-128',
+    'vhost-blk randread QD 128, 2 queues',
+    'vhost',
+    'malloc',
+    'randread',
+    128,
+    'SPDK bdevperf over virtio-user',
+  ),
+  r('iscsi-randread-128', 'iSCSI random read QD 128', 'iscsi', 'malloc', 'randread', 128, 'iscsi-perf × K'),
+];
+
+function r(
+  id: string,
+  title: string,
+  kind: RowKind,
+  bdev: Row['bdev'],
+  workload: Row['workload'],
+  qd: number,
+  client: string,
+): Row {
+  return { id, title, kind, bdev, workload, qd, client };
+}
+
+export interface RowResult extends RowSummary {
+  id: string;
+  title: string;
+  client: string;
+  pairs: (Pair & { ratio: number; storkitCpuPerMio: number; spdkCpuPerMio: number })[];
+}
+
+export interface SpdkBenchDoc {
+  format: 'storkit-bench-spdk/1';
+  date: string;
+  command: string;
+  machine: { cpu: string; cpus: number; node: string };
+  /** /proc/loadavg's 1-minute figure before and after the run: above `cpus`, the machine was shared. */
+  load: [number, number];
+  seconds: number;
+  cores: { target: number; client: number };
+  iscsiClients: number;
+  rows: RowResult[];
+}
+
+// --- peers ---------------------------------------------------------------------------------------
+
+const SPDK_BIN = join(REPO_ROOT, '..', 'shared', 'peers', 'spdk', 'bin');
+const CLI = join(REPO_ROOT, 'packages', 'cli', 'dist', 'src', 'main.js');
+const BLOCK = 4096;
+const BLOCKS = (64 << 20) / BLOCK; // 64 MiB, as in ../shared/notes/anchors.md
+
+/** Every program `rows` need, or an error naming each one missing. */
+export function checkPeers(rows: readonly Row[]): void {
+  const need = new Set([join(SPDK_BIN, 'rpc.py'), CLI]);
+  for (const row of rows) {
+    if (row.kind === 'bdevperf' || row.kind === 'vhost') need.add(join(SPDK_BIN, 'bdevperf'));
+    if (row.kind !== 'bdevperf') need.add(join(SPDK_BIN, 'spdk_tgt'));
+    if (row.kind === 'nvmf') need.add(join(SPDK_BIN, 'spdk_nvme_perf'));
+  }
+  const missing = [...need].filter((p) => !existsSync(p));
+  for (const tool of [
+    'taskset',
+    'stdbuf',
+    'python3',
+    ...(rows.some((x) => x.kind === 'iscsi') ? ['iscsi-perf'] : []),
+  ])
+    if (!onPath(tool)) missing.push(`${tool} (on PATH)`);
+  if (!isHugetlbfs('/dev/hugepages')) missing.push('a hugetlbfs mounted at /dev/hugepages (SPDK needs it)');
+  if (missing.length > 0)
+    throw new Error(
+      `bench:spdk: peers missing (see ../shared/peers/spdk/README.md; npm run build for storkit):\n  ${missing.join('\n  ')}`,
+    );
+}
+
+function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
+}
+
+function isHugetlbfs(dir: string): boolean {
+  try {
+    return readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .some((l) => {
+        const f = l.split(' ');
+        return f[1] === dir && f[2] === 'hugetlbfs';
+      });
+  } catch {
+    return false;
+  }
+}
+
+// --- processes -----------------------------------------------------------------------------------
+
+let hz = 0;
+
+function cpuOf(pid: number): number {
+  hz ||= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  return statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / hz;
+}
+
+const mask = (core: number) => `0x${(2 ** core).toString(16)}`;
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number>;
+  code: () => number | null;
+}
+
+function start(cmd: string, args: string[], onLine?: (line: string) => void): Proc {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let pending = '';
+  let code: number | null = null;
+  const take = (d: Buffer) => {
+    const s = d.toString();
+    out += s;
+    if (onLine === undefined) return;
+    pending += s;
+    const lines = pending.split(/[\r\n]/);
+    pending = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  };
+  child.stdout?.on('data', take);
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number>((res) =>
+    child.on('exit', (c, sig) => {
+      code = c ?? (sig !== null ? 128 : 1);
+      res(code);
+    }),
+  );
+  return { child, out: () => out, exited, code: () => code };
+}
+
+/** Stop `p` gracefully (SIGINT, as SPDK's apps expect, so DPDK removes its hugepage files). */
+async function stop(p: Proc, spdk: boolean): Promise<void> {
+  if (p.code() !== null) return;
+  const pid = p.child.pid;
+  p.child.kill('SIGINT');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+  await p.exited;
+  clearTimeout(t);
+  // a killed DPDK process leaves its hugepages behind: give them back
+  if (spdk && pid !== undefined)
+    for (const f of readdirSync('/dev/hugepages').filter((n) => n.startsWith(`spdk_pid${pid}`)))
+      rmSync(join('/dev/hugepages', f), { force: true });
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+/**
+ * Run a client, sampling `cpuPid`'s CPU (the client's own when undefined) at the line matching
+ * `begin` and at the line matching `end`: the timed run, without start-up and connect.
+ */
+async function timedClient(
+  cmd: string,
+  args: string[],
+  cpuPid: number | undefined,
+  begin: RegExp,
+  end: RegExp,
+  timeoutMs: number,
+): Promise<{ out: string; cpuSeconds: number }> {
+  let c0: number | undefined;
+  let c1: number | undefined;
+  let pid = cpuPid;
+  const p = start(cmd, args, (line) => {
+    if (pid === undefined) return;
+    if (c0 === undefined && begin.test(line)) c0 = cpuOf(pid);
+    else if (c0 !== undefined && c1 === undefined && end.test(line)) c1 = cpuOf(pid);
+  });
+  pid ??= p.child.pid;
+  const t = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  const code = await p.exited;
+  clearTimeout(t);
+  const out = p.out();
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out.slice(-3000)}`);
+  if (c0 === undefined || c1 === undefined)
+    throw new Error(`${cmd}: no line matching ${begin} then ${end} to time the run by:\n${out.slice(-3000)}`);
+  return { out, cpuSeconds: c1 - c0 };
+}
+
+/** JSON-RPC `framework_wait_init` through SPDK's rpc.py until it answers (both targets serve it). */
+async function waitInit(sock: string, p: Proc, what: string): Promise<void> {
+  const until = Date.now() + 180_000;
+  for (;;) {
+    if (p.code() !== null)
+      throw new Error(`${what} exited (${p.code()}) during start-up:\n${p.out().slice(-3000)}`);
+    if (existsSync(sock)) {
+      const w = start('python3', [join(SPDK_BIN, 'rpc.py'), '-s', sock, '-t', '30', 'framework_wait_init']);
+      if ((await w.exited) === 0) return;
+    }
+    if (Date.now() > until) throw new Error(`${what} did not initialize in 180 s:\n${p.out().slice(-3000)}`);
+    await sleep(200);
+  }
+}
+
+// --- configs (one SPDK JSON config per row, the same for both sides) -----------------------------
+
+const bdevConfig = (row: Row) => ({
+  subsystem: 'bdev',
+  config: [
+    row.bdev === 'null'
+      ? { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: BLOCKS, block_size: BLOCK } }
+      : { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BLOCK } },
+  ],
+});
+
+const NQN = 'nqn.2016-06.io.spdk:cnode1';
+const NODE_BASE = 'iqn.2016-06.io.spdk';
+
+function targetConfig(row: Row, port: number, core: number): object {
+  const subsystems: object[] = [bdevConfig(row)];
+  if (row.kind === 'nvmf')
+    subsystems.push({
+      subsystem: 'nvmf',
+      config: [
+        { method: 'nvmf_create_transport', params: { trtype: 'TCP', max_queue_depth: 128 } },
+        {
+          method: 'nvmf_create_subsystem',
+          params: { nqn: NQN, allow_any_host: true, serial_number: 'SPDK00000000000001' },
+        },
+        {
+          method: 'nvmf_subsystem_add_ns',
+          params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+        },
+        {
+          method: 'nvmf_subsystem_add_listener',
+          params: {
+            nqn: NQN,
+            listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) },
+          },
+        },
+      ],
+    });
+  else if (row.kind === 'vhost')
+    subsystems.push({
+      subsystem: 'vhost_blk',
+      config: [
+        {
+          method: 'vhost_create_blk_controller',
+          // 2 queues: the client opens up to two channels (README of the SPDK peer); storkit's
+          // controller offers 1 unless told, SPDK's as many as the frontend asks for
+          params: { ctrlr: 'vhost.0', dev_name: 'Malloc0', cpumask: mask(core), num_queues: 2 },
+        },
+      ],
+    });
+  else if (row.kind === 'iscsi')
+    subsystems.push({
+      subsystem: 'iscsi',
+      config: [
+        { method: 'iscsi_set_options', params: { node_base: NODE_BASE, max_queue_depth: 128 } },
+        {
+          method: 'iscsi_create_portal_group',
+          params: { tag: 1, portals: [{ host: '127.0.0.1', port: String(port) }] },
+        },
+        {
+          method: 'iscsi_create_initiator_group',
+          params: { tag: 2, initiators: ['ANY'], netmasks: ['127.0.0.1/32'] },
+        },
+        {
+          method: 'iscsi_create_target_node',
+          params: {
+            name: 'disk1',
+            alias_name: 'disk1_alias',
+            pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
+            luns: [{ bdev_name: 'Malloc0', lun_id: 0 }],
+            queue_depth: 128,
+            disable_chap: true,
+          },
+        },
+      ],
+    });
+  return { subsystems };
+}
+
+// --- one side of a pair --------------------------------------------------------------------------
+
+export interface RunOptions {
+  seconds: number;
+  target: number;
+  client: number;
+  iscsiClients: number;
+  log: (s: string) => void;
+}
+
+const BDEVPERF_BEGIN = /Running I\/O for/;
+const BDEVPERF_END = /Latency\(us\)/;
+
+async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
+  const dir = mkdtempSync(join(os.tmpdir(), `storkit-bench-spdk-${side}-`));
+  const limit = (o.seconds + 120) * 1000;
+  const pin = (core: number, cmd: string, args: string[]): [string, string[]] => [
+    'taskset',
+    ['-c', String(core), cmd, ...args],
+  ];
+  try {
+    if (row.kind === 'bdevperf') {
+      const cfg = join(dir, 'bdev.json');
+      writeFileSync(cfg, JSON.stringify({ subsystems: [bdevConfig(row)] }));
+      const perfArgs = ['--json', cfg, '-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload];
+      const [cmd, args] =
+        side === 'spdk'
+          ? pin(o.target, join(SPDK_BIN, 'bdevperf'), [
+              ...perfArgs,
+              '-t',
+              String(o.seconds),
+              '-m',
+              mask(o.target),
+              '-r',
+              join(dir, 'bdevperf.sock'),
+            ])
+          : pin(o.target, process.execPath, [
+              CLI,
+              'bdevperf',
+              ...perfArgs,
+              '-t',
+              String(o.seconds),
+              '-m',
+              mask(o.target),
+            ]);
+      // stdbuf: SPDK's stdout is a pipe here, fully buffered otherwise, and its lines time the run
+      const { out, cpuSeconds } = await timedClient(
+        'stdbuf',
+        ['-oL', cmd, ...args],
+        undefined,
+        BDEVPERF_BEGIN,
+        BDEVPERF_END,
+        limit,
+      );
+      return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+    }
+
+    const port = await freePort();
+    const cfg = join(dir, 'target.json');
+    writeFileSync(cfg, JSON.stringify(targetConfig(row, port, o.target)));
+    const sock = join(dir, 'rpc.sock');
+    const vhostDir = join(dir, 'vhost');
+    if (row.kind === 'vhost') execFileSync('mkdir', ['-p', vhostDir]);
+    const [tcmd, targs] =
+      side === 'spdk'
+        ? pin(o.target, join(SPDK_BIN, 'spdk_tgt'), [
+            '-m',
+            mask(o.target),
+            '-r',
+            sock,
+            '--json',
+            cfg,
+            ...(row.kind === 'vhost' ? ['-S', vhostDir] : []),
+          ])
+        : pin(o.target, process.execPath, [
+            CLI,
+            'tgt',
+            '--no-stats',
+            '-m',
+            mask(o.target),
+            '-r',
+            sock,
+            '--json',
+            cfg,
+            ...(row.kind === 'vhost' ? ['--vhost-dir', vhostDir] : []),
+          ]);
+    const tgt = start(tcmd, targs);
+    try {
+      await waitInit(sock, tgt, side === 'spdk' ? 'spdk_tgt' : 'storkit tgt');
+      const tpid = tgt.child.pid!;
+      if (row.kind === 'nvmf') {
+        const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
+        const args = ['-r', trid, '-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload];
+        const [cmd, a] = pin(o.client, join(SPDK_BIN, 'spdk_nvme_perf'), [
+          ...args,
+          '-t',
+          String(o.seconds),
+          '-c',
+          mask(o.client),
+        ]);
+        const { out, cpuSeconds } = await timedClient(
+          'stdbuf',
+          ['-oL', cmd, ...a],
+          tpid,
+          /Initialization complete/,
+          /Latency\(us\)|Device Information/,
+          limit,
+        );
+        return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+      }
+      if (row.kind === 'vhost') {
+        const vcfg = join(dir, 'virtio.json');
+        writeFileSync(
+          vcfg,
+          JSON.stringify({
+            subsystems: [
+              {
+                subsystem: 'bdev',
+                config: [
+                  {
+                    method: 'bdev_virtio_attach_controller',
+                    params: {
+                      name: 'VirtioBlk0',
+                      trtype: 'user',
+                      traddr: join(vhostDir, 'vhost.0'),
+                      dev_type: 'blk',
+                      vq_count: 2,
+                      vq_size: 512,
+                    },
+                  },
+                ],
+              },
+            ],
+          }),
+        );
+        const [cmd, a] = pin(o.client, join(SPDK_BIN, 'bdevperf'), [
+          '-g',
+          '-s',
+          '512',
+          '-r',
+          join(dir, 'bdevperf.sock'),
+          '--json',
+          vcfg,
+          '-q',
+          String(row.qd),
+          '-o',
+          String(BLOCK),
+          '-w',
+          row.workload,
+          '-t',
+          String(o.seconds),
+          '-m',
+          mask(o.client),
+        ]);
+        const { out, cpuSeconds } = await timedClient(
+          'stdbuf',
+          ['-oL', cmd, ...a],
+          tpid,
+          BDEVPERF_BEGIN,
+          BDEVPERF_END,
+          limit,
+        );
+        return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+      }
+      // iSCSI: K iscsi-perf processes on the client core share the queue depth, so one
+      // single-threaded client is not what bounds both targets. The window is the clients' lifetime
+      // (iscsi-perf prints nothing to time by before its first second), logins included.
+      const url = `iscsi://127.0.0.1:${port}/${NODE_BASE}:disk1/0`;
+      const each = Math.max(1, Math.round(row.qd / o.iscsiClients));
+      const c0 = cpuOf(tpid);
+      const clients = Array.from({ length: o.iscsiClients }, (_, i) =>
+        start('timeout', [
+          String(o.seconds + 60),
+          'taskset',
+          '-c',
+          String(o.client),
+          'iscsi-perf',
+          '-i',
+          `iqn.2016-06.io.storkit:bench-${i}`,
+          '-t',
+          String(o.seconds),
+          '-m',
+          String(each),
+          '-b',
+          '1',
+          '-r',
+          url,
+        ]),
+      );
+      const codes = await Promise.all(clients.map((c) => c.exited));
+      const cpuSeconds = cpuOf(tpid) - c0;
+      let iops = 0;
+      for (const [i, c] of clients.entries()) {
+        if (codes[i] !== 0) throw new Error(`iscsi-perf ${i} exited ${codes[i]}:\n${c.out().slice(-2000)}`);
+        iops += iscsiPerfIops(c.out());
+      }
+      return { iops, seconds: o.seconds, cpuSeconds };
+    } finally {
+      await stop(tgt, side === 'spdk');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// --- the run -------------------------------------------------------------------------------------
+
+const fmtIops = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`);
+const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+
+export async function runRow(row: Row, pairs: number, o: RunOptions): Promise<RowResult> {
+  const done: RowResult['pairs'] = [];
+  for (let i = 1; i <= pairs; i++) {
+    const got: Partial<Record<Side, SideRun>> = {};
+    const order = orderOf(i);
+    for (const side of order) got[side] = await runSide(row, side, o);
+    const p: Pair = { index: i, first: order[0], storkit: got.storkit!, spdk: got.spdk! };
+    const s = summarize([p]);
+    const full = {
+      ...p,
+      ratio: s.medianRatio,
+      storkitCpuPerMio: s.storkitCpuPerMio,
+      spdkCpuPerMio: s.spdkCpuPerMio,
+    };
+    done.push(full);
+    o.log(
+      `  pair ${i} (${order[0]} first): storkit ${fmtIops(p.storkit.iops)} IOPS, ${cpuPerMio(p.storkit).toFixed(2)} CPU-s/M I/Os` +
+        ` | SPDK ${fmtIops(p.spdk.iops)}, ${cpuPerMio(p.spdk).toFixed(2)} CPU-s/M | storkit/SPDK ${full.ratio.toFixed(3)}` +
+        ` | load ${load1()}`,
+    );
+  }
+  const s = summarize(done);
+  o.log(
+    `  ${row.id}: median storkit/SPDK ${s.medianRatio.toFixed(3)} (${s.minRatio.toFixed(3)}-${s.maxRatio.toFixed(3)}, ${pairs} pairs);` +
+      ` target CPU-s per million I/Os: storkit ${s.storkitCpuPerMio.toFixed(2)}, SPDK ${s.spdkCpuPerMio.toFixed(2)}`,
+  );
+  return { id: row.id, title: row.title, client: row.client, ...s, pairs: done };
+}
+
+/** `--rows` words: a row is picked if its id contains one of them. */
+export function pickRows(words: readonly string[]): Row[] {
+  if (words.length === 0) return [...ROWS];
+  const rows = ROWS.filter((row) => words.some((w) => row.id.includes(w)));
+  const unknown = words.filter((w) => !ROWS.some((row) => row.id.includes(w)));
+  if (unknown.length > 0)
+    throw new Error(
+      `--rows: no row matches ${unknown.join(', ')} (rows: ${ROWS.map((x) => x.id).join(', ')})`,
+    );
+  return rows;
+}
+
+function positiveInt(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} takes an integer >= 1, not '${v}'`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rows: { type: 'string', default: '' },
+      pairs: { type: 'string', default: '5' },
+      seconds: { type: 'string', default: '3' },
+      cores: { type: 'string', default: '0,1' },
+      'iscsi-clients': { type: 'string', default: '4' },
+      json: { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      chart: { type: 'string' },
+      markdown: { type: 'string' },
+    },
+  });
+  if (values.chart !== undefined || values.markdown !== undefined) {
+    const file = (values.chart ?? values.markdown)!;
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as SpdkBenchDoc;
+    if (doc.format !== 'storkit-bench-spdk/1') throw new Error(`${file} is not a bench:spdk --json run`);
+    process.stdout.write(values.chart !== undefined ? spdkChartSvg(doc) : spdkMarkdown(doc));
+    return 0;
+  }
+  const rows = pickRows(values.rows.split(',').filter((w) => w !== ''));
+  if (values.list) {
+    for (const row of rows) console.log(`${row.id.padEnd(28)} ${row.title} (client: ${row.client})`);
+    return 0;
+  }
+  const pairs = positiveInt(values.pairs, '--pairs');
+  const seconds = positiveInt(values.seconds, '--seconds');
+  const iscsiClients = positiveInt(values['iscsi-clients'], '--iscsi-clients');
+  const cores = values.cores.split(',').map((c) => Number(c));
+  if (cores.length !== 2 || cores.some((c) => !Number.isInteger(c) || c < 0 || c >= os.cpus().length))
+    throw new Error(`--cores takes TARGET,CLIENT (cores 0..${os.cpus().length - 1}), not '${values.cores}'`);
+  checkPeers(rows);
+  // with --json the document alone goes to stdout
+  const log = (s: string) => (values.json ? process.stderr : process.stdout).write(`${s}\n`);
+  const l0 = load1();
+  const o: RunOptions = { seconds, target: cores[0], client: cores[1], iscsiClients, log };
+  log(
+    `bench:spdk ${new Date().toISOString()}, load ${l0} on ${os.cpus().length} CPUs, ${pairs} pairs × ${seconds} s,` +
+      ` target core ${cores[0]}, client core ${cores[1]}`,
+  );
+  const results: RowResult[] = [];
+  for (const row of rows) {
+    log(
+      `${row.title} (client: ${row.client === 'iscsi-perf × K' ? `iscsi-perf × ${iscsiClients}` : row.client})`,
+    );
+    results.push(await runRow(row, pairs, o));
+  }
+  const doc: SpdkBenchDoc = {
+    format: 'storkit-bench-spdk/1',
+    date: new Date().toISOString(),
+    command: `npm run bench:spdk -- ${argv.join(' ')}`.trim(),
+    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, node: process.version },
+    load: [l0, load1()],
+    seconds,
+    cores: { target: cores[0], client: cores[1] },
+    iscsiClients,
+    rows: results,
+  };
+  log('\nrow                          median  range          CPU-s/M I/Os storkit  SPDK');
+  for (const x of results)
+    log(
+      `${x.id.padEnd(28)} ${x.medianRatio.toFixed(3).padStart(6)}  ${x.minRatio.toFixed(3)}-${x.maxRatio.toFixed(3)}  ${x.storkitCpuPerMio.toFixed(2).padStart(20)}  ${x.spdkCpuPerMio.toFixed(2).padStart(5)}`,
+    );
+  if (values.json) process.stdout.write(`${JSON.stringify(doc, null, 1)}\n`);
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`)
+  main(process.argv.slice(2)).then(
+    (c) => (process.exitCode = c),
+    (e: Error) => {
+      console.error(e.message);
+      process.exitCode = 2;
+    },
+  );
