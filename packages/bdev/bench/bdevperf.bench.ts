@@ -1,4 +1,4 @@
-// bdevperf figures (docs/performance.md, "Block device layer"): storkit bdevperf on one reactor
+// bdevperf figures (docs/perf-history.md, "Block device layer"): storkit bdevperf on one reactor
 // (core 0), 4 KiB, QD 128: null randread, malloc (64 MiB) randread and randwrite. Each run is a
 // child process of the storkit CLI so it gets a fresh reactor worker.
 import { spawnSync } from 'node:child_process';

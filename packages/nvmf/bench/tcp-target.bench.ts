@@ -1,4 +1,4 @@
-// NVMe/TCP target throughput, side by side with SPDK's figures (docs/performance.md): the target
+// NVMe/TCP target throughput, side by side with SPDK's figures (docs/perf-history.md): the target
 // runs in its own process pinned to CPU 0, the storkit host (nvme-perf's engine) on CPU 1, 4 KiB
 // I/O on a 64 MiB RAM namespace. Reports IOPS, latency and target CPU-seconds per million I/Os.
 // BENCH_SECONDS overrides the 5 s per workload.

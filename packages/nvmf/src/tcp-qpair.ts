@@ -42,7 +42,7 @@ import { ReqState, Request } from './request.js';
 const noop = (): void => {};
 
 // Below this a READ's data is copied into the send buffer after all: measured on 2 cores
-// (docs/performance.md), a 4 KiB read costs more target CPU as two more iovec entries and a
+// (docs/perf-history.md), a 4 KiB read costs more target CPU as two more iovec entries and a
 // deferred release than as a copy, while from 32 KiB sending from the request buffer saves
 // 20-40% of target CPU per I/O.
 const C2H_FROM_BUF_MIN = 32768;

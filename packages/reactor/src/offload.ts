@@ -16,7 +16,7 @@ export interface OffloadOptions {
 /**
  * A piscina pool a reactor uses for work that must leave it (CPU-heavy hashing, compression,
  * blocking library calls). run() never blocks the reactor: the result comes back as a message on
- * the calling thread. The dispatch costs tens of microseconds (see docs/performance.md, "Reactor"),
+ * the calling thread. The dispatch costs tens of microseconds (see docs/perf-history.md, "Reactor"),
  * so it pays off only for tasks much longer than that, or whose latency spike a reactor cannot take.
  */
 export class OffloadPool {
