@@ -8,7 +8,7 @@ const WIDTH = 960;
 const LABEL_W = 300;
 const VALUE_W = 150;
 const ROW_H = 22;
-const TOP = 58;
+const TOP = 84;
 
 /** A run is a figure only on a machine that was not shared: its load stayed under its CPU count. */
 export function sharedMachine(doc: SpdkBenchDoc): boolean {
@@ -29,7 +29,8 @@ export function spdkChartSvg(doc: SpdkBenchDoc): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${h}" viewBox="0 0 ${WIDTH} ${h}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${h}" fill="#fff"/>`,
     `<text x="10" y="20" font-size="15" font-weight="bold">storkit / SPDK v24.01, back-to-back pairs (median bar, pairs as dots)</text>`,
-    `<text x="10" y="38" fill="#555">${escapeXml(`${doc.date.slice(0, 16).replace('T', ' ')} UTC, ${doc.machine.cpu}, ${runNote(doc)}; ${doc.command}`)}</text>`,
+    `<text x="10" y="38" fill="#555">${escapeXml(`${doc.date.slice(0, 16).replace('T', ' ')} UTC, ${doc.machine.cpu}; ${doc.command}`)}</text>`,
+    `<text x="10" y="56" fill="${sharedMachine(doc) ? '#e15759' : '#555'}"${sharedMachine(doc) ? ' font-weight="bold"' : ''}>${escapeXml(runNote(doc))}</text>`,
   ];
   const bottom = TOP + doc.rows.length * ROW_H;
   for (let t = 0; t <= hi; t += 0.2) {

@@ -641,9 +641,10 @@ export async function main(argv: string[]): Promise<number> {
   // with --json the document alone goes to stdout
   const log = (s: string) => (values.json ? process.stderr : process.stdout).write(`${s}\n`);
   const l0 = load1();
+  const started = new Date().toISOString();
   const o: RunOptions = { seconds, target: cores[0], client: cores[1], iscsiClients, log };
   log(
-    `bench:spdk ${new Date().toISOString()}, load ${l0} on ${os.cpus().length} CPUs, ${pairs} pairs × ${seconds} s,` +
+    `bench:spdk ${started}, load ${l0} on ${os.cpus().length} CPUs, ${pairs} pairs × ${seconds} s,` +
       ` target core ${cores[0]}, client core ${cores[1]}`,
   );
   const results: RowResult[] = [];
@@ -655,7 +656,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const doc: SpdkBenchDoc = {
     format: 'storkit-bench-spdk/1',
-    date: new Date().toISOString(),
+    date: started,
     command: `npm run bench:spdk -- ${argv.join(' ')}`.trim(),
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, node: process.version },
     load: [l0, load1()],
