@@ -312,9 +312,7 @@ function targetConfig(row: Row, port: number, core: number): object {
       config: [
         {
           method: 'vhost_create_blk_controller',
-          // 2 queues: the client opens up to two channels (README of the SPDK peer); storkit's
-          // controller offers 1 unless told, SPDK's as many as the frontend asks for
-          params: { ctrlr: 'vhost.0', dev_name: 'Malloc0', cpumask: mask(core), num_queues: 2 },
+          params: { ctrlr: 'vhost.0', dev_name: 'Malloc0', cpumask: mask(core) },
         },
       ],
     });
