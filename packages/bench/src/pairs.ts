@@ -63,6 +63,17 @@ export function cpuPerMio(r: SideRun): number {
   return r.cpuSeconds / (ios / 1e6);
 }
 
+/**
+ * The share of one core the target got over its timed run. SPDK's reactor polls without pause, so
+ * below ~0.9 on its side the core was taken by other processes: the pair measured the machine.
+ */
+export function coreShare(r: SideRun): number {
+  return r.cpuSeconds / r.seconds;
+}
+
+/** Below this core share on SPDK's (always polling) side, a pair is flagged as starved. */
+export const STARVED = 0.9;
+
 /** storkit / SPDK of one pair (IOPS: above 1 storkit served more). */
 export function ratioOf(p: Pair): number {
   if (!(p.spdk.iops > 0)) throw new RangeError(`pair ${p.index}: SPDK served no I/O`);

@@ -16,7 +16,7 @@ export function sharedMachine(doc: SpdkBenchDoc): boolean {
 }
 
 function runNote(doc: SpdkBenchDoc): string {
-  const load = `load ${doc.load[0]}-${doc.load[1]} on ${doc.machine.cpus} CPUs`;
+  const load = `load ${doc.load[0]} then ${doc.load[1]} on ${doc.machine.cpus} CPUs`;
   return sharedMachine(doc) ? `machine shared, ${load}: not a figure` : load;
 }
 

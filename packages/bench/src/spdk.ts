@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
+  coreShare,
   cpuPerMio,
   iscsiPerfIops,
   orderOf,
@@ -22,6 +23,7 @@ import {
   type RowSummary,
   type Side,
   type SideRun,
+  STARVED,
   statTicks,
   summarize,
   totalIops,
@@ -358,48 +360,48 @@ export interface RunOptions {
 const BDEVPERF_BEGIN = /Running I\/O for/;
 const BDEVPERF_END = /Latency\(us\)/;
 
+/**
+ * One timed client run pinned to `core` (under `stdbuf -oL`: SPDK's stdout is a pipe here, fully
+ * buffered otherwise, and its lines time the run), read by its `Total` line; `cpuPid`'s CPU, or
+ * the client's own when undefined, over the run.
+ */
+async function perfRun(
+  o: RunOptions,
+  core: number,
+  argv: string[],
+  cpuPid: number | undefined,
+  begin: RegExp,
+  end: RegExp,
+): Promise<SideRun> {
+  const { out, cpuSeconds } = await timedClient(
+    'stdbuf',
+    ['-oL', 'taskset', '-c', String(core), ...argv],
+    cpuPid,
+    begin,
+    end,
+    (o.seconds + 120) * 1000,
+  );
+  return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+}
+
+/** Queue depth, I/O size, workload and run time: the same for every client of every row. */
+function ioArgs(row: Row, o: RunOptions): string[] {
+  return ['-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload, '-t', String(o.seconds)];
+}
+
+// `return await` below: each runs inside a try whose finally stops the target and removes the dir
 async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
   const dir = mkdtempSync(join(os.tmpdir(), `storkit-bench-spdk-${side}-`));
-  const limit = (o.seconds + 120) * 1000;
-  const pin = (core: number, cmd: string, args: string[]): [string, string[]] => [
-    'taskset',
-    ['-c', String(core), cmd, ...args],
-  ];
   try {
     if (row.kind === 'bdevperf') {
       const cfg = join(dir, 'bdev.json');
       writeFileSync(cfg, JSON.stringify({ subsystems: [bdevConfig(row)] }));
-      const perfArgs = ['--json', cfg, '-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload];
-      const [cmd, args] =
+      const perfArgs = ['--json', cfg, ...ioArgs(row, o), '-m', mask(o.target)];
+      const argv =
         side === 'spdk'
-          ? pin(o.target, join(SPDK_BIN, 'bdevperf'), [
-              ...perfArgs,
-              '-t',
-              String(o.seconds),
-              '-m',
-              mask(o.target),
-              '-r',
-              join(dir, 'bdevperf.sock'),
-            ])
-          : pin(o.target, process.execPath, [
-              CLI,
-              'bdevperf',
-              ...perfArgs,
-              '-t',
-              String(o.seconds),
-              '-m',
-              mask(o.target),
-            ]);
-      // stdbuf: SPDK's stdout is a pipe here, fully buffered otherwise, and its lines time the run
-      const { out, cpuSeconds } = await timedClient(
-        'stdbuf',
-        ['-oL', cmd, ...args],
-        undefined,
-        BDEVPERF_BEGIN,
-        BDEVPERF_END,
-        limit,
-      );
-      return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+          ? [join(SPDK_BIN, 'bdevperf'), ...perfArgs, '-r', join(dir, 'bdevperf.sock')]
+          : [process.execPath, CLI, 'bdevperf', ...perfArgs];
+      return await perfRun(o, o.target, argv, undefined, BDEVPERF_BEGIN, BDEVPERF_END);
     }
 
     const port = await freePort();
@@ -408,52 +410,33 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
     const sock = join(dir, 'rpc.sock');
     const vhostDir = join(dir, 'vhost');
     if (row.kind === 'vhost') execFileSync('mkdir', ['-p', vhostDir]);
-    const [tcmd, targs] =
+    const common = ['-m', mask(o.target), '-r', sock, '--json', cfg];
+    const targv =
       side === 'spdk'
-        ? pin(o.target, join(SPDK_BIN, 'spdk_tgt'), [
-            '-m',
-            mask(o.target),
-            '-r',
-            sock,
-            '--json',
-            cfg,
-            ...(row.kind === 'vhost' ? ['-S', vhostDir] : []),
-          ])
-        : pin(o.target, process.execPath, [
+        ? [join(SPDK_BIN, 'spdk_tgt'), ...common, ...(row.kind === 'vhost' ? ['-S', vhostDir] : [])]
+        : [
+            process.execPath,
             CLI,
             'tgt',
             '--no-stats',
-            '-m',
-            mask(o.target),
-            '-r',
-            sock,
-            '--json',
-            cfg,
+            ...common,
             ...(row.kind === 'vhost' ? ['--vhost-dir', vhostDir] : []),
-          ]);
-    const tgt = start(tcmd, targs);
+          ];
+    const tgt = start('taskset', ['-c', String(o.target), ...targv]);
     try {
       await waitInit(sock, tgt, side === 'spdk' ? 'spdk_tgt' : 'storkit tgt');
       const tpid = tgt.child.pid!;
       if (row.kind === 'nvmf') {
         const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
-        const args = ['-r', trid, '-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload];
-        const [cmd, a] = pin(o.client, join(SPDK_BIN, 'spdk_nvme_perf'), [
-          ...args,
-          '-t',
-          String(o.seconds),
-          '-c',
-          mask(o.client),
-        ]);
-        const { out, cpuSeconds } = await timedClient(
-          'stdbuf',
-          ['-oL', cmd, ...a],
+        const argv = [join(SPDK_BIN, 'spdk_nvme_perf'), '-r', trid, ...ioArgs(row, o), '-c', mask(o.client)];
+        return await perfRun(
+          o,
+          o.client,
+          argv,
           tpid,
           /Initialization complete/,
           /Latency\(us\)|Device Information/,
-          limit,
         );
-        return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
       }
       if (row.kind === 'vhost') {
         const vcfg = join(dir, 'virtio.json');
@@ -480,34 +463,22 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
             ],
           }),
         );
-        const [cmd, a] = pin(o.client, join(SPDK_BIN, 'bdevperf'), [
+        const bdevperf = join(SPDK_BIN, 'bdevperf');
+        const sock = join(dir, 'bdevperf.sock');
+        const argv = [
+          bdevperf,
           '-g',
           '-s',
           '512',
           '-r',
-          join(dir, 'bdevperf.sock'),
+          sock,
           '--json',
           vcfg,
-          '-q',
-          String(row.qd),
-          '-o',
-          String(BLOCK),
-          '-w',
-          row.workload,
-          '-t',
-          String(o.seconds),
+          ...ioArgs(row, o),
           '-m',
           mask(o.client),
-        ]);
-        const { out, cpuSeconds } = await timedClient(
-          'stdbuf',
-          ['-oL', cmd, ...a],
-          tpid,
-          BDEVPERF_BEGIN,
-          BDEVPERF_END,
-          limit,
-        );
-        return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+        ];
+        return await perfRun(o, o.client, argv, tpid, BDEVPERF_BEGIN, BDEVPERF_END);
       }
       // iSCSI: K iscsi-perf processes on the client core share the queue depth, so one
       // single-threaded client is not what bounds both targets. The window is the clients' lifetime
@@ -570,11 +541,16 @@ export async function runRow(row: Row, pairs: number, o: RunOptions): Promise<Ro
       spdkCpuPerMio: s.spdkCpuPerMio,
     };
     done.push(full);
+    const share = (r: SideRun) => `${Math.round(100 * coreShare(r))}%`;
     o.log(
       `  pair ${i} (${order[0]} first): storkit ${fmtIops(p.storkit.iops)} IOPS, ${cpuPerMio(p.storkit).toFixed(2)} CPU-s/M I/Os` +
         ` | SPDK ${fmtIops(p.spdk.iops)}, ${cpuPerMio(p.spdk).toFixed(2)} CPU-s/M | storkit/SPDK ${full.ratio.toFixed(3)}` +
-        ` | load ${load1()}`,
+        ` | target core share storkit ${share(p.storkit)}, SPDK ${share(p.spdk)} | load ${load1()}`,
     );
+    if (coreShare(p.spdk) < STARVED)
+      o.log(
+        `  pair ${i}: SPDK's polling target got ${share(p.spdk)} of its core: other processes had it, this pair measured the machine`,
+      );
   }
   const s = summarize(done);
   o.log(

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 
 import {
+  coreShare,
   cpuPerMio,
   firstOf,
   iscsiPerfIops,
@@ -44,6 +45,8 @@ describe('bench:spdk arithmetic', () => {
     expect(cpuPerMio(side(500_000, 1.5))).to.equal(1.5);
     expect(cpuPerMio(side(250_000, 1, 4))).to.equal(1);
     expect(() => cpuPerMio(side(0, 1))).to.throw(RangeError);
+    // and the share of its core the target got: 1.5 CPU-s in 2 s
+    expect(coreShare(side(500_000, 1.5))).to.equal(0.75);
   });
 
   it("summarizes pairs: storkit/SPDK per pair, its median and range, each side's median CPU per M I/Os", () => {
@@ -118,7 +121,7 @@ describe('bench:spdk arithmetic', () => {
     };
     expect(sharedMachine(doc)).to.equal(true);
     expect(spdkMarkdown(doc)).to.contain(
-      '0.50 (0.50-0.50, 1) (machine shared, load 25-27 on 2 CPUs: not a figure)',
+      '0.50 (0.50-0.50, 1) (machine shared, load 25 then 27 on 2 CPUs: not a figure)',
     );
     const svg = spdkChartSvg(doc);
     expect(svg).to.contain('not a figure').and.contain('NVMe/TCP &#60;randread&#62;');
