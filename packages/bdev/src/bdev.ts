@@ -37,6 +37,12 @@ export interface BdevModule {
    * bdev modules can claim it and stack on it (examine_config). Synchronous.
    */
   examine?(bdev: Bdev): void;
+  /**
+   * Called after `examine` for every newly registered bdev, for modules that must read it to know
+   * whether it is theirs (SPDK's examine_disk: an lvstore's super block). Call `done` once, now or
+   * later, on this thread; bdevWaitForExamine waits for every examine in progress.
+   */
+  examineDisk?(bdev: Bdev, done: () => void): void;
 }
 
 /** Geometry and identity a module gives at registration (spdk_bdev fields). */

@@ -43,6 +43,7 @@ export {
   bdevGetByName,
   bdevGetIoChannel,
   bdevOpenExt,
+  bdevWaitForExamine,
   getBdevOptions,
   setBdevOptions,
 } from './registry.js';

@@ -18,6 +18,7 @@ export {
   bdevModuleClaimBdev,
   bdevModuleRegister,
   bdevModuleReleaseBdev,
+  bdevModuleUnregister,
   bdevNotifyBlockcntChange,
   bdevRegister,
   bdevUnregister,

@@ -31,6 +31,12 @@ export function bdevModuleRegister(m: BdevModule): void {
   modules.push(m);
 }
 
+/** Take a module out: its examine hooks see no bdev registered from now on. */
+export function bdevModuleUnregister(m: BdevModule): void {
+  const i = modules.indexOf(m);
+  if (i >= 0) modules.splice(i, 1);
+}
+
 export function requireThread(what: string): Thread {
   const t = getThread();
   if (t === null) throw new BdevError('ENOTHREAD', `${what} must run on a reactor thread`);
@@ -80,6 +86,37 @@ function examine(bdev: Bdev): void {
     if (bdev.state !== BdevState.READY) return;
     if (m !== bdev.module) m.examine?.(bdev);
   }
+  for (const m of [...modules]) {
+    if (bdev.state !== BdevState.READY) break;
+    if (m === bdev.module || m.examineDisk === undefined) continue;
+    examining++;
+    let called = false;
+    m.examineDisk(bdev, () => {
+      if (called) return;
+      called = true;
+      if (--examining === 0) {
+        const ws = examineWaiters.splice(0);
+        for (const w of ws) w();
+      }
+    });
+  }
+}
+
+let examining = 0;
+const examineWaiters: (() => void)[] = [];
+
+/**
+ * Run `cb` on this thread once no examine is in progress in this isolate: bdevs registered so far
+ * have been offered to every module, and what modules build on them exists (spdk_bdev_wait_for_examine).
+ */
+export function bdevWaitForExamine(cb: () => void): void {
+  const t = requireThread('bdevWaitForExamine');
+  // Examines start on the poll after a registration: wait one poll first, so a bdev registered
+  // just now is counted.
+  t.sendMsg(() => {
+    if (examining === 0) cb();
+    else examineWaiters.push(() => t.sendMsg(cb));
+  });
 }
 
 function createChannel(bdev: Bdev, thread: Thread): BdevChannel {

@@ -112,3 +112,79 @@ export function forEachChannelGlobal<A>(
   };
   send(reactorThread(0), stepHandler, step);
 }
+
+/** A step that runs once on every reactor's first thread, in turn, and may finish later. */
+export interface ReactorStep<A> {
+  readonly name: string;
+  readonly fn: (arg: A, reactor: number, done: (status: number) => void) => void;
+}
+
+const reactorSteps = new Map<string, ReactorStep<unknown>>();
+
+/**
+ * Define a reactor step (at the top level of a module every reactor imports). `fn(arg, reactor,
+ * done)` runs on the reactor's first thread; `done(0)` passes the walk on, a non-zero status
+ * stops it. In the test harness every reactor shares one isolate: `fn` then runs once per
+ * simulated reactor on the same objects.
+ */
+export function defineReactorStep<A>(
+  name: string,
+  fn: (arg: A, reactor: number, done: (status: number) => void) => void,
+): ReactorStep<A> {
+  if (reactorSteps.has(name)) throw new ReactorError('EEXIST', `reactor step ${name} is already defined`);
+  const s: ReactorStep<A> = { name, fn };
+  reactorSteps.set(name, s as ReactorStep<unknown>);
+  return s;
+}
+
+interface RStep {
+  walk: number;
+  origin: ThreadRef;
+  step: string;
+  reactor: number;
+  arg: unknown;
+}
+
+const reactorStepHandler = defineHandler<RStep>('storkit.reactor.step', json<RStep>(), (s) => {
+  const st = reactorSteps.get(s.step);
+  const finish = (status: number) => {
+    const next = s.reactor + 1;
+    if (status !== 0 || next >= reactorCountOrLocal()) {
+      send(s.origin, endHandler, { walk: s.walk, status, arg: s.arg });
+    } else {
+      send(reactorThread(next), reactorStepHandler, { ...s, reactor: next });
+    }
+  };
+  if (st === undefined) {
+    finish(-2);
+    return;
+  }
+  let called = false;
+  st.fn(s.arg, s.reactor, (status) => {
+    if (called) return;
+    called = true;
+    finish(status);
+  });
+});
+
+/**
+ * Run `step` on every reactor of the app (and of the test harness) in index order, each after the
+ * previous one finished; then `done(status, arg)` on the calling thread. `arg` travels as JSON.
+ */
+export function forEachReactor<A>(
+  step: ReactorStep<A>,
+  arg: A,
+  done: (status: number, arg: A) => void,
+): void {
+  const origin = requireThread('forEachReactor');
+  if (localReactors().length === 0) throw new ReactorError('ENOENT', 'no reactor runs here');
+  const walk = (origin.reactor << 24) | (nextWalk++ & 0xffffff);
+  pending.set(walk, done as (status: number, arg: unknown) => void);
+  send(reactorThread(0), reactorStepHandler, {
+    walk,
+    origin: { id: origin.id, reactor: origin.reactor },
+    step: step.name,
+    reactor: 0,
+    arg,
+  });
+}

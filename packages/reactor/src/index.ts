@@ -20,7 +20,14 @@ export { parseCoreMask } from './cores.js';
 export { getThread } from './current.js';
 export { ReactorError, type ReactorErrorCode } from './errors.js';
 export { ChannelIter, forEachChannel } from './for-each-channel.js';
-export { type ChannelIterator, defineChannelIterator, forEachChannelGlobal } from './global-walk.js';
+export {
+  type ChannelIterator,
+  defineChannelIterator,
+  defineReactorStep,
+  forEachChannelGlobal,
+  forEachReactor,
+  type ReactorStep,
+} from './global-walk.js';
 export { defineHandler, type Handler } from './handlers.js';
 export type {
   PollerInfo,

@@ -17,7 +17,7 @@ import {
   send,
 } from '@storkit/reactor';
 import { setCurrentThread } from '@storkit/reactor/module';
-import { bdevGetAll } from '../registry.js';
+import { bdevGetAll, bdevWaitForExamine } from '../registry.js';
 import { applyBdevConfig, bdevCalls, type ConfigCall } from './config.js';
 import { Job, type JobStats, type Workload } from './job.js';
 
@@ -136,6 +136,9 @@ const setup = defineHandler<Setup>('storkit.bdevperf.setup', codec.json<Setup>()
     try {
       await applyBdevConfig(s.calls);
       setCurrentThread(t);
+      // What examine builds on the config's bdevs (lvstores and their lvols) exists before the jobs.
+      await new Promise<void>((res) => bdevWaitForExamine(res));
+      setCurrentThread(t);
       started = startJobs(s.args);
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
@@ -251,6 +254,8 @@ export default async function bdevperf(args: PerfArgs): Promise<void> {
     setCurrentThread(null);
     return;
   }
+  setCurrentThread(t);
+  await new Promise<void>((res) => bdevWaitForExamine(res));
   setCurrentThread(t);
   // Reactor 0 made the bdevs (and their shared memory); the others replay with its handles.
   for (let i = 1; i < reactorCount(); i++) send(reactorThread(i), setup, { calls: replay, args });
