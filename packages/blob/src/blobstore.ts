@@ -642,6 +642,47 @@ export class Blobstore {
     if (s.size === 0) this.clones.delete(parent);
   }
 
+  /**
+   * Take in a grown device (spdk_bs_grow_live): the blobstore's size and cluster count follow the
+   * base bdev's, as far as the cluster mask's reserved pages reach (ENOSPC beyond). The new size is
+   * in the super block before `done`; the longer mask is written at unload.
+   */
+  grow(done: Done): void {
+    const devBytes = this.io.numBlocks * this.io.blockSize;
+    if (devBytes <= this.size) {
+      this.thread.sendMsg(() => done(null));
+      return;
+    }
+    const total = Math.floor(devBytes / this.clusterSize);
+    const maskLen = Math.ceil((MASK.BITS + Math.ceil(total / 8)) / PAGE_SIZE);
+    if (maskLen > this.usedBlobidMaskStart - this.usedClusterMaskStart) {
+      this.thread.sendMsg(() =>
+        done(
+          new BlobError(
+            'ENOSPC',
+            `the cluster mask has room for ${this.usedBlobidMaskStart - this.usedClusterMaskStart} pages, ${total} clusters need ${maskLen}`,
+          ),
+        ),
+      );
+      return;
+    }
+    const old = { size: this.size, total: this.totalClusters, len: this.usedClusterMaskLen };
+    this.size = devBytes;
+    this.totalClusters = total;
+    this.usedClusterMaskLen = maskLen;
+    this.io.writePages(0, encodeSuper(this.superBlock(false)), (err) => {
+      if (err !== null) {
+        this.size = old.size;
+        this.totalClusters = old.total;
+        this.usedClusterMaskLen = old.len;
+        return done(err);
+      }
+      this.clean = false;
+      this.usedClusters.resize(total);
+      done(null);
+    });
+  }
+
   /** Set the super blob (spdk_bs_set_super): written to the super block now. */
   setSuper(id: number, done: Done): void {
     this.superBlob = id;

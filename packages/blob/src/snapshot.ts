@@ -237,10 +237,15 @@ function relink(bs: Blobstore, blob: Blob, allocateAll: boolean, done: Done): vo
   link((err) => {
     if (err !== null) return done(err);
     if (old >= 0) bs.removeClone(old, blob.id);
+    // An internal change: allowed on a read-only blob too, as in SPDK (only its users' md changes
+    // are refused).
+    const ro = blob.mdRo;
+    blob.mdRo = false;
     if (grand >= 0) {
       blob.setXattr(XattrName.SNAPSHOT, u64(grand), true);
       bs.addClone(grand, blob.id);
     } else blob.removeXattr(XattrName.SNAPSHOT, true);
+    blob.mdRo = ro;
     blob.parentId = grand;
     if (allocateAll) {
       blob.invalidFlags &= ~InvalidFlag.THIN_PROV;

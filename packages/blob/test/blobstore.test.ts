@@ -7,7 +7,7 @@ import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 import { decodeSuper, PAGE_SIZE } from '../src/format/index.js';
 import { type Blob, Blobstore, type BlobView, blobReadv, blobWritev, pageToBlobId } from '../src/index.js';
-import { image, manifest, pattern } from './fixtures/spdk/images.js';
+import { image, manifest, pattern } from '../src/testing.js';
 import { type Disk, disk, harness, run, runErr } from './helpers.js';
 
 const MiB = 1024 * 1024;

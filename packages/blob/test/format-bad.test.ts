@@ -16,7 +16,7 @@ import {
   parseBlob,
   SUPER,
 } from '../src/format/index.js';
-import { image } from './fixtures/spdk/images.js';
+import { image } from '../src/testing.js';
 
 function throwsCode(f: () => unknown, code: string, re: RegExp): void {
   let err: unknown;

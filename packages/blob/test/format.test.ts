@@ -20,7 +20,7 @@ import {
   serializeBlob,
   serializeExtentPage,
 } from '../src/format/index.js';
-import { image, manifest } from './fixtures/spdk/images.js';
+import { image, manifest } from '../src/testing.js';
 
 const page = (img: Uint8Array, p: number) => img.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
 

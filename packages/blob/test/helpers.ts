@@ -34,7 +34,11 @@ export function until(h: TestHarness, pred: () => boolean, what = 'condition', r
 }
 
 /** Run a callback-style call on thread `t` of the harness and poll until it answers. */
-export function run<T = void>(h: TestHarness, f: (cb: (err: Error | null, v?: T) => void) => void, t = 0): T {
+export function run<T = unknown>(
+  h: TestHarness,
+  f: (cb: (err: Error | null, v?: T) => void) => void,
+  t = 0,
+): T {
   let out: { err: Error | null; v?: T } | null = null;
   h.setThread(t);
   f((err, v) => {

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { decodeMdPage, INVALID_PAGE, MD, PAGE_SIZE, pageCrc, SUPER } from '../src/format/index.js';
 import { Blobstore } from '../src/index.js';
-import { image } from './fixtures/spdk/images.js';
+import { image } from '../src/testing.js';
 import { disk, harness, run, runErr } from './helpers.js';
 
 const MD_START = 4;
