@@ -34,6 +34,7 @@ import {
   bdevSetOptions,
   bdevSetQos,
   bdevUpdate,
+  bdevWaitExamine,
   type Created,
 } from './controls/bdev.js';
 import type { BdevMethods } from './plugin.js';
@@ -474,8 +475,11 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
   add({
     name: 'bdev_wait_for_examine',
     description:
-      "Answer once every bdev module finished examining (storkit creates bdevs synchronously: at once; a config's held virtual bdevs are retried first)",
-    handler: () => true,
+      'Answer once every bdev registered so far has been examined on every reactor (lvstores loaded)',
+    async handler() {
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevWaitExamine, undefined);
+      return true;
+    },
   });
   add({
     name: 'bdev_raid_set_options',
@@ -522,6 +526,9 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
       for (const [, p] of qos) out.push({ method: 'bdev_set_qos_limit', params: { ...p } });
       for (const name of histograms)
         out.push({ method: 'bdev_enable_histogram', params: { name, enable: true } });
+      // Last, as SPDK writes it: what examine builds on these bdevs (lvstores) exists before the
+      // subsystems after bdev load.
+      out.push({ method: 'bdev_wait_for_examine' });
       return out;
     },
   };

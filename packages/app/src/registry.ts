@@ -6,6 +6,7 @@ import { bdevSubsystem } from './bdev-subsystem.js';
 import { bdevVirtioSubsystem } from './bdev-virtio-subsystem.js';
 import type { ReactorControl } from './control.js';
 import { iscsiSubsystem } from './iscsi-subsystem.js';
+import { lvolSubsystem } from './lvol-subsystem.js';
 import { nvmfSubsystem } from './nvmf-subsystem.js';
 import type { AppSubsystem, SubsystemOptions } from './subsystem.js';
 import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
@@ -13,6 +14,7 @@ import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
   (ctl, o) => accelSubsystem(ctl, { ioatDevices: o?.ioatDevices }),
   (ctl, o) => bdevSubsystem(ctl, o?.bdevMethods),
+  lvolSubsystem,
   bdevNvmeSubsystem,
   nvmfSubsystem,
   iscsiSubsystem,
@@ -24,6 +26,7 @@ export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions
 export const REACTOR_MODULES: readonly URL[] = [
   new URL('./reactor-modules/accel.js', import.meta.url),
   new URL('./reactor-modules/bdev.js', import.meta.url),
+  new URL('./reactor-modules/lvol.js', import.meta.url),
   new URL('./reactor-modules/nvmf.js', import.meta.url),
   new URL('./reactor-modules/iscsi.js', import.meta.url),
   new URL('./reactor-modules/vhost.js', import.meta.url),

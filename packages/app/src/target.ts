@@ -203,8 +203,14 @@ export class Target {
     for (const s of this.subsystems) await s.start?.();
     this.server.setState('runtime');
     this.log.notice('app', `reactors started on cores ${app.cores.join(',')}`);
-    if (this.#opts.config)
+    if (this.#opts.config) {
       await applyConfig(this.#opts.config, this.server, this.subsystems, 'runtime', this.log);
+      // What examine builds on the config's bdevs (lvstores, virtual bdevs held for their base)
+      // exists before the target says it is up, whether or not the config ends with
+      // bdev_wait_for_examine as save_config writes it.
+      const r = await this.server.call('bdev_wait_for_examine', {});
+      if (r.error) throw new Error(`bdev_wait_for_examine: ${r.error.message}`);
+    }
     for (const w of this.#initWaiters.splice(0)) w();
   }
 

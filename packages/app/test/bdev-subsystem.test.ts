@@ -43,6 +43,8 @@ describe('app: bdev subsystem replay', () => {
     expect((calls[1][2] as { storkit_region: number }).storkit_region).to.equal(7);
     expect(await s.writeConfig()).to.deep.equal([
       { method: 'bdev_malloc_create', params: { name: 'M', num_blocks: 8, block_size: 512, uuid: 'u' } },
+      // Last, as SPDK's save_config writes it: lvstores on these bdevs are found before what follows.
+      { method: 'bdev_wait_for_examine' },
     ]);
   });
 
@@ -58,7 +60,7 @@ describe('app: bdev subsystem replay', () => {
       [1, 'bdev.malloc_delete', { name: 'M' }],
       [0, 'bdev.malloc_delete', { name: 'M' }],
     ]);
-    expect(await s.writeConfig()).to.deep.equal([]);
+    expect(await s.writeConfig()).to.deep.equal([{ method: 'bdev_wait_for_examine' }]);
   });
 });
 
@@ -87,20 +89,21 @@ describe('app: bdev modules from plugins', () => {
       '1:plugin.bdev_flaky_delete',
       '0:plugin.bdev_flaky_delete',
     ]);
-    expect(await s.writeConfig()).to.deep.equal([]);
+    expect(await s.writeConfig()).to.deep.equal([{ method: 'bdev_wait_for_examine' }]);
     // Two reactors: made on both, saved with the replayed params (no storkit_ handles).
     const two = fakeControl(2, () => false);
     const s2 = bdevSubsystem(two.ctl, [flaky]);
     expect(await handler(s2, 'bdev_flaky_create')({ name: 'F0', base: 'M' }, {})).to.equal('F0');
     expect(await s2.writeConfig()).to.deep.equal([
       { method: 'bdev_flaky_create', params: { name: 'F0', base: 'M', uuid: 'u' } },
+      { method: 'bdev_wait_for_examine' },
     ]);
     await handler(s2, 'bdev_flaky_delete')({ name: 'F0' }, {});
     expect(two.calls.slice(2).map(([i, op, p]) => [i, op, p])).to.deep.equal([
       [1, 'plugin.bdev_flaky_delete', { name: 'F0' }],
       [0, 'plugin.bdev_flaky_delete', { name: 'F0' }],
     ]);
-    expect(await s2.writeConfig()).to.deep.equal([]);
+    expect(await s2.writeConfig()).to.deep.equal([{ method: 'bdev_wait_for_examine' }]);
   });
 
   it('refuses a plugin of the wrong shape, and method names that are not bdev_<name>', () => {

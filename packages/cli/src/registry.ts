@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
 import { accelPerf } from './commands/accel-perf.js';
 import { bdevperf } from './commands/bdevperf.js';
+import { dd } from './commands/dd.js';
 import { demo } from './commands/demo.js';
 import { ioatPerf } from './commands/ioat-perf.js';
 import { nvmeIdentify } from './commands/nvme-identify.js';
@@ -13,6 +14,7 @@ import { tgt } from './commands/tgt.js';
 export const commands: readonly Command[] = [
   accelPerf,
   bdevperf,
+  dd,
   demo,
   ioatPerf,
   nvmeIdentify,

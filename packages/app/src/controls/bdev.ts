@@ -87,3 +87,5 @@ export const bdevRaidRemoveBaseBdev = declareControl<Arg<typeof m.bdevRaidRemove
 export const bdevRaidAddBaseBdev = declareControl<Arg<typeof m.bdevRaidAddBaseBdev>, true>(
   'bdev.raid_add_base_bdev',
 );
+/** Answers once no examine is in progress on that reactor (spdk_bdev_wait_for_examine). */
+export const bdevWaitExamine = declareControl<undefined, true>('bdev.wait_for_examine');

@@ -9,6 +9,7 @@ import {
   bdevGetIostat,
   bdevInfoJson,
   bdevSetQosLimit,
+  bdevWaitForExamine,
   histogramSpdkJson,
   type IoStatJson,
   setBdevOptions,
@@ -30,6 +31,7 @@ import {
   bdevSetOptions,
   bdevSetQos,
   bdevUpdate,
+  bdevWaitExamine,
   type Created,
 } from '../controls/bdev.js';
 
@@ -139,3 +141,5 @@ defineControl(bdevSetOptions, (p, done) => {
   setBdevOptions(p);
   done(null, true);
 });
+
+defineControl(bdevWaitExamine, (_p, done) => bdevWaitForExamine(() => done(null, true)));

@@ -135,6 +135,8 @@ function parse(argv: string[]): Parsed {
 /** Config methods whose module lives outside @storkit/bdev, and the module every reactor imports. */
 const MODULES: Record<string, string> = {
   bdev_virtio_attach_controller: '@storkit/app/reactor-modules/virtio',
+  bdev_lvol_create_lvstore: '@storkit/app/reactor-modules/lvol',
+  bdev_lvol_create: '@storkit/app/reactor-modules/lvol',
 };
 
 const f2 = (n: number) => n.toFixed(2);
