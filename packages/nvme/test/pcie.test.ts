@@ -134,6 +134,45 @@ describe('nvme pcie: driver on the software controller', function () {
     });
   });
 
+  it('reuses a queue ID only once its queues are deleted, and from a clean shadow doorbell', async () => {
+    await withController({}, {}, async (c) => {
+      const b = region.bytes.subarray(0, 512);
+      const reads = async (qp: HostQpair) => {
+        for (let i = 0; i < 3; i++) {
+          const st = await Promise.race([
+            once1(qp, (cb) => qp.read(1, i, 1, b, cb, null)),
+            new Promise((r) => setTimeout(() => r('hung'), 5000)),
+          ]);
+          expect(st, `read ${i} on qid ${qp.qid}`).to.equal(0);
+        }
+      };
+      const g1 = await c.grantIoQpair({ depth: 16 });
+      const q1 = await c.transport.openIoQpair(g1, {});
+      await reads(q1);
+      // As bdev_nvme does when a channel goes: close, give the grant back, and (another channel)
+      // ask for a new one while the old queues' Delete commands are still in flight.
+      q1.close();
+      const released = c.releaseIoQpair(g1);
+      const g2 = await c.grantIoQpair({ depth: 16 });
+      expect(g2.qid, 'the queue ID being deleted is not granted again').to.not.equal(g1.qid);
+      await released;
+      const q2 = await c.transport.openIoQpair(g2, {});
+      await reads(q2);
+      // Now qid 1 is free: a new queue of that ID starts at tail 0, not at the old queue's 3.
+      const g3 = await c.grantIoQpair({ depth: 16 });
+      expect(g3.qid).to.equal(g1.qid);
+      const q3 = await c.transport.openIoQpair(g3, {});
+      await reads(q3);
+      for (const [q, g] of [
+        [q2, g2],
+        [q3, g3],
+      ] as const) {
+        q.close();
+        await c.releaseIoQpair(g);
+      }
+    });
+  });
+
   it('bounces buffers that are not DMA memory, and says so in the stats', async () => {
     await withController({}, {}, async (c) => {
       const qp = (await c.allocIoQpair()) as PcieQpair;

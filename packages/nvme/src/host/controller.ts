@@ -105,6 +105,8 @@ export class NvmeController {
   readonly #grants = new Map<HostQpair, IoQpairGrant>();
   /** Queue IDs granted and not yet released. */
   readonly #qids = new Set<number>();
+  /** Grants whose queues are being torn down (their queue IDs still taken). */
+  readonly #releasing = new WeakSet<IoQpairGrant>();
   /** The socket group of native I/O qpairs given none (polled by their processCompletions). */
   #sockHost: SockHost | null = null;
   #kaTimer: NodeJS.Timeout | undefined;
@@ -424,8 +426,17 @@ export class NvmeController {
 
   /** The qpair of a grant is closed: its queue ID (and whatever the transport made) is free again. */
   async releaseIoQpair(grant: IoQpairGrant): Promise<void> {
-    if (grant.epoch !== this.resets || !this.#qids.delete(grant.qid)) return;
-    await this.#link?.revokeIoQpair(grant);
+    if (grant.epoch !== this.resets || !this.#qids.has(grant.qid) || this.#releasing.has(grant)) return;
+    // The queue ID stays taken until the transport has torn its queues down: a grant made in
+    // between would create queues of the same ID that the controller still has (PCIe: Create I/O
+    // CQ fails while the old CQ's Delete is in flight), and the revoke would free them.
+    this.#releasing.add(grant);
+    try {
+      await this.#link?.revokeIoQpair(grant);
+    } finally {
+      this.#releasing.delete(grant);
+      if (grant.epoch === this.resets) this.#qids.delete(grant.qid);
+    }
   }
 
   /** Create and connect an I/O qpair on this thread (polled with processCompletions). */

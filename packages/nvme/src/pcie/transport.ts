@@ -362,6 +362,17 @@ class PcieLink implements ControllerLink {
     const depth = Math.max(1, Math.min(base.depth, cap.maxQueueEntries - 1));
     const maxTransfer = pcieMaxTransfer(base.maxTransfer);
     const layout = queueLayout(depth, maxTransfer);
+    if (this.#shadowOn && this.#shadow !== null) {
+      // A queue ID used before (a channel closed, another opened) still has its old tail, head
+      // and EventIdx in the shadow buffer: a new queue starts at 0, and a controller reading the
+      // old tail would run stale entries of the new, empty SQ. No queue of this ID exists now.
+      const words = new Uint32Array(this.#shadow.bytes.buffer, this.#shadow.bytes.byteOffset, (2 * PAGE) / 4);
+      const stride = 1 << this.#dstrd;
+      for (const page of [0, PAGE / 4]) {
+        Atomics.store(words, page + 2 * base.qid * stride, 0); // SQ tail / its EventIdx
+        Atomics.store(words, page + (2 * base.qid + 1) * stride, 0); // CQ head / its EventIdx
+      }
+    }
     const queues = DmaRegion.create(layout.bytes, {
       hugepages: this.#dev.kind === 'uio' ? 'require' : 'auto',
     });
