@@ -170,7 +170,9 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
 
   async function spdkDd(...args: string[]): Promise<void> {
     try {
-      await exec(spdkBin('spdk_dd'), ['-s', '256', '-u', ...args], { timeout: 60_000 });
+      await exec(spdkBin('spdk_dd'), ['-s', '256', '-u', '--disable-cpumask-locks', ...args], {
+        timeout: 60_000,
+      });
     } catch (e) {
       const x = e as { stdout?: string; stderr?: string; message: string };
       throw new Error(`spdk_dd ${args.join(' ')}: ${x.message}\n${x.stdout ?? ''}${x.stderr ?? ''}`);

@@ -63,6 +63,8 @@ export async function startSpdkTgt(config: object, core = 0): Promise<SpdkTgt> {
       '-s',
       '256',
       '-u',
+      // Other SPDK programs may run on this machine at the same time (a shared CI host).
+      '--disable-cpumask-locks',
       '-r',
       sock,
       '--json',
