@@ -1,6 +1,7 @@
 // A thread's channel to the accel framework (SPDK's accel_io_channel): its pool of tasks, each
 // module's per-thread context, the completions waiting for their callbacks, and its counters.
 // Nothing here allocates per operation: tasks, sequences and the completion ring are made once.
+import { crc32cRange } from '@storkit/native';
 import type { Poller, Thread } from '@storkit/reactor';
 
 import { ACCEL_EAGAIN, ACCEL_ENOMEM, AccelError } from './errors.js';
@@ -285,6 +286,21 @@ export class AccelChannel implements TaskSink, GroupOwner {
     const rc = this.#runNow(t);
     return rc === 0 ? this.#nowResult : rc;
   }
+
+  /**
+   * The shape of native crc32cRange (`buf[start..end)`, continuing `seed`), for a synchronous data
+   * path that takes a CRC function (a PDU reader verifying data as it streams in, a PDU encoder):
+   * crc32cNow where the assigned module does it on this CPU, else the CPU's crc32cRange (the
+   * engine's round trip would not pay for a digest over a socket buffer it cannot reach anyway).
+   * A bound property: pass `ch.crc32cRange` itself, nothing is made per call.
+   */
+  readonly crc32cRange = (buf: Uint8Array, start: number, end: number, seed = 0): number => {
+    if (end > start) {
+      const crc = this.crc32cNow(buf, start, end - start, seed);
+      if (crc >= 0) return crc;
+    }
+    return crc32cRange(buf, start, end, seed);
+  };
 
   #nowResult = 0;
 

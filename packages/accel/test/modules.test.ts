@@ -1,5 +1,5 @@
 import { IoatModel } from '@storkit/ioat/testing';
-import { crc32c, DmaRegion } from '@storkit/native';
+import { crc32c, crc32cRange, DmaRegion } from '@storkit/native';
 import { expect } from 'chai';
 import { accelResetForTests } from '../src/framework.js';
 import {
@@ -195,6 +195,10 @@ describe('accel: the offload module (piscina)', function () {
       expect(got[4]).to.equal(0);
       expect(mem.bytes.subarray(3_700_000, 3_900_000)).to.deep.equal(mem.bytes.subarray(0, 200_000));
       expect(ch.moduleStats().offload).to.deep.equal({ inline: 1, unreachable: 1, offloaded: 3 });
+      // crc32cRange: a big job the pool would take is done here (a caller that cannot wait).
+      expect(ch.crc32cRange(sab, 0, 1 << 20, 5)).to.equal(crc32cRange(sab, 0, 1 << 20, 5));
+      expect(ch.crc32cRange(mem.bytes, 0, 512)).to.equal(crc32c(mem.bytes.subarray(0, 512)));
+      expect(ch.moduleStats().offload).to.deep.equal({ inline: 2, unreachable: 1, offloaded: 3 });
     } finally {
       await a.close();
       offloadResetForTests();

@@ -1,6 +1,6 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 
-import { crc32c } from '@storkit/native';
+import { crc32c, crc32cRange } from '@storkit/native';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
@@ -140,6 +140,11 @@ describe('accel: operations on the software module', function () {
     expect(ch.compareNow(x, 0, new Uint8Array(10), 0, 10)).to.equal(ACCEL_EMISCOMPARE);
     expect(accelStatsOf(ch).executed[4] - before).to.equal(1);
     expect(ch.inflight).to.equal(0);
+    // crc32cRange: native crc32cRange's shape (a seed continues a CRC), counted the same way.
+    const seed = crc32cRange(x, 0, 7);
+    expect(ch.crc32cRange(x, 7, 4007, seed)).to.equal(crc32c(x.subarray(0, 4007)));
+    expect(ch.crc32cRange(x, 9, 9, 1234)).to.equal(1234);
+    expect(accelStatsOf(ch).executed[4] - before).to.equal(2);
   });
 
   it('counts what ran per opcode with its module (accel_get_stats)', () => {

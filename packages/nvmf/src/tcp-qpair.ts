@@ -56,7 +56,9 @@ export interface QpairOwner {
   qpairClosed(qp: TcpQpair): void;
   /**
    * The accel channel data digests go through (the reactor thread's): absent, they are computed
-   * here on the CPU. An engine assigned crc32c gets them; the PDUs wait for its callback.
+   * here on the CPU. Outbound (C2HData), an engine assigned crc32c gets them and the PDUs wait for
+   * its callback; inbound (H2CData, in-capsule data), they are verified as the data streams in,
+   * by its crc32cRange (an engine's round trip would hold the socket buffer).
    */
   readonly accel?: AccelChannel | null;
   /**
@@ -159,6 +161,7 @@ export class TcpQpair implements PduHandler {
     const icd = Math.max(o.in_capsule_data_size, ADMIN_ICD);
     // Largest inbound PDU: a capsule with in-capsule data or an H2CData of MAXH2CDATA, digests, padding.
     this.#reader = new PduReader(this, Math.max(HLEN.CapsuleCmd + icd, HLEN.H2CData + this.maxh2cdata) + 512);
+    if (owner.accel != null) this.#reader.crc32c = owner.accel.crc32cRange;
     this.#tx = new TxQueue(
       (b, release) => {
         this.stats.bytesOut += b.length;

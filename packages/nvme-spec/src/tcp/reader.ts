@@ -42,6 +42,11 @@ export class PduReader {
   maxPlen: number;
   /** Set by the owner to stop parsing the rest of a read (connection closing). */
   stopped = false;
+  /**
+   * The data digests' CRC32C, as native crc32cRange: the owner may give its accel channel's
+   * (`AccelChannel.crc32cRange`) so the framework's assignment does them. Header digests stay here.
+   */
+  crc32c: typeof crc32cRange = crc32cRange;
 
   readonly #h: PduHandler;
   // Header staging for headers split across reads: header, digest and padding before PDO.
@@ -139,7 +144,7 @@ export class PduReader {
         }
         case State.Data: {
           const n = Math.min(this.#dataLen - this.#dataDone, len - pos);
-          if (this.#hasDigest) this.#crc = crc32cRange(buf, pos, pos + n, this.#crc);
+          if (this.#hasDigest) this.#crc = this.crc32c(buf, pos, pos + n, this.#crc);
           this.#h.onPduData(buf, pos, pos + n, this.#dataDone);
           this.#dataDone += n;
           pos += n;
