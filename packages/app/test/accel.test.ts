@@ -147,7 +147,7 @@ describe('app: the accel subsystem', function () {
     }
   });
 
-  it("NVMe/TCP data digests go through accel (crc32c assigned to offload): SPDK's spdk_nvme_perf checks every one", async () => {
+  it("NVMe/TCP data digests go through accel (crc32c assigned to offload): SPDK's spdk_nvme_perf checks the target's digests, the target those of its writes", async () => {
     const port = await freePort();
     const nqn = 'nqn.2016-06.io.storkit:accel';
     const la = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
@@ -191,7 +191,9 @@ describe('app: the accel subsystem', function () {
         '-o',
         '65536',
         '-w',
-        'randread',
+        'randrw',
+        '-M',
+        '50',
         '-H',
         '-I',
         '-t',

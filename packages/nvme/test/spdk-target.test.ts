@@ -5,6 +5,7 @@
 // and several C2HData PDUs per read; then the rarer commands, discovery and a reset under I/O.
 
 import { randomBytes } from 'node:crypto';
+import { ACCEL_OPC, accelFinish, accelGetIoChannel, accelStartDefault, accelStarted } from '@storkit/accel';
 import {
   bdevAbort,
   bdevClose,
@@ -12,6 +13,7 @@ import {
   bdevOpenExt,
   bdevRead,
   bdevReset,
+  bdevWrite,
   IoStatus,
 } from '@storkit/bdev';
 import { bytesToUuid, DISCOVERY_NQN, GenericStatus, makeStatus, Sct } from '@storkit/nvme-spec';
@@ -386,6 +388,81 @@ describe('nvme host against SPDK spdk_tgt', function () {
       await until(() => detached !== undefined);
       expect(detached).to.equal(null);
     } finally {
+      pumping = false;
+      h.pollThreads();
+      h.close();
+    }
+  });
+  // The nvme bdev module's qpairs take the thread's accel channel for their data digests: each
+  // one sent and received is counted there; SPDK checks the ones it receives.
+  it('nvme bdev: data digests through the accel framework, SPDK checks every one', async () => {
+    const h = createTestHarness({ reactors: 1 });
+    let pumping = true;
+    const pump = (): void => {
+      if (!pumping) return;
+      h.pollOnce();
+      setImmediate(pump);
+    };
+    setImmediate(pump);
+    const until = async (pred: () => boolean): Promise<void> => {
+      const end = Date.now() + 20_000;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error('condition not met within 20 s');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    h.setThread(0);
+    const startedHere = !accelStarted();
+    if (startedHere) accelStartDefault();
+    const accel = accelGetIoChannel();
+    try {
+      h.setThread(0);
+      await bdevNvmeAttachController({
+        name: 'Spdk1',
+        trtype: 'tcp',
+        adrfam: 'IPv4',
+        traddr: '127.0.0.1',
+        trsvcid: String(port),
+        subnqn: NQN,
+        ddgst: true,
+      });
+      h.setThread(0);
+      const before = accel.ctx.stats.executed[ACCEL_OPC.CRC32C];
+      const desc = bdevOpenExt('Spdk1n1', true, () => {});
+      const ch = bdevGetIoChannel(desc);
+      // 4 KiB in the capsule, 128 KiB through R2T; read back as C2HData.
+      for (const blocks of [8, 256]) {
+        const data = randomBytes(blocks * 512);
+        const back = new Uint8Array(blocks * 512);
+        let st: IoStatus | null = null;
+        h.setThread(0);
+        expect(bdevWrite(desc, ch, data, 1000, blocks, (s) => (st = s), null)).to.equal(0);
+        await until(() => st !== null);
+        expect(st).to.equal(IoStatus.SUCCESS);
+        st = null;
+        h.setThread(0);
+        expect(bdevRead(desc, ch, back, 1000, blocks, (s) => (st = s), null)).to.equal(0);
+        await until(() => st !== null);
+        expect(st).to.equal(IoStatus.SUCCESS);
+        expect(Buffer.compare(back, data)).to.equal(0);
+        models[0].set(data, 1000 * 512);
+      }
+      expect(accel.ctx.stats.executed[ACCEL_OPC.CRC32C] - before).to.be.at.least(4);
+      h.setThread(0);
+      ch.put();
+      bdevClose(desc);
+      let detached: Error | null | undefined;
+      bdevNvmeDetachController({ name: 'Spdk1' }, (e) => (detached = e));
+      await until(() => detached !== undefined);
+      expect(detached).to.equal(null);
+    } finally {
+      h.setThread(0);
+      accel.put();
+      if (startedHere) {
+        let done = false;
+        void accelFinish().then(() => (done = true));
+        await until(() => done);
+      }
       pumping = false;
       h.pollThreads();
       h.close();

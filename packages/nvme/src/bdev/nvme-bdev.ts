@@ -17,6 +17,7 @@
 // PCIe controllers (trtype PCIe, traddr a PCI address) attach the same way: their qpairs are queue
 // memory every reactor maps. A PCIe controller that goes away (hot remove) fails its I/O and
 // detaches itself on every reactor, so its bdevs are unregistered (SPDK's remove callback).
+import { type AccelChannel, accelGetIoChannel, accelStarted } from '@storkit/accel';
 import {
   type Bdev,
   BdevError,
@@ -176,6 +177,8 @@ interface ChannelCtx {
   connectFailures: number;
   /** I/O waiting for the qpair (connecting or reconnecting). */
   pending: BdevIo[];
+  /** The thread's accel channel, when the framework runs: the qpairs' data digests go through it. */
+  accel: IoChannel<AccelChannel> | null;
 }
 
 /** Per pooled bdev_io: where it was submitted and how often it was retried. */
@@ -232,6 +235,7 @@ class NvmeCtrlr {
       destroyed: false,
       connectFailures: 0,
       pending: [],
+      accel: accelStarted() ? accelGetIoChannel() : null,
     };
     threadSockHost(thread, +1);
     ctx.poller = registerPoller(
@@ -255,7 +259,10 @@ class NvmeCtrlr {
       .then((g) => {
         grant = g;
         return onThread(ctx.thread, () =>
-          transport.openIoQpair(g, { sockHost: threadSockHost(ctx.thread, 0) }),
+          transport.openIoQpair(g, {
+            sockHost: threadSockHost(ctx.thread, 0),
+            crc32c: ctx.accel?.ctx.crc32cRange,
+          }),
         );
       })
       .then(
@@ -496,6 +503,8 @@ class NvmeCtrlr {
     ctx.poller.unregister();
     this.#dropQpair(ctx);
     threadSockHost(ctx.thread, -1);
+    ctx.accel?.put();
+    ctx.accel = null;
     ctx.state = Ch.Failed;
     for (const io of ctx.pending.splice(0)) bdevIoComplete(io, IoStatus.FAILED);
   }

@@ -82,6 +82,11 @@ export interface IoQpairOptions {
   socket?: 'node' | 'native';
   /** NVMe/TCP: the socket group to join (a reactor's: its poller serves the connection). */
   sockHost?: SockHost;
+  /**
+   * NVMe/TCP: the data digests' CRC32C, as native crc32cRange — this thread's accel channel's
+   * (`AccelChannel.crc32cRange`) to have them done by the module assigned crc32c. Default: the CPU's.
+   */
+  crc32c?: (buf: Uint8Array, start: number, end: number, seed?: number) => number;
 }
 
 /**

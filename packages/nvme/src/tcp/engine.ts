@@ -6,7 +6,7 @@
 // directly in the caller's buffer. The engine outlives connections: `begin` starts one (ICReq),
 // `fail` ends it and completes whatever was outstanding with ABORTED - SQ DELETION.
 
-import { crc32c, crc32cRange } from '@storkit/native';
+import { crc32cRange } from '@storkit/native';
 import {
   CH_SIZE,
   DataOff,
@@ -60,6 +60,11 @@ export interface TcpEngineOptions {
   autoPoll?: boolean;
   /** Host PDU data alignment asked of the target: C2HData data starts at a multiple of (hpda+1)*4. */
   hpda?: number;
+  /**
+   * The data digests' CRC32C (sent and received), as native crc32cRange: an accel channel's
+   * (`AccelChannel.crc32cRange`) puts them under the framework's assignment. Default: the CPU's.
+   */
+  crc32c?: typeof crc32cRange;
 }
 
 /** What the engine reports to the qpair that hosts it. */
@@ -162,6 +167,7 @@ export class TcpHostEngine implements PduHandler {
     this.processCompletions();
   };
   readonly #icd: number;
+  readonly #crc32c: typeof crc32cRange;
   readonly #fused: FusedPair[] = [];
 
   constructor(o: TcpEngineOptions, events: TcpEngineEvents) {
@@ -175,6 +181,7 @@ export class TcpHostEngine implements PduHandler {
     this.ddgst = this.#wantDdgst;
     this.#icd = Math.min(o.inCapsuleData ?? 0, TX_BUFFER - PDU_OVERHEAD - HLEN.CapsuleCmd);
     this.#auto = o.autoPoll ?? false;
+    this.#crc32c = o.crc32c ?? crc32cRange;
     this.#free = new Int32Array(o.depth);
     this.#done = new Int32Array(o.depth + 1);
     for (let i = 0; i < o.depth; i++) {
@@ -188,7 +195,9 @@ export class TcpHostEngine implements PduHandler {
   }
 
   #newReader(): PduReader {
-    return new PduReader(this, Math.max(this.#o.maxTransfer ?? 131072, 8192) + 1024);
+    const r = new PduReader(this, Math.max(this.#o.maxTransfer ?? 131072, 8192) + 1024);
+    r.crc32c = this.#crc32c;
+    return r;
   }
 
   get connected(): boolean {
@@ -437,7 +446,7 @@ export class TcpHostEngine implements PduHandler {
     if (hd) putHeaderDigest(tx.bytes, dv, o, HLEN.CapsuleCmd);
     if (icd > 0) {
       copyBytes(buf!, 0, icd, tx.bytes, o + pdo);
-      if (this.ddgst) dv.setUint32(o + pdo + icd, crc32c(buf!), true);
+      if (this.ddgst) dv.setUint32(o + pdo + icd, this.#crc32c(buf!, 0, icd), true);
     }
     tx.commit(plen);
     r.state = ST_INFLIGHT;
@@ -681,7 +690,7 @@ export class TcpHostEngine implements PduHandler {
       encodeDataHeader(tx.dv, o, r.cid, ttag, p, n);
       if (hd) putHeaderDigest(tx.bytes, tx.dv, o, HLEN.H2CData);
       copyBytes(buf, p, p + n, tx.bytes, o + pdo);
-      if (dd) tx.dv.setUint32(o + pdo + n, crc32cRange(buf, p, p + n), true);
+      if (dd) tx.dv.setUint32(o + pdo + n, this.#crc32c(buf, p, p + n), true);
       tx.commit(plen);
     }
     this.#scheduleFlush();

@@ -169,6 +169,7 @@ export const tcpTransport: NvmeTransport = {
       hpda: o.hpda ?? 0,
       socket: o.socket ?? (o.sockHost ? 'native' : 'node'),
       sockHost: o.sockHost,
+      crc32c: o.crc32c,
     });
     try {
       await qp.open();
