@@ -2,6 +2,7 @@
  * The protocol engine of one iSCSI connection: bytes in (`receive`), PDUs out through a `PduSink`.
  * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
  */
+import { crc32cRange } from '@storkit/native';
 import { Asc, DataDirection, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
 import { TxArena } from './arena.js';
 import { IscsiError } from './errors.js';
@@ -11,6 +12,7 @@ import {
   BHS_LENGTH,
   CmdFlag,
   DigestResult,
+  type EncodeOptions,
   encodePduInto,
   F,
   FLAG_FINAL,
@@ -95,7 +97,7 @@ export class Connection {
   readonly #flushed = () => this.#tx.release();
   #statSn = 1;
   /** Digests of what we send: off during login, as negotiated afterwards. */
-  readonly #txOpts = { headerDigest: false, dataDigest: false };
+  readonly #txOpts: EncodeOptions = { headerDigest: false, dataDigest: false, crc32c: crc32cRange };
   /** The peer's MaxRecvDataSegmentLength: largest data segment we may send. */
   #maxSend = 8192;
   readonly #cmds = new Map<number, IscsiCmd>();
@@ -140,6 +142,7 @@ export class Connection {
       maxDataSegment: LOGIN_MAX_SEGMENT,
       headerDigest: false,
       dataDigest: false,
+      crc32c: crc32cRange,
     });
   }
 
@@ -337,6 +340,7 @@ export class Connection {
     this.#maxSend = params.maxSendDataSegment;
     this.#parser.limits.headerDigest = params.headerDigest;
     this.#parser.limits.dataDigest = params.dataDigest;
+    this.#txOpts.crc32c = this.#parser.limits.crc32c = this.target.crc32c ?? crc32cRange;
     this.#parser.limits.maxDataSegment = this.target.options.max_recv_data_segment_length;
     this.#login = null;
     this.#startKeepalive();

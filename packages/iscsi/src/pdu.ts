@@ -199,11 +199,19 @@ export class Pdu {
   }
 }
 
+/**
+ * The data digests' CRC32C, as native crc32cRange: an accel channel's (`AccelChannel.crc32cRange`)
+ * has them done by the module assigned crc32c. Header digests (48 bytes) stay on the CPU's.
+ */
+export type DigestCrc = (buf: Uint8Array, start: number, end: number, seed?: number) => number;
+
 export interface ParserLimits {
   /** Largest data segment accepted (our MaxRecvDataSegmentLength, or the login limit). */
   maxDataSegment: number;
   headerDigest: boolean;
   dataDigest: boolean;
+  /** Data digests' CRC32C (default crc32cRange). */
+  crc32c?: DigestCrc;
 }
 
 /** Outcome of a digest check, reported with the PDU. */
@@ -316,7 +324,7 @@ export class PduParser {
     p.dataOff = o;
     if (this.limits.dataDigest && p.dataLength > 0) {
       const padded = pad4(p.dataLength);
-      const want = crc32cRange(b, o, o + padded);
+      const want = (this.limits.crc32c ?? crc32cRange)(b, o, o + padded);
       if (readLe32(b, o + padded) !== want) digest = DigestResult.DataError;
     }
     onPdu(p, digest);
@@ -338,6 +346,8 @@ export function writeLe32(b: Uint8Array, o: number, v: number): void {
 export interface EncodeOptions {
   headerDigest: boolean;
   dataDigest: boolean;
+  /** Data digests' CRC32C (default crc32cRange). */
+  crc32c?: DigestCrc;
 }
 
 /** On-wire size of a PDU with `dataLen` bytes of data. */
@@ -374,7 +384,7 @@ export function encodePduInto(
   if (dataLen > 0 && data) {
     out.set(dataOff === 0 && dataLen === data.length ? data : data.subarray(dataOff, dataOff + dataLen), o);
     out.fill(0, o + dataLen, o + padded);
-    if (opts.dataDigest) writeLe32(out, o + padded, crc32cRange(out, o, o + padded));
+    if (opts.dataDigest) writeLe32(out, o + padded, (opts.crc32c ?? crc32cRange)(out, o, o + padded));
   }
 }
 

@@ -16,6 +16,7 @@ import {
 import { Connection, type ConnectionInfo, type PduSink } from './connection.js';
 import { IscsiError } from './errors.js';
 import type { TargetLimits } from './keys.js';
+import type { DigestCrc } from './pdu.js';
 import type { Session } from './session.js';
 import { SessionCount } from './session-count.js';
 
@@ -80,6 +81,11 @@ export class IscsiTarget {
    * node lives on the reactor that owns the node's LUN state; a discovery session is never moved.
    */
   redirect: ((node: TargetNode, info: ConnectionInfo) => string | null) | null = null;
+  /**
+   * The data digests' CRC32C for connections entering full feature phase from now on: the app
+   * gives its reactor thread's accel channel's (`AccelChannel.crc32cRange`). Null: the CPU's.
+   */
+  crc32c: DigestCrc | null = null;
   discoveryAuth: AuthPolicy = { disable_chap: false, require_chap: false, mutual_chap: false, chap_group: 0 };
   readonly #bdevs: BdevLookup;
   #nextTsih = 1;

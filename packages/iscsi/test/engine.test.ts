@@ -1,3 +1,4 @@
+import { crc32cRange } from '@storkit/native';
 import { expect } from 'chai';
 import { chapResponse, LoginStatus, TOp } from '../src/index.js';
 import { BHS_LENGTH } from '../src/pdu.js';
@@ -141,6 +142,31 @@ describe('iscsi: protocol engine (in memory)', () => {
     expect(rsp.bhs[3]).to.equal(0);
     expect(ram.data[1024]).to.equal(7);
     expect(ram.data[2047]).to.equal(7);
+  });
+
+  it("data digests go through the target's CRC function (the app gives its accel channel's), both ways", async () => {
+    const { target, ram, iqn } = ramTarget();
+    let calls = 0;
+    target.crc32c = (b, s, e, seed) => {
+      calls++;
+      return crc32cRange(b, s, e, seed);
+    };
+    const i = new TestInitiator(target);
+    const rsp = i.loginNormal(iqn, [['DataDigest', 'CRC32C']]);
+    expect(keysOf(rsp).get('DataDigest')).to.equal('CRC32C');
+    i.useDataDigest();
+    const data = Uint8Array.from({ length: 1024 }, (_x, k) => (k * 5) & 0xff);
+    i.scsi(WRITE10(4, 2), { write: data, immediate: 1024 });
+    await tick();
+    expect(i.take().map((g) => [g.opcode, g.bhs[3]])).to.deep.equal([[TOp.ScsiResponse, 0]]);
+    expect(ram.data.subarray(2048, 3072)).to.deep.equal(data);
+    expect(calls).to.equal(1); // the immediate data's digest, checked
+    i.scsi(READ10(4, 2), { read: 1024 });
+    await tick();
+    const [d] = i.take(); // its digest checked by the initiator's parser
+    expect(d.opcode).to.equal(TOp.DataIn);
+    expect(d.data).to.deep.equal(data);
+    expect(calls).to.equal(2); // and computed through the target's function
   });
 
   it('returns sense data in the SCSI Response for a command beyond the end', async () => {

@@ -32,6 +32,7 @@ export class TestInitiator {
   cmdSn = 1;
   itt = 1;
   readonly #parser = new PduParser({ maxDataSegment: 1 << 24, headerDigest: false, dataDigest: false });
+  readonly #tx = { headerDigest: false, dataDigest: false };
 
   constructor(target: IscsiTarget, remote = '127.0.0.1') {
     this.conn = target.accept(
@@ -55,9 +56,13 @@ export class TestInitiator {
   }
 
   send(bhs: Uint8Array, data: Uint8Array | null = null): void {
-    this.conn.receive(
-      encodePdu(bhs, data, 0, data ? data.length : 0, { headerDigest: false, dataDigest: false }),
-    );
+    this.conn.receive(encodePdu(bhs, data, 0, data ? data.length : 0, this.#tx));
+  }
+
+  /** Data digests on both ways from here on (after a login that negotiated DataDigest=CRC32C). */
+  useDataDigest(): void {
+    this.#tx.dataDigest = true;
+    this.#parser.limits.dataDigest = true;
   }
 
   take(): Got[] {

@@ -10,6 +10,7 @@
 // same address, so every session of a node, and every connection of a session, runs on one
 // reactor. Discovery sessions are served wherever they land. Sessions (normal and discovery) are
 // counted against max_sessions in one Int32 shared by every reactor (SessionCount).
+import { type AccelChannel, accelGetIoChannel, accelStarted } from '@storkit/accel';
 import { BdevBlockBackend, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import {
   type ConnectionInfo,
@@ -24,6 +25,7 @@ import {
   defineControl,
   defineSubsystem,
   getThread,
+  type IoChannel,
   POLLER_BUSY,
   POLLER_IDLE,
   type Poller,
@@ -54,6 +56,8 @@ interface State {
   /** The native socket group serving the portals (null: node:net, STORKIT_ISCSI_SOCK=node). */
   sockHost: SockHost | null;
   thread: Thread;
+  /** This thread's accel channel: the connections' data digests go through it. */
+  accel: IoChannel<AccelChannel> | null;
   backends: Map<string, BdevBlockBackend>;
   /** Target node name → index of the reactor owning its LUN state. */
   owners: Map<string, number>;
@@ -181,6 +185,8 @@ defineControl(iscsiInit, ({ options, sessions }, done) => {
     sockHost: sockHost ?? undefined,
   });
   target.redirect = redirect;
+  const accel = accelStarted() ? accelGetIoChannel() : null;
+  target.crc32c = accel?.ctx.crc32cRange ?? null;
   const flusher = thread.registerPoller(flushPoller, 0, 'iscsi_flush');
   hostThread = thread;
   state = {
@@ -189,6 +195,7 @@ defineControl(iscsiInit, ({ options, sessions }, done) => {
     server,
     sockHost,
     thread,
+    accel,
     backends: new Map(),
     owners: new Map(),
     peers: new Map(),
@@ -211,6 +218,7 @@ defineSubsystem({
       try {
         s.sockHost?.close(); // connections still closing end here (their sessions are told)
         for (const b of s.backends.values()) b.close();
+        s.accel?.put();
       } finally {
         setCurrentThread(prev);
       }
