@@ -1,18 +1,17 @@
 // Helpers of the app's vhost tests: `storkit tgt` in this process with a private vhost socket
 // directory, storkit's virtio-user initiator on a test-harness thread of this process (the host's
 // view of a bdev through another vhost controller), and a QEMU TCG guest on a controller's socket.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { IoStatus, type IoVec } from '@storkit/block';
 import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
 import { RpcClient } from '@storkit/rpc';
 import { VirtioUserBlk } from '@storkit/vhost';
 
 import { Logger, type SpdkConfig, Target } from '../src/index.js';
+import { bootGuest as boot, type GuestRun, guestMissing, initrd } from './guest.js';
 
 export interface VhostRunning {
   target: Target;
@@ -150,44 +149,13 @@ export function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
-// ---- QEMU guest ------------------------------------------------------------------------------
+// ---- QEMU guest (guest.ts) ---------------------------------------------------------------------
 
-/** The guest workloads of this package (sources, not compiled). */
-const GUEST_DIR = fileURLToPath(new URL('../../test/guest/', import.meta.url));
-/** The busybox initramfs builder of @storkit/vhost's guest tests (a script, read-only use). */
-const MKINITRD = fileURLToPath(new URL('../../../vhost/test/guest/mkinitrd.sh', import.meta.url));
-
-function kernel(): string | null {
-  if (!existsSync('/boot')) return null;
-  const k = readdirSync('/boot')
-    .filter((f) => f.startsWith('vmlinuz-'))
-    .sort()
-    .pop();
-  return k === undefined ? null : `/boot/${k}`;
-}
+export { field, type GuestRun } from './guest.js';
 
 /** Whether QEMU, a kernel and busybox are installed (.ci/run installs them). */
 export function guestAvailable(): boolean {
-  try {
-    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return false;
-  }
-  return kernel() !== null && existsSync('/bin/busybox') && existsSync(MKINITRD);
-}
-
-function initrd(workload: string): string {
-  const src = `${GUEST_DIR}${workload}`;
-  const out = `/tmp/storkit-app-${workload}-${Math.floor(statSync(src).mtimeMs)}.cpio.gz`;
-  if (!existsSync(out)) execFileSync(MKINITRD, [out, src], { stdio: 'inherit' });
-  return out;
-}
-
-export interface GuestRun {
-  code: number | null;
-  /** The GUEST-RESULT lines, without the prefix. */
-  results: string[];
-  log: string;
+  return guestMissing() === null;
 }
 
 /** Boot a TCG guest whose only disk is a vhost-user-{blk,scsi}-pci device on `socket`. */
@@ -197,38 +165,17 @@ export function bootGuest(socket: string, type: 'blk' | 'scsi', workload: string
       ? 'vhost-user-blk-pci,chardev=c0,num-queues=2'
       : 'vhost-user-scsi-pci,chardev=c0,num_queues=1';
   // biome-ignore format: one QEMU option per line
-  const args = [
-    '-accel', 'tcg', '-m', '256', '-smp', '1',
-    '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
-    '-chardev', `socket,id=c0,path=${socket}`, '-device', dev,
-    '-kernel', kernel() as string, '-initrd', initrd(workload),
-    '-append', `console=ttyS0 quiet panic=-1 vhdev=${type}`,
-    '-nographic', '-nic', 'none', '-no-reboot',
-  ];
-  const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const onData = (d: Buffer) => {
-    log += d.toString('latin1').replace(/\r/g, '');
-  };
-  q.stdout.on('data', onData);
-  q.stderr.on('data', onData);
-  const timer = setTimeout(() => q.kill('SIGKILL'), 200_000);
-  return new Promise((resolve) => {
-    q.on('exit', (code) => {
-      clearTimeout(timer);
-      const results = log
-        .split('\n')
-        .filter((l) => l.includes('GUEST-RESULT: '))
-        .map((l) => l.slice(l.indexOf('GUEST-RESULT: ') + 14).trim());
-      resolve({ code, results, log });
-    });
+  return boot({
+    initrd: initrd(workload, ['virtio_blk', 'scsi_mod', 'sd_mod', 'virtio_scsi']),
+    append: `vhdev=${type}`,
+    memoryMiB: 256,
+    timeoutMs: 200_000,
+    qemu: [
+      '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
+      '-chardev', `socket,id=c0,path=${socket}`, '-device', dev,
+      '-nic', 'none',
+    ],
   });
-}
-
-export function field(run: GuestRun, prefix: string): string {
-  const l = run.results.find((r) => r.startsWith(prefix));
-  if (l === undefined) throw new Error(`guest printed no "${prefix}" line:\n${run.log.slice(-3000)}`);
-  return l.slice(prefix.length).trim();
 }
 
 export function removeDir(dir: string): void {
