@@ -67,8 +67,18 @@ function commandLines(): string[][] {
       a.action === 'Store' ? [a.flags[a.flags.length - 1], value(a, i)] : [a.flags[0]],
     );
   const lines: string[][] = [];
-  for (const [m, d] of Object.entries(table)) {
+  for (const [m, all] of Object.entries(table)) {
     if (CLIENT_SIDE.includes(m)) continue;
+    // An lvstore is named by -u UUID or -l NAME, exactly one (rpc.py's functions raise otherwise):
+    // -l in every line.
+    const byName = all.args.some((a) => a.dest === 'lvs_name' && a.flags.length);
+    const d = byName
+      ? {
+          args: all.args
+            .filter((a) => a.dest !== 'uuid' && a.dest !== 'lvs_uuid')
+            .map((a) => (a.dest === 'lvs_name' ? { ...a, required: true } : a)),
+        }
+      : all;
     const pos = d.args.filter((a) => !a.flags.length).map(value);
     const req = words(d.args.filter((a) => a.flags.length && a.required));
     // accel_assign_opc's -o/-m are not marked required in rpc.py, which then sends nulls.

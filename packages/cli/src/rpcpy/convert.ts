@@ -92,6 +92,10 @@ const SHAPE: Record<string, (ns: Ns, p: Params) => Params> = {
     return p;
   },
   bdev_raid_create: (_ns, p) => ({ ...p, base_bdevs: words(p.base_bdevs) }),
+  bdev_lvol_create_lvstore: (_ns, p) => {
+    rename(p, 'md_pages_per_cluster_ratio', 'num_md_pages_per_cluster_ratio');
+    return p;
+  },
   bdev_null_resize: (_ns, p) => ({ ...p, new_size: Number.parseInt(String(p.new_size), 10) }),
   bdev_get_bdevs: (_ns, p) => {
     rename(p, 'timeout_ms', 'timeout');
