@@ -147,6 +147,32 @@ describe("storkit rpc as SPDK's rpc.py", function () {
     });
   });
 
+  it("table.json is rpc.py's interface for every method storkit has now (scripts/rpcpy-table.sh)", async () => {
+    // A method added to storkit that rpc.py has, missing here, would take storkit's schema
+    // arguments instead of rpc.py's: regenerate the table with the script.
+    const { methodCatalog } = await import('@storkit/app');
+    const dir = mkdtempSync(join(tmpdir(), 'storkit-rpcpy-table-'));
+    try {
+      writeFileSync(
+        join(dir, 'sitecustomize.py'),
+        readFileSync(join(ROOT, 'packages/cli/scripts/rpcpy-sitecustomize.py')),
+      );
+      const p = spawn('python3', [RPCPY, ...methodCatalog().map((m) => m.name)], {
+        env: { ...process.env, PYTHONPATH: dir },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      expect(await new Promise((r) => p.on('close', r))).to.equal(0);
+      expect(Object.keys(table).sort(), 'packages/cli/scripts/rpcpy-table.sh').to.deep.equal(
+        Object.keys(JSON.parse(out)).sort(),
+      );
+      expect(table).to.deep.equal(JSON.parse(out));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses what rpc.py refuses, with argparse exit code 2', async () => {
     const bad = await storkit(['rpc', '--dry-run', 'bdev_malloc_create', '32', 'x']);
     expect(bad.code).to.equal(2);
