@@ -5,7 +5,7 @@
 // reactors count sessions against max_sessions in one counter shared with all of them.
 import { SessionCount } from '@storkit/iscsi';
 import type { Control } from '@storkit/reactor';
-import { arr, bool, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
+import { arr, bool, inert, int, methodList, obj, opt, RpcError, req, str } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
 import {
@@ -57,6 +57,7 @@ const ENGINE_OPTIONS = new Set([
   'error_recovery_level',
   'allow_duplicated_isid',
   'max_r2t_per_connection',
+  'max_large_datain_per_connection',
 ]);
 
 export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
@@ -113,9 +114,12 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
       allow_duplicated_isid: opt(bool()),
       max_r2t_per_connection: opt(int({ min: 1, max: 255 })),
       max_large_datain_per_connection: opt(int({ min: 1 })),
-      pdu_pool_size: opt(int({ min: 1 })),
-      immediate_data_pool_size: opt(int({ min: 1 })),
-      data_out_pool_size: opt(int({ min: 1 })),
+      // SPDK's PDU and data-segment pools (its v24.01 defaults). storkit has none: PDUs are parsed
+      // in place and their data goes straight into the command's buffer from the iobuf pool (size
+      // that with iobuf_set_options). Kept for save_config; another value is reported once.
+      pdu_pool_size: inert(int({ min: 1 }), 36864),
+      immediate_data_pool_size: inert(int({ min: 1 }), 16384),
+      data_out_pool_size: inert(int({ min: 1 }), 2048),
     }),
     handler(p) {
       const next = { ...(options ?? {}), ...p };

@@ -5,6 +5,7 @@ import { bdevNvmeSubsystem } from './bdev-nvme-subsystem.js';
 import { bdevSubsystem } from './bdev-subsystem.js';
 import { bdevVirtioSubsystem } from './bdev-virtio-subsystem.js';
 import type { ReactorControl } from './control.js';
+import { iobufSubsystem } from './iobuf-subsystem.js';
 import { iscsiSubsystem } from './iscsi-subsystem.js';
 import { lvolSubsystem } from './lvol-subsystem.js';
 import { nvmfSubsystem } from './nvmf-subsystem.js';
@@ -12,6 +13,7 @@ import type { AppSubsystem, SubsystemOptions } from './subsystem.js';
 import { vhostBlkSubsystem, vhostScsiSubsystem } from './vhost-subsystem.js';
 
 export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions) => AppSubsystem)[] = [
+  iobufSubsystem,
   (ctl, o) => accelSubsystem(ctl, { ioatDevices: o?.ioatDevices }),
   (ctl, o) => bdevSubsystem(ctl, o?.bdevMethods),
   lvolSubsystem,
@@ -24,6 +26,7 @@ export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions
 ];
 
 export const REACTOR_MODULES: readonly URL[] = [
+  new URL('./reactor-modules/iobuf.js', import.meta.url),
   new URL('./reactor-modules/accel.js', import.meta.url),
   new URL('./reactor-modules/bdev.js', import.meta.url),
   new URL('./reactor-modules/lvol.js', import.meta.url),

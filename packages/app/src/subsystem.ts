@@ -48,7 +48,6 @@ export interface AppSubsystem {
  * skipped with a notice so a config saved by spdk_tgt still loads here.
  */
 export const FOREIGN_SUBSYSTEMS: ReadonlySet<string> = new Set([
-  'iobuf',
   'sock',
   'vmd',
   'keyring',

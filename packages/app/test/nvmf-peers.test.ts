@@ -21,13 +21,16 @@ import { freePort, io, NQN } from './nvmf-helpers.js';
 const main = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 const run = promisify(execFile);
 
-function config(ports: number[]): SpdkConfig {
+function config(ports: number[], bdevIoCache?: number): SpdkConfig {
   const la = (p: number) => ({ trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) });
   return {
     subsystems: [
       {
         subsystem: 'bdev',
         config: [
+          ...(bdevIoCache === undefined
+            ? []
+            : [{ method: 'bdev_set_options', params: { bdev_io_cache_size: bdevIoCache } }]),
           { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
         ],
       },
@@ -68,6 +71,7 @@ function config(ports: number[]): SpdkConfig {
 async function withApp<T>(
   nports: number,
   fn: (ports: number[], rpc: RpcClient, dir: string) => Promise<T>,
+  bdevIoCache?: number,
 ): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'storkit-nvmf-peers-'));
   const ports: number[] = [];
@@ -77,7 +81,7 @@ async function withApp<T>(
     rpcSocket: join(dir, 'rpc.sock'),
     signals: false,
     log: new Logger('error', () => {}),
-    config: config(ports),
+    config: config(ports, bdevIoCache),
   });
   await t.start();
   const rpc = await RpcClient.connect(join(dir, 'rpc.sock'));
@@ -150,18 +154,50 @@ describe('app: NVMe/TCP target checked by peers', function () {
           '1',
         ]);
       const outs = await Promise.all([perf(), perf(), perf()]);
+      let ios = 0;
       for (const r of outs) {
         const m = /I\/Os: (\d+) \((\d+) reads, (\d+) writes, 0 errors\)/.exec(r.stdout);
         expect(m, r.stdout).to.not.equal(null);
         expect(Number(m![1])).to.be.greaterThan(100);
+        ios += Number(m![1]);
       }
       const stats = await rpc.call<{
         poll_groups: { completed_nvme_io: number; admin_qpairs: number; io_qpairs: number }[];
       }>('nvmf_get_stats');
       expect(stats.poll_groups).to.have.length(2);
+      // Completions, not commands received: every I/O a tool counted, and at most a queue's worth
+      // more per tool (commands still in flight when it stopped counting).
+      const completed = stats.poll_groups.reduce((n, g) => n + g.completed_nvme_io, 0);
+      expect(completed).to.be.within(ios, ios + 3 * 16);
       expect(stats.poll_groups.reduce((n, g) => n + g.admin_qpairs, 0)).to.equal(4); // identify + 3 perf
       expect(stats.poll_groups.reduce((n, g) => n + g.io_qpairs, 0)).to.equal(3);
     });
+  });
+
+  it('pending_bdev_io counts I/O that waited for a bdev_io (16 per channel, QD 64 from the host)', async () => {
+    await withApp(
+      1,
+      async ([port], rpc) => {
+        const r = await run(process.execPath, [
+          main,
+          'nvme-perf',
+          '-r',
+          trid(port),
+          '-q',
+          '64',
+          '-o',
+          '4096',
+          '-w',
+          'randread',
+          '-t',
+          '1',
+        ]);
+        expect(r.stdout).to.match(/0 errors/);
+        const stats = await rpc.call<{ poll_groups: { pending_bdev_io: number }[] }>('nvmf_get_stats');
+        expect(stats.poll_groups.reduce((n, g) => n + g.pending_bdev_io, 0)).to.be.greaterThan(0);
+      },
+      16,
+    );
   });
 
   it('hostile connections end alone while a host keeps doing verified I/O on four queues', async () => {

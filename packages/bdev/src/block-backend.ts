@@ -62,6 +62,8 @@ export interface BdevBlockBackendStats {
   nomemWaits: number;
   /** I/O held now, waiting for a bdev_io. */
   held: number;
+  /** I/O that had to wait for a bdev_io, all time (SPDK's pending_bdev_io counts these). */
+  heldTotal: number;
 }
 
 export class BdevBlockBackend implements BlockBackend {
@@ -76,7 +78,7 @@ export class BdevBlockBackend implements BlockBackend {
   #closed = false;
   /** Exceptions contained on this backend's I/O path (tests assert none). */
   readonly errors: ContainedErrors;
-  readonly stats: BdevBlockBackendStats = { nomemWaits: 0, held: 0 };
+  readonly stats: BdevBlockBackendStats = { nomemWaits: 0, held: 0, heldTotal: 0 };
 
   /** `desc` and `ch` belong to the thread that will submit. */
   constructor(desc: BdevDesc, ch: IoChannel<BdevChannel>) {
@@ -215,6 +217,7 @@ export class BdevBlockBackend implements BlockBackend {
     const h = this.#ring[(this.#head + this.#n) % this.#ring.length];
     this.#n++;
     this.stats.held = this.#n;
+    this.stats.heldTotal++;
     h.kind = kind;
     h.iov = iov;
     h.cmp = cmp;

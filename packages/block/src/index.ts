@@ -5,3 +5,13 @@ export { IoStatus } from './backend.js';
 export { DeferredCompletions } from './completions.js';
 export { ContainedErrors, setContainedLog } from './contained.js';
 export { BlockError, type BlockErrorCode } from './errors.js';
+export {
+  IOBUF_DEFAULTS,
+  Iobuf,
+  IobufChannel,
+  type IobufClassStats,
+  IobufEntry,
+  type IobufOptions,
+  IobufPool,
+  iobufOptions,
+} from './iobuf.js';

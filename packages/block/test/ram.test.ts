@@ -14,7 +14,19 @@ const call = (f: (cb: (s: IoStatus, ctx: null) => void) => void) =>
 describe('block: package entry points', () => {
   it('exports the contract, and the RAM double only under ./testing', () => {
     expect(Object.keys(block).sort()).to.deep.equal(
-      ['BlockError', 'ContainedErrors', 'DeferredCompletions', 'IoStatus', 'setContainedLog'].sort(),
+      [
+        'BlockError',
+        'ContainedErrors',
+        'DeferredCompletions',
+        'IOBUF_DEFAULTS',
+        'IoStatus',
+        'Iobuf',
+        'IobufChannel',
+        'IobufEntry',
+        'IobufPool',
+        'iobufOptions',
+        'setContainedLog',
+      ].sort(),
     );
     expect(Object.keys(testing)).to.deep.equal(['RamBackend']);
   });

@@ -25,6 +25,11 @@ export interface IscsiOptions {
   error_recovery_level: number;
   allow_duplicated_isid: boolean;
   max_r2t_per_connection: number;
+  /**
+   * Transfers larger than one large iobuf buffer a connection may have in flight (SPDK counts
+   * large reads; storkit counts writes too, their buffers being as large); more wait their turn.
+   */
+  max_large_datain_per_connection: number;
   /** storkit addition: our MaxRecvDataSegmentLength (SPDK fixes it at build time). */
   max_recv_data_segment_length: number;
   /** storkit addition: MaxBurstLength offered. */
@@ -49,6 +54,7 @@ export const DEFAULT_OPTIONS: IscsiOptions = {
   error_recovery_level: 0,
   allow_duplicated_isid: false,
   max_r2t_per_connection: 4,
+  max_large_datain_per_connection: 64,
   max_recv_data_segment_length: 65536,
   max_burst_length: 1048576,
 };
@@ -120,6 +126,7 @@ export function resolveOptions(p: Partial<IscsiOptions>): IscsiOptions {
   range('max_recv_data_segment_length', o.max_recv_data_segment_length, 512, 16777215);
   range('error_recovery_level', o.error_recovery_level, 0, 0);
   range('max_r2t_per_connection', o.max_r2t_per_connection, 1, 255);
+  range('max_large_datain_per_connection', o.max_large_datain_per_connection, 1, 65535);
   if (o.first_burst_length > o.max_burst_length) {
     throw new IscsiError('EINVAL_CONFIG', 'first_burst_length must not exceed max_burst_length');
   }

@@ -2,6 +2,7 @@
  * The protocol engine of one iSCSI connection: bytes in (`receive`), PDUs out through a `PduSink`.
  * It knows nothing about sockets, so a reactor poller can drive it as well as `node:net`.
  */
+import { type Iobuf, IobufEntry } from '@storkit/block';
 import { crc32cRange } from '@storkit/native';
 import { Asc, DataDirection, ScsiTask, SenseKey, Status, writeFixedSense } from '@storkit/scsi';
 import { TxArena } from './arena.js';
@@ -54,9 +55,30 @@ export type ConnectionState = 'login' | 'full' | 'closing' | 'closed';
 /** Largest text accepted during login and for Text requests (RFC 7143: 8192 by default). */
 const LOGIN_MAX_SEGMENT = 65536;
 
+/** A pooled command keeps private data buffers up to this size for the next one. */
+const KEEP_PRIVATE = 8192;
+const NO_DATA = new Uint8Array(0);
+
+/** A data buffer for a command that waited for one (runs inside the put that freed it). */
+function cmdBuffer(b: Iobuf, c: unknown): void {
+  const cmd = c as IscsiCmd;
+  cmd.waitConn?.bufferReady(cmd, b);
+}
+
 /** A SCSI command and its iSCSI transfer state; pooled per connection. */
 class IscsiCmd extends ScsiTask {
   conn: Connection | null = null;
+  /** The iobuf buffer holding the command's data (given back when the command is released). */
+  pooled: Iobuf | null = null;
+  /** A transfer above one large buffer: counts against max_large_datain_per_connection. */
+  large = false;
+  /** Waiting for a data buffer: the command PDU as received (its immediate data included)... */
+  held: Uint8Array | null = null;
+  /** ...and the unsolicited Data-Out that came meanwhile. */
+  readonly heldOut: Uint8Array[] = [];
+  /** The connection the buffer wait is for. */
+  waitConn: Connection | null = null;
+  readonly bufWait = new IobufEntry(cmdBuffer, this);
   /** Holds a CmdSN window slot until it finishes. */
   windowed = false;
   readonly cdbBuf = new Uint8Array(16);
@@ -132,7 +154,10 @@ export class Connection {
   #lastRx = Date.now();
   #pingTtt = 0;
   #pingAt = 0;
-  readonly stats = { pdusIn: 0, pdusOut: 0, rejects: 0 };
+  readonly stats = { pdusIn: 0, pdusOut: 0, rejects: 0, bufferWaits: 0 };
+  /** Large transfers in flight, and the commands waiting for their turn (oldest first). */
+  #largeIn = 0;
+  readonly #largeWait: IscsiCmd[] = [];
 
   constructor(target: IscsiTarget, sink: PduSink, info: ConnectionInfo) {
     this.target = target;
@@ -165,11 +190,15 @@ export class Connection {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     for (const c of this.#cmds.values()) {
-      // Executing commands give their window slot back when they complete.
-      if (!c.executing) this.#unwindow(c);
+      // Executing commands give their window slot and buffers back when they complete.
+      if (!c.executing) {
+        this.#unwindow(c);
+        this.#dropBuffers(c);
+      }
       c.conn = null;
     }
     this.#cmds.clear();
+    this.#largeWait.length = 0;
     this.#early.clear();
     this.target.connections.delete(this);
     this.session?.connectionGone(this);
@@ -372,9 +401,97 @@ export class Connection {
 
   #release(c: IscsiCmd): void {
     this.#unwindow(c);
+    this.#dropBuffers(c);
     c.conn = null;
     this.#freeR2ts(c);
     if (this.#free.length < 256) this.#free.push(c);
+  }
+
+  /**
+   * A buffer for the command's data before it runs (reads) or asks for data (writes): one iobuf
+   * buffer when the transfer fits one, else a private one within max_large_datain_per_connection.
+   * False: the command waits, and resumes when its turn comes.
+   */
+  #takeBuffer(c: IscsiCmd): boolean {
+    const ch = this.target.iobuf;
+    if (ch.fits(c.edtl)) {
+      c.waitConn = this;
+      const b = ch.get(c.edtl, c.bufWait);
+      if (b === null) {
+        this.stats.bufferWaits++;
+        return false;
+      }
+      this.#useBuffer(c, b);
+      return true;
+    }
+    if (this.#largeIn >= this.target.options.max_large_datain_per_connection) {
+      this.stats.bufferWaits++;
+      this.#largeWait.push(c);
+      return false;
+    }
+    this.#largeIn++;
+    c.large = true;
+    return true;
+  }
+
+  #useBuffer(c: IscsiCmd, b: Iobuf): void {
+    c.pooled = b;
+    if (c.isWrite) c.dataOut = b.bytes;
+    else c.dataIn = b.bytes;
+  }
+
+  /** @internal A waiting command's buffer is there. */
+  bufferReady(c: IscsiCmd, b: Iobuf): void {
+    if (c.conn !== this) {
+      this.target.iobuf.put(b);
+      return;
+    }
+    this.#useBuffer(c, b);
+    this.#resume(c);
+  }
+
+  /** A command that waited for its buffer goes on: executes, or takes its data. */
+  #resume(c: IscsiCmd): void {
+    const held = c.held;
+    c.held = null;
+    if (held === null) {
+      this.#begin(c, null, true);
+      return;
+    }
+    const p = pduFromCompact(held);
+    this.#begin(c, p.dataLength > 0 ? p.data() : null, (p.flags & FLAG_FINAL) !== 0);
+    const out = c.heldOut.splice(0);
+    for (const b of out) if (c.conn === this && !c.executing) this.#dataOut(pduFromCompact(b));
+  }
+
+  /** Give the command's buffers back: iobuf ones to the pool, large private ones to the GC. */
+  #dropBuffers(c: IscsiCmd): void {
+    const ch = this.target.iobuf;
+    if (c.bufWait.queued) ch.abort(c.bufWait);
+    const w = this.#largeWait.indexOf(c);
+    if (w >= 0) this.#largeWait.splice(w, 1);
+    c.waitConn = null;
+    c.held = null;
+    c.heldOut.length = 0;
+    const b = c.pooled;
+    if (b !== null) {
+      c.pooled = null;
+      if (c.dataIn === b.bytes) c.dataIn = NO_DATA;
+      if (c.dataOut === b.bytes) c.dataOut = NO_DATA;
+    }
+    if (c.dataIn.length > KEEP_PRIVATE) c.dataIn = NO_DATA;
+    if (c.dataOut.length > KEEP_PRIVATE) c.dataOut = NO_DATA;
+    if (c.large) {
+      c.large = false;
+      this.#largeIn--;
+      const next = this.state === 'full' ? this.#largeWait.shift() : undefined;
+      if (next !== undefined) {
+        this.#largeIn++;
+        next.large = true;
+        this.#resume(next);
+      }
+    }
+    if (b !== null) ch.put(b);
   }
 
   #scsiCommand(p: Pdu, windowed: boolean): void {
@@ -419,17 +536,30 @@ export class Connection {
       return;
     }
     this.#cmds.set(itt, c);
+    if (c.edtl > 0 && (c.isWrite || c.isRead) && !this.#takeBuffer(c)) {
+      // Nothing is lost while it waits: the command's PDU (with any immediate data) is kept.
+      if (c.isWrite) c.held = compactPdu(p);
+      return;
+    }
+    this.#begin(c, dlen > 0 ? p.data() : null, (flags & FLAG_FINAL) !== 0);
+  }
+
+  /** A command with its data buffer: execute it, or take its data (`immediate`, then Data-Out). */
+  #begin(c: IscsiCmd, immediate: Uint8Array | null, final: boolean): void {
     if (!c.isWrite || c.edtl === 0) {
       this.#execute(c);
       return;
     }
+    const s = this.session!;
+    const dlen = immediate === null ? 0 : immediate.length;
     const buf = c.ensureDataOut(c.edtl);
-    if (dlen > 0) buf.set(p.data(), 0);
+    if (immediate !== null) buf.set(immediate, 0);
     c.received = dlen;
     c.firstBurstEnd = s.params.initialR2T ? dlen : Math.min(s.params.firstBurstLength, c.edtl);
-    c.unsolicitedDone = c.received >= c.firstBurstEnd || (flags & FLAG_FINAL) !== 0;
+    c.unsolicitedDone = c.received >= c.firstBurstEnd || final;
     c.nextR2tOffset = c.unsolicitedDone ? c.received : c.firstBurstEnd;
     this.#progressWrite(c);
+    const itt = c.itt;
     const early = this.#early.get(itt);
     if (early) {
       this.#early.delete(itt);
@@ -492,6 +622,16 @@ export class Connection {
         return;
       }
       early.push(compactPdu(p));
+      return;
+    }
+    if (c !== undefined && c.held !== null) {
+      // Its command waits for a buffer: keep the unsolicited data, bounded by FirstBurstLength.
+      const held = c.heldOut.reduce((n, b) => n + b.length, 0);
+      if (held + p.dataLength > this.session!.params.firstBurstLength + BHS_LENGTH * 64) {
+        this.#protocolError(p, 'too much unsolicited data for a waiting command');
+        return;
+      }
+      c.heldOut.push(compactPdu(p));
       return;
     }
     if (!c || c.executing || !c.isWrite) {
@@ -562,7 +702,11 @@ export class Connection {
   #complete(c: IscsiCmd): void {
     // The slot reopens before the response goes out, so the response's MaxCmdSN shows it.
     this.#unwindow(c);
-    if (c.conn !== this || this.state === 'closed') return;
+    if (c.conn !== this || this.state === 'closed') {
+      // The connection went while it ran: nothing to send, but its buffers go back.
+      this.#dropBuffers(c);
+      return;
+    }
     if (this.#cmds.get(c.itt) === c) this.#cmds.delete(c.itt);
     if (c.aborted) {
       this.#release(c);

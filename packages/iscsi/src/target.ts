@@ -1,4 +1,4 @@
-import type { BlockBackend } from '@storkit/block';
+import { type BlockBackend, type IobufChannel, IobufPool } from '@storkit/block';
 import { ScsiDevice } from '@storkit/scsi';
 import type { ChapSecret } from './chap.js';
 import {
@@ -87,6 +87,8 @@ export class IscsiTarget {
    */
   crc32c: DigestCrc | null = null;
   discoveryAuth: AuthPolicy = { disable_chap: false, require_chap: false, mutual_chap: false, chap_group: 0 };
+  /** Where commands' data buffers come from: this target's channel of the reactor's iobuf pool. */
+  readonly iobuf: IobufChannel;
   readonly #bdevs: BdevLookup;
   #nextTsih = 1;
 
@@ -94,10 +96,12 @@ export class IscsiTarget {
     bdevs: BdevLookup,
     options: Partial<IscsiOptions> = {},
     sessionCount: SessionCount = new SessionCount(),
+    iobuf: IobufPool = new IobufPool(),
   ) {
     this.#bdevs = bdevs;
     this.options = resolveOptions(options);
     this.sessionCount = sessionCount;
+    this.iobuf = iobuf.channel('iscsi');
   }
 
   /** iscsi_set_options (before any session exists). */

@@ -1,7 +1,10 @@
 // A target-side command in flight. Each qpair preallocates max_queue_depth of them; a request keeps
-// its SQE copy, its data buffer (grown once to the largest transfer seen, then reused) and the
-// completion fields, so steady-state I/O allocates nothing.
+// its SQE copy, its own small buffer for in-capsule data (and for transfers that fit it), and the
+// completion fields. Larger transfers borrow a buffer of the reactor's iobuf pool for the life of
+// the command, so a connection's memory does not grow with the transfers it has seen. Steady-state
+// I/O allocates nothing.
 
+import type { Iobuf, IobufEntry } from '@storkit/block';
 import { SQE_SIZE } from '@storkit/nvme-spec';
 
 import type { TcpQpair } from './tcp-qpair.js';
@@ -14,6 +17,8 @@ export const ReqState = {
   AwaitFused: 2,
   /** Being executed (backend I/O or held AER). */
   Executing: 3,
+  /** Waiting for a buffer of the iobuf pool (R2T or execution follows). */
+  NeedBuffer: 4,
 } as const;
 export type ReqState = (typeof ReqState)[keyof typeof ReqState];
 
@@ -33,11 +38,18 @@ export class Request {
   opcode = 0;
   nsid = 0;
   /**
-   * Data buffer; `iov[0]` is a view of its first `dataLen` bytes (when dataLen > 0). Grows only
-   * through `setDataLen`, which keeps `iov[0]` on it.
+   * The data buffer: `own`, or the pool buffer's bytes while the command holds one. `iov[0]` is a
+   * view of its first `dataLen` bytes (when dataLen > 0), kept by `setDataLen` and `usePool`.
    */
   buf: Uint8Array;
   readonly iov: Uint8Array[];
+  /** The request's own buffer: in-capsule data, and transfers up to its size. */
+  own: Uint8Array;
+  /** The pool buffer the command holds (given back when the request is freed). */
+  pooled: Iobuf | null = null;
+  /** Its place in the pool's wait queue (made once by the qpair). */
+  wait: IobufEntry | null = null;
+  #viewOnPool = false;
   /** Length of the data transfer (SGL length), either direction. */
   dataLen = 0;
   /** Direction of the transfer: 1 host to controller, 2 controller to host, 0 none. */
@@ -75,23 +87,42 @@ export class Request {
   constructor(qp: TcpQpair, idx: number, bufSize: number) {
     this.qp = qp;
     this.idx = idx;
-    this.buf = new Uint8Array(bufSize);
-    this.iov = [this.buf.subarray(0, 0)];
+    this.own = new Uint8Array(bufSize);
+    this.buf = this.own;
+    this.iov = [this.own.subarray(0, 0)];
   }
 
-  /** Make the data buffer hold `n` bytes and point iov[0] at exactly them. */
+  /**
+   * Hold `n` bytes in the request's own buffer (grown when the caller allows more than it has: the
+   * admin queue's larger in-capsule data) and point iov[0] at exactly them.
+   */
   setDataLen(n: number): void {
     this.dataLen = n;
-    if (n > this.buf.length) {
-      this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
-      this.iov[0] = this.buf.subarray(0, n);
+    if (n > this.own.length) {
+      this.own = new Uint8Array(n);
+      this.buf = this.own;
+      this.iov[0] = this.own.subarray(0, n);
+      this.#viewOnPool = false;
       return;
     }
+    this.buf = this.own;
     // Keep the view while the length repeats (the steady state), and leave it alone for commands
-    // without data, so alternating commands do not rebuild it. `buf` only changes above, which
-    // remakes the view, so the length alone says whether it is current (reading `.buffer` to
-    // check is a slow builtin call).
-    if (n > 0 && this.iov[0].length !== n) this.iov[0] = this.buf.subarray(0, n);
+    // without data, so alternating commands do not rebuild it. `own` only changes above, which
+    // remakes the view, so the length and the flag say whether it is current (reading `.buffer`
+    // to check is a slow builtin call).
+    if (n > 0 && (this.iov[0].length !== n || this.#viewOnPool)) {
+      this.iov[0] = this.own.subarray(0, n);
+      this.#viewOnPool = false;
+    }
+  }
+
+  /** Hold `n` bytes in pool buffer `b` for the life of the command. */
+  usePool(b: Iobuf, n: number): void {
+    this.dataLen = n;
+    this.pooled = b;
+    this.buf = b.bytes;
+    this.iov[0] = b.view(n);
+    this.#viewOnPool = true;
   }
 
   reset(): void {

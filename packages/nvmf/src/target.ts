@@ -3,7 +3,7 @@
 // one, so the RPC layer only has to route JSON to them.
 
 import type { AccelChannel } from '@storkit/accel';
-import type { BlockBackend } from '@storkit/block';
+import { type BlockBackend, type IobufChannel, IobufPool } from '@storkit/block';
 import {
   AdrFam,
   bytesToUuid,
@@ -49,6 +49,21 @@ export interface TargetOptions {
   scheduleFlush?: (qp: TcpQpair) => void;
   /** The accel channel data digests go through (see QpairOwner.accel); default: none. */
   accel?: AccelChannel;
+  /**
+   * The reactor's iobuf pool, which data buffers above in-capsule size come from; default: a pool
+   * of the target's own with SPDK's default sizes.
+   */
+  iobuf?: IobufPool;
+  /**
+   * Poll groups sharing the transport's num_shared_buffers (the reactors of the app); each holds
+   * its share. Default 1.
+   */
+  pollGroups?: number;
+  /**
+   * I/O commands of this poll group that waited for a free bdev_io so far (SPDK's pending_bdev_io),
+   * as the backends the target was given count them.
+   */
+  pendingBdevIo?: () => number;
 }
 
 /** What a per-reactor copy of the target needs from the app around it. */
@@ -111,7 +126,11 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   scheduleFlush?: (qp: TcpQpair) => void;
   readonly accel: AccelChannel | null;
   #genctr = 0;
-  readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0 };
+  readonly counters = { adminQpairs: 0, ioQpairs: 0, closedQpairs: 0, completedIo: 0 };
+  readonly #pool: IobufPool | undefined;
+  readonly #pollGroups: number;
+  readonly #pendingBdevIo: () => number;
+  #iobuf: IobufChannel | null = null;
 
   constructor(o: TargetOptions = {}) {
     this.#resolve = o.resolveBdev ?? ((n) => this.#backends.get(n));
@@ -119,6 +138,9 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     this.#cluster = o.cluster ?? null;
     if (o.scheduleFlush) this.scheduleFlush = o.scheduleFlush;
     this.accel = o.accel ?? null;
+    this.#pool = o.iobuf;
+    this.#pollGroups = o.pollGroups ?? 1;
+    this.#pendingBdevIo = o.pendingBdevIo ?? (() => 0);
     this.discovery = new Subsystem({ nqn: DISCOVERY_NQN, allow_any_host: true }, 'Discovery');
     this.subsystems.set(DISCOVERY_NQN, this.discovery);
   }
@@ -136,9 +158,30 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
 
   // ---- RPC surface ----
 
+  /** The poll group's channel of the iobuf pool (made with the transport). */
+  get iobuf(): IobufChannel {
+    if (this.#iobuf === null)
+      throw new NvmfError('ERR_NVMF_NO_TRANSPORT', 'no TCP transport: call nvmf_create_transport first');
+    return this.#iobuf;
+  }
+
   nvmf_create_transport(p: TcpTransportParams): void {
     if (this.#options) throw new NvmfError('ERR_NVMF_EXISTS', 'transport TCP already exists');
-    this.#options = tcpTransportOptions(p);
+    const o = tcpTransportOptions(p);
+    const pool = this.#pool ?? new IobufPool();
+    // Each command's data takes one buffer: the largest I/O must fit a large one.
+    if (o.max_io_size > pool.large.size)
+      throw invalid(
+        `max_io_size ${o.max_io_size} exceeds iobuf large_bufsize ${pool.large.size} (raise it with iobuf_set_options)`,
+      );
+    // As SPDK's TCP transport: every poll group's cache must come out of the shared buffers.
+    if (o.buf_cache_size * this.#pollGroups > o.num_shared_buffers)
+      throw invalid(
+        `num_shared_buffers ${o.num_shared_buffers} cannot fill buf_cache_size ${o.buf_cache_size} for ${this.#pollGroups} poll groups`,
+      );
+    const share = Math.ceil(o.num_shared_buffers / this.#pollGroups);
+    this.#iobuf = pool.channel('nvmf_TCP', o.buf_cache_size, o.buf_cache_size, share);
+    this.#options = o;
   }
 
   nvmf_get_transports() {
@@ -362,11 +405,12 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   nvmf_get_stats() {
-    let completed = 0;
+    // Completions, not commands received: live qpairs' counts plus those of closed ones.
+    let completed = this.counters.completedIo;
     let admin = 0;
     let io = 0;
     for (const q of this.qpairs) {
-      completed += q.qid > 0 ? q.stats.commands : 0;
+      completed += q.stats.completedIo;
       if (q.qid === 0) admin++;
       else if (q.qid > 0) io++;
     }
@@ -379,7 +423,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
           io_qpairs: this.counters.ioQpairs,
           current_admin_qpairs: admin,
           current_io_qpairs: io,
-          pending_bdev_io: 0,
+          pending_bdev_io: this.#pendingBdevIo(),
           completed_nvme_io: completed,
           transports: [{ trtype: 'TCP' }],
         },
@@ -394,6 +438,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     for (const q of [...this.qpairs]) q.close();
     await Promise.all([...this.#listeners.values()].map((l) => l.stop()));
     this.#listeners.clear();
+    this.#iobuf?.close();
   }
 
   /** The port a listener got (for listeners created with trsvcid 0 in tests). */
@@ -434,7 +479,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   qpairClosed(qp: TcpQpair): void {
-    this.qpairs.delete(qp);
+    if (this.qpairs.delete(qp)) this.counters.completedIo += qp.stats.completedIo;
     this.counters.closedQpairs++;
     const c = qp.ctrlr;
     if (c === null) return;

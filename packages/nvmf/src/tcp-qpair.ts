@@ -3,6 +3,7 @@
 // socket poller later host it the same way. One connection = one qpair (admin or I/O).
 
 import { ACCEL_EAGAIN, type AccelChannel } from '@storkit/accel';
+import { type Iobuf, type IobufChannel, IobufEntry } from '@storkit/block';
 import { crc32cRange } from '@storkit/native';
 import {
   AdminOpcode,
@@ -50,6 +51,8 @@ const C2H_FROM_BUF_MIN = 32768;
 /** What a qpair needs from the target that accepted it. */
 export interface QpairOwner {
   readonly options: TcpTransportOptions;
+  /** The poll group's channel of the iobuf pool: data buffers for transfers above in-capsule size. */
+  readonly iobuf: IobufChannel;
   /** Execute a Fabrics Connect: set req status/dw0 and, on success, `qp.attach(ctrlr, qid, sqsize)`. */
   connect(qp: TcpQpair, req: Request): void;
   /** The qpair is gone (closed by either side). */
@@ -82,6 +85,15 @@ export interface QpairStats {
   digestsInline: number;
   /** Unexpected exceptions contained to this connection. */
   internalErrors: number;
+  /** Commands that waited for a buffer of the iobuf pool. */
+  bufferWaits: number;
+  /** NVMe I/O commands completed (on I/O queues; Fabrics commands such as Connect excluded). */
+  completedIo: number;
+}
+
+/** A pool buffer became a waiting request's: the request is the wait entry's argument. */
+function bufferReady(b: Iobuf, r: unknown): void {
+  (r as Request).qp.bufferReady(r as Request, b);
 }
 
 enum Phase {
@@ -118,14 +130,17 @@ export class TcpQpair implements PduHandler {
     digestErrors: 0,
     digestsOffloaded: 0,
     digestsInline: 0,
+    bufferWaits: 0,
+    completedIo: 0,
   };
 
   readonly #reader: PduReader;
   readonly #tx: TxQueue;
   readonly #close: () => void;
   readonly #reqs: Request[];
-  readonly #free: Int32Array;
-  #nfree: number;
+  /** Indexes of idle requests (a stack: #idle[0, #nidle)). */
+  readonly #idle: Int32Array;
+  #nidle: number;
   readonly #byCid: CidTable;
   #phase = Phase.AwaitIcReq;
   #sqhd = 0;
@@ -171,14 +186,15 @@ export class TcpQpair implements PduHandler {
       kick,
     );
     this.#reqs = [];
-    this.#free = new Int32Array(depth);
+    this.#idle = new Int32Array(depth);
     for (let i = 0; i < depth; i++) {
       const r = new Request(this, i, o.in_capsule_data_size || 4096);
-      r.sent = () => this.#free_(r);
+      r.sent = () => this.#recycle(r);
+      r.wait = new IobufEntry(bufferReady, r);
       this.#reqs.push(r);
-      this.#free[i] = depth - 1 - i;
+      this.#idle[i] = depth - 1 - i;
     }
-    this.#nfree = depth;
+    this.#nidle = depth;
     this.#byCid = new CidTable(depth);
   }
 
@@ -192,7 +208,7 @@ export class TcpQpair implements PduHandler {
 
   /** Requests currently in use. */
   get outstanding(): number {
-    return this.#reqs.length - this.#nfree;
+    return this.#reqs.length - this.#nidle;
   }
 
   /** The first `len` bytes of `bytes` came from the connection (valid only during the call).
@@ -226,6 +242,14 @@ export class TcpQpair implements PduHandler {
     this.#phase = Phase.Closed;
     this.#reader.stopped = true;
     this.#tx.close();
+    // Commands that will never reach the backend give their buffers back now (those in the
+    // backend do when it completes them, those being sent when the socket lets go of them).
+    for (const r of this.#reqs) {
+      const st = r.state;
+      if (st === ReqState.AwaitH2C || st === ReqState.AwaitFused || st === ReqState.NeedBuffer)
+        this.#release(r);
+    }
+    this.#fusedFirst = null;
     this.owner.qpairClosed(this);
   }
 
@@ -361,14 +385,14 @@ export class TcpQpair implements PduHandler {
         0,
         `${dataLen} bytes of in-capsule data, limit ${limit}`,
       );
-    if (this.#nfree === 0)
+    if (this.#nidle === 0)
       throw new NvmeTcpProtocolError(
         'ERR_NVME_TCP_PDU_SEQUENCE',
         Fes.PduSequenceError,
         0,
         'more commands than the queue holds',
       );
-    const r = this.#reqs[this.#free[--this.#nfree]];
+    const r = this.#reqs[this.#idle[--this.#nidle]];
     const s = off + CH_SIZE;
     const k = this.#wordsSlot(dv);
     const at = this.#wordsOffs[k] + s;
@@ -530,15 +554,42 @@ export class TcpQpair implements PduHandler {
         this.#failEarly(r, makeStatus(Sct.Generic, GenericStatus.DataSglLengthInvalid));
         return;
       }
-      r.setDataLen(sglLen);
-      if (r.dir === 1) {
-        r.h2cRecv = 0;
-        this.#sendR2T(r);
-        return;
+      // A transfer that fits the request's own buffer uses it; a larger one borrows a pool
+      // buffer, or waits in the poll group's queue (oldest first) until one is back.
+      if (sglLen <= r.own.length) r.setDataLen(sglLen);
+      else {
+        const b = this.owner.iobuf.get(sglLen, r.wait as IobufEntry);
+        if (b === null) {
+          r.dataLen = sglLen;
+          r.state = ReqState.NeedBuffer;
+          this.stats.bufferWaits++;
+          return;
+        }
+        r.usePool(b, sglLen);
       }
-      r.h2cRecv = sglLen;
+      this.#haveBuffer(r);
+      return;
     }
     this.#dataReady(r);
+  }
+
+  /** A command's data buffer is there: ask for its data (write), or run it. */
+  #haveBuffer(r: Request): void {
+    if (r.dir === 1) {
+      r.h2cRecv = 0;
+      this.#sendR2T(r);
+      return;
+    }
+    r.h2cRecv = r.dataLen;
+    this.#dataReady(r);
+  }
+
+  /** @internal A pool buffer for a command that waited for one (runs inside the put that freed it). */
+  bufferReady(r: Request, b: Iobuf): void {
+    r.usePool(b, r.dataLen);
+    r.state = ReqState.Executing;
+    this.#haveBuffer(r);
+    this.#scheduleFlush();
   }
 
   // A command rejected before execution; a fused partner fails with it.
@@ -636,6 +687,7 @@ export class TcpQpair implements PduHandler {
    */
   complete(r: Request, status: number): void {
     r.status = status;
+    if (this.qid > 0 && r.opcode !== AdminOpcode.Fabrics) this.stats.completedIo++;
     if (this.#phase === Phase.Closed) {
       this.#release(r);
       return;
@@ -727,9 +779,9 @@ export class TcpQpair implements PduHandler {
 
   // Completion for a capsule that never owned its CID (CID conflict): answer without unmapping it.
   #completeDetached(r: Request, status: number): void {
+    if (this.qid > 0 && r.opcode !== AdminOpcode.Fabrics) this.stats.completedIo++;
     if (this.#phase !== Phase.Closed) this.#sendResp(r, status);
-    r.reset();
-    this.#free[this.#nfree++] = r.idx;
+    this.#recycle(r);
   }
 
   #sendResp(r: Request, status: number): void {
@@ -832,12 +884,18 @@ export class TcpQpair implements PduHandler {
 
   #release(r: Request): void {
     this.#byCid.delete(r.cid, r.idx);
-    this.#free_(r);
+    this.#recycle(r);
   }
 
-  #free_(r: Request): void {
+  /** Back to the idle stack; its pool buffer back to the pool (which may hand it on at once). */
+  #recycle(r: Request): void {
+    const b = r.pooled;
+    const w = r.wait as IobufEntry;
+    if (w.queued) this.owner.iobuf.abort(w);
+    r.pooled = null;
     r.reset();
-    this.#free[this.#nfree++] = r.idx;
+    this.#idle[this.#nidle++] = r.idx;
+    if (b !== null) this.owner.iobuf.put(b);
   }
 
   /** Queue a Disconnect-style close once pending output is flushed. */
@@ -876,6 +934,12 @@ export class TcpQpair implements PduHandler {
     const r = this.findByCid(cid);
     // Only a fused first half still waiting for its second has not started: anything receiving
     // H2CData would desync the stream if dropped, and backend I/O cannot be recalled.
+    if (r?.state === ReqState.NeedBuffer && r.fused === null && this.#fusedFirst !== r) {
+      // Waiting for a buffer: nothing has started (SPDK aborts these too).
+      this.owner.iobuf.abort(r.wait as IobufEntry);
+      this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedByRequest));
+      return true;
+    }
     if (!r || r.state !== ReqState.AwaitFused || r.fused !== null || this.#fusedFirst !== r) return false;
     this.#fusedFirst = null;
     this.complete(r, makeStatus(Sct.Generic, GenericStatus.AbortedByRequest));

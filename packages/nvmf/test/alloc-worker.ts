@@ -13,6 +13,8 @@ export interface AllocResult {
   /** Smallest heap growth per command over the windows with no scavenge, reads then writes. */
   read: number[];
   write: number[];
+  /** 64 KiB reads: their data in buffers of the iobuf pool. */
+  read64: number[];
   closed: boolean;
   internalErrors: number;
 }
@@ -37,7 +39,7 @@ async function bytesPerCommand(send: () => void): Promise<number[]> {
 async function measure(): Promise<AllocResult> {
   const { tgt } = ramTarget({ max_queue_depth: 64 }, { blockSize: 4096, numBlocks: 1024 });
   const { io } = await connected(tgt);
-  const batch = (write: boolean): Uint8Array =>
+  const batch = (write: boolean, blocks = 1): Uint8Array =>
     Buffer.concat(
       Array.from({ length: BATCH }, (_, i) =>
         capsule(
@@ -46,23 +48,26 @@ async function measure(): Promise<AllocResult> {
             opcode: write ? 0x01 : 0x02,
             cid: i,
             nsid: 1,
+            cdws: [0, 0, blocks - 1],
             sglId: write ? 0x01 : 0x5a,
-            sglLen: 4096,
+            sglLen: 4096 * blocks,
             icd: write ? 4096 : 0,
           },
-          (dv, s) => writeU64(dv, s + 40, (i * 37) % 1024),
+          (dv, s) => writeU64(dv, s + 40, (i * 37) % 1008),
         ),
       ),
     );
   const reads = batch(false);
   const writes = batch(true);
+  const reads64 = batch(false, 16);
   for (let i = 0; i < 300; i++) {
-    io.send(i % 2 ? reads : writes);
+    io.send(i % 3 === 0 ? reads : i % 3 === 1 ? writes : reads64);
     await tick();
   }
   const read = await bytesPerCommand(() => io.send(reads));
   const write = await bytesPerCommand(() => io.send(writes));
-  const res = { read, write, closed: io.closed, internalErrors: io.qp.stats.internalErrors };
+  const read64 = await bytesPerCommand(() => io.send(reads64));
+  const res = { read, write, read64, closed: io.closed, internalErrors: io.qp.stats.internalErrors };
   await tgt.close();
   return res;
 }

@@ -90,6 +90,8 @@ export class Peer {
   readonly out: number[] = [];
   closed = false;
   readonly statuses: number[] = [];
+  /** Sees every batch the target sends (before it is released). */
+  onOut: ((b: Uint8Array) => void) | null = null;
   readonly qp: TcpQpair;
   constructor(tgt: NvmfTarget) {
     this.qp = new TcpQpair(
@@ -100,6 +102,7 @@ export class Peer {
           this.out.push(b[o]);
           if (b[o] === PduType.CapsuleResp) this.statuses.push(cqeStatus(dv, o + CH_SIZE));
         }
+        this.onOut?.(b);
         release();
       },
       () => {

@@ -47,6 +47,7 @@ import {
   iscsiInit,
   iscsiSetPeers,
 } from '../controls/iscsi.js';
+import { reactorIobuf } from './iobuf.js';
 
 interface State {
   target: IscsiTarget;
@@ -174,7 +175,7 @@ defineControl(iscsiInit, ({ options, sessions }, done) => {
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
   // The session count is shared by every reactor (made on the main thread): max_sessions holds
   // for the whole target, not per reactor.
-  const target = errno(() => new IscsiTarget(lookup, options, new SessionCount(sessions)));
+  const target = errno(() => new IscsiTarget(lookup, options, new SessionCount(sessions), reactorIobuf()));
   // Before the flush poller: an iteration reads the sockets, then sends what that produced.
   const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
   const server = new IscsiServer(target, {

@@ -38,6 +38,7 @@ import {
 } from '@storkit/reactor';
 
 import { bdevNvmeAttach, bdevNvmeDetach, bdevNvmeGet, bdevNvmeReplica, nvmfOps } from '../controls/nvmf.js';
+import { reactorIobuf } from './iobuf.js';
 
 /** NvmfError codes as the errno names the RPC layer turns into SPDK-style errors. */
 const ERRNO: Record<string, string> = {
@@ -64,6 +65,8 @@ class ReactorNvmf {
   readonly thread: Thread;
   readonly target: NvmfTarget;
   readonly #opened = new Set<BdevBlockBackend>();
+  /** I/O that waited for a bdev_io on backends since released (pending_bdev_io is all time). */
+  #heldRetired = 0;
   /** Qpairs with PDUs to send, flushed by the poll group poller each iteration (no allocation). */
   readonly #toFlush: TcpQpair[] = [];
   #nToFlush = 0;
@@ -85,6 +88,13 @@ class ReactorNvmf {
         this.#toFlush[this.#nToFlush++] = qp;
       },
       resolveBdev: (name) => this.#open(name),
+      iobuf: reactorIobuf(),
+      pollGroups: reactorCount(),
+      pendingBdevIo: () => {
+        let n = this.#heldRetired;
+        for (const b of this.#opened) n += b.stats.heldTotal;
+        return n;
+      },
       listen: {
         reusePort: true,
         exclusive: index === 0,
@@ -174,6 +184,7 @@ class ReactorNvmf {
     for (const b of this.#opened) {
       if (used.has(b)) continue;
       this.#opened.delete(b);
+      this.#heldRetired += b.stats.heldTotal;
       b.close();
     }
   };
