@@ -24,6 +24,7 @@ import type { ReactorControl } from './control.js';
 import {
   bdevCreate,
   bdevDelete,
+  bdevExamineOp,
   bdevGetBdevs,
   bdevGetHistogram,
   bdevHistogram,
@@ -39,6 +40,9 @@ import {
 } from './controls/bdev.js';
 import type { BdevMethods } from './plugin.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
+
+/** bdev_ios a channel makes when bdev_io_cache_size is not set (@storkit/bdev's default). */
+const BDEV_IO_CACHE_DEFAULT = 1024;
 
 /** Params as saved by save_config (plain JSON). */
 type Saved = Record<string, unknown>;
@@ -497,15 +501,43 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
     state: 'startup',
     params: obj({
       bdev_io_pool_size: opt(
-        int({ min: 1, description: 'accepted for SPDK configs; storkit sizes pools per channel' }),
+        int({ min: 1, description: 'bdev_io objects in the whole process (each reactor makes its share)' }),
       ),
-      bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects per channel' })),
-      bdev_auto_examine: opt(bool()),
-      iobuf_small_cache_size: opt(int({ min: 0 })),
-      iobuf_large_cache_size: opt(int({ min: 0 })),
+      bdev_io_cache_size: opt(int({ min: 1, description: 'bdev_io objects each channel makes up front' })),
+      bdev_auto_examine: opt(
+        bool({ description: 'false: modules examine only bdevs named by bdev_examine' }),
+      ),
+      iobuf_small_cache_size: opt(
+        int({ min: 0, description: 'fixed at 128 (the bdev layer takes no iobuf)' }),
+      ),
+      iobuf_large_cache_size: opt(
+        int({ min: 0, description: 'fixed at 16 (the bdev layer takes no iobuf)' }),
+      ),
     }),
     handler(p) {
+      // SPDK's bdev layer takes iobuf buffers for reads that bring none; storkit's callers always
+      // bring theirs, so there is no cache to size: only SPDK's defaults are taken.
+      for (const [k, def] of [
+        ['iobuf_small_cache_size', 128],
+        ['iobuf_large_cache_size', 16],
+      ] as const) {
+        const v = p[k];
+        if (v !== undefined && v !== def)
+          throw RpcError.invalidParams(
+            `${k} ${v}: storkit's bdev layer takes no iobuf buffers (callers pass theirs), so only ${def} (SPDK's default) is taken`,
+          );
+      }
       options = { ...(options ?? {}), ...p };
+      return true;
+    },
+  });
+
+  add({
+    name: 'bdev_examine',
+    description: 'Let modules examine a bdev when bdev_auto_examine is false (now, or when it appears)',
+    params: obj({ name: req(str({ minLength: 1 })) }),
+    async handler(p) {
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevExamineOp, p);
       return true;
     },
   });
@@ -515,9 +547,25 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
     dependsOn: [],
     methods,
     async start() {
-      const cache = options?.bdev_io_cache_size;
-      if (typeof cache === 'number')
-        for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevSetOptions, { bdev_io_cache_size: cache });
+      if (options === null) return;
+      const cache = options.bdev_io_cache_size;
+      const pool = options.bdev_io_pool_size;
+      const perChannel = typeof cache === 'number' ? cache : BDEV_IO_CACHE_DEFAULT;
+      // As SPDK: the pool must fill every thread's cache and one more.
+      if (typeof pool === 'number' && pool < perChannel * (ctl.count + 1))
+        throw Object.assign(
+          new Error(
+            `bdev_set_options: bdev_io_pool_size ${pool} is not large enough for ${ctl.count} reactors with bdev_io_cache_size ${perChannel} (needs ${perChannel * (ctl.count + 1)})`,
+          ),
+          { code: 'EINVAL' },
+        );
+      const set = {
+        bdev_io_cache_size: typeof cache === 'number' ? cache : undefined,
+        bdev_io_pool_size: typeof pool === 'number' ? Math.ceil(pool / ctl.count) : undefined,
+        bdev_auto_examine:
+          typeof options.bdev_auto_examine === 'boolean' ? options.bdev_auto_examine : undefined,
+      };
+      for (let i = 0; i < ctl.count; i++) await ctl.call(i, bdevSetOptions, set);
     },
     async writeConfig(): Promise<ConfigEntry[]> {
       const out: ConfigEntry[] = [];

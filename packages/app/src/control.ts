@@ -4,6 +4,8 @@ import type { App, Control } from '@storkit/reactor';
 /** How main-thread subsystems reach the reactors: declared control operations by reactor index. */
 export interface ReactorControl {
   readonly count: number;
+  /** The CPU of each reactor (empty until they run). */
+  readonly cores?: readonly number[];
   readonly tickRate: number;
   ticks(): number;
   /** Run a control operation on reactor i; rejects with an error carrying its errno-style code. */
@@ -17,6 +19,10 @@ export class AppControl implements ReactorControl {
 
   get count(): number {
     return this.app?.reactors.length ?? 0;
+  }
+
+  get cores(): readonly number[] {
+    return this.app?.cores ?? [];
   }
 
   ticks(): number {

@@ -4,7 +4,7 @@
 // The per-reactor side is reactor-modules/nvmf.ts.
 import type { CreateSubsystemParams, ListenAddress, NamespaceParams, ReferralParams } from '@storkit/nvmf';
 import { NvmfTarget } from '@storkit/nvmf';
-import type { Control, ControlResultOf } from '@storkit/reactor';
+import { type Control, type ControlResultOf, parseCoreMask } from '@storkit/reactor';
 import { any, bool, inert, int, methodList, obj, opt, RpcError, req, str, withoutInert } from '@storkit/rpc';
 
 import type { ReactorControl } from './control.js';
@@ -108,11 +108,14 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     io_unit_size: opt(int({ min: 512 })),
     c2h_success: opt(bool()),
     sock_priority: opt(int({ min: 0, max: 6, description: 'SO_PRIORITY of accepted connections' })),
-    abort_timeout_sec: opt(int({ min: 0 })),
+    // An Abort completes at once here: it aborts commands waiting for a buffer or their fused
+    // partner, never commands in the backend or receiving data.
+    abort_timeout_sec: inert(int({ min: 0 }), 1),
     num_shared_buffers: opt(int({ min: 0 })),
     buf_cache_size: opt(int({ min: 0 })),
     dif_insert_or_strip: opt(bool()),
-    zcopy: opt(bool()),
+    // No storkit bdev offers SPDK's zero-copy I/O type: I/O is copied, as SPDK does for such bdevs.
+    zcopy: inert(bool(), false),
     acceptor_poll_rate: inert(int({ min: 0, description: 'µs between accept polls' }), 10000),
     ack_timeout: inert(int({ min: 0, description: 'RDMA ack timeout' }), 0),
     data_wr_pool_size: inert(int({ min: 0, description: 'RDMA work requests' }), 0),
@@ -166,7 +169,9 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
           identify_ctrlr: opt(bool({ description: 'pass Identify through to an NVMe bdev (not supported)' })),
         }),
       ),
-      poll_groups_mask: inert(str({ description: 'storkit: every reactor is a poll group' }), ''),
+      poll_groups_mask: opt(
+        str({ description: 'cores with an NVMe-oF poll group: storkit runs one on every reactor' }),
+      ),
       dhchap_digests: inert(any({ description: 'DH-HMAC-CHAP digests (storkit: no DH-HMAC-CHAP)' }), [
         'sha256',
         'sha384',
@@ -184,6 +189,13 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     handler(p) {
       if (p.admin_cmd_passthru?.identify_ctrlr === true)
         throw RpcError.errno('ENOTSUP', 'admin_cmd_passthru.identify_ctrlr is not supported');
+      if (p.poll_groups_mask !== undefined) {
+        try {
+          parseCoreMask(p.poll_groups_mask);
+        } catch (e) {
+          throw RpcError.invalidParams(`poll_groups_mask: ${(e as Error).message}`);
+        }
+      }
       setConfig = { ...(setConfig ?? {}), ...p };
       return true;
     },
@@ -555,6 +567,22 @@ export function nvmfSubsystem(ctl: ReactorControl): AppSubsystem {
     name: 'nvmf',
     dependsOn: ['bdev'],
     methods,
+    async start() {
+      // SPDK runs poll groups only on the mask's cores; storkit runs one on every reactor (each
+      // listens through SO_REUSEPORT), so a mask must name every core the app runs on.
+      const mask = setConfig?.poll_groups_mask;
+      const cores = ctl.cores ?? [];
+      if (typeof mask !== 'string' || cores.length === 0) return;
+      const want = parseCoreMask(mask);
+      const missing = cores.filter((c) => !want.includes(c));
+      if (missing.length > 0)
+        throw Object.assign(
+          new Error(
+            `nvmf_set_config poll_groups_mask ${mask}: storkit runs an NVMe-oF poll group on every reactor (cores ${cores.join(',')}); a mask without core ${missing.join(',')} is not supported`,
+          ),
+          { code: 'EINVAL' },
+        );
+    },
     async writeConfig(): Promise<ConfigEntry[]> {
       // A namespace whose bdev went away (hot removal) left every reactor's subsystem on its own:
       // keep only the namespaces reactor 0 still has.

@@ -142,7 +142,9 @@ class VhostState {
             params: { ctrlr: name, scsi_target_num: t.scsi_dev_num, bdev_name: t.luns[0].bdev_name },
           });
         }
-        if (o.params.delay) out.push({ method: 'vhost_start_scsi_controller', params: { ctrlr: name } });
+        // As SPDK writes it: a delayed controller is started after its targets are back.
+        if (o.params.delay === true && c.started)
+          out.push({ method: 'vhost_start_scsi_controller', params: { ctrlr: name } });
       }
       if (c.delay_base_us > 0 || c.iops_threshold > 0) {
         out.push({
@@ -263,7 +265,7 @@ export function vhostScsiSubsystem(ctl: ReactorControl, o: VhostOptions = {}): A
     params: obj({
       ctrlr: req(ctrlrName()),
       cpumask: opt(cpumask()),
-      delay: opt(bool({ description: 'serve only once vhost_start_scsi_controller is called' })),
+      delay: opt(bool({ description: 'make the socket only at vhost_start_scsi_controller' })),
       num_queues: opt(numQueues()),
     }),
     handler: (p) => s.create('scsi', p, vhostCreateScsi),

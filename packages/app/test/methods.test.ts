@@ -197,6 +197,10 @@ describe('app: every method, happy path and bad params', function () {
     // One read: examine (the lvol module reads a new bdev's first page, as SPDK's examine_disk does).
     expect(st.bdevs[0]).to.include({ name: 'S0', bytes_read: 4096, num_read_ops: 1, num_write_ops: 0 });
     await bad('bdev_get_iostat', { name: 'ghost' }, /ghost/);
+    // bdev_examine answers only with bdev_auto_examine off (a startup option): its happy path is
+    // in options.test.ts; here, the refusal while every bdev is examined anyway.
+    await bad('bdev_examine', { name: 'S0' }, /bdev_auto_examine is on/);
+    tested.add('bdev_examine');
     expect(
       await ok('bdev_set_qos_limit', { name: 'S0', rw_ios_per_sec: 20000, r_mbytes_per_sec: 100 }),
     ).to.equal(true);

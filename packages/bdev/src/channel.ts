@@ -14,8 +14,24 @@ import { QosShare } from './qos.js';
 import type { RangeLock } from './range-lock.js';
 import { Histogram, IoStat } from './stats.js';
 
-/** bdev_ios per channel, sized up front (SPDK's bdev_io_cache_size); see setBdevOptions. */
-export const bdevOptions = { ioPoolSize: 1024, timeoutPollUs: 1000 };
+/**
+ * bdev_ios per channel, made up front (SPDK's bdev_io_cache_size), and the most this worker makes
+ * over all its channels (its share of bdev_io_pool_size); see setBdevOptions.
+ */
+export const bdevOptions = {
+  ioPoolSize: 1024,
+  ioBudget: Number.POSITIVE_INFINITY,
+  timeoutPollUs: 1000,
+  autoExamine: true,
+};
+
+/** bdev_ios this worker's live channels hold (at most bdevOptions.ioBudget, but 1 per channel). */
+let ioMade = 0;
+
+/** @internal */
+export function bdevIosMade(): number {
+  return ioMade;
+}
 
 /** @internal per-thread bdev-layer state: deferred completions, shared by the thread's bdev channels. */
 export class ThreadCtx {
@@ -137,7 +153,10 @@ export class BdevChannel {
     this.thread = thread;
     this.tctx = tctx;
     this.moduleCh = bdev.fn.getIoChannel();
-    this.poolSize = bdevOptions.ioPoolSize;
+    // A channel made when the worker's share of bdev_io_pool_size is spent gets what is left, and
+    // at least one (its I/O then waits on ENOMEM more often, but runs).
+    this.poolSize = Math.max(1, Math.min(bdevOptions.ioPoolSize, bdevOptions.ioBudget - ioMade));
+    ioMade += this.poolSize;
     for (let i = 0; i < this.poolSize; i++) {
       this.#free.push(new BdevIo(bdev, this, bdev.fn.createIoCtx?.(), resume));
     }
@@ -153,6 +172,11 @@ export class BdevChannel {
 
   get freeCount(): number {
     return this.#freeCount;
+  }
+
+  /** @internal the channel is gone: its bdev_ios no longer count against the worker's share */
+  released(): void {
+    ioMade -= this.poolSize;
   }
 
   /** Outstanding I/O count (user and internal). */

@@ -36,9 +36,11 @@ export {
 export { IoWaitEntry } from './io-wait.js';
 export type { QosLimits } from './qos.js';
 export {
+  type BdevOptions,
   bdevAliasAdd,
   bdevAliasDel,
   bdevClose,
+  bdevExamine,
   bdevGetAll,
   bdevGetByName,
   bdevGetIoChannel,

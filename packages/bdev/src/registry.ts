@@ -81,7 +81,16 @@ export function bdevRegister(init: BdevInit): Bdev {
   return bdev;
 }
 
+/** Bdevs examined although bdev_auto_examine is off (bdev_examine). */
+const examineAllowed = new Set<string>();
+
 function examine(bdev: Bdev): void {
+  if (
+    !bdevOptions.autoExamine &&
+    !examineAllowed.has(bdev.name) &&
+    ![...bdev.aliases].some((a) => examineAllowed.has(a))
+  )
+    return;
   for (const m of [...modules]) {
     if (bdev.state !== BdevState.READY) return;
     if (m !== bdev.module) m.examine?.(bdev);
@@ -144,6 +153,7 @@ function destroyChannel(ch: BdevChannel): void {
 }
 
 function finalRelease(ch: BdevChannel): void {
+  ch.released();
   ch.moduleCh.put();
   releaseThreadCtx(ch.tctx);
 }
@@ -340,17 +350,54 @@ function notifyResize(d: BdevDesc): void {
   if (!d.closed) d.eventCb(BdevEvent.RESIZE, d.bdev, d.eventCtx);
 }
 
-/** Per-channel pool size and timeout poll period (bdev_set_options' bdev_io_cache_size). */
-export function setBdevOptions(o: { bdev_io_cache_size?: number; timeout_poll_us?: number }): void {
-  if (o.bdev_io_cache_size !== undefined) {
-    if (!Number.isInteger(o.bdev_io_cache_size) || o.bdev_io_cache_size < 1) {
-      throw new BdevError('EINVAL', `bdev_io_cache_size must be >= 1, got ${o.bdev_io_cache_size}`);
-    }
-    bdevOptions.ioPoolSize = o.bdev_io_cache_size;
-  }
+/** This worker's bdev layer options (bdev_set_options, as one worker applies them). */
+export interface BdevOptions {
+  /** bdev_ios each channel makes up front (SPDK's per-thread cache). */
+  bdev_io_cache_size?: number;
+  /** The most bdev_ios this worker makes over all its channels (its share of bdev_io_pool_size). */
+  bdev_io_pool_size?: number;
+  /** Examine every new bdev (default), or only those named by bdevExamine. */
+  bdev_auto_examine?: boolean;
+  timeout_poll_us?: number;
+}
+
+/** Set this worker's bdev layer options (see BdevOptions); channels made later use them. */
+export function setBdevOptions(o: BdevOptions): void {
+  const pos = (k: keyof BdevOptions, v: unknown) => {
+    if (!Number.isInteger(v) || (v as number) < 1)
+      throw new BdevError('EINVAL', `${k} must be >= 1, got ${v}`);
+  };
+  if (o.bdev_io_cache_size !== undefined) pos('bdev_io_cache_size', o.bdev_io_cache_size);
+  if (o.bdev_io_pool_size !== undefined) pos('bdev_io_pool_size', o.bdev_io_pool_size);
+  if (o.bdev_io_cache_size !== undefined) bdevOptions.ioPoolSize = o.bdev_io_cache_size;
+  if (o.bdev_io_pool_size !== undefined) bdevOptions.ioBudget = o.bdev_io_pool_size;
+  if (o.bdev_auto_examine !== undefined) bdevOptions.autoExamine = o.bdev_auto_examine;
   if (o.timeout_poll_us !== undefined) bdevOptions.timeoutPollUs = o.timeout_poll_us;
 }
 
-export function getBdevOptions(): { bdev_io_cache_size: number; timeout_poll_us: number } {
-  return { bdev_io_cache_size: bdevOptions.ioPoolSize, timeout_poll_us: bdevOptions.timeoutPollUs };
+export function getBdevOptions(): {
+  bdev_io_cache_size: number;
+  bdev_io_pool_size: number;
+  bdev_auto_examine: boolean;
+  timeout_poll_us: number;
+} {
+  return {
+    bdev_io_cache_size: bdevOptions.ioPoolSize,
+    bdev_io_pool_size: bdevOptions.ioBudget,
+    bdev_auto_examine: bdevOptions.autoExamine,
+    timeout_poll_us: bdevOptions.timeoutPollUs,
+  };
+}
+
+/**
+ * bdev_examine: let the modules examine bdev `name` although bdev_auto_examine is off, now if it
+ * exists, else when it is registered. EINVAL while auto examine is on (as SPDK).
+ */
+export function bdevExamine(name: string): void {
+  if (bdevOptions.autoExamine)
+    throw new BdevError('EINVAL', 'bdev_examine: bdev_auto_examine is on, every bdev is examined already');
+  if (examineAllowed.has(name)) return;
+  examineAllowed.add(name);
+  const b = byName.get(name);
+  if (b !== undefined) requireThread('bdev_examine').sendMsg(examine, b);
 }

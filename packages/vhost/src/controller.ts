@@ -32,6 +32,11 @@ export interface ControllerOptions {
   device: VirtioDevice;
   /** Offer packed virtqueues (SPDK's `packed_ring`); split rings are always offered. */
   packedRing?: boolean;
+  /**
+   * Make the socket only at `start()` (SPDK's `delay` of vhost_create_scsi_controller: no frontend
+   * can connect until vhost_start_scsi_controller, after the targets were added).
+   */
+  delay?: boolean;
 }
 
 /** Requests one queue takes per poll (SPDK's MAX_PKT_BURST). */
@@ -157,8 +162,13 @@ export class VhostController {
     this.cpumask = opts.cpumask ?? '';
     this.device = opts.device;
     this.packedRing = opts.packedRing === true;
-    this.#listener = listen(opts.socketPath);
+    this.#listener = opts.delay === true ? null : listen(opts.socketPath);
     this.#resetQueues();
+  }
+
+  /** Whether `start()` ran (the socket exists and is served). */
+  get started(): boolean {
+    return this.#pollers.length > 0;
   }
 
   /** Features offered in GET_FEATURES. */
@@ -199,7 +209,8 @@ export class VhostController {
 
   /** Register the pollers on the current reactor thread. */
   start(): void {
-    if (this.#pollers.length > 0) return;
+    if (this.#pollers.length > 0 || this.#closed) return;
+    if (this.#listener === null) this.#listener = listen(this.socketPath);
     this.#pollers.push(registerPoller(() => this.pollQueues(), 0, `vhost_${this.name}_queues`));
     this.#pollers.push(
       registerPoller(() => this.pollControl(), CONTROL_PERIOD_US, `vhost_${this.name}_ctrl`),

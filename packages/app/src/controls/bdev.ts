@@ -75,6 +75,7 @@ export const bdevGetHistogram = declareControl<{ name: string }, ReturnType<type
 export const bdevSetQos = declareControl<Parameters<typeof bdevSetQosLimit>[1], QosReplay>('bdev.set_qos');
 export const bdevHistogram = declareControl<{ name: string; enable: boolean }, true>('bdev.histogram');
 export const bdevSetOptions = declareControl<Arg<typeof setBdevOptions>, true>('bdev.set_options');
+export const bdevExamineOp = declareControl<{ name: string }, true>('bdev.examine');
 export const bdevRaidGetBdevs = declareControl<
   Arg<typeof m.bdevRaidGetBdevs>,
   ReturnType<typeof m.bdevRaidGetBdevs>

@@ -29,6 +29,8 @@ export interface VhostControllerInfo {
       }
     | { block: { readonly: boolean; bdev: string | null; packed_ring: boolean; transport: string } };
   reactor_core: number;
+  /** False for a controller created with `delay` until vhost_start_scsi_controller. */
+  started: boolean;
   stats: Record<string, number>;
 }
 

@@ -4,6 +4,7 @@ import {
   type Bdev,
   BdevError,
   bdevEnableHistogram,
+  bdevExamine,
   bdevGetAll,
   bdevGetByName,
   bdevGetIostat,
@@ -21,6 +22,7 @@ import { type Control, defineControl } from '@storkit/reactor';
 import {
   bdevCreate,
   bdevDelete,
+  bdevExamineOp,
   bdevGetBdevs,
   bdevGetHistogram,
   bdevHistogram,
@@ -143,3 +145,8 @@ defineControl(bdevSetOptions, (p, done) => {
 });
 
 defineControl(bdevWaitExamine, (_p, done) => bdevWaitForExamine(() => done(null, true)));
+
+defineControl(bdevExamineOp, (p, done) => {
+  bdevExamine(p.name);
+  done(null, true);
+});

@@ -160,7 +160,14 @@ defineControl(vhostCreateScsi, (p, done) => {
     () => new VhostScsiDevice({ name: p.ctrlr, numQueues: p.num_queues ?? DEFAULT_QUEUES }),
   );
   const ctrl = errno(
-    () => new VhostController({ name: p.ctrlr, socketPath: p.socket, cpumask: p.cpumask, device }),
+    () =>
+      new VhostController({
+        name: p.ctrlr,
+        socketPath: p.socket,
+        cpumask: p.cpumask,
+        device,
+        delay: p.delay === true,
+      }),
   );
   // SPDK's delay: targets are added first, vhost_start_scsi_controller starts serving.
   if (!p.delay) ctrl.start();
@@ -170,7 +177,9 @@ defineControl(vhostCreateScsi, (p, done) => {
 });
 
 defineControl(vhostStart, (p, done) => {
-  need(p.ctrlr).ctrl.start();
+  const c = need(p.ctrlr);
+  if (c.ctrl.started) throw new VhostError('EINVAL', `vhost controller ${p.ctrlr} is started already`);
+  errno(() => c.ctrl.start());
   done(null, true);
 });
 
@@ -278,6 +287,7 @@ function json(e: Ctrl): VhostControllerInfo {
     backend_specific,
     // storkit extras
     reactor_core: reactorCore(),
+    started: c.started,
     stats: { ...c.stats, inflight: c.inflight },
   };
 }
