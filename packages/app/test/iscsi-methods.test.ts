@@ -252,8 +252,13 @@ describe('app: iscsi connections on both reactors', function () {
     const perf = [1, 2].map((n) =>
       tool('iscsi-perf', ['-t', '4', '-m', '16', '-b', '8', '-r', t.url(n)], 30_000),
     );
-    await new Promise((r) => setTimeout(r, 1500));
-    const conns = await t.rpc.call<{ reactor: number; target_node_name: string }[]>('iscsi_get_connections');
+    // Until both loads are logged in (a condition, not a fixed wait).
+    let conns: { reactor: number; target_node_name: string }[] = [];
+    const names = () => new Set(conns.map((c) => c.target_node_name));
+    while (names().size < 2) {
+      await new Promise((r) => setTimeout(r, 50));
+      conns = await t.rpc.call<{ reactor: number; target_node_name: string }[]>('iscsi_get_connections');
+    }
     const where = new Map(conns.map((c) => [c.target_node_name, c.reactor]));
     expect(where.get(`${IQN_BASE}:disk1`)).to.equal(0);
     expect(where.get(`${IQN_BASE}:disk2`)).to.equal(1);

@@ -118,26 +118,29 @@ describe('QoS', () => {
     h.close();
   });
 
-  it('never exceeds the IOPS limit by more than 10% in real time (1 s)', () => {
+  it('never exceeds the IOPS limit by more than 10%, however unevenly time passes (fake clock, 2 s)', () => {
     const h = harness(1);
     bdevNullCreate({ name: 'Q2', num_blocks: 4096, block_size: 4096 });
     const b = bdevGetByName('Q2')!;
     bdevSetQosLimit(b, { name: 'Q2', rw_ios_per_sec: 5000 });
     h.pollThreads();
     const jobs = load(h, 'Q2', 32);
-    // The fake clock follows the real one (whole microseconds, none lost to rounding).
-    const t0 = performance.now();
-    let advanced = 0;
-    while (performance.now() - t0 < 1000) {
-      const us = Math.floor((performance.now() - t0) * 1000);
-      h.advanceTime(us - advanced);
-      advanced = us;
+    // Time as a loaded machine sees it: mostly small steps, now and then a stall of up to 60 ms
+    // (longer than a 20 ms bucket). Deterministic: the same steps every run.
+    let x = 12345;
+    let elapsed = 0;
+    while (elapsed < 2_000_000) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      const us = x % 97 === 0 ? 20_000 + (x % 40_000) : 10 + (x % 300);
+      h.advanceTime(us);
+      elapsed += us;
       h.pollOnce();
     }
-    const secs = (performance.now() - t0) / 1000;
-    // Never more than 10% over. Below is allowed down to 20%: on a loaded 2-core VM the test
-    // process can be off-CPU for longer than the 20 ms bucket, and lost time cannot be spent.
-    expect(total(jobs) / secs).to.be.within(4000, 5500);
+    const rate = total(jobs) / (elapsed / 1e6);
+    // Never over the limit by more than 10%. A stall longer than a bucket loses that time (its
+    // budget is not spent later), so the rate stays below the limit: here ~3300 of 5000.
+    expect(rate).to.be.at.most(5500);
+    expect(rate).to.be.at.least(3000);
     finish(h, jobs);
     bdevUnregister(b);
     h.pollThreads();

