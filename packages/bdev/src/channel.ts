@@ -33,8 +33,11 @@ export function bdevIosMade(): number {
   return ioMade;
 }
 
-/** @internal per-thread bdev-layer state: deferred completions, shared by the thread's bdev channels. */
-export class ThreadCtx {
+/**
+ * @internal per-thread bdev-layer state shared by the thread's bdev channels (SPDK's
+ * spdk_bdev_shared_resource): deferred completions, the batch clock reading.
+ */
+export class SharedResource {
   readonly thread: Thread;
   readonly deferred = new IoQueue(Queue.DEFERRED);
   refs = 0;
@@ -53,15 +56,15 @@ export class ThreadCtx {
   }
 }
 
-const threadCtxs = new Map<Thread, ThreadCtx>();
+const sharedByThread = new Map<Thread, SharedResource>();
 
 /** @internal */
-export function acquireThreadCtx(t: Thread, run: (io: BdevIo) => void): ThreadCtx {
-  let c = threadCtxs.get(t);
+export function acquireShared(t: Thread, run: (io: BdevIo) => void): SharedResource {
+  let c = sharedByThread.get(t);
   if (c === undefined) {
-    const ctx = new ThreadCtx(t, run);
+    const ctx = new SharedResource(t, run);
     c = ctx;
-    threadCtxs.set(t, c);
+    sharedByThread.set(t, c);
     c.poller = registerPoller(() => drainDeferred(ctx), 0, 'bdev_deferred');
   }
   c.refs++;
@@ -74,7 +77,7 @@ export function acquireThreadCtx(t: Thread, run: (io: BdevIo) => void): ThreadCt
  * granularity; the steady-state path reads the clock once per batch instead of per I/O.
  */
 export function withThreadBatchClock<A>(t: Thread, fn: (arg: A) => number, arg: A): number {
-  const c = threadCtxs.get(t);
+  const c = sharedByThread.get(t);
   if (c === undefined || c.batchNow >= 0) return fn(arg);
   const clock = t.host.clock;
   clock.sample();
@@ -87,14 +90,14 @@ export function withThreadBatchClock<A>(t: Thread, fn: (arg: A) => number, arg: 
 }
 
 /** @internal */
-export function releaseThreadCtx(c: ThreadCtx): void {
+export function releaseShared(c: SharedResource): void {
   if (--c.refs > 0) return;
   c.poller?.unregister();
   c.poller = null;
-  threadCtxs.delete(c.thread);
+  sharedByThread.delete(c.thread);
 }
 
-function drainDeferred(c: ThreadCtx): number {
+function drainDeferred(c: SharedResource): number {
   const q = c.deferred;
   if (q.head === null) return POLLER_IDLE;
   // Only what is queued now: completions they cause wait for the next poll.
@@ -122,7 +125,7 @@ export class BdevChannel {
   readonly bdev: Bdev;
   readonly thread: Thread;
   readonly moduleCh: IoChannel<unknown>;
-  readonly tctx: ThreadCtx;
+  readonly shared: SharedResource;
   readonly #free: BdevIo[] = [];
   #freeCount = 0;
   readonly poolSize: number;
@@ -148,10 +151,10 @@ export class BdevChannel {
   zombie = false;
   nomemRetryPending = false;
 
-  constructor(bdev: Bdev, thread: Thread, tctx: ThreadCtx, resume: (io: BdevIo) => void) {
+  constructor(bdev: Bdev, thread: Thread, shared: SharedResource, resume: (io: BdevIo) => void) {
     this.bdev = bdev;
     this.thread = thread;
-    this.tctx = tctx;
+    this.shared = shared;
     this.moduleCh = bdev.fn.getIoChannel();
     // A channel made when the worker's share of bdev_io_pool_size is spent gets what is left, and
     // at least one (its I/O then waits on ENOMEM more often, but runs).

@@ -115,7 +115,7 @@ export function startTimeoutPoller(ch: BdevChannel): void {
 
 function checkTimeouts(ch: BdevChannel): number {
   sampleNow(ch);
-  const now = ch.tctx.now;
+  const now = ch.shared.now;
   let n = 0;
   for (let io = ch.oHead; io !== null; io = io.oNext) {
     const d = io.desc;

@@ -11,13 +11,13 @@ import { resetFinish } from './reset.js';
 import { IoStatus, IoType, isWriteType } from './types.js';
 
 /**
- * Read the current tick count of the channel's reactor into `ch.tctx.now`: the batch's reading
+ * Read the current tick count of the channel's reactor into `ch.shared.now`: the batch's reading
  * inside a batch, else the clock. The per-I/O path uses this, not nowTicks: a function returning
  * a tick count (a double above V8's small-integer range) allocates a heap number per call unless
  * the compiler happened to inline it, while stores into and loads from number fields never do.
  */
 export function sampleNow(ch: BdevChannel): void {
-  const c = ch.tctx;
+  const c = ch.shared;
   if (c.batchNow >= 0) {
     c.now = c.batchNow;
     return;
@@ -40,7 +40,7 @@ export function sampleNow(ch: BdevChannel): void {
 /** Current tick count of the channel's reactor (real ticks in a worker, fake in the harness). */
 export function nowTicks(ch: BdevChannel): number {
   sampleNow(ch);
-  return ch.tctx.now;
+  return ch.shared.now;
 }
 
 /**
@@ -48,7 +48,7 @@ export function nowTicks(ch: BdevChannel): number {
  * module's completion poller reaping a batch). Latencies then have the batch's granularity.
  */
 export function withBatchClock<A>(ch: BdevChannel, fn: (arg: A) => void, arg: A): void {
-  const c = ch.tctx;
+  const c = ch.shared;
   if (c.batchNow >= 0) {
     fn(arg);
     return;
@@ -67,7 +67,7 @@ export function withBatchClock<A>(ch: BdevChannel, fn: (arg: A) => void, arg: A)
 export function submitIo(io: BdevIo): void {
   const ch = io.ch;
   sampleNow(ch);
-  io.submitTick = ch.tctx.now;
+  io.submitTick = ch.shared.now;
   if (ch.frozen > 0) {
     deferComplete(io, IoStatus.ABORTED);
     return;
@@ -127,7 +127,7 @@ export function submitToModule(io: BdevIo): void {
     if (io.inModule && io.queue === Queue.NONE) {
       io.deferStatus = IoStatus.FAILED;
       io.deferToUser = false;
-      ch.tctx.deferred.push(io);
+      ch.shared.deferred.push(io);
     }
   } finally {
     io.inSubmit = false;
@@ -145,7 +145,7 @@ export function bdevIoComplete(io: BdevIo, status: IoStatus): void {
   if (io.inSubmit) {
     io.deferStatus = status;
     io.deferToUser = false;
-    io.ch.tctx.deferred.push(io);
+    io.ch.shared.deferred.push(io);
     return;
   }
   moduleDone(io, status);
@@ -165,7 +165,7 @@ export function runDeferred(io: BdevIo): void {
 export function deferComplete(io: BdevIo, status: IoStatus): void {
   io.deferStatus = status;
   io.deferToUser = true;
-  io.ch.tctx.deferred.push(io);
+  io.ch.shared.deferred.push(io);
 }
 
 function moduleDone(io: BdevIo, status: IoStatus): void {
@@ -228,7 +228,7 @@ export function finishIo(io: BdevIo, status: IoStatus): void {
 export function completeUser(io: BdevIo, status: IoStatus): void {
   const ch = io.ch;
   sampleNow(ch);
-  const ticks = ch.tctx.now - io.submitTick;
+  const ticks = ch.shared.now - io.submitTick;
   ch.stat.record(io.type, io.numBlocks * io.bdev.blockSize, ticks, status === IoStatus.SUCCESS);
   if (ch.histogram !== null) ch.histogram.tally(ticks);
   const cb = io.cb;

@@ -259,7 +259,7 @@ export function bdevReset<A>(desc: BdevDesc, ch: IoChannel<BdevChannel>, cb: IoC
   io.cb = cb as IoCb<unknown>;
   io.cbArg = cbArg;
   sampleNow(ch.ctx);
-  io.submitTick = ch.ctx.tctx.now;
+  io.submitTick = ch.ctx.shared.now;
   resetStart(io);
   return 0;
 }
@@ -282,7 +282,7 @@ export function bdevAbort<A>(
   io.cb = cb as IoCb<unknown>;
   io.cbArg = cbArg;
   sampleNow(ch.ctx);
-  io.submitTick = ch.ctx.tctx.now;
+  io.submitTick = ch.ctx.shared.now;
   abortStart(io, target);
   return 0;
 }

@@ -153,7 +153,7 @@ export function qosWaiting(q: QosState, share: QosShare, waiting: boolean): void
  * boxed into a heap number).
  */
 export function qosAdmit(q: QosState, io: BdevIo, share: QosShare): boolean {
-  const slice = Math.floor(io.ch.tctx.now / q.sliceTicks);
+  const slice = Math.floor(io.ch.shared.now / q.sliceTicks);
   if (slice !== q.lastSlice) refill(q, slice);
   const w = q.words;
   const l = q.limits;

@@ -11,7 +11,7 @@ import {
   type Thread,
 } from '@storkit/reactor';
 import { Bdev, type BdevInit, type BdevModule, BdevState } from './bdev.js';
-import { acquireThreadCtx, BdevChannel, bdevOptions, releaseThreadCtx } from './channel.js';
+import { acquireShared, BdevChannel, bdevOptions, releaseShared } from './channel.js';
 import { startQosPoller, startTimeoutPoller } from './control.js';
 import { BdevDesc, type BdevEventCb } from './desc.js';
 import { BdevError } from './errors.js';
@@ -129,8 +129,8 @@ export function bdevWaitForExamine(cb: () => void): void {
 }
 
 function createChannel(bdev: Bdev, thread: Thread): BdevChannel {
-  const tctx = acquireThreadCtx(thread, runDeferred);
-  const ch = new BdevChannel(bdev, thread, tctx, resumeIo);
+  const shared = acquireShared(thread, runDeferred);
+  const ch = new BdevChannel(bdev, thread, shared, resumeIo);
   if (bdev.qos?.enabled) startQosPoller(ch);
   for (const d of bdev.descs) if (d.timeoutTicks > 0 && d.thread === thread) startTimeoutPoller(ch);
   return ch;
@@ -155,7 +155,7 @@ function destroyChannel(ch: BdevChannel): void {
 function finalRelease(ch: BdevChannel): void {
   ch.released();
   ch.moduleCh.put();
-  releaseThreadCtx(ch.tctx);
+  releaseShared(ch.shared);
 }
 
 setReleaseZombie((ch) => {

@@ -114,7 +114,7 @@ function release(ch: DelayChannel): number {
     if (q.head === null) continue;
     if (now < 0) {
       sampleNow(q.head.ch);
-      now = q.head.ch.tctx.now;
+      now = q.head.ch.shared.now;
     }
     while (q.head !== null && (q.head.driverCtx as IoCtx).deadline <= now) {
       const io = q.head;
@@ -144,7 +144,7 @@ function baseDone(status: IoStatus, io: BdevIo): void {
   }
   const clock = io.ch.thread.host.clock;
   sampleNow(io.ch);
-  c.deadline = io.ch.tctx.now + Math.round((d.lat[which] * clock.rate) / 1e6);
+  c.deadline = io.ch.shared.now + Math.round((d.lat[which] * clock.rate) / 1e6);
   c.status = status;
   c.queued = which;
   c.next = null;

@@ -29,14 +29,15 @@ export interface PassthruCreateParams {
   uuid?: string;
 }
 
-interface Pt {
+/** One configured passthru bdev: its config, the claimed base and the bdev once built. */
+interface Passthru {
   cfg: PassthruCreateParams;
   desc: BdevDesc | null;
   bdev: Bdev | null;
   key: object;
 }
 
-const configs = new Map<string, Pt>();
+const configs = new Map<string, Passthru>();
 
 export const passthruModule: BdevModule = {
   name: 'passthru',
@@ -47,13 +48,13 @@ export const passthruModule: BdevModule = {
 bdevModuleRegister(passthruModule);
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
-  const pt = io.bdev.ctxt as Pt;
+  const pt = io.bdev.ctxt as Passthru;
   const c = (ch.ctx as BaseChannels).chans[0];
   if (c === null || pt.desc === null) throw new BdevError('ENODEV', 'passthru base is gone');
   forward(pt.desc, c, io, 0);
 }
 
-function build(pt: Pt): void {
+function build(pt: Passthru): void {
   const desc = openBase(pt.cfg.base_bdev_name, passthruModule, () => {
     if (pt.bdev !== null && !pt.bdev.isRemoving) bdevUnregister(pt.bdev);
   });
@@ -103,7 +104,7 @@ export function bdevPassthruCreate(params: PassthruCreateParams): Created<Passth
   if (configs.has(cfg.name) || bdevGetByName(cfg.name) !== undefined) {
     throw new BdevError('EEXIST', `bdev_passthru_create: ${cfg.name} exists`);
   }
-  const pt: Pt = { cfg, desc: null, bdev: null, key: {} };
+  const pt: Passthru = { cfg, desc: null, bdev: null, key: {} };
   if (bdevGetByName(cfg.base_bdev_name) !== undefined) build(pt);
   configs.set(cfg.name, pt);
   return { name: cfg.name, replay: { ...cfg } };

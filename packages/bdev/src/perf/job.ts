@@ -246,7 +246,7 @@ function startTask(t: Task): void {
       t.op = OP_OTHER;
       t.offset = j.nextOffset(true);
   }
-  t.start = j.ch.ctx.tctx.now;
+  t.start = j.ch.ctx.shared.now;
   submitTask(t);
 }
 
@@ -275,7 +275,7 @@ function taskDone(status: IoStatus, t: Task): void {
   const j = t.job;
   j.outstanding--;
   const s = j.stats;
-  const c = j.ch.ctx.tctx;
+  const c = j.ch.ctx.shared;
   sampleNow(j.ch.ctx);
   const lat = c.now - t.start;
   if (status !== IoStatus.SUCCESS) s.errors++;
