@@ -1,3 +1,4 @@
+import { LinkedFifo } from '@storkit/block';
 import {
   type IoChannel,
   POLLER_BUSY,
@@ -9,7 +10,7 @@ import {
 import type { Bdev } from './bdev.js';
 import { BdevIo, Queue } from './bdev-io.js';
 import { IoQueue } from './io-queue.js';
-import { WaitQueue } from './io-wait.js';
+import type { IoWaitEntry } from './io-wait.js';
 import { QosShare } from './qos.js';
 import type { RangeLock } from './range-lock.js';
 import { Histogram, IoStat } from './stats.js';
@@ -129,7 +130,7 @@ export class BdevChannel {
   readonly #free: BdevIo[] = [];
   #freeCount = 0;
   readonly poolSize: number;
-  readonly ioWait = new WaitQueue();
+  readonly ioWait = new LinkedFifo<IoWaitEntry>();
   readonly nomemQueue = new IoQueue(Queue.NOMEM);
   readonly qosQueue = new IoQueue(Queue.QOS);
   readonly lockedQueue = new IoQueue(Queue.LOCKED);

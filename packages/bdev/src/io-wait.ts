@@ -12,25 +12,3 @@ export class IoWaitEntry {
     this.cbArg = cbArg;
   }
 }
-
-/** @internal FIFO of wait entries, linked through the entries themselves. */
-export class WaitQueue {
-  head: IoWaitEntry | null = null;
-  tail: IoWaitEntry | null = null;
-  push(e: IoWaitEntry): void {
-    e.next = null;
-    e.queued = true;
-    if (this.tail === null) this.head = e;
-    else this.tail.next = e;
-    this.tail = e;
-  }
-  shift(): IoWaitEntry | null {
-    const e = this.head;
-    if (e === null) return null;
-    this.head = e.next;
-    if (this.head === null) this.tail = null;
-    e.next = null;
-    e.queued = false;
-    return e;
-  }
-}

@@ -5,6 +5,7 @@ export { IoStatus } from './backend.js';
 export { DeferredCompletions } from './completions.js';
 export { ContainedErrors, setContainedLog } from './contained.js';
 export { BlockError, type BlockErrorCode } from './errors.js';
+export { type FifoLink, LinkedFifo } from './fifo.js';
 export {
   IOBUF_DEFAULTS,
   Iobuf,

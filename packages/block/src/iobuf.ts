@@ -13,6 +13,7 @@
 // the first waiter of its own channel, then (when it reaches the pool) to other channels' waiters.
 // A waiter's callback runs inside the put that freed its buffer, as SPDK's does.
 import { BlockError } from './errors.js';
+import { LinkedFifo } from './fifo.js';
 
 /** iobuf_set_options (SPDK's names): counts for the whole process, sizes in bytes. */
 export interface IobufOptions {
@@ -100,45 +101,6 @@ class SizeClass {
     if (this.made === this.count) return null;
     this.made++;
     return new Iobuf(this.size, this.large);
-  }
-}
-
-/** FIFO of entries linked through themselves. */
-class WaitQueue {
-  head: IobufEntry | null = null;
-  tail: IobufEntry | null = null;
-  length = 0;
-  push(e: IobufEntry): void {
-    e.next = null;
-    e.queued = true;
-    if (this.tail === null) this.head = e;
-    else this.tail.next = e;
-    this.tail = e;
-    this.length++;
-  }
-  shift(): IobufEntry | null {
-    const e = this.head;
-    if (e === null) return null;
-    this.head = e.next;
-    if (this.head === null) this.tail = null;
-    e.next = null;
-    e.queued = false;
-    this.length--;
-    return e;
-  }
-  remove(e: IobufEntry): boolean {
-    let prev: IobufEntry | null = null;
-    for (let x = this.head; x !== null; prev = x, x = x.next) {
-      if (x !== e) continue;
-      if (prev === null) this.head = x.next;
-      else prev.next = x.next;
-      if (this.tail === x) this.tail = prev;
-      x.next = null;
-      x.queued = false;
-      this.length--;
-      return true;
-    }
-    return false;
   }
 }
 
@@ -241,8 +203,8 @@ export class IobufChannel {
   inUse = 0;
   readonly #smallCache: Iobuf[] = [];
   readonly #largeCache: Iobuf[] = [];
-  readonly #smallWait = new WaitQueue();
-  readonly #largeWait = new WaitQueue();
+  readonly #smallWait = new LinkedFifo<IobufEntry>();
+  readonly #largeWait = new LinkedFifo<IobufEntry>();
   #closed = false;
 
   /** @internal use IobufPool.channel */

@@ -24,6 +24,7 @@ describe('block: package entry points', () => {
         'IobufChannel',
         'IobufEntry',
         'IobufPool',
+        'LinkedFifo',
         'iobufOptions',
         'setContainedLog',
       ].sort(),

@@ -39,6 +39,36 @@ function read10(lba: number, blocks: number): number[] {
   ];
 }
 
+/** A target with one node, disk1, serving `lun` as LUN 0 from `pool`'s buffers. */
+function serve(pool: IobufPool, lun: RamBackend, queueDepth: number): { target: IscsiTarget; node: string } {
+  const target = new IscsiTarget(
+    (n) => (n === lun.name ? lun : undefined),
+    { nop_in_interval: 0 },
+    undefined,
+    pool,
+  );
+  target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
+  target.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
+  const node = target.createTargetNode({
+    name: 'disk1',
+    pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
+    luns: [{ bdev_name: lun.name, lun_id: 0 }],
+    queue_depth: queueDepth,
+  });
+  return { target, node: node.name };
+}
+
+/** A session logged in with immediate data and an 8 KiB first burst. */
+function writer(target: IscsiTarget, node: string): TestInitiator {
+  const ini = new TestInitiator(target);
+  ini.loginNormal(node, [
+    ['ImmediateData', 'Yes'],
+    ['FirstBurstLength', '8192'],
+  ]);
+  ini.take();
+  return ini;
+}
+
 describe('iscsi: command data buffers come from the iobuf pool', function () {
   this.timeout(60_000);
 
@@ -46,26 +76,13 @@ describe('iscsi: command data buffers come from the iobuf pool', function () {
     const pool = new IobufPool(iobufOptions({ small_pool_count: 64, large_pool_count: 16 }));
     const lun = new HeldReads({ name: 'Held0', blockSize: BS, numBlocks: (16 << 20) / BS });
     for (let i = 0; i < lun.data.length; i += 4096) lun.data[i] = (i >>> 12) & 0xff;
-    const target = new IscsiTarget(
-      (n) => (n === 'Held0' ? lun : undefined),
-      { nop_in_interval: 0 },
-      undefined,
-      pool,
-    );
-    target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
-    target.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
-    const node = target.createTargetNode({
-      name: 'disk1',
-      pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
-      luns: [{ bdev_name: 'Held0', lun_id: 0 }],
-      queue_depth: QD,
-    });
+    const { target, node } = serve(pool, lun, QD);
     const before = process.memoryUsage().arrayBuffers;
     const inits: TestInitiator[] = [];
     for (let s = 0; s < SESSIONS; s++) {
       const ini = new TestInitiator(target);
       ini.loginNormal(
-        node.name,
+        node,
         [
           ['MaxRecvDataSegmentLength', '262144'],
           ['MaxBurstLength', '262144'],
@@ -114,26 +131,8 @@ describe('iscsi: command data buffers come from the iobuf pool', function () {
       iobufOptions({ small_pool_count: 64, large_pool_count: 8, large_bufsize: 65536 }),
     );
     const lun = new RamBackend({ name: 'W0', blockSize: BS, numBlocks: 4096 });
-    const target = new IscsiTarget(
-      (n) => (n === 'W0' ? lun : undefined),
-      { nop_in_interval: 0 },
-      undefined,
-      pool,
-    );
-    target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
-    target.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
-    const node = target.createTargetNode({
-      name: 'disk1',
-      pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
-      luns: [{ bdev_name: 'W0', lun_id: 0 }],
-      queue_depth: 32,
-    });
-    const ini = new TestInitiator(target);
-    ini.loginNormal(node.name, [
-      ['ImmediateData', 'Yes'],
-      ['FirstBurstLength', '8192'],
-    ]);
-    ini.take();
+    const { target, node } = serve(pool, lun, 32);
+    const ini = writer(target, node);
     // 10 writes of 64 KiB with 8 KiB of immediate data each: 8 take a buffer (R2T), 2 wait.
     const data = new Uint8Array(65536).fill(0x77);
     for (let i = 0; i < 10; i++)
@@ -154,26 +153,8 @@ describe('iscsi: command data buffers come from the iobuf pool', function () {
       iobufOptions({ small_pool_count: 64, large_pool_count: 8, large_bufsize: 65536 }),
     );
     const lun = new RamBackend({ name: 'W1', blockSize: BS, numBlocks: 4096 });
-    const target = new IscsiTarget(
-      (n) => (n === 'W1' ? lun : undefined),
-      { nop_in_interval: 0 },
-      undefined,
-      pool,
-    );
-    target.createPortalGroup({ tag: 1, portals: [{ host: '127.0.0.1', port: '3260' }] });
-    target.createInitiatorGroup({ tag: 2, initiators: ['ANY'], netmasks: ['ANY'] });
-    const node = target.createTargetNode({
-      name: 'disk1',
-      pg_ig_maps: [{ pg_tag: 1, ig_tag: 2 }],
-      luns: [{ bdev_name: 'W1', lun_id: 0 }],
-      queue_depth: 32,
-    });
-    const ini = new TestInitiator(target);
-    ini.loginNormal(node.name, [
-      ['ImmediateData', 'Yes'],
-      ['FirstBurstLength', '8192'],
-    ]);
-    ini.take();
+    const { target, node } = serve(pool, lun, 32);
+    const ini = writer(target, node);
     const N = 20;
     const payload = (i: number) => new Uint8Array(65536).fill(i + 1);
     const firstItt = ini.itt;

@@ -48,6 +48,11 @@ async function run(
   };
 }
 
+/** Polls `cond` until it holds (a state, not a time: the machine may be slow). */
+async function until(cond: () => Promise<boolean>): Promise<void> {
+  while (!(await cond())) await new Promise((r) => setTimeout(r, 5));
+}
+
 function expectClean(r: AppResult): void {
   expect(r.error).to.equal(undefined);
   expect(r.leaked).to.deep.equal([]);
@@ -119,7 +124,10 @@ describe('startApp: reactors in pinned workers', function () {
   it('shuts down with messages in flight: fini in reverse order on every reactor, nothing leaked', async () => {
     const { app, next, reports } = await run({ kind: 'idle' });
     await next((x) => x.kind === 'idle');
-    await new Promise((r) => setTimeout(r, 150));
+    await until(async () => {
+      const s = (await app.snapshot())[0];
+      return s.reactor.messages_out > 0 && s.pollers[0].active_pollers.some((p) => p.name === 'traffic');
+    });
     const snaps = await app.snapshot();
     expect(snaps[0].reactor.messages_out).to.be.greaterThan(0);
     expect(snaps[0].pollers[0].active_pollers.map((p) => p.name)).to.include('traffic');
@@ -136,7 +144,9 @@ describe('startApp: reactors in pinned workers', function () {
 
   it('answers framework_get_reactors / thread_get_stats / thread_get_pollers / thread_get_io_channels', async () => {
     const { app, next } = await run({ kind: 'timer', periodUs: 5000, durationUs: 600_000 });
-    await new Promise((r) => setTimeout(r, 100));
+    await until(async () =>
+      (await app.getPollers()).threads[0].timed_pollers.some((p) => p.name === 'tick' && p.run_count > 0),
+    );
     const reactors = await app.getReactors();
     expect(reactors.tick_rate).to.be.greaterThan(0);
     expect(reactors.reactors.map((r) => r.lcore)).to.deep.equal([0, 1]);
@@ -175,7 +185,10 @@ describe('startApp: reactors in pinned workers', function () {
     it(`keeps libuv working in the worker (socket, setTimeout) while ${busy ? 'polling busy' : 'asleep'}`, async () => {
       const { app, next } = await run({ kind: 'net', busy });
       const { port } = await next((x) => x.kind === 'net');
-      await new Promise((r) => setTimeout(r, 50));
+      // The worker's timer fired (it reports so), then, when that is what is tested, the reactor
+      // is asleep before the client connects: states, not times.
+      await next((x) => x.kind === 'net-timer');
+      if (!busy) await until(async () => (await app.snapshot())[0].reactor.sleeps > 0);
       const reply = await new Promise<string>((resolve, reject) => {
         const c = connect(port as number, '127.0.0.1', () => c.write('hello'));
         let buf = '';
