@@ -38,6 +38,9 @@ import {
 import { type ListenOptions, TcpListener } from './tcp-listener.js';
 import type { QpairOwner, TcpQpair } from './tcp-qpair.js';
 
+/** buf_cache_size that asks for SPDK's automatic size (UINT32_MAX). */
+const BUF_CACHE_AUTO = 0xffff_ffff;
+
 export interface TargetOptions {
   /** Finds the backend for nvmf_subsystem_add_ns's bdev_name (the bdev layer, later). */
   resolveBdev?: (name: string) => BlockBackend | undefined;
@@ -174,13 +177,18 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
       throw invalid(
         `max_io_size ${o.max_io_size} exceeds iobuf large_bufsize ${pool.large.size} (raise it with iobuf_set_options)`,
       );
+    // buf_cache_size UINT32_MAX (what SPDK's own save_config writes for the default): as SPDK's
+    // poll groups, each caches its share of three quarters of the shared buffers.
+    let cache = o.buf_cache_size;
+    if (cache === BUF_CACHE_AUTO)
+      cache = Math.floor(Math.floor((o.num_shared_buffers * 3) / 4) / this.#pollGroups);
     // As SPDK's TCP transport: every poll group's cache must come out of the shared buffers.
-    if (o.buf_cache_size * this.#pollGroups > o.num_shared_buffers)
+    else if (cache * this.#pollGroups > o.num_shared_buffers)
       throw invalid(
-        `num_shared_buffers ${o.num_shared_buffers} cannot fill buf_cache_size ${o.buf_cache_size} for ${this.#pollGroups} poll groups`,
+        `num_shared_buffers ${o.num_shared_buffers} cannot fill buf_cache_size ${cache} for ${this.#pollGroups} poll groups`,
       );
     const share = Math.ceil(o.num_shared_buffers / this.#pollGroups);
-    this.#iobuf = pool.channel('nvmf_TCP', o.buf_cache_size, o.buf_cache_size, share);
+    this.#iobuf = pool.channel('nvmf_TCP', cache, cache, share);
     this.#options = o;
   }
 

@@ -133,4 +133,19 @@ describe('nvmf: target memory is bounded by the iobuf pool', function () {
     expect(tgt.iobuf.waiting).to.equal(0);
     await tgt.close();
   });
+
+  it("buf_cache_size: SPDK's UINT32_MAX caches 3/4 of the shared buffers per poll group; a fixed size must fit", async () => {
+    const pool = new IobufPool(iobufOptions({ small_pool_count: 1024, large_pool_count: 512 }));
+    const auto = new NvmfTarget({ iobuf: pool, pollGroups: 2 });
+    auto.nvmf_create_transport({ trtype: 'TCP', num_shared_buffers: 511, buf_cache_size: 0xffff_ffff });
+    // SPDK: (511 * 3 / 4) / 2 = 191; the value given is what nvmf_get_transports reports.
+    expect(auto.iobuf.largeCacheSize).to.equal(191);
+    expect(auto.nvmf_get_transports()[0].buf_cache_size).to.equal(0xffff_ffff);
+    await auto.close();
+    const fixed = new NvmfTarget({ iobuf: pool, pollGroups: 2 });
+    expect(() => fixed.nvmf_create_transport({ trtype: 'TCP', num_shared_buffers: 511, buf_cache_size: 256 }))
+      .to.throw(/cannot fill buf_cache_size 256 for 2 poll groups/)
+      .with.property('code');
+    await fixed.close();
+  });
 });
