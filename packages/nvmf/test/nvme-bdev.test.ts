@@ -110,7 +110,7 @@ describe('nvme bdev module over NVMe/TCP', function () {
         (s) => s.namespaces,
       )!.namespaces![0].uuid;
       expect(replay.namespaces).to.deep.equal([
-        { nsid: 1, blockSize: 512, numBlocks: 8192, uuid: nsUuid, nmic: 1 },
+        { nsid: 1, blockSize: 512, numBlocks: 8192, uuid: nsUuid, nmic: 1, noiob: 0 },
       ]);
       expect(bdevGetByName('Nvme0n1')!.uuid).to.equal(nsUuid);
       expect(bdevNvmeGetControllers()).to.deep.equal([
