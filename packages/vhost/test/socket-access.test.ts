@@ -38,7 +38,7 @@ describe('vhost: who may reach a controller socket', function () {
 
   it('is created 0600: another user is refused (EACCES), 0666 would let them in; a socket of another user is never taken over', async () => {
     expect(process.getuid?.(), 'these checks need root, to act as another user').to.equal(0);
-    harness();
+    const h = harness();
     const dir = dirname(sockPath('access')).concat(`/storkit-vhost-access-${process.pid}`);
     mkdirSync(dir, { recursive: true });
     // Searchable by everyone: only the socket's own mode keeps others out.
@@ -77,6 +77,8 @@ describe('vhost: who may reach a controller socket', function () {
       expect(statSync(theirs).mode & 0o777).to.equal(0o600);
     } finally {
       t.close();
+      // The harness's reactor is the process's until closed: later test files make their own.
+      h.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
