@@ -133,8 +133,13 @@ export class Host {
   }
 
   close(): void {
-    for (const d of this.#devs.splice(0)) d.detach();
-    this.h.close();
+    // The harness closes even when a detach throws: a harness left open would stay registered in
+    // this process and skew every later test file's reactor count.
+    try {
+      for (const d of this.#devs.splice(0)) d.detach();
+    } finally {
+      this.h.close();
+    }
   }
 }
 

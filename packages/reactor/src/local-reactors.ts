@@ -15,6 +15,10 @@ const byIndex: (LocalReactor | undefined)[] = new Array(256).fill(undefined);
 
 /** @internal */
 export function addLocalReactor(r: LocalReactor): void {
+  // One reactor per index: a reactor created at an index another still holds (a test harness that
+  // was never closed) supersedes it, so the count and the index map keep agreeing.
+  const old = byIndex[r.index];
+  if (old !== undefined) reactors.splice(reactors.indexOf(old), 1);
   reactors.push(r);
   reactors.sort((a, b) => a.index - b.index);
   byIndex[r.index] = r;

@@ -288,4 +288,24 @@ describe('forEachChannelGlobal in the harness', () => {
     ioDeviceUnregister(key);
     h.close();
   });
+  it('a harness an earlier test left open does not stretch the walk past the reactors that run', () => {
+    // Test files share one process: a harness never closed (a test that failed before its
+    // close) keeps its reactor registered; the next harness's reactor 0 takes that index over.
+    const leaked = createTestHarness({ reactors: 1 });
+    const h = createTestHarness({ reactors: 2 });
+    const key = {};
+    ioDeviceRegister(key, { name: 'test.msg.walkdev3', create: () => null });
+    let status: number | null = null;
+    h.setThread(1);
+    forEachChannelGlobal('test.msg.walkdev3', it4, { tag: 'l' }, (st) => {
+      status = st;
+    });
+    h.pollThreads();
+    expect(status).to.equal(0);
+    expect(seen.filter((x) => x.startsWith('l '))).to.deep.equal(['l reactor 0', 'l reactor 1']);
+    h.setThread(0);
+    ioDeviceUnregister(key);
+    h.close();
+    leaked.close();
+  });
 });
