@@ -96,6 +96,8 @@ const SHAPE: Record<string, (ns: Ns, p: Params) => Params> = {
     rename(p, 'md_pages_per_cluster_ratio', 'num_md_pages_per_cluster_ratio');
     return p;
   },
+  // rpc.py's bdev_examine sends name even without -b (null; the target refuses it).
+  bdev_examine: (ns) => ({ name: ns.name ?? null }),
   bdev_null_resize: (_ns, p) => ({ ...p, new_size: Number.parseInt(String(p.new_size), 10) }),
   bdev_get_bdevs: (_ns, p) => {
     rename(p, 'timeout_ms', 'timeout');
