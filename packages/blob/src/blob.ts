@@ -65,6 +65,11 @@ export class Blob {
   idleWaiters: (() => void)[] = [];
   /** Allocation requests held while locked. */
   heldAllocs: (() => void)[] = [];
+  /**
+   * Set while the lock holder waits for a freeze: the I/O the freeze waits for may need clusters,
+   * so allocations run instead of being held (held, they would never let the freeze finish).
+   */
+  allocWhileLocked = false;
   persisting = false;
   persistQueue: ((err: BlobError | null) => void)[] = [];
 

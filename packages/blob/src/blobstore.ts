@@ -550,7 +550,7 @@ export class Blobstore {
     }
     this.withLock(blob, done, (unlock) => {
       if (n === blob.numClusters) return unlock(null);
-      freezeBlob(this.key, blob.id, (err) => {
+      this.freezeLocked(blob, (err) => {
         if (err !== null) return unlock(err);
         try {
           this.resizeNow(blob, n);
@@ -595,6 +595,21 @@ export class Blobstore {
       });
     };
     blob.whenIdle(go);
+  }
+
+  /**
+   * @internal Hold the blob's I/O on every reactor, from inside its lock (withLock), and wait for
+   * the I/O in flight. That I/O may be waiting for a thin allocation, which the lock would hold
+   * back: allocations run until the freeze is done. After it, no I/O is in
+   * flight and none starts, so nothing allocates until `unfreezeBlob`.
+   */
+  freezeLocked(blob: Blob, done: Done): void {
+    blob.allocWhileLocked = true;
+    for (const h of blob.heldAllocs.splice(0)) h();
+    freezeBlob(this.key, blob.id, (err) => {
+      blob.allocWhileLocked = false;
+      done(err);
+    });
   }
 
   /** Delete a blob (spdk_bs_delete_blob); a snapshot with one clone merges into it first. */
@@ -698,7 +713,7 @@ export class Blobstore {
       done(-2);
       return;
     }
-    if (blob.locked) {
+    if (blob.locked && !blob.allocWhileLocked) {
       blob.heldAllocs.push(() => this.allocate(page, ci, done));
       return;
     }

@@ -16,7 +16,7 @@ import type { Xattr } from './format/blob-md.js';
 import { EXTENTS_PER_PAGE, InvalidFlag, XattrName } from './format/layout.js';
 import type { Done, DoneWith } from './md-io.js';
 import { persist } from './persist.js';
-import { freezeBlob, publishBlobs, unfreezeBlob } from './views.js';
+import { publishBlobs, unfreezeBlob } from './views.js';
 
 function u64(id: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -97,7 +97,7 @@ export function createSnapshot(bs: Blobstore, id: number, xattrs: Xattr[], done:
             snapId = sid;
             bs.openBlob(sid, (e2, snap) => {
               if (e2 !== null || snap === null) return unlock(e2);
-              freezeBlob(bs.key, orig.id, (e3) => {
+              bs.freezeLocked(orig, (e3) => {
                 if (e3 !== null) return unlock(e3);
                 swapIn(bs, orig, snap, (e4) => {
                   unfreezeBlob(bs.key, orig.id, [snap.descriptor(), orig.descriptor()], (e5) =>
@@ -313,7 +313,9 @@ export function removeBlob(bs: Blobstore, blob: Blob, done: Done): void {
 function mergeIntoClone(bs: Blobstore, snap: Blob, cloneId: number, done: Done): void {
   bs.openBlob(cloneId, (err, clone) => {
     if (err !== null || clone === null) return bs.closeBlob(snap, () => done(err));
-    if (!clone.idle) {
+    // Another locked operation (SPDK's locked_operation_in_progress); thin allocations of writes
+    // in flight are not one: the lock waits for them.
+    if (clone.locked) {
       return bs.closeBlob(clone, () =>
         bs.closeBlob(snap, () => done(new BlobError('EBUSY', 'its clone has an operation in progress'))),
       );
@@ -323,7 +325,7 @@ function mergeIntoClone(bs: Blobstore, snap: Blob, cloneId: number, done: Done):
       clone,
       (e) => (e === null ? removeAfterMerge(bs, snap, clone, done) : fail(e)),
       (unlock) => {
-        freezeBlob(bs.key, clone.id, (e0) => {
+        bs.freezeLocked(clone, (e0) => {
           if (e0 !== null) return unlock(e0);
           const thaw = (e: BlobError | null) =>
             unfreezeBlob(bs.key, clone.id, [clone.descriptor()], (e2) => unlock(e ?? e2));

@@ -7,7 +7,16 @@ import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
 
 const live: TestHarness[] = [];
 
+const openDisks = new Set<Disk>();
 afterEach(() => {
+  // A failed test's disks go too: the next test's Malloc0 must be free.
+  for (const d of [...openDisks]) {
+    try {
+      d.close();
+    } catch {
+      openDisks.delete(d);
+    }
+  }
   for (const h of live.splice(0)) {
     try {
       h.close();
@@ -82,17 +91,20 @@ export function disk(
   const bytes = region.bytes.subarray(0, size);
   if (opts.image) bytes.set(opts.image);
   const desc = bdevOpenExt(name, true, () => {});
-  return {
+  const d: Disk = {
     name,
     bytes,
     desc,
     close() {
+      openDisks.delete(d);
       h.setThread(0);
       bdevClose(desc);
       run(h, (cb) => bdevMallocDelete({ name }, () => cb(null)));
       region.close();
     },
   };
+  openDisks.add(d);
+  return d;
 }
 
 export const sleep0 = () => {};

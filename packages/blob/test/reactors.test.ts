@@ -171,4 +171,79 @@ describe('blobstore: I/O on several reactors', function () {
     run(h, (cb) => bs.unload(cb));
     d.close();
   });
+
+  for (const op of ['snapshot', 'resize', 'delete of its snapshot (merge)'] as const) {
+    it(`a ${op} while first writes to a thin blob wait for their clusters: both finish, every write reads back`, () => {
+      const h = harness(2);
+      const d = disk(h, { size: 16 * 1024 * 1024 });
+      const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+      const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never));
+      const snap0 =
+        op === 'delete of its snapshot (merge)'
+          ? run<number>(h, (cb) => bs.createSnapshot(id, [], cb as never))
+          : -1;
+      const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+      const view = bs.viewOf(blob);
+      h.setThread(1);
+      const ch = bs.view.getChannel();
+      // The operation takes the blob's lock; then, before its freeze reaches reactor 1, one write
+      // into each of four unallocated clusters there: the freeze waits for them, they wait for
+      // their clusters.
+      h.setThread(0);
+      let opDone = false;
+      const doneCb = (err: unknown) => {
+        expect(err).to.equal(null);
+        opDone = true;
+      };
+      if (op === 'snapshot') bs.createSnapshot(id, [], doneCb as never);
+      else if (op === 'resize') bs.resizeBlob(blob, 12, doneCb);
+      else bs.deleteBlob(snap0, doneCb);
+      until(h, () => blob.locked, 'the lock');
+      expect(view.frozen, 'reactor 1 not frozen yet').to.equal(0);
+      h.setThread(1);
+      let acked = 0;
+      for (let c = 0; c < 4; c++) {
+        blobWritev(
+          view,
+          ch,
+          [new Uint8Array(4096).fill(c + 1)],
+          c * 16 + 5,
+          1,
+          (st) => {
+            expect(st).to.equal(0);
+            acked++;
+          },
+          null,
+        );
+      }
+      until(h, () => opDone && acked === 4, `the ${op} and the writes`);
+      for (let c = 0; c < 4; c++) {
+        const b = new Uint8Array(4096);
+        let read = false;
+        h.setThread(1);
+        blobReadv(
+          view,
+          ch,
+          [b],
+          c * 16 + 5,
+          1,
+          (st) => {
+            expect(st).to.equal(0);
+            read = true;
+          },
+          null,
+        );
+        until(h, () => read, 'read');
+        expect(
+          b.every((x) => x === c + 1),
+          `cluster ${c}`,
+        ).to.equal(true);
+      }
+      h.setThread(1);
+      ch.put();
+      run(h, (cb) => bs.closeBlob(blob, cb));
+      run(h, (cb) => bs.unload(cb));
+      d.close();
+    });
+  }
 });
