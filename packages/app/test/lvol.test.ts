@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import type { LvolJson, LvstoreJson as Lvstore } from '@storkit/lvol';
 import { RpcClient } from '@storkit/rpc';
 import { expect } from 'chai';
 
@@ -16,24 +17,6 @@ import { spdkBin } from './peers.js';
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 
-interface Lvstore {
-  uuid: string;
-  name: string;
-  base_bdev: string;
-  total_data_clusters: number;
-  free_clusters: number;
-  block_size: number;
-  cluster_size: number;
-}
-interface LvolJson {
-  alias: string;
-  uuid: string;
-  name: string;
-  is_thin_provisioned: boolean;
-  is_snapshot: boolean;
-  is_clone: boolean;
-  lvs: { name: string; uuid: string };
-}
 interface BdevJson {
   name: string;
   aliases: string[];

@@ -289,21 +289,20 @@ export class Lvs {
 
   /** Snapshot an lvol (spdk_lvol_create_snapshot). */
   snapshot(lvol: Lvol, name: string, done: DoneWith<Lvol | null>): void {
-    try {
-      this.#newName(name);
-    } catch (e) {
-      this.#fail(e, done);
-      return;
-    }
-    const uuid = newUuid();
-    this.bs.createSnapshot(lvol.blob.id, this.#xattrs(name, uuid), (err, id) => {
-      if (err !== null) return done(err, null);
-      this.#adopt(id, name, uuid, done);
-    });
+    this.#derive(name, done, (xattrs, cb) => this.bs.createSnapshot(lvol.blob.id, xattrs, cb));
   }
 
   /** Clone a snapshot (spdk_lvol_create_clone). */
   clone(snap: Lvol, name: string, done: DoneWith<Lvol | null>): void {
+    this.#derive(name, done, (xattrs, cb) => this.bs.createClone(snap.blob.id, xattrs, cb));
+  }
+
+  /** A new lvol named `name` that `make` creates from another's blob (a snapshot or a clone). */
+  #derive(
+    name: string,
+    done: DoneWith<Lvol | null>,
+    make: (xattrs: Xattr[], cb: DoneWith<number>) => void,
+  ): void {
     try {
       this.#newName(name);
     } catch (e) {
@@ -311,7 +310,7 @@ export class Lvs {
       return;
     }
     const uuid = newUuid();
-    this.bs.createClone(snap.blob.id, this.#xattrs(name, uuid), (err, id) => {
+    make(this.#xattrs(name, uuid), (err, id) => {
       if (err !== null) return done(err, null);
       this.#adopt(id, name, uuid, done);
     });
