@@ -316,6 +316,42 @@ describe('nvme pcie: driver on the software controller', function () {
     });
   });
 
+  it('finds an outstanding request by its context (whole or split at MDTS) and aborts it (what a bdev abort sends)', async () => {
+    await withController({}, {}, async (c, m) => {
+      const qp = (await c.allocIoQpair()) as PcieQpair;
+      const a = { io: 'a' };
+      const b = { io: 'b' };
+      const got = new Map<object, number>();
+      const cb = (ctx: object, s: number): void => {
+        got.set(ctx, s);
+      };
+      // The controller holds the next two commands: a, and the first half of b (256 KiB, two commands).
+      await m.inject('stall');
+      await m.inject('stall');
+      qp.read(1, 0, 1, region.bytes.subarray(0, 512), cb, a);
+      const cidA = qp.lastCommandId;
+      qp.read(1, 8, 512, region.bytes.subarray(4096, 4096 + 256 * 1024), cb, b);
+      while (qp.outstanding > 2) {
+        qp.processCompletions();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(qp.cidOf(a)).to.equal(cidA);
+      const cidB = qp.cidOf(b);
+      expect(cidB).to.be.at.least(0);
+      expect(cidB).to.not.equal(cidA);
+      expect(qp.cidOf({ io: 'a' }), 'another object').to.equal(-1);
+      expect(await c.abort(qp.qid, cidB)).to.equal(true);
+      expect(await c.abort(qp.qid, cidA)).to.equal(true);
+      while (got.size < 2) {
+        qp.processCompletions();
+        await new Promise((r) => setImmediate(r));
+      }
+      const aborted = makeStatus(Sct.Generic, GenericStatus.AbortedByRequest);
+      expect([got.get(a), got.get(b)]).to.deep.equal([aborted, aborted]);
+      expect([qp.cidOf(a), qp.cidOf(b), qp.outstanding]).to.deep.equal([-1, -1, 0]);
+    });
+  });
+
   it('a surprise removal fails outstanding I/O, tells the controller, and nothing hangs', async () => {
     await withController({}, {}, async (c, m) => {
       const qp = await c.allocIoQpair();

@@ -775,6 +775,23 @@ export class PcieQpair implements HostQpair {
     this.#fail(err);
   }
 
+  /**
+   * The command ID of an outstanding command submitted with `ctx` (for a bdev abort), or -1. A
+   * request split into several commands (MDTS, boundaries, fused pairs) answers with one of its
+   * outstanding pieces: aborting it fails the whole request, which completes once.
+   */
+  cidOf(ctx: unknown): number {
+    for (let i = 0; i < this.depth; i++) {
+      if (this.#busy[i] === 0) continue;
+      if (this.#cb[i] === this.#child) {
+        if (this.#spCtx[(this.#ctx[i] as number) & 0xffff] === ctx) return i;
+      } else if (this.#ctx[i] === ctx) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
   /** Whether `cid` is outstanding (for the controller's abort path). */
   isOutstanding(cid: number): boolean {
     return cid < this.depth && this.#busy[cid] === 1;
