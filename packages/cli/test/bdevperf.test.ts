@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,10 +82,24 @@ describe('storkit bdevperf', function () {
   });
 
   it('fails (exit 1) with a clear message for a config method it lacks', async () => {
-    const c = config([{ method: 'bdev_nvme_attach_controller', params: { name: 'N' } }]);
+    const c = config([
+      { method: 'bdev_rbd_create', params: { name: 'R', pool_name: 'p', rbd_name: 'r', block_size: 512 } },
+    ]);
     const r = await storkit('bdevperf', '--json', c, '-w', 'randread', '-t', '1');
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/bdev_nvme_attach_controller is not supported/);
+    expect(r.stderr).to.match(/bdev_rbd_create is not supported/);
+    // A method it has, with bad parameters: the error names them.
+    const n = await storkit(
+      'bdevperf',
+      '--json',
+      config([{ method: 'bdev_nvme_attach_controller', params: { name: 'N' } }]),
+      '-w',
+      'randread',
+      '-t',
+      '1',
+    );
+    expect(n.code).to.equal(1);
+    expect(n.stderr).to.match(/^bdevperf: \[EINVAL\] bdev_nvme_attach_controller/);
   });
 
   it('drives a virtio-user bdev (bdev_virtio_attach_controller) against storkit tgt vhost-blk on malloc, with verify', async () => {
@@ -157,6 +172,90 @@ describe('storkit bdevperf', function () {
       // bdevperf completed IOPS x 2 s of them; every one was a request here.
       expect(c0.stats.requests).to.be.at.least(Math.floor(r.iops));
       expect(c0.stats.connections).to.equal(1);
+    } finally {
+      tgt.kill('SIGTERM');
+      await exit;
+    }
+  });
+
+  it('drives an nvme bdev (bdev_nvme_attach_controller, NVMe/TCP) against storkit tgt on malloc, with verify, from two reactors', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const nqn = 'nqn.2016-06.io.storkit:bdevperf';
+    const tgtConfig = join(dir, 'tgt-nvmf.json');
+    writeFileSync(
+      tgtConfig,
+      JSON.stringify({
+        subsystems: [
+          {
+            subsystem: 'bdev',
+            config: [
+              {
+                method: 'bdev_malloc_create',
+                params: { name: 'PerfM0', num_blocks: 16384, block_size: 512 },
+              },
+            ],
+          },
+          {
+            subsystem: 'nvmf',
+            config: [
+              { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+              { method: 'nvmf_create_subsystem', params: { nqn, allow_any_host: true } },
+              {
+                method: 'nvmf_subsystem_add_ns',
+                params: { nqn, namespace: { nsid: 1, bdev_name: 'PerfM0' } },
+              },
+              {
+                method: 'nvmf_subsystem_add_listener',
+                params: {
+                  nqn,
+                  listen_address: {
+                    trtype: 'TCP',
+                    adrfam: 'IPv4',
+                    traddr: '127.0.0.1',
+                    trsvcid: String(port),
+                  },
+                },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const tgt: ChildProcess = spawn(
+      process.execPath,
+      [main, 'tgt', '--no-stats', '-m', '0x1', '-r', join(dir, 'rpc-nvmf.sock'), '--json', tgtConfig],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    tgt.stdout!.on('data', (d) => (out += d));
+    tgt.stderr!.on('data', (d) => (out += d));
+    const exit = new Promise<number | null>((res) => tgt.on('exit', (c) => res(c)));
+    try {
+      for (let i = 0; i < 200 && !/storkit tgt: running/.test(out); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(out).to.match(/storkit tgt: running/);
+      const c = config([
+        {
+          method: 'bdev_nvme_attach_controller',
+          params: {
+            name: 'Nvme0',
+            trtype: 'TCP',
+            adrfam: 'IPv4',
+            traddr: '127.0.0.1',
+            trsvcid: String(port),
+            subnqn: nqn,
+          },
+        },
+      ]);
+      // Two reactors: the first attaches, the other opens qpairs of its own from the replica.
+      const r = await verify(c, 16, '0x3');
+      expect(r.stdout.match(/Job: Nvme0n1 /g)).to.have.length(2);
+      expect(r.stdout).to.include('Job: Nvme0n1 (Core Mask 0x2)');
     } finally {
       tgt.kill('SIGTERM');
       await exit;

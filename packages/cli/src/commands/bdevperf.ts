@@ -23,7 +23,8 @@ SPDK's bdevperf: drives every bdev of an SPDK JSON config (its "bdev" subsystem)
 reactor, one job per bdev per core, and prints IOPS, MiB/s and latency per job and in total.
 
   --json FILE     SPDK JSON config (bdev_malloc_create, bdev_null_create, bdev_uring_create,
-                  bdev_virtio_attach_controller with trtype user / dev_type blk, ...)
+                  bdev_virtio_attach_controller with trtype user / dev_type blk,
+                  bdev_nvme_attach_controller with trtype TCP or PCIe, ...)
   -q DEPTH        queue depth per job (default 128)
   -o SIZE         I/O size in bytes, k/m suffixes allowed (default 4096)
   -w WORKLOAD     ${WORKLOADS.join('|')}
@@ -137,6 +138,7 @@ const MODULES: Record<string, string> = {
   bdev_virtio_attach_controller: '@storkit/app/reactor-modules/virtio',
   bdev_lvol_create_lvstore: '@storkit/app/reactor-modules/lvol',
   bdev_lvol_create: '@storkit/app/reactor-modules/lvol',
+  bdev_nvme_attach_controller: '@storkit/nvme/bdev',
 };
 
 const f2 = (n: number) => n.toFixed(2);

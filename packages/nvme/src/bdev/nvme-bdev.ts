@@ -31,6 +31,7 @@ import {
   IoStatus,
   IoType,
 } from '@storkit/bdev/module';
+import { registerConfigMethod } from '@storkit/bdev/perf';
 import {
   AdminOpcode,
   bytesToUuid,
@@ -1120,3 +1121,14 @@ export function bdevNvmeGetControllers(p: { name?: string } = {}): object[] {
 export function bdevNvmeAttachedParams(): NvmeAttachParams[] {
   return [...ctrlrs.values()].map((c) => ({ ...c.replay.params }));
 }
+
+// bdevperf (storkit bdevperf --json) loads bdev_nvme_attach_controller from its config like SPDK's
+// bdevperf: reactor 0 attaches, the others register the replicas.
+registerConfigMethod('bdev_nvme_attach_controller', async (q) => {
+  const { replay } = await bdevNvmeAttachController(q as unknown as NvmeAttachParams);
+  return { method: 'storkit_bdev_nvme_replica', params: replay as unknown as Record<string, unknown> };
+});
+registerConfigMethod('storkit_bdev_nvme_replica', (q) => {
+  bdevNvmeAttachReplica(q as unknown as NvmeAttachReplay);
+  return null;
+});
