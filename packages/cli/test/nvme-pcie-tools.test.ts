@@ -5,23 +5,7 @@
 import { NvmeModelWorker } from '@storkit/nvme/pcie-model';
 import { expect } from 'chai';
 
-import { runCli } from '../src/run.js';
-
-/** Run the CLI in this process (the models live here), capturing what it writes. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string | Uint8Array) => {
-    out += typeof s === 'string' ? s : Buffer.from(s).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await runCli(argv);
-    return { code, out };
-  } finally {
-    process.stdout.write = write;
-  }
-}
+import { cli } from './in-process.js';
 
 describe('cli: nvme-identify and nvme-perf over PCIe', function () {
   this.timeout(60000);

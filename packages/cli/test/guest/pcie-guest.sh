@@ -24,6 +24,7 @@ if [ -z "${QEMU_NVME:-}" ]; then
 fi
 cat > "$OUT/workload.sh" <<'WL'
 res() { echo "GUEST-RESULT: $*"; }
+ip link set lo up
 mkdir -p /host && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 host /host || { res "FAIL 9p mount"; exit 1; }
 BDFS=""
 for d in /sys/bus/pci/devices/*; do
@@ -38,7 +39,7 @@ cp /cmd.sh /root-rw/run/pcie-guest-cmd.sh
 chroot /root-rw /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
   NVME_BDFS="$BDFS" /bin/bash /run/pcie-guest-cmd.sh
 WL
-MODS="9pnet 9pnet_virtio netfs fscache 9p overlay vfio vfio_iommu_type1 vfio-pci-core vfio-pci uio uio_pci_generic nvme ext4" \
+MODS="9pnet 9pnet_virtio netfs fscache 9p overlay vfio vfio_iommu_type1 vfio-pci-core vfio-pci uio uio_pci_generic nvme nvme-fabrics nvme-tcp crc32c_generic ext4" \
   "$HERE/mkinitrd.sh" "$OUT/initrd.cpio.gz" "$OUT/workload.sh" "$OUT/cmd.sh"
 KERNEL=${KERNEL:-$(ls /boot/vmlinuz-* | sort -V | tail -n 1)}
 MONITOR=()
