@@ -49,6 +49,28 @@ async function verify(c: string, qd: number, mask: string): Promise<{ stdout: st
   return { stdout: r.stdout, iops: Number(total?.[1]) };
 }
 
+/** storkit tgt with `args`, once it says it runs; stop() ends it and waits for its exit. */
+async function startTgt(args: string[]): Promise<{ stop: () => Promise<void> }> {
+  const tgt: ChildProcess = spawn(process.execPath, [main, 'tgt', '--no-stats', '-m', '0x1', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  tgt.stdout!.on('data', (d) => (out += d));
+  tgt.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((res) => tgt.on('exit', (c) => res(c)));
+  const stop = async (): Promise<void> => {
+    tgt.kill('SIGTERM');
+    await exit;
+  };
+  for (let i = 0; i < 200 && !/storkit tgt: running/.test(out); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  if (!/storkit tgt: running/.test(out)) {
+    await stop();
+    throw new Error(`storkit tgt did not start:\n${out}`);
+  }
+  return { stop };
+}
+
 describe('storkit bdevperf', function () {
   this.timeout(60_000);
   let dir = '';
@@ -129,31 +151,8 @@ describe('storkit bdevperf', function () {
         ],
       }),
     );
-    const tgt: ChildProcess = spawn(
-      process.execPath,
-      [
-        main,
-        'tgt',
-        '--no-stats',
-        '-m',
-        '0x1',
-        '-r',
-        join(dir, 'rpc.sock'),
-        '--vhost-dir',
-        dir,
-        '--json',
-        tgtConfig,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    tgt.stdout!.on('data', (d) => (out += d));
-    tgt.stderr!.on('data', (d) => (out += d));
-    const exit = new Promise<number | null>((res) => tgt.on('exit', (c) => res(c)));
+    const tgt = await startTgt(['-r', join(dir, 'rpc.sock'), '--vhost-dir', dir, '--json', tgtConfig]);
     try {
-      for (let i = 0; i < 200 && !/storkit tgt: running/.test(out); i++)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(out).to.match(/storkit tgt: running/);
       const c = config([
         {
           method: 'bdev_virtio_attach_controller',
@@ -173,8 +172,7 @@ describe('storkit bdevperf', function () {
       expect(c0.stats.requests).to.be.at.least(Math.floor(r.iops));
       expect(c0.stats.connections).to.equal(1);
     } finally {
-      tgt.kill('SIGTERM');
-      await exit;
+      await tgt.stop();
     }
   });
 
@@ -226,19 +224,8 @@ describe('storkit bdevperf', function () {
         ],
       }),
     );
-    const tgt: ChildProcess = spawn(
-      process.execPath,
-      [main, 'tgt', '--no-stats', '-m', '0x1', '-r', join(dir, 'rpc-nvmf.sock'), '--json', tgtConfig],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    tgt.stdout!.on('data', (d) => (out += d));
-    tgt.stderr!.on('data', (d) => (out += d));
-    const exit = new Promise<number | null>((res) => tgt.on('exit', (c) => res(c)));
+    const tgt = await startTgt(['-r', join(dir, 'rpc-nvmf.sock'), '--json', tgtConfig]);
     try {
-      for (let i = 0; i < 200 && !/storkit tgt: running/.test(out); i++)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(out).to.match(/storkit tgt: running/);
       const c = config([
         {
           method: 'bdev_nvme_attach_controller',
@@ -257,8 +244,7 @@ describe('storkit bdevperf', function () {
       expect(r.stdout.match(/Job: Nvme0n1 /g)).to.have.length(2);
       expect(r.stdout).to.include('Job: Nvme0n1 (Core Mask 0x2)');
     } finally {
-      tgt.kill('SIGTERM');
-      await exit;
+      await tgt.stop();
     }
   });
 

@@ -12,12 +12,12 @@ import { DmaRegion } from '@storkit/native';
 import { expect } from 'chai';
 
 import {
-  type HostQpair,
   NvmeController,
   type PcieQpair,
   type PcieQpairGrant,
   STATUS_ABORTED_SQ_DELETION,
 } from '../src/index.js';
+import { once1 } from './once.js';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -26,17 +26,6 @@ function env(name: string): string {
       `${name} is not set: this spec runs in the PCIe guest (packages/cli/test/pcie-guest.test.ts)`,
     );
   return v;
-}
-
-function once1(qp: HostQpair, submit: (cb: (c: null, s: number) => void) => boolean): Promise<number> {
-  return new Promise((resolve, reject) => {
-    if (!submit((_c, s) => resolve(s))) reject(new Error('queue full'));
-    const loop = (): void => {
-      qp.processCompletions();
-      if (qp.outstanding > 0) setImmediate(loop);
-    };
-    setImmediate(loop);
-  });
 }
 
 function fill(b: Uint8Array, seed: number): Uint8Array {

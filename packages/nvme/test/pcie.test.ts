@@ -18,26 +18,12 @@ import {
   STATUS_ABORTED_SQ_DELETION,
 } from '../src/index.js';
 import { NvmeModelWorker, type StartModelOptions } from '../src/pcie/model/index.js';
+import { once1 } from './once.js';
 
 const NS = [
   { nsid: 1, blockSize: 512, blocks: 16384 },
   { nsid: 2, blockSize: 4096, blocks: 2048 },
 ];
-
-/** Submit one command and poll until it completes; resolves with its status. */
-function once1(
-  qp: HostQpair,
-  submit: (cb: (c: null, s: number, dw0: number) => void) => boolean,
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    if (!submit((_c, s) => resolve(s))) reject(new Error('queue full'));
-    const loop = (): void => {
-      qp.processCompletions();
-      if (qp.outstanding > 0) setImmediate(loop);
-    };
-    setImmediate(loop);
-  });
-}
 
 async function withController(
   o: Partial<StartModelOptions>,
