@@ -164,6 +164,15 @@ describe('app: bdev_nvme over PCIe (software controller)', function () {
     } finally {
       host.close();
     }
+    // Delete is refused while a frontend is connected: wait until the target has seen it go (a
+    // state, not a time).
+    for (;;) {
+      const [c] = await t.rpc.call<{ sessions: unknown[] }[]>('vhost_get_controllers', {
+        name: 'vhost.pcie',
+      });
+      if (c.sessions.length === 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await t.rpc.call('vhost_delete_controller', { ctrlr: 'vhost.pcie' });
   });
 
