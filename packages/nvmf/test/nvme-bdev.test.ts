@@ -43,9 +43,22 @@ type PerReactor = {
   ch: ReturnType<typeof bdevGetIoChannel>;
 };
 
+const live: Harness[] = [];
+// A test that fails before its own close must not leave its reactors registered for later files.
+afterEach(() => {
+  for (const h of live.splice(0)) {
+    try {
+      h.close();
+    } catch {
+      // What it still held is the failed test's own problem; that test already failed.
+    }
+  }
+});
+
 /** Two simulated reactors, polled (10 µs of fake time a round) from the event loop until stop(). */
 function pumpedHarness(): { h: Harness; stop(): void } {
   const h = createTestHarness({ reactors: 2 });
+  live.push(h);
   let pumping = true;
   const pump = (): void => {
     if (!pumping) return;
