@@ -85,8 +85,10 @@ export interface MemInfo {
   fd: number
   /** "physical", or "iova" once mapped into the VFIO container; absent when unavailable. */
   ioSpace?: string
-  /** Why there are no IO addresses, with its code. */
+  /** Why there are no IO addresses. */
   ioError?: string
+  /** The errno-style code of `io_error`. */
+  ioErrorCode?: string
 }
 
 /** IO address of one byte of the region. */

@@ -21,6 +21,8 @@ pub enum Error {
     NoDevice(String),
     /// The device or kernel lacks a feature this needs.
     Unsupported(String),
+    /// A peer broke a wire protocol (vhost-user); the connection cannot go on.
+    Protocol(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,6 +46,7 @@ impl Error {
             Error::Busy(_) => "EBUSY",
             Error::NoDevice(_) => "ENODEV",
             Error::Unsupported(_) => "ENOTSUP",
+            Error::Protocol(_) => "EPROTO",
         }
     }
 }
@@ -65,6 +68,15 @@ fn errno_name(e: i32) -> &'static str {
         libc::ENOSPC => "ENOSPC",
         libc::ENOTSUP => "ENOTSUP",
         libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EEXIST => "EEXIST",
+        libc::EFAULT => "EFAULT",
+        libc::EPIPE => "EPIPE",
+        libc::EPROTO => "EPROTO",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EALREADY => "EALREADY",
         _ => "EIO",
     }
 }
@@ -84,8 +96,36 @@ impl fmt::Display for Error {
             Error::Busy(m) => write!(f, "busy: {m}"),
             Error::NoDevice(m) => write!(f, "no device: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::Protocol(m) => write!(f, "protocol error: {m}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn codes_name_the_errno_or_the_kind() {
+        let os = |errno| {
+            Error::Os {
+                op: "connect",
+                errno,
+            }
+            .code()
+        };
+        assert_eq!(os(libc::ECONNREFUSED), "ECONNREFUSED");
+        assert_eq!(os(libc::ENOENT), "ENOENT");
+        // An errno outside the set the TypeScript side shares is reported as EIO.
+        assert_eq!(os(libc::ENOLINK), "EIO");
+        assert_eq!(Error::Protocol("x".into()).code(), "EPROTO");
+        assert_eq!(Error::InvalidArgument("x".into()).code(), "EINVAL");
+        // The message says what failed; the code is not part of it.
+        assert_eq!(
+            Error::Protocol("bad header".into()).to_string(),
+            "protocol error: bad header"
+        );
+    }
+}

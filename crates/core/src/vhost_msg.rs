@@ -175,7 +175,7 @@ pub struct Msg {
 }
 
 fn proto(msg: String) -> Error {
-    Error::InvalidArgument(format!("vhost-user protocol: {msg}"))
+    Error::Protocol(format!("vhost-user protocol: {msg}"))
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

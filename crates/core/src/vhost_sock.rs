@@ -254,7 +254,7 @@ impl Conn {
         let over = self.fds.len() + received.len() > MAX_FDS;
         self.fds.extend(received);
         if truncated || over {
-            return Err(Error::InvalidArgument(
+            return Err(Error::Protocol(
                 "vhost-user protocol: too many file descriptors in one message".into(),
             ));
         }
@@ -627,7 +627,7 @@ mod tests {
         let junk = [0xffu8; 64];
         assert_eq!(sendmsg(c.raw_fd(), &junk, &[]), 64);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert_eq!(s.recv().err().unwrap().code(), "EINVAL");
+        assert_eq!(s.recv().err().unwrap().code(), "EPROTO");
     }
 
     #[test]

@@ -1,17 +1,17 @@
 use napi_derive::napi;
 
-use crate::to_napi;
+use crate::{to_napi, Result};
 
 /// Pin the calling thread (main thread or worker) to exactly these CPUs.
 #[napi]
-pub fn pin_thread(cpus: Vec<u32>) -> napi::Result<()> {
+pub fn pin_thread(cpus: Vec<u32>) -> Result<()> {
     let cpus: Vec<usize> = cpus.into_iter().map(|c| c as usize).collect();
     storkit_core::cpu::pin_current_thread(&cpus).map_err(to_napi)
 }
 
 /// The CPUs the calling thread may run on.
 #[napi]
-pub fn thread_affinity() -> napi::Result<Vec<u32>> {
+pub fn thread_affinity() -> Result<Vec<u32>> {
     storkit_core::cpu::current_affinity()
         .map(|v| v.into_iter().map(|c| c as u32).collect())
         .map_err(to_napi)
@@ -19,7 +19,7 @@ pub fn thread_affinity() -> napi::Result<Vec<u32>> {
 
 /// The CPU the calling thread is running on now.
 #[napi]
-pub fn current_cpu() -> napi::Result<u32> {
+pub fn current_cpu() -> Result<u32> {
     storkit_core::cpu::current_cpu()
         .map(|c| c as u32)
         .map_err(to_napi)

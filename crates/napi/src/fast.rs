@@ -17,6 +17,8 @@ use napi::bindgen_prelude::{Env, Object, ToNapiValue};
 use napi::sys;
 use napi_derive::napi;
 
+use crate::{Coded, Result};
+
 /// napi's element type for Uint8Array.
 const UINT8: sys::napi_typedarray_type = 1;
 
@@ -210,12 +212,12 @@ const FUNCTIONS: &[(&CStr, Callback)] = &[
 #[napi(
     ts_return_type = "{ crc32cRange(buf: Uint8Array, start: number, end: number, seed?: number): number; copyRange(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void; compareRange(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): number }"
 )]
-pub fn fast_functions(env: &Env) -> napi::Result<Object<'_>> {
-    let obj = Object::new(env)?;
+pub fn fast_functions(env: &Env) -> Result<Object<'_>> {
+    let obj = Object::new(env).coded()?;
     // SAFETY: obj is a live object of this env; each napi call gets valid pointers and a
     // NUL-terminated name.
     unsafe {
-        let raw = ToNapiValue::to_napi_value(env.raw(), obj)?;
+        let raw = ToNapiValue::to_napi_value(env.raw(), obj).coded()?;
         for (name, cb) in FUNCTIONS {
             let mut f = ptr::null_mut();
             let s = sys::napi_create_function(
@@ -230,9 +232,10 @@ pub fn fast_functions(env: &Env) -> napi::Result<Object<'_>> {
                 || sys::napi_set_named_property(env.raw(), raw, name.as_ptr(), f)
                     != sys::Status::napi_ok
             {
-                return Err(napi::Error::from_reason(format!(
-                    "cannot register {name:?}"
-                )));
+                return Err(napi::Error::new(
+                    crate::Code("EIO"),
+                    format!("cannot register {name:?}"),
+                ));
             }
         }
         Ok(Object::from_raw(env.raw(), raw))

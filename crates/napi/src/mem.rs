@@ -10,15 +10,15 @@ use std::ffi::c_void;
 use std::ptr;
 
 use napi::bindgen_prelude::{ArrayBuffer, BigInt, Float64Array, FromNapiValue, Object};
-use napi::{sys, Env, Status};
+use napi::{sys, Env};
 use napi_derive::napi;
 use storkit_core::iova::AddressSpace;
 use storkit_core::mem::{self, HugepagePolicy, Mapping};
 use storkit_core::registry;
 
-use crate::to_napi;
+use crate::{to_napi, Coded, Result};
 
-fn size_arg(name: &str, v: f64) -> napi::Result<usize> {
+fn size_arg(name: &str, v: f64) -> Result<usize> {
     if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= (1u64 << 48) as f64) {
         return Err(to_napi(storkit_core::Error::InvalidArgument(format!(
             "{name} must be a non-negative integer, got {v}"
@@ -41,14 +41,14 @@ unsafe extern "C" fn close_at_teardown(arg: *mut c_void) {
 
 type Hook = unsafe extern "C" fn(*mut c_void);
 
-fn add_hook(env: &Env, hook: Hook, id: u32) -> napi::Result<()> {
+fn add_hook(env: &Env, hook: Hook, id: u32) -> Result<()> {
     // SAFETY: env is the live env of this call; the hook only touches the registry.
     let status = unsafe {
         sys::napi_add_env_cleanup_hook(env.raw(), Some(hook), id as usize as *mut c_void)
     };
     if status != sys::Status::napi_ok {
         return Err(napi::Error::new(
-            Status::GenericFailure,
+            crate::Code("EIO"),
             format!("napi_add_env_cleanup_hook failed ({status})"),
         ));
     }
@@ -60,7 +60,7 @@ fn remove_hook(env: &Env, hook: Hook, id: u32) {
     unsafe { sys::napi_remove_env_cleanup_hook(env.raw(), Some(hook), id as usize as *mut c_void) };
 }
 
-pub(crate) fn register_owned(env: &Env, m: Mapping) -> napi::Result<u32> {
+pub(crate) fn register_owned(env: &Env, m: Mapping) -> Result<u32> {
     let h = registry::register(m);
     if let Err(e) = add_hook(env, release_at_teardown, h) {
         registry::release(h);
@@ -71,7 +71,7 @@ pub(crate) fn register_owned(env: &Env, m: Mapping) -> napi::Result<u32> {
 
 /// Create a DMA region of at least `size` bytes; `hugepages` is "auto", "require" or "never".
 #[napi]
-pub fn mem_create_dma(env: Env, size: f64, hugepages: String) -> napi::Result<u32> {
+pub fn mem_create_dma(env: Env, size: f64, hugepages: String) -> Result<u32> {
     let policy = match hugepages.as_str() {
         "auto" => HugepagePolicy::Auto,
         "require" => HugepagePolicy::Require,
@@ -88,14 +88,14 @@ pub fn mem_create_dma(env: Env, size: f64, hugepages: String) -> napi::Result<u3
 
 /// Create an anonymous shared region (stands in for a device BAR).
 #[napi]
-pub fn mem_create_shared(env: Env, size: f64) -> napi::Result<u32> {
+pub fn mem_create_shared(env: Env, size: f64) -> Result<u32> {
     let m = Mapping::shared_anon(size_arg("size", size)?).map_err(to_napi)?;
     register_owned(&env, m)
 }
 
 /// Map `length` bytes (0 = to the end) of a file at `offset` (4 KiB aligned).
 #[napi]
-pub fn mem_map_file(env: Env, path: String, offset: f64, length: f64) -> napi::Result<u32> {
+pub fn mem_map_file(env: Env, path: String, offset: f64, length: f64) -> Result<u32> {
     let m = Mapping::file(
         &path,
         size_arg("offset", offset)? as u64,
@@ -125,12 +125,14 @@ pub struct MemInfo {
     pub fd: i32,
     /// "physical", or "iova" once mapped into the VFIO container; absent when unavailable.
     pub io_space: Option<String>,
-    /// Why there are no IO addresses, with its code.
+    /// Why there are no IO addresses.
     pub io_error: Option<String>,
+    /// The errno-style code of `io_error`.
+    pub io_error_code: Option<String>,
 }
 
 #[napi]
-pub fn mem_info(handle: u32) -> napi::Result<MemInfo> {
+pub fn mem_info(handle: u32) -> Result<MemInfo> {
     let m = registry::get(handle).map_err(to_napi)?;
     let note = match m.backing() {
         mem::Backing::Unlocked4K { reason } => Some(reason.clone()),
@@ -148,9 +150,7 @@ pub fn mem_info(handle: u32) -> napi::Result<MemInfo> {
             ),
             None,
         ),
-        storkit_core::iova::IoAddresses::Unavailable(e) => {
-            (None, Some(format!("[{}] {e}", e.code())))
-        }
+        storkit_core::iova::IoAddresses::Unavailable(e) => (None, Some(e.clone())),
     };
     Ok(MemInfo {
         size: m.len() as f64,
@@ -159,14 +159,15 @@ pub fn mem_info(handle: u32) -> napi::Result<MemInfo> {
         note,
         fd: m.fd(),
         io_space,
-        io_error,
+        io_error: io_error.as_ref().map(|e| e.to_string()),
+        io_error_code: io_error.as_ref().map(|e| e.code().to_owned()),
     })
 }
 
 /// IO address of each page of the region (one call per region; lookups are then JS
 /// arithmetic). Throws EPERM where physical addresses are not readable.
 #[napi]
-pub fn mem_io_table(handle: u32) -> napi::Result<Float64Array> {
+pub fn mem_io_table(handle: u32) -> Result<Float64Array> {
     let m = registry::get(handle).map_err(to_napi)?;
     if let Some(base) = m.iova() {
         let page = m.page_size();
@@ -186,7 +187,7 @@ pub fn mem_io_table(handle: u32) -> napi::Result<Float64Array> {
 
 /// IO address of one byte of the region.
 #[napi]
-pub fn mem_io_address(handle: u32, offset: f64) -> napi::Result<f64> {
+pub fn mem_io_address(handle: u32, offset: f64) -> Result<f64> {
     let m = registry::get(handle).map_err(to_napi)?;
     m.io_address(size_arg("offset", offset)?)
         .map(|a| a as f64)
@@ -200,7 +201,7 @@ unsafe extern "C" fn finalize_view(_env: sys::napi_env, _data: *mut c_void, hint
 /// Open a view of a live region in the calling worker: `{ buffer, view }`, where `buffer`
 /// is an ArrayBuffer over the region's bytes and `view` the id `memViewClose` takes.
 #[napi(ts_return_type = "{ buffer: ArrayBuffer; view: number }")]
-pub fn mem_view<'env>(env: &'env Env, handle: u32) -> napi::Result<Object<'env>> {
+pub fn mem_view<'env>(env: &'env Env, handle: u32) -> Result<Object<'env>> {
     let (view, m) = registry::open_view(handle).map_err(to_napi)?;
     let mut raw = ptr::null_mut();
     // SAFETY: the region stays mapped while the view id is registered; the finalizer (or
@@ -218,7 +219,7 @@ pub fn mem_view<'env>(env: &'env Env, handle: u32) -> napi::Result<Object<'env>>
     if status != sys::Status::napi_ok {
         registry::close_view(view);
         return Err(napi::Error::new(
-            Status::GenericFailure,
+            crate::Code("EIO"),
             format!("napi_create_external_arraybuffer failed ({status})"),
         ));
     }
@@ -227,22 +228,23 @@ pub fn mem_view<'env>(env: &'env Env, handle: u32) -> napi::Result<Object<'env>>
         registry::close_view(view);
         return Err(e);
     }
-    let mut obj = Object::new(env)?;
+    let mut obj = Object::new(env).coded()?;
     // SAFETY: raw is the ArrayBuffer just created in this env.
     obj.set("buffer", unsafe {
-        ArrayBuffer::from_napi_value(env.raw(), raw)?
-    })?;
-    obj.set("view", view)?;
+        ArrayBuffer::from_napi_value(env.raw(), raw).coded()?
+    })
+    .coded()?;
+    obj.set("view", view).coded()?;
     Ok(obj)
 }
 
 /// Detach `buffer` and close its view. Returns false if the view was already closed.
 #[napi]
-pub fn mem_view_close(env: Env, buffer: ArrayBuffer, view: u32) -> napi::Result<bool> {
+pub fn mem_view_close(env: Env, buffer: ArrayBuffer, view: u32) -> Result<bool> {
     let Some(m) = registry::view_mapping(view) else {
         return Ok(false);
     };
-    if buffer.is_empty() && buffer.is_detached()? {
+    if buffer.is_empty() && buffer.is_detached().coded()? {
         remove_hook(&env, close_at_teardown, view);
         return Ok(registry::close_view(view));
     }
@@ -252,7 +254,7 @@ pub fn mem_view_close(env: Env, buffer: ArrayBuffer, view: u32) -> napi::Result<
         ))));
     }
     drop(m);
-    buffer.detach()?;
+    buffer.detach().coded()?;
     remove_hook(&env, close_at_teardown, view);
     Ok(registry::close_view(view))
 }
@@ -304,29 +306,29 @@ pub fn hugepages_free() -> f64 {
     mem::free_hugepages() as f64
 }
 
-fn mapped(handle: u32) -> napi::Result<std::sync::Arc<Mapping>> {
+fn mapped(handle: u32) -> Result<std::sync::Arc<Mapping>> {
     registry::get(handle).map_err(to_napi)
 }
 
 #[napi]
-pub fn mmio_read32(handle: u32, offset: u32) -> napi::Result<u32> {
+pub fn mmio_read32(handle: u32, offset: u32) -> Result<u32> {
     storkit_core::mmio::read32(&*mapped(handle)?, offset as usize).map_err(to_napi)
 }
 
 #[napi]
-pub fn mmio_write32(handle: u32, offset: u32, value: u32) -> napi::Result<()> {
+pub fn mmio_write32(handle: u32, offset: u32, value: u32) -> Result<()> {
     storkit_core::mmio::write32(&*mapped(handle)?, offset as usize, value).map_err(to_napi)
 }
 
 #[napi]
-pub fn mmio_read64(handle: u32, offset: u32) -> napi::Result<BigInt> {
+pub fn mmio_read64(handle: u32, offset: u32) -> Result<BigInt> {
     storkit_core::mmio::read64(&*mapped(handle)?, offset as usize)
         .map(BigInt::from)
         .map_err(to_napi)
 }
 
 #[napi]
-pub fn mmio_write64(handle: u32, offset: u32, value: BigInt) -> napi::Result<()> {
+pub fn mmio_write64(handle: u32, offset: u32, value: BigInt) -> Result<()> {
     let (signed, v, lossless) = value.get_u64();
     if signed || !lossless {
         return Err(to_napi(storkit_core::Error::InvalidArgument(
@@ -338,6 +340,6 @@ pub fn mmio_write64(handle: u32, offset: u32, value: BigInt) -> napi::Result<()>
 
 /// Write a doorbell: a full fence, then a volatile 32-bit store.
 #[napi]
-pub fn mmio_doorbell32(handle: u32, offset: u32, value: u32) -> napi::Result<()> {
+pub fn mmio_doorbell32(handle: u32, offset: u32, value: u32) -> Result<()> {
     storkit_core::mmio::doorbell32(&*mapped(handle)?, offset as usize, value).map_err(to_napi)
 }

@@ -1,6 +1,6 @@
 use napi_derive::napi;
 
-use crate::to_napi;
+use crate::{to_napi, Result};
 
 /// A listening socket made by `reuseportListen`: hand `fd` to `net.Server.listen({ fd })`.
 #[napi(object)]
@@ -13,7 +13,7 @@ pub struct ReuseportListener {
 /// Create a TCP socket with SO_REUSEADDR + SO_REUSEPORT, bind it to host:port and listen.
 /// Every worker that does this for the same port gets its share of the connections.
 #[napi]
-pub fn reuseport_listen(host: String, port: u32, backlog: i32) -> napi::Result<ReuseportListener> {
+pub fn reuseport_listen(host: String, port: u32, backlog: i32) -> Result<ReuseportListener> {
     let port = u16::try_from(port).map_err(|_| {
         to_napi(storkit_core::Error::InvalidArgument(format!(
             "port {port} > 65535"

@@ -5,12 +5,12 @@
 use std::ffi::c_void;
 use std::os::fd::IntoRawFd;
 
-use napi::{sys, Env, Status};
+use napi::{sys, Env};
 use napi_derive::napi;
 use storkit_core::{pci, registry, vfio};
 
 use crate::mem::register_owned;
-use crate::to_napi;
+use crate::{to_napi, Result};
 
 /// Whether /dev/vfio/vfio exists here.
 #[napi]
@@ -25,7 +25,7 @@ unsafe extern "C" fn close_device_at_teardown(arg: *mut c_void) {
 /// Open a device bound to vfio-pci (joining the process's container); returns its handle.
 /// Closed by `vfioClose`, or when the worker that opened it exits.
 #[napi]
-pub fn vfio_open(env: Env, bdf: String) -> napi::Result<u32> {
+pub fn vfio_open(env: Env, bdf: String) -> Result<u32> {
     let h = vfio::open_device(&bdf).map_err(to_napi)?;
     // SAFETY: env is this call's live env; the hook only touches the VFIO table.
     let status = unsafe {
@@ -38,7 +38,7 @@ pub fn vfio_open(env: Env, bdf: String) -> napi::Result<u32> {
     if status != sys::Status::napi_ok {
         vfio::close_device(h);
         return Err(napi::Error::new(
-            Status::GenericFailure,
+            crate::Code("EIO"),
             format!("napi_add_env_cleanup_hook failed ({status})"),
         ));
     }
@@ -81,7 +81,7 @@ pub struct VfioDeviceInfo {
 }
 
 #[napi]
-pub fn vfio_device_info(handle: u32) -> napi::Result<VfioDeviceInfo> {
+pub fn vfio_device_info(handle: u32) -> Result<VfioDeviceInfo> {
     let d = vfio::device(handle).map_err(to_napi)?;
     Ok(VfioDeviceInfo {
         bdf: d.bdf.clone(),
@@ -114,7 +114,7 @@ pub struct VfioBar {
 
 /// Map BAR `index` of an open device; the mapping is owned by the calling worker.
 #[napi]
-pub fn vfio_map_bar(env: Env, handle: u32, index: u32) -> napi::Result<VfioBar> {
+pub fn vfio_map_bar(env: Env, handle: u32, index: u32) -> Result<VfioBar> {
     let d = vfio::device(handle).map_err(to_napi)?;
     let (m, offset) = d.map_bar(index).map_err(to_napi)?;
     Ok(VfioBar {
@@ -125,7 +125,7 @@ pub fn vfio_map_bar(env: Env, handle: u32, index: u32) -> napi::Result<VfioBar> 
 
 /// Read 1, 2 or 4 bytes of config space.
 #[napi]
-pub fn vfio_config_read(handle: u32, offset: u32, width: u32) -> napi::Result<u32> {
+pub fn vfio_config_read(handle: u32, offset: u32, width: u32) -> Result<u32> {
     vfio::device(handle)
         .and_then(|d| d.config_read(offset, width))
         .map_err(to_napi)
@@ -133,7 +133,7 @@ pub fn vfio_config_read(handle: u32, offset: u32, width: u32) -> napi::Result<u3
 
 /// Write 1, 2 or 4 bytes of config space.
 #[napi]
-pub fn vfio_config_write(handle: u32, offset: u32, width: u32, value: u32) -> napi::Result<()> {
+pub fn vfio_config_write(handle: u32, offset: u32, width: u32, value: u32) -> Result<()> {
     vfio::device(handle)
         .and_then(|d| d.config_write(offset, width, value))
         .map_err(to_napi)
@@ -141,7 +141,7 @@ pub fn vfio_config_write(handle: u32, offset: u32, width: u32, value: u32) -> na
 
 /// Reset the function (VFIO_DEVICE_RESET: FLR where the device has it).
 #[napi]
-pub fn vfio_reset(handle: u32) -> napi::Result<()> {
+pub fn vfio_reset(handle: u32) -> Result<()> {
     vfio::device(handle)
         .and_then(|d| d.reset())
         .map_err(to_napi)
@@ -149,7 +149,7 @@ pub fn vfio_reset(handle: u32) -> napi::Result<()> {
 
 /// Have the kernel signal when it wants the device back (unbind, hot remove).
 #[napi]
-pub fn vfio_enable_request_notifier(handle: u32) -> napi::Result<()> {
+pub fn vfio_enable_request_notifier(handle: u32) -> Result<()> {
     vfio::device(handle)
         .and_then(|d| d.enable_request_notifier())
         .map_err(to_napi)
@@ -157,7 +157,7 @@ pub fn vfio_enable_request_notifier(handle: u32) -> napi::Result<()> {
 
 /// Whether the kernel asked for the device back since the last call (one read syscall).
 #[napi]
-pub fn vfio_take_request(handle: u32) -> napi::Result<bool> {
+pub fn vfio_take_request(handle: u32) -> Result<bool> {
     vfio::device(handle)
         .and_then(|d| d.take_request())
         .map_err(to_napi)
@@ -165,14 +165,14 @@ pub fn vfio_take_request(handle: u32) -> napi::Result<bool> {
 
 /// Map a DMA region into the process's IOMMU container (idempotent); returns its IOVA base.
 #[napi]
-pub fn mem_map_iommu(handle: u32) -> napi::Result<f64> {
+pub fn mem_map_iommu(handle: u32) -> Result<f64> {
     let m = registry::get(handle).map_err(to_napi)?;
     m.map_iommu().map(|a| a as f64).map_err(to_napi)
 }
 
 /// Take a DMA region out of the IOMMU. False if it was not mapped.
 #[napi]
-pub fn mem_unmap_iommu(handle: u32) -> napi::Result<bool> {
+pub fn mem_unmap_iommu(handle: u32) -> Result<bool> {
     let m = registry::get(handle).map_err(to_napi)?;
     vfio::unmap_dma(m.as_ptr() as usize).map_err(to_napi)
 }
@@ -193,7 +193,7 @@ pub fn vfio_counts() -> VfioCounts {
 /// Claim a device for this process (a lock file in `dir`); returns the fd that holds the
 /// claim (close it with `closeFd` to release). EBUSY names the holder.
 #[napi]
-pub fn pci_claim(dir: String, bdf: String) -> napi::Result<i32> {
+pub fn pci_claim(dir: String, bdf: String) -> Result<i32> {
     pci::claim(&dir, &bdf)
         .map(|fd| fd.into_raw_fd())
         .map_err(to_napi)
@@ -201,7 +201,7 @@ pub fn pci_claim(dir: String, bdf: String) -> napi::Result<i32> {
 
 /// Register a device model at `address` (its share as JSON), process-wide.
 #[napi]
-pub fn pci_model_register(address: String, share: String) -> napi::Result<()> {
+pub fn pci_model_register(address: String, share: String) -> Result<()> {
     pci::model_register(&address, &share).map_err(to_napi)
 }
 
@@ -212,7 +212,7 @@ pub fn pci_model_unregister(address: String) -> bool {
 
 /// Open the model at `address`: its share JSON, null when there is none; EBUSY when open.
 #[napi]
-pub fn pci_model_open(address: String) -> napi::Result<Option<String>> {
+pub fn pci_model_open(address: String) -> Result<Option<String>> {
     pci::model_open(&address).map_err(to_napi)
 }
 

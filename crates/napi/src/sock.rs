@@ -10,30 +10,30 @@ use napi_derive::napi;
 use storkit_core::sock::SockGroup;
 
 use crate::net::ReuseportListener;
-use crate::to_napi;
+use crate::{to_napi, Coded, Result};
 
 /// A group behind a JS handle; closing it (or GC) closes every socket it holds.
 pub struct SockGroupHandle {
     group: Option<SockGroup>,
 }
 
-fn closed() -> napi::Error {
+fn closed() -> napi::Error<crate::Code> {
     to_napi(storkit_core::Error::InvalidArgument(
         "the socket group is closed".into(),
     ))
 }
 
-fn group(g: &External<SockGroupHandle>) -> napi::Result<&SockGroup> {
+fn group(g: &External<SockGroupHandle>) -> Result<&SockGroup> {
     g.group.as_ref().ok_or_else(closed)
 }
 
-fn group_mut(g: &mut External<SockGroupHandle>) -> napi::Result<&mut SockGroup> {
+fn group_mut(g: &mut External<SockGroupHandle>) -> Result<&mut SockGroup> {
     g.group.as_mut().ok_or_else(closed)
 }
 
 /// A new, empty group.
 #[napi]
-pub fn sock_group_create() -> napi::Result<External<SockGroupHandle>> {
+pub fn sock_group_create() -> Result<External<SockGroupHandle>> {
     Ok(External::new(SockGroupHandle {
         group: Some(SockGroup::new().map_err(to_napi)?),
     }))
@@ -46,7 +46,7 @@ pub fn sock_group_listen(
     host: String,
     port: u32,
     backlog: i32,
-) -> napi::Result<ReuseportListener> {
+) -> Result<ReuseportListener> {
     let port = u16::try_from(port).map_err(|_| {
         to_napi(storkit_core::Error::InvalidArgument(format!(
             "port {port} > 65535"
@@ -69,7 +69,7 @@ pub fn sock_group_connect(
     g: &mut External<SockGroupHandle>,
     host: String,
     port: u32,
-) -> napi::Result<i32> {
+) -> Result<i32> {
     let invalid = |m: String| to_napi(storkit_core::Error::InvalidArgument(m));
     let port = u16::try_from(port).map_err(|_| invalid(format!("port {port} > 65535")))?;
     let ip: std::net::IpAddr = host
@@ -82,7 +82,7 @@ pub fn sock_group_connect(
 
 /// The outcome of a connect: 0, or a negative errno (-111 ECONNREFUSED, ...).
 #[napi]
-pub fn sock_connect_error(g: &External<SockGroupHandle>, fd: i32) -> napi::Result<i32> {
+pub fn sock_connect_error(g: &External<SockGroupHandle>, fd: i32) -> Result<i32> {
     Ok(group(g)?.connect_error(fd) as i32)
 }
 
@@ -92,7 +92,7 @@ pub fn sock_connect_error(g: &External<SockGroupHandle>, fd: i32) -> napi::Resul
 pub fn sock_group_poll(
     g: &mut External<SockGroupHandle>,
     mut events: Int32ArraySlice<'_>,
-) -> napi::Result<u32> {
+) -> Result<u32> {
     // SAFETY: JS cannot run (and touch the array) while this native call holds the slice.
     let events = unsafe { events.as_mut() };
     group_mut(g)?
@@ -107,7 +107,7 @@ pub fn sock_recv(
     g: &External<SockGroupHandle>,
     fd: i32,
     mut buf: Uint8ArraySlice<'_>,
-) -> napi::Result<i32> {
+) -> Result<i32> {
     // SAFETY: JS cannot run (and touch the buffer) while this native call holds the slice.
     let buf = unsafe { buf.as_mut() };
     Ok(group(g)?.recv(fd, buf) as i32)
@@ -121,7 +121,7 @@ pub fn sock_send(
     buf: &[u8],
     off: u32,
     len: u32,
-) -> napi::Result<i32> {
+) -> Result<i32> {
     let (off, len) = (off as usize, len as usize);
     let b = off
         .checked_add(len)
@@ -143,7 +143,7 @@ pub fn sock_sendv(
     fd: i32,
     bufs: Vec<Uint8ArraySlice<'_>>,
     off: u32,
-) -> napi::Result<i32> {
+) -> Result<i32> {
     let off = off as usize;
     let mut parts: Vec<&[u8]> = bufs.iter().map(|b| b.as_ref()).collect();
     if let Some(first) = parts.first_mut() {
@@ -159,25 +159,25 @@ pub fn sock_sendv(
 
 /// Report writability of `fd` (after a partial send), or stop.
 #[napi]
-pub fn sock_want_write(g: &External<SockGroupHandle>, fd: i32, on: bool) -> napi::Result<()> {
+pub fn sock_want_write(g: &External<SockGroupHandle>, fd: i32, on: bool) -> Result<()> {
     group(g)?.want_write(fd, on).map_err(to_napi)
 }
 
 /// Set a connection's SO_PRIORITY.
 #[napi]
-pub fn sock_set_priority(g: &External<SockGroupHandle>, fd: i32, prio: i32) -> napi::Result<()> {
+pub fn sock_set_priority(g: &External<SockGroupHandle>, fd: i32, prio: i32) -> Result<()> {
     group(g)?.set_priority(fd, prio).map_err(to_napi)
 }
 
 /// A connection's SO_PRIORITY.
 #[napi]
-pub fn sock_priority(g: &External<SockGroupHandle>, fd: i32) -> napi::Result<i32> {
+pub fn sock_priority(g: &External<SockGroupHandle>, fd: i32) -> Result<i32> {
     group(g)?.priority(fd).map_err(to_napi)
 }
 
 /// Close a connection or listener of the group.
 #[napi]
-pub fn sock_close(g: &mut External<SockGroupHandle>, fd: i32) -> napi::Result<()> {
+pub fn sock_close(g: &mut External<SockGroupHandle>, fd: i32) -> Result<()> {
     group_mut(g)?.close(fd).map_err(to_napi)
 }
 
@@ -186,7 +186,7 @@ pub fn sock_close(g: &mut External<SockGroupHandle>, fd: i32) -> napi::Result<()
 pub fn sock_addresses(
     g: &External<SockGroupHandle>,
     fd: i32,
-) -> napi::Result<(String, u32, String, u32)> {
+) -> Result<(String, u32, String, u32)> {
     let g = group(g)?;
     let p = g.peer_addr(fd).map_err(to_napi)?;
     let l = g.local_addr(fd).map_err(to_napi)?;
@@ -204,12 +204,13 @@ pub fn sock_addresses(
 pub fn sock_group_start_waiter(
     g: &mut External<SockGroupHandle>,
     wake: Function<(), ()>,
-) -> napi::Result<()> {
+) -> Result<()> {
     let tsfn = wake
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build()?;
+        .build()
+        .coded()?;
     group_mut(g)?
         .start_waiter(Box::new(move || {
             // NonBlocking: the queue is unbounded, and a wake-up lost to a closing env is moot.
@@ -220,13 +221,13 @@ pub fn sock_group_start_waiter(
 
 /// Arm the waiter once (the reactor is about to sleep).
 #[napi]
-pub fn sock_group_arm(g: &External<SockGroupHandle>) -> napi::Result<()> {
+pub fn sock_group_arm(g: &External<SockGroupHandle>) -> Result<()> {
     group(g)?.arm().map_err(to_napi)
 }
 
 /// Disarm the waiter (the reactor is awake).
 #[napi]
-pub fn sock_group_disarm(g: &External<SockGroupHandle>) -> napi::Result<()> {
+pub fn sock_group_disarm(g: &External<SockGroupHandle>) -> Result<()> {
     group(g)?.disarm().map_err(to_napi)
 }
 

@@ -5,6 +5,8 @@ use napi::bindgen_prelude::ArrayBuffer;
 use napi::{sys, Env};
 use napi_derive::napi;
 
+use crate::Result;
+
 use crate::uring::external_arraybuffer;
 
 /// CPU time this thread has used, in nanoseconds (excludes time spent descheduled).
@@ -36,7 +38,7 @@ unsafe extern "C" fn release_cell(_env: sys::napi_env, _data: *mut c_void, hint:
 /// A napi double return is a fresh heap number per call (TSC counts are not small
 /// integers); a store into memory JS already sees allocates nothing. Call once per worker.
 #[napi]
-pub fn tick_cell(env: &Env) -> napi::Result<ArrayBuffer<'_>> {
+pub fn tick_cell(env: &Env) -> Result<ArrayBuffer<'_>> {
     let p = Box::into_raw(Box::new(0f64));
     CELLS.with(|c| c.borrow_mut().push(p));
     external_arraybuffer(env, p.cast(), 8, release_cell, p.cast())

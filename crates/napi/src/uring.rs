@@ -12,12 +12,12 @@ use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::{ArrayBuffer, External, FromNapiValue, Object};
-use napi::{sys, Env, Status};
+use napi::{sys, Env};
 use napi_derive::napi;
 use storkit_core::registry;
 use storkit_core::uring::{CqMapping, Ring, DESC_WORDS};
 
-use crate::to_napi;
+use crate::{to_napi, Coded, Result};
 
 /// Descriptors (`sq_entries * DESC_WORDS` f64 words), shared by the ring and JS's
 /// ArrayBuffer over them; freed when both have let go (Rc, one thread).
@@ -57,7 +57,7 @@ pub struct UringHandle {
     exchange: Rc<Exchange>,
 }
 
-fn ring(r: &mut External<UringHandle>) -> napi::Result<&mut Ring> {
+fn ring(r: &mut External<UringHandle>) -> Result<&mut Ring> {
     r.ring.as_mut().ok_or_else(|| {
         to_napi(storkit_core::Error::InvalidArgument(
             "the ring is closed".into(),
@@ -71,7 +71,7 @@ pub(crate) fn external_arraybuffer<'env>(
     len: usize,
     finalize: unsafe extern "C" fn(sys::napi_env, *mut c_void, *mut c_void),
     hint: *mut c_void,
-) -> napi::Result<ArrayBuffer<'env>> {
+) -> Result<ArrayBuffer<'env>> {
     let mut raw = ptr::null_mut();
     // SAFETY: the caller keeps `data` valid until `finalize(hint)` runs, which V8 does
     // only when it is done with the ArrayBuffer.
@@ -87,17 +87,17 @@ pub(crate) fn external_arraybuffer<'env>(
     };
     if status != sys::Status::napi_ok {
         return Err(napi::Error::new(
-            Status::GenericFailure,
+            crate::Code("EIO"),
             format!("napi_create_external_arraybuffer failed ({status})"),
         ));
     }
     // SAFETY: raw is the ArrayBuffer just created in this env.
-    unsafe { ArrayBuffer::from_napi_value(env.raw(), raw) }
+    unsafe { ArrayBuffer::from_napi_value(env.raw(), raw) }.coded()
 }
 
 /// A ring with `entries` submission slots.
 #[napi]
-pub fn uring_create(entries: u32) -> napi::Result<External<UringHandle>> {
+pub fn uring_create(entries: u32) -> Result<External<UringHandle>> {
     let ring = Ring::new(entries).map_err(to_napi)?;
     let exchange = Rc::new(Exchange::new(ring.sq_entries() as usize));
     Ok(External::new(UringHandle {
@@ -117,7 +117,7 @@ unsafe extern "C" fn release_exchange(_env: sys::napi_env, _data: *mut c_void, h
 pub fn uring_exchange<'env>(
     env: &'env Env,
     r: &mut External<UringHandle>,
-) -> napi::Result<ArrayBuffer<'env>> {
+) -> Result<ArrayBuffer<'env>> {
     let ex = r.exchange.clone();
     let (data, len) = (ex.words.cast::<u8>(), ex.len * 8);
     let hint = Rc::into_raw(ex);
@@ -142,7 +142,7 @@ unsafe extern "C" fn release_cq(_env: sys::napi_env, _data: *mut c_void, hint: *
 pub fn uring_completions<'env>(
     env: &'env Env,
     r: &mut External<UringHandle>,
-) -> napi::Result<Object<'env>> {
+) -> Result<Object<'env>> {
     let cq = Box::new(ring(r)?.map_completions().map_err(to_napi)?);
     let layout = cq.layout;
     let (data, len) = (cq.as_ptr(), cq.len());
@@ -152,45 +152,45 @@ pub fn uring_completions<'env>(
             // SAFETY: not handed to V8, so still ours.
             drop(unsafe { Box::from_raw(hint) });
         })?;
-    let mut o = Object::new(env)?;
-    o.set("buffer", buffer)?;
-    o.set("head", layout.head)?;
-    o.set("tail", layout.tail)?;
-    o.set("mask", layout.mask)?;
-    o.set("entries", layout.entries)?;
-    o.set("cqes", layout.cqes)?;
+    let mut o = Object::new(env).coded()?;
+    o.set("buffer", buffer).coded()?;
+    o.set("head", layout.head).coded()?;
+    o.set("tail", layout.tail).coded()?;
+    o.set("mask", layout.mask).coded()?;
+    o.set("entries", layout.entries).coded()?;
+    o.set("cqes", layout.cqes).coded()?;
     Ok(o)
 }
 
 /// Report that JS has read completions up to CQ index `head` (frees their CQ slots).
 #[napi]
-pub fn uring_consumed(r: &mut External<UringHandle>, head: u32) -> napi::Result<()> {
+pub fn uring_consumed(r: &mut External<UringHandle>, head: u32) -> Result<()> {
     ring(r)?.consume_to(head).map_err(to_napi)
 }
 
 /// Submission slots (a power of two).
 #[napi]
-pub fn uring_sq_entries(r: &mut External<UringHandle>) -> napi::Result<u32> {
+pub fn uring_sq_entries(r: &mut External<UringHandle>) -> Result<u32> {
     Ok(ring(r)?.sq_entries())
 }
 
 /// Submitted I/Os whose completions have not been consumed.
 #[napi]
-pub fn uring_inflight(r: &mut External<UringHandle>) -> napi::Result<u32> {
+pub fn uring_inflight(r: &mut External<UringHandle>) -> Result<u32> {
     Ok(ring(r)?.inflight())
 }
 
 /// Let the ring do I/O into a mapping (by handle); returns its slot. The ring keeps the
 /// mapping alive until `uringRemoveRegion` or `uringClose`.
 #[napi]
-pub fn uring_add_region(r: &mut External<UringHandle>, handle: u32) -> napi::Result<u32> {
+pub fn uring_add_region(r: &mut External<UringHandle>, handle: u32) -> Result<u32> {
     let m = registry::get(handle).map_err(to_napi)?;
     Ok(ring(r)?.add_region(m))
 }
 
 /// Forget a region slot (EBUSY while the kernel still has I/O of this ring).
 #[napi]
-pub fn uring_remove_region(r: &mut External<UringHandle>, slot: u32) -> napi::Result<()> {
+pub fn uring_remove_region(r: &mut External<UringHandle>, slot: u32) -> Result<()> {
     ring(r)?.remove_region(slot).map_err(to_napi)
 }
 
@@ -198,7 +198,7 @@ pub fn uring_remove_region(r: &mut External<UringHandle>, slot: u32) -> napi::Re
 /// accepted (fewer when the ring is full: retry the rest after reaping). A bad descriptor
 /// throws EINVAL and nothing of the batch is submitted.
 #[napi]
-pub fn uring_submit(r: &mut External<UringHandle>, count: u32) -> napi::Result<u32> {
+pub fn uring_submit(r: &mut External<UringHandle>, count: u32) -> Result<u32> {
     let ex = r.exchange.clone();
     let words = (count as usize)
         .checked_mul(DESC_WORDS)
@@ -216,7 +216,7 @@ pub fn uring_submit(r: &mut External<UringHandle>, count: u32) -> napi::Result<u
 
 /// Block until `min` completions are ready (tests, shutdown; pollers read the CQ).
 #[napi]
-pub fn uring_wait(r: &mut External<UringHandle>, min: u32) -> napi::Result<()> {
+pub fn uring_wait(r: &mut External<UringHandle>, min: u32) -> Result<()> {
     ring(r)?.wait(min).map_err(to_napi)
 }
 

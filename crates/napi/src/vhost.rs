@@ -14,21 +14,21 @@ use storkit_core::vhost_msg::{self, Body, Inflight, MemRegion, Msg, VringAddr};
 use storkit_core::vhost_sock::{self, Conn, Listener, Recv};
 use storkit_core::Error;
 
-use crate::to_napi;
+use crate::{to_napi, Result};
 
 /// Largest address JS numbers carry exactly.
 const MAX_SAFE: u64 = (1 << 53) - 1;
 
-fn safe(name: &str, v: u64) -> napi::Result<f64> {
+fn safe(name: &str, v: u64) -> Result<f64> {
     if v > MAX_SAFE {
-        return Err(to_napi(Error::InvalidArgument(format!(
+        return Err(to_napi(Error::Protocol(format!(
             "vhost-user protocol: {name} {v:#x} is beyond 2^53"
         ))));
     }
     Ok(v as f64)
 }
 
-fn from_f64(name: &str, v: f64) -> napi::Result<u64> {
+fn from_f64(name: &str, v: f64) -> Result<u64> {
     if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_SAFE as f64) {
         return Err(to_napi(Error::InvalidArgument(format!(
             "{name} must be an integer in 0..2^53, got {v}"
@@ -89,7 +89,7 @@ pub struct VhostMessage {
     pub inflight: Option<VhostInflight>,
 }
 
-fn region_to_js(r: &MemRegion) -> napi::Result<VhostMemRegion> {
+fn region_to_js(r: &MemRegion) -> Result<VhostMemRegion> {
     Ok(VhostMemRegion {
         guest_phys_addr: safe("guest_phys_addr", r.guest_phys_addr)?,
         memory_size: safe("memory_size", r.memory_size)?,
@@ -98,7 +98,7 @@ fn region_to_js(r: &MemRegion) -> napi::Result<VhostMemRegion> {
     })
 }
 
-fn region_from_js(r: &VhostMemRegion) -> napi::Result<MemRegion> {
+fn region_from_js(r: &VhostMemRegion) -> Result<MemRegion> {
     Ok(MemRegion {
         guest_phys_addr: from_f64("guestPhysAddr", r.guest_phys_addr)?,
         memory_size: from_f64("memorySize", r.memory_size)?,
@@ -123,7 +123,7 @@ fn empty(request: u32, flags: u32, fds: Vec<i32>) -> VhostMessage {
     }
 }
 
-fn to_js(m: Msg, fds: Vec<i32>) -> napi::Result<VhostMessage> {
+fn to_js(m: Msg, fds: Vec<i32>) -> Result<VhostMessage> {
     let mut o = empty(m.request, m.flags, fds);
     match m.body {
         Body::Empty => {}
@@ -146,9 +146,7 @@ fn to_js(m: Msg, fds: Vec<i32>) -> napi::Result<VhostMessage> {
                 log: safe("log", a.log)?,
             });
         }
-        Body::Memory(rs) => {
-            o.regions = Some(rs.iter().map(region_to_js).collect::<napi::Result<_>>()?)
-        }
+        Body::Memory(rs) => o.regions = Some(rs.iter().map(region_to_js).collect::<Result<_>>()?),
         Body::Region(r) => o.regions = Some(vec![region_to_js(&r)?]),
         Body::Config {
             offset,
@@ -175,7 +173,7 @@ fn to_js(m: Msg, fds: Vec<i32>) -> napi::Result<VhostMessage> {
     Ok(o)
 }
 
-fn u64_of(v: &BigInt) -> napi::Result<u64> {
+fn u64_of(v: &BigInt) -> Result<u64> {
     let (signed, x, lossless) = v.get_u64();
     if signed || !lossless {
         return Err(to_napi(Error::InvalidArgument(
@@ -185,13 +183,10 @@ fn u64_of(v: &BigInt) -> napi::Result<u64> {
     Ok(x)
 }
 
-fn from_js(o: &VhostMessage) -> napi::Result<Msg> {
+fn from_js(o: &VhostMessage) -> Result<Msg> {
     let index = o.index.unwrap_or(0);
     let body = if let Some(rs) = &o.regions {
-        let rs = rs
-            .iter()
-            .map(region_from_js)
-            .collect::<napi::Result<Vec<_>>>()?;
+        let rs = rs.iter().map(region_from_js).collect::<Result<Vec<_>>>()?;
         match (o.request, rs.as_slice()) {
             (vhost_msg::req::ADD_MEM_REG | vhost_msg::req::REM_MEM_REG, [r]) => Body::Region(*r),
             _ => Body::Memory(rs),
@@ -245,7 +240,7 @@ pub struct VhostListener {
 impl VhostListener {
     /// Bind and listen on `path` (a stale socket file there is replaced).
     #[napi(constructor)]
-    pub fn new(path: String) -> napi::Result<Self> {
+    pub fn new(path: String) -> Result<Self> {
         Ok(VhostListener {
             inner: Some(Listener::bind(&path).map_err(to_napi)?),
         })
@@ -253,7 +248,7 @@ impl VhostListener {
 
     /// The next pending connection, or null.
     #[napi]
-    pub fn accept(&mut self) -> napi::Result<Option<VhostConnection>> {
+    pub fn accept(&mut self) -> Result<Option<VhostConnection>> {
         let Some(l) = &self.inner else {
             return Err(to_napi(Error::InvalidArgument("listener is closed".into())));
         };
@@ -276,7 +271,7 @@ pub struct VhostConnection {
 }
 
 impl VhostConnection {
-    fn conn(&mut self) -> napi::Result<&mut Conn> {
+    fn conn(&mut self) -> Result<&mut Conn> {
         self.inner
             .as_mut()
             .ok_or_else(|| to_napi(Error::InvalidArgument("connection is closed".into())))
@@ -287,7 +282,7 @@ impl VhostConnection {
 impl VhostConnection {
     /// Connect to a backend listening on `path`.
     #[napi(factory)]
-    pub fn connect(path: String) -> napi::Result<Self> {
+    pub fn connect(path: String) -> Result<Self> {
         Ok(VhostConnection {
             inner: Some(Conn::connect(&path).map_err(to_napi)?),
         })
@@ -296,7 +291,7 @@ impl VhostConnection {
     /// The next whole message, or null when none is complete; `closed` turns true when the
     /// peer hung up. A malformed message throws EINVAL: drop the connection then.
     #[napi]
-    pub fn recv(&mut self) -> napi::Result<Option<VhostMessage>> {
+    pub fn recv(&mut self) -> Result<Option<VhostMessage>> {
         let c = self.conn()?;
         match c.recv().map_err(to_napi)? {
             Recv::Pending => Ok(None),
@@ -319,7 +314,7 @@ impl VhostConnection {
 
     /// Send a message with `fds` attached (the caller keeps its fds).
     #[napi]
-    pub fn send(&mut self, msg: VhostMessage) -> napi::Result<()> {
+    pub fn send(&mut self, msg: VhostMessage) -> Result<()> {
         let m = from_js(&msg)?;
         self.conn()?.send(&m, &msg.fds).map_err(to_napi)
     }
@@ -345,7 +340,7 @@ impl VhostConnection {
 
 /// A new nonblocking eventfd (the caller owns it; close with `vhostCloseFd`).
 #[napi]
-pub fn vhost_eventfd() -> napi::Result<i32> {
+pub fn vhost_eventfd() -> Result<i32> {
     Ok(vhost_sock::into_raw(
         vhost_sock::eventfd().map_err(to_napi)?,
     ))
@@ -353,7 +348,7 @@ pub fn vhost_eventfd() -> napi::Result<i32> {
 
 /// Read and reset an eventfd: 0 when it was not signalled.
 #[napi]
-pub fn vhost_eventfd_read(fd: i32) -> napi::Result<f64> {
+pub fn vhost_eventfd_read(fd: i32) -> Result<f64> {
     vhost_sock::eventfd_read(fd)
         .map(|v| v as f64)
         .map_err(to_napi)
@@ -361,13 +356,13 @@ pub fn vhost_eventfd_read(fd: i32) -> napi::Result<f64> {
 
 /// Signal an eventfd (a vring call or kick).
 #[napi]
-pub fn vhost_eventfd_write(fd: i32) -> napi::Result<()> {
+pub fn vhost_eventfd_write(fd: i32) -> Result<()> {
     vhost_sock::eventfd_write(fd, 1).map_err(to_napi)
 }
 
 /// Close an fd received in a message or made by `vhostEventfd`.
 #[napi]
-pub fn vhost_close_fd(fd: i32) -> napi::Result<()> {
+pub fn vhost_close_fd(fd: i32) -> Result<()> {
     vhost_sock::close(fd).map_err(to_napi)
 }
 
@@ -382,12 +377,7 @@ pub struct VhostMappedRegion {
 /// Map `size` bytes of a memory region's fd at `offset` (shared, writable) and register
 /// the mapping; the caller still owns and closes `fd`.
 #[napi]
-pub fn vhost_map_region(
-    env: Env,
-    fd: i32,
-    offset: f64,
-    size: f64,
-) -> napi::Result<VhostMappedRegion> {
+pub fn vhost_map_region(env: Env, fd: i32, offset: f64, size: f64) -> Result<VhostMappedRegion> {
     let (m, delta) =
         vhost_sock::map_region(fd, from_f64("offset", offset)?, from_f64("size", size)?)
             .map_err(to_napi)?;

@@ -1,3 +1,5 @@
+import { isErrno } from '@storkit/errors';
+
 import { binding } from './binding.js';
 import { NativeError, native } from './errors.js';
 import { checkedSize, MappedRegion } from './region.js';
@@ -27,7 +29,8 @@ export class DmaRegion extends MappedRegion {
   readonly note: string | undefined;
   /** The memfd behind the region (for sharing with other processes, e.g. vhost-user). */
   readonly fd: number;
-  #ioError: string | undefined;
+  /** Why the region has no IO addresses (with its code), when it has none. */
+  #ioError: NativeError | undefined;
   #ioTable: Float64Array | undefined;
   readonly #pageShift: number;
 
@@ -38,7 +41,7 @@ export class DmaRegion extends MappedRegion {
     this.pageSize = info.pageSize;
     this.note = info.note ?? undefined;
     this.fd = info.fd;
-    this.#ioError = info.ioError ?? undefined;
+    this.#ioError = ioErrorOf(info);
     this.#pageShift = 31 - Math.clz32(info.pageSize);
   }
 
@@ -89,14 +92,11 @@ export class DmaRegion extends MappedRegion {
   /** Drop this worker's cached IO addresses (the region was just mapped into an IOMMU). */
   forgetIoTable(): void {
     this.#ioTable = undefined;
-    this.#ioError = native(() => binding.memInfo(this.handle)).ioError ?? undefined;
+    this.#ioError = ioErrorOf(native(() => binding.memInfo(this.handle)));
   }
 
   #loadIoTable(): Float64Array {
-    if (this.#ioError !== undefined) {
-      const m = /^\[([A-Z]+)\] (.*)$/s.exec(this.#ioError);
-      throw new NativeError(m ? m[2] : this.#ioError, m ? m[1] : 'EIO');
-    }
+    if (this.#ioError !== undefined) throw this.#ioError;
     this.#ioTable = native(() => binding.memIoTable(this.handle));
     return this.#ioTable;
   }
@@ -105,4 +105,10 @@ export class DmaRegion extends MappedRegion {
   get pageShift(): number {
     return this.#pageShift;
   }
+}
+
+/** The region's reason for having no IO addresses, as the error an IO address lookup throws. */
+function ioErrorOf(info: { ioError?: string | null; ioErrorCode?: string | null }): NativeError | undefined {
+  if (info.ioError == null) return undefined;
+  return new NativeError(info.ioError, isErrno(info.ioErrorCode) ? info.ioErrorCode : 'EIO');
 }

@@ -1,16 +1,20 @@
-/** An error from the native core, with a stable errno-style code (`EINVAL`, `EPERM`, `ENOMEM`, ...). */
+import { type Errno, isErrno } from '@storkit/errors';
+
+/**
+ * An error from the native core. Its `code` is the addon's own (an errno-style name of
+ * @storkit/errors: `EINVAL`, `EPERM`, `ENOMEM`, `EPROTO`, ...): the core throws with it set, so
+ * nothing is parsed out of the message.
+ */
 export class NativeError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string, options?: { cause?: unknown }) {
+  readonly code: Errno;
+  constructor(message: string, code: Errno, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'NativeError';
     this.code = code;
   }
 }
 
-const CODE = /^\[([A-Z0-9_]+)\] /;
-
-/** Run a native call and turn its `[CODE] message` errors into NativeError. */
+/** Run a native call and turn its coded errors into NativeError. */
 export function native<T>(fn: () => T): T {
   try {
     return fn();
@@ -19,9 +23,8 @@ export function native<T>(fn: () => T): T {
   }
 }
 
-/** The NativeError for a `[CODE] message` error from the addon; anything else unchanged. */
+/** The NativeError for an error the addon threw (it carries `code`); anything else unchanged. */
 export function toNativeError(e: unknown): unknown {
-  const msg = e instanceof Error ? e.message : String(e);
-  const m = CODE.exec(msg);
-  return m ? new NativeError(msg.slice(m[0].length), m[1], { cause: e }) : e;
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && isErrno(code) ? new NativeError(e.message, code, { cause: e }) : e;
 }

@@ -8,7 +8,7 @@ export {
   type DmaRegionOptions,
   type HugepageMode,
 } from './dma.js';
-export { NativeError } from './errors.js';
+export { NativeError, native } from './errors.js';
 export { type DmaAddr, DmaAllocator, type DmaAllocatorOptions } from './malloc.js';
 export { MmioRegion } from './mmio.js';
 export { assertAddressFree, closeFd, type ReuseportListener, reuseportListen } from './net.js';
@@ -57,4 +57,17 @@ export {
 } from './sock.js';
 export { readTicks, threadCpuNs, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';
+export {
+  GuestMapping,
+  type VhostConnection,
+  type VhostListener,
+  type VhostMemRegion,
+  type VhostMessage,
+  vhostCloseFd,
+  vhostConnect,
+  vhostEventfd,
+  vhostEventfdRead,
+  vhostEventfdWrite,
+  vhostListen,
+} from './vhost-user.js';
 export { ViewCache } from './view-cache.js';

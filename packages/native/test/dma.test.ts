@@ -264,7 +264,8 @@ describe('native: DMA regions', () => {
 /**
  * @storkit/native and its addon copied into a fresh world-readable directory (0755 folders, 0644
  * files) laid out as node resolves them: `<dir>/native` (the built package) next to
- * `<dir>/node_modules/@storkit/native-binding` (the napi loader and the .node file).
+ * `<dir>/node_modules/@storkit/native-binding` (the napi loader and the .node file) and
+ * `<dir>/node_modules/@storkit/errors`.
  */
 function readableCopy(): { dir: string; entry: string } {
   const pkg = fileURLToPath(new URL('../../', import.meta.url));
@@ -278,6 +279,11 @@ function readableCopy(): { dir: string; entry: string } {
     recursive: true,
     filter: (src) => src === binding || /(\.node|index\.js|package\.json)$/.test(src),
   });
+  // @storkit/native's one dependency besides the addon: the code set its errors carry.
+  const errors = join(pkg, '../errors');
+  const errorsDir = join(dir, 'node_modules/@storkit/errors');
+  cpSync(join(errors, 'package.json'), join(errorsDir, 'package.json'));
+  cpSync(join(errors, 'dist/src'), join(errorsDir, 'dist/src'), { recursive: true });
   const st = spawnSync('chmod', ['-R', 'a+rX', dir]);
   if (st.status !== 0) throw new Error(`chmod -R a+rX ${dir}: ${st.stderr}`);
   return { dir, entry: join(dir, 'native/dist/src/index.js') };

@@ -1,3 +1,5 @@
+import { type Errno, errnoOf, isErrno } from '@storkit/errors';
+
 /**
  * JSON-RPC 2.0 error codes, plus SPDK's convention for application errors: a negative errno
  * (`-19` for ENODEV, `-17` for EEXIST, ...) with a message that says what went wrong.
@@ -12,21 +14,6 @@ export const RpcCode = {
   InvalidState: -1,
 } as const;
 
-const ERRNO: Record<string, number> = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ENOTSUP: 95,
-  EADDRINUSE: 98,
-  EALREADY: 114,
-};
-
 /** An error a method reports to its caller. `data` is optional structured detail. */
 export class RpcError extends Error {
   readonly code: number;
@@ -39,8 +26,8 @@ export class RpcError extends Error {
   }
 
   /** An application error from an errno name (`'ENODEV'`) and a message, SPDK style. */
-  static errno(name: keyof typeof ERRNO | string, message: string): RpcError {
-    return new RpcError(-(ERRNO[name] ?? 5), message);
+  static errno(name: Errno | string, message: string): RpcError {
+    return new RpcError(-errnoOf(name), message);
   }
 
   static invalidParams(message: string): RpcError {
@@ -56,7 +43,7 @@ export function toRpcError(e: unknown): RpcError {
   if (e instanceof RpcError) return e;
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code in ERRNO) return RpcError.errno(code, e.message);
+    if (isErrno(code)) return RpcError.errno(code, e.message);
     return new RpcError(RpcCode.InternalError, e.message);
   }
   return new RpcError(RpcCode.InternalError, String(e));
