@@ -7,8 +7,9 @@ import { GuestMemory, MAX_MEM_SLOTS } from './memory.js';
 import {
   closeFd,
   eventfdWrite,
-  GuestMapping,
+  type GuestMapping,
   listen,
+  mapGuestRegion,
   type NativeConnection,
   type NativeListener,
   type VhostMessage,
@@ -783,7 +784,7 @@ export class VhostController {
           `SET_INFLIGHT_FD of ${r.mmapSize} bytes for ${r.numQueues} x ${r.queueSize}`,
         );
       }
-      const map = GuestMapping.map(fd, r.mmapOffset, r.mmapSize);
+      const map = mapGuestRegion(fd, r.mmapOffset, r.mmapSize);
       this.#inflight?.map.close();
       this.#inflight = { map, numQueues: r.numQueues, queueSize: r.queueSize };
     } finally {

@@ -1,5 +1,5 @@
 import { VhostError } from './errors.js';
-import { GuestMapping } from './native.js';
+import { type GuestMapping, mapGuestRegion } from './native.js';
 
 /** A guest physical address (distinct from a frontend user address by name only). */
 export type Gpa = number;
@@ -51,7 +51,7 @@ export class GuestMemory {
   /** Map a region from its fd and add it. Overlaps with an existing region are rejected. */
   addFromFd(fd: number, gpa: Gpa, size: number, uva: Uva, mmapOffset: number): GuestRegion {
     this.#checkNew(gpa, size, uva);
-    const m = GuestMapping.map(fd, mmapOffset, size);
+    const m = mapGuestRegion(fd, mmapOffset, size);
     const bytes = new Uint8Array(m.buffer, m.delta, size);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, size);
     const r: GuestRegion = { gpa, size, uva, mmapOffset, bytes, dv, mapping: m };

@@ -1,79 +1,48 @@
-// The vhost-user part of the native addon: the control socket, eventfds and guest memory
-// regions mapped from received fds. Everything else in this package goes through here.
-import { createRequire } from 'node:module';
-import { MappedRegion } from '@storkit/native';
-import type * as Binding from '@storkit/native-binding';
+// What this package uses of the native core's vhost-user layer (@storkit/native), with its errors
+// as VhostErrors: the core's code says what happened (EPROTO: the frontend broke the protocol;
+// EADDRINUSE: a live backend owns the path; EPERM: another user's socket file), nothing is read
+// out of a message.
+import {
+  GuestMapping,
+  NativeError,
+  native,
+  type VhostConnection,
+  type VhostListener,
+  type VhostMemRegion,
+  type VhostMessage,
+  vhostCloseFd,
+  vhostConnect,
+  vhostEventfd,
+  vhostEventfdRead,
+  vhostEventfdWrite,
+  vhostListen,
+} from '@storkit/native';
 
 import { VhostError } from './errors.js';
 
-const require = createRequire(import.meta.url);
-const binding: typeof Binding = require('@storkit/native-binding');
+export type { VhostMemRegion, VhostMessage };
+export { GuestMapping };
+export type NativeConnection = VhostConnection;
+export type NativeListener = VhostListener;
 
-export type VhostMessage = Binding.VhostMessage;
-export type VhostMemRegion = Binding.VhostMemRegion;
-export type NativeConnection = Binding.VhostConnection;
-export type NativeListener = Binding.VhostListener;
-
-const CODE = /^\[([A-Z0-9_]+)\] /;
-
-/** Run a native call; its `[CODE] message` errors become VhostError (EPROTO for protocol errors). */
+/** Run a native call; its errors become VhostErrors with the core's code (the NativeError is the cause). */
 export function call<T>(fn: () => T): T {
   try {
-    return fn();
+    return native(fn);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const m = CODE.exec(msg);
-    if (!m) throw e;
-    const text = msg.slice(m[0].length);
-    // A socket path a live backend or another user owns keeps its own code: callers tell it
-    // apart from failures.
-    const code = text.includes('vhost-user protocol')
-      ? 'EPROTO'
-      : m[1] === 'EADDRINUSE' || m[1] === 'EPERM'
-        ? m[1]
-        : 'ENATIVE';
-    throw new VhostError(code, `${m[1]}: ${text}`, { cause: e });
+    if (!(e instanceof NativeError)) throw e;
+    throw new VhostError(e.code, `${e.code}: ${e.message}`, { cause: e });
   }
 }
 
-export function listen(path: string): NativeListener {
-  return call(() => new binding.VhostListener(path));
-}
-
-export function connect(path: string): NativeConnection {
-  return call(() => binding.VhostConnection.connect(path));
-}
-
-export function eventfd(): number {
-  return call(() => binding.vhostEventfd());
-}
-
+export const listen = (path: string): NativeListener => call(() => vhostListen(path));
+export const connect = (path: string): NativeConnection => call(() => vhostConnect(path));
+export const eventfd = (): number => call(() => vhostEventfd());
 /** Read-and-reset an eventfd (0 when not signalled). */
-export function eventfdRead(fd: number): number {
-  return call(() => binding.vhostEventfdRead(fd));
-}
-
-export function eventfdWrite(fd: number): void {
-  binding.vhostEventfdWrite(fd);
-}
-
+export const eventfdRead = (fd: number): number => call(() => vhostEventfdRead(fd));
+export const eventfdWrite = vhostEventfdWrite;
+/** Map `size` bytes of a guest memory fd at `offset` (the caller still owns and closes `fd`). */
+export const mapGuestRegion = (fd: number, offset: number, size: number): GuestMapping =>
+  call(() => GuestMapping.map(fd, offset, size));
 /** Close an fd this process owns; -1 is ignored. */
-export function closeFd(fd: number): void {
-  if (fd >= 0) call(() => binding.vhostCloseFd(fd));
-}
-
-/** A guest memory region mapped from its fd: this worker's view of it. */
-export class GuestMapping extends MappedRegion {
-  /** Offset of the region's first byte inside `bytes`. */
-  readonly delta: number;
-  private constructor(handle: number, delta: number) {
-    super(handle, true);
-    this.delta = delta;
-  }
-
-  /** Map `size` bytes of `fd` at `offset` (the caller still owns and closes `fd`). */
-  static map(fd: number, offset: number, size: number): GuestMapping {
-    const r = call(() => binding.vhostMapRegion(fd, offset, size));
-    return new GuestMapping(r.handle, r.delta);
-  }
-}
+export const closeFd = (fd: number): void => call(() => vhostCloseFd(fd));

@@ -14,7 +14,8 @@
 import { type Bdev, bdevGetByName, type IoCb, IoStatus, IoType } from '@storkit/bdev';
 import { type BdevIo, bdevIoComplete, bdevRegister, bdevUnregister } from '@storkit/bdev/module';
 import { registerConfigMethod } from '@storkit/bdev/perf';
-import { DmaRegion } from '@storkit/native';
+import { codeOf } from '@storkit/errors';
+import { DmaRegion, NativeError } from '@storkit/native';
 import {
   codec,
   defineControl,
@@ -320,8 +321,14 @@ function attach(p: VirtioAttachParams): Promise<Info> {
     },
     (e: Error) => {
       setCurrentThread(null);
-      const code = (e as { code?: string }).code;
-      throw fail(code === 'ENATIVE' || code === undefined ? 'ENODEV' : code, `${p.traddr}: ${e.message}`);
+      // A native call that failed (no socket there, a refused connection) means no device, as in
+      // SPDK; a protocol error keeps its EPROTO, the vhost layer's own errors their codes.
+      const code = codeOf(e);
+      const native = e.cause instanceof NativeError || e instanceof NativeError;
+      throw fail(
+        code === undefined || (native && code !== 'EPROTO') ? 'ENODEV' : code,
+        `${p.traddr}: ${e.message}`,
+      );
     },
   );
 }
