@@ -1,5 +1,7 @@
+import type { Codes } from '@storkit/errors';
+
 /** Stable error codes of the accel framework (errno names). A synchronous throw means no callback runs. */
-export type AccelErrorCode =
+export type AccelErrorCode = Codes<
   | 'EINVAL' // an argument is out of range
   | 'ENOENT' // no such opcode or module
   | 'ENOTSUP' // the module does not implement the opcode
@@ -7,7 +9,8 @@ export type AccelErrorCode =
   | 'EEXIST' // a module of that name is registered
   | 'ENODEV' // the framework is not started, or a module found no device
   | 'ENOTHREAD' // the call needs a current reactor thread
-  | 'ESHUTDOWN'; // the framework is stopping
+  | 'ESHUTDOWN' // the framework is stopping
+>;
 
 export class AccelError extends Error {
   override name = 'AccelError';

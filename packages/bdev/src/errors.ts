@@ -1,15 +1,9 @@
+import type { Codes } from '@storkit/errors';
+
 /** Stable error codes of the bdev layer (errno names, as SPDK returns them). */
-export type BdevErrorCode =
-  | 'EINVAL'
-  | 'ENODEV'
-  | 'EEXIST'
-  | 'EBUSY'
-  | 'EPERM'
-  | 'ENOENT'
-  | 'ENOTSUP'
-  | 'ENOMEM'
-  | 'ENOTHREAD'
-  | 'EIO';
+export type BdevErrorCode = Codes<
+  'EINVAL' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EPERM' | 'ENOENT' | 'ENOTSUP' | 'ENOMEM' | 'ENOTHREAD' | 'EIO'
+>;
 
 /** Every error the bdev layer throws. A synchronous throw means the callback never runs. */
 export class BdevError extends Error {

@@ -1,5 +1,7 @@
+import { type Codes, ERRNO as ERRNO_OF } from '@storkit/errors';
+
 /** Stable error codes of the blobstore (errno names, as SPDK's blobstore returns them). */
-export type BlobErrorCode =
+export type BlobErrorCode = Codes<
   | 'EILSEQ'
   | 'EINVAL'
   | 'ENOENT'
@@ -12,7 +14,8 @@ export type BlobErrorCode =
   | 'ENOTSUP'
   | 'ENOMEM'
   | 'ENODEV'
-  | 'ENOTHREAD';
+  | 'ENOTHREAD'
+>;
 
 /**
  * Every error the blobstore reports. EILSEQ means the on-disk format is not what SPDK writes (a bad
@@ -28,18 +31,4 @@ export class BlobError extends Error {
 }
 
 /** The errno number SPDK uses for a code (callbacks that mirror SPDK's bserrno get these, negated). */
-export const ERRNO: Record<BlobErrorCode, number> = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  ENXIO: 6,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EILSEQ: 84,
-  ENOTSUP: 95,
-  ENOTHREAD: 22,
-};
+export const ERRNO: Readonly<Record<BlobErrorCode, number>> = ERRNO_OF;

@@ -1,5 +1,7 @@
+import type { Codes } from '@storkit/errors';
+
 /** Errno-style codes for programming and configuration errors of a block backend. */
-export type BlockErrorCode = 'EINVAL';
+export type BlockErrorCode = Codes<'EINVAL'>;
 
 export class BlockError extends Error {
   override name = 'BlockError';

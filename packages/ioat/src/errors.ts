@@ -1,5 +1,7 @@
+import type { Codes } from '@storkit/errors';
+
 /** Stable error codes of the I/OAT driver (errno names). A synchronous throw means no callback runs. */
-export type IoatErrorCode =
+export type IoatErrorCode = Codes<
   | 'EINVAL' // a length, offset or pattern is out of range, or two ranges of a copy overlap
   | 'EFAULT' // a buffer is not in DMA memory the device can reach
   | 'ENODEV' // no such device, or it does not answer (reads all-ones)
@@ -8,7 +10,8 @@ export type IoatErrorCode =
   | 'EWRONGTHREAD' // the channel belongs to another thread
   | 'ETIMEDOUT' // the engine did not finish a reset or start in time
   | 'EIO' // the engine halted (CHANERR) on an operation
-  | 'ESHUTDOWN'; // the channel was detached
+  | 'ESHUTDOWN' // the channel was detached
+>;
 
 export class IoatError extends Error {
   override name = 'IoatError';

@@ -107,14 +107,14 @@ export interface TargetNodeParams {
   data_digest?: boolean;
 }
 
-/** Checks iscsi_set_options params; unknown or out-of-range values throw EINVAL_CONFIG. */
+/** Checks iscsi_set_options params; unknown or out-of-range values throw EINVAL. */
 export function resolveOptions(p: Partial<IscsiOptions>): IscsiOptions {
   const o: IscsiOptions = { ...DEFAULT_OPTIONS };
   for (const [k, v] of Object.entries(p)) {
-    if (!(k in DEFAULT_OPTIONS)) throw new IscsiError('EINVAL_CONFIG', `unknown iscsi option '${k}'`);
+    if (!(k in DEFAULT_OPTIONS)) throw new IscsiError('EINVAL', `unknown iscsi option '${k}'`);
     const def = DEFAULT_OPTIONS[k as keyof IscsiOptions];
     if (typeof v !== typeof def)
-      throw new IscsiError('EINVAL_CONFIG', `iscsi option '${k}' must be a ${typeof def}`);
+      throw new IscsiError('EINVAL', `iscsi option '${k}' must be a ${typeof def}`);
     (o as unknown as Record<string, unknown>)[k] = v;
   }
   range('max_queue_depth', o.max_queue_depth, 1, 4096);
@@ -128,7 +128,7 @@ export function resolveOptions(p: Partial<IscsiOptions>): IscsiOptions {
   range('max_r2t_per_connection', o.max_r2t_per_connection, 1, 255);
   range('max_large_datain_per_connection', o.max_large_datain_per_connection, 1, 65535);
   if (o.first_burst_length > o.max_burst_length) {
-    throw new IscsiError('EINVAL_CONFIG', 'first_burst_length must not exceed max_burst_length');
+    throw new IscsiError('EINVAL', 'first_burst_length must not exceed max_burst_length');
   }
   checkChapFlags(o);
   return o;
@@ -136,7 +136,7 @@ export function resolveOptions(p: Partial<IscsiOptions>): IscsiOptions {
 
 function range(name: string, v: number, lo: number, hi: number): void {
   if (!Number.isInteger(v) || v < lo || v > hi) {
-    throw new IscsiError('EINVAL_CONFIG', `${name} ${v} out of range ${lo}..${hi}`);
+    throw new IscsiError('EINVAL', `${name} ${v} out of range ${lo}..${hi}`);
   }
 }
 
@@ -146,10 +146,10 @@ export function checkChapFlags(p: {
   mutual_chap?: boolean;
 }): void {
   if (p.disable_chap && (p.require_chap || p.mutual_chap)) {
-    throw new IscsiError('EINVAL_CONFIG', 'disable_chap cannot be combined with require_chap or mutual_chap');
+    throw new IscsiError('EINVAL', 'disable_chap cannot be combined with require_chap or mutual_chap');
   }
   if (p.mutual_chap && !p.require_chap) {
-    throw new IscsiError('EINVAL_CONFIG', 'mutual_chap requires require_chap');
+    throw new IscsiError('EINVAL', 'mutual_chap requires require_chap');
   }
 }
 

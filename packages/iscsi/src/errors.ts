@@ -1,15 +1,11 @@
-/** Stable codes for iSCSI errors: protocol violations by a peer and configuration mistakes. */
-export type IscsiErrorCode =
-  | 'EPROTO_DATA_LENGTH'
-  | 'EPROTO_HEADER_DIGEST'
-  | 'EPROTO_OPCODE'
-  | 'EPROTO_SEQUENCE'
-  | 'EPROTO_FIELD'
-  | 'EINVAL_CONFIG'
-  | 'ENOENT_TARGET'
-  | 'EEXIST_TARGET'
-  | 'ENOENT_GROUP'
-  | 'EEXIST_GROUP';
+import type { Codes } from '@storkit/errors';
+
+/**
+ * Codes of iSCSI errors (names of @storkit/errors' set): a peer broke the protocol (EPROTO: a bad
+ * length, digest, opcode, sequence or field, which the message names), a parameter is out of range
+ * (EINVAL), a target node or group is missing (ENOENT) or exists already (EEXIST).
+ */
+export type IscsiErrorCode = Codes<'EPROTO' | 'EINVAL' | 'ENOENT' | 'EEXIST'>;
 
 export class IscsiError extends Error {
   readonly code: IscsiErrorCode;

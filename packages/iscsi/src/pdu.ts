@@ -299,7 +299,7 @@ export class PduParser {
     const dlen = (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7];
     if (dlen > this.limits.maxDataSegment) {
       throw new IscsiError(
-        'EPROTO_DATA_LENGTH',
+        'EPROTO',
         `DataSegmentLength ${dlen} exceeds MaxRecvDataSegmentLength ${this.limits.maxDataSegment}`,
       );
     }
@@ -318,7 +318,7 @@ export class PduParser {
     let digest: number = DigestResult.Ok;
     if (this.limits.headerDigest) {
       const want = crc32cRange(b, off, o);
-      if (readLe32(b, o) !== want) throw new IscsiError('EPROTO_HEADER_DIGEST', 'header digest mismatch');
+      if (readLe32(b, o) !== want) throw new IscsiError('EPROTO', 'header digest mismatch');
       o += DIGEST_LENGTH;
     }
     p.dataOff = o;

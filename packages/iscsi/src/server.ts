@@ -158,7 +158,7 @@ export class IscsiServer {
   /** Listens on each portal of portal group `tag`; port "0" picks a free port (see `portals`). */
   async listen(tag: number): Promise<ListeningPortal[]> {
     const pg = this.target.portalGroups.get(tag);
-    if (!pg) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
+    if (!pg) throw new IscsiError('ENOENT', `portal group ${tag} not found`);
     const out: ListeningPortal[] = [];
     for (const portal of pg.portals) {
       if (this.#exclusive && (this.#reusePort || this.#host))
@@ -180,7 +180,7 @@ export class IscsiServer {
    */
   async listenPrivate(tag: number): Promise<number[]> {
     const pg = this.target.portalGroups.get(tag);
-    if (!pg) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
+    if (!pg) throw new IscsiError('ENOENT', `portal group ${tag} not found`);
     const out: number[] = [];
     for (const portal of pg.portals) out.push(await this.#serve(tag, portal.host, 0, false));
     return out;

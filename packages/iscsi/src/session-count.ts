@@ -17,7 +17,7 @@ export class SessionCount {
   /** A new count at 0, or a view of one made elsewhere (`sab` of another `SessionCount`). */
   constructor(sab?: SharedArrayBuffer) {
     if (sab !== undefined && !(sab instanceof SharedArrayBuffer && sab.byteLength >= SessionCount.BYTES))
-      throw new IscsiError('EINVAL_CONFIG', 'session count needs a SharedArrayBuffer of 4 bytes');
+      throw new IscsiError('EINVAL', 'session count needs a SharedArrayBuffer of 4 bytes');
     this.sab = sab ?? new SharedArrayBuffer(SessionCount.BYTES);
     this.#cell = new Int32Array(this.sab, 0, 1);
   }

@@ -114,36 +114,34 @@ export class IscsiTarget {
     const next = { ...this.discoveryAuth, ...p };
     checkChapFlags(next);
     if (next.chap_group && !this.authGroups.has(next.chap_group)) {
-      throw new IscsiError('ENOENT_GROUP', `auth group ${next.chap_group} does not exist`);
+      throw new IscsiError('ENOENT', `auth group ${next.chap_group} does not exist`);
     }
     this.discoveryAuth = next;
   }
 
   createPortalGroup(p: PortalGroupParams): void {
-    if (this.portalGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `portal group ${p.tag} exists`);
+    if (this.portalGroups.has(p.tag)) throw new IscsiError('EEXIST', `portal group ${p.tag} exists`);
     if (!Number.isInteger(p.tag) || p.tag < 1 || p.tag > 0xffff) {
-      throw new IscsiError('EINVAL_CONFIG', `portal group tag ${p.tag} out of range 1..65535`);
+      throw new IscsiError('EINVAL', `portal group tag ${p.tag} out of range 1..65535`);
     }
-    if (p.portals.length === 0)
-      throw new IscsiError('EINVAL_CONFIG', 'portal group needs at least one portal');
+    if (p.portals.length === 0) throw new IscsiError('EINVAL', 'portal group needs at least one portal');
     this.portalGroups.set(p.tag, p);
   }
 
   createInitiatorGroup(p: InitiatorGroupParams): void {
-    if (this.initiatorGroups.has(p.tag))
-      throw new IscsiError('EEXIST_GROUP', `initiator group ${p.tag} exists`);
+    if (this.initiatorGroups.has(p.tag)) throw new IscsiError('EEXIST', `initiator group ${p.tag} exists`);
     if (p.initiators.length === 0 || p.netmasks.length === 0) {
-      throw new IscsiError('EINVAL_CONFIG', 'initiator group needs initiators and netmasks');
+      throw new IscsiError('EINVAL', 'initiator group needs initiators and netmasks');
     }
     this.initiatorGroups.set(p.tag, p);
   }
 
   createAuthGroup(p: AuthGroupParams): void {
-    if (this.authGroups.has(p.tag)) throw new IscsiError('EEXIST_GROUP', `auth group ${p.tag} exists`);
+    if (this.authGroups.has(p.tag)) throw new IscsiError('EEXIST', `auth group ${p.tag} exists`);
     for (const s of p.secrets) {
-      if (!s.user || !s.secret) throw new IscsiError('EINVAL_CONFIG', 'CHAP secret needs user and secret');
+      if (!s.user || !s.secret) throw new IscsiError('EINVAL', 'CHAP secret needs user and secret');
       if ((s.muser === undefined) !== (s.msecret === undefined)) {
-        throw new IscsiError('EINVAL_CONFIG', 'mutual CHAP needs both muser and msecret');
+        throw new IscsiError('EINVAL', 'mutual CHAP needs both muser and msecret');
       }
     }
     this.authGroups.set(p.tag, { tag: p.tag, secrets: [...p.secrets] });
@@ -152,13 +150,13 @@ export class IscsiTarget {
   /** iscsi_create_target_node */
   createTargetNode(p: TargetNodeParams): TargetNode {
     const name = fullTargetName(this.options.node_base, p.name);
-    if (this.nodes.has(name)) throw new IscsiError('EEXIST_TARGET', `target node ${name} exists`);
+    if (this.nodes.has(name)) throw new IscsiError('EEXIST', `target node ${name} exists`);
     checkChapFlags(p);
     for (const m of p.pg_ig_maps) {
       if (!this.portalGroups.has(m.pg_tag))
-        throw new IscsiError('ENOENT_GROUP', `portal group ${m.pg_tag} not found`);
+        throw new IscsiError('ENOENT', `portal group ${m.pg_tag} not found`);
       if (!this.initiatorGroups.has(m.ig_tag)) {
-        throw new IscsiError('ENOENT_GROUP', `initiator group ${m.ig_tag} not found`);
+        throw new IscsiError('ENOENT', `initiator group ${m.ig_tag} not found`);
       }
     }
     // chap_group may name an auth group created later, as in SPDK (its save_config writes the
@@ -169,12 +167,12 @@ export class IscsiTarget {
       p.queue_depth < 1 ||
       p.queue_depth > this.options.max_queue_depth
     ) {
-      throw new IscsiError('EINVAL_CONFIG', `queue_depth must be 1..${this.options.max_queue_depth}`);
+      throw new IscsiError('EINVAL', `queue_depth must be 1..${this.options.max_queue_depth}`);
     }
     const device = new ScsiDevice(name);
     for (const l of p.luns) {
       const b = this.#bdevs(l.bdev_name);
-      if (!b) throw new IscsiError('EINVAL_CONFIG', `bdev ${l.bdev_name} not found`);
+      if (!b) throw new IscsiError('EINVAL', `bdev ${l.bdev_name} not found`);
       device.addLun(l.lun_id, b);
     }
     const node = new TargetNode(
@@ -190,7 +188,7 @@ export class IscsiTarget {
   deleteTargetNode(name: string): void {
     const full = fullTargetName(this.options.node_base, name);
     const node = this.nodes.get(full);
-    if (!node) throw new IscsiError('ENOENT_TARGET', `target node ${full} not found`);
+    if (!node) throw new IscsiError('ENOENT', `target node ${full} not found`);
     this.nodes.delete(full);
     for (const s of this.sessions.values()) if (s.node === node) s.drop();
   }
@@ -242,43 +240,41 @@ export class IscsiTarget {
 
   /** iscsi_delete_portal_group / iscsi_delete_initiator_group: refused while a node maps it. */
   deletePortalGroup(tag: number): void {
-    if (!this.portalGroups.has(tag)) throw new IscsiError('ENOENT_GROUP', `portal group ${tag} not found`);
+    if (!this.portalGroups.has(tag)) throw new IscsiError('ENOENT', `portal group ${tag} not found`);
     if ([...this.nodes.values()].some((n) => n.params.pg_ig_maps.some((m) => m.pg_tag === tag))) {
-      throw new IscsiError('EINVAL_CONFIG', `portal group ${tag} is mapped by a target node`);
+      throw new IscsiError('EINVAL', `portal group ${tag} is mapped by a target node`);
     }
     this.portalGroups.delete(tag);
   }
 
   deleteInitiatorGroup(tag: number): void {
-    if (!this.initiatorGroups.has(tag))
-      throw new IscsiError('ENOENT_GROUP', `initiator group ${tag} not found`);
+    if (!this.initiatorGroups.has(tag)) throw new IscsiError('ENOENT', `initiator group ${tag} not found`);
     if ([...this.nodes.values()].some((n) => n.params.pg_ig_maps.some((m) => m.ig_tag === tag))) {
-      throw new IscsiError('EINVAL_CONFIG', `initiator group ${tag} is mapped by a target node`);
+      throw new IscsiError('EINVAL', `initiator group ${tag} is mapped by a target node`);
     }
     this.initiatorGroups.delete(tag);
   }
 
   /** iscsi_delete_auth_group: refused while discovery or a node uses it. */
   deleteAuthGroup(tag: number): void {
-    if (!this.authGroups.has(tag)) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
+    if (!this.authGroups.has(tag)) throw new IscsiError('ENOENT', `auth group ${tag} not found`);
     const used =
       this.discoveryAuth.chap_group === tag ||
       [...this.nodes.values()].some((n) => n.auth.chap_group === tag);
-    if (used) throw new IscsiError('EINVAL_CONFIG', `auth group ${tag} is in use`);
+    if (used) throw new IscsiError('EINVAL', `auth group ${tag} is in use`);
     this.authGroups.delete(tag);
   }
 
   /** iscsi_auth_group_add_secret */
   authGroupAddSecret(tag: number, secret: ChapSecret): void {
     const g = this.authGroups.get(tag);
-    if (!g) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
-    if (!secret.user || !secret.secret)
-      throw new IscsiError('EINVAL_CONFIG', 'CHAP secret needs user and secret');
+    if (!g) throw new IscsiError('ENOENT', `auth group ${tag} not found`);
+    if (!secret.user || !secret.secret) throw new IscsiError('EINVAL', 'CHAP secret needs user and secret');
     if ((secret.muser === undefined) !== (secret.msecret === undefined)) {
-      throw new IscsiError('EINVAL_CONFIG', 'mutual CHAP needs both muser and msecret');
+      throw new IscsiError('EINVAL', 'mutual CHAP needs both muser and msecret');
     }
     if (g.secrets.some((s) => s.user === secret.user)) {
-      throw new IscsiError('EEXIST_GROUP', `user ${secret.user} already in auth group ${tag}`);
+      throw new IscsiError('EEXIST', `user ${secret.user} already in auth group ${tag}`);
     }
     g.secrets.push({ ...secret });
   }
@@ -286,9 +282,9 @@ export class IscsiTarget {
   /** iscsi_auth_group_remove_secret */
   authGroupRemoveSecret(tag: number, user: string): void {
     const g = this.authGroups.get(tag);
-    if (!g) throw new IscsiError('ENOENT_GROUP', `auth group ${tag} not found`);
+    if (!g) throw new IscsiError('ENOENT', `auth group ${tag} not found`);
     const i = g.secrets.findIndex((s) => s.user === user);
-    if (i < 0) throw new IscsiError('ENOENT_GROUP', `user ${user} not in auth group ${tag}`);
+    if (i < 0) throw new IscsiError('ENOENT', `user ${user} not in auth group ${tag}`);
     g.secrets.splice(i, 1);
   }
 
@@ -296,7 +292,7 @@ export class IscsiTarget {
   targetNodeAddLun(name: string, lun: { bdev_name: string; lun_id?: number }): void {
     const node = this.#node(name);
     const b = this.#bdevs(lun.bdev_name);
-    if (!b) throw new IscsiError('EINVAL_CONFIG', `bdev ${lun.bdev_name} not found`);
+    if (!b) throw new IscsiError('EINVAL', `bdev ${lun.bdev_name} not found`);
     let id = lun.lun_id;
     if (id === undefined) for (id = 0; node.device.lun(id); id++);
     node.device.addLun(id, b);
@@ -327,7 +323,7 @@ export class IscsiTarget {
 
   #node(name: string): TargetNode {
     const node = this.nodes.get(fullTargetName(this.options.node_base, name));
-    if (!node) throw new IscsiError('ENOENT_TARGET', `target node ${name} not found`);
+    if (!node) throw new IscsiError('ENOENT', `target node ${name} not found`);
     return node;
   }
 

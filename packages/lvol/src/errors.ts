@@ -1,5 +1,7 @@
-/** Stable error codes of the lvol layer (errno names, as SPDK's lvol RPCs answer with). */
-export type LvolErrorCode =
+import { type Codes, codeOf } from '@storkit/errors';
+
+/** Codes of the lvol layer: errno names of @storkit/errors' set, as SPDK's lvol RPCs answer with. */
+export type LvolErrorCode = Codes<
   | 'EINVAL'
   | 'EEXIST'
   | 'ENOENT'
@@ -12,7 +14,25 @@ export type LvolErrorCode =
   | 'EIO'
   | 'EILSEQ'
   | 'ENXIO'
-  | 'ENOTHREAD';
+  | 'ENOTHREAD'
+>;
+
+const CODES: ReadonlySet<string> = new Set<LvolErrorCode>([
+  'EINVAL',
+  'EEXIST',
+  'ENOENT',
+  'ENODEV',
+  'EBUSY',
+  'EPERM',
+  'ENOSPC',
+  'ENOMEM',
+  'ENOTSUP',
+  'EIO',
+  'EILSEQ',
+  'ENXIO',
+  'ENOTHREAD',
+]);
+const isLvolCode = (c: string | undefined): c is LvolErrorCode => c !== undefined && CODES.has(c);
 
 export class LvolError extends Error {
   override name = 'LvolError';
@@ -22,11 +42,11 @@ export class LvolError extends Error {
     this.code = code;
   }
 
-  /** An error of a lower layer (BlobError, BdevError), with its code kept and context added. */
+  /** An error of a lower layer (BlobError, BdevError), with its code kept (EIO for one outside the lvol set) and context added. */
   static from(e: unknown, context: string): LvolError {
     if (e instanceof LvolError) return e;
-    const code = (e as { code?: string })?.code;
     const msg = e instanceof Error ? e.message : String(e);
-    return new LvolError((code as LvolErrorCode) ?? 'EIO', `${context}: ${msg}`);
+    const code = codeOf(e);
+    return new LvolError(isLvolCode(code) ? code : 'EIO', `${context}: ${msg}`);
   }
 }

@@ -17,6 +17,7 @@ import {
   encodeIdentifyNamespace,
   encodeNamespaceDescriptors,
   encodeNamespaceList,
+  Fes,
   HLEN,
   makeStatus,
   NvmeTcpProtocolError,
@@ -279,7 +280,7 @@ describe('nvme tcp: PDU reader', () => {
     const big = dataPdu(PduType.H2CData, new Uint8Array(5000), false, false, 0);
     expect(() => new PduReader(new Collector(), 4096).push(big))
       .to.throw(NvmeTcpProtocolError)
-      .with.property('code', 'ERR_NVME_TCP_DATA_LIMIT');
+      .that.includes({ code: 'EPROTO', fes: Fes.DataTransferLimitExceeded });
     const unk = new Uint8Array(CH_SIZE);
     unk[0] = 0x0f;
     expect(() => new PduReader(new Collector(), 4096).push(unk))

@@ -1,11 +1,13 @@
-// Configuration errors of the target, with stable codes the RPC layer maps to JSON-RPC errors.
+// Configuration errors of the target, with codes of @storkit/errors' set (the RPC layer answers
+// -errno, as SPDK).
 
-export type NvmfErrorCode =
-  | 'ERR_NVMF_INVALID_PARAM'
-  | 'ERR_NVMF_EXISTS'
-  | 'ERR_NVMF_NOT_FOUND'
-  | 'ERR_NVMF_NO_TRANSPORT'
-  | 'ERR_NVMF_LISTEN';
+import type { Codes } from '@storkit/errors';
+
+/**
+ * A bad parameter or a missing transport (EINVAL), a subsystem, namespace, host or listener that
+ * exists already (EEXIST) or not at all (ENODEV), an address that cannot be listened on (EBUSY).
+ */
+export type NvmfErrorCode = Codes<'EINVAL' | 'EEXIST' | 'ENODEV' | 'EBUSY'>;
 
 export class NvmfError extends Error {
   override name = 'NvmfError';
@@ -16,4 +18,4 @@ export class NvmfError extends Error {
   }
 }
 
-export const invalid = (msg: string): NvmfError => new NvmfError('ERR_NVMF_INVALID_PARAM', msg);
+export const invalid = (msg: string): NvmfError => new NvmfError('EINVAL', msg);

@@ -149,7 +149,7 @@ export class Subsystem {
     if (!Number.isInteger(nsid) || nsid < 1 || nsid > this.maxNamespaces)
       throw invalid(`nsid must be in [1, ${this.maxNamespaces}]`);
     if (this.namespaces.has(nsid))
-      throw new NvmfError('ERR_NVMF_EXISTS', `nsid ${nsid} already exists in ${this.nqn}`);
+      throw new NvmfError('EEXIST', `nsid ${nsid} already exists in ${this.nqn}`);
     const uuidHex = p.uuid ?? backend.uuid;
     const uuid = hexBytes('uuid', uuidHex, 16) ?? this.#derived('uuid', backend.name, 16);
     const nguid = hexBytes('nguid', p.nguid, 16) ?? uuid.slice();
@@ -160,8 +160,7 @@ export class Subsystem {
   }
 
   removeNamespace(nsid: number): void {
-    if (!this.namespaces.delete(nsid))
-      throw new NvmfError('ERR_NVMF_NOT_FOUND', `no nsid ${nsid} in ${this.nqn}`);
+    if (!this.namespaces.delete(nsid)) throw new NvmfError('ENODEV', `no nsid ${nsid} in ${this.nqn}`);
     this.#notify(nsid);
   }
 

@@ -149,8 +149,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   }
 
   get options(): TcpTransportOptions {
-    if (!this.#options)
-      throw new NvmfError('ERR_NVMF_NO_TRANSPORT', 'no TCP transport: call nvmf_create_transport first');
+    if (!this.#options) throw new NvmfError('EINVAL', 'no TCP transport: call nvmf_create_transport first');
     return this.#options;
   }
 
@@ -164,12 +163,12 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   /** The poll group's channel of the iobuf pool (made with the transport). */
   get iobuf(): IobufChannel {
     if (this.#iobuf === null)
-      throw new NvmfError('ERR_NVMF_NO_TRANSPORT', 'no TCP transport: call nvmf_create_transport first');
+      throw new NvmfError('EINVAL', 'no TCP transport: call nvmf_create_transport first');
     return this.#iobuf;
   }
 
   nvmf_create_transport(p: TcpTransportParams): void {
-    if (this.#options) throw new NvmfError('ERR_NVMF_EXISTS', 'transport TCP already exists');
+    if (this.#options) throw new NvmfError('EEXIST', 'transport TCP already exists');
     const o = tcpTransportOptions(p);
     const pool = this.#pool ?? new IobufPool();
     // Each command's data takes one buffer: the largest I/O must fit a large one.
@@ -202,12 +201,10 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
    * an I/O queue can join a controller whose admin queue is on another reactor.
    */
   nvmf_create_subsystem(p: CreateSubsystemParams, shared?: SharedSubsystemState): void {
-    if (this.subsystems.has(p.nqn))
-      throw new NvmfError('ERR_NVMF_EXISTS', `subsystem ${p.nqn} already exists`);
+    if (this.subsystems.has(p.nqn)) throw new NvmfError('EEXIST', `subsystem ${p.nqn} already exists`);
     const s = new Subsystem(p);
     if (shared) {
-      if (this.#byId.has(shared.id))
-        throw new NvmfError('ERR_NVMF_EXISTS', `subsystem id ${shared.id} in use`);
+      if (this.#byId.has(shared.id)) throw new NvmfError('EEXIST', `subsystem id ${shared.id} in use`);
       s.table = new ControllerTable(s.minCntlid, s.maxCntlid, shared.qidCap, shared.table);
       s.id = shared.id;
       this.#byId.set(s.id, s);
@@ -272,7 +269,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   nvmf_subsystem_add_ns(p: { nqn: string; namespace: NamespaceParams }): number {
     const s = this.#subsystem(p.nqn);
     const b = this.#resolve(p.namespace.bdev_name);
-    if (!b) throw new NvmfError('ERR_NVMF_NOT_FOUND', `no bdev named '${p.namespace.bdev_name}'`);
+    if (!b) throw new NvmfError('ENODEV', `no bdev named '${p.namespace.bdev_name}'`);
     return s.addNamespace(p.namespace, b);
   }
 
@@ -287,7 +284,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
 
   nvmf_subsystem_remove_host(p: { nqn: string; host: string }): void {
     const s = this.#subsystem(p.nqn);
-    if (!s.hosts.delete(p.host)) throw new NvmfError('ERR_NVMF_NOT_FOUND', `host ${p.host} not in ${p.nqn}`);
+    if (!s.hosts.delete(p.host)) throw new NvmfError('ENODEV', `host ${p.host} not in ${p.nqn}`);
     for (const c of [...s.controllers.values()])
       if (c.hostnqn === p.host && !s.allowAnyHost) c.destroy('host removed');
     this.#changed();
@@ -302,8 +299,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   async nvmf_subsystem_add_listener(p: { nqn: string; listen_address: ListenAddress }): Promise<void> {
     const s = this.#subsystem(p.nqn);
     const a = this.#address(p.listen_address);
-    if (s.listensOn(a))
-      throw new NvmfError('ERR_NVMF_EXISTS', `${p.nqn} already listens on ${a.traddr}:${a.trsvcid}`);
+    if (s.listensOn(a)) throw new NvmfError('EEXIST', `${p.nqn} already listens on ${a.traddr}:${a.trsvcid}`);
     const key = `${a.traddr}:${a.trsvcid}`;
     let l = this.#listeners.get(key);
     if (!l) {
@@ -320,8 +316,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     const s = this.#subsystem(p.nqn);
     const a = this.#address(p.listen_address);
     const i = s.listeners.findIndex((l) => l.traddr === a.traddr && String(l.trsvcid) === a.trsvcid);
-    if (i < 0)
-      throw new NvmfError('ERR_NVMF_NOT_FOUND', `${p.nqn} does not listen on ${a.traddr}:${a.trsvcid}`);
+    if (i < 0) throw new NvmfError('ENODEV', `${p.nqn} does not listen on ${a.traddr}:${a.trsvcid}`);
     s.listeners.splice(i, 1);
     const key = `${a.traddr}:${a.trsvcid}`;
     const l = this.#listeners.get(key)!;
@@ -339,7 +334,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
   nvmf_discovery_add_referral(p: ReferralParams): void {
     const a = this.#address(p.address);
     if (this.referrals.some((r) => r.address.traddr === a.traddr && r.address.trsvcid === a.trsvcid))
-      throw new NvmfError('ERR_NVMF_EXISTS', 'referral exists');
+      throw new NvmfError('EEXIST', 'referral exists');
     this.referrals.push({ ...p, address: a });
     this.#changed();
   }
@@ -348,7 +343,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
     const i = this.referrals.findIndex(
       (r) => r.address.traddr === p.address.traddr && r.address.trsvcid === String(p.address.trsvcid),
     );
-    if (i < 0) throw new NvmfError('ERR_NVMF_NOT_FOUND', 'no such referral');
+    if (i < 0) throw new NvmfError('ENODEV', 'no such referral');
     this.referrals.splice(i, 1);
     this.#changed();
   }
@@ -456,7 +451,7 @@ export class NvmfTarget implements QpairOwner, ControllerHost {
 
   #subsystem(nqn: string): Subsystem {
     const s = this.subsystems.get(nqn);
-    if (!s) throw new NvmfError('ERR_NVMF_NOT_FOUND', `no subsystem ${nqn}`);
+    if (!s) throw new NvmfError('ENODEV', `no subsystem ${nqn}`);
     return s;
   }
 

@@ -101,7 +101,7 @@ export class TcpListener {
   async start(): Promise<void> {
     if (!this.#host && this.#owner.options.sock_priority > 0)
       throw new NvmfError(
-        'ERR_NVMF_INVALID_PARAM',
+        'EINVAL',
         `sock_priority ${this.#owner.options.sock_priority} needs native sockets (node:net cannot set SO_PRIORITY)`,
       );
     if ((this.#reusePort || this.#host) && this.#exclusive) await this.#probe();
@@ -120,7 +120,7 @@ export class TcpListener {
       this.port = l.port;
     } catch (e) {
       throw new NvmfError(
-        'ERR_NVMF_LISTEN',
+        'EBUSY',
         `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${(e as Error).message}`,
         { cause: e },
       );
@@ -162,11 +162,9 @@ export class TcpListener {
     return new Promise((resolve, reject) => {
       const onError = (e: Error) =>
         reject(
-          new NvmfError(
-            'ERR_NVMF_LISTEN',
-            `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${e.message}`,
-            { cause: e },
-          ),
+          new NvmfError('EBUSY', `cannot listen on ${this.#traddr}:${this.#trsvcid}: ${e.message}`, {
+            cause: e,
+          }),
         );
       this.#server.once('error', onError);
       let where: net.ListenOptions & { fd?: number } = { host: this.#traddr, port: this.#trsvcid };

@@ -300,7 +300,6 @@ export class TcpQpair implements PduHandler {
         return;
       default:
         throw new NvmeTcpProtocolError(
-          'ERR_NVME_TCP_PDU_HEADER',
           Fes.InvalidHeaderField,
           0,
           `PDU type ${type} is not host-to-controller`,
@@ -327,32 +326,16 @@ export class TcpQpair implements PduHandler {
   }
 
   #seqError(msg: string): never {
-    throw new NvmeTcpProtocolError('ERR_NVME_TCP_PDU_SEQUENCE', Fes.PduSequenceError, 0, msg);
+    throw new NvmeTcpProtocolError(Fes.PduSequenceError, 0, msg);
   }
 
   #onIcReq(dv: DataView, off: number): void {
     if (dv.getUint32(off + 4, true) !== HLEN.ICReq)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_HEADER',
-        Fes.InvalidHeaderField,
-        4,
-        'ICReq PLEN must be 128',
-      );
+      throw new NvmeTcpProtocolError(Fes.InvalidHeaderField, 4, 'ICReq PLEN must be 128');
     if (dv.getUint16(off + IcOff.pfv, true) !== 0)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_UNSUPPORTED',
-        Fes.InvalidHeaderField,
-        IcOff.pfv,
-        'unsupported PDU format version',
-      );
+      throw new NvmeTcpProtocolError(Fes.InvalidHeaderField, IcOff.pfv, 'unsupported PDU format version');
     const hpda = dv.getUint8(off + IcOff.hpda);
-    if (hpda > 31)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_HEADER',
-        Fes.InvalidHeaderField,
-        IcOff.hpda,
-        'HPDA above 31',
-      );
+    if (hpda > 31) throw new NvmeTcpProtocolError(Fes.InvalidHeaderField, IcOff.hpda, 'HPDA above 31');
     const dgst = dv.getUint8(off + IcOff.dgst);
     this.hdgst = (dgst & IcDigest.Header) !== 0;
     this.ddgst = (dgst & IcDigest.Data) !== 0;
@@ -380,18 +363,12 @@ export class TcpQpair implements PduHandler {
         : Math.max(this.owner.options.in_capsule_data_size, ADMIN_ICD);
     if (dataLen > limit)
       throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_DATA_LIMIT',
         Fes.DataTransferLimitExceeded,
         0,
         `${dataLen} bytes of in-capsule data, limit ${limit}`,
       );
     if (this.#nidle === 0)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_SEQUENCE',
-        Fes.PduSequenceError,
-        0,
-        'more commands than the queue holds',
-      );
+      throw new NvmeTcpProtocolError(Fes.PduSequenceError, 0, 'more commands than the queue holds');
     const r = this.#reqs[this.#idle[--this.#nidle]];
     const s = off + CH_SIZE;
     const k = this.#wordsSlot(dv);
@@ -437,14 +414,12 @@ export class TcpQpair implements PduHandler {
     const r = ttag < this.#reqs.length ? this.#reqs[ttag] : undefined;
     if (!r || r.state !== ReqState.AwaitH2C)
       throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_HEADER',
         Fes.InvalidHeaderField,
         DataOff.ttag,
         `H2CData for unknown TTAG ${ttag}`,
       );
     if (dv.getUint16(off + DataOff.cccid, true) !== r.cid)
       throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_HEADER',
         Fes.InvalidHeaderField,
         DataOff.cccid,
         'H2CData CCCID does not match TTAG',
@@ -452,33 +427,13 @@ export class TcpQpair implements PduHandler {
     const datao = dv.getUint32(off + DataOff.datao, true);
     const datal = dv.getUint32(off + DataOff.datal, true);
     if (datal !== dataLen)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_PDU_HEADER',
-        Fes.InvalidHeaderField,
-        DataOff.datal,
-        'DATAL does not match PLEN',
-      );
+      throw new NvmeTcpProtocolError(Fes.InvalidHeaderField, DataOff.datal, 'DATAL does not match PLEN');
     if (datal > this.maxh2cdata)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_DATA_LIMIT',
-        Fes.DataTransferLimitExceeded,
-        0,
-        `H2CData of ${datal} > MAXH2CDATA`,
-      );
+      throw new NvmeTcpProtocolError(Fes.DataTransferLimitExceeded, 0, `H2CData of ${datal} > MAXH2CDATA`);
     if (datao !== r.h2cRecv)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_DATA_RANGE',
-        Fes.DataTransferOutOfRange,
-        DataOff.datao,
-        'H2CData out of order',
-      );
+      throw new NvmeTcpProtocolError(Fes.DataTransferOutOfRange, DataOff.datao, 'H2CData out of order');
     if (datal === 0 || datao + datal > r.dataLen)
-      throw new NvmeTcpProtocolError(
-        'ERR_NVME_TCP_DATA_RANGE',
-        Fes.DataTransferOutOfRange,
-        DataOff.datal,
-        'H2CData beyond the R2T',
-      );
+      throw new NvmeTcpProtocolError(Fes.DataTransferOutOfRange, DataOff.datal, 'H2CData beyond the R2T');
     r.h2cRecv += datal;
     this.#rxReq = r;
     this.#rxBase = datao;

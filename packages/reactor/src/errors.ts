@@ -1,8 +1,10 @@
+import type { Codes } from '@storkit/errors';
+
 /**
  * Stable error codes of the reactor framework. A synchronous throw from an API means its
  * callback will never run.
  */
-export type ReactorErrorCode =
+export type ReactorErrorCode = Codes<
   | 'EINVAL' // an argument is out of range or of the wrong shape
   | 'ENOTHREAD' // the call needs a current thread (call it from a poller, a message or harness.setThread)
   | 'EWRONGTHREAD' // the object belongs to another thread
@@ -13,7 +15,8 @@ export type ReactorErrorCode =
   | 'EMSGSIZE' // an encoded payload does not fit a ring record
   | 'EBUSYLOOP' // the test harness polled past its limit: something stays busy forever
   | 'ELEAK' // threads could not exit because pollers or channels are still held
-  | 'EWORKER'; // a reactor worker failed or did not stop in time
+  | 'EWORKER' // a reactor worker failed or did not stop in time
+>;
 
 export class ReactorError extends Error {
   readonly code: ReactorErrorCode;

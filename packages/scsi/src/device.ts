@@ -22,9 +22,9 @@ export class ScsiDevice {
 
   addLun(id: number, backend: BlockBackend): LogicalUnit {
     if (!Number.isInteger(id) || id < 0 || id >= MAX_LUNS) {
-      throw new ScsiError('EINVAL_LUN', `LUN id ${id} out of range 0..${MAX_LUNS - 1}`);
+      throw new ScsiError('EINVAL', `LUN id ${id} out of range 0..${MAX_LUNS - 1}`);
     }
-    if (this.#luns.has(id)) throw new ScsiError('EEXIST_LUN', `LUN ${id} already exists on ${this.name}`);
+    if (this.#luns.has(id)) throw new ScsiError('EEXIST', `LUN ${id} already exists on ${this.name}`);
     const lun = new LogicalUnit(id, backend);
     this.#luns.set(id, lun);
     for (const l of this.#luns.values()) if (l !== lun) l.unitAttention(Asc.ReportedLunsDataChanged);

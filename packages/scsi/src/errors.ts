@@ -1,10 +1,10 @@
-/** Stable codes for configuration and programming errors of the SCSI layer (not SCSI sense). */
-export type ScsiErrorCode =
-  | 'EINVAL_BLOCK_SIZE'
-  | 'EINVAL_NUM_BLOCKS'
-  | 'EINVAL_LUN'
-  | 'EEXIST_LUN'
-  | 'EINVAL_CDB';
+import type { Codes } from '@storkit/errors';
+
+/**
+ * Codes of configuration and programming errors of the SCSI layer (not SCSI sense), names of
+ * @storkit/errors' set: a LUN id, block size or CDB out of range (EINVAL), a LUN that exists (EEXIST).
+ */
+export type ScsiErrorCode = Codes<'EINVAL' | 'EEXIST'>;
 
 export class ScsiError extends Error {
   readonly code: ScsiErrorCode;

@@ -12,14 +12,7 @@
 // counted against max_sessions in one Int32 shared by every reactor (SessionCount).
 import { type AccelChannel, accelGetIoChannel, accelStarted } from '@storkit/accel';
 import { BdevBlockBackend, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
-import {
-  type ConnectionInfo,
-  IscsiError,
-  IscsiServer,
-  IscsiTarget,
-  SessionCount,
-  type TargetNode,
-} from '@storkit/iscsi';
+import { type ConnectionInfo, IscsiServer, IscsiTarget, SessionCount, type TargetNode } from '@storkit/iscsi';
 import {
   type Control,
   defineControl,
@@ -71,16 +64,6 @@ let state: State | null = null;
 let redirected = 0;
 /** This reactor's first thread: current while socket callbacks run (also during shutdown). */
 let hostThread: Thread | null = null;
-
-/** IscsiError codes (`EEXIST_GROUP`) → errno names the RPC layer maps (`EEXIST`). */
-function errno<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof IscsiError) throw Object.assign(new Error(e.message), { code: e.code.split('_')[0] });
-    throw e;
-  }
-}
 
 function need(): State {
   if (state === null) throw Object.assign(new Error('iscsi is not initialized'), { code: 'EBUSY' });
@@ -175,7 +158,7 @@ defineControl(iscsiInit, ({ options, sessions }, done) => {
   if (thread === null) throw Object.assign(new Error('iscsi.init needs a thread'), { code: 'EINVAL' });
   // The session count is shared by every reactor (made on the main thread): max_sessions holds
   // for the whole target, not per reactor.
-  const target = errno(() => new IscsiTarget(lookup, options, new SessionCount(sessions), reactorIobuf()));
+  const target = new IscsiTarget(lookup, options, new SessionCount(sessions), reactorIobuf());
   // Before the flush poller: an iteration reads the sockets, then sends what that produced.
   const sockHost = SOCK === 'native' ? new SockHost({ name: 'iscsi_sock_group' }) : null;
   const server = new IscsiServer(target, {
@@ -231,7 +214,7 @@ defineSubsystem({
 /** A config method applied the same way on every reactor (synchronous, all-or-nothing per reactor). */
 function applies<P>(op: Control<P, true>, fn: (t: IscsiTarget, p: P) => void): void {
   defineControl(op, (p, done) => {
-    errno(() => fn(need().target, p));
+    fn(need().target, p);
     done(null, true);
   });
 }
@@ -252,9 +235,7 @@ applies(a.iscsi_target_node_set_auth, (t, { name, ...auth }) => t.targetNodeSetA
 /** Creates the group and listens on its portals (SO_REUSEPORT) plus this reactor's private ports. */
 defineControl(iscsiCreatePortalGroup, (p, done) => {
   const s = need();
-  errno(() =>
-    s.target.createPortalGroup({ tag: p.tag, portals: p.portals.map((x) => ({ ...x })), private: p.private }),
-  );
+  s.target.createPortalGroup({ tag: p.tag, portals: p.portals.map((x) => ({ ...x })), private: p.private });
   const undo = (e: Error) =>
     void s.server.unlisten(p.tag).then(() => {
       s.target.portalGroups.delete(p.tag);
@@ -271,7 +252,7 @@ defineControl(iscsiCreatePortalGroup, (p, done) => {
 
 defineControl(iscsiDeletePortalGroup, ({ tag }, done) => {
   const s = need();
-  errno(() => s.target.deletePortalGroup(tag));
+  s.target.deletePortalGroup(tag);
   s.peers.delete(tag);
   void s.server.unlisten(tag).then(() => done(null, true));
 });
@@ -283,7 +264,7 @@ defineControl(iscsiSetPeers, ({ tag, ports }, done) => {
 
 defineControl(iscsiCreateTargetNode, ({ params, owner }, done) => {
   const s = need();
-  const node = errno(() => s.target.createTargetNode(params));
+  const node = s.target.createTargetNode(params);
   s.owners.set(node.name, owner);
   done(null, node.name);
 });
@@ -291,7 +272,7 @@ defineControl(iscsiCreateTargetNode, ({ params, owner }, done) => {
 defineControl(iscsiDeleteTargetNode, ({ name }, done) => {
   const s = need();
   const full = s.target.nodes.get(name)?.name ?? name;
-  errno(() => s.target.deleteTargetNode(name));
+  s.target.deleteTargetNode(name);
   for (const k of s.owners.keys()) if (k === full || k.endsWith(`:${name}`)) s.owners.delete(k);
   done(null, true);
 });

@@ -15,7 +15,7 @@ import {
   bdevNvmeDetachController,
   bdevNvmeGetControllers,
 } from '@storkit/nvme/bdev';
-import { NvmfError, NvmfTarget, type TcpQpair } from '@storkit/nvmf';
+import { NvmfTarget, type TcpQpair } from '@storkit/nvmf';
 import {
   type Control,
   codec,
@@ -40,17 +40,8 @@ import {
 import { bdevNvmeAttach, bdevNvmeDetach, bdevNvmeGet, bdevNvmeReplica, nvmfOps } from '../controls/nvmf.js';
 import { reactorIobuf } from './iobuf.js';
 
-/** NvmfError codes as the errno names the RPC layer turns into SPDK-style errors. */
-const ERRNO: Record<string, string> = {
-  ERR_NVMF_INVALID_PARAM: 'EINVAL',
-  ERR_NVMF_EXISTS: 'EEXIST',
-  ERR_NVMF_NOT_FOUND: 'ENODEV',
-  ERR_NVMF_NO_TRANSPORT: 'EINVAL',
-  ERR_NVMF_LISTEN: 'EBUSY',
-};
-
-function errno(e: unknown): Error {
-  if (e instanceof NvmfError) return Object.assign(new Error(e.message), { code: ERRNO[e.code] ?? 'EIO' });
+/** What a failed call hands `done`: an Error (its `code`, an errno name, crosses to the RPC layer). */
+function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
@@ -259,7 +250,7 @@ defineControl(bdevNvmeAttach, (p, done) => {
   nvmeThread = getThread();
   bdevNvmeAttachController(p).then(
     (r) => done(null, r),
-    (e) => done(errno(e)),
+    (e) => done(asError(e)),
   );
 });
 
@@ -287,18 +278,12 @@ const ctrlrError = defineHandler(
   (m) => local?.target.remoteControllerError(m.sub, m.cntlid, m.gen, Uint8Array.from(m.entry)),
 );
 
-/** One call of the target's RPC surface on this reactor; its NvmfError codes answered as errno names. */
+/** One call of the target's RPC surface on this reactor; its errors' codes are errno names, answered as -errno. */
 function serve<P, R>(op: Control<P, R>, fn: (n: ReactorNvmf, p: P) => R | Promise<R>): void {
   defineControl(op, (p, done) => {
-    let r: R | Promise<R>;
-    try {
-      r = fn(here(), p);
-    } catch (e) {
-      throw errno(e);
-    }
-    Promise.resolve(r).then(
+    Promise.resolve(fn(here(), p)).then(
       (v) => done(null, v),
-      (e) => done(errno(e)),
+      (e) => done(asError(e)),
     );
   });
 }

@@ -28,12 +28,7 @@ enum State {
   Digest,
 }
 
-const protoErr = (
-  fes: number,
-  fei: number,
-  code: 'ERR_NVME_TCP_PDU_HEADER' | 'ERR_NVME_TCP_DATA_LIMIT',
-  msg: string,
-) => new NvmeTcpProtocolError(code, fes, fei, msg);
+const protoErr = (fes: number, fei: number, msg: string) => new NvmeTcpProtocolError(fes, fei, msg);
 
 export class PduReader {
   hdgst = false;
@@ -173,36 +168,14 @@ export class PduReader {
   #headerSpan(b: Uint8Array, p: number): number {
     const type = b[p];
     const hlen = hlenOf(type);
-    if (hlen === 0)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        0,
-        'ERR_NVME_TCP_PDU_HEADER',
-        `unknown PDU type 0x${type.toString(16)}`,
-      );
+    if (hlen === 0) throw protoErr(Fes.InvalidHeaderField, 0, `unknown PDU type 0x${type.toString(16)}`);
     if (b[p + 2] !== hlen)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        2,
-        'ERR_NVME_TCP_PDU_HEADER',
-        `HLEN ${b[p + 2]} for PDU type ${type}, want ${hlen}`,
-      );
+      throw protoErr(Fes.InvalidHeaderField, 2, `HLEN ${b[p + 2]} for PDU type ${type}, want ${hlen}`);
     const plen = (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0;
     const hd = this.#digestsApply(type) && (b[p + 1] & PduFlag.HDGSTF) !== 0 ? DIGEST_SIZE : 0;
-    if (plen < hlen + hd)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        4,
-        'ERR_NVME_TCP_PDU_HEADER',
-        `PLEN ${plen} shorter than header`,
-      );
+    if (plen < hlen + hd) throw protoErr(Fes.InvalidHeaderField, 4, `PLEN ${plen} shorter than header`);
     if (plen > this.maxPlen)
-      throw protoErr(
-        Fes.DataTransferLimitExceeded,
-        4,
-        'ERR_NVME_TCP_DATA_LIMIT',
-        `PLEN ${plen} exceeds ${this.maxPlen}`,
-      );
+      throw protoErr(Fes.DataTransferLimitExceeded, 4, `PLEN ${plen} exceeds ${this.maxPlen}`);
     return hlen + hd;
   }
 
@@ -224,73 +197,38 @@ export class PduReader {
     const digests = this.#digestsApply(type);
     const hasH = digests && (flags & PduFlag.HDGSTF) !== 0;
     if (digests && hasH !== this.hdgst)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        1,
-        'ERR_NVME_TCP_PDU_HEADER',
-        'HDGSTF does not match the negotiated header digest',
-      );
+      throw protoErr(Fes.InvalidHeaderField, 1, 'HDGSTF does not match the negotiated header digest');
     if (hasH) {
       const want = crc32cRange(b, p, p + hlen);
       if (dv.getUint32(p + hlen, true) !== want)
-        throw new NvmeTcpProtocolError(
-          'ERR_NVME_TCP_HEADER_DIGEST',
-          Fes.HeaderDigestError,
-          0,
-          'header digest mismatch',
-        );
+        throw new NvmeTcpProtocolError(Fes.HeaderDigestError, 0, 'header digest mismatch');
     }
     const hasD = digests && (flags & PduFlag.DDGSTF) !== 0;
     if (hasD && !this.ddgst)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        1,
-        'ERR_NVME_TCP_PDU_HEADER',
-        'DDGSTF set without a negotiated data digest',
-      );
+      throw protoErr(Fes.InvalidHeaderField, 1, 'DDGSTF set without a negotiated data digest');
     const hEnd = hlen + (hasH ? DIGEST_SIZE : 0);
     let dataStart = hEnd;
     if (type === PduType.CapsuleCmd || type === PduType.H2CData || type === PduType.C2HData) {
       if (plen > hEnd) {
         if (pdo < hEnd || pdo > plen || pdo - hEnd > 256 - DIGEST_SIZE)
-          throw protoErr(Fes.InvalidHeaderField, 3, 'ERR_NVME_TCP_PDU_HEADER', `PDO ${pdo} outside the PDU`);
+          throw protoErr(Fes.InvalidHeaderField, 3, `PDO ${pdo} outside the PDU`);
         dataStart = pdo;
       } else if (pdo !== 0 && pdo !== hEnd) {
-        throw protoErr(
-          Fes.InvalidHeaderField,
-          3,
-          'ERR_NVME_TCP_PDU_HEADER',
-          `PDO ${pdo} in a PDU without data`,
-        );
+        throw protoErr(Fes.InvalidHeaderField, 3, `PDO ${pdo} in a PDU without data`);
       }
     } else if (!digests) {
       // IC and TermReq PDUs carry no digests and (TermReq) data right after the header.
     } else if (plen !== hEnd) {
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        4,
-        'ERR_NVME_TCP_PDU_HEADER',
-        `PLEN ${plen} for a PDU without data`,
-      );
+      throw protoErr(Fes.InvalidHeaderField, 4, `PLEN ${plen} for a PDU without data`);
     }
     let dataLen = plen - dataStart;
     if (hasD && dataLen > 0) {
       if (dataLen < DIGEST_SIZE)
-        throw protoErr(
-          Fes.InvalidHeaderField,
-          4,
-          'ERR_NVME_TCP_PDU_HEADER',
-          'PLEN leaves no room for the data digest',
-        );
+        throw protoErr(Fes.InvalidHeaderField, 4, 'PLEN leaves no room for the data digest');
       dataLen -= DIGEST_SIZE;
     }
     if (this.ddgst && digests && dataLen > 0 && !hasD)
-      throw protoErr(
-        Fes.InvalidHeaderField,
-        1,
-        'ERR_NVME_TCP_PDU_HEADER',
-        'data without the negotiated data digest',
-      );
+      throw protoErr(Fes.InvalidHeaderField, 1, 'data without the negotiated data digest');
     this.#hasDigest = hasD && dataLen > 0;
     this.#dataLen = dataLen;
     this.#dataDone = 0;

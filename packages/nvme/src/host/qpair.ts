@@ -7,6 +7,7 @@
 // otherwise the callback runs exactly once, from a later processCompletions (or with
 // ABORTED - SQ DELETION when the qpair fails or closes). They never complete inside the call.
 
+import type { Codes } from '@storkit/errors';
 import { GenericStatus, makeStatus, Sct } from '@storkit/nvme-spec';
 
 import type { IoQpairGrant } from './transport.js';
@@ -115,7 +116,11 @@ export interface HostQpair {
   reconnect(grant: IoQpairGrant): Promise<void>;
 }
 
-export type QpairErrorCode = 'ERR_NVME_QPAIR_CONNECT' | 'ERR_NVME_QPAIR_CLOSED' | 'ERR_NVME_QPAIR_PROTOCOL';
+/**
+ * Why a qpair failed: its connection could not be made (ECONNREFUSED, ETIMEDOUT when the transport
+ * never answered), it is closed or gone (ENOTCONN), or the controller broke the protocol (EPROTO).
+ */
+export type QpairErrorCode = Codes<'ECONNREFUSED' | 'ETIMEDOUT' | 'ENOTCONN' | 'EPROTO'>;
 
 export class HostQpairError extends Error {
   override name = 'HostQpairError';

@@ -31,7 +31,7 @@ export type TransportId = TcpTransportId | PcieTransportId;
 
 export class TransportIdError extends Error {
   override name = 'TransportIdError';
-  readonly code = 'ERR_NVME_TRID';
+  readonly code = 'EINVAL';
 }
 
 const BDF = /^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$/i;

@@ -417,7 +417,7 @@ export class PcieQpair implements HostQpair {
     if (c.buf !== undefined && c.buf.byteLength > 0) {
       if (!this.#data(slot, s >> 2, c.buf, 0, c.buf.byteLength, (c.dir ?? 2) === 2)) {
         this.#release(slot);
-        throw new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', 'buffer cannot be described by PRPs or SGLs');
+        throw new HostQpairError('EPROTO', 'buffer cannot be described by PRPs or SGLs');
       }
     }
     c.fill?.(sq, s);
@@ -501,7 +501,7 @@ export class PcieQpair implements HostQpair {
     sq[w + 12] = (nlb - 1) & 0xffff;
     if (!this.#data(slot, w, buf, off, len, op === IoOpcode.Read)) {
       this.#release(slot);
-      throw new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', 'buffer cannot be described by PRPs or SGLs');
+      throw new HostQpairError('EPROTO', 'buffer cannot be described by PRPs or SGLs');
     }
     this.#push();
   }
@@ -694,7 +694,7 @@ export class PcieQpair implements HostQpair {
         this.#phase = phase;
         this.#fail(
           new HostQpairError(
-            'ERR_NVME_QPAIR_PROTOCOL',
+            'EPROTO',
             `qpair ${this.qid}: completion for ${cid >= this.depth || this.#busy[cid] === 0 ? `unknown command ID ${cid}` : `SQ head ${sqhd} beyond ${entries} entries`}`,
           ),
         );
@@ -736,7 +736,7 @@ export class PcieQpair implements HostQpair {
     if (st[CtrlState.EPOCH] !== this.#s.epoch || st[CtrlState.FAILED] !== 0) {
       this.#fail(
         new HostQpairError(
-          'ERR_NVME_QPAIR_CLOSED',
+          'ENOTCONN',
           `qpair ${this.qid}: the controller was ${st[CtrlState.FAILED] !== 0 ? 'removed or failed' : 'reset'}`,
         ),
       );
@@ -800,7 +800,7 @@ export class PcieQpair implements HostQpair {
   #shutdown(): void {
     if (this.#connected) {
       this.#connected = false;
-      this.#failed = new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid} closed`);
+      this.#failed = new HostQpairError('ENOTCONN', `qpair ${this.qid} closed`);
       this.#abortAll();
     }
     this.#bounceAlloc?.close();
@@ -826,7 +826,7 @@ export class PcieQpair implements HostQpair {
 
   async reconnect(grant: IoQpairGrant): Promise<void> {
     if (this.setupFrom === null)
-      throw new HostQpairError('ERR_NVME_QPAIR_CONNECT', `qpair ${this.qid} cannot reconnect`);
+      throw new HostQpairError('ECONNREFUSED', `qpair ${this.qid} cannot reconnect`);
     this.reopen(this.setupFrom(grant));
   }
 

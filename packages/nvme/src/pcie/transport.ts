@@ -8,6 +8,7 @@
 // Asynchronous Event Request is outstanding, every 10 ms otherwise. The 10 ms tick also watches
 // for the device going away (the kernel's request, CSTS reading all-ones) and for CSTS.CFS.
 
+import type { Codes } from '@storkit/errors';
 import {
   attachPciDevice,
   DmaRegion,
@@ -187,16 +188,9 @@ class PcieLink implements ControllerLink {
       gone = true;
     }
     if (gone || csts === 0xffffffff) {
-      this.#removed(
-        new HostQpairError('ERR_NVME_QPAIR_CLOSED', `${this.#dev.address}: the controller was removed`),
-      );
+      this.#removed(new HostQpairError('ENOTCONN', `${this.#dev.address}: the controller was removed`));
     } else if ((csts & CSTS.CFS) !== 0 && this.admin.connected) {
-      this.#fail(
-        new HostQpairError(
-          'ERR_NVME_QPAIR_PROTOCOL',
-          `${this.#dev.address}: controller fatal status (CSTS.CFS)`,
-        ),
-      );
+      this.#fail(new HostQpairError('EPROTO', `${this.#dev.address}: controller fatal status (CSTS.CFS)`));
     }
   }
 
@@ -457,7 +451,7 @@ class PcieLink implements ControllerLink {
    */
   async reset(): Promise<void> {
     Atomics.add(this.#words, CtrlState.EPOCH, 1);
-    this.admin.failNow(new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'controller reset'));
+    this.admin.failNow(new HostQpairError('ENOTCONN', 'controller reset'));
     for (const q of this.#grants.values()) q.close();
     this.#grants.clear();
     this.#configured = false;
@@ -489,11 +483,13 @@ class PcieLink implements ControllerLink {
   }
 }
 
-/** A PCIe link error, with an errno-style code. */
+/** A PCIe link error: no controller there or it does not answer (ENODEV, ETIMEDOUT, EIO), a feature it lacks (ENOTSUP), a bad parameter (EINVAL, ENOSPC). */
+export type NvmeLinkErrorCode = Codes<'ENODEV' | 'ETIMEDOUT' | 'EIO' | 'ENOTSUP' | 'EINVAL' | 'ENOSPC'>;
+
 export class NvmeLinkError extends Error {
   override name = 'NvmeLinkError';
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: NvmeLinkErrorCode;
+  constructor(code: NvmeLinkErrorCode, message: string) {
     super(message);
     this.code = code;
   }

@@ -4,7 +4,7 @@ import { CommandSpecificStatus, ConnectDataOff, Sct } from '@storkit/nvme-spec';
 
 export class ConnectError extends Error {
   override name = 'ConnectError';
-  readonly code = 'ERR_NVME_CONNECT';
+  readonly code = 'ECONNREFUSED';
   readonly status: number;
   /** For Connect Invalid Parameters: IATTR (bit 0) and IPO (bits 31:16). */
   readonly dw0: number;

@@ -240,7 +240,7 @@ export class TcpHostEngine implements PduHandler {
       const t = setTimeout(() => {
         this.#icResolve = null;
         this.#icReject = null;
-        reject(new HostQpairError('ERR_NVME_QPAIR_CONNECT', `no ICResp within ${IC_TIMEOUT_MS / 1000} s`));
+        reject(new HostQpairError('ETIMEDOUT', `no ICResp within ${IC_TIMEOUT_MS / 1000} s`));
       }, IC_TIMEOUT_MS);
       t.unref();
       this.#icResolve = () => {
@@ -536,9 +536,7 @@ export class TcpHostEngine implements PduHandler {
       const p = e instanceof NvmeTcpProtocolError ? e : null;
       this.#sendTermReq(p ? p.fes : Fes.InvalidHeaderField, p ? p.fei : 0, this.#reader.errorHeader);
       const msg = e instanceof Error ? e.message : String(e);
-      this.#events.fatal(
-        new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `qpair ${this.qid}: ${msg}`, { cause: e }),
-      );
+      this.#events.fatal(new HostQpairError('EPROTO', `qpair ${this.qid}: ${msg}`, { cause: e }));
     }
     this.#scheduleFlush();
   }
@@ -553,7 +551,7 @@ export class TcpHostEngine implements PduHandler {
   }
 
   #proto(fes: number, fei: number, msg: string): never {
-    throw new NvmeTcpProtocolError('ERR_NVME_TCP_PDU_HEADER', fes, fei, msg);
+    throw new NvmeTcpProtocolError(fes, fei, msg);
   }
 
   #reqFor(cid: number, fei: number): HostRequest {
@@ -599,12 +597,7 @@ export class TcpHostEngine implements PduHandler {
         if (datal !== dataLen)
           this.#proto(Fes.InvalidHeaderField, DataOff.datal, 'DATAL does not match PLEN');
         if (datao !== r.c2hRecv || datao + datal > r.len)
-          throw new NvmeTcpProtocolError(
-            'ERR_NVME_TCP_DATA_RANGE',
-            Fes.DataTransferOutOfRange,
-            DataOff.datao,
-            'C2HData out of range',
-          );
+          throw new NvmeTcpProtocolError(Fes.DataTransferOutOfRange, DataOff.datao, 'C2HData out of range');
         if (flags & PduFlag.SUCCESS && !(flags & PduFlag.LAST_PDU))
           this.#proto(Fes.InvalidHeaderField, 1, 'SUCCESS without LAST_PDU');
         r.c2hRecv += datal;
@@ -617,12 +610,7 @@ export class TcpHostEngine implements PduHandler {
         const r2to = dv.getUint32(off + DataOff.r2to, true);
         const r2tl = dv.getUint32(off + DataOff.r2tl, true);
         if (r.dir !== 1 || r2tl === 0 || r2to + r2tl > r.len)
-          throw new NvmeTcpProtocolError(
-            'ERR_NVME_TCP_DATA_RANGE',
-            Fes.DataTransferOutOfRange,
-            DataOff.r2to,
-            'R2T out of range',
-          );
+          throw new NvmeTcpProtocolError(Fes.DataTransferOutOfRange, DataOff.r2to, 'R2T out of range');
         this.stats.r2ts++;
         this.#sendH2C(r, dv.getUint16(off + DataOff.ttag, true), r2to, r2tl);
         return;
@@ -631,9 +619,7 @@ export class TcpHostEngine implements PduHandler {
         const fes = dv.getUint16(off + TermOff.fes, true);
         this.#reader.stopped = true;
         queueMicrotask(() =>
-          this.#events.fatal(
-            new HostQpairError('ERR_NVME_QPAIR_PROTOCOL', `target sent C2HTermReq (FES ${fes})`),
-          ),
+          this.#events.fatal(new HostQpairError('EPROTO', `target sent C2HTermReq (FES ${fes})`)),
         );
         return;
       }

@@ -130,7 +130,7 @@ export class TcpHostQpair implements HostQpair {
     sock.on('error', (e) => this.#fail(e));
     sock.on('close', () => {
       if (this.#sock === sock)
-        this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: connection closed`));
+        this.#fail(new HostQpairError('ENOTCONN', `qpair ${this.qid}: connection closed`));
     });
     await this.#engine.begin((b, release) => {
       if (sock.destroyed) return release();
@@ -145,7 +145,7 @@ export class TcpHostQpair implements HostQpair {
 
   #connectError(msg: string, cause?: unknown): HostQpairError {
     const where = `${this.#opts.traddr}:${this.#opts.trsvcid}`;
-    return new HostQpairError('ERR_NVME_QPAIR_CONNECT', `cannot connect to ${where}: ${msg}`, { cause });
+    return new HostQpairError('ECONNREFUSED', `cannot connect to ${where}: ${msg}`, { cause });
   }
 
   async #openNative(): Promise<void> {
@@ -199,7 +199,7 @@ export class TcpHostQpair implements HostQpair {
 
   #connectionLost(c: SockConn): void {
     if (this.#conn !== c) return;
-    this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid}: connection closed`));
+    this.#fail(new HostQpairError('ENOTCONN', `qpair ${this.qid}: connection closed`));
   }
 
   // Keep an owner-polled socket group moving while a promise (connect, ICResp, Fabrics Connect) is
@@ -259,7 +259,7 @@ export class TcpHostQpair implements HostQpair {
         },
         undefined,
       );
-      if (!ok) reject(new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'qpair not open'));
+      if (!ok) reject(new HostQpairError('ENOTCONN', 'qpair not open'));
     });
     try {
       return await this.#driveUntil(p);
@@ -271,7 +271,7 @@ export class TcpHostQpair implements HostQpair {
   async reconnect(grant: IoQpairGrant): Promise<void> {
     const g = grant as TcpQpairGrant;
     const cp = this.#connectParams;
-    if (this.qid === 0 || cp === null) throw new HostQpairError('ERR_NVME_QPAIR_CLOSED', 'not an I/O qpair');
+    if (this.qid === 0 || cp === null) throw new HostQpairError('ENOTCONN', 'not an I/O qpair');
     if (g.qid !== this.qid || g.depth !== this.depth)
       throw new RangeError(`grant for qpair ${g.qid} (depth ${g.depth}) does not fit qpair ${this.qid}`);
     this.close();
@@ -300,7 +300,7 @@ export class TcpHostQpair implements HostQpair {
 
   /** Close the connection; outstanding commands complete with ABORTED_SQ_DELETION. */
   close(): void {
-    this.#fail(new HostQpairError('ERR_NVME_QPAIR_CLOSED', `qpair ${this.qid} closed`), false);
+    this.#fail(new HostQpairError('ENOTCONN', `qpair ${this.qid} closed`), false);
     if (this.#ownHost) {
       this.#host?.close();
       this.#host = null;
