@@ -68,8 +68,9 @@ export interface IoatChannelOptions {
   /** log2 of the ring's descriptors, 4..15 (default 7: 128, SPDK's IOAT_DEFAULT_ORDER). */
   ringOrder?: number;
   /**
-   * How long a reset or the start may take (default 1000 ms). Hardware takes microseconds (SPDK
-   * allows 20 ms); the margin is for a device model on a loaded machine, and costs only on failure.
+   * How long a reset or the start may take (default 5000 ms). Hardware takes microseconds (SPDK
+   * allows 20 ms); the margin is for a device model on a loaded machine (1 s was seen to be short
+   * there), and costs only on failure.
    */
   timeoutMs?: number;
 }
@@ -180,7 +181,7 @@ export class IoatChannel {
    * ioat_channel_start). The channel is unclaimed: claim() it from the thread that will use it.
    */
   static async attach(dev: IoatDevice, options: IoatChannelOptions = {}): Promise<IoatChannel> {
-    const opts = { ringOrder: options.ringOrder ?? 7, timeoutMs: options.timeoutMs ?? 1000 };
+    const opts = { ringOrder: options.ringOrder ?? 7, timeoutMs: options.timeoutMs ?? 5000 };
     if (!Number.isInteger(opts.ringOrder) || opts.ringOrder < 4 || opts.ringOrder > 15) {
       throw new IoatError('EINVAL', `ringOrder must be an integer in 4..15, got ${opts.ringOrder}`);
     }
