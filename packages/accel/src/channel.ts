@@ -4,7 +4,7 @@
 import { crc32cRange } from '@storkit/native';
 import type { Poller, Thread } from '@storkit/reactor';
 
-import { ACCEL_EAGAIN, ACCEL_ENOMEM, AccelError } from './errors.js';
+import { ACCEL_EAGAIN, ACCEL_ENOMEM } from './errors.js';
 import type { AccelIovecs } from './iovecs.js';
 import type { AccelModule } from './module.js';
 import { ACCEL_OPC, ACCEL_OPC_COUNT } from './opcodes.js';
