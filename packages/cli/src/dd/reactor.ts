@@ -117,7 +117,7 @@ export default async function dd(a: DdArgs): Promise<void> {
   let src: End | null = null;
   let dst: End | null = null;
   try {
-    await applyBdevConfig(bdevCalls(a.config as never));
+    await applyBdevConfig(bdevCalls(a.config));
     setCurrentThread(t);
     await resume(t, new Promise<void>((res) => bdevWaitForExamine(res)));
     src = a.inBdev !== undefined ? bdevEnd(t, a.inBdev, false) : await fileEnd(t, a.inFile as string, false);
