@@ -8,11 +8,11 @@ import { type BlockClient, NvmeClient, QemuIoClient, VhostClient, verify, writeL
 import { Ledger } from './ledger.js';
 import { TgtProcess } from './tgt.js';
 
-const NQN = 'nqn.2016-06.io.storkit:faults';
-const IQN = 'iqn.2016-06.io.storkit:faults';
-const BLOCKS = 512; // written region per disk: 2 MiB of 4 KiB blocks, 256 KiB of 512 B sectors
+export const NQN = 'nqn.2016-06.io.storkit:faults';
+export const IQN = 'iqn.2016-06.io.storkit:faults';
+export const BLOCKS = 512; // written region per disk: 2 MiB of 4 KiB blocks, 256 KiB of 512 B sectors
 
-function config(dir: string, nvmePort: number, iscsiPort: number, volatile: boolean): SpdkConfig {
+export function config(dir: string, nvmePort: number, iscsiPort: number, volatile: boolean): SpdkConfig {
   // The negative control: RAM disks lose everything with the process, so the check must fail.
   const ram = (name: string, bs: number) => ({
     method: 'bdev_malloc_create',
@@ -96,7 +96,7 @@ function config(dir: string, nvmePort: number, iscsiPort: number, volatile: bool
  * Connect, retrying for up to 60 s: on a loaded shared machine a target that just started can be
  * slower than a client's handshake timeout (NVMe/TCP's ICResp wait is 5 s).
  */
-async function connectRetry(d: Disk): Promise<BlockClient> {
+export async function connectRetry(d: Disk): Promise<BlockClient> {
   const until = Date.now() + 60_000;
   for (;;) {
     try {
@@ -108,7 +108,7 @@ async function connectRetry(d: Disk): Promise<BlockClient> {
   }
 }
 
-interface Disk {
+export interface Disk {
   ledger: Ledger;
   connect(): Promise<BlockClient>;
   depth: number;
@@ -129,13 +129,10 @@ export interface RoundFigures {
   rssAfterRestart: number[];
 }
 
-/** Run `rounds` kill -9 rounds in `dir`; returns the figures (the caller asserts). */
-export async function killRounds(
+/** The three disks' backing files in `dir`, and one Disk per protocol with an empty ledger. */
+export async function threeDisks(
   dir: string,
-  rounds: number,
-  log = (_: string) => {},
-  volatile = false,
-): Promise<RoundFigures> {
+): Promise<{ disks: Disk[]; nvmePort: number; iscsiPort: number }> {
   for (const [f, mb] of [
     ['nvme.img', 16],
     ['iscsi.img', 16],
@@ -146,7 +143,6 @@ export async function killRounds(
   }
   const nvmePort = await freePort();
   const iscsiPort = await freePort();
-  const cfg = config(dir, nvmePort, iscsiPort, volatile);
   const disks: Disk[] = [
     {
       ledger: new Ledger(1, 4096),
@@ -168,6 +164,18 @@ export async function killRounds(
       connect: () => VhostClient.attach(join(dir, 'vhost.faults')),
     },
   ];
+  return { disks, nvmePort, iscsiPort };
+}
+
+/** Run `rounds` kill -9 rounds in `dir`; returns the figures (the caller asserts). */
+export async function killRounds(
+  dir: string,
+  rounds: number,
+  log = (_: string) => {},
+  volatile = false,
+): Promise<RoundFigures> {
+  const { disks, nvmePort, iscsiPort } = await threeDisks(dir);
+  const cfg = config(dir, nvmePort, iscsiPort, volatile);
   const fig: RoundFigures = {
     rounds: 0,
     kills: 0,
