@@ -217,8 +217,14 @@ export class NvmeClient implements BlockClient {
 
 // ---- iSCSI: qemu-io (libiscsi)
 
-/** `length`'s answer (each line may follow a `qemu-io> ` prompt). */
-const LENGTH = /(?:^|> )\d+(?:\.\d+)? [KMGTPE]?i?B\n/m;
+/**
+ * qemu-io prints this before it reads each command line, so it also ends the previous command's
+ * output. It reads stdin with stdio's fgets, but waits for the next line by polling the fd: a
+ * second line that arrived in the same pipe read sits in stdio's buffer, unseen, until more bytes
+ * come. So exactly one command may be in the pipe at a time: the next is written only after this
+ * prompt came back.
+ */
+const PROMPT = 'qemu-io> ';
 
 export class QemuIoClient implements BlockClient {
   readonly name = 'iscsi';
@@ -227,7 +233,10 @@ export class QemuIoClient implements BlockClient {
   readonly #url: string;
   readonly #pattern: string;
   #out = '';
-  #waiters: { re: RegExp; fail: RegExp; res: (ok: boolean) => void }[] = [];
+  /** The command whose output is being collected: resolves with that output at the next prompt. */
+  #waiter: ((out: string | null) => void) | null = null;
+  /** Commands run strictly one after the other (see PROMPT). */
+  #queue: Promise<unknown> = Promise.resolve();
   #dead = false;
 
   private constructor(p: ChildProcess, url: string, blockSize: number, pattern: string) {
@@ -237,60 +246,66 @@ export class QemuIoClient implements BlockClient {
     this.#pattern = pattern;
     p.stdout!.on('data', (d) => this.#feed(String(d)));
     p.stderr!.on('data', (d) => this.#feed(String(d)));
+    p.stdin!.on('error', () => {});
     p.on('exit', () => {
       this.#dead = true;
-      for (const w of this.#waiters.splice(0)) w.res(false);
+      const w = this.#waiter;
+      this.#waiter = null;
+      w?.(null);
     });
   }
 
   static async open(url: string, blockSize: number, pattern: string): Promise<QemuIoClient> {
     const p = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
     const c = new QemuIoClient(p, url, blockSize, pattern);
-    // `length` answers once the image is open.
-    if (!(await c.#cmd('length', LENGTH, /error|fail/i)))
-      throw new Error(`qemu-io could not open ${url}: ${c.#out}`);
+    // The first prompt comes once the image is open (qemu-io exits if it cannot open it).
+    const ready = await new Promise<string | null>((res) => {
+      c.#waiter = res;
+      c.#feed('');
+    });
+    if (ready === null) throw new Error(`qemu-io could not open ${url}: ${c.#out}`);
     return c;
   }
 
   #feed(s: string): void {
     this.#out += s;
-    for (;;) {
-      const w = this.#waiters[0];
-      if (!w) break;
-      const ok = w.re.exec(this.#out);
-      const bad = w.fail.exec(this.#out);
-      if (!ok && !bad) break;
-      this.#waiters.shift();
-      const at = Math.min(ok?.index ?? Infinity, bad?.index ?? Infinity);
-      const m = (ok && ok.index === at ? ok : bad)!;
-      this.#out = this.#out.slice(m.index + m[0].length);
-      w.res(ok !== null && ok.index === at);
-    }
+    const at = this.#out.indexOf(PROMPT);
+    if (at < 0 || !this.#waiter) return;
+    const out = this.#out.slice(0, at);
+    this.#out = this.#out.slice(at + PROMPT.length);
+    const w = this.#waiter;
+    this.#waiter = null;
+    w(out);
   }
 
-  #cmd(line: string, re: RegExp, fail: RegExp): Promise<boolean> {
-    if (this.#dead) return Promise.resolve(false);
-    return new Promise((res) => {
-      this.#waiters.push({ re, fail, res });
-      this.#p.stdin!.write(`${line}\n`);
-    });
-  }
-
-  write(lba: number, data: Uint8Array, fua: boolean): Promise<boolean> {
-    // qemu-io reads the pattern file when the command runs; commands run one at a time.
-    writeFileSync(this.#pattern, data);
-    const off = lba * this.blockSize;
-    return this.#cmd(
-      `write ${fua ? '-f ' : ''}-s ${this.#pattern} ${off} ${this.blockSize}`,
-      new RegExp(`wrote ${this.blockSize}/${this.blockSize} bytes at offset ${off}\n`),
-      /write failed.*\n/,
+  /** Run one command once every earlier one has answered; its output, or null if qemu-io died. */
+  #cmd(line: string, before?: () => void): Promise<string | null> {
+    const run = this.#queue.then(
+      () =>
+        new Promise<string | null>((res) => {
+          if (this.#dead) return res(null);
+          before?.();
+          this.#waiter = res;
+          this.#p.stdin!.write(`${line}\n`);
+        }),
     );
+    this.#queue = run;
+    return run;
+  }
+
+  async write(lba: number, data: Uint8Array, fua: boolean): Promise<boolean> {
+    const off = lba * this.blockSize;
+    // qemu-io reads the pattern file when the command runs: write it just before sending.
+    const out = await this.#cmd(`write ${fua ? '-f ' : ''}-s ${this.#pattern} ${off} ${this.blockSize}`, () =>
+      writeFileSync(this.#pattern, data),
+    );
+    return out?.includes(`wrote ${this.blockSize}/${this.blockSize} bytes at offset ${off}\n`) ?? false;
   }
 
   async flush(): Promise<boolean> {
-    // `flush` prints only on failure; `length` after it answers once it is done.
-    const ok = await this.#cmd('flush\nlength', LENGTH, /flush failed.*\n/);
-    return ok;
+    // `flush` prints only on failure ("flush failed: ..."); the prompt after it says it is done.
+    const out = await this.#cmd('flush');
+    return out !== null && !/fail|error/i.test(out);
   }
 
   /** Read the whole LUN with qemu-img (libiscsi again) and serve blocks from the copy. */
