@@ -22,7 +22,7 @@ use crate::{Coded, Result};
 /// napi's element type for Uint8Array.
 const UINT8: sys::napi_typedarray_type = 1;
 
-/// Throw a RangeError with `msg` (the `[EINVAL]` prefix makes it a NativeError in TS).
+/// Throw a RangeError with `msg` and code `EINVAL` (the code makes it a NativeError in TS).
 unsafe fn throw(env: sys::napi_env, msg: &CStr) -> sys::napi_value {
     // SAFETY: env is the live env of the current callback; msg is NUL-terminated.
     unsafe { sys::napi_throw_range_error(env, c"EINVAL".as_ptr(), msg.as_ptr()) };

@@ -128,7 +128,7 @@ describe('app: bdev_lvol_* through SPDK rpc.py', function () {
       await rpc('bdev_lvol_clone', snap, 'clone2');
       const e = await refused(rpc, 'bdev_lvol_delete', 'lvs/snap');
       // thin became the snapshot's clone too.
-      expect(e).to.match(/-16.*EBUSY.*lvs\/snap is a snapshot with 3 clones/s);
+      expect(e).to.match(/"code": -16,\s*"message": "[^"]*lvs\/snap is a snapshot with 3 clones/); // EBUSY
       expect(await refused(rpc, 'bdev_lvol_create', '-l', 'lvs', 'thick', '1')).to.match(
         /thick.*exists|exists/,
       );
@@ -174,8 +174,12 @@ describe('app: bdev_lvol_* through SPDK rpc.py', function () {
       expect(b.driver_specific.lvol).to.include({ clone: true, base_snapshot: 'snap' });
 
       // Read-only refuses its users' changes, not the snapshot machinery's (as SPDK).
-      expect(await refused(rpc, 'bdev_lvol_rename', 'lvs/renamed', 'x')).to.match(/EPERM/);
-      expect(await refused(rpc, 'bdev_lvol_resize', 'lvs/renamed', '10')).to.match(/EPERM/);
+      expect(await refused(rpc, 'bdev_lvol_rename', 'lvs/renamed', 'x')).to.match(
+        /"code": -1,\s*"message": "[^"]*read-only/ /* EPERM */,
+      );
+      expect(await refused(rpc, 'bdev_lvol_resize', 'lvs/renamed', '10')).to.match(
+        /"code": -1,\s*"message": "[^"]*read-only/ /* EPERM */,
+      );
       await rpc('bdev_lvol_decouple_parent', 'lvs/renamed');
       await rpc('bdev_lvol_delete', 'lvs/snap');
       await rpc('bdev_lvol_rename_lvstore', 'lvs', 'lvs2');

@@ -8,9 +8,10 @@ export type BdevErrorCode = Codes<
 /** Every error the bdev layer throws. A synchronous throw means the callback never runs. */
 export class BdevError extends Error {
   override name = 'BdevError';
+  /** What to match on: the message is text for people and may change. */
   readonly code: BdevErrorCode;
   constructor(code: BdevErrorCode, message: string) {
-    super(`[${code}] ${message}`);
+    super(message);
     this.code = code;
   }
 }

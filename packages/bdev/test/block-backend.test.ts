@@ -134,7 +134,7 @@ describe('bdev: BdevBlockBackend', () => {
     expect((be.errors.last as BdevError).code).to.equal('EINVAL');
     expect(logged).to.have.length(1);
     expect(logged[0]).to.match(
-      /bdev Hold1 backend: exception #1 failed its I\/O: BdevError: \[EINVAL\] blocks 1048576\+1 outside bdev Hold1/,
+      /bdev Hold1 backend: exception #1 failed its I\/O: BdevError: blocks 1048576\+1 outside bdev Hold1/,
     );
     expect(h.seen).to.deep.equal([]);
     be.close();

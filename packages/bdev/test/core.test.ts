@@ -68,10 +68,9 @@ describe('bdev core', () => {
       abort: false,
     });
     expect(bdevGetByName('alias0')).to.equal(b);
-    expect(() => bdevMallocCreate({ name: 'alias0', num_blocks: 8, block_size: 512 })).to.throw(
-      BdevError,
-      /EEXIST/,
-    );
+    expect(() => bdevMallocCreate({ name: 'alias0', num_blocks: 8, block_size: 512 }))
+      .to.throw(BdevError)
+      .with.property('code', 'EEXIST');
     expect(() => bdevMallocCreate({ name: 'X', num_blocks: 8, block_size: 500 })).to.throw(
       /block_size must be a power of two/,
     );
@@ -123,10 +122,14 @@ describe('bdev core', () => {
     expect(d.status).to.equal(IoStatus.SUCCESS);
     expect(d.n).to.equal(8);
     expect(() => bdevRead(o.desc, o.ch, one, 128, 1, record, d)).to.throw(/outside/);
-    expect(() => bdevRead(o.desc, o.ch, one, 0, 2, record, d)).to.throw(/EINVAL/);
+    expect(() => bdevRead(o.desc, o.ch, one, 0, 2, record, d))
+      .to.throw(BdevError)
+      .with.property('code', 'EINVAL');
     o.close();
     const ro = open('M1', false);
-    expect(() => bdevWrite(ro.desc, ro.ch, one, 0, 1, record, d)).to.throw(/EPERM/);
+    expect(() => bdevWrite(ro.desc, ro.ch, one, 0, 1, record, d))
+      .to.throw(BdevError)
+      .with.property('code', 'EPERM');
     ro.close();
     bdevMallocDelete({ name: 'M1' });
     h.pollThreads();
@@ -191,8 +194,12 @@ describe('bdev core', () => {
     const b = bdevGetByName('N1')!;
     const d1 = bdevOpenExt('N1', false, () => {});
     bdevModuleClaimBdev(b, d1, mallocModule);
-    expect(() => bdevOpenExt('N1', true, () => {})).to.throw(/EPERM/);
-    expect(() => bdevModuleClaimBdev(b, null, mallocModule)).to.throw(/EPERM/);
+    expect(() => bdevOpenExt('N1', true, () => {}))
+      .to.throw(BdevError)
+      .with.property('code', 'EPERM');
+    expect(() => bdevModuleClaimBdev(b, null, mallocModule))
+      .to.throw(BdevError)
+      .with.property('code', 'EPERM');
     const ro = bdevOpenExt('N1', false, () => {});
     bdevClose(ro);
     bdevClose(d1);

@@ -1,6 +1,7 @@
 import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 import {
+  BdevError,
   bdevAbort,
   bdevClose,
   bdevGetByName,
@@ -108,9 +109,9 @@ describe('bdev modules', () => {
     expect(new Set(uuids).size).to.equal(4);
     for (const u of uuids)
       expect(u).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(() =>
-      bdevWrite(open('SB').desc, null as never, new Uint8Array(512), 0, 1, () => {}, null),
-    ).to.throw(/EPERM|claimed/);
+    expect(() => bdevWrite(open('SB').desc, null as never, new Uint8Array(512), 0, 1, () => {}, null))
+      .to.throw(BdevError)
+      .with.property('code', 'EPERM');
     writeRead(h, 'SBp1', 2, 3, 11);
     const base = readBlocks(h, 'SB', 18, 3);
     expect(Buffer.from(base).equals(Buffer.from(pattern(1536, 11)))).to.equal(true);

@@ -23,9 +23,10 @@ export type BlobErrorCode = Codes<
  */
 export class BlobError extends Error {
   override name = 'BlobError';
+  /** What to match on: the message is text for people and may change. */
   readonly code: BlobErrorCode;
   constructor(code: BlobErrorCode, message: string) {
-    super(`[${code}] ${message}`);
+    super(message);
     this.code = code;
   }
 }

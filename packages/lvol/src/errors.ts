@@ -36,9 +36,10 @@ const isLvolCode = (c: string | undefined): c is LvolErrorCode => c !== undefine
 
 export class LvolError extends Error {
   override name = 'LvolError';
+  /** What to match on: the message is text for people and may change. */
   readonly code: LvolErrorCode;
   constructor(code: LvolErrorCode, message: string) {
-    super(`[${code}] ${message}`);
+    super(message);
     this.code = code;
   }
 
