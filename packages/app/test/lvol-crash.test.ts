@@ -5,13 +5,18 @@
 // lvol; storkit starts again on the image (storkit's dirty load), lists a consistent lvstore (no
 // cluster leaked: free + every lvol's allocated clusters = all clusters) and serves the lvol; both
 // reads hold every acknowledged write that was flushed or FUA (faults/ledger.ts). Each restart
-// builds on what the last one found. CI runs STORKIT_LVOL_KILL_ROUNDS (default 3) rounds.
+// builds on what the last one found. SPDK's spdk_tgt also loads a copy of each image and must list
+// every lvol storkit lists after its own reload (bdev_lvol_get_lvols and an lvol bdev in
+// bdev_get_bdevs for each: same names, UUIDs, snapshot/clone relations, allocated clusters) and the
+// same free cluster count: what a kill cut short is found the same way by both, not only the
+// lvol being written. CI runs STORKIT_LVOL_KILL_ROUNDS (default 3) rounds.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { startSpdkTgt } from '@storkit/nvme/testing';
 import { expect } from 'chai';
 
 import type { SpdkConfig } from '../src/index.js';
@@ -36,10 +41,45 @@ interface Lvol {
   name: string;
   uuid: string;
   is_snapshot: boolean;
+  is_clone: boolean;
+  is_thin_provisioned: boolean;
+  num_allocated_clusters?: number;
+  clones?: string[];
 }
 interface Bdev {
+  name: string;
   aliases: string[];
-  driver_specific: { lvol?: { num_allocated_clusters: number; base_snapshot?: string } };
+  num_blocks: number;
+  driver_specific: {
+    lvol?: { num_allocated_clusters: number; base_snapshot?: string; clones?: string[]; snapshot?: boolean };
+  };
+}
+
+/** What both targets must agree on about one lvstore after a dirty load, in a stable order. */
+function shape(lvs: Lvstore, lvols: Lvol[], bdevs: Bdev[]) {
+  return {
+    free_clusters: lvs.free_clusters,
+    total_data_clusters: lvs.total_data_clusters,
+    lvols: lvols
+      .map((l) => ({
+        name: l.name,
+        uuid: l.uuid,
+        is_snapshot: l.is_snapshot,
+        is_clone: l.is_clone,
+        is_thin_provisioned: l.is_thin_provisioned,
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
+    // SPDK v24.01's lvol bdev has no num_allocated_clusters (v24.05 added it): compared apart.
+    bdevs: bdevs
+      .map((b) => ({
+        name: b.name,
+        alias: b.aliases[0],
+        num_blocks: b.num_blocks,
+        base_snapshot: b.driver_specific.lvol!.base_snapshot,
+        clones: [...(b.driver_specific.lvol!.clones ?? [])].sort(),
+      }))
+      .sort((a, b) => a.alias!.localeCompare(b.alias!)),
+  };
 }
 
 /** Snapshots in the order they can go: the nearest ancestor of 'data' first. */
@@ -198,6 +238,25 @@ describe('faults: kill -9 of storkit tgt during lvol writes and metadata operati
         const x = e as { stdout?: string; stderr?: string };
         throw new Error(`round ${r + 1}: spdk_dd does not read the lvol:\n${x.stdout}${x.stderr}`);
       }
+      // SPDK's spdk_tgt on another copy: every lvol it finds (compared with storkit's below).
+      const listImg = join(dir, 'spdk-list.img');
+      copyFileSync(img, listImg);
+      const st = await startSpdkTgt({ subsystems: [{ subsystem: 'bdev', config: [aio(listImg)] }] });
+      let spdkShape: ReturnType<typeof shape>;
+      try {
+        await st.rpc('bdev_wait_for_examine');
+        const [slvs] = (await st.rpc('bdev_lvol_get_lvstores')) as Lvstore[];
+        const slvols = (await st.rpc('bdev_lvol_get_lvols')) as Lvol[];
+        const sbdevs = ((await st.rpc('bdev_get_bdevs')) as Bdev[]).filter((b) => b.driver_specific.lvol);
+        expect(slvs, `round ${r + 1}: spdk_tgt finds the lvstore`).to.not.equal(undefined);
+        spdkShape = shape(slvs!, slvols, sbdevs);
+      } finally {
+        await st.stop();
+        rmSync(listImg, { force: true });
+      }
+      // Every lvol SPDK lists is a bdev SPDK registered (none failed to open).
+      expect(spdkShape.bdevs.map((b) => b.alias)).to.deep.equal(spdkShape.lvols.map((l) => `lvs/${l.name}`));
+
       const theirs = readFileSync(out);
       expect(theirs.length).to.equal(LVOL_MIB * MiB);
       const v: VerifyResult = { blocks: 0, errors: [], lostUnflushed: 0, torn: 0 };
@@ -211,6 +270,9 @@ describe('faults: kill -9 of storkit tgt during lvol writes and metadata operati
       const lvols = await tgt.rpc<Lvol[]>('bdev_lvol_get_lvols');
       const bdevs = (await tgt.rpc<Bdev[]>('bdev_get_bdevs')).filter((b) => b.driver_specific.lvol);
       expect(lvols.map((l) => l.name)).to.include('data');
+      expect(shape(lvs!, lvols, bdevs), `round ${r + 1}: spdk_tgt lists what storkit lists`).to.deep.equal(
+        spdkShape,
+      );
       const used = bdevs.reduce((n, b) => n + b.driver_specific.lvol!.num_allocated_clusters, 0);
       expect(
         lvs!.free_clusters + used,
