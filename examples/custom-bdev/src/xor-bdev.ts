@@ -77,14 +77,14 @@ function xorInto(src: readonly Uint8Array[], dst: Uint8Array | null, key: number
 /** The base answered: a read is decoded in the caller's buffers; either way the I/O completes. */
 function baseDone(status: IoStatus, io: BdevIo): void {
   if (status === IoStatus.SUCCESS && io.type === IoType.READ) {
-    const x = io.bdev.ctxt as Xor;
+    const x = io.bdev.ctx as Xor;
     xorInto(io.iovs, null, x.cfg.key, io.numBlocks * io.bdev.blockSize);
   }
   bdevIoComplete(io, status);
 }
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
-  const x = io.bdev.ctxt as Xor;
+  const x = io.bdev.ctx as Xor;
   const base = (ch.ctx as BaseChannels).chans[0];
   if (base === null || x.desc === null) throw new BdevError('ENODEV', `xor ${x.cfg.name}: its base is gone`);
   let iovs = io.iovs;
@@ -117,7 +117,7 @@ function build(x: Xor): void {
     writeCache: base.writeCache,
     maxRwBlocks: Math.min(base.maxRwBlocks || Number.MAX_SAFE_INTEGER, MAX_IO_BYTES / base.blockSize),
     module: xorModule,
-    ctxt: x,
+    ctx: x,
     fn: {
       submitRequest: submit,
       // Zeroes or unmapped blocks would read back as the key: only I/O that goes through the XOR.

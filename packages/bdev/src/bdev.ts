@@ -68,8 +68,11 @@ export interface BdevInit {
   maxSegmentSize?: number;
   module: BdevModule;
   fn: BdevFnTable;
-  /** Module-private context. */
-  ctxt?: unknown;
+  /**
+   * Module-private context (SPDK's bdev->ctxt). One name for one idea: an object's `ctx` is its
+   * owner's (bdev.ctx, a channel's ctx); only the per-I/O one keeps SPDK's name, io.driverCtx.
+   */
+  ctx?: unknown;
 }
 
 export const BdevState = { READY: 0, REMOVING: 1, REMOVED: 2 } as const;
@@ -91,7 +94,8 @@ export class Bdev {
   readonly maxSegmentSize: number;
   readonly module: BdevModule;
   readonly fn: BdevFnTable;
-  readonly ctxt: unknown;
+  /** The module's own context, as given to bdevRegister. */
+  readonly ctx: unknown;
   /** @internal */ state: BdevState = BdevState.READY;
   /** @internal */ readonly descs = new Set<BdevDesc>();
   /** @internal the module holding the exclusive write claim */ claimModule: BdevModule | null = null;
@@ -122,7 +126,7 @@ export class Bdev {
     this.maxSegmentSize = init.maxSegmentSize ?? 0;
     this.module = init.module;
     this.fn = init.fn;
-    this.ctxt = init.ctxt;
+    this.ctx = init.ctx;
     this.submitErrors = new ContainedErrors(`bdev ${init.name} (${init.module.name}) submit`);
     for (const a of init.aliases ?? []) this.aliases.add(a);
     for (let t = 0; t <= IoType.NVME_IO; t++)

@@ -149,7 +149,7 @@ function ioDone(status: number, io: BdevIo): void {
 }
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
-  const c = io.bdev.ctxt as LvolCtx;
+  const c = io.bdev.ctx as LvolCtx;
   const bch = ch as IoChannel<BlobChannel>;
   switch (io.type) {
     case IoType.READ:
@@ -199,7 +199,7 @@ function registerLvol(a: Attached, l: LvolDescriptor): void {
     optimalIoBoundary: a.view.clusterBlocks,
     splitOnOptimalIoBoundary: true,
     module: lvolModule,
-    ctxt: ctx,
+    ctx: ctx,
     fn: {
       submitRequest: submit,
       ioTypeSupported: (t) => SUPPORTED.has(t),

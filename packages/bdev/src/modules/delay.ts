@@ -131,7 +131,7 @@ function release(ch: DelayChannel): number {
 }
 
 function baseDone(status: IoStatus, io: BdevIo): void {
-  const d = io.bdev.ctxt as Delay;
+  const d = io.bdev.ctx as Delay;
   const ch = io.ch.moduleCh.ctx as DelayChannel;
   const c = io.driverCtx as IoCtx;
   let which = -1;
@@ -174,7 +174,7 @@ function abortDelayed(ch: DelayChannel, target: BdevIo): boolean {
 }
 
 function submit(chan: IoChannel<unknown>, io: BdevIo): void {
-  const d = io.bdev.ctxt as Delay;
+  const d = io.bdev.ctx as Delay;
   const ch = chan.ctx as DelayChannel;
   if (d.desc === null) throw new BdevError('ENODEV', 'delay base is gone');
   if (io.type === IoType.ABORT && io.abortTarget !== null && abortDelayed(ch, io.abortTarget)) {
@@ -221,7 +221,7 @@ function build(d: Delay, uuid: string | undefined): Bdev {
     maxSegments: base.maxSegments,
     maxSegmentSize: base.maxSegmentSize,
     module: delayModule,
-    ctxt: d,
+    ctx: d,
     fn: {
       submitRequest: submit,
       ioTypeSupported: (t) => t === IoType.ABORT || (t !== IoType.COMPARE_AND_WRITE && baseSupports(base, t)),

@@ -107,7 +107,7 @@ function take(e: ErrBdev, t: number): boolean {
 }
 
 function readDone(status: IoStatus, io: BdevIo): void {
-  const e = io.bdev.ctxt as ErrBdev;
+  const e = io.bdev.ctx as ErrBdev;
   const inj = e.inj[io.type];
   if (status === IoStatus.SUCCESS && inj.kind === ERR_CORRUPT && take(e, io.type)) corrupt(io, inj);
   bdevIoComplete(io, status);
@@ -125,7 +125,7 @@ function corrupt(io: BdevIo, inj: Injection): void {
 }
 
 function submit(chan: IoChannel<unknown>, io: BdevIo): void {
-  const e = io.bdev.ctxt as ErrBdev;
+  const e = io.bdev.ctx as ErrBdev;
   const base = (chan.ctx as BaseChannels).chans[0];
   if (e.desc === null || base === null) throw new BdevError('ENODEV', 'error bdev base is gone');
   if (io.type === IoType.ABORT && io.abortTarget !== null && e.pending.delete(io.abortTarget)) {
@@ -227,7 +227,7 @@ function build(e: ErrBdev): void {
     maxSegments: base.maxSegments,
     maxSegmentSize: base.maxSegmentSize,
     module: errorModule,
-    ctxt: e,
+    ctx: e,
     fn: {
       submitRequest: submit,
       ioTypeSupported: (t) => t === IoType.ABORT || (t !== IoType.COMPARE_AND_WRITE && baseSupports(base, t)),

@@ -177,7 +177,7 @@ function touchReads(ios: (BdevIo | null)[], head: number, n: number): number {
     const io = ios[k] as BdevIo;
     if (io.type !== IoType.READ) continue;
     const bs = io.bdev.blockSize;
-    acc += (io.bdev.ctxt as MallocDisk).cache.touch(io.offsetBlocks * bs, io.numBlocks * bs);
+    acc += (io.bdev.ctx as MallocDisk).cache.touch(io.offsetBlocks * bs, io.numBlocks * bs);
   }
   return acc;
 }
@@ -197,7 +197,7 @@ function completeBatch(ch: MallocChannel): void {
 }
 
 function execute(ch: MallocChannel, io: BdevIo): IoStatus {
-  const d = io.bdev.ctxt as MallocDisk;
+  const d = io.bdev.ctx as MallocDisk;
   const off = io.offsetBlocks * io.bdev.blockSize;
   const a = ch.accel;
   switch (io.type) {
@@ -227,7 +227,7 @@ function byIovec(ch: MallocChannel, io: BdevIo, bytes: Uint8Array, off: number):
   const a = ch.accel;
   const iovs = io.iovs;
   const ctx = io.driverCtx as MallocIoCtx;
-  const cache = (io.bdev.ctxt as MallocDisk).cache;
+  const cache = (io.bdev.ctx as MallocDisk).cache;
   for (let i = 0; i < ctx.iov; i++) off += iovs[i].length;
   for (let i = ctx.iov; i < iovs.length; i++) {
     const v = iovs[i];
@@ -366,7 +366,7 @@ export function bdevMallocCreate(params: MallocCreateParams): Created<MallocCrea
       optimalIoBoundary: boundary,
       splitOnOptimalIoBoundary: boundary > 0,
       module: mallocModule,
-      ctxt: disk,
+      ctx: disk,
       fn: {
         submitRequest: submit,
         ioTypeSupported: (t) => SUPPORTED.has(t),

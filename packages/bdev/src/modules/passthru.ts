@@ -48,7 +48,7 @@ export const passthruModule: BdevModule = {
 bdevModuleRegister(passthruModule);
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
-  const pt = io.bdev.ctxt as Passthru;
+  const pt = io.bdev.ctx as Passthru;
   const c = (ch.ctx as BaseChannels).chans[0];
   if (c === null || pt.desc === null) throw new BdevError('ENODEV', 'passthru base is gone');
   forward(pt.desc, c, io, 0);
@@ -74,7 +74,7 @@ function build(pt: Passthru): void {
     maxSegments: base.maxSegments,
     maxSegmentSize: base.maxSegmentSize,
     module: passthruModule,
-    ctxt: pt,
+    ctx: pt,
     fn: {
       submitRequest: submit,
       ioTypeSupported: (t) => t !== IoType.COMPARE_AND_WRITE && baseSupports(base, t),

@@ -58,7 +58,7 @@ interface Part {
 }
 
 function submit(ch: IoChannel<unknown>, io: BdevIo): void {
-  const p = io.bdev.ctxt as Part;
+  const p = io.bdev.ctx as Part;
   const c = (ch.ctx as BaseChannels).chans[0];
   if (c === null || p.base.desc === null) throw new BdevError('ENODEV', 'split base is gone');
   forward(p.base.desc, c, io, p.offset);
@@ -103,7 +103,7 @@ function build(s: SplitBase): string[] {
       maxSegments: base.maxSegments,
       maxSegmentSize: base.maxSegmentSize,
       module: splitModule,
-      ctxt: part,
+      ctx: part,
       fn: {
         submitRequest: submit,
         ioTypeSupported: (t) => t !== IoType.COMPARE_AND_WRITE && baseSupports(base, t),

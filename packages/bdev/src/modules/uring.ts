@@ -206,7 +206,7 @@ function direct(ch: RingChannel, d: FileDisk, io: BdevIo): boolean {
 
 function submit(chan: IoChannel<unknown>, io: BdevIo): void {
   const ch = chan.ctx as RingChannel;
-  const d = io.bdev.ctxt as FileDisk;
+  const d = io.bdev.ctx as FileDisk;
   const c = io.driverCtx as IoCtx;
   const ring = ch.ring;
   const bs = io.bdev.blockSize;
@@ -383,7 +383,7 @@ function create(
       writeCache: true,
       maxRwBlocks: BOUNCE_SLOT / blockSize,
       module: kind === 'uring' ? uringModule : aioModule,
-      ctxt: disk,
+      ctx: disk,
       fn: {
         submitRequest: submit,
         ioTypeSupported: (t) => supported.has(t),

@@ -560,7 +560,7 @@ class NvmeCtrlr {
       maxRwBlocks: Math.floor(this.replay.maxTransfer / ns.blockSize),
       maxSegments: 1,
       module: nvmeModule,
-      ctxt: { ctrlr: this, nsid } satisfies NsCtxt,
+      ctx: { ctrlr: this, nsid } satisfies NsCtx,
       fn: {
         submitRequest: (ch, io) => {
           const ctx = ch.ctx as ChannelCtx;
@@ -615,7 +615,7 @@ const done: Completion<BdevIo> = (io, status) => {
     // The qpair went away with the command in flight: nothing was acknowledged, so send it again.
     const ic = io.driverCtx as IoCtx;
     if (ic.ch !== null) {
-      (io.bdev.ctxt as NsCtxt).ctrlr.retry(ic.ch, io);
+      (io.bdev.ctx as NsCtx).ctrlr.retry(ic.ch, io);
       return;
     }
   }
@@ -636,7 +636,7 @@ const nvmeDone: Completion<BdevIo> = (io, status, dw0) => {
   if (status === S_SQ_DELETED) {
     const ic = io.driverCtx as IoCtx;
     if (ic.ch !== null) {
-      (io.bdev.ctxt as NsCtxt).ctrlr.retry(ic.ch, io);
+      (io.bdev.ctx as NsCtx).ctrlr.retry(ic.ch, io);
       return;
     }
   }
@@ -681,7 +681,7 @@ function passthruSpec(cmd: Uint8Array, buf: Uint8Array | null, nsid: number | nu
 /** One bdev_io onto the channel's qpair (the bdev layer split it to one iovec and MDTS). */
 function submit(ctx: ChannelCtx, io: BdevIo): void {
   const qp = ctx.qp!;
-  const nsid = (io.bdev.ctxt as NsCtxt).nsid;
+  const nsid = (io.bdev.ctx as NsCtx).nsid;
   const lba = io.offsetBlocks;
   const n = io.numBlocks;
   let ok: boolean;
@@ -723,14 +723,14 @@ function submit(ctx: ChannelCtx, io: BdevIo): void {
   if (ok) return;
   // The connection is gone: hold it for the reconnect. Queue full: NOMEM makes the bdev layer
   // retry after a completion.
-  if (qp.failed) (io.bdev.ctxt as NsCtxt).ctrlr.retry(ctx, io);
+  if (qp.failed) (io.bdev.ctx as NsCtx).ctrlr.retry(ctx, io);
   else bdevIoComplete(io, IoStatus.NOMEM);
 }
 
 const ctrlrs = new Map<string, NvmeCtrlr>();
 
 /** A namespace bdev's context: its controller here and its namespace ID. */
-interface NsCtxt {
+interface NsCtx {
   ctrlr: NvmeCtrlr;
   nsid: number;
 }

@@ -164,7 +164,7 @@ export function operational(r: Raid): number {
 // ---- I/O ------------------------------------------------------------------------------------
 
 function submit(chan: IoChannel<unknown>, io: BdevIo): void {
-  const r = io.bdev.ctxt as Raid;
+  const r = io.bdev.ctx as Raid;
   const ch = chan.ctx as RaidChannel;
   if (r.level === 'raid1') raid1Submit(r, ch, io);
   else stripedSubmit(r, ch, io, r.level === 'raid0' ? raid0Layout : concatLayout);
@@ -251,7 +251,7 @@ export function stripedSubmit(r: Raid, ch: RaidChannel, io: BdevIo, layout: Layo
 /** Submit the per-slot ranges from slot `c.next` on; on ENOMEM wait for that base channel. */
 export function fanOut(c: RaidIoCtx): void {
   const io = c.io as BdevIo;
-  const r = io.bdev.ctxt as Raid;
+  const r = io.bdev.ctx as Raid;
   const ch = io.ch.moduleCh.ctx as RaidChannel;
   if (c.remaining === 0) {
     c.io = null;
@@ -286,7 +286,7 @@ function partDone(status: IoStatus, part: RaidPart): void {
   }
   if (--c.remaining > 0) return;
   const io = c.io as BdevIo;
-  const r = io.bdev.ctxt as Raid;
+  const r = io.bdev.ctx as Raid;
   if (r.level === 'raid1') {
     raid1PartDone(r, c, io);
     return;
@@ -374,7 +374,7 @@ export function bringOnline(r: Raid): void {
     optimalIoBoundary: r.stripBlocks,
     splitOnOptimalIoBoundary: r.stripBlocks > 0,
     module: raidModule,
-    ctxt: r,
+    ctx: r,
     fn: {
       submitRequest: submit,
       ioTypeSupported: caps,

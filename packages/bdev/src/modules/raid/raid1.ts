@@ -39,7 +39,7 @@ function mirrorRead(r: Raid, ch: RaidChannel, io: BdevIo): void {
 
 function mirrorReadNext(c: RaidIoCtx): void {
   const io = c.io as BdevIo;
-  const r = io.bdev.ctxt as Raid;
+  const r = io.bdev.ctx as Raid;
   const ch = io.ch.moduleCh.ctx as RaidChannel;
   const n = r.slots.length;
   for (; c.tried < n; c.tried++, c.next = (c.next + 1) % n) {
@@ -73,7 +73,7 @@ function mirrorReadDone(status: IoStatus, c: RaidIoCtx): void {
   }
   // Fall over to the next mirror.
   c.tried++;
-  c.next = (c.next + 1) % (io.bdev.ctxt as Raid).slots.length;
+  c.next = (c.next + 1) % (io.bdev.ctx as Raid).slots.length;
   mirrorReadNext(c);
 }
 
