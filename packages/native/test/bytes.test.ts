@@ -19,6 +19,11 @@ describe('native: byte ranges and the region of a buffer', () => {
           copyRange(buf, a, buf, b, len);
           ref.copyWithin(a, b, b + len);
           expect(buf).to.deep.equal(ref);
+          // two views of one buffer (the Node-API path), overlapping as memmove allows
+          const other = new Uint8Array(buf.buffer, 0, 700);
+          copyRange(buf, b, other, a, len);
+          ref.copyWithin(b, a, a + len);
+          expect(buf).to.deep.equal(ref);
         },
       ),
     );
@@ -36,6 +41,12 @@ describe('native: byte ranges and the region of a buffer', () => {
       .with.property('code', 'EINVAL');
     expect(() => copyRange(x, 0, y, 4, 2)).to.throw(RangeError);
     expect(() => copyRange(x, -1, y, 0, 1)).to.throw(RangeError);
+    // within one array too (its copyWithin path would clamp a bad range instead of failing)
+    expect(() => copyRange(x, 3, x, 0, 3)).to.throw(RangeError);
+    expect(() => copyRange(x, 0, x, 4, 2)).to.throw(RangeError);
+    expect(() => copyRange(x, 0.5, x, 0, 1)).to.throw(RangeError);
+    expect(() => copyRange(x, 0, x, -1, 1)).to.throw(RangeError);
+    expect(x).to.deep.equal(Uint8Array.from([1, 2, 3, 4, 5]));
   });
 
   it('finds the region of a view, and forgets it once closed', () => {
