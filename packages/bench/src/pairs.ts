@@ -12,6 +12,8 @@ export interface SideRun {
   seconds: number;
   /** utime + stime of the target process over the timed run, s. */
   cpuSeconds: number;
+  /** The client's maximum latency, µs (the snapshot-stall row's figure). */
+  maxLatencyUs?: number;
 }
 
 export interface Pair {
@@ -118,6 +120,16 @@ export function totalIops(out: string): number {
   const m = /^[ \t\r]*Total[ \t]*:[ \t]*([0-9]+(?:\.[0-9]+)?)/m.exec(out);
   if (m === null) throw new Error('no "Total : IOPS" line in the output');
   return Number(m[1]);
+}
+
+/** The maximum latency (µs) of the same `Total` line: its last column. */
+export function totalMaxLatencyUs(out: string): number {
+  const m = /^[ \t\r]*Total[ \t]*:([^\n]*)$/m.exec(out);
+  if (m === null) throw new Error('no "Total :" line in the output');
+  const cols = m[1].trim().split(/\s+/);
+  const v = Number(cols[cols.length - 1]);
+  if (cols.length < 3 || !Number.isFinite(v)) throw new Error(`no latency columns in "Total :${m[1]}"`);
+  return v;
 }
 
 /** libiscsi iscsi-perf's last `iops average N` (it redraws its progress line with '\r'). */

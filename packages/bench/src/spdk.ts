@@ -5,6 +5,11 @@
 // JSON config, the same client, the same cores; prints each pair, the median storkit/SPDK ratio and
 // the target's CPU-seconds per million I/Os (utime + stime of the target process from /proc/PID/stat
 // over the client's timed run; for the bdevperf rows, of bdevperf itself).
+// The lvol rows (issue 16): a thick lvol over a malloc bdev under bdevperf; a thin lvol's first
+// writes (sequential writes of one 4 KiB cluster each: every I/O allocates; the row fails if the
+// volume fills before the run ends, since what follows would be overwrites); and a snapshot of a
+// thick lvol taken by JSON-RPC in the middle of an NVMe/TCP randwrite run, whose figure is the
+// client's maximum latency (an I/O the snapshot held waited at least as long as the stall).
 //   --chart RUN.json    prints the SVG chart of a --json run on stdout (docs/bench/spdk.svg)
 //   --markdown RUN.json prints the current-table rows of a --json run (docs/performance.md)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -27,6 +32,7 @@ import {
   statTicks,
   summarize,
   totalIops,
+  totalMaxLatencyUs,
 } from './pairs.js';
 import { REPO_ROOT } from './run.js';
 import { spdkChartSvg, spdkMarkdown } from './spdk-report.js';
@@ -37,10 +43,13 @@ export interface Row {
   id: string;
   title: string;
   kind: RowKind;
-  bdev: 'null' | 'malloc';
-  workload: 'randread' | 'randwrite';
+  /** lvol: a thick lvol over Malloc0; lvol-thin: a thin lvol with 4 KiB clusters over Malloc0. */
+  bdev: 'null' | 'malloc' | 'lvol' | 'lvol-thin';
+  workload: 'randread' | 'randwrite' | 'write';
   qd: number;
   client: string;
+  /** A bdev_lvol_snapshot of the lvol by JSON-RPC halfway through the timed run. */
+  snapshot?: boolean;
 }
 
 /** The rows of issue 18's table, in its order. */
@@ -77,6 +86,37 @@ export const ROWS: readonly Row[] = [
     'SPDK bdevperf over virtio-user',
   ),
   r('iscsi-randread-128', 'iSCSI random read QD 128', 'iscsi', 'malloc', 'randread', 128, 'iscsi-perf × K'),
+  r('lvol-thick-randread', 'bdevperf thick lvol randread QD 128', 'bdevperf', 'lvol', 'randread', 128, '—'),
+  r(
+    'lvol-thick-randwrite',
+    'bdevperf thick lvol randwrite QD 128',
+    'bdevperf',
+    'lvol',
+    'randwrite',
+    128,
+    '—',
+  ),
+  r(
+    'lvol-thin-firstwrite',
+    'bdevperf thin lvol first writes (4 KiB clusters, sequential write QD 128)',
+    'bdevperf',
+    'lvol-thin',
+    'write',
+    128,
+    '—',
+  ),
+  {
+    ...r(
+      'lvol-snapshot-stall',
+      'NVMe/TCP randwrite QD 128 on a thick lvol, snapshot taken mid-run (max latency)',
+      'nvmf',
+      'lvol',
+      'randwrite',
+      128,
+      'spdk_nvme_perf',
+    ),
+    snapshot: true,
+  },
 ];
 
 function r(
@@ -235,14 +275,17 @@ async function timedClient(
   begin: RegExp,
   end: RegExp,
   timeoutMs: number,
+  onBegin?: () => void,
 ): Promise<{ out: string; cpuSeconds: number }> {
   let c0: number | undefined;
   let c1: number | undefined;
   let pid = cpuPid;
   const p = start(cmd, args, (line) => {
     if (pid === undefined) return;
-    if (c0 === undefined && begin.test(line)) c0 = cpuOf(pid);
-    else if (c0 !== undefined && c1 === undefined && end.test(line)) c1 = cpuOf(pid);
+    if (c0 === undefined && begin.test(line)) {
+      c0 = cpuOf(pid);
+      onBegin?.();
+    } else if (c0 !== undefined && c1 === undefined && end.test(line)) c1 = cpuOf(pid);
   });
   pid ??= p.child.pid;
   const t = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
@@ -272,14 +315,77 @@ async function waitInit(sock: string, p: Proc, what: string): Promise<void> {
 
 // --- configs (one SPDK JSON config per row, the same for both sides) -----------------------------
 
-const bdevConfig = (row: Row) => ({
-  subsystem: 'bdev',
-  config: [
-    row.bdev === 'null'
-      ? { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: BLOCKS, block_size: BLOCK } }
-      : { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BLOCK } },
-  ],
-});
+/** The lvol rows' volume: `lvs/lvol0`. */
+const LVOL = 'lvs/lvol0';
+/** The thick lvol (1 MiB clusters): what 64 MiB holds after the lvstore's metadata. */
+const THICK_MIB = 56;
+/**
+ * The thin row's base: a concat of a malloc bdev (the lvstore's super block, masks and metadata
+ * pages, all within its 128 MiB) and a 4 GiB null bdev (the data clusters past the malloc: their
+ * writes cost nothing), so that a second of first writes (over 100 k allocations a second, 4 KiB
+ * each) fits without gigabytes of memory. 4 KiB clusters: every sequential 4 KiB write is a
+ * cluster's first write; the volume holds about a million of them.
+ */
+const THIN_MALLOC_BLOCKS = (128 << 20) / BLOCK;
+const THIN_NULL_BLOCKS = (4096 * 2 ** 20) / BLOCK;
+const THIN_MIB = 4000;
+export const THIN_CLUSTERS = (THIN_MIB * 2 ** 20) / BLOCK;
+
+function bdevConfig(row: Row) {
+  if (row.bdev === 'null')
+    return {
+      subsystem: 'bdev',
+      config: [
+        { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: BLOCKS, block_size: BLOCK } },
+      ],
+    };
+  const thin = row.bdev === 'lvol-thin';
+  const config: object[] = [
+    {
+      method: 'bdev_malloc_create',
+      params: { name: 'Malloc0', num_blocks: thin ? THIN_MALLOC_BLOCKS : BLOCKS, block_size: BLOCK },
+    },
+  ];
+  if (thin)
+    config.push(
+      {
+        method: 'bdev_null_create',
+        params: { name: 'Null0', num_blocks: THIN_NULL_BLOCKS, block_size: BLOCK },
+      },
+      {
+        method: 'bdev_raid_create',
+        params: {
+          name: 'Concat0',
+          raid_level: 'concat',
+          strip_size_kb: 64,
+          base_bdevs: ['Malloc0', 'Null0'],
+        },
+      },
+    );
+  if (row.bdev !== 'malloc')
+    config.push(
+      {
+        method: 'bdev_lvol_create_lvstore',
+        // 4 KiB clusters need a metadata page per 100 clusters, not SPDK's default one per cluster
+        params: thin
+          ? { bdev_name: 'Concat0', lvs_name: 'lvs', cluster_sz: BLOCK, num_md_pages_per_cluster_ratio: 1 }
+          : { bdev_name: 'Malloc0', lvs_name: 'lvs', cluster_sz: 1 << 20 },
+      },
+      {
+        method: 'bdev_lvol_create',
+        params: {
+          lvs_name: 'lvs',
+          lvol_name: 'lvol0',
+          size_in_mib: thin ? THIN_MIB : THICK_MIB,
+          thin_provision: thin,
+        },
+      },
+    );
+  return { subsystem: 'bdev', config };
+}
+
+/** The bdev a row's target exports. */
+const exported = (row: Row) => (row.bdev === 'lvol' || row.bdev === 'lvol-thin' ? LVOL : 'Malloc0');
 
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const NODE_BASE = 'iqn.2016-06.io.spdk';
@@ -297,7 +403,7 @@ function targetConfig(row: Row, port: number, core: number): object {
         },
         {
           method: 'nvmf_subsystem_add_ns',
-          params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          params: { nqn: NQN, namespace: { nsid: 1, bdev_name: exported(row) } },
         },
         {
           method: 'nvmf_subsystem_add_listener',
@@ -372,6 +478,7 @@ async function perfRun(
   cpuPid: number | undefined,
   begin: RegExp,
   end: RegExp,
+  onBegin?: () => void,
 ): Promise<SideRun> {
   const { out, cpuSeconds } = await timedClient(
     'stdbuf',
@@ -380,8 +487,37 @@ async function perfRun(
     begin,
     end,
     (o.seconds + 120) * 1000,
+    onBegin,
   );
-  return { iops: totalIops(out), seconds: o.seconds, cpuSeconds };
+  return { iops: totalIops(out), seconds: o.seconds, cpuSeconds, maxLatencyUs: totalMaxLatencyUs(out) };
+}
+
+/**
+ * A snapshot of the lvol through the target's JSON-RPC socket (SPDK's rpc.py), `delayMs` after the
+ * timed run began; resolves once it answered, rejects if it failed.
+ */
+function snapshotLater(sock: string, delayMs: number): { arm: () => void; done: () => Promise<void> } {
+  let settled: Promise<void> = Promise.reject(new Error('the run never began: no snapshot was taken'));
+  settled.catch(() => {});
+  return {
+    arm: () => {
+      settled = sleep(delayMs).then(async () => {
+        const p = start('python3', [
+          join(SPDK_BIN, 'rpc.py'),
+          '-s',
+          sock,
+          '-t',
+          '60',
+          'bdev_lvol_snapshot',
+          LVOL,
+          'snap0',
+        ]);
+        if ((await p.exited) !== 0) throw new Error(`bdev_lvol_snapshot failed:\n${p.out().slice(-2000)}`);
+      });
+      settled.catch(() => {});
+    },
+    done: () => settled,
+  };
 }
 
 /** Queue depth, I/O size, workload and run time: the same for every client of every row. */
@@ -401,7 +537,13 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
         side === 'spdk'
           ? [join(SPDK_BIN, 'bdevperf'), ...perfArgs, '-r', join(dir, 'bdevperf.sock')]
           : [process.execPath, CLI, 'bdevperf', ...perfArgs];
-      return await perfRun(o, o.target, argv, undefined, BDEVPERF_BEGIN, BDEVPERF_END);
+      const run = await perfRun(o, o.target, argv, undefined, BDEVPERF_BEGIN, BDEVPERF_END);
+      // Past the last cluster the writes are overwrites: not first writes any more.
+      if (row.bdev === 'lvol-thin' && run.iops * run.seconds > THIN_CLUSTERS)
+        throw new Error(
+          `${row.id}: ${side} wrote ${Math.round(run.iops * run.seconds)} blocks in ${run.seconds} s, more than the thin lvol's ${THIN_CLUSTERS} clusters: run with --seconds 1`,
+        );
+      return run;
     }
 
     const port = await freePort();
@@ -429,14 +571,18 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
       if (row.kind === 'nvmf') {
         const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
         const argv = [join(SPDK_BIN, 'spdk_nvme_perf'), '-r', trid, ...ioArgs(row, o), '-c', mask(o.client)];
-        return await perfRun(
+        const snap = row.snapshot === true ? snapshotLater(sock, (o.seconds * 1000) / 2) : undefined;
+        const run = await perfRun(
           o,
           o.client,
           argv,
           tpid,
           /Initialization complete/,
           /Latency\(us\)|Device Information/,
+          snap?.arm,
         );
+        await snap?.done();
+        return run;
       }
       if (row.kind === 'vhost') {
         const vcfg = join(dir, 'virtio.json');
@@ -547,6 +693,10 @@ export async function runRow(row: Row, pairs: number, o: RunOptions): Promise<Ro
         ` | SPDK ${fmtIops(p.spdk.iops)}, ${cpuPerMio(p.spdk).toFixed(2)} CPU-s/M | storkit/SPDK ${full.ratio.toFixed(3)}` +
         ` | target core share storkit ${share(p.storkit)}, SPDK ${share(p.spdk)} | load ${load1()}`,
     );
+    if (row.snapshot === true)
+      o.log(
+        `  pair ${i}: max latency with the snapshot: storkit ${((p.storkit.maxLatencyUs ?? 0) / 1000).toFixed(2)} ms, SPDK ${((p.spdk.maxLatencyUs ?? 0) / 1000).toFixed(2)} ms`,
+      );
     if (coreShare(p.spdk) < STARVED)
       o.log(
         `  pair ${i}: SPDK's polling target got ${share(p.spdk)} of its core: other processes had it, this pair measured the machine`,

@@ -13,6 +13,7 @@ import {
   statTicks,
   summarize,
   totalIops,
+  totalMaxLatencyUs,
 } from '../src/pairs.js';
 import { pickRows, ROWS, type SpdkBenchDoc } from '../src/spdk.js';
 import { sharedMachine, spdkChartSvg, spdkMarkdown } from '../src/spdk-report.js';
@@ -82,6 +83,10 @@ describe('bench:spdk arithmetic', () => {
     expect(totalIops(storkit)).to.equal(987654.32);
     expect(totalIops(nvmePerf)).to.equal(301234.5);
     expect(() => totalIops('Job: Malloc0 : 5.00 1.00')).to.throw(/Total/);
+    // the snapshot-stall row's figure: the Total line's last column (max latency, µs)
+    expect(totalMaxLatencyUs(nvmePerf)).to.equal(1865.31);
+    expect(totalMaxLatencyUs(`x\n${spdkBdevperf}\n`)).to.equal(103.51);
+    expect(() => totalMaxLatencyUs(storkit.slice(0, 40))).to.throw(/latency/);
     expect(iscsiPerfIops('\r[.] iops current 90000 iops average 80000\r[.] iops average 81234\n')).to.equal(
       81234,
     );
@@ -96,6 +101,12 @@ describe('bench:spdk arithmetic', () => {
       'nvmf-randwrite-128',
     ]);
     expect(() => pickRows(['nvmf', 'rdma'])).to.throw(/rdma/);
+    expect(pickRows(['lvol']).map((r) => r.id)).to.deep.equal([
+      'lvol-thick-randread',
+      'lvol-thick-randwrite',
+      'lvol-thin-firstwrite',
+      'lvol-snapshot-stall',
+    ]);
   });
 
   it('labels a run on a shared machine as not a figure in its chart and table', () => {
