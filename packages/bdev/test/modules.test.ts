@@ -166,6 +166,41 @@ describe('bdev modules', () => {
     expect(() => bdevDelayDelete({ name: 'LD2' })).to.throw(/no delay bdev/);
   });
 
+  it('delay and error examine: a base claimed by another module leaves the vbdev pending; any other failure surfaces and frees the base', () => {
+    const h = harness();
+    const lat = { avg_read_latency: 0, p99_read_latency: 0, avg_write_latency: 0, p99_write_latency: 0 };
+    // Both wait for CB: whichever examines second finds it claimed and stays pending, quietly.
+    bdevDelayCreate({ base_bdev_name: 'CB', name: 'CD', ...lat });
+    bdevErrorCreate({ base_name: 'CB' });
+    bdevMallocCreate({ name: 'CB', num_blocks: 64, block_size: 512 });
+    h.pollThreads();
+    expect([bdevGetByName('CD'), bdevGetByName('EE_CB')].filter((b) => b !== undefined)).to.have.length(1);
+    // Their names taken while they waited: that is not a claim, and it is not swallowed.
+    bdevDelayCreate({ base_bdev_name: 'XB', name: 'XD', ...lat });
+    bdevErrorCreate({ base_name: 'XE' });
+    bdevMallocCreate({ name: 'XD', num_blocks: 64, block_size: 512 });
+    bdevMallocCreate({ name: 'EE_XE', num_blocks: 64, block_size: 512 });
+    for (const base of ['XB', 'XE']) {
+      bdevMallocCreate({ name: base, num_blocks: 64, block_size: 512 });
+      expect(() => h.pollThreads())
+        .to.throw(BdevError)
+        .with.property('code', 'EEXIST');
+      h.pollThreads();
+      // The base is not left claimed by a vbdev that was never made.
+      bdevClose(bdevOpenExt(base, true, () => {}));
+    }
+    const pendingCb = bdevGetByName('CD') === undefined ? 'CD' : 'EE_CB';
+    teardown(h, [
+      (cb) =>
+        pendingCb === 'CD' ? bdevErrorDelete({ name: 'EE_CB' }, cb) : bdevDelayDelete({ name: 'CD' }, cb),
+      (cb) =>
+        pendingCb === 'CD' ? bdevDelayDelete({ name: 'CD' }, cb) : bdevErrorDelete({ name: 'EE_CB' }, cb),
+      (cb) => bdevDelayDelete({ name: 'XD' }, cb),
+      (cb) => bdevErrorDelete({ name: 'EE_XE' }, cb),
+      ...['CB', 'XB', 'XE', 'XD', 'EE_XE'].map((name) => (cb: () => void) => bdevMallocDelete({ name }, cb)),
+    ]);
+  });
+
   it('passthru forwards unchanged and goes away with its base', () => {
     const h = harness();
     bdevMallocCreate({ name: 'PB', num_blocks: 32, block_size: 4096 });

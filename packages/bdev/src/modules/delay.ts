@@ -29,7 +29,7 @@ import {
 } from '../registry.js';
 import { ENOMEM, IoStatus, IoType } from '../types.js';
 import { type Created, ParamReader } from './params.js';
-import { baseSupports, openBase, releaseVbdev, submitToBase } from './vbdev.js';
+import { baseSupports, isClaimed, openBase, releaseVbdev, submitToBase } from './vbdev.js';
 
 /** bdev_delay_create params (SPDK schema): latencies in microseconds. */
 export interface DelayCreateParams {
@@ -98,8 +98,10 @@ export const delayModule: BdevModule = {
       if (d.baseName !== bdev.name || d.bdev !== null) continue;
       try {
         d.bdev = build(d, d.uuid);
-      } catch {
+      } catch (e) {
         // The base is claimed by another module: the delay bdev stays pending, as SPDK's does.
+        // Anything else is a fault of ours or of the config (its name taken meanwhile): it surfaces.
+        if (!isClaimed(e)) throw e;
       }
     }
   },
@@ -198,7 +200,6 @@ function build(d: Delay, uuid: string | undefined): Bdev {
     if (d.bdev !== null && !d.bdev.isRemoving) bdevUnregister(d.bdev);
   });
   d.desc = desc;
-  const base = desc.bdev;
   const key = d.key;
   ioDeviceRegister<DelayChannel>(key, {
     name: `vbdev_delay/${d.name}`,
@@ -208,6 +209,18 @@ function build(d: Delay, uuid: string | undefined): Bdev {
       ch.ctx.base.put();
     },
   });
+  try {
+    return register(d, desc, key, uuid);
+  } catch (e) {
+    // Not made after all (its name was taken while it waited): the base is free again.
+    d.desc = null;
+    releaseVbdev(key, [desc], () => {});
+    throw e;
+  }
+}
+
+function register(d: Delay, desc: BdevDesc, key: object, uuid: string | undefined): Bdev {
+  const base = desc.bdev;
   return bdevRegister({
     name: d.name,
     uuid,

@@ -24,6 +24,7 @@ import { type Created, ParamReader } from './params.js';
 import {
   type BaseChannels,
   baseSupports,
+  isClaimed,
   openBase,
   registerVbdevDevice,
   releaseVbdev,
@@ -86,8 +87,10 @@ export const errorModule: BdevModule = {
       if (e.baseName !== bdev.name || e.bdev !== null) continue;
       try {
         build(e);
-      } catch {
+      } catch (err) {
         // The base is claimed by another module: the error bdev stays pending, as SPDK's does.
+        // Anything else is a fault of ours or of the config (its name taken meanwhile): it surfaces.
+        if (!isClaimed(err)) throw err;
       }
     }
   },
@@ -211,10 +214,21 @@ function build(e: ErrBdev): void {
     if (e.bdev !== null && !e.bdev.isRemoving) bdevUnregister(e.bdev);
   });
   e.desc = desc;
+  const getCh = registerVbdevDevice(e.key, `vbdev_error/${e.name}`, () => [e.desc]);
+  try {
+    e.bdev = register(e, desc, getCh);
+  } catch (err) {
+    // Not made after all (its name was taken while it waited): the base is free again.
+    e.desc = null;
+    releaseVbdev(e.key, [desc], () => {});
+    throw err;
+  }
+}
+
+function register(e: ErrBdev, desc: BdevDesc, getCh: () => IoChannel<unknown>): Bdev {
   const base = desc.bdev;
   const name = e.name;
-  const getCh = registerVbdevDevice(e.key, `vbdev_error/${name}`, () => [e.desc]);
-  e.bdev = bdevRegister({
+  return bdevRegister({
     name,
     uuid: e.uuid,
     productName: 'Error Injection Disk',

@@ -43,6 +43,14 @@ export function openBase(
   return desc;
 }
 
+/**
+ * Whether `e` is openBase's refusal because another module holds the base (its claim, EPERM as in
+ * SPDK): an examine hook then leaves its vbdev pending, and lets any other error surface.
+ */
+export function isClaimed(e: unknown): boolean {
+  return e instanceof BdevError && e.code === 'EPERM';
+}
+
 /** Per-thread channels to the base bdevs: `chans[i]` for base i (null after that base left). */
 export interface BaseChannels {
   chans: (IoChannel<BdevChannel> | null)[];
