@@ -190,6 +190,9 @@ export interface ReuseportListener {
 /** `[address, port, localAddress, localPort]` of a connection. */
 export declare function sockAddresses(g: ExternalObject<SockGroupHandle>, fd: number): [string, number, string, number]
 
+/** Take a connected non-blocking socket (one another group released) into the group. */
+export declare function sockAdopt(g: ExternalObject<SockGroupHandle>, fd: number): void
+
 /** Close a connection or listener of the group. */
 export declare function sockClose(g: ExternalObject<SockGroupHandle>, fd: number): void
 
@@ -234,6 +237,9 @@ export declare function sockPriority(g: ExternalObject<SockGroupHandle>, fd: num
 
 /** Read into `buf`: bytes read, 0 at end of stream, or a negative errno (-11 EAGAIN). */
 export declare function sockRecv(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array): number
+
+/** Give a connection of the group up without closing it (the fd is the caller's to hand on). */
+export declare function sockRelease(g: ExternalObject<SockGroupHandle>, fd: number): void
 
 /** Send `buf[off, off + len)`: bytes taken, or a negative errno (-11 EAGAIN). */
 export declare function sockSend(g: ExternalObject<SockGroupHandle>, fd: number, buf: Uint8Array, off: number, len: number): number

@@ -205,6 +205,21 @@ impl SockGroup {
         self.add(fd, Kind::Conn)
     }
 
+    /// Give a connection up without closing it: it leaves the epoll set and the group, and the
+    /// fd is the caller's (to hand to another group, on another thread, with [`SockGroup::adopt`]).
+    /// Write interest, if on, goes with the epoll registration; the adopter starts read-only.
+    pub fn release(&mut self, fd: i32) -> Result<()> {
+        if self.kind(fd) != Kind::Conn {
+            return Err(Error::NotFound(format!(
+                "fd {fd} is not a connection of the group"
+            )));
+        }
+        epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0)?;
+        self.conns.remove(&fd);
+        self.set_kind(fd, Kind::Free);
+        Ok(())
+    }
+
     /// Start a non-blocking connect to `addr` (TCP_NODELAY) and hold the socket as a connection
     /// with write interest on: EV_OUT reports the connect finished, [`SockGroup::connect_error`]
     /// then says how (a refusal usually also shows as EV_ERR | EV_HUP). Turn write interest off
@@ -825,6 +840,32 @@ mod tests {
         }
         assert_eq!(fds.len(), clients.len());
         assert_eq!(g.connections(), clients.len());
+    }
+
+    #[test]
+    fn a_released_connection_moves_to_another_group_with_its_bytes() {
+        let (mut g, _l, mut c, fd) = pair();
+        c.write_all(b"login").unwrap();
+        poll_until(&mut g, |e| has(e, fd, EV_IN));
+        g.release(fd).unwrap();
+        assert_eq!(g.connections(), 0);
+        assert!(g.release(fd).is_err(), "released twice");
+        assert!(g.close(fd).is_err(), "the group no longer owns it");
+        // Nothing of it is reported by the group that gave it up.
+        let mut out = [0i32; 8 * EVENT_WORDS];
+        assert_eq!(g.poll(&mut out, 0).unwrap(), 0);
+        let mut h = SockGroup::new().unwrap();
+        h.adopt(fd).unwrap();
+        let evs = poll_until(&mut h, |e| has(e, fd, EV_IN));
+        assert!(has(&evs, fd, EV_IN));
+        let mut buf = [0u8; 16];
+        assert_eq!(h.recv(fd, &mut buf), 5);
+        assert_eq!(&buf[..5], b"login");
+        assert_eq!(h.send(fd, b"ok"), 2);
+        let mut got = [0u8; 2];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ok");
+        h.close(fd).unwrap();
     }
 
     #[test]

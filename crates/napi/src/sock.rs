@@ -181,6 +181,18 @@ pub fn sock_close(g: &mut External<SockGroupHandle>, fd: i32) -> Result<()> {
     group_mut(g)?.close(fd).map_err(to_napi)
 }
 
+/// Give a connection of the group up without closing it (the fd is the caller's to hand on).
+#[napi]
+pub fn sock_release(g: &mut External<SockGroupHandle>, fd: i32) -> Result<()> {
+    group_mut(g)?.release(fd).map_err(to_napi)
+}
+
+/// Take a connected non-blocking socket (one another group released) into the group.
+#[napi]
+pub fn sock_adopt(g: &mut External<SockGroupHandle>, fd: i32) -> Result<()> {
+    group_mut(g)?.adopt(fd).map_err(to_napi)
+}
+
 /// `[address, port, localAddress, localPort]` of a connection.
 #[napi(ts_return_type = "[string, number, string, number]")]
 pub fn sock_addresses(

@@ -171,6 +171,11 @@ export class Connection {
     });
   }
 
+  /** The first login request has named its initiator and target (or login is over). */
+  get identified(): boolean {
+    return this.#login === null || this.#login.identified || this.state !== 'login';
+  }
+
   /** Bytes from the transport. Protocol errors end this connection only. */
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;

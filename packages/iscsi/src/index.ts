@@ -28,6 +28,7 @@ export {
   type HostedSocket,
   IscsiServer,
   type ListeningPortal,
+  type MovedConnection,
   type ServeOptions,
   type SocketHost,
 } from './server.js';

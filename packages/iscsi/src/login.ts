@@ -52,6 +52,10 @@ export class Login {
   mrdslDeclared = false;
   /** TargetAddress of a login redirect (Target Moved Temporarily), or null. */
   redirectTo: string | null = null;
+  /** The connection moved elsewhere (`IscsiTarget.handoff`) at its first login request. */
+  handedOff = false;
+  /** Login PDUs received: a connection can move only while this is its first (nothing answered). */
+  #pdus = 0;
   readonly params = new SessionParams();
   readonly settled = new Set<string>();
   text: Uint8Array[] = [];
@@ -66,6 +70,7 @@ export class Login {
       this.#conn.drop('non-login PDU before login completed');
       return;
     }
+    this.#pdus++;
     const flags = p.flags;
     const csg = (flags >>> 2) & 3;
     const nsg = flags & 3;
@@ -119,6 +124,7 @@ export class Login {
     const keys = new Map(pairs);
     if (!this.identified) {
       const st = this.#identify(keys);
+      if (this.handedOff) return;
       if (st !== LoginStatus.Success) {
         this.#fail(p, st);
         return;
@@ -190,6 +196,12 @@ export class Login {
       return LoginStatus.AuthorizationFailure;
     }
     this.node = node;
+    if (this.#pdus === 1 && this.#conn.target.handoff?.(node, this.#conn)) {
+      // Its socket and the bytes that came so far are another reactor's now: answer nothing.
+      this.handedOff = true;
+      this.#conn.closed();
+      return LoginStatus.Success;
+    }
     const to = this.#conn.target.redirect?.(node, this.#conn.info) ?? null;
     if (to !== null) {
       this.redirectTo = to;

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { assertAddressFree, reuseportListen } from '@storkit/native';
-import type { PduSink } from './connection.js';
+import type { Connection, PduSink } from './connection.js';
 import { IscsiError } from './errors.js';
 import type { IscsiTarget } from './target.js';
 
@@ -68,6 +68,29 @@ export interface HostedSocket {
 export interface SocketHost {
   listen(o: { host: string; port: number; onAccept(c: HostedSocket): void }): { fd: number; port: number };
   unlisten(fd: number): void;
+  /** Give a connection up without closing it (nothing queued to send); returns its fd. */
+  detach(c: HostedSocket): number;
+  /** Take a connected socket another host gave up; `onAccept` sets its handler. */
+  adopt(fd: number, onAccept: (c: HostedSocket) => void): HostedSocket;
+}
+
+/** A connection that can still move to another reactor: what it received so far. */
+interface Movable {
+  readonly c: HostedSocket;
+  readonly tag: number;
+  readonly bytes: Uint8Array[];
+  size: number;
+}
+
+/** A login's first request is a few KiB; past this a connection stays where it is. */
+const MOVABLE_BYTES = 64 * 1024;
+
+/** A connection `IscsiServer.detach` gave up: for another reactor's `IscsiServer.adopt`. */
+export interface MovedConnection {
+  fd: number;
+  portalGroupTag: number;
+  /** What the connection had received (its first login request), to replay on the adopter. */
+  bytes: Uint8Array;
 }
 
 /** PDUs written in one go leave in one sendmsg, at the scheduled flush. */
@@ -145,6 +168,11 @@ export class IscsiServer {
   /** Native listeners by portal group tag. */
   readonly #hostFds = new Map<number, number[]>();
   readonly #hosted = new Set<HostedSocket>();
+  /** Hosted connections whose login has not named its target yet (they can still move). */
+  readonly #movable = new Map<Connection, Movable>();
+  /** Connections given up to another reactor (`detach`), and taken from one (`adopt`). */
+  movedOut = 0;
+  movedIn = 0;
 
   constructor(target: IscsiTarget, o: ServeOptions = {}) {
     this.target = target;
@@ -205,15 +233,21 @@ export class IscsiServer {
   }
 
   #serveHosted(sh: SocketHost, tag: number, host: string, port: number): number {
-    const l = sh.listen({ host, port, onAccept: (c) => this.#acceptHosted(c, tag) });
+    const l = sh.listen({
+      host,
+      port,
+      onAccept: (c) => {
+        this.accepted++;
+        this.#acceptHosted(c, tag);
+      },
+    });
     let fds = this.#hostFds.get(tag);
     if (!fds) this.#hostFds.set(tag, (fds = []));
     fds.push(l.fd);
     return l.port;
   }
 
-  #acceptHosted(c: HostedSocket, tag: number): void {
-    this.accepted++;
+  #acceptHosted(c: HostedSocket, tag: number): Connection {
     this.#hosted.add(c);
     const a = c.addresses;
     const conn = this.target.accept(new HostedSink(c, this.#flush), {
@@ -224,13 +258,65 @@ export class IscsiServer {
       remotePort: a.port,
     });
     const rx = c.rx;
+    // Until the login names its target, what arrives is kept: the connection may move to the
+    // reactor serving that target, which replays it (`detach`, `adopt`).
+    let mv: Movable | null = { c, tag, bytes: [], size: 0 };
+    this.#movable.set(conn, mv);
+    const stopMoving = () => {
+      this.#movable.delete(conn);
+      mv = null;
+    };
     c.handler = {
-      onData: (n) => conn.receive(rx.subarray(0, n)),
+      onData: (n) => {
+        if (mv === null) {
+          conn.receive(rx.subarray(0, n));
+          return;
+        }
+        mv.bytes.push(rx.slice(0, n));
+        mv.size += n;
+        if (mv.size > MOVABLE_BYTES) stopMoving();
+        conn.receive(rx.subarray(0, n));
+        if (conn.identified) stopMoving();
+      },
       onClose: () => {
         this.#hosted.delete(c);
+        stopMoving();
         conn.closed();
       },
     };
+    return conn;
+  }
+
+  /**
+   * Gives up `conn`'s socket without closing it, for another reactor to `adopt`: allowed while its
+   * first login request is being handled (nothing answered yet) on a native socket host. Null when
+   * it cannot move (node:net sockets, or it got further): then it stays here.
+   */
+  detach(conn: Connection): MovedConnection | null {
+    const mv = this.#movable.get(conn);
+    if (mv === undefined || this.#host === null) return null;
+    let fd: number;
+    try {
+      fd = this.#host.detach(mv.c);
+    } catch {
+      return null; // something is queued to send: it stays
+    }
+    this.#movable.delete(conn);
+    this.#hosted.delete(mv.c);
+    this.movedOut++;
+    return { fd, portalGroupTag: mv.tag, bytes: Buffer.concat(mv.bytes) };
+  }
+
+  /** Serves a connection another reactor's server gave up (`detach`): replays what it had received. */
+  adopt(m: MovedConnection): void {
+    if (this.#host === null)
+      throw new IscsiError('EINVAL', 'adopting a connection needs a native socket host');
+    let conn: Connection | null = null;
+    this.#host.adopt(m.fd, (c) => {
+      conn = this.#acceptHosted(c, m.portalGroupTag);
+    });
+    this.movedIn++;
+    (conn as Connection | null)?.receive(m.bytes);
   }
 
   /** Stops listening on portal group `tag` (connections already made stay). */

@@ -82,6 +82,14 @@ export class IscsiTarget {
    */
   redirect: ((node: TargetNode, info: ConnectionInfo) => string | null) | null = null;
   /**
+   * Moves a new connection whose first login request names `node` to the place that serves the
+   * node (the app: the reactor owning the node's LUN state, as SPDK moves a connection to its
+   * target's poll group). Returns true when it took the connection: this copy then forgets it
+   * and answers nothing. Asked before `redirect`, and only while nothing has been answered on the
+   * connection; false leaves the login here (or to `redirect`).
+   */
+  handoff: ((node: TargetNode, conn: Connection) => boolean) | null = null;
+  /**
    * The data digests' CRC32C for connections entering full feature phase from now on: the app
    * gives its reactor thread's accel channel's (`AccelChannel.crc32cRange`). Null: the CPU's.
    */

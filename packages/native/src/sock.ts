@@ -128,6 +128,19 @@ export class SockGroup {
     native(() => binding.sockClose(this.#g, fd));
   }
 
+  /**
+   * Give connection `fd` up without closing it: the group stops watching it and the fd is the
+   * caller's, to hand to another group (another reactor) with `adopt`.
+   */
+  release(fd: number): void {
+    native(() => binding.sockRelease(this.#g, fd));
+  }
+
+  /** Take a connected non-blocking socket (one another group released) into this group. */
+  adopt(fd: number): void {
+    native(() => binding.sockAdopt(this.#g, fd));
+  }
+
   /** Peer and local address of a connection. */
   addresses(fd: number): SockAddresses {
     const [address, port, localAddress, localPort] = native(() => binding.sockAddresses(this.#g, fd));

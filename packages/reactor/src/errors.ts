@@ -12,6 +12,7 @@ export type ReactorErrorCode = Codes<
   | 'ENODEV' // no io_device registered under that key or name
   | 'EEXIST' // a device, handler or iterator with that name already exists
   | 'ENOENT' // no handler, iterator or reactor by that name or index
+  | 'EBUSY' // the object is in a state that does not allow the call (a socket with sends queued)
   | 'EMSGSIZE' // an encoded payload does not fit a ring record
   | 'EBUSYLOOP' // the test harness polled past its limit: something stays busy forever
   | 'ELEAK' // threads could not exit because pollers or channels are still held

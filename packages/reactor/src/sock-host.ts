@@ -7,6 +7,7 @@
 // a host is polled by its owner (`SockHost.ownerPolled`), e.g. a tool's own spin loop.
 
 import {
+  closeFd,
   SOCK_ACCEPT,
   SOCK_EAGAIN,
   SOCK_ERR,
@@ -428,6 +429,47 @@ export class SockHost {
   unlisten(fd: number): void {
     if (!this.#listeners.delete(fd)) return;
     this.#group.close(fd);
+  }
+
+  /**
+   * Give connection `c` up without closing it, for another reactor's host to `adopt` (a login
+   * moving to the reactor that serves its target, as SPDK moves a connection to its target's poll
+   * group). Allowed only while nothing is queued to send; safe from inside `c`'s own `onData`
+   * (the read stops there). The handler is not told (no onClose): the caller hands the fd on.
+   * Returns the fd.
+   */
+  detach(c: SockConn): number {
+    if (this.#conns.get(c.fd) !== c || c.closed)
+      throw new ReactorError('ENOENT', `connection ${c.fd} is not open on this host`);
+    if (c.txPending > 0 || c.connecting)
+      throw new ReactorError('EBUSY', `connection ${c.fd} has sends queued or in progress`);
+    this.#group.release(c.fd);
+    this.#conns.delete(c.fd);
+    c.handler = null;
+    c._gone();
+    return c.fd;
+  }
+
+  /**
+   * Take a connected socket another host gave up (`detach`) as one of this host's connections:
+   * `onAccept` sets its handler as for an accepted one. On failure the fd is closed.
+   */
+  adopt(fd: number, onAccept: (conn: SockConn) => void): SockConn {
+    if (this.#closed) {
+      closeFd(fd);
+      throw new ReactorError('ESHUTDOWN', 'socket host is closed');
+    }
+    try {
+      this.#group.adopt(fd);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+    const c = new SockConn(this, this.#group, fd, new Uint8Array(this.#rxBytes));
+    this.#conns.set(fd, c);
+    onAccept(c);
+    if (c.handler === null && !c.closed) c.close();
+    return c;
   }
 
   get connections(): number {

@@ -135,6 +135,96 @@ describe('SockHost (harness)', () => {
   });
 });
 
+describe('SockHost: a connection moves to another host (detach, adopt)', () => {
+  let a: SockHost;
+  let b: SockHost;
+  const clients: Socket[] = [];
+  beforeEach(() => {
+    a = SockHost.ownerPolled({ rxBuffer: 1024 });
+    b = SockHost.ownerPolled({ rxBuffer: 1024 });
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.destroy();
+    a.close();
+    b.close();
+  });
+
+  async function spin(pred: () => boolean): Promise<void> {
+    const end = Date.now() + 3000;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error('condition not met within 3 s');
+      a.poll();
+      b.poll();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  it('detached from inside onData, the fd is adopted by the other host and keeps its stream; the first is not told', async () => {
+    let fd = -1;
+    let firstBytes: number[] = [];
+    let closedOnA = 0;
+    const l = a.listen({
+      host: '127.0.0.1',
+      port: 0,
+      onAccept: (c) => {
+        c.handler = {
+          onData: (n) => {
+            firstBytes = [...c.rx.subarray(0, n)];
+            fd = a.detach(c); // the read loop must stop here: the fd is b's from now on
+          },
+          onClose: () => closedOnA++,
+        };
+      },
+    });
+    const client = connect(l.port, '127.0.0.1');
+    clients.push(client);
+    client.write(Uint8Array.of(1, 2, 3));
+    await spin(() => fd >= 0);
+    expect(firstBytes).to.deep.equal([1, 2, 3]);
+    expect(a.connections).to.equal(0);
+    const got: number[] = [];
+    let closedOnB = 0;
+    const moved = b.adopt(fd, (c) => {
+      c.handler = { onData: (n) => got.push(...c.rx.subarray(0, n)), onClose: () => closedOnB++ };
+    });
+    expect(b.connections).to.equal(1);
+    client.write(Uint8Array.of(4, 5));
+    await spin(() => got.length === 2);
+    expect(got).to.deep.equal([4, 5]);
+    const seen: number[] = [];
+    client.on('data', (d: Buffer) => seen.push(...d));
+    moved.write(Uint8Array.of(6), () => {});
+    await spin(() => seen.length === 1);
+    expect(seen).to.deep.equal([6]);
+    client.end();
+    await spin(() => closedOnB === 1);
+    expect(closedOnA).to.equal(0);
+    expect(b.connections).to.equal(0);
+  });
+
+  it('refuses to detach a connection with sends queued, and adopting a closed fd fails without leaking', async () => {
+    let conn: SockConn | null = null;
+    const l = a.listen({
+      host: '127.0.0.1',
+      port: 0,
+      onAccept: (c) => {
+        conn = c;
+        c.handler = { onData: () => {}, onClose: () => {} };
+      },
+    });
+    const client = connect(l.port, '127.0.0.1');
+    clients.push(client);
+    await spin(() => conn !== null);
+    conn!.queue(Uint8Array.of(1), () => {});
+    expect(() => a.detach(conn!))
+      .to.throw()
+      .with.property('code', 'EBUSY');
+    conn!.flush();
+    expect(() => b.adopt(1 << 20, () => {})).to.throw();
+    expect(b.connections).to.equal(0);
+  });
+});
+
 describe('SockHost: outbound connects, owner-polled', () => {
   let host: SockHost;
   let server: Server;

@@ -67,7 +67,10 @@ export const iscsiGet = {
   >('iscsi.get_connections'),
   stats: declareControl<void, IscsiStats>('iscsi.get_stats'),
   /** storkit: where connections landed (for tests and diagnostics). */
-  placement: declareControl<void, { accepted: number; redirected: number }>('iscsi.get_placement'),
+  placement: declareControl<
+    void,
+    { accepted: number; redirected: number; moved_out: number; moved_in: number; adopt_failed: number }
+  >('iscsi.get_placement'),
   /** storkit: this reactor's sessions, and the target-wide count max_sessions is checked against. */
   sessions: declareControl<void, { local: number; target: number }>('iscsi.get_sessions'),
   /** storkit: every reactor's private ports (login redirects), by portal group tag. */

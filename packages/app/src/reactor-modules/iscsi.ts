@@ -8,14 +8,29 @@
 // lives with the target node's owner reactor: a normal-session login for a node owned elsewhere is
 // answered with a login redirect (Target Moved Temporarily) to the owner's private port on the
 // same address, so every session of a node, and every connection of a session, runs on one
-// reactor. Discovery sessions are served wherever they land. Sessions (normal and discovery) are
+// reactor. On the native socket host a login is not redirected but moved: the connection's socket
+// and its first login request go to the owner reactor, which answers it (SPDK moves a connection
+// to its target's poll group the same way). A redirect names the address the target saw, which an
+// initiator behind NAT (a VM on QEMU's user network, a container's published port) cannot reach;
+// it stays only for node:net sockets and for logins whose first request came in several PDUs. Discovery sessions are served wherever they land. Sessions (normal and discovery) are
 // counted against max_sessions in one Int32 shared by every reactor (SessionCount).
 import { type AccelChannel, accelGetIoChannel, accelStarted } from '@storkit/accel';
 import { BdevBlockBackend, BdevEvent, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
-import { type ConnectionInfo, IscsiServer, IscsiTarget, SessionCount, type TargetNode } from '@storkit/iscsi';
+import {
+  type Connection,
+  type ConnectionInfo,
+  IscsiServer,
+  IscsiTarget,
+  type MovedConnection,
+  SessionCount,
+  type TargetNode,
+} from '@storkit/iscsi';
+import { closeFd } from '@storkit/native';
 import {
   type Control,
+  codec,
   defineControl,
+  defineHandler,
   defineSubsystem,
   getThread,
   type IoChannel,
@@ -24,7 +39,9 @@ import {
   type Poller,
   reactorCore,
   reactorIndex,
+  reactorThread,
   SockHost,
+  send,
   type Thread,
   wakeReactor,
 } from '@storkit/reactor';
@@ -62,6 +79,8 @@ interface State {
 let state: State | null = null;
 /** Logins this reactor redirected to a node's owner. */
 let redirected = 0;
+/** Connections moved here from another reactor that could not be served (closed). */
+let adoptFailed = 0;
 /** This reactor's first thread: current while socket callbacks run (also during shutdown). */
 let hostThread: Thread | null = null;
 
@@ -127,6 +146,51 @@ function redirect(node: TargetNode, info: ConnectionInfo): string | null {
   return `${host}:${ports[i]},${tag}`;
 }
 
+/** A connection moving to its node's owner: its fd and the first login request, base64. */
+interface MoveMsg {
+  fd: number;
+  tag: number;
+  bytes: string;
+}
+
+const adoptH = defineHandler<MoveMsg>('iscsi.adopt', codec.json<MoveMsg>(), (m) => {
+  const s = state;
+  const moved: MovedConnection = { fd: m.fd, portalGroupTag: m.tag, bytes: Buffer.from(m.bytes, 'base64') };
+  if (s === null || s.sockHost === null) {
+    adoptFailed++;
+    closeFd(m.fd); // shutting down here: the initiator sees the connection close and retries
+    return;
+  }
+  try {
+    s.server.adopt(moved);
+  } catch (e) {
+    adoptFailed++;
+    console.error(
+      `iscsi: reactor ${reactorIndex()} could not take a moved connection: ${(e as Error).message}`,
+    );
+  }
+});
+
+function handoff(node: TargetNode, conn: Connection): boolean {
+  const s = need();
+  const owner = s.owners.get(node.name) ?? reactorIndex();
+  if (owner === reactorIndex() || s.sockHost === null) return false;
+  const m = s.server.detach(conn);
+  if (m === null) return false;
+  try {
+    send(reactorThread(owner), adoptH, {
+      fd: m.fd,
+      tag: m.portalGroupTag,
+      bytes: Buffer.from(m.bytes).toString('base64'),
+    });
+  } catch (e) {
+    // The owner is gone (shutdown): nobody serves this login; close it.
+    closeFd(m.fd);
+    console.error(`iscsi: moving a login to reactor ${owner} failed: ${(e as Error).message}`);
+  }
+  return true;
+}
+
 /** Socket flushes queued during this iteration (an array reused: no allocation per flush). */
 const flushes: (() => void)[] = [];
 let flushCount = 0;
@@ -169,6 +233,7 @@ defineControl(iscsiInit, ({ options, sessions }, done) => {
     sockHost: sockHost ?? undefined,
   });
   target.redirect = redirect;
+  target.handoff = handoff;
   const accel = accelStarted() ? accelGetIoChannel() : null;
   target.crc32c = accel?.ctx.crc32cRange ?? null;
   const flusher = thread.registerPoller(flushPoller, 0, 'iscsi_flush');
@@ -292,6 +357,12 @@ view(iscsiGet.connections, (s) =>
   s.target.getConnections().map((c) => ({ ...c, lcore_id: reactorCore(), reactor: reactorIndex() })),
 );
 view(iscsiGet.stats, (s) => s.target.getStats());
-view(iscsiGet.placement, (s) => ({ accepted: s.server.accepted, redirected }));
+view(iscsiGet.placement, (s) => ({
+  accepted: s.server.accepted,
+  redirected,
+  moved_out: s.server.movedOut,
+  moved_in: s.server.movedIn,
+  adopt_failed: adoptFailed,
+}));
 view(iscsiGet.sessions, (s) => ({ local: s.target.sessions.size, target: s.target.sessionCount.value }));
 view(iscsiGet.peers, (s) => Object.fromEntries(s.peers));

@@ -25,7 +25,7 @@ Runs the storkit target: one pinned reactor per core of MASK, every subsystem, a
 JSON-RPC server (SPDK's spdk_tgt, with SPDK's config format and method names).
   -m MASK           cores: 0x3, [0,1] (default 0x1)
   -r SOCKET         RPC Unix socket (default ${DEFAULT_RPC_SOCKET})
-  --json FILE       load an SPDK-format JSON config at start
+  --json FILE       load an SPDK-format JSON config at start (also -c, --config, as SPDK's)
   --default-config  the built-in default: a 256 MiB malloc bdev, Malloc0, exported over iSCSI
                     and NVMe/TCP (127.0.0.1:4420, nqn.2016-06.io.storkit:cnode1),
                     and to VMs as vhost-user-blk controller vhost.0 (socket in the vhost dir)
@@ -71,7 +71,8 @@ export const tgt: Command = {
       };
       if (a === '-m') mask = val();
       else if (a === '-r') rpcSocket = val();
-      else if (a === '--json') {
+      // SPDK's app takes the config as -c, --config or --json (spdk_tgt -c file.json).
+      else if (a === '--json' || a === '-c' || a === '--config') {
         const f = val();
         let text: string;
         try {
