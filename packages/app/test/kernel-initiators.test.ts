@@ -152,11 +152,12 @@ describe('Linux kernel initiators (nvme-tcp, open-iscsi) against storkit tgt, on
   it('connects, verifies I/O with fio on every namespace and LUN, digests, discard, write zeroes, CHAP one-way and mutual; reconnects after target restarts', async () => {
     const nvmfPort = await freePort();
     const iscsiPort = await freePort();
-    // One reactor: an iSCSI node owned by another reactor answers a login with a redirect to the
-    // address the target saw (127.0.0.1, QEMU's NAT), which the guest cannot reach.
+    // Two reactors, as `npm start` runs: a login landing on the reactor that does not own its node
+    // moves there with its socket; a redirect would name 127.0.0.1 (what the target sees through
+    // QEMU's NAT), which the guest cannot reach.
     const start = async () => {
       const t = new Target({
-        cores: [0],
+        cores: [0, 1],
         rpcSocket: join(dir, 'rpc.sock'),
         signals: false,
         log: new Logger('error', () => {}),
