@@ -8,19 +8,19 @@ import { expect } from 'chai';
 import { decodeSuper, PAGE_SIZE } from '../src/format/index.js';
 import { type Blob, Blobstore, type BlobView, blobReadv, blobWritev, pageToBlobId } from '../src/index.js';
 import { image, manifest, pattern } from '../src/testing.js';
-import { type Disk, disk, harness, run, runErr } from './helpers.js';
+import { type Disk, disk, harness } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
 
 function init(h: TestHarness, d: Disk, clusterSize = 64 * 1024, bstype = ''): Blobstore {
-  return run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize, bstype }, cb as never));
+  return h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize, bstype }, cb as never));
 }
 function load(h: TestHarness, d: Disk): Blobstore {
-  return run<Blobstore>(h, (cb) => Blobstore.load(d.desc, {}, cb as never));
+  return h.run<Blobstore>((cb) => Blobstore.load(d.desc, {}, cb as never));
 }
 function open(h: TestHarness, bs: Blobstore, id: number): Blob {
-  return run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+  return h.run<Blob>((cb) => bs.openBlob(id, cb as never));
 }
 function io(
   h: TestHarness,
@@ -31,7 +31,7 @@ function io(
   offset: number,
 ): void {
   const ch = bs.view.getChannel();
-  run(h, (cb) => {
+  h.run((cb) => {
     const f = write ? blobWritev : blobReadv;
     f(
       view,
@@ -57,7 +57,7 @@ function fill(n: number, seed: number): Uint8Array {
 }
 const closeAll = (h: TestHarness, bs: Blobstore) => {
   for (const b of [...bs.open.values()])
-    while (b.openRef > 0 && bs.open.has(b.id)) run(h, (cb) => bs.closeBlob(b, cb));
+    while (b.openRef > 0 && bs.open.has(b.id)) h.run((cb) => bs.closeBlob(b, cb));
 };
 
 describe('blobstore on the harness', function () {
@@ -87,7 +87,7 @@ describe('blobstore on the harness', function () {
       expect(ours[k], k).to.equal(spdk[k]);
     expect(ours.clean).to.equal(false);
     expect(bs.totalDataClusters).to.equal(manifest().lvstores[0].total_data_clusters);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
@@ -95,10 +95,10 @@ describe('blobstore on the harness', function () {
     const h = harness();
     const d = disk(h, { size: 16 * MiB });
     let bs = init(h, d);
-    const thick = run<number>(h, (cb) =>
+    const thick = h.run<number>((cb) =>
       bs.createBlob({ numClusters: 3, xattrs: [{ name: 'name', value: enc.encode('thick') }] }, cb as never),
     );
-    const thin = run<number>(h, (cb) => bs.createBlob({ numClusters: 40, thin: true }, cb as never));
+    const thin = h.run<number>((cb) => bs.createBlob({ numClusters: 40, thin: true }, cb as never));
     expect(thick).to.equal(pageToBlobId(0));
     let a = open(h, bs, thick);
     let b = open(h, bs, thin);
@@ -107,11 +107,11 @@ describe('blobstore on the harness', function () {
     io(h, bs, bs.viewOf(b), true, data.subarray(0, 8192), 16 * 33 + 3);
     expect(b.allocated).to.equal(1);
     a.setXattr('color', enc.encode('blue'));
-    run(h, (cb) => bs.resizeBlob(b, 700, cb));
-    run(h, (cb) => bs.syncMd(a, cb));
+    h.run((cb) => bs.resizeBlob(b, 700, cb));
+    h.run((cb) => bs.syncMd(a, cb));
     const free = bs.freeClusters;
     closeAll(h, bs);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     expect(decodeSuper(d.bytes.subarray(0, PAGE_SIZE), d.bytes.length, 4096).clean).to.equal(true);
 
     bs = load(h, d);
@@ -129,7 +129,7 @@ describe('blobstore on the harness', function () {
     ).to.equal(true);
     expect(read(h, bs, bs.viewOf(b), 16 * 600, 4).every((x) => x === 0)).to.equal(true);
     closeAll(h, bs);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
@@ -139,15 +139,15 @@ describe('blobstore on the harness', function () {
     let bs = init(h, d);
     const ids: number[] = [];
     for (let i = 0; i < 5; i++)
-      ids.push(run<number>(h, (cb) => bs.createBlob({ numClusters: 2 + i, thin: i % 2 === 1 }, cb as never)));
+      ids.push(h.run<number>((cb) => bs.createBlob({ numClusters: 2 + i, thin: i % 2 === 1 }, cb as never)));
     const b = open(h, bs, ids[1]);
     io(h, bs, bs.viewOf(b), true, fill(8192, 3), 16 * 2);
-    run(h, (cb) => bs.deleteBlob(ids[4], cb));
+    h.run((cb) => bs.deleteBlob(ids[4], cb));
     const free = bs.freeClusters;
     const blobs = bs.blobIds();
     // Crash: walk away without unloading (the super block says dirty).
     expect(decodeSuper(d.bytes.subarray(0, PAGE_SIZE), d.bytes.length, 4096).clean).to.equal(false);
-    run(h, (cb) => {
+    h.run((cb) => {
       closeAll(h, bs);
       bs.abandon(() => cb(null));
     });
@@ -159,7 +159,7 @@ describe('blobstore on the harness', function () {
       true,
     );
     closeAll(h, bs);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
@@ -167,13 +167,13 @@ describe('blobstore on the harness', function () {
     const h = harness();
     const d = disk(h, { size: 16 * MiB });
     const bs = init(h, d);
-    const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never));
+    const id = h.run<number>((cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never));
     const v = open(h, bs, id);
     const A = fill(4096, 1);
     const B = fill(4096, 2);
     const C = fill(4096, 3);
     io(h, bs, bs.viewOf(v), true, A, 0);
-    const snap = run<number>(h, (cb) => bs.createSnapshot(id, [], cb as never));
+    const snap = h.run<number>((cb) => bs.createSnapshot(id, [], cb as never));
     expect(v.parentId).to.equal(snap);
     expect(v.allocated).to.equal(0);
     io(h, bs, bs.viewOf(v), true, B, 1);
@@ -182,30 +182,30 @@ describe('blobstore on the harness', function () {
     expect(Buffer.from(read(h, bs, bs.viewOf(v), 0, 1)).equals(Buffer.from(A))).to.equal(true);
     expect(Buffer.from(read(h, bs, bs.viewOf(v), 1, 1)).equals(Buffer.from(B))).to.equal(true);
     expect(read(h, bs, bs.viewOf(s), 1, 1).every((x) => x === 0)).to.equal(true);
-    const clone = run<number>(h, (cb) => bs.createClone(snap, [], cb as never));
+    const clone = h.run<number>((cb) => bs.createClone(snap, [], cb as never));
     const c = open(h, bs, clone);
     io(h, bs, bs.viewOf(c), true, C, 16 * 2);
     expect(Buffer.from(read(h, bs, bs.viewOf(c), 0, 1)).equals(Buffer.from(A))).to.equal(true);
     expect(bs.clonesOf(snap).sort()).to.deep.equal([id, clone].sort());
-    expect(runErr(h, (cb) => bs.deleteBlob(snap, cb)))
+    expect(h.runErr((cb) => bs.deleteBlob(snap, cb)))
       .to.include({ code: 'EBUSY' })
       .and.have.property('message')
       .that.matches(/2 clones/);
-    run(h, (cb) => bs.decoupleParent(clone, cb));
+    h.run((cb) => bs.decoupleParent(clone, cb));
     expect(c.parentId).to.equal(-1);
     expect(Buffer.from(read(h, bs, bs.viewOf(c), 0, 1)).equals(Buffer.from(A))).to.equal(true);
     expect(bs.clonesOf(snap)).to.deep.equal([id]);
     // One clone left: deleting the snapshot merges it into the clone.
-    run(h, (cb) => bs.closeBlob(c, cb));
-    run(h, (cb) => bs.deleteBlob(snap, cb));
+    h.run((cb) => bs.closeBlob(c, cb));
+    h.run((cb) => bs.deleteBlob(snap, cb));
     expect(v.parentId).to.equal(-1);
     expect(Buffer.from(read(h, bs, bs.viewOf(v), 0, 1)).equals(Buffer.from(A))).to.equal(true);
     expect(Buffer.from(read(h, bs, bs.viewOf(v), 1, 1)).equals(Buffer.from(B))).to.equal(true);
-    run(h, (cb) => bs.inflateBlob(id, cb));
+    h.run((cb) => bs.inflateBlob(id, cb));
     expect(v.thin).to.equal(false);
     expect(v.allocated).to.equal(8);
     closeAll(h, bs);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
@@ -242,7 +242,7 @@ describe('blobstore on the harness', function () {
     expectRange('big1', 24560, pattern('p4'));
     expect(read(h, bs, bs.viewOf(byName.get('big1') as Blob), 12000, 4).every((x) => x === 0)).to.equal(true);
     closeAll(h, bs);
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 });

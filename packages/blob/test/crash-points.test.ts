@@ -8,7 +8,7 @@ import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 import { decodeSuper, PAGE_SIZE } from '../src/format/index.js';
 import { type Blob, Blobstore, blobReadv, blobWritev } from '../src/index.js';
-import { type Disk, disk, harness, run } from './helpers.js';
+import { type Disk, disk, harness } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -45,13 +45,13 @@ type Check = (h: TestHarness, bs: Blobstore) => void;
 function verify(h: TestHarness, images: Uint8Array[], check: Check): void {
   for (const [i, img] of images.entries()) {
     const d = disk(h, { image: img, name: `Crash${i}` });
-    const bs = run<Blobstore>(h, (cb) => Blobstore.load(d.desc, { forceRecover: true }, cb as never));
+    const bs = h.run<Blobstore>((cb) => Blobstore.load(d.desc, { forceRecover: true }, cb as never));
     try {
       expect(bs.problems, `image ${i}: blobs that fail to open`).to.deep.equal([]);
       const seen = new Set<number>();
       let mapped = 0;
       for (const id of bs.blobIds()) {
-        const b = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+        const b = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
         for (let c = 0; c < b.numClusters; c++) {
           const x = b.clusters[c];
           if (x === 0) continue;
@@ -68,18 +68,18 @@ function verify(h: TestHarness, images: Uint8Array[], check: Check): void {
       (e as Error).message = `crash point ${i} of ${images.length}: ${(e as Error).message}`;
       throw e;
     } finally {
-      for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) run(h, (cb) => bs.closeBlob(b, cb));
-      run(h, (cb) => bs.unload(cb));
+      for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) h.run((cb) => bs.closeBlob(b, cb));
+      h.run((cb) => bs.unload(cb));
       d.close();
     }
   }
 }
 
 function readBlob(h: TestHarness, bs: Blobstore, id: number, offset: number, blocks: number): Uint8Array {
-  const b = bs.open.get(id) ?? run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+  const b = bs.open.get(id) ?? h.run<Blob>((cb) => bs.openBlob(id, cb as never));
   const ch = bs.view.getChannel();
   const buf = new Uint8Array(blocks * 4096);
-  run(h, (cb) =>
+  h.run((cb) =>
     blobReadv(
       bs.viewOf(b),
       ch,
@@ -96,11 +96,11 @@ function readBlob(h: TestHarness, bs: Blobstore, id: number, offset: number, blo
 
 function setup(h: TestHarness): { d: Disk; bs: Blobstore; id: number; blob: Blob } {
   const d = disk(h, { size: 8 * MiB });
-  const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
-  const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 6, thin: true }, cb as never));
-  const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+  const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+  const id = h.run<number>((cb) => bs.createBlob({ numClusters: 6, thin: true }, cb as never));
+  const blob = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
   const ch = bs.view.getChannel();
-  run(h, (cb) =>
+  h.run((cb) =>
     blobWritev(
       bs.viewOf(blob),
       ch,
@@ -116,8 +116,8 @@ function setup(h: TestHarness): { d: Disk; bs: Blobstore; id: number; blob: Blob
 }
 
 function teardown(h: TestHarness, bs: Blobstore, d: Disk): void {
-  for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) run(h, (cb) => bs.closeBlob(b, cb));
-  run(h, (cb) => bs.unload(cb));
+  for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) h.run((cb) => bs.closeBlob(b, cb));
+  h.run((cb) => bs.unload(cb));
   d.close();
 }
 
@@ -139,7 +139,7 @@ describe('blobstore: a crash at every point of a metadata operation', function (
       expect(ids.length).to.be.oneOf([1, 2]);
       if (ids.length === 2) {
         const snap = ids.find((x) => x !== id) as number;
-        const s = bs2.open.get(snap) ?? run<Blob>(h2, (cb) => bs2.openBlob(snap, cb as never));
+        const s = bs2.open.get(snap) ?? h2.run<Blob>((cb) => bs2.openBlob(snap, cb as never));
         expect(s.dataRo, 'a snapshot that survives is read-only').to.equal(true);
         expect((bs2.open.get(id) as Blob).parentId).to.equal(snap);
       }
@@ -171,7 +171,7 @@ describe('blobstore: a crash at every point of a metadata operation', function (
     images.push(...crashPoints(h, d, (cb) => bs.syncMd(blob, cb)));
     images.push(...crashPoints(h, d, (cb) => bs.resizeBlob(blob, 3, cb)));
     let snap = 0;
-    run<number>(h, (cb) =>
+    h.run<number>((cb) =>
       bs.createSnapshot(id, [], (e, s) => {
         snap = s;
         cb(e);

@@ -3,9 +3,7 @@
 import { type BdevDesc, bdevClose, bdevOpenExt } from '@storkit/bdev';
 import { bdevMallocCreate, bdevMallocDelete } from '@storkit/bdev/modules';
 import { DmaRegion } from '@storkit/native';
-import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
-
-const live: TestHarness[] = [];
+import { closeTestHarnesses, createTestHarness, type TestHarness } from '@storkit/reactor/testing';
 
 const openDisks = new Set<Disk>();
 afterEach(() => {
@@ -17,57 +15,11 @@ afterEach(() => {
       openDisks.delete(d);
     }
   }
-  for (const h of live.splice(0)) {
-    try {
-      h.close();
-    } catch {
-      // the failed test's own leak
-    }
-  }
+  closeTestHarnesses();
 });
 
 export function harness(reactors = 1): TestHarness {
-  const h = createTestHarness({ reactors });
-  live.push(h);
-  return h;
-}
-
-/** Poll until `pred` holds (fake clock advancing 10 µs per round). */
-export function until(h: TestHarness, pred: () => boolean, what = 'condition', rounds = 2_000_000): void {
-  for (let i = 0; i < rounds; i++) {
-    if (pred()) return;
-    h.pollOnce();
-    h.advanceTime(10);
-  }
-  throw new Error(`${what} not reached`);
-}
-
-/** Run a callback-style call on thread `t` of the harness and poll until it answers. */
-export function run<T = unknown>(
-  h: TestHarness,
-  f: (cb: (err: Error | null, v?: T) => void) => void,
-  t = 0,
-): T {
-  let out: { err: Error | null; v?: T } | null = null;
-  h.setThread(t);
-  f((err, v) => {
-    out = { err, v };
-  });
-  until(h, () => out !== null, 'callback');
-  h.setThread(t);
-  const o = out as unknown as { err: Error | null; v?: T };
-  if (o.err !== null) throw o.err;
-  return o.v as T;
-}
-
-/** Like run, but returns the error (null on success). */
-export function runErr(h: TestHarness, f: (cb: (err: Error | null) => void) => void, t = 0): Error | null {
-  try {
-    run(h, f, t);
-    return null;
-  } catch (e) {
-    return e as Error;
-  }
+  return createTestHarness({ reactors });
 }
 
 export interface Disk {
@@ -99,7 +51,7 @@ export function disk(
       openDisks.delete(d);
       h.setThread(0);
       bdevClose(desc);
-      run(h, (cb) => bdevMallocDelete({ name }, () => cb(null)));
+      h.run((cb) => bdevMallocDelete({ name }, () => cb(null)));
       region.close();
     },
   };

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { decodeMdPage, INVALID_PAGE, MD, PAGE_SIZE, pageCrc, SUPER } from '../src/format/index.js';
 import { Blobstore } from '../src/index.js';
 import { image } from '../src/testing.js';
-import { disk, harness, run, runErr } from './helpers.js';
+import { disk, harness } from './helpers.js';
 
 const MD_START = 4;
 
@@ -25,7 +25,7 @@ function loadFails(img: Uint8Array, re: RegExp): void {
   const h = harness();
   const d = disk(h, { image: img });
   const before = Buffer.from(d.bytes);
-  const err = runErr(h, (cb) => Blobstore.load(d.desc, {}, cb as never));
+  const err = h.runErr((cb) => Blobstore.load(d.desc, {}, cb as never));
   expect(err, 'load should fail').to.not.equal(null);
   expect((err as { code?: string }).code).to.equal('EILSEQ');
   expect(err?.message).to.match(re);
@@ -75,7 +75,7 @@ describe('blobstore: damaged images at load', function () {
     // thin1's root page (page 3) damaged.
     img[(MD_START + 3) * PAGE_SIZE + 200] ^= 0xff;
     const d = disk(h, { image: img });
-    const bs = run<Blobstore>(h, (cb) => Blobstore.load(d.desc, {}, cb as never));
+    const bs = h.run<Blobstore>((cb) => Blobstore.load(d.desc, {}, cb as never));
     expect(bs.problems.map((p) => p.id)).to.include(2 ** 32 + 3);
     expect(bs.problems.find((p) => p.id === 2 ** 32 + 3)?.error.message).to.match(
       /metadata page 3: CRC mismatch/,
@@ -84,11 +84,11 @@ describe('blobstore: damaged images at load', function () {
     const ok = bs.blobIds().filter((id) => !bs.problems.some((p) => p.id === id));
     expect(ok.length).to.equal(5);
     for (const id of ok) {
-      const b = run(h, (cb) => bs.openBlob(id, cb as never)) as { openRef: number };
+      const b = h.run((cb) => bs.openBlob(id, cb as never)) as { openRef: number };
       expect(b.openRef).to.equal(1);
     }
-    for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) run(h, (cb) => bs.closeBlob(b, cb));
-    run(h, (cb) => bs.unload(cb));
+    for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) h.run((cb) => bs.closeBlob(b, cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 

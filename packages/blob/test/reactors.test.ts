@@ -3,7 +3,7 @@
 // read back on another at once; a resize (a freeze on every reactor) holds I/O and lets it go.
 import { expect } from 'chai';
 import { type Blob, Blobstore, blobReadv, blobWritev } from '../src/index.js';
-import { disk, harness, run, until } from './helpers.js';
+import { disk, harness } from './helpers.js';
 
 describe('blobstore: I/O on several reactors', function () {
   this.timeout(60000);
@@ -11,9 +11,9 @@ describe('blobstore: I/O on several reactors', function () {
   it('racing first writes from three reactors allocate each cluster once and keep every write', () => {
     const h = harness(3);
     const d = disk(h, { size: 16 * 1024 * 1024 });
-    const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
-    const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 32, thin: true }, cb as never));
-    const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+    const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+    const id = h.run<number>((cb) => bs.createBlob({ numClusters: 32, thin: true }, cb as never));
+    const blob = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
     const view = bs.viewOf(blob);
     const chans = [0, 1, 2].map((t) => {
       h.setThread(t);
@@ -41,7 +41,7 @@ describe('blobstore: I/O on several reactors', function () {
         );
       }
     }
-    until(h, () => left === 0, 'writes');
+    h.until(() => left === 0, 'writes');
     expect(failed).to.equal(0);
     expect(blob.allocated).to.equal(8);
     expect(bs.freeClusters).to.equal(bs.totalDataClusters - 8);
@@ -50,8 +50,7 @@ describe('blobstore: I/O on several reactors', function () {
       for (let c = 0; c < 8; c++) {
         const r = (t + 1) % 3;
         const buf = new Uint8Array(4096);
-        run(
-          h,
+        h.run(
           (cb) =>
             blobReadv(
               view,
@@ -74,17 +73,17 @@ describe('blobstore: I/O on several reactors', function () {
       h.setThread(t);
       ch.put();
     });
-    run(h, (cb) => bs.closeBlob(blob, cb));
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.closeBlob(blob, cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
   it('a write acknowledged on reactor 1 reads back on reactor 2 in the same poll', () => {
     const h = harness(3);
     const d = disk(h, { size: 16 * 1024 * 1024 });
-    const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
-    const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 4, thin: true }, cb as never));
-    const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+    const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+    const id = h.run<number>((cb) => bs.createBlob({ numClusters: 4, thin: true }, cb as never));
+    const blob = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
     const view = bs.viewOf(blob);
     h.setThread(1);
     const c1 = bs.view.getChannel();
@@ -119,24 +118,24 @@ describe('blobstore: I/O on several reactors', function () {
       },
       null,
     );
-    until(h, () => read !== -1, 'read');
+    h.until(() => read !== -1, 'read');
     expect(read).to.equal(0);
     expect(out.every((x) => x === 0x5a)).to.equal(true);
     h.setThread(1);
     c1.put();
     h.setThread(2);
     c2.put();
-    run(h, (cb) => bs.closeBlob(blob, cb));
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.closeBlob(blob, cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
   it('a resize holds I/O on every reactor, then lets it through', () => {
     const h = harness(2);
     const d = disk(h, { size: 16 * 1024 * 1024 });
-    const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
-    const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 2 }, cb as never));
-    const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+    const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+    const id = h.run<number>((cb) => bs.createBlob({ numClusters: 2 }, cb as never));
+    const blob = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
     const view = bs.viewOf(blob);
     h.setThread(1);
     const ch = bs.view.getChannel();
@@ -148,7 +147,7 @@ describe('blobstore: I/O on several reactors', function () {
       resized = true;
     });
     // Step until reactor 1 has seen the freeze, then submit there: the write waits for the resize.
-    until(h, () => view.frozen > 0, 'freeze');
+    h.until(() => view.frozen > 0, 'freeze');
     h.setThread(1);
     blobWritev(
       view,
@@ -163,12 +162,12 @@ describe('blobstore: I/O on several reactors', function () {
       },
       null,
     );
-    until(h, () => wrote && resized, 'write and resize');
+    h.until(() => wrote && resized, 'write and resize');
     expect(view.numClusters).to.equal(200);
     h.setThread(1);
     ch.put();
-    run(h, (cb) => bs.closeBlob(blob, cb));
-    run(h, (cb) => bs.unload(cb));
+    h.run((cb) => bs.closeBlob(blob, cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
   });
 
@@ -176,13 +175,13 @@ describe('blobstore: I/O on several reactors', function () {
     it(`a ${op} while first writes to a thin blob wait for their clusters: both finish, every write reads back`, () => {
       const h = harness(2);
       const d = disk(h, { size: 16 * 1024 * 1024 });
-      const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
-      const id = run<number>(h, (cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never));
+      const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: 64 * 1024 }, cb as never));
+      const id = h.run<number>((cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never));
       const snap0 =
         op === 'delete of its snapshot (merge)'
-          ? run<number>(h, (cb) => bs.createSnapshot(id, [], cb as never))
+          ? h.run<number>((cb) => bs.createSnapshot(id, [], cb as never))
           : -1;
-      const blob = run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+      const blob = h.run<Blob>((cb) => bs.openBlob(id, cb as never));
       const view = bs.viewOf(blob);
       h.setThread(1);
       const ch = bs.view.getChannel();
@@ -198,7 +197,7 @@ describe('blobstore: I/O on several reactors', function () {
       if (op === 'snapshot') bs.createSnapshot(id, [], doneCb as never);
       else if (op === 'resize') bs.resizeBlob(blob, 12, doneCb);
       else bs.deleteBlob(snap0, doneCb);
-      until(h, () => blob.locked, 'the lock');
+      h.until(() => blob.locked, 'the lock');
       expect(view.frozen, 'reactor 1 not frozen yet').to.equal(0);
       h.setThread(1);
       let acked = 0;
@@ -216,7 +215,7 @@ describe('blobstore: I/O on several reactors', function () {
           null,
         );
       }
-      until(h, () => opDone && acked === 4, `the ${op} and the writes`);
+      h.until(() => opDone && acked === 4, `the ${op} and the writes`);
       for (let c = 0; c < 4; c++) {
         const b = new Uint8Array(4096);
         let read = false;
@@ -233,7 +232,7 @@ describe('blobstore: I/O on several reactors', function () {
           },
           null,
         );
-        until(h, () => read, 'read');
+        h.until(() => read, 'read');
         expect(
           b.every((x) => x === c + 1),
           `cluster ${c}`,
@@ -241,8 +240,8 @@ describe('blobstore: I/O on several reactors', function () {
       }
       h.setThread(1);
       ch.put();
-      run(h, (cb) => bs.closeBlob(blob, cb));
-      run(h, (cb) => bs.unload(cb));
+      h.run((cb) => bs.closeBlob(blob, cb));
+      h.run((cb) => bs.unload(cb));
       d.close();
     });
   }

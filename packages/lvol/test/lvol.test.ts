@@ -26,7 +26,7 @@ import {
   unloadLvs,
   unregisterLvolModule,
 } from '../src/index.js';
-import { bdevIo, examined, harness, malloc, run, runErr } from './helpers.js';
+import { bdevIo, examined, harness, malloc } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,7 +37,7 @@ function fill(n: number, seed: number): Uint8Array {
 }
 
 function unloadAll(h: ReturnType<typeof harness>): void {
-  for (const s of [...stores.values()]) run(h, (cb) => unloadLvs(s, cb));
+  for (const s of [...stores.values()]) h.run((cb) => unloadLvs(s, cb));
 }
 
 describe('lvol on the harness', function () {
@@ -87,7 +87,7 @@ describe('lvol on the harness', function () {
   it('RPCs: lvstore, thick and thin lvols, snapshot, clone, rename, resize, read-only, inflate, decouple, delete', () => {
     const h = harness(2);
     const disk = malloc(h, 'Malloc0', { size: 32 * MiB });
-    const lvsUuid = run<string>(h, (cb) =>
+    const lvsUuid = h.run<string>((cb) =>
       bdevLvolCreateLvstore({ bdev_name: 'Malloc0', lvs_name: 'lvs', cluster_sz: 1 * MiB }, cb as never),
     );
     expect(bdevLvolGetLvstores()[0]).to.include({
@@ -98,10 +98,10 @@ describe('lvol on the harness', function () {
       block_size: 4096,
     });
     const total = bdevLvolGetLvstores()[0].total_data_clusters;
-    const thick = run<string>(h, (cb) =>
+    const thick = h.run<string>((cb) =>
       bdevLvolCreate({ lvol_name: 'thick', size_in_mib: 4, lvs_name: 'lvs' }, cb as never),
     );
-    const thin = run<string>(h, (cb) =>
+    const thin = h.run<string>((cb) =>
       bdevLvolCreate(
         { lvol_name: 'thin', size_in_mib: 12, thin_provision: true, uuid: lvsUuid },
         cb as never,
@@ -113,10 +113,10 @@ describe('lvol on the harness', function () {
     const A = fill(8192, 1);
     bdevIo(h, 'lvs/thin', true, 256 * 10 + 5, A, 1);
     expect(bdevLvolGetLvstores()[0].free_clusters).to.equal(total - 5);
-    const snap = run<string>(h, (cb) =>
+    const snap = h.run<string>((cb) =>
       bdevLvolSnapshot({ lvol_name: 'lvs/thin', snapshot_name: 'snap' }, cb as never),
     );
-    const clone = run<string>(h, (cb) =>
+    const clone = h.run<string>((cb) =>
       bdevLvolClone({ snapshot_name: 'lvs/snap', clone_name: 'clone' }, cb as never),
     );
     const B = fill(4096, 2);
@@ -133,30 +133,30 @@ describe('lvol on the harness', function () {
     // Snapshots are read-only bdevs: a write fails.
     expect(() => bdevIo(h, snap, true, 0, new Uint8Array(4096))).to.throw(/status -1/);
     // Delete is refused for a snapshot with two clones.
-    expect(runErr(h, (cb) => bdevLvolDelete({ name: 'lvs/snap' }, cb)))
+    expect(h.runErr((cb) => bdevLvolDelete({ name: 'lvs/snap' }, cb)))
       .to.include({ code: 'EBUSY' })
       .and.have.property('message')
       .that.matches(/2 clones/);
-    run(h, (cb) => bdevLvolRename({ old_name: 'lvs/clone', new_name: 'clone2' }, cb));
+    h.run((cb) => bdevLvolRename({ old_name: 'lvs/clone', new_name: 'clone2' }, cb));
     expect(bdevGetByName('lvs/clone2')?.name).to.equal(clone);
     expect(bdevGetByName('lvs/clone')).to.equal(undefined);
-    run(h, (cb) => bdevLvolResize({ name: 'lvs/thick', size_in_mib: 6 }, cb));
+    h.run((cb) => bdevLvolResize({ name: 'lvs/thick', size_in_mib: 6 }, cb));
     expect(bdevGetByName(thick)?.numBlocks).to.equal(6 * 256);
-    run(h, (cb) => bdevLvolDecoupleParent({ name: 'lvs/clone2' }, cb));
+    h.run((cb) => bdevLvolDecoupleParent({ name: 'lvs/clone2' }, cb));
     expect(bdevLvolGetLvols().find((l) => l.name === 'clone2')).to.include({ is_clone: false });
-    run(h, (cb) => bdevLvolInflate({ name: 'lvs/thin' }, cb));
+    h.run((cb) => bdevLvolInflate({ name: 'lvs/thin' }, cb));
     expect(bdevLvolGetLvols().find((l) => l.name === 'thin')).to.include({
       is_clone: false,
       is_thin_provisioned: false,
     });
     // No clones left: the snapshot goes.
-    run(h, (cb) => bdevLvolDelete({ name: 'lvs/snap' }, cb));
+    h.run((cb) => bdevLvolDelete({ name: 'lvs/snap' }, cb));
     expect(bdevGetByName(snap)).to.equal(undefined);
     bdevIo(h, 'lvs/thin', false, 256 * 10 + 5, got, 1);
     expect(Buffer.from(got).equals(Buffer.from(A))).to.equal(true);
-    run(h, (cb) => bdevLvolSetReadOnly({ name: 'lvs/thick' }, cb));
+    h.run((cb) => bdevLvolSetReadOnly({ name: 'lvs/thick' }, cb));
     expect(() => bdevIo(h, thick, true, 0, new Uint8Array(4096))).to.throw(/status -1/);
-    run(h, (cb) => bdevLvolRenameLvstore({ old_name: 'lvs', new_name: 'lvs9' }, cb));
+    h.run((cb) => bdevLvolRenameLvstore({ old_name: 'lvs', new_name: 'lvs9' }, cb));
     expect(bdevGetByName('lvs9/thick')?.name).to.equal(thick);
     // Unload, then the same bytes under a new bdev: examine finds everything again.
     unloadAll(h);
@@ -170,7 +170,7 @@ describe('lvol on the harness', function () {
     bdevIo(h, 'lvs9/thin', false, 256 * 10 + 5, got, 1);
     expect(Buffer.from(got).equals(Buffer.from(A))).to.equal(true);
     expect(() => bdevIo(h, 'lvs9/thick', true, 0, new Uint8Array(4096))).to.throw(/status -1/);
-    run(h, (cb) => bdevLvolDeleteLvstore({ lvs_name: 'lvs9' }, cb));
+    h.run((cb) => bdevLvolDeleteLvstore({ lvs_name: 'lvs9' }, cb));
     expect(bdevLvolGetLvstores()).to.deep.equal([]);
     again.remove();
     disk.remove();
@@ -182,11 +182,11 @@ describe('lvol on the harness', function () {
     // The lvstore is made on the first 16 MiB; then the bdev grows to 64.
     const bdev = bdevGetByName('Malloc0')!;
     bdevNotifyBlockcntChange(bdev, (16 * MiB) / 4096);
-    run(h, (cb) =>
+    h.run((cb) =>
       bdevLvolCreateLvstore({ bdev_name: 'Malloc0', lvs_name: 'g', cluster_sz: MiB }, cb as never),
     );
     const small = bdevLvolGetLvstores()[0];
-    run(h, (cb) =>
+    h.run((cb) =>
       bdevLvolCreate({ lvs_name: 'g', lvol_name: 'v', size_in_mib: 40, thin_provision: true }, cb as never),
     );
     // Thin: larger than the lvstore is (SPDK allows it).
@@ -194,7 +194,7 @@ describe('lvol on the harness', function () {
     bdevIo(h, 'g/v', true, 0, A, 1);
     bdevNotifyBlockcntChange(bdev, (64 * MiB) / 4096);
     expect(bdevLvolGetLvstores()[0].total_data_clusters).to.equal(small.total_data_clusters);
-    run(h, (cb) => bdevLvolGrowLvstore({ lvs_name: 'g' }, cb as never));
+    h.run((cb) => bdevLvolGrowLvstore({ lvs_name: 'g' }, cb as never));
     const grown = bdevLvolGetLvstores()[0];
     expect(grown.total_data_clusters).to.equal(small.total_data_clusters + 48);
     expect(grown.free_clusters).to.equal(small.free_clusters - 1 + 48);
@@ -215,7 +215,7 @@ describe('lvol on the harness', function () {
         true,
       );
     }
-    run(h, (cb) => bdevLvolDeleteLvstore({ lvs_name: 'g' }, cb));
+    h.run((cb) => bdevLvolDeleteLvstore({ lvs_name: 'g' }, cb));
     again.remove();
     disk.remove();
   });

@@ -14,7 +14,7 @@ export type ReactorErrorCode = Codes<
   | 'ENOENT' // no handler, iterator or reactor by that name or index
   | 'EBUSY' // the object is in a state that does not allow the call (a socket with sends queued)
   | 'EMSGSIZE' // an encoded payload does not fit a ring record
-  | 'EBUSYLOOP' // the test harness polled past its limit: something stays busy forever
+  | 'EBUSYLOOP' // the test harness polled past its limit: something stays busy, or an awaited answer never came
   | 'ELEAK' // threads could not exit because pollers or channels are still held
   | 'EWORKER' // a reactor worker failed or did not stop in time
 >;

@@ -43,6 +43,7 @@ export class TestHarness {
     }
     for (let i = 0; i < n; i++) this.createThread(i === 0 ? 'app_thread' : `reactor_${i}`, i);
     this.setThread(0);
+    openHarnesses.add(this);
   }
 
   /** Create another thread on reactor `reactor`; returns it (its index is threads.length - 1). */
@@ -90,6 +91,46 @@ export class TestHarness {
     throw new ReactorError('EBUSYLOOP', `threads still busy after ${this.#maxRounds} rounds`);
   }
 
+  /**
+   * Poll round by round, the fake clock advancing `stepUs` per round, until `pred` holds. Throws
+   * EBUSYLOOP naming `what` after `rounds` rounds (an answer that never comes, not a busy poller).
+   */
+  until(pred: () => boolean, what = 'condition', rounds = 2_000_000, stepUs = 10): void {
+    for (let i = 0; i < rounds; i++) {
+      if (pred()) return;
+      this.pollOnce();
+      this.advanceTime(stepUs);
+    }
+    throw new ReactorError('EBUSYLOOP', `${what} not reached after ${rounds} rounds`);
+  }
+
+  /**
+   * Run a callback-style call on thread `t` and poll until it answers: returns its value, or
+   * throws the error it answered with. Thread `t` is current again when this returns.
+   */
+  run<T = unknown>(f: (cb: (err: Error | null, v?: T) => void) => void, t = 0): T {
+    let out: { err: Error | null; v?: T } | null = null;
+    this.setThread(t);
+    f((err, v) => {
+      out = { err, v };
+    });
+    this.until(() => out !== null, 'callback');
+    this.setThread(t);
+    const o = out as unknown as { err: Error | null; v?: T };
+    if (o.err !== null) throw o.err;
+    return o.v as T;
+  }
+
+  /** Like run, but returns the error the call answered with (null on success). */
+  runErr(f: (cb: (err: Error | null) => void) => void, t = 0): Error | null {
+    try {
+      this.run(f, t);
+      return null;
+    } catch (e) {
+      return e as Error;
+    }
+  }
+
   /** Move the fake clock forward; timed pollers fall due on the next poll. */
   advanceTime(us: number): void {
     this.clock.advance(us);
@@ -107,6 +148,7 @@ export class TestHarness {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    openHarnesses.delete(this);
     for (const r of this.reactors) {
       for (const t of [...r.threads]) {
         setCurrentThread(t);
@@ -122,6 +164,24 @@ export class TestHarness {
     for (const r of this.reactors) r.close();
     setCurrentThread(null);
     if (left.length > 0) throw new ReactorError('ELEAK', `threads could not exit: ${left.join('; ')}`);
+  }
+}
+
+/** Harnesses not closed yet, for closeTestHarnesses. */
+const openHarnesses = new Set<TestHarness>();
+
+/**
+ * Close every harness still open, for an afterEach hook: a test that failed before its own
+ * close() leaves nothing behind for the next. What they leak is not thrown (that test already
+ * failed); a test that passes closes its harness itself, where a leak fails it.
+ */
+export function closeTestHarnesses(): void {
+  for (const h of [...openHarnesses]) {
+    try {
+      h.close();
+    } catch {
+      // the failed test's own leak
+    }
   }
 }
 

@@ -79,7 +79,7 @@ const SURFACE: Record<string, string[]> = {
     'threadPollers',
     'threadStats',
   ],
-  '@storkit/reactor/testing': ['ManualClock', 'TestHarness', 'createTestHarness'],
+  '@storkit/reactor/testing': ['ManualClock', 'TestHarness', 'closeTestHarnesses', 'createTestHarness'],
 };
 
 describe('package exports', () => {
