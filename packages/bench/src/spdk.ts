@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:spdk -- [--rows ID,...] [--pairs N] [--seconds S] [--cores T,C] [--json]
+// npm run bench:spdk -- [--rows ID,...] [--pairs N] [--seconds S] [--cores T,C] [--json] [--against DIR]
 // storkit side by side with SPDK v24.01 (../shared/peers/spdk), one row per data path: for each row,
 // N back-to-back pairs (SPDK first in odd pairs, storkit first in even ones), each pair the same
 // JSON config, the same client, the same cores; prints each pair, the median storkit/SPDK ratio and
@@ -10,6 +10,8 @@
 // volume fills before the run ends, since what follows would be overwrites); and a snapshot of a
 // thick lvol taken by JSON-RPC in the middle of an NVMe/TCP randwrite run, whose figure is the
 // client's maximum latency (an I/O the snapshot held waited at least as long as the stall).
+//   --against DIR       runs the built storkit checkout DIR where SPDK's programs ran (same configs,
+//                       clients, cores): before/after pairs of a change; ratios are this tree / DIR's
 //   --chart RUN.json    prints the SVG chart of a --json run on stdout (docs/bench/spdk.svg)
 //   --markdown RUN.json prints the current-table rows of a --json run (docs/performance.md)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -148,6 +150,8 @@ export interface SpdkBenchDoc {
   seconds: number;
   cores: { target: number; client: number };
   iscsiClients: number;
+  /** --against: the storkit checkout run in SPDK's column (its figures are that tree's). */
+  against?: string;
   rows: RowResult[];
 }
 
@@ -456,6 +460,11 @@ function targetConfig(row: Row, port: number, core: number): object {
 // --- one side of a pair --------------------------------------------------------------------------
 
 export interface RunOptions {
+  /**
+   * --against: the CLI (packages/cli/dist/src/main.js) of another storkit checkout, run in SPDK's
+   * place (same configs, clients and cores): before/after pairs of a change, storkit against itself.
+   */
+  against?: string;
   seconds: number;
   target: number;
   client: number;
@@ -526,7 +535,13 @@ function ioArgs(row: Row, o: RunOptions): string[] {
 }
 
 // `return await` below: each runs inside a try whose finally stops the target and removes the dir
+/** The storkit CLI serving `side`, or null where SPDK's own program serves it. */
+function cliOf(side: Side, o: RunOptions): string | null {
+  return side === 'storkit' ? CLI : (o.against ?? null);
+}
+
 async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
+  const cli = cliOf(side, o);
   const dir = mkdtempSync(join(os.tmpdir(), `storkit-bench-spdk-${side}-`));
   try {
     if (row.kind === 'bdevperf') {
@@ -534,9 +549,9 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
       writeFileSync(cfg, JSON.stringify({ subsystems: [bdevConfig(row)] }));
       const perfArgs = ['--json', cfg, ...ioArgs(row, o), '-m', mask(o.target)];
       const argv =
-        side === 'spdk'
+        cli === null
           ? [join(SPDK_BIN, 'bdevperf'), ...perfArgs, '-r', join(dir, 'bdevperf.sock')]
-          : [process.execPath, CLI, 'bdevperf', ...perfArgs];
+          : [process.execPath, cli, 'bdevperf', ...perfArgs];
       const run = await perfRun(o, o.target, argv, undefined, BDEVPERF_BEGIN, BDEVPERF_END);
       // Past the last cluster the writes are overwrites: not first writes any more.
       if (row.bdev === 'lvol-thin' && run.iops * run.seconds > THIN_CLUSTERS)
@@ -554,11 +569,11 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
     if (row.kind === 'vhost') execFileSync('mkdir', ['-p', vhostDir]);
     const common = ['-m', mask(o.target), '-r', sock, '--json', cfg];
     const targv =
-      side === 'spdk'
+      cli === null
         ? [join(SPDK_BIN, 'spdk_tgt'), ...common, ...(row.kind === 'vhost' ? ['-S', vhostDir] : [])]
         : [
             process.execPath,
-            CLI,
+            cli,
             'tgt',
             '--no-stats',
             ...common,
@@ -566,7 +581,7 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
           ];
     const tgt = start('taskset', ['-c', String(o.target), ...targv]);
     try {
-      await waitInit(sock, tgt, side === 'spdk' ? 'spdk_tgt' : 'storkit tgt');
+      await waitInit(sock, tgt, cli === null ? 'spdk_tgt' : 'storkit tgt');
       const tpid = tgt.child.pid!;
       if (row.kind === 'nvmf') {
         const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
@@ -660,7 +675,7 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
       }
       return { iops, seconds: o.seconds, cpuSeconds };
     } finally {
-      await stop(tgt, side === 'spdk');
+      await stop(tgt, cli === null);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -741,6 +756,7 @@ export async function main(argv: string[]): Promise<number> {
       list: { type: 'boolean', default: false },
       chart: { type: 'string' },
       markdown: { type: 'string' },
+      against: { type: 'string' },
     },
   });
   if (values.chart !== undefined || values.markdown !== undefined) {
@@ -766,11 +782,19 @@ export async function main(argv: string[]): Promise<number> {
   const log = (s: string) => (values.json ? process.stderr : process.stdout).write(`${s}\n`);
   const l0 = load1();
   const started = new Date().toISOString();
-  const o: RunOptions = { seconds, target: cores[0], client: cores[1], iscsiClients, log };
+  let against: string | undefined;
+  if (values.against !== undefined) {
+    against = join(values.against, 'packages', 'cli', 'dist', 'src', 'main.js');
+    if (!existsSync(against))
+      throw new Error(`--against ${values.against}: no built storkit CLI at ${against}`);
+  }
+  const o: RunOptions = { seconds, target: cores[0], client: cores[1], iscsiClients, log, against };
   log(
     `bench:spdk ${started}, load ${l0} on ${os.cpus().length} CPUs, ${pairs} pairs × ${seconds} s,` +
       ` target core ${cores[0]}, client core ${cores[1]}`,
   );
+  if (against !== undefined)
+    log(`--against: the SPDK column is storkit at ${values.against} (this tree / that tree)`);
   const results: RowResult[] = [];
   for (const row of rows) {
     log(
@@ -787,6 +811,7 @@ export async function main(argv: string[]): Promise<number> {
     seconds,
     cores: { target: cores[0], client: cores[1] },
     iscsiClients,
+    ...(values.against !== undefined ? { against: values.against } : {}),
     rows: results,
   };
   log('\nrow                          median  range          CPU-s/M I/Os storkit  SPDK');
