@@ -355,11 +355,16 @@ function mergeIntoClone(bs: Blobstore, snap: Blob, cloneId: number, done: Done):
             }
             // The clone reads through the snapshot's snapshot now; the snapshot's reference to it moves.
             bs.removeClone(snap.id, clone.id);
+            // The clone may itself be a snapshot (read-only): an internal change, allowed as in
+            // SPDK, which overrides the clone's md_ro for it.
+            const cloneRo = clone.mdRo;
+            clone.mdRo = false;
             if (snap.parentId >= 0) {
               clone.setXattr(XattrName.SNAPSHOT, u64(snap.parentId), true);
               bs.removeClone(snap.parentId, snap.id);
               bs.addClone(snap.parentId, clone.id);
             } else clone.removeXattr(XattrName.SNAPSHOT, true);
+            clone.mdRo = cloneRo;
             clone.parentId = snap.parentId;
             snap.parentId = -1;
             clone.chainDirty = true;
