@@ -11,7 +11,7 @@ import type { TestHarness } from '@storkit/reactor/testing';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { type Blob, Blobstore, blobReadv, blobWritev } from '../src/index.js';
-import { disk, harness, run, until } from './helpers.js';
+import { disk, harness } from './helpers.js';
 
 const CLUSTER = 64 * 1024;
 const CB = CLUSTER / 4096; // blocks per cluster
@@ -87,7 +87,7 @@ function checkMasks(h: TestHarness, bs: Blobstore, what: string): Map<number, nu
   const owner = new Map<number, number>();
   for (const id of bs.blobIds()) {
     const held = bs.open.get(id);
-    const b = held ?? run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+    const b = held ?? h.run<Blob>((cb) => bs.openBlob(id, cb as never));
     const cs = clustersOf(b);
     tables.set(id, Array.from(b.clusters.subarray(0, b.numClusters)));
     for (const c of cs) {
@@ -97,7 +97,7 @@ function checkMasks(h: TestHarness, bs: Blobstore, what: string): Map<number, nu
       ).to.equal(false);
       owner.set(c, id);
     }
-    if (held === undefined) run(h, (cb) => bs.closeBlob(b, cb));
+    if (held === undefined) h.run((cb) => bs.closeBlob(b, cb));
   }
   const used: number[] = [];
   for (let c = 0; c < bs.usedClusters.length; c++) if (bs.usedClusters.get(c)) used.push(c);
@@ -113,7 +113,7 @@ function scenario(ops: Op[]): void {
   const h = harness(3);
   // 4 MiB of 64 KiB clusters: 64 clusters, a few for metadata; small enough to fill up.
   const d = disk(h, { size: 4 * 1024 * 1024 });
-  const bs = run<Blobstore>(h, (cb) => Blobstore.init(d.desc, { clusterSize: CLUSTER }, cb as never));
+  const bs = h.run<Blobstore>((cb) => Blobstore.init(d.desc, { clusterSize: CLUSTER }, cb as never));
   const chans = [0, 1, 2].map((t) => {
     h.setThread(t);
     return bs.view.getChannel();
@@ -126,13 +126,13 @@ function scenario(ops: Op[]): void {
     numClusters: number,
     blocks = new Map(),
   ) => {
-    const blob = snapshot ? null : run<Blob>(h, (cb) => bs.openBlob(id, cb as never));
+    const blob = snapshot ? null : h.run<Blob>((cb) => bs.openBlob(id, cb as never));
     const m: Model = { id, blob, snapshot, parent, numClusters, blocks };
     models.push(m);
     return m;
   };
   add(
-    run<number>(h, (cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never)),
+    h.run<number>((cb) => bs.createBlob({ numClusters: 8, thin: true }, cb as never)),
     false,
     null,
     8,
@@ -172,7 +172,7 @@ function scenario(ops: Op[]): void {
               null,
             );
           }
-          until(h, () => left === 0, 'writes');
+          h.until(() => left === 0, 'writes');
           for (const p of planned) if (p.st === 0) p.m.blocks.set(p.block, p.v);
           // Racing writes to one block: the model keeps the last acknowledged; make it unambiguous.
           const byBlock = new Map<string, number>();
@@ -189,7 +189,7 @@ function scenario(ops: Op[]): void {
           for (const p of planned) {
             if (p.st !== 0 || p.m.blocks.has(p.block)) continue;
             const v = (++value % 255) + 1;
-            const st = run<number>(h, (cb) =>
+            const st = h.run<number>((cb) =>
               blobWritev(
                 bs.viewOf(p.m.blob!),
                 chans[0]!,
@@ -209,8 +209,8 @@ function scenario(ops: Op[]): void {
           const ws = writable();
           if (ws.length === 0) break;
           const m = ws[o.b % ws.length]!;
-          run(h, (cb) => bs.resizeBlob(m.blob!, o.n, cb));
-          run(h, (cb) => bs.syncMd(m.blob!, cb));
+          h.run((cb) => bs.resizeBlob(m.blob!, o.n, cb));
+          h.run((cb) => bs.syncMd(m.blob!, cb));
           m.numClusters = o.n;
           for (const k of [...m.blocks.keys()]) if (k >= o.n * CB) m.blocks.delete(k);
           break;
@@ -219,7 +219,7 @@ function scenario(ops: Op[]): void {
           const ws = writable();
           if (ws.length === 0) break;
           const m = ws[o.b % ws.length]!;
-          const sid = run<number>(h, (cb) => bs.createSnapshot(m.id, [], cb as never));
+          const sid = h.run<number>((cb) => bs.createSnapshot(m.id, [], cb as never));
           // The snapshot takes the blob's clusters and contents; the blob reads through it.
           const s: Model = {
             id: sid,
@@ -238,13 +238,13 @@ function scenario(ops: Op[]): void {
           const snaps = models.filter((m) => m.snapshot);
           if (snaps.length === 0) break;
           const s = snaps[o.b % snaps.length]!;
-          const cid = run<number>(h, (cb) => bs.createClone(s.id, [], cb as never));
+          const cid = h.run<number>((cb) => bs.createClone(s.id, [], cb as never));
           add(cid, false, s, s.numClusters);
           break;
         }
         case 'create': {
           add(
-            run<number>(h, (cb) => bs.createBlob({ numClusters: o.n, thin: true }, cb as never)),
+            h.run<number>((cb) => bs.createBlob({ numClusters: o.n, thin: true }, cb as never)),
             false,
             null,
             o.n,
@@ -255,11 +255,11 @@ function scenario(ops: Op[]): void {
           if (models.length <= 1) break;
           const m = models[o.b % models.length]!;
           const clones = models.filter((x) => x.parent === m);
-          if (m.blob !== null) run(h, (cb) => bs.closeBlob(m.blob!, cb));
+          if (m.blob !== null) h.run((cb) => bs.closeBlob(m.blob!, cb));
           m.blob = null;
           let err: Error | null = null;
           try {
-            run(h, (cb) => bs.deleteBlob(m.id, cb));
+            h.run((cb) => bs.deleteBlob(m.id, cb));
           } catch (e) {
             err = e as Error;
           }
@@ -285,15 +285,14 @@ function scenario(ops: Op[]): void {
 
     // Every block the model knows reads back, on a reactor chosen by the block.
     for (const m of models) {
-      const b = m.blob ?? run<Blob>(h, (cb) => bs.openBlob(m.id, cb as never));
+      const b = m.blob ?? h.run<Blob>((cb) => bs.openBlob(m.id, cb as never));
       const blocks = new Set<number>();
       for (let p: Model | null = m; p !== null; p = p.parent) for (const k of p.blocks.keys()) blocks.add(k);
       for (const k of blocks) {
         if (k >= m.numClusters * CB) continue;
         const r = k % 3;
         const buf = new Uint8Array(4096);
-        run(
-          h,
+        h.run(
           (cb) =>
             blobReadv(
               bs.viewOf(b),
@@ -312,13 +311,13 @@ function scenario(ops: Op[]): void {
           `blob 0x${m.id.toString(16)} block ${k}: ${want}, read ${buf[0]}`,
         ).to.equal(true);
       }
-      if (m.blob === null) run(h, (cb) => bs.closeBlob(b, cb));
+      if (m.blob === null) h.run((cb) => bs.closeBlob(b, cb));
     }
 
     // A dirty load of a copy rebuilds the same masks and extent tables from the metadata pages.
     const live = checkMasks(h, bs, 'end');
     const copy = disk(h, { image: d.bytes.slice(), name: 'Copy0' });
-    const again = run<Blobstore>(h, (cb) => Blobstore.load(copy.desc, { forceRecover: true }, cb as never));
+    const again = h.run<Blobstore>((cb) => Blobstore.load(copy.desc, { forceRecover: true }, cb as never));
     try {
       expect(again.problems).to.deep.equal([]);
       const reloaded = checkMasks(h, again, 'dirty load');
@@ -327,8 +326,8 @@ function scenario(ops: Op[]): void {
         expect(again.usedClusters.get(c), `dirty load: cluster ${c}`).to.equal(bs.usedClusters.get(c));
     } finally {
       for (const b of [...again.open.values()])
-        while (again.open.has(b.id)) run(h, (cb) => again.closeBlob(b, cb));
-      run(h, (cb) => again.unload(cb));
+        while (again.open.has(b.id)) h.run((cb) => again.closeBlob(b, cb));
+      h.run((cb) => again.unload(cb));
       copy.close();
     }
   } finally {
@@ -336,8 +335,8 @@ function scenario(ops: Op[]): void {
       h.setThread(t);
       ch.put();
     });
-    for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) run(h, (cb) => bs.closeBlob(b, cb));
-    run(h, (cb) => bs.unload(cb));
+    for (const b of [...bs.open.values()]) while (bs.open.has(b.id)) h.run((cb) => bs.closeBlob(b, cb));
+    h.run((cb) => bs.unload(cb));
     d.close();
     h.close();
   }
