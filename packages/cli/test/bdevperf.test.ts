@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
+import { Histogram } from '@storkit/bdev';
 import { expect } from 'chai';
+
+import { formatResults } from '../src/commands/bdevperf.js';
 
 const main = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const run = promisify(execFile);
@@ -101,6 +104,36 @@ describe('storkit bdevperf', function () {
     expect(r.stdout).to.match(/Running I\/O for 2 seconds/);
     expect(r.stdout.match(/ IOPS, /g)).to.have.length(2);
     expect(r.stdout).to.match(/Job: Malloc0 \(Core Mask 0x1\)/);
+  });
+
+  it("-l prints the latency percentiles of each job in SPDK bdevperf's format", () => {
+    // 98 I/Os of 1 tick and 2 of 1000 (1 MHz): the printed values are bucket upper bounds, 2 µs and ~1 ms
+    const h = new Histogram();
+    for (let i = 0; i < 98; i++) h.tally(1);
+    h.tally(1000);
+    h.tally(1000);
+    const job = {
+      name: 'Malloc0',
+      reactor: 0,
+      ios: 100,
+      bytes: 409600,
+      errors: 0,
+      miscompares: 0,
+      firstMiscompare: -1,
+      latTicks: 2098,
+      minTicks: 1,
+      maxTicks: 1000,
+      timeouts: 0,
+    };
+    const done = { type: 'done' as const, seconds: 1, tickRate: 1e6, heapUsed: [0] };
+    const out = formatResults({ ...done, jobs: [{ ...job, hist: Array.from(h.buckets) }] }, '0x2');
+    expect(out).to.match(/ Latency summary\n =+\n Job: Malloc0 \(Core Mask 0x2\)\n/);
+    const at = (p: string) => Number(new RegExp(`^ *${p}% : +([0-9.]+)us$`, 'm').exec(out)?.[1]);
+    expect(at('50\\.00000')).to.equal(2);
+    expect(at('98\\.00000')).to.equal(2);
+    expect(at('99\\.00000')).to.be.within(1000, 1000 * 1.01);
+    // without -l: no summary
+    expect(formatResults({ ...done, jobs: [job] }, '0x1')).to.not.match(/Latency summary/);
   });
 
   it('fails (exit 1) with a clear message for a config method it lacks', async () => {

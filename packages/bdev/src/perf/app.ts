@@ -34,6 +34,8 @@ export interface PerfArgs {
   /** Only these bdevs (default: every bdev no module claimed). */
   bdevs?: string[];
   seed?: number;
+  /** -l: a latency histogram per job, printed as SPDK bdevperf's "Latency summary". */
+  latency?: boolean;
 }
 
 /** Reports sent to the main thread. */
@@ -77,6 +79,7 @@ function startJobs(a: PerfArgs): { name: string; reactor: number }[] {
           workload: a.workload,
           rwmix: a.rwmix,
           seed: a.seed ?? 1,
+          latency: a.latency ?? false,
           part: { index: reactorIndex(), count: reactorCount() },
         },
         reactorIndex(),
@@ -110,7 +113,7 @@ function stopJobs(): void {
   let left = jobs.length;
   const me = reactorIndex();
   const finish = () => {
-    const stats = jobs.map((j) => j.stats);
+    const stats = jobs.map((j) => j.report());
     for (const j of jobs) j.close();
     jobs = [];
     send(APP_THREAD, result, { reactor: me, jobs: stats });

@@ -9,6 +9,7 @@ import { bdevFlush, bdevRead, bdevUnmap, bdevWrite, bdevWriteZeroes, queueIoWait
 import { sampleNow } from '../io-path.js';
 import { IoWaitEntry } from '../io-wait.js';
 import { bdevClose, bdevGetIoChannel, bdevOpenExt } from '../registry.js';
+import { Histogram } from '../stats.js';
 import { ENOMEM, IoStatus } from '../types.js';
 
 export type Workload =
@@ -43,6 +44,8 @@ export interface JobOptions {
   /** Percent reads for rw / randrw. */
   rwmix: number;
   seed: number;
+  /** Tally every I/O's latency in a histogram (bdevperf -l). */
+  latency?: boolean;
   /** verify: this job's share of the bdev when several reactors verify the same bdev. */
   part?: { index: number; count: number };
 }
@@ -61,6 +64,8 @@ export interface JobStats {
   minTicks: number;
   maxTicks: number;
   timeouts: number;
+  /** -l: the latency histogram's buckets (Histogram's layout, ticks). */
+  hist?: number[];
 }
 
 const OP_READ = 0;
@@ -97,6 +102,8 @@ export class Job {
   readonly base: number;
   readonly tasks: Task[] = [];
   readonly stats: JobStats;
+  /** -l only: made once, tallied per I/O without allocating. */
+  readonly hist: Histogram | null;
   running = false;
   outstanding = 0;
   #seq = 0;
@@ -133,6 +140,7 @@ export class Job {
       if (!verify) b.fill(0xa5);
       this.tasks.push(new Task(this, b, r));
     }
+    this.hist = opts.latency === true ? new Histogram() : null;
     this.#rng = (opts.seed ^ Math.imul(reactor, 0x9e3779b9)) | 0 || 1;
     this.stats = {
       name: opts.bdev,
@@ -147,6 +155,11 @@ export class Job {
       maxTicks: 0,
       timeouts: 0,
     };
+  }
+
+  /** The counters to report, with the histogram's buckets when -l asked for them. */
+  report(): JobStats {
+    return this.hist === null ? this.stats : { ...this.stats, hist: Array.from(this.hist.buckets) };
   }
 
   /** xorshift32 */
@@ -300,6 +313,7 @@ function taskDone(status: IoStatus, t: Task): void {
   s.latTicks += lat;
   if (lat < s.minTicks) s.minTicks = lat;
   if (lat > s.maxTicks) s.maxTicks = lat;
+  if (j.hist !== null) j.hist.tally(lat);
   if (j.running) startTask(t);
   else if (j.outstanding === 0) j.idle();
 }

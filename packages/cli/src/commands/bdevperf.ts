@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Histogram } from '@storkit/bdev';
 import type { PerfArgs, PerfReport } from '@storkit/bdev/perf';
 import { parseCoreMask, startApp } from '@storkit/reactor';
 
@@ -32,6 +33,7 @@ reactor, one job per bdev per core, and prints IOPS, MiB/s and latency per job a
   -t SECONDS      run time (default 10)
   -m MASK         reactor core mask, e.g. 0x3 or [0,1] (default 0x1)
   -b BDEV         run only on this bdev (repeatable; default every unclaimed bdev)
+  -l              print a latency summary (percentiles) per job, as SPDK bdevperf's -l
   --heap          print each reactor's V8 heap use with every progress line
   --seed N        random offsets seed`;
 
@@ -112,6 +114,9 @@ function parse(argv: string[]): Parsed {
       case '--seed':
         a.seed = int(v, '--seed', 0);
         i++;
+        break;
+      case '-l':
+        a.latency = true;
         break;
       case '--heap':
         heap = true;
@@ -194,6 +199,32 @@ export function formatResults(r: Extract<PerfReport, { type: 'done' }>, mask: st
     f2(us(max)),
   ];
   lines.push(`${'Total'.padEnd(28)}: ${tot.map((c) => c.padStart(10)).join(' ')}`);
+  if (r.jobs.some((j) => j.hist !== undefined)) lines.push('', latencySummary(r, mask));
+  return lines.join('\n');
+}
+
+/** The percentiles SPDK bdevperf -l prints. */
+const PERCENTILES = [1, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.99, 99.999, 99.9999, 99.99999];
+
+/**
+ * SPDK bdevperf -l's "Latency summary": per job, the latency (µs, the upper bound of the histogram
+ * bucket) at or below which each percentile of its I/Os completed.
+ */
+export function latencySummary(r: Extract<PerfReport, { type: 'done' }>, mask: string): string {
+  const cores = parseCoreMask(mask);
+  const lines = [' Latency summary', ` ${'='.repeat(45)}`];
+  for (const j of r.jobs) {
+    if (j.hist === undefined) continue;
+    const h = new Histogram();
+    h.merge(j.hist);
+    const core = cores[j.reactor] ?? j.reactor;
+    lines.push(` Job: ${j.name} (Core Mask 0x${(2 ** core).toString(16)})`);
+    for (const p of PERCENTILES) {
+      const us = (h.percentile(p) * 1e6) / r.tickRate;
+      lines.push(`${p.toFixed(5).padStart(9)}% : ${us.toFixed(3).padStart(9)}us`);
+    }
+    lines.push('');
+  }
   return lines.join('\n');
 }
 
