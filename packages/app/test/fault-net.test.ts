@@ -1,15 +1,19 @@
-// Fault campaign: connections damaged mid-transfer, against one `storkit tgt` process (spawned,
-// ephemeral ports, malloc bdevs). A steady NVMe/TCP host (storkit's host driver) straight to the
-// target does verified write/read-back I/O the whole time; a second host goes through a proxy
-// (faults/proxy.ts) that cuts the connection mid-transfer (FIN and RST), delays every chunk, or
-// re-chunks / reorders / duplicates chunks of the byte stream (with digests on, so the target must
-// see the damage). The steady host must keep working with intact data, the affected I/O must fail
+// Fault campaign: connections damaged mid-transfer, hosts that vanish and bdevs that fail or
+// stall, against one `storkit tgt` process (spawned, ephemeral ports, malloc bdevs and one file).
+// A steady NVMe/TCP host (storkit's host driver) straight to the target does verified
+// write/read-back I/O the whole time. Each round injects one fault (faults/net.ts): a second host
+// goes through a proxy (faults/proxy.ts) that cuts its connection mid-transfer (FIN and RST),
+// delays every chunk, or reorders / duplicates bytes of its stream inside a PDU (with digests on,
+// so the target must see the damage and drop the connection); an error bdev fails 20 writes and
+// 20 reads, or a delay bdev stalls every I/O 4 s, under a host's verified I/O; libiscsi's
+// iscsi-perf reads through the proxy until it cuts the connection. The steady host must keep
+// working with intact data, no acknowledged read may return wrong data, the affected I/O must fail
 // or time out with a status (never hang: each round is bounded), and after every round the target
-// must be back where it was: same open fds, same io_channel references, no qpair left over
-// (storkit_get_memory, thread_get_io_channels, nvmf_subsystem_get_qpairs).
+// must be back where it was: same open fds, same io_channel references, no qpair or iSCSI
+// connection left over (storkit_get_memory, thread_get_io_channels, nvmf_subsystem_get_qpairs,
+// iscsi_get_connections).
 //
-// STORKIT_FAULT_NET_KINDS overrides the kinds (comma separated, faults/net.ts FAULTS); `npm run
-// soak` runs all of them, many rounds.
+// STORKIT_FAULT_NET_KINDS overrides the kinds (comma separated, faults/net.ts FAULTS).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,13 +22,23 @@ import { expect } from 'chai';
 
 import { type FaultKind, netRounds } from './faults/net.js';
 
-// CI runs the cuts and the delay. 'reorder' and 'duplicate' stay out of the default until one
-// unexplained run is understood: 1 of ~10 runs of all five reported 8 corrupt reads (which round
-// was not logged), and 'reorder' ends with every affected I/O succeeding, which a split PDU
-// stream with digests on should not allow (docs/performance.md, Fault campaign).
-const KINDS = (process.env.STORKIT_FAULT_NET_KINDS?.split(',') ?? ['cut', 'reset', 'delay']) as FaultKind[];
+// CI runs every kind but 'blackhole', 'rechunk' and 'iscsi-vanish' (run them with
+// STORKIT_FAULT_NET_KINDS): an iSCSI host that vanishes stalls the steady NVMe/TCP host's I/O
+// (docs/performance.md, Fault campaign), which is not understood yet.
+// 'reorder' and 'duplicate' damage the stream inside a PDU with digests on: the connection must
+// fail and no wrong data may be acknowledged (faults/proxy.ts says why whole PDUs are not moved).
+const KINDS = (process.env.STORKIT_FAULT_NET_KINDS?.split(',') ?? [
+  'cut',
+  'reset',
+  'delay',
+  'reorder',
+  'duplicate',
+  'bdev-error',
+  'bdev-stall',
+  'iscsi-cut',
+]) as FaultKind[];
 
-describe('faults: NVMe/TCP connections cut, delayed and reordered mid-transfer', function () {
+describe('faults: connections cut, delayed and corrupted mid-transfer, bdevs failing and stalling', function () {
   this.timeout(60_000 + KINDS.length * 30_000);
 
   it(`${KINDS.join(', ')}: the direct host keeps intact data, the proxied I/O ends with a status, the target leaks nothing`, async () => {
@@ -42,7 +56,16 @@ describe('faults: NVMe/TCP connections cut, delayed and reordered mid-transfer',
       expect(f.steadyOk, 'the direct host made progress').to.be.greaterThan(KINDS.length * 10);
       expect(f.steadyFailed, 'the direct host lost no I/O').to.equal(0);
       // Each fault fired: a cut/reorder that never happened proves nothing.
-      expect(f.fired, 'faults that fired').to.be.at.least(KINDS.filter((k) => k !== 'delay').length);
+      const proxied = KINDS.filter((k) => !['delay', 'bdev-error', 'bdev-stall'].includes(k));
+      expect(f.fired, 'faults that fired').to.be.at.least(proxied.length);
+      // Every stream corruption fired and ended its connection.
+      const corrupting = KINDS.filter((k) => k === 'reorder' || k === 'duplicate').length;
+      expect(f.corruptions, 'stream corruptions that fired').to.equal(corrupting);
+      expect(f.detected, 'stream corruptions after which the connection failed').to.equal(corrupting);
+      // A failing bdev fails I/O with a status (20 writes and 20 reads injected); a stalled one
+      // (4 s per I/O) outlasts the host's 1 s command timeout.
+      for (const k of ['bdev-error', 'bdev-stall'] as const)
+        if (KINDS.includes(k)) expect(f.byKind[k].failed, `${k}: I/O failed`).to.be.greaterThan(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -137,6 +137,8 @@ class Traffic {
     this.#workers = Array.from({ length: depth }, async (_, w) => {
       const data = new Uint8Array(BS);
       const back = new Uint8Array(BS);
+      // The previous pair's data: a read "completed" without its data leaves it in `back`.
+      const prev = new Uint8Array(BS);
       for (let i = 0; !this.#stop && !qp.failed; i++) {
         if (process.env.FAULTS_DEBUG && first === 0 && i % 2000 === 1999)
           console.error(`${new Date().toISOString()} steady w${w} i${i} outstanding ${qp.outstanding}`);
@@ -150,11 +152,13 @@ class Traffic {
           this.failed++;
           continue;
         }
+        const stale = Buffer.compare(prev, back) === 0;
+        prev.set(data);
         if (Buffer.compare(data, back) !== 0) {
           this.corrupt++;
           if (process.env.FAULTS_DEBUG)
             console.error(
-              `corrupt lba ${lba} w ${w} i ${i}: want ${Buffer.from(data.subarray(0, 8)).toString('hex')} got ${Buffer.from(back.subarray(0, 8)).toString('hex')} zero=${back.every((b) => b === 0)}`,
+              `corrupt lba ${lba} w ${w} i ${i}: want ${Buffer.from(data.subarray(0, 8)).toString('hex')} got ${Buffer.from(back.subarray(0, 8)).toString('hex')} zero=${back.every((b) => b === 0)} untouched-since-last-read=${stale}`,
             );
         } else this.ok++;
       }
@@ -222,11 +226,16 @@ export interface NetFigures {
   faults: Record<string, number>;
   /** Affected I/O: succeeded (right data), failed or timed out with a status. */
   affectedOk: number;
+  /** The same, by fault kind (all rounds of that kind). */
+  byKind: Record<string, { ok: number; failed: number }>;
   affectedFailed: number;
   /** Acknowledged reads that returned the wrong data: must be 0. */
   corrupt: number;
   /** Proxy faults that actually fired (a cut at a byte count the transfer never reached did not). */
   fired: number;
+  /** Stream corruptions (reorder, duplicate) that fired, and those after which the connection failed. */
+  corruptions: number;
+  detected: number;
   /** Steady connection I/O pairs during faults, and its worst rate during a fault vs the second before. */
   steadyOk: number;
   steadyFailed: number;
@@ -294,7 +303,10 @@ async function nvmeFault(e: Env, f: Fault, digests: boolean, fig: NetFigures): P
   const qp = await c.allocIoQpair({ depth: 32 }).catch(() => null);
   if (qp) {
     const t = new Traffic(qp, 4096, 8, 32);
-    const until = Date.now() + 1500;
+    // A stream corruption runs until the connection fails (bounded: a loaded machine is slow to
+    // get there, and one that never fails is reported, not waited for).
+    const corrupting = f.kind === 'reorder' || f.kind === 'duplicate';
+    const until = Date.now() + (corrupting ? 15_000 : 1500);
     while (Date.now() < until && !qp.failed) await new Promise((r) => setTimeout(r, 20));
     await t.stop();
     fig.affectedOk += t.ok;
@@ -302,6 +314,14 @@ async function nvmeFault(e: Env, f: Fault, digests: boolean, fig: NetFigures): P
     fig.corrupt += t.corrupt;
     if (process.env.FAULTS_DEBUG && t.corrupt)
       console.error(`nvme fault ${JSON.stringify(f)} digests ${digests}: ${t.corrupt} corrupt`);
+    // A corrupted stream with digests on must end the connection (a bad digest or a malformed
+    // header is fatal): that it failed is the detection.
+    if (corrupting && proxy.stats.fired) {
+      fig.corruptions++;
+      if (qp.failed) fig.detected++;
+      if (process.env.FAULTS_DEBUG)
+        console.error(`${f.kind}: connection ${qp.failed ? `failed: ${qp.failed.message}` : 'still up'}`);
+    }
   } else fig.affectedFailed++;
   // A vanished host never says goodbye: leave its connections to the target's keep-alive timer.
   if (f.kind === 'blackhole') {
@@ -356,21 +376,52 @@ async function bdevFault(e: Env, kind: 'bdev-error' | 'bdev-stall', fig: NetFigu
 
 async function iscsiFault(e: Env, kind: 'iscsi-cut' | 'iscsi-vanish', fig: NetFigures): Promise<void> {
   const proxy = await FaultProxy.start({ host: '127.0.0.1', port: e.iscsiPort });
+  // iscsi-perf only reads: host-to-target is 48-byte command PDUs after a login of about 1 KiB,
+  // so a fault a few KiB in lands after some dozens of commands, within the first second.
+  const afterBytes = 2048 + Math.floor(Math.random() * 6144);
   proxy.next =
     kind === 'iscsi-cut'
-      ? { kind: 'cut', afterBytes: 64 << 10 }
-      : { kind: 'blackhole', afterBytes: 64 << 10 };
+      ? { kind: 'cut', afterBytes, reset: Math.random() < 0.5 }
+      : { kind: 'blackhole', afterBytes };
   // libiscsi reconnects after a broken connection: its next connection gets through.
   proxy.once = true;
+  proxy.iscsiRedirects = true;
   const url = `iscsi://127.0.0.1:${proxy.port}/${IQN}/0`;
-  // libiscsi's load tool reads through the proxy until the fault ends its connection.
+  // libiscsi's load tool reads through the proxy until the fault ends its connection. A vanished
+  // host's connection is the target's to find (NOP-In unanswered for nop_timeout) and drop.
+  let said = '';
   const r = await run('iscsi-perf', ['-t', '3', '-m', '16', '-b', '8', url], { timeout: 20_000 }).then(
-    () => 0,
-    (x: { code?: number }) => x.code ?? 1,
+    (x) => {
+      said = x.stdout + x.stderr;
+      return 0;
+    },
+    (x: { code?: number; stdout?: string; stderr?: string }) => {
+      said = `${x.stdout}${x.stderr}`;
+      return x.code ?? 1;
+    },
   );
+  if (process.env.FAULTS_DEBUG) console.error(said.slice(-600));
   if (r === 0) fig.affectedOk++;
   else fig.affectedFailed++;
+  fig.fired += proxy.stats.fired;
+  if (process.env.FAULTS_DEBUG)
+    console.error(
+      `${new Date().toISOString()} ${kind} after ${afterBytes} B: iscsi-perf exit ${r} via proxy port ${proxy.port}, fired ${proxy.stats.fired}, ${proxy.stats.bytesUp} B up, accepted ${proxy.stats.accepted}, redirects ${proxy.stats.redirects}, open ${proxy.open}, target connections ${(await e.tgt.rpc<unknown[]>('iscsi_get_connections')).length}`,
+    );
+  // The target's side of a vanished connection stays open until its NOP timer fires: closing the
+  // proxy would close it first and prove nothing.
+  if (kind === 'iscsi-vanish') await iscsiGone(e, 20_000);
   await proxy.close();
+}
+
+/** Wait until the target has no iSCSI connection left. */
+async function iscsiGone(e: Env, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if ((await e.tgt.rpc<unknown[]>('iscsi_get_connections')).length === 0) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 /** Run `rounds` fault rounds (kinds in order, cycling) against a fresh storkit tgt in `dir`. */
@@ -390,9 +441,12 @@ export async function netRounds(
     rounds: 0,
     faults: {},
     affectedOk: 0,
+    byKind: {},
     affectedFailed: 0,
     corrupt: 0,
     fired: 0,
+    corruptions: 0,
+    detected: 0,
     steadyOk: 0,
     steadyFailed: 0,
     worstSteadyRatio: Number.POSITIVE_INFINITY,
@@ -423,7 +477,7 @@ export async function netRounds(
       const rateBefore = st.ok - before0;
       const t0 = Date.now();
       const during0 = st.ok;
-      const a0 = { ok: fig.affectedOk, failed: fig.affectedFailed, fired: fig.fired };
+      const a0 = { ok: fig.affectedOk, failed: fig.affectedFailed, fired: fig.fired, detected: fig.detected };
       if (kind === 'bdev-error' || kind === 'bdev-stall') await bdevFault(e, kind, fig);
       else if (kind === 'iscsi-cut' || kind === 'iscsi-vanish') await iscsiFault(e, kind, fig);
       else {
@@ -449,6 +503,9 @@ export async function netRounds(
       const rateDuring = (st.ok - during0) / secs;
       if (rateBefore > 0) fig.worstSteadyRatio = Math.min(fig.worstSteadyRatio, rateDuring / rateBefore);
       fig.faults[kind] = (fig.faults[kind] ?? 0) + 1;
+      const k = (fig.byKind[kind] ??= { ok: 0, failed: 0 });
+      k.ok += fig.affectedOk - a0.ok;
+      k.failed += fig.affectedFailed - a0.failed;
       // Back where we were: nothing left over (a vanished host's keep-alive or NOP timer may take seconds).
       const leaks = await settled(e, base, 20_000);
       if (steady.qp.failed) leaks.push(`the steady connection failed: ${steady.qp.failed.message}`);
@@ -457,7 +514,7 @@ export async function netRounds(
       fig.samples.push(s);
       fig.rounds++;
       log(
-        `${new Date().toISOString()} resets ${steady.c.resets} events ${JSON.stringify(steady.c.events)} round ${r + 1} ${kind}: fired ${fig.fired - a0.fired}, affected ${fig.affectedOk - a0.ok} ok ${fig.affectedFailed - a0.failed} failed; steady ${rateBefore}/s before, ${rateDuring.toFixed(0)}/s during; fds ${s.open_fds}, heap ${(s.heap / 1048576).toFixed(1)} MiB, rss ${(s.rss / 1048576).toFixed(0)} MiB${leaks.length ? `; LEAK ${leaks.join(', ')}` : ''}`,
+        `${new Date().toISOString()} resets ${steady.c.resets} events ${JSON.stringify(steady.c.events)} round ${r + 1} ${kind}: fired ${fig.fired - a0.fired}${kind === 'reorder' || kind === 'duplicate' ? `, connection failed ${fig.detected - a0.detected}` : ''}, affected ${fig.affectedOk - a0.ok} ok ${fig.affectedFailed - a0.failed} failed; steady ${rateBefore}/s before, ${rateDuring.toFixed(0)}/s during; fds ${s.open_fds}, heap ${(s.heap / 1048576).toFixed(1)} MiB, rss ${(s.rss / 1048576).toFixed(0)} MiB${leaks.length ? `; LEAK ${leaks.join(', ')}` : ''}`,
       );
     }
   } finally {

@@ -6,9 +6,17 @@
 // sizes. It cannot reorder or duplicate TCP segments as a network does: the kernel below it
 // reassembles segments in order and drops duplicates, so that kind of reordering is invisible to
 // both ends by design (and `tc netem`, which could do it under TCP, needs kernel modules this
-// machine does not have). What the proxy calls "reorder" and "duplicate" swaps or repeats whole
-// chunks of the byte stream at its read boundaries: the receiver sees a corrupted stream, as it
-// would from a broken middlebox or a bug, and must fail that connection cleanly.
+// machine does not have). What the proxy calls "reorder" and "duplicate" damages the byte stream
+// itself, as a broken middlebox or a bug would, and the receiver must fail that connection.
+//
+// Where it damages it matters. A host writes whole NVMe/TCP PDUs, so a read() chunk is usually
+// whole PDUs: swapping or repeating whole PDUs gives a stream of valid PDUs with valid digests,
+// i.e. commands replayed or reordered. Nothing can detect that (digests protect a PDU, not the
+// sequence), and a replayed command's second answer completes whatever command reuses its CID
+// next: a read acknowledged before any of its data came. That was the "8 corrupt reads" of the
+// first runs (docs/performance.md). So both kinds cut the stream inside a PDU (the proxy follows
+// the NVMe/TCP framing, common header PLEN): with header and data digests on, the target must see
+// a bad digest or a malformed header and drop the connection, never acknowledge wrong data.
 import net from 'node:net';
 
 export type Fault =
@@ -22,10 +30,56 @@ export type Fault =
   | { kind: 'blackhole'; afterBytes: number }
   /** Forward in pieces of at most `max` bytes (re-segmentation; the stream stays intact). */
   | { kind: 'rechunk'; max: number }
-  /** Send chunk `at`'s second half before its first, host-to-target (stream corruption). */
+  /**
+   * Split chunk `at` (or the first later one that allows it) at a byte inside a PDU and send its
+   * second part before its first, host-to-target (NVMe/TCP stream corruption).
+   */
   | { kind: 'reorder'; at: number }
-  /** Send chunk `at` twice, host-to-target (stream corruption). */
+  /**
+   * Send chunk `at` (or the first later one that allows it), then its bytes again from a byte
+   * inside a PDU to its end, host-to-target (NVMe/TCP stream corruption).
+   */
   | { kind: 'duplicate'; at: number };
+
+/** Where the PDUs of an NVMe/TCP byte stream start (common header: type, flags, hlen, pdo, plen). */
+export class PduFramer {
+  /** Stream offset of the next byte fed, and of the next PDU's first byte. */
+  #pos = 0;
+  #next = 0;
+  readonly #hdr = Buffer.alloc(8);
+  #have = 0;
+
+  /** Feed the next chunk of the stream; the offsets in it where a PDU starts. */
+  feed(b: Buffer): number[] {
+    const starts: number[] = [];
+    let i = 0;
+    while (i < b.length) {
+      if (this.#pos + i < this.#next) {
+        i = Math.min(b.length, this.#next - this.#pos);
+        continue;
+      }
+      if (this.#have === 0) starts.push(i);
+      const take = Math.min(8 - this.#have, b.length - i);
+      b.copy(this.#hdr, this.#have, i, i + take);
+      this.#have += take;
+      i += take;
+      if (this.#have === 8) {
+        this.#next += Math.max(8, this.#hdr.readUInt32LE(4));
+        this.#have = 0;
+      }
+    }
+    this.#pos += b.length;
+    return starts;
+  }
+}
+
+/** A byte of `b` (1..length-1) that is not the first byte of a PDU, near the middle; -1 if none. */
+export function insidePdu(b: Buffer, starts: number[]): number {
+  const mid = b.length >> 1;
+  for (let d = 0; d < b.length; d++)
+    for (const p of [mid + d, mid - d]) if (p >= 1 && p < b.length && !starts.includes(p)) return p;
+  return -1;
+}
 
 interface Pair {
   client: net.Socket;
@@ -41,8 +95,17 @@ export class FaultProxy {
   next: Fault = { kind: 'pass' };
   /** Only the next connection gets `next`; later ones pass (a client that reconnects gets through). */
   once = false;
-  /** Connections accepted, and faults that fired. */
-  readonly stats = { accepted: 0, fired: 0 };
+  /**
+   * Follow iSCSI login redirects: storkit's target answers a login that landed on a reactor not
+   * owning the node with Target Moved Temporarily to that reactor's private port
+   * (app/src/reactor-modules/iscsi.ts), which would take the session past the proxy. With this
+   * set, the TargetAddress is rewritten to the proxy's own port, and the next connection goes to
+   * the private port with the fault the redirected one had.
+   */
+  iscsiRedirects = false;
+  #redirect: { port: number; fault: Fault } | null = null;
+  /** Connections accepted, faults that fired, bytes host-to-target, login redirects followed. */
+  readonly stats = { accepted: 0, fired: 0, bytesUp: 0, redirects: 0 };
 
   private constructor(server: net.Server, target: { host: string; port: number }) {
     this.#server = server;
@@ -69,11 +132,13 @@ export class FaultProxy {
 
   #accept(client: net.Socket): void {
     this.stats.accepted++;
-    const server = net.connect(this.#target.port, this.#target.host);
+    const redirected = this.#redirect;
+    this.#redirect = null;
+    const server = net.connect(redirected?.port ?? this.#target.port, this.#target.host);
     client.setNoDelay(true);
     server.setNoDelay(true);
-    const pair: Pair = { client, server, fault: this.next };
-    if (this.once) this.next = { kind: 'pass' };
+    const pair: Pair = { client, server, fault: redirected?.fault ?? this.next };
+    if (this.once && !redirected) this.next = { kind: 'pass' };
     this.#pairs.add(pair);
     const end = () => {
       if (!this.#pairs.delete(pair)) return;
@@ -85,6 +150,8 @@ export class FaultProxy {
     let up = 0;
     let chunkNo = 0;
     let dead = false;
+    const framer = new PduFramer();
+    let corrupted = false;
     const fire = () => {
       this.stats.fired++;
     };
@@ -96,6 +163,7 @@ export class FaultProxy {
     client.on('data', (b: Buffer) => {
       if (dead) return;
       up += b.length;
+      this.stats.bytesUp += b.length;
       const n = chunkNo++;
       switch (f.kind) {
         case 'pass':
@@ -131,32 +199,50 @@ export class FaultProxy {
           }
           return;
         case 'reorder':
-          // Split chunk `at` in two and send its second half first. (Holding it back for the next
-          // chunk instead would stall whenever that chunk carried every outstanding command: the
-          // host then has nothing more to send, and the "reorder" is only a timeout.)
-          if (n === f.at && b.length >= 2) {
-            fire();
-            const h = b.length >> 1;
-            send(server, b.subarray(h));
-            send(server, b.subarray(0, h));
+        case 'duplicate': {
+          // Split inside a PDU, never between two (see the top of this file). The chunk is cut in
+          // place rather than held back for the next one: that one may never come when this
+          // chunk carried every outstanding command, and the fault would only be a timeout.
+          const starts = framer.feed(b);
+          const p = n >= f.at && !corrupted ? insidePdu(b, starts) : -1;
+          if (p < 0) {
+            send(server, b);
             return;
           }
-          send(server, b);
-          return;
-        case 'duplicate':
-          send(server, b);
-          if (n === f.at) {
-            fire();
+          fire();
+          corrupted = true;
+          if (f.kind === 'reorder') {
+            send(server, b.subarray(p));
+            send(server, b.subarray(0, p));
+          } else {
             send(server, b);
+            send(server, b.subarray(p));
           }
           return;
+        }
       }
     });
     server.on('data', (b: Buffer) => {
       if (dead) return;
+      if (this.iscsiRedirects) b = this.#followRedirect(b, f);
       if (f.kind === 'delay') send(client, b, f.ms);
       else send(client, b);
     });
+  }
+
+  /** A login response's TargetAddress=HOST:PORT,TAG, rewritten in place to this proxy's port. */
+  #followRedirect(b: Buffer, f: Fault): Buffer {
+    const text = b.toString('latin1');
+    const m = /TargetAddress=([^\0]*):(\d+),\d+\0/.exec(text);
+    if (!m) return b;
+    const mine = String(this.port);
+    // Same length, so the PDU's DataSegmentLength stays right (ephemeral ports have 5 digits).
+    if (mine.length !== m[2].length) throw new Error(`cannot rewrite TargetAddress port ${m[2]} to ${mine}`);
+    this.#redirect = { port: Number(m[2]), fault: f };
+    this.stats.redirects++;
+    const out = Buffer.from(b);
+    out.write(mine, m.index + 'TargetAddress='.length + m[1].length + 1, 'latin1');
+    return out;
   }
 
   /** Cut every open connection at once (RST): hosts that all vanish together. */
