@@ -199,6 +199,12 @@ export declare function sockClose(g: ExternalObject<SockGroupHandle>, fd: number
 /** The outcome of a connect: 0, or a negative errno (-111 ECONNREFUSED, ...). */
 export declare function sockConnectError(g: ExternalObject<SockGroupHandle>, fd: number): number
 
+/** SO_PRIORITY of a socket fd that is not a group's. */
+export declare function socketPriority(fd: number): number
+
+/** Set SO_PRIORITY of a socket fd that is not a group's (a node:net socket's). */
+export declare function socketSetPriority(fd: number, prio: number): void
+
 /** Arm the waiter once (the reactor is about to sleep). */
 export declare function sockGroupArm(g: ExternalObject<SockGroupHandle>): void
 
@@ -208,8 +214,10 @@ export declare function sockGroupClose(g: ExternalObject<SockGroupHandle>): void
 /**
  * Start a non-blocking connect to host:port (an IPv4 or IPv6 literal): the new connection's fd,
  * reported writable (SOCK_OUT) once the connect finished; `sockConnectError` says how.
+ * `local_host`/`local_port`: bind the socket there first (the port alone binds the address
+ * family's any-address); `priority`: its SO_PRIORITY, set before the connect.
  */
-export declare function sockGroupConnect(g: ExternalObject<SockGroupHandle>, host: string, port: number): number
+export declare function sockGroupConnect(g: ExternalObject<SockGroupHandle>, host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null, priority?: number | undefined | null): number
 
 /** A new, empty group. */
 export declare function sockGroupCreate(): ExternalObject<SockGroupHandle>

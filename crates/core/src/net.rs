@@ -50,12 +50,31 @@ pub fn reuseport_listen(host: &str, port: u16, backlog: i32) -> Result<Listener>
 /// on loopback, sometimes already done). The caller learns the outcome when the socket turns
 /// writable, from [`socket_error`]. Refusals the kernel knows at once (no route, ...) are errors here.
 pub fn connect_nonblocking(addr: &SocketAddr) -> Result<i32> {
+    connect_nonblocking_from(addr, &ConnectFrom::default())
+}
+
+/// Where a connection comes from and how it is queued: set on the socket before it connects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectFrom {
+    /// The local address (and port, 0 for the kernel's choice) to bind first (SPDK's hostaddr,
+    /// hostsvcid: spdk_sock_opts' src_addr, src_port).
+    pub local: Option<SocketAddr>,
+    /// SO_PRIORITY (SPDK's transport ID priority), 0-6 without privilege.
+    pub priority: Option<i32>,
+}
+
+/// [`connect_nonblocking`] with a local address bound and SO_PRIORITY set before the connect.
+pub fn connect_nonblocking_from(addr: &SocketAddr, from: &ConnectFrom) -> Result<i32> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
         libc::AF_INET6
     };
     let fd = socket(family)?;
+    if let Err(e) = prepare(fd, from) {
+        close_fd(fd);
+        return Err(e);
+    }
     let (ss, len) = to_raw(addr);
     // SAFETY: ss is a valid sockaddr of `len` bytes for the duration of the call.
     let rc = unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
@@ -76,6 +95,42 @@ pub fn connect_nonblocking(addr: &SocketAddr) -> Result<i32> {
             })
         }
     }
+}
+
+fn prepare(fd: i32, from: &ConnectFrom) -> Result<()> {
+    if let Some(p) = from.priority {
+        set_priority(fd, p)?;
+    }
+    if let Some(local) = from.local {
+        let (ss, len) = to_raw(&local);
+        // SAFETY: ss is a valid sockaddr of `len` bytes for the duration of the call.
+        let rc = unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+        if rc != 0 {
+            return Err(Error::last_os("bind"));
+        }
+    }
+    Ok(())
+}
+
+/// Set SO_PRIORITY of any socket fd (one Node opened too): the queueing class of what it sends.
+pub fn set_priority(fd: i32, prio: i32) -> Result<()> {
+    set_int_opt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_PRIORITY,
+        prio,
+        "setsockopt(SO_PRIORITY)",
+    )
+}
+
+/// SO_PRIORITY of any socket fd.
+pub fn priority(fd: i32) -> Result<i32> {
+    get_int_opt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_PRIORITY,
+        "getsockopt(SO_PRIORITY)",
+    )
 }
 
 /// The socket's pending error (SO_ERROR, which reading clears): 0, or the positive errno of a

@@ -225,7 +225,12 @@ impl SockGroup {
     /// then says how (a refusal usually also shows as EV_ERR | EV_HUP). Turn write interest off
     /// with `want_write(fd, false)` once connected.
     pub fn connect(&mut self, addr: &SocketAddr) -> Result<i32> {
-        let fd = net::connect_nonblocking(addr)?;
+        self.connect_from(addr, &net::ConnectFrom::default())
+    }
+
+    /// [`SockGroup::connect`] from a bound local address and/or with SO_PRIORITY set first.
+    pub fn connect_from(&mut self, addr: &SocketAddr, from: &net::ConnectFrom) -> Result<i32> {
+        let fd = net::connect_nonblocking_from(addr, from)?;
         set_nodelay(fd);
         if let Err(e) = epoll_ctl(
             self.epfd,

@@ -64,20 +64,52 @@ pub fn sock_group_listen(
 
 /// Start a non-blocking connect to host:port (an IPv4 or IPv6 literal): the new connection's fd,
 /// reported writable (SOCK_OUT) once the connect finished; `sockConnectError` says how.
+/// `local_host`/`local_port`: bind the socket there first (the port alone binds the address
+/// family's any-address); `priority`: its SO_PRIORITY, set before the connect.
 #[napi]
 pub fn sock_group_connect(
     g: &mut External<SockGroupHandle>,
     host: String,
     port: u32,
+    local_host: Option<String>,
+    local_port: Option<u32>,
+    priority: Option<i32>,
 ) -> Result<i32> {
     let invalid = |m: String| to_napi(storkit_core::Error::InvalidArgument(m));
-    let port = u16::try_from(port).map_err(|_| invalid(format!("port {port} > 65535")))?;
-    let ip: std::net::IpAddr = host
-        .parse()
-        .map_err(|_| invalid(format!("'{host}' is not an IPv4 or IPv6 address")))?;
+    let port16 = |p: u32| u16::try_from(p).map_err(|_| invalid(format!("port {p} > 65535")));
+    let parse = |h: &str| -> Result<std::net::IpAddr> {
+        h.parse()
+            .map_err(|_| invalid(format!("'{h}' is not an IPv4 or IPv6 address")))
+    };
+    let ip = parse(&host)?;
+    let port = port16(port)?;
+    let local = match (local_host, local_port) {
+        (None, None) => None,
+        (h, p) => {
+            let lip = match h {
+                Some(h) => parse(&h)?,
+                None if ip.is_ipv4() => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                None => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            Some(std::net::SocketAddr::new(lip, port16(p.unwrap_or(0))?))
+        }
+    };
+    let from = storkit_core::net::ConnectFrom { local, priority };
     group_mut(g)?
-        .connect(&std::net::SocketAddr::new(ip, port))
+        .connect_from(&std::net::SocketAddr::new(ip, port), &from)
         .map_err(to_napi)
+}
+
+/// Set SO_PRIORITY of a socket fd that is not a group's (a node:net socket's).
+#[napi]
+pub fn socket_set_priority(fd: i32, prio: i32) -> Result<()> {
+    storkit_core::net::set_priority(fd, prio).map_err(to_napi)
+}
+
+/// SO_PRIORITY of a socket fd that is not a group's.
+#[napi]
+pub fn socket_priority(fd: i32) -> Result<i32> {
+    storkit_core::net::priority(fd).map_err(to_napi)
 }
 
 /// The outcome of a connect: 0, or a negative errno (-111 ECONNREFUSED, ...).

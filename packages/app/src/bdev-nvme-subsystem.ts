@@ -3,6 +3,9 @@
 // (each reactor's threads then open their own I/O qpair), detach, list. Saved under its own config
 // section `bdev_nvme` (after `bdev`, before `nvmf`); an SPDK config that has these methods in its
 // `bdev` section loads too (methods are called by name).
+import { isIP } from 'node:net';
+
+import { parseTransportId } from '@storkit/nvme';
 import type { NvmeAttachParams } from '@storkit/nvme/bdev';
 import { any, bool, inert, int, methodList, obj, opt, RpcError, req, str, withoutInert } from '@storkit/rpc';
 
@@ -71,12 +74,26 @@ const nvmeAttachParams = obj({
   ),
   prchk_reftag: inert(bool({ description: 'check the reference tag (storkit: no PI)' }), false),
   prchk_guard: inert(bool({ description: 'check the guard (storkit: no PI)' }), false),
-  hostaddr: inert(str(), ''),
-  hostsvcid: inert(str(), ''),
+  hostaddr: opt(
+    str({ minLength: 1, description: 'TCP: the source address of every connection (an IP literal)' }),
+  ),
+  hostsvcid: opt(
+    str({ pattern: /^\d{1,5}$/, description: 'TCP: a source port (refused: one port, several connections)' }),
+  ),
+  priority: opt(str({ pattern: /^\d{1,9}$/, description: 'TCP: SO_PRIORITY of every connection' })),
   multipath: inert(str({ enum: ['disable', 'failover', 'multipath'] }), 'failover'),
   num_io_queues: inert(int({ min: 1 }), 1024),
   allow_unrecognized_csi: inert(bool(), false),
 });
+
+/** The transport ID of attach params, as the host parses it (defaults filled in). */
+function tridString(p: NvmeAttachParams): string {
+  const kv = [`trtype:${p.trtype}`, `traddr:${p.traddr}`];
+  if (p.adrfam !== undefined) kv.push(`adrfam:${p.adrfam}`);
+  if (p.trsvcid !== undefined) kv.push(`trsvcid:${p.trsvcid}`);
+  if (p.subnqn !== undefined && p.subnqn !== '') kv.push(`subnqn:${p.subnqn}`);
+  return kv.join(' ');
+}
 
 export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
   const attached = new Map<string, NvmeAttachParams>();
@@ -108,6 +125,20 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
           'fast_io_fail_timeout_sec must lie between reconnect_delay_sec and ctrlr_loss_timeout_sec',
         );
       if (attached.has(p.name)) throw RpcError.errno('EEXIST', `nvme controller ${p.name} exists`);
+      // The source address and the socket priority are TCP's (spdk_sock_opts): nothing to do them
+      // with on PCIe.
+      if (p.trtype.toUpperCase() !== 'TCP')
+        for (const k of ['hostaddr', 'hostsvcid', 'priority'] as const)
+          if (p[k] !== undefined) throw RpcError.invalidParams(`${k} applies to trtype TCP only`);
+      if (p.hostaddr !== undefined && isIP(p.hostaddr) === 0)
+        throw RpcError.invalidParams(`hostaddr '${p.hostaddr}' is not an IPv4 or IPv6 address`);
+      // A fixed source port allows one connection to the target's address and port at a time, and
+      // a controller has an admin connection and an I/O connection a thread: the second would
+      // fail to bind (and a reconnect would find the port in TIME_WAIT). Refused, not half done.
+      if (p.hostsvcid !== undefined)
+        throw RpcError.invalidParams(
+          'hostsvcid: a fixed source port allows one connection, a controller needs several (admin and I/O)',
+        );
       const given = withoutInert(nvmeAttachParams, p);
       const first = await ctl.call(0, bdevNvmeAttach, given);
       const done = [0];
@@ -131,14 +162,42 @@ export function bdevNvmeSubsystem(ctl: ReactorControl): AppSubsystem {
     positional: ['name'],
     params: obj({
       name: req(str({ minLength: 1 })),
-      trtype: opt(str()),
-      traddr: opt(str()),
-      adrfam: opt(str()),
-      trsvcid: opt(str()),
-      subnqn: opt(str()),
+      trtype: opt(str({ minLength: 1 })),
+      traddr: opt(str({ minLength: 1 })),
+      adrfam: opt(str({ enum: ['IPv4', 'IPv6'], ignoreCase: true })),
+      trsvcid: opt(str({ minLength: 1 })),
+      subnqn: opt(str({ minLength: 1 })),
+      hostaddr: opt(str({ minLength: 1 })),
+      hostsvcid: opt(str({ minLength: 1 })),
     }),
     async handler(p) {
-      if (!attached.has(p.name)) throw RpcError.errno('ENODEV', `no nvme controller ${p.name}`);
+      const a = attached.get(p.name);
+      if (a === undefined) throw RpcError.errno('ENODEV', `no nvme controller ${p.name}`);
+      // SPDK's bdev_nvme_delete: each given field must match the controller's path (trtype and
+      // adrfam as parsed, traddr and trsvcid ignoring case, the rest exactly), else nothing is
+      // removed: ENXIO. storkit's controllers have one path, so a match detaches the controller.
+      const t = parseTransportId(tridString(a));
+      const path = {
+        trtype: t.trtype.toUpperCase(),
+        traddr: t.traddr.toLowerCase(),
+        adrfam: ('adrfam' in t ? t.adrfam : '').toLowerCase(),
+        trsvcid: ('trsvcid' in t ? t.trsvcid : '').toLowerCase(),
+        subnqn: t.subnqn,
+        hostaddr: a.hostaddr ?? '',
+        hostsvcid: a.hostsvcid ?? '',
+      };
+      const want = {
+        trtype: p.trtype?.toUpperCase(),
+        traddr: p.traddr?.toLowerCase(),
+        adrfam: p.adrfam?.toLowerCase(),
+        trsvcid: p.trsvcid?.toLowerCase(),
+        subnqn: p.subnqn,
+        hostaddr: p.hostaddr,
+        hostsvcid: p.hostsvcid,
+      };
+      for (const k of Object.keys(want) as (keyof typeof want)[])
+        if (want[k] !== undefined && want[k] !== path[k])
+          throw RpcError.errno('ENXIO', `nvme controller ${p.name} has no path with ${k} ${p[k]}`);
       const errs: string[] = [];
       for (let i = ctl.count - 1; i >= 0; i--)
         await ctl.call(i, bdevNvmeDetach, { name: p.name }).catch((e: Error) => errs.push(e.message));

@@ -22,6 +22,7 @@ import {
 
 import type { ReactorControl } from './control.js';
 import {
+  bdevChannelIostat,
   bdevCreate,
   bdevDelete,
   bdevExamineOp,
@@ -423,8 +424,23 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
     name: 'bdev_get_iostat',
     description: 'I/O statistics of bdevs, summed over every channel on every reactor',
     positional: ['name'],
-    params: obj({ name: opt(name()) }),
+    params: obj({
+      name: opt(name()),
+      per_channel: opt(bool({ description: 'each open channel of the bdev (named by name) on its own' })),
+    }),
     async handler(p) {
+      if (p.per_channel === true) {
+        // SPDK: per-channel statistics are of one bdev; without a name it is EINVAL.
+        if (p.name === undefined)
+          throw RpcError.errno('EINVAL', 'bdev_get_iostat: per_channel needs a bdev name');
+        const channels = await ctl.call(0, bdevChannelIostat, { name: p.name });
+        return {
+          tick_rate: ctl.tickRate,
+          ticks: ctl.ticks(),
+          name: p.name,
+          channels: channels.map((c) => ({ thread_id: c.threadId, ...snake(c.stat) })),
+        };
+      }
       const list = await ctl.call(0, bdevIostat, { name: p.name });
       return {
         tick_rate: ctl.tickRate,

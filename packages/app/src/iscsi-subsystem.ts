@@ -18,6 +18,8 @@ import {
   iscsiInit,
   iscsiSetPeers,
 } from './controls/iscsi.js';
+import { type AuthFileGroup, readAuthFile } from './iscsi-auth-file.js';
+import type { Logger } from './log.js';
 import type { AppSubsystem, ConfigEntry } from './subsystem.js';
 
 /** Params as saved by save_config (plain JSON). */
@@ -60,8 +62,10 @@ const ENGINE_OPTIONS = new Set([
   'max_large_datain_per_connection',
 ]);
 
-export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
+export function iscsiSubsystem(ctl: ReactorControl, log?: Logger): AppSubsystem {
   let options: Saved | null = null;
+  /** The auth groups read from auth_file at start, as read (save_config leaves them to the file). */
+  let fileGroups: AuthFileGroup[] = [];
   let discoveryAuth: Saved | null = null;
   let nextOwner = 0;
   const { methods, add } = methodList();
@@ -114,6 +118,14 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
       allow_duplicated_isid: opt(bool()),
       max_r2t_per_connection: opt(int({ min: 1, max: 255 })),
       max_large_datain_per_connection: opt(int({ min: 1 })),
+      // SPDK's CHAP secret file: its [AuthGroupN] sections become auth groups when the subsystem
+      // starts (framework init), as SPDK's iscsi_parse_auth_info makes them.
+      auth_file: opt(
+        str({
+          minLength: 1,
+          description: 'CHAP secret file read at start ([AuthGroupN] / Auth user secret [muser msecret])',
+        }),
+      ),
       // SPDK's PDU and data-segment pools (its v24.01 defaults). storkit has none: PDUs are parsed
       // in place and their data goes straight into the command's buffer from the iobuf pool (size
       // that with iobuf_set_options). Kept for save_config; another value is reported once.
@@ -368,6 +380,19 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
       // this one shared counter (Atomics, no locks; see @storkit/iscsi's SessionCount).
       const sessions = new SessionCount().sab;
       for (let i = 0; i < ctl.count; i++) await ctl.call(i, iscsiInit, { options: engine, sessions });
+      const file = options?.auth_file;
+      if (typeof file === 'string') {
+        // SPDK goes on without a file it cannot read; one that does not parse fails the start.
+        const groups = readAuthFile(file);
+        if (groups === null)
+          log?.notice('iscsi', `CHAP secret file ${file} not found: no auth groups from it`);
+        for (const g of groups ?? [])
+          await apply(iscsiApply.iscsi_create_auth_group, g, [
+            iscsiApply.iscsi_delete_auth_group,
+            { tag: g.tag },
+          ]);
+        fileGroups = groups ?? [];
+      }
     },
     async writeConfig(): Promise<ConfigEntry[]> {
       const out: ConfigEntry[] = [];
@@ -376,8 +401,12 @@ export function iscsiSubsystem(ctl: ReactorControl): AppSubsystem {
         const d = await get(iscsiGet.discovery_auth);
         out.push({ method: 'iscsi_set_discovery_auth', params: d });
       }
+      // A group the auth file made, unchanged since, is left to auth_file (written above): both
+      // would make it twice on load (SPDK writes both, and then cannot load its own config).
+      const fromFile = new Map(fileGroups.map((g) => [g.tag, JSON.stringify(g.secrets)]));
       for (const g of await get(iscsiGet.auth_groups))
-        out.push({ method: 'iscsi_create_auth_group', params: g });
+        if (fromFile.get(g.tag) !== JSON.stringify(g.secrets))
+          out.push({ method: 'iscsi_create_auth_group', params: g });
       for (const g of await get(iscsiGet.initiator_groups))
         out.push({ method: 'iscsi_create_initiator_group', params: g });
       for (const g of await get(iscsiGet.portal_groups))

@@ -19,7 +19,7 @@ export const SUBSYSTEMS: readonly ((ctl: ReactorControl, opts?: SubsystemOptions
   lvolSubsystem,
   bdevNvmeSubsystem,
   nvmfSubsystem,
-  iscsiSubsystem,
+  (ctl, o) => iscsiSubsystem(ctl, o?.log),
   (ctl, o) => vhostBlkSubsystem(ctl, { socketDir: o?.vhostDir }),
   (ctl, o) => vhostScsiSubsystem(ctl, { socketDir: o?.vhostDir }),
   bdevVirtioSubsystem,

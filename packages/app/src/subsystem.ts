@@ -1,6 +1,7 @@
 import type { PciDevice } from '@storkit/native';
 import type { AnyMethodDef } from '@storkit/rpc';
 
+import type { Logger } from './log.js';
 import type { BdevMethods } from './plugin.js';
 
 /** Target-wide settings a subsystem may need (from the command line). */
@@ -12,6 +13,8 @@ export interface SubsystemOptions {
   /** Bdev modules' methods from plugins (`storkit tgt --plugin`). */
   // biome-ignore lint/suspicious/noExplicitAny: each plugin module has its own params type
   bdevMethods?: readonly BdevMethods<any>[];
+  /** The target's log (notices a subsystem gives while it starts). */
+  log?: Logger;
 }
 
 /** One entry of an SPDK JSON config's subsystem section. */

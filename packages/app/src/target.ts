@@ -72,7 +72,12 @@ export class Target {
     const vhostDir = opts.vhostDir ?? dirname(opts.rpcSocket);
     const bdevMethods = (opts.plugins ?? []).flatMap((p) => p.bdevMethods ?? []);
     this.subsystems = SUBSYSTEMS.map((f) =>
-      f(this.#ctl, { vhostDir, ioatDevices: () => this.#ioatModel?.devices ?? [], bdevMethods }),
+      f(this.#ctl, {
+        vhostDir,
+        ioatDevices: () => this.#ioatModel?.devices ?? [],
+        bdevMethods,
+        log: this.log,
+      }),
     );
     this.done = new Promise((r) => {
       this.#resolveDone = r;

@@ -237,6 +237,29 @@ export function bdevChannelStat(ch: BdevChannel): IoStat {
   return ch.stat;
 }
 
+/** One channel's statistics and the id of the thread that owns it (thread_get_stats' id). */
+export interface ChannelIoStat {
+  threadId: number;
+  stat: IoStatJson;
+}
+
+const channelStatIter = defineChannelIterator<{ channels: ChannelIoStat[] }>(
+  'storkit.bdev.iostat_per_channel',
+  (it) => {
+    it.arg.channels.push({ threadId: it.thread.id, stat: bdevChannelStat(it.ctx as BdevChannel).toJSON() });
+    it.continue(0);
+  },
+);
+
+/**
+ * The statistics of each open channel of the bdev, on every reactor, in walk order (bdev_get_iostat
+ * per_channel: SPDK's spdk_bdev_for_each_channel with spdk_bdev_get_io_stat of each). Channels
+ * already destroyed are not listed (their counts live on in the bdev's sum only).
+ */
+export function bdevGetChannelIostats(bdev: Bdev, done: (channels: ChannelIoStat[]) => void): void {
+  forEachChannelGlobal(bdev.ioDeviceName, channelStatIter, { channels: [] }, (_s, a) => done(a.channels));
+}
+
 const histIter = defineChannelIterator<{ bdev: string; on: boolean }>('storkit.bdev.histogram', (it) => {
   const ch = it.ctx as BdevChannel;
   ch.histogram = it.arg.on ? (ch.histogram ?? new Histogram()) : null;

@@ -7,10 +7,12 @@ export type { BdevChannel } from './channel.js';
 export {
   bdevChannelStat,
   bdevEnableHistogram,
+  bdevGetChannelIostats,
   bdevGetIostat,
   bdevGetQosLimits,
   bdevSetQosLimit,
   bdevSetTimeout,
+  type ChannelIoStat,
   type QosParams,
 } from './control.js';
 export type { BdevDesc, BdevEventCb, BdevTimeoutCb } from './desc.js';

@@ -81,8 +81,9 @@ function commandLines(): string[][] {
       : all;
     const pos = d.args.filter((a) => !a.flags.length).map(value);
     const req = words(d.args.filter((a) => a.flags.length && a.required));
-    // accel_assign_opc's -o/-m are not marked required in rpc.py, which then sends nulls.
-    if (m !== 'accel_assign_opc') lines.push([m, ...req, ...pos]);
+    // accel_assign_opc's -o/-m are not marked required in rpc.py, which then sends nulls: so
+    // does storkit rpc (and the target refuses them, as SPDK's does).
+    lines.push([m, ...req, ...pos]);
     // bdev_set_options' -e and -d exclude each other: -d gets a line of its own.
     const optional = d.args.filter(
       (a) => a.flags.length && !a.required && !(m === 'bdev_set_options' && a.action === 'StoreFalse'),
@@ -350,6 +351,193 @@ describe("storkit rpc as SPDK's rpc.py", function () {
       );
       const left = JSON.parse((await storkit(['rpc', '-s', c, 'bdev_get_bdevs'])).stdout);
       expect(left.map((x: { name: string }) => x.name)).to.include('N1');
+    });
+  });
+  // Parameters rpc.py sends only when their flag is given, each acted on as SPDK acts on it.
+  describe("rpc.py's optional parameters against storkit tgt", () => {
+    let dir: string;
+    const targets: Tgt[] = [];
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'storkit-rpcpy-opt-'));
+    });
+    after(async () => {
+      for (const t of targets) await stopTgt(t);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const start = async (args: string[]) => {
+      const path = sock();
+      targets.push(await startTgt(['-r', path, '--vhost-dir', dir, ...args]));
+      return path;
+    };
+    /** rpc.py against `path`: its exit code and output, parsed as JSON when it is. */
+    const py = async (path: string, ...args: string[]) => {
+      const r = await rpcpy(['-s', path, ...args]);
+      let json: unknown = null;
+      try {
+        json = JSON.parse(r.stdout);
+      } catch {}
+      return { ...r, json, text: `rpc.py ${args.join(' ')}:\n${r.stdout}${r.stderr}` };
+    };
+    /** The JSON-RPC error rpc.py printed for a failed call. */
+    const rpcError = (out: string) => JSON.parse(out.slice(out.lastIndexOf('response:\n') + 10));
+
+    it('bdev_get_iostat --per-channel; bdev_nvme_attach_controller -i/-p (source address, SO_PRIORITY); bdev_nvme_detach_controller by path', async () => {
+      const path = await start(['-m', '0x3']);
+      const ok = async (...args: string[]) => {
+        const r = await py(path, ...args);
+        expect(r.code, r.text).to.equal(0);
+        return r;
+      };
+      const port = String(await freePort());
+      const c1 = 'nqn.2016-06.io.spdk:opt1';
+      const c2 = 'nqn.2016-06.io.spdk:opt2';
+      await ok('bdev_malloc_create', '-b', 'OptM0', '8', '512');
+      await ok('nvmf_create_transport', '-t', 'TCP');
+      await ok('nvmf_create_subsystem', c1, '-a');
+      await ok('nvmf_subsystem_add_ns', c1, 'OptM0');
+      await ok('nvmf_subsystem_add_listener', c1, '-t', 'tcp', '-a', '127.0.0.1', '-s', port, '-f', 'ipv4');
+      // storkit's host to its own target, from 127.0.0.2 (loopback: any 127/8 address is local),
+      // every connection at SO_PRIORITY 3.
+      const attach = [
+        'bdev_nvme_attach_controller',
+        '-b',
+        'OptN',
+        '-t',
+        'tcp',
+        '-a',
+        '127.0.0.1',
+        '-s',
+        port,
+      ];
+      attach.push('-n', c1, '-f', 'ipv4', '-i', '127.0.0.2', '-p', '3');
+      expect((await ok(...attach)).stdout).to.equal('OptNn1\n');
+      // A fixed source port cannot serve a controller's several connections: refused.
+      const withPort = await py(path, ...attach.map((w) => (w === 'OptN' ? 'OptP' : w)), '-c', '40001');
+      expect(withPort.code).to.equal(1);
+      expect(rpcError(withPort.stdout).code).to.equal(-32602);
+      // Exported again: the second subsystem's poll groups open a channel of OptNn1 on each
+      // reactor, each an I/O connection of its own.
+      await ok('nvmf_create_subsystem', c2, '-a');
+      await ok('nvmf_subsystem_add_ns', c2, 'OptNn1');
+      let qpairs: { peer_address: { traddr: string } }[] = [];
+      for (let i = 0; i < 100 && qpairs.length < 3; i++) {
+        qpairs = (await ok('nvmf_subsystem_get_qpairs', c1)).json as typeof qpairs;
+        if (qpairs.length < 3) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(qpairs.map((q) => q.peer_address.traddr)).to.deep.equal(['127.0.0.2', '127.0.0.2', '127.0.0.2']);
+      // SO_PRIORITY as the kernel has it (ss shows a socket's priority as its class_id).
+      const ss = await run('ss', ['-tnH', '--tos', 'state', 'established', `( dport = :${port} )`]);
+      const rows = ss.stdout.trim().split('\n');
+      expect(rows, ss.stdout).to.have.length(3);
+      for (const r of rows) expect(r, ss.stdout).to.match(/ 127\.0\.0\.2:\d+ .*class_id:0x3\b/);
+      const ctrl = (await ok('bdev_nvme_get_controllers', '-n', 'OptN')).json as {
+        ctrlrs: { host: { addr: string; svcid: string } }[];
+      }[];
+      expect(ctrl[0].ctrlrs[0].host).to.include({ addr: '127.0.0.2', svcid: '' });
+
+      // Per channel: one entry a channel, each on a thread thread_get_stats lists.
+      const per = (await ok('bdev_get_iostat', '-b', 'OptNn1', '--per-channel')).json as {
+        name: string;
+        channels: { thread_id: number; num_read_ops: number }[];
+      };
+      expect(per.name).to.equal('OptNn1');
+      expect(per.channels).to.have.length(2);
+      const threads = ((await ok('thread_get_stats')).json as { threads: { id: number }[] }).threads.map(
+        (t) => t.id,
+      );
+      for (const c of per.channels) expect(threads).to.include(c.thread_id);
+      expect(new Set(per.channels.map((c) => c.thread_id)).size).to.equal(2);
+      // Without a bdev name: EINVAL, as SPDK answers.
+      const noName = await py(path, 'bdev_get_iostat', '-c');
+      expect(noName.code).to.equal(1);
+      expect(rpcError(noName.stdout).code).to.equal(-22);
+
+      // Detach by path: a field that does not match the controller's path removes nothing
+      // (ENXIO, SPDK's answer); the full path detaches it.
+      for (const wrong of [
+        ['-i', '127.0.0.9'],
+        ['-c', '1'],
+        ['-s', '1'],
+        ['-a', '127.0.0.3'],
+        ['-n', c2],
+      ]) {
+        const r = await py(path, 'bdev_nvme_detach_controller', 'OptN', ...wrong);
+        expect(r.code, r.text).to.equal(1);
+        expect(rpcError(r.stdout).code, r.text).to.equal(-6);
+      }
+      expect(((await ok('bdev_nvme_get_controllers')).json as unknown[]).length).to.equal(1);
+      await ok('nvmf_delete_subsystem', c2);
+      await ok(
+        'bdev_nvme_detach_controller',
+        'OptN',
+        ...['-t', 'TCP', '-a', '127.0.0.1', '-s', port, '-f', 'IPv4', '-n', c1, '-i', '127.0.0.2'],
+      );
+      expect((await ok('bdev_nvme_get_controllers')).json).to.deep.equal([]);
+    });
+
+    it('iscsi_set_options --auth-file: its groups are made at framework init and CHAP logins use them; accel_assign_opc without -o/-m is refused', async () => {
+      const path = await start(['-m', '0x1', '--wait-for-rpc']);
+      // rpc.py sends nulls without -o/-m; the target refuses them (SPDK: "spdk_json_decode_object
+      // failed"), and nothing is assigned.
+      const none = await py(path, 'accel_assign_opc');
+      expect(none.code, none.text).to.equal(1);
+      expect(none.stdout).to.match(/"opname": null,\n {2}"module": null/);
+      const file = join(dir, 'auth.conf');
+      writeFileSync(
+        file,
+        [
+          '# SPDK CHAP secret file',
+          '[AuthGroup1]',
+          '  Comment "Auth Group1"',
+          '  Auth "fileuser" "filesecret12"',
+          '  Auth user2 secret2 "mutual user" msecret2',
+          '',
+          '[Other]',
+          '  Auth not-a-group x',
+          '[AuthGroup7]',
+          '  Auth u7 \\',
+          '    s7',
+          '',
+        ].join('\n'),
+      );
+      let r = await py(path, 'iscsi_set_options', '--auth-file', file);
+      expect(r.code, r.text).to.equal(0);
+      r = await py(path, 'framework_start_init');
+      expect(r.code, r.text).to.equal(0);
+      expect((await py(path, 'iscsi_get_auth_groups')).json).to.deep.equal([
+        {
+          tag: 1,
+          secrets: [
+            { user: 'fileuser', secret: 'filesecret12' },
+            { user: 'user2', secret: 'secret2', muser: 'mutual user', msecret: 'msecret2' },
+          ],
+        },
+        { tag: 7, secrets: [{ user: 'u7', secret: 's7' }] },
+      ]);
+      expect(((await py(path, 'iscsi_get_options')).json as { auth_file: string }).auth_file).to.equal(file);
+      // save_config: auth_file, and not the groups it makes (loading both would make them twice).
+      const saved = (await py(path, 'save_subsystem_config', '-n', 'iscsi')).json as {
+        config: { method: string; params: Record<string, unknown> }[];
+      };
+      expect(saved.config.find((e) => e.method === 'iscsi_set_options')?.params.auth_file).to.equal(file);
+      expect(saved.config.map((e) => e.method)).to.not.include('iscsi_create_auth_group');
+      // A target node that requires CHAP from group 1: libiscsi logs in with the file's secret.
+      const port = String(await freePort());
+      for (const args of [
+        ['bdev_malloc_create', '-b', 'AuthM0', '8', '512'],
+        ['iscsi_create_portal_group', '1', `127.0.0.1:${port}`],
+        ['iscsi_create_initiator_group', '2', 'ANY', '127.0.0.1/32'],
+        ['iscsi_create_target_node', 'authdisk', 'authdisk', 'AuthM0:0', '1:2', '64', '-r', '-g', '1'],
+      ]) {
+        r = await py(path, ...args);
+        expect(r.code, r.text).to.equal(0);
+      }
+      const inq = (cred: string) =>
+        run('iscsi-inq', [`iscsi://${cred}@127.0.0.1:${port}/iqn.2016-06.io.spdk:authdisk/0`]);
+      const good = await inq('fileuser%filesecret12');
+      expect(good.code, good.stdout + good.stderr).to.equal(0);
+      expect(good.stdout).to.match(/Peripheral Device Type/);
+      expect((await inq('fileuser%wrongsecret1')).code).to.not.equal(0);
     });
   });
 });

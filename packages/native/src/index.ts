@@ -44,6 +44,7 @@ export {
 export { DmaPool, type DmaPoolOptions } from './pool.js';
 export { hugepagesFree, MappedRegion, type MemoryStats, memoryStats, regionState } from './region.js';
 export {
+  type ConnectFrom,
   SOCK_ACCEPT,
   SOCK_EAGAIN,
   SOCK_ECONNREFUSED,
@@ -54,6 +55,8 @@ export {
   SOCK_OUT,
   type SockAddresses,
   SockGroup,
+  socketPriority,
+  socketSetPriority,
 } from './sock.js';
 export { readTicks, threadCpuNs, tickRate, tickSource, ticks, ticksToUs, usToTicks } from './time.js';
 export { Uring, type UringCompletion } from './uring.js';

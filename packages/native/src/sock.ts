@@ -2,6 +2,26 @@ import { binding } from './binding.js';
 import { native, toNativeError } from './errors.js';
 import type { ReuseportListener } from './net.js';
 
+/** Where a connection comes from and how it is queued, set on the socket before it connects. */
+export interface ConnectFrom {
+  /** Bind this local address first (an IPv4 or IPv6 literal). */
+  localAddress?: string;
+  /** Bind this local port first (with the any-address when no localAddress). */
+  localPort?: number;
+  /** SO_PRIORITY (0-6 unprivileged). */
+  priority?: number;
+}
+
+/** Set SO_PRIORITY of a socket that is not a group's (a node:net socket's fd). */
+export function socketSetPriority(fd: number, prio: number): void {
+  native(() => binding.socketSetPriority(fd, prio));
+}
+
+/** SO_PRIORITY of a socket that is not a group's. */
+export function socketPriority(fd: number): number {
+  return native(() => binding.socketPriority(fd));
+}
+
 /** Event flags in `SockGroup.poll`'s array (crates/core/src/sock.rs). */
 export const SOCK_IN = 1;
 /** The connection takes bytes again (reported only while `wantWrite(fd, true)`). */
@@ -60,8 +80,10 @@ export class SockGroup {
    * connect finished; `connectError(fd)` then says whether it worked, and `wantWrite(fd, false)`
    * stops the writability reports.
    */
-  connect(host: string, port: number): number {
-    return native(() => binding.sockGroupConnect(this.#g, host, port));
+  connect(host: string, port: number, from: ConnectFrom = {}): number {
+    return native(() =>
+      binding.sockGroupConnect(this.#g, host, port, from.localAddress, from.localPort, from.priority),
+    );
   }
 
   /** A connect's outcome (SO_ERROR): 0, or a negative errno (-111 ECONNREFUSED, ...). */

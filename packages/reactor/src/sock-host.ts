@@ -330,6 +330,12 @@ export interface SockConnectOptions {
   port: number;
   /** Told when the connect finished (`onConnect`), then of bytes and the end as for accepted ones. */
   handler: SockConnHandler;
+  /** Bind this local address (IP literal) before connecting. */
+  localAddress?: string;
+  /** Bind this local port before connecting. */
+  localPort?: number;
+  /** SO_PRIORITY, set before connecting. */
+  priority?: number;
 }
 
 /**
@@ -410,7 +416,11 @@ export class SockHost {
    */
   connect(o: SockConnectOptions): SockConn {
     if (this.#closed) throw new ReactorError('ESHUTDOWN', 'socket host is closed');
-    const fd = this.#group.connect(o.host, o.port);
+    const fd = this.#group.connect(o.host, o.port, {
+      localAddress: o.localAddress,
+      localPort: o.localPort,
+      priority: o.priority,
+    });
     const c = new SockConn(this, this.#group, fd, new Uint8Array(this.#rxBytes));
     c.handler = o.handler;
     c._startConnect();

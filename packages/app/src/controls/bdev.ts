@@ -69,6 +69,10 @@ export const bdevGetBdevs = declareControl<{ name?: string }, BdevInfo[]>('bdev.
 export const bdevIostat = declareControl<{ name?: string }, { name: string; stat: IoStatJson }[]>(
   'bdev.iostat',
 );
+/** Each open channel of one bdev, on every reactor (bdev_get_iostat per_channel). */
+export const bdevChannelIostat = declareControl<{ name: string }, { threadId: number; stat: IoStatJson }[]>(
+  'bdev.iostat_per_channel',
+);
 export const bdevGetHistogram = declareControl<{ name: string }, ReturnType<typeof histogramSpdkJson> | null>(
   'bdev.get_histogram',
 );

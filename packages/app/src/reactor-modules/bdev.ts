@@ -7,6 +7,7 @@ import {
   bdevExamine,
   bdevGetAll,
   bdevGetByName,
+  bdevGetChannelIostats,
   bdevGetIostat,
   bdevInfoJson,
   bdevSetQosLimit,
@@ -20,6 +21,7 @@ import { tickRate } from '@storkit/native';
 import { type Control, defineControl } from '@storkit/reactor';
 
 import {
+  bdevChannelIostat,
   bdevCreate,
   bdevDelete,
   bdevExamineOp,
@@ -112,6 +114,10 @@ defineControl(bdevIostat, ({ name }, done) => {
     });
   };
   next(0);
+});
+
+defineControl(bdevChannelIostat, ({ name }, done) => {
+  bdevGetChannelIostats(need(name), (channels) => done(null, channels));
 });
 
 defineControl(bdevGetHistogram, ({ name }, done) => {

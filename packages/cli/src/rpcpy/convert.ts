@@ -96,6 +96,9 @@ const SHAPE: Record<string, (ns: Ns, p: Params) => Params> = {
     rename(p, 'md_pages_per_cluster_ratio', 'num_md_pages_per_cluster_ratio');
     return p;
   },
+  // rpc.py's accel_assign_opc sends both even without -o/-m (nulls), which the target refuses as
+  // SPDK's does (a null is not an operation or a module name).
+  accel_assign_opc: (ns) => ({ opname: ns.opname ?? null, module: ns.module ?? null }),
   // rpc.py's bdev_examine sends name even without -b (null; the target refuses it).
   bdev_examine: (ns) => ({ name: ns.name ?? null }),
   bdev_null_resize: (_ns, p) => ({ ...p, new_size: Number.parseInt(String(p.new_size), 10) }),

@@ -100,6 +100,11 @@ export interface NvmeAttachParams {
   reconnect_delay_sec?: number;
   /** Fail queued and new I/O once the controller has been unreachable this long (0 = never). */
   fast_io_fail_timeout_sec?: number;
+  /** TCP: the source address and port of every connection (bound before connecting). */
+  hostaddr?: string;
+  hostsvcid?: string;
+  /** TCP: SO_PRIORITY of every connection, as SPDK takes it (a decimal string). */
+  priority?: string;
 }
 
 /** What the attaching reactor hands the others so they register the same bdevs. */
@@ -989,7 +994,14 @@ export async function bdevNvmeAttachController(
   if (thread === null)
     throw new BdevError('ENOTHREAD', 'bdev_nvme_attach_controller must run on a reactor thread');
   const trid = parseTransportId(tridString(p));
-  const c = await NvmeController.connect(trid, { hostnqn: p.hostnqn, hdgst: p.hdgst, ddgst: p.ddgst });
+  const c = await NvmeController.connect(trid, {
+    hostnqn: p.hostnqn,
+    hdgst: p.hdgst,
+    ddgst: p.ddgst,
+    ...(p.hostaddr ? { localAddress: p.hostaddr } : {}),
+    ...(p.hostsvcid ? { localPort: Number(p.hostsvcid) } : {}),
+    ...(p.priority ? { priority: Number(p.priority) } : {}),
+  });
   try {
     const namespaces: NvmeAttachReplay['namespaces'] = [];
     for (const nsid of await c.activeNamespaces()) {
@@ -1110,7 +1122,11 @@ export function bdevNvmeGetControllers(p: { name?: string } = {}): object[] {
           state: STATE_NAMES[c.state],
           trid: tridOf(c.replay.params),
           cntlid: c.replay.cntlid,
-          host: { nqn: c.replay.hostnqn, addr: '', svcid: '' },
+          host: {
+            nqn: c.replay.hostnqn,
+            addr: c.replay.params.hostaddr ?? '',
+            svcid: c.replay.params.hostsvcid ?? '',
+          },
           resets: c.resets,
         },
       ],

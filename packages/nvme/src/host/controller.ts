@@ -75,6 +75,11 @@ export interface ControllerOptions {
   ctrlrLossTimeoutMs?: number;
   /** PCIe transport choices (shadow doorbells, SGLs, doorbell batching). */
   pcie?: PcieOptions;
+  /** TCP: bind every connection to this source address / port (SPDK's hostaddr, hostsvcid). */
+  localAddress?: string;
+  localPort?: number;
+  /** TCP: SO_PRIORITY of every connection (SPDK's transport ID priority). */
+  priority?: number;
 }
 
 export interface AdminResult {
@@ -207,6 +212,9 @@ export class NvmeController {
       adminDepth: this.#opts.adminDepth ?? 32,
       timeoutMs: this.#opts.timeoutMs ?? 0,
       pcie: this.#opts.pcie,
+      localAddress: this.#opts.localAddress,
+      localPort: this.#opts.localPort,
+      priority: this.#opts.priority,
     });
     this.#link = link;
     link.onRemoved = (err) => this.#gone(err);

@@ -47,6 +47,11 @@ export interface LinkOptions {
   /** Per-command timeout in ms for the admin queue (0 = none). */
   timeoutMs: number;
   pcie?: PcieOptions;
+  /** TCP: the source address/port every connection binds (SPDK's hostaddr/hostsvcid). */
+  localAddress?: string;
+  localPort?: number;
+  /** TCP: SO_PRIORITY of every connection (SPDK's transport ID priority). */
+  priority?: number;
 }
 
 /**

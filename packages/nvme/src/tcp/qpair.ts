@@ -8,6 +8,7 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 
+import { socketSetPriority } from '@storkit/native';
 import { AdminOpcode, CONNECT_DATA_SIZE, ConnectDataOff, ConnectOff, FabricsType } from '@storkit/nvme-spec';
 import { type SockConn, SockHost } from '@storkit/reactor';
 
@@ -32,6 +33,11 @@ export interface TcpQpairOptions extends TcpEngineOptions {
   socket?: 'node' | 'native';
   /** 'native': the socket group to join; a reactor's serves the connection from its poller. */
   sockHost?: SockHost;
+  /** The connection's source: SPDK's hostaddr/hostsvcid (bound before connecting). */
+  localAddress?: string;
+  localPort?: number;
+  /** SO_PRIORITY of the connection (SPDK's transport ID priority). */
+  priority?: number;
 }
 
 /** Bytes one read may deliver into a node:net qpair's fixed receive buffer. */
@@ -116,12 +122,27 @@ export class TcpHostQpair implements HostQpair {
       const s = net.connect({
         host: this.#opts.traddr,
         port: Number(this.#opts.trsvcid),
+        ...(this.#opts.localAddress === undefined ? {} : { localAddress: this.#opts.localAddress }),
+        ...(this.#opts.localPort === undefined ? {} : { localPort: this.#opts.localPort }),
         noDelay: true,
         // Every read lands in this qpair's one receive buffer: no Buffer per read.
         onread: { buffer: this.#rxBuf, callback: this.#onRead },
       });
       s.once('connect', () => {
         s.off('error', reject);
+        if (this.#opts.priority !== undefined) {
+          // node:net has no SO_PRIORITY: set on its fd (a TCP handle's, on Linux), once connected
+          // (the native path sets it before the connect).
+          const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+          try {
+            if (typeof fd !== 'number' || fd < 0) throw new Error('node:net socket without an fd');
+            socketSetPriority(fd, this.#opts.priority);
+          } catch (e) {
+            s.destroy();
+            reject(this.#connectError(`SO_PRIORITY ${this.#opts.priority}: ${(e as Error).message}`, e));
+            return;
+          }
+        }
         resolve(s);
       });
       s.once('error', (e) => reject(this.#connectError(e.message, e)));
@@ -168,6 +189,9 @@ export class TcpHostQpair implements HostQpair {
         conn = host.connect({
           host: ip,
           port: Number(this.#opts.trsvcid),
+          localAddress: this.#opts.localAddress,
+          localPort: this.#opts.localPort,
+          priority: this.#opts.priority,
           handler: {
             onConnect: resolve,
             onData: (n) => this.#engine.receive(conn!.rx, n),
@@ -389,6 +413,10 @@ export interface TcpQpairGrant extends IoQpairGrant {
   trtype: 'TCP';
   traddr: string;
   trsvcid: string;
+  /** The controller's source address/port and SO_PRIORITY, for every I/O connection too. */
+  localAddress?: string;
+  localPort?: number;
+  priority?: number;
   subnqn: string;
   hostnqn: string;
   /** 16 bytes as hex. */

@@ -48,6 +48,9 @@ class TcpLink implements ControllerLink {
       inCapsuleData: 8192,
       timeoutMs: o.timeoutMs,
       autoPoll: true,
+      localAddress: o.localAddress,
+      localPort: o.localPort,
+      priority: o.priority,
     });
   }
 
@@ -127,6 +130,9 @@ class TcpLink implements ControllerLink {
       hdgst: this.#o.hdgst ?? false,
       ddgst: this.#o.ddgst ?? false,
       inCapsuleData: Math.max(0, cdata.ioccsz * 16 - 64),
+      ...(this.#o.localAddress === undefined ? {} : { localAddress: this.#o.localAddress }),
+      ...(this.#o.localPort === undefined ? {} : { localPort: this.#o.localPort }),
+      ...(this.#o.priority === undefined ? {} : { priority: this.#o.priority }),
     };
     return g;
   }
@@ -170,6 +176,9 @@ export const tcpTransport: NvmeTransport = {
       socket: o.socket ?? (o.sockHost ? 'native' : 'node'),
       sockHost: o.sockHost,
       crc32c: o.crc32c,
+      localAddress: g.localAddress,
+      localPort: g.localPort,
+      priority: g.priority,
     });
     try {
       await qp.open();
