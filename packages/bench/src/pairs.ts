@@ -14,6 +14,13 @@ export interface SideRun {
   cpuSeconds: number;
   /** The client's maximum latency, µs (the snapshot-stall row's figure). */
   maxLatencyUs?: number;
+  /** Latency rows: the client's mean and 99th-percentile I/O latency, µs. */
+  latency?: Latency;
+}
+
+export interface Latency {
+  meanUs: number;
+  p99Us: number;
 }
 
 export interface Pair {
@@ -33,6 +40,8 @@ export interface RowSummary {
   /** Medians over the pairs of each side's target CPU-seconds per million I/Os. */
   storkitCpuPerMio: number;
   spdkCpuPerMio: number;
+  /** Latency rows: medians over the pairs of each side's mean and p99, µs. */
+  latency?: { storkit: Latency; spdk: Latency };
 }
 
 /**
@@ -84,7 +93,7 @@ export function ratioOf(p: Pair): number {
 
 export function summarize(pairs: readonly Pair[]): RowSummary {
   const ratios = pairs.map(ratioOf);
-  return {
+  const s: RowSummary = {
     ratios,
     medianRatio: median(ratios),
     minRatio: Math.min(...ratios),
@@ -92,6 +101,14 @@ export function summarize(pairs: readonly Pair[]): RowSummary {
     storkitCpuPerMio: median(pairs.map((p) => cpuPerMio(p.storkit))),
     spdkCpuPerMio: median(pairs.map((p) => cpuPerMio(p.spdk))),
   };
+  if (pairs.length > 0 && pairs.every((p) => p.storkit.latency && p.spdk.latency)) {
+    const med = (side: 'storkit' | 'spdk'): Latency => ({
+      meanUs: median(pairs.map((p) => (p[side].latency as Latency).meanUs)),
+      p99Us: median(pairs.map((p) => (p[side].latency as Latency).p99Us)),
+    });
+    s.latency = { storkit: med('storkit'), spdk: med('spdk') };
+  }
+  return s;
 }
 
 /**
@@ -137,4 +154,26 @@ export function iscsiPerfIops(out: string): number {
   const all = [...out.matchAll(/iops average ([0-9]+)/g)];
   if (all.length === 0) throw new Error('no "iops average" in iscsi-perf output');
   return Number(all[all.length - 1][1]);
+}
+
+/**
+ * Mean and 99th-percentile latency (µs) from the output of a client run with SPDK's latency
+ * summary on (spdk_nvme_perf -L, SPDK's and storkit's bdevperf -l): the mean is the `Total` line's
+ * Average column (third from the end in both programs' tables), the p99 the summary's `99.00000%`
+ * line (the first one: with several jobs, the first job's).
+ */
+export function latencyOf(out: string): Latency {
+  const total = /^[ \t\r]*Total[ \t]*:([ \t0-9.]+)$/m.exec(out);
+  const cols =
+    total === null
+      ? []
+      : total[1]
+          .trim()
+          .split(/[ \t]+/)
+          .map(Number);
+  if (cols.length < 3 || cols.some((c) => !Number.isFinite(c)))
+    throw new Error('no "Total : ... Average min max" line in the output');
+  const p99 = /^[ \t]*99\.00000%[ \t]*:[ \t]*([0-9]+(?:\.[0-9]+)?)us/m.exec(out);
+  if (p99 === null) throw new Error('no "99.00000% : ...us" latency summary line (-L / -l) in the output');
+  return { meanUs: cols[cols.length - 3], p99Us: Number(p99[1]) };
 }

@@ -25,6 +25,8 @@ import {
   coreShare,
   cpuPerMio,
   iscsiPerfIops,
+  type Latency,
+  latencyOf,
   orderOf,
   type Pair,
   type RowSummary,
@@ -52,6 +54,11 @@ export interface Row {
   client: string;
   /** A bdev_lvol_snapshot of the lvol by JSON-RPC halfway through the timed run. */
   snapshot?: boolean;
+  /**
+   * The latency view: the client prints SPDK's latency summary (bdevperf -l on both sides,
+   * spdk_nvme_perf -L), and each side's mean and p99 are read from it.
+   */
+  latency?: boolean;
 }
 
 /** The rows of issue 18's table, in its order. */
@@ -118,6 +125,31 @@ export const ROWS: readonly Row[] = [
       'spdk_nvme_perf',
     ),
     snapshot: true,
+  },
+  // The latency view (issue 18): QD 1, where a polled target's loopback round trip shows.
+  {
+    ...r(
+      'lat-qd1-bdevperf-malloc',
+      'bdevperf malloc randread QD 1 (latency)',
+      'bdevperf',
+      'malloc',
+      'randread',
+      1,
+      '—',
+    ),
+    latency: true,
+  },
+  {
+    ...r(
+      'lat-qd1-nvmf-randread',
+      'NVMe/TCP randread QD 1 (latency)',
+      'nvmf',
+      'malloc',
+      'randread',
+      1,
+      'spdk_nvme_perf',
+    ),
+    latency: true,
   },
 ];
 
@@ -488,6 +520,7 @@ async function perfRun(
   begin: RegExp,
   end: RegExp,
   onBegin?: () => void,
+  latency = false,
 ): Promise<SideRun> {
   const { out, cpuSeconds } = await timedClient(
     'stdbuf',
@@ -498,7 +531,14 @@ async function perfRun(
     (o.seconds + 120) * 1000,
     onBegin,
   );
-  return { iops: totalIops(out), seconds: o.seconds, cpuSeconds, maxLatencyUs: totalMaxLatencyUs(out) };
+  const run: SideRun = {
+    iops: totalIops(out),
+    seconds: o.seconds,
+    cpuSeconds,
+    maxLatencyUs: totalMaxLatencyUs(out),
+  };
+  if (latency) run.latency = latencyOf(out);
+  return run;
 }
 
 /**
@@ -534,6 +574,12 @@ function ioArgs(row: Row, o: RunOptions): string[] {
   return ['-q', String(row.qd), '-o', String(BLOCK), '-w', row.workload, '-t', String(o.seconds)];
 }
 
+/** The latency summary switch of the row's client, where the row is a latency row. */
+function latencyArgs(row: Row, client: 'bdevperf' | 'spdk_nvme_perf'): string[] {
+  if (row.latency !== true) return [];
+  return client === 'bdevperf' ? ['-l'] : ['-L'];
+}
+
 // `return await` below: each runs inside a try whose finally stops the target and removes the dir
 /** The storkit CLI serving `side`, or null where SPDK's own program serves it. */
 function cliOf(side: Side, o: RunOptions): string | null {
@@ -547,12 +593,28 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
     if (row.kind === 'bdevperf') {
       const cfg = join(dir, 'bdev.json');
       writeFileSync(cfg, JSON.stringify({ subsystems: [bdevConfig(row)] }));
-      const perfArgs = ['--json', cfg, ...ioArgs(row, o), '-m', mask(o.target)];
+      const perfArgs = [
+        '--json',
+        cfg,
+        ...ioArgs(row, o),
+        ...latencyArgs(row, 'bdevperf'),
+        '-m',
+        mask(o.target),
+      ];
       const argv =
         cli === null
           ? [join(SPDK_BIN, 'bdevperf'), ...perfArgs, '-r', join(dir, 'bdevperf.sock')]
           : [process.execPath, cli, 'bdevperf', ...perfArgs];
-      const run = await perfRun(o, o.target, argv, undefined, BDEVPERF_BEGIN, BDEVPERF_END);
+      const run = await perfRun(
+        o,
+        o.target,
+        argv,
+        undefined,
+        BDEVPERF_BEGIN,
+        BDEVPERF_END,
+        undefined,
+        row.latency === true,
+      );
       // Past the last cluster the writes are overwrites: not first writes any more.
       if (row.bdev === 'lvol-thin' && run.iops * run.seconds > THIN_CLUSTERS)
         throw new Error(
@@ -585,7 +647,15 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
       const tpid = tgt.child.pid!;
       if (row.kind === 'nvmf') {
         const trid = `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
-        const argv = [join(SPDK_BIN, 'spdk_nvme_perf'), '-r', trid, ...ioArgs(row, o), '-c', mask(o.client)];
+        const argv = [
+          join(SPDK_BIN, 'spdk_nvme_perf'),
+          '-r',
+          trid,
+          ...ioArgs(row, o),
+          ...latencyArgs(row, 'spdk_nvme_perf'),
+          '-c',
+          mask(o.client),
+        ];
         const snap = row.snapshot === true ? snapshotLater(sock, (o.seconds * 1000) / 2) : undefined;
         const run = await perfRun(
           o,
@@ -595,6 +665,7 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
           /Initialization complete/,
           /Latency\(us\)|Device Information/,
           snap?.arm,
+          row.latency === true,
         );
         await snap?.done();
         return run;
@@ -684,6 +755,8 @@ async function runSide(row: Row, side: Side, o: RunOptions): Promise<SideRun> {
 
 // --- the run -------------------------------------------------------------------------------------
 
+const fmtLat = (k: Latency, s: Latency) =>
+  `storkit ${k.meanUs.toFixed(2)}/${k.p99Us.toFixed(2)}, SPDK ${s.meanUs.toFixed(2)}/${s.p99Us.toFixed(2)}`;
 const fmtIops = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`);
 const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
@@ -712,6 +785,8 @@ export async function runRow(row: Row, pairs: number, o: RunOptions): Promise<Ro
       o.log(
         `  pair ${i}: max latency with the snapshot: storkit ${((p.storkit.maxLatencyUs ?? 0) / 1000).toFixed(2)} ms, SPDK ${((p.spdk.maxLatencyUs ?? 0) / 1000).toFixed(2)} ms`,
       );
+    if (p.storkit.latency !== undefined && p.spdk.latency !== undefined)
+      o.log(`  pair ${i}: latency mean/p99 µs: ${fmtLat(p.storkit.latency, p.spdk.latency)}`);
     if (coreShare(p.spdk) < STARVED)
       o.log(
         `  pair ${i}: SPDK's polling target got ${share(p.spdk)} of its core: other processes had it, this pair measured the machine`,
@@ -722,6 +797,8 @@ export async function runRow(row: Row, pairs: number, o: RunOptions): Promise<Ro
     `  ${row.id}: median storkit/SPDK ${s.medianRatio.toFixed(3)} (${s.minRatio.toFixed(3)}-${s.maxRatio.toFixed(3)}, ${pairs} pairs);` +
       ` target CPU-s per million I/Os: storkit ${s.storkitCpuPerMio.toFixed(2)}, SPDK ${s.spdkCpuPerMio.toFixed(2)}`,
   );
+  if (s.latency !== undefined)
+    o.log(`  ${row.id}: median latency mean/p99 µs: ${fmtLat(s.latency.storkit, s.latency.spdk)}`);
   return { id: row.id, title: row.title, client: row.client, ...s, pairs: done };
 }
 

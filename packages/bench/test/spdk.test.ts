@@ -7,6 +7,7 @@ import {
   cpuPerMio,
   firstOf,
   iscsiPerfIops,
+  latencyOf,
   median,
   orderOf,
   type Pair,
@@ -93,12 +94,41 @@ describe('bench:spdk arithmetic', () => {
     expect(() => iscsiPerfIops('login failed')).to.throw(/iops average/);
   });
 
+  it('reads mean and p99 latency from spdk_nvme_perf -L and bdevperf -l, and takes their medians', () => {
+    const summary = (p99: string) =>
+      `\n Latency summary\n ====\n 98.00000% :     0.794us\n 99.00000% : ${p99.padStart(9)}us\n 99.50000% :     9.972us\n`;
+    const bdevperf = `${' Total                       :'.padEnd(40)}420207.49    1641.44       0.00     0.00       2.08       0.14   95985.03${summary('0.862')}`;
+    const nvmePerf = `Total${' '.repeat(69)}:     916.88       3.58    1090.59      22.10  107028.56\n${summary('28634.191')}`;
+    expect(latencyOf(bdevperf)).to.deep.equal({ meanUs: 2.08, p99Us: 0.862 });
+    expect(latencyOf(nvmePerf)).to.deep.equal({ meanUs: 1090.59, p99Us: 28634.191 });
+    expect(() => latencyOf(nvmePerf.split('\n')[0])).to.throw(/99\.00000%/);
+    expect(() => latencyOf(summary('1.0'))).to.throw(/Total/);
+    const lat = (meanUs: number, p99Us: number) => ({ meanUs, p99Us });
+    const withLat = (i: number, k: number, s: number): Pair => {
+      const p = pair(i, 100_000, 100_000);
+      return {
+        ...p,
+        storkit: { ...p.storkit, latency: lat(k, 2 * k) },
+        spdk: { ...p.spdk, latency: lat(s, 3 * s) },
+      };
+    };
+    const s = summarize([withLat(1, 10, 5), withLat(2, 30, 7), withLat(3, 20, 6)]);
+    expect(s.latency).to.deep.equal({ storkit: lat(20, 40), spdk: lat(6, 18) });
+    // rows without the latency view have none
+    expect(summarize([pair(1, 1, 1)]).latency).to.equal(undefined);
+  });
+
   it('picks rows by id words and refuses an unknown one', () => {
     expect(pickRows([]).length).to.equal(ROWS.length);
     expect(pickRows(['nvmf']).map((r) => r.id)).to.deep.equal([
       'nvmf-randread-32',
       'nvmf-randread-128',
       'nvmf-randwrite-128',
+      'lat-qd1-nvmf-randread',
+    ]);
+    expect(pickRows(['lat-qd1']).map((r) => r.id)).to.deep.equal([
+      'lat-qd1-bdevperf-malloc',
+      'lat-qd1-nvmf-randread',
     ]);
     expect(() => pickRows(['nvmf', 'rdma'])).to.throw(/rdma/);
     expect(pickRows(['lvol']).map((r) => r.id)).to.deep.equal([
