@@ -400,3 +400,23 @@ export function encodePdu(
   encodePduInto(out, bhs, data, dataOff, dataLen, opts);
   return out;
 }
+
+/** A PDU's header segments and data, without digests or padding, as one buffer. */
+export function compactPdu(p: Pdu): Uint8Array {
+  const hdr = BHS_LENGTH + p.ahsLength;
+  const out = new Uint8Array(hdr + p.dataLength);
+  out.set(p.buf.subarray(p.off, p.off + hdr), 0);
+  out.set(p.data(), hdr);
+  return out;
+}
+
+/** The Pdu over a compactPdu buffer (its header and data, as received). */
+export function pduFromCompact(bytes: Uint8Array): Pdu {
+  const p = new Pdu();
+  p.buf = bytes;
+  p.off = 0;
+  p.ahsLength = bytes[F.TotalAhsLength] * 4;
+  p.dataLength = (bytes[5] << 16) | (bytes[6] << 8) | bytes[7];
+  p.dataOff = BHS_LENGTH + p.ahsLength;
+  return p;
+}
