@@ -3,7 +3,13 @@
 import { ClusterMap } from './cluster-map.js';
 import { BlobError } from './errors.js';
 import type { BlobMd, Xattr } from './format/blob-md.js';
-import { DataRoFlag, EXTENTS_PER_PAGE, InvalidFlag, MD_RO_CLEAR_METHOD_MASK } from './format/layout.js';
+import {
+  DataRoFlag,
+  EXTENTS_PER_PAGE,
+  InvalidFlag,
+  MD_RO_CLEAR_METHOD_MASK,
+  XattrName,
+} from './format/layout.js';
 import type { BlobDescriptor } from './views.js';
 
 /** How freed clusters are cleared (SPDK's blob_clear_method, stored in md_ro_flags bits 0-1). */
@@ -82,6 +88,18 @@ export class Blob {
     this.clean = { mdPages: [], numClusters: 0, extentPages: [] };
   }
 
+  /**
+   * The external snapshot's id (the EXTSNAP internal xattr) of a clone of an external snapshot
+   * (invalid flag EXTERNAL_SNAPSHOT), else null.
+   */
+  get esnapId(): Uint8Array | null {
+    if ((this.invalidFlags & InvalidFlag.EXTERNAL_SNAPSHOT) === 0n) return null;
+    return this.getXattr(XattrName.EXTERNAL_SNAPSHOT_ID, true) ?? null;
+  }
+
+  /** The bdev reads of unallocated clusters go to (set by the blobstore's resolver at open). */
+  esnapBdev = '';
+
   get thin(): boolean {
     return (this.invalidFlags & InvalidFlag.THIN_PROV) !== 0n;
   }
@@ -119,6 +137,7 @@ export class Blob {
       thin: this.thin,
       readOnly: this.readOnly,
       parent: this.parentId,
+      esnap: this.esnapBdev,
     };
   }
 

@@ -3,7 +3,7 @@
 // and the blob lifecycle. Snapshots, clones and inflation are in snapshot.ts, the write order of
 // metadata in persist.ts, loading in load.ts.
 import type { BdevDesc } from '@storkit/bdev';
-import { bdevGetIoChannel } from '@storkit/bdev';
+import { bdevGetAll, bdevGetByName, bdevGetIoChannel } from '@storkit/bdev';
 import { getThread, type Thread } from '@storkit/reactor';
 import { Bitmap } from './bitmap.js';
 import { Blob, ClearMethod } from './blob.js';
@@ -62,6 +62,12 @@ export interface BlobCreateOptions {
   clearMethod?: ClearMethod;
   /** Extent table and extent pages (default, as SPDK) or run-length extents in the chain. */
   useExtentTable?: boolean;
+  /**
+   * A clone of an external snapshot (spdk_bs_create_esnap_clone): its id, stored in the EXTSNAP
+   * internal xattr with the EXTERNAL_SNAPSHOT invalid flag; the blob is thin and reads what it has
+   * not written from the bdev `esnapResolver` names for the id.
+   */
+  esnapId?: Uint8Array;
 }
 
 /** A blob that failed to open while the blobstore loaded: skipped, as SPDK skips it. */
@@ -103,6 +109,13 @@ export class Blobstore {
   clean: boolean;
   /** Open blobs by id. */
   readonly open = new Map<number, Blob>();
+  /**
+   * The bdev an external snapshot id names (the part of SPDK's esnap_bs_dev_create that finds the
+   * device), or null when it is not here (the clone then fails to open with ENODEV). By default the
+   * id is NUL-terminated text (SPDK's lvols store the bdev's UUID) naming a bdev by name, alias or
+   * UUID.
+   */
+  esnapResolver: (id: Uint8Array) => string | null = defaultEsnapResolver;
   readonly #opening = new Map<number, DoneWith<Blob | null>[]>();
   /** Snapshot id → its clones (SPDK's snapshot list). */
   readonly clones = new Map<number, Set<number>>();
@@ -382,7 +395,11 @@ export class Blobstore {
       if (blob.useExtentTable) blob.invalidFlags |= InvalidFlag.EXTENT_TABLE;
       for (const x of opts.xattrs ?? []) blob.setXattr(x.name, x.value, false);
       for (const x of internal) blob.setXattr(x.name, x.value, true);
-      if (opts.thin) blob.setThin();
+      if (opts.esnapId !== undefined) {
+        blob.invalidFlags |= InvalidFlag.EXTERNAL_SNAPSHOT;
+        blob.setXattr(XattrName.EXTERNAL_SNAPSHOT_ID, opts.esnapId, true);
+      }
+      if (opts.thin || opts.esnapId !== undefined) blob.setThin();
       blob.setClearMethod(opts.clearMethod ?? ClearMethod.DEFAULT);
       this.resizeNow(blob, n);
     } catch (e) {
@@ -779,6 +796,14 @@ export class Blobstore {
       });
     });
   }
+}
+
+function defaultEsnapResolver(id: Uint8Array): string | null {
+  const end = id.indexOf(0);
+  const text = new TextDecoder().decode(end < 0 ? id : id.subarray(0, end));
+  if (text === '') return null;
+  if (bdevGetByName(text) !== undefined) return text;
+  return bdevGetAll().find((b) => b.uuid === text.toLowerCase())?.name ?? null;
 }
 
 /** SPDK's layout of a new blobstore (spdk_bs_init). */

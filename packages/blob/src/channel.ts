@@ -7,6 +7,7 @@ import {
   type BdevChannel,
   type BdevDesc,
   bdevFlush,
+  bdevGetIoChannel,
   bdevReadv,
   bdevUnmap,
   bdevWritev,
@@ -50,6 +51,8 @@ export class BlobReq {
   /** Counted in its view's inflight. */
   counted = false;
   next: BlobReq | null = null;
+  /** The external snapshot's channel while a chunk reads from it. */
+  esnapCh: IoChannel<BdevChannel> | null = null;
   /** The chunk's buffers when the request spans clusters. */
   readonly part: Uint8Array[] = [];
   readonly wait: IoWaitEntry;
@@ -221,6 +224,7 @@ function step(r: BlobReq): void {
   switch (r.op) {
     case BlobOp.READ:
       if (from !== 0) issue(r, IoType.READ, from * cb + within, n);
+      else if (esnapOf(v) !== null) readEsnap(r, esnapOf(v) as BlobView, off, n);
       else zeroChunk(r);
       return;
     case BlobOp.WRITE:
@@ -230,13 +234,60 @@ function step(r: BlobReq): void {
     case BlobOp.WRITE_ZEROES:
       // Unallocated with nothing below reads as zeroes already; with a snapshot below, the cluster
       // must be copied first (then the zeroes go over the copy).
-      if (from === 0) chunkDone(IoStatus.SUCCESS, r);
+      if (from === 0 && esnapOf(v) === null) chunkDone(IoStatus.SUCCESS, r);
       else requestAlloc(s, r.ch, v.id % 2 ** 32, ci, r.token);
       return;
     case BlobOp.UNMAP:
       chunkDone(IoStatus.SUCCESS, r);
       return;
   }
+}
+
+/** The clone of an external snapshot at the end of `v`'s snapshot chain, if it ends in one. */
+function esnapOf(v: BlobView): BlobView | null {
+  let p = v;
+  while (p.parent !== null) p = p.parent;
+  return p.esnap === '' ? null : p;
+}
+
+/**
+ * Read blocks `off`..+`n` of the blob from its external snapshot (the same offset there, in the
+ * external bdev's blocks); past the external bdev's end (the clone grew), zeroes.
+ */
+function readEsnap(r: BlobReq, e: BlobView, off: number, n: number): void {
+  let desc: BdevDesc;
+  try {
+    desc = e.esnapOpen();
+  } catch {
+    finish(r, EIO);
+    return;
+  }
+  const k = (r.view as BlobView).store.blockSize / desc.bdev.blockSize;
+  if (off * k >= desc.bdev.numBlocks) {
+    zeroChunk(r);
+    return;
+  }
+  // Clones are made a whole number of clusters of a device that size: a chunk (within a cluster)
+  // is wholly inside unless the external bdev shrank since.
+  if ((off + n) * k > desc.bdev.numBlocks) {
+    finish(r, EIO);
+    return;
+  }
+  const ch = bdevGetIoChannel(desc);
+  r.esnapCh = ch;
+  const rc = bdevReadv(desc, ch, chunkIovs(r), off * k, n * k, esnapDone, r);
+  if (rc === ENOMEM) {
+    // Retried as a whole chunk: give this channel reference back first.
+    r.esnapCh = null;
+    ch.put();
+    queueIoWait(r.ch.base, r.wait);
+  }
+}
+
+function esnapDone(status: IoStatus, r: BlobReq): void {
+  r.esnapCh?.put();
+  r.esnapCh = null;
+  chunkDone(status, r);
 }
 
 /** The base cluster holding blob cluster `ci` in the snapshot chain from `p`, or 0 (zeroes). */

@@ -438,14 +438,24 @@ export function openFromDisk(
     if ((parsed.mdRoFlags | MD_RO_FLAGS_MASK) !== MD_RO_FLAGS_MASK) blob.mdRo = true;
     blob.clearMethod = blob.storedClearMethod;
     if ((blob.invalidFlags & InvalidFlag.EXTERNAL_SNAPSHOT) !== 0n) {
-      blob.cmap.close();
-      return done(
-        new BlobError(
-          'ENOTSUP',
-          `blob 0x${id.toString(16)} is a clone of an external snapshot (not supported)`,
-        ),
-        null,
-      );
+      // A clone of an external snapshot: the resolver names the bdev its id refers to.
+      const esnap = blob.esnapId;
+      if (esnap === null) {
+        blob.cmap.close();
+        return done(bad('external snapshot flag without an EXTSNAP xattr'), null);
+      }
+      blob.esnapBdev = bs.esnapResolver(esnap) ?? '';
+      if (blob.esnapBdev === '') {
+        blob.cmap.close();
+        return done(
+          new BlobError(
+            'ENODEV',
+            `blob 0x${id.toString(16)}: its external snapshot ${new TextDecoder().decode(esnap).replace(/\0+$/, '')} is not here`,
+          ),
+          null,
+        );
+      }
+      return done(null, blob);
     }
     const snap = blob.thin ? blob.getXattr(XattrName.SNAPSHOT, true) : undefined;
     if (snap === undefined) return done(null, blob);

@@ -9,6 +9,7 @@
 //   delete of snapshot S with one clone C: S gets SNAPRM = C (persisted); C takes S's clusters where
 //     it has none and S's snapshot as its own (persisted); S keeps only what C did not take, then is
 //     deleted. At load, a blob with SNAPRM is kept if C still names it as its snapshot, else deleted.
+import { type BdevDesc, bdevClose, bdevGetIoChannel, bdevOpenExt, bdevReadv, IoStatus } from '@storkit/bdev';
 import type { Blob } from './blob.js';
 import type { Blobstore } from './blobstore.js';
 import { BlobError } from './errors.js';
@@ -49,6 +50,10 @@ export function copyForAlloc(bs: Blobstore, blob: Blob, ci: number, cluster: num
   const cb = bs.clusterBlocks;
   const src = sourceCluster(bs, blob, ci);
   if (src === 0) {
+    if (blob.parentId < 0 && blob.esnapBdev !== '') {
+      copyFromEsnap(bs, blob, ci, cluster, done);
+      return;
+    }
     if (blob.parentId < 0) {
       bs.thread.sendMsg(() => done(null));
       return;
@@ -61,6 +66,58 @@ export function copyForAlloc(bs: Blobstore, blob: Blob, ci: number, cluster: num
     if (err !== null) return done(err);
     bs.io.writePages((cluster * cb) / pageBlocks, buf, done);
   });
+}
+
+/**
+ * Copy on write from an external snapshot: blob cluster `ci`'s bytes read from the external bdev
+ * (a descriptor of it opened on the metadata thread for the copy) into new cluster `cluster`;
+ * zeroes past its end.
+ */
+function copyFromEsnap(bs: Blobstore, blob: Blob, ci: number, cluster: number, done: Done): void {
+  const cb = bs.clusterBlocks;
+  let desc: BdevDesc;
+  try {
+    desc = bdevOpenExt(blob.esnapBdev, false, () => {});
+  } catch (e) {
+    const err = new BlobError(
+      'EIO',
+      `external snapshot ${blob.esnapBdev} does not open: ${(e as Error).message}`,
+    );
+    bs.thread.sendMsg(() => done(err));
+    return;
+  }
+  const k = bs.io.blockSize / desc.bdev.blockSize;
+  const first = ci * cb * k;
+  if (first >= desc.bdev.numBlocks) {
+    bdevClose(desc);
+    bs.io.zeroBlocks(cluster * cb, cb, done);
+    return;
+  }
+  const count = Math.min(cb * k, desc.bdev.numBlocks - first);
+  const buf = new Uint8Array(bs.clusterSize);
+  const ch = bdevGetIoChannel(desc);
+  const rc = bdevReadv(
+    desc,
+    ch,
+    [buf.subarray(0, count * desc.bdev.blockSize)],
+    first,
+    count,
+    (status) => {
+      ch.put();
+      bdevClose(desc);
+      if (status !== IoStatus.SUCCESS)
+        return done(
+          new BlobError('EIO', `reading cluster ${ci} of external snapshot ${blob.esnapBdev} failed`),
+        );
+      bs.io.writePages((cluster * cb) / bs.io.pageBlocks, buf, done);
+    },
+    null,
+  );
+  if (rc !== 0) {
+    ch.put();
+    bdevClose(desc);
+    bs.thread.sendMsg(() => done(new BlobError('EIO', `reading external snapshot ${blob.esnapBdev}: ${rc}`)));
+  }
 }
 
 function swapMaps(a: Blob, b: Blob): void {
@@ -84,6 +141,14 @@ export function createSnapshot(bs: Blobstore, id: number, xattrs: Xattr[], done:
     if (orig.readOnly)
       return finish(
         new BlobError('EINVAL', `blob 0x${id.toString(16)} is read-only: snapshot a writable blob`),
+        0,
+      );
+    if (orig.esnapId !== null)
+      return finish(
+        new BlobError(
+          'ENOTSUP',
+          `blob 0x${id.toString(16)} is a clone of an external snapshot: snapshots of one are not implemented`,
+        ),
         0,
       );
     bs.withLock(
@@ -187,6 +252,13 @@ export function inflate(bs: Blobstore, id: number, allocateAll: boolean, done: D
   bs.openBlob(id, (err, blob) => {
     if (err !== null || blob === null) return done(err);
     const finish = (e: BlobError | null) => bs.closeBlob(blob, (e2) => done(e ?? e2));
+    if (blob.esnapId !== null)
+      return finish(
+        new BlobError(
+          'ENOTSUP',
+          `blob 0x${id.toString(16)} is a clone of an external snapshot: inflate and decouple of one are not implemented`,
+        ),
+      );
     if (blob.parentId < 0 && !allocateAll)
       return finish(new BlobError('EINVAL', `blob 0x${id.toString(16)} has no snapshot to decouple from`));
     if (!blob.thin) return finish(null);

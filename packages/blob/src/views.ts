@@ -4,7 +4,7 @@
 // through named global walks (one per change), and each reactor's copy is changed on that reactor.
 // In the test harness every reactor shares one isolate and so one copy: the walks then visit the
 // same objects once per reactor, which is why every step is idempotent or balanced.
-import { type BdevDesc, bdevGetIoChannel } from '@storkit/bdev';
+import { type BdevDesc, bdevClose, bdevGetIoChannel, bdevOpenExt } from '@storkit/bdev';
 import {
   type ChannelIter,
   codec,
@@ -34,6 +34,8 @@ export interface BlobDescriptor {
   readOnly: boolean;
   /** The snapshot it reads unallocated clusters from, or -1. */
   parent: number;
+  /** A clone of an external snapshot: the bdev it reads unallocated clusters from, else ''. */
+  esnap: string;
 }
 
 /** A blobstore as I/O sees it. */
@@ -59,6 +61,9 @@ export class BlobView {
   readOnly: boolean;
   parentId: number;
   parent: BlobView | null = null;
+  /** The external snapshot's bdev ('' for none) and each thread's descriptor of it (opened on first use). */
+  esnap: string;
+  readonly esnapDescs = new Map<Thread, BdevDesc>();
   /** Freezes in progress (new I/O waits on the channel). */
   frozen = 0;
   /** I/O of this blob in flight on this reactor. */
@@ -74,6 +79,27 @@ export class BlobView {
     this.thin = d.thin;
     this.readOnly = d.readOnly;
     this.parentId = d.parent;
+    this.esnap = d.esnap;
+  }
+
+  /** @internal this reactor's read-only descriptor of the external snapshot (throws if it is gone) */
+  esnapOpen(): BdevDesc {
+    const t = getThread() as Thread;
+    let d = this.esnapDescs.get(t);
+    if (d === undefined) {
+      d = bdevOpenExt(this.esnap, false, () => {});
+      this.esnapDescs.set(t, d);
+    }
+    return d;
+  }
+
+  /** @internal close every thread's descriptor, each on its own thread */
+  esnapClose(): void {
+    for (const [t, d] of this.esnapDescs) {
+      if (t === getThread()) bdevClose(d);
+      else t.sendMsg(bdevClose, d);
+    }
+    this.esnapDescs.clear();
   }
 
   /** Blocks the blob spans. */
@@ -93,6 +119,8 @@ export class BlobView {
     this.thin = d.thin;
     this.readOnly = d.readOnly;
     this.parentId = d.parent;
+    if (d.esnap !== this.esnap) this.esnapClose();
+    this.esnap = d.esnap;
   }
 
   /** @internal one I/O of this blob finished on this reactor */
@@ -206,6 +234,7 @@ export class StoreView {
       const v = this.blobs.get(id);
       if (v === undefined) continue;
       this.blobs.delete(id);
+      v.esnapClose();
       this.releaseMap(v.cmap);
     }
     this.linkParents();
@@ -225,7 +254,10 @@ export class StoreView {
     this.#closed = true;
     stores.delete(this.key);
     const release = () => {
-      for (const v of this.blobs.values()) this.releaseMap(v.cmap);
+      for (const v of this.blobs.values()) {
+        v.esnapClose();
+        this.releaseMap(v.cmap);
+      }
       this.blobs.clear();
       for (const e of this.#maps.values()) if (!e.owned) e.cmap.close();
       this.#maps.clear();
