@@ -107,6 +107,12 @@ export declare function memMapFile(path: string, offset: number, length: number)
 export declare function memMapIommu(handle: number): number
 
 /**
+ * Map a device region (a BAR mapped through VFIO) into the process's IOMMU container, for a
+ * device to reach by IOVA (an NVMe controller memory buffer); returns its IOVA base.
+ */
+export declare function memMapIommuDevice(handle: number): number
+
+/**
  * Drop the owner's reference; the memory goes when the last view closes too.
  * Call it from the worker that created the region.
  */

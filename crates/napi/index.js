@@ -851,6 +851,7 @@ module.exports.memIoAddress = nativeBinding.memIoAddress
 module.exports.memIoTable = nativeBinding.memIoTable
 module.exports.memMapFile = nativeBinding.memMapFile
 module.exports.memMapIommu = nativeBinding.memMapIommu
+module.exports.memMapIommuDevice = nativeBinding.memMapIommuDevice
 module.exports.memRelease = nativeBinding.memRelease
 module.exports.memState = nativeBinding.memState
 module.exports.memStats = nativeBinding.memStats

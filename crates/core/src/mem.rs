@@ -385,6 +385,20 @@ impl Mapping {
         }
         crate::vfio::map_dma(self.ptr.as_ptr() as usize, self.len, self.page_size)
     }
+
+    /// Map a device's own memory (a BAR mapped through VFIO) into the process's VFIO container,
+    /// so that a device reaches it by IOVA: an NVMe controller's memory buffer, whose address
+    /// the controller must be told (CMBMSC.CBA) and which no DMA buffer may overlap. Idempotent;
+    /// returns the IOVA base.
+    pub fn map_iommu_device(&self) -> Result<u64> {
+        if !matches!(self.backing, Backing::Device) {
+            return Err(Error::InvalidArgument(format!(
+                "a {} mapping is not a device region",
+                self.backing.name()
+            )));
+        }
+        crate::vfio::map_dma(self.ptr.as_ptr() as usize, self.len, self.page_size)
+    }
 }
 
 fn file_size(fd: &OwnedFd) -> Result<u64> {
@@ -400,7 +414,7 @@ fn file_size(fd: &OwnedFd) -> Result<u64> {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // The IOMMU lets go of the pages before they are freed, so no device can reach them.
-        if self.backing.is_dma() {
+        if self.backing.is_dma() || matches!(self.backing, Backing::Device) {
             let _ = crate::vfio::unmap_dma(self.ptr.as_ptr() as usize);
         }
         // SAFETY: ptr/len is the mapping created in the constructor and unmapped only here;

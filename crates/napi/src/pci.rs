@@ -170,6 +170,14 @@ pub fn mem_map_iommu(handle: u32) -> Result<f64> {
     m.map_iommu().map(|a| a as f64).map_err(to_napi)
 }
 
+/// Map a device region (a BAR mapped through VFIO) into the process's IOMMU container, for a
+/// device to reach by IOVA (an NVMe controller memory buffer); returns its IOVA base.
+#[napi]
+pub fn mem_map_iommu_device(handle: u32) -> Result<f64> {
+    let m = registry::get(handle).map_err(to_napi)?;
+    m.map_iommu_device().map(|a| a as f64).map_err(to_napi)
+}
+
 /// Take a DMA region out of the IOMMU. False if it was not mapped.
 #[napi]
 pub fn mem_unmap_iommu(handle: u32) -> Result<bool> {

@@ -82,6 +82,13 @@ export interface PciDevice {
   dmaMap(region: DmaRegion): IoMap;
   /** Take `region` out of the device's reach (before it is freed). */
   dmaUnmap(region: DmaRegion): void;
+  /**
+   * The IO address at which a device reaches BAR `index` of this function (peer to peer: an NVMe
+   * controller's memory buffer, whose address the controller is told and which no DMA buffer may
+   * overlap). VFIO maps the BAR into the IOMMU (undone when the BAR is unmapped, at close); uio
+   * gives its bus address. Absent where a device cannot be reached so (device models).
+   */
+  barIoAddress?(index: number): number;
   /** Function-level reset. */
   reset(): Promise<void>;
   /**

@@ -161,6 +161,13 @@ export class PciSysfs {
     return join(this.devicePath(address), name);
   }
 
+  /** The bus address of BAR `index` from the `resource` table (0 when unimplemented). */
+  barStart(address: string, index: number): number {
+    const lines = readFileSync(this.file(address, 'resource'), 'utf8').trim().split('\n');
+    const cols = lines[index]?.trim().split(/\s+/);
+    return cols === undefined || cols.length < 2 ? 0 : Number(BigInt(cols[0]));
+  }
+
   /** The size of BAR `index` from the `resource` table (0 when unimplemented). */
   barSize(address: string, index: number): number {
     const lines = readFileSync(this.file(address, 'resource'), 'utf8').trim().split('\n');

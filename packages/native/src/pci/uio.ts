@@ -89,6 +89,13 @@ export class UioPciDevice implements PciDevice {
     // Physical addresses need no mapping: nothing to undo.
   }
 
+  barIoAddress(index: number): number {
+    this.#check();
+    const start = this.#sysfs.barStart(this.address, index);
+    if (start === 0) throw new NativeError(`${this.address} has no BAR${index}`, 'EINVAL');
+    return start;
+  }
+
   async reset(): Promise<void> {
     this.#check();
     const path = this.#sysfs.file(this.address, 'reset');

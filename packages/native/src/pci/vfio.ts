@@ -83,6 +83,11 @@ export class VfioPciDevice implements PciDevice {
     vfioIoUnmap(region);
   }
 
+  barIoAddress(index: number): number {
+    const bar = this.bar(index);
+    return native(() => binding.memMapIommuDevice(bar.handle));
+  }
+
   async reset(): Promise<void> {
     this.#check();
     native(() => binding.vfioReset(this.#handle));
