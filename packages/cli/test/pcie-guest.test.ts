@@ -2,9 +2,10 @@
 // one TCG guest boot for every check: storkit setup (binding, refusal of a mounted filesystem,
 // reset), examples/hello-nvme, SPDK's own PCIe driver side by side (identify compared field by
 // field), the driver over VFIO and uio (test/guest/pcie-checks.sh, then the *.guest.js mocha specs:
-// transfers, several qpairs and threads, DSM, reset, abort), the whole path through the nvme bdev
-// and storkit tgt to the kernel's NVMe/TCP initiator, and a hot remove by QEMU's device_del, which
-// this test sends through QEMU's monitor when the guest asks. (nvme-perf against spdk_nvme_perf in
+// transfers, several qpairs and threads, DSM, reset, abort, SMART / Health async events, compare and
+// fused compare-and-write, the Controller Memory Buffer), the whole path through the nvme bdev and
+// storkit tgt to the kernel's NVMe/TCP initiator and to libiscsi over iSCSI, and a hot remove by
+// QEMU's device_del, which this test sends through QEMU's monitor when the guest asks. (nvme-perf against spdk_nvme_perf in
 // the same kind of guest: packages/nvme/bench/pcie-side-by-side.sh, not in CI.)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -73,7 +74,8 @@ function boot(dir: string): { done: Promise<GuestRun>; q: ChildProcess } {
   const nvme = [
     // discard=unmap: Dataset Management really deallocates, so deallocated blocks read back as zeroes.
     `-drive file=${img('a1', 256)},if=none,id=a1,format=raw,discard=unmap -drive file=${img('a2', 64)},if=none,id=a2,format=raw,discard=unmap`,
-    '-device nvme,id=nvmea,serial=STORKITA -device nvme-ns,drive=a1,bus=nvmea,nsid=1',
+    // cmb_size_mb: a 2 MiB Controller Memory Buffer in BAR2 (NVMe 1.4 scheme: CAP.CMBS, CMBMSC).
+    '-device nvme,id=nvmea,serial=STORKITA,cmb_size_mb=2 -device nvme-ns,drive=a1,bus=nvmea,nsid=1',
     '-device nvme-ns,drive=a2,bus=nvmea,nsid=2,logical_block_size=4096,physical_block_size=4096',
     `-drive file=${img('u1', 64)},if=none,id=u1,format=raw -device nvme,serial=STORKITU,drive=u1`,
     '-device pcie-root-port,id=rp1,chassis=1,slot=1',
@@ -190,8 +192,8 @@ describe('cli: NVMe over PCIe in a guest, against QEMU NVMe and SPDK (one boot)'
     const failures = run.log.slice(run.log.indexOf(' failing'));
     expect(f, f ? failures.slice(0, 6000) : '').to.equal(null);
     expect(m, run.log.slice(-3000)).to.not.equal(null);
-    // The specs: 10 driver checks, 1 target path, 2 identify (none may vanish unnoticed).
-    expect(Number(m![1])).to.equal(13);
+    // The specs: 13 driver checks, 1 target path, 2 identify (none may vanish unnoticed).
+    expect(Number(m![1])).to.equal(16);
     expect(result(run, 'mocha')).to.equal('mocha rc=0');
     expect(run.qmpReplies.length, 'device_del was sent').to.equal(1);
     expect(run.qmpReplies[0]).to.match(/"return"/);

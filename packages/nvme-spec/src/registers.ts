@@ -25,6 +25,9 @@ export const Reg = {
   /** Controller Memory Buffer Location and Size. */
   CMBLOC: 0x38,
   CMBSZ: 0x3c,
+  /** Controller Memory Buffer Memory Space Control (8 bytes) and Status (NVMe 1.4). */
+  CMBMSC: 0x50,
+  CMBSTS: 0x58,
   /** First doorbell: the admin SQ tail doorbell. */
   DOORBELLS: 0x1000,
 } as const;
@@ -46,6 +49,13 @@ export interface Capabilities {
   css: number;
   /** NVM Subsystem Reset Supported (CAP.NSSRS). */
   nssrs: boolean;
+  /**
+   * Controller Memory Buffer Supported (CAP.CMBS, bit 57, NVMe 1.4): CMBLOC and CMBSZ read zero
+   * until the host sets CMBMSC.CRE, and the controller recognises CMB addresses only once the
+   * host has given it their base (CMBMSC.CBA) and set CMBMSC.CMSE. Clear on a controller whose
+   * CMB, if any, is of NVMe 1.2/1.3: always described, addressed by the BAR's bus address.
+   */
+  cmbs: boolean;
 }
 
 /** CAP as a target reports it: CQR set, NVM command set; DSTRD 0 unless given. */
@@ -68,8 +78,45 @@ export function decodeCap(lo: number, hi: number): Capabilities {
     cqr: (lo & (1 << 16)) !== 0,
     css: (hi >>> 5) & 0xff,
     nssrs: (hi & (1 << 4)) !== 0,
+    cmbs: (hi & (1 << 25)) !== 0,
   };
 }
+
+/** Controller Memory Buffer Location and Size (CMBLOC, CMBSZ), decoded; sizes in bytes. */
+export interface CmbInfo {
+  /** The BAR the buffer is in (CMBLOC.BIR). */
+  bir: number;
+  /** Where in that BAR it starts (CMBLOC.OFST in CMBSZ.SZU units). */
+  offset: number;
+  /** Its size (CMBSZ.SZ in CMBSZ.SZU units); 0: no controller memory buffer. */
+  size: number;
+  /** What it may hold: submission queues, completion queues, PRP lists and SGLs, read data, write data. */
+  sqs: boolean;
+  cqs: boolean;
+  lists: boolean;
+  rds: boolean;
+  wds: boolean;
+}
+
+export function decodeCmb(cmbloc: number, cmbsz: number): CmbInfo {
+  // SZU: 4 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB, 4 GiB, 64 GiB.
+  const unit = 4096 * 16 ** ((cmbsz >>> 8) & 0xf);
+  return {
+    bir: cmbloc & 7,
+    offset: (cmbloc >>> 12) * unit,
+    size: (cmbsz >>> 12) * unit,
+    sqs: (cmbsz & 1) !== 0,
+    cqs: (cmbsz & 2) !== 0,
+    lists: (cmbsz & 4) !== 0,
+    rds: (cmbsz & 8) !== 0,
+    wds: (cmbsz & 16) !== 0,
+  };
+}
+
+/** CMBMSC bits: Capabilities Registers Enabled, Controller Memory Space Enable; CBA is bits 63:12. */
+export const CMBMSC = { CRE: 1, CMSE: 2 } as const;
+/** CMBSTS: Controller Base Address Invalid (the CBA given cannot be used). */
+export const CMBSTS = { CBAI: 1 } as const;
 
 /** Controller Configuration fields. */
 export const CC = {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 
 import { DmaRegion, NativeError } from '@storkit/native';
-import { GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
+import { Feature, GenericStatus, MediaStatus, makeStatus, Sct } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
@@ -109,6 +109,23 @@ describe('nvme pcie: driver on the software controller', function () {
       });
     });
   }
+
+  it('asks for SMART / Health critical warnings and namespace notices (Async Event Configuration), with AERs outstanding', async () => {
+    await withController({}, {}, async (c) => {
+      // Bits 4:0 (spare, temperature, reliability, read-only, volatile backup) and bit 8; the
+      // model's OAES offers no firmware or ANA notices, so bits 9 and 11 stay clear.
+      expect(await c.getFeatures(Feature.AsyncEventConfig)).to.equal(0x11f);
+    });
+  });
+
+  it('has no Controller Memory Buffer on the software controller, and says why', async () => {
+    await withController({}, { pcie: { cmbSqs: true } }, async (c) => {
+      expect(c.cap.cmbs).to.equal(false);
+      const qp = (await c.allocIoQpair()) as PcieQpair;
+      expect(qp.sqInCmb).to.equal(false);
+      expect(() => c.mapCmb()).to.throw(/no controller memory buffer/);
+    });
+  });
 
   it('rings fewer MMIO doorbells when the controller keeps EventIdx ahead', async () => {
     await withController({ eventIdx: 'ahead' }, {}, async (c) => {

@@ -38,7 +38,7 @@ import {
 } from '@storkit/nvme-spec';
 import { SockHost } from '@storkit/reactor';
 
-import { pcieTransport } from '../pcie/transport.js';
+import { NvmeLinkError, pcieTransport } from '../pcie/transport.js';
 import { tcpTransport } from '../tcp/transport.js';
 import type { CommandSpec, HostQpair } from './qpair.js';
 import {
@@ -246,7 +246,7 @@ export class NvmeController {
       this.#kaTimer.unref();
     }
     if (!this.isDiscovery) {
-      await this.setFeatures(Feature.AsyncEventConfig, 1 << 8);
+      await this.setFeatures(Feature.AsyncEventConfig, asyncEventConfig(this.cdata, this.trid.trtype));
       for (let i = 0; i < Math.min(this.cdata.aerLimit, 4); i++) this.#submitAer();
     }
   }
@@ -364,6 +364,23 @@ export class NvmeController {
         `Set Features 0x${fid.toString(16)}`,
       )
     ).dw0;
+  }
+
+  /**
+   * The Controller Memory Buffer for data (PCIe; SPDK's spdk_nvme_ctrlr_map_cmb): bytes of the
+   * controller's own memory, usable as I/O buffers of this controller's qpairs (granted after
+   * this call, for qpairs on other threads). Reads and writes there move no data over the bus,
+   * and host accesses to it are MMIO. Throws ENOTSUP, with the reason, when there is none.
+   */
+  mapCmb(): Uint8Array {
+    if (this.#link?.mapCmb === undefined)
+      throw new NvmeLinkError('ENOTSUP', `${this.trid.trtype} controllers have no controller memory buffer`);
+    return this.#link.mapCmb();
+  }
+
+  /** Stop using the CMB for data (spdk_nvme_ctrlr_unmap_cmb); buffers in it must be idle. */
+  unmapCmb(): void {
+    this.#link?.unmapCmb?.();
   }
 
   /** Discovery log entries (on a discovery controller). */
@@ -538,6 +555,24 @@ export class NvmeController {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * The events to ask for (Set Features 0Bh). Over PCIe, as SPDK's nvme_ctrlr_configure_aer: the
+ * SMART / Health critical warnings every controller reports (bits 4:0: spare, temperature,
+ * reliability, read-only, volatile memory backup), namespace attribute notices (bit 8), and
+ * firmware activation and ANA change notices when OAES offers them. On fabrics only namespace
+ * attribute notices, as before and as the Linux host asks: the Linux target refuses critical
+ * warning bits (Invalid Field), which SPDK's host ignores by going on without AERs. A SMART /
+ * Health event stays masked by the controller until its log page is read (Get Log Page 02h
+ * without RAE): that is the AER callback's business, as in SPDK.
+ */
+export function asyncEventConfig(cdata: IdentifyController, trtype: string): number {
+  const NS_ATTRIBUTE = 1 << 8;
+  if (trtype !== 'PCIe') return NS_ATTRIBUTE;
+  const OAES_FW_ACTIVATION = 1 << 9;
+  const OAES_ANA_CHANGE = 1 << 11;
+  return (0x1f | NS_ATTRIBUTE | (cdata.oaes & (OAES_FW_ACTIVATION | OAES_ANA_CHANGE))) >>> 0;
 }
 
 /** Connect to a discovery controller, read its log, disconnect. */

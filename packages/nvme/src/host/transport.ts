@@ -31,6 +31,11 @@ export interface PcieOptions {
   sgl?: boolean;
   /** Ring SQ doorbells once per poll rather than per command (default true, SPDK's delay_cmd_submit). */
   delayDoorbell?: boolean;
+  /**
+   * Put I/O submission queues in the Controller Memory Buffer when it may hold them (CMBSZ.SQS)
+   * and has room (default false, as SPDK's use_cmb_sqs); `PcieQpair.sqInCmb` says where each went.
+   */
+  cmbSqs?: boolean;
 }
 
 /** What `connect` needs besides the transport ID. */
@@ -130,6 +135,13 @@ export interface ControllerLink {
   reset?(): Promise<void>;
   /** PCIe: the function's vendor and device IDs (SPDK's identify shows them). */
   readonly pciId?: { vendor: number; device: number };
+  /**
+   * PCIe: the Controller Memory Buffer's free part, for data buffers (SPDK's
+   * spdk_nvme_ctrlr_map_cmb); throws ENOTSUP (with the reason) when there is none to use.
+   */
+  mapCmb?(): Uint8Array;
+  /** PCIe: give the data area back (spdk_nvme_ctrlr_unmap_cmb). */
+  unmapCmb?(): void;
   /** Set by the controller: the link saw its device removed (PCIe hot remove). */
   onRemoved?: ((err: Error) => void) | null;
 }

@@ -90,6 +90,10 @@ export interface PcieQpairSetup {
   hugepages: HugepageMode;
   /** Let go of what the setup attached (queue and shadow views, BAR views), when the qpair is done with it. */
   release?: () => void;
+  /** The submission queue lives in the Controller Memory Buffer: this BAR, from this offset. */
+  sqCmb?: { bar: MmioRegion; offset: number } | null;
+  /** The IO pages of a BAR holding the Controller Memory Buffer, for data buffers there (else null). */
+  cmbOf?: ((r: MappedRegion) => IoMap | null) | null;
 }
 
 /** What the grant of a PCIe I/O qpair carries: plain JSON (handles of shared memory), posted to its owner. */
@@ -107,6 +111,10 @@ export interface PcieQpairGrant extends IoQpairGrant {
   state: number;
   sgl: SglSupport;
   delayDoorbell: boolean;
+  /** The Controller Memory Buffer's BAR and that BAR's IO address, when the controller has one in use. */
+  cmb: { bir: number; barIo: number } | null;
+  /** Offset in that BAR of this queue's SQ when it is in the CMB (else null: in `queues`). */
+  sqCmbOffset: number | null;
 }
 
 export interface PcieQpairStats extends QpairStats {
@@ -233,8 +241,11 @@ export class PcieQpair implements HostQpair {
     const q = s.queues;
     const L = s.layout;
     this.#entries = L.entries;
-    this.#sq = new DataView(q.buffer, L.sqOffset, L.entries * SQE_BYTES);
-    this.#sq32 = new Uint32Array(q.buffer, L.sqOffset, (L.entries * SQE_BYTES) / 4);
+    // The SQ in the Controller Memory Buffer: entries are written straight into the BAR.
+    const sqBuf = s.sqCmb ? s.sqCmb.bar.buffer : q.buffer;
+    const sqAt = s.sqCmb ? s.sqCmb.offset : L.sqOffset;
+    this.#sq = new DataView(sqBuf, sqAt, L.entries * SQE_BYTES);
+    this.#sq32 = new Uint32Array(sqBuf, sqAt, (L.entries * SQE_BYTES) / 4);
     this.#sgl = s.sgl;
     this.#delay = s.delayDoorbell;
     this.#maxTransfer = s.maxTransfer;
@@ -281,6 +292,11 @@ export class PcieQpair implements HostQpair {
 
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** Whether the submission queue is in the Controller Memory Buffer (`pcie.cmbSqs`). */
+  get sqInCmb(): boolean {
+    return (this.#s.sqCmb ?? null) !== null;
   }
 
   /** Whether the qpair writes shadow doorbells (Doorbell Buffer Config in force). */
@@ -567,8 +583,15 @@ export class PcieQpair implements HostQpair {
       base = buf.byteOffset + off;
     } else {
       const r = MappedRegion.of(buf);
+      const cmb = r !== undefined && !(r instanceof DmaRegion) ? (this.#s.cmbOf?.(r) ?? null) : null;
       if (r instanceof DmaRegion) {
         map = this.#mapOf(r);
+        this.#lastBuf = ab;
+        this.#lastMap = map;
+        base = buf.byteOffset + off;
+      } else if (cmb !== null) {
+        // The Controller Memory Buffer (mapCmb): the controller's own memory, by its IO address.
+        map = cmb;
         this.#lastBuf = ab;
         this.#lastMap = map;
         base = buf.byteOffset + off;

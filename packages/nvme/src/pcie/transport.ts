@@ -7,12 +7,21 @@
 // The admin queue is polled by the link: back to back while a command other than an
 // Asynchronous Event Request is outstanding, every 10 ms otherwise. The 10 ms tick also watches
 // for the device going away (the kernel's request, CSTS reading all-ones) and for CSTS.CFS.
+//
+// The Controller Memory Buffer (CMBLOC/CMBSZ, NVMe 1.4 CMBMSC), as SPDK uses it: I/O submission
+// queues there when asked (`pcie.cmbSqs`, SPDK's use_cmb_sqs) and what is left for data buffers
+// (`mapCmb`, SPDK's spdk_nvme_ctrlr_map_cmb). The controller reaches its own buffer at an IO
+// address like any other memory: through VFIO the BAR is mapped into the IOMMU and that IOVA is
+// the Controller Base Address the controller is told (CMBMSC.CBA, then CMSE), so no DMA buffer can
+// ever overlap it; through uio it is the BAR's bus address. An NVMe 1.2/1.3 CMB (no CAP.CMBS) is
+// recognised only at its bus address, which an IOMMU does not give the device: used with uio only.
 
 import type { Codes } from '@storkit/errors';
 import {
   attachPciDevice,
   DmaRegion,
   type IoMap,
+  type MappedRegion,
   MmioRegion,
   openPciDevice,
   PCI_CLASS_NVME,
@@ -22,7 +31,11 @@ import {
   AdminOpcode,
   type Capabilities,
   CC,
+  CMBMSC,
+  CMBSTS,
+  type CmbInfo,
   CSTS,
+  decodeCmb,
   encodeAqa,
   Feature,
   type IdentifyController,
@@ -62,8 +75,28 @@ export interface PcieOptions {
   sgl?: boolean;
   /** Ring SQ doorbells once per poll rather than per command (default true). */
   delayDoorbell?: boolean;
+  /**
+   * Put I/O submission queues in the Controller Memory Buffer when it may hold them (CMBSZ.SQS)
+   * and has room (default false, as SPDK's use_cmb_sqs); `PcieQpair.sqInCmb` says where each went.
+   */
+  cmbSqs?: boolean;
 }
 
+/** The Controller Memory Buffer as this driver uses it. */
+interface CmbState {
+  info: CmbInfo;
+  /** The BAR holding it, and the IO address of that BAR's first byte. */
+  bar: MmioRegion;
+  barIo: number;
+  /** The whole BAR as IO pages (data pointers to CMB buffers are built from it). */
+  map: IoMap;
+  /** Submission queues in the CMB: qid -> [offset in the CMB, bytes]. */
+  sqs: Map<number, [number, number]>;
+  /** Offset in the CMB where the data area handed out by mapCmb starts; null while none is. */
+  dataFrom: number | null;
+}
+
+const TWO32 = 0x1_0000_0000;
 const ADMIN_TICK_MS = 10;
 /** Admin commands carry at most this much data (identify, log pages). */
 const ADMIN_MAX_TRANSFER = 128 * 1024;
@@ -109,6 +142,9 @@ class PcieLink implements ControllerLink {
   #configured = false;
   readonly #grants = new Map<number, DmaRegion>();
   #tick: NodeJS.Timeout | undefined;
+  #cmb: CmbState | null = null;
+  /** Why there is no CMB to use ('' until looked for). */
+  #cmbWhyNot = '';
   #spinning = false;
   #closed = false;
   onRemoved: ((err: Error) => void) | null = null;
@@ -158,6 +194,7 @@ class PcieLink implements ControllerLink {
       timeoutMs: qid === 0 ? this.#o.timeoutMs : 0,
       delayDoorbell,
       hugepages: this.#dev.kind === 'uio' ? 'require' : 'auto',
+      cmbOf: (r) => (this.#cmb !== null && r.handle === this.#cmb.bar.handle ? this.#cmb.map : null),
     };
   }
 
@@ -285,6 +322,136 @@ class PcieLink implements ControllerLink {
     bar.write32(Reg.CC, CC.enabled);
     await this.#waitReady(true, cap);
     this.#configured = false;
+    this.#cmbProgram();
+  }
+
+  /**
+   * Find the Controller Memory Buffer and tell the controller where it is (once; null with the
+   * reason in #cmbWhyNot when there is none to use).
+   */
+  #cmbProbe(): CmbState | null {
+    if (this.#cmb !== null || this.#cmbWhyNot !== '') return this.#cmb;
+    const cap = this.#cap as Capabilities;
+    const bar0 = this.#dev.bar(0);
+    // NVMe 1.4: CMBLOC and CMBSZ read zero until CRE is set.
+    if (cap.cmbs) bar0.write32(Reg.CMBMSC, CMBMSC.CRE);
+    const info = decodeCmb(bar0.read32(Reg.CMBLOC), bar0.read32(Reg.CMBSZ));
+    const none = (why: string): null => {
+      this.#cmbWhyNot = why;
+      if (cap.cmbs) bar0.write32(Reg.CMBMSC, 0);
+      return null;
+    };
+    if (info.size === 0) return none('the controller has no memory buffer (CMBSZ.SZ is 0)');
+    if (info.bir === 1 || info.bir > 5) return none(`CMBLOC.BIR ${info.bir} names no memory BAR`);
+    if (this.#dev.barIoAddress === undefined)
+      return none(`a ${this.#dev.kind} device cannot reach its own BAR by an IO address`);
+    if (!cap.cmbs && this.#dev.kind === 'vfio')
+      return none('an NVMe 1.3 memory buffer is recognised only at its bus address, which the IOMMU hides');
+    let bar: MmioRegion;
+    let barIo: number;
+    try {
+      bar = this.#dev.bar(info.bir);
+      if (info.offset + info.size > bar.size)
+        return none(`CMBLOC/CMBSZ reach past the end of BAR${info.bir} (${bar.size} bytes)`);
+      barIo = this.#dev.barIoAddress(info.bir);
+    } catch (e) {
+      return none(`BAR${info.bir}: ${(e as Error).message}`);
+    }
+    const n = Math.ceil(bar.size / PAGE);
+    const pages = new Float64Array(n);
+    for (let i = 0; i < n; i++) pages[i] = barIo + i * PAGE;
+    this.#cmb = {
+      info,
+      bar,
+      barIo,
+      map: {
+        space: this.#dev.kind === 'vfio' ? 'iova' : 'physical',
+        pageSize: PAGE,
+        pages,
+        contiguous: true,
+      },
+      sqs: new Map(),
+      dataFrom: null,
+    };
+    this.#cmbProgram();
+    if (cap.cmbs && (bar0.read32(Reg.CMBSTS) & CMBSTS.CBAI) !== 0) {
+      this.#cmb = null;
+      return none(
+        `the controller refused base address 0x${(barIo + info.offset).toString(16)} (CMBSTS.CBAI)`,
+      );
+    }
+    return this.#cmb;
+  }
+
+  /** NVMe 1.4: the CMB's IO address as CMBMSC.CBA, with CRE and CMSE (again after a reset). */
+  #cmbProgram(): void {
+    const c = this.#cmb;
+    if (c === null || !this.#cap?.cmbs) return;
+    const cba = c.barIo + c.info.offset;
+    const lo = ((cba % TWO32) | CMBMSC.CRE | CMBMSC.CMSE) >>> 0;
+    const hi = Math.floor(cba / TWO32);
+    const bar0 = this.#dev.bar(0);
+    // The high dword first, then all 64 bits in one write: QEMU 7.2 takes CBA from the value of
+    // the write that sets CMSE, so a 32-bit write of the low dword would lose CBA's high bits.
+    bar0.write32(Reg.CMBMSC + 4, hi);
+    bar0.write64(Reg.CMBMSC, (BigInt(hi) << 32n) | BigInt(lo));
+  }
+
+  /** The IO address of the CMB's first byte (what Create I/O SQ and data pointers carry). */
+  #cmbIo(c: CmbState): number {
+    return c.barIo + c.info.offset;
+  }
+
+  /**
+   * SPDK's spdk_nvme_ctrlr_map_cmb: the part of the CMB no submission queue holds, for data
+   * buffers (read and write data must both be allowed there). Commands whose buffer lies in it
+   * point the controller at its own memory; nothing is copied. Once mapped, no further
+   * submission queue goes to the CMB.
+   */
+  mapCmb(): Uint8Array {
+    const c = this.#cmbProbe();
+    if (c === null)
+      throw new NvmeLinkError(
+        'ENOTSUP',
+        `${this.#dev.address}: no controller memory buffer: ${this.#cmbWhyNot}`,
+      );
+    if (!c.info.rds || !c.info.wds)
+      throw new NvmeLinkError(
+        'ENOTSUP',
+        `${this.#dev.address}: the controller memory buffer may not hold read and write data (CMBSZ.RDS/WDS)`,
+      );
+    if (c.dataFrom === null) {
+      let end = 0;
+      for (const [off, len] of c.sqs.values()) end = Math.max(end, off + len);
+      c.dataFrom = end;
+    }
+    if (c.dataFrom >= c.info.size)
+      throw new NvmeLinkError(
+        'ENOSPC',
+        `${this.#dev.address}: submission queues fill the controller memory buffer`,
+      );
+    const at = c.info.offset + c.dataFrom;
+    return c.bar.bytes.subarray(at, c.info.offset + c.info.size);
+  }
+
+  /** Give the data area back (SPDK's spdk_nvme_ctrlr_unmap_cmb); submission queues may go there again. */
+  unmapCmb(): void {
+    if (this.#cmb !== null) this.#cmb.dataFrom = null;
+  }
+
+  /** Room for `bytes` of submission queue in the CMB (page aligned, first fit), or -1. */
+  #cmbSqAlloc(qid: number, bytes: number): number {
+    const c = this.#cmbProbe();
+    if (c === null || !c.info.sqs || c.dataFrom !== null) return -1;
+    const taken = [...c.sqs.values()].sort((a, b) => a[0] - b[0]);
+    let at = 0;
+    for (const [off, len] of taken) {
+      if (at + bytes <= off) break;
+      at = Math.max(at, off + len);
+    }
+    if (at + bytes > c.info.size) return -1;
+    c.sqs.set(qid, [at, bytes]);
+    return at;
   }
 
   #command(spec: CommandSpec, what: string): Promise<[number, number]> {
@@ -367,11 +534,15 @@ class PcieLink implements ControllerLink {
         Atomics.store(words, page + (2 * base.qid + 1) * stride, 0); // CQ head / its EventIdx
       }
     }
+    const sqBytes = layout.cqOffset - layout.sqOffset;
+    const sqCmb = (this.#o.pcie?.cmbSqs ?? false) ? this.#cmbSqAlloc(base.qid, sqBytes) : -1;
     const queues = DmaRegion.create(layout.bytes, {
       hugepages: this.#dev.kind === 'uio' ? 'require' : 'auto',
     });
     try {
       const map: IoMap = this.#dev.dmaMap(queues);
+      const sqIo =
+        sqCmb >= 0 && this.#cmb !== null ? this.#cmbIo(this.#cmb) + sqCmb : ioAt(map, layout.sqOffset);
       const qsize = ((layout.entries - 1) << 16) >>> 0;
       await this.#command(
         {
@@ -388,7 +559,7 @@ class PcieLink implements ControllerLink {
             opcode: AdminOpcode.CreateIoSq,
             cdw10: (base.qid | qsize) >>> 0,
             cdw11: (1 | (base.qid << 16)) >>> 0,
-            fill: prp1(ioAt(map, layout.sqOffset)),
+            fill: prp1(sqIo),
           },
           `Create I/O SQ ${base.qid}`,
         );
@@ -400,9 +571,11 @@ class PcieLink implements ControllerLink {
       }
     } catch (e) {
       queues.close();
+      this.#cmb?.sqs.delete(base.qid);
       throw e;
     }
     this.#grants.set(base.qid, queues);
+    const cmb = this.#cmb;
     const sgl = (this.#o.pcie?.sgl ?? true) ? sglSupportOf(cdata.sgls) : SglSupport.None;
     const g: PcieQpairGrant = {
       ...base,
@@ -421,6 +594,8 @@ class PcieLink implements ControllerLink {
       state: this.#state.handle,
       sgl,
       delayDoorbell: this.#o.pcie?.delayDoorbell ?? true,
+      cmb: cmb !== null ? { bir: cmb.info.bir, barIo: cmb.barIo } : null,
+      sqCmbOffset: sqCmb >= 0 && cmb !== null ? cmb.info.offset + sqCmb : null,
     };
     return g;
   }
@@ -429,6 +604,7 @@ class PcieLink implements ControllerLink {
     const queues = this.#grants.get(grant.qid);
     if (queues === undefined) return;
     this.#grants.delete(grant.qid);
+    this.#cmb?.sqs.delete(grant.qid);
     try {
       if (this.admin.connected) {
         await this.#command(
@@ -454,6 +630,7 @@ class PcieLink implements ControllerLink {
     this.admin.failNow(new HostQpairError('ENOTCONN', 'controller reset'));
     for (const q of this.#grants.values()) q.close();
     this.#grants.clear();
+    this.#cmb?.sqs.clear();
     this.#configured = false;
     // Fresh state words for the new epoch: old qpairs keep watching the old ones (their views
     // keep the memory), which say dead.
@@ -471,6 +648,12 @@ class PcieLink implements ControllerLink {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#tick);
+    // The CMB's address was ours (an IOVA of this process): the controller forgets it.
+    if (this.#cmb !== null && this.#cap?.cmbs && Atomics.load(this.#words, CtrlState.FAILED) === 0) {
+      try {
+        this.#dev.bar(0).write64(Reg.CMBMSC, 0n);
+      } catch {}
+    }
     Atomics.add(this.#words, CtrlState.EPOCH, 1);
     Atomics.store(this.#words, CtrlState.FAILED, 1);
     this.#state.close();
@@ -521,6 +704,21 @@ function setupFromGrant(g: PcieQpairGrant): PcieQpairSetup {
   const shadowRegion = g.shadow !== null ? DmaRegion.attach(g.shadow.region) : null;
   const state = MmioRegion.attach(g.state);
   const device: PcieDeviceAccess = { bar: (i) => access.bar(i), dmaMap: (r) => access.dmaMap(r) };
+  // The CMB as this thread sees it: the same BAR (attached here), the same IO addresses.
+  let cmbBar: MmioRegion | null = null;
+  let cmbMap: IoMap | null = null;
+  if (g.cmb !== null) {
+    cmbBar = access.bar(g.cmb.bir);
+    const n = Math.ceil(cmbBar.size / PAGE);
+    const pages = new Float64Array(n);
+    for (let i = 0; i < n; i++) pages[i] = g.cmb.barIo + i * PAGE;
+    cmbMap = {
+      space: g.device.kind === 'vfio' ? 'iova' : 'physical',
+      pageSize: PAGE,
+      pages,
+      contiguous: true,
+    };
+  }
   const setup: PcieQpairSetup = {
     qid: g.qid,
     depth: g.depth,
@@ -539,6 +737,9 @@ function setupFromGrant(g: PcieQpairGrant): PcieQpairSetup {
     timeoutMs: g.timeoutMs,
     delayDoorbell: g.delayDoorbell,
     hugepages: g.device.kind === 'uio' ? 'require' : 'auto',
+    sqCmb: g.sqCmbOffset !== null && cmbBar !== null ? { bar: cmbBar, offset: g.sqCmbOffset } : null,
+    // By handle: on the controller's thread the caller's buffers are views of the link's own BAR mapping.
+    cmbOf: (r: MappedRegion) => (cmbBar !== null && r.handle === cmbBar.handle ? cmbMap : null),
   };
   // The grant's epoch is the controller's reset count; the state words count from their own
   // start: what the qpair checks is that the words have not moved since it attached.
