@@ -354,7 +354,7 @@ describe("storkit rpc as SPDK's rpc.py", function () {
     });
   });
   // Parameters rpc.py sends only when their flag is given, each acted on as SPDK acts on it.
-  describe("rpc.py's optional parameters against storkit tgt", () => {
+  describe("rpc.py's optional parameters and modes against storkit tgt", () => {
     let dir: string;
     const targets: Tgt[] = [];
     before(() => {
@@ -473,6 +473,81 @@ describe("storkit rpc as SPDK's rpc.py", function () {
         ...['-t', 'TCP', '-a', '127.0.0.1', '-s', port, '-f', 'IPv4', '-n', c1, '-i', '127.0.0.2'],
       );
       expect((await ok('bdev_nvme_get_controllers')).json).to.deep.equal([]);
+    });
+
+    it('--server: whole command lines from stdin, each on its own connection and ended by **STATUS=0|1, as rpc.py --server', async () => {
+      const path = await start(['-m', '0x1']);
+      // As a shell coprocess drives it: each line written only once the previous one is answered.
+      const p = spawn(process.execPath, [main, 'rpc', '--server'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let buf = '';
+      let stderr = '';
+      let wake: (() => void) | null = null;
+      p.stdout.on('data', (d) => {
+        buf += d;
+        wake?.();
+      });
+      p.stderr.on('data', (d) => (stderr += d));
+      const closed = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+      const ask = async (line: string) => {
+        p.stdin.write(`${line}\n`);
+        for (;;) {
+          const m = /\*\*STATUS=(\d)\n/.exec(buf);
+          if (m) {
+            const answer = buf.slice(0, m.index);
+            buf = buf.slice(m.index + m[0].length);
+            return { status: Number(m[1]), answer };
+          }
+          await new Promise<void>((r) => (wake = r));
+        }
+      };
+      try {
+        const lines = [
+          `-s ${path} bdev_malloc_create -b SrvM0 8 512`,
+          `-s ${path} bdev_get_bdevs -b SrvM0`,
+          `-s ${path} bdev_malloc_delete nope`,
+          `-s ${path} bdev_malloc_create 32 x`,
+          `-s ${path} -v bdev_malloc_delete SrvM0`,
+          `-s ${path}.missing spdk_get_version`,
+        ];
+        const got = [];
+        for (const l of lines) got.push(await ask(l));
+        expect(got.map((g) => g.status)).to.deep.equal([0, 0, 1, 1, 0, 1]);
+        expect(got[0].answer).to.equal('SrvM0\n');
+        expect(JSON.parse(got[1].answer)[0]).to.include({ name: 'SrvM0', num_blocks: 16384 });
+        expect(got[2].answer).to.match(/^request:\n[\s\S]*"req_id": 1\n\}\nGot JSON-RPC error response/);
+        expect(stderr).to.match(/argument block_size: invalid int value: 'x'/);
+        expect(got[5].answer).to.match(/^Error while connecting to /);
+        p.stdin.end();
+        expect(await closed).to.equal(0);
+      } finally {
+        p.kill();
+      }
+      // rpc.py --server answers the same lines with the same statuses and results.
+      const script = [
+        `-s ${path} bdev_malloc_create -b SrvM1 8 512`,
+        `-s ${path} bdev_malloc_delete nope`,
+        `-s ${path} bdev_malloc_create 32 x`,
+        `-s ${path} bdev_malloc_delete SrvM1`,
+        `-s ${path} bdev_get_bdevs -b SrvM1`,
+      ].join('\n');
+      const a = await rpcpy(['--server'], `${script}\n`);
+      const b = await storkit(['rpc', '--server'], `${script}\n`);
+      expect(a.code).to.equal(0);
+      expect(b.code).to.equal(0);
+      expect(b.stdout).to.equal(a.stdout);
+      expect(a.stdout.match(/\*\*STATUS=\d/g)).to.deep.equal([
+        '**STATUS=0',
+        '**STATUS=1',
+        '**STATUS=1',
+        '**STATUS=0',
+        '**STATUS=1',
+      ]);
+    });
+
+    it('--go-client is refused with the reason (no Go client library in storkit)', async () => {
+      const r = await storkit(['rpc', '--go-client', 'spdk_get_version']);
+      expect(r.code).to.not.equal(0);
+      expect(r.stderr).to.match(/--go-client: .*libspdk_gorpc/);
     });
 
     it('iscsi_set_options --auth-file: its groups are made at framework init and CHAP logins use them; accel_assign_opc without -o/-m is refused', async () => {

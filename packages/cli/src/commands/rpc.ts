@@ -13,6 +13,7 @@ export const DEFAULT_RPC_SOCKET = '/var/tmp/storkit.sock';
 
 const USAGE = `usage: storkit rpc [-h] [-s SOCKET|HOST] [-p PORT] [-t TIMEOUT] [-r RETRIES] [-v]
                    [--verbose LEVEL] [--dry-run] [--plugin P]... [--list] METHOD [args...]
+       storkit rpc [--plugin P]... --server    (rpc.py's coprocess mode)
        storkit rpc [options] < FILE     one 'METHOD args...' per line ('#' comments)
 
 SPDK's rpc.py for a running 'storkit tgt': the same method names, positional arguments, flags
@@ -25,6 +26,7 @@ save_config and save_subsystem_config.
   -v          print requests and responses (--verbose INFO); --verbose DEBUG|INFO|ERROR
   --dry-run   print the request and exit, without a target
   --plugin P  know a plugin's methods too (the one given to storkit tgt --plugin)
+  --server    read whole command lines from stdin, each answered and ended by **STATUS=0|1
   --list      list every method with a line of description (storkit)`;
 
 interface Options {
@@ -300,6 +302,107 @@ function shlexSplit(line: string): string[] {
   return words;
 }
 
+/** The options before METHOD, parsed; `i` is METHOD's index; `exit` when -h or --list answered. */
+async function parseOptions(
+  argv: string[],
+  plugins: TargetPlugin[],
+): Promise<{ o: Options; i: number; server: boolean; exit?: number }> {
+  const o: Options = {
+    address: DEFAULT_RPC_SOCKET,
+    port: undefined,
+    timeout: 60,
+    retries: 0,
+    verbose: 'ERROR',
+    dryRun: false,
+    plugins: [...plugins],
+  };
+  let server = false;
+  let i = 0;
+  const val = (a: string) => {
+    const v = argv[++i];
+    if (v === undefined) throw new UsageError(`${a} needs a value`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-s') o.address = val(a);
+    else if (a === '-p') o.port = Number(val(a));
+    else if (a === '-t') o.timeout = Number(val(a));
+    else if (a === '-r') o.retries = Number(val(a));
+    else if (a === '-v') o.verbose = 'INFO';
+    else if (a === '--verbose') {
+      const v = val(a);
+      if (v !== 'DEBUG' && v !== 'INFO' && v !== 'ERROR')
+        throw new UsageError('--verbose takes DEBUG, INFO or ERROR');
+      o.verbose = v;
+    } else if (a === '--dry-run') o.dryRun = true;
+    else if (a === '--server') server = true;
+    else if (a === '--go-client')
+      // rpc.py's --go-client calls through SPDK's Go client library (build/go/rpc/libspdk_gorpc.so,
+      // loaded with ctypes): another client for the same JSON-RPC. storkit rpc has its own client
+      // and no Go library to load; taking the flag and using the same client would pretend.
+      throw new UsageError(
+        "--go-client: rpc.py's Go client library (libspdk_gorpc.so) is not part of storkit; storkit rpc speaks JSON-RPC itself (leave the flag out)",
+      );
+    else if (a === '--plugin') {
+      const spec = val(a);
+      o.plugins.push(await loadPlugin(spec));
+    } else if (a === '--help' || a === '-h') {
+      out(USAGE);
+      return { o, i, server, exit: 0 };
+    } else if (a === '--list') {
+      for (const m of methodCatalog(o.plugins).sort((x, y) => x.name.localeCompare(y.name)))
+        out(`${m.name.padEnd(32)} ${m.description}`);
+      return { o, i, server, exit: 0 };
+    } else break;
+  }
+  // rpc.py takes an IP address in -s with -p (default port 5260); a path is a Unix socket.
+  if (o.port === undefined && /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f:]+:[0-9a-f:]*$/i.test(o.address))
+    o.port = 5260;
+  if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535))
+    throw new UsageError('-p takes a port');
+  if (!(o.timeout > 0)) throw new UsageError('-t takes a positive number of seconds');
+  if (!Number.isInteger(o.retries) || o.retries < 0) throw new UsageError('-r takes a count');
+  return { o, i, server };
+}
+
+/**
+ * rpc.py --server: each line of stdin is a whole command line (options, METHOD, its arguments),
+ * run on a connection of its own; its output, then `**STATUS=0` (it succeeded) or `**STATUS=1`
+ * (it failed, or the line did not parse: the reason on stderr). Meant for a shell coprocess that
+ * calls many methods without starting a client each time. Plugins given with --server stay
+ * known to every line; other options are each line's own, as in rpc.py.
+ */
+async function serve(plugins: TargetPlugin[]): Promise<number> {
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    let status = 1;
+    try {
+      const words = shlexSplit(line);
+      const { o, i, exit } = await parseOptions(words, plugins);
+      // -h/--list answered: rpc.py's argparse exits there, which its server counts as a failure.
+      if (exit === undefined) {
+        const method = words[i];
+        if (method === undefined || method.startsWith('-'))
+          throw new UsageError(method === undefined ? 'no METHOD given' : `unknown option ${method}`);
+        const s = new Session(o);
+        try {
+          await callOne(s, o, method, words.slice(i + 1));
+          status = 0;
+        } finally {
+          s.close();
+        }
+      }
+    } catch (e) {
+      if (e instanceof Failed) out(e.message);
+      else if (e instanceof ArgError || e instanceof UsageError)
+        process.stderr.write(`storkit rpc: error: ${e.message}\n`);
+      else throw e;
+    }
+    out(`**STATUS=${status}`);
+  }
+  return 0;
+}
+
 export const rpc: Command = {
   name: 'rpc',
   summary: "call JSON-RPC methods on a running target (SPDK's rpc.py)",
@@ -311,52 +414,14 @@ export const rpc: Command = {
       if (e.code === 'EPIPE') process.exit(0);
       throw e;
     });
-    const o: Options = {
-      address: DEFAULT_RPC_SOCKET,
-      port: undefined,
-      timeout: 60,
-      retries: 0,
-      verbose: 'ERROR',
-      dryRun: false,
-      plugins: [],
-    };
-    let i = 0;
-    const val = (a: string) => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    for (; i < argv.length; i++) {
-      const a = argv[i];
-      if (a === '-s') o.address = val(a);
-      else if (a === '-p') o.port = Number(val(a));
-      else if (a === '-t') o.timeout = Number(val(a));
-      else if (a === '-r') o.retries = Number(val(a));
-      else if (a === '-v') o.verbose = 'INFO';
-      else if (a === '--verbose') {
-        const v = val(a);
-        if (v !== 'DEBUG' && v !== 'INFO' && v !== 'ERROR')
-          throw new UsageError('--verbose takes DEBUG, INFO or ERROR');
-        o.verbose = v;
-      } else if (a === '--dry-run') o.dryRun = true;
-      else if (a === '--plugin') o.plugins.push(await loadPlugin(val(a)));
-      else if (a === '--help' || a === '-h') {
-        out(USAGE);
-        return 0;
-      } else if (a === '--list') {
-        for (const m of methodCatalog(o.plugins).sort((x, y) => x.name.localeCompare(y.name)))
-          out(`${m.name.padEnd(32)} ${m.description}`);
-        return 0;
-      } else break;
-    }
-    // rpc.py takes an IP address in -s with -p (default port 5260); a path is a Unix socket.
-    if (o.port === undefined && /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f:]+:[0-9a-f:]*$/i.test(o.address))
-      o.port = 5260;
-    if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535))
-      throw new UsageError('-p takes a port');
-    if (!(o.timeout > 0)) throw new UsageError('-t takes a positive number of seconds');
-    if (!Number.isInteger(o.retries) || o.retries < 0) throw new UsageError('-r takes a count');
+    const { o, i, server, exit } = await parseOptions(argv, []);
+    if (exit !== undefined) return exit;
     const method = argv[i];
+    if (server) {
+      if (method !== undefined)
+        throw new UsageError('--server reads its command lines from stdin: no METHOD');
+      return serve(o.plugins);
+    }
     const rest = argv.slice(i + 1);
     if (method !== undefined && (rest.includes('-h') || rest.includes('--help'))) {
       const py = rpcPyTable()[method];
