@@ -15,15 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { bytesToUuid, Oncs } from '@storkit/nvme-spec';
 import { expect } from 'chai';
 
-import {
-  type Completion,
-  discover,
-  type HostQpair,
-  NvmeController,
-  type TcpHostQpair,
-} from '../src/index.js';
+import { discover, type HostQpair, NvmeController, type TcpHostQpair } from '../src/index.js';
 import { freePort } from '../src/testing/spdk.js';
+import { io } from './helpers.js';
 
+/** How long one command may take before the target counts as stuck (a TCG guest is slow). */
+const IO_SECONDS = 60;
 const HERE = fileURLToPath(new URL('../../test/guest/', import.meta.url));
 const NQN = 'nqn.2016-06.io.storkit:kernel-target';
 const SERIAL = 'a1b2c3d4e5f60718';
@@ -111,29 +108,6 @@ async function bootGuest(port: number, dir: string): Promise<Guest> {
     };
   });
   return { qemu, log, ended };
-}
-
-interface Done {
-  status: number;
-}
-
-async function io(qp: HostQpair, submit: (cb: Completion<Done>, d: Done) => boolean): Promise<number> {
-  const d: Done = { status: -1 };
-  const cb: Completion<Done> = (x, st) => {
-    x.status = st;
-  };
-  const until = Date.now() + 60_000;
-  while (!submit(cb, d)) {
-    if (Date.now() > until) throw new Error('queue full for 60 s');
-    qp.processCompletions();
-    await new Promise((r) => setImmediate(r));
-  }
-  while (d.status === -1) {
-    if (Date.now() > until) throw new Error('no completion within 60 s');
-    await new Promise((r) => setImmediate(r));
-    qp.processCompletions();
-  }
-  return d.status;
 }
 
 /** Random writes then reads (several in flight) against a model; every read compared. */
@@ -276,7 +250,7 @@ describe('nvme host against the Linux kernel nvmet-tcp target (QEMU guest)', fun
           [native, 1],
         ] as const)
           for (let lba = 0; lba + 64 <= BLOCKS; lba += BLOCKS / 4) {
-            expect(await io(qp, (cb, d) => qp.read(nsid, lba, 64, buf, cb, d))).to.equal(0);
+            expect(await io(qp, (cb, d) => qp.read(nsid, lba, 64, buf, cb, d), IO_SECONDS)).to.equal(0);
             expect(Buffer.compare(buf, models[nsid - 1].subarray(lba * BS, (lba + 64) * BS))).to.equal(0);
           }
       } finally {
@@ -290,17 +264,17 @@ describe('nvme host against the Linux kernel nvmet-tcp target (QEMU guest)', fun
       const qp = await c.allocIoQpair({ depth: 8, socket: 'native' });
       expect(c.cdata.oncs & (Oncs.WriteZeroes | Oncs.Dsm)).to.equal(Oncs.WriteZeroes | Oncs.Dsm);
       const data = randomBytes(16 * BS);
-      expect(await io(qp, (cb, d) => qp.write(1, 1000, 16, data, cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.writeZeroes(1, 1000, 8, cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.deallocate(1, [[1008, 8]], cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.flush(1, cb, d))).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.write(1, 1000, 16, data, cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.writeZeroes(1, 1000, 8, cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.deallocate(1, [[1008, 8]], cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.flush(1, cb, d), IO_SECONDS)).to.equal(0);
       const back = new Uint8Array(16 * BS);
-      expect(await io(qp, (cb, d) => qp.read(1, 1000, 16, back, cb, d))).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.read(1, 1000, 16, back, cb, d), IO_SECONDS)).to.equal(0);
       expect(back.every((b) => b === 0)).to.equal(true);
       models[0].fill(0, 1000 * BS, 1016 * BS);
       // Past the end: refused (nvmet's block backend answers Internal Device Error, not SPDK's LBA
       // Out of Range: the block layer's EIO, mapped).
-      const st = await io(qp, (cb, d) => qp.read(1, NSZE, 1, back.subarray(0, BS), cb, d));
+      const st = await io(qp, (cb, d) => qp.read(1, NSZE, 1, back.subarray(0, BS), cb, d), IO_SECONDS);
       expect(st).to.not.equal(0);
     } finally {
       await c.close();
@@ -328,7 +302,7 @@ describe('nvme host against the Linux kernel nvmet-tcp target (QEMU guest)', fun
       // What the interrupted load wrote is unknown: write the model out again, then verify.
       for (let lba = 0; lba < BLOCKS; lba += 256) {
         const chunk = models[0].subarray(lba * BS, (lba + 256) * BS);
-        expect(await io(qp, (cb, d) => qp.write(1, lba, 256, chunk, cb, d))).to.equal(0);
+        expect(await io(qp, (cb, d) => qp.write(1, lba, 256, chunk, cb, d), IO_SECONDS)).to.equal(0);
       }
       await verified(qp, 1, models[0], 20, 128);
     } finally {

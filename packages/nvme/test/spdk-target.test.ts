@@ -24,37 +24,16 @@ import { bdevNvmeAttachController, bdevNvmeDetachController } from '../src/bdev/
 
 import { type Completion, discover, type HostQpair, NvmeController } from '../src/index.js';
 import { freePort, type SpdkTgt, spdkTool, startSpdkTgt } from '../src/testing/spdk.js';
+import { io } from './helpers.js';
 
+/** How long one command may take before the target counts as stuck. */
+const IO_SECONDS = 20;
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const UUID0 = '6f1c2b3a-4d5e-4f60-8a71-92b3c4d5e6f7';
 const NS = [
   { nsid: 1, blockSize: 512, blocks: 32768 },
   { nsid: 2, blockSize: 4096, blocks: 4096 },
 ];
-
-interface Done {
-  status: number;
-}
-
-/** Submit, then poll until the callback ran; the status. */
-async function io(qp: HostQpair, submit: (cb: Completion<Done>, d: Done) => boolean): Promise<number> {
-  const d: Done = { status: -1 };
-  const cb: Completion<Done> = (x, st) => {
-    x.status = st;
-  };
-  const until = Date.now() + 20_000;
-  while (!submit(cb, d)) {
-    if (Date.now() > until) throw new Error('queue full for 20 s');
-    qp.processCompletions();
-    await new Promise((r) => setImmediate(r));
-  }
-  while (d.status === -1) {
-    if (Date.now() > until) throw new Error('no completion within 20 s');
-    await new Promise((r) => setImmediate(r));
-    qp.processCompletions();
-  }
-  return d.status;
-}
 
 /** Many writes and reads in flight at once against a model of the namespace. */
 async function verifiedLoad(
@@ -256,7 +235,7 @@ describe('nvme host against SPDK spdk_tgt', function () {
           const qp = qps[1 - i];
           const buf = new Uint8Array(32 * ns.blockSize);
           for (let lba = 0; lba + 32 <= ns.blocks; lba += Math.floor(ns.blocks / 7)) {
-            expect(await io(qp, (cb, d) => qp.read(ns.nsid, lba, 32, buf, cb, d))).to.equal(0);
+            expect(await io(qp, (cb, d) => qp.read(ns.nsid, lba, 32, buf, cb, d), IO_SECONDS)).to.equal(0);
             expect(
               Buffer.compare(buf, models[i].subarray(lba * ns.blockSize, (lba + 32) * ns.blockSize)),
             ).to.equal(0);
@@ -273,29 +252,39 @@ describe('nvme host against SPDK spdk_tgt', function () {
       const qp = await c.allocIoQpair({ depth: 16, socket: 'native' });
       const bs = 512;
       const data = randomBytes(8 * bs);
-      expect(await io(qp, (cb, d) => qp.write(1, 100, 8, data, cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.compare(1, 100, 8, data, cb, d))).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.write(1, 100, 8, data, cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.compare(1, 100, 8, data, cb, d), IO_SECONDS)).to.equal(0);
       const other = randomBytes(8 * bs);
       // A miscompare is refused (SPDK's malloc bdev answers Generic/Internal Device Error, not
       // Media/Compare Failure), and a fused compare-and-write that miscompares writes nothing.
-      expect(await io(qp, (cb, d) => qp.compare(1, 100, 8, other, cb, d))).to.not.equal(0);
+      expect(await io(qp, (cb, d) => qp.compare(1, 100, 8, other, cb, d), IO_SECONDS)).to.not.equal(0);
       const first = other.subarray(0, bs);
-      expect(await io(qp, (cb, d) => qp.compareAndWrite(1, 100, 1, first, first, cb, d))).to.not.equal(0);
       expect(
-        await io(qp, (cb, d) => qp.compareAndWrite(1, 100, 1, data.subarray(0, bs), first, cb, d)),
+        await io(qp, (cb, d) => qp.compareAndWrite(1, 100, 1, first, first, cb, d), IO_SECONDS),
+      ).to.not.equal(0);
+      expect(
+        await io(
+          qp,
+          (cb, d) => qp.compareAndWrite(1, 100, 1, data.subarray(0, bs), first, cb, d),
+          IO_SECONDS,
+        ),
       ).to.equal(0);
       const back = new Uint8Array(8 * bs);
-      expect(await io(qp, (cb, d) => qp.read(1, 100, 8, back, cb, d))).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.read(1, 100, 8, back, cb, d), IO_SECONDS)).to.equal(0);
       expect(Buffer.compare(back.subarray(0, bs), other.subarray(0, bs))).to.equal(0);
       expect(Buffer.compare(back.subarray(bs), data.subarray(bs))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.writeZeroes(1, 100, 4, cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.deallocate(1, [[104, 4]], cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.flush(1, cb, d))).to.equal(0);
-      expect(await io(qp, (cb, d) => qp.read(1, 100, 8, back, cb, d))).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.writeZeroes(1, 100, 4, cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.deallocate(1, [[104, 4]], cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.flush(1, cb, d), IO_SECONDS)).to.equal(0);
+      expect(await io(qp, (cb, d) => qp.read(1, 100, 8, back, cb, d), IO_SECONDS)).to.equal(0);
       expect(back.every((b) => b === 0)).to.equal(true);
       models[0].fill(0, 100 * bs, 108 * bs);
       // Out of range: SPDK's status, carried back as is.
-      const st = await io(qp, (cb, d) => qp.read(1, NS[0].blocks, 1, back.subarray(0, bs), cb, d));
+      const st = await io(
+        qp,
+        (cb, d) => qp.read(1, NS[0].blocks, 1, back.subarray(0, bs), cb, d),
+        IO_SECONDS,
+      );
       expect(st & 0x7ff).to.equal(makeStatus(Sct.Generic, GenericStatus.LbaOutOfRange));
     } finally {
       await c.close();
@@ -326,7 +315,7 @@ describe('nvme host against SPDK spdk_tgt', function () {
       const bs = NS[0].blockSize;
       for (let lba = 0; lba < NS[0].blocks; lba += 256) {
         const chunk = models[0].subarray(lba * bs, (lba + 256) * bs);
-        expect(await io(qp, (cb, d) => qp.write(1, lba, 256, chunk, cb, d))).to.equal(0);
+        expect(await io(qp, (cb, d) => qp.write(1, lba, 256, chunk, cb, d), IO_SECONDS)).to.equal(0);
       }
       await verifiedLoad(qp, NS[0], models[0], 200);
     } finally {
