@@ -48,8 +48,8 @@ export class BdevIo {
   /** @internal one-element iovec array owned by this I/O (single-buffer calls) */
   readonly iov1: Uint8Array[] = [NO_BUF];
   /** @internal reused iovec array for split children */ readonly childIovs: Uint8Array[] = [];
-  /** @internal */ qNext: BdevIo | null = null;
-  /** @internal */ queue: Queue = Queue.NONE;
+  /** @internal the channel queue link (LinkedFifo) */ next: BdevIo | null = null;
+  /** @internal which channel queue holds it */ queued: Queue = Queue.NONE;
   /** @internal outstanding list */ oNext: BdevIo | null = null;
   /** @internal */ oPrev: BdevIo | null = null;
   /** @internal */ outstanding = false;

@@ -9,7 +9,6 @@ import {
 } from '@storkit/reactor';
 import type { Bdev } from './bdev.js';
 import { BdevIo, Queue } from './bdev-io.js';
-import { IoQueue } from './io-queue.js';
 import type { IoWaitEntry } from './io-wait.js';
 import { QosShare } from './qos.js';
 import type { RangeLock } from './range-lock.js';
@@ -40,7 +39,7 @@ export function bdevIosMade(): number {
  */
 export class SharedResource {
   readonly thread: Thread;
-  readonly deferred = new IoQueue(Queue.DEFERRED);
+  readonly deferred = new LinkedFifo<BdevIo, Queue>(Queue.DEFERRED, Queue.NONE);
   refs = 0;
   poller: Poller | null = null;
   /** The tick count read once for a batch of completions (-1 outside one): one clock read per batch. */
@@ -131,9 +130,9 @@ export class BdevChannel {
   #freeCount = 0;
   readonly poolSize: number;
   readonly ioWait = new LinkedFifo<IoWaitEntry>();
-  readonly nomemQueue = new IoQueue(Queue.NOMEM);
-  readonly qosQueue = new IoQueue(Queue.QOS);
-  readonly lockedQueue = new IoQueue(Queue.LOCKED);
+  readonly nomemQueue = new LinkedFifo<BdevIo, Queue>(Queue.NOMEM, Queue.NONE);
+  readonly qosQueue = new LinkedFifo<BdevIo, Queue>(Queue.QOS, Queue.NONE);
+  readonly lockedQueue = new LinkedFifo<BdevIo, Queue>(Queue.LOCKED, Queue.NONE);
   /** Range locks held or being acquired, as this channel knows them. */
   readonly locks: RangeLock[] = [];
   /** Outstanding I/O (taken from the pool, not yet completed), oldest first. */

@@ -40,9 +40,9 @@ export function abortStart(a: BdevIo, target: unknown): void {
 function abortOne(a: BdevIo, io: BdevIo): void {
   const ch = io.ch;
   io.aborted = true;
-  if (io.queue === Queue.QOS || io.queue === Queue.NOMEM || io.queue === Queue.LOCKED) {
+  if (io.queued === Queue.QOS || io.queued === Queue.NOMEM || io.queued === Queue.LOCKED) {
     const q =
-      io.queue === Queue.QOS ? ch.qosQueue : io.queue === Queue.NOMEM ? ch.nomemQueue : ch.lockedQueue;
+      io.queued === Queue.QOS ? ch.qosQueue : io.queued === Queue.NOMEM ? ch.nomemQueue : ch.lockedQueue;
     q.remove(io);
     const qs = ch.bdev.qos;
     if (qs !== null && ch.qosQueue.head === null) qosWaiting(qs, ch.qosShare, false);

@@ -124,7 +124,7 @@ export function submitToModule(io: BdevIo): void {
     io.bdev.fn.submitRequest(ch.moduleCh, io);
   } catch (e) {
     io.bdev.submitErrors.record(e);
-    if (io.inModule && io.queue === Queue.NONE) {
+    if (io.inModule && io.queued === Queue.NONE) {
       io.deferStatus = IoStatus.FAILED;
       io.deferToUser = false;
       ch.shared.deferred.push(io);
@@ -139,7 +139,7 @@ export function submitToModule(io: BdevIo): void {
  * submitRequest: the bdev layer then defers it to the next poll. NOMEM: retried later.
  */
 export function bdevIoComplete(io: BdevIo, status: IoStatus): void {
-  if (!io.inModule || io.queue === Queue.DEFERRED) {
+  if (!io.inModule || io.queued === Queue.DEFERRED) {
     throw new BdevError('EINVAL', `bdev_io of ${io.bdev.name} completed twice or never submitted`);
   }
   if (io.inSubmit) {

@@ -4,7 +4,6 @@ import { defineChannelIterator, forEachChannelGlobal } from '@storkit/reactor';
 import type { BdevIo } from './bdev-io.js';
 import type { BdevChannel } from './channel.js';
 import { completeUser, deferComplete, submitToModule } from './io-path.js';
-import type { IoQueue } from './io-queue.js';
 import { qosWaiting } from './qos.js';
 import { IoStatus, IoType } from './types.js';
 
@@ -18,7 +17,7 @@ const pending = new Map<number, BdevIo>();
 
 /** @internal Abort everything the bdev layer holds back on `ch` (not what the module has). */
 export function abortQueued(ch: BdevChannel): void {
-  for (const q of [ch.qosQueue, ch.nomemQueue, ch.lockedQueue] as IoQueue[]) {
+  for (const q of [ch.qosQueue, ch.nomemQueue, ch.lockedQueue]) {
     let io = q.shift();
     while (io !== null) {
       deferComplete(io, IoStatus.ABORTED);
