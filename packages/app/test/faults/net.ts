@@ -385,7 +385,6 @@ async function iscsiFault(e: Env, kind: 'iscsi-cut' | 'iscsi-vanish', fig: NetFi
       : { kind: 'blackhole', afterBytes };
   // libiscsi reconnects after a broken connection: its next connection gets through.
   proxy.once = true;
-  proxy.iscsiRedirects = true;
   const url = `iscsi://127.0.0.1:${proxy.port}/${IQN}/0`;
   // libiscsi's load tool reads through the proxy until the fault ends its connection. A vanished
   // host's connection is the target's to find (NOP-In unanswered for nop_timeout) and drop.
@@ -406,7 +405,7 @@ async function iscsiFault(e: Env, kind: 'iscsi-cut' | 'iscsi-vanish', fig: NetFi
   fig.fired += proxy.stats.fired;
   if (process.env.FAULTS_DEBUG)
     console.error(
-      `${new Date().toISOString()} ${kind} after ${afterBytes} B: iscsi-perf exit ${r} via proxy port ${proxy.port}, fired ${proxy.stats.fired}, ${proxy.stats.bytesUp} B up, accepted ${proxy.stats.accepted}, redirects ${proxy.stats.redirects}, open ${proxy.open}, target connections ${(await e.tgt.rpc<unknown[]>('iscsi_get_connections')).length}`,
+      `${new Date().toISOString()} ${kind} after ${afterBytes} B: iscsi-perf exit ${r} via proxy port ${proxy.port}, fired ${proxy.stats.fired}, ${proxy.stats.bytesUp} B up, accepted ${proxy.stats.accepted}, open ${proxy.open}, target connections ${(await e.tgt.rpc<unknown[]>('iscsi_get_connections')).length}`,
     );
   // The target's side of a vanished connection stays open until its NOP timer fires: closing the
   // proxy would close it first and prove nothing.

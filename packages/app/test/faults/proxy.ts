@@ -95,17 +95,8 @@ export class FaultProxy {
   next: Fault = { kind: 'pass' };
   /** Only the next connection gets `next`; later ones pass (a client that reconnects gets through). */
   once = false;
-  /**
-   * Follow iSCSI login redirects: storkit's target answers a login that landed on a reactor not
-   * owning the node with Target Moved Temporarily to that reactor's private port
-   * (app/src/reactor-modules/iscsi.ts), which would take the session past the proxy. With this
-   * set, the TargetAddress is rewritten to the proxy's own port, and the next connection goes to
-   * the private port with the fault the redirected one had.
-   */
-  iscsiRedirects = false;
-  #redirect: { port: number; fault: Fault } | null = null;
-  /** Connections accepted, faults that fired, bytes host-to-target, login redirects followed. */
-  readonly stats = { accepted: 0, fired: 0, bytesUp: 0, redirects: 0 };
+  /** Connections accepted, faults that fired, bytes host-to-target. */
+  readonly stats = { accepted: 0, fired: 0, bytesUp: 0 };
 
   private constructor(server: net.Server, target: { host: string; port: number }) {
     this.#server = server;
@@ -132,13 +123,11 @@ export class FaultProxy {
 
   #accept(client: net.Socket): void {
     this.stats.accepted++;
-    const redirected = this.#redirect;
-    this.#redirect = null;
-    const server = net.connect(redirected?.port ?? this.#target.port, this.#target.host);
+    const server = net.connect(this.#target.port, this.#target.host);
     client.setNoDelay(true);
     server.setNoDelay(true);
-    const pair: Pair = { client, server, fault: redirected?.fault ?? this.next };
-    if (this.once && !redirected) this.next = { kind: 'pass' };
+    const pair: Pair = { client, server, fault: this.next };
+    if (this.once) this.next = { kind: 'pass' };
     this.#pairs.add(pair);
     const end = () => {
       if (!this.#pairs.delete(pair)) return;
@@ -224,25 +213,9 @@ export class FaultProxy {
     });
     server.on('data', (b: Buffer) => {
       if (dead) return;
-      if (this.iscsiRedirects) b = this.#followRedirect(b, f);
       if (f.kind === 'delay') send(client, b, f.ms);
       else send(client, b);
     });
-  }
-
-  /** A login response's TargetAddress=HOST:PORT,TAG, rewritten in place to this proxy's port. */
-  #followRedirect(b: Buffer, f: Fault): Buffer {
-    const text = b.toString('latin1');
-    const m = /TargetAddress=([^\0]*):(\d+),\d+\0/.exec(text);
-    if (!m) return b;
-    const mine = String(this.port);
-    // Same length, so the PDU's DataSegmentLength stays right (ephemeral ports have 5 digits).
-    if (mine.length !== m[2].length) throw new Error(`cannot rewrite TargetAddress port ${m[2]} to ${mine}`);
-    this.#redirect = { port: Number(m[2]), fault: f };
-    this.stats.redirects++;
-    const out = Buffer.from(b);
-    out.write(mine, m.index + 'TargetAddress='.length + m[1].length + 1, 'latin1');
-    return out;
   }
 
   /** Cut every open connection at once (RST): hosts that all vanish together. */

@@ -8,6 +8,7 @@
 
 import { crc32cRange } from '@storkit/native';
 import {
+  AdminOpcode,
   CH_SIZE,
   DataOff,
   DIGEST_SIZE,
@@ -459,7 +460,13 @@ export class TcpHostEngine implements PduHandler {
     r.opcode = opcode;
     r.timeoutReported = false;
     r.digestError = false;
-    r.deadline = this.#o.timeoutMs ? performance.now() + this.#o.timeoutMs : 0;
+    // An Asynchronous Event Request is answered only when an event happens, maybe never: it has
+    // no deadline (as on PCIe, and in SPDK). Timing it out reset every controller whose life
+    // outlasted timeoutMs without an event.
+    r.deadline =
+      this.#o.timeoutMs && !(this.qid === 0 && opcode === AdminOpcode.AsyncEventRequest)
+        ? performance.now() + this.#o.timeoutMs
+        : 0;
     this.stats.submitted++;
     this.#scheduleFlush();
   }
