@@ -12,7 +12,7 @@ export { AppControl, type ReactorControl } from './control.js';
 export { DEFAULT_CONFIG } from './default-config.js';
 export { type FrameworkHost, frameworkMethods } from './framework.js';
 export { Logger, type LogLevel } from './log.js';
-export type { TargetPlugin } from './plugin.js';
+export type { RpcCommand, TargetPlugin } from './plugin.js';
 export { REACTOR_MODULES, SUBSYSTEMS } from './registry.js';
 export type { AppSubsystem, ConfigEntry } from './subsystem.js';
 export { Target, type TargetOptions } from './target.js';

@@ -30,6 +30,26 @@ export interface TargetPlugin {
   /** Bdev create/delete methods, served like the built-in ones. */
   // biome-ignore lint/suspicious/noExplicitAny: each entry has its own params type
   readonly bdevMethods?: readonly BdevMethods<any>[];
+  /** Client-side commands `storkit rpc --plugin FILE` adds (rpc.py's plugin subcommands). */
+  readonly rpcCommands?: readonly RpcCommand[];
+}
+
+/**
+ * A command of `storkit rpc --plugin FILE` that runs in the client, as the subcommands an rpc.py
+ * plugin adds in spdk_rpc_plugin_initialize do: it takes its own arguments and calls the target's
+ * methods (any number, in any order) through `call`, which fails as rpc.py's client does (the
+ * batch or --server line then fails). What it returns is printed: a string as it is, anything
+ * else as JSON; nothing for undefined.
+ */
+export interface RpcCommand {
+  /** The command's name on the command line (not a method of the target). */
+  readonly name: string;
+  /** One line for `storkit rpc --list` and `-h`. */
+  readonly description: string;
+  run(
+    argv: readonly string[],
+    call: (method: string, params?: Record<string, unknown>) => Promise<unknown>,
+  ): Promise<unknown>;
 }
 
 /**
@@ -96,5 +116,15 @@ export function asTargetPlugin(v: unknown, from: string): TargetPlugin {
     !(Array.isArray(p.bdevMethods) && p.bdevMethods.every((m) => m?.ops?.create))
   )
     throw bad('bdevMethods must come from declareBdevMethods');
+  if (
+    p.rpcCommands !== undefined &&
+    !(
+      Array.isArray(p.rpcCommands) &&
+      p.rpcCommands.every(
+        (c) => typeof c?.name === 'string' && /^[\w-]+$/.test(c.name) && typeof c.run === 'function',
+      )
+    )
+  )
+    throw bad('rpcCommands must each have a name (letters, digits, _ and -) and a run function');
   return p;
 }

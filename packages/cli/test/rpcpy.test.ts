@@ -544,6 +544,54 @@ describe("storkit rpc as SPDK's rpc.py", function () {
       ]);
     });
 
+    it('--plugin: a module whose rpcCommands run in the client and call the target (rpc.py plugin subcommands), also in --server', async () => {
+      const path = await start(['-m', '0x1']);
+      const plugin = join(dir, 'pair-plugin.mjs');
+      writeFileSync(
+        plugin,
+        `export default {
+  name: 'pair',
+  rpcCommands: [{
+    name: 'bdev_malloc_pair',
+    description: 'two malloc bdevs of SIZE MiB: NAME_a and NAME_b',
+    async run(argv, call) {
+      const [name, mib] = argv;
+      if (!name || !mib) throw new Error('usage: bdev_malloc_pair NAME SIZE_MIB');
+      const out = [];
+      for (const s of ['a', 'b'])
+        out.push(await call('bdev_malloc_create', { name: name + '_' + s, num_blocks: Number(mib) * 2048, block_size: 512 }));
+      return out;
+    },
+  }],
+};
+`,
+      );
+      const list = await storkit(['rpc', '--plugin', plugin, '--list']);
+      expect(list.stdout).to.match(/^bdev_malloc_pair +two malloc bdevs .*\(client-side\)$/m);
+      const r = await storkit(['rpc', '-s', path, '--plugin', plugin, 'bdev_malloc_pair', 'Pair', '4']);
+      expect(r.code, r.stdout + r.stderr).to.equal(0);
+      expect(JSON.parse(r.stdout)).to.deep.equal(['Pair_a', 'Pair_b']);
+      const bdevs = JSON.parse((await storkit(['rpc', '-s', path, 'bdev_get_bdevs'])).stdout) as {
+        name: string;
+        num_blocks: number;
+      }[];
+      expect(bdevs.map((b) => [b.name, b.num_blocks])).to.deep.include.members([
+        ['Pair_a', 8192],
+        ['Pair_b', 8192],
+      ]);
+      // Its second call fails (the name exists): rpc.py's failure report, exit code 1.
+      const again = await storkit(['rpc', '-s', path, '--plugin', plugin, 'bdev_malloc_pair', 'Pair', '4']);
+      expect(again.code).to.equal(1);
+      expect(again.stdout).to.match(/^request:\n[\s\S]*"name": "Pair_a"[\s\S]*Got JSON-RPC error response/);
+      // Without --plugin the command is unknown; with it on the --server line, known to every line.
+      expect((await storkit(['rpc', '-s', path, 'bdev_malloc_pair', 'X', '1'])).code).to.equal(2);
+      const srv = await storkit(
+        ['rpc', '--plugin', plugin, '--server'],
+        `-s ${path} bdev_malloc_pair Srv 1\n-s ${path} bdev_malloc_delete Srv_a\n-s ${path} bdev_malloc_delete Srv_b\n`,
+      );
+      expect(srv.stdout).to.equal('[\n  "Srv_a",\n  "Srv_b"\n]\n**STATUS=0\n**STATUS=0\n**STATUS=0\n');
+    });
+
     it('--go-client is refused with the reason (no Go client library in storkit)', async () => {
       const r = await storkit(['rpc', '--go-client', 'spdk_get_version']);
       expect(r.code).to.not.equal(0);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-import { methodCatalog, stripJsonComments, type TargetPlugin } from '@storkit/app';
+import { methodCatalog, type RpcCommand, stripJsonComments, type TargetPlugin } from '@storkit/app';
 import { methodHelp, paramsFromArgs, RpcClient, RpcError, type RpcTarget } from '@storkit/rpc';
 
 import { type Command, UsageError } from '../command.js';
@@ -25,7 +25,8 @@ save_config and save_subsystem_config.
   -r RETRIES  retry connecting this many times, 0.2 s apart (default 0)
   -v          print requests and responses (--verbose INFO); --verbose DEBUG|INFO|ERROR
   --dry-run   print the request and exit, without a target
-  --plugin P  know a plugin's methods too (the one given to storkit tgt --plugin)
+  --plugin P  know a plugin's methods (the one given to storkit tgt --plugin) and its client-side
+              commands (rpcCommands: rpc.py --plugin's subcommands)
   --server    read whole command lines from stdin, each answered and ended by **STATUS=0|1
   --list      list every method with a line of description (storkit)`;
 
@@ -242,10 +243,22 @@ async function readJson(file: string | undefined): Promise<unknown> {
   return JSON.parse(stripJsonComments(text));
 }
 
+function pluginCommand(o: Options, name: string): RpcCommand | undefined {
+  for (const p of o.plugins) for (const c of p.rpcCommands ?? []) if (c.name === name) return c;
+  return undefined;
+}
+
 /** One call as rpc.py makes it from `METHOD args...`; prints its result as rpc.py does. */
 async function callOne(s: Session, o: Options, method: string, argv: string[]): Promise<void> {
   const local = CLIENT_SIDE[method];
   if (local) return local(s, argv);
+  // A plugin's client-side command (rpc.py --plugin's subcommands); the built-in ones come first.
+  const command = pluginCommand(o, method);
+  if (command && !rpcPyTable()[method]) {
+    const result = await command.run(argv, (m, params) => s.call(m, params));
+    if (result !== undefined && !o.dryRun) out(typeof result === 'string' ? result : pyJson(result));
+    return;
+  }
   const py = rpcPyTable()[method];
   if (py) {
     const params = rpcPyParams(method, py, parseRpcPyArgs(py, argv));
@@ -351,7 +364,13 @@ async function parseOptions(
       out(USAGE);
       return { o, i, server, exit: 0 };
     } else if (a === '--list') {
-      for (const m of methodCatalog(o.plugins).sort((x, y) => x.name.localeCompare(y.name)))
+      const listed = [
+        ...methodCatalog(o.plugins),
+        ...o.plugins
+          .flatMap((p) => p.rpcCommands ?? [])
+          .map((c) => ({ ...c, description: `${c.description} (client-side)` })),
+      ];
+      for (const m of listed.sort((x, y) => x.name.localeCompare(y.name)))
         out(`${m.name.padEnd(32)} ${m.description}`);
       return { o, i, server, exit: 0 };
     } else break;
@@ -425,7 +444,9 @@ export const rpc: Command = {
     const rest = argv.slice(i + 1);
     if (method !== undefined && (rest.includes('-h') || rest.includes('--help'))) {
       const py = rpcPyTable()[method];
+      const command = pluginCommand(o, method);
       if (py) out(rpcPyUsage(method, py));
+      else if (command) out(`${method}: ${command.description}`);
       else {
         const spec = methodCatalog(o.plugins).find((m) => m.name === method || m.aliases?.includes(method));
         if (!spec) throw new UsageError(`unknown method '${method}' (storkit rpc --list)`);
