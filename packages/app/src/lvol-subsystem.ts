@@ -86,6 +86,17 @@ export function lvolSubsystem(ctl: ReactorControl): AppSubsystem {
     handler: (p) => ctl.call(0, lvolOps.bdev_lvol_clone, p),
   });
   add({
+    name: 'bdev_lvol_clone_bdev',
+    description: 'Clone a bdev (its external snapshot) into an lvstore; answers the clone bdev name',
+    positional: ['bdev', 'lvs_name', 'clone_name'],
+    params: obj({
+      bdev: req(name('bdev to clone')),
+      lvs_name: req(name('lvstore name')),
+      clone_name: req(name('clone name')),
+    }),
+    handler: (p) => ctl.call(0, lvolOps.bdev_lvol_clone_bdev, p),
+  });
+  add({
     name: 'bdev_lvol_rename',
     description: 'Rename a logical volume',
     positional: ['old_name', 'new_name'],

@@ -34,6 +34,7 @@ interface Lvol {
   is_thin_provisioned: boolean;
   is_snapshot: boolean;
   is_clone: boolean;
+  is_esnap_clone: boolean;
 }
 interface Bdev {
   name: string;
@@ -362,5 +363,122 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
       "thin after storkit's copy-on-write, read by SPDK",
     );
     expectBytes(await get('spdk', cfg, 'lvs1/clone', size), clone, 'clone, read by SPDK');
+  });
+
+  it('clones of an external bdev (bdev_lvol_clone_bdev): SPDK-made opens in storkit, storkit-made in SPDK, copy-on-write both ways', async () => {
+    // The external snapshot: a delay bdev with a fixed UUID over a file of known bytes (SPDK stores
+    // the bdev's UUID in the clone and finds the bdev by it when the lvstore loads). It comes first
+    // in the config: storkit looks for it when the lvstore is examined.
+    const lvsFile = join(dir, 'esnap-lvs.img');
+    const extFile = join(dir, 'esnap-ext.img');
+    await exec('truncate', ['-s', `${32 * MiB}`, lvsFile]);
+    const size = 4 * MiB;
+    const base = pattern(size, 21);
+    writeFileSync(extFile, base);
+    const extUuid = '5ba1e5ee-0e5a-4c1d-9d3a-6f0b7e1a2c33';
+    const cfg = join(dir, 'esnap.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        subsystems: [
+          {
+            subsystem: 'bdev',
+            config: [
+              { method: 'bdev_aio_create', params: { name: 'aioE', filename: extFile, block_size: 4096 } },
+              {
+                // SPDK v24.01's passthru takes its UUID from its base's (random for aio); the delay
+                // bdev keeps the one it is given.
+                method: 'bdev_delay_create',
+                params: {
+                  base_bdev_name: 'aioE',
+                  name: 'ext0',
+                  avg_read_latency: 0,
+                  p99_read_latency: 0,
+                  avg_write_latency: 0,
+                  p99_write_latency: 0,
+                  uuid: extUuid,
+                },
+              },
+              { method: 'bdev_aio_create', params: { name: 'aio0', filename: lvsFile, block_size: 4096 } },
+            ],
+          },
+        ],
+      }),
+    );
+    const esnapOf = (l: Listing, alias: string) => {
+      const b = l.bdevs.find((x) => x.aliases[0] === alias);
+      return b?.driver_specific.lvol;
+    };
+
+    // SPDK makes one and copies on write into it.
+    const spdkListing = await withSpdk(cfg, async (c) => {
+      await c.call('bdev_lvol_create_lvstore', { bdev_name: 'aio0', lvs_name: 'lvsE', cluster_sz: MiB });
+      await c.call('bdev_lvol_clone_bdev', { bdev: 'ext0', lvs_name: 'lvsE', clone_name: 'spdkclone' });
+      return listing(c);
+    });
+    expect(esnapOf(spdkListing, 'lvsE/spdkclone')).to.include({ esnap_clone: true });
+    const a = Buffer.from(base);
+    const w1 = pattern(MiB / 2, 22);
+    await put('spdk', cfg, 'lvsE/spdkclone', w1, MiB + MiB / 4, MiB / 4);
+    w1.copy(a, MiB + MiB / 4);
+
+    // storkit lists it as SPDK does and reads SPDK's bytes; then copies on write into it too.
+    const ours = await withStorkit(cfg, listing);
+    expect(ours.lvols).to.deep.equal(spdkListing.lvols);
+    expect(ours.bdevs.map(bdevShape)).to.deep.equal(spdkListing.bdevs.map(bdevShape));
+    expect(ours.lvols[0]).to.include({ is_esnap_clone: true, is_clone: false, is_thin_provisioned: true });
+    expectBytes(
+      await get('storkit', cfg, 'lvsE/spdkclone', size),
+      a,
+      'SPDK-made esnap clone, read by storkit',
+    );
+    const w2 = pattern(8192, 23);
+    await put('storkit', cfg, 'lvsE/spdkclone', w2, 3 * MiB + 4096, 4096);
+    w2.copy(a, 3 * MiB + 4096);
+    expectBytes(
+      await get('spdk', cfg, 'lvsE/spdkclone', size),
+      a,
+      "SPDK-made esnap clone after storkit's copy-on-write, read by SPDK",
+    );
+
+    // storkit makes one; SPDK lists it the same way and reads storkit's copy-on-write.
+    const mine = await withStorkit(cfg, async (c) => {
+      const name = await c.call<string>('bdev_lvol_clone_bdev', {
+        bdev: extUuid,
+        lvs_name: 'lvsE',
+        clone_name: 'storkitclone',
+      });
+      expect(name).to.match(/^[0-9a-f-]{36}$/);
+      // What SPDK refuses too: a size that is not whole clusters, a bdev that does not exist.
+      await c.call('bdev_lvol_clone_bdev', { bdev: 'nosuch', lvs_name: 'lvsE', clone_name: 'x' }).then(
+        () => expect.fail('a missing bdev was cloned'),
+        (e: Error) => expect(e.message).to.match(/does not exist/),
+      );
+      return listing(c);
+    });
+    const b = Buffer.from(base);
+    const w3 = pattern(MiB / 2, 24);
+    await put('storkit', cfg, 'lvsE/storkitclone', w3, 2 * MiB + MiB / 2, MiB / 2);
+    w3.copy(b, 2 * MiB + MiB / 2);
+    const theirs = await withSpdk(cfg, listing);
+    expect(theirs.lvols.map((l) => [l.name, l.is_esnap_clone])).to.deep.equal([
+      ['spdkclone', true],
+      ['storkitclone', true],
+    ]);
+    expect(theirs.bdevs.map(bdevShape).find((x) => x.aliases[0] === 'lvsE/storkitclone')).to.deep.equal(
+      mine.bdevs.map(bdevShape).find((x) => x.aliases[0] === 'lvsE/storkitclone'),
+    );
+    expectBytes(
+      await get('spdk', cfg, 'lvsE/storkitclone', size),
+      b,
+      'storkit-made esnap clone, read by SPDK',
+    );
+    expectBytes(
+      await get('storkit', cfg, 'lvsE/storkitclone', size),
+      b,
+      'storkit-made esnap clone, read by storkit',
+    );
+    // The external bdev itself is untouched by either.
+    expectBytes(readFileSync(extFile), base, 'the external snapshot');
   });
 });

@@ -7,6 +7,7 @@ export { attached, lvolModule, registerLvolModule, unregisterLvolModule } from '
 export { loadLvs, lvolInfo, lvolShutdown, lvolShutdownThread, stores, unloadLvs } from './owner.js';
 export {
   bdevLvolClone,
+  bdevLvolCloneBdev,
   bdevLvolCreate,
   bdevLvolCreateLvstore,
   bdevLvolDecoupleParent,

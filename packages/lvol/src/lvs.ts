@@ -297,6 +297,24 @@ export class Lvs {
     this.#derive(name, done, (xattrs, cb) => this.bs.createClone(snap.blob.id, xattrs, cb));
   }
 
+  /**
+   * A clone of the bdev `esnapUuid` (spdk_lvol_create_esnap_clone): a thin lvol of `bytes` (whole
+   * clusters) whose blob stores the bdev's UUID as NUL-terminated text in its EXTSNAP xattr, as
+   * SPDK's vbdev_lvol does, and reads what it has not written from that bdev.
+   */
+  esnapClone(name: string, esnapUuid: string, bytes: number, done: DoneWith<Lvol | null>): void {
+    this.#derive(name, done, (xattrs, cb) =>
+      this.bs.createBlob(
+        {
+          numClusters: bytes / this.bs.clusterSize,
+          esnapId: new TextEncoder().encode(`${esnapUuid}\0`),
+          xattrs,
+        },
+        cb,
+      ),
+    );
+  }
+
   /** A new lvol named `name` that `make` creates from another's blob (a snapshot or a clone). */
   #derive(
     name: string,

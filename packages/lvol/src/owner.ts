@@ -252,7 +252,11 @@ export function lvolInfo(uuid: string): Record<string, unknown> | null {
     };
     if (l.isSnapshot) out.clones = l.clones.map((c) => c.name);
     if (l.isClone && l.parent !== undefined) out.base_snapshot = l.parent.name;
-    out.esnap_clone = false;
+    // SPDK's vbdev_lvol: esnap_clone, and for one the external snapshot's id (the bdev's UUID).
+    const esnap = l.blob.esnapId;
+    out.esnap_clone = esnap !== null;
+    if (esnap !== null && esnap.indexOf(0) === esnap.length - 1)
+      out.external_snapshot_name = new TextDecoder().decode(esnap.subarray(0, esnap.length - 1));
     return out;
   }
   return null;

@@ -1,7 +1,7 @@
 // SPDK's bdev_lvol_* RPCs as functions with SPDK's parameter names and answers, run on the
 // lvstores' owner thread (reactor 0's app thread). Each answers `done(err, result)` once what it
 // changed is on disk and on every reactor.
-import { bdevGetByName } from '@storkit/bdev';
+import { bdevGetAll, bdevGetByName } from '@storkit/bdev';
 import { getThread } from '@storkit/reactor';
 import { LvolError } from './errors.js';
 import type { ClearMethodName, Lvol, Lvs } from './lvs.js';
@@ -202,6 +202,49 @@ export function bdevLvolClone(p: { snapshot_name: string; clone_name: string }, 
   });
 }
 
+/**
+ * bdev_lvol_clone_bdev: a clone of any bdev (not an lvol of the same lvstore), its external
+ * snapshot, found again by its UUID when the lvstore loads; answers the clone's bdev name. As in
+ * SPDK, the bdev's size must be a whole number of clusters.
+ */
+export function bdevLvolCloneBdev(
+  p: { bdev: string; lvs_name: string; clone_name: string },
+  done: Cb<string>,
+): void {
+  let lvs: Lvs;
+  let uuid: string;
+  let bytes: number;
+  try {
+    lvs = findLvs({ lvs_name: p.lvs_name }, 'bdev_lvol_clone_bdev');
+    const b = bdevGetByName(p.bdev) ?? bdevGetAll().find((x) => x.uuid === p.bdev.toLowerCase());
+    if (b === undefined) throw new LvolError('ENODEV', `bdev_lvol_clone_bdev: bdev ${p.bdev} does not exist`);
+    if (lvs.lvols.has(b.uuid))
+      throw new LvolError(
+        'EINVAL',
+        `bdev_lvol_clone_bdev: ${p.bdev} is an lvol of lvstore ${lvs.name}: clone its snapshot with bdev_lvol_clone`,
+      );
+    if (lvs.blockSize % b.blockSize !== 0)
+      throw new LvolError(
+        'EINVAL',
+        `bdev_lvol_clone_bdev: ${p.bdev}'s block size ${b.blockSize} does not divide the lvstore's ${lvs.blockSize}`,
+      );
+    uuid = b.uuid;
+    bytes = b.numBlocks * b.blockSize;
+    if (bytes % lvs.bs.clusterSize !== 0)
+      throw new LvolError(
+        'EINVAL',
+        `bdev_lvol_clone_bdev: cannot create '${lvs.name}/${p.clone_name}': size ${bytes} is not an integer multiple of cluster size ${lvs.bs.clusterSize}`,
+      );
+  } catch (e) {
+    failWith(done, e, 'bdev_lvol_clone_bdev');
+    return;
+  }
+  lvs.esnapClone(p.clone_name, uuid, bytes, (err, c) => {
+    if (err !== null || c === null) return done(err);
+    publish({ lvs: lvs.uuid, add: [lvolDescriptor(c)] }, (e2) => done(e2, c.bdevName));
+  });
+}
+
 /** bdev_lvol_rename: the lvol's name, its bdev's alias on every reactor. */
 export function bdevLvolRename(p: { old_name: string; new_name: string }, done: Cb<true>): void {
   let l: Lvol;
@@ -327,7 +370,7 @@ export function bdevLvolGetLvols(p: { lvs_uuid?: string; lvs_name?: string } = {
       is_thin_provisioned: l.thin,
       is_snapshot: l.isSnapshot,
       is_clone: l.isClone,
-      is_esnap_clone: false,
+      is_esnap_clone: l.blob.esnapId !== null,
       is_degraded: false,
       lvs: { name: s.name, uuid: s.uuid },
     })),

@@ -18,6 +18,7 @@ export const lvolOps = {
   bdev_lvol_create: op<typeof l.bdevLvolCreate>('create'),
   bdev_lvol_snapshot: op<typeof l.bdevLvolSnapshot>('snapshot'),
   bdev_lvol_clone: op<typeof l.bdevLvolClone>('clone'),
+  bdev_lvol_clone_bdev: op<typeof l.bdevLvolCloneBdev>('clone_bdev'),
   bdev_lvol_rename: op<typeof l.bdevLvolRename>('rename'),
   bdev_lvol_resize: op<typeof l.bdevLvolResize>('resize'),
   bdev_lvol_set_read_only: op<typeof l.bdevLvolSetReadOnly>('set_read_only'),

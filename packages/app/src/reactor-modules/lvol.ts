@@ -23,6 +23,7 @@ defineControl(lvolOps.bdev_lvol_grow_lvstore, (p, done) => l.bdevLvolGrowLvstore
 defineControl(lvolOps.bdev_lvol_create, (p, done) => l.bdevLvolCreate(p, (e, v) => done(e, v)));
 defineControl(lvolOps.bdev_lvol_snapshot, (p, done) => l.bdevLvolSnapshot(p, (e, v) => done(e, v)));
 defineControl(lvolOps.bdev_lvol_clone, (p, done) => l.bdevLvolClone(p, (e, v) => done(e, v)));
+defineControl(lvolOps.bdev_lvol_clone_bdev, (p, done) => l.bdevLvolCloneBdev(p, (e, v) => done(e, v)));
 defineControl(lvolOps.bdev_lvol_rename, (p, done) => l.bdevLvolRename(p, (e, v) => done(e, v)));
 defineControl(lvolOps.bdev_lvol_resize, (p, done) => l.bdevLvolResize(p, (e, v) => done(e, v)));
 defineControl(lvolOps.bdev_lvol_set_read_only, (p, done) => l.bdevLvolSetReadOnly(p, (e, v) => done(e, v)));
@@ -63,3 +64,4 @@ perfMethod('bdev_lvol_create_lvstore', l.bdevLvolCreateLvstore);
 perfMethod('bdev_lvol_create', l.bdevLvolCreate);
 perfMethod('bdev_lvol_snapshot', l.bdevLvolSnapshot);
 perfMethod('bdev_lvol_clone', l.bdevLvolClone);
+perfMethod('bdev_lvol_clone_bdev', l.bdevLvolCloneBdev);
