@@ -43,6 +43,7 @@ export {
   bdevAliasDel,
   bdevClose,
   bdevExamine,
+  bdevExamineErrors,
   bdevGetAll,
   bdevGetByName,
   bdevGetIoChannel,

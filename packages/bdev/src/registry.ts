@@ -2,6 +2,7 @@
 // management half). The registry is per isolate: in a reactor worker it holds that worker's bdev
 // objects; in the test harness it is shared by the simulated reactors.
 import { randomUUID } from 'node:crypto';
+import { ContainedErrors } from '@storkit/block';
 import {
   getIoChannel,
   getThread,
@@ -93,22 +94,44 @@ function examine(bdev: Bdev): void {
     return;
   for (const m of [...modules]) {
     if (bdev.state !== BdevState.READY) return;
-    if (m !== bdev.module) m.examine?.(bdev);
+    if (m === bdev.module || m.examine === undefined) continue;
+    // One module's failure (a bug, or metadata it could not read) must not keep the bdev from
+    // the modules after it, nor stop this thread's message loop: counted, kept and logged.
+    try {
+      m.examine(bdev);
+    } catch (e) {
+      examineErrors.record(e);
+    }
   }
   for (const m of [...modules]) {
     if (bdev.state !== BdevState.READY) break;
     if (m === bdev.module || m.examineDisk === undefined) continue;
     examining++;
     let called = false;
-    m.examineDisk(bdev, () => {
+    const done = () => {
       if (called) return;
       called = true;
       if (--examining === 0) {
         const ws = examineWaiters.splice(0);
         for (const w of ws) w();
       }
-    });
+    };
+    try {
+      m.examineDisk(bdev, done);
+    } catch (e) {
+      // Its examine is over (failed): bdevWaitForExamine must not wait for it forever.
+      examineErrors.record(e);
+      done();
+    }
   }
+}
+
+/** Exceptions thrown by modules' examine hooks (each one also logged, sparsely). */
+const examineErrors = new ContainedErrors('bdev examine', "ended a module's examine of a bdev");
+
+/** How many exceptions modules' examine hooks threw, and the last one (SPDK logs these). */
+export function bdevExamineErrors(): { count: number; last: unknown } {
+  return { count: examineErrors.count, last: examineErrors.last };
 }
 
 let examining = 0;

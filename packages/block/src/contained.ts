@@ -11,9 +11,12 @@ export class ContainedErrors {
   /** The most recent exception (a bug of ours if ever set). */
   last: unknown = undefined;
   #nextLog = 1;
+  /** What an exception cost, for the log line ("failed its I/O"). */
+  readonly #consequence: string;
 
-  constructor(where: string) {
+  constructor(where: string, consequence = 'failed its I/O') {
     this.where = where;
+    this.#consequence = consequence;
   }
 
   record(e: unknown): void {
@@ -21,7 +24,7 @@ export class ContainedErrors {
     this.last = e;
     if (this.count === this.#nextLog) {
       this.#nextLog *= 10;
-      containedLog(`${this.where}: exception #${this.count} failed its I/O: ${describe(e)}`);
+      containedLog(`${this.where}: exception #${this.count} ${this.#consequence}: ${describe(e)}`);
     }
   }
 }
