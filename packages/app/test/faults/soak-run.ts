@@ -10,6 +10,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { RpcClient } from '@storkit/rpc';
+
 import { verify, writeLoop } from './clients.js';
 import { BLOCKS, config, connectRetry, NQN, threeDisks } from './kill.js';
 import { TgtProcess } from './tgt.js';
@@ -61,12 +63,12 @@ const channels = (t: { threads: { io_channels: { ref: number }[] }[] }) =>
   t.threads.reduce((a, th) => a + th.io_channels.reduce((b, c) => b + c.ref, 0), 0);
 
 /** Wait until the target has no NVMe/TCP qpair, iSCSI connection or vhost session left. */
-async function drained(tgt: TgtProcess, ms: number): Promise<boolean> {
+async function drained(rpc: RpcClient, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   for (;;) {
-    const q = await tgt.rpc<unknown[]>('nvmf_subsystem_get_qpairs', { nqn: NQN });
-    const ic = await tgt.rpc<unknown[]>('iscsi_get_connections');
-    const vh = await tgt.rpc<{ sessions: unknown[] }[]>('vhost_get_controllers');
+    const q = await rpc.call<unknown[]>('nvmf_subsystem_get_qpairs', { nqn: NQN });
+    const ic = await rpc.call<unknown[]>('iscsi_get_connections');
+    const vh = await rpc.call<{ sessions: unknown[] }[]>('vhost_get_controllers');
     if (q.length === 0 && ic.length === 0 && vh.every((c) => c.sessions.length === 0)) return true;
     if (Date.now() > until) return false;
     await new Promise((res) => setTimeout(res, 100));
@@ -77,8 +79,11 @@ export async function soakRounds(dir: string, o: SoakOptions): Promise<SoakFigur
   const log = o.log ?? (() => {});
   const { disks, nvmePort, iscsiPort } = await threeDisks(dir);
   const tgt = await TgtProcess.start(config(dir, nvmePort, iscsiPort, false), dir);
-  const mem = () => tgt.rpc<Mem>('storkit_get_memory');
-  const refs = async () => channels(await tgt.rpc('thread_get_io_channels'));
+  // One RPC connection for every sample: a connection per call may still be open on the target's
+  // side when the next call counts fds.
+  const rpc = await RpcClient.connect(tgt.rpcPath);
+  const mem = () => rpc.call<Mem>('storkit_get_memory');
+  const refs = async () => channels(await rpc.call('thread_get_io_channels'));
   const t: SoakFigures = {
     rounds: 0,
     writes: 0,
@@ -151,7 +156,7 @@ export async function soakRounds(dir: string, o: SoakOptions): Promise<SoakFigur
       // Every connection of the round is gone: once the target has noticed (no qpair, iSCSI
       // connection or vhost session left), its fds and channel references must be back where
       // they were after round 1.
-      const gone = await drained(tgt, 20_000);
+      const gone = await drained(rpc, 20_000);
       let leak: string[] = gone ? [] : ['connections still open 20 s after the round ended'];
       let m = await mem();
       if (base) {
@@ -169,6 +174,13 @@ export async function soakRounds(dir: string, o: SoakOptions): Promise<SoakFigur
       // The first round warms every path (pools, bounce buffers, the iSCSI LUN's file): the
       // baseline is taken after it.
       if (t.before === null) {
+        // The baseline must not catch a socket still closing: two samples that agree.
+        for (let i = 0; i < 25; i++) {
+          await new Promise((res) => setTimeout(res, 200));
+          const again = await mem();
+          if (again.open_fds === m.open_fds) break;
+          m = again;
+        }
         t.before = m;
         base = { fds: m.open_fds, refs: await refs() };
       }
@@ -195,6 +207,7 @@ export async function soakRounds(dir: string, o: SoakOptions): Promise<SoakFigur
       for (const e of errs.slice(0, 10)) log(`  ${e}`);
     }
   } finally {
+    rpc.close();
     await tgt.stop();
   }
   t.minutes = (Date.now() - start) / 60_000;
