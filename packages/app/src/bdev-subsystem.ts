@@ -1,5 +1,6 @@
 // The bdev subsystem on the main thread: RPC schemas (SPDK's names and params), creation replayed
 // on every reactor with rollback, and a journal of what was created for save_config.
+import type { IoStatJson } from '@storkit/bdev';
 import type { Control } from '@storkit/reactor';
 import {
   type AnyMethodDef,
@@ -438,14 +439,14 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
           tick_rate: ctl.tickRate,
           ticks: ctl.ticks(),
           name: p.name,
-          channels: channels.map((c) => ({ thread_id: c.threadId, ...snake(c.stat) })),
+          channels: channels.map((c) => ({ thread_id: c.threadId, ...iostatSpdkJson(c.stat) })),
         };
       }
       const list = await ctl.call(0, bdevIostat, { name: p.name });
       return {
         tick_rate: ctl.tickRate,
         ticks: ctl.ticks(),
-        bdevs: list.map((b) => ({ name: b.name, ...snake(b.stat) })),
+        bdevs: list.map((b) => ({ name: b.name, ...iostatSpdkJson(b.stat) })),
       };
     },
   });
@@ -598,9 +599,50 @@ export function bdevSubsystem(ctl: ReactorControl, plugins: readonly BdevMethods
   };
 }
 
-/** camelCase stat fields to SPDK's snake_case. */
-function snake(o: object): Saved {
-  return Object.fromEntries(
-    Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
-  );
+/** SPDK's names of the failed statuses, by -(status) - 1 (bdev_io_status_get_string). */
+export const IO_ERROR_NAMES = [
+  'failed',
+  'nvme_error',
+  'scsi_error',
+  'nomem',
+  'miscompare',
+  'first_fused_failed',
+  'aborted',
+  'aio_error',
+] as const;
+
+/**
+ * One bdev's (or channel's) statistics in bdev_get_iostat's shape and field order, as SPDK v24.01
+ * prints them. Copies are SPDK's COPY I/O type, which no storkit bdev offers: always 0. storkit adds
+ * num_other_ops and other_latency_ticks (flush, reset and the other types SPDK counts nowhere).
+ */
+export function iostatSpdkJson(j: IoStatJson): Record<string, unknown> {
+  const ioError: Record<string, number> = {};
+  const e = j.ioError ?? [];
+  for (let i = 0; i < IO_ERROR_NAMES.length; i++) if ((e[i] ?? 0) > 0) ioError[IO_ERROR_NAMES[i]] = e[i];
+  return {
+    bytes_read: j.bytesRead,
+    num_read_ops: j.numReadOps,
+    bytes_written: j.bytesWritten,
+    num_write_ops: j.numWriteOps,
+    bytes_unmapped: j.bytesUnmapped,
+    num_unmap_ops: j.numUnmapOps,
+    bytes_copied: 0,
+    num_copy_ops: 0,
+    read_latency_ticks: j.readLatencyTicks,
+    max_read_latency_ticks: j.maxReadLatencyTicks,
+    min_read_latency_ticks: j.minReadLatencyTicks,
+    write_latency_ticks: j.writeLatencyTicks,
+    max_write_latency_ticks: j.maxWriteLatencyTicks,
+    min_write_latency_ticks: j.minWriteLatencyTicks,
+    unmap_latency_ticks: j.unmapLatencyTicks,
+    max_unmap_latency_ticks: j.maxUnmapLatencyTicks,
+    min_unmap_latency_ticks: j.minUnmapLatencyTicks,
+    copy_latency_ticks: 0,
+    max_copy_latency_ticks: 0,
+    min_copy_latency_ticks: 0,
+    io_error: ioError,
+    num_other_ops: j.numOtherOps,
+    other_latency_ticks: j.otherLatencyTicks,
+  };
 }

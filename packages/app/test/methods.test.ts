@@ -196,6 +196,35 @@ describe('app: every method, happy path and bad params', function () {
     };
     // One read: examine (the lvol module reads a new bdev's first page, as SPDK's examine_disk does).
     expect(st.bdevs[0]).to.include({ name: 'S0', bytes_read: 4096, num_read_ops: 1, num_write_ops: 0 });
+    // SPDK v24.01's fields in its order (spdk_tgt's bdev_get_iostat on a malloc bdev, 2026-12-08),
+    // then storkit's two extras.
+    expect(Object.keys(st.bdevs[0])).to.deep.equal([
+      'name',
+      'bytes_read',
+      'num_read_ops',
+      'bytes_written',
+      'num_write_ops',
+      'bytes_unmapped',
+      'num_unmap_ops',
+      'bytes_copied',
+      'num_copy_ops',
+      'read_latency_ticks',
+      'max_read_latency_ticks',
+      'min_read_latency_ticks',
+      'write_latency_ticks',
+      'max_write_latency_ticks',
+      'min_write_latency_ticks',
+      'unmap_latency_ticks',
+      'max_unmap_latency_ticks',
+      'min_unmap_latency_ticks',
+      'copy_latency_ticks',
+      'max_copy_latency_ticks',
+      'min_copy_latency_ticks',
+      'io_error',
+      'num_other_ops',
+      'other_latency_ticks',
+    ]);
+    expect(st.bdevs[0].io_error).to.deep.equal({});
     await bad('bdev_get_iostat', { name: 'ghost' }, /ghost/);
     // bdev_examine answers only with bdev_auto_examine off (a startup option): its happy path is
     // in options.test.ts; here, the refusal while every bdev is examined anyway.

@@ -229,7 +229,7 @@ export function completeUser(io: BdevIo, status: IoStatus): void {
   const ch = io.ch;
   sampleNow(ch);
   const ticks = ch.shared.now - io.submitTick;
-  ch.stat.record(io.type, io.numBlocks * io.bdev.blockSize, ticks, status === IoStatus.SUCCESS);
+  ch.stat.record(io.type, io.numBlocks * io.bdev.blockSize, ticks, status);
   if (ch.histogram !== null) ch.histogram.tally(ticks);
   const cb = io.cb;
   const arg = io.cbArg;

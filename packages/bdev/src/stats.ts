@@ -1,4 +1,4 @@
-import { IoType } from './types.js';
+import { IoStatus, IoType } from './types.js';
 
 /** Per-bdev or per-channel I/O statistics (the fields of SPDK's bdev_get_iostat, in ticks). */
 export class IoStat {
@@ -20,11 +20,18 @@ export class IoStat {
   minUnmapLatencyTicks = Number.MAX_SAFE_INTEGER;
   otherLatencyTicks = 0;
   numErrors = 0;
+  /**
+   * Failed I/O by status: index i counts status -(i + 1), FAILED (-1) to AIO_ERROR (-8), as SPDK's
+   * io_error stat does (bdev_get_iostat names them, see IO_ERROR_NAMES).
+   */
+  ioError: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
-  /** Account one completed I/O; no allocation. */
-  record(type: IoType, bytes: number, ticks: number, ok: boolean): void {
-    if (!ok) {
+  /** Account one completed I/O by its status (SPDK's numbers); no allocation. */
+  record(type: IoType, bytes: number, ticks: number, status: number): void {
+    if (status !== IoStatus.SUCCESS) {
       this.numErrors++;
+      const i = -status - 1;
+      if (i >= 0 && i < 8) this.ioError[i]++;
       return;
     }
     switch (type) {
@@ -78,6 +85,8 @@ export class IoStat {
     this.minUnmapLatencyTicks = Math.min(this.minUnmapLatencyTicks, s.minUnmapLatencyTicks);
     this.otherLatencyTicks += s.otherLatencyTicks;
     this.numErrors += s.numErrors;
+    const e = s.ioError;
+    if (e !== undefined) for (let i = 0; i < 8; i++) this.ioError[i] += e[i] ?? 0;
   }
 
   reset(): void {
@@ -106,6 +115,7 @@ export class IoStat {
       minUnmapLatencyTicks: fix(this.minUnmapLatencyTicks),
       otherLatencyTicks: this.otherLatencyTicks,
       numErrors: this.numErrors,
+      ioError: [...this.ioError],
     };
   }
 
@@ -138,6 +148,8 @@ export interface IoStatJson {
   minUnmapLatencyTicks: number;
   otherLatencyTicks: number;
   numErrors: number;
+  /** Failed I/O by status -(i + 1) (absent in copies made before it existed). */
+  ioError?: number[];
 }
 
 // SPDK's spdk_histogram_data layout (include/spdk/histogram_data.h) with its default

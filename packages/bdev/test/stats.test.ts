@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Histogram, histogramSpdkJson, IoStat, IoType } from '../src/index.js';
+import { Histogram, histogramSpdkJson, IoStat, IoStatus, IoType } from '../src/index.js';
 
 describe('statistics', () => {
   it('histogram buckets are monotonic and hold their value within ~3%', () => {
@@ -69,12 +69,15 @@ describe('statistics', () => {
 
   it('iostat records per type and survives a JSON round trip', () => {
     const s = new IoStat();
-    s.record(IoType.READ, 4096, 10, true);
-    s.record(IoType.READ, 4096, 30, true);
-    s.record(IoType.WRITE_ZEROES, 512, 5, true);
-    s.record(IoType.UNMAP, 8192, 7, true);
-    s.record(IoType.FLUSH, 0, 1, true);
-    s.record(IoType.READ, 4096, 1, false);
+    s.record(IoType.READ, 4096, 10, IoStatus.SUCCESS);
+    s.record(IoType.READ, 4096, 30, IoStatus.SUCCESS);
+    s.record(IoType.WRITE_ZEROES, 512, 5, IoStatus.SUCCESS);
+    s.record(IoType.UNMAP, 8192, 7, IoStatus.SUCCESS);
+    s.record(IoType.FLUSH, 0, 1, IoStatus.SUCCESS);
+    s.record(IoType.READ, 4096, 1, IoStatus.FAILED);
+    s.record(IoType.COMPARE_AND_WRITE, 4096, 1, IoStatus.MISCOMPARE);
+    s.record(IoType.READ, 4096, 1, IoStatus.ABORTED);
+    s.record(IoType.READ, 4096, 1, IoStatus.ABORTED);
     const j = IoStat.fromJSON(JSON.parse(JSON.stringify(s.toJSON())));
     expect(j.toJSON()).to.deep.equal(s.toJSON());
     expect(s.toJSON()).to.include({
@@ -85,8 +88,10 @@ describe('statistics', () => {
       numWriteOps: 1,
       numUnmapOps: 1,
       numOtherOps: 1,
-      numErrors: 1,
+      numErrors: 4,
     });
+    // By status, as SPDK's io_error stat: FAILED (-1) at 0, MISCOMPARE (-5) at 4, ABORTED (-7) at 6.
+    expect(s.toJSON().ioError).to.deep.equal([1, 0, 0, 0, 1, 0, 2, 0]);
     expect(new IoStat().toJSON().minReadLatencyTicks).to.equal(0);
   });
 });
