@@ -116,6 +116,11 @@ export class Blobstore {
    * UUID.
    */
   esnapResolver: (id: Uint8Array) => string | null = defaultEsnapResolver;
+  /**
+   * Clones of an external snapshot that did not open because the resolver did not find their bdev,
+   * by blob id, with the id they wait for (SPDK's degraded lvols): open them when it is there.
+   */
+  readonly missingEsnaps = new Map<number, Uint8Array>();
   readonly #opening = new Map<number, DoneWith<Blob | null>[]>();
   /** Snapshot id → its clones (SPDK's snapshot list). */
   readonly clones = new Map<number, Set<number>>();

@@ -446,6 +446,7 @@ export function openFromDisk(
       }
       blob.esnapBdev = bs.esnapResolver(esnap) ?? '';
       if (blob.esnapBdev === '') {
+        bs.missingEsnaps.set(id, esnap.slice());
         blob.cmap.close();
         return done(
           new BlobError(
@@ -455,6 +456,7 @@ export function openFromDisk(
           null,
         );
       }
+      bs.missingEsnaps.delete(id);
       return done(null, blob);
     }
     const snap = blob.thin ? blob.getXattr(XattrName.SNAPSHOT, true) : undefined;

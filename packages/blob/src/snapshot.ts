@@ -410,6 +410,25 @@ function mergeIntoClone(bs: Blobstore, snap: Blob, cloneId: number, done: Done):
               snap.mdRo = wasRo;
               return thaw(e1);
             }
+            // An extent page maps the clusters of its range the blob has: one of the snapshot's
+            // that the clone (of another size) would adopt as it is maps too few or too many for
+            // the clone. The clone gets a new page for that range instead (written before its
+            // root; the snapshot's goes with it), claimed before anything changes.
+            const covers = (e: number, n: number) =>
+              Math.max(0, Math.min((e + 1) * EXTENTS_PER_PAGE, n) - e * EXTENTS_PER_PAGE);
+            const fresh = new Map<number, number>();
+            for (let e = 0; e < Math.min(snap.extentPages.length, clone.extentPages.length); e++) {
+              if (snap.extentPages[e] === 0 || clone.extentPages[e] !== 0) continue;
+              if (covers(e, snap.numClusters) === covers(e, clone.numClusters)) continue;
+              const np = bs.claimExtentPage();
+              if (np < 0) {
+                for (const p of fresh.values()) bs.usedMdPages.clear(p);
+                snap.removeXattr(XattrName.SNAPSHOT_PENDING_REMOVAL, true);
+                snap.mdRo = wasRo;
+                return thaw(new BlobError('ENOSPC', "no free metadata page for the clone's extent page"));
+              }
+              fresh.set(e, np);
+            }
             const n = Math.min(snap.numClusters, clone.numClusters);
             const taken: number[] = [];
             for (let i = 0; i < n; i++) {
@@ -422,7 +441,11 @@ function mergeIntoClone(bs: Blobstore, snap: Blob, cloneId: number, done: Done):
             const ne = Math.min(snap.extentPages.length, clone.extentPages.length);
             for (let e = 0; e < ne; e++) {
               if (snap.extentPages[e] === 0) continue;
-              if (clone.extentPages[e] === 0) clone.extentPages[e] = snap.extentPages[e];
+              const np = fresh.get(e);
+              if (np !== undefined) {
+                clone.extentPages[e] = np;
+                clone.dirtyEps.add(e);
+              } else if (clone.extentPages[e] === 0) clone.extentPages[e] = snap.extentPages[e];
               else if (taken.some((i) => Math.floor(i / EXTENTS_PER_PAGE) === e)) clone.dirtyEps.add(e);
             }
             // The clone reads through the snapshot's snapshot now; the snapshot's reference to it moves.

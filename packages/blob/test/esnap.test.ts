@@ -115,6 +115,12 @@ describe('blobstore: clones of an external snapshot (esnap)', function () {
     const other = h.run<Blobstore>((cb) => Blobstore.load(d.desc, {}, cb as never));
     other.esnapResolver = () => null;
     expect(() => h.run((cb) => other.openBlob(id, cb as never))).to.throw(/external snapshot/);
+    expect(other.missingEsnaps.get(id)).to.deep.equal(esnapId);
+    // Once it can be found, the clone opens.
+    other.esnapResolver = () => 'Ext0';
+    const late = h.run<Blob>((cb) => other.openBlob(id, cb as never));
+    expect(other.missingEsnaps.has(id)).to.equal(false);
+    h.run((cb) => other.closeBlob(late, cb));
     h.run((cb) => other.unload(cb));
     d.close();
     ext.close();

@@ -367,8 +367,9 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
 
   it('clones of an external bdev (bdev_lvol_clone_bdev): SPDK-made opens in storkit, storkit-made in SPDK, copy-on-write both ways', async () => {
     // The external snapshot: a delay bdev with a fixed UUID over a file of known bytes (SPDK stores
-    // the bdev's UUID in the clone and finds the bdev by it when the lvstore loads). It comes first
-    // in the config: storkit looks for it when the lvstore is examined.
+    // the bdev's UUID in the clone and finds the bdev by it). It comes after the lvstore's base in
+    // the config, as save_config would have it: the clone waits for it (SPDK's degraded lvol) and
+    // opens when it is registered.
     const lvsFile = join(dir, 'esnap-lvs.img');
     const extFile = join(dir, 'esnap-ext.img');
     await exec('truncate', ['-s', `${32 * MiB}`, lvsFile]);
@@ -384,6 +385,7 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
           {
             subsystem: 'bdev',
             config: [
+              { method: 'bdev_aio_create', params: { name: 'aio0', filename: lvsFile, block_size: 4096 } },
               { method: 'bdev_aio_create', params: { name: 'aioE', filename: extFile, block_size: 4096 } },
               {
                 // SPDK v24.01's passthru takes its UUID from its base's (random for aio); the delay
@@ -399,7 +401,22 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
                   uuid: extUuid,
                 },
               },
+            ],
+          },
+        ],
+      }),
+    );
+    // The same without the external bdev: storkit starts, the clone waits, the bdev comes by RPC.
+    const cfgNoExt = join(dir, 'esnap-noext.json');
+    writeFileSync(
+      cfgNoExt,
+      JSON.stringify({
+        subsystems: [
+          {
+            subsystem: 'bdev',
+            config: [
               { method: 'bdev_aio_create', params: { name: 'aio0', filename: lvsFile, block_size: 4096 } },
+              { method: 'bdev_aio_create', params: { name: 'aioE', filename: extFile, block_size: 4096 } },
             ],
           },
         ],
@@ -423,7 +440,21 @@ describe('cli: lvstores between SPDK v24.01 and storkit (spdk_tgt, spdk_dd; stor
     w1.copy(a, MiB + MiB / 4);
 
     // storkit lists it as SPDK does and reads SPDK's bytes; then copies on write into it too.
-    const ours = await withStorkit(cfg, listing);
+    const ours = await withStorkit(cfgNoExt, async (c) => {
+      const before = await listing(c);
+      expect(before.lvstores.map((l) => l.name)).to.deep.equal(['lvsE']);
+      expect(before.bdevs, 'no bdev for the clone while its external bdev is missing').to.deep.equal([]);
+      await c.call('bdev_delay_create', {
+        base_bdev_name: 'aioE',
+        name: 'ext0',
+        avg_read_latency: 0,
+        p99_read_latency: 0,
+        avg_write_latency: 0,
+        p99_write_latency: 0,
+        uuid: extUuid,
+      });
+      return listing(c);
+    });
     expect(ours.lvols).to.deep.equal(spdkListing.lvols);
     expect(ours.bdevs.map(bdevShape)).to.deep.equal(spdkListing.bdevs.map(bdevShape));
     expect(ours.lvols[0]).to.include({ is_esnap_clone: true, is_clone: false, is_thin_provisioned: true });

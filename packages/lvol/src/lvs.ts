@@ -214,22 +214,40 @@ export class Lvs {
       this.#openAll(ids, i + 1, done);
       return;
     }
+    this.#openOne(id, () => this.#openAll(ids, i + 1, done));
+  }
+
+  /** Open blob `id` as an lvol; a blob that does not is listed in `problems`. */
+  #openOne(id: number, done: (l: Lvol | null) => void): void {
     this.bs.openBlob(id, (err, blob) => {
       if (err !== null || blob === null) {
         this.problems.push({ blob: id, message: err?.message ?? 'does not open' });
-        return this.#openAll(ids, i + 1, done);
+        return done(null);
       }
       const name = text(blob.getXattr('name'));
       const uuidRaw = text(blob.getXattr('uuid'));
       if (name === undefined || name === '') {
         this.problems.push({ blob: id, message: 'an lvol blob without a name' });
-        return this.bs.closeBlob(blob, () => this.#openAll(ids, i + 1, done));
+        return this.bs.closeBlob(blob, () => done(null));
       }
       // Lvols made before SPDK stored uuids are named by the lvstore's uuid and the blob id.
       const uuid = uuidRaw !== undefined && isUuid(uuidRaw) ? uuidRaw.toLowerCase() : `${this.uuid}_${id}`;
-      this.lvols.set(uuid, new Lvol(this, uuid, name, blob));
-      this.#openAll(ids, i + 1, done);
+      const l = new Lvol(this, uuid, name, blob);
+      this.lvols.set(uuid, l);
+      done(l);
     });
+  }
+
+  /**
+   * Open an esnap clone skipped at load because its external bdev was not there (SPDK's
+   * spdk_lvs_notify_hotplug): now that it is, the lvol comes in like any other.
+   */
+  openLate(id: number, done: (l: Lvol | null, message: string) => void): void {
+    const before = this.problems.filter((p) => p.blob === id);
+    for (const p of before) this.problems.splice(this.problems.indexOf(p), 1);
+    this.#openOne(id, (l) =>
+      done(l, l === null ? (this.problems.find((p) => p.blob === id)?.message ?? '') : ''),
+    );
   }
 
   #xattrs(name: string, uuid: string): Xattr[] {

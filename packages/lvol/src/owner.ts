@@ -123,7 +123,41 @@ export function createLvs(
 }
 
 /** Examine on reactor 0: a bdev whose page 0 is an LVOLSTORE super block gets its lvstore loaded. */
+/**
+ * A new bdev may be the external snapshot esnap clones of loaded lvstores wait for (skipped at load
+ * because it was not registered yet): open those lvols now and give every reactor their bdevs.
+ */
+function openWaitingEsnaps(bdev: Bdev, done: () => void): void {
+  const names = new Set([bdev.name, bdev.uuid, ...bdev.aliases]);
+  const work: [Lvs, number][] = [];
+  for (const lvs of stores.values())
+    for (const [id, esnap] of lvs.bs.missingEsnaps) {
+      const end = esnap.indexOf(0);
+      const want = new TextDecoder().decode(end < 0 ? esnap : esnap.subarray(0, end));
+      if (names.has(want) || names.has(want.toLowerCase())) work.push([lvs, id]);
+    }
+  const next = (i: number): void => {
+    if (i >= work.length) return done();
+    const [lvs, id] = work[i];
+    lvs.openLate(id, (l, message) => {
+      if (l === null) {
+        console.warn(`lvol: lvstore ${lvs.name}: blob 0x${id.toString(16)} still does not open: ${message}`);
+        return next(i + 1);
+      }
+      publish({ lvs: lvs.uuid, add: [lvolDescriptor(l)] }, (err) => {
+        if (err !== null) console.warn(`lvol: ${l.alias}: ${err.message}`);
+        next(i + 1);
+      });
+    });
+  };
+  next(0);
+}
+
 function examine(bdev: Bdev, done: () => void): void {
+  openWaitingEsnaps(bdev, () => examineBase(bdev, done));
+}
+
+function examineBase(bdev: Bdev, done: () => void): void {
   if (bdev.claimedBy !== null) {
     done();
     return;
