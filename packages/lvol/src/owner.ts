@@ -137,7 +137,10 @@ function openWaitingEsnaps(bdev: Bdev, done: () => void): void {
       if (names.has(want) || names.has(want.toLowerCase())) work.push([lvs, id]);
     }
   const next = (i: number): void => {
-    if (i >= work.length) return done();
+    if (i >= work.length) {
+      done();
+      return;
+    }
     const [lvs, id] = work[i];
     lvs.openLate(id, (l, message) => {
       if (l === null) {
