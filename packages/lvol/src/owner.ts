@@ -145,7 +145,8 @@ function openWaitingEsnaps(bdev: Bdev, done: () => void): void {
     lvs.openLate(id, (l, message) => {
       if (l === null) {
         console.warn(`lvol: lvstore ${lvs.name}: blob 0x${id.toString(16)} still does not open: ${message}`);
-        return next(i + 1);
+        next(i + 1);
+        return;
       }
       publish({ lvs: lvs.uuid, add: [lvolDescriptor(l)] }, (err) => {
         if (err !== null) console.warn(`lvol: ${l.alias}: ${err.message}`);
