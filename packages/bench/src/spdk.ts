@@ -356,6 +356,12 @@ const LVOL = 'lvs/lvol0';
 /** The thick lvol (1 MiB clusters): what 64 MiB holds after the lvstore's metadata. */
 const THICK_MIB = 56;
 /**
+ * The snapshot row's thick lvol: after the snapshot each cluster's first write copies it to a new
+ * cluster, so the lvstore must hold the volume twice; a 56 MiB one failed those writes with ENOSPC
+ * (NVMe Internal Error, sc 6) on SPDK's side and storkit's alike.
+ */
+const SNAPSHOT_MIB = 24;
+/**
  * The thin row's base: a concat of a malloc bdev (the lvstore's super block, masks and metadata
  * pages, all within its 128 MiB) and a 4 GiB null bdev (the data clusters past the malloc: their
  * writes cost nothing), so that a second of first writes (over 100 k allocations a second, 4 KiB
@@ -412,7 +418,7 @@ function bdevConfig(row: Row) {
         params: {
           lvs_name: 'lvs',
           lvol_name: 'lvol0',
-          size_in_mib: thin ? THIN_MIB : THICK_MIB,
+          size_in_mib: thin ? THIN_MIB : row.snapshot === true ? SNAPSHOT_MIB : THICK_MIB,
           thin_provision: thin,
         },
       },
