@@ -3,7 +3,15 @@
 import { type BdevDesc, bdevClose, bdevOpenExt } from '@storkit/bdev';
 import { bdevMallocCreate, bdevMallocDelete } from '@storkit/bdev/modules';
 import { DmaRegion } from '@storkit/native';
-import { closeTestHarnesses, createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+
+/**
+ * The harnesses this file's `harness()` made: closed after each test. Only these: this hook is a
+ * root hook (it runs after every test of every file in the process), and another file's harness,
+ * made in its own `before`, must live on until that file's `after` (closeTestHarnesses here closed
+ * accel's I/OAT test harness under it in CI, and every later file failed).
+ */
+const live: TestHarness[] = [];
 
 const openDisks = new Set<Disk>();
 afterEach(() => {
@@ -15,11 +23,19 @@ afterEach(() => {
       openDisks.delete(d);
     }
   }
-  closeTestHarnesses();
+  for (const h of live.splice(0)) {
+    try {
+      h.close();
+    } catch {
+      // the failed test's own leak
+    }
+  }
 });
 
 export function harness(reactors = 1): TestHarness {
-  return createTestHarness({ reactors });
+  const h = createTestHarness({ reactors });
+  live.push(h);
+  return h;
 }
 
 export interface Disk {

@@ -10,14 +10,29 @@ import {
 } from '@storkit/bdev';
 import { bdevMallocCreate, bdevMallocDelete } from '@storkit/bdev/modules';
 import { DmaRegion } from '@storkit/native';
-import { closeTestHarnesses, createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+import { createTestHarness, type TestHarness } from '@storkit/reactor/testing';
+
+/**
+ * The harnesses this file's `harness()` made, closed after each test. Only these: the hook is a
+ * root hook, run after every test of every file in the process; closing every open harness there
+ * (closeTestHarnesses) closed other files' harnesses made in their `before` hooks.
+ */
+const live: TestHarness[] = [];
 
 afterEach(() => {
-  closeTestHarnesses();
+  for (const h of live.splice(0)) {
+    try {
+      h.close();
+    } catch {
+      // the failed test's own leak
+    }
+  }
 });
 
 export function harness(reactors = 1): TestHarness {
-  return createTestHarness({ reactors });
+  const h = createTestHarness({ reactors });
+  live.push(h);
+  return h;
 }
 
 /** Wait for every examine in progress (a base bdev just registered, its lvstore loading). */

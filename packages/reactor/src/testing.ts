@@ -171,9 +171,11 @@ export class TestHarness {
 const openHarnesses = new Set<TestHarness>();
 
 /**
- * Close every harness still open, for an afterEach hook: a test that failed before its own
- * close() leaves nothing behind for the next. What they leak is not thrown (that test already
- * failed); a test that passes closes its harness itself, where a leak fails it.
+ * Close every harness still open, for an afterEach hook inside a describe block: a test that
+ * failed before its own close() leaves nothing behind for the next. What they leak is not thrown
+ * (that test already failed); a test that passes closes its harness itself, where a leak fails it.
+ * Never from a root hook (a file's top-level afterEach runs after every test of every file in
+ * the process): it would close other files' harnesses still in use.
  */
 export function closeTestHarnesses(): void {
   for (const h of [...openHarnesses]) {
