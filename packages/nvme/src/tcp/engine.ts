@@ -592,6 +592,15 @@ export class TcpHostEngine implements PduHandler {
         const s = off + CH_SIZE;
         const r = this.#reqFor(dv.getUint16(s + 12, true), CH_SIZE + 12);
         const status = r.digestError ? STATUS_TRANSPORT_ERROR : dv.getUint16(s + 14, true) >>> 1;
+        // A read answered with success before all of its data came (a controller sends the C2HData
+        // first): completing it would hand the caller a buffer partly stale, silently. A replayed
+        // or misrouted answer (digests cannot see one) does exactly this.
+        if (r.dir === 2 && status === 0 && r.c2hRecv !== r.len)
+          this.#proto(
+            Fes.PduSequenceError,
+            0,
+            `CapsuleResp (success) for read CID ${r.cid} after ${r.c2hRecv} of its ${r.len} bytes`,
+          );
         this.#finish(r, status, dv.getUint32(s, true), dv.getUint32(s + 4, true));
         return;
       }
